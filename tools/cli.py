@@ -1,0 +1,66 @@
+"""The `tempo` command: one sub-command per module under tempo.tools.commands.
+
+User mistakes (bad path, bad URL, missing model, unknown stream) are `TempoError`s: one line on stderr
+and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from tempo import __version__
+from tempo.errors import TempoError
+
+# Each module exposes `register(subparsers) -> None`; the parser it adds sets `func(args) -> int`.
+COMMAND_MODULES: tuple[str, ...] = (
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tempo",
+        description=(
+            "Ask questions about live camera feeds and long recordings. Tempo compresses each video "
+            "segment into a few memory tokens, keeps them in Redis + FAISS, and answers with timestamps."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"tempo {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="tempo: %(levelname)s: %(message)s",
+    )
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except TempoError as exc:
+        print(f"tempo: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("tempo: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `tempo segments x | head`: the reader went away; not an error worth a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
