@@ -1,0 +1,471 @@
+"""LangGraph checkpoints on plain Redis: hashes and sorted sets, no RedisJSON or RediSearch.
+
+`langgraph-checkpoint-redis` needs the RedisJSON and RediSearch modules; the Redis servers we run
+(embedded `redis-server`, plain Redis in docker-compose) have neither. This saver keeps the same
+contract as LangGraph's own savers (see `langgraph.checkpoint.memory.InMemorySaver`) with ordinary
+commands only.
+
+Layout, per thread T and checkpoint namespace N (both percent-encoded so that ':' in a namespace such
+as "child:1b2c|grand:3d4e" cannot make two keys collide; `{T}` is a hash tag so every key of a
+thread lives in one Redis Cluster slot and MULTI/EXEC works there too):
+
+    {prefix}:threads                    set   thread ids (for `list(None)`)
+    {prefix}:{T}:namespaces             set   namespaces used by the thread
+    {prefix}:{T}:ns={N}:ids                zset  checkpoint ids, all scores 0: lexicographic order is
+                                              time order, since ids are UUIDv6 strings of one length
+    {prefix}:{T}:ns={N}:checkpoints        hash  checkpoint id -> framed (parent id, checkpoint, metadata)
+    {prefix}:{T}:ns={N}:blobs              hash  "channel\\0version" -> framed channel value
+    {prefix}:{T}:ns={N}:writes             hash  "checkpoint id\\0task id\\0idx" -> framed pending write
+    {prefix}:{T}:ns={N}:write_keys         zset  the field names of `writes`, scores 0, so the writes of
+                                              one checkpoint are one ZRANGEBYLEX away
+
+Channel values are stored once per (channel, version), as LangGraph's savers do: a checkpoint only
+names versions, and `put` receives just the channels whose version changed (`new_versions`).
+Values go through the saver's `serde` (`dumps_typed` / `loads_typed`), so whatever a graph can keep
+in memory it can keep here. Every write is one MULTI/EXEC transaction. With `ttl` set, every key of a
+thread expires `ttl` seconds after the thread's last write (a sliding expiry, refreshed on each put).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import redis
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    PendingWrite,
+    SerializerProtocol,
+    get_checkpoint_id,
+    get_checkpoint_metadata,
+    writes_sort_key,
+)
+
+DEFAULT_PREFIX = "tempo:lg"
+
+# How many checkpoint ids `list` fetches per round trip while it filters on metadata.
+_LIST_BATCH = 64
+
+
+def _pack(header: list[Any], *payloads: bytes) -> bytes:
+    """One Redis value from a small JSON header and raw byte payloads (lengths go in the header)."""
+    head = json.dumps([header, [len(p) for p in payloads]], separators=(",", ":"))
+    # json.dumps escapes control characters, so the header holds no raw newline.
+    return head.encode() + b"\n" + b"".join(payloads)
+
+
+def _unpack(data: bytes) -> tuple[list[Any], list[bytes]]:
+    cut = data.index(b"\n")
+    header, lengths = json.loads(data[:cut])
+    payloads: list[bytes] = []
+    pos = cut + 1
+    for n in lengths:
+        payloads.append(data[pos : pos + n])
+        pos += n
+    return header, payloads
+
+
+def _enc(part: str) -> str:
+    """A key component that cannot contain ':' or braces (reversible percent-encoding)."""
+    return quote(part, safe="")
+
+
+class RedisCheckpointSaver(BaseCheckpointSaver[str]):
+    """LangGraph `BaseCheckpointSaver` on plain Redis commands.
+
+    Args:
+        client: a `redis.Redis` made with `decode_responses=False` (values are bytes).
+        prefix: first component of every key, so several apps can share one Redis database.
+        ttl: seconds a thread is kept after its last write; None keeps it until `delete_thread`.
+        serde: LangGraph serializer; the default is LangGraph's `JsonPlusSerializer`.
+
+    Use `RedisCheckpointSaver.from_url("redis://...")` to build one from a URL.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        ttl: float | None = None,
+        serde: SerializerProtocol | None = None,
+    ) -> None:
+        super().__init__(serde=serde)
+        if client.get_connection_kwargs().get("decode_responses"):
+            raise ValueError("RedisCheckpointSaver needs a Redis client with decode_responses=False")
+        if ttl is not None and ttl <= 0:
+            raise ValueError("ttl must be a positive number of seconds or None")
+        self.client = client
+        self.prefix = prefix
+        self.ttl_ms = None if ttl is None else max(1, round(ttl * 1000))
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        ttl: float | None = None,
+        serde: SerializerProtocol | None = None,
+    ) -> RedisCheckpointSaver:
+        return cls(redis.Redis.from_url(url), prefix=prefix, ttl=ttl, serde=serde)
+
+    def close(self) -> None:
+        self.client.close()
+
+    # ----- keys -------------------------------------------------------------------------------------
+
+    def _threads_key(self) -> str:
+        return f"{self.prefix}:threads"
+
+    def _thread_base(self, thread_id: str) -> str:
+        return f"{self.prefix}:{{{_enc(thread_id)}}}"
+
+    def _namespaces_key(self, thread_id: str) -> str:
+        return f"{self._thread_base(thread_id)}:namespaces"
+
+    def _ns_keys(self, thread_id: str, ns: str) -> dict[str, str]:
+        # "ns=" + encoded namespace: the root namespace "" becomes "ns=", distinct from every other.
+        base = f"{self._thread_base(thread_id)}:ns={_enc(ns)}"
+        return {
+            "ids": f"{base}:ids",
+            "checkpoints": f"{base}:checkpoints",
+            "blobs": f"{base}:blobs",
+            "writes": f"{base}:writes",
+            "write_keys": f"{base}:write_keys",
+        }
+
+    # ----- helpers ----------------------------------------------------------------------------------
+
+    def _namespaces(self, thread_id: str) -> list[str]:
+        return sorted(m.decode() for m in self.client.smembers(self._namespaces_key(thread_id)))
+
+    def _refresh_ttl(self, pipe: redis.client.Pipeline, thread_id: str, namespaces: Sequence[str]) -> None:
+        if self.ttl_ms is None:
+            return
+        pipe.pexpire(self._namespaces_key(thread_id), self.ttl_ms)
+        for ns in namespaces:
+            for key in self._ns_keys(thread_id, ns).values():
+                pipe.pexpire(key, self.ttl_ms)
+
+    def _load_blobs(self, thread_id: str, ns: str, versions: ChannelVersions) -> dict[str, Any]:
+        if not versions:
+            return {}
+        channels = list(versions)
+        fields = [f"{ch}\x00{versions[ch]}" for ch in channels]
+        raw = self.client.hmget(self._ns_keys(thread_id, ns)["blobs"], fields)
+        values: dict[str, Any] = {}
+        for ch, blob in zip(channels, raw, strict=True):
+            if blob is None:
+                continue
+            (type_,), (data,) = _unpack(blob)
+            if type_ == "empty":  # the channel existed at that version but held no value
+                continue
+            values[ch] = self.serde.loads_typed((type_, data))
+        return values
+
+    def _load_writes(self, thread_id: str, ns: str, checkpoint_id: str) -> list[PendingWrite]:
+        keys = self._ns_keys(thread_id, ns)
+        fields = self.client.zrangebylex(
+            keys["write_keys"], f"[{checkpoint_id}\x00".encode(), f"({checkpoint_id}\x01".encode()
+        )
+        if not fields:
+            return []
+        raw = self.client.hmget(keys["writes"], fields)
+        rows: list[tuple[tuple[str, str, int], PendingWrite]] = []
+        for blob in raw:
+            if blob is None:  # expired or deleted between the two reads
+                continue
+            (task_id, channel, idx, task_path, type_), (data,) = _unpack(blob)
+            value = self.serde.loads_typed((type_, data))
+            rows.append((writes_sort_key(task_path, task_id, idx), (task_id, channel, value)))
+        rows.sort(key=lambda row: row[0])
+        return [write for _, write in rows]
+
+    def _tuple(
+        self, thread_id: str, ns: str, checkpoint_id: str, record: bytes, config: RunnableConfig | None = None
+    ) -> CheckpointTuple:
+        (parent_id, ck_type, md_type), (ck_data, md_data) = _unpack(record)
+        checkpoint: Checkpoint = self.serde.loads_typed((ck_type, ck_data))
+        metadata: CheckpointMetadata = self.serde.loads_typed((md_type, md_data))
+        checkpoint = {
+            **checkpoint,
+            "channel_values": self._load_blobs(thread_id, ns, checkpoint["channel_versions"]),
+        }
+        own_config: RunnableConfig = config or {
+            "configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}
+        }
+        parent_config: RunnableConfig | None = (
+            {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": parent_id}}
+            if parent_id
+            else None
+        )
+        return CheckpointTuple(
+            config=own_config,
+            checkpoint=checkpoint,
+            metadata=metadata,
+            parent_config=parent_config,
+            pending_writes=self._load_writes(thread_id, ns, checkpoint_id),
+        )
+
+    @staticmethod
+    def _metadata_matches(metadata: CheckpointMetadata, filter: dict[str, Any] | None) -> bool:
+        if not filter:
+            return True
+        return all(metadata.get(key) == value for key, value in filter.items())  # type: ignore[misc]
+
+    # ----- BaseCheckpointSaver: reads ---------------------------------------------------------------
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """The checkpoint named by `config`'s `checkpoint_id`, else the latest of its thread and namespace."""
+        configurable = config["configurable"]
+        thread_id = str(configurable["thread_id"])
+        ns = configurable.get("checkpoint_ns", "")
+        keys = self._ns_keys(thread_id, ns)
+        checkpoint_id = get_checkpoint_id(config)
+        if checkpoint_id:
+            record = self.client.hget(keys["checkpoints"], checkpoint_id)
+            if record is None:
+                return None
+            return self._tuple(thread_id, ns, checkpoint_id, record, config)
+        latest = self.client.zrevrangebylex(keys["ids"], b"+", b"-", start=0, num=1)
+        if not latest:
+            return None
+        checkpoint_id = latest[0].decode()
+        record = self.client.hget(keys["checkpoints"], checkpoint_id)
+        if record is None:  # deleted or expired between the two reads
+            return None
+        return self._tuple(thread_id, ns, checkpoint_id, record)
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        """Checkpoints newest first (per thread and namespace), filtered like LangGraph's savers.
+
+        `config` narrows to a thread (and, if given, a namespace and a checkpoint id); `filter` keeps
+        checkpoints whose metadata has every given key equal to the given value; `before` keeps ids
+        strictly older than its checkpoint id; `limit` caps the number yielded.
+        """
+        if limit is not None and limit <= 0:
+            return
+        remaining = limit
+        if config is not None:
+            configurable = config["configurable"]
+            thread_ids = [str(configurable["thread_id"])]
+            only_ns: str | None = configurable.get("checkpoint_ns")
+            only_id = get_checkpoint_id(config)
+        else:
+            thread_ids = sorted(m.decode() for m in self.client.smembers(self._threads_key()))
+            only_ns, only_id = None, None
+        before_id = get_checkpoint_id(before) if before else None
+        for thread_id in thread_ids:
+            namespaces = [only_ns] if only_ns is not None else self._namespaces(thread_id)
+            for ns in namespaces:
+                for item in self._list_namespace(thread_id, ns, only_id, before_id, filter):
+                    yield item
+                    if remaining is not None:
+                        remaining -= 1
+                        if remaining <= 0:
+                            return
+
+    def _list_namespace(
+        self,
+        thread_id: str,
+        ns: str,
+        only_id: str | None,
+        before_id: str | None,
+        filter: dict[str, Any] | None,
+    ) -> Iterator[CheckpointTuple]:
+        keys = self._ns_keys(thread_id, ns)
+        if only_id is not None:
+            if before_id is not None and only_id >= before_id:
+                return
+            record = self.client.hget(keys["checkpoints"], only_id)
+            if record is not None:
+                tup = self._tuple(thread_id, ns, only_id, record)
+                if self._metadata_matches(tup.metadata, filter):
+                    yield tup
+            return
+        upper: bytes = b"(" + before_id.encode() if before_id else b"+"
+        while True:
+            ids = self.client.zrevrangebylex(keys["ids"], upper, b"-", start=0, num=_LIST_BATCH)
+            if not ids:
+                return
+            records = self.client.hmget(keys["checkpoints"], ids)
+            for raw_id, record in zip(ids, records, strict=True):
+                if record is None:
+                    continue
+                checkpoint_id = raw_id.decode()
+                if filter:
+                    # Metadata first: decoding it alone is cheap; skip the blobs of non-matching ones.
+                    (_, _, md_type), (_, md_data) = _unpack(record)
+                    if not self._metadata_matches(self.serde.loads_typed((md_type, md_data)), filter):
+                        continue
+                yield self._tuple(thread_id, ns, checkpoint_id, record)
+            if len(ids) < _LIST_BATCH:
+                return
+            upper = b"(" + ids[-1]
+
+    # ----- BaseCheckpointSaver: writes --------------------------------------------------------------
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Store a checkpoint and the values of the channels in `new_versions`; returns its config."""
+        configurable = config["configurable"]
+        thread_id = str(configurable["thread_id"])
+        ns = configurable.get("checkpoint_ns", "")
+        parent_id = configurable.get("checkpoint_id")
+        keys = self._ns_keys(thread_id, ns)
+
+        c = dict(checkpoint)
+        values: dict[str, Any] = c.pop("channel_values")
+        ck_type, ck_data = self.serde.dumps_typed(c)
+        md_type, md_data = self.serde.dumps_typed(get_checkpoint_metadata(config, metadata))
+        record = _pack([parent_id, ck_type, md_type], ck_data, md_data)
+        blobs: dict[str, bytes] = {}
+        for channel, version in new_versions.items():
+            if channel in values:
+                type_, data = self.serde.dumps_typed(values[channel])
+            else:
+                type_, data = "empty", b""
+            blobs[f"{channel}\x00{version}"] = _pack([type_], data)
+
+        namespaces = sorted(set(self._namespaces(thread_id)) | {ns}) if self.ttl_ms is not None else []
+        with self.client.pipeline(transaction=True) as pipe:
+            if blobs:
+                pipe.hset(keys["blobs"], mapping=blobs)
+            pipe.hset(keys["checkpoints"], checkpoint["id"], record)
+            pipe.zadd(keys["ids"], {checkpoint["id"]: 0})
+            pipe.sadd(self._namespaces_key(thread_id), ns)
+            pipe.sadd(self._threads_key(), thread_id)
+            self._refresh_ttl(pipe, thread_id, namespaces)
+            pipe.execute()
+        return {
+            "configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint["id"]}
+        }
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Store a task's pending writes for the checkpoint in `config`.
+
+        Regular writes are keyed by (task id, position) and kept on first write: a task replayed after a
+        crash does not overwrite them. Special writes (error, interrupt, resume, scheduled) use the fixed
+        negative indices of `WRITES_IDX_MAP` and replace the previous one, as LangGraph's savers do.
+        """
+        configurable = config["configurable"]
+        thread_id = str(configurable["thread_id"])
+        ns = configurable.get("checkpoint_ns", "")
+        checkpoint_id = configurable["checkpoint_id"]
+        keys = self._ns_keys(thread_id, ns)
+        with self.client.pipeline(transaction=True) as pipe:
+            for position, (channel, value) in enumerate(writes):
+                idx = WRITES_IDX_MAP.get(channel, position)
+                field = f"{checkpoint_id}\x00{task_id}\x00{idx}"
+                type_, data = self.serde.dumps_typed(value)
+                blob = _pack([task_id, channel, idx, task_path, type_], data)
+                if idx >= 0:
+                    pipe.hsetnx(keys["writes"], field, blob)
+                else:
+                    pipe.hset(keys["writes"], field, blob)
+                pipe.zadd(keys["write_keys"], {field: 0})
+            pipe.sadd(self._namespaces_key(thread_id), ns)
+            pipe.sadd(self._threads_key(), thread_id)
+            self._refresh_ttl(pipe, thread_id, [ns])
+            pipe.execute()
+
+    def delete_thread(self, thread_id: str) -> None:
+        """Remove every checkpoint, channel value and pending write of `thread_id`, in all namespaces."""
+        thread_id = str(thread_id)
+        ns_key = self._namespaces_key(thread_id)
+
+        def delete(pipe: redis.client.Pipeline) -> None:
+            # WATCH on the namespace set: a namespace added meanwhile restarts the transaction.
+            namespaces = [m.decode() for m in pipe.smembers(ns_key)]
+            pipe.multi()
+            for ns in namespaces:
+                pipe.delete(*self._ns_keys(thread_id, ns).values())
+            pipe.delete(ns_key)
+            pipe.srem(self._threads_key(), thread_id)
+
+        self.client.transaction(delete, ns_key)
+
+    def get_next_version(self, current: str | None, channel: None) -> str:
+        """Versions as LangGraph's in-memory saver makes them: zero-padded counter + random suffix.
+
+        Strings compare in the order of the counter; the random part keeps versions written by two
+        concurrent forks of one parent apart.
+        """
+        if current is None:
+            current_v = 0
+        elif isinstance(current, int):
+            current_v = current
+        else:
+            current_v = int(current.split(".")[0])
+        return f"{current_v + 1:032}.{random.random():016}"
+
+    # ----- async variants: the sync client in a worker thread ---------------------------------------
+    # redis-py's sync client is thread-safe (one connection per call from its pool), so each async
+    # method runs its sync twin in the default executor and never blocks the event loop.
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return await asyncio.to_thread(self.get_tuple, config)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        items = await asyncio.to_thread(
+            lambda: list(self.list(config, filter=filter, before=before, limit=limit))
+        )
+        for item in items:
+            yield item
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return await asyncio.to_thread(self.put, config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        await asyncio.to_thread(self.put_writes, config, writes, task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await asyncio.to_thread(self.delete_thread, thread_id)
