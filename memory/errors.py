@@ -1,0 +1,36 @@
+"""Errors the memory layer raises for problems a user can fix: one sentence each."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tempo.errors import TempoError
+
+
+class MemoryUnavailableError(TempoError):
+    """Redis cannot be reached or is not usable (bad URL, refused connection, wrong password)."""
+
+
+class UnknownStreamError(TempoError):
+    """A stream name that the memory does not hold; the message lists the streams it does hold."""
+
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        names = sorted(known)
+        listed = ", ".join(names) if names else "none yet (ingest a source with `tempo ingest`)"
+        super().__init__(f"unknown stream {name!r}; known streams: {listed}")
+        self.name = name
+        self.known = names
+
+
+class InvalidStreamNameError(TempoError):
+    """Stream names become Redis key parts and file names, so they are restricted."""
+
+
+class StreamSettingsMismatchError(TempoError):
+    """Resuming a stream with settings (model, fps, window, token shape) other than it was created with."""
+
+
+class OutOfOrderCommitError(TempoError):
+    """A segment was committed with a gap after the stream's last committed segment."""
+
+    exit_code = 3

@@ -1,0 +1,179 @@
+"""Typed records the memory stores and returns: stream settings, segment records, sizes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from tempo.memory.proxy import ProxySettings, encode_proxy
+from tempo.streaming.segment import Segment
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """How a stream's segments were made; resuming with different settings is refused.
+
+    Defaults are the released model's: 2 fps, 8-frame windows, M = 128 memory tokens of D = 2048,
+    of which the first `stored_tokens` (the head: anchors plus a reserve) are kept.
+    """
+
+    model_id: str
+    embedder_id: str
+    embedding_dim: int  # E
+    sample_fps: float = 2.0  # frames per second
+    window: int = 8  # frames per segment
+    tokens_per_segment: int = 128  # M
+    token_dim: int = 2048  # D
+    stored_tokens: int = 16  # K ≤ M: head of the generic memory tokens kept per segment
+    extra: dict[str, Any] = field(default_factory=dict)  # informational, not compared on resume
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StreamSettings:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def comparable(self) -> dict[str, Any]:
+        data = self.to_dict()
+        data.pop("extra")
+        return data
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """Keep a stream's segments at most `max_age` seconds old and/or at most `max_bytes` stored.
+
+    Age is measured from the segment's capture time (wall clock) for live sources, from its commit
+    time otherwise. The oldest segments go first. None means no limit.
+    """
+
+    max_age: float | None = None  # seconds
+    max_bytes: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"max_age": self.max_age, "max_bytes": self.max_bytes}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> RetentionPolicy:
+        data = data or {}
+        return cls(max_age=data.get("max_age"), max_bytes=data.get("max_bytes"))
+
+    @property
+    def unlimited(self) -> bool:
+        return self.max_age is None and self.max_bytes is None
+
+
+@dataclass(frozen=True)
+class FileReference:
+    """Where a file-backed segment's frames can be re-read for recompression."""
+
+    path: str
+    start: float  # seconds
+    end: float  # seconds
+
+    def to_json(self) -> bytes:
+        return json.dumps({"path": self.path, "start": self.start, "end": self.end}).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> FileReference:
+        obj = json.loads(data)
+        return cls(path=obj["path"], start=float(obj["start"]), end=float(obj["end"]))
+
+
+@dataclass(frozen=True)
+class StorageBytes:
+    """Payload bytes stored, by part (Redis's own per-key overhead not included)."""
+
+    tokens: int = 0
+    embedding: int = 0
+    proxy: int = 0  # proxy clips (live) or file references (files)
+    metadata: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.tokens + self.embedding + self.proxy + self.metadata
+
+    def to_dict(self) -> dict[str, int]:
+        return {**asdict(self), "total": self.total}
+
+
+@dataclass(frozen=True)
+class SegmentRecord:
+    """One segment as the memory keeps it. Parts not requested from a read are None."""
+
+    stream: str
+    index: int
+    start: float  # seconds from the source's start
+    end: float  # seconds
+    timestamps: np.ndarray  # (T,) float64 seconds
+    frame_size: tuple[int, int]  # (H, W) of the sampled frames
+    first_frame_index: int = 0
+    wallclock_start: float | None = None  # Unix seconds, live sources
+    gap_before: float = 0.0  # seconds
+    committed_at: float | None = None  # Unix seconds, set by the store
+    tokens: np.ndarray | None = None  # (K, D) float32: head of the generic memory tokens
+    embedding: np.ndarray | None = None  # (E,) float32, L2-normalised
+    file_ref: FileReference | None = None
+    proxy: bytes | None = None  # encoded proxy clip (memory.proxy)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.timestamps)
+
+    def meta_json(self, committed_at: float) -> bytes:
+        """The metadata part as stored: compact JSON, times rounded to microseconds."""
+        return json.dumps(
+            {
+                "s": round(self.start, 6),
+                "e": round(self.end, 6),
+                "ts": [round(float(t), 6) for t in self.timestamps],
+                "hw": [int(self.frame_size[0]), int(self.frame_size[1])],
+                "ff": int(self.first_frame_index),
+                "wc": self.wallclock_start,
+                "gap": self.gap_before,
+                "c": round(committed_at, 3),
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    @staticmethod
+    def parse_meta(data: bytes) -> dict[str, Any]:
+        return json.loads(data)
+
+    @classmethod
+    def from_segment(
+        cls,
+        segment: Segment,
+        tokens: np.ndarray,
+        embedding: np.ndarray,
+        *,
+        stored_tokens: int = 16,
+        proxy: ProxySettings | None = None,
+    ) -> SegmentRecord:
+        """The record of a processed segment: the first `stored_tokens` of its (M, D) generic tokens,
+        its embedding, and a file reference (file sources) or a proxy clip (live sources; encoding
+        costs ~15 ms of CPU per 8-frame segment, so call this off the model's thread)."""
+        head = np.asarray(tokens, dtype=np.float32)[:stored_tokens]  # (K, D)
+        live = segment.source.live or segment.source.kind != "file"
+        return cls(
+            stream=segment.stream_id,
+            index=segment.index,
+            start=float(segment.start),
+            end=float(segment.end),
+            timestamps=np.asarray(segment.timestamps, dtype=np.float64),
+            frame_size=(int(segment.frames.shape[1]), int(segment.frames.shape[2])),
+            first_frame_index=int(segment.first_frame_index),
+            wallclock_start=segment.wallclock_start,
+            gap_before=float(segment.gap_before),
+            tokens=head,
+            embedding=np.asarray(embedding, dtype=np.float32).reshape(-1),
+            file_ref=None
+            if live
+            else FileReference(segment.source.uri, float(segment.start), float(segment.end)),
+            proxy=encode_proxy(segment.frames, proxy) if live else None,
+        )
+

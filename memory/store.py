@@ -1,0 +1,660 @@
+"""RedisMemoryStore: streams and their segments in Redis (the source of truth of the memory).
+
+Key layout (prefix `tempo` by default; `{name}` is a Redis Cluster hash tag, so all of a stream's
+keys live on one shard and a per-segment script may touch them together):
+
+    tempo:meta                   HASH  id → random id of this memory (ties index snapshots to it)
+    tempo:streams                HASH  stream name → stream number (never reused)
+    tempo:stream_seq             STRING counter for stream numbers
+    tempo:s:{name}:info          HASH  number, source (JSON), settings (JSON), retention (JSON), created,
+                                       committed (last fully committed index, -1 = none),
+                                       first (oldest retained index), start/end (seconds covered),
+                                       b_tok/b_emb/b_prx/b_meta (payload bytes by part)
+    tempo:s:{name}:g:{i}         HASH  m: metadata JSON, e: embedding (float16 × E),
+                                       r: file reference JSON (files) or p: proxy clip (live)
+    tempo:s:{name}:k:{i}         STRING token head: K × [float16 scale, D × int8] (memory.codec)
+    tempo:s:{name}:t             ZSET  member i, score start seconds (time → segments)
+
+Commit protocol. Segments are committed in index order, each by one Lua script that writes all of
+its keys and advances `committed` (a script runs atomically; AOF logs its effects as one
+MULTI/EXEC, which a crash cannot half-apply). So a segment is either entirely present or absent,
+and `committed` is exactly the last segment present: ingest resumes at `next_index()`.
+  * index ≤ committed: a no-op reported as `duplicate` (idempotent re-put after a crash; first
+    write wins; also covers segments retention already removed);
+  * index = committed + 1: written, reported `committed`;
+  * index > committed + 1: refused, reported `out_of_order` (nothing written). `put_segment`
+    raises OutOfOrderCommitError; `put_segments` stops at the first refusal, since everything after
+    it would be refused too, and returns the results so far.
+Retention removes the oldest segments with another script that checks `first` (see retention.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import wraps
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import numpy as np
+import redis
+from tempo.memory import codec
+from tempo.memory.embedded import connect
+from tempo.memory.errors import (
+    InvalidStreamNameError,
+    MemoryUnavailableError,
+    OutOfOrderCommitError,
+    StreamSettingsMismatchError,
+    UnknownStreamError,
+)
+from tempo.memory.records import (
+    FileReference,
+    RetentionPolicy,
+    SegmentRecord,
+    StorageBytes,
+    StreamSettings,
+)
+from tempo.streaming.segment import SourceInfo
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _redis_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn a lost connection into one sentence instead of a redis-py traceback."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise MemoryUnavailableError(f"lost the connection to Redis: {exc}") from exc
+
+    return wrapper
+
+
+# KEYS: info, segment hash, tokens, time zset.
+# ARGV: index, start, end, meta, embedding, ref field ('r' | 'p'), ref value, tokens.
+# Returns {status, committed}: 1 written, 0 duplicate, -1 no such stream, -2 out of order.
+_PUT = """#!lua
+local info = KEYS[1]
+if redis.call('EXISTS', info) == 0 then return {-1, -1} end
+local index = tonumber(ARGV[1])
+local committed = tonumber(redis.call('HGET', info, 'committed'))
+if index <= committed then return {0, committed} end
+if index ~= committed + 1 then return {-2, committed} end
+local first = tonumber(redis.call('HGET', info, 'first'))
+redis.call('HSET', KEYS[2], 'm', ARGV[4], 'e', ARGV[5], ARGV[6], ARGV[7])
+if string.len(ARGV[8]) > 0 then redis.call('SET', KEYS[3], ARGV[8]) end
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
+if first == committed + 1 then redis.call('HSET', info, 'start', ARGV[2]) end
+redis.call('HSET', info, 'committed', index, 'end', ARGV[3])
+redis.call('HINCRBY', info, 'b_tok', string.len(ARGV[8]))
+redis.call('HINCRBY', info, 'b_emb', string.len(ARGV[5]))
+redis.call('HINCRBY', info, 'b_prx', string.len(ARGV[7]))
+redis.call('HINCRBY', info, 'b_meta', string.len(ARGV[4]))
+return {1, index}
+"""
+
+# KEYS: info, time zset, then (segment hash, tokens) per segment to remove, oldest first.
+# ARGV: expected first, then the indices being removed.
+# Returns the number removed (-1 when `first` moved meanwhile: another trimmer ran; retry).
+_TRIM = """#!lua
+local info = KEYS[1]
+local first = tonumber(redis.call('HGET', info, 'first'))
+if first == nil or first ~= tonumber(ARGV[1]) then return -1 end
+local committed = tonumber(redis.call('HGET', info, 'committed'))
+local n = #ARGV - 1
+if first + n - 1 > committed then n = committed - first + 1 end
+if n <= 0 then return 0 end
+local btok, bemb, bprx, bmeta = 0, 0, 0, 0
+for j = 0, n - 1 do
+  local seg, tok = KEYS[3 + 2 * j], KEYS[4 + 2 * j]
+  btok = btok + redis.call('STRLEN', tok)
+  bemb = bemb + redis.call('HSTRLEN', seg, 'e')
+  bprx = bprx + redis.call('HSTRLEN', seg, 'p') + redis.call('HSTRLEN', seg, 'r')
+  bmeta = bmeta + redis.call('HSTRLEN', seg, 'm')
+  redis.call('DEL', seg, tok)
+  redis.call('ZREM', KEYS[2], ARGV[2 + j])
+end
+redis.call('HSET', info, 'first', first + n)
+local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+if #nxt > 0 then redis.call('HSET', info, 'start', nxt[2])
+else redis.call('HSET', info, 'start', redis.call('HGET', info, 'end')) end
+redis.call('HINCRBY', info, 'b_tok', -btok)
+redis.call('HINCRBY', info, 'b_emb', -bemb)
+redis.call('HINCRBY', info, 'b_prx', -bprx)
+redis.call('HINCRBY', info, 'b_meta', -bmeta)
+return n
+"""
+
+
+class CommitStatus(StrEnum):
+    COMMITTED = "committed"
+    DUPLICATE = "duplicate"
+    OUT_OF_ORDER = "out_of_order"
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    index: int
+    status: CommitStatus
+    committed: int  # the stream's last committed index after this put
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """A stream's header: identity, settings, retained range and size."""
+
+    name: str
+    number: int  # unique, never reused: FAISS ids are number << 40 | index
+    source: dict[str, Any]
+    settings: StreamSettings
+    retention: RetentionPolicy
+    created: float  # Unix seconds
+    first: int  # oldest retained index
+    committed: int  # last fully committed index, -1 when none
+    start: float | None  # seconds covered: first retained segment's start
+    end: float | None  # last committed segment's end
+    bytes: StorageBytes
+
+    @property
+    def segments(self) -> int:
+        return max(0, self.committed - self.first + 1)
+
+    @property
+    def next_index(self) -> int:
+        return self.committed + 1
+
+    def summary(self) -> dict[str, Any]:
+        """The `tempo streams --json` entry."""
+        return {
+            "name": self.name,
+            "segments": self.segments,
+            "start": self.start,
+            "end": self.end,
+            "bytes": self.bytes.total,
+        }
+
+
+@dataclass(frozen=True)
+class AnchorBatch:
+    """What answering needs of non-candidate segments: times and the first k generic tokens."""
+
+    indices: np.ndarray  # (n,) int64
+    starts: np.ndarray  # (n,) float64 seconds
+    ends: np.ndarray  # (n,) float64 seconds
+    first_frame_index: np.ndarray  # (n,) int64
+    tokens: np.ndarray  # (n, k, D) float32
+
+
+class RedisMemoryStore:
+    """Streams of segments in Redis. Thread-safe as redis-py clients are (one pool, many threads)."""
+
+    def __init__(self, client: redis.Redis, *, prefix: str = "tempo") -> None:
+        self.client = client
+        self.prefix = prefix
+        self._put = client.register_script(_PUT)
+        self._trim = client.register_script(_TRIM)
+
+    @classmethod
+    def connect(
+        cls, url: str | None = None, home: Path | str | None = None, *, prefix: str = "tempo"
+    ) -> RedisMemoryStore:
+        """`url`, else $TEMPO_REDIS_URL, else the embedded server of the data dir (see embedded.py)."""
+        return cls(connect(url, home), prefix=prefix)
+
+    # ---- keys -------------------------------------------------------------------------------
+    def _k_streams(self) -> str:
+        return f"{self.prefix}:streams"
+
+    def _k_info(self, name: str) -> str:
+        return f"{self.prefix}:s:{{{name}}}:info"
+
+    def _k_seg(self, name: str, index: int) -> str:
+        return f"{self.prefix}:s:{{{name}}}:g:{index}"
+
+    def _k_tok(self, name: str, index: int) -> str:
+        return f"{self.prefix}:s:{{{name}}}:k:{index}"
+
+    def _k_time(self, name: str) -> str:
+        return f"{self.prefix}:s:{{{name}}}:t"
+
+    # ---- memory identity ------------------------------------------------------------------------
+    @_redis_errors
+    def memory_id(self) -> str:
+        """A random id created once per memory (Redis database + prefix); index snapshots record it."""
+        key = f"{self.prefix}:meta"
+        self.client.hsetnx(key, "id", uuid.uuid4().hex)
+        return self.client.hget(key, "id").decode()
+
+    # ---- streams --------------------------------------------------------------------------------
+    @staticmethod
+    def check_name(name: str) -> str:
+        if not _NAME.match(name):
+            raise InvalidStreamNameError(
+                f"invalid stream name {name!r}: use 1-128 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
+            )
+        return name
+
+    @_redis_errors
+    def create_stream(
+        self,
+        name: str,
+        source: SourceInfo | dict[str, Any],
+        settings: StreamSettings,
+        retention: RetentionPolicy | None = None,
+    ) -> StreamInfo:
+        """Create the stream, or open it when it exists with the same settings (resume).
+
+        Raises StreamSettingsMismatchError when it exists with other settings.
+        """
+        self.check_name(name)
+        source_dict = source.to_dict() if isinstance(source, SourceInfo) else dict(source)
+        existing = self.client.hget(self._k_streams(), name)
+        if existing is None:
+            number = int(self.client.incr(f"{self.prefix}:stream_seq"))
+            info_key = self._k_info(name)
+            fields = {
+                "number": number,
+                "source": json.dumps(source_dict),
+                "settings": json.dumps(settings.to_dict()),
+                "retention": json.dumps((retention or RetentionPolicy()).to_dict()),
+                "created": repr(time.time()),
+                "committed": -1,
+                "first": 0,
+                "b_tok": 0,
+                "b_emb": 0,
+                "b_prx": 0,
+                "b_meta": 0,
+            }
+            # HSETNX on the directory decides the race between two creators; the loser opens it.
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hsetnx(self._k_streams(), name, number)
+            results = pipe.execute()
+            if results[0]:
+                self.client.hset(info_key, mapping=fields)
+                return self.stream_info(name)
+        info = self.stream_info(name)
+        if info.settings.comparable() != settings.comparable():
+            diff = {
+                k: (v, settings.comparable()[k])
+                for k, v in info.settings.comparable().items()
+                if settings.comparable()[k] != v
+            }
+            described = ", ".join(f"{k} {old!r} (now {new!r})" for k, (old, new) in diff.items())
+            raise StreamSettingsMismatchError(
+                f"stream {name!r} was ingested with other settings: {described}; "
+                "use a new stream name or the original settings"
+            )
+        if retention is not None and retention != info.retention:
+            self.set_retention(name, retention)
+            info = self.stream_info(name)
+        return info
+
+    @_redis_errors
+    def set_retention(self, name: str, policy: RetentionPolicy) -> None:
+        self._require(name)
+        self.client.hset(self._k_info(name), "retention", json.dumps(policy.to_dict()))
+
+    @_redis_errors
+    def stream_names(self) -> list[str]:
+        return sorted(k.decode() for k in self.client.hkeys(self._k_streams()))
+
+    def _require(self, name: str) -> None:
+        if not self.client.hexists(self._k_streams(), name):
+            raise UnknownStreamError(name, self.stream_names())
+
+    @_redis_errors
+    def stream_info(self, name: str) -> StreamInfo:
+        """The stream's header; UnknownStreamError (listing the known streams) when absent."""
+        raw = self.client.hgetall(self._k_info(name))
+        if not raw or not self.client.hexists(self._k_streams(), name):
+            raise UnknownStreamError(name, self.stream_names())
+        return self._info_from(name, raw)
+
+    @_redis_errors
+    def list_streams(self) -> list[StreamInfo]:
+        names = self.stream_names()
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            pipe.hgetall(self._k_info(name))
+        return [self._info_from(n, raw) for n, raw in zip(names, pipe.execute(), strict=True) if raw]
+
+    @staticmethod
+    def _info_from(name: str, raw: dict[bytes, bytes]) -> StreamInfo:
+        def num(key: str) -> int:
+            return int(raw.get(key.encode(), b"0"))
+
+        def opt_float(key: str) -> float | None:
+            value = raw.get(key.encode())
+            return None if value is None else float(value)
+
+        first, committed = num("first"), num("committed")
+        empty = committed < first
+        return StreamInfo(
+            name=name,
+            number=num("number"),
+            source=json.loads(raw[b"source"]),
+            settings=StreamSettings.from_dict(json.loads(raw[b"settings"])),
+            retention=RetentionPolicy.from_dict(json.loads(raw.get(b"retention", b"{}"))),
+            created=float(raw[b"created"]),
+            first=first,
+            committed=committed,
+            start=None if empty else opt_float("start"),
+            end=None if empty else opt_float("end"),
+            bytes=StorageBytes(num("b_tok"), num("b_emb"), num("b_prx"), num("b_meta")),
+        )
+
+    @_redis_errors
+    def positions(self, names: Sequence[str]) -> dict[str, tuple[int, int, int]]:
+        """(number, first, committed) per existing stream, one round trip (the index's sync probe)."""
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            pipe.hmget(self._k_info(name), "number", "first", "committed")
+        out: dict[str, tuple[int, int, int]] = {}
+        for name, (number, first, committed) in zip(names, pipe.execute(), strict=True):
+            if number is not None:
+                out[name] = (int(number), int(first), int(committed))
+        return out
+
+    def next_index(self, name: str) -> int:
+        """Where ingest resumes: the index after the last fully committed segment."""
+        return self.stream_info(name).next_index
+
+    def bytes_used(self, name: str) -> StorageBytes:
+        return self.stream_info(name).bytes
+
+    @_redis_errors
+    def delete_stream(self, name: str, batch: int = 512) -> None:
+        """Remove a stream and all its segments (its number is never reused)."""
+        info = self.stream_info(name)
+        self.client.hdel(self._k_streams(), name)  # invisible from here on
+        for lo in range(0, info.committed + 1, batch):
+            keys = []
+            for i in range(lo, min(lo + batch, info.committed + 1)):
+                keys += [self._k_seg(name, i), self._k_tok(name, i)]
+            self.client.delete(*keys)
+        self.client.delete(self._k_time(name), self._k_info(name))
+
+    # ---- writes -----------------------------------------------------------------------------------
+    def _put_args(self, record: SegmentRecord, now: float) -> tuple[list[str], list[Any]]:
+        name = record.stream
+        if record.file_ref is not None:
+            ref_field, ref_value = "r", record.file_ref.to_json()
+        elif record.proxy is not None:
+            ref_field, ref_value = "p", record.proxy
+        else:
+            ref_field, ref_value = "r", b""
+        tokens = b"" if record.tokens is None else codec.encode_tokens(record.tokens)
+        if record.embedding is None:
+            raise ValueError("a segment record needs its embedding")
+        keys = [
+            self._k_info(name),
+            self._k_seg(name, record.index),
+            self._k_tok(name, record.index),
+            self._k_time(name),
+        ]
+        args = [
+            record.index,
+            repr(float(record.start)),
+            repr(float(record.end)),
+            record.meta_json(now),
+            codec.encode_embedding(record.embedding),
+            ref_field,
+            ref_value,
+            tokens,
+        ]
+        return keys, args
+
+    def _result(self, record: SegmentRecord, raw: Sequence[int]) -> CommitResult:
+        status, committed = int(raw[0]), int(raw[1])
+        if status == -1:
+            raise UnknownStreamError(record.stream, self.stream_names())
+        kind = {1: CommitStatus.COMMITTED, 0: CommitStatus.DUPLICATE, -2: CommitStatus.OUT_OF_ORDER}[status]
+        return CommitResult(record.index, kind, committed)
+
+    @_redis_errors
+    def put_segment(self, record: SegmentRecord) -> CommitResult:
+        """Commit one segment atomically (see the module doc for duplicates and ordering)."""
+        keys, args = self._put_args(record, time.time())
+        result = self._result(record, self._put(keys=keys, args=args))
+        if result.status is CommitStatus.OUT_OF_ORDER:
+            raise OutOfOrderCommitError(
+                f"segment {record.index} of stream {record.stream!r} cannot be committed before "
+                f"segment {result.committed + 1}"
+            )
+        return result
+
+    @_redis_errors
+    def put_segments(self, records: Sequence[SegmentRecord]) -> list[CommitResult]:
+        """Commit many segments in one round trip, each atomically, in the given order.
+
+        Stops at the first out-of-order refusal (it and everything after are not written) and
+        returns the results up to and including it.
+        """
+        if not records:
+            return []
+        now = time.time()
+        pipe = self.client.pipeline(transaction=False)
+        for record in records:
+            keys, args = self._put_args(record, now)
+            self._put(keys=keys, args=args, client=pipe)
+        results: list[CommitResult] = []
+        for record, raw in zip(records, pipe.execute(), strict=True):
+            results.append(self._result(record, raw))
+            if results[-1].status is CommitStatus.OUT_OF_ORDER:
+                break
+        return results
+
+    @_redis_errors
+    def trim_oldest(self, name: str, count: int) -> int:
+        """Remove up to `count` oldest segments in one atomic step; returns how many went."""
+        for _ in range(8):
+            info = self.stream_info(name)
+            n = min(count, info.segments)
+            if n <= 0:
+                return 0
+            indices = list(range(info.first, info.first + n))
+            keys = [self._k_info(name), self._k_time(name)]
+            for i in indices:
+                keys += [self._k_seg(name, i), self._k_tok(name, i)]
+            removed = int(self._trim(keys=keys, args=[info.first, *indices]))
+            if removed >= 0:
+                return removed
+        return 0
+
+    # ---- reads --------------------------------------------------------------------------------------
+    @_redis_errors
+    def get_segments(
+        self,
+        name: str,
+        indices: Sequence[int],
+        *,
+        tokens: bool | int = True,
+        embedding: bool = True,
+        recompress: bool = True,
+    ) -> list[SegmentRecord | None]:
+        """Records for `indices` (None where absent), one round trip.
+
+        `tokens`: True for the whole stored head, an int k for its first k tokens only, False for none.
+        """
+        info = self.stream_info(name)
+        dim = info.settings.token_dim
+        width = codec.token_record_bytes(dim)
+        fields = ["m", "e", "r", "p"] if recompress else ["m", "e"]
+        pipe = self.client.pipeline(transaction=False)
+        for i in indices:
+            pipe.hmget(self._k_seg(name, i), fields)
+            if tokens is True:
+                pipe.get(self._k_tok(name, i))
+            elif tokens:
+                pipe.getrange(self._k_tok(name, i), 0, int(tokens) * width - 1)
+        raw = pipe.execute()
+        step = 2 if tokens is not False else 1
+        out: list[SegmentRecord | None] = []
+        for j, i in enumerate(indices):
+            values = raw[j * step]
+            if values[0] is None:
+                out.append(None)
+                continue
+            tok_bytes = raw[j * step + 1] if step == 2 else None
+            out.append(
+                self._record(
+                    name,
+                    int(i),
+                    values[0],
+                    emb=values[1] if embedding else None,
+                    ref=values[2] if recompress else None,
+                    proxy=values[3] if recompress else None,
+                    tok=tok_bytes,
+                    dim=dim,
+                )
+            )
+        return out
+
+    def get_segment(self, name: str, index: int, **parts: Any) -> SegmentRecord:
+        """One record; UnknownStreamError / KeyError (with the retained range) when absent."""
+        record = self.get_segments(name, [index], **parts)[0]
+        if record is None:
+            info = self.stream_info(name)
+            raise KeyError(
+                f"stream {name!r} holds segments {info.first}..{info.committed}, not {index}"
+            )
+        return record
+
+    @staticmethod
+    def _record(
+        name: str,
+        index: int,
+        meta: bytes,
+        *,
+        emb: bytes | None,
+        ref: bytes | None,
+        proxy: bytes | None,
+        tok: bytes | None,
+        dim: int,
+    ) -> SegmentRecord:
+        m = SegmentRecord.parse_meta(meta)
+        return SegmentRecord(
+            stream=name,
+            index=index,
+            start=float(m["s"]),
+            end=float(m["e"]),
+            timestamps=np.asarray(m["ts"], dtype=np.float64),
+            frame_size=(int(m["hw"][0]), int(m["hw"][1])),
+            first_frame_index=int(m["ff"]),
+            wallclock_start=m["wc"],
+            gap_before=float(m["gap"]),
+            committed_at=float(m["c"]),
+            tokens=codec.decode_tokens(tok, dim) if tok else None,
+            embedding=codec.decode_embedding(emb) if emb else None,
+            file_ref=FileReference.from_json(ref) if ref else None,
+            proxy=proxy or None,
+        )
+
+    def iter_segments(
+        self, name: str, start_index: int | None = None, *, batch: int = 256, **parts: Any
+    ) -> Iterator[SegmentRecord]:
+        """All retained segments in index order, fetched `batch` at a time."""
+        info = self.stream_info(name)
+        i = info.first if start_index is None else max(start_index, info.first)
+        while i <= info.committed:
+            hi = min(i + batch, info.committed + 1)
+            for record in self.get_segments(name, range(i, hi), **parts):
+                if record is not None:  # removed by retention meanwhile
+                    yield record
+            i = hi
+            info = self.stream_info(name)
+
+    @_redis_errors
+    def indices_in_time_range(self, name: str, t0: float, t1: float) -> list[int]:
+        """Indices of retained segments overlapping [t0, t1) seconds, in order."""
+        self._require(name)
+        key = self._k_time(name)
+        pipe = self.client.pipeline(transaction=False)
+        # The segment starting at or before t0 may still cover t0; the rest start inside the range.
+        pipe.zrevrangebyscore(key, t0, "-inf", start=0, num=1)
+        pipe.zrangebyscore(key, f"({t0}", f"({t1}")
+        before, inside = pipe.execute()
+        indices = [int(x) for x in before] + [int(x) for x in inside]
+        if before:
+            first = self.get_segments(name, [int(before[0])], tokens=False, embedding=False, recompress=False)
+            if first[0] is None or first[0].end <= t0:
+                indices = indices[1:]
+        return indices
+
+    def segments_in_time_range(self, name: str, t0: float, t1: float, **parts: Any) -> list[SegmentRecord]:
+        """Records of the segments overlapping [t0, t1) seconds, in order."""
+        records = self.get_segments(name, self.indices_in_time_range(name, t0, t1), **parts)
+        return [r for r in records if r is not None]
+
+    @_redis_errors
+    def embeddings(
+        self, name: str, lo: int, hi: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Segments lo..hi-1 for indexing: (indices (n,), starts (n,), ends (n,), embeddings (n, E)).
+
+        Absent segments (removed meanwhile) are skipped. Embeddings are the stored float16 values.
+        """
+        pipe = self.client.pipeline(transaction=False)
+        for i in range(lo, hi):
+            pipe.hmget(self._k_seg(name, i), "m", "e")
+        idx, starts, ends, vecs = [], [], [], []
+        for i, (meta, emb) in zip(range(lo, hi), pipe.execute(), strict=True):
+            if meta is None or not emb:
+                continue
+            m = json.loads(meta)
+            idx.append(i)
+            starts.append(m["s"])
+            ends.append(m["e"])
+            vecs.append(emb)
+        if not idx:
+            return (np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros((0, 0), np.float32))
+        matrix = np.frombuffer(b"".join(vecs), dtype=np.float16).reshape(len(idx), -1).astype(np.float32)
+        return np.asarray(idx, np.int64), np.asarray(starts), np.asarray(ends), matrix
+
+    @_redis_errors
+    def anchors(self, name: str, indices: Sequence[int], k: int, *, dim: int | None = None) -> AnchorBatch:
+        """Times and the first k stored generic tokens of each segment, one round trip.
+
+        Only k·(D+2) bytes per segment cross the wire (GETRANGE on the token string), so anchors for
+        thousands of segments cost milliseconds. Segments absent (retention) are left out.
+        """
+        if dim is None:
+            dim = self.stream_info(name).settings.token_dim
+        width = codec.token_record_bytes(dim)
+        pipe = self.client.pipeline(transaction=False)
+        for i in indices:
+            pipe.hget(self._k_seg(name, i), "m")
+            pipe.getrange(self._k_tok(name, i), 0, k * width - 1)
+        raw = pipe.execute()
+        keep, starts, ends, ffs, toks = [], [], [], [], []
+        for j, i in enumerate(indices):
+            meta, tok = raw[2 * j], raw[2 * j + 1]
+            if meta is None or len(tok) < k * width:
+                continue
+            m = json.loads(meta)
+            keep.append(i)
+            starts.append(m["s"])
+            ends.append(m["e"])
+            ffs.append(m["ff"])
+            toks.append(tok)
+        tokens = (
+            codec.decode_token_batch(toks, k, dim) if toks else np.zeros((0, k, dim), np.float32)
+        )
+        return AnchorBatch(
+            indices=np.asarray(keep, np.int64),
+            starts=np.asarray(starts, np.float64),
+            ends=np.asarray(ends, np.float64),
+            first_frame_index=np.asarray(ffs, np.int64),
+            tokens=tokens,
+        )
