@@ -1,0 +1,315 @@
+"""Conversation threads: who asked what about which stream, kept in Redis beside the checkpoints.
+
+Why turns are kept here and not derived from LangGraph checkpoints: a checkpoint is the graph's
+working state (candidates, relevance scores, allocation...), whose shape changes with the graph; a
+thread record is the user-facing transcript (`tempo threads show`), which must stay readable by a
+process that never builds the graph (the CLI listing threads, the MCP server) and must not need every
+checkpoint deserialized to count turns. So the agent appends one turn here when a question has been
+answered, and the graph keeps its own state under the same thread id in `RedisCheckpointSaver`.
+`ThreadStore.delete` removes both when given the saver.
+
+Layout (prefix default "tempo:threads"):
+
+    {prefix}:index              zset  thread id -> last update time (Unix seconds), for recency order
+    {prefix}:thread:{id}        hash  id, stream, created, updated, turns (count)
+    {prefix}:turns:{id}         list  one JSON object per turn, oldest first
+
+Every change is one MULTI/EXEC transaction guarded by WATCH on the thread's hash, so a turn is never
+appended to a thread that is being deleted, and the count always equals the length of the list.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from tempo.agent.errors import (
+    InvalidThreadIdError,
+    ThreadExistsError,
+    ThreadNotFoundError,
+    ThreadStreamMismatchError,
+)
+
+DEFAULT_PREFIX = "tempo:threads"
+_THREAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+
+def new_thread_id() -> str:
+    """A short random id (12 hex digits: 48 bits), easy to type in `tempo ask --thread ID`."""
+    return uuid.uuid4().hex[:12]
+
+
+def check_thread_id(thread_id: str) -> str:
+    if not isinstance(thread_id, str) or not _THREAD_ID.fullmatch(thread_id):
+        raise InvalidThreadIdError(str(thread_id))
+    return thread_id
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One answered question. `citations` are `Citation.to_dict()` objects (start/end seconds, segments)."""
+
+    question: str
+    standalone_question: str
+    answer: str
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    asked_at: float = 0.0  # Unix seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        """The shape of `tempo threads show --json`'s turns."""
+        return {
+            "question": self.question,
+            "standalone_question": self.standalone_question,
+            "answer": self.answer,
+            "citations": self.citations,
+        }
+
+
+@dataclass(frozen=True)
+class ThreadRecord:
+    id: str
+    stream: str
+    created: float  # Unix seconds
+    updated: float  # Unix seconds, time of the last turn (or of creation)
+    turns: int  # number of turns
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "stream": self.stream,
+            "created": self.created,
+            "updated": self.updated,
+            "turns": self.turns,
+        }
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class ThreadStore:
+    """Conversation threads in Redis.
+
+    Args:
+        client: any `redis.Redis` (bytes or decoded responses both work).
+        prefix: first component of every key.
+        ttl: seconds a thread is kept after its last change; None keeps it until deleted. Use the
+            same value as the checkpoint saver's so that transcript and graph state go together.
+        checkpointer: the saver holding the graph state of these threads; `delete` clears it too.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        ttl: float | None = None,
+        checkpointer: BaseCheckpointSaver | None = None,
+    ) -> None:
+        if ttl is not None and ttl <= 0:
+            raise ValueError("ttl must be a positive number of seconds or None")
+        self.client = client
+        self.prefix = prefix
+        self.ttl_ms = None if ttl is None else max(1, round(ttl * 1000))
+        self.checkpointer = checkpointer
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        ttl: float | None = None,
+        checkpointer: BaseCheckpointSaver | None = None,
+    ) -> ThreadStore:
+        return cls(redis.Redis.from_url(url), prefix=prefix, ttl=ttl, checkpointer=checkpointer)
+
+    def close(self) -> None:
+        self.client.close()
+
+    # ----- keys -------------------------------------------------------------------------------------
+
+    def _index_key(self) -> str:
+        return f"{self.prefix}:index"
+
+    def _thread_key(self, thread_id: str) -> str:
+        return f"{self.prefix}:thread:{thread_id}"
+
+    def _turns_key(self, thread_id: str) -> str:
+        return f"{self.prefix}:turns:{thread_id}"
+
+    # ----- records ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _record(raw: Mapping[bytes | str, bytes | str]) -> ThreadRecord:
+        fields = {_text(k): _text(v) for k, v in raw.items()}
+        return ThreadRecord(
+            id=fields["id"],
+            stream=fields["stream"],
+            created=float(fields["created"]),
+            updated=float(fields["updated"]),
+            turns=int(fields["turns"]),
+        )
+
+    def create(self, stream: str, thread_id: str | None = None) -> ThreadRecord:
+        """A new empty thread about `stream`; a random id unless one is given (ThreadExistsError if taken)."""
+        if not stream:
+            raise ValueError("a thread needs a stream name")
+        thread_id = check_thread_id(thread_id) if thread_id is not None else new_thread_id()
+        key = self._thread_key(thread_id)
+        now = time.time()
+        record = ThreadRecord(id=thread_id, stream=stream, created=now, updated=now, turns=0)
+
+        def create_once(pipe: redis.client.Pipeline) -> None:
+            if pipe.exists(key):
+                raise ThreadExistsError(thread_id)
+            pipe.multi()
+            pipe.hset(key, mapping={k: str(v) for k, v in record.to_dict().items()})
+            pipe.zadd(self._index_key(), {thread_id: now})
+            self._expire(pipe, thread_id)
+
+        self.client.transaction(create_once, key)
+        return record
+
+    def get(self, thread_id: str) -> ThreadRecord:
+        raw = self.client.hgetall(self._thread_key(check_thread_id(thread_id)))
+        if not raw:
+            raise ThreadNotFoundError(thread_id)
+        return self._record(raw)
+
+    def exists(self, thread_id: str) -> bool:
+        return bool(self.client.exists(self._thread_key(check_thread_id(thread_id))))
+
+    def open(self, stream: str, thread_id: str | None = None) -> ThreadRecord:
+        """The thread to continue: `thread_id`'s if it exists (it must be about `stream`), else a new one.
+
+        This is what `tempo chat --stream S [--thread ID]` needs: an unknown id starts a thread with
+        that id, a known one continues it, and continuing it about another stream is refused.
+        """
+        if thread_id is None:
+            return self.create(stream)
+        try:
+            record = self.get(thread_id)
+        except ThreadNotFoundError:
+            try:
+                return self.create(stream, thread_id)
+            except ThreadExistsError:  # created by someone else in between
+                record = self.get(thread_id)
+        if record.stream != stream:
+            raise ThreadStreamMismatchError(thread_id, record.stream, stream)
+        return record
+
+    def list(self, stream: str | None = None, limit: int | None = None) -> list[ThreadRecord]:
+        """Threads, most recently updated first; only those about `stream` if given."""
+        ids = [_text(i) for i in self.client.zrevrange(self._index_key(), 0, -1)]
+        if not ids:
+            return []
+        with self.client.pipeline(transaction=False) as pipe:
+            for thread_id in ids:
+                pipe.hgetall(self._thread_key(thread_id))
+            raws = pipe.execute()
+        records: list[ThreadRecord] = []
+        expired: list[str] = []
+        for thread_id, raw in zip(ids, raws, strict=True):
+            if not raw:  # the hash expired (ttl): drop the stale index entry
+                expired.append(thread_id)
+                continue
+            record = self._record(raw)
+            if stream is None or record.stream == stream:
+                records.append(record)
+        if expired:
+            self.client.zrem(self._index_key(), *expired)
+        return records if limit is None else records[:limit]
+
+    # ----- turns ------------------------------------------------------------------------------------
+
+    def append_turn(
+        self,
+        thread_id: str,
+        question: str,
+        standalone_question: str,
+        answer: str,
+        citations: Sequence[Mapping[str, Any]] = (),
+    ) -> Turn:
+        """Record an answered question at the end of the thread (atomically with its turn count)."""
+        key = self._thread_key(check_thread_id(thread_id))
+        now = time.time()
+        turn = Turn(
+            question=question,
+            standalone_question=standalone_question,
+            answer=answer,
+            citations=[dict(c) for c in citations],
+            asked_at=now,
+        )
+        # Serialise before the transaction so a non-JSON citation fails loudly and changes nothing.
+        payload = json.dumps({**turn.to_dict(), "asked_at": now}, ensure_ascii=False)
+
+        def append_once(pipe: redis.client.Pipeline) -> None:
+            if not pipe.exists(key):
+                raise ThreadNotFoundError(thread_id)
+            pipe.multi()
+            pipe.rpush(self._turns_key(thread_id), payload)
+            pipe.hincrby(key, "turns", 1)
+            pipe.hset(key, "updated", str(now))
+            pipe.zadd(self._index_key(), {thread_id: now})
+            self._expire(pipe, thread_id)
+
+        self.client.transaction(append_once, key)
+        return turn
+
+    def turns(self, thread_id: str, last: int | None = None) -> list[Turn]:
+        """The thread's turns, oldest first; only the `last` n if given (what the rewrite node reads)."""
+        record = self.get(thread_id)
+        if last is not None and last <= 0:
+            return []
+        start = 0 if last is None else -last
+        raws = self.client.lrange(self._turns_key(record.id), start, -1)
+        turns = []
+        for raw in raws:
+            data = json.loads(raw)
+            turns.append(
+                Turn(
+                    question=data["question"],
+                    standalone_question=data["standalone_question"],
+                    answer=data["answer"],
+                    citations=data["citations"],
+                    asked_at=float(data.get("asked_at", 0.0)),
+                )
+            )
+        return turns
+
+    def show(self, thread_id: str) -> dict[str, Any]:
+        """`{"id", "stream", "turns": [{"question", "standalone_question", "answer", "citations"}]}`."""
+        record = self.get(thread_id)
+        return {
+            "id": record.id,
+            "stream": record.stream,
+            "turns": [t.to_dict() for t in self.turns(thread_id)],
+        }
+
+    def delete(self, thread_id: str) -> bool:
+        """Remove the thread's record and turns (and its checkpoints, given a checkpointer).
+
+        Returns False if there was no such thread record.
+        """
+        key = self._thread_key(check_thread_id(thread_id))
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(key, self._turns_key(thread_id))
+            pipe.zrem(self._index_key(), thread_id)
+            removed, _ = pipe.execute()
+        if self.checkpointer is not None:
+            self.checkpointer.delete_thread(thread_id)
+        return bool(removed)
+
+    def _expire(self, pipe: redis.client.Pipeline, thread_id: str) -> None:
+        if self.ttl_ms is None:
+            return
+        pipe.pexpire(self._thread_key(thread_id), self.ttl_ms)
+        pipe.pexpire(self._turns_key(thread_id), self.ttl_ms)
