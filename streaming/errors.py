@@ -1,0 +1,42 @@
+"""What can go wrong with a video source, each as one sentence a user can act on."""
+
+from __future__ import annotations
+
+from tempo.errors import TempoError
+
+
+class StreamingError(TempoError):
+    """A video source could not be read."""
+
+
+class SourceNotFoundError(StreamingError):
+    def __init__(self, source: str) -> None:
+        super().__init__(f"video source {source!r} does not exist.")
+
+
+class NotMediaError(StreamingError):
+    def __init__(self, source: str, detail: str = "") -> None:
+        why = f" ({detail})" if detail else ""
+        super().__init__(f"{source!r} is not a media file FFmpeg can read{why}.")
+
+
+class NoVideoStreamError(StreamingError):
+    def __init__(self, source: str) -> None:
+        super().__init__(f"{source!r} has no video stream (audio-only or data-only media).")
+
+
+class UnsupportedSchemeError(StreamingError):
+    def __init__(self, source: str, scheme: str, supported: str) -> None:
+        super().__init__(f"URL scheme {scheme!r} of {source!r} is not supported (use one of: {supported}).")
+
+
+class UnreachableSourceError(StreamingError):
+    def __init__(self, source: str, detail: str, timeout: float) -> None:
+        super().__init__(f"could not connect to {source!r} within {timeout:g} s ({detail}).")
+
+
+class NoDecodableFramesError(StreamingError):
+    def __init__(self, source: str, errors: int) -> None:
+        super().__init__(
+            f"{source!r} has a video stream but none of its frames could be decoded ({errors} errors)."
+        )

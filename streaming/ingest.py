@@ -1,0 +1,476 @@
+"""Sources → decode → sample → segment: the public entry points `iter_segments` and `probe_source`.
+
+Files (and standard input) are read in the caller's thread, as fast as the decoder goes; times come
+from pts × time base, relative to the first decodable frame. Live sources (network streams, capture
+devices) are read by a background thread into a bounded queue that drops its oldest segment when
+the consumer falls behind; times follow the wall clock of capture, and a dropped connection is
+reopened with exponential back-off, the lost signal recorded as a gap.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import av
+import av.container
+import numpy as np
+from tempo.streaming.decode import (
+    IngestStats,
+    ReadInterrupted,
+    configure_decoder,
+    decoded_frames,
+    source_fps,
+    to_rgb,
+)
+from tempo.streaming.errors import NoDecodableFramesError, StreamingError
+from tempo.streaming.sampling import SamplingConfig, SlotSampler, target_size
+from tempo.streaming.segment import Segment, SourceInfo
+from tempo.streaming.sources import ResolvedSource, open_source, resolve_source
+from tempo.streaming.windows import WindowAssembler
+from tqdm import tqdm
+
+log = logging.getLogger("tempo.streaming")
+
+LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "udp", "tcp", "srt", "rtp")
+
+
+# ---------------------------------------------------------------------------------------------
+# Probing
+
+
+def _first_frame_time(resolved: ResolvedSource, config: SamplingConfig) -> float | None:
+    """Time (s) of the first frame the decoder outputs, decoding nothing it does not have to.
+
+    Opened separately so that a full run and a resumed run (which seeks) agree on time 0.
+    """
+    container, stream = open_source(resolved, connect_timeout=config.connect_timeout,
+                                    read_timeout=config.read_timeout)
+    try:
+        stream.codec_context.thread_type = "SLICE"  # frame threads would delay the first frame
+        stats = IngestStats()
+        for t, _frame in decoded_frames(container, stream, config, stats, source=resolved.original):
+            return t
+        return None
+    finally:
+        container.close()
+
+
+def _is_live(resolved: ResolvedSource, container: av.container.InputContainer) -> bool:
+    if resolved.kind == "device":
+        return True
+    if resolved.kind != "network":
+        return False
+    scheme = resolved.uri.split("://", 1)[0].lower()
+    # http(s) serves both files and live HLS; only a known duration says it is a file.
+    return scheme in LIVE_SCHEMES or not (container.duration and container.duration > 0)
+
+
+def _describe(resolved: ResolvedSource, container: av.container.InputContainer, stream: av.VideoStream,
+              *, live: bool, start_time: float) -> SourceInfo:
+    duration = None
+    if not live:
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration:
+            duration = container.duration / av.time_base
+    ctx = stream.codec_context
+    return SourceInfo(
+        uri=resolved.original,
+        kind=resolved.kind,
+        live=live,
+        container=container.format.name if container.format else None,
+        codec=ctx.name,
+        width=ctx.width or None,
+        height=ctx.height or None,
+        average_fps=source_fps(stream),
+        duration=duration,
+        start_time=start_time,
+    )
+
+
+def probe_source(source: str, config: SamplingConfig | None = None) -> SourceInfo:
+    """What a source is (container, codec, size, fps, duration) without ingesting it.
+
+    For files, `start_time` is the time of the first decodable frame (the 0.0 of segment times).
+    Raises the typed errors of `tempo.streaming.errors`. Standard input is not probed (reading it
+    would consume it): its fields stay unknown.
+    """
+    config = config or SamplingConfig()
+    resolved = resolve_source(source)
+    if resolved.kind == "stdin":
+        return SourceInfo(uri=source, kind="stdin", live=False)
+    container, stream = open_source(resolved, connect_timeout=config.connect_timeout,
+                                    read_timeout=config.read_timeout)
+    try:
+        live = _is_live(resolved, container)
+        start = 0.0
+        if not live:
+            first = _first_frame_time(resolved, config)
+            start = first if first is not None else 0.0
+        elif stream.start_time is not None and stream.time_base is not None:
+            start = float(stream.start_time * stream.time_base)
+        return _describe(resolved, container, stream, live=live, start_time=start)
+    finally:
+        container.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The stream of segments
+
+
+class SegmentStream(Iterator[Segment]):
+    """An iterator of Segments that also exposes `info` (SourceInfo) and live `stats` (IngestStats).
+
+    Close it (or use it as a context manager) to stop a live reader thread early.
+    """
+
+    def __init__(self, segments: Iterator[Segment], info: SourceInfo, stats: IngestStats,
+                 on_close: Any = None) -> None:
+        self._segments = segments
+        self.info = info
+        self.stats = stats
+        self._on_close = on_close
+
+    def __iter__(self) -> SegmentStream:
+        return self
+
+    def __next__(self) -> Segment:
+        return next(self._segments)
+
+    def close(self) -> None:
+        if self._on_close is not None:
+            self._on_close()
+        close = getattr(self._segments, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> SegmentStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def iter_segments(
+    source: str,
+    *,
+    stream_id: str = "default",
+    config: SamplingConfig | None = None,
+    start_segment: int = 0,
+    progress: bool = False,
+    start_time: float | None = None,
+) -> SegmentStream:
+    """Decode, sample and segment `source` (path, URL, /dev/videoN or "-"), lazily.
+
+    Segment k of a file covers [k·window/fps, (k+1)·window/fps) seconds after the first frame.
+    `start_segment` (or `start_time`, seconds, rounded down to its segment) resumes a file there by
+    seeking, with the same segments a full run gives from that index on. `progress` shows a tqdm bar
+    on stderr (files). Opening errors are raised here, before the first segment.
+    """
+    config = config or SamplingConfig()
+    if start_time is not None:
+        start_segment = max(start_segment, math.floor(start_time / config.window_duration + 1e-9))
+    if start_segment < 0:
+        raise ValueError("start_segment must be ≥ 0")
+    resolved = resolve_source(source)
+    container, stream = open_source(resolved, connect_timeout=config.connect_timeout,
+                                    read_timeout=config.read_timeout)
+    stats = IngestStats()
+    try:
+        live = _is_live(resolved, container)
+        if live:
+            if start_segment:
+                raise ValueError("a live source cannot start at a segment index: it has no past to seek in")
+            info = _describe(resolved, container, stream, live=True, start_time=0.0)
+            return _start_live(resolved, container, stream, info, config, stream_id, stats)
+        origin = None if resolved.kind == "stdin" else _first_frame_time(resolved, config)
+        if origin is None and resolved.kind != "stdin":
+            raise NoDecodableFramesError(source, 0)
+        info = _describe(resolved, container, stream, live=False, start_time=origin or 0.0)
+    except BaseException:
+        container.close()
+        raise
+    segments = _file_segments(resolved, container, stream, info, config, stream_id, stats,
+                              origin=origin, start_segment=start_segment, progress=progress)
+    return SegmentStream(segments, info, stats)
+
+
+def _file_segments(
+    resolved: ResolvedSource,
+    container: av.container.InputContainer,
+    stream: av.VideoStream,
+    info: SourceInfo,
+    config: SamplingConfig,
+    stream_id: str,
+    stats: IngestStats,
+    *,
+    origin: float | None,
+    start_segment: int,
+    progress: bool,
+) -> Iterator[Segment]:
+    tolerance = config.effective_tolerance
+    first_slot = start_segment * config.window
+    try:
+        configure_decoder(stream, config, stats)
+        if first_slot and origin is not None:
+            # Land on the keyframe at or before the first frame slot `first_slot` could take.
+            target = origin + first_slot / config.fps - tolerance
+            container.seek(math.floor(target / stream.time_base), stream=stream, backward=True)
+        assembler = WindowAssembler(stream_id, config.window, config.fps, info)
+        sampler: SlotSampler[av.VideoFrame] | None = None
+        size: tuple[int, int] | None = None
+        bar = tqdm(total=info.duration, unit="s", disable=not progress, file=sys.stderr, leave=False,
+                   desc=f"segments {resolved.original}"[:60],
+                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} s {postfix}")
+        started = time.perf_counter()
+        for t, frame in decoded_frames(container, stream, config, stats, source=resolved.original):
+            if origin is None:
+                origin = t  # standard input: the first frame we see is time 0
+            if sampler is None:
+                sampler = SlotSampler(config.fps, tolerance, first_slot=first_slot, origin=origin)
+            if size is None:
+                size = target_size(frame.width, frame.height, config.max_edge)
+            for slot, kept_t, kept in sampler.push(t, frame):
+                yield from _emit(assembler, stats, slot, kept_t - origin, to_rgb(kept, size))
+                _advance(bar, stats, kept_t - origin, started)
+        if sampler is not None:
+            for slot, kept_t, kept in sampler.finish():
+                assert size is not None and origin is not None
+                yield from _emit(assembler, stats, slot, kept_t - origin, to_rgb(kept, size))
+        for segment in assembler.flush():
+            stats.segments += 1
+            yield segment
+        bar.close()
+        if stats.frames_decoded == 0 and stats.decode_errors:
+            raise NoDecodableFramesError(resolved.original, stats.decode_errors)
+    finally:
+        container.close()
+
+
+def _emit(assembler: WindowAssembler, stats: IngestStats, slot: int, t: float,
+          rgb: np.ndarray) -> Iterator[Segment]:
+    t = round(t, 6)  # microseconds: pts × time base − origin leaves float noise (3.9999999999999996)
+    stats.frames_sampled += 1
+    stats.position = t
+    for segment in assembler.add(slot, t, rgb):
+        stats.segments += 1
+        yield segment
+
+
+def _advance(bar: tqdm, stats: IngestStats, position: float, started: float) -> None:
+    if bar.disable:
+        return
+    elapsed = max(time.perf_counter() - started, 1e-6)
+    bar.n = min(position, bar.total) if bar.total else position
+    bar.set_postfix_str(f"{position / elapsed:.1f}× realtime", refresh=False)
+    bar.refresh()
+
+
+# ---------------------------------------------------------------------------------------------
+# Live sources
+
+
+class DropOldestQueue:
+    """A bounded queue between the reader thread and the consumer: when full, the oldest item goes.
+
+    A slow consumer therefore sees the most recent video and memory stays bounded; `dropped` counts
+    what it missed.
+    """
+
+    _END = object()
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self.dropped = 0
+        self._items: collections.deque[Any] = collections.deque()
+        self._cond = threading.Condition()
+        self._error: BaseException | None = None
+        self._closed = False
+
+    def put(self, item: Any) -> None:
+        with self._cond:
+            if len(self._items) >= self.maxsize:
+                self._items.popleft()
+                self.dropped += 1
+            self._items.append(item)
+            self._cond.notify()
+
+    def close(self, error: BaseException | None = None) -> None:
+        with self._cond:
+            self._closed = True
+            self._error = error
+            self._cond.notify_all()
+
+    def get(self) -> Any:
+        """The next item; raises StopIteration once closed and empty (or the reader's error)."""
+        with self._cond:
+            while not self._items and not self._closed:
+                self._cond.wait()
+            if self._items:
+                return self._items.popleft()
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
+            raise StopIteration
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._items)
+
+
+def _start_live(
+    resolved: ResolvedSource,
+    container: av.container.InputContainer,
+    stream: av.VideoStream,
+    info: SourceInfo,
+    config: SamplingConfig,
+    stream_id: str,
+    stats: IngestStats,
+) -> SegmentStream:
+    queue = DropOldestQueue(config.live_queue)
+    stop = threading.Event()
+    reader = _LiveReader(resolved, info, config, stream_id, stats, queue, stop)
+    thread = threading.Thread(target=reader.run, args=(container, stream), name=f"tempo-live-{stream_id}",
+                              daemon=True)
+    thread.start()
+
+    def segments() -> Iterator[Segment]:
+        while True:
+            try:
+                segment = queue.get()
+            except StopIteration:
+                return
+            stats.dropped_segments = queue.dropped
+            yield segment
+
+    def on_close() -> None:
+        stop.set()
+        thread.join(timeout=config.read_timeout + 1.0)
+
+    return SegmentStream(segments(), info, stats, on_close=on_close)
+
+
+class _LiveReader:
+    """The reader thread of a live source: decode, map to wall-clock time, sample, segment, reconnect."""
+
+    def __init__(self, resolved: ResolvedSource, info: SourceInfo, config: SamplingConfig, stream_id: str,
+                 stats: IngestStats, queue: DropOldestQueue, stop: threading.Event) -> None:
+        self.resolved, self.info, self.config, self.stats = resolved, info, config, stats
+        self.queue, self.stop = queue, stop
+        self.assembler = WindowAssembler(stream_id, config.window, config.fps, info)
+        self.sampler: SlotSampler[av.VideoFrame] = SlotSampler(config.fps, config.effective_tolerance)
+        self.size: tuple[int, int] | None = None
+        self.wall_origin: float | None = None  # Unix seconds of time 0.0
+        self.last_time: float | None = None  # relative seconds of the latest decoded frame
+        self.frame_step = 0.0  # seconds between source frames, from the container's rate
+
+    def run(self, container: av.container.InputContainer, stream: av.VideoStream) -> None:
+        error: BaseException | None = None
+        try:
+            self._loop(container, stream)
+        except BaseException as exc:  # handed to the consumer, who raises it
+            error = exc
+        finally:
+            for segment in self.assembler.flush():
+                self._put(segment)
+            self.queue.close(error)
+
+    def _put(self, segment: Segment) -> None:
+        self.stats.segments += 1
+        self.queue.put(segment)
+        self.stats.dropped_segments = self.queue.dropped
+
+    def _loop(self, container: av.container.InputContainer | None, stream: av.VideoStream | None) -> None:
+        failures = 0
+        while not self.stop.is_set():
+            if container is None or stream is None:
+                if failures >= self.config.reconnect_attempts:
+                    log.warning("%s: giving up after %d reconnection attempts", self.resolved.original,
+                                failures)
+                    return
+                delay = min(self.config.reconnect_max_delay, self.config.reconnect_delay * 2**failures)
+                failures += 1
+                if self.stop.wait(delay):
+                    return
+                try:
+                    container, stream = open_source(
+                        self.resolved,
+                        connect_timeout=self.config.connect_timeout,
+                        read_timeout=self.config.read_timeout,
+                    )
+                except StreamingError as exc:
+                    log.info("%s: reconnection attempt %d failed: %s", self.resolved.original, failures, exc)
+                    continue
+            got_frames = self._read(container, stream)
+            container, stream = None, None
+            if got_frames:
+                failures = 0
+            log.warning("%s: stream ended or dropped; reconnecting", self.resolved.original)
+
+    def _read(self, container: av.container.InputContainer, stream: av.VideoStream) -> bool:
+        """Decode one connection until it ends; True if it delivered at least one frame."""
+        config = self.config
+        anchor: float | None = None  # relative time − stream time, fixed at this connection's first frame
+        rate = source_fps(stream)
+        self.frame_step = 1.0 / rate if rate else 0.0
+        try:
+            configure_decoder(stream, config, self.stats)
+            frames = decoded_frames(container, stream, config, self.stats, source=self.resolved.original,
+                                    raise_on_read_error=True)
+            for t, frame in frames:
+                if self.stop.is_set():
+                    return anchor is not None
+                if anchor is None:
+                    anchor = self._anchor(t)
+                if self.size is None:
+                    self.size = target_size(frame.width, frame.height, config.max_edge)
+                now = t + anchor
+                self.last_time = now
+                for slot, kept_t, kept in self.sampler.push(now, frame):
+                    self._keep(slot, kept_t, kept)
+        except ReadInterrupted:
+            pass
+        finally:
+            container.close()
+        # The connection is over: its last held frame may still fill a slot.
+        for slot, kept_t, kept in self.sampler.finish():
+            self._keep(slot, kept_t, kept)
+        return anchor is not None
+
+    def _keep(self, slot: int, t: float, frame: av.VideoFrame) -> None:
+        assert self.size is not None
+        t = round(t, 6)
+        self.stats.frames_sampled += 1
+        self.stats.position = t
+        for segment in self.assembler.add(slot, t, to_rgb(frame, self.size)):
+            self._put(segment)
+
+    def _anchor(self, stream_time: float) -> float:
+        """Map this connection's stream clock onto relative wall-clock time; record any gap."""
+        now = time.time()
+        if self.wall_origin is None:
+            self.wall_origin = now
+            self.assembler.wallclock_origin = now
+            return -stream_time
+        # The previous connection's frames are all in; the next ones start a new window after a gap.
+        assert self.last_time is not None
+        expected = self.last_time + self.frame_step
+        start = max(now - self.wall_origin, expected)
+        gap = start - expected
+        self.stats.reconnects += 1
+        self.stats.gap_seconds += gap
+        for segment in self.assembler.flush():
+            self._put(segment)
+        self.assembler.mark_gap(gap)
+        window = self.config.window
+        next_window_slot = -(-self.sampler.slot // window) * window
+        self.sampler.rebase(next_window_slot, start)
+        log.warning("%s: reconnected after %.2f s without signal", self.resolved.original, gap)
+        return start - stream_time

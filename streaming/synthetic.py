@@ -1,0 +1,275 @@
+"""Real test videos whose frames carry their own presentation time.
+
+Every frame is a 4 × 8 grid of big dark/bright cells: 27 bits of "milliseconds since the first
+frame" plus a 5-bit check. Cells this large survive H.264 at default quality, chroma subsampling and
+downscaling to a few dozen pixels, so `read_frame_time` can tell, for any decoded and resized frame,
+which source frame it is. The demo and every area's tests use these writers; they are product code,
+kept fast (small default size, a fast x264 preset).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+GRID_ROWS = 4
+GRID_COLS = 8
+DATA_BITS = 27  # milliseconds: up to ~37 hours of content
+CHECK_BITS = GRID_ROWS * GRID_COLS - DATA_BITS  # 5
+CHECK_MODULUS = 31
+DARK = 24
+BRIGHT = 232
+
+# Container name per file suffix (what FFmpeg calls the muxer).
+_MUXERS = {
+    ".mp4": "mp4",
+    ".m4v": "mp4",
+    ".mov": "mov",
+    ".mkv": "matroska",
+    ".webm": "webm",
+    ".ts": "mpegts",
+    ".m2ts": "mpegts",
+    ".avi": "avi",
+    ".flv": "flv",
+}
+_ENCODERS = {"h264": "libx264", "vp9": "libvpx-vp9", "mpeg4": "mpeg4", "mpeg2": "mpeg2video"}
+
+
+def _code_bits(time_s: float) -> np.ndarray:
+    """(32,) uint8 bits for a time in seconds: 27 bits of milliseconds, then a 5-bit check."""
+    ms = round(time_s * 1000.0)
+    if not 0 <= ms < 2**DATA_BITS:
+        raise ValueError(f"time {time_s} s cannot be encoded in a frame (0 ≤ t < {2**DATA_BITS / 1000} s)")
+    value = (ms << CHECK_BITS) | (ms % CHECK_MODULUS)
+    return np.array([(value >> (31 - i)) & 1 for i in range(32)], dtype=np.uint8)
+
+
+def draw_time_frame(time_s: float, width: int, height: int, texture: np.ndarray | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 RGB frame encoding `time_s`; optional (H, W) int16 texture is added as detail."""
+    bits = _code_bits(time_s).reshape(GRID_ROWS, GRID_COLS)
+    levels = np.where(bits == 1, BRIGHT, DARK).astype(np.int16)  # (4, 8)
+    # Cell edges placed by proportion, so any frame size works (not only multiples of the grid).
+    rows = (np.arange(height) * GRID_ROWS) // height  # (H,)
+    cols = (np.arange(width) * GRID_COLS) // width  # (W,)
+    luma = levels[rows[:, None], cols[None, :]]  # (H, W)
+    if texture is not None:
+        luma = luma + texture
+    # A tint that changes slowly with time makes the demo video look like something; the code
+    # only reads brightness, and the tint's amplitude keeps every channel on its side of 128.
+    tint = np.array(
+        [math.sin(time_s * 0.7), math.sin(time_s * 0.7 + 2.1), math.sin(time_s * 0.7 + 4.2)]
+    )
+    rgb = luma[:, :, None] + (tint * 12.0).astype(np.int16)[None, None, :]
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+def read_frame_time(frame_rgb: np.ndarray) -> float:
+    """Decode the time (seconds) drawn by `draw_time_frame` from an (H, W, 3) uint8 frame.
+
+    Reads the mean brightness of the central half of each cell, so blur, compression and resizing
+    to as little as 32 × 16 pixels do not matter. Raises ValueError if the check bits disagree
+    (the frame is not one of ours, or is damaged).
+    """
+    if frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) frame, got shape {frame_rgb.shape}")
+    height, width = frame_rgb.shape[:2]
+    luma = frame_rgb.astype(np.float32).mean(axis=2)  # (H, W)
+    value = 0
+    for r in range(GRID_ROWS):
+        y0, y1 = (r * height) // GRID_ROWS, ((r + 1) * height) // GRID_ROWS
+        dy = max((y1 - y0) // 4, 0)
+        for c in range(GRID_COLS):
+            x0, x1 = (c * width) // GRID_COLS, ((c + 1) * width) // GRID_COLS
+            dx = max((x1 - x0) // 4, 0)
+            cell = luma[y0 + dy : max(y1 - dy, y0 + dy + 1), x0 + dx : max(x1 - dx, x0 + dx + 1)]
+            value = (value << 1) | int(cell.mean() > 128.0)
+    ms, check = value >> CHECK_BITS, value & (2**CHECK_BITS - 1)
+    if ms % CHECK_MODULUS != check:
+        raise ValueError("frame does not carry a readable time code")
+    return ms / 1000.0
+
+
+def vfr_frame_times(duration: float, fps: float, seed: int = 0) -> list[float]:
+    """Irregular frame times in [0, duration): intervals of 0.5, 1 or 2.5 nominal frame durations."""
+    rng = np.random.default_rng(seed)
+    times, t = [], 0.0
+    while t < duration - 1e-9:
+        times.append(t)
+        t += float(rng.choice([0.5, 1.0, 2.5])) / fps
+    return times
+
+
+def _muxer_for(path: Path, container: str | None) -> str:
+    if container is not None:
+        return container
+    try:
+        return _MUXERS[path.suffix.lower()]
+    except KeyError:
+        raise ValueError(f"cannot tell the container from suffix {path.suffix!r}; pass container=") from None
+
+
+def write_test_video(
+    path: str | os.PathLike[str],
+    *,
+    duration: float,
+    fps: float = 30.0,
+    size: tuple[int, int] = (160, 96),
+    codec: str = "h264",
+    container: str | None = None,
+    bframes: int = 2,
+    keyint: int | None = None,
+    vfr: bool = False,
+    frame_times: Sequence[float] | None = None,
+    start_pts_offset: float = 0.0,
+    texture: bool = False,
+    audio: bool = False,
+    crf: int = 23,
+    preset: str = "veryfast",
+    faststart: bool = False,
+    seed: int = 0,
+) -> Path:
+    """Write a real video whose every frame shows its time since the first frame (`read_frame_time`).
+
+    `size` is (width, height). Frame i is shown at `frame_times[i]` (seconds from the first frame);
+    by default frames are regular at `fps`, or irregular when `vfr` (intervals of 0.5/1/2.5 frames).
+    `start_pts_offset` shifts every timestamp in the container (seconds, may be negative where the
+    container allows it) without changing what the frames show. `bframes` and `keyint` (frames,
+    default 2 s) set the H.264 GOP; `texture` adds moving detail so the encoder and decoder do
+    realistic work (benchmarks). Returns the path.
+    """
+    path = Path(path)
+    width, height = size
+    if frame_times is None:
+        frame_times = vfr_frame_times(duration, fps, seed) if vfr else [
+            i / fps for i in range(max(1, round(duration * fps)))
+        ]
+    muxer = _muxer_for(path, container)
+    encoder = _ENCODERS.get(codec, codec)
+    # Timestamps in milliseconds are exact for VFR and for offsets; 1/fps is exact for CFR.
+    millis = vfr or muxer in ("matroska", "webm")
+    time_base = Fraction(1, 1000) if millis else Fraction(1, round(fps * 1000))
+    rate = Fraction(fps).limit_denominator(1001)
+    keyint = keyint if keyint is not None else max(1, round(2 * fps))
+    options: dict[str, str] = {}
+    if encoder == "libx264":
+        options = {
+            "preset": preset,
+            "crf": str(crf),
+            "x264-params": f"bframes={bframes}:keyint={keyint}:min-keyint={min(keyint, 25)}:scenecut=0",
+        }
+    elif encoder == "libvpx-vp9":
+        options = {"deadline": "realtime", "cpu-used": "8", "crf": "30", "b": "0"}
+    container_options = {"movflags": "+faststart"} if faststart and muxer in ("mp4", "mov") else {}
+
+    rng = np.random.default_rng(seed)
+    noise = None
+    if texture:
+        # A noise field larger than the frame, scrolled diagonally: the encoder finds real motion.
+        noise = rng.integers(-40, 41, size=(height + 256, width + 256), dtype=np.int16)
+        noise = (noise + np.roll(noise, 1, axis=0) + np.roll(noise, 1, axis=1)) // 3
+
+    with av.open(str(path), mode="w", format=muxer, container_options=container_options) as out:
+        stream = out.add_stream(encoder, rate=rate, options=options)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = time_base
+        stream.codec_context.time_base = time_base
+        if encoder not in ("libx264", "libvpx-vp9"):
+            stream.codec_context.gop_size = keyint
+            stream.codec_context.max_b_frames = bframes
+            stream.codec_context.bit_rate = 2_000_000
+        stream.thread_count = 0
+        audio_stream = None
+        if audio:
+            audio_stream = out.add_stream("aac", rate=16000, layout="mono")
+        offset_ticks = round(start_pts_offset / time_base)
+        for i, t in enumerate(frame_times):
+            texture_now = None
+            if noise is not None:
+                shift = (i * 3) % 256
+                texture_now = noise[shift : shift + height, shift : shift + width]
+            frame = av.VideoFrame.from_ndarray(draw_time_frame(t, width, height, texture_now), format="rgb24")
+            frame.pts = round(t / time_base) + offset_ticks
+            frame.time_base = time_base
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+        if audio_stream is not None:
+            _write_sine(out, audio_stream, duration=frame_times[-1] + 1.0 / fps, offset=start_pts_offset)
+    return path
+
+
+def _write_sine(out: av.container.OutputContainer, stream: av.AudioStream, *, duration: float,
+                offset: float = 0.0) -> None:
+    rate = stream.rate
+    samples_per_frame = 1024
+    total = int(duration * rate)
+    offset_samples = round(offset * rate)
+    for start in range(0, total, samples_per_frame):
+        n = min(samples_per_frame, total - start)
+        t = (np.arange(start, start + n) / rate).astype(np.float32)
+        pcm = (0.2 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)[None, :]  # (1, n)
+        frame = av.AudioFrame.from_ndarray(pcm, format="fltp", layout="mono")
+        frame.sample_rate = rate
+        frame.pts = start + offset_samples
+        frame.time_base = Fraction(1, rate)
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode(None):
+        out.mux(packet)
+
+
+def write_mpegts(path: str | os.PathLike[str], *, duration: float, **kwargs: object) -> Path:
+    """An H.264 MPEG-TS file (what live sources send); same keywords as `write_test_video`."""
+    return write_test_video(path, duration=duration, container="mpegts", **kwargs)  # type: ignore[arg-type]
+
+
+def write_audio_only(path: str | os.PathLike[str], *, duration: float = 2.0) -> Path:
+    """A media file with one AAC audio stream and no video (suffix picks the container, e.g. .m4a)."""
+    path = Path(path)
+    muxers = {".m4a": "mp4", ".mp4": "mp4", ".mkv": "matroska", ".ts": "mpegts"}
+    muxer = muxers.get(path.suffix.lower(), "mp4")
+    with av.open(str(path), mode="w", format=muxer) as out:
+        stream = out.add_stream("aac", rate=16000, layout="mono")
+        _write_sine(out, stream, duration=duration)
+    return path
+
+
+def write_truncated(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, keep: float = 0.5) -> Path:
+    """Copy the first `keep` fraction of `src`'s bytes to `dst`: a file cut off in the middle."""
+    data = Path(src).read_bytes()
+    dst = Path(dst)
+    dst.write_bytes(data[: int(len(data) * keep)])
+    return dst
+
+
+def write_corrupted(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    at: float = 0.5,
+    length: int = 4096,
+    seed: int = 0,
+) -> Path:
+    """Copy `src` to `dst` with `length` random bytes overwritten at fraction `at`: damage mid-file."""
+    data = bytearray(Path(src).read_bytes())
+    start = int(len(data) * at)
+    garbage = np.random.default_rng(seed).integers(0, 256, size=length, dtype=np.uint8).tobytes()
+    data[start : start + length] = garbage[: max(0, min(length, len(data) - start))]
+    dst = Path(dst)
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def write_not_media(path: str | os.PathLike[str]) -> Path:
+    """A file with a video suffix that holds text, not media."""
+    path = Path(path)
+    path.write_text("this is a shopping list, not a video\n" * 64)
+    return path
