@@ -1,0 +1,161 @@
+"""The local compressor (DESIGN §2): Qwen3-VL reads a segment and a query, M memory tokens read it back.
+
+One forward pass per batch of segments gives both outputs:
+- memory tokens: final-layer hidden states at the M learnable memory-token positions appended right
+  after each sequence's last real token (right padding after them);
+- relevance: sigmoid(h · (w_Yes − w_No)) with h the final hidden state just before the first memory
+  token, i.e. where the model would answer "Yes"/"No" (the zero-shot router).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tempo.models.processor import SegmentVideoProcessor
+from tempo.models.text import END_OF_TEXT, TextTokenizer, compressor_prompt
+from tempo.streaming.segment import Segment
+from torch import nn
+from transformers import Qwen3VLConfig
+from transformers.models.qwen3_vl.modeling_qwen3_vl import Qwen3VLModel
+
+
+class SVLMBody(nn.Module):
+    """Qwen3-VL without its LM head; the `model.` level keeps the released key names (`vlm.model.visual.*`)."""
+
+    def __init__(self, config: Qwen3VLConfig) -> None:
+        super().__init__()
+        self.model = Qwen3VLModel(config)
+
+
+class TempoCompressor(nn.Module):
+    """`model.vision_tower_aux_list.0` of the checkpoint: the SVLM plus the memory-token embeddings."""
+
+    def __init__(self, config: Qwen3VLConfig, num_tokens: int) -> None:
+        super().__init__()
+        self.config = config
+        self.vlm = SVLMBody(config)
+        hidden = config.text_config.hidden_size
+        self.compression_tokens = nn.Parameter(torch.zeros(1, num_tokens, hidden))  # (1, M, D)
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.compression_tokens.shape[1])
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        valid_lengths: torch.Tensor,
+        pixel_values: torch.Tensor,
+        grid_thw: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hidden states for a right-padded batch.
+
+        input_ids: (B, L) with each row's real tokens first, then M placeholder slots, then padding;
+        valid_lengths: (B,) real tokens per row; pixel_values: (Σ patches, C·tp·p·p); grid_thw: (B, 3).
+        Returns (h_answer (B, D): hidden state just before the first memory token,
+                 memory (B, M, D): hidden states at the memory tokens).
+        """
+        vl = self.vlm.model
+        batch, length = input_ids.shape
+        m = self.num_tokens
+        device = input_ids.device
+        pos = torch.arange(length, device=device)[None, :]  # (1, L)
+        start = valid_lengths.to(device)[:, None]  # (B, 1)
+        memory_mask = (pos >= start) & (pos < start + m)  # (B, L): the M slots right after the real tokens
+        attention_mask = (pos < start + m).long()  # real tokens and memory tokens attend; padding does not
+        video_mask = (input_ids == self.config.video_token_id) & (pos < start)  # (B, L)
+        mm_token_type_ids = video_mask.int() * 2  # 0 text (memory tokens count as text), 2 video
+
+        # Multimodal RoPE positions: memory tokens continue the text positions after the last real token.
+        position_ids, _ = vl.get_rope_index(
+            input_ids, mm_token_type_ids, video_grid_thw=grid_thw, attention_mask=attention_mask
+        )  # (3, B, L)
+
+        embeds = vl.get_input_embeddings()(input_ids)  # (B, L, D)
+        vision = vl.get_video_features(pixel_values, grid_thw, return_dict=True)
+        video_embeds = torch.cat(vision.pooler_output, dim=0).to(embeds.dtype)  # (Σ vision tokens, D)
+        if int(video_mask.sum()) != video_embeds.shape[0]:
+            raise ValueError(f"{int(video_mask.sum())} video placeholders but {video_embeds.shape[0]} vision tokens")
+        embeds = embeds.masked_scatter(video_mask[..., None], video_embeds)
+        memory_embeds = self.compression_tokens.to(embeds.dtype).expand(batch, -1, -1).reshape(-1, embeds.shape[-1])
+        embeds = embeds.masked_scatter(memory_mask[..., None], memory_embeds)
+        deepstack = [torch.cat(feat, dim=0).to(embeds.dtype) for feat in vision.deepstack_features]
+
+        out = vl.language_model(
+            inputs_embeds=embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            visual_pos_masks=video_mask,
+            deepstack_visual_embeds=deepstack,
+            use_cache=False,
+        )
+        hidden = out.last_hidden_state  # (B, L, D), after the final norm
+        rows = torch.arange(batch, device=device)
+        h_answer = hidden[rows, valid_lengths.to(device) - 1]  # (B, D)
+        memory = hidden[memory_mask].view(batch, m, -1)  # (B, M, D)
+        return h_answer, memory
+
+
+@dataclass
+class CompressorInputs:
+    """A batch ready for `TempoCompressor.forward`, built on CPU."""
+
+    input_ids: torch.Tensor  # (B, L) int64
+    valid_lengths: torch.Tensor  # (B,) int64
+    pixel_values: torch.Tensor  # (Σ patches, C·tp·p·p) float32
+    grid_thw: torch.Tensor  # (B, 3) int64
+
+
+def segment_frame_times(segment: Segment, origin: str) -> np.ndarray:
+    """(T',) seconds per frame the SVLM sees, T' ≥ 2 (a padded one-frame window gets one more sampling step)."""
+    times = np.asarray(segment.timestamps, dtype=np.float64).reshape(-1)
+    if times.size == 0:
+        raise ValueError(f"segment {segment.index} has no frames")
+    if origin == "segment":
+        times = times - segment.start
+    elif origin != "stream":
+        raise ValueError(f"frame_time_origin must be 'segment' or 'stream', not {origin!r}")
+    if times.size < 2:
+        # The padding frame is the next sampled frame as the video path sees it: one step of 1/fps later.
+        times = np.array([times[0], times[0] + 1.0 / segment.sample_fps])
+    return times
+
+
+def build_compressor_inputs(
+    segments: Sequence[Segment],
+    query: str,
+    *,
+    processor: SegmentVideoProcessor,
+    tokenizer: TextTokenizer,
+    num_memory_tokens: int,
+    frame_time_origin: str = "segment",
+) -> CompressorInputs:
+    """Process frames, build each chat, tokenise and right-pad with room for the M memory tokens."""
+    pad_id = tokenizer.token_id(END_OF_TEXT)
+    ids_list: list[list[int]] = []
+    pixels: list[torch.Tensor] = []
+    grids: list[tuple[int, int, int]] = []
+    for seg in segments:
+        clip = processor(seg.frames_for_model(), segment_frame_times(seg, frame_time_origin))
+        ids_list.append(tokenizer.encode(compressor_prompt(clip.prompt, query)))
+        pixels.append(clip.pixel_values)
+        grids.append(clip.grid_thw)
+    length = max(len(ids) for ids in ids_list) + num_memory_tokens
+    input_ids = torch.full((len(ids_list), length), pad_id, dtype=torch.long)
+    for row, ids in enumerate(ids_list):
+        input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return CompressorInputs(
+        input_ids=input_ids,
+        valid_lengths=torch.tensor([len(ids) for ids in ids_list], dtype=torch.long),
+        pixel_values=torch.cat(pixels, dim=0),
+        grid_thw=torch.tensor(grids, dtype=torch.long),
+    )
+
+
+def relevance_scores(h_answer: torch.Tensor, yes_minus_no: torch.Tensor) -> torch.Tensor:
+    """sigmoid(h · (w_Yes − w_No)) in float32. h_answer: (B, D); yes_minus_no: (D,). Returns (B,)."""
+    logit = h_answer.float() @ yes_minus_no.float().to(h_answer.device)
+    return torch.sigmoid(logit)

@@ -1,0 +1,469 @@
+"""The Tempo model: SVLM compressor + relevance head → ATA → projector + time tags → global Qwen3 LLM.
+
+`TempoNetwork` holds the weights under exactly the released key names; `TempoModel` adds what a
+checkpoint directory carries besides weights (tokenizers, processor, the base SVLM's Yes/No rows)
+and offers the two steps the rest of Tempo calls:
+
+- `compress(segments, query)` → relevance scores (n,) and memory tokens (n, M, D);
+- `answer(question, memory)` → text, from (centre time, kept memory tokens) pairs in timeline
+  order, however they were obtained (fresh query-aware pass or tokens stored in Redis).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib.util
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tempo.models.checkpoint import (
+    CONFIG_FILE,
+    CheckpointError,
+    check_and_load_state,
+    copy_aux_files,
+    load_rows,
+    load_weights,
+    read_checkpoint_config,
+    read_json,
+    resolve_base_svlm,
+    resolve_model_dir,
+    save_weights,
+)
+from tempo.models.compressor import TempoCompressor, build_compressor_inputs, relevance_scores
+from tempo.models.config import (
+    CONTEXT_MARGIN,
+    PROJECTOR_TYPE,
+    TempoCheckpointConfig,
+    TempoInferenceConfig,
+)
+from tempo.models.processor import SegmentVideoProcessor, VideoProcessorConfig
+from tempo.models.text import END_OF_TEXT, IM_END, TextTokenizer, llm_prompt_parts, time_tag
+from tempo.streaming.segment import Segment
+from torch import nn
+from tqdm import tqdm
+from transformers import Qwen3Config, Qwen3Model, Qwen3VLConfig
+from transformers.cache_utils import DynamicCache
+
+log = logging.getLogger(__name__)
+
+COMPRESSOR_PREFIX = "model.vision_tower_aux_list.0."
+
+
+def _no_init() -> contextlib.AbstractContextManager[None]:
+    """Skip random initialisation when weights are loaded right after (saves seconds on big models)."""
+    try:
+        from transformers.initialization import no_init_weights  # transformers ≥ 5
+
+        return no_init_weights()
+    except ImportError:  # pragma: no cover - older layouts
+        return contextlib.nullcontext()
+
+
+class TempoNetwork(nn.Module):
+    """All weights, named as in the released checkpoint (DESIGN §2).
+
+    model.embed_tokens / layers / norm and lm_head: the global Qwen3 LM;
+    model.vision_tower_aux_list.0: the compressor (Qwen3-VL without LM head + compression_tokens);
+    model.mm_projector.0 / .2: Linear(D → H), GELU, Linear(H → H).
+    """
+
+    def __init__(self, config: TempoCheckpointConfig, svlm_config: Qwen3VLConfig) -> None:
+        super().__init__()
+        if config.mm_projector_type != PROJECTOR_TYPE:
+            raise CheckpointError(f"mm_projector_type {config.mm_projector_type!r} is not supported (only {PROJECTOR_TYPE!r}).")
+        self.llm_config = Qwen3Config.from_dict({k: v for k, v in config.llm.items() if k != "model_type"})
+        self.llm_config._attn_implementation = svlm_config._attn_implementation
+        hidden = self.llm_config.hidden_size
+        svlm_hidden = svlm_config.text_config.hidden_size
+        if config.mm_hidden_size != svlm_hidden:
+            raise CheckpointError(
+                f"config.json says mm_hidden_size={config.mm_hidden_size} but the base SVLM's hidden size is {svlm_hidden}."
+            )
+        self.model = Qwen3Model(self.llm_config)
+        self.model.vision_tower_aux_list = nn.ModuleList([TempoCompressor(svlm_config, config.num_compression_tokens)])
+        self.model.mm_projector = nn.Sequential(nn.Linear(svlm_hidden, hidden), nn.GELU(), nn.Linear(hidden, hidden))
+        self.lm_head = nn.Linear(hidden, self.llm_config.vocab_size, bias=False)
+        if self.llm_config.tie_word_embeddings:
+            self.lm_head.weight = self.model.embed_tokens.weight
+
+    @property
+    def compressor(self) -> TempoCompressor:
+        return self.model.vision_tower_aux_list[0]
+
+    def project(self, memory: torch.Tensor) -> torch.Tensor:
+        """(k, D) memory tokens → (k, H) LLM input embeddings."""
+        return self.model.mm_projector(memory)
+
+
+@dataclass
+class RelevanceHead:
+    """w_Yes − w_No from the base Qwen3-VL LM head (or its tied input embeddings)."""
+
+    yes_id: int
+    no_id: int
+    direction: torch.Tensor  # (D,) float32
+
+
+def _pick_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    if dtype is None:
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    except KeyError:
+        raise ValueError(f"dtype must be float32, bfloat16 or float16, not {dtype!r}") from None
+
+
+def _attention_implementation(device: torch.device) -> str:
+    if device.type == "cuda" and importlib.util.find_spec("flash_attn") is not None:
+        return "flash_attention_2"
+    return "sdpa"
+
+
+def segment_centre_time(segment: Segment, window: int) -> float:
+    """Time tag t of a segment: its real start plus half a nominal window (= (first index + window/2)/fps from 0)."""
+    return float(segment.start) + window / (2.0 * segment.sample_fps)
+
+
+class TempoModel:
+    """A loaded Tempo checkpoint. Build it with `TempoModel.from_pretrained(path_or_id)`."""
+
+    def __init__(
+        self,
+        network: TempoNetwork,
+        *,
+        checkpoint_config: TempoCheckpointConfig,
+        tokenizer: TextTokenizer,
+        svlm_tokenizer: TextTokenizer,
+        processor: SegmentVideoProcessor,
+        relevance: RelevanceHead,
+        model_dir: Path,
+        base_dir: Path,
+        config: TempoInferenceConfig,
+        device: torch.device,
+        dtype: torch.dtype,
+    ) -> None:
+        self.network = network
+        self.checkpoint_config = checkpoint_config
+        self.tokenizer = tokenizer
+        self.svlm_tokenizer = svlm_tokenizer
+        self.processor = processor
+        self.relevance = relevance
+        self.model_dir = model_dir
+        self.base_dir = base_dir
+        self.config = config
+        self.device = device
+        self.dtype = dtype
+        self._yes_minus_no = relevance.direction.to(device)
+
+    # ------------------------------------------------------------------ loading / saving
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_id: str | Path,
+        *,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        config: TempoInferenceConfig | None = None,
+    ) -> TempoModel:
+        """Load a checkpoint in the released layout from a directory (or a hub id already on disk)."""
+        config = config or TempoInferenceConfig()
+        dev = _pick_device(device if device is not None else config.device)
+        dt = _pick_dtype(dtype if dtype is not None else config.dtype, dev)
+        model_dir = resolve_model_dir(path_or_id)
+        ckpt = read_checkpoint_config(model_dir)
+        base_dir = resolve_base_svlm(ckpt.base_svlm, model_dir)
+        try:
+            svlm_config = Qwen3VLConfig.from_dict(read_json(base_dir / CONFIG_FILE, "base SVLM"))
+        except (TypeError, ValueError, KeyError) as exc:
+            raise CheckpointError(f"{base_dir / CONFIG_FILE} is not a Qwen3-VL config ({exc}).") from exc
+        attn = _attention_implementation(dev)
+        svlm_config._attn_implementation = attn
+        svlm_config.text_config._attn_implementation = attn
+        svlm_config.vision_config._attn_implementation = attn
+
+        with _no_init():
+            network = TempoNetwork(ckpt, svlm_config)
+        state = load_weights(model_dir)
+        if network.llm_config.tie_word_embeddings and "lm_head.weight" not in state and "model.embed_tokens.weight" in state:
+            state["lm_head.weight"] = state["model.embed_tokens.weight"]
+        check_and_load_state(network, state, model_dir)
+        del state
+        network.to(device=dev, dtype=dt).eval()
+
+        tokenizer = TextTokenizer.from_dir(model_dir)
+        svlm_tokenizer = TextTokenizer.from_dir(base_dir)
+        processor_dir = model_dir if VideoProcessorConfigExists(model_dir) else base_dir
+        try:
+            processor = SegmentVideoProcessor(VideoProcessorConfig.from_dir(processor_dir))
+        except FileNotFoundError as exc:
+            raise CheckpointError(f"{exc}; the Qwen3-VL processor configuration is required.") from exc
+        relevance = load_relevance_head(base_dir, svlm_tokenizer, svlm_config)
+        return cls(
+            network,
+            checkpoint_config=ckpt,
+            tokenizer=tokenizer,
+            svlm_tokenizer=svlm_tokenizer,
+            processor=processor,
+            relevance=relevance,
+            model_dir=model_dir,
+            base_dir=base_dir,
+            config=config,
+            device=dev,
+            dtype=dt,
+        )
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write config.json, safetensors weights and the tokenizer/processor files in the released layout."""
+        ckpt = self.checkpoint_config
+        if not (_is_hub_like(ckpt.base_svlm) and not Path(ckpt.base_svlm).exists()):
+            # A base SVLM given as a directory is written as an absolute path so the copy still finds it.
+            ckpt = dataclasses.replace(ckpt, base_svlm=str(self.base_dir))
+        return write_checkpoint(self.network, ckpt, directory, aux_source=self.model_dir)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def num_memory_tokens(self) -> int:
+        """M: memory tokens per segment."""
+        return self.network.compressor.num_tokens
+
+    @property
+    def memory_dim(self) -> int:
+        """D: width of a memory token (the SVLM hidden size)."""
+        return int(self.network.compressor.compression_tokens.shape[-1])
+
+    def centre_time(self, segment: Segment) -> float:
+        return segment_centre_time(segment, self.config.window)
+
+    # ------------------------------------------------------------------ compressor
+    @torch.inference_mode()
+    def compress(
+        self,
+        segments: Sequence[Segment],
+        query: str,
+        *,
+        batch_size: int | None = None,
+        progress: bool = False,
+    ) -> tuple[np.ndarray, torch.Tensor]:
+        """Query-aware SVLM pass over segments.
+
+        Returns (scores (n,) float32 in [0, 1], memory tokens (n, M, D) float32 on CPU).
+        """
+        segments = list(segments)
+        n = len(segments)
+        m, d = self.num_memory_tokens, self.memory_dim
+        if n == 0:
+            return np.zeros(0, dtype=np.float32), torch.zeros(0, m, d)
+        bs = max(1, int(batch_size or self.config.compress_batch_size))
+        scores = np.zeros(n, dtype=np.float32)
+        memory = torch.empty(n, m, d, dtype=torch.float32)
+        bar = tqdm(total=n, desc="compress", unit="seg", disable=not progress, leave=False)
+        for lo in range(0, n, bs):
+            batch = segments[lo : lo + bs]
+            inputs = build_compressor_inputs(
+                batch,
+                query,
+                processor=self.processor,
+                tokenizer=self.svlm_tokenizer,
+                num_memory_tokens=m,
+                frame_time_origin=self.config.frame_time_origin,
+            )
+            h_answer, mem = self.network.compressor(
+                inputs.input_ids.to(self.device),
+                inputs.valid_lengths.to(self.device),
+                inputs.pixel_values.to(self.device, self.dtype),
+                inputs.grid_thw.to(self.device),
+            )
+            scores[lo : lo + len(batch)] = relevance_scores(h_answer, self._yes_minus_no).cpu().numpy()
+            memory[lo : lo + len(batch)] = mem.float().cpu()
+            bar.update(len(batch))
+        bar.close()
+        return scores, memory
+
+    # ------------------------------------------------------------------ global LLM
+    def _embed_ids(self, ids: list[int]) -> torch.Tensor:
+        return self.network.model.embed_tokens(torch.tensor(ids, dtype=torch.long, device=self.device))
+
+    def build_answer_embeddings(
+        self, question: str, memory: Sequence[tuple[float, torch.Tensor]]
+    ) -> tuple[torch.Tensor, AnswerStats]:
+        """The prompt as LLM input embeddings (1, L, H): ChatML text with `<image>` replaced by
+        [time tag + projected kept tokens] per segment, the visual part cut at the end to fit the context."""
+        before, after = llm_prompt_parts(question)
+        ids_before = self.tokenizer.encode(before)
+        ids_after = self.tokenizer.encode(after)
+        pieces: list[torch.Tensor] = []
+        memory_tokens = 0
+        for centre, tokens in memory:
+            pieces.append(self._embed_ids(self.tokenizer.encode(time_tag(centre))))
+            if tokens.shape[0]:
+                if tokens.ndim != 2 or tokens.shape[-1] != self.memory_dim:
+                    raise ValueError(f"memory tokens must be (k, {self.memory_dim}), got {tuple(tokens.shape)}")
+                pieces.append(self.network.project(tokens.to(self.device, self.dtype)))
+                memory_tokens += int(tokens.shape[0])
+        hidden = self.network.llm_config.hidden_size
+        visual = torch.cat(pieces, dim=0) if pieces else torch.zeros(0, hidden, device=self.device, dtype=self.dtype)
+        room = max(0, self.config.context_limit - len(ids_before) - len(ids_after) - CONTEXT_MARGIN)
+        cut = max(0, visual.shape[0] - room)
+        if cut:
+            log.warning("visual context of %d tokens cut to %d to fit the %d-token limit", visual.shape[0], room, self.config.context_limit)
+            visual = visual[:room]
+        embeds = torch.cat([self._embed_ids(ids_before), visual, self._embed_ids(ids_after)], dim=0)[None]
+        stats = AnswerStats(
+            prompt_tokens=int(embeds.shape[1]),
+            visual_tokens=int(visual.shape[0]),
+            memory_tokens=memory_tokens,
+            truncated_tokens=int(cut),
+        )
+        return embeds, stats
+
+    @torch.inference_mode()
+    def generate_ids(
+        self,
+        embeds: torch.Tensor,
+        *,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        seed: int | None = None,
+    ) -> Iterator[int]:
+        """Token ids from (1, L, H) prompt embeddings with a KV cache; stops at <|im_end|> / <|endoftext|>."""
+        stop = {self.tokenizer.token_id(IM_END), self.tokenizer.token_id(END_OF_TEXT)}
+        gen = None
+        if temperature > 0:
+            gen = torch.Generator(device=self.device)
+            gen.manual_seed(0 if seed is None else seed)
+        cache = DynamicCache(config=self.network.llm_config)
+        out = self.network.model(inputs_embeds=embeds, cache=cache, use_cache=True)
+        for _ in range(max_new_tokens):
+            logits = self.network.lm_head(out.last_hidden_state[:, -1]).float()  # (1, V)
+            if temperature > 0:
+                probs = torch.softmax(logits / temperature, dim=-1)
+                next_id = int(torch.multinomial(probs, 1, generator=gen).item())
+            else:
+                next_id = int(logits.argmax(dim=-1).item())
+            if next_id in stop:
+                return
+            yield next_id
+            step = self.network.model.embed_tokens(torch.tensor([[next_id]], device=self.device))
+            out = self.network.model(inputs_embeds=step, cache=out.cache, use_cache=True)
+
+    def answer(
+        self,
+        question: str,
+        memory: Sequence[tuple[float, torch.Tensor]],
+        *,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> str:
+        """Answer from per-segment (centre time seconds, kept memory tokens (k_i, D)) in timeline order.
+
+        Needs no compression: the tokens may come from a fresh query-aware pass or from storage.
+        `on_text` receives the answer as it is generated, in pieces that concatenate to the result.
+        """
+        return self.answer_with_stats(
+            question, memory, max_new_tokens=max_new_tokens, temperature=temperature, on_text=on_text
+        )[0]
+
+    def answer_with_stats(
+        self,
+        question: str,
+        memory: Sequence[tuple[float, torch.Tensor]],
+        *,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> tuple[str, AnswerStats]:
+        """`answer`, also returning prompt sizes and generation time."""
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            embeds, stats = self.build_answer_embeddings(question, memory)
+        ids: list[int] = []
+        text = ""
+        for tid in self.generate_ids(
+            embeds,
+            max_new_tokens=self.config.max_new_tokens if max_new_tokens is None else max_new_tokens,
+            temperature=self.config.temperature if temperature is None else temperature,
+        ):
+            ids.append(tid)
+            new_text = self.tokenizer.decode(ids)
+            # Hold back while a multi-byte character is incomplete (decoding shows U+FFFD).
+            if on_text is not None and not new_text.endswith("\ufffd") and len(new_text) > len(text):
+                on_text(new_text[len(text) :])
+                text = new_text
+        final = self.tokenizer.decode(ids)
+        if on_text is not None and len(final) > len(text) and final.startswith(text):
+            on_text(final[len(text) :])
+        stats.generated_tokens = len(ids)
+        stats.seconds = time.perf_counter() - t0
+        return final, stats
+
+
+@dataclass
+class AnswerStats:
+    prompt_tokens: int  # LLM input length (text + visual)
+    visual_tokens: int  # time tags + memory tokens after the context guard
+    memory_tokens: int  # kept memory tokens given (before the guard)
+    truncated_tokens: int  # visual embeddings cut by the context guard
+    generated_tokens: int = 0
+    seconds: float = 0.0
+
+
+def write_checkpoint(
+    network: TempoNetwork, config: TempoCheckpointConfig, directory: str | Path, *, aux_source: Path | None = None
+) -> Path:
+    """config.json + safetensors (+ tokenizer/processor files copied from `aux_source`) in the released layout."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    raw = config.to_dict()
+    (out / CONFIG_FILE).write_text(json.dumps(raw, indent=2, sort_keys=True) + "\n")
+    state = dict(network.state_dict())
+    if network.llm_config.tie_word_embeddings:
+        state.pop("lm_head.weight", None)  # tied: the embedding table is the head
+    save_weights(state, out)
+    if aux_source is not None:
+        copy_aux_files(aux_source, out)
+    return out
+
+
+def VideoProcessorConfigExists(directory: Path) -> bool:
+    return (directory / "video_preprocessor_config.json").is_file() or (directory / "preprocessor_config.json").is_file()
+
+
+def _is_hub_like(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
+
+
+def load_relevance_head(base_dir: Path, tokenizer: TextTokenizer, svlm_config: Qwen3VLConfig) -> RelevanceHead:
+    """w_Yes − w_No: the base model's LM-head rows, or its input-embedding rows when the two are tied."""
+    yes_id, no_id = tokenizer.token_id("Yes"), tokenizer.token_id("No")
+    tied = bool(getattr(svlm_config, "tie_word_embeddings", False) or svlm_config.text_config.tie_word_embeddings)
+    keys = ["lm_head.weight"]
+    if tied:
+        keys += ["model.language_model.embed_tokens.weight", "model.embed_tokens.weight", "language_model.model.embed_tokens.weight"]
+    found = load_rows(base_dir, keys, [yes_id, no_id])
+    if found is None:
+        raise CheckpointError(
+            f"the base SVLM at {base_dir} has no LM head (lm_head.weight) to read the Yes/No rows of the relevance head from."
+        )
+    key, rows = found
+    expected = svlm_config.text_config.hidden_size
+    if rows.shape[-1] != expected:
+        raise CheckpointError(f"{base_dir}: {key} rows have width {rows.shape[-1]} but the config says {expected}.")
+    direction = (rows[0].float() - rows[1].float()).contiguous()  # (D,)
+    return RelevanceHead(yes_id=yes_id, no_id=no_id, direction=direction)
