@@ -8,6 +8,7 @@ from tempo.memory.errors import (
     StreamSettingsMismatchError,
     UnknownStreamError,
 )
+from tempo.memory.index import SearchHit, SegmentIndex, Timeline
 from tempo.memory.records import (
     FileReference,
     RetentionPolicy,
@@ -15,6 +16,7 @@ from tempo.memory.records import (
     StorageBytes,
     StreamSettings,
 )
+from tempo.memory.retention import RetentionWorker, enforce_retention
 from tempo.memory.store import AnchorBatch, CommitResult, CommitStatus, RedisMemoryStore, StreamInfo
 
 __all__ = [
@@ -28,12 +30,17 @@ __all__ = [
     "OutOfOrderCommitError",
     "RedisMemoryStore",
     "RetentionPolicy",
+    "RetentionWorker",
+    "SearchHit",
+    "SegmentIndex",
     "SegmentRecord",
     "StorageBytes",
     "StreamInfo",
     "StreamSettings",
     "StreamSettingsMismatchError",
+    "Timeline",
     "UnknownStreamError",
     "connect",
+    "enforce_retention",
     "tempo_home",
 ]

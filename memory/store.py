@@ -135,6 +135,16 @@ redis.call('HINCRBY', info, 'b_meta', -bmeta)
 return n
 """
 
+# KEYS: ivf hash. ARGV: trained-at size, centroid bytes, dim. Newer (larger) training wins.
+_OFFER_IVF = """#!lua
+local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '-1')
+if tonumber(ARGV[1]) > n then
+  redis.call('HSET', KEYS[1], 'n', ARGV[1], 'c', ARGV[2], 'd', ARGV[3])
+  return 1
+end
+return 0
+"""
+
 
 class CommitStatus(StrEnum):
     COMMITTED = "committed"
@@ -203,6 +213,7 @@ class RedisMemoryStore:
         self.prefix = prefix
         self._put = client.register_script(_PUT)
         self._trim = client.register_script(_TRIM)
+        self._offer_ivf = client.register_script(_OFFER_IVF)
 
     @classmethod
     def connect(
@@ -226,6 +237,9 @@ class RedisMemoryStore:
 
     def _k_time(self, name: str) -> str:
         return f"{self.prefix}:s:{{{name}}}:t"
+
+    def _k_ivf(self, name: str) -> str:
+        return f"{self.prefix}:s:{{{name}}}:ivf"
 
     # ---- memory identity ------------------------------------------------------------------------
     @_redis_errors
@@ -355,15 +369,19 @@ class RedisMemoryStore:
         )
 
     @_redis_errors
-    def positions(self, names: Sequence[str]) -> dict[str, tuple[int, int, int]]:
-        """(number, first, committed) per existing stream, one round trip (the index's sync probe)."""
+    def positions(self, names: Sequence[str]) -> dict[str, tuple[int, int, int, int]]:
+        """(number, first, committed, IVF trained-at size or 0) per existing stream, one round trip
+        (the index's sync probe)."""
         pipe = self.client.pipeline(transaction=False)
         for name in names:
             pipe.hmget(self._k_info(name), "number", "first", "committed")
-        out: dict[str, tuple[int, int, int]] = {}
-        for name, (number, first, committed) in zip(names, pipe.execute(), strict=True):
+            pipe.hget(self._k_ivf(name), "n")
+        raw = pipe.execute()
+        out: dict[str, tuple[int, int, int, int]] = {}
+        for j, name in enumerate(names):
+            (number, first, committed), trained_at = raw[2 * j], raw[2 * j + 1]
             if number is not None:
-                out[name] = (int(number), int(first), int(committed))
+                out[name] = (int(number), int(first), int(committed), int(trained_at or 0))
         return out
 
     def next_index(self, name: str) -> int:
@@ -383,7 +401,30 @@ class RedisMemoryStore:
             for i in range(lo, min(lo + batch, info.committed + 1)):
                 keys += [self._k_seg(name, i), self._k_tok(name, i)]
             self.client.delete(*keys)
-        self.client.delete(self._k_time(name), self._k_info(name))
+        self.client.delete(self._k_time(name), self._k_ivf(name), self._k_info(name))
+
+    # ---- IVF coarse centroids (kept in Redis so a rebuilt index is identical) ----------------------
+    @_redis_errors
+    def ivf_centroids(self, name: str) -> tuple[int, np.ndarray] | None:
+        """(size the stream had when trained, centroids (nlist, E) float32), or None if never trained."""
+        trained_at, blob, dim = self.client.hmget(self._k_ivf(name), "n", "c", "d")
+        if trained_at is None:
+            return None
+        return int(trained_at), np.frombuffer(blob, dtype=np.float32).reshape(-1, int(dim)).copy()
+
+    @_redis_errors
+    def offer_ivf_centroids(
+        self, name: str, trained_at: int, centroids: np.ndarray
+    ) -> tuple[int, np.ndarray]:
+        """Store centroids trained at `trained_at` segments unless newer ones are stored; returns
+        the ones that won, which every process then uses."""
+        centroids = np.ascontiguousarray(centroids, dtype=np.float32)
+        self._offer_ivf(
+            keys=[self._k_ivf(name)], args=[trained_at, centroids.tobytes(), centroids.shape[1]]
+        )
+        stored = self.ivf_centroids(name)
+        assert stored is not None
+        return stored
 
     # ---- writes -----------------------------------------------------------------------------------
     def _put_args(self, record: SegmentRecord, now: float) -> tuple[list[str], list[Any]]:

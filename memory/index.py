@@ -1,0 +1,416 @@
+"""FAISS index of segment embeddings, derived from Redis (the source of truth) and snapshotted to disk.
+
+One FAISS index per stream, ids = segment indices. Vectors are the *stored* (float16-decoded)
+embeddings, re-normalised, so whatever built the index — live ingest, a snapshot, or a rebuild from
+Redis — holds bit-identical vectors. Inner product on unit vectors = cosine similarity.
+
+  * Exact (`IndexIDMap(IndexFlatIP)`) while a stream holds fewer than `exact_limit` segments.
+  * Past it, IVF (`IndexIVFFlat`, inner product). Its coarse centroids are trained once (k-means
+    on an even subsample) and *stored in Redis* per stream, so a rebuild reuses them and assigns
+    every vector to the same list: same search results. Retrained (and re-stored) when the stream has
+    grown 8× since.
+  * Filters: a stream set picks the per-stream indices (results merged by score); a time range
+    becomes a contiguous segment-index range (segments tile time), applied inside FAISS with
+    `IDSelectorRange`. For IVF, a selective filter (few members) scans every list (`nprobe = nlist`:
+    FAISS tests membership before computing a distance, so that is exact and cheap); broad filters use
+    the configured `nprobe`, widened to all lists if fewer than k hits come back.
+  * Retention: the stream's oldest retained index (`first`) only grows; `sync` removes ids below it.
+  * Snapshot: `TEMPO_HOME/index/gen-N/` (per-stream `.faiss` + times `.npy`) and `meta.json` with the
+    memory id, each stream's number, first/next indexed position and IVF training size, and file
+    checksums; `CURRENT` names the live generation and is replaced atomically. On open, a snapshot of
+    another memory, with a bad checksum or unreadable, is ignored and the index rebuilt from Redis.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import faiss
+import numpy as np
+from tempo.memory.embedded import tempo_home
+from tempo.memory.errors import UnknownStreamError
+from tempo.memory.store import RedisMemoryStore
+
+log = logging.getLogger(__name__)
+
+_SNAPSHOT_VERSION = 1
+_SYNC_BATCH = 4096  # segments fetched from Redis per round trip while catching up
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    stream: str
+    index: int  # segment index within the stream
+    score: float  # cosine similarity to the query
+    start: float  # seconds
+    end: float  # seconds
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """A stream's indexed segments in order (from memory, no Redis round trip)."""
+
+    stream: str
+    indices: np.ndarray  # (n,) int64
+    starts: np.ndarray  # (n,) float64 seconds
+    ends: np.ndarray  # (n,) float64 seconds
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+@dataclass
+class _StreamIndex:
+    name: str
+    number: int
+    dim: int
+    first: int = 0  # index of row 0
+    index: faiss.Index | None = None
+    trained_at: int = 0  # 0 = exact (flat); else IVF trained when the stream had this many segments
+    starts: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    ends: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def count(self) -> int:
+        return len(self.starts)
+
+    @property
+    def next(self) -> int:
+        return self.first + self.count
+
+    def ensure(self) -> faiss.Index:
+        if self.index is None:
+            self.index = faiss.IndexIDMap(faiss.IndexFlatIP(self.dim))
+        return self.index
+
+    def drop_before(self, first: int) -> None:
+        """Remove rows of segments < first (retention)."""
+        if first <= self.first:
+            return
+        n = min(first - self.first, self.count)
+        if n > 0 and self.index is not None:
+            self.index.remove_ids(faiss.IDSelectorRange(self.first, self.first + n))
+        self.starts, self.ends = self.starts[n:].copy(), self.ends[n:].copy()
+        self.first = first
+
+    def append(self, indices: np.ndarray, starts: np.ndarray, ends: np.ndarray, vecs: np.ndarray) -> None:
+        self.ensure().add_with_ids(vecs, indices.astype(np.int64))
+        self.starts = np.concatenate([self.starts, starts])
+        self.ends = np.concatenate([self.ends, ends])
+
+    def all_vectors(self) -> np.ndarray:
+        """(count, E) float32 in index order, read back from FAISS (exact copies of what was added)."""
+        index = self.ensure()
+        if self.count == 0:
+            return np.zeros((0, self.dim), np.float32)
+        if self.trained_at == 0:
+            # IndexIDMap keeps rows in insertion order (removals shift), i.e. segment order.
+            return faiss.downcast_index(index.index).reconstruct_n(0, self.count)
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)
+        try:
+            return index.reconstruct_batch(np.arange(self.first, self.next, dtype=np.int64))
+        finally:
+            index.set_direct_map_type(faiss.DirectMap.NoMap)
+
+
+class SegmentIndex:
+    """Search segment embeddings by cosine similarity, filtered by stream and time."""
+
+    def __init__(
+        self,
+        store: RedisMemoryStore,
+        *,
+        path: Path | None = None,
+        exact_limit: int = 50_000,
+        nprobe: int = 32,
+        max_nlist: int = 1024,
+    ) -> None:
+        self.store = store
+        self.path = path
+        self.exact_limit = exact_limit
+        self.nprobe = nprobe
+        self.max_nlist = max_nlist
+        self._streams: dict[str, _StreamIndex] = {}
+        self._memory_id = store.memory_id()
+        self._dirty = False
+
+    # ---- opening, snapshots ---------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls, store: RedisMemoryStore, home: Path | str | None = None, *, sync: bool = True, **options: int
+    ) -> SegmentIndex:
+        """Load the snapshot under `home/index` (if valid) and catch up from Redis."""
+        index = cls(store, path=tempo_home(home) / "index", **options)
+        if not index._load():
+            log.info("no usable index snapshot in %s; rebuilding from Redis", index.path)
+        if sync:
+            index.sync()
+        return index
+
+    def _load(self) -> bool:
+        if self.path is None:
+            return False
+        try:
+            current = (self.path / "CURRENT").read_text().strip()
+            gen = self.path / current
+            meta = json.loads((gen / "meta.json").read_text())
+            if meta.get("version") != _SNAPSHOT_VERSION or meta.get("memory_id") != self._memory_id:
+                return False
+            streams: dict[str, _StreamIndex] = {}
+            for name, s in meta["streams"].items():
+                files = {}
+                for part in ("faiss", "times"):
+                    data = (gen / s["files"][part]).read_bytes()
+                    if hashlib.sha256(data).hexdigest() != s["sha256"][part]:
+                        log.warning("index snapshot file %s is corrupt; rebuilding", s["files"][part])
+                        return False
+                    files[part] = data
+                index = faiss.deserialize_index(np.frombuffer(files["faiss"], dtype=np.uint8))
+                times = np.load(gen / s["files"]["times"])  # (n, 2) float64
+                st = _StreamIndex(
+                    name=name,
+                    number=int(s["number"]),
+                    dim=int(s["dim"]),
+                    first=int(s["first"]),
+                    index=index,
+                    trained_at=int(s["trained_at"]),
+                    starts=times[:, 0].copy(),
+                    ends=times[:, 1].copy(),
+                )
+                if st.next != int(s["next"]) or index.ntotal != st.count:
+                    return False
+                streams[name] = st
+        except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+            log.info("index snapshot unusable (%s)", exc)
+            return False
+        self._streams = streams
+        return True
+
+    def save(self) -> Path | None:
+        """Write a snapshot (a new generation; CURRENT swapped atomically); returns its directory."""
+        if self.path is None:
+            return None
+        self.path.mkdir(parents=True, exist_ok=True)
+        previous = [p for p in self.path.glob("gen-*") if p.is_dir()]
+        number = 1 + max((int(p.name.split("-")[1]) for p in previous), default=0)
+        gen = self.path / f"gen-{number}-{os.getpid()}"
+        gen.mkdir()
+        meta: dict[str, object] = {"version": _SNAPSHOT_VERSION, "memory_id": self._memory_id, "streams": {}}
+        for name, st in self._streams.items():
+            data = faiss.serialize_index(st.ensure()).tobytes()
+            stem = f"s{st.number}"
+            (gen / f"{stem}.faiss").write_bytes(data)
+            np.save(gen / f"{stem}.times.npy", np.stack([st.starts, st.ends], axis=1).reshape(-1, 2))
+            times = (gen / f"{stem}.times.npy").read_bytes()
+            meta["streams"][name] = {  # type: ignore[index]
+                "number": st.number,
+                "dim": st.dim,
+                "first": st.first,
+                "next": st.next,
+                "trained_at": st.trained_at,
+                "files": {"faiss": f"{stem}.faiss", "times": f"{stem}.times.npy"},
+                "sha256": {
+                    "faiss": hashlib.sha256(data).hexdigest(),
+                    "times": hashlib.sha256(times).hexdigest(),
+                },
+            }
+        (gen / "meta.json").write_text(json.dumps(meta, indent=1))
+        tmp = self.path / f"CURRENT.{os.getpid()}"
+        tmp.write_text(gen.name)
+        os.replace(tmp, self.path / "CURRENT")
+        for old in previous:
+            shutil.rmtree(old, ignore_errors=True)
+        self._dirty = False
+        return gen
+
+    # ---- keeping up with Redis --------------------------------------------------------------------
+    def sync(self) -> int:
+        """Bring the index up to date with Redis; returns the number of segments added.
+
+        Cheap when nothing changed: one pipelined probe of every stream's position.
+        """
+        names = self.store.stream_names()
+        positions = self.store.positions(names)
+        for gone in [n for n, st in self._streams.items() if positions.get(n, (None,))[0] != st.number]:
+            del self._streams[gone]  # deleted, or deleted and re-created under a new number
+            self._dirty = True
+        added = 0
+        for name, (number, first, committed, trained_at) in positions.items():
+            st = self._streams.get(name)
+            if st is None:
+                dim = self.store.stream_info(name).settings.embedding_dim
+                st = self._streams[name] = _StreamIndex(name, number, dim, first=first)
+            if first > st.first:
+                st.drop_before(first)
+                self._dirty = True
+            if trained_at != st.trained_at:
+                # Another process (re)trained the stream's IVF: adopt its centroids.
+                self._rebuild_stream(st, self.store.ivf_centroids(name))
+            lo = st.next
+            while lo <= committed:
+                hi = min(lo + _SYNC_BATCH, committed + 1)
+                idx, starts, ends, vecs = self.store.embeddings(name, lo, hi)
+                if len(idx):
+                    # Retention may remove the oldest segments while we read; it removes oldest first,
+                    # so everything before the last discontinuity is gone: keep the contiguous tail.
+                    breaks = np.flatnonzero(np.diff(np.concatenate([[st.next - 1], idx])) != 1)
+                    if len(breaks):
+                        cut = int(breaks[-1])
+                        st.drop_before(int(idx[cut]))
+                        idx, starts, ends, vecs = idx[cut:], starts[cut:], ends[cut:], vecs[cut:]
+                    if st.dim != vecs.shape[1]:
+                        raise ValueError(f"stream {name!r}: embedding dim {vecs.shape[1]} != {st.dim}")
+                    st.append(idx, starts, ends, _normalise(vecs))
+                    added += len(idx)
+                    self._dirty = True
+                lo = hi
+            self._maybe_train(st)
+        return added
+
+    def _nlist(self, n: int) -> int:
+        # FAISS wants ≥ 39 training points per centroid.
+        return int(max(1, min(self.max_nlist, 4 * math.isqrt(max(n, 1)), n // 39)))
+
+    def _maybe_train(self, st: _StreamIndex) -> None:
+        due = st.count >= self.exact_limit if st.trained_at == 0 else st.count >= 8 * st.trained_at
+        if not due:
+            return
+        vecs = st.all_vectors()
+        nlist = self._nlist(len(vecs))
+        # An even subsample (deterministic) of at most 32 points per centroid keeps training fast.
+        step = max(1, len(vecs) // (32 * nlist))
+        sample = np.ascontiguousarray(vecs[::step])
+        kmeans = faiss.Kmeans(st.dim, nlist, niter=12, seed=1234, spherical=True, verbose=False)
+        kmeans.cp.max_points_per_centroid = 10**9  # we subsampled already
+        kmeans.train(sample)
+        stored = self.store.offer_ivf_centroids(st.name, len(vecs), kmeans.centroids)
+        self._rebuild_stream(st, stored, vecs)
+
+    def _rebuild_stream(
+        self, st: _StreamIndex, stored: tuple[int, np.ndarray] | None, vecs: np.ndarray | None = None
+    ) -> None:
+        """Re-create a stream's FAISS index with the given centroids (None: flat), same vectors."""
+        if vecs is None:
+            vecs = st.all_vectors() if st.count else np.zeros((0, st.dim), np.float32)
+        ids = np.arange(st.first, st.next, dtype=np.int64)
+        if stored is None:
+            index: faiss.Index = faiss.IndexIDMap(faiss.IndexFlatIP(st.dim))
+            st.trained_at = 0
+        else:
+            trained_at, centroids = stored
+            quantizer = faiss.IndexFlatIP(st.dim)
+            quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
+            index = faiss.IndexIVFFlat(quantizer, st.dim, len(centroids), faiss.METRIC_INNER_PRODUCT)
+            index.is_trained = True
+            # Keep the quantizer alive as long as the IVF index (SWIG does not own it).
+            index.own_fields = True
+            quantizer.this.disown()
+            st.trained_at = trained_at
+        if len(ids):
+            index.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32), ids)
+        st.index = index
+        self._dirty = True
+
+    # ---- queries ------------------------------------------------------------------------------------
+    @property
+    def size(self) -> int:
+        return sum(st.count for st in self._streams.values())
+
+    def kind(self, stream: str) -> str:
+        """"flat" (exact) or "ivf" (approximate) for a stream."""
+        return "ivf" if self._get(stream).trained_at else "flat"
+
+    def _get(self, stream: str) -> _StreamIndex:
+        st = self._streams.get(stream)
+        if st is None:
+            names = self.store.stream_names()
+            if stream not in names:
+                raise UnknownStreamError(stream, names)
+            self.sync()
+            st = self._streams[stream]
+        return st
+
+    def _row_range(self, st: _StreamIndex, time_range: tuple[float, float] | None) -> tuple[int, int]:
+        if time_range is None:
+            return 0, st.count
+        t0, t1 = time_range
+        lo = int(np.searchsorted(st.ends, t0, side="right"))  # first segment ending after t0
+        hi = int(np.searchsorted(st.starts, t1, side="left"))  # first segment starting at/after t1
+        return lo, max(lo, hi)
+
+    def timeline(self, stream: str, time_range: tuple[float, float] | None = None) -> Timeline:
+        """Indexed segments of `stream` (overlapping `time_range` seconds), in order."""
+        st = self._get(stream)
+        lo, hi = self._row_range(st, time_range)
+        return Timeline(
+            stream,
+            np.arange(st.first + lo, st.first + hi, dtype=np.int64),
+            st.starts[lo:hi].copy(),
+            st.ends[lo:hi].copy(),
+        )
+
+    def search(
+        self,
+        query: np.ndarray,
+        k: int = 10,
+        *,
+        streams: Sequence[str] | None = None,
+        time_range: tuple[float, float] | None = None,
+    ) -> list[SearchHit]:
+        """Top-k segments by cosine similarity to `query` (E,), best first.
+
+        `streams`: only these (UnknownStreamError for a name the memory lacks); `time_range`:
+        only segments overlapping [t0, t1) seconds of their stream's timeline.
+        """
+        q = _normalise(np.asarray(query, dtype=np.float32).reshape(1, -1))
+        names = list(self._streams) if streams is None else list(streams)
+        hits: list[SearchHit] = []
+        for name in names:
+            st = self._get(name)
+            lo, hi = self._row_range(st, time_range)
+            members = hi - lo
+            if members <= 0 or st.index is None:
+                continue
+            kk = min(k, members)
+            whole = lo == 0 and hi == st.count
+            sel = None if whole else faiss.IDSelectorRange(st.first + lo, st.first + hi)
+            if st.trained_at == 0:
+                params = faiss.SearchParameters(sel=sel) if sel is not None else None
+                scores, ids = st.index.search(q, kk, params=params)
+            else:
+                nlist = st.index.nlist
+                selective = members <= 4 * self.exact_limit // 10 or members * 4 < st.count
+                nprobe = nlist if selective else min(self.nprobe, nlist)
+                scores, ids = st.index.search(q, kk, params=faiss.SearchParametersIVF(sel=sel, nprobe=nprobe))
+                if (ids[0] < 0).any() and nprobe < nlist:
+                    scores, ids = st.index.search(
+                        q, kk, params=faiss.SearchParametersIVF(sel=sel, nprobe=nlist)
+                    )
+            for score, i in zip(scores[0], ids[0], strict=True):
+                if i < 0:
+                    continue
+                row = int(i) - st.first
+                hits.append(SearchHit(name, int(i), float(score), float(st.starts[row]), float(st.ends[row])))
+        hits.sort(key=lambda h: (-h.score, h.stream, h.index))
+        return hits[:k]
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def remove_snapshot(home: Path | str | None = None) -> None:
+    """Delete the index snapshot (it is rebuilt from Redis on the next open)."""
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(tempo_home(home) / "index")

@@ -1,0 +1,55 @@
+"""`tempo streams [--json]`: the streams held in memory, their segment counts, covered time and bytes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from tempo.memory import RedisMemoryStore
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "streams",
+        help="list the streams in memory",
+        description="List the streams in memory: segments, covered time (seconds) and bytes stored.",
+    )
+    parser.add_argument("--json", action="store_true", help='print {"streams": [...]} as JSON')
+    parser.add_argument("--redis-url", default=None, help="Redis URL (default: $TEMPO_REDIS_URL or embedded)")
+    parser.set_defaults(func=run)
+
+
+def _human_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def run(args: argparse.Namespace) -> int:
+    store = RedisMemoryStore.connect(args.redis_url)
+    streams: list[dict[str, Any]] = [info.summary() for info in store.list_streams()]
+    if args.json:
+        print(json.dumps({"streams": streams}))
+        return 0
+    if not streams:
+        print("no streams yet (ingest one with `tempo ingest SOURCE --stream NAME`)")
+        return 0
+    header = ("NAME", "SEGMENTS", "START (s)", "END (s)", "BYTES")
+    rows = [
+        (s["name"], str(s["segments"]), _seconds(s["start"]), _seconds(s["end"]), _human_bytes(s["bytes"]))
+        for s in streams
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        pairs = enumerate(zip(row, widths, strict=True))
+        cells = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in pairs]
+        print("  ".join(cells))
+    return 0
