@@ -1,0 +1,298 @@
+"""The agent: one LangGraph StateGraph, wired in `build_agent_graph`, over an `AgentBackend`.
+
+    rewrite -> retrieve -> compress -(weak evidence, first time)-> widen -> retrieve -> ...
+                                    \\-(otherwise)-> allocate -> answer -> cite -> remember
+
+- rewrite: a follow-up becomes a standalone question (the model's rewrite if the validator accepts
+  it, else the deterministic fallback), and the time scope is resolved (explicit `time_range`, else
+  time words of the question, else of the standalone question, else — for a follow-up — the previous
+  turn's scope).
+- retrieve: FAISS top-K within the scope, plus temporal neighbours (the backend's job).
+- compress: the query-aware SVLM pass on the candidates (cached by the backend), giving relevance.
+- widen: when the highest relevance is under `weak_evidence` (or nothing was found), once per turn:
+  K × `widen_factor`, or, when the scope held no segment at all, the whole stream. The result says so
+  (`widened`, `widen_reason`).
+- allocate: ATA over the whole timeline. answer: the global LLM, its text streamed through
+  LangGraph's custom stream (`{"answer_text": piece}`). cite: times in the answer -> citations on the
+  allocation's segments; the compressed candidates are attached as evidence. remember: the turn is
+  appended to the thread's history, which the checkpointer keeps for the next turn's rewrite.
+
+State values are JSON-friendly only (indices, times, scores, counts, texts). Input keys persist in
+the thread's state like any other, so every turn must pass all of them (`turn_input` does).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import operator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any, TypedDict
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.config import get_stream_writer
+from langgraph.graph import END, START, StateGraph
+from tempo.agent.backend import AgentBackend, AllocatedSegment, HistoryTurn, SegmentHit
+from tempo.agent.citations import cite as cite_answer
+from tempo.agent.errors import InvalidTimeScopeError
+from tempo.agent.rewrite import choose_standalone, extract_time_scope, needs_context
+from tempo.errors import TempoError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    top_k: int = 16  # candidates retrieved per question (before neighbours)
+    widen_factor: int = 4  # K multiplier for the one widening step
+    weak_evidence: float = 0.5  # highest candidate relevance under this widens once
+    history_turns: int = 4  # previous turns the rewrite model sees
+    evidence_segments: int = 8  # candidates attached to the result as evidence
+
+
+class TimeScopeDict(TypedDict):
+    start: float  # seconds
+    end: float  # seconds
+    phrase: str  # words of the question, "explicit" for a given range, "previous turn" when inherited
+
+
+class RelevanceEntry(TypedDict):
+    index: int
+    relevance: float
+
+
+class AgentState(TypedDict, total=False):
+    # Input of a turn (pass all of them every turn: state persists in the thread).
+    stream: str
+    question: str
+    time_range: list[float] | None  # [start, end] seconds from a tool or CLI option; overrides words
+    top_k: int | None  # None: the settings' top_k
+    # The thread: previous turns, oldest first, kept by the checkpointer.
+    history: Annotated[list[HistoryTurn], operator.add]
+    # Working values of the current turn.
+    standalone_question: str
+    rewrite_source: str  # "question" | "model" | "fallback"
+    time_scope: TimeScopeDict | None
+    k: int
+    candidates: list[SegmentHit]
+    relevance: list[RelevanceEntry]  # by segment index
+    top_relevance: float | None
+    widened: bool
+    widen_reason: str | None
+    allocation: list[AllocatedSegment]
+    answer: str
+    citations: list[dict[str, Any]]
+    evidence: list[AllocatedSegment]
+
+
+def turn_input(
+    stream: str, question: str, *, time_range: tuple[float, float] | None = None, top_k: int | None = None
+) -> AgentState:
+    """The input of one turn, every input key set (so nothing leaks in from the previous turn)."""
+    if time_range is not None:
+        start, end = float(time_range[0]), float(time_range[1])
+        if not (0 <= start < end):
+            raise InvalidTimeScopeError(f"time range {start:g}-{end:g} s is not an interval of stream time")
+        time_range_list: list[float] | None = [start, end]
+    else:
+        time_range_list = None
+    if top_k is not None and top_k < 1:
+        raise InvalidTimeScopeError("top_k must be at least 1")
+    return {"stream": stream, "question": question, "time_range": time_range_list, "top_k": top_k}
+
+
+# ----- nodes --------------------------------------------------------------------------------------------
+
+
+def rewrite(state: AgentState, *, backend: AgentBackend, settings: AgentSettings) -> dict[str, Any]:
+    question = state["question"]
+    history = state.get("history", [])[-settings.history_turns :] if settings.history_turns > 0 else []
+    llm_output: str | None = None
+    if history:
+        try:
+            llm_output = backend.rewrite_with_llm(history, question)
+        except TempoError:
+            raise
+        except Exception:  # the rewrite is an optimisation: a failing model falls back, never fails the turn
+            log.warning("rewrite model failed; using the deterministic rewrite", exc_info=True)
+    standalone, source = choose_standalone(
+        llm_output,
+        question,
+        [h["standalone_question"] for h in history],
+        [h["answer"] for h in history],
+    )
+
+    scope: TimeScopeDict | None = None
+    if state.get("time_range"):
+        start, end = state["time_range"]  # type: ignore[misc]
+        scope = {"start": start, "end": end, "phrase": "explicit"}
+    else:
+        clock = backend.stream_clock(state["stream"])
+        found = extract_time_scope(question, clock) or extract_time_scope(standalone, clock)
+        if found is not None:
+            scope = {"start": found.start, "end": found.end, "phrase": found.phrase}
+        elif history and needs_context(question) and state.get("time_scope"):
+            previous = state["time_scope"]
+            scope = {"start": previous["start"], "end": previous["end"], "phrase": "previous turn"}  # type: ignore[index]
+    return {
+        "standalone_question": standalone,
+        "rewrite_source": source,
+        "time_scope": scope,
+        "k": state.get("top_k") or settings.top_k,
+        "widened": False,
+        "widen_reason": None,
+    }
+
+
+def retrieve(state: AgentState, *, backend: AgentBackend) -> dict[str, Any]:
+    scope = state.get("time_scope")
+    time_range = (scope["start"], scope["end"]) if scope else None
+    hits = backend.retrieve(state["stream"], state["standalone_question"], state["k"], time_range)
+    return {"candidates": [SegmentHit(**h) for h in hits]}
+
+
+def compress(state: AgentState, *, backend: AgentBackend) -> dict[str, Any]:
+    indices = [h["index"] for h in state["candidates"]]
+    relevance = backend.compress(state["stream"], state["standalone_question"], indices) if indices else {}
+    entries = [RelevanceEntry(index=int(i), relevance=float(r)) for i, r in sorted(relevance.items())]
+    top = max((e["relevance"] for e in entries), default=None)
+    return {"relevance": entries, "top_relevance": top}
+
+
+def evidence_is_weak(state: AgentState, settings: AgentSettings) -> bool:
+    top = state.get("top_relevance")
+    return top is None or top < settings.weak_evidence
+
+
+def after_compress(state: AgentState, *, settings: AgentSettings) -> str:
+    if not state.get("widened") and evidence_is_weak(state, settings):
+        return "widen"
+    return "allocate"
+
+
+def widen(state: AgentState, *, settings: AgentSettings) -> dict[str, Any]:
+    top = state.get("top_relevance")
+    if not state.get("candidates") and state.get("time_scope"):
+        return {
+            "widened": True,
+            "time_scope": None,
+            "widen_reason": "no segment in the asked time scope; searched the whole stream",
+        }
+    k = state["k"] * settings.widen_factor
+    why = "no candidate" if top is None else f"highest relevance {top:.2f} < {settings.weak_evidence:.2f}"
+    reason = f"{why}; retrieved {k} candidates instead of {state['k']}"
+    return {"widened": True, "k": k, "widen_reason": reason}
+
+
+def allocate(state: AgentState, *, backend: AgentBackend) -> dict[str, Any]:
+    relevance = {e["index"]: e["relevance"] for e in state.get("relevance", [])}
+    allocation = backend.allocate(state["stream"], relevance)
+    return {"allocation": [AllocatedSegment(**a) for a in allocation]}
+
+
+def answer(state: AgentState, *, backend: AgentBackend) -> dict[str, Any]:
+    writer = get_stream_writer()
+
+    def on_text(piece: str) -> None:
+        writer({"answer_text": piece})
+
+    text = backend.answer(state["stream"], state["standalone_question"], state["allocation"], on_text)
+    return {"answer": text}
+
+
+def cite(state: AgentState, *, settings: AgentSettings) -> dict[str, Any]:
+    allocation = state.get("allocation", [])
+    citations = [c.to_dict() for c in cite_answer(state.get("answer", ""), allocation)]
+    relevance = {e["index"]: e["relevance"] for e in state.get("relevance", [])}
+    compressed = [a for a in allocation if a["index"] in relevance]
+    compressed.sort(key=lambda a: (-relevance[a["index"]], a["index"]))
+    return {"citations": citations, "evidence": compressed[: settings.evidence_segments]}
+
+
+def remember(state: AgentState) -> dict[str, Any]:
+    turn = HistoryTurn(
+        question=state["question"],
+        standalone_question=state["standalone_question"],
+        answer=state.get("answer", ""),
+    )
+    return {"history": [turn]}
+
+
+# ----- wiring -------------------------------------------------------------------------------------------
+
+
+def build_agent_graph(
+    backend: AgentBackend,
+    *,
+    checkpointer: BaseCheckpointSaver | None = None,
+    settings: AgentSettings | None = None,
+):  # -> CompiledStateGraph (its generic parameters change between LangGraph releases)
+    """The compiled agent graph; with a checkpointer, threads (config thread_id) persist."""
+    s = settings or AgentSettings()
+    p = functools.partial
+    graph = StateGraph(AgentState)
+    graph.add_node("rewrite", p(rewrite, backend=backend, settings=s))
+    graph.add_node("retrieve", p(retrieve, backend=backend))
+    graph.add_node("compress", p(compress, backend=backend))
+    graph.add_node("widen", p(widen, settings=s))
+    graph.add_node("allocate", p(allocate, backend=backend))
+    graph.add_node("answer", p(answer, backend=backend))
+    graph.add_node("cite", p(cite, settings=s))
+    graph.add_node("remember", remember)
+
+    graph.add_edge(START, "rewrite")
+    graph.add_edge("rewrite", "retrieve")
+    graph.add_edge("retrieve", "compress")
+    graph.add_conditional_edges("compress", p(after_compress, settings=s), ["widen", "allocate"])
+    graph.add_edge("widen", "retrieve")
+    graph.add_edge("allocate", "answer")
+    graph.add_edge("answer", "cite")
+    graph.add_edge("cite", "remember")
+    graph.add_edge("remember", END)
+    return graph.compile(checkpointer=checkpointer)
+
+
+# ----- running a turn -----------------------------------------------------------------------------------
+
+RESULT_KEYS = (
+    "question",
+    "standalone_question",
+    "rewrite_source",
+    "time_scope",
+    "answer",
+    "citations",
+    "evidence",
+    "widened",
+    "widen_reason",
+)
+
+
+def run_turn(
+    graph: Any,
+    *,
+    thread_id: str,
+    stream: str,
+    question: str,
+    time_range: tuple[float, float] | None = None,
+    top_k: int | None = None,
+    on_text: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run one question through the graph on a thread; answer text goes to `on_text` as it comes.
+
+    Returns the turn's result: question, standalone_question, rewrite_source, time_scope, answer,
+    citations, evidence, widened, widen_reason.
+    """
+    config = {"configurable": {"thread_id": thread_id}}
+    final: dict[str, Any] = {}
+    events: Iterator[tuple[str, Any]] = graph.stream(
+        turn_input(stream, question, time_range=time_range, top_k=top_k),
+        config,
+        stream_mode=["custom", "values"],
+    )
+    for mode, payload in events:
+        if mode == "custom" and on_text is not None and "answer_text" in payload:
+            on_text(payload["answer_text"])
+        elif mode == "values":
+            final = payload
+    return {key: final.get(key) for key in RESULT_KEYS}

@@ -1,0 +1,103 @@
+"""The agent graph's wiring and its backend-free nodes.
+
+Running the whole graph needs the real backend (model + memory) that implements
+`tempo.agent.backend.AgentBackend`; those end-to-end tests live with that implementation.
+"""
+
+from __future__ import annotations
+
+import pytest
+from tempo.agent.errors import InvalidTimeScopeError
+from tempo.agent.graph import (
+    AgentSettings,
+    after_compress,
+    build_agent_graph,
+    cite,
+    remember,
+    turn_input,
+    widen,
+)
+from tempo.errors import TempoError
+
+SETTINGS = AgentSettings(top_k=8, widen_factor=4, weak_evidence=0.5, evidence_segments=2)
+ALLOCATION = [
+    {"index": i, "start": 4.0 * i, "end": 4.0 * i + 4.0, "relevance": r, "tokens": t}
+    for i, (r, t) in enumerate([(0.1, 4), (0.9, 128), (0.2, 4), (0.6, 60), (0.3, 16)])
+]
+
+
+def test_graph_wires_the_issue_flow_with_one_conditional_widening_loop() -> None:
+    graph = build_agent_graph(backend=None).get_graph()  # wiring only: no node runs
+    edges = {(e.source, e.target, e.conditional) for e in graph.edges}
+    assert edges == {
+        ("__start__", "rewrite", False),
+        ("rewrite", "retrieve", False),
+        ("retrieve", "compress", False),
+        ("compress", "widen", True),
+        ("compress", "allocate", True),
+        ("widen", "retrieve", False),
+        ("allocate", "answer", False),
+        ("answer", "cite", False),
+        ("cite", "remember", False),
+        ("remember", "__end__", False),
+    }
+
+
+def test_weak_evidence_widens_once_only() -> None:
+    assert after_compress({"top_relevance": 0.3, "widened": False}, settings=SETTINGS) == "widen"
+    assert after_compress({"top_relevance": None, "widened": False}, settings=SETTINGS) == "widen"
+    assert after_compress({"top_relevance": 0.3, "widened": True}, settings=SETTINGS) == "allocate"
+    assert after_compress({"top_relevance": 0.7, "widened": False}, settings=SETTINGS) == "allocate"
+
+
+def test_widen_multiplies_k_and_says_why() -> None:
+    update = widen({"k": 8, "top_relevance": 0.31, "candidates": [{"index": 1}]}, settings=SETTINGS)
+    assert update == {
+        "widened": True,
+        "k": 32,
+        "widen_reason": "highest relevance 0.31 < 0.50; retrieved 32 candidates instead of 8",
+    }
+
+
+def test_widen_drops_an_empty_time_scope() -> None:
+    scope = {"start": 0, "end": 5, "phrase": "in the first 5 seconds"}
+    state = {"k": 8, "top_relevance": None, "candidates": [], "time_scope": scope}
+    update = widen(state, settings=SETTINGS)
+    assert update["widened"] is True and update["time_scope"] is None
+    assert "whole stream" in update["widen_reason"]
+
+
+def test_cite_points_at_allocation_segments_and_attaches_best_candidates() -> None:
+    state = {
+        "answer": "A car at <6.0 seconds>, it leaves from 12 s to 20 s.",
+        "allocation": ALLOCATION,
+        "relevance": [
+            {"index": 1, "relevance": 0.9},
+            {"index": 3, "relevance": 0.6},
+            {"index": 4, "relevance": 0.3},
+        ],
+    }
+    update = cite(state, settings=SETTINGS)
+    assert update["citations"] == [
+        {"start": 6.0, "end": 6.0, "segments": [1], "text": "<6.0 seconds>"},
+        {"start": 12.0, "end": 20.0, "segments": [3, 4], "text": "from 12 s to 20 s"},
+    ]
+    assert [e["index"] for e in update["evidence"]] == [1, 3]
+
+
+def test_remember_appends_the_turn_to_history() -> None:
+    turn = {"question": "and then?", "standalone_question": "Who came? And then?", "answer": "He left."}
+    assert remember({**turn, "citations": []}) == {"history": [turn]}
+
+
+def test_turn_input_sets_every_input_key() -> None:
+    expected = {"stream": "lobby", "question": "who?", "time_range": None, "top_k": None}
+    assert turn_input("lobby", "who?") == expected
+    assert turn_input("lobby", "who?", time_range=(10, 20), top_k=4)["time_range"] == [10.0, 20.0]
+
+
+def test_turn_input_refuses_a_bad_range_as_a_user_error() -> None:
+    for bad in ((20, 10), (-5, 3), (4, 4)):
+        with pytest.raises(InvalidTimeScopeError) as err:
+            turn_input("lobby", "who?", time_range=bad)
+        assert isinstance(err.value, TempoError)
