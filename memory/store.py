@@ -23,8 +23,8 @@ and `committed` is exactly the last segment present: ingest resumes at `next_ind
     write wins; also covers segments retention already removed);
   * index = committed + 1: written, reported `committed`;
   * index > committed + 1: refused, reported `out_of_order` (nothing written). `put_segment`
-    raises OutOfOrderCommitError; `put_segments` stops at the first refusal, since everything after
-    it would be refused too, and returns the results so far.
+    raises OutOfOrderCommitError. `put_segments` takes one stream's segments with consecutive
+    indices (ValueError otherwise), so a refusal of one means a refusal of all that follow it.
 Retention removes the oldest segments with another script that checks `first` (see retention.py).
 """
 
@@ -76,6 +76,13 @@ def _redis_errors(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise MemoryUnavailableError(f"lost the connection to Redis: {exc}") from exc
+        except redis.ResponseError as exc:
+            if "maxmemory" in str(exc) or str(exc).startswith("OOM"):
+                raise MemoryUnavailableError(
+                    "Redis is out of memory (maxmemory reached); raise its maxmemory or set a "
+                    "retention policy on the streams"
+                ) from exc
+            raise
 
     return wrapper
 
@@ -479,22 +486,21 @@ class RedisMemoryStore:
     def put_segments(self, records: Sequence[SegmentRecord]) -> list[CommitResult]:
         """Commit many segments in one round trip, each atomically, in the given order.
 
-        Stops at the first out-of-order refusal (it and everything after are not written) and
-        returns the results up to and including it.
+        `records` must be one stream's segments with consecutive indices. Returns one result per
+        record; if the first new one is out of order, it and all after it are `out_of_order`.
         """
         if not records:
             return []
+        first = records[0]
+        for j, record in enumerate(records):
+            if record.stream != first.stream or record.index != first.index + j:
+                raise ValueError("put_segments needs one stream's segments with consecutive indices")
         now = time.time()
         pipe = self.client.pipeline(transaction=False)
         for record in records:
             keys, args = self._put_args(record, now)
             self._put(keys=keys, args=args, client=pipe)
-        results: list[CommitResult] = []
-        for record, raw in zip(records, pipe.execute(), strict=True):
-            results.append(self._result(record, raw))
-            if results[-1].status is CommitStatus.OUT_OF_ORDER:
-                break
-        return results
+        return [self._result(r, raw) for r, raw in zip(records, pipe.execute(), strict=True)]
 
     @_redis_errors
     def trim_oldest(self, name: str, count: int) -> int:

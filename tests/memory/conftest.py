@@ -2,41 +2,33 @@
 
 from __future__ import annotations
 
-import numpy as np
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
 import pytest
-
-from tempo.memory import RedisMemoryStore, SegmentRecord, StreamSettings
-from tempo.memory.records import FileReference
-from tempo.streaming.segment import SourceInfo
-
-DIM = 64  # token dim D of the synthetic records (the released model's is 2048)
-EMB = 32  # embedding dim E
-SETTINGS = StreamSettings(
-    model_id="tiny", embedder_id="tiny-siglip", embedding_dim=EMB, token_dim=DIM, stored_tokens=4
-)
-FILE_SOURCE = SourceInfo(uri="/videos/a.mp4", kind="file", live=False, duration=3600.0)
+from tempo.memory import RedisMemoryStore
 
 
-def unit(v: np.ndarray) -> np.ndarray:
-    return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)
+def _load_factory() -> ModuleType:
+    # Tests run with --import-mode=importlib, so sibling modules are loaded by path.
+    path = Path(__file__).with_name("records_factory.py")
+    spec = importlib.util.spec_from_file_location("memory_records_factory", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
-def make_record(stream: str, index: int, *, seed: int = 0, seconds: float = 4.0) -> SegmentRecord:
-    """A deterministic record of segment `index`: 8 frames at 2 fps, tokens and embedding from a seed."""
-    rng = np.random.default_rng([seed, index])
-    start = index * seconds
-    return SegmentRecord(
-        stream=stream,
-        index=index,
-        start=start,
-        end=start + seconds,
-        timestamps=start + np.arange(8) * seconds / 8,
-        frame_size=(64, 96),
-        first_frame_index=index * 8,
-        tokens=rng.normal(size=(SETTINGS.stored_tokens, DIM)).astype(np.float32),
-        embedding=unit(rng.normal(size=EMB)),
-        file_ref=FileReference("/videos/a.mp4", start, start + seconds),
-    )
+factory = _load_factory()
+
+
+@pytest.fixture()
+def records() -> ModuleType:
+    """The record factory module: make_record, SETTINGS, FILE_SOURCE, DIM, EMB, unit."""
+    return factory
 
 
 @pytest.fixture()
