@@ -414,6 +414,41 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
 
         self.client.transaction(delete, ns_key)
 
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every checkpoint, channel value and pending write of one thread into another.
+
+        Entries the target already has are kept (checkpoints are immutable, so an id present in both
+        is the same checkpoint); the whole parent chain comes along, as LangGraph requires.
+        """
+        source, target = str(source_thread_id), str(target_thread_id)
+        if source == target:
+            return
+        src_ns_key = self._namespaces_key(source)
+
+        def copy(pipe: redis.client.Pipeline) -> None:
+            namespaces = sorted(m.decode() for m in pipe.smembers(src_ns_key))
+            hashes: list[tuple[str, dict[bytes, bytes]]] = []
+            zsets: list[tuple[str, list[bytes]]] = []
+            for ns in namespaces:
+                src, dst = self._ns_keys(source, ns), self._ns_keys(target, ns)
+                for role in ("checkpoints", "blobs", "writes"):
+                    hashes.append((dst[role], pipe.hgetall(src[role])))
+                for role in ("ids", "write_keys"):
+                    zsets.append((dst[role], pipe.zrange(src[role], 0, -1)))
+            pipe.multi()
+            for key, mapping in hashes:
+                for field, value in mapping.items():
+                    pipe.hsetnx(key, field, value)
+            for key, members in zsets:
+                if members:
+                    pipe.zadd(key, dict.fromkeys(members, 0))
+            if namespaces:
+                pipe.sadd(self._namespaces_key(target), *namespaces)
+                pipe.sadd(self._threads_key(), target)
+            self._refresh_ttl(pipe, target, namespaces)
+
+        self.client.transaction(copy, src_ns_key)
+
     def get_next_version(self, current: str | None, channel: None) -> str:
         """Versions as LangGraph's in-memory saver makes them: zero-padded counter + random suffix.
 
@@ -469,3 +504,6 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
 
     async def adelete_thread(self, thread_id: str) -> None:
         await asyncio.to_thread(self.delete_thread, thread_id)
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        await asyncio.to_thread(self.copy_thread, source_thread_id, target_thread_id)

@@ -284,3 +284,18 @@ def test_async_methods_match_the_sync_ones(saver: RedisCheckpointSaver) -> None:
         assert await saver.aget_tuple(config_of("t1")) is None
 
     asyncio.run(scenario())
+
+
+def test_copy_thread_copies_checkpoints_writes_and_namespaces(saver: RedisCheckpointSaver) -> None:
+    configs = put_chain(saver, "src", 3)
+    put_chain(saver, "src", 2, ns="sub:1")
+    saver.put_writes(configs[-1], [("a", "pending")], task_id="task")
+    saver.copy_thread("src", "dst")
+    copied = saver.get_tuple(config_of("dst"))
+    assert copied.checkpoint["id"] == configs[-1]["configurable"]["checkpoint_id"]
+    assert copied.checkpoint["channel_values"] == {"count": 2, "name": "first"}
+    assert copied.pending_writes == [("task", "a", "pending")]
+    assert copied.parent_config["configurable"]["thread_id"] == "dst"
+    assert len(list(saver.list({"configurable": {"thread_id": "dst"}}))) == 5
+    saver.delete_thread("src")
+    assert len(list(saver.list({"configurable": {"thread_id": "dst"}}))) == 5

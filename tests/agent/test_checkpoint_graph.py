@@ -218,3 +218,57 @@ def test_update_state_forks_a_new_checkpoint(redis_url: str) -> None:
     state = graph.get_state(thread("upd"))
     assert state.values["history"] == ["q1", "edited"]
     assert state.metadata["source"] == "update"
+
+
+def test_copy_thread_forks_a_conversation(redis_url: str) -> None:
+    saver = RedisCheckpointSaver.from_url(redis_url)
+    graph = build_chat(saver)
+    graph.invoke({"question": "q1"}, thread("orig"))
+    saver.copy_thread("orig", "copy")
+    assert graph.invoke({"question": "q2-copy"}, thread("copy"))["history"] == ["q1", "q2-copy"]
+    assert graph.invoke({"question": "q2-orig"}, thread("orig"))["history"] == ["q1", "q2-orig"]
+    assert len(list(graph.get_state_history(thread("copy")))) == 8
+
+
+class FanState(TypedDict):
+    items: Annotated[list[str], operator.add]
+
+
+def test_a_failed_parallel_task_resumes_without_rerunning_the_one_that_succeeded(redis_url: str) -> None:
+    runs: list[str] = []
+    fail = {"flaky": True}
+
+    def steady(state: FanState) -> dict[str, list[str]]:
+        runs.append("steady")
+        return {"items": ["steady"]}
+
+    def flaky(state: FanState) -> dict[str, list[str]]:
+        runs.append("flaky")
+        if fail["flaky"]:
+            raise RuntimeError("transient failure")
+        return {"items": ["flaky"]}
+
+    builder = StateGraph(FanState)
+    builder.add_node("steady", steady)
+    builder.add_node("flaky", flaky)
+    builder.add_edge(START, "steady")
+    builder.add_edge(START, "flaky")
+    builder.add_edge("steady", END)
+    builder.add_edge("flaky", END)
+
+    first = builder.compile(checkpointer=RedisCheckpointSaver.from_url(redis_url))
+    try:
+        first.invoke({"items": []}, thread("fan"))
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("the flaky node should have failed")
+    # The successful task's writes were saved as pending writes of the checkpoint.
+    pending = RedisCheckpointSaver.from_url(redis_url).get_tuple(thread("fan")).pending_writes
+    assert ("items", ["steady"]) in [(channel, value) for _, channel, value in pending]
+
+    fail["flaky"] = False
+    second = builder.compile(checkpointer=RedisCheckpointSaver.from_url(redis_url))
+    out = second.invoke(None, thread("fan"))
+    assert sorted(out["items"]) == ["flaky", "steady"]
+    assert sorted(runs) == ["flaky", "flaky", "steady"]  # 'steady' ran once
