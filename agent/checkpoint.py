@@ -158,33 +158,18 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
             for key in self._ns_keys(thread_id, ns).values():
                 pipe.pexpire(key, self.ttl_ms)
 
-    def _load_blobs(self, thread_id: str, ns: str, versions: ChannelVersions) -> dict[str, Any]:
-        if not versions:
-            return {}
-        channels = list(versions)
-        fields = [f"{ch}\x00{versions[ch]}" for ch in channels]
-        raw = self.client.hmget(self._ns_keys(thread_id, ns)["blobs"], fields)
-        values: dict[str, Any] = {}
-        for ch, blob in zip(channels, raw, strict=True):
-            if blob is None:
-                continue
-            (type_,), (data,) = _unpack(blob)
-            if type_ == "empty":  # the channel existed at that version but held no value
-                continue
-            values[ch] = self.serde.loads_typed((type_, data))
-        return values
+    def _decode_blob(self, blob: bytes | None) -> tuple[bool, Any]:
+        if blob is None:
+            return False, None
+        (type_,), (data,) = _unpack(blob)
+        if type_ == "empty":  # the channel existed at that version but held no value
+            return False, None
+        return True, self.serde.loads_typed((type_, data))
 
-    def _load_writes(self, thread_id: str, ns: str, checkpoint_id: str) -> list[PendingWrite]:
-        keys = self._ns_keys(thread_id, ns)
-        fields = self.client.zrangebylex(
-            keys["write_keys"], f"[{checkpoint_id}\x00".encode(), f"({checkpoint_id}\x01".encode()
-        )
-        if not fields:
-            return []
-        raw = self.client.hmget(keys["writes"], fields)
+    def _decode_writes(self, raw: Sequence[bytes | None]) -> list[PendingWrite]:
         rows: list[tuple[tuple[str, str, int], PendingWrite]] = []
         for blob in raw:
-            if blob is None:  # expired or deleted between the two reads
+            if blob is None:  # expired or deleted between two reads
                 continue
             (task_id, channel, idx, task_path, type_), (data,) = _unpack(blob)
             value = self.serde.loads_typed((type_, data))
@@ -192,31 +177,76 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         rows.sort(key=lambda row: row[0])
         return [write for _, write in rows]
 
-    def _tuple(
-        self, thread_id: str, ns: str, checkpoint_id: str, record: bytes, config: RunnableConfig | None = None
-    ) -> CheckpointTuple:
-        (parent_id, ck_type, md_type), (ck_data, md_data) = _unpack(record)
-        checkpoint: Checkpoint = self.serde.loads_typed((ck_type, ck_data))
-        metadata: CheckpointMetadata = self.serde.loads_typed((md_type, md_data))
-        checkpoint = {
-            **checkpoint,
-            "channel_values": self._load_blobs(thread_id, ns, checkpoint["channel_versions"]),
-        }
-        own_config: RunnableConfig = config or {
-            "configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}
-        }
-        parent_config: RunnableConfig | None = (
-            {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": parent_id}}
-            if parent_id
-            else None
-        )
-        return CheckpointTuple(
-            config=own_config,
-            checkpoint=checkpoint,
-            metadata=metadata,
-            parent_config=parent_config,
-            pending_writes=self._load_writes(thread_id, ns, checkpoint_id),
-        )
+    def _tuples(
+        self,
+        thread_id: str,
+        ns: str,
+        items: Sequence[tuple[str, bytes]],
+        config: RunnableConfig | None = None,
+    ) -> list[CheckpointTuple]:
+        """Checkpoint tuples for (checkpoint id, stored record) pairs of one namespace.
+
+        Two round trips for the whole batch: channel values and write names together, then the writes.
+        """
+        keys = self._ns_keys(thread_id, ns)
+        decoded = []
+        for checkpoint_id, record in items:
+            (parent_id, ck_type, md_type), (ck_data, md_data) = _unpack(record)
+            checkpoint: Checkpoint = self.serde.loads_typed((ck_type, ck_data))
+            metadata: CheckpointMetadata = self.serde.loads_typed((md_type, md_data))
+            decoded.append((checkpoint_id, parent_id, checkpoint, metadata))
+
+        with self.client.pipeline(transaction=False) as pipe:
+            for checkpoint_id, _, checkpoint, _ in decoded:
+                versions = checkpoint["channel_versions"]
+                if versions:
+                    pipe.hmget(keys["blobs"], [f"{ch}\x00{v}" for ch, v in versions.items()])
+                pipe.zrangebylex(
+                    keys["write_keys"], f"[{checkpoint_id}\x00".encode(), f"({checkpoint_id}\x01".encode()
+                )
+            replies = iter(pipe.execute())
+        values_by_id: dict[str, dict[str, Any]] = {}
+        write_fields: dict[str, list[bytes]] = {}
+        for checkpoint_id, _, checkpoint, _ in decoded:
+            versions = checkpoint["channel_versions"]
+            values: dict[str, Any] = {}
+            if versions:
+                for ch, blob in zip(versions, next(replies), strict=True):
+                    present, value = self._decode_blob(blob)
+                    if present:
+                        values[ch] = value
+            values_by_id[checkpoint_id] = values
+            write_fields[checkpoint_id] = next(replies)
+
+        with_writes = [cid for cid, fields in write_fields.items() if fields]
+        writes_by_id: dict[str, list[PendingWrite]] = {}
+        if with_writes:
+            with self.client.pipeline(transaction=False) as pipe:
+                for checkpoint_id in with_writes:
+                    pipe.hmget(keys["writes"], write_fields[checkpoint_id])
+                for checkpoint_id, raw in zip(with_writes, pipe.execute(), strict=True):
+                    writes_by_id[checkpoint_id] = self._decode_writes(raw)
+
+        tuples = []
+        for checkpoint_id, parent_id, checkpoint, metadata in decoded:
+            own_config: RunnableConfig = config or {
+                "configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}
+            }
+            parent_config: RunnableConfig | None = (
+                {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": parent_id}}
+                if parent_id
+                else None
+            )
+            tuples.append(
+                CheckpointTuple(
+                    config=own_config,
+                    checkpoint={**checkpoint, "channel_values": values_by_id[checkpoint_id]},
+                    metadata=metadata,
+                    parent_config=parent_config,
+                    pending_writes=writes_by_id.get(checkpoint_id, []),
+                )
+            )
+        return tuples
 
     @staticmethod
     def _metadata_matches(metadata: CheckpointMetadata, filter: dict[str, Any] | None) -> bool:
@@ -237,7 +267,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
             record = self.client.hget(keys["checkpoints"], checkpoint_id)
             if record is None:
                 return None
-            return self._tuple(thread_id, ns, checkpoint_id, record, config)
+            return self._tuples(thread_id, ns, [(checkpoint_id, record)], config)[0]
         latest = self.client.zrevrangebylex(keys["ids"], b"+", b"-", start=0, num=1)
         if not latest:
             return None
@@ -245,7 +275,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         record = self.client.hget(keys["checkpoints"], checkpoint_id)
         if record is None:  # deleted or expired between the two reads
             return None
-        return self._tuple(thread_id, ns, checkpoint_id, record)
+        return self._tuples(thread_id, ns, [(checkpoint_id, record)])[0]
 
     def list(
         self,
@@ -276,7 +306,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         for thread_id in thread_ids:
             namespaces = [only_ns] if only_ns is not None else self._namespaces(thread_id)
             for ns in namespaces:
-                for item in self._list_namespace(thread_id, ns, only_id, before_id, filter):
+                for item in self._list_namespace(thread_id, ns, only_id, before_id, filter, remaining):
                     yield item
                     if remaining is not None:
                         remaining -= 1
@@ -290,6 +320,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         only_id: str | None,
         before_id: str | None,
         filter: dict[str, Any] | None,
+        limit: int | None,
     ) -> Iterator[CheckpointTuple]:
         keys = self._ns_keys(thread_id, ns)
         if only_id is not None:
@@ -297,27 +328,35 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
                 return
             record = self.client.hget(keys["checkpoints"], only_id)
             if record is not None:
-                tup = self._tuple(thread_id, ns, only_id, record)
+                (tup,) = self._tuples(thread_id, ns, [(only_id, record)])
                 if self._metadata_matches(tup.metadata, filter):
                     yield tup
             return
         upper: bytes = b"(" + before_id.encode() if before_id else b"+"
+        wanted = limit
         while True:
-            ids = self.client.zrevrangebylex(keys["ids"], upper, b"-", start=0, num=_LIST_BATCH)
+            # Fetch no more than the caller can still take: `list(limit=1)` decodes one checkpoint.
+            num = _LIST_BATCH if wanted is None else max(1, min(_LIST_BATCH, wanted))
+            ids = self.client.zrevrangebylex(keys["ids"], upper, b"-", start=0, num=num)
             if not ids:
                 return
             records = self.client.hmget(keys["checkpoints"], ids)
+            batch: list[tuple[str, bytes]] = []
             for raw_id, record in zip(ids, records, strict=True):
                 if record is None:
                     continue
-                checkpoint_id = raw_id.decode()
                 if filter:
                     # Metadata first: decoding it alone is cheap; skip the blobs of non-matching ones.
                     (_, _, md_type), (_, md_data) = _unpack(record)
                     if not self._metadata_matches(self.serde.loads_typed((md_type, md_data)), filter):
                         continue
-                yield self._tuple(thread_id, ns, checkpoint_id, record)
-            if len(ids) < _LIST_BATCH:
+                batch.append((raw_id.decode(), record))
+            if batch:
+                tuples = self._tuples(thread_id, ns, batch)
+                if wanted is not None:
+                    wanted -= len(tuples)
+                yield from tuples
+            if len(ids) < num or (wanted is not None and wanted <= 0):
                 return
             upper = b"(" + ids[-1]
 
