@@ -24,6 +24,8 @@ from pathlib import Path
 
 import platformdirs
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from tempo.memory.errors import MemoryUnavailableError
 
 ENV_URL = "TEMPO_REDIS_URL"
@@ -87,7 +89,10 @@ class EmbeddedRedis:
         return f"unix://{self.socket_path}"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(unix_socket_path=str(self.socket_path), socket_connect_timeout=2.0)
+        # No retries: probing a dead socket or shutting the server down must not back off for seconds.
+        return redis.Redis(
+            unix_socket_path=str(self.socket_path), socket_connect_timeout=2.0, retry=Retry(NoBackoff(), 0)
+        )
 
     def is_running(self) -> bool:
         """True when a server answers PING on our socket (a stale socket file does not count)."""
@@ -181,18 +186,19 @@ class EmbeddedRedis:
 
 
 def _alive(pid: int) -> bool:
+    """True while process `pid` runs (an exited zombie awaiting its reaper does not count)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    # A zombie child of ours still "exists"; reap it if it is ours.
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    return True
+    try:
+        # /proc/PID/stat: "pid (comm) STATE ..."; a daemonized server's reaper may be slow.
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 def _last_line(exc: BaseException) -> str:

@@ -1,0 +1,65 @@
+"""Retention by age and size, in small batches, on a thread beside ingest."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from tempo.memory import RetentionPolicy, RetentionWorker, SegmentIndex, enforce_retention
+
+
+def test_size_limit_drops_the_oldest_segments_until_under_it(store, records) -> None:
+    store.create_stream("cam", records.FILE_SOURCE, records.SETTINGS)
+    store.put_segments([records.make_record("cam", i) for i in range(100)])
+    per_segment = store.bytes_used("cam").total / 100
+    limit = int(per_segment * 30.5)
+    removed = enforce_retention(store, "cam", policy=RetentionPolicy(max_bytes=limit), batch=8)
+    info = store.stream_info("cam")
+    assert info.bytes.total <= limit
+    assert removed == 70 and info.first == 70 and info.committed == 99
+
+
+def test_age_limit_drops_segments_captured_before_the_horizon(store, records) -> None:
+    now = 1_800_000_000.0
+    store.create_stream("cam", {"uri": "rtsp://x", "kind": "network", "live": True}, records.SETTINGS)
+    # Segment i was captured at now - 400 + 4i seconds: 0..49 are older than 200 s, 50..99 newer.
+    store.put_segments([records.make_record("cam", i, wallclock=now - 400.0) for i in range(100)])
+    removed = enforce_retention(store, "cam", policy=RetentionPolicy(max_age=200.0), now=now, batch=16)
+    assert removed == 50 and store.stream_info("cam").first == 50
+
+
+def test_stream_policy_is_used_and_unlimited_keeps_everything(store, records) -> None:
+    store.create_stream("cam", records.FILE_SOURCE, records.SETTINGS)
+    store.put_segments([records.make_record("cam", i) for i in range(20)])
+    assert enforce_retention(store, "cam") == 0
+    store.set_retention("cam", RetentionPolicy(max_bytes=1))
+    assert enforce_retention(store, "cam") == 20
+    info = store.stream_info("cam")
+    assert (info.segments, info.bytes.total, info.start, info.end) == (0, 0, None, None)
+    store.put_segment(records.make_record("cam", 20))  # ingest carries on after a full trim
+    assert store.stream_info("cam").segments == 1
+
+
+def test_worker_enforces_retention_while_ingest_commits(store, records, tmp_path: Path) -> None:
+    store.create_stream("cam", records.FILE_SOURCE, records.SETTINGS, RetentionPolicy(max_bytes=1))
+    per_segment = None
+    done = threading.Event()
+    committed: list[int] = []
+
+    def ingest() -> None:
+        for i in range(300):
+            committed.append(store.put_segment(records.make_record("cam", i)).committed)
+        done.set()
+
+    writer = threading.Thread(target=ingest)
+    with RetentionWorker(store, interval=0.01, batch=16) as worker:
+        writer.start()
+        writer.join(timeout=60)
+        time.sleep(0.2)
+    assert done.is_set() and committed == list(range(300))  # ingest never failed or waited
+    assert worker.removed >= 290
+    per_segment = store.stream_info("cam").segments
+    assert per_segment <= 10
+    index = SegmentIndex.open(store, tmp_path)
+    assert len(index) == store.stream_info("cam").segments  # the index followed
