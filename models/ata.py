@@ -90,7 +90,9 @@ def truncate_memory(
     return kept
 
 
-def average_tokens_per_frame(counts: Sequence[int] | np.ndarray, frames: int | Sequence[int] | np.ndarray) -> float:
+def average_tokens_per_frame(
+    counts: Sequence[int] | np.ndarray, frames: int | Sequence[int] | np.ndarray
+) -> float:
     """Kept memory tokens per sampled frame over the whole timeline (the paper's 2.8–4.3 figure).
 
     frames: frames per segment (one int for all, or (n,) real frame counts, padding not counted).

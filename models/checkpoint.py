@@ -84,10 +84,13 @@ def resolve_model_dir(path_or_id: str | os.PathLike[str]) -> Path:
 
 
 def resolve_base_svlm(name: str, checkpoint_dir: Path) -> Path:
-    """The base Qwen3-VL directory named by `mm_vision_tower_aux_list` (path, beside the checkpoint, or cache)."""
+    """The base Qwen3-VL directory `mm_vision_tower_aux_list` names (path, beside the checkpoint, cache)."""
+    # As written; relative to the checkpoint; else by its last path part inside or beside the checkpoint
+    # (a checkpoint directory that was moved together with its base SVLM).
     candidates = [Path(name).expanduser()]
     if not os.path.isabs(name):
-        candidates += [checkpoint_dir / name, checkpoint_dir / Path(name).name, checkpoint_dir.parent / Path(name).name]
+        candidates.append(checkpoint_dir / name)
+    candidates += [checkpoint_dir / Path(name).name, checkpoint_dir.parent / Path(name).name]
     for cand in candidates:
         if (cand / CONFIG_FILE).is_file():
             return cand.resolve()
@@ -96,7 +99,8 @@ def resolve_base_svlm(name: str, checkpoint_dir: Path) -> Path:
         if cached is not None:
             return cached
     raise ModelNotAvailableError(
-        f"The base SVLM '{name}' that {checkpoint_dir / CONFIG_FILE} names is not on this machine and cannot be "
+        f"The base SVLM '{name}' that {checkpoint_dir / CONFIG_FILE} names is not on this machine "
+        "and cannot be "
         f"downloaded here; place it beside the checkpoint as {checkpoint_dir / Path(name).name}."
     )
 
@@ -158,7 +162,9 @@ def load_weights(model_dir: Path, prefix: str = "") -> dict[str, torch.Tensor]:
     return tensors
 
 
-def load_rows(model_dir: Path, key_candidates: Iterable[str], rows: list[int]) -> tuple[str, torch.Tensor] | None:
+def load_rows(
+    model_dir: Path, key_candidates: Iterable[str], rows: list[int]
+) -> tuple[str, torch.Tensor] | None:
     """Selected rows of the first existing 2-D tensor among `key_candidates`, read lazily (no full load)."""
     wanted = list(key_candidates)
     for f in weight_files(model_dir):
@@ -187,7 +193,12 @@ def check_and_load_state(module: torch.nn.Module, state: Mapping[str, torch.Tens
             )
     unexpected = [k for k in state if k not in expected]
     if unexpected:
-        log.warning("%s: ignoring %d weight(s) the model does not use, e.g. %s", source, len(unexpected), unexpected[0])
+        log.warning(
+            "%s: ignoring %d weight(s) the model does not use, e.g. %s",
+            source,
+            len(unexpected),
+            unexpected[0],
+        )
     module.load_state_dict({k: state[k] for k in expected}, strict=True)
 
 

@@ -23,7 +23,7 @@ from transformers.models.qwen3_vl.modeling_qwen3_vl import Qwen3VLModel
 
 
 class SVLMBody(nn.Module):
-    """Qwen3-VL without its LM head; the `model.` level keeps the released key names (`vlm.model.visual.*`)."""
+    """Qwen3-VL without its LM head; the `model.` level keeps the released names (`vlm.model.visual.*`)."""
 
     def __init__(self, config: Qwen3VLConfig) -> None:
         super().__init__()
@@ -78,9 +78,13 @@ class TempoCompressor(nn.Module):
         vision = vl.get_video_features(pixel_values, grid_thw, return_dict=True)
         video_embeds = torch.cat(vision.pooler_output, dim=0).to(embeds.dtype)  # (Σ vision tokens, D)
         if int(video_mask.sum()) != video_embeds.shape[0]:
-            raise ValueError(f"{int(video_mask.sum())} video placeholders but {video_embeds.shape[0]} vision tokens")
+            raise ValueError(
+                f"{int(video_mask.sum())} video placeholders but {video_embeds.shape[0]} vision tokens"
+            )
         embeds = embeds.masked_scatter(video_mask[..., None], video_embeds)
-        memory_embeds = self.compression_tokens.to(embeds.dtype).expand(batch, -1, -1).reshape(-1, embeds.shape[-1])
+        memory_embeds = (
+            self.compression_tokens.to(embeds.dtype).expand(batch, -1, -1).reshape(-1, embeds.shape[-1])
+        )
         embeds = embeds.masked_scatter(memory_mask[..., None], memory_embeds)
         deepstack = [torch.cat(feat, dim=0).to(embeds.dtype) for feat in vision.deepstack_features]
 
@@ -110,7 +114,7 @@ class CompressorInputs:
 
 
 def segment_frame_times(segment: Segment, origin: str) -> np.ndarray:
-    """(T',) seconds per frame the SVLM sees, T' ≥ 2 (a padded one-frame window gets one more sampling step)."""
+    """(T',) seconds per frame the SVLM sees, T' ≥ 2 (a padded one-frame window gets one more step)."""
     times = np.asarray(segment.timestamps, dtype=np.float64).reshape(-1)
     if times.size == 0:
         raise ValueError(f"segment {segment.index} has no frames")

@@ -77,18 +77,25 @@ class TempoNetwork(nn.Module):
     def __init__(self, config: TempoCheckpointConfig, svlm_config: Qwen3VLConfig) -> None:
         super().__init__()
         if config.mm_projector_type != PROJECTOR_TYPE:
-            raise CheckpointError(f"mm_projector_type {config.mm_projector_type!r} is not supported (only {PROJECTOR_TYPE!r}).")
+            raise CheckpointError(
+                f"mm_projector_type {config.mm_projector_type!r} is not supported (only {PROJECTOR_TYPE!r})."
+            )
         self.llm_config = Qwen3Config.from_dict({k: v for k, v in config.llm.items() if k != "model_type"})
         self.llm_config._attn_implementation = svlm_config._attn_implementation
         hidden = self.llm_config.hidden_size
         svlm_hidden = svlm_config.text_config.hidden_size
         if config.mm_hidden_size != svlm_hidden:
             raise CheckpointError(
-                f"config.json says mm_hidden_size={config.mm_hidden_size} but the base SVLM's hidden size is {svlm_hidden}."
+                f"config.json says mm_hidden_size={config.mm_hidden_size} "
+                f"but the base SVLM's hidden size is {svlm_hidden}."
             )
         self.model = Qwen3Model(self.llm_config)
-        self.model.vision_tower_aux_list = nn.ModuleList([TempoCompressor(svlm_config, config.num_compression_tokens)])
-        self.model.mm_projector = nn.Sequential(nn.Linear(svlm_hidden, hidden), nn.GELU(), nn.Linear(hidden, hidden))
+        self.model.vision_tower_aux_list = nn.ModuleList(
+            [TempoCompressor(svlm_config, config.num_compression_tokens)]
+        )
+        self.model.mm_projector = nn.Sequential(
+            nn.Linear(svlm_hidden, hidden), nn.GELU(), nn.Linear(hidden, hidden)
+        )
         self.lm_head = nn.Linear(hidden, self.llm_config.vocab_size, bias=False)
         if self.llm_config.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
@@ -135,7 +142,7 @@ def _attention_implementation(device: torch.device) -> str:
 
 
 def segment_centre_time(segment: Segment, window: int) -> float:
-    """Time tag t of a segment: its real start plus half a nominal window (= (first index + window/2)/fps from 0)."""
+    """Time tag t of a segment: real start + half a nominal window (= (first index + window/2)/fps from 0)."""
     return float(segment.start) + window / (2.0 * segment.sample_fps)
 
 
@@ -199,7 +206,11 @@ class TempoModel:
         with _no_init():
             network = TempoNetwork(ckpt, svlm_config)
         state = load_weights(model_dir)
-        if network.llm_config.tie_word_embeddings and "lm_head.weight" not in state and "model.embed_tokens.weight" in state:
+        if (
+            network.llm_config.tie_word_embeddings
+            and "lm_head.weight" not in state
+            and "model.embed_tokens.weight" in state
+        ):
             state["lm_head.weight"] = state["model.embed_tokens.weight"]
         check_and_load_state(network, state, model_dir)
         del state
@@ -312,15 +323,26 @@ class TempoModel:
             pieces.append(self._embed_ids(self.tokenizer.encode(time_tag(centre))))
             if tokens.shape[0]:
                 if tokens.ndim != 2 or tokens.shape[-1] != self.memory_dim:
-                    raise ValueError(f"memory tokens must be (k, {self.memory_dim}), got {tuple(tokens.shape)}")
+                    raise ValueError(
+                        f"memory tokens must be (k, {self.memory_dim}), got {tuple(tokens.shape)}"
+                    )
                 pieces.append(self.network.project(tokens.to(self.device, self.dtype)))
                 memory_tokens += int(tokens.shape[0])
         hidden = self.network.llm_config.hidden_size
-        visual = torch.cat(pieces, dim=0) if pieces else torch.zeros(0, hidden, device=self.device, dtype=self.dtype)
+        visual = (
+            torch.cat(pieces, dim=0)
+            if pieces
+            else torch.zeros(0, hidden, device=self.device, dtype=self.dtype)
+        )
         room = max(0, self.config.context_limit - len(ids_before) - len(ids_after) - CONTEXT_MARGIN)
         cut = max(0, visual.shape[0] - room)
         if cut:
-            log.warning("visual context of %d tokens cut to %d to fit the %d-token limit", visual.shape[0], room, self.config.context_limit)
+            log.warning(
+                "visual context of %d tokens cut to %d to fit the %d-token limit",
+                visual.shape[0],
+                room,
+                self.config.context_limit,
+            )
             visual = visual[:room]
         embeds = torch.cat([self._embed_ids(ids_before), visual, self._embed_ids(ids_after)], dim=0)[None]
         stats = AnswerStats(
@@ -424,9 +446,13 @@ class AnswerStats:
 
 
 def write_checkpoint(
-    network: TempoNetwork, config: TempoCheckpointConfig, directory: str | Path, *, aux_source: Path | None = None
+    network: TempoNetwork,
+    config: TempoCheckpointConfig,
+    directory: str | Path,
+    *,
+    aux_source: Path | None = None,
 ) -> Path:
-    """config.json + safetensors (+ tokenizer/processor files copied from `aux_source`) in the released layout."""
+    """config.json + safetensors (+ tokenizer/processor files from `aux_source`) in the released layout."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     raw = config.to_dict()
@@ -441,7 +467,9 @@ def write_checkpoint(
 
 
 def VideoProcessorConfigExists(directory: Path) -> bool:
-    return (directory / "video_preprocessor_config.json").is_file() or (directory / "preprocessor_config.json").is_file()
+    return (directory / "video_preprocessor_config.json").is_file() or (
+        directory / "preprocessor_config.json"
+    ).is_file()
 
 
 def _is_hub_like(name: str) -> bool:
@@ -449,21 +477,32 @@ def _is_hub_like(name: str) -> bool:
     return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
 
 
-def load_relevance_head(base_dir: Path, tokenizer: TextTokenizer, svlm_config: Qwen3VLConfig) -> RelevanceHead:
+def load_relevance_head(
+    base_dir: Path, tokenizer: TextTokenizer, svlm_config: Qwen3VLConfig
+) -> RelevanceHead:
     """w_Yes − w_No: the base model's LM-head rows, or its input-embedding rows when the two are tied."""
     yes_id, no_id = tokenizer.token_id("Yes"), tokenizer.token_id("No")
-    tied = bool(getattr(svlm_config, "tie_word_embeddings", False) or svlm_config.text_config.tie_word_embeddings)
+    tied = bool(
+        getattr(svlm_config, "tie_word_embeddings", False) or svlm_config.text_config.tie_word_embeddings
+    )
     keys = ["lm_head.weight"]
     if tied:
-        keys += ["model.language_model.embed_tokens.weight", "model.embed_tokens.weight", "language_model.model.embed_tokens.weight"]
+        keys += [
+            "model.language_model.embed_tokens.weight",
+            "model.embed_tokens.weight",
+            "language_model.model.embed_tokens.weight",
+        ]
     found = load_rows(base_dir, keys, [yes_id, no_id])
     if found is None:
         raise CheckpointError(
-            f"the base SVLM at {base_dir} has no LM head (lm_head.weight) to read the Yes/No rows of the relevance head from."
+            f"the base SVLM at {base_dir} has no LM head (lm_head.weight) "
+            "to read the Yes/No rows of the relevance head from."
         )
     key, rows = found
     expected = svlm_config.text_config.hidden_size
     if rows.shape[-1] != expected:
-        raise CheckpointError(f"{base_dir}: {key} rows have width {rows.shape[-1]} but the config says {expected}.")
+        raise CheckpointError(
+            f"{base_dir}: {key} rows have width {rows.shape[-1]} but the config says {expected}."
+        )
     direction = (rows[0].float() - rows[1].float()).contiguous()  # (D,)
     return RelevanceHead(yes_id=yes_id, no_id=no_id, direction=direction)

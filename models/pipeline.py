@@ -50,7 +50,7 @@ class AskResult:
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON of `tempo ask --json` (issue 3): answer, segments, avg_tokens_per_frame, budget, timings."""
+        """The JSON of `tempo ask --json`: answer, segments, avg_tokens_per_frame, budget, timings."""
         return {
             "answer": self.answer,
             "segments": [s.to_json() for s in self.segments],
@@ -118,8 +118,12 @@ def answer_video(
 
     t0 = time.perf_counter()
     scores = np.concatenate(score_parts) if score_parts else np.zeros(0, dtype=np.float32)
-    memory = torch.cat(memory_parts) if memory_parts else torch.zeros(0, model.num_memory_tokens, model.memory_dim)
-    counts = allocate_tokens(scores, tokens_per_segment=model.num_memory_tokens, budget=budget, min_tokens=min_tokens)
+    memory = (
+        torch.cat(memory_parts) if memory_parts else torch.zeros(0, model.num_memory_tokens, model.memory_dim)
+    )
+    counts = allocate_tokens(
+        scores, tokens_per_segment=model.num_memory_tokens, budget=budget, min_tokens=min_tokens
+    )
     kept = truncate_memory(memory, counts)
     frames = np.array([meta[3] for meta in kept_meta], dtype=np.int64)
     avg = average_tokens_per_frame(counts, frames)

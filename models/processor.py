@@ -151,7 +151,7 @@ class SegmentVideoProcessor:
         return cls(VideoProcessorConfig.from_dir(directory))
 
     def output_size(self, num_frames: int, height: int, width: int) -> tuple[int, int]:
-        """(height, width) the clip is resized to, as transformers' `Qwen3VLVideoProcessor.resize` picks it."""
+        """(height, width) of the resized clip, as transformers' `Qwen3VLVideoProcessor.resize` picks it."""
         c = self.config
         factor = c.patch_size * c.merge_size
         max_pixels = c.max_pixels
@@ -175,12 +175,16 @@ class SegmentVideoProcessor:
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ValueError(f"expected (T, H, W, 3) uint8 frames, got {frames.shape} {frames.dtype}")
         num_frames, height, width = frames.shape[:3]
-        video = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).contiguous()  # (T, 3, H, W)
+        video = (
+            torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).contiguous()
+        )  # (T, 3, H, W)
         if c.do_resize:
             new_h, new_w = self.output_size(num_frames, height, width)
             if (new_h, new_w) != (height, width):
                 # torchvision's resize for uint8 bicubic on CPU: the native antialiased uint8 kernel.
-                video = F.interpolate(video, size=[new_h, new_w], mode="bicubic", align_corners=False, antialias=True)
+                video = F.interpolate(
+                    video, size=[new_h, new_w], mode="bicubic", align_corners=False, antialias=True
+                )
         video = video.to(torch.float32)
         if c.do_rescale and c.do_normalize:
             # Fused rescale + normalise, exactly as transformers folds the factor into mean and std.
@@ -188,7 +192,9 @@ class SegmentVideoProcessor:
             std = torch.tensor(c.image_std) * (1.0 / c.rescale_factor)
             video = video.sub_(mean.view(1, -1, 1, 1)).div_(std.view(1, -1, 1, 1))
         elif c.do_normalize:
-            video = (video - torch.tensor(c.image_mean).view(1, -1, 1, 1)) / torch.tensor(c.image_std).view(1, -1, 1, 1)
+            video = (video - torch.tensor(c.image_mean).view(1, -1, 1, 1)) / torch.tensor(c.image_std).view(
+                1, -1, 1, 1
+            )
         elif c.do_rescale:
             video = video * c.rescale_factor
         return self._patchify(video)
@@ -209,7 +215,7 @@ class SegmentVideoProcessor:
         return patches, (gt, gh, gw), (h, w)
 
     def patch_times(self, frame_times: np.ndarray) -> list[float]:
-        """Seconds per temporal patch: mean of its first and last frame (the last frame repeats as padding)."""
+        """Seconds per temporal patch: mean of its first and last frame (the last frame pads a short clip)."""
         tp = self.config.temporal_patch_size
         times = [float(x) for x in np.asarray(frame_times, dtype=np.float64).reshape(-1)]
         if len(times) % tp:

@@ -28,7 +28,9 @@ class TextTokenizer:
     def from_dir(cls, directory: Path) -> TextTokenizer:
         path = directory / "tokenizer.json"
         if not path.is_file():
-            raise CheckpointError(f"{directory} is not a complete model directory: tokenizer.json is missing.")
+            raise CheckpointError(
+                f"{directory} is not a complete model directory: tokenizer.json is missing."
+            )
         return cls(Tokenizer.from_file(str(path)), directory)
 
     def encode(self, text: str) -> list[int]:
@@ -54,7 +56,7 @@ class TextTokenizer:
 
 
 def compressor_prompt(video_text: str, query: str) -> str:
-    """The SVLM chat of DESIGN §2: system, user (video, new line, `Query:`, new line, query), assistant turn."""
+    """The SVLM chat (DESIGN §2): system; user: video, new line, `Query:`, new line, query; assistant turn."""
     return (
         f"{IM_START}system\n{COMPRESSOR_SYSTEM_PROMPT}{IM_END}\n"
         f"{IM_START}user\n{video_text}\nQuery:\n{query}{IM_END}\n"

@@ -6,11 +6,11 @@
     DIR/model.safetensors         model.embed_tokens / layers / norm, lm_head,
                                   model.vision_tower_aux_list.0.vlm.model.{visual,language_model}.*,
                                   model.vision_tower_aux_list.0.compression_tokens, model.mm_projector.{0,2}.*
-    DIR/tokenizer.json ...        offline byte-level BPE (ChatML + Qwen3-VL specials, "Yes"/"No" single tokens)
+    DIR/tokenizer.json ...        offline byte-level BPE (ChatML + Qwen3-VL specials, "Yes"/"No" one token)
     DIR/*preprocessor_config.json the Qwen3-VL processor configuration
     DIR/base_svlm/                a complete Hugging Face Qwen3-VL directory (config, weights with LM head,
                                   tokenizer, processor files); config.json's mm_vision_tower_aux_list names it
-    DIR/siglip/                   a tiny SigLIP for segment embeddings (when tempo.models.embedder provides it)
+    DIR/siglip/                   a tiny SigLIP for segment embeddings (tempo.models.embedder's writer)
 
 It loads through `TempoModel.from_pretrained` like the released model; nothing special-cases it.
 Deterministic for a seed: weights come from torch's seeded generator, the tokenizer from a fixed corpus.
@@ -47,7 +47,12 @@ TINY_SVLM_TEXT = {
     "head_dim": 16,
     "max_position_embeddings": 32768,
     "rms_norm_eps": 1e-6,
-    "rope_parameters": {"rope_type": "default", "rope_theta": 5000000.0, "mrope_section": [2, 3, 3], "mrope_interleaved": True},
+    "rope_parameters": {
+        "rope_type": "default",
+        "rope_theta": 5000000.0,
+        "mrope_section": [2, 3, 3],
+        "mrope_interleaved": True,
+    },
 }
 TINY_SVLM_VISION = {
     "depth": 2,
@@ -80,7 +85,8 @@ TINY_MAX_PIXELS = 8 * 64 * 64
 
 # Qwen2/Qwen3 pre-tokenizer split (contractions, letters, single digits, punctuation, new lines, spaces).
 QWEN_SPLIT_PATTERN = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
 SPECIAL_TOKENS = [
     "<|endoftext|>",
@@ -117,8 +123,116 @@ CHAT_TEMPLATE = (
 
 def _training_corpus() -> list[str]:
     """A fixed corpus: the prompts, numbers and time tags, everyday video words, and Yes/No answers."""
-    words = ["the", "a", "an", "is", "are", "was", "were", "what", "who", "where", "when", "why", "how", "which", "did", "does", "do", "in", "on", "at", "of", "to", "from", "with", "and", "or", "person", "people", "man", "woman", "child", "dog", "cat", "car", "bus", "truck", "bike", "door", "window", "fence", "street", "road", "room", "kitchen", "table", "chair", "ball", "red", "blue", "green", "yellow", "black", "white", "left", "right", "up", "down", "open", "close", "walk", "run", "jump", "sit", "stand", "enter", "leave", "climb", "fall", "hold", "pick", "put", "throw", "catch", "first", "last", "before", "after", "during", "time", "second", "seconds", "minute", "video", "segment", "frame", "scene", "camera", "answer", "question", "option", "letter", "describe", "content", "happens", "happened", "visible", "count", "many", "color", "wearing", "doing"]
-    lines = [COMPRESSOR_SYSTEM_PROMPT, LLM_SYSTEM_PROMPT, GENERIC_QUERY, "Query:", "Answer the question with the option letter"]
+    words = [
+        "the",
+        "a",
+        "an",
+        "is",
+        "are",
+        "was",
+        "were",
+        "what",
+        "who",
+        "where",
+        "when",
+        "why",
+        "how",
+        "which",
+        "did",
+        "does",
+        "do",
+        "in",
+        "on",
+        "at",
+        "of",
+        "to",
+        "from",
+        "with",
+        "and",
+        "or",
+        "person",
+        "people",
+        "man",
+        "woman",
+        "child",
+        "dog",
+        "cat",
+        "car",
+        "bus",
+        "truck",
+        "bike",
+        "door",
+        "window",
+        "fence",
+        "street",
+        "road",
+        "room",
+        "kitchen",
+        "table",
+        "chair",
+        "ball",
+        "red",
+        "blue",
+        "green",
+        "yellow",
+        "black",
+        "white",
+        "left",
+        "right",
+        "up",
+        "down",
+        "open",
+        "close",
+        "walk",
+        "run",
+        "jump",
+        "sit",
+        "stand",
+        "enter",
+        "leave",
+        "climb",
+        "fall",
+        "hold",
+        "pick",
+        "put",
+        "throw",
+        "catch",
+        "first",
+        "last",
+        "before",
+        "after",
+        "during",
+        "time",
+        "second",
+        "seconds",
+        "minute",
+        "video",
+        "segment",
+        "frame",
+        "scene",
+        "camera",
+        "answer",
+        "question",
+        "option",
+        "letter",
+        "describe",
+        "content",
+        "happens",
+        "happened",
+        "visible",
+        "count",
+        "many",
+        "color",
+        "wearing",
+        "doing",
+    ]
+    lines = [
+        COMPRESSOR_SYSTEM_PROMPT,
+        LLM_SYSTEM_PROMPT,
+        GENERIC_QUERY,
+        "Query:",
+        "Answer the question with the option letter",
+    ]
     lines += [" ".join(words[i : i + 8]) for i in range(0, len(words), 8)]
     lines += [f"<{t / 2:.1f} seconds>" for t in range(0, 400)]
     lines += ["(A) (B) (C) (D) (E)"] * 20
@@ -156,8 +270,14 @@ def _write_tokenizer_files(tok: Tokenizer, directory: Path) -> None:
     tok.save(str(directory / "tokenizer.json"))
     tok.model.save(str(directory))  # vocab.json + merges.txt, for tools that read those
     added = {
-        str(tok.token_to_id(t)): {"content": t, "lstrip": False, "rstrip": False, "normalized": False,
-                                  "single_word": False, "special": True}
+        str(tok.token_to_id(t)): {
+            "content": t,
+            "lstrip": False,
+            "rstrip": False,
+            "normalized": False,
+            "single_word": False,
+            "special": True,
+        }
         for t in SPECIAL_TOKENS
     }
     config = {
@@ -200,12 +320,15 @@ def _write_processor_files(directory: Path) -> None:
 
 
 def tiny_svlm_config(tok: Tokenizer) -> Qwen3VLConfig:
-    ids = {name: tok.token_to_id(tokn) for name, tokn in (
-        ("image_token_id", "<|image_pad|>"),
-        ("video_token_id", "<|video_pad|>"),
-        ("vision_start_token_id", "<|vision_start|>"),
-        ("vision_end_token_id", "<|vision_end|>"),
-    )}
+    ids = {
+        name: tok.token_to_id(tokn)
+        for name, tokn in (
+            ("image_token_id", "<|image_pad|>"),
+            ("video_token_id", "<|video_pad|>"),
+            ("vision_start_token_id", "<|vision_start|>"),
+            ("vision_end_token_id", "<|vision_end|>"),
+        )
+    }
     text = dict(TINY_SVLM_TEXT, vocab_size=tok.get_vocab_size(), tie_word_embeddings=False)
     return Qwen3VLConfig(
         text_config=text,
@@ -232,9 +355,13 @@ def write_tiny_checkpoint(directory: str | Path, *, seed: int = 0) -> Path:
     _write_processor_files(base)
 
     # Tempo: the compressor starts from the base SVLM (as fine-tuning does), the rest is random.
-    llm = Qwen3Config(vocab_size=tok.get_vocab_size(), **TINY_LLM,
-                      bos_token_id=None, eos_token_id=tok.token_to_id("<|im_end|>"),
-                      pad_token_id=tok.token_to_id("<|endoftext|>"))
+    llm = Qwen3Config(
+        vocab_size=tok.get_vocab_size(),
+        **TINY_LLM,
+        bos_token_id=None,
+        eos_token_id=tok.token_to_id("<|im_end|>"),
+        pad_token_id=tok.token_to_id("<|endoftext|>"),
+    )
     llm_dict = llm.to_dict()
     for key in ("transformers_version", "architectures", "_name_or_path", "dtype", "torch_dtype"):
         llm_dict.pop(key, None)

@@ -18,6 +18,8 @@ from tempo.errors import TempoError
 
 # Each module exposes `register(subparsers) -> None`; the parser it adds sets `func(args) -> int`.
 COMMAND_MODULES: tuple[str, ...] = (
+    "tempo.tools.commands.model",
+    "tempo.tools.commands.ask",
     "tempo.tools.commands.streams",
     "tempo.tools.commands.memory",
 )

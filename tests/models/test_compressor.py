@@ -1,0 +1,163 @@
+"""The SVLM compressor: memory-token placement, relevance position, batching and determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from tempo.models import GENERIC_QUERY, TempoModel
+from tempo.models.compressor import build_compressor_inputs, segment_frame_times
+from tempo.models.processor import SegmentVideoProcessor, VideoProcessorConfig, smart_resize
+from transformers import Qwen3VLForConditionalGeneration
+
+from .conftest import make_segment
+
+
+def _inputs(model: TempoModel, segs, query: str):
+    return build_compressor_inputs(
+        segs,
+        query,
+        processor=model.processor,
+        tokenizer=model.svlm_tokenizer,
+        num_memory_tokens=model.num_memory_tokens,
+    )
+
+
+def _hf_forward(model: TempoModel, seg, query: str, with_memory: bool) -> torch.Tensor:
+    """transformers' own Qwen3VLModel.forward on one unpadded sequence (+ the M memory embeddings)."""
+    vl = model.network.compressor.vlm.model
+    inp = _inputs(model, [seg], query)
+    n = int(inp.valid_lengths[0])
+    m = model.num_memory_tokens if with_memory else 0
+    ids = inp.input_ids[:, : n + m]
+    memory = model.network.compressor.compression_tokens[0]
+
+    def put_memory(_module, _args, out):  # embeddings of the M slots are the learned memory tokens
+        out = out.clone()
+        out[0, n : n + m] = memory[:m]
+        return out
+
+    hook = vl.language_model.embed_tokens.register_forward_hook(put_memory)
+    try:
+        with torch.inference_mode():
+            out = vl(
+                input_ids=ids,
+                pixel_values_videos=inp.pixel_values,
+                video_grid_thw=inp.grid_thw,
+                mm_token_type_ids=(ids == model.network.compressor.config.video_token_id).int() * 2,
+            )
+    finally:
+        hook.remove()
+    vl.rope_deltas = None
+    return out.last_hidden_state[0]  # (n + m, D)
+
+
+def test_memory_tokens_are_the_hidden_states_right_after_the_valid_tokens(tiny_model: TempoModel) -> None:
+    seg = make_segment(0)
+    _, memory = tiny_model.compress([seg], "Is there a dog?")
+    n = int(_inputs(tiny_model, [seg], "Is there a dog?").valid_lengths[0])
+    reference = _hf_forward(tiny_model, seg, "Is there a dog?", with_memory=True)[n:]
+    torch.testing.assert_close(memory[0], reference, rtol=1e-4, atol=1e-5)
+
+
+def test_relevance_reads_the_position_before_the_first_memory_token(tiny_model: TempoModel, tiny_dir) -> None:
+    # The base SVLM's own Yes/No logits at the last prompt token give the same score end to end.
+    seg = make_segment(1)
+    scores, _ = tiny_model.compress([seg], "Is there a dog?")
+    base = Qwen3VLForConditionalGeneration.from_pretrained(tiny_dir / "base_svlm").eval()
+    inp = _inputs(tiny_model, [seg], "Is there a dog?")
+    n = int(inp.valid_lengths[0])
+    ids = inp.input_ids[:, :n]
+    with torch.inference_mode():
+        logits = base(
+            input_ids=ids,
+            pixel_values_videos=inp.pixel_values,
+            video_grid_thw=inp.grid_thw,
+            mm_token_type_ids=(ids == base.config.video_token_id).int() * 2,
+        ).logits[0, -1]
+    yes, no = tiny_model.relevance.yes_id, tiny_model.relevance.no_id
+    assert scores[0] == pytest.approx(torch.sigmoid(logits[yes] - logits[no]).item(), abs=1e-5)
+
+
+def test_memory_tokens_do_not_change_the_prompt_states(tiny_model: TempoModel) -> None:
+    seg = make_segment(2)
+    with_mem = _hf_forward(tiny_model, seg, "red car", with_memory=True)
+    without = _hf_forward(tiny_model, seg, "red car", with_memory=False)
+    torch.testing.assert_close(with_mem[: without.shape[0]], without, rtol=1e-4, atol=1e-5)
+
+
+def test_batch_equals_one_at_a_time(tiny_model: TempoModel) -> None:
+    # Different lengths in one batch (a 1-frame window, 5 frames, 8 frames, another resolution) force padding.
+    segs = [
+        make_segment(0),
+        make_segment(1, frames=1),
+        make_segment(2, frames=5),
+        make_segment(3, size=(64, 160)),
+    ]
+    scores, memory = tiny_model.compress(segs, "What happens?", batch_size=4)
+    for i, seg in enumerate(segs):
+        s1, m1 = tiny_model.compress([seg], "What happens?", batch_size=1)
+        assert scores[i] == pytest.approx(s1[0], abs=1e-5)
+        torch.testing.assert_close(memory[i], m1[0], rtol=1e-4, atol=1e-5)
+
+
+def test_outputs_have_the_documented_shapes(tiny_model: TempoModel, segments) -> None:
+    scores, memory = tiny_model.compress(segments(3), GENERIC_QUERY)
+    assert scores.shape == (3,) and scores.dtype == np.float32
+    assert ((scores > 0) & (scores < 1)).all()
+    assert memory.shape == (3, tiny_model.num_memory_tokens, tiny_model.memory_dim)
+
+
+def test_query_changes_scores_and_memory(tiny_model: TempoModel) -> None:
+    seg = make_segment(0)
+    s1, m1 = tiny_model.compress([seg], "a dog")
+    s2, m2 = tiny_model.compress([seg], "the red truck on the left")
+    assert s1[0] != s2[0]
+    assert not torch.allclose(m1, m2)
+
+
+def test_compression_is_deterministic(tiny_model: TempoModel, segments) -> None:
+    segs = segments(2)
+    a = tiny_model.compress(segs, "dog")
+    b = tiny_model.compress(segs, "dog")
+    assert np.array_equal(a[0], b[0])
+    assert torch.equal(a[1], b[1])
+
+
+def test_one_frame_window_is_padded_one_sampling_step_later() -> None:
+    seg = make_segment(3, frames=1)
+    assert segment_frame_times(seg, "segment").tolist() == [0.0, 0.5]
+    assert segment_frame_times(seg, "stream").tolist() == [12.0, 12.5]
+
+
+def test_processor_writes_one_time_tag_per_temporal_patch() -> None:
+    proc = SegmentVideoProcessor(VideoProcessorConfig(min_pixels=2 * 32 * 32, max_pixels=8 * 64 * 64))
+    seg = make_segment(0, frames=7, size=(96, 128))
+    clip = proc(seg.frames_for_model(), segment_frame_times(seg, "segment"))
+    assert clip.grid_thw[0] == 4  # 7 frames padded to 8, two per temporal patch
+    assert clip.patch_times == (0.25, 1.25, 2.25, 3.0)  # the last patch repeats frame 6 (3.0 s)
+    per_patch = clip.grid_thw[1] * clip.grid_thw[2] // 4
+    assert clip.prompt.startswith(
+        "<0.2 seconds><|vision_start|>" + "<|video_pad|>" * per_patch + "<|vision_end|>"
+    )
+    assert clip.prompt.count("<|video_pad|>") == 4 * per_patch
+    assert clip.pixel_values.shape == (4 * clip.grid_thw[1] * clip.grid_thw[2], 3 * 2 * 16 * 16)
+
+
+def test_processor_sizes_follow_qwen3_vl_smart_resize() -> None:
+    # The released processor budget (4096 … 25165824 pixels per clip): a 512×288 clip keeps its size.
+    assert smart_resize(8, 288, 512, factor=32, min_pixels=4096, max_pixels=25165824) == (288, 512)
+    # Sides are rounded to multiples of 32 and the pixel budget shrinks big clips.
+    assert smart_resize(8, 100, 150, factor=32, min_pixels=4096, max_pixels=25165824) == (96, 160)
+    h, w = smart_resize(8, 480, 640, factor=32, min_pixels=2048, max_pixels=8 * 64 * 64)
+    assert h % 32 == 0 and w % 32 == 0 and 8 * h * w <= 8 * 64 * 64
+
+
+def test_processor_normalises_to_minus_one_one() -> None:
+    proc = SegmentVideoProcessor(VideoProcessorConfig(min_pixels=4096, max_pixels=25165824))  # the release's
+    frames = np.zeros((2, 64, 64, 3), dtype=np.uint8)
+    frames[1] = 255
+    patches, grid, _ = proc.pixels(frames)
+    assert grid == (1, 4, 4)
+    x = patches.view(16, 3, 2, 16, 16)  # (patch, C, tp, p, p)
+    assert torch.all(x[:, :, 0] == -1.0) and torch.all(x[:, :, 1] == 1.0)

@@ -1,0 +1,32 @@
+"""`tempo model tiny DIR [--seed N]`: write a small random Tempo checkpoint in the released layout."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _tiny(args: argparse.Namespace) -> int:
+    from tempo.models.tiny import write_tiny_checkpoint
+
+    out = write_tiny_checkpoint(Path(args.dir), seed=args.seed)
+    print(out)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("model", help="manage Tempo checkpoints (tiny test checkpoints)")
+    sub = parser.add_subparsers(dest="model_command", metavar="ACTION")
+    tiny = sub.add_parser(
+        "tiny",
+        help="write a tiny randomly initialised checkpoint (released layout) for tests and the demo",
+        description=(
+            "Write a tiny, randomly initialised Tempo checkpoint in exactly the released layout "
+            "(config.json, safetensors, offline tokenizer, Qwen3-VL processor files and a base-SVLM "
+            "directory). Deterministic for a seed; its answers are meaningless."
+        ),
+    )
+    tiny.add_argument("dir", metavar="DIR", help="directory to write (created if missing)")
+    tiny.add_argument("--seed", type=int, default=0, help="random seed for the weights (default 0)")
+    tiny.set_defaults(func=_tiny)
+    parser.set_defaults(func=lambda _args: (parser.print_help(), 2)[1])
