@@ -31,6 +31,9 @@ a follow-up that cannot stand alone (it starts with "and", "what about"..., refe
 "they", "then", "after that"..., or has fewer than 4 words) is appended to the previous standalone
 question: "Who entered the shop? And after that?". A question that stands alone is kept as it is.
 
+**Stream scope.** `extract_stream_scope(question, streams)` finds a stream the question names as a
+stream ("on the garage camera"); a bare word ("in the lobby") does not count.
+
 **Validator.** `rewrite_problem(candidate, question, history)` names what makes a model's rewrite
 unusable (None when it is usable); see the function for the rules.
 """
@@ -278,6 +281,35 @@ def extract_time_scope(question: str, clock: StreamClock) -> TimeScope | None:
         if scope is not None:
             return scope
     return None
+
+
+# ----- stream scope --------------------------------------------------------------------------------------
+
+_STREAM_NOUNS = r"(?:camera|cam|stream|feed|video|recording)"
+
+
+def extract_stream_scope(question: str, streams: Sequence[str]) -> str | None:
+    """The stream a question names explicitly, among `streams`, or None.
+
+    Only a name used as a stream counts: "on the garage camera", "in the lobby feed", "stream
+    garage-1", "camera 'lobby'". A bare word ("who was in the lobby?") does not switch streams. In
+    names, '-', '_' and '.' match a space too ("front_door" <- "front door camera"). The longest
+    matching name wins.
+    """
+    found: list[str] = []
+    for name in streams:
+        words = [re.escape(w) for w in re.split(r"[-_.\s]+", name) if w]
+        if not words:
+            continue
+        spelled = r"[-_.\s]+".join(words)
+        quoted = rf"['\"“”‘’]?{spelled}['\"“”‘’]?"
+        pattern = (
+            rf"\b{quoted}\s+{_STREAM_NOUNS}s?\b"
+            rf"|\b{_STREAM_NOUNS}\s+(?:called\s+|named\s+)?{quoted}(?![\w-])"
+        )
+        if re.search(pattern, question, re.IGNORECASE):
+            found.append(name)
+    return max(found, key=len) if found else None
 
 
 # ----- fallback rewrite --------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from tempo.agent.rewrite import (
     StreamClock,
     choose_standalone,
     clean_rewrite,
+    extract_stream_scope,
     extract_time_scope,
     fallback_rewrite,
     needs_context,
@@ -266,3 +267,25 @@ def test_choose_standalone_prefers_a_valid_model_rewrite_then_falls_back() -> No
         "Is there a dog in the kitchen?",
         "question",
     )
+
+
+# ----- stream scope -------------------------------------------------------------------------------------
+
+STREAMS = ["lobby", "garage", "front_door", "garage-2"]
+
+
+@pytest.mark.parametrize(
+    ("question", "stream"),
+    [
+        ("what happened on the garage camera?", "garage"),
+        ("in the lobby feed, who came?", "lobby"),
+        ("on the front door camera, any parcel?", "front_door"),
+        ("on stream garage-2, anything?", "garage-2"),
+        ("the garage 2 camera at night", "garage-2"),
+        ("camera 'lobby' at night", "lobby"),
+        ("who was in the lobby?", None),
+        ("what happened in the kitchen camera?", None),
+    ],
+)
+def test_stream_named_as_a_stream(question: str, stream: str | None) -> None:
+    assert extract_stream_scope(question, STREAMS) == stream
