@@ -9,7 +9,8 @@ covers, [0, clock.duration]. Rules, tried in this order (the first that matches 
 2. "in the last/past/final N <unit>" -> [D - N, D]; "the last hour" (no number) means one unit.
    "in the first N <unit>" -> [0, N].
 3. "after/since A" -> [A, D]; "before/until/by A" -> [0, A].
-4. "at/around/about A" and "A into the video", "the N minute mark" -> [A - 30 s, A + 30 s].
+4. "at/around/about A", "A into the video", "the N minute mark" -> [A - 30 s, A + 30 s];
+   "N <unit> ago" is the point D - N.
 5. "at the start/beginning", "in the beginning", "early on" -> the first EDGE seconds;
    "at/near/towards the end", "at the last moment" -> the last EDGE; "in the middle" -> the EDGE
    around D/2. EDGE = 10 % of the duration, at least 30 s, at most 15 minutes.
@@ -170,6 +171,7 @@ _AT_RE = re.compile(
     rf"\b(?:at|around|about|near)\s+(?:the\s+)?(?:(?P<minute>minute)\s+(?P<n>{_BARE_NUMBER})"
     rf"|(?P<a>{_POINT})(?:\s+mark)?)"
     rf"|(?P<b>{DURATION})\s+(?:into|in)\b(?:\s+the\s+(?:video|stream|recording))?"
+    rf"|(?P<ago>{DURATION})\s+ago\b"
     rf"|\bthe\s+(?P<c>{_BARE_NUMBER})[\s-](?P<cu>minute|second|hour)\s+mark",
     re.IGNORECASE,
 )
@@ -247,6 +249,9 @@ def _scope_at(question: str, clock: StreamClock) -> TimeScope | None:
             a = _point(m.group("a"))
         elif m.group("b"):
             a = _point(m.group("b"))
+        elif m.group("ago"):
+            back = parse_duration(m.group("ago"))
+            a = _Point(clock.duration - back, None) if back is not None else None
         else:
             a = _point(f"{m.group('c')} {m.group('cu')}")
         if a is None:

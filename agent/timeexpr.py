@@ -64,16 +64,16 @@ COLON_RE = re.compile(COLON)
 TAG = r"<\s*(?P<tag>\d+(?:\.\d+)?)\s*(?:seconds?|secs?|s)\s*>"
 TAG_RE = re.compile(TAG, re.IGNORECASE)
 
-# Clock times: "10:30 pm", "10:30:15am", "10am", "7 p.m.", "10 o'clock". CLOCK has no groups, so
-# callers can embed it in bigger patterns; parse a match with `parse_clock`.
+# Clock times: "10:30 pm", "10:30:15am", "10am", "7 p.m.", "10 o'clock", "noon", "midnight". CLOCK
+# has no groups, so callers can embed it in bigger patterns; parse a match with `parse_clock`.
 CLOCK = (
     r"(?<![\d:.])\d{1,2}(?::[0-5]\d(?::[0-5]\d)?)?\s*[ap]\.?\s?m\.?(?![a-z])"
-    r"|(?<![\d:.])\d{1,2}(?::[0-5]\d)?\s*o'?\s?clock"
+    r"|(?<![\d:.])\d{1,2}(?::[0-5]\d)?\s*o'?\s?clock|\b(?:noon|midday|midnight)\b"
 )
 CLOCK_RE = re.compile(CLOCK, re.IGNORECASE)
 _CLOCK_PARTS_RE = re.compile(
     r"(?P<h>\d{1,2})(?::(?P<m>[0-5]\d)(?::(?P<s>[0-5]\d))?)?\s*(?P<ampm>[ap])\.?\s?m\.?"
-    r"|(?P<h2>\d{1,2})(?::(?P<m2>[0-5]\d))?\s*o'?\s?clock",
+    r"|(?P<h2>\d{1,2})(?::(?P<m2>[0-5]\d))?\s*o'?\s?clock|(?P<word>noon|midday|midnight)",
     re.IGNORECASE,
 )
 
@@ -136,6 +136,8 @@ def parse_clock(text: str) -> ClockTime | None:
     match = _CLOCK_PARTS_RE.fullmatch(text.strip())
     if match is None:
         return None
+    if match.group("word") is not None:
+        return ClockTime(0 if match.group("word").lower() == "midnight" else 12 * 3600)
     if match.group("h") is not None:
         hour, minute, second = int(match.group("h")), int(match.group("m") or 0), int(match.group("s") or 0)
         if not 1 <= hour <= 12:

@@ -289,3 +289,17 @@ STREAMS = ["lobby", "garage", "front_door", "garage-2"]
 )
 def test_stream_named_as_a_stream(question: str, stream: str | None) -> None:
     assert extract_stream_scope(question, STREAMS) == stream
+
+
+def test_n_minutes_ago_is_a_point_before_now() -> None:
+    assert scope("what happened 10 minutes ago?") == (6570.0, 6630.0)
+
+
+def test_noon_and_midnight_are_clock_times() -> None:
+    live = StreamClock(4 * 3600.0, dt.datetime(2026, 11, 25, 10, 0, tzinfo=UTC).timestamp(), UTC)
+    assert scope("between noon and 1pm", live) == (7200.0, 10800.0)
+    assert scope("since noon", live) == (7200.0, 14400.0)
+
+
+def test_after_followed_by_an_event_is_not_a_time() -> None:
+    assert scope("what did he do after the meeting?") is None
