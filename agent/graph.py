@@ -9,9 +9,9 @@
   turn's scope).
 - retrieve: FAISS top-K within the scope, plus temporal neighbours (the backend's job).
 - compress: the query-aware SVLM pass on the candidates (cached by the backend), giving relevance.
-- widen: when the highest relevance is under `weak_evidence` (or nothing was found), once per turn:
-  K × `widen_factor`, or, when the scope held no segment at all, the whole stream. The result says so
-  (`widened`, `widen_reason`).
+- widen: when the highest relevance is under `weak_evidence`, once per turn: K × `widen_factor`
+  (skipped when fewer than K candidates came back: the scope was already seen whole); when the time
+  scope held no segment at all, the whole stream. The result says so (`widened`, `widen_reason`).
 - allocate: ATA over the whole timeline. answer: the global LLM, its text streamed through
   LangGraph's custom stream (`{"answer_text": piece}`). cite: times in the answer -> citations on the
   allocation's segments; the compressed candidates are attached as evidence. remember: the turn is
@@ -166,21 +166,28 @@ def evidence_is_weak(state: AgentState, settings: AgentSettings) -> bool:
 
 
 def after_compress(state: AgentState, *, settings: AgentSettings) -> str:
-    if not state.get("widened") and evidence_is_weak(state, settings):
-        return "widen"
-    return "allocate"
+    """Widen once, and only when it can find something new: weak evidence with a full candidate
+    list (more may exist), or no candidate at all inside a time scope (the stream may have some)."""
+    if state.get("widened") or not evidence_is_weak(state, settings):
+        return "allocate"
+    candidates = state.get("candidates", [])
+    if not candidates:
+        return "widen" if state.get("time_scope") else "allocate"
+    if len(candidates) < state["k"]:  # the scope had fewer segments than K: all were seen already
+        return "allocate"
+    return "widen"
 
 
 def widen(state: AgentState, *, settings: AgentSettings) -> dict[str, Any]:
-    top = state.get("top_relevance")
-    if not state.get("candidates") and state.get("time_scope"):
+    if not state.get("candidates"):
         return {
             "widened": True,
             "time_scope": None,
             "widen_reason": "no segment in the asked time scope; searched the whole stream",
         }
+    top = state.get("top_relevance")
     k = state["k"] * settings.widen_factor
-    why = "no candidate" if top is None else f"highest relevance {top:.2f} < {settings.weak_evidence:.2f}"
+    why = "no relevance" if top is None else f"highest relevance {top:.2f} < {settings.weak_evidence:.2f}"
     reason = f"{why}; retrieved {k} candidates instead of {state['k']}"
     return {"widened": True, "k": k, "widen_reason": reason}
 

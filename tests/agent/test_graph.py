@@ -43,11 +43,26 @@ def test_graph_wires_the_issue_flow_with_one_conditional_widening_loop() -> None
     }
 
 
+FULL = [{"index": i} for i in range(8)]  # as many candidates as K = 8
+
+
 def test_weak_evidence_widens_once_only() -> None:
-    assert after_compress({"top_relevance": 0.3, "widened": False}, settings=SETTINGS) == "widen"
-    assert after_compress({"top_relevance": None, "widened": False}, settings=SETTINGS) == "widen"
-    assert after_compress({"top_relevance": 0.3, "widened": True}, settings=SETTINGS) == "allocate"
-    assert after_compress({"top_relevance": 0.7, "widened": False}, settings=SETTINGS) == "allocate"
+    weak = {"top_relevance": 0.3, "candidates": FULL, "k": 8}
+    assert after_compress({**weak, "widened": False}, settings=SETTINGS) == "widen"
+    assert after_compress({**weak, "widened": True}, settings=SETTINGS) == "allocate"
+    assert after_compress({**weak, "top_relevance": 0.7, "widened": False}, settings=SETTINGS) == "allocate"
+
+
+def test_no_widening_when_the_scope_was_seen_whole() -> None:
+    state = {"top_relevance": 0.3, "candidates": FULL[:5], "k": 8, "widened": False}
+    assert after_compress(state, settings=SETTINGS) == "allocate"
+
+
+def test_an_empty_scope_widens_but_an_empty_stream_does_not() -> None:
+    scope = {"start": 0.0, "end": 5.0, "phrase": "in the first 5 seconds"}
+    empty = {"top_relevance": None, "candidates": [], "k": 8, "widened": False}
+    assert after_compress({**empty, "time_scope": scope}, settings=SETTINGS) == "widen"
+    assert after_compress({**empty, "time_scope": None}, settings=SETTINGS) == "allocate"
 
 
 def test_widen_multiplies_k_and_says_why() -> None:
