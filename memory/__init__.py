@@ -1,5 +1,6 @@
 """Persistent memory: Redis store (source of truth), embedded Redis, FAISS index, retention."""
 
+from tempo.memory.anchors import AnchorCache
 from tempo.memory.embedded import EmbeddedRedis, connect, tempo_home
 from tempo.memory.errors import (
     InvalidStreamNameError,
@@ -21,6 +22,7 @@ from tempo.memory.store import AnchorBatch, CommitResult, CommitStatus, RedisMem
 
 __all__ = [
     "AnchorBatch",
+    "AnchorCache",
     "CommitResult",
     "CommitStatus",
     "EmbeddedRedis",

@@ -24,6 +24,7 @@ Redis — holds bit-identical vectors. Inner product on unit vectors = cosine si
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -38,7 +39,7 @@ import faiss
 import numpy as np
 from tempo.memory.embedded import tempo_home
 from tempo.memory.errors import UnknownStreamError
-from tempo.memory.store import RedisMemoryStore
+from tempo.memory.store import IndexFeed, RedisMemoryStore
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class Timeline:
     indices: np.ndarray  # (n,) int64
     starts: np.ndarray  # (n,) float64 seconds
     ends: np.ndarray  # (n,) float64 seconds
+    first_frame_index: np.ndarray | None = None  # (n,) int64: frame index in the stream's sampling
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -81,6 +83,7 @@ class _StreamIndex:
     trained_at: int = 0  # 0 = exact (flat); else IVF trained when the stream had this many segments
     starts: np.ndarray = field(default_factory=lambda: np.zeros(0))
     ends: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    ffs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # first frame indices
 
     @property
     def count(self) -> int:
@@ -102,13 +105,14 @@ class _StreamIndex:
         n = min(first - self.first, self.count)
         if n > 0 and self.index is not None:
             self.index.remove_ids(faiss.IDSelectorRange(self.first, self.first + n))
-        self.starts, self.ends = self.starts[n:].copy(), self.ends[n:].copy()
+        self.starts, self.ends, self.ffs = self.starts[n:].copy(), self.ends[n:].copy(), self.ffs[n:].copy()
         self.first = first
 
-    def append(self, indices: np.ndarray, starts: np.ndarray, ends: np.ndarray, vecs: np.ndarray) -> None:
-        self.ensure().add_with_ids(vecs, indices.astype(np.int64))
-        self.starts = np.concatenate([self.starts, starts])
-        self.ends = np.concatenate([self.ends, ends])
+    def append(self, feed: IndexFeed) -> None:
+        self.ensure().add_with_ids(_normalise(feed.embeddings), feed.indices)
+        self.starts = np.concatenate([self.starts, feed.starts])
+        self.ends = np.concatenate([self.ends, feed.ends])
+        self.ffs = np.concatenate([self.ffs, feed.first_frame_index])
 
     def all_vectors(self) -> np.ndarray:
         """(count, E) float32 in index order, read back from FAISS (exact copies of what was added)."""
@@ -178,7 +182,7 @@ class SegmentIndex:
                         return False
                     files[part] = data
                 index = faiss.deserialize_index(np.frombuffer(files["faiss"], dtype=np.uint8))
-                times = np.load(gen / s["files"]["times"])  # (n, 2) float64
+                times = np.load(gen / s["files"]["times"])  # (n, 3) float64: start, end, first frame
                 st = _StreamIndex(
                     name=name,
                     number=int(s["number"]),
@@ -188,6 +192,7 @@ class SegmentIndex:
                     trained_at=int(s["trained_at"]),
                     starts=times[:, 0].copy(),
                     ends=times[:, 1].copy(),
+                    ffs=times[:, 2].astype(np.int64),
                 )
                 if st.next != int(s["next"]) or index.ntotal != st.count:
                     return False
@@ -212,8 +217,9 @@ class SegmentIndex:
             data = faiss.serialize_index(st.ensure()).tobytes()
             stem = f"s{st.number}"
             (gen / f"{stem}.faiss").write_bytes(data)
-            np.save(gen / f"{stem}.times.npy", np.stack([st.starts, st.ends], axis=1).reshape(-1, 2))
-            times = (gen / f"{stem}.times.npy").read_bytes()
+            times = np.stack([st.starts, st.ends, st.ffs.astype(np.float64)], axis=1).reshape(-1, 3)
+            np.save(gen / f"{stem}.times.npy", times)
+            times_bytes = (gen / f"{stem}.times.npy").read_bytes()
             meta["streams"][name] = {  # type: ignore[index]
                 "number": st.number,
                 "dim": st.dim,
@@ -223,7 +229,7 @@ class SegmentIndex:
                 "files": {"faiss": f"{stem}.faiss", "times": f"{stem}.times.npy"},
                 "sha256": {
                     "faiss": hashlib.sha256(data).hexdigest(),
-                    "times": hashlib.sha256(times).hexdigest(),
+                    "times": hashlib.sha256(times_bytes).hexdigest(),
                 },
             }
         (gen / "meta.json").write_text(json.dumps(meta, indent=1))
@@ -261,7 +267,8 @@ class SegmentIndex:
             lo = st.next
             while lo <= committed:
                 hi = min(lo + _SYNC_BATCH, committed + 1)
-                idx, starts, ends, vecs = self.store.embeddings(name, lo, hi)
+                feed = self.store.embeddings(name, lo, hi)
+                idx = feed.indices
                 if len(idx):
                     # Retention may remove the oldest segments while we read; it removes oldest first,
                     # so everything before the last discontinuity is gone: keep the contiguous tail.
@@ -269,11 +276,15 @@ class SegmentIndex:
                     if len(breaks):
                         cut = int(breaks[-1])
                         st.drop_before(int(idx[cut]))
-                        idx, starts, ends, vecs = idx[cut:], starts[cut:], ends[cut:], vecs[cut:]
-                    if st.dim != vecs.shape[1]:
-                        raise ValueError(f"stream {name!r}: embedding dim {vecs.shape[1]} != {st.dim}")
-                    st.append(idx, starts, ends, _normalise(vecs))
-                    added += len(idx)
+                        feed = IndexFeed(
+                            *(getattr(feed, f.name)[cut:] for f in dataclasses.fields(IndexFeed))
+                        )
+                    if st.dim != feed.embeddings.shape[1]:
+                        raise ValueError(
+                            f"stream {name!r}: embedding dim {feed.embeddings.shape[1]} != {st.dim}"
+                        )
+                    st.append(feed)
+                    added += len(feed.indices)
                     self._dirty = True
                 lo = hi
             self._maybe_train(st)
@@ -359,6 +370,7 @@ class SegmentIndex:
             np.arange(st.first + lo, st.first + hi, dtype=np.int64),
             st.starts[lo:hi].copy(),
             st.ends[lo:hi].copy(),
+            st.ffs[lo:hi].copy(),
         )
 
     def search(

@@ -202,6 +202,17 @@ class StreamInfo:
 
 
 @dataclass(frozen=True)
+class IndexFeed:
+    """What the FAISS index reads of a run of segments."""
+
+    indices: np.ndarray  # (n,) int64
+    starts: np.ndarray  # (n,) float64 seconds
+    ends: np.ndarray  # (n,) float64 seconds
+    first_frame_index: np.ndarray  # (n,) int64
+    embeddings: np.ndarray  # (n, E) float32 (stored float16 values)
+
+
+@dataclass(frozen=True)
 class AnchorBatch:
     """What answering needs of non-candidate segments: times and the first k generic tokens."""
 
@@ -645,17 +656,15 @@ class RedisMemoryStore:
         return [r for r in records if r is not None]
 
     @_redis_errors
-    def embeddings(
-        self, name: str, lo: int, hi: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Segments lo..hi-1 for indexing: (indices (n,), starts (n,), ends (n,), embeddings (n, E)).
+    def embeddings(self, name: str, lo: int, hi: int) -> IndexFeed:
+        """Segments lo..hi-1 for indexing, one round trip; absent ones (retention) are skipped.
 
-        Absent segments (removed meanwhile) are skipped. Embeddings are the stored float16 values.
+        Embeddings are the stored float16 values as float32.
         """
         pipe = self.client.pipeline(transaction=False)
         for i in range(lo, hi):
             pipe.hmget(self._k_seg(name, i), "m", "e")
-        idx, starts, ends, vecs = [], [], [], []
+        idx, starts, ends, ffs, vecs = [], [], [], [], []
         for i, (meta, emb) in zip(range(lo, hi), pipe.execute(), strict=True):
             if meta is None or not emb:
                 continue
@@ -663,11 +672,38 @@ class RedisMemoryStore:
             idx.append(i)
             starts.append(m["s"])
             ends.append(m["e"])
+            ffs.append(m["ff"])
             vecs.append(emb)
-        if not idx:
-            return (np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros((0, 0), np.float32))
-        matrix = np.frombuffer(b"".join(vecs), dtype=np.float16).reshape(len(idx), -1).astype(np.float32)
-        return np.asarray(idx, np.int64), np.asarray(starts), np.asarray(ends), matrix
+        width = len(vecs[0]) // 2 if vecs else 0
+        matrix = np.frombuffer(b"".join(vecs), dtype=np.float16).reshape(len(idx), width).astype(np.float32)
+        return IndexFeed(
+            np.asarray(idx, np.int64),
+            np.asarray(starts, np.float64),
+            np.asarray(ends, np.float64),
+            np.asarray(ffs, np.int64),
+            matrix,
+        )
+
+    @_redis_errors
+    def token_heads(
+        self, name: str, indices: Sequence[int], k: int, dim: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The first k stored tokens of each segment: ((n, k, D) float32, (n,) bool present).
+
+        One GETRANGE per segment, pipelined: k·(D+2) bytes each cross the wire. Rows of absent
+        segments (or segments storing fewer than k tokens) are zero with present False.
+        """
+        width = codec.token_record_bytes(dim)
+        pipe = self.client.pipeline(transaction=False)
+        for i in indices:
+            pipe.getrange(self._k_tok(name, i), 0, k * width - 1)
+        raw = pipe.execute()
+        present = np.fromiter((len(b) == k * width for b in raw), dtype=bool, count=len(raw))
+        out = np.zeros((len(raw), k, dim), np.float32)
+        if present.any():
+            found = [b for b, ok in zip(raw, present, strict=True) if ok]
+            out[present] = codec.decode_token_batch(found, k, dim)
+        return out, present
 
     @_redis_errors
     def anchors(self, name: str, indices: Sequence[int], k: int, *, dim: int | None = None) -> AnchorBatch:

@@ -199,3 +199,26 @@ def test_deleting_a_stream_removes_every_key(store, records, redis_url) -> None:
     store.delete_stream("cam")
     assert store.stream_names() == []
     assert [k for k in redis.Redis.from_url(redis_url).keys("tempo:s:*")] == []
+
+
+def test_anchor_cache_serves_repeats_from_memory_and_matches_redis(store, records) -> None:
+    from tempo.memory.anchors import AnchorCache
+
+    _fill(store, records, n=20)
+    cache = AnchorCache(store)
+    first, present = cache.get("cam", [3, 4, 30], 2)
+    assert present.tolist() == [True, True, False] and cache.misses == 3
+    np.testing.assert_array_equal(first[0], store.get_segment("cam", 3).tokens[:2])
+    again, _ = cache.get("cam", [4, 3], 2)
+    assert cache.hits == 2
+    np.testing.assert_array_equal(again[1], first[0])
+
+
+def test_anchor_cache_stays_within_its_byte_bound(store, records) -> None:
+    from tempo.memory.anchors import AnchorCache
+
+    _fill(store, records, n=20)
+    one = 2 * records.DIM * 4  # bytes of one segment's 2 anchors as float32
+    cache = AnchorCache(store, max_bytes=5 * one)
+    cache.get("cam", range(20), 2)
+    assert cache.bytes <= 5 * one
