@@ -23,6 +23,7 @@ the thread's state like any other, so every turn must pass all of them (`turn_in
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import operator
@@ -37,6 +38,7 @@ from tempo.agent.backend import AgentBackend, AllocatedSegment, HistoryTurn, Seg
 from tempo.agent.citations import cite as cite_answer
 from tempo.agent.errors import InvalidTimeScopeError
 from tempo.agent.rewrite import choose_standalone, extract_time_scope, needs_context
+from tempo.agent.threads import ThreadStore
 from tempo.errors import TempoError
 
 log = logging.getLogger(__name__)
@@ -275,6 +277,21 @@ RESULT_KEYS = (
 )
 
 
+def _result(final: dict[str, Any]) -> dict[str, Any]:
+    return {key: final.get(key) for key in RESULT_KEYS}
+
+
+def _record(threads: ThreadStore | None, thread_id: str, result: dict[str, Any]) -> None:
+    if threads is not None:
+        threads.append_turn(
+            thread_id,
+            result["question"],
+            result["standalone_question"] or result["question"],
+            result["answer"] or "",
+            result["citations"] or [],
+        )
+
+
 def run_turn(
     graph: Any,
     *,
@@ -284,11 +301,13 @@ def run_turn(
     time_range: tuple[float, float] | None = None,
     top_k: int | None = None,
     on_text: Callable[[str], None] | None = None,
+    threads: ThreadStore | None = None,
 ) -> dict[str, Any]:
     """Run one question through the graph on a thread; answer text goes to `on_text` as it comes.
 
-    Returns the turn's result: question, standalone_question, rewrite_source, time_scope, answer,
-    citations, evidence, widened, widen_reason.
+    With `threads`, the answered turn is appended to the thread's transcript (the thread must exist:
+    `ThreadStore.open` it first). Returns the turn's result: question, standalone_question,
+    rewrite_source, time_scope, answer, citations, evidence, widened, widen_reason.
     """
     config = {"configurable": {"thread_id": thread_id}}
     final: dict[str, Any] = {}
@@ -302,4 +321,35 @@ def run_turn(
             on_text(payload["answer_text"])
         elif mode == "values":
             final = payload
-    return {key: final.get(key) for key in RESULT_KEYS}
+    result = _result(final)
+    _record(threads, thread_id, result)
+    return result
+
+
+async def arun_turn(
+    graph: Any,
+    *,
+    thread_id: str,
+    stream: str,
+    question: str,
+    time_range: tuple[float, float] | None = None,
+    top_k: int | None = None,
+    on_text: Callable[[str], None] | None = None,
+    threads: ThreadStore | None = None,
+) -> dict[str, Any]:
+    """`run_turn` for async callers (the MCP server); the backend's sync calls run in worker threads."""
+    config = {"configurable": {"thread_id": thread_id}}
+    final: dict[str, Any] = {}
+    async for mode, payload in graph.astream(
+        turn_input(stream, question, time_range=time_range, top_k=top_k),
+        config,
+        stream_mode=["custom", "values"],
+    ):
+        if mode == "custom" and on_text is not None and "answer_text" in payload:
+            on_text(payload["answer_text"])
+        elif mode == "values":
+            final = payload
+    result = _result(final)
+    if threads is not None:
+        await asyncio.to_thread(_record, threads, thread_id, result)
+    return result
