@@ -72,7 +72,7 @@ _POINT_RE = re.compile(
     rf"(?P<tag>{_TAG_FREE})|(?P<colon>{COLON})"
     rf"|(?:\b(?:at|around|about|near|by|after|before|since|until|till|approximately|roughly|@)\s+"
     rf"(?:the\s+)?(?:~\s*)?)(?P<cued>{DURATION})"
-    rf"|(?P<lead>{DURATION})(?=\s+(?:mark|into|in\b))",
+    rf"|(?P<lead>{DURATION})(?=\s+(?:mark|into)\b|\s+in\b\s*(?:[,.;!?]|$))",
     re.IGNORECASE,
 )
 _TAG_VALUE_RE = re.compile(TAG, re.IGNORECASE)

@@ -170,7 +170,8 @@ _AFTER_RE = re.compile(
 _AT_RE = re.compile(
     rf"\b(?:at|around|about|near)\s+(?:the\s+)?(?:(?P<minute>minute)\s+(?P<n>{_BARE_NUMBER})"
     rf"|(?P<a>{_POINT})(?:\s+mark)?)"
-    rf"|(?P<b>{DURATION})\s+(?:into|in)\b(?:\s+the\s+(?:video|stream|recording))?"
+    # "3 minutes into the video", "3 minutes in," but not "5 seconds in the kitchen".
+    rf"|(?P<b>{DURATION})\s+(?:into\b(?:\s+the\s+(?:video|stream|recording))?|in\b(?=\s*(?:[,.?!;]|$)))"
     rf"|(?P<ago>{DURATION})\s+ago\b"
     rf"|\bthe\s+(?P<c>{_BARE_NUMBER})[\s-](?P<cu>minute|second|hour)\s+mark",
     re.IGNORECASE,

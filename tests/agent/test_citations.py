@@ -120,3 +120,8 @@ def test_the_centre_tag_of_any_segment_cites_that_segment(index: int) -> None:
     assert cite(f"see <{centre:.1f} seconds>", SegmentTimeline(SEGMENTS)) == [
         Citation(centre, centre, (index,), f"<{centre:.1f} seconds>")
     ]
+
+
+def test_a_duration_in_a_place_is_not_a_time_but_n_seconds_in_is() -> None:
+    assert cited("He stood for 5 seconds in the kitchen.") == []
+    assert cited("About 12 s in, he sits down.") == [(12.0, 12.0, [3])]

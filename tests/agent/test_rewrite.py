@@ -303,3 +303,8 @@ def test_noon_and_midnight_are_clock_times() -> None:
 
 def test_after_followed_by_an_event_is_not_a_time() -> None:
     assert scope("what did he do after the meeting?") is None
+
+
+def test_a_duration_followed_by_in_a_place_is_not_a_point() -> None:
+    assert scope("what happened for 5 seconds in the kitchen?") is None
+    assert scope("3 minutes in, who arrived?") == (150.0, 210.0)
