@@ -22,12 +22,12 @@ import av
 import av.container
 import numpy as np
 from tempo.streaming.decode import (
+    FrameConverter,
     IngestStats,
     ReadInterrupted,
     configure_decoder,
     decoded_frames,
     source_fps,
-    to_rgb,
 )
 from tempo.streaming.errors import NoDecodableFramesError, StreamingError
 from tempo.streaming.sampling import SamplingConfig, SlotSampler, target_size
@@ -225,7 +225,7 @@ def _file_segments(
             container.seek(math.floor(target / stream.time_base), stream=stream, backward=True)
         assembler = WindowAssembler(stream_id, config.window, config.fps, info)
         sampler: SlotSampler[av.VideoFrame] | None = None
-        size: tuple[int, int] | None = None
+        to_rgb: FrameConverter | None = None
         bar = tqdm(total=info.duration, unit="s", disable=not progress, file=sys.stderr, leave=False,
                    desc=f"segments {resolved.original}"[:60],
                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} s {postfix}")
@@ -235,15 +235,15 @@ def _file_segments(
                 origin = t  # standard input: the first frame we see is time 0
             if sampler is None:
                 sampler = SlotSampler(config.fps, tolerance, first_slot=first_slot, origin=origin)
-            if size is None:
-                size = target_size(frame.width, frame.height, config.max_edge)
+            if to_rgb is None:
+                to_rgb = FrameConverter(target_size(frame.width, frame.height, config.max_edge))
             for slot, kept_t, kept in sampler.push(t, frame):
-                yield from _emit(assembler, stats, slot, kept_t - origin, to_rgb(kept, size))
+                yield from _emit(assembler, stats, slot, kept_t - origin, to_rgb(kept))
                 _advance(bar, stats, kept_t - origin, started)
         if sampler is not None:
             for slot, kept_t, kept in sampler.finish():
-                assert size is not None and origin is not None
-                yield from _emit(assembler, stats, slot, kept_t - origin, to_rgb(kept, size))
+                assert to_rgb is not None and origin is not None
+                yield from _emit(assembler, stats, slot, kept_t - origin, to_rgb(kept))
         for segment in assembler.flush():
             stats.segments += 1
             yield segment
@@ -366,7 +366,7 @@ class _LiveReader:
         self.queue, self.stop = queue, stop
         self.assembler = WindowAssembler(stream_id, config.window, config.fps, info)
         self.sampler: SlotSampler[av.VideoFrame] = SlotSampler(config.fps, config.effective_tolerance)
-        self.size: tuple[int, int] | None = None
+        self.to_rgb: FrameConverter | None = None
         self.wall_origin: float | None = None  # Unix seconds of time 0.0
         self.last_time: float | None = None  # relative seconds of the latest decoded frame
         self.frame_step = 0.0  # seconds between source frames, from the container's rate
@@ -429,8 +429,8 @@ class _LiveReader:
                     return anchor is not None
                 if anchor is None:
                     anchor = self._anchor(t)
-                if self.size is None:
-                    self.size = target_size(frame.width, frame.height, config.max_edge)
+                if self.to_rgb is None:
+                    self.to_rgb = FrameConverter(target_size(frame.width, frame.height, config.max_edge))
                 now = t + anchor
                 self.last_time = now
                 for slot, kept_t, kept in self.sampler.push(now, frame):
@@ -445,11 +445,11 @@ class _LiveReader:
         return anchor is not None
 
     def _keep(self, slot: int, t: float, frame: av.VideoFrame) -> None:
-        assert self.size is not None
+        assert self.to_rgb is not None
         t = round(t, 6)
         self.stats.frames_sampled += 1
         self.stats.position = t
-        for segment in self.assembler.add(slot, t, to_rgb(frame, self.size)):
+        for segment in self.assembler.add(slot, t, self.to_rgb(frame)):
             self._put(segment)
 
     def _anchor(self, stream_time: float) -> float:

@@ -1,0 +1,112 @@
+"""Ingest speed: our decode + sample + segment path against FFmpeg's own 2 fps sampling.
+
+    python bench/ingest.py [VIDEO] [--runs 5] [--fps 2] [--max-edge 512] [--json]
+
+Without VIDEO, a 60 s, 720p, 30 fps H.264 file with B-frames (and moving detail, so decoding does
+real work) is written to a temporary folder first. The two paths run alternately, `--runs` times
+each, so a busy machine slows both alike; we print both medians, their ratio (FFmpeg time / ours:
+above 1 means we are faster) and our speed as × realtime. The FFmpeg command is the reference the
+issue names: `ffmpeg -threads 0 -i VIDEO -vf fps=2,scale=W:H -f null -` at our output size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tempo.streaming import SamplingConfig, iter_segments, probe_source, target_size
+from tempo.streaming.synthetic import write_test_video
+
+
+def ffmpeg_binary() -> str:
+    """ffmpeg from PATH, else the static build the imageio-ffmpeg wheel ships."""
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def write_default_video(folder: Path, duration: float = 60.0) -> Path:
+    path = folder / "bench_720p30_h264_bframes.mp4"
+    print(f"writing a {duration:g} s 720p 30 fps H.264 test video with B-frames to {path}", file=sys.stderr)
+    return write_test_video(path, duration=duration, fps=30.0, size=(1280, 720), bframes=3, keyint=250,
+                            texture=True, preset="superfast")
+
+
+def run_ours(video: str, config: SamplingConfig) -> tuple[float, int]:
+    """Seconds for a full decode + sample + segment pass, and the number of sampled frames."""
+    started = time.perf_counter()
+    frames = 0
+    for segment in iter_segments(video, config=config):
+        frames += segment.num_frames
+    return time.perf_counter() - started, frames
+
+
+def run_ffmpeg(ffmpeg: str, video: str, fps: float, size: tuple[int, int]) -> float:
+    command = [ffmpeg, "-hide_banner", "-loglevel", "error", "-threads", "0", "-i", video,
+               "-vf", f"fps={fps:g},scale={size[0]}:{size[1]}", "-f", "null", "-"]
+    started = time.perf_counter()
+    subprocess.run(command, check=True, stdin=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("video", nargs="?", help="video file (default: write a 60 s 720p30 H.264 test file)")
+    parser.add_argument("--runs", type=int, default=5, help="runs of each path (alternating)")
+    parser.add_argument("--fps", type=float, default=2.0)
+    parser.add_argument("--max-edge", type=int, default=512)
+    parser.add_argument("--duration", type=float, default=60.0, help="length of the generated video (s)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="tempo-bench-") as tmp:
+        video = args.video or str(write_default_video(Path(tmp), args.duration))
+        info = probe_source(video)
+        config = SamplingConfig(fps=args.fps, max_edge=args.max_edge)
+        assert info.width and info.height
+        size = target_size(info.width, info.height, config.max_edge)
+        ffmpeg = ffmpeg_binary()
+        ours, theirs, frames = [], [], 0
+        for _ in range(args.runs):
+            seconds, frames = run_ours(video, config)
+            ours.append(seconds)
+            theirs.append(run_ffmpeg(ffmpeg, video, args.fps, size))
+        ours_median, ffmpeg_median = statistics.median(ours), statistics.median(theirs)
+        duration = info.duration or 0.0
+        result = {
+            "video": video if args.video else "generated 720p30 H.264 (bframes=3)",
+            "source": info.to_dict(),
+            "output_size": list(size),
+            "sampled_frames": frames,
+            "runs": args.runs,
+            "ours_s": [round(x, 4) for x in ours],
+            "ffmpeg_s": [round(x, 4) for x in theirs],
+            "ours_median_s": round(ours_median, 4),
+            "ffmpeg_median_s": round(ffmpeg_median, 4),
+            "speedup_vs_ffmpeg": round(ffmpeg_median / ours_median, 3),
+            "ours_x_realtime": round(duration / ours_median, 1) if duration else None,
+            "ffmpeg": ffmpeg,
+        }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"source        {info.width}x{info.height} {info.codec}, {duration:.1f} s -> "
+              f"{size[0]}x{size[1]} at {args.fps:g} fps ({frames} frames)")
+        print(f"ours          median {ours_median:.3f} s  ({result['ours_x_realtime']}× realtime)")
+        print(f"ffmpeg        median {ffmpeg_median:.3f} s  (-threads 0 -vf fps,scale -f null)")
+        print(f"speedup       {result['speedup_vs_ffmpeg']:.2f}× faster than ffmpeg (target ≥ 1.2×)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
