@@ -49,8 +49,10 @@ _SPECIAL = (
     r"half\s+an?\s+(?:hour|minute)|(?:an?\s+)?half[\s-]hour|(?:a\s+)?quarter\s+(?:of\s+an\s+)?hour"
     r"|an?\s+(?:hour|minute)\s+and\s+a\s+half"
 )
-# A duration: special phrases, or items joined by spaces, commas or "and" ("1 minute and 5 seconds").
-DURATION = rf"(?:(?<![\w.]){_SPECIAL}|(?<![\w.])(?:{_ITEM})(?:\s*(?:,\s*|and\s+)?(?:{_ITEM}))*)"
+# A duration: special phrases, or up to 4 items joined by spaces, commas or "and" ("1 hour, 2 minutes
+# and 5 seconds"). The bound keeps matching linear on adversarial text (a long "9 minutes, 9 minutes,
+# ..." chain would otherwise be rescanned from every position).
+DURATION = rf"(?:(?<![\w.]){_SPECIAL}|(?<![\w.])(?:{_ITEM})(?:\s*(?:,\s*|and\s+)?(?:{_ITEM})){{0,3}})"
 DURATION_RE = re.compile(DURATION, re.IGNORECASE)
 _ITEM_RE = re.compile(
     r"(?P<ch>\d+)h(?P<cm>\d+)m(?:(?P<cs>\d+)s)?|(?P<mm>\d+)m(?P<ms>\d+(?:\.\d+)?)s"

@@ -125,3 +125,18 @@ def test_the_centre_tag_of_any_segment_cites_that_segment(index: int) -> None:
 def test_a_duration_in_a_place_is_not_a_time_but_n_seconds_in_is() -> None:
     assert cited("He stood for 5 seconds in the kitchen.") == []
     assert cited("About 12 s in, he sits down.") == [(12.0, 12.0, [3])]
+
+
+@given(st.text(max_size=300))
+def test_any_answer_text_is_handled_without_error(text: str) -> None:
+    for c in cite(text, SEGMENTS):
+        assert c.start <= c.end and c.segments
+
+
+def test_citing_stays_fast_on_adversarial_text() -> None:
+    import time
+
+    for text in ("9 minutes, " * 3000, "12 seconds and " * 2000, "<1 seconds> to " * 2000):
+        t0 = time.perf_counter()
+        cite(text, SEGMENTS)
+        assert time.perf_counter() - t0 < 2.0

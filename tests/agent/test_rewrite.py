@@ -308,3 +308,20 @@ def test_after_followed_by_an_event_is_not_a_time() -> None:
 def test_a_duration_followed_by_in_a_place_is_not_a_point() -> None:
     assert scope("what happened for 5 seconds in the kitchen?") is None
     assert scope("3 minutes in, who arrived?") == (150.0, 210.0)
+
+
+@given(st.text(max_size=300))
+def test_any_text_is_handled_without_error(text: str) -> None:
+    found = extract_time_scope(text, LIVE)
+    assert found is None or 0.0 <= found.start < found.end <= LIVE.duration
+    rewrite_problem(clean_rewrite(text), text, [text])
+    fallback_rewrite(text, [text])
+
+
+def test_parsing_stays_fast_on_adversarial_text() -> None:
+    import time
+
+    for text in ("9 minutes, " * 3000, "12 seconds and " * 2000, "between 1 and " * 2000):
+        t0 = time.perf_counter()
+        extract_time_scope(text, TWO_HOURS)
+        assert time.perf_counter() - t0 < 2.0
