@@ -225,7 +225,9 @@ def remember(state: AgentState) -> dict[str, Any]:
         standalone_question=state["standalone_question"],
         answer=state.get("answer", ""),
     )
-    return {"history": [turn]}
+    # The allocation covers the whole timeline (21 600 entries for 24 h of 4 s segments): drop it once
+    # the turn is answered so the thread's stored state stays small (evidence keeps what was used).
+    return {"history": [turn], "allocation": []}
 
 
 # ----- wiring -------------------------------------------------------------------------------------------
@@ -302,8 +304,14 @@ def run_turn(
     top_k: int | None = None,
     on_text: Callable[[str], None] | None = None,
     threads: ThreadStore | None = None,
+    durability: str = "exit",
 ) -> dict[str, Any]:
     """Run one question through the graph on a thread; answer text goes to `on_text` as it comes.
+
+    `durability="exit"` stores the thread's state once, when the turn ends, rather than after every
+    node: a crashed turn is simply asked again (the backend's cache makes that cheap), and the large
+    intermediate values (the whole-timeline allocation) are never written to Redis. Pass "async" to
+    keep a checkpoint per node (time travel inside a turn, resuming a failed turn).
 
     With `threads`, the answered turn is appended to the thread's transcript (the thread must exist:
     `ThreadStore.open` it first). Returns the turn's result: question, standalone_question,
@@ -315,6 +323,7 @@ def run_turn(
         turn_input(stream, question, time_range=time_range, top_k=top_k),
         config,
         stream_mode=["custom", "values"],
+        durability=durability,
     )
     for mode, payload in events:
         if mode == "custom" and on_text is not None and "answer_text" in payload:
@@ -336,6 +345,7 @@ async def arun_turn(
     top_k: int | None = None,
     on_text: Callable[[str], None] | None = None,
     threads: ThreadStore | None = None,
+    durability: str = "exit",
 ) -> dict[str, Any]:
     """`run_turn` for async callers (the MCP server); the backend's sync calls run in worker threads."""
     config = {"configurable": {"thread_id": thread_id}}
@@ -344,6 +354,7 @@ async def arun_turn(
         turn_input(stream, question, time_range=time_range, top_k=top_k),
         config,
         stream_mode=["custom", "values"],
+        durability=durability,
     ):
         if mode == "custom" and on_text is not None and "answer_text" in payload:
             on_text(payload["answer_text"])

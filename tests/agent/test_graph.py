@@ -100,9 +100,10 @@ def test_cite_points_at_allocation_segments_and_attaches_best_candidates() -> No
     assert [e["index"] for e in update["evidence"]] == [1, 3]
 
 
-def test_remember_appends_the_turn_to_history() -> None:
+def test_remember_appends_the_turn_to_history_and_drops_the_allocation() -> None:
     turn = {"question": "and then?", "standalone_question": "Who came? And then?", "answer": "He left."}
-    assert remember({**turn, "citations": []}) == {"history": [turn]}
+    state = {**turn, "citations": [], "allocation": [{"index": 0}]}
+    assert remember(state) == {"history": [turn], "allocation": []}
 
 
 def test_turn_input_sets_every_input_key() -> None:
