@@ -1,0 +1,421 @@
+"""Answering from memory (DESIGN §3): retrieve → query-aware pass on candidates → ATA → answer.
+
+The reference method recompresses a whole video for every question. From memory we only
+recompress the *candidates* (FAISS top-K by SigLIP similarity, plus their temporal neighbours);
+every other segment of the timeline enters the answer as a minimal anchor made of the first tokens
+of its stored generic memory. When a stream has no more than K segments every segment is a
+candidate and this is exactly the reference method.
+
+Each step is a function of its own so the agent (tempo.agent) can run them as graph nodes:
+`retrieve`, `compress_candidates` (through `QueryCache`), `plan_allocation`, `answer_plan`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import struct
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import redis
+import torch
+from tempo.errors import TempoError
+from tempo.memory.index import SearchHit, SegmentIndex, Timeline
+from tempo.memory.proxy import decode_proxy
+from tempo.memory.records import SegmentRecord, StreamSettings
+from tempo.memory.store import RedisMemoryStore, StreamInfo
+from tempo.models.ata import allocate_tokens, average_tokens_per_frame
+from tempo.models.embedder import SegmentEmbedder
+from tempo.models.modeling import TempoModel
+from tempo.streaming import SamplingConfig, Segment, SourceInfo, iter_segments
+
+
+class RecompressError(TempoError):
+    """The frames of a stored segment cannot be read back (its source file moved or changed)."""
+
+
+# ---------------------------------------------------------------------------------------------- retrieve
+@dataclass(frozen=True)
+class Retrieval:
+    """The timeline in scope and the candidate segments chosen for the query-aware pass."""
+
+    timeline: Timeline  # every indexed segment of the stream within the time scope, in order
+    hits: list[SearchHit]  # FAISS top-K, best first
+    candidates: np.ndarray  # (c,) int64 segment indices, sorted: hits + temporal neighbours
+
+
+def retrieve(
+    index: SegmentIndex,
+    embedder: SegmentEmbedder,
+    stream: str,
+    question: str,
+    *,
+    top_k: int = 8,
+    neighbours: int = 1,
+    time_range: tuple[float, float] | None = None,
+) -> Retrieval:
+    """FAISS top-K segments for `question` within the scope, plus `neighbours` on each side of each.
+
+    With no more than `top_k` segments in scope every one is a candidate (the reference method).
+    """
+    timeline = index.timeline(stream, time_range)
+    n = len(timeline.indices)
+    if n <= top_k:
+        hits = index.search(embedder.embed_text(question), max(n, 1), streams=[stream], time_range=time_range)
+        return Retrieval(timeline, hits, timeline.indices.copy())
+    hits = index.search(embedder.embed_text(question), top_k, streams=[stream], time_range=time_range)
+    rows = np.searchsorted(timeline.indices, [h.index for h in hits])
+    near = (rows[:, None] + np.arange(-neighbours, neighbours + 1)[None, :]).reshape(-1)
+    near = np.unique(near[(near >= 0) & (near < n)])
+    return Retrieval(timeline, hits, timeline.indices[near])
+
+
+# ---------------------------------------------------------------------------------------------- frames
+def sampling_of(settings: StreamSettings) -> SamplingConfig:
+    """The sampling a stream was ingested with (so re-read frames equal the ingested ones)."""
+    extra = settings.extra or {}
+    return SamplingConfig(
+        fps=settings.sample_fps,
+        window=settings.window,
+        max_edge=int(extra.get("max_edge", 512)),
+        tolerance=extra.get("tolerance"),
+    )
+
+
+def _runs(indices: Sequence[int]) -> list[list[int]]:
+    """[3, 4, 5, 9, 10] → [[3, 4, 5], [9, 10]]: consecutive runs, one seek each."""
+    runs: list[list[int]] = []
+    for _, group in itertools.groupby(enumerate(sorted(indices)), key=lambda p: p[1] - p[0]):
+        runs.append([i for _, i in group])
+    return runs
+
+
+def load_segments(store: RedisMemoryStore, info: StreamInfo, indices: Sequence[int]) -> list[Segment]:
+    """Frames of stored segments, for recompression: re-read from the source file (seeking to each
+    run of consecutive segments) or decoded from the stored proxy clip (live sources)."""
+    records = store.get_segments(info.name, list(indices), tokens=False, embedding=False, recompress=True)
+    source = SourceInfo(**{k: v for k, v in info.source.items() if k in SourceInfo.__dataclass_fields__})
+    by_index: dict[int, Segment] = {}
+    file_indices: list[int] = []
+    for i, record in zip(indices, records, strict=True):
+        if record is None:
+            raise RecompressError(f"segment {i} of stream {info.name!r} is no longer in memory")
+        if record.proxy is not None:
+            by_index[i] = _segment_from_record(record, decode_proxy(record.proxy), source, info.settings)
+        elif record.file_ref is not None:
+            file_indices.append(i)
+        else:
+            raise RecompressError(f"segment {i} of stream {info.name!r} has neither a source reference nor a proxy")
+    if file_indices:
+        path = records[list(indices).index(file_indices[0])].file_ref.path  # type: ignore[union-attr]
+        sampling = sampling_of(info.settings)
+        expected = {r.index: r for r in records if r is not None}
+        for run in _runs(file_indices):
+            try:
+                with iter_segments(path, stream_id=info.name, config=sampling, start_segment=run[0]) as it:
+                    for segment in itertools.islice(it, len(run)):
+                        by_index[segment.index] = segment
+            except TempoError as exc:
+                raise RecompressError(f"cannot re-read {path} for stream {info.name!r}: {exc}") from exc
+            for i in run:
+                got = by_index.get(i)
+                want = expected[i]
+                if got is None or abs(got.start - want.start) > 1e-3 or got.num_frames != want.num_frames:
+                    raise RecompressError(
+                        f"{path} no longer matches stream {info.name!r} (segment {i} differs); "
+                        "re-ingest it under a new stream name"
+                    )
+    return [by_index[i] for i in indices]
+
+
+def _segment_from_record(
+    record: SegmentRecord, frames: np.ndarray, source: SourceInfo, settings: StreamSettings
+) -> Segment:
+    return Segment(
+        stream_id=record.stream,
+        index=record.index,
+        start=record.start,
+        end=record.end,
+        timestamps=record.timestamps,
+        frames=frames,
+        source=source,
+        sample_fps=settings.sample_fps,
+        first_frame_index=record.first_frame_index,
+        wallclock_start=record.wallclock_start,
+        gap_before=record.gap_before,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- cache
+_CACHE_HEADER = struct.Struct("<fII")  # relevance score, M, D
+
+
+class QueryCache:
+    """Query-aware compression results in Redis, keyed by (stream, model, question, segment), with a TTL.
+
+    Tokens are kept in float32 so an answer from cached tokens is the answer from fresh ones.
+    """
+
+    def __init__(self, client: redis.Redis, *, prefix: str = "tempo", ttl: float = 3600.0) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.ttl = ttl
+
+    def _key(self, stream: str, model_id: str, question: str, index: int) -> str:
+        digest = hashlib.sha1(f"{model_id}\0{question}".encode()).hexdigest()[:20]
+        return f"{self.prefix}:qc:{{{stream}}}:{digest}:{index}"
+
+    def get_many(
+        self, stream: str, model_id: str, question: str, indices: Sequence[int]
+    ) -> dict[int, tuple[float, np.ndarray]]:
+        """Cached (score, tokens (M, D) float32) for the indices that have them."""
+        if not indices:
+            return {}
+        raw = self.client.mget([self._key(stream, model_id, question, i) for i in indices])
+        out: dict[int, tuple[float, np.ndarray]] = {}
+        for i, data in zip(indices, raw, strict=True):
+            if data:
+                score, m, d = _CACHE_HEADER.unpack_from(data)
+                tokens = np.frombuffer(data, dtype=np.float32, offset=_CACHE_HEADER.size).reshape(m, d)
+                out[int(i)] = (float(score), tokens)
+        return out
+
+    def put_many(
+        self, stream: str, model_id: str, question: str, results: dict[int, tuple[float, np.ndarray]]
+    ) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for i, (score, tokens) in results.items():
+            tokens = np.ascontiguousarray(tokens, dtype=np.float32)
+            payload = _CACHE_HEADER.pack(score, *tokens.shape) + tokens.tobytes()
+            pipe.set(self._key(stream, model_id, question, i), payload, px=int(self.ttl * 1000))
+        pipe.execute()
+
+
+def compress_candidates(
+    model: TempoModel,
+    store: RedisMemoryStore,
+    info: StreamInfo,
+    question: str,
+    indices: Sequence[int],
+    *,
+    cache: QueryCache | None = None,
+    model_id: str | None = None,
+) -> tuple[dict[int, tuple[float, np.ndarray]], int]:
+    """Query-aware pass on `indices` (cached): {index: (relevance, tokens (M, D))}, and how many hit the cache."""
+    model_id = model_id or info.settings.model_id
+    found = cache.get_many(info.name, model_id, question, indices) if cache is not None else {}
+    missing = [int(i) for i in indices if int(i) not in found]
+    if missing:
+        segments = load_segments(store, info, missing)
+        scores, memory = model.compress(segments, question)
+        fresh = {i: (float(s), memory[j].numpy()) for j, (i, s) in enumerate(zip(missing, scores, strict=True))}
+        if cache is not None:
+            cache.put_many(info.name, model_id, question, fresh)
+        found.update(fresh)
+    return found, len(indices) - len(missing)
+
+
+# ---------------------------------------------------------------------------------------------- allocate
+@dataclass(frozen=True)
+class AllocationPlan:
+    """The answer's timeline: which segments, with how many tokens, from which pass."""
+
+    indices: np.ndarray  # (r,) int64, timeline order
+    starts: np.ndarray  # (r,) float64 seconds
+    ends: np.ndarray  # (r,) float64 seconds
+    relevance: np.ndarray  # (r,) float64; NaN for anchors (not recompressed for this question)
+    counts: np.ndarray  # (r,) int64 tokens kept (ATA)
+    candidate: np.ndarray  # (r,) bool
+    anchors_dropped: int = 0  # anchors left out to keep the visual part within the budget
+
+
+def plan_allocation(
+    timeline: Timeline,
+    relevance: dict[int, float],
+    *,
+    tokens_per_segment: int,
+    budget: int,
+    min_tokens: int = 4,
+    stored_tokens: int = 16,
+    max_anchor_segments: int | None = None,
+) -> AllocationPlan:
+    """ATA over the timeline in scope: candidates by their relevance, every other segment an anchor.
+
+    Anchors are scored as the least relevant candidate, so they get ATA's floor m (at most the
+    stored head of their generic tokens). With all segments candidates this is plain ATA. Past
+    `max_anchor_segments` (default budget / (2·m): anchors then take at most half the budget),
+    anchors are thinned evenly so a month of memory still fits the LLM context.
+    """
+    cand_mask = np.isin(timeline.indices, np.fromiter(relevance, dtype=np.int64, count=len(relevance)))
+    anchor_rows = np.flatnonzero(~cand_mask)
+    limit = budget // (2 * max(1, min_tokens)) if max_anchor_segments is None else max_anchor_segments
+    dropped = 0
+    if len(anchor_rows) > limit:
+        keep = anchor_rows[np.linspace(0, len(anchor_rows) - 1, num=max(limit, 0)).round().astype(np.int64)]
+        dropped = len(anchor_rows) - len(np.unique(keep))
+        rows = np.union1d(np.flatnonzero(cand_mask), keep)
+    else:
+        rows = np.arange(len(timeline.indices))
+    indices = timeline.indices[rows]
+    is_cand = cand_mask[rows]
+    rel = np.array([relevance.get(int(i), np.nan) for i in indices], dtype=np.float64)
+    scores = rel.copy()
+    if is_cand.any():
+        scores[~is_cand] = np.nanmin(rel[is_cand])
+    else:
+        scores[:] = 0.0
+    counts = allocate_tokens(scores, tokens_per_segment=tokens_per_segment, budget=budget, min_tokens=min_tokens)
+    if (~is_cand).any():
+        floor = max(1, min(min_tokens, budget // max(1, len(indices))))
+        counts[~is_cand] = np.minimum(counts[~is_cand], min(floor, stored_tokens))
+    return AllocationPlan(
+        indices=indices,
+        starts=timeline.starts[rows],
+        ends=timeline.ends[rows],
+        relevance=rel,
+        counts=counts.astype(np.int64),
+        candidate=is_cand,
+        anchors_dropped=dropped,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- answer
+@dataclass
+class MemoryAskResult:
+    """`tempo ask --stream` result: the reference-mode JSON plus the candidates and cache use."""
+
+    stream: str
+    question: str
+    answer: str
+    plan: AllocationPlan
+    candidates: list[int]
+    frames_per_segment: np.ndarray  # (r,) frames of each planned segment
+    budget: int
+    cache_hits: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def avg_tokens_per_frame(self) -> float:
+        return average_tokens_per_frame(self.plan.counts, self.frames_per_segment)
+
+    def segments_json(self) -> list[dict[str, Any]]:
+        p = self.plan
+        return [
+            {
+                "index": int(i),
+                "start": round(float(s), 3),
+                "end": round(float(e), 3),
+                "relevance": None if np.isnan(r) else round(float(r), 6),
+                "tokens": int(k),
+                "candidate": bool(c),
+            }
+            for i, s, e, r, k, c in zip(p.indices, p.starts, p.ends, p.relevance, p.counts, p.candidate, strict=True)
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "answer": self.answer,
+            "stream": self.stream,
+            "segments": self.segments_json(),
+            "candidates": self.candidates,
+            "avg_tokens_per_frame": round(self.avg_tokens_per_frame, 4),
+            "budget": self.budget,
+            "anchors_dropped": self.plan.anchors_dropped,
+            "cache_hits": self.cache_hits,
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+
+def assemble(
+    store: RedisMemoryStore,
+    info: StreamInfo,
+    plan: AllocationPlan,
+    compressed: dict[int, tuple[float, np.ndarray]],
+) -> list[tuple[float, torch.Tensor]]:
+    """(centre time, kept tokens (k, D)) per planned segment: candidates' query-aware tokens (head k),
+    anchors' stored generic tokens (head k), fetched in one round trip."""
+    settings = info.settings
+    half_window = settings.window / (2.0 * settings.sample_fps)
+    anchor_rows = np.flatnonzero(~plan.candidate)
+    anchor_tokens: dict[int, np.ndarray] = {}
+    if len(anchor_rows):
+        k = int(plan.counts[anchor_rows].max())
+        batch = store.anchors(info.name, plan.indices[anchor_rows].tolist(), k, dim=settings.token_dim)
+        anchor_tokens = {int(i): t for i, t in zip(batch.indices, batch.tokens, strict=True)}
+    out: list[tuple[float, torch.Tensor]] = []
+    for row, i in enumerate(plan.indices.tolist()):
+        k = int(plan.counts[row])
+        tokens = compressed[i][1] if plan.candidate[row] else anchor_tokens.get(i)
+        if tokens is None:  # removed by retention between planning and assembly
+            continue
+        out.append((float(plan.starts[row]) + half_window, torch.from_numpy(np.array(tokens[:k]))))
+    return out
+
+
+def answer_from_memory(
+    question: str,
+    stream: str,
+    *,
+    model: TempoModel,
+    embedder: SegmentEmbedder,
+    store: RedisMemoryStore,
+    index: SegmentIndex,
+    cache: QueryCache | None = None,
+    top_k: int = 8,
+    neighbours: int = 1,
+    budget: int | None = None,
+    min_tokens: int | None = None,
+    time_range: tuple[float, float] | None = None,
+    max_new_tokens: int | None = None,
+    on_text: Callable[[str], None] | None = None,
+) -> MemoryAskResult:
+    """The whole `tempo ask --stream` path; timings say where the time went (seconds)."""
+    budget = model.config.budget if budget is None else int(budget)
+    min_tokens = model.config.min_tokens if min_tokens is None else int(min_tokens)
+    clock: dict[str, float] = {}
+    t0 = t_start = time.perf_counter()
+    info = store.stream_info(stream)
+    retrieval = retrieve(
+        index, embedder, stream, question, top_k=top_k, neighbours=neighbours, time_range=time_range
+    )
+    clock["retrieve_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    compressed, hits = compress_candidates(
+        model, store, info, question, retrieval.candidates.tolist(), cache=cache
+    )
+    clock["compress_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    plan = plan_allocation(
+        retrieval.timeline,
+        {i: s for i, (s, _) in compressed.items()},
+        tokens_per_segment=info.settings.tokens_per_segment,
+        budget=budget,
+        min_tokens=min_tokens,
+        stored_tokens=info.settings.stored_tokens,
+    )
+    memory = assemble(store, info, plan, compressed)
+    clock["allocate_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    text = model.answer(question, memory, max_new_tokens=max_new_tokens, on_text=on_text)
+    clock["answer_s"] = time.perf_counter() - t0
+    clock["total_s"] = time.perf_counter() - t_start
+    # A segment's frames: its duration × fps (end is the last frame + one interval), at most a window.
+    frames = np.clip(np.rint((plan.ends - plan.starts) * info.settings.sample_fps), 1, info.settings.window)
+    return MemoryAskResult(
+        stream=stream,
+        question=question,
+        answer=text,
+        plan=plan,
+        candidates=[int(i) for i in retrieval.candidates],
+        frames_per_segment=frames.astype(np.int64),
+        budget=budget,
+        cache_hits=hits,
+        timings=clock,
+    )

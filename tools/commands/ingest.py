@@ -1,0 +1,94 @@
+"""`tempo ingest SOURCE --stream NAME`: decode, compress and store a source in memory, resumably."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from tempo.memory.records import RetentionPolicy
+from tempo.service import TempoService
+from tempo.streaming import SamplingConfig
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Options every command that loads the model shares."""
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="Tempo checkpoint directory or hub id (default: $TEMPO_MODEL, else Vision-CAIR/Tempo-6B)",
+    )
+    parser.add_argument(
+        "--embedder",
+        default=None,
+        help="SigLIP directory for segment embeddings (default: $TEMPO_EMBEDDER, else siglip/ beside the "
+        "checkpoint, else google/siglip-base-patch16-224)",
+    )
+    parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+
+
+def add_memory_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--redis-url",
+        default=None,
+        help="Redis URL (default: $TEMPO_REDIS_URL, else a private redis-server under $TEMPO_HOME)",
+    )
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "ingest",
+        help="store a video or live source in memory",
+        description=(
+            "Decode SOURCE (file, URL, /dev/videoN or - for stdin), compress each segment with the "
+            "generic SVLM pass, embed it, and commit it to memory under --stream. Running the same "
+            "command again resumes after the last committed segment; Ctrl-C stops cleanly."
+        ),
+    )
+    parser.add_argument("source", help="video file, stream URL (rtsp, rtmp, http(s), udp, tcp, srt), device or -")
+    parser.add_argument("--stream", required=True, help="memory stream name (letters, digits, '.', '_', '-')")
+    parser.add_argument("--fps", type=float, default=2.0, help="frames sampled per second (default 2)")
+    parser.add_argument("--window", type=int, default=8, help="frames per segment (default 8)")
+    parser.add_argument("--max-edge", type=int, default=512, help="longest frame side in pixels (default 512)")
+    parser.add_argument(
+        "--max-age", type=float, default=None, help="retention: drop segments older than this (seconds)"
+    )
+    parser.add_argument("--max-bytes", type=int, default=None, help="retention: keep at most this many bytes")
+    parser.add_argument("--max-segments", type=int, default=None, help="stop after this many segments")
+    parser.add_argument("--json", action="store_true", help="print the ingest report as JSON")
+    add_model_options(parser)
+    add_memory_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    service = TempoService(model=args.model, embedder=args.embedder, redis_url=args.redis_url, device=args.device)
+    retention = None
+    if args.max_age is not None or args.max_bytes is not None:
+        retention = RetentionPolicy(max_age=args.max_age, max_bytes=args.max_bytes)
+    try:
+        sampling = SamplingConfig(fps=args.fps, window=args.window, max_edge=args.max_edge)
+    except ValueError as exc:
+        raise SystemExit(f"tempo ingest: error: {exc}") from None
+    report = service.ingest(
+        args.source,
+        args.stream,
+        sampling=sampling,
+        retention=retention,
+        progress=sys.stderr.isatty() or not args.json,
+        max_segments=args.max_segments,
+    )
+    if args.json:
+        print(json.dumps(report.to_json()))
+    else:
+        state = "interrupted" if report.interrupted else "done"
+        print(
+            f"{state}: stream {report.stream!r}: {report.committed} segments committed "
+            f"(from index {report.resumed_from}; last committed {report.last_committed}), "
+            f"{report.video_seconds:.1f} s of video in {report.wall_seconds:.1f} s "
+            f"({report.realtime_factor:.1f}× realtime)"
+        )
+    if report.interrupted:
+        print("tempo: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    return 0
