@@ -9,7 +9,9 @@ the decoding work of a typical H.264 file with B-frames disappears.
 
 from __future__ import annotations
 
+import collections
 import logging
+import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -44,6 +46,40 @@ class IngestStats:
     skipping_nonref: bool = False  # whether the codec skipped non-reference frames
     position: float = 0.0  # seconds of source covered so far (relative to the first frame)
     warnings: list[str] = field(default_factory=list)
+
+
+class _DtsContinuity:
+    """Spots data lost mid-stream from a jump in decode timestamps.
+
+    A damaged stretch of an MPEG-TS (or any container) often makes whole frames vanish without the
+    decoder noticing; the frames after it then reference frames that never arrived and decode as
+    concealed garbage. A decode-order step of more than max(0.5 s, 8 × the usual step) is taken as
+    such a loss. (A variable-frame-rate source that truly pauses that long is flagged too; all it
+    costs is the frames up to its next keyframe.)
+    """
+
+    def __init__(self) -> None:
+        self.previous: float | None = None
+        self.steps: collections.deque[float] = collections.deque(maxlen=31)
+        self.last_loss = 0.0
+        self.losses: list[tuple[float, float]] = []  # (last dts before, first dts after), seconds
+
+    def explains(self, before: float, after: float) -> bool:
+        """Whether a known loss lies between two frame times (so their distance is no surprise)."""
+        return any(before <= end and after >= start for start, end in self.losses[-4:])
+
+    def lost_before(self, dts: float) -> bool:
+        previous, self.previous = self.previous, dts
+        if previous is None:
+            return False
+        step = dts - previous
+        if len(self.steps) >= 8 and step > max(0.5, 8.0 * statistics.median(self.steps)):
+            self.last_loss = step
+            self.losses.append((previous, dts))
+            return True
+        if step > 0:
+            self.steps.append(step)
+        return False
 
 
 class ReadInterrupted(Exception):
@@ -101,6 +137,8 @@ def decoded_frames(
     packets = container.demux(stream)
     read_error: BaseException | None = None
     ctx = stream.codec_context
+    continuity = _DtsContinuity()
+    waiting_for_keyframe = False
 
     def frames_of(packet: av.Packet | None) -> Iterator[tuple[float, av.VideoFrame]]:
         nonlocal previous
@@ -129,7 +167,8 @@ def decoded_frames(
                 if t <= previous - 1e-9:
                     # Out-of-order or repeated timestamp (broken muxing): keep time moving forward.
                     t = previous + step_guess
-                elif stats.skipping_nonref and t - previous > max(2 * tolerance, 1.5 * step_guess) + 1e-9:
+                elif (stats.skipping_nonref and t - previous > max(2 * tolerance, 1.5 * step_guess) + 1e-9
+                      and not continuity.explains(previous, t)):
                     # Longer non-reference runs than assumed (or a real gap): stop skipping so no
                     # slot is left further than the tolerance from its frame.
                     ctx.skip_frame = "DEFAULT"
@@ -154,6 +193,16 @@ def decoded_frames(
             break
         if packet.size == 0:
             continue  # the demuxer's end-of-stream marker; the decoder is flushed below
+        dts = float(packet.dts * time_base) if packet.dts is not None and time_base is not None else None
+        if dts is not None and continuity.lost_before(dts):
+            stats.decode_errors += 1
+            _warn(stats, f"{source}: {continuity.last_loss:.2f} s of damaged or missing data skipped; "
+                  "going on from the next keyframe")
+            waiting_for_keyframe = True
+        if waiting_for_keyframe:
+            if not packet.is_keyframe:
+                continue  # it may reference lost frames: the decoder would conceal with garbage
+            waiting_for_keyframe = False
         yield from frames_of(packet)
     yield from frames_of(None)
     if read_error is not None and raise_on_read_error:

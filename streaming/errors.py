@@ -32,7 +32,7 @@ class UnsupportedSchemeError(StreamingError):
 
 class UnreachableSourceError(StreamingError):
     def __init__(self, source: str, detail: str, timeout: float) -> None:
-        super().__init__(f"could not connect to {source!r} within {timeout:g} s ({detail}).")
+        super().__init__(f"could not connect to {source!r} ({detail}; connect timeout {timeout:g} s).")
 
 
 class NoDecodableFramesError(StreamingError):

@@ -230,7 +230,9 @@ def _file_segments(
                    desc=f"segments {resolved.original}"[:60],
                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} s {postfix}")
         started = time.perf_counter()
+        last_decoded: float | None = None
         for t, frame in decoded_frames(container, stream, config, stats, source=resolved.original):
+            last_decoded = t
             if origin is None:
                 origin = t  # standard input: the first frame we see is time 0
             if sampler is None:
@@ -250,8 +252,23 @@ def _file_segments(
         bar.close()
         if stats.frames_decoded == 0 and stats.decode_errors:
             raise NoDecodableFramesError(resolved.original, stats.decode_errors)
+        _check_complete(resolved, info, config, stats, last_decoded, origin, start_segment)
     finally:
         container.close()
+
+
+def _check_complete(resolved: ResolvedSource, info: SourceInfo, config: SamplingConfig, stats: IngestStats,
+                    last_decoded: float | None, origin: float | None, start_segment: int) -> None:
+    """Warn (and count) when a file stops well before the duration its container states: cut off."""
+    if info.duration is None or last_decoded is None or origin is None:
+        return
+    covered = last_decoded - origin
+    if covered < info.duration - max(1.0, 2.0 * config.interval):
+        stats.decode_errors += 1
+        message = (f"{resolved.original}: video stops at {covered:.2f} s of the {info.duration:.2f} s its "
+                   "container states (truncated file?)")
+        stats.warnings.append(message)
+        log.warning(message)
 
 
 def _emit(assembler: WindowAssembler, stats: IngestStats, slot: int, t: float,
