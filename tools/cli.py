@@ -21,7 +21,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tempo.tools.commands.model",
     "tempo.tools.commands.ask",
     "tempo.tools.commands.streams",
+    "tempo.tools.commands.ingest",
     "tempo.tools.commands.memory",
+    "tempo.tools.commands.segments",
 )
 
 
