@@ -90,12 +90,8 @@ class TempoNetwork(nn.Module):
                 f"but the base SVLM's hidden size is {svlm_hidden}."
             )
         self.model = Qwen3Model(self.llm_config)
-        self.model.vision_tower_aux_list = nn.ModuleList(
-            [TempoCompressor(svlm_config, config.num_compression_tokens)]
-        )
-        self.model.mm_projector = nn.Sequential(
-            nn.Linear(svlm_hidden, hidden), nn.GELU(), nn.Linear(hidden, hidden)
-        )
+        self.model.vision_tower_aux_list = nn.ModuleList([TempoCompressor(svlm_config, config.num_compression_tokens)])
+        self.model.mm_projector = nn.Sequential(nn.Linear(svlm_hidden, hidden), nn.GELU(), nn.Linear(hidden, hidden))
         self.lm_head = nn.Linear(hidden, self.llm_config.vocab_size, bias=False)
         if self.llm_config.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
@@ -118,13 +114,13 @@ class RelevanceHead:
     direction: torch.Tensor  # (D,) float32
 
 
-def _pick_device(device: str | torch.device | None) -> torch.device:
+def pick_device(device: str | torch.device | None) -> torch.device:
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
 
 
-def _pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
     if dtype is None:
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     if isinstance(dtype, torch.dtype):
@@ -135,7 +131,7 @@ def _pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.
         raise ValueError(f"dtype must be float32, bfloat16 or float16, not {dtype!r}") from None
 
 
-def _attention_implementation(device: torch.device) -> str:
+def attention_implementation(device: torch.device) -> str:
     if device.type == "cuda" and importlib.util.find_spec("flash_attn") is not None:
         return "flash_attention_2"
     return "sdpa"
@@ -189,8 +185,8 @@ class TempoModel:
     ) -> TempoModel:
         """Load a checkpoint in the released layout from a directory (or a hub id already on disk)."""
         config = config or TempoInferenceConfig()
-        dev = _pick_device(device if device is not None else config.device)
-        dt = _pick_dtype(dtype if dtype is not None else config.dtype, dev)
+        dev = pick_device(device if device is not None else config.device)
+        dt = pick_dtype(dtype if dtype is not None else config.dtype, dev)
         model_dir = resolve_model_dir(path_or_id)
         ckpt = read_checkpoint_config(model_dir)
         base_dir = resolve_base_svlm(ckpt.base_svlm, model_dir)
@@ -198,7 +194,7 @@ class TempoModel:
             svlm_config = Qwen3VLConfig.from_dict(read_json(base_dir / CONFIG_FILE, "base SVLM"))
         except (TypeError, ValueError, KeyError) as exc:
             raise CheckpointError(f"{base_dir / CONFIG_FILE} is not a Qwen3-VL config ({exc}).") from exc
-        attn = _attention_implementation(dev)
+        attn = attention_implementation(dev)
         svlm_config._attn_implementation = attn
         svlm_config.text_config._attn_implementation = attn
         svlm_config.vision_config._attn_implementation = attn
@@ -323,17 +319,11 @@ class TempoModel:
             pieces.append(self._embed_ids(self.tokenizer.encode(time_tag(centre))))
             if tokens.shape[0]:
                 if tokens.ndim != 2 or tokens.shape[-1] != self.memory_dim:
-                    raise ValueError(
-                        f"memory tokens must be (k, {self.memory_dim}), got {tuple(tokens.shape)}"
-                    )
+                    raise ValueError(f"memory tokens must be (k, {self.memory_dim}), got {tuple(tokens.shape)}")
                 pieces.append(self.network.project(tokens.to(self.device, self.dtype)))
                 memory_tokens += int(tokens.shape[0])
         hidden = self.network.llm_config.hidden_size
-        visual = (
-            torch.cat(pieces, dim=0)
-            if pieces
-            else torch.zeros(0, hidden, device=self.device, dtype=self.dtype)
-        )
+        visual = torch.cat(pieces, dim=0) if pieces else torch.zeros(0, hidden, device=self.device, dtype=self.dtype)
         room = max(0, self.config.context_limit - len(ids_before) - len(ids_after) - CONTEXT_MARGIN)
         cut = max(0, visual.shape[0] - room)
         if cut:
@@ -477,14 +467,10 @@ def _is_hub_like(name: str) -> bool:
     return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
 
 
-def load_relevance_head(
-    base_dir: Path, tokenizer: TextTokenizer, svlm_config: Qwen3VLConfig
-) -> RelevanceHead:
+def load_relevance_head(base_dir: Path, tokenizer: TextTokenizer, svlm_config: Qwen3VLConfig) -> RelevanceHead:
     """w_Yes − w_No: the base model's LM-head rows, or its input-embedding rows when the two are tied."""
     yes_id, no_id = tokenizer.token_id("Yes"), tokenizer.token_id("No")
-    tied = bool(
-        getattr(svlm_config, "tie_word_embeddings", False) or svlm_config.text_config.tie_word_embeddings
-    )
+    tied = bool(getattr(svlm_config, "tie_word_embeddings", False) or svlm_config.text_config.tie_word_embeddings)
     keys = ["lm_head.weight"]
     if tied:
         keys += [
@@ -501,8 +487,6 @@ def load_relevance_head(
     key, rows = found
     expected = svlm_config.text_config.hidden_size
     if rows.shape[-1] != expected:
-        raise CheckpointError(
-            f"{base_dir}: {key} rows have width {rows.shape[-1]} but the config says {expected}."
-        )
+        raise CheckpointError(f"{base_dir}: {key} rows have width {rows.shape[-1]} but the config says {expected}.")
     direction = (rows[0].float() - rows[1].float()).contiguous()  # (D,)
     return RelevanceHead(yes_id=yes_id, no_id=no_id, direction=direction)
