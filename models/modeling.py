@@ -66,6 +66,16 @@ def _no_init() -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()
 
 
+@contextlib.contextmanager
+def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
 class TempoNetwork(nn.Module):
     """All weights, named as in the released checkpoint (DESIGN §2).
 
@@ -199,7 +209,9 @@ class TempoModel:
         svlm_config.text_config._attn_implementation = attn
         svlm_config.vision_config._attn_implementation = attn
 
-        with _no_init():
+        # Parameters are created directly on the device in the target dtype; rotary `inv_freq` buffers stay
+        # float32 as transformers computes them (a later `.to(dtype)` would round them to bfloat16).
+        with _no_init(), torch.device(dev), _default_dtype(dt):
             network = TempoNetwork(ckpt, svlm_config)
         state = load_weights(model_dir)
         if (
@@ -210,7 +222,7 @@ class TempoModel:
             state["lm_head.weight"] = state["model.embed_tokens.weight"]
         check_and_load_state(network, state, model_dir)
         del state
-        network.to(device=dev, dtype=dt).eval()
+        network.eval()
 
         tokenizer = TextTokenizer.from_dir(model_dir)
         svlm_tokenizer = TextTokenizer.from_dir(base_dir)
