@@ -140,12 +140,16 @@ class SegmentIndex:
         exact_limit: int = 50_000,
         nprobe: int = 32,
         max_nlist: int = 1024,
+        search_threads: int = 1,
     ) -> None:
         self.store = store
         self.path = path
         self.exact_limit = exact_limit
         self.nprobe = nprobe
         self.max_nlist = max_nlist
+        # One query at a time: OpenMP fan-out costs more than it saves, and on a busy machine
+        # (decoder, model, Redis on the same cores) its barriers cost milliseconds.
+        self.search_threads = search_threads
         self._streams: dict[str, _StreamIndex] = {}
         self._memory_id = store.memory_id()
         self._dirty = False
@@ -362,16 +366,16 @@ class SegmentIndex:
         return lo, max(lo, hi)
 
     def timeline(self, stream: str, time_range: tuple[float, float] | None = None) -> Timeline:
-        """Indexed segments of `stream` (overlapping `time_range` seconds), in order."""
+        """Indexed segments of `stream` (overlapping `time_range` seconds), in order.
+
+        The arrays are read-only views: the index replaces, never mutates, its arrays.
+        """
         st = self._get(stream)
         lo, hi = self._row_range(st, time_range)
-        return Timeline(
-            stream,
-            np.arange(st.first + lo, st.first + hi, dtype=np.int64),
-            st.starts[lo:hi].copy(),
-            st.ends[lo:hi].copy(),
-            st.ffs[lo:hi].copy(),
-        )
+        views = [st.starts[lo:hi], st.ends[lo:hi], st.ffs[lo:hi]]
+        for v in views:
+            v.flags.writeable = False
+        return Timeline(stream, np.arange(st.first + lo, st.first + hi, dtype=np.int64), *views)
 
     def search(
         self,
@@ -388,6 +392,18 @@ class SegmentIndex:
         """
         q = _normalise(np.asarray(query, dtype=np.float32).reshape(1, -1))
         names = list(self._streams) if streams is None else list(streams)
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(self.search_threads)
+        try:
+            hits = self._search(q, k, names, time_range)
+        finally:
+            faiss.omp_set_num_threads(threads)
+        hits.sort(key=lambda h: (-h.score, h.stream, h.index))
+        return hits[:k]
+
+    def _search(
+        self, q: np.ndarray, k: int, names: list[str], time_range: tuple[float, float] | None
+    ) -> list[SearchHit]:
         hits: list[SearchHit] = []
         for name in names:
             st = self._get(name)
@@ -415,8 +431,7 @@ class SegmentIndex:
                     continue
                 row = int(i) - st.first
                 hits.append(SearchHit(name, int(i), float(score), float(st.starts[row]), float(st.ends[row])))
-        hits.sort(key=lambda h: (-h.score, h.stream, h.index))
-        return hits[:k]
+        return hits
 
     def __len__(self) -> int:
         return self.size

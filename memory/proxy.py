@@ -29,6 +29,10 @@ class ProxySettings:
     max_side: int = 256  # px, longer edge of the proxy
     crf: int = 32  # libx264 constant rate factor (0 = lossless … 51 = worst)
     preset: str = "medium"
+    # A busy scene (foliage in wind, crowds, rain) can cost several times a calm one. Above this
+    # many bytes the clip is re-encoded at CRF +4 (up to twice), so a stream-hour stays within
+    # its storage budget (900 segments × 24 KB ≈ 21 MiB of proxies). None: no cap.
+    max_bytes: int | None = 24_000
 
 
 def _proxy_size(height: int, width: int, max_side: int) -> tuple[int, int]:
@@ -40,11 +44,22 @@ def _proxy_size(height: int, width: int, max_side: int) -> tuple[int, int]:
 
 
 def encode_proxy(frames: np.ndarray, settings: ProxySettings | None = None) -> bytes:
-    """(T, H, W, 3) uint8 RGB → proxy clip bytes."""
+    """(T, H, W, 3) uint8 RGB → proxy clip bytes (at most `settings.max_bytes` when reachable)."""
     settings = settings or ProxySettings()
     frames = np.ascontiguousarray(frames, dtype=np.uint8)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
         raise ValueError(f"frames must be (T, H, W, 3) with T ≥ 1, got shape {frames.shape}")
+    crf = settings.crf
+    clip = _encode(frames, settings, crf)
+    for _ in range(2):
+        if settings.max_bytes is None or len(clip) <= settings.max_bytes or crf >= 51:
+            break
+        crf = min(51, crf + 4)
+        clip = _encode(frames, settings, crf)
+    return clip
+
+
+def _encode(frames: np.ndarray, settings: ProxySettings, crf: int) -> bytes:
     t, height, width, _ = frames.shape
     ph, pw = _proxy_size(height, width, settings.max_side)
     codec = av.CodecContext.create("libx264", "w")
@@ -52,7 +67,7 @@ def encode_proxy(frames: np.ndarray, settings: ProxySettings | None = None) -> b
     codec.time_base = Fraction(1, 2)  # nominal; real times live in the segment metadata
     codec.gop_size = max(t, 1)
     codec.options = {
-        "crf": str(settings.crf),
+        "crf": str(crf),
         "preset": settings.preset,
         "bf": "0",  # no B-frames: decode order = display order, no reordering delay
         "threads": "1",
@@ -67,7 +82,7 @@ def encode_proxy(frames: np.ndarray, settings: ProxySettings | None = None) -> b
             payload += bytes(packet)
     for packet in codec.encode(None):
         payload += bytes(packet)
-    return _HEADER.pack(_MAGIC, t, height, width, ph, pw, settings.crf) + bytes(payload)
+    return _HEADER.pack(_MAGIC, t, height, width, ph, pw, crf) + bytes(payload)
 
 
 def proxy_shape(data: bytes) -> tuple[int, int, int]:

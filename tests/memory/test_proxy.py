@@ -53,3 +53,11 @@ def test_lower_crf_gives_a_closer_proxy() -> None:
         for crf in (20, 40)
     }
     assert err[20] < err[40]
+
+
+def test_a_busy_clip_is_re_encoded_coarser_to_stay_under_the_byte_cap() -> None:
+    noisy = np.random.default_rng(0).integers(0, 256, (8, 288, 512, 3), dtype=np.uint8)  # worst case
+    uncapped = encode_proxy(noisy, ProxySettings(max_bytes=None))
+    capped = encode_proxy(noisy, ProxySettings(max_bytes=len(uncapped) // 2))
+    assert len(capped) < len(uncapped)
+    assert decode_proxy(capped).shape == noisy.shape

@@ -205,7 +205,7 @@ def test_anchor_cache_serves_repeats_from_memory_and_matches_redis(store, record
     from tempo.memory.anchors import AnchorCache
 
     _fill(store, records, n=20)
-    cache = AnchorCache(store)
+    cache = AnchorCache(store, dtype=np.float32)
     first, present = cache.get("cam", [3, 4, 30], 2)
     assert present.tolist() == [True, True, False] and cache.misses == 3
     np.testing.assert_array_equal(first[0], store.get_segment("cam", 3).tokens[:2])
@@ -218,7 +218,8 @@ def test_anchor_cache_stays_within_its_byte_bound(store, records) -> None:
     from tempo.memory.anchors import AnchorCache
 
     _fill(store, records, n=20)
-    one = 2 * records.DIM * 4  # bytes of one segment's 2 anchors as float32
+    one = 2 * records.DIM * 2  # bytes of one segment's 2 anchors as float16 (the default)
     cache = AnchorCache(store, max_bytes=5 * one)
-    cache.get("cam", range(20), 2)
-    assert cache.bytes <= 5 * one
+    tokens, _ = cache.get("cam", range(20), 2)
+    assert tokens.dtype == np.float16 and cache.bytes <= 5 * one
+    np.testing.assert_allclose(tokens[19], store.get_segment("cam", 19).tokens[:2], rtol=1e-3, atol=1e-3)
