@@ -26,7 +26,7 @@ def _spark(values: list[float], top: float) -> str:
 
 
 def _clock(seconds: float) -> str:
-    h, rest = divmod(int(seconds), 3600)
+    h, rest = divmod(round(seconds), 3600)
     m, s = divmod(rest, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
