@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import logging
@@ -207,11 +208,31 @@ class SegmentIndex:
         self._streams = streams
         return True
 
+    @property
+    def changed(self) -> bool:
+        """True when the index differs from the last snapshot this object wrote or loaded."""
+        return self._dirty
+
+    def save_if_changed(self) -> Path | None:
+        return self.save() if self._dirty else None
+
     def save(self) -> Path | None:
-        """Write a snapshot (a new generation; CURRENT swapped atomically); returns its directory."""
+        """Write a snapshot (a new generation; CURRENT swapped atomically); returns its directory.
+
+        Processes saving at once take turns (a file lock); the last one's snapshot is CURRENT.
+        """
         if self.path is None:
             return None
         self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / "lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                return self._save(self.path)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _save(self, path: Path) -> Path:
+        self.path = path
         previous = [p for p in self.path.glob("gen-*") if p.is_dir()]
         number = 1 + max((int(p.name.split("-")[1]) for p in previous), default=0)
         gen = self.path / f"gen-{number}-{os.getpid()}"
