@@ -226,7 +226,7 @@ class TempoModel:
 
         tokenizer = TextTokenizer.from_dir(model_dir)
         svlm_tokenizer = TextTokenizer.from_dir(base_dir)
-        processor_dir = model_dir if VideoProcessorConfigExists(model_dir) else base_dir
+        processor_dir = model_dir if has_processor_config(model_dir) else base_dir
         try:
             processor = SegmentVideoProcessor(VideoProcessorConfig.from_dir(processor_dir))
         except FileNotFoundError as exc:
@@ -426,7 +426,8 @@ class TempoModel:
             ids.append(tid)
             new_text = self.tokenizer.decode(ids)
             # Hold back while a multi-byte character is incomplete (decoding shows U+FFFD).
-            if on_text is not None and not new_text.endswith("\ufffd") and len(new_text) > len(text):
+            ready = not new_text.endswith("\ufffd") and len(new_text) > len(text) and new_text.startswith(text)
+            if on_text is not None and ready:
                 on_text(new_text[len(text) :])
                 text = new_text
         final = self.tokenizer.decode(ids)
@@ -468,7 +469,7 @@ def write_checkpoint(
     return out
 
 
-def VideoProcessorConfigExists(directory: Path) -> bool:
+def has_processor_config(directory: Path) -> bool:
     return (directory / "video_preprocessor_config.json").is_file() or (
         directory / "preprocessor_config.json"
     ).is_file()
