@@ -64,9 +64,9 @@ def resolve_source(source: str) -> ResolvedSource:
 
 
 def _network_options(resolved: ResolvedSource) -> dict[str, str]:
-    # Live sources: probe briefly (a camera should not wait seconds before the first frame) and do
-    # not let the demuxer buffer ahead of the decoder.
-    options = {"analyzeduration": "2000000", "probesize": "1000000", "fflags": "nobuffer"}
+    # Live sources: probe briefly (a camera should not wait seconds before the first frame). Not
+    # "fflags=nobuffer": it throws away the packets read while probing (the first second of video).
+    options = {"analyzeduration": "1000000", "probesize": "1000000"}
     if resolved.uri.startswith(("rtsp://", "rtsps://")):
         options["rtsp_transport"] = "tcp"
     return options

@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from tempo.streaming.synthetic import (
     write_audio_only,
     write_corrupted,
@@ -43,8 +42,8 @@ def vfr_mkv(videos: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def mpegts(videos: Path) -> Path:
-    """MPEG-TS with an audio track; the muxer starts timestamps at a non-zero time (~1.4 s)."""
-    return write_mpegts(videos / "clip.ts", duration=DURATION, fps=FPS, audio=True)
+    """MPEG-TS with an audio track, its stream clock starting at 5 s (as a capture that began earlier)."""
+    return write_mpegts(videos / "clip.ts", duration=DURATION, fps=FPS, audio=True, start_pts_offset=5.0)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,153 @@
+"""Live sources: MPEG-TS published over loopback TCP, a dropped connection, reconnection and the gap."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tempo.streaming import SamplingConfig, iter_segments
+from tempo.streaming.ingest import DropOldestQueue
+from tempo.streaming.synthetic import read_frame_time, write_mpegts
+
+PART_SECONDS = 3.0  # each connection carries 3 s of video
+OUTAGE_SECONDS = 1.0  # the publisher is gone this long between the two connections
+SECOND_PART_START = 10.0  # content time (and pts) the second part starts at: a restarted encoder
+
+
+class LoopbackPublisher:
+    """Serves one MPEG-TS file per connection on 127.0.0.1, paced at real time, then hangs up.
+
+    Between two files the listening socket is closed for `outage` seconds, so the client's
+    reconnection attempts are refused until the publisher comes back.
+    """
+
+    def __init__(self, parts: list[bytes], duration: float, outage: float) -> None:
+        self.parts, self.duration, self.outage = parts, duration, outage
+        probe = socket.create_server(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        self.listener: socket.socket | None = probe
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.stop = threading.Event()
+
+    def _listen(self) -> socket.socket:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        sock.listen(1)
+        return sock
+
+    def _serve(self) -> None:
+        for number, data in enumerate(self.parts):
+            if number > 0:
+                time.sleep(self.outage)  # nobody listens: connection refused
+                self.listener = self._listen()
+            assert self.listener is not None
+            self.listener.settimeout(20)
+            conn, _ = self.listener.accept()
+            self.listener.close()
+            started, chunk = time.monotonic(), 188 * 16
+            with conn:
+                for offset in range(0, len(data), chunk):
+                    if self.stop.is_set():
+                        return
+                    due = started + self.duration * offset / len(data)
+                    time.sleep(max(0.0, due - time.monotonic()))
+                    try:
+                        conn.sendall(data[offset : offset + chunk])
+                    except OSError:
+                        return
+            # Leaving the with-block closes the connection in the middle of the live stream.
+
+    def __enter__(self) -> LoopbackPublisher:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def ts_parts(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
+    folder = tmp_path_factory.mktemp("live")
+    fps = 30.0
+    first = write_mpegts(folder / "a.ts", duration=PART_SECONDS, fps=fps, keyint=15)
+    second_times = [SECOND_PART_START + i / fps for i in range(round(PART_SECONDS * fps))]
+    second = write_mpegts(folder / "b.ts", duration=PART_SECONDS, fps=fps, keyint=15, frame_times=second_times)
+    return [Path(first).read_bytes(), Path(second).read_bytes()]
+
+
+@pytest.fixture()
+def publisher(ts_parts: list[bytes]) -> Iterator[LoopbackPublisher]:
+    with LoopbackPublisher(ts_parts, duration=PART_SECONDS, outage=OUTAGE_SECONDS) as running:
+        yield running
+
+
+def test_live_stream_reconnects_after_a_drop_records_the_gap_and_resumes(publisher: LoopbackPublisher) -> None:
+    config = SamplingConfig(max_edge=64, window=4, connect_timeout=2.0, read_timeout=2.0,
+                            reconnect_attempts=3, reconnect_delay=0.2, reconnect_max_delay=0.5)
+    started = time.time()
+    with iter_segments(f"tcp://127.0.0.1:{publisher.port}", stream_id="cam", config=config) as stream:
+        assert stream.info.live and stream.info.kind == "network"
+        segments = list(stream)
+    stats = stream.stats
+
+    content = [np.array([read_frame_time(f) for f in s.frames]) for s in segments]
+    first_part = [i for i, c in enumerate(content) if c.max() < SECOND_PART_START]
+    second_part = [i for i, c in enumerate(content) if c.min() >= SECOND_PART_START]
+    assert len(first_part) + len(second_part) == len(segments)  # no segment mixes the two connections
+    assert first_part and second_part
+    assert stats.reconnects == 1
+
+    # The gap is recorded on the first segment after the reconnection, and on the timeline.
+    resumed = segments[second_part[0]]
+    assert resumed.gap_before >= OUTAGE_SECONDS * 0.5
+    assert stats.gap_seconds == pytest.approx(resumed.gap_before)
+    before = segments[first_part[-1]]
+    assert resumed.start >= before.end
+    assert resumed.start - float(before.timestamps[-1]) >= resumed.gap_before
+    assert all(segments[i].gap_before == 0.0 for i in range(len(segments)) if i != second_part[0])
+
+    # Indices go on without a hole, and the resumed window starts a fresh window of slots.
+    assert [s.index for s in segments] == list(range(len(segments)))
+    assert resumed.first_frame_index % config.window == 0
+
+    # Within each connection the live timeline follows the stream's own clock: the frame shown
+    # at each timestamp is the right one (content time − timestamp constant to one source frame).
+    for part in (first_part, second_part):
+        offsets = np.concatenate([content[i] - segments[i].timestamps for i in part])
+        assert offsets.max() - offsets.min() <= 1 / 30 + 1e-6
+    # Each connection delivered its 3 s at 2 fps, from its first frame on.
+    for part in (first_part, second_part):
+        assert sum(segments[i].num_frames for i in part) >= 6
+    assert content[first_part[0]][0] == 0.0 and content[second_part[0]][0] == SECOND_PART_START
+
+    # Wall-clock capture times are real Unix times, in order.
+    walls = [s.wallclock_start for s in segments]
+    assert all(w is not None for w in walls)
+    assert started - 1 <= walls[0] <= time.time() and walls == sorted(walls)
+
+
+def test_bounded_queue_drops_the_oldest_item_and_counts_it() -> None:
+    queue = DropOldestQueue(maxsize=2)
+    for item in range(5):
+        queue.put(item)
+    queue.close()
+    assert queue.dropped == 3
+    assert [queue.get(), queue.get()] == [3, 4]
+    with pytest.raises(StopIteration):
+        queue.get()
+
+
+def test_bounded_queue_hands_the_reader_error_to_the_consumer() -> None:
+    queue = DropOldestQueue(maxsize=2)
+    queue.put("last segment")
+    queue.close(RuntimeError("reader failed"))
+    assert queue.get() == "last segment"
+    with pytest.raises(RuntimeError, match="reader failed"):
+        queue.get()
