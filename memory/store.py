@@ -98,6 +98,7 @@ local committed = tonumber(redis.call('HGET', info, 'committed'))
 if index <= committed then return {0, committed} end
 if index ~= committed + 1 then return {-2, committed} end
 local first = tonumber(redis.call('HGET', info, 'first'))
+redis.call('DEL', KEYS[2])  -- leftovers of a deleted stream of the same name must not mix in
 redis.call('HSET', KEYS[2], 'm', ARGV[4], 'e', ARGV[5], ARGV[6], ARGV[7])
 if string.len(ARGV[8]) > 0 then redis.call('SET', KEYS[3], ARGV[8]) end
 redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
@@ -150,6 +151,17 @@ if tonumber(ARGV[1]) > n then
   return 1
 end
 return 0
+"""
+
+# KEYS: streams directory, stream counter, info. ARGV: name, source, settings, retention, created.
+_CREATE = """#!lua
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+local number = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[3], 'number', number, 'source', ARGV[2], 'settings', ARGV[3],
+  'retention', ARGV[4], 'created', ARGV[5], 'committed', -1, 'first', 0,
+  'b_tok', 0, 'b_emb', 0, 'b_prx', 0, 'b_meta', 0)
+redis.call('HSET', KEYS[1], ARGV[1], number)
+return number
 """
 
 # KEYS: token strings. ARGV: last byte offset. Read-only: the prefix of each (empty when absent).
@@ -240,6 +252,7 @@ class RedisMemoryStore:
         self._trim = client.register_script(_TRIM)
         self._offer_ivf = client.register_script(_OFFER_IVF)
         self._heads = client.register_script(_HEADS)
+        self._create = client.register_script(_CREATE)
 
     @classmethod
     def connect(
@@ -299,30 +312,18 @@ class RedisMemoryStore:
         """
         self.check_name(name)
         source_dict = source.to_dict() if isinstance(source, SourceInfo) else dict(source)
-        existing = self.client.hget(self._k_streams(), name)
-        if existing is None:
-            number = int(self.client.incr(f"{self.prefix}:stream_seq"))
-            info_key = self._k_info(name)
-            fields = {
-                "number": number,
-                "source": json.dumps(source_dict),
-                "settings": json.dumps(settings.to_dict()),
-                "retention": json.dumps((retention or RetentionPolicy()).to_dict()),
-                "created": repr(time.time()),
-                "committed": -1,
-                "first": 0,
-                "b_tok": 0,
-                "b_emb": 0,
-                "b_prx": 0,
-                "b_meta": 0,
-            }
-            # HSETNX on the directory decides the race between two creators; the loser opens it.
-            pipe = self.client.pipeline(transaction=True)
-            pipe.hsetnx(self._k_streams(), name, number)
-            results = pipe.execute()
-            if results[0]:
-                self.client.hset(info_key, mapping=fields)
-                return self.stream_info(name)
+        # One script creates the directory entry and the header together: two ingests starting the
+        # same new stream at once see one creation, and never a stream without its header.
+        self._create(
+            keys=[self._k_streams(), f"{self.prefix}:stream_seq", self._k_info(name)],
+            args=[
+                name,
+                json.dumps(source_dict),
+                json.dumps(settings.to_dict()),
+                json.dumps((retention or RetentionPolicy()).to_dict()),
+                repr(time.time()),
+            ],
+        )
         info = self.stream_info(name)
         if info.settings.comparable() != settings.comparable():
             diff = {

@@ -223,3 +223,23 @@ def test_anchor_cache_stays_within_its_byte_bound(store, records) -> None:
     tokens, _ = cache.get("cam", range(20), 2)
     assert tokens.dtype == np.float16 and cache.bytes <= 5 * one
     np.testing.assert_allclose(tokens[19], store.get_segment("cam", 19).tokens[:2], rtol=1e-3, atol=1e-3)
+
+
+def test_two_writers_creating_one_stream_at_once_get_the_same_stream(store, records, redis_url) -> None:
+    import threading
+
+    infos = []
+    barrier = threading.Barrier(4)
+
+    def create() -> None:
+        other = RedisMemoryStore.connect(redis_url)
+        barrier.wait()
+        infos.append(other.create_stream("cam", records.FILE_SOURCE, records.SETTINGS))
+
+    threads = [threading.Thread(target=create) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(infos) == 4 and len({i.number for i in infos}) == 1
+    assert store.stream_names() == ["cam"]
