@@ -158,7 +158,7 @@ def decoded_frames(
                 continue
             tb = frame.time_base or time_base
             if frame.pts is not None and tb is not None:
-                t = float(frame.pts * tb)
+                t = frame.time if frame.time_base is not None else float(frame.pts * tb)  # seconds
             elif previous is not None:
                 t = previous + (float(frame.duration * tb) if frame.duration and tb else step_guess)
             else:

@@ -37,6 +37,7 @@ _MUXERS = {
     ".m2ts": "mpegts",
     ".avi": "avi",
     ".flv": "flv",
+    ".m3u8": "hls",
 }
 _ENCODERS = {"h264": "libx264", "vp9": "libvpx-vp9", "mpeg4": "mpeg4", "mpeg2": "mpeg2video"}
 
@@ -178,14 +179,16 @@ def write_test_video(
     crf: int = 23,
     preset: str = "veryfast",
     faststart: bool = False,
+    muxer_options: dict[str, str] | None = None,
     seed: int = 0,
 ) -> Path:
     """Write a real video whose every frame shows its time since the first frame (`read_frame_time`).
 
     `size` is (width, height). Frame i is shown at `frame_times[i]` (seconds from the first frame);
     by default frames are regular at `fps`, or irregular when `vfr` (intervals of 0.5/1/2.5 frames).
-    `start_pts_offset` shifts every timestamp in the container (seconds, may be negative where the
-    container allows it) without changing what the frames show. `bframes` and `keyint` (frames,
+    A `.m3u8` path writes an HLS playlist with its MPEG-TS segments beside it (`muxer_options`
+    passes FFmpeg muxer options, e.g. {"hls_time": "1"}). `start_pts_offset` shifts every timestamp
+    in the container (seconds) without changing what the frames show. `bframes` and `keyint` (frames,
     default 2 s) set the H.264 GOP; `texture` adds detail so the encoder and decoder do realistic
     work (benchmarks): True or "scene" is a still textured background with a textured object moving
     across it (like a fixed camera), "scroll" moves the whole textured frame (a panning camera,
@@ -214,6 +217,7 @@ def write_test_video(
     elif encoder == "libvpx-vp9":
         options = {"deadline": "realtime", "cpu-used": "8", "crf": "30", "b": "0"}
     container_options = {"movflags": "+faststart"} if faststart and muxer in ("mp4", "mov") else {}
+    container_options.update(muxer_options or {})
 
     scene = None
     if texture:
