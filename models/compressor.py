@@ -109,7 +109,7 @@ class CompressorInputs:
 
     input_ids: torch.Tensor  # (B, L) int64
     valid_lengths: torch.Tensor  # (B,) int64
-    pixel_values: torch.Tensor  # (Σ patches, C·tp·p·p) float32
+    pixel_values: torch.Tensor  # (Σ patches, C·tp·p·p) uint8, normalised on the device (processor.normalize)
     grid_thw: torch.Tensor  # (B, 3) int64
 
 

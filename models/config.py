@@ -86,6 +86,8 @@ class TempoInferenceConfig:
     max_new_tokens: int = 512
     temperature: float = 0.0  # 0 = greedy (the reference)
     compress_batch_size: int = 8  # segments per SVLM forward pass
+    # Prepare batch i+1 on the CPU while batch i runs; None: only on accelerators (on CPU both would compete).
+    prefetch: bool | None = None
     # Origin of the per-frame times written into the SVLM prompt: "segment" counts from the
     # segment's first frame (a segment is a short clip to the SVLM), "stream" uses stream time.
     frame_time_origin: Literal["segment", "stream"] = "segment"

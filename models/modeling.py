@@ -18,6 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from tempo.models.checkpoint import (
     resolve_model_dir,
     save_weights,
 )
-from tempo.models.compressor import TempoCompressor, build_compressor_inputs, relevance_scores
+from tempo.models.compressor import CompressorInputs, TempoCompressor, build_compressor_inputs, relevance_scores
 from tempo.models.config import (
     CONTEXT_MARGIN,
     PROJECTOR_TYPE,
@@ -291,25 +292,37 @@ class TempoModel:
         scores = np.zeros(n, dtype=np.float32)
         memory = torch.empty(n, m, d, dtype=torch.float32)
         bar = tqdm(total=n, desc="compress", unit="seg", disable=not progress, leave=False)
-        for lo in range(0, n, bs):
-            batch = segments[lo : lo + bs]
-            inputs = build_compressor_inputs(
-                batch,
+
+        def prepare(lo: int) -> CompressorInputs:
+            return build_compressor_inputs(
+                segments[lo : lo + bs],
                 query,
                 processor=self.processor,
                 tokenizer=self.svlm_tokenizer,
                 num_memory_tokens=m,
                 frame_time_origin=self.config.frame_time_origin,
             )
-            h_answer, mem = self.network.compressor(
-                inputs.input_ids.to(self.device),
-                inputs.valid_lengths.to(self.device),
-                inputs.pixel_values.to(self.device, self.dtype),
-                inputs.grid_thw.to(self.device),
-            )
-            scores[lo : lo + len(batch)] = relevance_scores(h_answer, self._yes_minus_no).cpu().numpy()
-            memory[lo : lo + len(batch)] = mem.float().cpu()
-            bar.update(len(batch))
+
+        starts = list(range(0, n, bs))
+        # On an accelerator the CPU side of batch i+1 (resize, patchify, tokenise) overlaps the forward
+        # pass of batch i; on CPU both would compete for the same cores, so by default it stays sequential.
+        prefetch = self.config.prefetch if self.config.prefetch is not None else self.device.type != "cpu"
+        with ThreadPoolExecutor(max_workers=1) if prefetch else contextlib.nullcontext() as pool:
+            pending = pool.submit(prepare, starts[0]) if pool else None
+            for i, lo in enumerate(starts):
+                inputs = pending.result() if pending else prepare(lo)
+                if pool and i + 1 < len(starts):
+                    pending = pool.submit(prepare, starts[i + 1])
+                h_answer, mem = self.network.compressor(
+                    inputs.input_ids.to(self.device),
+                    inputs.valid_lengths.to(self.device),
+                    self.processor.normalize(inputs.pixel_values.to(self.device)).to(self.dtype),
+                    inputs.grid_thw.to(self.device),
+                )
+                count = int(inputs.valid_lengths.shape[0])
+                scores[lo : lo + count] = relevance_scores(h_answer, self._yes_minus_no).cpu().numpy()
+                memory[lo : lo + count] = mem.float().cpu()
+                bar.update(count)
         bar.close()
         return scores, memory
 

@@ -128,7 +128,7 @@ class VideoProcessorConfig:
 class ProcessedClip:
     """One segment ready for the SVLM."""
 
-    pixel_values: torch.Tensor  # (grid_t·grid_h·grid_w, C·tp·p·p) float32
+    pixel_values: torch.Tensor  # (grid_t·grid_h·grid_w, C·tp·p·p) uint8: `SegmentVideoProcessor.normalize` next
     grid_thw: tuple[int, int, int]  # patches along time, height, width (before spatial merge)
     prompt: str  # the video's text: time tags and vision placeholders
     patch_times: tuple[float, ...]  # (grid_t,) seconds written into the prompt
@@ -170,47 +170,72 @@ class SegmentVideoProcessor:
         )
 
     def pixels(self, frames: np.ndarray) -> tuple[torch.Tensor, tuple[int, int, int], tuple[int, int]]:
-        """frames (T, H, W, 3) uint8 RGB, T ≥ 2 → (patches, grid_thw, resized (h, w))."""
+        """frames (T, H, W, 3) uint8 RGB, T ≥ 2 → (float32 patches, grid_thw, resized (h, w)), as transformers."""
+        patches, grid, hw = self.raw_patches(frames)
+        return self.normalize(patches), grid, hw
+
+    def raw_patches(self, frames: np.ndarray) -> tuple[torch.Tensor, tuple[int, int, int], tuple[int, int]]:
+        """Resized and patchified but still uint8: (grid_t·grid_h·grid_w, C·tp·p·p).
+
+        Patchifying is a pure permutation and normalising is per element with per-channel constants, so
+        patchify-then-normalise gives exactly transformers' normalise-then-patchify while moving 4× fewer
+        bytes; `normalize` can then run on the accelerator.
+        """
         c = self.config
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ValueError(f"expected (T, H, W, 3) uint8 frames, got {frames.shape} {frames.dtype}")
         num_frames, height, width = frames.shape[:3]
-        video = (
-            torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).contiguous()
-        )  # (T, 3, H, W)
+        video = torch.from_numpy(np.ascontiguousarray(frames))  # (T, H, W, 3)
         if c.do_resize:
             new_h, new_w = self.output_size(num_frames, height, width)
             if (new_h, new_w) != (height, width):
                 # torchvision's resize for uint8 bicubic on CPU: the native antialiased uint8 kernel.
-                video = F.interpolate(
-                    video, size=[new_h, new_w], mode="bicubic", align_corners=False, antialias=True
-                )
-        video = video.to(torch.float32)
+                chw = video.permute(0, 3, 1, 2).contiguous()  # (T, 3, H, W)
+                chw = F.interpolate(chw, size=[new_h, new_w], mode="bicubic", align_corners=False, antialias=True)
+                return self._patchify(chw, channels_last=False)
+        return self._patchify(video, channels_last=True)
+
+    def normalize(self, patches: torch.Tensor) -> torch.Tensor:
+        """uint8 patches (N, C·tp·p·p) → float32, rescaled and normalised per channel, on their own device."""
+        c = self.config
+        x = patches.to(torch.float32).view(patches.shape[0], 3, -1)  # (N, C, tp·p·p)
         if c.do_rescale and c.do_normalize:
             # Fused rescale + normalise, exactly as transformers folds the factor into mean and std.
             mean = torch.tensor(c.image_mean) * (1.0 / c.rescale_factor)
             std = torch.tensor(c.image_std) * (1.0 / c.rescale_factor)
-            video = video.sub_(mean.view(1, -1, 1, 1)).div_(std.view(1, -1, 1, 1))
+            x = x.sub_(mean.to(x.device).view(1, -1, 1)).div_(std.to(x.device).view(1, -1, 1))
         elif c.do_normalize:
-            video = (video - torch.tensor(c.image_mean).view(1, -1, 1, 1)) / torch.tensor(c.image_std).view(
-                1, -1, 1, 1
-            )
+            x = (x - torch.tensor(c.image_mean, device=x.device).view(1, -1, 1)) / torch.tensor(
+                c.image_std, device=x.device
+            ).view(1, -1, 1)
         elif c.do_rescale:
-            video = video * c.rescale_factor
-        return self._patchify(video)
+            x = x * c.rescale_factor
+        return x.view(patches.shape[0], -1)
 
-    def _patchify(self, video: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int], tuple[int, int]]:
+    def _patchify(
+        self, video: torch.Tensor, *, channels_last: bool
+    ) -> tuple[torch.Tensor, tuple[int, int, int], tuple[int, int]]:
+        """(T, H, W, C) or (T, C, H, W) → rows of C·tp·p·p values in the vision tower's merge order."""
         c = self.config
         p, tp, ms = c.patch_size, c.temporal_patch_size, c.merge_size
-        t, ch, h, w = video.shape
+        t = video.shape[0]
         if pad := -t % tp:
-            video = torch.cat([video, video[-1:].expand(pad, -1, -1, -1)], dim=0)
+            # Pad the clip to whole temporal patches by repeating its last frame.
+            video = torch.cat([video, video[-1:].expand(pad, *video.shape[1:])], dim=0)
             t += pad
+        if channels_last:
+            _, h, w, ch = video.shape
+        else:
+            _, ch, h, w = video.shape
         gt, gh, gw = t // tp, h // p, w // p
-        # (gt, tp, C, gh/ms, ms, p, gw/ms, ms, p) → rows ordered (t, h-block, w-block, h-in, w-in) so that
-        # each run of ms² rows is one merged vision token.
-        x = video.view(gt, tp, ch, gh // ms, ms, p, gw // ms, ms, p)
-        x = x.permute(0, 3, 6, 4, 7, 2, 1, 5, 8)
+        # Rows ordered (t, h-block, w-block, h-in-block, w-in-block) so that each run of ms² rows is one
+        # merged vision token; each row is (C, tp, p, p).
+        if channels_last:
+            x = video.view(gt, tp, gh // ms, ms, p, gw // ms, ms, p, ch)
+            x = x.permute(0, 2, 5, 3, 6, 8, 1, 4, 7)
+        else:
+            x = video.view(gt, tp, ch, gh // ms, ms, p, gw // ms, ms, p)
+            x = x.permute(0, 3, 6, 4, 7, 2, 1, 5, 8)
         patches = x.reshape(gt * gh * gw, ch * tp * p * p)
         return patches, (gt, gh, gw), (h, w)
 
@@ -230,7 +255,7 @@ class SegmentVideoProcessor:
         """frames (T, H, W, 3) uint8 with T ≥ 2; frame_times (T,) seconds as written into the prompt."""
         if len(frame_times) != frames.shape[0]:
             raise ValueError(f"{frames.shape[0]} frames but {len(frame_times)} frame times")
-        patches, grid, resized = self.pixels(frames)
+        patches, grid, resized = self.raw_patches(frames)
         times = self.patch_times(frame_times)
         per_patch = VISION_START + VIDEO_PAD * self.tokens_per_patch(grid) + VISION_END
         prompt = "".join(f"<{t:.1f} seconds>" + per_patch for t in times)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tempo.models import GENERIC_QUERY, TempoModel
+from tempo.models import GENERIC_QUERY, TempoInferenceConfig, TempoModel
 from tempo.models.compressor import build_compressor_inputs, segment_frame_times
 from tempo.models.processor import SegmentVideoProcessor, VideoProcessorConfig, smart_resize
 from transformers import Qwen3VLForConditionalGeneration
@@ -42,7 +42,7 @@ def _hf_forward(model: TempoModel, seg, query: str, with_memory: bool) -> torch.
         with torch.inference_mode():
             out = vl(
                 input_ids=ids,
-                pixel_values_videos=inp.pixel_values,
+                pixel_values_videos=model.processor.normalize(inp.pixel_values),
                 video_grid_thw=inp.grid_thw,
                 mm_token_type_ids=(ids == model.network.compressor.config.video_token_id).int() * 2,
             )
@@ -71,7 +71,7 @@ def test_relevance_reads_the_position_before_the_first_memory_token(tiny_model: 
     with torch.inference_mode():
         logits = base(
             input_ids=ids,
-            pixel_values_videos=inp.pixel_values,
+            pixel_values_videos=tiny_model.processor.normalize(inp.pixel_values),
             video_grid_thw=inp.grid_thw,
             mm_token_type_ids=(ids == base.config.video_token_id).int() * 2,
         ).logits[0, -1]
@@ -99,6 +99,14 @@ def test_batch_equals_one_at_a_time(tiny_model: TempoModel) -> None:
         s1, m1 = tiny_model.compress([seg], "What happens?", batch_size=1)
         assert scores[i] == pytest.approx(s1[0], abs=1e-5)
         torch.testing.assert_close(memory[i], m1[0], rtol=1e-4, atol=1e-5)
+
+
+def test_prefetching_batches_gives_the_same_results(tiny_dir, segments) -> None:
+    segs = segments(5)
+    plain = TempoModel.from_pretrained(tiny_dir, config=TempoInferenceConfig(prefetch=False))
+    ahead = TempoModel.from_pretrained(tiny_dir, config=TempoInferenceConfig(prefetch=True))
+    a, b = plain.compress(segs, "dog", batch_size=2), ahead.compress(segs, "dog", batch_size=2)
+    assert np.array_equal(a[0], b[0]) and torch.equal(a[1], b[1])
 
 
 def test_outputs_have_the_documented_shapes(tiny_model: TempoModel, segments) -> None:
