@@ -427,28 +427,55 @@ class TempoModel:
     ) -> tuple[str, AnswerStats]:
         """`answer`, also returning prompt sizes and generation time."""
         t0 = time.perf_counter()
+        result: list[tuple[str, AnswerStats]] = []
+        for piece in self._answer_pieces(question, memory, max_new_tokens, temperature, result):
+            if on_text is not None:
+                on_text(piece)
+        text, stats = result[0]
+        stats.seconds = time.perf_counter() - t0
+        return text, stats
+
+    def stream_answer(
+        self,
+        question: str,
+        memory: Sequence[tuple[float, torch.Tensor]],
+        *,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> Iterator[str]:
+        """`answer` as an iterator of text pieces, yielded as they are generated."""
+        yield from self._answer_pieces(question, memory, max_new_tokens, temperature, [])
+
+    def _answer_pieces(
+        self,
+        question: str,
+        memory: Sequence[tuple[float, torch.Tensor]],
+        max_new_tokens: int | None,
+        temperature: float | None,
+        result: list[tuple[str, AnswerStats]],
+    ) -> Iterator[str]:
+        """Yield new text as tokens arrive; append (full text, stats) to `result` at the end."""
         with torch.inference_mode():
             embeds, stats = self.build_answer_embeddings(question, memory)
         ids: list[int] = []
-        text = ""
+        sent = ""
         for tid in self.generate_ids(
             embeds,
             max_new_tokens=self.config.max_new_tokens if max_new_tokens is None else max_new_tokens,
             temperature=self.config.temperature if temperature is None else temperature,
         ):
             ids.append(tid)
-            new_text = self.tokenizer.decode(ids)
-            # Hold back while a multi-byte character is incomplete (decoding shows U+FFFD).
-            ready = not new_text.endswith("\ufffd") and len(new_text) > len(text) and new_text.startswith(text)
-            if on_text is not None and ready:
-                on_text(new_text[len(text) :])
-                text = new_text
+            text = self.tokenizer.decode(ids)
+            # Hold back while a multi-byte character is incomplete (decoding ends in U+FFFD); pieces only
+            # ever extend what was already sent.
+            if not text.endswith("\ufffd") and len(text) > len(sent) and text.startswith(sent):
+                yield text[len(sent) :]
+                sent = text
         final = self.tokenizer.decode(ids)
-        if on_text is not None and len(final) > len(text) and final.startswith(text):
-            on_text(final[len(text) :])
+        if len(final) > len(sent) and final.startswith(sent):
+            yield final[len(sent) :]
         stats.generated_tokens = len(ids)
-        stats.seconds = time.perf_counter() - t0
-        return final, stats
+        result.append((final, stats))
 
 
 @dataclass

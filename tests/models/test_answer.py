@@ -26,6 +26,12 @@ def test_streamed_pieces_concatenate_to_the_answer(tiny_model: TempoModel) -> No
     assert "".join(pieces) == text
 
 
+def test_answer_can_be_iterated_piece_by_piece(tiny_model: TempoModel) -> None:
+    memory = _memory(tiny_model, [8, 8])
+    pieces = list(tiny_model.stream_answer("What?", memory, max_new_tokens=16))
+    assert "".join(pieces) == tiny_model.answer("What?", memory, max_new_tokens=16)
+
+
 def test_prompt_is_chatml_with_time_tags_before_projected_tokens(tiny_model: TempoModel) -> None:
     memory = _memory(tiny_model, [3, 5])
     embeds, stats = tiny_model.build_answer_embeddings("Where is the dog?", memory)
