@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from tempo.models.config import DEFAULT_MODEL_ID
@@ -60,17 +61,20 @@ def print_report(result: AskResult, num_memory_tokens: int, out: TextIO | None =
 
 def _ask(args: argparse.Namespace) -> int:
     from tempo.models import TempoInferenceConfig, TempoModel, answer_video, resolve_model_name
+    from tempo.models.checkpoint import resolve_model_dir
     from tempo.streaming import SamplingConfig, iter_segments
 
     t0 = time.perf_counter()
     config = TempoInferenceConfig(fps=args.fps, budget=args.budget, context_limit=args.context_limit)
     if args.max_new_tokens is not None:
         config = config.replace(max_new_tokens=args.max_new_tokens)
-    model = TempoModel.from_pretrained(resolve_model_name(args.model), device=args.device, config=config)
-    load_s = time.perf_counter() - t0
+    # Cheap checks first (model directory, video opens), then the expensive model load.
+    model_dir = resolve_model_dir(resolve_model_name(args.model))
     sampling = SamplingConfig(fps=args.fps, window=config.window, max_edge=config.max_edge)
     show_progress = not args.json and sys.stderr.isatty()
     segments = iter_segments(args.video, config=sampling, progress=show_progress)
+    model = TempoModel.from_pretrained(model_dir, device=args.device, config=config)
+    load_s = time.perf_counter() - t0
 
     def stream(piece: str) -> None:
         sys.stdout.write(piece)
@@ -89,6 +93,20 @@ def _ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    """An argparse `type` accepting only positive numbers (a usage error, not a traceback)."""
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    return parse
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "ask",
@@ -105,13 +123,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help=f"checkpoint directory or hub id on disk (default: $TEMPO_MODEL, else {DEFAULT_MODEL_ID})",
     )
-    parser.add_argument("--budget", type=int, default=8192, help="visual token budget B (default 8192)")
-    parser.add_argument("--fps", type=float, default=2.0, help="frames sampled per second (default 2)")
+    parser.add_argument("--budget", type=_positive(int), default=8192, help="visual token budget B (default 8192)")
+    parser.add_argument("--fps", type=_positive(float), default=2.0, help="frames sampled per second (default 2)")
     parser.add_argument(
-        "--context-limit", type=int, default=16384, help="LLM context in tokens (default 16384)"
+        "--context-limit", type=_positive(int), default=16384, help="LLM context in tokens (default 16384)"
     )
     parser.add_argument(
-        "--max-new-tokens", type=int, default=None, help="longest answer in tokens (default 512)"
+        "--max-new-tokens", type=_positive(int), default=None, help="longest answer in tokens (default 512)"
     )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
