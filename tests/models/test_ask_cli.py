@@ -78,3 +78,9 @@ def test_malformed_checkpoint_is_one_line_and_nonzero(video: Path, tmp_path: Pat
     rc = main(["ask", str(video), "What?", "--model", str(tmp_path)])
     err = capsys.readouterr().err
     assert rc != 0 and err.count("\n") == 1 and "not valid JSON" in err
+
+
+def test_missing_video_is_one_line_and_nonzero(tiny_dir: Path, tmp_path: Path, capsys) -> None:
+    rc = main(["ask", str(tmp_path / "nope.mp4"), "What?", "--model", str(tiny_dir)])
+    err = capsys.readouterr().err
+    assert rc != 0 and err.count("\n") == 1 and "nope.mp4" in err

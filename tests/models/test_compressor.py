@@ -169,3 +169,14 @@ def test_processor_normalises_to_minus_one_one() -> None:
     assert grid == (1, 4, 4)
     x = patches.view(16, 3, 2, 16, 16)  # (patch, C, tp, p, p)
     assert torch.all(x[:, :, 0] == -1.0) and torch.all(x[:, :, 1] == 1.0)
+
+
+def test_svlm_prompt_times_count_from_the_segment_start_by_default(tiny_model: TempoModel, tiny_dir) -> None:
+    seg = make_segment(5)  # starts at 20 s
+    ids = _inputs(tiny_model, [seg], "dog").input_ids[0].tolist()
+    text = tiny_model.svlm_tokenizer.decode(ids, skip_special_tokens=False)
+    assert "<0.2 seconds><|vision_start|>" in text and "<3.2 seconds>" in text and "<20.2 seconds>" not in text
+    stream_time = TempoModel.from_pretrained(tiny_dir, config=TempoInferenceConfig(frame_time_origin="stream"))
+    inp = build_compressor_inputs([seg], "dog", processor=stream_time.processor, tokenizer=stream_time.svlm_tokenizer,
+                                  num_memory_tokens=stream_time.num_memory_tokens, frame_time_origin="stream")
+    assert "<20.2 seconds>" in stream_time.svlm_tokenizer.decode(inp.input_ids[0].tolist(), skip_special_tokens=False)
