@@ -14,8 +14,8 @@ Timed cold (empty anchor cache) and warm (later questions), and without any cach
 
 The records are synthetic but real-sized (int8 token heads of D = 2048, float16 SigLIP-base
 embeddings of E = 768 clustered by scene, metadata JSON) and written through the real commit
-path. To fit the 30-day case in this machine's memory its token head is K = 2 instead of 16
-(reads fetch k ≤ 2 at that scale, GETRANGE moves only those bytes, so latency is unchanged).
+path. To fit the 30-day case in this machine's memory its token head is K = 4 instead of 16
+(anchors read k = m = 4, GETRANGE moves only those bytes, so latency is unchanged).
 The Redis here runs without AOF (a read benchmark; bulk loading 648k segments with fsync is slow).
 
     .venv/bin/python bench/retrieval.py [--scales 1h,24h,30d] [--questions 40] [--json]
@@ -164,7 +164,7 @@ def run_scale(name: str, n: int, questions: int) -> dict[str, object]:
     proc, url = start_redis(workdir)
     try:
         store = RedisMemoryStore.connect(url)
-        stored_tokens = 2 if n > 100_000 else 16
+        stored_tokens = 4 if n > 100_000 else 16
         t0 = time.perf_counter()
         scenes = load(store, n, stored_tokens, with_proxy=n <= 100_000)
         load_s = time.perf_counter() - t0
