@@ -74,3 +74,21 @@ def test_time_tag_uses_the_real_segment_start(tiny_model: TempoModel) -> None:
 
 def test_zero_new_tokens_gives_an_empty_answer(tiny_model: TempoModel) -> None:
     assert tiny_model.answer("What?", _memory(tiny_model, [4]), max_new_tokens=0) == ""
+
+
+def test_greedy_decoding_matches_transformers_generate(tiny_model: TempoModel) -> None:
+    from transformers import Qwen3ForCausalLM
+
+    net = tiny_model.network
+    llm = Qwen3ForCausalLM(net.llm_config).eval()
+    extras = (".vision_tower_aux_list.", ".mm_projector.")
+    own = {k: v for k, v in net.state_dict().items() if not any(e in k for e in extras)}
+    llm.load_state_dict(own, strict=True)
+    embeds, _ = tiny_model.build_answer_embeddings("What happens?", _memory(tiny_model, [6, 12]))
+    stop = [tiny_model.tokenizer.token_id("<|im_end|>"), tiny_model.tokenizer.token_id("<|endoftext|>")]
+    with torch.inference_mode():
+        ref = llm.generate(inputs_embeds=embeds, attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long),
+                           max_new_tokens=20, do_sample=False, eos_token_id=stop, pad_token_id=stop[1])[0].tolist()
+    ours = list(tiny_model.generate_ids(embeds, max_new_tokens=20))
+    assert ours == [t for t in ref if t not in stop][: len(ours)]
+    assert len(ours) == len([t for t in ref if t not in stop])
