@@ -6,6 +6,7 @@ from tempo.memory.errors import (
     InvalidStreamNameError,
     MemoryUnavailableError,
     OutOfOrderCommitError,
+    SegmentNotFoundError,
     StreamSettingsMismatchError,
     UnknownStreamError,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "RetentionWorker",
     "SearchHit",
     "SegmentIndex",
+    "SegmentNotFoundError",
     "SegmentRecord",
     "StorageBytes",
     "StreamInfo",

@@ -34,3 +34,10 @@ class OutOfOrderCommitError(TempoError):
     """A segment was committed with a gap after the stream's last committed segment."""
 
     exit_code = 3
+
+
+class SegmentNotFoundError(TempoError, KeyError):
+    """A segment index outside the stream's retained range."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

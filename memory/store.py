@@ -49,6 +49,7 @@ from tempo.memory.errors import (
     InvalidStreamNameError,
     MemoryUnavailableError,
     OutOfOrderCommitError,
+    SegmentNotFoundError,
     StreamSettingsMismatchError,
     UnknownStreamError,
 )
@@ -595,11 +596,11 @@ class RedisMemoryStore:
         return out
 
     def get_segment(self, name: str, index: int, **parts: Any) -> SegmentRecord:
-        """One record; UnknownStreamError / KeyError (with the retained range) when absent."""
+        """One record; UnknownStreamError / SegmentNotFoundError (with the retained range) when absent."""
         record = self.get_segments(name, [index], **parts)[0]
         if record is None:
             info = self.stream_info(name)
-            raise KeyError(
+            raise SegmentNotFoundError(
                 f"stream {name!r} holds segments {info.first}..{info.committed}, not {index}"
             )
         return record

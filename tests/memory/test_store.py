@@ -243,3 +243,12 @@ def test_two_writers_creating_one_stream_at_once_get_the_same_stream(store, reco
         t.join()
     assert len(infos) == 4 and len({i.number for i in infos}) == 1
     assert store.stream_names() == ["cam"]
+
+
+def test_a_segment_outside_the_retained_range_is_one_sentence(store, records) -> None:
+    from tempo.memory import SegmentNotFoundError
+
+    _fill(store, records, n=3)
+    with pytest.raises(SegmentNotFoundError) as exc:
+        store.get_segment("cam", 7)
+    assert str(exc.value) == "stream 'cam' holds segments 0..2, not 7"
