@@ -157,6 +157,10 @@ def decoded_frames(
                 _warn(stats, f"{source}: skipped a damaged frame; going on")
                 continue
             tb = frame.time_base or time_base
+            if frame.pts is None and stats.skipping_nonref:
+                # Without timestamps, time is counted in frames: every frame must then be decoded.
+                ctx.skip_frame = "DEFAULT"
+                stats.skipping_nonref = False
             if frame.pts is not None and tb is not None:
                 t = frame.time if frame.time_base is not None else float(frame.pts * tb)  # seconds
             elif previous is not None:

@@ -176,3 +176,16 @@ def test_webm_vp9_is_read_like_any_other_container(tmp_path: Path) -> None:
     segments = list(iter_segments(str(path), config=SMALL))
     assert [s.num_frames for s in segments] == [5]
     assert_frames_match_timestamps(segments)
+
+
+def test_frames_without_timestamps_are_placed_one_frame_duration_apart(tmp_path: Path) -> None:
+    # A raw H.264 stream carries no timestamps at all; FFmpeg assumes 25 fps for it.
+    path = write_test_video(tmp_path / "raw.h264", duration=4.0, fps=30.0, container="h264")
+    stream = iter_segments(str(path), config=SMALL)
+    segments = list(stream)
+    assert stream.info.average_fps == 25.0
+    assert not stream.stats.skipping_nonref  # counting frames needs every frame decoded
+    for segment in segments:
+        for frame, t in zip(segment.frames, segment.timestamps, strict=True):
+            source_index = read_frame_time(frame) * 30.0  # which frame of the file this is
+            assert abs(source_index - t * 25.0) <= 1.05  # one frame (time codes are in whole ms)
