@@ -31,6 +31,7 @@ from tempo.models.modeling import (
     RelevanceHead,
     TempoNetwork,
     attention_implementation,
+    default_dtype,
     pick_device,
     pick_dtype,
 )
@@ -116,9 +117,9 @@ def real_size_model(device: str | None, dtype: str | None) -> TempoModel:
         mm_hidden_size=QWEN3_VL_2B_TEXT["hidden_size"],
     )
     torch.manual_seed(0)
-    with torch.device(dev):
+    with torch.device(dev), default_dtype(dt):  # as from_pretrained: rotary buffers stay float32
         network = TempoNetwork(ckpt, svlm_config)
-    network.to(dtype=dt).eval()
+    network.eval()
     text = TextTokenizer(tok)
     relevance = RelevanceHead(
         yes_id=text.token_id("Yes"), no_id=text.token_id("No"), direction=torch.randn(QWEN3_VL_2B_TEXT["hidden_size"])

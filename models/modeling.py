@@ -68,7 +68,8 @@ def _no_init() -> contextlib.AbstractContextManager[None]:
 
 
 @contextlib.contextmanager
-def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
+def default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """Create new floating tensors in `dtype` inside the block (parameters built in their final dtype)."""
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
@@ -212,7 +213,7 @@ class TempoModel:
 
         # Parameters are created directly on the device in the target dtype; rotary `inv_freq` buffers stay
         # float32 as transformers computes them (a later `.to(dtype)` would round them to bfloat16).
-        with _no_init(), torch.device(dev), _default_dtype(dt):
+        with _no_init(), torch.device(dev), default_dtype(dt):
             network = TempoNetwork(ckpt, svlm_config)
         state = load_weights(model_dir)
         if (
