@@ -8,7 +8,8 @@ Preprocessing is done here with torch, following the checkpoint's `preprocessor_
 processors need torchvision (fast) or Pillow (slow), neither of which Tempo requires. Text is padded
 to the text tower's `max_position_embeddings` ("max_length" padding, as SigLIP was trained).
 The tokenizer is loaded with AutoTokenizer: a `tokenizer.json` (the tiny checkpoint writes one with
-the `tokenizers` library) or, for Google's checkpoints, `spiece.model` with `sentencepiece` installed.
+the `tokenizers` library) or, for Google's checkpoints, `spiece.model` (needs `sentencepiece` and
+`protobuf`, both dependencies).
 Nothing is ever downloaded: `from_pretrained` takes a local directory.
 """
 
@@ -75,7 +76,8 @@ class SegmentEmbedder:
             model = SiglipModel.from_pretrained(path, config=config, local_files_only=True, dtype=dtype)
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         except (OSError, ValueError, ImportError) as exc:
-            raise EmbedderLoadError(f"cannot load the SigLIP embedder from {path}: {exc}") from exc
+            reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            raise EmbedderLoadError(f"cannot load the SigLIP embedder from {path}: {reason}") from exc
         pre = path / "preprocessor_config.json"
         preprocess = json.loads(pre.read_text()) if pre.is_file() else {}
         return cls(model, tokenizer, preprocess, name=path.name, device=device)

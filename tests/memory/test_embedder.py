@@ -66,3 +66,27 @@ def test_embedder_needs_neither_torchvision_nor_pillow(embedder: SegmentEmbedder
 def test_missing_directory_is_one_sentence(tmp_path: Path) -> None:
     with pytest.raises(EmbedderLoadError, match="no SigLIP checkpoint at"):
         SegmentEmbedder.from_pretrained(tmp_path / "nothing")
+
+
+def test_a_sentencepiece_tokenizer_as_googles_checkpoints_ship_loads(tmp_path: Path) -> None:
+    """Google's SigLIP directories carry spiece.model (SiglipTokenizer), not tokenizer.json."""
+    import json
+
+    spm = pytest.importorskip("sentencepiece")
+    path = write_tiny_siglip(tmp_path / "sp")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("a person climbs the fence\nthe red car leaves the street\nwhat happens at the gate\n" * 50)
+    spm.SentencePieceTrainer.train(
+        input=str(corpus), model_prefix=str(path / "spiece"), vocab_size=30, model_type="unigram",
+        pad_id=0, eos_id=1, unk_id=2, bos_id=-1, minloglevel=2,
+    )
+    (path / "tokenizer.json").unlink()
+    (path / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "SiglipTokenizer", "eos_token": "</s>", "pad_token": "</s>",
+                    "unk_token": "<unk>", "model_max_length": 16})
+    )
+    embedder = SegmentEmbedder.from_pretrained(path)
+    assert type(embedder.tokenizer).__name__ == "SiglipTokenizer"
+    vector = embedder.embed_text("a person climbs the fence")
+    assert vector.shape == (embedder.dim,)
+    np.testing.assert_allclose(np.linalg.norm(vector), 1.0, rtol=1e-5)
