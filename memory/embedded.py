@@ -238,6 +238,15 @@ def connect(url: str | None = None, home: Path | str | None = None) -> redis.Red
         ) from exc
     except redis.ResponseError as exc:
         raise MemoryUnavailableError(f"{where} rejected PING: {exc}") from exc
+    try:
+        version = str(client.info("server").get("redis_version", "0"))
+    except redis.ResponseError:  # INFO disabled (some managed services): assume a modern server
+        version = "7"
+    if int(version.split(".")[0] or 0) < 7:
+        raise MemoryUnavailableError(
+            f"{where} runs Redis {version}; Tempo needs Redis 7 or newer (script flags, AOF with "
+            "multi-part files)"
+        )
     return client
 
 
