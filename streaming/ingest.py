@@ -10,6 +10,7 @@ reopened with exponential back-off, the lost signal recorded as a gap.
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import math
 import sys
@@ -220,9 +221,10 @@ def _file_segments(
     try:
         configure_decoder(stream, config, stats)
         if first_slot and origin is not None:
-            # Land on the keyframe at or before the first frame slot `first_slot` could take.
-            target = origin + first_slot / config.fps - tolerance
-            container.seek(math.floor(target / stream.time_base), stream=stream, backward=True)
+            frames = _frames_from(container, stream, config, stats, resolved.original,
+                                  target=origin + first_slot / config.fps - tolerance)
+        else:
+            frames = decoded_frames(container, stream, config, stats, source=resolved.original)
         assembler = WindowAssembler(stream_id, config.window, config.fps, info)
         sampler: SlotSampler[av.VideoFrame] | None = None
         to_rgb: FrameConverter | None = None
@@ -231,7 +233,7 @@ def _file_segments(
                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} s {postfix}")
         started = time.perf_counter()
         last_decoded: float | None = None
-        for t, frame in decoded_frames(container, stream, config, stats, source=resolved.original):
+        for t, frame in frames:
             last_decoded = t
             if origin is None:
                 origin = t  # standard input: the first frame we see is time 0
@@ -255,6 +257,36 @@ def _file_segments(
         _check_complete(resolved, info, config, stats, last_decoded, origin, start_segment)
     finally:
         container.close()
+
+
+def _frames_from(
+    container: av.container.InputContainer,
+    stream: av.VideoStream,
+    config: SamplingConfig,
+    stats: IngestStats,
+    source: str,
+    *,
+    target: float,
+) -> Iterator[tuple[float, av.VideoFrame]]:
+    """Decoded frames from the last keyframe at or before `target` (seconds, stream clock) on.
+
+    A container seek lands on a keyframe before the target in MP4 or Matroska, but in an MPEG-TS
+    it may land on any packet, and the decoder then waits for the next keyframe, possibly past
+    the target. So the first decoded frame is checked, and the seek repeated further back until it
+    comes before the target: a resumed run then sees every frame a full run sees from there on.
+    """
+    back = 0.0
+    for _attempt in range(8):
+        container.seek(max(0, math.floor((target - back) / stream.time_base)), stream=stream, backward=True)
+        frames = decoded_frames(container, stream, config, stats, source=source)
+        first = next(frames, None)
+        if first is not None and first[0] <= target + 1e-6:
+            return itertools.chain([first], frames)
+        frames.close()
+        back = max(1.0, 2.0 * back)
+    # Seeking never landed early enough (an index-less file): read it from the start.
+    container.seek(0, backward=True)
+    return decoded_frames(container, stream, config, stats, source=source)
 
 
 def _check_complete(resolved: ResolvedSource, info: SourceInfo, config: SamplingConfig, stats: IngestStats,
