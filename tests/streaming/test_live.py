@@ -151,3 +151,19 @@ def test_bounded_queue_hands_the_reader_error_to_the_consumer() -> None:
     assert queue.get() == "last segment"
     with pytest.raises(RuntimeError, match="reader failed"):
         queue.get()
+
+
+def test_slow_consumer_gets_the_newest_segments_and_a_count_of_the_dropped(ts_parts: list[bytes]) -> None:
+    config = SamplingConfig(max_edge=64, window=1, live_queue=2, connect_timeout=2.0, read_timeout=2.0,
+                            reconnect_attempts=0)
+    with (
+        LoopbackPublisher(ts_parts[:1], duration=PART_SECONDS, outage=0.0) as publisher,
+        iter_segments(f"tcp://127.0.0.1:{publisher.port}", config=config) as stream,
+    ):
+        time.sleep(PART_SECONDS + 1.0)  # the consumer is busy while the whole stream arrives
+        received = list(stream)
+    assert stream.stats.dropped_segments >= 3
+    assert len(received) == 2  # the queue never held more than its bound
+    assert stream.stats.segments == len(received) + stream.stats.dropped_segments
+    # What is left is the newest video, in order.
+    assert [s.index for s in received] == [stream.stats.segments - 2, stream.stats.segments - 1]
