@@ -63,7 +63,9 @@ def decode_token_batch(data: list[bytes], k: int, dim: int) -> np.ndarray:
         raise ValueError("some segments store fewer tokens than requested")
     rows = np.frombuffer(blob, dtype=np.uint8).reshape(len(data), k, width)
     scale = rows[:, :, :2].copy().view(np.float16).astype(np.float32)  # (n, k, 1)
-    return rows[:, :, 2:].view(np.int8).astype(np.float32) * scale
+    out = rows[:, :, 2:].view(np.int8).astype(np.float32)  # (n, k, D)
+    out *= scale  # in place: one temporary fewer on large batches
+    return out
 
 
 def encode_embedding(vector: np.ndarray) -> bytes:
