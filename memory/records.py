@@ -45,26 +45,42 @@ class StreamSettings:
 
 @dataclass(frozen=True)
 class RetentionPolicy:
-    """Keep a stream's segments at most `max_age` seconds old and/or at most `max_bytes` stored.
+    """Keep a stream's segments at most `max_age` seconds old and/or at most `max_bytes` stored;
+    past `compact_after` seconds, shrink a segment's stored token head to `compact_tokens`.
 
     Age is measured from the segment's capture time (wall clock) for live sources, from its commit
-    time otherwise. The oldest segments go first. None means no limit.
+    time otherwise. The oldest segments go first. None means no limit. Compaction keeps what old
+    segments are used for (anchors: the first few tokens; the proxy or file reference to
+    recompress them as candidates) and frees most of their bytes: with the defaults a segment
+    goes from 16 to 4 stored tokens, 32.8 KB to 8.2 KB.
     """
 
     max_age: float | None = None  # seconds
     max_bytes: int | None = None
+    compact_after: float | None = None  # seconds
+    compact_tokens: int = 4
 
     def to_dict(self) -> dict[str, Any]:
-        return {"max_age": self.max_age, "max_bytes": self.max_bytes}
+        return {
+            "max_age": self.max_age,
+            "max_bytes": self.max_bytes,
+            "compact_after": self.compact_after,
+            "compact_tokens": self.compact_tokens,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> RetentionPolicy:
         data = data or {}
-        return cls(max_age=data.get("max_age"), max_bytes=data.get("max_bytes"))
+        return cls(
+            max_age=data.get("max_age"),
+            max_bytes=data.get("max_bytes"),
+            compact_after=data.get("compact_after"),
+            compact_tokens=int(data.get("compact_tokens", 4)),
+        )
 
     @property
     def unlimited(self) -> bool:
-        return self.max_age is None and self.max_bytes is None
+        return self.max_age is None and self.max_bytes is None and self.compact_after is None
 
 
 @dataclass(frozen=True)

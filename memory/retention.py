@@ -4,6 +4,11 @@ Deletion goes in small atomic batches (`RedisMemoryStore.trim_oldest`, one Lua s
 at most `batch` segments), so Redis never stalls the ingester's commits for long, and the ingester
 never waits for retention at all: `RetentionWorker` runs it on its own thread. The FAISS index
 learns the new oldest segment (`first`) on its next `sync` and drops the removed ids.
+
+Compaction (`RetentionPolicy.compact_after`) is the gentler tier: segments older than that keep
+their metadata, embedding and proxy / file reference but only the first `compact_tokens` of their
+stored token head (all an anchor reads), e.g. 30 days of a live stream at 16 → 4 tokens need about
+2.6× less memory. It advances a per-stream pointer in the same small atomic batches.
 """
 
 from __future__ import annotations
@@ -13,16 +18,10 @@ import math
 import threading
 import time
 
-from tempo.memory.records import RetentionPolicy
+from tempo.memory.records import RetentionPolicy, SegmentRecord
 from tempo.memory.store import RedisMemoryStore
 
 log = logging.getLogger(__name__)
-
-
-def _segment_time(meta: dict[str, object]) -> float:
-    """When a segment happened: capture wall clock (live) or commit time (files)."""
-    wc = meta.get("wc")
-    return float(wc if wc is not None else meta["c"])  # type: ignore[arg-type]
 
 
 def enforce_retention(
@@ -37,6 +36,7 @@ def enforce_retention(
     """Remove the segments of `name` beyond its retention policy (or `policy`); returns how many.
 
     Works `batch` segments at a time, oldest first; stops after `max_batches` batches if given.
+    Then compacts (policy.compact_after) the token heads of old segments the same way.
     """
     info = store.stream_info(name)
     policy = policy or info.retention
@@ -44,7 +44,9 @@ def enforce_retention(
         return 0
     removed = 0
     batches = 0
-    while max_batches is None or batches < max_batches:
+    while (policy.max_age is not None or policy.max_bytes is not None) and (
+        max_batches is None or batches < max_batches
+    ):
         info = store.stream_info(name)
         if info.segments == 0:
             break
@@ -62,15 +64,39 @@ def enforce_retention(
             for record in probe:
                 if record is None:
                     continue
-                when = record.wallclock_start if record.wallclock_start is not None else record.committed_at
-                if when is None or when >= horizon:
+                if _when(record) >= horizon:
                     break
                 count += 1
         if count <= 0:
             break
         removed += store.trim_oldest(name, count)
         batches += 1
+    if policy.compact_after is not None:
+        horizon = (time.time() if now is None else now) - policy.compact_after
+        while max_batches is None or batches < max_batches:
+            info = store.stream_info(name)
+            lo = max(store.compact_position(name), info.first)
+            probe = store.get_segments(
+                name, range(lo, min(lo + batch, info.committed + 1)),
+                tokens=False, embedding=False, recompress=False,
+            )
+            old = 0
+            for record in probe:
+                if record is not None and _when(record) >= horizon:
+                    break
+                old += 1
+            if old == 0:
+                break
+            store.compact_oldest(name, lo + old, policy.compact_tokens)
+            batches += 1
     return removed
+
+
+def _when(record: SegmentRecord) -> float:
+    """When a segment happened: capture wall clock (live) or commit time (files), Unix seconds."""
+    if record.wallclock_start is not None:
+        return record.wallclock_start
+    return record.committed_at if record.committed_at is not None else 0.0
 
 
 class RetentionWorker:

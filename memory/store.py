@@ -165,6 +165,27 @@ redis.call('HSET', KEYS[1], ARGV[1], number)
 return number
 """
 
+# KEYS: info, then the token strings of segments compact_next, compact_next + 1, ...
+# ARGV: expected compact_next, bytes to keep per token string, count.
+# Returns the number of segments stepped over (-1 when compact_next moved meanwhile).
+_COMPACT = """#!lua
+local info = KEYS[1]
+local nxt = tonumber(redis.call('HGET', info, 'compact_next') or '0')
+if nxt ~= tonumber(ARGV[1]) then return -1 end
+local keep = tonumber(ARGV[2])
+local freed = 0
+for i = 2, #KEYS do
+  local len = redis.call('STRLEN', KEYS[i])
+  if len > keep then
+    redis.call('SET', KEYS[i], redis.call('GETRANGE', KEYS[i], 0, keep - 1))
+    freed = freed + len - keep
+  end
+end
+redis.call('HSET', info, 'compact_next', nxt + tonumber(ARGV[3]))
+redis.call('HINCRBY', info, 'b_tok', -freed)
+return #KEYS - 1
+"""
+
 # KEYS: token strings. ARGV: last byte offset. Read-only: the prefix of each (empty when absent).
 _HEADS = """#!lua flags=no-writes
 local out = {}
@@ -254,6 +275,7 @@ class RedisMemoryStore:
         self._offer_ivf = client.register_script(_OFFER_IVF)
         self._heads = client.register_script(_HEADS)
         self._create = client.register_script(_CREATE)
+        self._compact = client.register_script(_COMPACT)
 
     @classmethod
     def connect(
@@ -545,6 +567,31 @@ class RedisMemoryStore:
             removed = int(self._trim(keys=keys, args=[info.first, *indices]))
             if removed >= 0:
                 return removed
+        return 0
+
+    @_redis_errors
+    def compact_position(self, name: str) -> int:
+        """The first segment index not yet compacted (retention's compaction pointer)."""
+        value = self.client.hget(self._k_info(name), "compact_next")
+        return int(value or 0)
+
+    @_redis_errors
+    def compact_oldest(self, name: str, upto: int, tokens: int) -> int:
+        """Shrink the stored token heads of segments [compact position, upto) to `tokens` tokens, in
+        one atomic step; returns how many segments the compaction pointer advanced."""
+        for _ in range(8):
+            info = self.stream_info(name)
+            start = self.compact_position(name)
+            lo = max(start, info.first)
+            hi = min(upto, info.committed + 1)
+            if hi <= lo:
+                return 0
+            keep = tokens * codec.token_record_bytes(info.settings.token_dim)
+            keys = [self._k_info(name)] + [self._k_tok(name, i) for i in range(lo, hi)]
+            # Step over already-removed segments too (the pointer moves from `start` to `hi`).
+            stepped = int(self._compact(keys=keys, args=[start, keep, hi - start]))
+            if stepped >= 0:
+                return hi - start
         return 0
 
     # ---- reads --------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 from tempo.memory import RetentionPolicy, RetentionWorker, SegmentIndex, enforce_retention
 
 
@@ -63,3 +64,28 @@ def test_worker_enforces_retention_while_ingest_commits(store, records, tmp_path
     assert per_segment <= 10
     index = SegmentIndex.open(store, tmp_path)
     assert len(index) == store.stream_info("cam").segments  # the index followed
+
+
+def test_compaction_shrinks_old_token_heads_and_keeps_them_usable(store, records, tmp_path: Path) -> None:
+    from tempo.memory.codec import token_record_bytes
+
+    now = 1_800_000_000.0
+    store.create_stream("cam", {"uri": "rtsp://x", "kind": "network", "live": True}, records.SETTINGS)
+    store.put_segments([records.make_record("cam", i, wallclock=now - 400.0) for i in range(100)])
+    before = store.bytes_used("cam")
+    policy = RetentionPolicy(compact_after=200.0, compact_tokens=1)
+    assert enforce_retention(store, "cam", policy=policy, now=now, batch=16) == 0  # nothing removed
+    assert store.compact_position("cam") == 50
+    width = token_record_bytes(records.DIM)
+    after = store.bytes_used("cam")
+    assert before.tokens - after.tokens == 50 * (records.SETTINGS.stored_tokens - 1) * width
+    assert (after.embedding, after.proxy, after.metadata) == (before.embedding, before.proxy, before.metadata)
+    old, new = store.get_segment("cam", 10), store.get_segment("cam", 70)
+    assert old.tokens.shape == (1, records.DIM) and new.tokens.shape == (records.SETTINGS.stored_tokens, records.DIM)
+    np.testing.assert_allclose(old.tokens[0], records.make_record("cam", 10).tokens[0], atol=0.05)
+    assert store.anchors("cam", [10, 70], 1).indices.tolist() == [10, 70]
+    # Running again changes nothing; trimming a compacted segment keeps the byte count exact.
+    enforce_retention(store, "cam", policy=policy, now=now)
+    assert store.bytes_used("cam") == after
+    store.trim_oldest("cam", 100)
+    assert store.bytes_used("cam").total == 0
