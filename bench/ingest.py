@@ -12,6 +12,7 @@ issue names: `ffmpeg -threads 0 -i VIDEO -vf fps=2,scale=W:H -f null -` at our o
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", type=float, default=2.0)
     parser.add_argument("--max-edge", type=int, default=512)
     parser.add_argument("--duration", type=float, default=60.0, help="length of the generated video (s)")
+    parser.add_argument("--threads", type=int, default=None, help="decoder threads (default: SamplingConfig's)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
 
@@ -79,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         video = args.video or str(write_default_video(Path(tmp), args.duration))
         info = probe_source(video)
         config = SamplingConfig(fps=args.fps, max_edge=args.max_edge)
+        if args.threads is not None:
+            config = dataclasses.replace(config, decoder_threads=args.threads)
         assert info.width and info.height
         size = target_size(info.width, info.height, config.max_edge)
         ffmpeg = ffmpeg_binary()

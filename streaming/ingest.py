@@ -230,7 +230,7 @@ def _file_segments(
         to_rgb: FrameConverter | None = None
         bar = tqdm(total=info.duration, unit="s", disable=not progress, file=sys.stderr, leave=False,
                    desc=f"segments {resolved.original}"[:60],
-                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} s {postfix}")
+                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} s{postfix}")
         started = time.perf_counter()
         last_decoded: float | None = None
         for t, frame in frames:
@@ -251,6 +251,9 @@ def _file_segments(
         for segment in assembler.flush():
             stats.segments += 1
             yield segment
+        if bar.total and last_decoded is not None and origin is not None:
+            _advance(bar, stats, min(bar.total, last_decoded - origin + 1.0 / (info.average_fps or config.fps)),
+                     started)
         bar.close()
         if stats.frames_decoded == 0 and stats.decode_errors:
             raise NoDecodableFramesError(resolved.original, stats.decode_errors)
@@ -317,7 +320,7 @@ def _advance(bar: tqdm, stats: IngestStats, position: float, started: float) -> 
     if bar.disable:
         return
     elapsed = max(time.perf_counter() - started, 1e-6)
-    bar.n = min(position, bar.total) if bar.total else position
+    bar.n = round(min(position, bar.total) if bar.total else position, 3)
     bar.set_postfix_str(f"{position / elapsed:.1f}× realtime", refresh=False)
     bar.refresh()
 
