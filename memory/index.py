@@ -325,9 +325,10 @@ class SegmentIndex:
             return
         vecs = st.all_vectors()
         nlist = self._nlist(len(vecs))
-        # An even subsample (deterministic) of at most 32 points per centroid keeps training fast.
-        step = max(1, len(vecs) // (32 * nlist))
-        sample = np.ascontiguousarray(vecs[::step])
+        # An even subsample (deterministic) of at most 32 points per centroid keeps training to
+        # seconds; it happens once per stream (and again at 8× growth), whoever syncs first.
+        rows = np.linspace(0, len(vecs) - 1, min(len(vecs), 32 * nlist)).round().astype(np.int64)
+        sample = np.ascontiguousarray(vecs[rows])
         kmeans = faiss.Kmeans(st.dim, nlist, niter=12, seed=1234, spherical=True, verbose=False)
         kmeans.cp.max_points_per_centroid = 10**9  # we subsampled already
         kmeans.train(sample)
