@@ -274,6 +274,8 @@ RESULT_KEYS = (
     "answer",
     "citations",
     "evidence",
+    "candidates",
+    "top_relevance",
     "widened",
     "widen_reason",
 )
@@ -315,7 +317,8 @@ def run_turn(
 
     With `threads`, the answered turn is appended to the thread's transcript (the thread must exist:
     `ThreadStore.open` it first). Returns the turn's result: question, standalone_question,
-    rewrite_source, time_scope, answer, citations, evidence, widened, widen_reason.
+    rewrite_source, time_scope, answer, citations, evidence, candidates, top_relevance, widened,
+    widen_reason.
     """
     config = {"configurable": {"thread_id": thread_id}}
     final: dict[str, Any] = {}

@@ -1,0 +1,186 @@
+"""The three operations Tempo offers other agents, with their typed inputs (LangChain tools and MCP).
+
+`VideoToolkit` validates inputs with the pydantic models below and returns JSON-ready dicts, so the
+LangChain tools (tempo.tools.langchain_tools) and the MCP server (tempo.tools.mcp_server) are thin
+adapters that cannot disagree. A user mistake raises `ToolInputError` or another `TempoError` with
+one sentence; the adapters turn it into a tool error.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from tempo.agent.conversations import Conversations, check_time_range
+from tempo.errors import TempoError
+
+if TYPE_CHECKING:
+    from tempo.service import TempoService
+
+MAX_TOP_K = 50
+
+
+class ToolInputError(TempoError):
+    """Tool arguments that do not fit the tool's input schema."""
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class AskVideoInput(_Input):
+    """Ask a question about a video stream in memory; answers cite times (seconds)."""
+
+    question: str = Field(min_length=1, max_length=2000, description="The question about the video.")
+    stream: str = Field(min_length=1, max_length=128, description="Memory stream name (see list_streams).")
+    thread_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="Conversation thread to continue (follow-up questions); omit to start a new thread.",
+    )
+    start: float | None = Field(default=None, ge=0, description="Only look from this stream time (seconds).")
+    end: float | None = Field(default=None, gt=0, description="Only look up to this stream time (seconds).")
+
+
+class SearchMomentsInput(_Input):
+    """Find the moments of a stream that best match a description."""
+
+    query: str = Field(min_length=1, max_length=2000, description="What to look for, in words.")
+    stream: str = Field(min_length=1, max_length=128, description="Memory stream name (see list_streams).")
+    start: float | None = Field(default=None, ge=0, description="Only look from this stream time (seconds).")
+    end: float | None = Field(default=None, gt=0, description="Only look up to this stream time (seconds).")
+    top_k: int = Field(default=5, ge=1, le=MAX_TOP_K, description="How many moments to return.")
+
+
+class ListStreamsInput(_Input):
+    """List the video streams held in memory."""
+
+
+INPUTS: dict[str, type[_Input]] = {
+    "ask_video": AskVideoInput,
+    "search_moments": SearchMomentsInput,
+    "list_streams": ListStreamsInput,
+}
+
+DESCRIPTIONS = {
+    "ask_video": (
+        "Answer a question about a video stream held in Tempo's memory, with citations (start/end "
+        "seconds, segment indices). Pass the returned thread_id to ask a follow-up on the same thread."
+    ),
+    "search_moments": (
+        "Find the moments (segments with start/end seconds and a similarity score) of a video stream "
+        "that best match a description, best first."
+    ),
+    "list_streams": "List the video streams in Tempo's memory with their covered time (seconds) and size.",
+}
+
+
+def describe_validation_error(tool: str, exc: ValidationError) -> str:
+    """One sentence for the first problem pydantic found."""
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ())) or "input"
+    kind = err.get("type", "")
+    if kind == "missing":
+        return f"{tool}: the argument {where!r} is required."
+    if kind == "extra_forbidden":
+        allowed = ", ".join(INPUTS[tool].model_fields) or "none"
+        return f"{tool}: unknown argument {where!r} (allowed: {allowed})."
+    message = str(err.get("msg", "invalid value")).rstrip(".")
+    return f"{tool}: invalid {where!r}: {message[:1].lower()}{message[1:]}."
+
+
+def validate(tool: str, arguments: Any) -> Any:
+    """The tool's input model from raw arguments; ToolInputError (one sentence) when they do not fit."""
+    if tool not in INPUTS:
+        raise ToolInputError(f"unknown tool {tool!r} (tools: {', '.join(INPUTS)})")
+    if arguments is None:
+        arguments = {}
+    if not isinstance(arguments, dict):
+        raise ToolInputError(f"{tool}: arguments must be an object of named values.")
+    try:
+        return INPUTS[tool].model_validate(arguments)
+    except ValidationError as exc:
+        raise ToolInputError(describe_validation_error(tool, exc)) from None
+
+
+def _clock(seconds: float) -> str:
+    h, rest = divmod(int(seconds), 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class VideoToolkit:
+    """ask_video / search_moments / list_streams over one `Conversations` (and its service)."""
+
+    def __init__(self, conversations: Conversations) -> None:
+        self.conversations = conversations
+
+    @classmethod
+    def for_service(cls, service: TempoService, **conversation_options: Any) -> VideoToolkit:
+        return cls(Conversations(service, **conversation_options))
+
+    @property
+    def service(self) -> TempoService:
+        return self.conversations.service
+
+    def call(self, tool: str, arguments: Any) -> dict[str, Any]:
+        """Validate and run a tool by name (what the MCP server and tests use)."""
+        args = validate(tool, arguments)
+        return getattr(self, tool)(**args.model_dump())
+
+    def ask_video(
+        self,
+        question: str,
+        stream: str,
+        thread_id: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+    ) -> dict[str, Any]:
+        time_range = None
+        if start is not None or end is not None:
+            info = self.service.stream(stream)
+            time_range = check_time_range(start, end, info.end)
+        result = self.conversations.ask(stream, question, thread_id=thread_id, time_range=time_range)
+        keep = (
+            "thread_id",
+            "stream",
+            "question",
+            "standalone_question",
+            "answer",
+            "citations",
+            "segments",
+            "time_scope",
+            "widened",
+            "widen_reason",
+        )
+        return {k: result[k] for k in keep}
+
+    def search_moments(
+        self,
+        query: str,
+        stream: str,
+        start: float | None = None,
+        end: float | None = None,
+        top_k: int = 5,
+    ) -> dict[str, Any]:
+        info = self.service.stream(stream)
+        time_range = check_time_range(start, end, info.end)
+        hits = self.service.search_moments(stream, query, top_k=top_k, time_range=time_range)
+        return {
+            "stream": stream,
+            "query": query,
+            "moments": [
+                {
+                    "index": int(h.index),
+                    "start": round(float(h.start), 3),
+                    "end": round(float(h.end), 3),
+                    "clock": _clock(h.start),
+                    "score": round(float(h.score), 6),
+                }
+                for h in hits
+            ],
+        }
+
+    def list_streams(self) -> dict[str, Any]:
+        return {"streams": [s.summary() for s in self.service.streams()]}

@@ -1,0 +1,148 @@
+"""`tempo chat --stream NAME [--thread ID]`: an interactive conversation about a stream in memory.
+
+Each line is a question (answers stream as they are generated, then their citations with times);
+follow-ups are rewritten with the thread's history. Commands: /reset (new thread), /threads (this
+stream's threads), /history (this thread's turns), /quit. Works on a pipe too: lines are read from
+stdin until its end, without prompts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, TextIO
+
+from tempo.agent.threads import check_thread_id, new_thread_id
+from tempo.errors import TempoError
+from tempo.tools.commands.ingest import add_memory_options, add_model_options
+
+HELP = "commands: /reset (new thread), /threads, /history, /quit"
+
+
+def clock(seconds: float) -> str:
+    """Stream seconds as M:SS(.s) or H:MM:SS."""
+    h, rest = divmod(float(seconds), 3600)
+    m, s = divmod(rest, 60)
+    frac = f"{s:04.1f}" if s != int(s) else f"{int(s):02d}"
+    return f"{int(h)}:{int(m):02d}:{frac}" if h else f"{int(m)}:{frac}"
+
+
+def format_citation(c: dict[str, Any]) -> str:
+    span = clock(c["start"]) if c["end"] == c["start"] else f"{clock(c['start'])}–{clock(c['end'])}"
+    segments = ", ".join(str(i) for i in c["segments"]) or "-"
+    return f"  [{span}] segment{'s' if len(c['segments']) != 1 else ''} {segments}  ({c['text']!r})"
+
+
+def print_turn_extras(result: dict[str, Any], out: TextIO) -> None:
+    """What follows the streamed answer: citations with times, rewrite, scope and widening notes."""
+    if result["standalone_question"] and result["standalone_question"] != result["question"]:
+        print(f"  (understood as: {result['standalone_question']})", file=out)
+    scope = result.get("time_scope")
+    if scope:
+        print(f"  (time scope {clock(scope['start'])}–{clock(scope['end'])}: {scope['phrase']})", file=out)
+    if result.get("widened"):
+        print(f"  (widened: {result['widen_reason']})", file=out)
+    if result["citations"]:
+        print("citations:", file=out)
+        for c in result["citations"]:
+            print(format_citation(c), file=out)
+    else:
+        print("citations: none", file=out)
+    evidence = result.get("segments") or []
+    if evidence:
+        used = ", ".join(
+            f"{e['index']} ({clock(e['start'])}–{clock(e['end'])}, {e['relevance']:.2f})" for e in evidence[:5]
+        )
+        print(f"evidence: {used}", file=out)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "chat",
+        help="talk about a stream in memory, with follow-up questions",
+        description=(
+            "Ask questions about a stream in memory, one per line; follow-ups use the thread's history. "
+            "The thread persists: continue it later with --thread ID (or `tempo ask --stream S --thread ID`). "
+            + HELP
+        ),
+    )
+    parser.add_argument("--stream", required=True, help="memory stream to talk about")
+    parser.add_argument("--thread", default=None, help="thread id to continue or start (default: a new one)")
+    parser.add_argument("--top-k", type=int, default=None, help="candidate segments per question (default 16)")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="longest answer in tokens")
+    add_model_options(parser)
+    add_memory_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tempo.agent.conversations import Conversations
+    from tempo.service import TempoService
+
+    service = TempoService(model=args.model, embedder=args.embedder, redis_url=args.redis_url, device=args.device)
+    conversations = Conversations(service, max_new_tokens=args.max_new_tokens)
+    service.stream(args.stream)  # unknown stream: one sentence, before any prompt
+    thread_id = check_thread_id(args.thread) if args.thread else new_thread_id()
+    if args.thread:
+        conversations.threads.open(args.stream, thread_id)  # refuses a thread about another stream
+    return chat_loop(conversations, args.stream, thread_id, sys.stdin, sys.stdout, top_k=args.top_k)
+
+
+def chat_loop(
+    conversations: Any, stream: str, thread_id: str, inp: TextIO, out: TextIO, *, top_k: int | None = None
+) -> int:
+    interactive = inp.isatty() and out.isatty()
+    print(f"thread {thread_id} on stream {stream!r}; {HELP}", file=out)
+    while True:
+        if interactive:
+            out.write("you> ")
+            out.flush()
+        line = inp.readline()
+        if not line:  # end of input
+            break
+        text = line.strip()
+        if not text:
+            continue
+        if text in ("/quit", "/exit"):
+            break
+        if text == "/reset":
+            thread_id = new_thread_id()
+            print(f"new thread {thread_id}", file=out)
+            continue
+        if text == "/threads":
+            threads = conversations.list_threads(stream)
+            if not threads:
+                print("no threads yet", file=out)
+            for t in threads:
+                mark = "*" if t["id"] == thread_id else " "
+                print(f"{mark} {t['id']}  {t['turns']} turn{'s' if t['turns'] != 1 else ''}", file=out)
+            continue
+        if text == "/history":
+            try:
+                turns = conversations.show_thread(thread_id)["turns"]
+            except TempoError:
+                turns = []
+            if not turns:
+                print("no turns yet on this thread", file=out)
+            for n, turn in enumerate(turns, 1):
+                print(f"{n}. you: {turn['question']}", file=out)
+                print(f"   tempo: {turn['answer']}", file=out)
+            continue
+        if text.startswith("/"):
+            print(f"unknown command {text.split()[0]!r}; {HELP}", file=out)
+            continue
+
+        def show(piece: str) -> None:
+            out.write(piece)
+            out.flush()
+
+        out.write("tempo> ")
+        out.flush()
+        try:
+            result = conversations.ask(stream, text, thread_id=thread_id, top_k=top_k, on_text=show)
+        except TempoError as exc:
+            print(f"\nerror: {exc}", file=out)
+            continue
+        print(file=out)
+        print_turn_extras(result, out)
+    return 0

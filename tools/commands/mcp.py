@@ -1,0 +1,45 @@
+"""`tempo mcp [--http --port P --host H --token T]`: serve Tempo's tools over MCP (stdio or HTTP).
+
+The server itself is tempo.tools.mcp_server (also runnable as `python -m tempo.tools.mcp_server`);
+it is imported only when the command runs, so other commands do not pay for torch and the SDK.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from tempo.tools.commands.ingest import add_memory_options, add_model_options
+
+TOKEN_ENV = "TEMPO_MCP_TOKEN"
+
+
+def add_mcp_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
+    parser.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1, loopback)")
+    parser.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
+    parser.add_argument(
+        "--token", default=None, help=f"bearer token clients must send (default ${TOKEN_ENV}); needed off loopback"
+    )
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="longest answer in tokens")
+    add_model_options(parser)
+    add_memory_options(parser)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "mcp",
+        help="serve ask_video / search_moments / list_streams to other agents over MCP",
+        description=(
+            "Serve Tempo as an MCP server: over stdio by default, or streamable HTTP with --http "
+            "(endpoint /mcp, GET /health). HTTP listens on 127.0.0.1 unless --host says otherwise; any "
+            f"non-loopback address needs a bearer token (--token or ${TOKEN_ENV})."
+        ),
+    )
+    add_mcp_options(parser)
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tempo.tools.mcp_server import run
+
+    return run(args)

@@ -1,0 +1,97 @@
+"""`tempo threads [--json]`, `tempo threads show ID [--json]`, `tempo threads delete ID`: conversation
+threads kept in memory's Redis (no model is loaded)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+
+from tempo.agent.errors import ThreadNotFoundError
+from tempo.agent.threads import ThreadStore
+from tempo.tools.commands.chat import format_citation
+from tempo.tools.commands.ingest import add_memory_options
+
+
+def _store(args: argparse.Namespace) -> ThreadStore:
+    from tempo.agent.checkpoint import RedisCheckpointSaver
+    from tempo.memory import RedisMemoryStore
+
+    client = RedisMemoryStore.connect(args.redis_url).client
+    return ThreadStore(client, checkpointer=RedisCheckpointSaver(client))
+
+
+def _when(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _inherit(parser: argparse.ArgumentParser, *dests: str) -> None:
+    """Options also accepted before the sub-command (`tempo threads --redis-url U show ID`): the
+    sub-command's copy only sets them when given, so it never resets the parent's value."""
+    for action in parser._actions:
+        if action.dest in dests:
+            action.default = argparse.SUPPRESS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "threads",
+        help="list conversation threads, or show one",
+        description="List conversation threads (most recent first); `show ID` prints one with its turns.",
+    )
+    parser.add_argument("--json", action="store_true", help='print {"threads": [...]} as JSON')
+    parser.add_argument("--stream", default=None, help="only threads about this stream")
+    add_memory_options(parser)
+    parser.set_defaults(func=run_list)
+    sub = parser.add_subparsers(dest="threads_command", metavar="{show,delete}")
+    show = sub.add_parser("show", help="print a thread with its turns", description="Print a thread and its turns.")
+    show.add_argument("thread_id", metavar="ID")
+    show.add_argument("--json", action="store_true", help='print {"id", "stream", "turns": [...]} as JSON')
+    add_memory_options(show)
+    _inherit(show, "json", "redis_url")
+    show.set_defaults(func=run_show)
+    delete = sub.add_parser("delete", help="delete a thread", description="Delete a thread and its graph state.")
+    delete.add_argument("thread_id", metavar="ID")
+    add_memory_options(delete)
+    _inherit(delete, "redis_url")
+    delete.set_defaults(func=run_delete)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    threads = [t.to_dict() for t in _store(args).list(args.stream)]
+    if args.json:
+        print(json.dumps({"threads": threads}))
+        return 0
+    if not threads:
+        print("no threads yet (start one with `tempo chat --stream NAME`)")
+        return 0
+    width = max(len(t["id"]) for t in threads)
+    swidth = max(len(t["stream"]) for t in threads)
+    print(f"{'ID'.ljust(width)}  {'STREAM'.ljust(swidth)}  TURNS  UPDATED")
+    for t in threads:
+        print(f"{t['id'].ljust(width)}  {t['stream'].ljust(swidth)}  {t['turns']:>5}  {_when(t['updated'])}")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    thread = _store(args).show(args.thread_id)
+    if args.json:
+        print(json.dumps(thread, ensure_ascii=False))
+        return 0
+    turns = thread["turns"]
+    print(f"thread {thread['id']} on stream {thread['stream']!r}: {len(turns)} turn{'s' if len(turns) != 1 else ''}")
+    for n, turn in enumerate(turns, 1):
+        print(f"{n}. you: {turn['question']}")
+        if turn["standalone_question"] != turn["question"]:
+            print(f"   (understood as: {turn['standalone_question']})")
+        print(f"   tempo: {turn['answer']}")
+        for c in turn["citations"]:
+            print("  " + format_citation(c))
+    return 0
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    if not _store(args).delete(args.thread_id):
+        raise ThreadNotFoundError(args.thread_id)
+    print(f"deleted thread {args.thread_id}")
+    return 0

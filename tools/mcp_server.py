@@ -1,0 +1,232 @@
+"""Tempo as an MCP server (official `mcp` SDK, v2 `MCPServer`): ask_video, search_moments, list_streams.
+
+    tempo mcp                                  # stdio (for desktop agents that spawn it)
+    tempo mcp --http --port 8765               # streamable HTTP on 127.0.0.1, endpoint /mcp
+    tempo mcp --http --host 0.0.0.0 --token T  # any other address needs a bearer token
+
+Arguments are validated before a tool runs (the same pydantic models as the LangChain tools, in
+tempo.agent.toolkit), so a bad call comes back as a tool error (isError) with one sentence and the
+server carries on. Model calls run in worker threads, so the event loop keeps serving. GET /health
+answers {"status": "ok"} without a token (for load balancers and probes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import ipaddress
+import json
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any
+
+import anyio
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, TextContent
+from pydantic import Field
+from tempo.agent.toolkit import DESCRIPTIONS, MAX_TOP_K, ToolInputError, VideoToolkit, validate
+from tempo.errors import TempoError
+from tempo.tools.commands.mcp import TOKEN_ENV, add_mcp_options
+
+log = logging.getLogger(__name__)
+
+SERVER_NAME = "tempo"
+
+
+class MCPConfigError(TempoError):
+    """A server configuration that would be unsafe or cannot work."""
+
+
+class _LazyToolkit:
+    """Builds the toolkit (service, conversations) on the first call, once, from any thread."""
+
+    def __init__(self, factory: Callable[[], VideoToolkit]) -> None:
+        self._factory = factory
+        self._toolkit: VideoToolkit | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> VideoToolkit:
+        with self._lock:
+            if self._toolkit is None:
+                self._toolkit = self._factory()
+            return self._toolkit
+
+
+class ValidateToolArguments:
+    """Server middleware: check tools/call arguments against the tool's input model before the SDK
+    does, so a mistake is answered with one sentence (isError) rather than a pydantic report."""
+
+    async def __call__(self, ctx: Any, call_next: Any) -> Any:
+        if ctx.method == "tools/call" and isinstance(ctx.params, Mapping):
+            try:
+                validate(str(ctx.params.get("name")), ctx.params.get("arguments"))
+            except ToolInputError as exc:
+                return CallToolResult(content=[TextContent(type="text", text=str(exc))], is_error=True)
+        return await call_next(ctx)
+
+
+def build_server(toolkit: VideoToolkit | Callable[[], VideoToolkit]) -> MCPServer:
+    """The MCP server over a toolkit (or a factory called on the first tool call)."""
+    lazy = _LazyToolkit(toolkit if callable(toolkit) and not isinstance(toolkit, VideoToolkit) else lambda: toolkit)
+    server = MCPServer(
+        SERVER_NAME,
+        instructions=(
+            "Tempo answers questions about video streams kept in its memory. Call list_streams first, "
+            "then ask_video (pass thread_id back for follow-ups) or search_moments. Times are seconds."
+        ),
+        log_level="WARNING",
+        middleware=[ValidateToolArguments()],
+    )
+
+    async def run(method: str, **kwargs: Any) -> dict[str, Any]:
+        def call() -> dict[str, Any]:
+            return getattr(lazy.get(), method)(**kwargs)
+
+        try:
+            return await anyio.to_thread.run_sync(call)
+        except TempoError as exc:
+            raise ToolError(str(exc)) from None
+
+    @server.tool(description=DESCRIPTIONS["ask_video"])
+    async def ask_video(
+        question: Annotated[str, Field(min_length=1, max_length=2000, description="The question about the video.")],
+        stream: Annotated[str, Field(min_length=1, max_length=128, description="Memory stream name.")],
+        thread_id: Annotated[
+            str | None, Field(description="Thread to continue (follow-ups); omit to start a new one.")
+        ] = None,
+        start: Annotated[float | None, Field(ge=0, description="Only look from this stream time (s).")] = None,
+        end: Annotated[float | None, Field(gt=0, description="Only look up to this stream time (s).")] = None,
+    ) -> dict[str, Any]:
+        return await run("ask_video", question=question, stream=stream, thread_id=thread_id, start=start, end=end)
+
+    @server.tool(description=DESCRIPTIONS["search_moments"])
+    async def search_moments(
+        query: Annotated[str, Field(min_length=1, max_length=2000, description="What to look for, in words.")],
+        stream: Annotated[str, Field(min_length=1, max_length=128, description="Memory stream name.")],
+        start: Annotated[float | None, Field(ge=0, description="Only look from this stream time (s).")] = None,
+        end: Annotated[float | None, Field(gt=0, description="Only look up to this stream time (s).")] = None,
+        top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, description="How many moments to return.")] = 5,
+    ) -> dict[str, Any]:
+        return await run("search_moments", query=query, stream=stream, start=start, end=end, top_k=top_k)
+
+    @server.tool(description=DESCRIPTIONS["list_streams"])
+    async def list_streams() -> dict[str, Any]:
+        return await run("list_streams")
+
+    @server.custom_route("/health", methods=["GET"])
+    async def health(request: Any) -> Any:
+        from starlette.responses import JSONResponse
+
+        return JSONResponse({"status": "ok", "server": SERVER_NAME})
+
+    return server
+
+
+# ----- HTTP -----------------------------------------------------------------------------------------
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class BearerTokenAuth:
+    """ASGI middleware: every HTTP request but `open_paths` needs `Authorization: Bearer <token>`."""
+
+    def __init__(self, app: Any, token: str, open_paths: tuple[str, ...] = ("/health",)) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+        self.open_paths = open_paths
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("path") in self.open_paths:
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers") or []).get(b"authorization", b"")
+        if not hmac.compare_digest(given, self.expected):
+            body = json.dumps({"error": "a valid bearer token is required (Authorization: Bearer <token>)"}).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 401,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"www-authenticate", b'Bearer realm="tempo"'),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
+def http_app(server: MCPServer, *, host: str = "127.0.0.1", token: str | None = None) -> Any:
+    """The streamable-HTTP ASGI app (endpoint /mcp), behind a bearer token when one is given.
+
+    Raises MCPConfigError for a non-loopback host without a token.
+    """
+    if not is_loopback(host) and not token:
+        raise MCPConfigError(
+            f"serving MCP on {host} (not loopback) needs a bearer token: pass --token or set ${TOKEN_ENV}"
+        )
+    app = server.streamable_http_app(host=host)
+    return BearerTokenAuth(app, token) if token else app
+
+
+def serve_http(server: MCPServer, *, host: str, port: int, token: str | None) -> None:
+    import uvicorn
+
+    app = http_app(server, host=host, token=token)
+    print(f"tempo mcp: streamable HTTP on http://{host}:{port}/mcp", file=sys.stderr, flush=True)
+    uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning")).run()
+
+
+# ----- command line (`tempo mcp` and `python -m tempo.tools.mcp_server`) -------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    from tempo.service import TempoService
+
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    if args.http and not is_loopback(args.host) and not token:
+        raise MCPConfigError(
+            f"serving MCP on {args.host} (not loopback) needs a bearer token: pass --token or set ${TOKEN_ENV}"
+        )
+
+    def make_toolkit() -> VideoToolkit:
+        service = TempoService(
+            model=args.model, embedder=args.embedder, redis_url=args.redis_url, device=args.device
+        )
+        return VideoToolkit.for_service(service, max_new_tokens=args.max_new_tokens)
+
+    server = build_server(make_toolkit)
+    if args.http:
+        serve_http(server, host=args.host, port=args.port, token=token)
+    else:
+        server.run("stdio")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tempo.tools.mcp_server", description=__doc__.split("\n")[0])
+    add_mcp_options(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except TempoError as exc:
+        print(f"tempo mcp: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
