@@ -24,6 +24,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tempo.tools.commands.ingest",
     "tempo.tools.commands.memory",
     "tempo.tools.commands.segments",
+    "tempo.tools.commands.chat",
+    "tempo.tools.commands.threads",
+    "tempo.tools.commands.mcp",
 )
 
 
