@@ -27,6 +27,8 @@ log = logging.getLogger("tempo.streaming")
 # every slot within the tolerance (x264 uses at most 3 B-frames by default, 16 at the extreme; a
 # runtime check below switches skipping off when a source turns out to have longer runs).
 ASSUMED_NONREF_RUN = 3
+# Containers that carry streams (broadcast, network), where lost packets show as timestamp jumps.
+LOSSY_FORMATS = ("mpegts", "mpegtsraw", "rtp", "rtsp", "sdp")
 # Warn about the first few decode errors of a source; after that only count them.
 MAX_ERROR_WARNINGS = 3
 
@@ -49,13 +51,13 @@ class IngestStats:
 
 
 class _DtsContinuity:
-    """Spots data lost mid-stream from a jump in decode timestamps.
+    """Spots data lost mid-stream from a jump in decode timestamps (stream formats only).
 
-    A damaged stretch of an MPEG-TS (or any container) often makes whole frames vanish without the
+    A damaged stretch of an MPEG-TS often makes whole frames vanish without the
     decoder noticing; the frames after it then reference frames that never arrived and decode as
     concealed garbage. A decode-order step of more than max(0.5 s, 8 × the usual step) is taken as
-    such a loss. (A variable-frame-rate source that truly pauses that long is flagged too; all it
-    costs is the frames up to its next keyframe.)
+    such a loss. (A transport stream that truly pauses that long is flagged too; all it costs is
+    the frames up to its next keyframe.)
     """
 
     def __init__(self) -> None:
@@ -138,10 +140,14 @@ def decoded_frames(
     read_error: BaseException | None = None
     ctx = stream.codec_context
     continuity = _DtsContinuity()
+    # Only stream formats lose data in transit; a file with an index (MP4, MKV) that pauses is a
+    # variable-frame-rate recording whose frames after the pause decode fine.
+    watch_losses = container.format is not None and container.format.name in LOSSY_FORMATS
     waiting_for_keyframe = False
+    paused_skipping = False  # the gap check below paused non-reference skipping for this GOP
 
     def frames_of(packet: av.Packet | None) -> Iterator[tuple[float, av.VideoFrame]]:
-        nonlocal previous
+        nonlocal previous, paused_skipping
         try:
             frames = ctx.decode(packet)
         except av.error.FFmpegError as exc:
@@ -174,11 +180,18 @@ def decoded_frames(
                 elif (stats.skipping_nonref and t - previous > max(2 * tolerance, 1.5 * step_guess) + 1e-9
                       and not continuity.explains(previous, t)):
                     # Longer non-reference runs than assumed (or a real gap): stop skipping so no
-                    # slot is left further than the tolerance from its frame.
+                    # slot is left further than the tolerance from its frame, until the next
+                    # keyframe. Keeping the decision within one GOP keeps a resumed run (which
+                    # starts at a keyframe) decoding exactly the frames a full run decodes.
                     ctx.skip_frame = "DEFAULT"
                     stats.skipping_nonref = False
-                    log.debug("%s: decoded frames %.3f s apart; no longer skipping non-reference frames",
+                    paused_skipping = True
+                    log.debug("%s: decoded frames %.3f s apart; decoding every frame until the next keyframe",
                               source, t - previous)
+            if paused_skipping and frame.key_frame and frame.pts is not None:
+                ctx.skip_frame = "NONREF"
+                stats.skipping_nonref = True
+                paused_skipping = False
             previous = t
             stats.frames_decoded += 1
             yield t, frame
@@ -198,7 +211,7 @@ def decoded_frames(
         if packet.size == 0:
             continue  # the demuxer's end-of-stream marker; the decoder is flushed below
         dts = float(packet.dts * time_base) if packet.dts is not None and time_base is not None else None
-        if dts is not None and continuity.lost_before(dts):
+        if dts is not None and watch_losses and continuity.lost_before(dts):
             stats.decode_errors += 1
             _warn(stats, f"{source}: {continuity.last_loss:.2f} s of damaged or missing data skipped; "
                   "going on from the next keyframe")

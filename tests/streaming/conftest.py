@@ -41,6 +41,13 @@ def vfr_mkv(videos: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def paused_mkv(videos: Path) -> Path:
+    """A recording that pauses twice (1.7 s and 2.7 s without frames), 3 B-frames, 2 s GOPs."""
+    times = [i / FPS for i in range(100)] + [5.0 + i / FPS for i in range(60)] + [9.7 + i / FPS for i in range(60)]
+    return write_test_video(videos / "paused.mkv", duration=12.0, fps=FPS, frame_times=times, keyint=60, bframes=3)
+
+
+@pytest.fixture(scope="session")
 def mpegts(videos: Path) -> Path:
     """MPEG-TS with an audio track, its stream clock starting at 5 s (as a capture that began earlier)."""
     return write_mpegts(videos / "clip.ts", duration=DURATION, fps=FPS, audio=True, start_pts_offset=5.0)

@@ -90,6 +90,20 @@ def test_variable_frame_rate_mkv_uses_real_timestamps(vfr_mkv: Path) -> None:
     assert not np.allclose(times, slots / 2.0)  # and real times are kept, not the grid's
 
 
+def test_pauses_in_a_recording_leave_slots_empty_without_errors(paused_mkv: Path) -> None:
+    stream = iter_segments(str(paused_mkv), config=SMALL)
+    segments = list(stream)
+    assert stream.stats.decode_errors == 0  # a pause in an MKV is not damage
+    assert_frames_match_timestamps(segments)
+    slots = np.concatenate([s.first_frame_index + np.arange(s.num_frames) for s in segments])
+    # Nothing is sampled inside the pauses (3.3-5.0 s and 7.0-9.7 s)...
+    times = np.concatenate([s.timestamps for s in segments])
+    assert not np.any((times > 3.3 + 1e-6) & (times < 5.0 - 1e-6))
+    assert not np.any((times > 7.0) & (times < 9.7 - 1e-6))
+    # ...and every slot on either side of them is filled.
+    assert set(range(0, 7)) <= set(slots) and set(range(10, 14)) <= set(slots) and set(range(20, 24)) <= set(slots)
+
+
 def test_mpegts_with_nonzero_start_time_is_counted_from_its_first_frame(mpegts: Path) -> None:
     info = probe_source(str(mpegts))
     assert info.container == "mpegts" and info.start_time == pytest.approx(5.0, abs=0.1)
@@ -116,7 +130,7 @@ def test_custom_rate_and_window(h264_mp4: Path) -> None:
     assert_frames_match_timestamps(segments)
 
 
-@pytest.mark.parametrize("fixture", ["h264_mp4", "vfr_mkv", "mpegts"])
+@pytest.mark.parametrize("fixture", ["h264_mp4", "vfr_mkv", "mpegts", "paused_mkv"])
 @pytest.mark.parametrize("start", [1, 2])
 def test_resuming_at_a_segment_gives_the_same_segments_as_a_full_run(
     fixture: str, start: int, request: pytest.FixtureRequest
