@@ -1,7 +1,7 @@
 """Storage per video-hour, by part, for a live source at default settings (target ≤ 64 MiB).
 
 A live source keeps, per 4-s segment: the head of its generic memory tokens (K = 16 of M = 128,
-D = 2048, int8 + float16 scale per token), its SigLIP-base embedding (E = 768, float16), metadata
+D = 2048, int8 + float16 scale + 8 float16 outliers per token), its SigLIP-base embedding (E = 768, float16), metadata
 JSON and a proxy clip of its 8 sampled frames (H.264, longer edge 256 px, CRF 32). The frames here are
 synthetic but camera-like (a textured static scene with fixed fine detail, slow light changes,
 sensor noise, a few objects moving across; the scene changes every 15 minutes), encoded for real.

@@ -12,7 +12,7 @@ keys live on one shard and a per-segment script may touch them together):
                                        b_tok/b_emb/b_prx/b_meta (payload bytes by part)
     tempo:s:{name}:g:{i}         HASH  m: metadata JSON, e: embedding (float16 × E),
                                        r: file reference JSON (files) or p: proxy clip (live)
-    tempo:s:{name}:k:{i}         STRING token head: K × [float16 scale, D × int8] (memory.codec)
+    tempo:s:{name}:k:{i}         STRING token head: K records [scale, 8 outliers, D × int8] (memory.codec)
     tempo:s:{name}:t             ZSET  member i, score start seconds (time → segments)
 
 Commit protocol. Segments are committed in index order, each by one Lua script that writes all of
@@ -753,7 +753,7 @@ class RedisMemoryStore:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The first k stored tokens of each segment: ((n, k, D) float32, (n,) bool present).
 
-        k·(D+2) bytes per segment cross the wire. One script call per 1024 segments (a few ms of
+        k·(D+34) bytes per segment cross the wire. One script call per 1024 segments (a few ms of
         Redis time each, so commits interleave), all calls in one round trip: thousands of anchors
         cost tens of milliseconds, not one command each. Rows of absent segments (or segments storing
         fewer than k tokens) are zero with present False.
@@ -778,7 +778,7 @@ class RedisMemoryStore:
     def anchors(self, name: str, indices: Sequence[int], k: int, *, dim: int | None = None) -> AnchorBatch:
         """Times and the first k stored generic tokens of each segment, one round trip.
 
-        Only k·(D+2) bytes per segment cross the wire (GETRANGE on the token string), so anchors for
+        Only k·(D+34) bytes per segment cross the wire (GETRANGE on the token string), so anchors for
         thousands of segments cost milliseconds. Segments absent (retention) are left out.
         """
         if dim is None:
