@@ -167,3 +167,42 @@ def test_slow_consumer_gets_the_newest_segments_and_a_count_of_the_dropped(ts_pa
     assert stream.stats.segments == len(received) + stream.stats.dropped_segments
     # What is left is the newest video, in order.
     assert [s.index for s in received] == [stream.stats.segments - 2, stream.stats.segments - 1]
+
+
+def test_udp_stream_that_goes_silent_is_reopened_and_the_gap_recorded(ts_parts: list[bytes]) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    stop = threading.Event()
+
+    def publish() -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for number, data in enumerate(ts_parts):
+                if number:
+                    time.sleep(1.5)  # the source goes silent
+                started, chunk = time.monotonic(), 188 * 7  # the usual 1316-byte datagrams
+                for offset in range(0, len(data), chunk):
+                    if stop.is_set():
+                        return
+                    time.sleep(max(0.0, started + PART_SECONDS * offset / len(data) - time.monotonic()))
+                    sender.sendto(data[offset : offset + chunk], ("127.0.0.1", port))
+
+    config = SamplingConfig(max_edge=64, window=4, connect_timeout=2.0, read_timeout=0.8,
+                            reconnect_attempts=2, reconnect_delay=0.1, reconnect_max_delay=0.2)
+    thread = threading.Thread(target=publish, daemon=True)
+    thread.start()
+    segments, content = [], []
+    try:
+        with iter_segments(f"udp://127.0.0.1:{port}", config=config) as stream:
+            for segment in stream:  # a live consumer: stop once the stream is back
+                segments.append(segment)
+                content.append(np.array([read_frame_time(f) for f in segment.frames]))
+                if content[-1].min() >= SECOND_PART_START:
+                    break
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    after = [i for i, c in enumerate(content) if c.min() >= SECOND_PART_START]
+    assert stream.stats.reconnects == 1
+    assert after and segments[after[0]].gap_before >= 1.0
+    assert sum(s.num_frames for s in segments[: after[0]]) >= 5  # the first part came through
