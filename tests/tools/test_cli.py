@@ -1,0 +1,69 @@
+"""`tempo chat` and `tempo threads` as a user runs them: stdin, stdout, exit codes (two real processes
+for the thread that continues; the rest through `tempo.tools.cli.main` in this process)."""
+
+from __future__ import annotations
+
+import json
+
+FIRST_QUESTION = "Where is the square at the beginning?"  # asked by the cli_thread fixture
+FOLLOW_UP = "and after that?"
+
+
+def test_a_thread_continues_across_two_processes(cli_thread):
+    assert cli_thread["id"] == "cli-thread-1" and cli_thread["stream"] == "cam"
+    first, second = cli_thread["turns"]
+    assert first["question"] == FIRST_QUESTION and first["standalone_question"] == FIRST_QUESTION
+    assert second["question"] == FOLLOW_UP
+    # The second process read the first turn back from Redis to rewrite the follow-up.
+    assert second["standalone_question"] != FOLLOW_UP
+    assert "square" in second["standalone_question"].lower()
+    assert set(first) == {"question", "standalone_question", "answer", "citations"}
+
+
+def test_chat_reads_questions_and_commands_from_a_pipe(tempo_main):
+    lines = "What is in the picture?\n/history\n/threads\n/bogus\n/reset\n/quit\nnever asked\n"
+    code, out, err = tempo_main("chat", "--stream", "cam", "--thread", "pipe-1", "--max-new-tokens", "8", stdin=lines)
+    assert code == 0, err
+    assert out.startswith("thread pipe-1 on stream 'cam'")
+    assert "tempo> " in out and "citations: " in out and "evidence: " in out
+    assert "1. you: What is in the picture?" in out  # /history
+    assert "* pipe-1  1 turn" in out  # /threads marks the current thread
+    assert "unknown command '/bogus'" in out
+    assert "new thread " in out  # /reset
+    code, out, _ = tempo_main("threads", "show", "pipe-1", "--json")
+    assert [t["question"] for t in json.loads(out)["turns"]] == ["What is in the picture?"]  # /quit stopped it
+
+
+def test_threads_lists_and_shows_threads(tempo_main, cli_thread):
+    code, out, err = tempo_main("threads", "--json")
+    assert code == 0, err
+    threads = {t["id"]: t for t in json.loads(out)["threads"]}
+    assert threads["cli-thread-1"]["stream"] == "cam" and threads["cli-thread-1"]["turns"] == 2
+    _, table, _ = tempo_main("threads")
+    assert table.splitlines()[0].split() == ["ID", "STREAM", "TURNS", "UPDATED"]
+    _, text, _ = tempo_main("threads", "show", "cli-thread-1")
+    assert text.startswith("thread cli-thread-1 on stream 'cam': 2 turns")
+    assert f"1. you: {FIRST_QUESTION}" in text and f"2. you: {FOLLOW_UP}" in text
+    _, shown, _ = tempo_main("threads", "show", "cli-thread-1", "--json")
+    assert json.loads(shown) == cli_thread
+
+
+def test_threads_delete_removes_a_thread(tempo_main, conversations):
+    thread = conversations.ask("cam", "What is on the left?")["thread_id"]
+    code, out, _ = tempo_main("threads", "delete", thread)
+    assert code == 0 and out.strip() == f"deleted thread {thread}"
+    code, _, err = tempo_main("threads", "show", thread)
+    assert code == 2 and f"no conversation thread '{thread}'" in err
+
+
+def test_user_mistakes_are_one_line_errors(tempo_main):
+    code, _, err = tempo_main("threads", "show", "no-such-thread")
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "tempo: error: no conversation thread 'no-such-thread' (see `tempo threads` for the existing ones)"
+    ]
+    code, _, err = tempo_main("chat", "--stream", "nope", stdin="hello\n")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert err.startswith("tempo: error: ") and "'nope'" in err
+    code, _, err = tempo_main("chat", "--stream", "cam", "--thread", "bad id!")
+    assert code == 2 and "invalid thread id" in err
