@@ -10,6 +10,7 @@ the decoding work of a typical H.264 file with B-frames disappears.
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import statistics
 from collections.abc import Iterator
@@ -45,7 +46,8 @@ class IngestStats:
     dropped_segments: int = 0  # live: segments dropped because the consumer was too slow
     reconnects: int = 0  # live: successful reconnections after a disconnect
     gap_seconds: float = 0.0  # live: total signal lost across reconnections
-    skipping_nonref: bool = False  # whether the codec skipped non-reference frames
+    skipping_nonref: bool = False  # whether the codec is skipping frames the sample does not need
+    skip_mode: str = "NONE"  # what it skips: "NONREF" (non-reference frames) or "NONKEY" (all but keyframes)
     position: float = 0.0  # seconds of source covered so far (relative to the first frame)
     warnings: list[str] = field(default_factory=list)
 
@@ -94,18 +96,54 @@ def source_fps(stream: av.VideoStream) -> float | None:
     return float(rate) if rate else None
 
 
-def configure_decoder(stream: av.VideoStream, config: SamplingConfig, stats: IngestStats) -> None:
-    """Threads for the decoder, and non-reference frame skipping when the tolerance allows it."""
+def max_keyframe_spacing(stream: av.VideoStream, duration: float | None) -> float | None:
+    """Longest time (s) between keyframes over the whole file, from the container's index.
+
+    MP4 and Matroska carry an index of keyframes; reading it costs no decoding. None when there is
+    no usable index (MPEG-TS, live streams) or it does not cover the file.
+    """
+    if duration is None or stream.time_base is None:
+        return None
+    try:
+        entries = stream.index_entries
+        keys = [entry.timestamp for entry in entries if entry.is_keyframe]
+    except (AttributeError, av.error.FFmpegError):
+        return None
+    if len(keys) < 2:
+        return None
+    times = sorted(float(k * stream.time_base) for k in keys)
+    # MP4 index times are decode times, a constant reorder delay before presentation: shift them
+    # so the first keyframe sits at the first frame. The stretch after the last keyframe counts
+    # too: it must be as short as the others.
+    start = float(stream.start_time * stream.time_base) if stream.start_time is not None else times[0]
+    edges = [t - times[0] + start for t in times] + [start + duration]
+    return max(b - a for a, b in itertools.pairwise(edges))
+
+
+def configure_decoder(stream: av.VideoStream, config: SamplingConfig, stats: IngestStats,
+                      *, keyframe_spacing: float | None = None) -> None:
+    """Threads for the decoder, and frame skipping as far as the tolerance allows.
+
+    Keyframes every ≤ 2 × tolerance (short GOPs, per the file's index): decode keyframes only,
+    each slot then has one within the tolerance. Otherwise skip non-reference frames: runs of up
+    to ASSUMED_NONREF_RUN of them leave decoded frames at most (run + 1) / fps apart, so each slot
+    has one within half of that.
+    """
     ctx = stream.codec_context
     ctx.thread_type = "AUTO"  # frame + slice threads
     ctx.thread_count = config.decoder_threads
+    if not config.skip_nonref:
+        return
+    tolerance = config.effective_tolerance
     fps = source_fps(stream)
-    # Skipping runs of up to ASSUMED_NONREF_RUN frames leaves decoded frames at most
-    # (run + 1) / fps apart, so each slot has one within half of that.
-    allowed = fps is not None and (ASSUMED_NONREF_RUN + 1) / (2.0 * fps) <= config.effective_tolerance
-    if config.skip_nonref and allowed:
-        ctx.skip_frame = "NONREF"
-        stats.skipping_nonref = True
+    if keyframe_spacing is not None and keyframe_spacing / 2.0 <= tolerance + 1e-9:
+        stats.skip_mode = "NONKEY"
+    elif fps is not None and (ASSUMED_NONREF_RUN + 1) / (2.0 * fps) <= tolerance:
+        stats.skip_mode = "NONREF"
+    else:
+        return
+    ctx.skip_frame = stats.skip_mode
+    stats.skipping_nonref = True
 
 
 def _warn(stats: IngestStats, message: str) -> None:
@@ -189,7 +227,7 @@ def decoded_frames(
                     log.debug("%s: decoded frames %.3f s apart; decoding every frame until the next keyframe",
                               source, t - previous)
             if paused_skipping and frame.key_frame and frame.pts is not None:
-                ctx.skip_frame = "NONREF"
+                ctx.skip_frame = stats.skip_mode
                 stats.skipping_nonref = True
                 paused_skipping = False
             previous = t

@@ -28,6 +28,7 @@ from tempo.streaming.decode import (
     ReadInterrupted,
     configure_decoder,
     decoded_frames,
+    max_keyframe_spacing,
     source_fps,
 )
 from tempo.streaming.errors import NoDecodableFramesError, StreamingError
@@ -219,7 +220,8 @@ def _file_segments(
     tolerance = config.effective_tolerance
     first_slot = start_segment * config.window
     try:
-        configure_decoder(stream, config, stats)
+        configure_decoder(stream, config, stats,
+                          keyframe_spacing=max_keyframe_spacing(stream, info.duration))
         if first_slot and origin is not None:
             frames = _frames_from(container, stream, config, stats, resolved.original,
                                   target=origin + first_slot / config.fps - tolerance)

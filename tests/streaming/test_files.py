@@ -208,3 +208,16 @@ def test_frames_without_timestamps_are_placed_one_frame_duration_apart(tmp_path:
         for frame, t in zip(segment.frames, segment.timestamps, strict=True):
             source_index = read_frame_time(frame) * 30.0  # which frame of the file this is
             assert abs(source_index - t * 25.0) <= 1.05  # one frame (time codes are in whole ms)
+
+
+def test_short_gop_mp4_decodes_only_keyframes(tmp_path: Path) -> None:
+    # A keyframe every 0.5 s: each 2 fps slot has one within the 0.25 s tolerance (from the MP4 index).
+    path = write_test_video(tmp_path / "short_gop.mp4", duration=6.0, fps=30.0, keyint=15)
+    stream = iter_segments(str(path), config=SMALL)
+    segments = list(stream)
+    assert stream.stats.skip_mode == "NONKEY"
+    assert stream.stats.frames_decoded == 12  # of 180 frames
+    assert_frames_match_timestamps(segments)
+    assert np.allclose(np.concatenate([s.timestamps for s in segments]), np.arange(12) / 2.0)
+    resumed = list(iter_segments(str(path), config=SMALL, start_segment=1))
+    assert np.array_equal(resumed[0].frames, segments[1].frames)
