@@ -167,8 +167,9 @@ def test_cli_table_has_one_row_per_segment(h264_mp4: Path, capsys) -> None:
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[1].split() == ["index", "start", "end", "frames"]
     rows = [line.split() for line in lines[2:]]
+    expected = iter_segments(str(h264_mp4), config=SamplingConfig(fps=1.0, window=4))
+    assert rows == [[str(s.index), f"{s.start:.3f}", f"{s.end:.3f}", str(s.num_frames)] for s in expected]
     assert [row[0] for row in rows] == ["0", "1", "2"]
-    assert [row[3] for row in rows] == ["4", "4", "3"]
 
 
 def test_cli_reads_standard_input(mpegts: Path) -> None:
