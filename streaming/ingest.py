@@ -245,7 +245,7 @@ def _file_segments(
                 to_rgb = FrameConverter(target_size(frame.width, frame.height, config.max_edge))
             for slot, kept_t, kept in sampler.push(t, frame):
                 yield from _emit(assembler, stats, slot, kept_t - origin, to_rgb(kept))
-                _advance(bar, stats, kept_t - origin, started)
+                _advance(bar, kept_t - origin, started)
         if sampler is not None:
             for slot, kept_t, kept in sampler.finish():
                 assert to_rgb is not None and origin is not None
@@ -254,12 +254,11 @@ def _file_segments(
             stats.segments += 1
             yield segment
         if bar.total and last_decoded is not None and origin is not None:
-            _advance(bar, stats, min(bar.total, last_decoded - origin + 1.0 / (info.average_fps or config.fps)),
-                     started)
+            _advance(bar, min(bar.total, last_decoded - origin + 1.0 / (info.average_fps or config.fps)), started)
         bar.close()
         if stats.frames_decoded == 0 and stats.decode_errors:
             raise NoDecodableFramesError(resolved.original, stats.decode_errors)
-        _check_complete(resolved, info, config, stats, last_decoded, origin, start_segment)
+        _check_complete(resolved, info, config, stats, last_decoded, origin)
     finally:
         container.close()
 
@@ -295,7 +294,7 @@ def _frames_from(
 
 
 def _check_complete(resolved: ResolvedSource, info: SourceInfo, config: SamplingConfig, stats: IngestStats,
-                    last_decoded: float | None, origin: float | None, start_segment: int) -> None:
+                    last_decoded: float | None, origin: float | None) -> None:
     """Warn (and count) when a file stops well before the duration its container states: cut off."""
     if info.duration is None or last_decoded is None or origin is None:
         return
@@ -318,7 +317,8 @@ def _emit(assembler: WindowAssembler, stats: IngestStats, slot: int, t: float,
         yield segment
 
 
-def _advance(bar: tqdm, stats: IngestStats, position: float, started: float) -> None:
+def _advance(bar: tqdm, position: float, started: float) -> None:
+    """Move the bar to `position` (s of source) and show the speed as × realtime."""
     if bar.disable:
         return
     elapsed = max(time.perf_counter() - started, 1e-6)
