@@ -27,7 +27,8 @@ class SamplingConfig:
     window: int = 8  # sampled frames per segment
     max_edge: int = 512  # longer side of a sampled frame, at most; both sides multiples of 16
     tolerance: float | None = None  # max |frame time − slot time|; None = half a sampling interval
-    skip_nonref: bool = True  # let the codec drop non-reference frames when the tolerance allows it
+    skip_nonref: bool = True  # let the codec skip frames nothing sampled needs (non-reference; or
+    # all but keyframes when keyframes are that dense) when the tolerance allows it
     decoder_threads: int = 0  # 0 = as many as FFmpeg sees fit
     connect_timeout: float = 10.0  # seconds to open a network source or device
     read_timeout: float = 10.0  # seconds without data before a network read counts as failed
