@@ -26,7 +26,7 @@ from tempo.models import TempoInferenceConfig, TempoModel, resolve_model_name
 from tempo.models.checkpoint import resolve_model_dir
 from tempo.models.embedder import SegmentEmbedder
 from tempo.models.tiny import SIGLIP_DIR_NAME
-from tempo.streaming import SamplingConfig
+from tempo.streaming import SamplingConfig, probe_source
 
 EMBEDDER_ENV = "TEMPO_EMBEDDER"
 # SigLIP base (image–text embeddings, 768-d) is the default segment embedder.
@@ -103,15 +103,20 @@ class TempoService:
         retention: RetentionPolicy | None = None,
         progress: bool = True,
         max_segments: int | None = None,
+        batch_size: int | None = None,
     ) -> IngestReport:
         """Decode → generic pass → embed → commit, resuming the stream; the index is brought up to date."""
         RedisMemoryStore.check_name(stream)
         sampling = sampling or SamplingConfig(
             fps=self.inference.fps, window=self.inference.window, max_edge=self.inference.max_edge
         )
+        source = absolute_source(source)
+        if "://" not in source and source != "-":
+            # A bad path or a non-media file is reported before the model is loaded (seconds).
+            probe_source(source, sampling)
         try:
             report = ingest(
-                absolute_source(source),
+                source,
                 stream,
                 model=self.model,
                 embedder=self.embedder,
@@ -121,6 +126,7 @@ class TempoService:
                 retention=retention,
                 progress=progress,
                 max_segments=max_segments,
+                batch_size=batch_size,
             )
         finally:
             # Whatever was committed (also on Ctrl-C or an error) gets indexed and snapshotted.

@@ -1,6 +1,8 @@
-"""`tempo ask VIDEO QUESTION`: answer about a whole video in the reference mode (no memory).
+"""`tempo ask VIDEO QUESTION` (reference mode) and `tempo ask --stream NAME QUESTION` (from memory).
 
-Every segment gets the query-aware SVLM pass, ATA spends the budget, the global LLM answers.
+Reference mode: every segment of the video gets the query-aware SVLM pass, ATA spends the budget,
+the global LLM answers. From memory: FAISS top-K candidates (+ neighbours) get the query-aware pass,
+every other segment of the stream is a minimal anchor from its stored generic tokens.
 """
 
 from __future__ import annotations
@@ -15,15 +17,20 @@ from typing import TYPE_CHECKING, TextIO
 from tempo.models.config import DEFAULT_MODEL_ID
 
 if TYPE_CHECKING:
+    from tempo.memory.recall import MemoryAskResult
     from tempo.models.pipeline import AskResult
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 PER_ROW = 30
 
 
-def _spark(values: list[float], top: float) -> str:
+def _spark(values: list[float | None], top: float) -> str:
+    """One block per value, ▁ (0) to █ (top); "·" where there is no value (an anchor's relevance)."""
     top = top if top > 0 else 1.0
-    return "".join(BLOCKS[min(len(BLOCKS) - 1, max(0, round(v / top * (len(BLOCKS) - 1))))] for v in values)
+    return "".join(
+        "·" if v is None else BLOCKS[min(len(BLOCKS) - 1, max(0, round(v / top * (len(BLOCKS) - 1))))]
+        for v in values
+    )
 
 
 def _clock(seconds: float) -> str:
@@ -34,8 +41,47 @@ def _clock(seconds: float) -> str:
 
 def print_report(result: AskResult, num_memory_tokens: int, out: TextIO | None = None) -> None:
     """Compact timeline (relevance and kept tokens per segment), tokens/frame and per-stage times."""
+    _print_timeline(
+        [(s.start, s.relevance, s.tokens) for s in result.segments],
+        num_memory_tokens,
+        budget=result.budget,
+        avg_tokens_per_frame=result.avg_tokens_per_frame,
+        timings=result.timings,
+        out=out,
+    )
+
+
+def print_memory_report(result: MemoryAskResult, num_memory_tokens: int, out: TextIO | None = None) -> None:
+    """The same report for an answer from memory; anchors (not recompressed) show relevance as "·"."""
     out = out or sys.stdout
-    segs = result.segments
+    rows = result.segments_json()
+    _print_timeline(
+        [(r["start"], r["relevance"], r["tokens"]) for r in rows],
+        num_memory_tokens,
+        budget=result.budget,
+        avg_tokens_per_frame=result.avg_tokens_per_frame,
+        timings=result.timings,
+        out=out,
+    )
+    print(
+        f"candidates (query-aware pass): {len(result.candidates)} of {len(rows)} segments, "
+        f"{result.cache_hits} from cache" + (f"; {result.plan.anchors_dropped} anchors thinned out"
+                                             if result.plan.anchors_dropped else ""),
+        file=out,
+    )
+
+
+def _print_timeline(
+    segs: list[tuple[float, float | None, int]],
+    num_memory_tokens: int,
+    *,
+    budget: int,
+    avg_tokens_per_frame: float,
+    timings: dict[str, float],
+    out: TextIO | None = None,
+) -> None:
+    """Rows of (start seconds, relevance or None, tokens kept) as sparklines, then totals and stage times."""
+    out = out or sys.stdout
     print(file=out)
     print(
         f"timeline: {len(segs)} segments; rows of {PER_ROW}; "
@@ -44,19 +90,59 @@ def print_report(result: AskResult, num_memory_tokens: int, out: TextIO | None =
     )
     for lo in range(0, len(segs), PER_ROW):
         row = segs[lo : lo + PER_ROW]
-        print(f"  {_clock(row[0].start):>8}  relevance {_spark([s.relevance for s in row], 1.0)}", file=out)
+        print(f"  {_clock(row[0][0]):>8}  relevance {_spark([r for _, r, _ in row], 1.0)}", file=out)
         print(
-            f"  {'':>8}  tokens    {_spark([float(s.tokens) for s in row], float(num_memory_tokens))}",
+            f"  {'':>8}  tokens    {_spark([float(k) for _, _, k in row], float(num_memory_tokens))}",
             file=out,
         )
-    total = sum(s.tokens for s in segs)
+    total = sum(k for _, _, k in segs)
     print(
-        f"tokens: {total} of budget {result.budget}; "
-        f"{result.avg_tokens_per_frame:.2f} tokens/frame on average",
+        f"tokens: {total} of budget {budget}; {avg_tokens_per_frame:.2f} tokens/frame on average",
         file=out,
     )
-    stages = " · ".join(f"{k.removesuffix('_s')} {v:.2f} s" for k, v in result.timings.items())
+    stages = " · ".join(f"{k.removesuffix('_s')} {v:.2f} s" for k, v in timings.items())
     print(f"time: {stages}", file=out)
+
+
+def _write_piece(piece: str) -> None:
+    sys.stdout.write(piece)
+    sys.stdout.flush()
+
+
+def _ask_memory(args: argparse.Namespace, question: str) -> int:
+    from tempo.models import TempoInferenceConfig
+    from tempo.service import TempoService
+
+    config = TempoInferenceConfig(fps=args.fps, budget=args.budget, context_limit=args.context_limit)
+    if args.max_new_tokens is not None:
+        config = config.replace(max_new_tokens=args.max_new_tokens)
+    service = TempoService(
+        model=args.model, embedder=args.embedder, redis_url=args.redis_url, device=args.device, inference=config
+    )
+    result = service.ask(
+        args.stream,
+        question,
+        top_k=args.top_k,
+        budget=args.budget,
+        on_text=None if args.json else _write_piece,
+    )
+    if args.json:
+        print(json.dumps(result.to_json(), ensure_ascii=False))
+    else:
+        print()
+        print_memory_report(result, service.model.num_memory_tokens)
+    return 0
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.stream is not None:
+        if len(args.inputs) != 1:
+            args.parser.error("with --stream, give only the QUESTION (the video is already in memory)")
+        return _ask_memory(args, args.inputs[0])
+    if len(args.inputs) != 2:
+        args.parser.error("give VIDEO and QUESTION (or --stream NAME and QUESTION to ask from memory)")
+    args.video, args.question = args.inputs
+    return _ask(args)
 
 
 def _ask(args: argparse.Namespace) -> int:
@@ -76,12 +162,8 @@ def _ask(args: argparse.Namespace) -> int:
     model = TempoModel.from_pretrained(model_dir, device=args.device, config=config)
     load_s = time.perf_counter() - t0
 
-    def stream(piece: str) -> None:
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-
     result = answer_video(
-        model, segments, args.question, on_text=None if args.json else stream, progress=show_progress
+        model, segments, args.question, on_text=None if args.json else _write_piece, progress=show_progress
     )
     result.timings = {"load_s": load_s, **result.timings}
     result.timings["total_s"] = time.perf_counter() - t0
@@ -108,21 +190,35 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from tempo.tools.commands.ingest import add_memory_options
+
     parser = subparsers.add_parser(
         "ask",
-        help="answer a question about a video file or stream (reference mode: no memory)",
+        help="answer a question about a video (reference mode) or a stream in memory (--stream)",
+        usage="tempo ask [options] VIDEO QUESTION\n       tempo ask [options] --stream NAME QUESTION",
         description=(
             "Answer QUESTION about VIDEO the way the Tempo reference does: every segment is compressed "
-            "for the question, Adaptive Token Allocation spends the visual budget, the global LLM answers."
+            "for the question, Adaptive Token Allocation spends the visual budget, the global LLM answers. "
+            "With --stream, answer from memory instead: the FAISS top-K segments (and their neighbours) "
+            "are recompressed for the question, the rest of the stream enters as minimal anchors."
         ),
     )
-    parser.add_argument("video", metavar="VIDEO", help="video file, URL or device")
-    parser.add_argument("question", metavar="QUESTION")
+    parser.add_argument("inputs", nargs="+", metavar="[VIDEO] QUESTION", help="video file, URL or device; question")
+    parser.add_argument("--stream", default=None, metavar="NAME", help="answer from this memory stream")
+    parser.add_argument(
+        "--top-k", type=_positive(int), default=8, help="with --stream: candidate segments from FAISS (default 8)"
+    )
     parser.add_argument(
         "--model",
         default=None,
         help=f"checkpoint directory or hub id on disk (default: $TEMPO_MODEL, else {DEFAULT_MODEL_ID})",
     )
+    parser.add_argument(
+        "--embedder",
+        default=None,
+        help="with --stream: SigLIP directory (default: $TEMPO_EMBEDDER, else siglip/ beside the checkpoint)",
+    )
+    add_memory_options(parser)
     parser.add_argument("--budget", type=_positive(int), default=8192, help="visual token budget B (default 8192)")
     parser.add_argument("--fps", type=_positive(float), default=2.0, help="frames sampled per second (default 2)")
     parser.add_argument(
@@ -133,4 +229,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    parser.set_defaults(func=_ask)
+    parser.set_defaults(func=_dispatch, parser=parser)

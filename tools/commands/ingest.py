@@ -55,6 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--max-bytes", type=int, default=None, help="retention: keep at most this many bytes")
     parser.add_argument("--max-segments", type=int, default=None, help="stop after this many segments")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="segments per SVLM forward pass (default: the model's, 8)"
+    )
     parser.add_argument("--json", action="store_true", help="print the ingest report as JSON")
     add_model_options(parser)
     add_memory_options(parser)
@@ -77,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         retention=retention,
         progress=sys.stderr.isatty() or not args.json,
         max_segments=args.max_segments,
+        batch_size=args.batch_size,
     )
     if args.json:
         print(json.dumps(report.to_json()))
