@@ -111,7 +111,9 @@ def rewrite(state: AgentState, *, backend: AgentBackend, settings: AgentSettings
     question = state["question"]
     history = state.get("history", [])[-settings.history_turns :] if settings.history_turns > 0 else []
     llm_output: str | None = None
-    if history:
+    # A question that stands alone is asked as it is: no model call (a turn's fixed cost), and the
+    # same words as before reuse the cached query-aware pass and answer.
+    if history and needs_context(question):
         try:
             llm_output = backend.rewrite_with_llm(history, question)
         except TempoError:

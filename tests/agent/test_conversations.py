@@ -160,3 +160,13 @@ def test_mistakes_are_one_sentence_errors(conversations):
     conversations.threads.create("other", thread)
     with pytest.raises(ThreadStreamMismatchError):
         conversations.ask("cam", "What happens?", thread_id=thread)
+
+
+def test_a_standalone_question_on_a_thread_skips_the_rewrite_model(live_service):
+    backend = RecordingBackend(live_service, max_new_tokens=MAX_NEW)
+    conv = Conversations(live_service, backend=backend)
+    first = conv.ask("cam", "What shape moves across the picture?")
+    second = conv.ask("cam", "What colour is the moving square?", thread_id=first["thread_id"])
+    assert backend.rewrite_calls == []
+    assert second["standalone_question"] == "What colour is the moving square?"
+    assert second["rewrite_source"] == "question"
