@@ -1,9 +1,10 @@
 """Ingest a source into memory (DESIGN §3): decode → generic SVLM pass → embedder → Redis.
 
-Three stages, each owning its resource: a decoder thread (PyAV) fills a bounded queue of segments;
-the calling thread runs the model (generic compression + SigLIP embedding) on batches; Redis commits
-happen per segment, atomically and in order, so the stream's "last committed segment" is always a
-segment that is entirely there. Running the same ingest again resumes right after it (files seek
+Three stages, each owning its resource and joined by bounded queues: a decoder thread (PyAV) makes
+segments; the calling thread runs the model (generic compression + SigLIP embedding) on batches; a
+writer thread builds the records (proxy clips for live sources) and commits them to Redis per
+segment, atomically and in order, so the stream's "last committed segment" is always a segment that
+is entirely there and storage overlaps model work. Running the same ingest again resumes right after it (files seek
 there; live sources continue their timeline), so a crash or Ctrl-C loses at most the batch in flight.
 """
 
@@ -154,6 +155,67 @@ class _Decoder(threading.Thread):
         return batch
 
 
+class _Writer(threading.Thread):
+    """Builds records and commits them in order, off the model's thread."""
+
+    def __init__(
+        self,
+        store: RedisMemoryStore | None,
+        settings: StreamSettings,
+        proxy: ProxySettings | None,
+        last: int,
+        on_commit: Callable[[list[SegmentRecord]], None] | None,
+        depth: int = 4,
+    ) -> None:
+        super().__init__(name="tempo-write", daemon=True)
+        self.store = store
+        self.settings = settings
+        self.proxy = proxy
+        self.on_commit = on_commit
+        self.inbox: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self.last = last  # the stream's last committed index
+        self.committed = 0  # segments committed by this writer
+        self.video_seconds = 0.0
+        self.error: BaseException | None = None
+
+    def submit(self, batch: list[Segment], memory: np.ndarray, embeddings: np.ndarray) -> None:
+        if self.error is not None:
+            raise self.error
+        self.inbox.put((batch, memory, embeddings))
+
+    def finish(self) -> None:
+        """Commit everything submitted, then stop; re-raises a commit error."""
+        self.inbox.put(_END)
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+    def run(self) -> None:
+        while True:
+            item = self.inbox.get()
+            if item is _END:
+                return
+            if self.error is not None:
+                continue  # drain: nothing after a failed commit may be written
+            batch, memory, embeddings = item
+            try:
+                records = [
+                    SegmentRecord.from_segment(
+                        s, memory[i], embeddings[i], stored_tokens=self.settings.stored_tokens, proxy=self.proxy
+                    )
+                    for i, s in enumerate(batch)
+                ]
+                if self.store is not None:
+                    results = self.store.put_segments(records)
+                    self.last = results[-1].committed if results else self.last
+                if self.on_commit is not None:
+                    self.on_commit(records)
+                self.committed += len(batch)
+                self.video_seconds += sum(s.end - s.start for s in batch)
+            except BaseException as exc:  # handed to the model thread at its next submit/finish
+                self.error = exc
+
+
 def _continue_live_timeline(segment: Segment, offset_index: int, offset_time: float) -> Segment:
     """A live source restarted from scratch continues the stream's indices and times."""
     return dataclasses.replace(
@@ -187,7 +249,7 @@ def ingest(
 ) -> IngestReport:
     """Ingest `source` into `stream`, resuming after the stream's last committed segment.
 
-    `commit=False` runs everything but the Redis writes (to measure what storage costs).
+    `commit=False` runs decoding and the model only: no records, no Redis (to measure what storage costs).
     `max_segments` stops after that many segments (tests, previews). KeyboardInterrupt stops
     cleanly: the report says `interrupted` and everything committed stays committed.
     """
@@ -232,14 +294,21 @@ def ingest(
         dynamic_ncols=True,
     )
     decoder = _Decoder(segments, queue_depth)
+    writer = _Writer(
+        store if commit else None,
+        settings,
+        proxy,
+        info.committed if info is not None else -1,
+        on_commit if commit else None,
+    )
     decoder.start()
-    committed = 0
-    video_seconds = 0.0
-    last = info.committed if info is not None else -1
+    writer.start()
+    produced = 0
+    produced_seconds = 0.0
     interrupted = False
     try:
-        while max_segments is None or committed < max_segments:
-            want = bs if max_segments is None else min(bs, max_segments - committed)
+        while max_segments is None or produced < max_segments:
+            want = bs if max_segments is None else min(bs, max_segments - produced)
             batch = decoder.next_batch(want)
             if batch is None:
                 break
@@ -247,22 +316,13 @@ def ingest(
                 batch = [_continue_live_timeline(s, *live_offset) for s in batch]
             _, memory = model.compress(batch, GENERIC_QUERY, batch_size=bs)  # (n, M, D)
             embeddings = embedder.embed_segments([s.frames for s in batch])  # (n, E)
-            records = [
-                SegmentRecord.from_segment(
-                    s, memory[i].numpy(), embeddings[i], stored_tokens=settings.stored_tokens, proxy=proxy
-                )
-                for i, s in enumerate(batch)
-            ]
             if commit:
-                results = store.put_segments(records)
-                last = results[-1].committed if results else last
-            if on_commit is not None:
-                on_commit(records)
-            committed += len(batch)
-            video_seconds += sum(s.end - s.start for s in batch)
+                writer.submit(batch, memory[:, : settings.stored_tokens].numpy(), embeddings)
+            produced += len(batch)
+            produced_seconds += sum(s.end - s.start for s in batch)
             bar.update(len(batch))
             elapsed = time.perf_counter() - t_start
-            bar.set_postfix_str(f"{video_seconds / max(elapsed, 1e-9):.1f}× realtime")
+            bar.set_postfix_str(f"{produced_seconds / max(elapsed, 1e-9):.1f}× realtime")
         if decoder.error is not None and not isinstance(decoder.error, KeyboardInterrupt):
             raise decoder.error
     except KeyboardInterrupt:
@@ -270,14 +330,18 @@ def ingest(
     finally:
         decoder.stop.set()
         bar.close()
+        # What the model already computed is committed (quick) even on Ctrl-C or a decode error.
+        writer.finish()
         decoder.join(timeout=5.0)
+    if not commit:  # nothing was written: report what was processed
+        writer.committed, writer.video_seconds = produced, produced_seconds
     return IngestReport(
         stream=stream,
         source=source_info.uri,
         resumed_from=start_index,
-        committed=committed,
-        last_committed=last,
-        video_seconds=video_seconds,
+        committed=writer.committed,
+        last_committed=writer.last,
+        video_seconds=writer.video_seconds,
         wall_seconds=time.perf_counter() - t_start,
         interrupted=interrupted,
         decode=_decode_stats(getattr(segments, "stats", None)),
