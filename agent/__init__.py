@@ -6,4 +6,20 @@
   of the rewrite node); `timeexpr`: the time vocabulary it shares with `citations`.
 - `citations`: times in an answer -> citations on real segments.
 - `backend`: the `AgentBackend` protocol the graph calls (model + memory); `graph`: the StateGraph.
+- `memory_backend`: `MemoryBackend`, the protocol on the real memory and model (`TempoService`);
+  `llm`: text-only generation for the rewrite.
+- `conversations`: `Conversations`, the entry point `tempo chat`, `tempo ask --thread`, the LangChain
+  tools and the MCP server share; `toolkit`: the tools' typed inputs and operations.
+
+`tempo.agent.Conversations` is importable from here (loaded on first use: it brings torch).
 """
+
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Conversations":
+        from tempo.agent.conversations import Conversations
+
+        return Conversations
+    raise AttributeError(f"module 'tempo.agent' has no attribute {name!r}")

@@ -67,3 +67,9 @@ def test_user_mistakes_are_one_line_errors(tempo_main):
     assert err.startswith("tempo: error: ") and "'nope'" in err
     code, _, err = tempo_main("chat", "--stream", "cam", "--thread", "bad id!")
     assert code == 2 and "invalid thread id" in err
+
+
+def test_model_text_is_shown_without_terminal_control_characters():
+    from tempo.tools.commands.chat import printable
+
+    assert printable("red\x1b[2J van\x00 at 0:12\n\tnext") == "red\ufffd[2J van\ufffd at 0:12\n\tnext"

@@ -16,6 +16,14 @@ from tempo.agent.threads import check_thread_id, new_thread_id
 from tempo.errors import TempoError
 from tempo.tools.commands.ingest import add_memory_options, add_model_options
 
+# Model text is shown as it is, except control characters (a terminal would obey escape sequences).
+_CONTROL = {c: "\ufffd" for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F]}
+
+
+def printable(text: str) -> str:
+    return text.translate(_CONTROL)
+
+
 HELP = "commands: /reset (new thread), /threads, /history, /quit"
 
 
@@ -30,7 +38,7 @@ def clock(seconds: float) -> str:
 def format_citation(c: dict[str, Any]) -> str:
     span = clock(c["start"]) if c["end"] == c["start"] else f"{clock(c['start'])}–{clock(c['end'])}"
     segments = ", ".join(str(i) for i in c["segments"]) or "-"
-    return f"  [{span}] segment{'s' if len(c['segments']) != 1 else ''} {segments}  ({c['text']!r})"
+    return f"  [{span}] segment{'s' if len(c['segments']) != 1 else ''} {segments}  ({printable(c['text'])!r})"
 
 
 def print_turn_extras(result: dict[str, Any], out: TextIO) -> None:
@@ -126,14 +134,14 @@ def chat_loop(
                 print("no turns yet on this thread", file=out)
             for n, turn in enumerate(turns, 1):
                 print(f"{n}. you: {turn['question']}", file=out)
-                print(f"   tempo: {turn['answer']}", file=out)
+                print(f"   tempo: {printable(turn['answer'])}", file=out)
             continue
         if text.startswith("/"):
             print(f"unknown command {text.split()[0]!r}; {HELP}", file=out)
             continue
 
         def show(piece: str) -> None:
-            out.write(piece)
+            out.write(printable(piece))
             out.flush()
 
         out.write("tempo> ")

@@ -9,7 +9,7 @@ import json
 
 from tempo.agent.errors import ThreadNotFoundError
 from tempo.agent.threads import ThreadStore
-from tempo.tools.commands.chat import format_citation
+from tempo.tools.commands.chat import format_citation, printable
 from tempo.tools.commands.ingest import add_memory_options
 
 
@@ -84,7 +84,7 @@ def run_show(args: argparse.Namespace) -> int:
         print(f"{n}. you: {turn['question']}")
         if turn["standalone_question"] != turn["question"]:
             print(f"   (understood as: {turn['standalone_question']})")
-        print(f"   tempo: {turn['answer']}")
+        print(f"   tempo: {printable(turn['answer'])}")
         for c in turn["citations"]:
             print("  " + format_citation(c))
     return 0
