@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
+import os
 import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -121,8 +122,19 @@ def max_keyframe_spacing(stream: av.VideoStream, duration: float | None) -> floa
     return max(b - a for a, b in itertools.pairwise(edges))
 
 
+def file_decoder_threads() -> int:
+    """Frame threads for reading a file: twice the cores plus two, at most 16 (FFmpeg's own cap).
+
+    FFmpeg's automatic choice (cores + 1) assumes the machine is idle. Files are read as fast as
+    possible and latency does not matter, so a deeper pipeline keeps every core busy while the
+    Python thread demuxes and converts, and holds its share of a machine other work also uses
+    (the ffmpeg command line gets the same from its separate demux, filter and mux threads).
+    """
+    return min(16, 2 * (os.cpu_count() or 1) + 2)
+
+
 def configure_decoder(stream: av.VideoStream, config: SamplingConfig, stats: IngestStats,
-                      *, keyframe_spacing: float | None = None) -> None:
+                      *, keyframe_spacing: float | None = None, live: bool = False) -> None:
     """Threads for the decoder, and frame skipping as far as the tolerance allows.
 
     Keyframes every ≤ 2 × tolerance (short GOPs, per the file's index): decode keyframes only,
@@ -132,7 +144,8 @@ def configure_decoder(stream: av.VideoStream, config: SamplingConfig, stats: Ing
     """
     ctx = stream.codec_context
     ctx.thread_type = "AUTO"  # frame + slice threads
-    ctx.thread_count = config.decoder_threads
+    # Live: FFmpeg's choice (each frame thread adds a frame of latency). Files: a deeper pipeline.
+    ctx.thread_count = config.decoder_threads or (0 if live else file_decoder_threads())
     if not config.skip_nonref:
         return
     tolerance = config.effective_tolerance
@@ -206,6 +219,7 @@ def decoded_frames(
                 # Without timestamps, time is counted in frames: every frame must then be decoded.
                 ctx.skip_frame = "DEFAULT"
                 stats.skipping_nonref = False
+                stats.skip_mode = "NONE"
             if frame.pts is not None and tb is not None:
                 t = frame.time if frame.time_base is not None else float(frame.pts * tb)  # seconds
             elif previous is not None:
@@ -255,6 +269,12 @@ def decoded_frames(
             _warn(stats, f"{source}: {continuity.last_loss:.2f} s of damaged or missing data skipped; "
                   "going on from the next keyframe")
             waiting_for_keyframe = True
+        if packet.pts is None and packet.dts is None and stats.skipping_nonref:
+            # No timestamps (raw elementary streams): time is counted in frames, so every frame
+            # must be decoded; decided before this packet reaches the decoder.
+            ctx.skip_frame = "DEFAULT"
+            stats.skipping_nonref = False
+            stats.skip_mode = "NONE"
         if waiting_for_keyframe:
             if not packet.is_keyframe:
                 continue  # it may reference lost frames: the decoder would conceal with garbage

@@ -475,7 +475,7 @@ class _LiveReader:
         rate = source_fps(stream)
         self.frame_step = 1.0 / rate if rate else 0.0
         try:
-            configure_decoder(stream, config, self.stats)
+            configure_decoder(stream, config, self.stats, live=True)
             frames = decoded_frames(container, stream, config, self.stats, source=self.resolved.original,
                                     raise_on_read_error=True)
             for t, frame in frames:

@@ -29,7 +29,7 @@ class SamplingConfig:
     tolerance: float | None = None  # max |frame time − slot time|; None = half a sampling interval
     skip_nonref: bool = True  # let the codec skip frames nothing sampled needs (non-reference; or
     # all but keyframes when keyframes are that dense) when the tolerance allows it
-    decoder_threads: int = 0  # 0 = as many as FFmpeg sees fit
+    decoder_threads: int = 0  # 0 = automatic (FFmpeg's choice live, a deeper pipeline for files)
     connect_timeout: float = 10.0  # seconds to open a network source or device
     read_timeout: float = 10.0  # seconds without data before a network read counts as failed
     reconnect_attempts: int = 5  # live sources: attempts after a disconnect (0 = never reconnect)
