@@ -93,3 +93,42 @@ def start_live_memory(root: Path) -> LiveMemory:
     write_test_video(video, duration=VIDEO_SECONDS, fps=30, size=(320, 192))
     TempoService(model=str(model_dir), redis_url=url, home=root / "home").ingest(str(video), STREAM, progress=False)
     return LiveMemory(root=root, url=url, model_dir=Path(model_dir), process=proc)
+
+
+def add_live_stream(service, name: str, *, segments: int = 6, wallclock0: float = 1_700_000_000.0) -> None:
+    """A live-style stream written as records (proxy clips, wall-clock starts), as a live ingest
+    leaves it: its query-aware pass decodes the proxies since there is no file to re-read."""
+    import numpy as np
+    from tempo.memory.ingest import stream_settings
+    from tempo.memory.proxy import encode_proxy
+    from tempo.memory.records import SegmentRecord
+    from tempo.streaming import SamplingConfig
+    from tempo.streaming.segment import SourceInfo
+
+    model, embedder = service.model, service.embedder
+    settings = stream_settings(model, embedder, SamplingConfig(fps=2.0, window=8), model_id=service.model_name)
+    service.store.create_stream(name, SourceInfo(uri="rtsp://test.invalid/cam", kind="network", live=True), settings)
+    rng = np.random.default_rng(7)
+    records = []
+    for i in range(segments):
+        frames = np.zeros((8, 64, 96, 3), dtype=np.uint8)  # (T, H, W, 3): a square moving right
+        for t in range(8):
+            frames[t, 20:40, 4 * t + 10 * i : 4 * t + 10 * i + 20] = (200, 40, 40)
+        emb = rng.normal(size=settings.embedding_dim).astype(np.float32)
+        records.append(
+            SegmentRecord(
+                stream=name,
+                index=i,
+                start=4.0 * i,
+                end=4.0 * i + 4.0,
+                timestamps=4.0 * i + np.arange(8) * 0.5,
+                frame_size=(64, 96),
+                first_frame_index=8 * i,
+                wallclock_start=wallclock0 + 4.0 * i,
+                tokens=rng.normal(size=(settings.stored_tokens, settings.token_dim)).astype(np.float32),
+                embedding=emb / np.linalg.norm(emb),
+                proxy=encode_proxy(frames),
+            )
+        )
+    service.store.put_segments(records)
+    service.index.sync()
