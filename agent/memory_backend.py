@@ -40,8 +40,10 @@ from tempo.memory import recall
 if TYPE_CHECKING:
     from tempo.service import TempoService
 
-# Segments kept per (stream, question) in process; older entries are re-read from the QueryCache.
-IN_PROCESS_QUESTIONS = 32
+# Questions whose query-aware tokens stay in process between `compress` and `answer`; older ones
+# are read back from the QueryCache. Few, because they are large: the released model's M × D =
+# 128 × 2048 float32 is 1 MiB per segment, ~200 MiB for a widened question's candidates.
+IN_PROCESS_QUESTIONS = 4
 
 
 @dataclass
@@ -142,6 +144,7 @@ class MemoryBackend:
         self.max_new_tokens = max_new_tokens
         self.use_answer_cache = answer_cache
         self.rewrite_tokens = rewrite_tokens
+        self.in_process_questions = IN_PROCESS_QUESTIONS
         self._model_lock = threading.RLock()
         self._lock = threading.Lock()
         # (stream, question) -> {index: (relevance, tokens (M, D) float32)}
@@ -156,11 +159,11 @@ class MemoryBackend:
         store = self.service.store
         return AnswerCache(store.client, prefix=store.prefix, ttl=self.service.cache_ttl)
 
-    def _remember(self, table: OrderedDict, key: tuple[str, str], value: Any) -> None:
+    def _remember(self, table: OrderedDict, key: tuple[str, str], value: Any, limit: int | None = None) -> None:
         with self._lock:
             table[key] = value
             table.move_to_end(key)
-            while len(table) > IN_PROCESS_QUESTIONS:
+            while len(table) > (limit or self.in_process_questions):
                 table.popitem(last=False)
 
     def _budget(self) -> int:
@@ -239,7 +242,7 @@ class MemoryBackend:
     def compress(self, stream: str, question: str, indices: Sequence[int]) -> dict[int, float]:
         with _timed("compress_s"):
             found = self._compress(stream, question, indices)
-        self._remember(self._candidates, (stream, question), [int(i) for i in indices])
+        self._remember(self._candidates, (stream, question), [int(i) for i in indices], limit=256)
         return {i: float(score) for i, (score, _) in found.items()}
 
     def allocate(self, stream: str, relevance_by_index: Mapping[int, float]) -> list[AllocatedSegment]:
