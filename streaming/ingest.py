@@ -466,7 +466,8 @@ class _LiveReader:
             container, stream = None, None
             if got_frames:
                 failures = 0
-            log.warning("%s: stream ended or dropped; reconnecting", self.resolved.original)
+            if not self.stop.is_set():
+                log.warning("%s: stream ended or dropped; reconnecting", self.resolved.original)
 
     def _read(self, container: av.container.InputContainer, stream: av.VideoStream) -> bool:
         """Decode one connection until it ends; True if it delivered at least one frame."""
