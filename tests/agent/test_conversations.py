@@ -184,3 +184,14 @@ def test_a_live_stream_is_recompressed_from_its_proxies_and_has_a_wall_clock(liv
     scoped = conversations.ask("live1", "What happened in the last 8 seconds?")
     assert (scoped["time_scope"]["start"], scoped["time_scope"]["end"]) == (16.0, 24.0)
     assert {c["index"] for c in scoped["candidates"]} == {4, 5}
+
+
+def test_another_backend_answers_from_an_allocation_it_did_not_make(live_service):
+    # As when a turn resumes in another process: the candidates' tokens come back from the QueryCache.
+    question = "Is the square ever in the top left corner?"
+    planner = MemoryBackend(live_service, max_new_tokens=MAX_NEW, answer_cache=False)
+    hits = planner.retrieve("cam", question, 4, None)
+    allocation = planner.allocate("cam", planner.compress("cam", question, [h["index"] for h in hits]))
+    expected = planner.answer("cam", question, allocation, None)
+    other = MemoryBackend(live_service, max_new_tokens=MAX_NEW, answer_cache=False)
+    assert other.answer("cam", question, allocation, None) == expected
