@@ -11,12 +11,14 @@ and `tempo ask` never starts a decoder it does not need.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 
 from tempo.errors import TempoError
+from tempo.memory.anchors import AnchorCache
 from tempo.memory.index import SearchHit, SegmentIndex
 from tempo.memory.ingest import IngestReport, ingest
 from tempo.memory.recall import MemoryAskResult, QueryCache, answer_from_memory
@@ -75,6 +77,11 @@ class TempoService:
         return QueryCache(self.store.client, prefix=self.store.prefix, ttl=self.cache_ttl)
 
     @cached_property
+    def anchors(self) -> AnchorCache:
+        """Decoded anchor tokens kept in process: repeated questions skip their Redis reads."""
+        return AnchorCache(self.store)
+
+    @cached_property
     def model(self) -> TempoModel:
         return TempoModel.from_pretrained(self.model_name, device=self.device, config=self.inference)
 
@@ -131,11 +138,9 @@ class TempoService:
         finally:
             # Whatever was committed (also on Ctrl-C or an error) gets indexed and snapshotted.
             if "store" in self.__dict__:
-                try:
+                with contextlib.suppress(TempoError):
                     self.index.sync()
-                    self.index.save()
-                except TempoError:
-                    pass
+                    self.index.save_if_changed()
         return report
 
     def ask(
@@ -161,6 +166,7 @@ class TempoService:
             store=self.store,
             index=self.index,
             cache=self.cache,
+            anchors=self.anchors,
             top_k=top_k,
             neighbours=neighbours,
             budget=budget,

@@ -1,15 +1,17 @@
 """Answer-time latency from memory, excluding model compute, at 1 hour, 24 hours and 30 days.
 
 Per question, on one stream of 4-s segments (900 / 21,600 / 648,000 segments):
-  1. FAISS: sync probe (is Redis ahead of the index?) + top-K search (K = 16) + temporal neighbours;
+the product's own path (`tempo.memory.recall`), model compute left out:
+  1. FAISS (`retrieve_by_vector`): sync probe (is Redis ahead of the index?) + top-K search
+     (K = 16) + temporal neighbours;
   2. Redis: the candidates' metadata and recompress references (proxy clips for ≤ 24 h);
-  3. anchors: every other segment, thinned (beyond B/(2m) of them) to a power-of-two grid of
-     segment indices so the visual part fits the LLM context and the same anchors come back
-     question after question (and as a live stream grows); then ATA (`allocate_tokens`, M = 128,
-     B = 8192, m = 4) over that timeline, candidates with relevance scores (random here: they come
-     from the query-aware pass, which is model compute), anchors at score 0;
-  4. Redis: the anchors' first k stored tokens (GETRANGE), through the in-process AnchorCache;
-  5. assembly: time tags and the (tokens, D) float16 visual sequence in time order.
+  3. `plan_allocation`: every other segment an anchor, thinned (beyond B/(2m) of them) to a
+     power-of-two grid of segment indices so the visual part fits the LLM context and the same
+     anchors come back question after question; ATA (M = 128, B = 8192, m = 4) over that timeline,
+     candidates with relevance scores (random here: they come from the query-aware pass, which is
+     model compute);
+  4. `assemble`: the anchors' first k stored tokens (GETRANGE) through the in-process AnchorCache,
+     and the per-segment (time tag, kept tokens) sequence in time order.
 Timed cold (empty anchor cache) and warm (later questions), and without any cache.
 
 The records are synthetic but real-sized (int8 token heads of D = 2048, float16 SigLIP-base
@@ -35,13 +37,14 @@ import numpy as np
 import redis
 from tempo.memory import AnchorCache, RedisMemoryStore, SegmentIndex, SegmentRecord, StreamSettings
 from tempo.memory.embedded import redis_server_binary
+from tempo.memory.recall import assemble, plan_allocation, retrieve_by_vector
 from tempo.memory.records import FileReference
-from tempo.models.ata import allocate_tokens
 from tqdm import tqdm
 
 SCALES = {"1h": 900, "24h": 21_600, "30d": 648_000}
 SECONDS, WINDOW, FPS = 4.0, 8, 2.0
 M, BUDGET, MIN_TOKENS, TOP_K, D, E = 128, 8192, 4, 16, 2048, 768
+_MODEL_TOKENS = np.zeros((M, D), np.float32)  # stands in for a candidate's query-aware tokens
 
 
 def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -97,65 +100,36 @@ def answer_path(
     store: RedisMemoryStore, index: SegmentIndex, cache: AnchorCache | None, query: np.ndarray,
     rng: np.random.Generator,
 ) -> dict[str, float]:
-    """One question's retrieval → allocation → assembly; returns per-stage milliseconds."""
+    """One question through the product's own answer path (tempo.memory.recall) minus the model:
+    retrieval → candidates' recompress references → allocation → anchors → assembly. Returns ms per stage."""
     t = [time.perf_counter()]
     index.sync()
-    hits = index.search(query, TOP_K, streams=["camera"])
-    timeline = index.timeline("camera")
-    n = len(timeline.indices)
-    first = int(timeline.indices[0])
-    rows = np.array([h.index - first for h in hits])
-    cand_rows = np.unique(np.clip(np.concatenate([rows - 1, rows, rows + 1]), 0, n - 1))  # + neighbours
+    info = store.stream_info("camera")
+    retrieval = retrieve_by_vector(index, "camera", query, top_k=TOP_K, neighbours=1)
     t.append(time.perf_counter())
-    cand_idx = timeline.indices[cand_rows]
-    cand_records = store.get_segments("camera", cand_idx.tolist(), tokens=False, embedding=False)
-    assert all(r is not None for r in cand_records)
+    cand = retrieval.candidates.tolist()
+    # What recompression reads before the model runs: the candidates' source references / proxies.
+    records = store.get_segments("camera", cand, tokens=False, embedding=False)
+    assert all(r is not None for r in records)
     t.append(time.perf_counter())
-    # Anchors: every non-candidate, thinned when there are more than fit half the budget at m
-    # tokens each, to a grid aligned on absolute segment indices with a power-of-two stride: the
-    # chosen anchors stay the same from question to question and as a live stream grows (the
-    # stride changes only when the stream doubles), so the anchor cache keeps hitting.
-    is_cand = np.zeros(n, bool)
-    is_cand[cand_rows] = True
-    anchor_rows = np.flatnonzero(~is_cand)
-    max_anchors = BUDGET // (2 * MIN_TOKENS)
-    if len(anchor_rows) > max_anchors:
-        stride = 1 << int(np.ceil(np.log2(len(anchor_rows) / max_anchors)))
-        anchor_rows = anchor_rows[timeline.indices[anchor_rows] % stride == 0]
-    rows = np.sort(np.concatenate([anchor_rows, cand_rows]))  # the timeline the LLM sees
-    scores = np.zeros(len(rows))
-    scores[is_cand[rows]] = rng.uniform(0.05, 1.0, int(is_cand[rows].sum()))  # query-aware relevance
-    counts = allocate_tokens(scores, tokens_per_segment=M, budget=BUDGET, min_tokens=MIN_TOKENS)
-    m = int(counts[~is_cand[rows]].min()) if len(anchor_rows) else MIN_TOKENS
+    # The query-aware relevance comes from the model (random here); so do the candidates' tokens
+    # (one shared zero array stands in: assemble only slices it).
+    relevance = {i: float(r) for i, r in zip(cand, rng.uniform(0.05, 1.0, len(cand)), strict=True)}
+    plan = plan_allocation(
+        retrieval.timeline, relevance, tokens_per_segment=M, budget=BUDGET, min_tokens=MIN_TOKENS,
+        stored_tokens=info.settings.stored_tokens,
+    )
     t.append(time.perf_counter())
-    k = m
-    if cache is not None:
-        anchor_tokens, present = cache.get("camera", timeline.indices[anchor_rows], k)
-    else:
-        anchor_tokens, present = store.token_heads("camera", timeline.indices[anchor_rows].tolist(), k, D)
-    assert present.all()
+    compressed = {i: (relevance[i], _MODEL_TOKENS) for i in cand}
+    memory = assemble(store, info, plan, compressed, anchors=cache)
+    tags = [f"<{centre:.1f} seconds>" for centre, _ in memory]
     t.append(time.perf_counter())
-    # Assembly: rows in time order; each contributes a time tag and its kept tokens, written in
-    # place into one (tokens, D) float16 array (the LLM's compute precision).
-    cand_here = is_cand[rows]
-    kept = np.where(cand_here, counts, k)  # (r,)
-    offsets = np.concatenate([[0], np.cumsum(kept)])  # (r + 1,)
-    visual = np.empty((int(offsets[-1]), D), np.float16)
-    a_pos = np.searchsorted(rows, anchor_rows)  # where each anchor sits in time order
-    a_dst = (offsets[a_pos][:, None] + np.arange(k)[None, :]).reshape(-1)  # (anchors·k,)
-    visual[a_dst] = anchor_tokens.reshape(-1, D)
-    for pos in np.flatnonzero(cand_here):
-        # A candidate's head-truncated query-aware tokens (model output; zeros stand in here).
-        visual[offsets[pos] : offsets[pos + 1]] = 0
-    centre = (timeline.first_frame_index[rows] + WINDOW / 2) / FPS
-    tags = [f"<{c:.1f} seconds>" for c in centre.tolist()]
-    assert len(tags) == len(rows)
-    t.append(time.perf_counter())
-    names = ("faiss", "candidates_redis", "allocate", "anchors_redis", "assemble")
+    assert len(tags) == len(plan.indices)
+    names = ("faiss", "candidates_redis", "allocate", "anchors_and_assemble")
     out = {name: 1000 * (b - a) for name, a, b in zip(names, t[:-1], t[1:], strict=True)}
     out["total"] = 1000 * (t[-1] - t[0])
-    out["anchors"] = float(len(anchor_rows))
-    out["visual_tokens"] = float(len(visual))
+    out["anchors"] = float((~plan.candidate).sum())
+    out["visual_tokens"] = float(plan.counts.sum())
     return out
 
 
@@ -216,7 +190,7 @@ def run_scale(name: str, n: int, questions: int) -> dict[str, object]:
 
 def describe(result: dict, target: float | None) -> str:
     warm, nc, cold = result["warm"], result["no_cache"], result["cold_ms"]
-    stage_names = ("faiss", "candidates_redis", "allocate", "anchors_redis", "assemble")
+    stage_names = ("faiss", "candidates_redis", "allocate", "anchors_and_assemble")
     stages = ", ".join(f"{k} {warm[k]['p50']:.2f}" for k in stage_names)
     head = f"{result['scale']:>4} {result['segments']:>7} segments ({result['index_kind']}, "
     head += f"K={result['stored_tokens']}): p50 {warm['total']['p50']:.1f} ms "
@@ -229,7 +203,7 @@ def describe(result: dict, target: float | None) -> str:
         head,
         f"     warm p50 by stage (ms): {stages}; anchors {warm['anchors']['p50']:.0f}, "
         f"visual tokens {warm['visual_tokens']['p50']:.0f}",
-        f"     without cache: anchors_redis p50 {nc['anchors_redis']['p50']:.2f} ms; "
+        f"     without cache: anchors_and_assemble p50 {nc['anchors_and_assemble']['p50']:.2f} ms; "
         f"load {result['load_s']:.0f} s, index build {result['index_build_s']:.1f} s, "
         f"snapshot save {result['snapshot_save_s']:.1f} s / open {result['snapshot_open_s']:.1f} s, "
         f"Redis {result['redis_used_mib']:.0f} MiB",

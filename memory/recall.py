@@ -24,6 +24,7 @@ import numpy as np
 import redis
 import torch
 from tempo.errors import TempoError
+from tempo.memory.anchors import AnchorCache
 from tempo.memory.index import SearchHit, SegmentIndex, Timeline
 from tempo.memory.proxy import decode_proxy
 from tempo.memory.records import SegmentRecord, StreamSettings
@@ -62,12 +63,32 @@ def retrieve(
 
     With no more than `top_k` segments in scope every one is a candidate (the reference method).
     """
+    return retrieve_by_vector(
+        index,
+        stream,
+        embedder.embed_text(question),
+        top_k=top_k,
+        neighbours=neighbours,
+        time_range=time_range,
+    )
+
+
+def retrieve_by_vector(
+    index: SegmentIndex,
+    stream: str,
+    query: np.ndarray,
+    *,
+    top_k: int = 8,
+    neighbours: int = 1,
+    time_range: tuple[float, float] | None = None,
+) -> Retrieval:
+    """`retrieve` for an already embedded query (E,)."""
     timeline = index.timeline(stream, time_range)
     n = len(timeline.indices)
     if n <= top_k:
-        hits = index.search(embedder.embed_text(question), max(n, 1), streams=[stream], time_range=time_range)
+        hits = index.search(query, max(n, 1), streams=[stream], time_range=time_range)
         return Retrieval(timeline, hits, timeline.indices.copy())
-    hits = index.search(embedder.embed_text(question), top_k, streams=[stream], time_range=time_range)
+    hits = index.search(query, top_k, streams=[stream], time_range=time_range)
     rows = np.searchsorted(timeline.indices, [h.index for h in hits])
     near = (rows[:, None] + np.arange(-neighbours, neighbours + 1)[None, :]).reshape(-1)
     near = np.unique(near[(near >= 0) & (near < n)])
@@ -248,15 +269,18 @@ def plan_allocation(
     Anchors are scored as the least relevant candidate, so they get ATA's floor m (at most the
     stored head of their generic tokens). With all segments candidates this is plain ATA. Past
     `max_anchor_segments` (default budget / (2·m): anchors then take at most half the budget),
-    anchors are thinned evenly so a month of memory still fits the LLM context.
+    anchors are thinned to a grid of segment indices with a power-of-two stride, so a month of
+    memory still fits the LLM context and the same anchors come back question after question (and
+    as a live stream grows, until it doubles): the anchor cache keeps hitting.
     """
     cand_mask = np.isin(timeline.indices, np.fromiter(relevance, dtype=np.int64, count=len(relevance)))
     anchor_rows = np.flatnonzero(~cand_mask)
     limit = budget // (2 * max(1, min_tokens)) if max_anchor_segments is None else max_anchor_segments
     dropped = 0
     if len(anchor_rows) > limit:
-        keep = anchor_rows[np.linspace(0, len(anchor_rows) - 1, num=max(limit, 0)).round().astype(np.int64)]
-        dropped = len(anchor_rows) - len(np.unique(keep))
+        stride = 1 << int(np.ceil(np.log2(len(anchor_rows) / max(limit, 1))))
+        keep = anchor_rows[timeline.indices[anchor_rows] % stride == 0]
+        dropped = len(anchor_rows) - len(keep)
         rows = np.union1d(np.flatnonzero(cand_mask), keep)
     else:
         rows = np.arange(len(timeline.indices))
@@ -335,24 +359,40 @@ def assemble(
     info: StreamInfo,
     plan: AllocationPlan,
     compressed: dict[int, tuple[float, np.ndarray]],
+    *,
+    anchors: AnchorCache | None = None,
 ) -> list[tuple[float, torch.Tensor]]:
-    """(centre time, kept tokens (k, D)) per planned segment: candidates' query-aware tokens (head k),
-    anchors' stored generic tokens (head k), fetched in one round trip."""
+    """(centre time seconds, kept tokens (k, D)) per planned segment, in timeline order: candidates'
+    query-aware tokens (head k), anchors' stored generic tokens (head k: one batched Redis read, or
+    the in-process `anchors` cache).
+
+    Pieces are views (no copies): of the candidates' float32 model outputs, and of one (a, k, D)
+    array of anchors (float16 from the cache: they were stored as int8 anyway); the model casts each
+    piece to its own dtype when it projects it.
+    """
     settings = info.settings
     half_window = settings.window / (2.0 * settings.sample_fps)
     anchor_rows = np.flatnonzero(~plan.candidate)
-    anchor_tokens: dict[int, np.ndarray] = {}
+    anchor_tokens = torch.zeros(0, 0, settings.token_dim)
+    present = np.zeros(0, bool)
     if len(anchor_rows):
-        k = int(plan.counts[anchor_rows].max())
-        batch = store.anchors(info.name, plan.indices[anchor_rows].tolist(), k, dim=settings.token_dim)
-        anchor_tokens = {int(i): t for i, t in zip(batch.indices, batch.tokens, strict=True)}
+        wanted = plan.indices[anchor_rows]
+        k_max = int(plan.counts[anchor_rows].max())
+        if anchors is not None:
+            found, present = anchors.get(info.name, wanted, k_max)  # (a, k_max, D)
+        else:
+            found, present = store.token_heads(info.name, wanted.tolist(), k_max, settings.token_dim)
+        anchor_tokens = torch.from_numpy(found)
+    anchor_of = np.full(len(plan.indices), -1, np.int64)
+    anchor_of[anchor_rows] = np.arange(len(anchor_rows))
+    counts = plan.counts.tolist()
+    centres = (plan.starts + half_window).tolist()
     out: list[tuple[float, torch.Tensor]] = []
-    for row, i in enumerate(plan.indices.tolist()):
-        k = int(plan.counts[row])
-        tokens = compressed[i][1] if plan.candidate[row] else anchor_tokens.get(i)
-        if tokens is None:  # removed by retention between planning and assembly
-            continue
-        out.append((float(plan.starts[row]) + half_window, torch.from_numpy(np.array(tokens[:k]))))
+    for row, (i, j) in enumerate(zip(plan.indices.tolist(), anchor_of.tolist(), strict=True)):
+        if j < 0:
+            out.append((centres[row], torch.from_numpy(np.asarray(compressed[i][1][: counts[row]]))))
+        elif present[j]:  # else removed by retention between planning and assembly
+            out.append((centres[row], anchor_tokens[j, : counts[row]]))
     return out
 
 
@@ -365,6 +405,7 @@ def answer_from_memory(
     store: RedisMemoryStore,
     index: SegmentIndex,
     cache: QueryCache | None = None,
+    anchors: AnchorCache | None = None,
     top_k: int = 8,
     neighbours: int = 1,
     budget: int | None = None,
@@ -399,7 +440,7 @@ def answer_from_memory(
         min_tokens=min_tokens,
         stored_tokens=info.settings.stored_tokens,
     )
-    memory = assemble(store, info, plan, compressed)
+    memory = assemble(store, info, plan, compressed, anchors=anchors)
     clock["allocate_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
