@@ -334,7 +334,8 @@ class MemoryBackend:
                 return cached
         with _timed("answer_s"):
             compressed = self._compress(stream, question, plan.indices[plan.candidate].tolist(), count=False)
-            memory = recall.assemble(svc.store, info, plan, compressed)
+            # The service's in-process anchor cache: repeated questions skip the anchors' Redis reads.
+            memory = recall.assemble(svc.store, info, plan, compressed, anchors=svc.anchors)
             with self._model_lock:
                 text = model.answer(question, memory, max_new_tokens=max_new, on_text=on_text)
         if cache_key is not None:
