@@ -247,7 +247,12 @@ def _file_segments(
                 yield from _emit(assembler, stats, slot, kept_t - origin, to_rgb(kept))
                 _advance(bar, kept_t - origin, started)
         if sampler is not None:
-            for slot, kept_t, kept in sampler.finish():
+            end = None
+            if origin is not None and info.duration:
+                end = origin + info.duration  # the container's own end of the video
+            elif last_decoded is not None and info.average_fps:
+                end = last_decoded + 1.0 / info.average_fps
+            for slot, kept_t, kept in sampler.finish(end):
                 assert to_rgb is not None and origin is not None
                 yield from _emit(assembler, stats, slot, kept_t - origin, to_rgb(kept))
         for segment in assembler.flush():

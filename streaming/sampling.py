@@ -131,9 +131,15 @@ class SlotSampler(Generic[Payload]):
                 self.base_slot + math.ceil((time - self.tolerance - self.origin) * self.fps - TIME_EPSILON),
             )
 
-    def finish(self) -> list[tuple[int, float, Payload]]:
-        """End of stream: the held frame fills the pending slot if it is near enough."""
+    def finish(self, end: float | None = None) -> list[tuple[int, float, Payload]]:
+        """End of stream: the held frame fills the pending slot if it is near enough.
+
+        `end` (same clock) is when the video stops showing its last frame: a slot at or after it lies
+        beyond the video (a 20 s file sampled at 2 fps has slots 0.0 … 19.5, not 20.0).
+        """
         below, self._held = self._held, None
+        if end is not None and self.slot_time(self.slot) >= end - TIME_EPSILON:
+            return []
         if below is not None and self.slot_time(self.slot) - below[0] <= self.tolerance + TIME_EPSILON:
             self.slot += 1
             return [(self.slot - 1, below[0], below[1])]

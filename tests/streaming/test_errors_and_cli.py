@@ -181,5 +181,5 @@ def test_cli_reads_standard_input(mpegts: Path) -> None:
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     assert document["source"]["kind"] == "stdin"
-    assert sum(s["frames"] for s in document["segments"]) == 21
+    assert sum(s["frames"] for s in document["segments"]) == 20
     assert document["segments"][0]["start"] == 0.0

@@ -38,16 +38,16 @@ def test_h264_mp4_with_bframes_samples_the_frame_of_each_timestamp(h264_mp4: Pat
     segments = list(iter_segments(str(h264_mp4), config=SMALL))
     assert_frames_match_timestamps(segments)
     times = np.concatenate([s.timestamps for s in segments])
-    # 10 s at 2 fps: slots 0.0 .. 9.5 plus the last frame (9.967) for slot 10.0.
-    assert len(times) == 21
-    grid = np.arange(21) / 2.0
+    # 10 s at 2 fps: slots 0.0 .. 9.5; slot 10.0 lies at the end of the video, past its last frame.
+    assert len(times) == 20
+    grid = np.arange(20) / 2.0
     assert np.all(np.abs(times - grid) <= SamplingConfig().effective_tolerance)
 
 
 def test_segments_are_windows_of_eight_that_tile_the_timeline_and_keep_the_short_tail(h264_mp4: Path) -> None:
     segments = list(iter_segments(str(h264_mp4), stream_id="cam", config=SMALL))
     assert [s.index for s in segments] == [0, 1, 2]
-    assert [s.num_frames for s in segments] == [8, 8, 5]
+    assert [s.num_frames for s in segments] == [8, 8, 4]
     assert [s.first_frame_index for s in segments] == [0, 8, 16]
     assert segments[0].start == 0.0 and segments[1].start == 4.0
     assert all(s.stream_id == "cam" and s.sample_fps == 2.0 for s in segments)
@@ -110,7 +110,7 @@ def test_mpegts_with_nonzero_start_time_is_counted_from_its_first_frame(mpegts: 
     segments = list(iter_segments(str(mpegts), config=SMALL))
     assert segments[0].start == 0.0
     assert_frames_match_timestamps(segments)
-    assert sum(s.num_frames for s in segments) == 21
+    assert sum(s.num_frames for s in segments) == 20
 
 
 def test_shifted_stream_clock_does_not_shift_segment_times(offset_mp4: Path) -> None:
@@ -174,7 +174,7 @@ def test_damage_in_the_middle_is_skipped_with_a_warning_and_ingest_goes_on(corru
     # Frames after the damage are still there, and none of the sampled frames is concealed garbage.
     assert float(segments[-1].timestamps[-1]) > 9.0
     assert_frames_match_timestamps(segments)
-    assert sum(s.num_frames for s in segments) < 21  # the damaged stretch left slots empty
+    assert sum(s.num_frames for s in segments) < 20  # the damaged stretch left slots empty
 
 
 def test_progress_bar_reports_speed_as_times_realtime(h264_mp4: Path, capsys) -> None:
@@ -193,7 +193,7 @@ def test_probe_describes_a_file_without_ingesting_it(h264_mp4: Path) -> None:
 def test_webm_vp9_is_read_like_any_other_container(tmp_path: Path) -> None:
     path = write_test_video(tmp_path / "clip.webm", duration=2.0, codec="vp9", size=(128, 64))
     segments = list(iter_segments(str(path), config=SMALL))
-    assert [s.num_frames for s in segments] == [5]
+    assert [s.num_frames for s in segments] == [4]
     assert_frames_match_timestamps(segments)
 
 
