@@ -390,7 +390,9 @@ def assemble(
     out: list[tuple[float, torch.Tensor]] = []
     for row, (i, j) in enumerate(zip(plan.indices.tolist(), anchor_of.tolist(), strict=True)):
         if j < 0:
-            out.append((centres[row], torch.from_numpy(np.asarray(compressed[i][1][: counts[row]]))))
+            head = np.asarray(compressed[i][1][: counts[row]])
+            # Tokens read from the cache are read-only buffers; torch wants writable memory.
+            out.append((centres[row], torch.from_numpy(head if head.flags.writeable else head.copy())))
         elif present[j]:  # else removed by retention between planning and assembly
             out.append((centres[row], anchor_tokens[j, : counts[row]]))
     return out

@@ -10,23 +10,47 @@ text = model.answer(question, [(model.centre_time(s), k) for s, k in zip(segment
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from tempo.models.ata import allocate_tokens, average_tokens_per_frame, truncate_memory
-from tempo.models.checkpoint import CheckpointError, ModelNotAvailableError
-from tempo.models.config import (
-    DEFAULT_MODEL_ID,
-    GENERIC_QUERY,
-    TempoCheckpointConfig,
-    TempoInferenceConfig,
-)
-from tempo.models.modeling import AnswerStats, TempoModel, segment_centre_time
-from tempo.models.pipeline import AskResult, SegmentAllocation, answer_video
+# Public names and the submodule each lives in. They load on first use (PEP 562): the CLI imports
+# this package to build its parser, and torch/transformers take seconds to import.
+_LAZY = {
+    "allocate_tokens": "ata",
+    "average_tokens_per_frame": "ata",
+    "truncate_memory": "ata",
+    "CheckpointError": "checkpoint",
+    "ModelNotAvailableError": "checkpoint",
+    "DEFAULT_MODEL_ID": "config",
+    "GENERIC_QUERY": "config",
+    "TempoCheckpointConfig": "config",
+    "TempoInferenceConfig": "config",
+    "AnswerStats": "modeling",
+    "TempoModel": "modeling",
+    "segment_centre_time": "modeling",
+    "AskResult": "pipeline",
+    "SegmentAllocation": "pipeline",
+    "answer_video": "pipeline",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tempo.models' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"tempo.models.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 MODEL_ENV = "TEMPO_MODEL"
 
 
 def resolve_model_name(value: str | None) -> str:
     """The model to load: an explicit value, else $TEMPO_MODEL, else the released id."""
+    from tempo.models.config import DEFAULT_MODEL_ID
+
     return value or os.environ.get(MODEL_ENV) or DEFAULT_MODEL_ID
 
 

@@ -18,15 +18,16 @@ from tempo.errors import TempoError
 
 # Each module exposes `register(subparsers) -> None`; the parser it adds sets `func(args) -> int`.
 COMMAND_MODULES: tuple[str, ...] = (
-    "tempo.tools.commands.model",
-    "tempo.tools.commands.ask",
-    "tempo.tools.commands.streams",
-    "tempo.tools.commands.ingest",
-    "tempo.tools.commands.memory",
+    "tempo.tools.commands.demo",
     "tempo.tools.commands.segments",
+    "tempo.tools.commands.ingest",
+    "tempo.tools.commands.streams",
+    "tempo.tools.commands.ask",
     "tempo.tools.commands.chat",
     "tempo.tools.commands.threads",
     "tempo.tools.commands.mcp",
+    "tempo.tools.commands.model",
+    "tempo.tools.commands.memory",
 )
 
 
@@ -49,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.verbose:
+        # transformers' own advice and weight-loading bars are noise to a user of this command (our
+        # commands show their own progress); -v lets them through.
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="tempo: %(levelname)s: %(message)s",

@@ -134,10 +134,42 @@ def _ask_memory(args: argparse.Namespace, question: str) -> int:
     return 0
 
 
+def _ask_thread(args: argparse.Namespace, question: str) -> int:
+    """One turn of a conversation thread (the same agent as `tempo chat`), from the shell."""
+    from tempo.agent import Conversations
+    from tempo.models import TempoInferenceConfig
+    from tempo.service import TempoService
+    from tempo.tools.commands.chat import print_turn_extras, printable
+
+    config = TempoInferenceConfig(fps=args.fps, budget=args.budget, context_limit=args.context_limit)
+    service = TempoService(
+        model=args.model, embedder=args.embedder, redis_url=args.redis_url, device=args.device, inference=config
+    )
+    conversations = Conversations(service, max_new_tokens=args.max_new_tokens)
+
+    def write(piece: str) -> None:
+        _write_piece(printable(piece))
+
+    result = conversations.ask(
+        args.stream, question, thread_id=args.thread, top_k=args.top_k, on_text=None if args.json else write
+    )
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        print()
+        print_turn_extras(result, sys.stdout)
+        print(f"thread: {result['thread_id']}")
+    return 0
+
+
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.thread is not None and args.stream is None:
+        args.parser.error("--thread needs --stream: conversations are about a stream in memory")
     if args.stream is not None:
         if len(args.inputs) != 1:
             args.parser.error("with --stream, give only the QUESTION (the video is already in memory)")
+        if args.thread is not None:
+            return _ask_thread(args, args.inputs[0])
         return _ask_memory(args, args.inputs[0])
     if len(args.inputs) != 2:
         args.parser.error("give VIDEO and QUESTION (or --stream NAME and QUESTION to ask from memory)")
@@ -195,7 +227,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "ask",
         help="answer a question about a video (reference mode) or a stream in memory (--stream)",
-        usage="tempo ask [options] VIDEO QUESTION\n       tempo ask [options] --stream NAME QUESTION",
+        usage=(
+            "tempo ask [options] VIDEO QUESTION\n"
+            "       tempo ask [options] --stream NAME [--thread ID] QUESTION"
+        ),
         description=(
             "Answer QUESTION about VIDEO the way the Tempo reference does: every segment is compressed "
             "for the question, Adaptive Token Allocation spends the visual budget, the global LLM answers. "
@@ -205,6 +240,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("inputs", nargs="+", metavar="[VIDEO] QUESTION", help="video file, URL or device; question")
     parser.add_argument("--stream", default=None, metavar="NAME", help="answer from this memory stream")
+    parser.add_argument(
+        "--thread",
+        default=None,
+        metavar="ID",
+        help="with --stream: continue (or start) this conversation thread; follow-ups use its history",
+    )
     parser.add_argument(
         "--top-k", type=_positive(int), default=8, help="with --stream: candidate segments from FAISS (default 8)"
     )

@@ -6,10 +6,6 @@ import argparse
 import json
 import sys
 
-from tempo.memory.records import RetentionPolicy
-from tempo.service import TempoService
-from tempo.streaming import SamplingConfig
-
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """Options every command that loads the model shares."""
@@ -65,14 +61,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: the model stack takes seconds to import, and `tempo --help` should not wait.
+    from tempo.memory.records import RetentionPolicy
+    from tempo.service import TempoService
+    from tempo.streaming import SamplingConfig, StreamingError
+
     service = TempoService(model=args.model, embedder=args.embedder, redis_url=args.redis_url, device=args.device)
     retention = None
     if args.max_age is not None or args.max_bytes is not None:
         retention = RetentionPolicy(max_age=args.max_age, max_bytes=args.max_bytes)
     try:
         sampling = SamplingConfig(fps=args.fps, window=args.window, max_edge=args.max_edge)
-    except ValueError as exc:
-        raise SystemExit(f"tempo ingest: error: {exc}") from None
+    except ValueError as exc:  # a bad flag value: one line, no traceback
+        raise StreamingError(f"{exc}.") from None
     report = service.ingest(
         args.source,
         args.stream,

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from tempo.streaming import SamplingConfig, iter_segments
+from tempo.streaming import SamplingConfig, SegmentStream, iter_segments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,6 +29,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def print_table(segments: SegmentStream, config: SamplingConfig) -> None:
+    """A header line about the source, then one row per segment (index, start, end seconds, frames)."""
+    info = segments.info
+    size = f"{info.width}x{info.height}" if info.width else "?"
+    print(f"# {info.uri}: {info.kind}, {info.container or '?'} / {info.codec or '?'} {size}, "
+          f"sampled at {config.fps:g} fps, {config.window} frames per segment")
+    print(f"{'index':>6}  {'start':>10}  {'end':>10}  {'frames':>6}")
+    for segment in segments:
+        gap = f"  (gap {segment.gap_before:.2f} s before)" if segment.gap_before > 0 else ""
+        print(f"{segment.index:>6}  {segment.start:>10.3f}  {segment.end:>10.3f}  "
+              f"{segment.num_frames:>6}{gap}", flush=info.live)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         config = SamplingConfig(fps=args.fps, window=args.window, max_edge=args.max_edge)
@@ -45,15 +58,7 @@ def run(args: argparse.Namespace) -> int:
             listed = [segment.to_dict() for segment in segments]
             print(json.dumps({"source": segments.info.to_dict(), "segments": listed}))
         else:
-            info = segments.info
-            size = f"{info.width}x{info.height}" if info.width else "?"
-            print(f"# {info.uri}: {info.kind}, {info.container or '?'} / {info.codec or '?'} {size}, "
-                  f"sampled at {config.fps:g} fps, {config.window} frames per segment")
-            print(f"{'index':>6}  {'start':>10}  {'end':>10}  {'frames':>6}")
-            for segment in segments:
-                gap = f"  (gap {segment.gap_before:.2f} s before)" if segment.gap_before > 0 else ""
-                print(f"{segment.index:>6}  {segment.start:>10.3f}  {segment.end:>10.3f}  "
-                      f"{segment.num_frames:>6}{gap}", flush=info.live)
+            print_table(segments, config)
         stats = segments.stats
     if stats.decode_errors:
         print(f"tempo: warning: {stats.decode_errors} undecodable packets or frames were skipped",
