@@ -152,3 +152,49 @@ def test_ingest_again_after_completion_commits_nothing_new(tempo_cli: CliRunner,
     again = json_out(tempo_cli("ingest", str(video_20s), "--stream", "clip", "--json"))
     assert (first["committed"], first["last_committed"]) == (5, 4)
     assert (again["committed"], again["resumed_from"], again["last_committed"]) == (0, 5, 4)
+
+
+def test_ctrl_c_stops_ingest_cleanly_and_the_next_run_finishes_it(
+    tempo_cli: CliRunner, tempo_env: dict[str, str], redis_url: str, video_120s: Path
+) -> None:
+    store = RedisMemoryStore(redis.Redis.from_url(redis_url))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tempo.tools.cli", "ingest", str(video_120s), "--stream", "cc", "--batch-size", "2"],
+        env=tempo_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if "cc" in store.stream_names() and store.stream_info("cc").committed >= 1:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert "Traceback" not in stderr and "run the same command again to resume" in stderr
+    stopped_at = store.stream_info("cc").committed
+    assert stopped_at < 29
+    report = json_out(tempo_cli("ingest", str(video_120s), "--stream", "cc", "--json"))
+    assert report["resumed_from"] == stopped_at + 1
+    assert store.stream_info("cc").segments == 30
+
+
+def test_ask_with_a_thread_continues_the_conversation_from_the_shell(
+    tempo_cli: CliRunner, video_20s: Path
+) -> None:
+    tempo_cli("ingest", str(video_20s), "--stream", "clip")
+    first = json_out(
+        tempo_cli("ask", "--stream", "clip", "--thread", "t1", QUESTION, "--json", "--max-new-tokens", "6")
+    )
+    second = json_out(
+        tempo_cli("ask", "--stream", "clip", "--thread", "t1", "And after that?", "--json", "--max-new-tokens", "6")
+    )
+    assert first["thread_id"] == second["thread_id"] == "t1"
+    assert second["question"] == "And after that?"
+    assert second["standalone_question"] != "And after that?"  # rewritten with the thread's history
+    shown = json_out(tempo_cli("threads", "show", "t1", "--json"))
+    assert shown["id"] == "t1" and shown["stream"] == "clip"
+    assert [t["question"] for t in shown["turns"]] == [QUESTION, "And after that?"]
+    assert [t["answer"] for t in shown["turns"]] == [first["answer"], second["answer"]]
