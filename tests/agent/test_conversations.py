@@ -111,7 +111,7 @@ def test_citations_point_at_segments_of_the_stream(live_service):
     relevance = backend.compress("cam", "the square", [h["index"] for h in hits])
     allocation = backend.allocate("cam", relevance)
     real = stream_indices(live_service, "cam")
-    assert {a["index"] for a in allocation} == real  # 11 segments: every one is planned
+    assert {a["index"] for a in allocation} == real  # 10 segments: every one is planned
     answer = "It appears at <6.0 seconds> and again from 0:30 to 0:35; it lasted 5 seconds."
     citations = [c.to_dict() for c in cite(answer, allocation)]
     assert [(c["start"], c["end"], c["segments"]) for c in citations] == [(6.0, 6.0, [1]), (30.0, 35.0, [7, 8])]

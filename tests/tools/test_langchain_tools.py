@@ -71,7 +71,7 @@ def test_react_agent_calls_the_tools_and_gets_the_cli_answers(fresh_toolkit, cli
     results = run_agent(tempo_tools(fresh_toolkit), script)
 
     streams = json.loads(results["c1"].content)["streams"]
-    assert [s["name"] for s in streams] == ["cam"] and streams[0]["segments"] == 11
+    assert [s["name"] for s in streams] == ["cam"] and streams[0]["segments"] == 10
     first, second = json.loads(results["c2"].content), json.loads(results["c3"].content)
     cli_first, cli_second = cli_thread["turns"]
     # Same question and thread state as the two `tempo chat` processes: same rewrite, answer, citations.
