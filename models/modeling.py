@@ -339,15 +339,21 @@ class TempoModel:
         before, after = llm_prompt_parts(question)
         ids_before = self.tokenizer.encode(before)
         ids_after = self.tokenizer.encode(after)
+        for _, tokens in memory:
+            if tokens.ndim != 2 or tokens.shape[-1] != self.memory_dim:
+                raise ValueError(f"memory tokens must be (k, {self.memory_dim}), got {tuple(tokens.shape)}")
+        # One embedding lookup for all time tags and one projector call for all kept tokens (a long
+        # timeline has thousands of segments), then interleaved: [tag_1, tokens_1, tag_2, tokens_2, ...].
+        tag_ids = [self.tokenizer.encode(time_tag(centre)) for centre, _ in memory]
+        sizes = [int(tokens.shape[0]) for _, tokens in memory]
+        memory_tokens = sum(sizes)
         pieces: list[torch.Tensor] = []
-        memory_tokens = 0
-        for centre, tokens in memory:
-            pieces.append(self._embed_ids(self.tokenizer.encode(time_tag(centre))))
-            if tokens.shape[0]:
-                if tokens.ndim != 2 or tokens.shape[-1] != self.memory_dim:
-                    raise ValueError(f"memory tokens must be (k, {self.memory_dim}), got {tuple(tokens.shape)}")
-                pieces.append(self.network.project(tokens.to(self.device, self.dtype)))
-                memory_tokens += int(tokens.shape[0])
+        if memory:
+            tags = self._embed_ids([i for ids in tag_ids for i in ids]).split([len(ids) for ids in tag_ids])
+            kept = torch.cat([tokens.to(self.device, self.dtype) for _, tokens in memory])  # (Σk, D)
+            projected = self.network.project(kept).split(sizes)  # Σk × H, per segment
+            for tag, proj in zip(tags, projected, strict=True):
+                pieces += [tag, proj]
         hidden = self.network.llm_config.hidden_size
         visual = torch.cat(pieces, dim=0) if pieces else torch.zeros(0, hidden, device=self.device, dtype=self.dtype)
         room = max(0, self.config.context_limit - len(ids_before) - len(ids_after) - CONTEXT_MARGIN)
