@@ -7,7 +7,8 @@
 Arguments are validated before a tool runs (the same pydantic models as the LangChain tools, in
 tempo.agent.toolkit), so a bad call comes back as a tool error (isError) with one sentence and the
 server carries on. Model calls run in worker threads, so the event loop keeps serving. GET /health
-answers {"status": "ok"} without a token (for load balancers and probes).
+answers {"status": "ok"} without a token (for load balancers and probes); GET /metrics gives
+per-tool call, error and latency counters in the Prometheus text format (behind the token).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
@@ -56,15 +58,50 @@ class _LazyToolkit:
             return self._toolkit
 
 
+class ToolMetrics:
+    """Counters of tool calls, by tool: calls, errors (tool errors and rejected inputs), seconds."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls: dict[str, int] = {}
+        self.errors: dict[str, int] = {}
+        self.seconds: dict[str, float] = {}
+
+    def record(self, tool: str, seconds: float, *, error: bool) -> None:
+        with self._lock:
+            self.calls[tool] = self.calls.get(tool, 0) + 1
+            self.errors[tool] = self.errors.get(tool, 0) + int(error)
+            self.seconds[tool] = self.seconds.get(tool, 0.0) + seconds
+
+    def prometheus(self) -> str:
+        """The Prometheus text exposition of the counters."""
+        with self._lock:
+            series = [
+                ("tempo_tool_calls_total", "counter", "Tool calls received.", self.calls),
+                ("tempo_tool_errors_total", "counter", "Tool calls that ended in a tool error.", self.errors),
+                ("tempo_tool_seconds_total", "counter", "Seconds spent in tool calls.", self.seconds),
+            ]
+            lines: list[str] = []
+            for name, kind, help_text, values in series:
+                lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+                lines += [f'{name}{{tool="{tool}"}} {value}' for tool, value in sorted(values.items())]
+        return "\n".join(lines) + "\n"
+
+
 class ValidateToolArguments:
     """Server middleware: check tools/call arguments against the tool's input model before the SDK
     does, so a mistake is answered with one sentence (isError) rather than a pydantic report."""
+
+    def __init__(self, metrics: ToolMetrics | None = None) -> None:
+        self.metrics = metrics
 
     async def __call__(self, ctx: Any, call_next: Any) -> Any:
         if ctx.method == "tools/call" and isinstance(ctx.params, Mapping):
             try:
                 validate(str(ctx.params.get("name")), ctx.params.get("arguments"))
             except ToolInputError as exc:
+                if self.metrics is not None:
+                    self.metrics.record(str(ctx.params.get("name")), 0.0, error=True)
                 return CallToolResult(content=[TextContent(type="text", text=str(exc))], is_error=True)
         return await call_next(ctx)
 
@@ -72,6 +109,7 @@ class ValidateToolArguments:
 def build_server(toolkit: VideoToolkit | Callable[[], VideoToolkit]) -> MCPServer:
     """The MCP server over a toolkit (or a factory called on the first tool call)."""
     lazy = _LazyToolkit(toolkit if callable(toolkit) and not isinstance(toolkit, VideoToolkit) else lambda: toolkit)
+    metrics = ToolMetrics()
     server = MCPServer(
         SERVER_NAME,
         instructions=(
@@ -79,17 +117,21 @@ def build_server(toolkit: VideoToolkit | Callable[[], VideoToolkit]) -> MCPServe
             "then ask_video (pass thread_id back for follow-ups) or search_moments. Times are seconds."
         ),
         log_level="WARNING",
-        middleware=[ValidateToolArguments()],
+        middleware=[ValidateToolArguments(metrics)],
     )
 
     async def run(method: str, **kwargs: Any) -> dict[str, Any]:
         def call() -> dict[str, Any]:
             return getattr(lazy.get(), method)(**kwargs)
 
+        t0 = time.perf_counter()
         try:
-            return await anyio.to_thread.run_sync(call)
+            result = await anyio.to_thread.run_sync(call)
         except TempoError as exc:
+            metrics.record(method, time.perf_counter() - t0, error=True)
             raise ToolError(str(exc)) from None
+        metrics.record(method, time.perf_counter() - t0, error=False)
+        return result
 
     @server.tool(description=DESCRIPTIONS["ask_video"])
     async def ask_video(
@@ -122,6 +164,12 @@ def build_server(toolkit: VideoToolkit | Callable[[], VideoToolkit]) -> MCPServe
         from starlette.responses import JSONResponse
 
         return JSONResponse({"status": "ok", "server": SERVER_NAME})
+
+    @server.custom_route("/metrics", methods=["GET"])
+    async def prometheus_metrics(request: Any) -> Any:
+        from starlette.responses import PlainTextResponse
+
+        return PlainTextResponse(metrics.prometheus(), media_type="text/plain; version=0.0.4")
 
     return server
 

@@ -141,6 +141,28 @@ def test_http_needs_the_bearer_token_but_health_does_not(http_server):
         assert refused.headers["www-authenticate"].startswith("Bearer")
 
 
+def test_metrics_count_tool_calls_and_need_the_token(http_server):
+    async def calls() -> None:
+        async with http_client(http_server) as client:
+            await client.call_tool("list_streams", {})
+            await client.call_tool("search_moments", {"query": "", "stream": "cam"})  # rejected input
+
+    assert httpx2.get(f"{http_server}/metrics").status_code == 401
+    before = httpx2.get(f"{http_server}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text
+    anyio.run(calls)
+    after = httpx2.get(f"{http_server}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text
+
+    def value(text: str, series: str) -> float:
+        found = [line.split()[-1] for line in text.splitlines() if line.startswith(series + " ")]
+        return float(found[0]) if found else 0.0
+
+    calls_series = 'tempo_tool_calls_total{tool="list_streams"}'
+    errors_series = 'tempo_tool_errors_total{tool="search_moments"}'
+    assert value(after, calls_series) == value(before, calls_series) + 1
+    assert value(after, errors_series) == value(before, errors_series) + 1
+    assert "# TYPE tempo_tool_seconds_total counter" in after
+
+
 def test_a_non_loopback_address_needs_a_token(tempo_main, monkeypatch):
     monkeypatch.delenv("TEMPO_MCP_TOKEN", raising=False)
     code, _, err = tempo_main("mcp", "--http", "--host", "0.0.0.0", "--port", "1")
