@@ -19,10 +19,9 @@ from tempo.memory.records import (
     StreamSettings,
 )
 from tempo.memory.retention import RetentionWorker, enforce_retention
-from tempo.memory.store import AnchorBatch, CommitResult, CommitStatus, RedisMemoryStore, StreamInfo
+from tempo.memory.store import CommitResult, CommitStatus, RedisMemoryStore, StreamInfo
 
 __all__ = [
-    "AnchorBatch",
     "AnchorCache",
     "CommitResult",
     "CommitStatus",

@@ -253,17 +253,6 @@ class IndexFeed:
     embeddings: np.ndarray  # (n, E) float32 (stored float16 values)
 
 
-@dataclass(frozen=True)
-class AnchorBatch:
-    """What answering needs of non-candidate segments: times and the first k generic tokens."""
-
-    indices: np.ndarray  # (n,) int64
-    starts: np.ndarray  # (n,) float64 seconds
-    ends: np.ndarray  # (n,) float64 seconds
-    first_frame_index: np.ndarray  # (n,) int64
-    tokens: np.ndarray  # (n, k, D) float32
-
-
 class RedisMemoryStore:
     """Streams of segments in Redis. Thread-safe as redis-py clients are (one pool, many threads)."""
 
@@ -773,40 +762,3 @@ class RedisMemoryStore:
             found = [b for b, ok in zip(raw, present, strict=True) if ok]
             out[present] = codec.decode_token_batch(found, k, dim)
         return out, present
-
-    @_redis_errors
-    def anchors(self, name: str, indices: Sequence[int], k: int, *, dim: int | None = None) -> AnchorBatch:
-        """Times and the first k stored generic tokens of each segment, one round trip.
-
-        Only k·(D+34) bytes per segment cross the wire (GETRANGE on the token string), so anchors for
-        thousands of segments cost milliseconds. Segments absent (retention) are left out.
-        """
-        if dim is None:
-            dim = self._token_dim(name)
-        width = codec.token_record_bytes(dim)
-        pipe = self.client.pipeline(transaction=False)
-        for i in indices:
-            pipe.hget(self._k_seg(name, i), "m")
-            pipe.getrange(self._k_tok(name, i), 0, k * width - 1)
-        raw = pipe.execute()
-        keep, starts, ends, ffs, toks = [], [], [], [], []
-        for j, i in enumerate(indices):
-            meta, tok = raw[2 * j], raw[2 * j + 1]
-            if meta is None or len(tok) < k * width:
-                continue
-            m = json.loads(meta)
-            keep.append(i)
-            starts.append(m["s"])
-            ends.append(m["e"])
-            ffs.append(m["ff"])
-            toks.append(tok)
-        tokens = (
-            codec.decode_token_batch(toks, k, dim) if toks else np.zeros((0, k, dim), np.float32)
-        )
-        return AnchorBatch(
-            indices=np.asarray(keep, np.int64),
-            starts=np.asarray(starts, np.float64),
-            ends=np.asarray(ends, np.float64),
-            first_frame_index=np.asarray(ffs, np.int64),
-            tokens=tokens,
-        )

@@ -139,13 +139,13 @@ def test_iterating_a_stream_yields_every_segment_in_order(store, records) -> Non
     assert [r.index for r in store.iter_segments("cam", 7)] == [7, 8, 9]
 
 
-def test_anchors_fetch_only_the_first_k_tokens(store, records) -> None:
+def test_token_heads_fetch_only_the_first_k_tokens(store, records) -> None:
     _fill(store, records, n=4)
-    batch = store.anchors("cam", [0, 2, 3, 9], 2)
-    assert batch.indices.tolist() == [0, 2, 3]  # 9 does not exist
-    assert batch.tokens.shape == (3, 2, records.DIM)
-    np.testing.assert_array_equal(batch.tokens[1], store.get_segment("cam", 2).tokens[:2])
-    assert batch.starts.tolist() == [0.0, 8.0, 12.0] and batch.first_frame_index.tolist() == [0, 16, 24]
+    tokens, present = store.token_heads("cam", [0, 2, 3, 9], 2, records.DIM)
+    assert present.tolist() == [True, True, True, False]  # 9 does not exist
+    assert tokens.shape == (4, 2, records.DIM)
+    np.testing.assert_array_equal(tokens[1], store.get_segment("cam", 2).tokens[:2])
+    assert not tokens[3].any()
 
 
 def test_bytes_are_accounted_by_part(store, records) -> None:
