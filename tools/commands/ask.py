@@ -18,7 +18,9 @@ from tempo.models.config import DEFAULT_MODEL_ID
 
 if TYPE_CHECKING:
     from tempo.memory.recall import MemoryAskResult
+    from tempo.models.config import TempoInferenceConfig
     from tempo.models.pipeline import AskResult
+    from tempo.service import TempoService
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 PER_ROW = 30
@@ -109,16 +111,30 @@ def _write_piece(piece: str) -> None:
     sys.stdout.flush()
 
 
-def _ask_memory(args: argparse.Namespace, question: str) -> int:
+def _inference_config(args: argparse.Namespace) -> TempoInferenceConfig:
+    """The run-time knobs every form of `tempo ask` takes from its flags."""
     from tempo.models import TempoInferenceConfig
-    from tempo.service import TempoService
 
     config = TempoInferenceConfig(fps=args.fps, budget=args.budget, context_limit=args.context_limit)
     if args.max_new_tokens is not None:
         config = config.replace(max_new_tokens=args.max_new_tokens)
-    service = TempoService(
-        model=args.model, embedder=args.embedder, redis_url=args.redis_url, device=args.device, inference=config
+    return config
+
+
+def _memory_service(args: argparse.Namespace) -> TempoService:
+    from tempo.service import TempoService
+
+    return TempoService(
+        model=args.model,
+        embedder=args.embedder,
+        redis_url=args.redis_url,
+        device=args.device,
+        inference=_inference_config(args),
     )
+
+
+def _ask_memory(args: argparse.Namespace, question: str) -> int:
+    service = _memory_service(args)
     result = service.ask(
         args.stream,
         question,
@@ -137,15 +153,9 @@ def _ask_memory(args: argparse.Namespace, question: str) -> int:
 def _ask_thread(args: argparse.Namespace, question: str) -> int:
     """One turn of a conversation thread (the same agent as `tempo chat`), from the shell."""
     from tempo.agent import Conversations
-    from tempo.models import TempoInferenceConfig
-    from tempo.service import TempoService
     from tempo.tools.commands.chat import print_turn_extras, printable
 
-    config = TempoInferenceConfig(fps=args.fps, budget=args.budget, context_limit=args.context_limit)
-    service = TempoService(
-        model=args.model, embedder=args.embedder, redis_url=args.redis_url, device=args.device, inference=config
-    )
-    conversations = Conversations(service, max_new_tokens=args.max_new_tokens)
+    conversations = Conversations(_memory_service(args), max_new_tokens=args.max_new_tokens)
 
     def write(piece: str) -> None:
         _write_piece(printable(piece))
@@ -178,14 +188,12 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _ask(args: argparse.Namespace) -> int:
-    from tempo.models import TempoInferenceConfig, TempoModel, answer_video, resolve_model_name
+    from tempo.models import TempoModel, answer_video, resolve_model_name
     from tempo.models.checkpoint import resolve_model_dir
     from tempo.streaming import SamplingConfig, iter_segments
 
     t0 = time.perf_counter()
-    config = TempoInferenceConfig(fps=args.fps, budget=args.budget, context_limit=args.context_limit)
-    if args.max_new_tokens is not None:
-        config = config.replace(max_new_tokens=args.max_new_tokens)
+    config = _inference_config(args)
     # Cheap checks first (model directory, video opens), then the expensive model load.
     model_dir = resolve_model_dir(resolve_model_name(args.model))
     sampling = SamplingConfig(fps=args.fps, window=config.window, max_edge=config.max_edge)
