@@ -156,8 +156,7 @@ class TempoService:
         on_text: Callable[[str], None] | None = None,
     ) -> MemoryAskResult:
         """Answer from memory: top-K candidates recompressed for the question, anchors for the rest."""
-        self.store.stream_info(stream)  # unknown stream: one sentence listing the known ones
-        self.index.sync()
+        self._catch_up(stream)
         return answer_from_memory(
             question,
             stream,
@@ -179,9 +178,14 @@ class TempoService:
         self, stream: str, query: str, *, top_k: int = 5, time_range: tuple[float, float] | None = None
     ) -> list[SearchHit]:
         """The segments most similar to `query` (SigLIP text ↔ segment embeddings), best first."""
+        self._catch_up(stream)
+        return self.index.search(self.embedder.embed_text(query), top_k, streams=[stream], time_range=time_range)
+
+    def _catch_up(self, stream: str) -> None:
+        """Check the stream exists (else one sentence listing the known ones), then index what
+        other processes committed since the index was loaded."""
         self.store.stream_info(stream)
         self.index.sync()
-        return self.index.search(self.embedder.embed_text(query), top_k, streams=[stream], time_range=time_range)
 
     def streams(self) -> list[StreamInfo]:
         return self.store.list_streams()
