@@ -1,7 +1,89 @@
-"""Exceptions a user can hit. Each carries one sentence the CLI prints as-is and the API returns as a 4xx."""
+"""Exceptions a user can hit, and the one rule that keeps credentials out of what is shown to a user.
+
+Each exception carries one sentence the CLI prints as-is and the API returns as a 4xx. URLs may
+carry secrets (`redis://:password@host`, `rtsp://user:pass@camera`, `https://TOKEN@host/live.m3u8`,
+`?token=...`): whatever shows a URL or a source passes it through `redact_url`, and the boundaries
+(CLI, MCP, LangChain) pass every error message through `redact_secrets` as a last line of defence.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+
+REDACTED = "***"
+
+# Query parameters that carry a credential (compared in lower case): tokens, keys, passwords, and the
+# signatures of pre-signed object-store URLs.
+SECRET_QUERY_KEYS = frozenset(
+    {
+        "password", "passwd", "pass", "pwd", "secret", "token", "access_token", "auth", "auth_token",
+        "key", "api_key", "apikey", "sig", "signature", "x-amz-signature", "x-amz-credential",
+        "x-amz-security-token", "x-goog-signature", "x-goog-credential", "credential",
+    }
+)
+
+# scheme://userinfo@ inside free text; userinfo stops at whitespace, quotes and the path.
+_URL_IN_TEXT = re.compile(r"""[A-Za-z][A-Za-z0-9+.-]*://[^\s'"<>`]+""")
 
 
 class TempoError(Exception):
     """Base class: a problem with the user's input or environment, explained in one sentence."""
 
     exit_code: int = 2
+
+
+class InvalidInputError(TempoError):
+    """An argument (CLI flag, tool argument, API field) outside what Tempo accepts."""
+
+
+class DeviceUnavailableError(TempoError):
+    """A torch device that is not a device name, or that this machine does not have."""
+
+
+class QuestionTooLongError(InvalidInputError):
+    """A question whose tokens leave no room for video in the global LLM's context."""
+
+    def __init__(self, context_limit: int) -> None:
+        super().__init__(
+            f"the question is too long: it leaves no room for video in the model's {context_limit}-token context"
+        )
+        self.context_limit = context_limit
+
+
+def redact_url(url: str) -> str:
+    """`url` with the password (or a lone user token) of its userinfo and secret query values masked.
+
+    `redis://:pw@h:6379/0` -> `redis://:***@h:6379/0`, `rtsp://admin:pw@cam/1` -> `rtsp://admin:***@cam/1`,
+    `https://TOKEN@host/x` -> `https://***@host/x`, `...?token=abc` -> `...?token=***`. Anything without
+    `scheme://` (a file path, a device, `-`) comes back unchanged.
+    """
+    if "://" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # unparsable (e.g. a bad IPv6 literal): mask everything between :// and @
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://{REDACTED}@{rest.rpartition('@')[2]}" if "@" in rest else url
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user, colon, _password = userinfo.partition(":")
+        # user:password keeps the user (useful to debug); a lone userinfo may itself be the token.
+        netloc = f"{user}:{REDACTED}@{hostport}" if colon else f"{REDACTED}@{hostport}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(k.lower() in SECRET_QUERY_KEYS for k, _ in pairs):
+            query = "&".join(
+                f"{quote(k, safe='')}={REDACTED if k.lower() in SECRET_QUERY_KEYS else quote(v, safe='/:')}"
+                for k, v in pairs
+            )
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def redact_secrets(text: str) -> str:
+    """`text` with every URL in it passed through `redact_url` (error messages, logs)."""
+    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)

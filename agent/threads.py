@@ -36,9 +36,10 @@ from tempo.agent.errors import (
     ThreadNotFoundError,
     ThreadStreamMismatchError,
 )
+from tempo.inputs import THREAD_ID_PATTERN
 
 DEFAULT_PREFIX = "tempo:threads"
-_THREAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_THREAD_ID = re.compile(THREAD_ID_PATTERN)  # the one rule, shared with every entry point (tempo.inputs)
 
 
 def new_thread_id() -> str:

@@ -26,12 +26,14 @@ import platformdirs
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from tempo.errors import redact_secrets, redact_url
 from tempo.memory.errors import MemoryUnavailableError
 
 ENV_URL = "TEMPO_REDIS_URL"
 ENV_HOME = "TEMPO_HOME"
 # sun_path is 108 bytes on Linux; longer data dirs get their socket under the temp dir instead.
 _MAX_SOCKET_PATH = 100
+_PROBE_TIMEOUT = 10.0  # seconds for the PING/INFO handshake of `connect`
 
 
 def tempo_home(home: Path | str | None = None) -> Path:
@@ -258,27 +260,38 @@ def connect(url: str | None = None, home: Path | str | None = None) -> redis.Red
         url = EmbeddedRedis(tempo_home(home)).ensure_running()
         where = "the embedded redis-server"
     else:
-        where = f"Redis at {url}"
+        where = f"Redis at {redact_url(url)}"  # the URL may carry a password: never shown
     try:
+        # The handshake gets a read timeout of its own: a server that accepts and never answers
+        # must not hang the command. The client kept has none (blocking reads are legitimate).
+        probe = redis.Redis.from_url(url, socket_connect_timeout=5.0, socket_timeout=_PROBE_TIMEOUT)
         client = redis.Redis.from_url(url, socket_connect_timeout=5.0, health_check_interval=30)
     except ValueError as exc:
         raise MemoryUnavailableError(
-            f"{url!r} is not a Redis URL (expected redis://, rediss:// or unix://): {exc}"
-        ) from exc
+            f"{redact_url(url)!r} is not a Redis URL (expected redis://, rediss:// or unix://): "
+            f"{redact_secrets(str(exc))}"
+        ) from None
     try:
-        client.ping()
+        probe.ping()
+        try:
+            version = str(probe.info("server").get("redis_version", "0"))
+        except redis.ResponseError:  # INFO disabled (some managed services): assume a modern server
+            version = "7"
     except redis.AuthenticationError as exc:
-        raise MemoryUnavailableError(f"{where} refused our credentials: {exc}") from exc
+        raise MemoryUnavailableError(f"{where} refused our credentials: {_first_line(exc)}") from None
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
         raise MemoryUnavailableError(
             f"cannot reach {where} ({_first_line(exc)}); start it or fix {ENV_URL}"
-        ) from exc
+        ) from None
     except redis.ResponseError as exc:
-        raise MemoryUnavailableError(f"{where} rejected PING: {exc}") from exc
-    try:
-        version = str(client.info("server").get("redis_version", "0"))
-    except redis.ResponseError:  # INFO disabled (some managed services): assume a modern server
-        version = "7"
+        raise MemoryUnavailableError(f"{where} rejected PING: {_first_line(exc)}") from None
+    except redis.RedisError as exc:  # garbage on the wire: something other than Redis listens there
+        raise MemoryUnavailableError(
+            f"{where} does not speak the Redis protocol ({_first_line(exc)}); is {ENV_URL} pointing at "
+            "another kind of server?"
+        ) from None
+    finally:
+        probe.close()
     if int(version.split(".")[0] or 0) < 7:
         raise MemoryUnavailableError(
             f"{where} runs Redis {version}; Tempo needs Redis 7 or newer (script flags, AOF with "
@@ -288,5 +301,5 @@ def connect(url: str | None = None, home: Path | str | None = None) -> redis.Red
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    text = redact_secrets(str(exc)).strip().splitlines()
     return text[0] if text else type(exc).__name__

@@ -43,6 +43,8 @@ from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import redis
+from tempo.errors import redact_secrets
+from tempo.inputs import STREAM_NAME_PATTERN
 from tempo.memory import codec
 from tempo.memory.embedded import connect
 from tempo.memory.errors import (
@@ -62,7 +64,7 @@ from tempo.memory.records import (
 )
 from tempo.streaming.segment import SourceInfo
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_NAME = re.compile(STREAM_NAME_PATTERN)  # the one rule, shared with every entry point (tempo.inputs)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -76,7 +78,7 @@ def _redis_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise MemoryUnavailableError(f"lost the connection to Redis: {exc}") from exc
+            raise MemoryUnavailableError(f"lost the connection to Redis: {redact_secrets(str(exc))}") from exc
         except redis.ResponseError as exc:
             if "maxmemory" in str(exc) or str(exc).startswith("OOM"):
                 raise MemoryUnavailableError(
@@ -303,7 +305,7 @@ class RedisMemoryStore:
     # ---- streams --------------------------------------------------------------------------------
     @staticmethod
     def check_name(name: str) -> str:
-        if not _NAME.match(name):
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise InvalidStreamNameError(
                 f"invalid stream name {name!r}: use 1-128 letters, digits, '.', '_' or '-', "
                 "starting with a letter or digit"

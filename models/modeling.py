@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tempo.errors import DeviceUnavailableError
 from tempo.models.checkpoint import (
     CONFIG_FILE,
     CheckpointError,
@@ -127,9 +128,27 @@ class RelevanceHead:
 
 
 def pick_device(device: str | torch.device | None) -> torch.device:
+    """`device`, else cuda when available, else cpu; DeviceUnavailableError for one this machine lacks."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise DeviceUnavailableError(f"{str(device)!r} is not a torch device (use cpu, cuda, cuda:N or mps)") from None
+    if dev.type == "cpu":
+        return dev
+    backend = {"cuda": torch.cuda, "xpu": getattr(torch, "xpu", None), "mps": torch.backends.mps}.get(dev.type)
+    count = 0
+    if backend is not None and backend.is_available():
+        count = backend.device_count() if hasattr(backend, "device_count") else 1
+    if count == 0:
+        raise DeviceUnavailableError(f"device {str(device)!r} is not available: this machine has no {dev.type} device")
+    if dev.index is not None and dev.index >= count:
+        raise DeviceUnavailableError(
+            f"device {str(device)!r} is not available: this machine has {count} {dev.type} device(s), "
+            f"{dev.type}:0 to {dev.type}:{count - 1}"
+        )
+    return dev
 
 
 def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:

@@ -1,7 +1,10 @@
 """The `tempo` command: one sub-command per module under tempo.tools.commands.
 
 User mistakes (bad path, bad URL, missing model, unknown stream) are `TempoError`s: one line on stderr
-and a non-zero exit, never a traceback.
+and a non-zero exit, never a traceback. A bad flag value is refused by the parser, also in one line
+(`tempo ask: error: argument --fps: ...`, exit 2): every flag that takes a value has a `type=` built
+from tempo.inputs, the one place that defines inputs and their limits. Messages pass through
+`redact_secrets`, so a URL's password never reaches the terminal.
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from tempo import __version__
-from tempo.errors import TempoError
+from tempo.errors import TempoError, redact_secrets
 
 # Each module exposes `register(subparsers) -> None`; the parser it adds sets `func(args) -> int`.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -31,8 +35,31 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+def one_line(text: str) -> str:
+    """`text` as one line for stderr: credentials redacted, line breaks folded."""
+    return " ".join(redact_secrets(str(text)).split())
+
+
+class TempoArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (`PROG: error: MESSAGE (see PROG --help)`, exit 2).
+
+    Sub-command parsers are made with the same class (argparse's default `parser_class`)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see `{self.prog} --help`)\n")
+
+
+def _redact_record(record: logging.LogRecord) -> bool:
+    """Logging filter: a URL's credentials never reach the log either."""
+    message = record.getMessage()
+    redacted = redact_secrets(message)
+    if redacted != message:
+        record.msg, record.args = redacted, None
+    return True
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = TempoArgumentParser(
         prog="tempo",
         description=(
             "Ask questions about live camera feeds and long recordings. Tempo compresses each video "
@@ -59,13 +86,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="tempo: %(levelname)s: %(message)s",
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_redact_record)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
     try:
         return int(args.func(args) or 0)
     except TempoError as exc:
-        print(f"tempo: error: {exc}", file=sys.stderr)
+        print(f"tempo: error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("tempo: interrupted", file=sys.stderr)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.tools import StructuredTool, ToolException
 from pydantic import ValidationError
 from tempo.agent.toolkit import DESCRIPTIONS, INPUTS, VideoToolkit, describe_validation_error
-from tempo.errors import TempoError
+from tempo.errors import TempoError, redact_secrets
 
 if TYPE_CHECKING:
     from tempo.service import TempoService
@@ -33,7 +33,7 @@ def _as_tool(toolkit: VideoToolkit, name: str) -> StructuredTool:
         try:
             return json.dumps(method(**kwargs), ensure_ascii=False)
         except TempoError as exc:
-            raise ToolException(str(exc)) from None
+            raise ToolException(redact_secrets(str(exc))) from None
 
     def on_validation_error(exc: ValidationError) -> str:
         return describe_validation_error(name, exc)

@@ -31,7 +31,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent
 from pydantic import Field
 from tempo.agent.toolkit import DESCRIPTIONS, MAX_TOP_K, ToolInputError, VideoToolkit, validate
-from tempo.errors import TempoError
+from tempo.errors import TempoError, redact_secrets
 from tempo.tools.commands.mcp import TOKEN_ENV, add_mcp_options
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def build_server(toolkit: VideoToolkit | Callable[[], VideoToolkit]) -> MCPServe
             result = await anyio.to_thread.run_sync(call)
         except TempoError as exc:
             metrics.record(method, time.perf_counter() - t0, error=True)
-            raise ToolError(str(exc)) from None
+            raise ToolError(redact_secrets(str(exc))) from None  # remote clients never see a password
         metrics.record(method, time.perf_counter() - t0, error=False)
         return result
 

@@ -11,9 +11,10 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
+from tempo import inputs
+from tempo.inputs import arg_type, check_question
 from tempo.models.config import DEFAULT_MODEL_ID
 
 if TYPE_CHECKING:
@@ -178,13 +179,24 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.stream is not None:
         if len(args.inputs) != 1:
             args.parser.error("with --stream, give only the QUESTION (the video is already in memory)")
+        question = check_question(args.inputs[0])
         if args.thread is not None:
-            return _ask_thread(args, args.inputs[0])
-        return _ask_memory(args, args.inputs[0])
+            return _ask_thread(args, question)
+        return _ask_memory(args, question)
     if len(args.inputs) != 2:
         args.parser.error("give VIDEO and QUESTION (or --stream NAME and QUESTION to ask from memory)")
-    args.video, args.question = args.inputs
+    args.video, question = args.inputs
+    args.question = check_question(question)
     return _ask(args)
+
+
+def add_max_new_tokens_option(parser: argparse.ArgumentParser, default_help: str) -> None:
+    parser.add_argument(
+        "--max-new-tokens",
+        type=arg_type(inputs.NewTokens, "tokens"),
+        default=None,
+        help=f"longest answer in tokens, 1 to {inputs.MAX_NEW_TOKENS} ({default_help})",
+    )
 
 
 def _ask(args: argparse.Namespace) -> int:
@@ -215,22 +227,8 @@ def _ask(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
-    """An argparse `type` accepting only positive numbers (a usage error, not a traceback)."""
-    def parse(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-
-    return parse
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from tempo.tools.commands.ingest import add_memory_options
+    from tempo.tools.commands.ingest import add_device_option, add_memory_options
 
     parser = subparsers.add_parser(
         "ask",
@@ -247,35 +245,58 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("inputs", nargs="+", metavar="[VIDEO] QUESTION", help="video file, URL or device; question")
-    parser.add_argument("--stream", default=None, metavar="NAME", help="answer from this memory stream")
+    parser.add_argument(
+        "--stream",
+        default=None,
+        metavar="NAME",
+        type=arg_type(inputs.StreamName, "name"),
+        help="answer from this memory stream",
+    )
     parser.add_argument(
         "--thread",
         default=None,
         metavar="ID",
+        type=arg_type(inputs.ThreadId, "thread id"),
         help="with --stream: continue (or start) this conversation thread; follow-ups use its history",
     )
     parser.add_argument(
-        "--top-k", type=_positive(int), default=8, help="with --stream: candidate segments from FAISS (default 8)"
+        "--top-k",
+        type=arg_type(inputs.TopK, "count"),
+        default=8,
+        help=f"with --stream: candidate segments from FAISS, 1 to {inputs.MAX_TOP_K} (default 8)",
     )
     parser.add_argument(
         "--model",
         default=None,
+        type=arg_type(inputs.Name, "path or hub id"),
         help=f"checkpoint directory or hub id on disk (default: $TEMPO_MODEL, else {DEFAULT_MODEL_ID})",
     )
     parser.add_argument(
         "--embedder",
         default=None,
+        type=arg_type(inputs.Name, "path or hub id"),
         help="with --stream: SigLIP directory (default: $TEMPO_EMBEDDER, else siglip/ beside the checkpoint)",
     )
     add_memory_options(parser)
-    parser.add_argument("--budget", type=_positive(int), default=8192, help="visual token budget B (default 8192)")
-    parser.add_argument("--fps", type=_positive(float), default=2.0, help="frames sampled per second (default 2)")
     parser.add_argument(
-        "--context-limit", type=_positive(int), default=16384, help="LLM context in tokens (default 16384)"
+        "--budget",
+        type=arg_type(inputs.Budget, "tokens"),
+        default=8192,
+        help=f"visual token budget B, 1 to {inputs.MAX_BUDGET} (default 8192)",
     )
     parser.add_argument(
-        "--max-new-tokens", type=_positive(int), default=None, help="longest answer in tokens (default 512)"
+        "--fps",
+        type=arg_type(inputs.Fps, "fps"),
+        default=2.0,
+        help=f"frames sampled per second, {inputs.MIN_FPS:g} to {inputs.MAX_FPS:g} (default 2)",
     )
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument(
+        "--context-limit",
+        type=arg_type(inputs.ContextLimit, "tokens"),
+        default=16384,
+        help="LLM context in tokens (default 16384); a question that leaves no room for video is refused",
+    )
+    add_max_new_tokens_option(parser, default_help="default 512")
+    add_device_option(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.set_defaults(func=_dispatch, parser=parser)

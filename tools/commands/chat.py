@@ -12,8 +12,11 @@ import argparse
 import sys
 from typing import Any, TextIO
 
+from tempo import inputs
 from tempo.agent.threads import check_thread_id, new_thread_id
 from tempo.errors import TempoError
+from tempo.inputs import arg_type, check_question
+from tempo.tools.commands.ask import add_max_new_tokens_option
 from tempo.tools.commands.ingest import add_memory_options, add_model_options
 
 # Model text is shown as it is, except control characters (a terminal would obey escape sequences).
@@ -74,10 +77,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             + HELP
         ),
     )
-    parser.add_argument("--stream", required=True, help="memory stream to talk about")
-    parser.add_argument("--thread", default=None, help="thread id to continue or start (default: a new one)")
-    parser.add_argument("--top-k", type=int, default=None, help="candidate segments per question (default 16)")
-    parser.add_argument("--max-new-tokens", type=int, default=None, help="longest answer in tokens")
+    parser.add_argument(
+        "--stream", required=True, type=arg_type(inputs.StreamName, "name"), help="memory stream to talk about"
+    )
+    parser.add_argument(
+        "--thread",
+        default=None,
+        type=arg_type(inputs.ThreadId, "thread id"),
+        help="thread id to continue or start (default: a new one)",
+    )
+    parser.add_argument(
+        "--top-k",
+        type=arg_type(inputs.TopK, "count"),
+        default=None,
+        help=f"candidate segments per question, 1 to {inputs.MAX_TOP_K} (default 16)",
+    )
+    add_max_new_tokens_option(parser, default_help="default 512")
     add_model_options(parser)
     add_memory_options(parser)
     parser.set_defaults(func=run)
@@ -144,10 +159,15 @@ def chat_loop(
             out.write(printable(piece))
             out.flush()
 
+        try:
+            question = check_question(text)
+        except TempoError as exc:
+            print(f"error: {exc}", file=out)
+            continue
         out.write("tempo> ")
         out.flush()
         try:
-            result = conversations.ask(stream, text, thread_id=thread_id, top_k=top_k, on_text=show)
+            result = conversations.ask(stream, question, thread_id=thread_id, top_k=top_k, on_text=show)
         except TempoError as exc:
             print(f"\nerror: {exc}", file=out)
             continue

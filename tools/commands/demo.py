@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+from tempo import inputs
+from tempo.inputs import arg_type
 from tempo.models import MODEL_ENV
 
 DEMO_STREAM = "demo"
@@ -29,9 +31,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "answer is then noise: no trained weights are downloaded)."
         ),
     )
-    parser.add_argument("--model", default=None, help="Tempo checkpoint directory (default: $TEMPO_MODEL, else tiny)")
-    parser.add_argument("--question", default=DEMO_QUESTION, help="question to ask about the demo video")
-    parser.add_argument("--duration", type=float, default=60.0, help="demo video length in seconds (default 60)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        type=arg_type(inputs.Name, "path or hub id"),
+        help="Tempo checkpoint directory (default: $TEMPO_MODEL, else tiny)",
+    )
+    parser.add_argument(
+        "--question", default=DEMO_QUESTION, type=arg_type(inputs.Question, "question"),
+        help="question to ask about the demo video",
+    )
+    parser.add_argument(
+        "--duration",
+        type=arg_type(inputs.DemoSeconds, "seconds"),
+        default=60.0,
+        help=f"demo video length in seconds, 4 to {inputs.MAX_DEMO_SECONDS:g} (default 60)",
+    )
     parser.set_defaults(func=run)
 
 

@@ -6,27 +6,66 @@ import argparse
 import json
 import sys
 
+from tempo import inputs
+from tempo.errors import redact_url
+from tempo.inputs import arg_type
+
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """Options every command that loads the model shares."""
     parser.add_argument(
         "--model",
         default=None,
+        type=arg_type(inputs.Name, "path or hub id"),
         help="Tempo checkpoint directory or hub id (default: $TEMPO_MODEL, else Vision-CAIR/Tempo-6B)",
     )
     parser.add_argument(
         "--embedder",
         default=None,
+        type=arg_type(inputs.Name, "path or hub id"),
         help="SigLIP directory for segment embeddings (default: $TEMPO_EMBEDDER, else siglip/ beside the "
         "checkpoint, else google/siglip-base-patch16-224)",
     )
-    parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    add_device_option(parser)
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device",
+        default=None,
+        type=arg_type(inputs.Device, "device"),
+        help="torch device: cpu, cuda, cuda:N, mps (default: cuda when available, else cpu); "
+        "one this machine lacks is refused",
+    )
+
+
+def add_sampling_options(parser: argparse.ArgumentParser) -> None:
+    """--fps, --window, --max-edge: how a source becomes segments (`tempo ingest`, `tempo segments`)."""
+    parser.add_argument(
+        "--fps",
+        type=arg_type(inputs.Fps, "fps"),
+        default=2.0,
+        help=f"frames sampled per second, {inputs.MIN_FPS:g} to {inputs.MAX_FPS:g} (default 2)",
+    )
+    parser.add_argument(
+        "--window",
+        type=arg_type(inputs.Window, "frames"),
+        default=8,
+        help=f"frames per segment, 1 to {inputs.MAX_WINDOW} (default 8)",
+    )
+    parser.add_argument(
+        "--max-edge",
+        type=arg_type(inputs.FrameEdge, "pixels"),
+        default=512,
+        help=f"longest frame side in pixels, {inputs.MIN_EDGE} to {inputs.MAX_EDGE}, rounded to 16 (default 512)",
+    )
 
 
 def add_memory_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--redis-url",
         default=None,
+        type=arg_type(inputs.RedisUrl, "URL"),
         help="Redis URL (default: $TEMPO_REDIS_URL, else a private redis-server under $TEMPO_HOME)",
     )
 
@@ -42,17 +81,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("source", help="video file, stream URL (rtsp, rtmp, http(s), udp, tcp, srt), device or -")
-    parser.add_argument("--stream", required=True, help="memory stream name (letters, digits, '.', '_', '-')")
-    parser.add_argument("--fps", type=float, default=2.0, help="frames sampled per second (default 2)")
-    parser.add_argument("--window", type=int, default=8, help="frames per segment (default 8)")
-    parser.add_argument("--max-edge", type=int, default=512, help="longest frame side in pixels (default 512)")
     parser.add_argument(
-        "--max-age", type=float, default=None, help="retention: drop segments older than this (seconds)"
+        "--stream",
+        required=True,
+        type=arg_type(inputs.StreamName, "name"),
+        help="memory stream name (1-128 letters, digits, '.', '_', '-')",
     )
-    parser.add_argument("--max-bytes", type=int, default=None, help="retention: keep at most this many bytes")
-    parser.add_argument("--max-segments", type=int, default=None, help="stop after this many segments")
+    add_sampling_options(parser)
     parser.add_argument(
-        "--batch-size", type=int, default=None, help="segments per SVLM forward pass (default: the model's, 8)"
+        "--max-age",
+        type=arg_type(inputs.AgeSeconds, "seconds"),
+        default=None,
+        help="retention: drop segments older than this (seconds, positive)",
+    )
+    parser.add_argument(
+        "--max-bytes",
+        type=arg_type(inputs.ByteCount, "bytes"),
+        default=None,
+        help="retention: keep at most this many bytes (positive)",
+    )
+    parser.add_argument(
+        "--max-segments",
+        type=arg_type(inputs.SegmentCount, "count"),
+        default=None,
+        help="stop after this many segments (positive)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=arg_type(inputs.BatchSize, "count"),
+        default=None,
+        help=f"segments per SVLM forward pass, 1 to {inputs.MAX_BATCH} (default: the model's, 8)",
     )
     parser.add_argument("--json", action="store_true", help="print the ingest report as JSON")
     add_model_options(parser)
@@ -84,7 +142,9 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
     )
     if args.json:
-        print(json.dumps(report.to_json()))
+        out = report.to_json()
+        out["source"] = redact_url(str(out["source"]))
+        print(json.dumps(out))
     else:
         state = "interrupted" if report.interrupted else "done"
         print(

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 
+from tempo import inputs
+from tempo.inputs import arg_type
+from tempo.tools.commands.ask import add_max_new_tokens_option
 from tempo.tools.commands.ingest import add_memory_options, add_model_options
 
 TOKEN_ENV = "TEMPO_MCP_TOKEN"
@@ -15,12 +18,19 @@ TOKEN_ENV = "TEMPO_MCP_TOKEN"
 
 def add_mcp_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
-    parser.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1, loopback)")
-    parser.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        type=arg_type(inputs.Name, "host"),
+        help="HTTP address (default 127.0.0.1, loopback)",
+    )
+    parser.add_argument(
+        "--port", type=arg_type(inputs.Port, "port"), default=8765, help="HTTP port, 1 to 65535 (default 8765)"
+    )
     parser.add_argument(
         "--token", default=None, help=f"bearer token clients must send (default ${TOKEN_ENV}); needed off loopback"
     )
-    parser.add_argument("--max-new-tokens", type=int, default=None, help="longest answer in tokens")
+    add_max_new_tokens_option(parser, default_help="default 512")
     add_model_options(parser)
     add_memory_options(parser)
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 
+from tempo.errors import redact_url
 from tempo.memory import EmbeddedRedis, tempo_home
 from tempo.memory.embedded import ENV_URL
 
@@ -38,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
         "running": running,
         "url": server.url,
         "pid": server.pid() if running else None,
-        "external_url": os.environ.get(ENV_URL) or None,
+        # The URL may carry a password; `tempo memory status` is pasted into bug reports.
+        "external_url": redact_url(os.environ.get(ENV_URL) or "") or None,
     }
     if args.json:
         print(json.dumps(status))

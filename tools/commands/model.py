@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tempo import inputs
+from tempo.inputs import arg_type
+
 
 def _tiny(args: argparse.Namespace) -> int:
     from tempo.models.tiny import write_tiny_checkpoint
@@ -27,6 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     tiny.add_argument("dir", metavar="DIR", help="directory to write (created if missing)")
-    tiny.add_argument("--seed", type=int, default=0, help="random seed for the weights (default 0)")
+    tiny.add_argument(
+        "--seed",
+        type=arg_type(inputs.Seed, "seed"),
+        default=0,
+        help="random seed for the weights, 0 or more (default 0)",
+    )
     tiny.set_defaults(func=_tiny)
     parser.set_defaults(func=lambda _args: (parser.print_help(), 2)[1])

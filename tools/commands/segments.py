@@ -6,7 +6,11 @@ import argparse
 import json
 import sys
 
+from tempo import inputs
+from tempo.errors import redact_url
+from tempo.inputs import arg_type
 from tempo.streaming import SamplingConfig, SegmentStream, iter_segments
+from tempo.tools.commands.ingest import add_sampling_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,11 +24,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("source", metavar="SOURCE", help="file path, URL, /dev/videoN or - (stdin)")
-    parser.add_argument("--fps", type=float, default=2.0, help="sampled frames per second (default 2)")
-    parser.add_argument("--window", type=int, default=8, help="frames per segment (default 8)")
-    parser.add_argument("--max-edge", type=int, default=512,
-                        help="longer side of sampled frames in pixels, rounded to 16 (default 512)")
-    parser.add_argument("--start-segment", type=int, default=0, help="resume a file at this segment index")
+    add_sampling_options(parser)
+    parser.add_argument(
+        "--start-segment",
+        type=arg_type(inputs.SegmentIndex, "index"),
+        default=0,
+        help="resume a file at this segment index (0 or more)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.set_defaults(func=run)
 
@@ -33,7 +39,7 @@ def print_table(segments: SegmentStream, config: SamplingConfig) -> None:
     """A header line about the source, then one row per segment (index, start, end seconds, frames)."""
     info = segments.info
     size = f"{info.width}x{info.height}" if info.width else "?"
-    print(f"# {info.uri}: {info.kind}, {info.container or '?'} / {info.codec or '?'} {size}, "
+    print(f"# {redact_url(info.uri)}: {info.kind}, {info.container or '?'} / {info.codec or '?'} {size}, "
           f"sampled at {config.fps:g} fps, {config.window} frames per segment")
     print(f"{'index':>6}  {'start':>10}  {'end':>10}  {'frames':>6}")
     for segment in segments:
@@ -56,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
                        progress=show_progress) as segments:
         if args.json:
             listed = [segment.to_dict() for segment in segments]
-            print(json.dumps({"source": segments.info.to_dict(), "segments": listed}))
+            source = segments.info.to_dict()
+            source["uri"] = redact_url(source["uri"])
+            print(json.dumps({"source": source, "segments": listed}))
         else:
             print_table(segments, config)
         stats = segments.stats

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from tempo.memory import RedisMemoryStore
+from tempo.tools.commands.ingest import add_memory_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="List the streams in memory: segments, covered time (seconds) and bytes stored.",
     )
     parser.add_argument("--json", action="store_true", help='print {"streams": [...]} as JSON')
-    parser.add_argument("--redis-url", default=None, help="Redis URL (default: $TEMPO_REDIS_URL or embedded)")
+    add_memory_options(parser)
     parser.set_defaults(func=run)
 
 

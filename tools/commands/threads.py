@@ -7,8 +7,10 @@ import argparse
 import datetime as dt
 import json
 
+from tempo import inputs
 from tempo.agent.errors import ThreadNotFoundError
 from tempo.agent.threads import ThreadStore
+from tempo.inputs import arg_type
 from tempo.tools.commands.chat import format_citation, printable
 from tempo.tools.commands.ingest import add_memory_options
 
@@ -40,18 +42,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="List conversation threads (most recent first); `show ID` prints one with its turns.",
     )
     parser.add_argument("--json", action="store_true", help='print {"threads": [...]} as JSON')
-    parser.add_argument("--stream", default=None, help="only threads about this stream")
+    parser.add_argument(
+        "--stream", default=None, type=arg_type(inputs.StreamName, "name"), help="only threads about this stream"
+    )
     add_memory_options(parser)
     parser.set_defaults(func=run_list)
     sub = parser.add_subparsers(dest="threads_command", metavar="{show,delete}")
     show = sub.add_parser("show", help="print a thread with its turns", description="Print a thread and its turns.")
-    show.add_argument("thread_id", metavar="ID")
+    show.add_argument("thread_id", metavar="ID", type=arg_type(inputs.ThreadId, "thread id"))
     show.add_argument("--json", action="store_true", help='print {"id", "stream", "turns": [...]} as JSON')
     add_memory_options(show)
     _inherit(show, "json", "redis_url")
     show.set_defaults(func=run_show)
     delete = sub.add_parser("delete", help="delete a thread", description="Delete a thread and its graph state.")
-    delete.add_argument("thread_id", metavar="ID")
+    delete.add_argument("thread_id", metavar="ID", type=arg_type(inputs.ThreadId, "thread id"))
     add_memory_options(delete)
     _inherit(delete, "redis_url")
     delete.set_defaults(func=run_delete)
