@@ -1,6 +1,6 @@
 """The three operations Tempo offers other agents, with their typed inputs (LangChain tools and MCP).
 
-`VideoToolkit` validates inputs with the pydantic models below and returns JSON-ready dicts, so the
+`VideoToolkit` validates inputs with the pydantic models of tempo.inputs and returns JSON-ready dicts, so the
 LangChain tools (tempo.tools.langchain_tools) and the MCP server (tempo.tools.mcp_server) are thin
 adapters that cannot disagree. A user mistake raises `ToolInputError` or another `TempoError` with
 one sentence; the adapters turn it into a tool error.
@@ -10,58 +10,31 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from tempo.agent.conversations import Conversations, check_time_range
-from tempo.errors import TempoError
+from tempo.errors import InvalidInputError
+from tempo.inputs import (
+    MAX_TOP_K,
+    TOOL_INPUTS,
+    AskVideoInput,
+    ListStreamsInput,
+    SearchMomentsInput,
+    ToolInput,
+    describe_error,
+)
 
 if TYPE_CHECKING:
     from tempo.service import TempoService
 
-MAX_TOP_K = 50
+__all__ = ["MAX_TOP_K", "AskVideoInput", "ListStreamsInput", "SearchMomentsInput", "ToolInputError", "VideoToolkit"]
 
 
-class ToolInputError(TempoError):
+class ToolInputError(InvalidInputError):
     """Tool arguments that do not fit the tool's input schema."""
 
 
-class _Input(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class AskVideoInput(_Input):
-    """Ask a question about a video stream in memory; answers cite times (seconds)."""
-
-    question: str = Field(min_length=1, max_length=2000, description="The question about the video.")
-    stream: str = Field(min_length=1, max_length=128, description="Memory stream name (see list_streams).")
-    thread_id: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=128,
-        description="Conversation thread to continue (follow-up questions); omit to start a new thread.",
-    )
-    start: float | None = Field(default=None, ge=0, description="Only look from this stream time (seconds).")
-    end: float | None = Field(default=None, gt=0, description="Only look up to this stream time (seconds).")
-
-
-class SearchMomentsInput(_Input):
-    """Find the moments of a stream that best match a description."""
-
-    query: str = Field(min_length=1, max_length=2000, description="What to look for, in words.")
-    stream: str = Field(min_length=1, max_length=128, description="Memory stream name (see list_streams).")
-    start: float | None = Field(default=None, ge=0, description="Only look from this stream time (seconds).")
-    end: float | None = Field(default=None, gt=0, description="Only look up to this stream time (seconds).")
-    top_k: int = Field(default=5, ge=1, le=MAX_TOP_K, description="How many moments to return.")
-
-
-class ListStreamsInput(_Input):
-    """List the video streams held in memory."""
-
-
-INPUTS: dict[str, type[_Input]] = {
-    "ask_video": AskVideoInput,
-    "search_moments": SearchMomentsInput,
-    "list_streams": ListStreamsInput,
-}
+# The inputs, with their limits, are defined once in tempo.inputs (shared with the CLI).
+INPUTS: dict[str, type[ToolInput]] = TOOL_INPUTS
 
 DESCRIPTIONS = {
     "ask_video": (
@@ -86,8 +59,7 @@ def describe_validation_error(tool: str, exc: ValidationError) -> str:
     if kind == "extra_forbidden":
         allowed = ", ".join(INPUTS[tool].model_fields) or "none"
         return f"{tool}: unknown argument {where!r} (allowed: {allowed})."
-    message = str(err.get("msg", "invalid value")).rstrip(".")
-    return f"{tool}: invalid {where!r}: {message[:1].lower()}{message[1:]}."
+    return f"{tool}: invalid {where!r}: {describe_error(err)}."
 
 
 def validate(tool: str, arguments: Any) -> Any:

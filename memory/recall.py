@@ -417,6 +417,7 @@ def answer_from_memory(
     on_text: Callable[[str], None] | None = None,
 ) -> MemoryAskResult:
     """The whole `tempo ask --stream` path; timings say where the time went (seconds)."""
+    model.check_question_fits(question)  # before retrieval and compression (QuestionTooLongError)
     budget = model.config.budget if budget is None else int(budget)
     min_tokens = model.config.min_tokens if min_tokens is None else int(min_tokens)
     clock: dict[str, float] = {}

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tempo.errors import DeviceUnavailableError
+from tempo.errors import DeviceUnavailableError, QuestionTooLongError
 from tempo.models.checkpoint import (
     CONFIG_FILE,
     CheckpointError,
@@ -350,6 +350,23 @@ class TempoModel:
     def _embed_ids(self, ids: list[int]) -> torch.Tensor:
         return self.network.model.embed_tokens(torch.tensor(ids, dtype=torch.long, device=self.device))
 
+    def check_question_fits(self, question: str) -> int:
+        """Tokens of the LLM context left for video once `question` is in the prompt.
+
+        Raises QuestionTooLongError when not even one segment (its time tag and one memory token)
+        would fit. Entry points call it before the expensive SVLM passes; the prompt builder applies
+        the same rule, so no path answers from a question with the video cut to nothing.
+        """
+        before, after = llm_prompt_parts(question)
+        return self._visual_room(len(self.tokenizer.encode(before)) + len(self.tokenizer.encode(after)))
+
+    def _visual_room(self, text_tokens: int) -> int:
+        room = self.config.context_limit - text_tokens - CONTEXT_MARGIN
+        one_segment = len(self.tokenizer.encode(time_tag(0.0))) + 1
+        if room < one_segment:
+            raise QuestionTooLongError(self.config.context_limit)
+        return room
+
     def build_answer_embeddings(
         self, question: str, memory: Sequence[tuple[float, torch.Tensor]]
     ) -> tuple[torch.Tensor, AnswerStats]:
@@ -358,6 +375,7 @@ class TempoModel:
         before, after = llm_prompt_parts(question)
         ids_before = self.tokenizer.encode(before)
         ids_after = self.tokenizer.encode(after)
+        room = self._visual_room(len(ids_before) + len(ids_after))
         for _, tokens in memory:
             if tokens.ndim != 2 or tokens.shape[-1] != self.memory_dim:
                 raise ValueError(f"memory tokens must be (k, {self.memory_dim}), got {tuple(tokens.shape)}")
@@ -375,7 +393,6 @@ class TempoModel:
                 pieces += [tag, proj]
         hidden = self.network.llm_config.hidden_size
         visual = torch.cat(pieces, dim=0) if pieces else torch.zeros(0, hidden, device=self.device, dtype=self.dtype)
-        room = max(0, self.config.context_limit - len(ids_before) - len(ids_after) - CONTEXT_MARGIN)
         cut = max(0, visual.shape[0] - room)
         if cut:
             log.warning(

@@ -96,6 +96,7 @@ def answer_video(
     Segments are consumed lazily and compressed in batches, so frames of a long video are never all
     in memory; only the (n, M, D) memory tokens are.
     """
+    model.check_question_fits(question)  # before any compression: a too-long question fails in a second
     budget = model.config.budget if budget is None else int(budget)
     min_tokens = model.config.min_tokens if min_tokens is None else int(min_tokens)
     bs = batch_size or model.config.compress_batch_size

@@ -4,9 +4,9 @@
     tempo mcp --http --port 8765               # streamable HTTP on 127.0.0.1, endpoint /mcp
     tempo mcp --http --host 0.0.0.0 --token T  # any other address needs a bearer token
 
-Arguments are validated before a tool runs (the same pydantic models as the LangChain tools, in
-tempo.agent.toolkit), so a bad call comes back as a tool error (isError) with one sentence and the
-server carries on. Model calls run in worker threads, so the event loop keeps serving. GET /health
+Arguments are validated before a tool runs (the same pydantic models as the LangChain tools,
+in tempo.inputs, from which the tool signatures are generated), so a bad call comes back as a tool
+error (isError) with one sentence and the server carries on. Model calls run in worker threads, so the event loop keeps serving. GET /health
 answers {"status": "ok"} without a token (for load balancers and probes); GET /metrics gives
 per-tool call, error and latency counters in the Prometheus text format (behind the token).
 """
@@ -23,15 +23,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any
+from typing import Any
 
 import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent
-from pydantic import Field
-from tempo.agent.toolkit import DESCRIPTIONS, MAX_TOP_K, ToolInputError, VideoToolkit, validate
+from tempo.agent.toolkit import DESCRIPTIONS, ToolInputError, VideoToolkit, validate
 from tempo.errors import TempoError, redact_secrets
+from tempo.inputs import TOOL_INPUTS, tool_signature
 from tempo.tools.commands.mcp import TOKEN_ENV, add_mcp_options
 
 log = logging.getLogger(__name__)
@@ -133,31 +133,8 @@ def build_server(toolkit: VideoToolkit | Callable[[], VideoToolkit]) -> MCPServe
         metrics.record(method, time.perf_counter() - t0, error=False)
         return result
 
-    @server.tool(description=DESCRIPTIONS["ask_video"])
-    async def ask_video(
-        question: Annotated[str, Field(min_length=1, max_length=2000, description="The question about the video.")],
-        stream: Annotated[str, Field(min_length=1, max_length=128, description="Memory stream name.")],
-        thread_id: Annotated[
-            str | None, Field(description="Thread to continue (follow-ups); omit to start a new one.")
-        ] = None,
-        start: Annotated[float | None, Field(ge=0, description="Only look from this stream time (s).")] = None,
-        end: Annotated[float | None, Field(gt=0, description="Only look up to this stream time (s).")] = None,
-    ) -> dict[str, Any]:
-        return await run("ask_video", question=question, stream=stream, thread_id=thread_id, start=start, end=end)
-
-    @server.tool(description=DESCRIPTIONS["search_moments"])
-    async def search_moments(
-        query: Annotated[str, Field(min_length=1, max_length=2000, description="What to look for, in words.")],
-        stream: Annotated[str, Field(min_length=1, max_length=128, description="Memory stream name.")],
-        start: Annotated[float | None, Field(ge=0, description="Only look from this stream time (s).")] = None,
-        end: Annotated[float | None, Field(gt=0, description="Only look up to this stream time (s).")] = None,
-        top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, description="How many moments to return.")] = 5,
-    ) -> dict[str, Any]:
-        return await run("search_moments", query=query, stream=stream, start=start, end=end, top_k=top_k)
-
-    @server.tool(description=DESCRIPTIONS["list_streams"])
-    async def list_streams() -> dict[str, Any]:
-        return await run("list_streams")
+    for name in TOOL_INPUTS:
+        server.add_tool(_tool_function(name, run), name=name, description=DESCRIPTIONS[name])
 
     @server.custom_route("/health", methods=["GET"])
     async def health(request: Any) -> Any:
@@ -172,6 +149,18 @@ def build_server(toolkit: VideoToolkit | Callable[[], VideoToolkit]) -> MCPServe
         return PlainTextResponse(metrics.prometheus(), media_type="text/plain; version=0.0.4")
 
     return server
+
+
+def _tool_function(name: str, run: Callable[..., Any]) -> Callable[..., Any]:
+    """The tool's function for the SDK, its signature (and so its JSON schema, limits included)
+    generated from the tool's input model in tempo.inputs: no second copy of the arguments here."""
+
+    async def tool(**kwargs: Any) -> dict[str, Any]:
+        return await run(name, **kwargs)
+
+    tool.__name__ = tool.__qualname__ = name
+    tool.__signature__ = tool_signature(TOOL_INPUTS[name])  # type: ignore[attr-defined]
+    return tool
 
 
 # ----- HTTP -----------------------------------------------------------------------------------------
