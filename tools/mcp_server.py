@@ -4,11 +4,12 @@
     tempo mcp --http --port 8765               # streamable HTTP on 127.0.0.1, endpoint /mcp
     tempo mcp --http --host 0.0.0.0 --token T  # any other address needs a bearer token
 
-Arguments are validated before a tool runs (the same pydantic models as the LangChain tools,
-in tempo.inputs, from which the tool signatures are generated), so a bad call comes back as a tool
-error (isError) with one sentence and the server carries on. Model calls run in worker threads, so the event loop keeps serving. GET /health
-answers {"status": "ok"} without a token (for load balancers and probes); GET /metrics gives
-per-tool call, error and latency counters in the Prometheus text format (behind the token).
+Arguments are validated before a tool runs (the same pydantic models as the LangChain tools, in
+tempo.inputs, from which the tool signatures are generated), so a bad call comes back as a tool
+error (isError) with one sentence and the server carries on. Model calls run in worker threads, so
+the event loop keeps serving. GET /health answers {"status": "ok"} without a token (for load
+balancers and probes); GET /metrics gives per-tool call, error and latency counters in the
+Prometheus text format (behind the token).
 """
 
 from __future__ import annotations
