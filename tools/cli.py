@@ -76,7 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (already printed in one line), --help or --version
+        return exc.code if isinstance(exc.code, int) else 2
     if not args.verbose:
         # transformers' own advice and weight-loading bars are noise to a user of this command (our
         # commands show their own progress); -v lets them through.
