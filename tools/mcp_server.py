@@ -254,13 +254,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tempo.tools.mcp_server", description=__doc__.split("\n")[0])
+    from tempo.tools.cli import TempoArgumentParser  # one-line usage errors, as `tempo mcp` gives
+
+    parser = TempoArgumentParser(prog="python -m tempo.tools.mcp_server", description=__doc__.split("\n")[0])
     add_mcp_options(parser)
     args = parser.parse_args(argv)
     try:
         return run(args)
     except TempoError as exc:
-        print(f"tempo mcp: error: {exc}", file=sys.stderr)
+        print(f"tempo mcp: error: {redact_secrets(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

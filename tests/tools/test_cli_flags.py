@@ -180,3 +180,17 @@ def test_bad_flags_in_a_real_process_are_one_line(argv, message, tmp_path):
     assert done.stdout == ""
     (line,) = done.stderr.splitlines()
     assert line.startswith(f"tempo {argv[0]}: error: {message}")
+
+
+def test_a_device_this_machine_lacks_is_one_line(live_memory, tmp_path):
+    """--device is well-formed at parse time; whether the machine has it is known when the model loads."""
+    for argv in (
+        ["ask", "--stream", "cam", "What is in the picture?", "--device", "cuda:999"],
+        ["ingest", str(live_memory.root / "cam.mp4"), "--stream", "cam-device", "--device", "cuda:999"],
+    ):
+        done = subprocess.run(
+            live_memory.cli(*argv), capture_output=True, text=True, env=live_memory.env(), cwd=tmp_path, timeout=120
+        )
+        assert done.returncode == 2, done.stderr
+        (line,) = done.stderr.splitlines()
+        assert line.startswith("tempo: error: device 'cuda:999' is not available: this machine has ")

@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, TextIO
 
 from tempo import inputs
-from tempo.inputs import arg_type, check_question
+from tempo.inputs import arg_type, check, check_question
 from tempo.models.config import DEFAULT_MODEL_ID
 
 if TYPE_CHECKING:
@@ -185,7 +185,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _ask_memory(args, question)
     if len(args.inputs) != 2:
         args.parser.error("give VIDEO and QUESTION (or --stream NAME and QUESTION to ask from memory)")
-    args.video, question = args.inputs
+    video, question = args.inputs
+    args.video = check(inputs.Name, video, "VIDEO")
     args.question = check_question(question)
     return _ask(args)
 

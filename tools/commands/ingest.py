@@ -80,7 +80,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "command again resumes after the last committed segment; Ctrl-C stops cleanly."
         ),
     )
-    parser.add_argument("source", help="video file, stream URL (rtsp, rtmp, http(s), udp, tcp, srt), device or -")
+    parser.add_argument(
+        "source",
+        type=arg_type(inputs.Name, "source"),
+        help="video file, stream URL (rtsp, rtmp, http(s), udp, tcp, srt), device or -",
+    )
     parser.add_argument(
         "--stream",
         required=True,

@@ -29,7 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "directory). Deterministic for a seed; its answers are meaningless."
         ),
     )
-    tiny.add_argument("dir", metavar="DIR", help="directory to write (created if missing)")
+    tiny.add_argument(
+        "dir", metavar="DIR", type=arg_type(inputs.Name, "directory"), help="directory to write (created if missing)"
+    )
     tiny.add_argument(
         "--seed",
         type=arg_type(inputs.Seed, "seed"),

@@ -23,7 +23,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "windows of frames. Prints index, start, end (the next window's start) and frame count."
         ),
     )
-    parser.add_argument("source", metavar="SOURCE", help="file path, URL, /dev/videoN or - (stdin)")
+    parser.add_argument(
+        "source",
+        metavar="SOURCE",
+        type=arg_type(inputs.Name, "source"),
+        help="file path, URL, /dev/videoN or - (stdin)",
+    )
     add_sampling_options(parser)
     parser.add_argument(
         "--start-segment",
