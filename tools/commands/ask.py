@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, TextIO
 
 from tempo import inputs
 from tempo.inputs import arg_type, check, check_question
-from tempo.models.config import DEFAULT_MODEL_ID
+from tempo.tools.commands.options import (
+    add_fps_option,
+    add_max_new_tokens_option,
+    add_memory_options,
+    add_model_options,
+    add_stream_option,
+    add_thread_option,
+    add_top_k_option,
+)
 
 if TYPE_CHECKING:
     from tempo.memory.recall import MemoryAskResult
@@ -191,15 +199,6 @@ def _dispatch(args: argparse.Namespace) -> int:
     return _ask(args)
 
 
-def add_max_new_tokens_option(parser: argparse.ArgumentParser, default_help: str) -> None:
-    parser.add_argument(
-        "--max-new-tokens",
-        type=arg_type(inputs.NewTokens, "tokens"),
-        default=None,
-        help=f"longest answer in tokens, 1 to {inputs.MAX_NEW_TOKENS} ({default_help})",
-    )
-
-
 def _ask(args: argparse.Namespace) -> int:
     from tempo.models import TempoModel, answer_video, resolve_model_name
     from tempo.models.checkpoint import resolve_model_dir
@@ -229,8 +228,6 @@ def _ask(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from tempo.tools.commands.ingest import add_device_option, add_memory_options
-
     parser = subparsers.add_parser(
         "ask",
         help="answer a question about a video (reference mode) or a stream in memory (--stream)",
@@ -246,38 +243,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("inputs", nargs="+", metavar="[VIDEO] QUESTION", help="video file, URL or device; question")
-    parser.add_argument(
-        "--stream",
-        default=None,
-        metavar="NAME",
-        type=arg_type(inputs.StreamName, "name"),
-        help="answer from this memory stream",
+    add_stream_option(parser, "answer from this memory stream")
+    add_thread_option(
+        parser, "with --stream: continue (or start) this conversation thread; follow-ups use its history"
     )
-    parser.add_argument(
-        "--thread",
-        default=None,
-        metavar="ID",
-        type=arg_type(inputs.ThreadId, "thread id"),
-        help="with --stream: continue (or start) this conversation thread; follow-ups use its history",
-    )
-    parser.add_argument(
-        "--top-k",
-        type=arg_type(inputs.TopK, "count"),
-        default=8,
-        help=f"with --stream: candidate segments from FAISS, 1 to {inputs.MAX_TOP_K} (default 8)",
-    )
-    parser.add_argument(
-        "--model",
-        default=None,
-        type=arg_type(inputs.Name, "path or hub id"),
-        help=f"checkpoint directory or hub id on disk (default: $TEMPO_MODEL, else {DEFAULT_MODEL_ID})",
-    )
-    parser.add_argument(
-        "--embedder",
-        default=None,
-        type=arg_type(inputs.Name, "path or hub id"),
-        help="with --stream: SigLIP directory (default: $TEMPO_EMBEDDER, else siglip/ beside the checkpoint)",
-    )
+    add_top_k_option(parser, 8, "with --stream: candidate segments from FAISS")
+    add_model_options(parser)
     add_memory_options(parser)
     parser.add_argument(
         "--budget",
@@ -285,19 +256,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=8192,
         help=f"visual token budget B, 1 to {inputs.MAX_BUDGET} (default 8192)",
     )
-    parser.add_argument(
-        "--fps",
-        type=arg_type(inputs.Fps, "fps"),
-        default=2.0,
-        help=f"frames sampled per second, {inputs.MIN_FPS:g} to {inputs.MAX_FPS:g} (default 2)",
-    )
+    add_fps_option(parser)
     parser.add_argument(
         "--context-limit",
         type=arg_type(inputs.ContextLimit, "tokens"),
         default=16384,
         help="LLM context in tokens (default 16384); a question that leaves no room for video is refused",
     )
-    add_max_new_tokens_option(parser, default_help="default 512")
-    add_device_option(parser)
+    add_max_new_tokens_option(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.set_defaults(func=_dispatch, parser=parser)

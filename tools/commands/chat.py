@@ -12,12 +12,17 @@ import argparse
 import sys
 from typing import Any, TextIO
 
-from tempo import inputs
 from tempo.agent.threads import check_thread_id, new_thread_id
 from tempo.errors import TempoError
-from tempo.inputs import arg_type, check_question
-from tempo.tools.commands.ask import add_max_new_tokens_option
-from tempo.tools.commands.ingest import add_memory_options, add_model_options
+from tempo.inputs import check_question
+from tempo.tools.commands.options import (
+    add_max_new_tokens_option,
+    add_memory_options,
+    add_model_options,
+    add_stream_option,
+    add_thread_option,
+    add_top_k_option,
+)
 
 # Model text is shown as it is, except control characters (a terminal would obey escape sequences).
 _CONTROL = {c: "\ufffd" for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F]}
@@ -77,22 +82,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             + HELP
         ),
     )
-    parser.add_argument(
-        "--stream", required=True, type=arg_type(inputs.StreamName, "name"), help="memory stream to talk about"
-    )
-    parser.add_argument(
-        "--thread",
-        default=None,
-        type=arg_type(inputs.ThreadId, "thread id"),
-        help="thread id to continue or start (default: a new one)",
-    )
-    parser.add_argument(
-        "--top-k",
-        type=arg_type(inputs.TopK, "count"),
-        default=None,
-        help=f"candidate segments per question, 1 to {inputs.MAX_TOP_K} (default 16)",
-    )
-    add_max_new_tokens_option(parser, default_help="default 512")
+    add_stream_option(parser, "memory stream to talk about", required=True)
+    add_thread_option(parser, "thread id to continue or start (default: a new one)")
+    add_top_k_option(parser, None, "candidate segments per question")
+    add_max_new_tokens_option(parser)
     add_model_options(parser)
     add_memory_options(parser)
     parser.set_defaults(func=run)

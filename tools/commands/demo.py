@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model",
         default=None,
         type=arg_type(inputs.Name, "path or hub id"),
-        help="Tempo checkpoint directory (default: $TEMPO_MODEL, else tiny)",
+        help="Tempo checkpoint directory (default: $TEMPO_MODEL, else a tiny random one)",
     )
     parser.add_argument(
         "--question", default=DEMO_QUESTION, type=arg_type(inputs.Question, "question"),

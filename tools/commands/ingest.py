@@ -10,64 +10,16 @@ from tempo import inputs
 from tempo.errors import redact_url
 from tempo.inputs import arg_type
 
+# Shared options live in tempo.tools.commands.options; re-exported here for existing importers.
+from tempo.tools.commands.options import (
+    add_memory_options,
+    add_model_options,
+    add_sampling_options,
+    add_source_argument,
+    add_stream_option,
+)
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """Options every command that loads the model shares."""
-    parser.add_argument(
-        "--model",
-        default=None,
-        type=arg_type(inputs.Name, "path or hub id"),
-        help="Tempo checkpoint directory or hub id (default: $TEMPO_MODEL, else Vision-CAIR/Tempo-6B)",
-    )
-    parser.add_argument(
-        "--embedder",
-        default=None,
-        type=arg_type(inputs.Name, "path or hub id"),
-        help="SigLIP directory for segment embeddings (default: $TEMPO_EMBEDDER, else siglip/ beside the "
-        "checkpoint, else google/siglip-base-patch16-224)",
-    )
-    add_device_option(parser)
-
-
-def add_device_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--device",
-        default=None,
-        type=arg_type(inputs.Device, "device"),
-        help="torch device: cpu, cuda, cuda:N, mps (default: cuda when available, else cpu); "
-        "one this machine lacks is refused",
-    )
-
-
-def add_sampling_options(parser: argparse.ArgumentParser) -> None:
-    """--fps, --window, --max-edge: how a source becomes segments (`tempo ingest`, `tempo segments`)."""
-    parser.add_argument(
-        "--fps",
-        type=arg_type(inputs.Fps, "fps"),
-        default=2.0,
-        help=f"frames sampled per second, {inputs.MIN_FPS:g} to {inputs.MAX_FPS:g} (default 2)",
-    )
-    parser.add_argument(
-        "--window",
-        type=arg_type(inputs.Window, "frames"),
-        default=8,
-        help=f"frames per segment, 1 to {inputs.MAX_WINDOW} (default 8)",
-    )
-    parser.add_argument(
-        "--max-edge",
-        type=arg_type(inputs.FrameEdge, "pixels"),
-        default=512,
-        help=f"longest frame side in pixels, {inputs.MIN_EDGE} to {inputs.MAX_EDGE}, rounded to 16 (default 512)",
-    )
-
-
-def add_memory_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--redis-url",
-        default=None,
-        type=arg_type(inputs.RedisUrl, "URL"),
-        help="Redis URL (default: $TEMPO_REDIS_URL, else a private redis-server under $TEMPO_HOME)",
-    )
+__all__ = ["add_memory_options", "add_model_options", "register", "run"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -80,17 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "command again resumes after the last committed segment; Ctrl-C stops cleanly."
         ),
     )
-    parser.add_argument(
-        "source",
-        type=arg_type(inputs.Name, "source"),
-        help="video file, stream URL (rtsp, rtmp, http(s), udp, tcp, srt), device or -",
-    )
-    parser.add_argument(
-        "--stream",
-        required=True,
-        type=arg_type(inputs.StreamName, "name"),
-        help="memory stream name (1-128 letters, digits, '.', '_', '-')",
-    )
+    add_source_argument(parser, "video file, stream URL (rtsp, rtmp, http(s), udp, tcp, srt), device or -")
+    add_stream_option(parser, "memory stream name", required=True)
     add_sampling_options(parser)
     parser.add_argument(
         "--max-age",

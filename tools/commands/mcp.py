@@ -10,8 +10,7 @@ import argparse
 
 from tempo import inputs
 from tempo.inputs import arg_type
-from tempo.tools.commands.ask import add_max_new_tokens_option
-from tempo.tools.commands.ingest import add_memory_options, add_model_options
+from tempo.tools.commands.options import add_max_new_tokens_option, add_memory_options, add_model_options
 
 TOKEN_ENV = "TEMPO_MCP_TOKEN"
 
@@ -30,7 +29,7 @@ def add_mcp_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--token", default=None, help=f"bearer token clients must send (default ${TOKEN_ENV}); needed off loopback"
     )
-    add_max_new_tokens_option(parser, default_help="default 512")
+    add_max_new_tokens_option(parser)
     add_model_options(parser)
     add_memory_options(parser)
 

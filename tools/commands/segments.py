@@ -10,7 +10,7 @@ from tempo import inputs
 from tempo.errors import redact_url
 from tempo.inputs import arg_type
 from tempo.streaming import SamplingConfig, SegmentStream, iter_segments
-from tempo.tools.commands.ingest import add_sampling_options
+from tempo.tools.commands.options import add_sampling_options, add_source_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,12 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "windows of frames. Prints index, start, end (the next window's start) and frame count."
         ),
     )
-    parser.add_argument(
-        "source",
-        metavar="SOURCE",
-        type=arg_type(inputs.Name, "source"),
-        help="file path, URL, /dev/videoN or - (stdin)",
-    )
+    add_source_argument(parser, "file path, URL, /dev/videoN or - (stdin)")
     add_sampling_options(parser)
     parser.add_argument(
         "--start-segment",

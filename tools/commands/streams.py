@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from tempo.memory import RedisMemoryStore
-from tempo.tools.commands.ingest import add_memory_options
+from tempo.tools.commands.options import add_memory_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -12,7 +12,7 @@ from tempo.agent.errors import ThreadNotFoundError
 from tempo.agent.threads import ThreadStore
 from tempo.inputs import arg_type
 from tempo.tools.commands.chat import format_citation, printable
-from tempo.tools.commands.ingest import add_memory_options
+from tempo.tools.commands.options import add_memory_options, add_stream_option
 
 
 def _store(args: argparse.Namespace) -> ThreadStore:
@@ -42,9 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="List conversation threads (most recent first); `show ID` prints one with its turns.",
     )
     parser.add_argument("--json", action="store_true", help='print {"threads": [...]} as JSON')
-    parser.add_argument(
-        "--stream", default=None, type=arg_type(inputs.StreamName, "name"), help="only threads about this stream"
-    )
+    add_stream_option(parser, "only threads about this stream")
     add_memory_options(parser)
     parser.set_defaults(func=run_list)
     sub = parser.add_subparsers(dest="threads_command", metavar="{show,delete}")

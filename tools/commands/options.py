@@ -1,0 +1,107 @@
+"""The options several commands share, each defined once with its type from tempo.inputs (the one
+place for inputs and their limits), so `--fps` or `--stream` is validated the same way everywhere."""
+
+from __future__ import annotations
+
+import argparse
+
+from tempo import inputs
+from tempo.inputs import arg_type
+from tempo.models.config import DEFAULT_MODEL_ID
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """--model, --embedder, --device: every command that loads the model."""
+    parser.add_argument(
+        "--model",
+        default=None,
+        type=arg_type(inputs.Name, "path or hub id"),
+        help=f"Tempo checkpoint directory or hub id on disk (default: $TEMPO_MODEL, else {DEFAULT_MODEL_ID})",
+    )
+    parser.add_argument(
+        "--embedder",
+        default=None,
+        type=arg_type(inputs.Name, "path or hub id"),
+        help="SigLIP directory for segment and question embeddings (default: $TEMPO_EMBEDDER, else siglip/ "
+        "beside the checkpoint, else google/siglip-base-patch16-224)",
+    )
+    parser.add_argument(
+        "--device",
+        default=None,
+        type=arg_type(inputs.Device, "device"),
+        help="torch device: cpu, cuda, cuda:N, mps (default: cuda when available, else cpu); "
+        "one this machine lacks is refused",
+    )
+
+
+def add_memory_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--redis-url",
+        default=None,
+        type=arg_type(inputs.RedisUrl, "URL"),
+        help="Redis URL (default: $TEMPO_REDIS_URL, else a private redis-server under $TEMPO_HOME)",
+    )
+
+
+def add_source_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("source", metavar="SOURCE", type=arg_type(inputs.Name, "source"), help=help)
+
+
+def add_fps_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--fps",
+        type=arg_type(inputs.Fps, "fps"),
+        default=2.0,
+        help=f"frames sampled per second, {inputs.MIN_FPS:g} to {inputs.MAX_FPS:g} (default 2)",
+    )
+
+
+def add_sampling_options(parser: argparse.ArgumentParser) -> None:
+    """--fps, --window, --max-edge: how a source becomes segments."""
+    add_fps_option(parser)
+    parser.add_argument(
+        "--window",
+        type=arg_type(inputs.Window, "frames"),
+        default=8,
+        help=f"frames per segment, 1 to {inputs.MAX_WINDOW} (default 8)",
+    )
+    parser.add_argument(
+        "--max-edge",
+        type=arg_type(inputs.FrameEdge, "pixels"),
+        default=512,
+        help=f"longest frame side in pixels, {inputs.MIN_EDGE} to {inputs.MAX_EDGE}, rounded to 16 (default 512)",
+    )
+
+
+def add_stream_option(parser: argparse.ArgumentParser, help: str, *, required: bool = False) -> None:
+    parser.add_argument(
+        "--stream",
+        default=None,
+        required=required,
+        metavar="NAME",
+        type=arg_type(inputs.StreamName, "name"),
+        help=f"{help} (1-128 letters, digits, '.', '_', '-')",
+    )
+
+
+def add_thread_option(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--thread", default=None, metavar="ID", type=arg_type(inputs.ThreadId, "thread id"), help=help)
+
+
+def add_top_k_option(parser: argparse.ArgumentParser, default: int | None, help: str) -> None:
+    shown = 16 if default is None else default  # None: the conversation's own default
+    parser.add_argument(
+        "--top-k",
+        type=arg_type(inputs.TopK, "count"),
+        default=default,
+        help=f"{help}, 1 to {inputs.MAX_TOP_K} (default {shown})",
+    )
+
+
+def add_max_new_tokens_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-new-tokens",
+        type=arg_type(inputs.NewTokens, "tokens"),
+        default=None,
+        help=f"longest answer in tokens, 1 to {inputs.MAX_NEW_TOKENS} (default 512)",
+    )
