@@ -292,7 +292,8 @@ def connect(url: str | None = None, home: Path | str | None = None) -> redis.Red
         ) from None
     finally:
         probe.close()
-    if int(version.split(".")[0] or 0) < 7:
+    major = version.split(".")[0]
+    if not major.isdigit() or int(major) < 7:
         raise MemoryUnavailableError(
             f"{where} runs Redis {version}; Tempo needs Redis 7 or newer (script flags, AOF with "
             "multi-part files)"
