@@ -111,3 +111,13 @@ def test_the_redis_password_is_not_in_langchain_tool_errors(live_memory):
     message = tools["list_streams"].invoke(call)
     assert isinstance(message, ToolMessage) and message.status == "error"
     assert SECRET not in message.content and message.content.startswith("cannot reach Redis at redis://:***@")
+
+
+def test_log_records_are_redacted():
+    import logging
+
+    from tempo.tools.cli import _redact_record
+
+    url = f"rtsp://a:{SECRET}@cam/1"
+    record = logging.LogRecord("tempo", logging.WARNING, __file__, 1, "reconnecting to %s", (url,), None)
+    assert _redact_record(record) and record.getMessage() == "reconnecting to rtsp://a:***@cam/1"
