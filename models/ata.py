@@ -2,7 +2,9 @@
 
 A pure function of the relevance scores: segments the router finds relevant keep up to M tokens,
 the rest keep a minimal anchor of m tokens, and the total stays within the visual budget B.
-Everything is vectorised with numpy (10⁶ segments take well under a second).
+The arithmetic is the release's (VLMMultimodalProcessor.adaptive_linear_budget_allocation), done with
+the same torch operations on the CPU so every float32 rounding and every tie comes out the same;
+vectorised, O(n log n) for the one sort (10⁶ segments in a fraction of a second, bench/ata.py).
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ def allocate_tokens(
     budget: int,
     min_tokens: int = 4,
 ) -> np.ndarray:
-    """Memory tokens to keep per segment, exactly the five steps of DESIGN §2.
+    """Memory tokens to keep per segment, exactly as the release computes them (DESIGN §2's five steps).
 
-    scores: (n,) relevance in [0, 1]; tokens_per_segment: M; budget: B (tokens over the whole
-    timeline); min_tokens: m. Returns (n,) int64 counts k_i in [m', M] where m' is m, lowered to
-    max(1, ⌊B/n⌋) when n·m > B. The sum never exceeds B when n·m' ≤ B.
+    scores: (n,) relevance in [0, 1], taken as float32 (the release's dtype); tokens_per_segment: M;
+    budget: B (tokens over the whole timeline); min_tokens: m. Returns (n,) int64 counts. They lie in
+    [m', M], m' being m lowered to max(1, ⌊B/n⌋) when n·m > B — except when all scores are equal, where
+    every segment gets min(M, ⌊B/n⌋), which is 0 when n > B (the release does not clamp that case).
     """
     s = np.asarray(scores, dtype=np.float64).reshape(-1)  # (n,)
     n = s.shape[0]
@@ -38,39 +41,37 @@ def allocate_tokens(
         return np.zeros(0, dtype=np.int64)
     if not np.all(np.isfinite(s)):
         raise ValueError("relevance scores must be finite")
-    m = min(int(min_tokens), big_m)
+    m = int(min_tokens)
 
     # 1. Not even m tokens each fit: lower the floor.
     if n * m > budget:
         m = max(1, budget // n)
 
-    lo, hi = float(s.min()), float(s.max())
-    if hi - lo < EQUAL_SCORES_EPS:
-        # 2. Nothing to prefer: an even share, capped at M.
-        k = np.full(n, min(big_m, budget // n), dtype=np.int64)
+    x = torch.from_numpy(s).to(torch.float32)  # (n,) float32, as the release's torch.tensor(scores)
+    lo, hi = x.min(), x.max()
+    spread = hi - lo
+    if spread < EQUAL_SCORES_EPS:
+        # 2. Nothing to prefer: an even share, capped at M (0 when n > B: no clamp to m here).
+        return np.full(n, min(big_m, budget // n), dtype=np.int64)
+    # 3. Normalised relevance and the ideal count per segment.
+    u = (x - lo) / spread  # (n,) float32 in [0, 1]
+    ideal = m + (u * (big_m - m)).floor().long()  # (n,) int64
+    if ideal.sum().item() <= budget:
+        # 4a. The ideal allocation fits.
+        k = ideal
     else:
-        # 3. Normalised relevance and the ideal count per segment.
-        u = (s - lo) / (hi - lo)  # (n,) in [0, 1]
-        ideal = m + np.floor(u * (big_m - m)).astype(np.int64)
-        if int(ideal.sum()) <= budget:
-            # 4a. The ideal allocation fits.
-            k = ideal
-        else:
-            # 4b. Spread the extra budget E over the segments in proportion to u, largest remainders first.
-            extra = budget - n * m
-            w = u / u.sum()  # (n,) sums to 1; u.sum() > 0 because max(u) = 1
-            e = np.floor(w * extra).astype(np.int64)
-            left = extra - int(e.sum())
-            if left > 0:
-                # The `left` largest weights get one more token; among equal weights the earlier segment
-                # wins (what a stable sort by −w gives), found in O(n) with a partition, not a sort.
-                threshold = np.partition(w, n - left)[n - left]  # the left-th largest weight
-                above = w > threshold
-                e[above] += 1
-                e[np.flatnonzero(w == threshold)[: left - int(above.sum())]] += 1
-            k = m + e
+        # 4b. Spread the extra budget E over the segments by weight, then the remainder one token each
+        # to the largest weights, in the order torch's CPU argsort (descending) gives them.
+        extra = budget - n * m
+        total = u.sum().item()  # > 0: max(u) = 1
+        w = torch.ones_like(u) / n if total < EQUAL_SCORES_EPS else u / total  # (n,) float32
+        e = (w * extra).floor().long()  # (n,)
+        left = int(extra - e.sum().item())
+        if left > 0:
+            e[torch.argsort(w, descending=True)[:left]] += 1
+        k = m + e
     # 5. Every count within [m, M].
-    return np.clip(k, m, big_m).astype(np.int64)
+    return k.clamp(min=m, max=big_m).numpy().astype(np.int64)
 
 
 def truncate_memory(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from tempo.models.processor import SegmentVideoProcessor
-from tempo.models.text import END_OF_TEXT, TextTokenizer, compressor_prompt
+from tempo.models.text import END_OF_TEXT, VIDEO_PLACEHOLDER, TextTokenizer, compressor_prompt
 from tempo.streaming.segment import Segment
 from torch import nn
 from transformers import Qwen3VLConfig
@@ -113,19 +113,33 @@ class CompressorInputs:
     grid_thw: torch.Tensor  # (B, 3) int64
 
 
-def segment_frame_times(segment: Segment, origin: str) -> np.ndarray:
-    """(T',) seconds per frame the SVLM sees, T' ≥ 2 (a padded one-frame window gets one more step)."""
-    times = np.asarray(segment.timestamps, dtype=np.float64).reshape(-1)
-    if times.size == 0:
+def sample_clock(segment: Segment) -> float:
+    """Seconds of the segment's first sample on the model's clock (SVLM frame times, LLM time tags).
+
+    Release sampling: the release's own clock, first_frame_index / real_fps (absolute sample index over
+    the real sampling rate), which can differ from the frame's presentation time. Stream sampling: the
+    first frame's presentation time, which is the grid slot's time within the sampling tolerance and
+    stays true across the gaps of a live stream.
+    """
+    if segment.extra.get("sampling") == "release":
+        return segment.first_frame_index / segment.sample_fps
+    return float(segment.start)
+
+
+def segment_frame_times(segment: Segment) -> np.ndarray:
+    """(T',) seconds per frame as the SVLM's prompt writes them, T' = T rounded up to even (≥ 2).
+
+    The release's rule (mm_datautils.video_process_with_frame_idx): frame j of the segment sits at
+    `sample_clock` + j / sample_fps, in stream time (not counted from the segment's start). A clip of odd
+    length is padded (by qwen-vl-utils) with a copy of its last frame whose index, and so whose time, is
+    the next one; a one-frame window likewise. These are the times the model was trained to read; the
+    frames' own presentation times stay in `segment.timestamps` for everything a user sees.
+    """
+    frames = segment.num_frames
+    if frames == 0:
         raise ValueError(f"segment {segment.index} has no frames")
-    if origin == "segment":
-        times = times - segment.start
-    elif origin != "stream":
-        raise ValueError(f"frame_time_origin must be 'segment' or 'stream', not {origin!r}")
-    if times.size < 2:
-        # The padding frame is the next sampled frame as the video path sees it: one step of 1/fps later.
-        times = np.array([times[0], times[0] + 1.0 / segment.sample_fps])
-    return times
+    padded = max(2, frames + frames % 2)
+    return sample_clock(segment) + np.arange(padded, dtype=np.float64) / segment.sample_fps
 
 
 def build_compressor_inputs(
@@ -135,16 +149,16 @@ def build_compressor_inputs(
     processor: SegmentVideoProcessor,
     tokenizer: TextTokenizer,
     num_memory_tokens: int,
-    frame_time_origin: str = "segment",
 ) -> CompressorInputs:
     """Process frames, build each chat, tokenise and right-pad with room for the M memory tokens."""
     pad_id = tokenizer.token_id(END_OF_TEXT)
+    chat = compressor_prompt(tokenizer, VIDEO_PLACEHOLDER, query)  # rendered once; each clip fills the video
     ids_list: list[list[int]] = []
     pixels: list[torch.Tensor] = []
     grids: list[tuple[int, int, int]] = []
     for seg in segments:
-        clip = processor(seg.frames_for_model(), segment_frame_times(seg, frame_time_origin))
-        ids_list.append(tokenizer.encode(compressor_prompt(clip.prompt, query)))
+        clip = processor(seg.frames_for_model(), segment_frame_times(seg))
+        ids_list.append(tokenizer.encode(chat.replace(VIDEO_PLACEHOLDER, clip.prompt, 1)))
         pixels.append(clip.pixel_values)
         grids.append(clip.grid_thw)
     length = max(len(ids) for ids in ids_list) + num_memory_tokens

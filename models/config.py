@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 # The released model on the Hugging Face hub (academic and non-commercial use only).
 DEFAULT_MODEL_ID = "Vision-CAIR/Tempo-6B"
@@ -20,12 +20,16 @@ PROJECTOR_TYPE = "mlp2x_gelu"
 # Query used for the query-agnostic ingest pass (DESIGN §3).
 GENERIC_QUERY = "Describe this content."
 
-# The compressor's system turn (DESIGN §2): compress for the query, and first answer Yes/No on relevance.
+# The compressor's system turn, verbatim from the release (tempo/mm_datautils.py, construct_message,
+# "prompt 1 (using during inference)"): compress for the query, and first answer Yes/No on relevance.
 COMPRESSOR_SYSTEM_PROMPT = (
-    "You are a query-conditioned visual compressor. Store in the provided memory tokens the minimal "
-    "visual information needed to answer the query, and ignore irrelevant details. Before compressing, "
-    'answer exactly "Yes" or "No": is this video segment relevant to the query?'
+    "You are a query-conditioned visual compressor. "
+    "Store in the provided memory tokens the minimal visual information needed to answer the Query. "
+    "Ignore irrelevant details. "
+    "Now, before compressing, answer exactly 'Yes' or 'No': is this segment relevant to the Query?"
 )
+# The compressor's user turn after the video (the release's `user_message`).
+COMPRESSOR_QUERY_TEMPLATE = "\nQuery:\n{query}"
 # The global LLM's system turn (DESIGN §2).
 LLM_SYSTEM_PROMPT = "You are a helpful assistant."
 # Placeholder in the user turn that the visual sequence replaces.
@@ -83,14 +87,11 @@ class TempoInferenceConfig:
     min_tokens: int = 4  # m: the floor of ATA (0.5 token/frame)
     budget: int = 8192  # B: visual tokens over the whole timeline (4096 or 8192 in the paper)
     context_limit: int = 16384  # global LLM context at inference (32K in the paper's evaluation)
-    max_new_tokens: int = 512
+    max_new_tokens: int = 1024  # the release's infer.py default (reference mode)
     temperature: float = 0.0  # 0 = greedy (the reference)
     compress_batch_size: int = 8  # segments per SVLM forward pass
     # Prepare batch i+1 on the CPU while batch i runs; None: only on accelerators (on CPU both would compete).
     prefetch: bool | None = None
-    # Origin of the per-frame times written into the SVLM prompt: "segment" counts from the
-    # segment's first frame (a segment is a short clip to the SVLM), "stream" uses stream time.
-    frame_time_origin: Literal["segment", "stream"] = "segment"
     dtype: str | None = None  # "float32" / "bfloat16"; None: bfloat16 on CUDA, float32 on CPU
     device: str | None = None  # None: "cuda" when available, else "cpu"
     extra: dict[str, Any] = field(default_factory=dict)

@@ -38,7 +38,13 @@ from tempo.models.checkpoint import (
     resolve_model_dir,
     save_weights,
 )
-from tempo.models.compressor import CompressorInputs, TempoCompressor, build_compressor_inputs, relevance_scores
+from tempo.models.compressor import (
+    CompressorInputs,
+    TempoCompressor,
+    build_compressor_inputs,
+    relevance_scores,
+    sample_clock,
+)
 from tempo.models.config import (
     CONTEXT_MARGIN,
     PROJECTOR_TYPE,
@@ -46,7 +52,7 @@ from tempo.models.config import (
     TempoInferenceConfig,
 )
 from tempo.models.processor import SegmentVideoProcessor, VideoProcessorConfig
-from tempo.models.text import END_OF_TEXT, IM_END, TextTokenizer, llm_prompt_parts, time_tag
+from tempo.models.text import IM_END, TextTokenizer, llm_prompt_parts, time_tag
 from tempo.streaming.segment import Segment
 from torch import nn
 from tqdm import tqdm
@@ -94,6 +100,10 @@ class TempoNetwork(nn.Module):
                 f"mm_projector_type {config.mm_projector_type!r} is not supported (only {PROJECTOR_TYPE!r})."
             )
         self.llm_config = Qwen3Config.from_dict({k: v for k, v in config.llm.items() if k != "model_type"})
+        # The release forces `rope_scaling = None` on the global LLM (TempoQwenForCausalLM.__init__): plain
+        # RoPE with the config's base, whatever scaling the config names.
+        theta = (self.llm_config.rope_parameters or {}).get("rope_theta", getattr(self.llm_config, "rope_theta", None))
+        self.llm_config.rope_parameters = {"rope_type": "default", "rope_theta": theta}
         self.llm_config._attn_implementation = svlm_config._attn_implementation
         hidden = self.llm_config.hidden_size
         svlm_hidden = svlm_config.text_config.hidden_size
@@ -169,8 +179,12 @@ def attention_implementation(device: torch.device) -> str:
 
 
 def segment_centre_time(segment: Segment, window: int) -> float:
-    """Time tag t of a segment: real start + half a nominal window (= (first index + window/2)/fps from 0)."""
-    return float(segment.start) + window / (2.0 * segment.sample_fps)
+    """Time tag t of a segment: its first sample's time plus half a nominal window.
+
+    Release sampling gives the release's (8i + 4) / real_fps exactly (`sample_clock`); stream sampling
+    counts from the first frame's real time, so a live stream's tags stay true after a gap.
+    """
+    return sample_clock(segment) + window / (2.0 * segment.sample_fps)
 
 
 class TempoModel:
@@ -190,6 +204,7 @@ class TempoModel:
         config: TempoInferenceConfig,
         device: torch.device,
         dtype: torch.dtype,
+        generation: GenerationDefaults | None = None,
     ) -> None:
         self.network = network
         self.checkpoint_config = checkpoint_config
@@ -203,6 +218,7 @@ class TempoModel:
         self.device = device
         self.dtype = dtype
         self._yes_minus_no = relevance.direction.to(device)
+        self.generation = generation or GenerationDefaults((tokenizer.token_id(IM_END),))
 
     # ------------------------------------------------------------------ loading / saving
     @classmethod
@@ -234,7 +250,7 @@ class TempoModel:
         # float32 as transformers computes them (a later `.to(dtype)` would round them to bfloat16).
         with _no_init(), torch.device(dev), default_dtype(dt):
             network = TempoNetwork(ckpt, svlm_config)
-        state = load_weights(model_dir)
+        state = {k: release_weight_values(v) for k, v in load_weights(model_dir).items()}
         if (
             network.llm_config.tie_word_embeddings
             and "lm_head.weight" not in state
@@ -243,6 +259,8 @@ class TempoModel:
             state["lm_head.weight"] = state["model.embed_tokens.weight"]
         check_and_load_state(network, state, model_dir)
         del state
+        if dt == torch.bfloat16:
+            round_buffers_as_released(network)
         network.eval()
 
         tokenizer = TextTokenizer.from_dir(model_dir)
@@ -253,6 +271,7 @@ class TempoModel:
         except FileNotFoundError as exc:
             raise CheckpointError(f"{exc}; the Qwen3-VL processor configuration is required.") from exc
         relevance = load_relevance_head(base_dir, svlm_tokenizer, svlm_config)
+        generation = GenerationDefaults.from_dirs(model_dir, network.llm_config, tokenizer)
         return cls(
             network,
             checkpoint_config=ckpt,
@@ -265,6 +284,7 @@ class TempoModel:
             config=config,
             device=dev,
             dtype=dt,
+            generation=generation,
         )
 
     def save_pretrained(self, directory: str | Path) -> Path:
@@ -320,7 +340,6 @@ class TempoModel:
                 processor=self.processor,
                 tokenizer=self.svlm_tokenizer,
                 num_memory_tokens=m,
-                frame_time_origin=self.config.frame_time_origin,
             )
 
         starts = list(range(0, n, bs))
@@ -420,8 +439,12 @@ class TempoModel:
         temperature: float = 0.0,
         seed: int | None = None,
     ) -> Iterator[int]:
-        """Token ids from (1, L, H) prompt embeddings with a KV cache; stops at <|im_end|> / <|endoftext|>."""
-        stop = {self.tokenizer.token_id(IM_END), self.tokenizer.token_id(END_OF_TEXT)}
+        """Token ids from (1, L, H) prompt embeddings with a KV cache.
+
+        Stops at the checkpoint's end-of-sequence ids (generation_config.json, else config.json) or
+        `<|im_end|>`, the release's stop string; greedy unless temperature > 0.
+        """
+        stop = set(self.generation.stop_ids)
         gen = None
         if temperature > 0:
             gen = torch.Generator(device=self.device)
@@ -501,24 +524,60 @@ class TempoModel:
         with torch.inference_mode():
             embeds, stats = self.build_answer_embeddings(question, memory)
         ids: list[int] = []
-        sent = ""
+        sent = ""  # the answer is stripped as the release strips it: pieces never carry edge whitespace
         for tid in self.generate_ids(
             embeds,
             max_new_tokens=self.config.max_new_tokens if max_new_tokens is None else max_new_tokens,
             temperature=self.config.temperature if temperature is None else temperature,
         ):
             ids.append(tid)
-            text = self.tokenizer.decode(ids)
+            text = self.tokenizer.decode(ids).strip()
             # Hold back while a multi-byte character is incomplete (decoding ends in U+FFFD); pieces only
             # ever extend what was already sent.
             if not text.endswith("\ufffd") and len(text) > len(sent) and text.startswith(sent):
                 yield text[len(sent) :]
                 sent = text
-        final = self.tokenizer.decode(ids)
+        final = self.tokenizer.decode(ids).strip()
         if len(final) > len(sent) and final.startswith(sent):
             yield final[len(sent) :]
         stats.generated_tokens = len(ids)
         result.append((final, stats))
+
+
+@dataclass(frozen=True)
+class GenerationDefaults:
+    """What the checkpoint's generation_config.json says about decoding, as the release's `generate` uses it."""
+
+    stop_ids: tuple[int, ...]  # its eos ids plus <|im_end|> (the release's stop string)
+
+    @classmethod
+    def from_dirs(cls, model_dir: Path, llm_config: Qwen3Config, tokenizer: TextTokenizer) -> GenerationDefaults:
+        """eos ids from generation_config.json when present, else from config.json (as transformers does)."""
+        path = model_dir / "generation_config.json"
+        eos = read_json(path, "checkpoint").get("eos_token_id") if path.is_file() else llm_config.eos_token_id
+        ids = [eos] if isinstance(eos, int) else list(eos or [])
+        im_end = tokenizer.token_id(IM_END)
+        return cls(tuple(dict.fromkeys([*(int(i) for i in ids), im_end])))
+
+
+def release_weight_values(tensor: torch.Tensor) -> torch.Tensor:
+    """A weight as the release computes with it: loaded as float16, then cast to bfloat16 (builder.py,
+    infer.py). Returned in float32, which holds those values exactly; integer tensors pass unchanged."""
+    if not tensor.is_floating_point():
+        return tensor
+    return tensor.to(torch.float16).to(torch.bfloat16).to(torch.float32)
+
+
+def round_buffers_as_released(network: TempoNetwork) -> None:
+    """Floating buffers (rotary frequencies) as the release's casts leave them on a bfloat16 model:
+    the SVLM's went through float16 (`vision_tower_aux.to(dtype=float16)`), everything then to bfloat16."""
+    compressor_buffers = {id(b) for b in network.compressor.buffers()}
+    for module in network.modules():
+        for name, buf in list(module.named_buffers(recurse=False)):
+            if buf is None or not buf.is_floating_point():
+                continue
+            value = buf.to(torch.float16) if id(buf) in compressor_buffers else buf
+            module._buffers[name] = value.to(torch.bfloat16)
 
 
 @dataclass
@@ -584,5 +643,8 @@ def load_relevance_head(base_dir: Path, tokenizer: TextTokenizer, svlm_config: Q
     expected = svlm_config.text_config.hidden_size
     if rows.shape[-1] != expected:
         raise CheckpointError(f"{base_dir}: {key} rows have width {rows.shape[-1]} but the config says {expected}.")
-    direction = (rows[0].float() - rows[1].float()).contiguous()  # (D,)
+    # The release loads the base LM head in the model dtype (bfloat16) and subtracts there
+    # (Qwen3VLTower.smart_init_dynamic_compress); the score is then taken in float32.
+    rows = rows.to(torch.bfloat16)
+    direction = (rows[0] - rows[1]).float().contiguous()  # (D,)
     return RelevanceHead(yes_id=yes_id, no_id=no_id, direction=direction)

@@ -8,11 +8,15 @@
                                   model.vision_tower_aux_list.0.compression_tokens, model.mm_projector.{0,2}.*
     DIR/tokenizer.json ...        offline byte-level BPE (ChatML + Qwen3-VL specials, "Yes"/"No" one token)
     DIR/*preprocessor_config.json the Qwen3-VL processor configuration
-    DIR/base_svlm/                a complete Hugging Face Qwen3-VL directory (config, weights with LM head,
-                                  tokenizer, processor files); config.json's mm_vision_tower_aux_list names it
+    DIR/qwen3-vl-base/            a complete Hugging Face Qwen3-VL directory (config, weights with LM head,
+                                  tokenizer, chat template, processor files); config.json's
+                                  mm_vision_tower_aux_list names it ("qwen3-vl" in its name is how the
+                                  release's builder recognises a Qwen3-VL tower)
     DIR/siglip/                   a tiny SigLIP for segment embeddings (tempo.models.embedder's writer)
 
-It loads through `TempoModel.from_pretrained` like the released model; nothing special-cases it.
+It loads through `TempoModel.from_pretrained` like the released model, and its config carries the
+fields the release's code reads with transformers 4.57 (legacy `rope_theta` / `rope_scaling`, and
+`text_config.rope_scaling.mrope_section`), so the release's loader accepts it too; nothing special-cases it.
 Deterministic for a seed: weights come from torch's seeded generator, the tokenizer from a fixed corpus.
 """
 
@@ -32,7 +36,8 @@ from tempo.models.modeling import TempoNetwork, write_checkpoint
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import Qwen3Config, Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
-BASE_DIR_NAME = "base_svlm"
+BASE_DIR_NAME = "qwen3-vl-base"  # the release builds its tower only for names containing "qwen3-vl"
+LEGACY_BASE_DIR_NAME = "base_svlm"  # what older tiny checkpoints used (still loadable)
 SIGLIP_DIR_NAME = "siglip"
 
 # Dimensions: big enough to exercise every code path (GQA, deepstack, multi-layer), small enough that a
@@ -106,19 +111,65 @@ SPECIAL_TOKENS = [
 ]
 VOCAB_SIZE_BEFORE_SPECIALS = 512
 
-CHAT_TEMPLATE = (
-    "{%- for message in messages -%}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
-    "{%- if message['content'] is string -%}{{- message['content'] -}}"
-    "{%- else -%}{%- for item in message['content'] -%}"
-    "{%- if item['type'] == 'image' -%}{{- '<|vision_start|><|image_pad|><|vision_end|>' -}}"
-    "{%- elif item['type'] == 'video' -%}{{- '<|vision_start|><|video_pad|><|vision_end|>' -}}"
-    "{%- elif item['type'] == 'text' -%}{{- item['text'] -}}{%- endif -%}"
-    "{%- endfor -%}{%- endif -%}"
-    "{{- '<|im_end|>\\n' -}}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
-)
+# The chat template the tiny SVLM ships: the structure of Qwen3-VL-Instruct's own template (system turn
+# from a string or text items, user / assistant / tool turns whose content lists place
+# `<|vision_start|><|image_pad|><|vision_end|>` or the video equivalent where an image or a video item
+# is, `add_vision_id` numbering, the assistant generation prompt), without its tool-calling preamble.
+# Rendered by transformers' chat-template renderer (trim_blocks, lstrip_blocks), as the release renders it.
+CHAT_TEMPLATE = """{%- if messages[0].role == 'system' %}
+    {{- '<|im_start|>system\\n' }}
+    {%- if messages[0].content is string %}
+        {{- messages[0].content }}
+    {%- else %}
+        {%- for content in messages[0].content %}
+            {%- if 'text' in content %}
+                {{- content.text }}
+            {%- endif %}
+        {%- endfor %}
+    {%- endif %}
+    {{- '<|im_end|>\\n' }}
+{%- endif %}
+{%- set image_count = namespace(value=0) %}
+{%- set video_count = namespace(value=0) %}
+{%- for message in messages %}
+    {%- if message.role == "user" or message.role == "tool" %}
+        {{- '<|im_start|>' + ('user' if message.role == 'tool' else message.role) + '\\n' }}
+        {%- if message.content is string %}
+            {{- message.content }}
+        {%- else %}
+            {%- for content in message.content %}
+                {%- if content.type == 'image' or 'image' in content or 'image_url' in content %}
+                    {%- set image_count.value = image_count.value + 1 %}
+                    {%- if add_vision_id %}Picture {{ image_count.value }}: {% endif -%}
+                    <|vision_start|><|image_pad|><|vision_end|>
+                {%- elif content.type == 'video' or 'video' in content %}
+                    {%- set video_count.value = video_count.value + 1 %}
+                    {%- if add_vision_id %}Video {{ video_count.value }}: {% endif -%}
+                    <|vision_start|><|video_pad|><|vision_end|>
+                {%- elif 'text' in content %}
+                    {{- content.text }}
+                {%- endif %}
+            {%- endfor %}
+        {%- endif %}
+        {{- '<|im_end|>\\n' }}
+    {%- elif message.role == "assistant" %}
+        {{- '<|im_start|>' + message.role + '\\n' }}
+        {%- if message.content is string %}
+            {{- message.content }}
+        {%- else %}
+            {%- for content_item in message.content %}
+                {%- if 'text' in content_item %}
+                    {{- content_item.text }}
+                {%- endif %}
+            {%- endfor %}
+        {%- endif %}
+        {{- '<|im_end|>\\n' }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|im_start|>assistant\\n' }}
+{%- endif %}
+"""
 
 
 def _training_corpus() -> list[str]:
@@ -351,8 +402,10 @@ def write_tiny_checkpoint(directory: str | Path, *, seed: int = 0) -> Path:
     svlm_config._attn_implementation = "sdpa"
     base_model = Qwen3VLForConditionalGeneration(svlm_config).eval()
     base_model.save_pretrained(str(base))
+    add_legacy_rope_fields(base / "config.json")
     _write_tokenizer_files(tok, base)
     _write_processor_files(base)
+    _write_generation_config(tok, base)
 
     # Tempo: the compressor starts from the base SVLM (as fine-tuning does), the rest is random.
     llm = Qwen3Config(
@@ -366,6 +419,9 @@ def write_tiny_checkpoint(directory: str | Path, *, seed: int = 0) -> Path:
     for key in ("transformers_version", "architectures", "_name_or_path", "dtype", "torch_dtype"):
         llm_dict.pop(key, None)
     llm_dict["architectures"] = ["TempoQwenForCausalLM"]
+    # transformers 4.57 (the release) reads the RoPE base from the legacy keys, not rope_parameters.
+    llm_dict["rope_theta"] = TINY_LLM["rope_theta"]
+    llm_dict["rope_scaling"] = None
     ckpt = TempoCheckpointConfig(
         llm=llm_dict,
         base_svlm=str(base),
@@ -379,8 +435,38 @@ def write_tiny_checkpoint(directory: str | Path, *, seed: int = 0) -> Path:
     write_checkpoint(network, ckpt, out)
     _write_tokenizer_files(tok, out)
     _write_processor_files(out)
+    _write_generation_config(tok, out)
     _write_siglip(out / SIGLIP_DIR_NAME, seed)
     return out
+
+
+def add_legacy_rope_fields(config_path: Path) -> None:
+    """Add to a Qwen3-VL config.json the RoPE keys older transformers (4.57, the release's) read.
+
+    transformers 5 writes `text_config.rope_parameters`; 4.57 reads `text_config.rope_theta` and
+    `text_config.rope_scaling` (whose `mrope_section` splits the rotary dimensions over time, height
+    and width). Both versions accept the file with both spellings.
+    """
+    raw = json.loads(config_path.read_text())
+    text = raw["text_config"]
+    rope = dict(text.get("rope_parameters") or {})
+    text["rope_theta"] = rope.get("rope_theta", TINY_SVLM_TEXT["rope_parameters"]["rope_theta"])
+    text["rope_scaling"] = {
+        "rope_type": rope.get("rope_type", "default"),
+        "mrope_section": list(rope.get("mrope_section", TINY_SVLM_TEXT["rope_parameters"]["mrope_section"])),
+        "mrope_interleaved": bool(rope.get("mrope_interleaved", True)),
+    }
+    config_path.write_text(json.dumps(raw, indent=2, sort_keys=True) + "\n")
+
+
+def _write_generation_config(tok: Tokenizer, directory: Path) -> None:
+    """generation_config.json as Qwen checkpoints ship it: the end-of-turn and end-of-text ids stop."""
+    config = {
+        "eos_token_id": [tok.token_to_id("<|im_end|>"), tok.token_to_id("<|endoftext|>")],
+        "pad_token_id": tok.token_to_id("<|endoftext|>"),
+        "do_sample": False,
+    }
+    (directory / "generation_config.json").write_text(json.dumps(config, indent=2) + "\n")
 
 
 def _write_siglip(directory: Path, seed: int) -> None:

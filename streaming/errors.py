@@ -40,3 +40,10 @@ class NoDecodableFramesError(StreamingError):
         super().__init__(
             f"{source!r} has a video stream but none of its frames could be decoded ({errors} errors)."
         )
+
+
+class ReleaseSamplingError(StreamingError):
+    """The release's whole-file sampling needs the whole file up front (its length and frame count)."""
+
+    def __init__(self, source: str, why: str) -> None:
+        super().__init__(f"{source!r} cannot be sampled in release mode ({why}); use --sampling stream.")

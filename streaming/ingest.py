@@ -31,7 +31,8 @@ from tempo.streaming.decode import (
     max_keyframe_spacing,
     source_fps,
 )
-from tempo.streaming.errors import NoDecodableFramesError, StreamingError
+from tempo.streaming.errors import NoDecodableFramesError, ReleaseSamplingError, StreamingError
+from tempo.streaming.release import release_segments
 from tempo.streaming.sampling import SamplingConfig, SlotSampler, target_size
 from tempo.streaming.segment import Segment, SourceInfo
 from tempo.streaming.sources import ResolvedSource, open_source, resolve_source
@@ -187,6 +188,10 @@ def iter_segments(
     stats = IngestStats()
     try:
         live = _is_live(resolved, container)
+        if config.sampling == "release" and (live or resolved.kind == "stdin"):
+            raise ReleaseSamplingError(source, "a live stream or standard input has no length")
+        if config.sampling == "release" and start_segment:
+            raise ValueError("release sampling reads a whole file: it cannot start at a segment index")
         if live:
             if start_segment:
                 raise ValueError("a live source cannot start at a segment index: it has no past to seek in")
@@ -196,6 +201,11 @@ def iter_segments(
         if origin is None and resolved.kind != "stdin":
             raise NoDecodableFramesError(source, 0)
         info = _describe(resolved, container, stream, live=False, start_time=origin or 0.0)
+        if config.sampling == "release":
+            assert origin is not None
+            segments, _real_fps = release_segments(container, stream, info, config, stream_id, stats,
+                                                   source=resolved.original, origin=origin)
+            return SegmentStream(segments, info, stats)
     except BaseException:
         container.close()
         raise

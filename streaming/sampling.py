@@ -1,31 +1,52 @@
-"""Which decoded frames to keep, and at what size: pure Python, no decoding here.
+"""Which decoded frames to keep, and at what size: no decoding here.
 
-The sampling grid is slot n at time n / fps (seconds after the first frame). Slot n takes the decoded
-frame nearest to its time, if one lies within the tolerance; otherwise the slot stays empty (a gap in
-a variable-frame-rate source). Windows are runs of `window` consecutive slots, so window k always
-covers [k·window/fps, (k+1)·window/fps) of a file: that is what lets a resumed ingest seek straight
-to window k and produce exactly the segments a full run would.
+Two named sampling modes (`SamplingConfig.sampling`):
+
+- "stream" (ingest, live sources, memory): a fixed grid, slot n at time n / fps (seconds after the
+  first frame). Slot n takes the decoded frame nearest to its time, if one lies within the
+  tolerance; otherwise the slot stays empty (a gap in a variable-frame-rate source). Windows are
+  runs of `window` consecutive slots, so window k always covers [k·window/fps, (k+1)·window/fps) of a
+  file: that is what lets a resumed ingest seek straight to window k, and a live stream (which has
+  no duration) be sampled at all. A deviation from the release, named and documented in the README.
+- "release" (`tempo ask VIDEO`, evaluation): the authors' rule for a whole file
+  (`release_sample_indices`): N = clamp(round(duration·fps), min_frames, max_frames) frames at
+  decoded-frame indices round(linspace(0, total − 1, N)), and every later time uses
+  real_fps = N / duration.
+
+Frame size (`target_size`, `resize_frames`) is the release's first resize step for both modes.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
+
+import numpy as np
 
 Payload = TypeVar("Payload")
 
 # Two times closer than this are the same instant (pts × time base in floating point).
 TIME_EPSILON = 1e-6
+# The release resizes frames whose longer edge exceeds this (mm_datautils.resize_images, resolution=512).
+RELEASE_MAX_EDGE = 512
+# The release's frame-count bounds for a file (infer.py: min_frames_num=4, max_frames_num=1024).
+RELEASE_MIN_FRAMES = 4
+RELEASE_MAX_FRAMES = 1024
+
+SamplingMode = Literal["release", "stream"]
 
 
 @dataclass(frozen=True)
 class SamplingConfig:
     """How a source becomes segments. Times in seconds, sizes in pixels."""
 
-    fps: float = 2.0  # sampled frames per second (DESIGN §2)
+    fps: float = 2.0  # sampled frames per second (DESIGN §2): the grid ("stream") or the target rate ("release")
     window: int = 8  # sampled frames per segment
-    max_edge: int = 512  # longer side of a sampled frame, at most; both sides multiples of 16
+    max_edge: int = RELEASE_MAX_EDGE  # frames with a longer side above this are resized (`target_size`)
+    sampling: SamplingMode = "stream"  # "release": the authors' whole-file rule (files only, see module doc)
+    min_frames: int = RELEASE_MIN_FRAMES  # "release" mode: fewest sampled frames of a file
+    max_frames: int = RELEASE_MAX_FRAMES  # "release" mode: most sampled frames of a file
     tolerance: float | None = None  # max |frame time − slot time|; None = half a sampling interval
     skip_nonref: bool = True  # let the codec skip frames nothing sampled needs (non-reference; or
     # all but keyframes when keyframes are that dense) when the tolerance allows it
@@ -48,6 +69,10 @@ class SamplingConfig:
             raise ValueError(f"tolerance must lie in [0, {0.5 / self.fps:g}] s (half a sampling interval)")
         if self.live_queue < 1:
             raise ValueError("live_queue must hold at least one segment")
+        if self.sampling not in ("release", "stream"):
+            raise ValueError(f"sampling must be 'release' or 'stream', not {self.sampling!r}")
+        if not 1 <= self.min_frames <= self.max_frames:
+            raise ValueError("min_frames and max_frames must satisfy 1 ≤ min_frames ≤ max_frames")
 
     @property
     def interval(self) -> float:
@@ -63,20 +88,65 @@ class SamplingConfig:
         return self.window / self.fps
 
 
-def target_size(width: int, height: int, max_edge: int = 512) -> tuple[int, int]:
-    """(width, height) after resizing: longer edge ≤ max_edge, both sides multiples of 16, aspect kept.
+def target_size(width: int, height: int, max_edge: int = RELEASE_MAX_EDGE) -> tuple[int, int]:
+    """(width, height) after the release's first resize step (mm_datautils.resize_images).
 
-    Sources smaller than max_edge keep their size (rounded to the 16-pixel grid); nothing drops
-    below 16 pixels.
+    A frame whose longer edge exceeds max_edge is scaled by max_edge / longer edge, each side rounded
+    to a multiple of 16 (Python's round, half to even; at least 16); a smaller frame keeps its size.
+    With the default 512: 1280×720 → 512×288, 640×480 → 512×384, 320×240 unchanged.
     """
     if width <= 0 or height <= 0:
         raise ValueError(f"frame size must be positive, got {width}x{height}")
-    long_side, short_side = max(width, height), min(width, height)
-    new_long = max(16, (min(long_side, max_edge) // 16) * 16)
-    scale = new_long / long_side
-    new_short = max(16, round(short_side * scale / 16) * 16)
-    new_short = min(new_short, new_long)
-    return (new_long, new_short) if width >= height else (new_short, new_long)
+    longer = max(width, height)
+    if longer <= max_edge:
+        return width, height
+    ratio = max_edge / longer
+    return max(16, round(width * ratio / 16) * 16), max(16, round(height * ratio / 16) * 16)
+
+
+def resize_frames(frames: np.ndarray, max_edge: int = RELEASE_MAX_EDGE) -> np.ndarray:
+    """(T, H, W, 3) uint8 RGB → (T, h, w, 3) at `target_size`, with PIL's bicubic filter as the release."""
+    height, width = frames.shape[1:3]
+    width_out, height_out = target_size(width, height, max_edge)
+    if (width_out, height_out) == (width, height):
+        return frames
+    return np.stack([resize_frame(f, (width_out, height_out)) for f in frames])
+
+
+def resize_frame(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """One (H, W, 3) uint8 RGB frame → (size[1], size[0], 3), PIL bicubic (antialiased when shrinking)."""
+    from PIL import Image
+
+    if (rgb.shape[1], rgb.shape[0]) == tuple(size):
+        return rgb
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BICUBIC))
+
+
+def release_sample_indices(
+    total_frames: int,
+    duration: float,
+    *,
+    fps: float = 2.0,
+    min_frames: int = RELEASE_MIN_FRAMES,
+    max_frames: int = RELEASE_MAX_FRAMES,
+) -> tuple[list[int], float]:
+    """The release's sampling of a whole file (infer.py compute_sample_indices + load_video).
+
+    total_frames: frames the file holds; duration: its length in seconds. Returns (indices into the
+    frames in presentation order, real_fps = len(indices) / duration), N = clamp(round(duration·fps),
+    min_frames, max_frames) at round(linspace(0, total − 1, N)) — numpy's round, half to even; the
+    indices may repeat when N > total (a short clip is upsampled by repeating frames).
+    """
+    if total_frames <= 1:
+        return [0], fps if duration <= 0 else 1.0 / duration
+    target = max(1, round(duration * fps))
+    count = min(max(target, min_frames), max_frames)
+    if count == 1:
+        indices = [total_frames - 1]
+    else:
+        indices = np.clip(np.round(np.linspace(0, total_frames - 1, count)).astype(int), 0, total_frames - 1).tolist()
+    real_fps = len(indices) / duration if duration > 0 else fps
+    return indices, real_fps
 
 
 class SlotSampler(Generic[Payload]):
