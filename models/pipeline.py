@@ -48,14 +48,19 @@ class AskResult:
     avg_tokens_per_frame: float
     budget: int
     timings: dict[str, float] = field(default_factory=dict)
+    sampling: str | None = None  # "release" or "stream": how the video's frames were sampled
+    real_fps: float | None = None  # sampled frames per second of video every time was computed with
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON of `tempo ask --json`: answer, segments, avg_tokens_per_frame, budget, timings."""
+        """The JSON of `tempo ask --json`: answer, segments, avg_tokens_per_frame, budget, sampling,
+        real_fps, timings."""
         return {
             "answer": self.answer,
             "segments": [s.to_json() for s in self.segments],
             "avg_tokens_per_frame": round(self.avg_tokens_per_frame, 4),
             "budget": self.budget,
+            "sampling": self.sampling,
+            "real_fps": None if self.real_fps is None else round(self.real_fps, 6),
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
 
@@ -104,6 +109,8 @@ def answer_video(
     t_start = time.perf_counter()
 
     kept_meta: list[tuple[int, float, float, int, float]] = []  # index, start, end, frames, centre time
+    real_fps: float | None = None
+    sampling: str | None = None
     score_parts: list[np.ndarray] = []
     memory_parts: list[torch.Tensor] = []
     bar = tqdm(desc="compress", unit="seg", disable=not progress, leave=False)
@@ -114,6 +121,8 @@ def answer_video(
         score_parts.append(scores)
         memory_parts.append(memory)
         kept_meta += [(s.index, s.start, s.end, s.num_frames, model.centre_time(s)) for s in batch]
+        real_fps = batch[0].sample_fps
+        sampling = str(batch[0].extra.get("sampling", "stream"))
         bar.update(len(batch))
     bar.close()
 
@@ -145,4 +154,12 @@ def answer_video(
         SegmentAllocation(index=i, start=float(st), end=float(en), relevance=float(sc), tokens=int(k))
         for (i, st, en, _, _), sc, k in zip(kept_meta, scores.tolist(), counts.tolist(), strict=True)
     ]
-    return AskResult(answer=text, segments=rows, avg_tokens_per_frame=avg, budget=budget, timings=clock)
+    return AskResult(
+        answer=text,
+        segments=rows,
+        avg_tokens_per_frame=avg,
+        budget=budget,
+        timings=clock,
+        sampling=sampling,
+        real_fps=real_fps,
+    )

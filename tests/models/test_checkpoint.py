@@ -36,7 +36,7 @@ def test_tiny_checkpoint_has_the_released_layout(tiny_dir: Path) -> None:
     cfg = json.loads((tiny_dir / "config.json").read_text())
     assert cfg["model_type"] == "tempo_qwen"
     assert cfg["mm_projector_type"] == "mlp2x_gelu"
-    assert cfg["mm_vision_tower_aux_list"] == [str(tiny_dir / "base_svlm")]
+    assert cfg["mm_vision_tower_aux_list"] == [str(tiny_dir / "qwen3-vl-base")]
     assert cfg["num_compression_tokens"] == 32 and cfg["mm_hidden_size"] == 64
     with safe_open(str(tiny_dir / "model.safetensors"), "pt") as f:
         keys = set(f.keys())
@@ -52,7 +52,7 @@ def test_tiny_checkpoint_has_the_released_layout(tiny_dir: Path) -> None:
     ):
         assert key in keys
     assert not any(".vlm.lm_head" in k for k in keys)  # the compressor carries no LM head
-    base = tiny_dir / "base_svlm"
+    base = tiny_dir / "qwen3-vl-base"
     for name in (
         "config.json",
         "model.safetensors",
@@ -116,7 +116,7 @@ def test_missing_weights_are_named(tiny_dir: Path, tmp_path: Path) -> None:
 
 def test_a_directory_that_is_not_a_tempo_checkpoint_is_refused(tiny_dir: Path) -> None:
     with pytest.raises(CheckpointError, match="not a Tempo checkpoint"):
-        TempoModel.from_pretrained(tiny_dir / "base_svlm")
+        TempoModel.from_pretrained(tiny_dir / "qwen3-vl-base")
 
 
 def test_hub_id_not_on_disk_is_never_downloaded() -> None:

@@ -53,7 +53,7 @@ def test_pixels_and_grid_match_transformers(clip: tuple[int, int, int], budget: 
 
 
 def test_prompt_expansion_matches_transformers(tiny_dir: Path) -> None:
-    processor = AutoProcessor.from_pretrained(tiny_dir / "base_svlm")  # the tiny base dir is a full HF dir
+    processor = AutoProcessor.from_pretrained(tiny_dir / "qwen3-vl-base")  # the tiny base dir is a full HF dir
     frames = _frames(7, 96, 128)
     times = np.arange(7) / 2.0
     out = processor(
@@ -64,7 +64,7 @@ def test_prompt_expansion_matches_transformers(tiny_dir: Path) -> None:
         video_metadata=[VideoMetadata(total_num_frames=7, fps=2.0, frames_indices=list(range(7)))],
         return_tensors="pt",
     )
-    processor_ours = SegmentVideoProcessor.from_dir(tiny_dir / "base_svlm")
+    processor_ours = SegmentVideoProcessor.from_dir(tiny_dir / "qwen3-vl-base")
     ours = processor_ours(frames, times)
     assert processor.tokenizer.decode(out["input_ids"][0]) == ours.prompt
     torch.testing.assert_close(processor_ours.normalize(ours.pixel_values), out["pixel_values_videos"], rtol=0, atol=0)

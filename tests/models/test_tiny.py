@@ -25,8 +25,8 @@ def test_yes_no_and_specials_are_single_tokens(tiny_dir: Path) -> None:
 
 
 def test_transformers_loads_the_same_tokenizer_and_chat_template(tiny_dir: Path) -> None:
-    hf = AutoTokenizer.from_pretrained(tiny_dir / "base_svlm")
-    ours = TextTokenizer.from_dir(tiny_dir / "base_svlm")
+    hf = AutoTokenizer.from_pretrained(tiny_dir / "qwen3-vl-base")
+    ours = TextTokenizer.from_dir(tiny_dir / "qwen3-vl-base")
     text = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|vision_start|><|video_pad|><|vision_end|>"
     assert hf(text, add_special_tokens=False)["input_ids"] == ours.encode(text)
     chat = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "\nQuery:\nWhere?"}]}]
@@ -38,7 +38,7 @@ def test_transformers_loads_the_same_tokenizer_and_chat_template(tiny_dir: Path)
 
 def test_relevance_rows_come_from_tied_embeddings_when_the_base_ties_them(tiny_dir: Path, tmp_path: Path) -> None:
     base = tmp_path / "base"
-    shutil.copytree(tiny_dir / "base_svlm", base)
+    shutil.copytree(tiny_dir / "qwen3-vl-base", base)
     cfg = json.loads((base / "config.json").read_text())
     cfg["tie_word_embeddings"] = True
     cfg["text_config"]["tie_word_embeddings"] = True
@@ -53,6 +53,6 @@ def test_relevance_rows_come_from_tied_embeddings_when_the_base_ties_them(tiny_d
 
 
 def test_relevance_rows_come_from_the_base_lm_head(tiny_model: TempoModel, tiny_dir: Path) -> None:
-    head = load_file(str(tiny_dir / "base_svlm" / "model.safetensors"))["lm_head.weight"]
+    head = load_file(str(tiny_dir / "qwen3-vl-base" / "model.safetensors"))["lm_head.weight"]
     r = tiny_model.relevance
     torch.testing.assert_close(r.direction, head[r.yes_id] - head[r.no_id])

@@ -208,7 +208,7 @@ def _ask(args: argparse.Namespace) -> int:
     config = _inference_config(args)
     # Cheap checks first (model directory, video opens), then the expensive model load.
     model_dir = resolve_model_dir(resolve_model_name(args.model))
-    sampling = SamplingConfig(fps=args.fps, window=config.window, max_edge=config.max_edge)
+    sampling = SamplingConfig(fps=args.fps, window=config.window, max_edge=config.max_edge, sampling=args.sampling)
     show_progress = not args.json and sys.stderr.isatty()
     segments = iter_segments(args.video, config=sampling, progress=show_progress)
     model = TempoModel.from_pretrained(model_dir, device=args.device, config=config)
@@ -255,6 +255,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=arg_type(inputs.Budget, "tokens"),
         default=8192,
         help=f"visual token budget B, 1 to {inputs.MAX_BUDGET} (default 8192)",
+    )
+    parser.add_argument(
+        "--sampling",
+        choices=("release", "stream"),
+        default="release",
+        help="how VIDEO's frames are sampled: 'release' (default) as the authors' code does, "
+        "N = clamp(round(duration·fps), 4, 1024) frames spread evenly over the whole file, times at "
+        "N/duration frames per second; 'stream' on the fixed fps grid that `tempo ingest` and live "
+        "sources use",
     )
     add_fps_option(parser)
     parser.add_argument(

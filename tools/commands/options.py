@@ -103,5 +103,5 @@ def add_max_new_tokens_option(parser: argparse.ArgumentParser) -> None:
         "--max-new-tokens",
         type=arg_type(inputs.NewTokens, "tokens"),
         default=None,
-        help=f"longest answer in tokens, 1 to {inputs.MAX_NEW_TOKENS} (default 512)",
+        help=f"longest answer in tokens, 1 to {inputs.MAX_NEW_TOKENS} (default 1024)",
     )
