@@ -1,70 +1,84 @@
-"""Our Qwen3-VL video path against transformers' own processor, wherever torchvision can be imported.
+"""Our compressor input against the release's frame pipeline run live: qwen-vl-utils 0.0.14's `fetch_video`
+(the release's call) and transformers' Qwen3VLProcessor with `do_resize=False`, bit for bit.
 
-transformers' video processors require torchvision (and Pillow); the CPU build of torch used in CI
-has no matching torchvision on PyPI, so there these tests are skipped and the tests in
-test_compressor.py cover the behaviour instead.
+The reference side runs in tests/models/parity_worker.py, a process of its own, because it needs
+torchvision, which the Makefile installs outside the venv's site-packages (PyPI's torchvision for
+torch 2.13 is a CUDA build; see tests/fixtures/torchvision_cpu.py). These tests never skip: without
+torchvision they fail, saying how to install it. The release's first resize step (PIL, ≤ 512 px) and
+everything the release's own code adds are pinned by test_release_goldens.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from tempo.models import TempoModel
+from tempo.models.compressor import segment_frame_times
+from tempo.models.processor import compressor_frames
 
-pytest.importorskip("PIL")
-pytest.importorskip("torchvision")
+from .conftest import make_segment
 
-from tempo.models.processor import SegmentVideoProcessor, VideoProcessorConfig
-from transformers import AutoProcessor, Qwen3VLVideoProcessor
-from transformers.video_utils import VideoMetadata
-
-RELEASED = {
-    "size": {"shortest_edge": 4096, "longest_edge": 25165824},
-    "patch_size": 16,
-    "temporal_patch_size": 2,
-    "merge_size": 2,
-    "image_mean": [0.5, 0.5, 0.5],
-    "image_std": [0.5, 0.5, 0.5],
-}
-CLIPS = [(8, 96, 128), (7, 288, 512), (2, 100, 150), (8, 720, 1280), (3, 40, 300)]
+HERE = Path(__file__).resolve().parent
+_spec = importlib.util.spec_from_file_location("parity_worker", HERE / "parity_worker.py")
+assert _spec is not None and _spec.loader is not None
+worker = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(worker)
+_inputs_spec = importlib.util.spec_from_file_location("release_inputs", worker.FIXTURES / "release_inputs.py")
+assert _inputs_spec is not None and _inputs_spec.loader is not None
+release_inputs = importlib.util.module_from_spec(_inputs_spec)
+_inputs_spec.loader.exec_module(release_inputs)
 
 
-def _frames(t: int, h: int, w: int) -> np.ndarray:
-    return np.random.default_rng(t * h + w).integers(0, 256, (t, h, w, 3), dtype=np.uint8)
-
-
-@pytest.mark.parametrize("clip", CLIPS)
-@pytest.mark.parametrize("budget", ["released", "tiny"])
-def test_pixels_and_grid_match_transformers(clip: tuple[int, int, int], budget: str) -> None:
-    raw = RELEASED if budget == "released" else dict(RELEASED, size={"shortest_edge": 2048, "longest_edge": 32768})
-    frames = _frames(*clip)
-    hf = Qwen3VLVideoProcessor(**raw)(
-        videos=[frames],
-        do_sample_frames=False,
-        cap_pixels_per_frame=False,
-        return_tensors="pt",
-        video_metadata=[VideoMetadata(total_num_frames=clip[0], fps=2.0, frames_indices=list(range(clip[0])))],
+@pytest.fixture(scope="module")
+def reference(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray]:
+    out = tmp_path_factory.mktemp("parity") / "reference.npz"
+    run = subprocess.run(
+        [sys.executable, str(HERE / "parity_worker.py"), str(out), str(tiny_dir / "qwen3-vl-base")],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
-    ours, grid, _ = SegmentVideoProcessor(VideoProcessorConfig.from_dict(raw)).pixels(frames)
-    assert list(grid) == hf["video_grid_thw"][0].tolist()
-    torch.testing.assert_close(ours, hf["pixel_values_videos"], rtol=0, atol=0)  # bit for bit
+    assert run.returncode == 0, f"the reference worker failed:\n{run.stderr[-3000:]}"
+    return dict(np.load(out))
 
 
-def test_prompt_expansion_matches_transformers(tiny_dir: Path) -> None:
-    processor = AutoProcessor.from_pretrained(tiny_dir / "qwen3-vl-base")  # the tiny base dir is a full HF dir
-    frames = _frames(7, 96, 128)
-    times = np.arange(7) / 2.0
-    out = processor(
-        text=["<|video_pad|>"],
-        videos=[frames],
-        do_sample_frames=False,
-        cap_pixels_per_frame=False,
-        video_metadata=[VideoMetadata(total_num_frames=7, fps=2.0, frames_indices=list(range(7)))],
-        return_tensors="pt",
+def _case(i: int) -> tuple[np.ndarray, int, float]:
+    width, height, count, first, fps = worker.CASES[i]
+    return release_inputs.pattern_frames(width, height, count, seed=i), first, fps
+
+
+@pytest.mark.parametrize("i", range(len(worker.CASES)))
+def test_frames_equal_qwen_vl_utils_fetch_video(i: int, reference: dict[str, np.ndarray]) -> None:
+    frames, _, _ = _case(i)
+    ours = compressor_frames(frames)
+    theirs = reference[f"{i}/frames"]
+    # fetch_video pads an odd clip with its last frame; the processor's patchify does the same for ours.
+    assert ours.shape[1:] == theirs.shape[1:]
+    np.testing.assert_array_equal(ours, theirs[: ours.shape[0]])
+
+
+@pytest.mark.parametrize("i", range(len(worker.CASES)))
+def test_pixel_values_grid_and_prompt_equal_transformers(
+    i: int, reference: dict[str, np.ndarray], tiny_model: TempoModel
+) -> None:
+    frames, first, fps = _case(i)
+    segment = dataclasses.replace(
+        make_segment(0, frames=frames.shape[0], size=frames.shape[1:3], fps=fps),
+        frames=frames,
+        first_frame_index=first,
+        extra={"sampling": "release", "real_fps": fps},
     )
-    processor_ours = SegmentVideoProcessor.from_dir(tiny_dir / "qwen3-vl-base")
-    ours = processor_ours(frames, times)
-    assert processor.tokenizer.decode(out["input_ids"][0]) == ours.prompt
-    torch.testing.assert_close(processor_ours.normalize(ours.pixel_values), out["pixel_values_videos"], rtol=0, atol=0)
+    clip = tiny_model.processor(segment.frames_for_model(), segment_frame_times(segment))
+    assert list(clip.grid_thw) == reference[f"{i}/grid_thw"].tolist()
+    torch.testing.assert_close(
+        tiny_model.processor.normalize(clip.pixel_values), torch.from_numpy(reference[f"{i}/pixel_values"]),
+        rtol=0, atol=0,
+    )
+    assert clip.prompt == str(reference[f"{i}/prompt"])
