@@ -23,7 +23,7 @@ CASES = [(512, 288, 8, 0, 2.0), (320, 240, 7, 24, 2.0), (128, 96, 2, 8, 1.75), (
          (37, 301, 3, 1016, 1.998)]
 
 
-def _load(name: str):  # noqa: ANN202 - a module
+def _load(name: str):
     spec = importlib.util.spec_from_file_location(name, FIXTURES / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

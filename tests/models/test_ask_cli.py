@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tempo.streaming import iter_segments
+from tempo.streaming import SamplingConfig, iter_segments
 from tempo.streaming.synthetic import write_test_video
 from tempo.tools.cli import main
 
@@ -36,8 +36,10 @@ def test_ask_json_tiles_the_video_and_obeys_the_budget(video: Path, tiny_dir: Pa
     )
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"answer", "segments", "avg_tokens_per_frame", "budget", "timings"}
+    assert set(out) == {"answer", "segments", "avg_tokens_per_frame", "budget", "sampling", "real_fps", "timings"}
     assert isinstance(out["answer"], str) and out["budget"] == 40
+    # The release's sampling by default: round(21 s · 2) = 42 frames over 21 s of video.
+    assert out["sampling"] == "release" and out["real_fps"] == pytest.approx(42 / 21.0)
     segs = out["segments"]
     assert [s["index"] for s in segs] == list(range(6))  # 21 s at 2 fps → 5 full windows + the rest
     assert segs[0]["start"] == 0.0
@@ -47,9 +49,27 @@ def test_ask_json_tiles_the_video_and_obeys_the_budget(video: Path, tiny_dir: Pa
     assert all(0.0 < s["relevance"] < 1.0 for s in segs)
     tokens = [s["tokens"] for s in segs]
     assert sum(tokens) <= 40 and min(tokens) >= 4 and max(tokens) <= 32
-    frames = sum(seg.num_frames for seg in iter_segments(str(video)))
+    frames = sum(seg.num_frames for seg in iter_segments(str(video), config=SamplingConfig(sampling="release")))
     assert out["avg_tokens_per_frame"] == pytest.approx(sum(tokens) / frames, abs=1e-4)
     assert {"load_s", "decode_s", "compress_s", "allocate_s", "answer_s", "total_s"} <= set(out["timings"])
+
+
+def test_ask_reports_the_real_fps_of_a_file_whose_length_is_not_a_whole_number_of_samples(
+    tmp_path: Path, tiny_dir: Path, capsys
+) -> None:
+    clip = write_test_video(tmp_path / "odd.mp4", duration=10.3, fps=10.0, size=(64, 48))  # 103 frames
+    assert main(["ask", str(clip), "What?", "--model", str(tiny_dir), "--json", "--max-new-tokens", "1"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    # N = round(10.3 · 2) = 21 frames; real_fps = 21 / 10.3: every time on the model's clock uses it.
+    assert out["sampling"] == "release" and out["real_fps"] == pytest.approx(21 / 10.3, abs=1e-6)
+    assert [s["index"] for s in out["segments"]] == [0, 1, 2]
+
+
+def test_ask_can_sample_on_the_stream_grid(video: Path, tiny_dir: Path, capsys) -> None:
+    args = ["ask", str(video), "What?", "--model", str(tiny_dir), "--json", "--max-new-tokens", "1"]
+    assert main([*args, "--sampling", "stream"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["sampling"] == "stream" and out["real_fps"] == 2.0
 
 
 def test_ask_prints_answer_timeline_and_stage_times(video: Path, tiny_dir: Path, capsys) -> None:

@@ -46,7 +46,9 @@ def reference_allocation(scores: list[float], M: int, B: int, m: int = 4) -> lis
 
 
 scores_st = st.lists(st.floats(min_value=0.0, max_value=1.0, allow_nan=False), min_size=1, max_size=300)
-grid_scores_st = st.lists(st.integers(0, 1024), min_size=0, max_size=14).map(lambda xs: [0.0, 1.0, *(x / 1024 for x in xs)])
+grid_scores_st = st.lists(st.integers(0, 1024), min_size=0, max_size=14).map(
+    lambda xs: [0.0, 1.0, *(x / 1024 for x in xs)]
+)
 
 
 def test_ideal_allocation_when_it_fits() -> None:

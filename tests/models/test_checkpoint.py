@@ -22,7 +22,7 @@ def _sha(path: Path) -> str:
 
 
 def _copy_checkpoint(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("base_svlm", "siglip"))
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("qwen3-vl-base", "siglip"))
     return dst
 
 
@@ -72,7 +72,7 @@ def test_same_seed_writes_identical_files_and_another_seed_other_weights(
 ) -> None:
     assert main(["model", "tiny", str(tmp_path / "again"), "--seed", "0"]) == 0
     assert main(["model", "tiny", str(tmp_path / "other"), "--seed", "1"]) == 0
-    for name in ("model.safetensors", "tokenizer.json", "base_svlm/model.safetensors"):
+    for name in ("model.safetensors", "tokenizer.json", "qwen3-vl-base/model.safetensors"):
         assert _sha(tmp_path / "again" / name) == _sha(tiny_dir / name)
     assert _sha(tmp_path / "other" / "model.safetensors") != _sha(tiny_dir / "model.safetensors")
 
@@ -135,6 +135,6 @@ def test_missing_base_svlm_says_where_to_put_it(tiny_dir: Path, tmp_path: Path) 
 def test_base_svlm_beside_the_checkpoint_is_found_after_a_move(tiny_dir: Path, tmp_path: Path) -> None:
     moved = tmp_path / "moved"
     shutil.copytree(tiny_dir, moved)
-    _edit_config(moved, mm_vision_tower_aux_list=["/nowhere/base_svlm"])
+    _edit_config(moved, mm_vision_tower_aux_list=["/nowhere/qwen3-vl-base"])
     model = TempoModel.from_pretrained(moved)
-    assert model.base_dir == (moved / "base_svlm").resolve()
+    assert model.base_dir == (moved / "qwen3-vl-base").resolve()

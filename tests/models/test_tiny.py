@@ -48,11 +48,13 @@ def test_relevance_rows_come_from_tied_embeddings_when_the_base_ties_them(tiny_d
     save_file(weights, str(base / "model.safetensors"), metadata={"format": "pt"})
 
     head = load_relevance_head(base, TextTokenizer.from_dir(base), Qwen3VLConfig.from_dict(cfg))
-    table = weights["model.language_model.embed_tokens.weight"]
-    torch.testing.assert_close(head.direction, table[head.yes_id] - table[head.no_id])
+    table = weights["model.language_model.embed_tokens.weight"].to(torch.bfloat16)  # subtracted in bfloat16
+    torch.testing.assert_close(head.direction, (table[head.yes_id] - table[head.no_id]).float(), rtol=0, atol=0)
 
 
 def test_relevance_rows_come_from_the_base_lm_head(tiny_model: TempoModel, tiny_dir: Path) -> None:
     head = load_file(str(tiny_dir / "qwen3-vl-base" / "model.safetensors"))["lm_head.weight"]
     r = tiny_model.relevance
-    torch.testing.assert_close(r.direction, head[r.yes_id] - head[r.no_id])
+    # The release loads the base LM head in its model dtype (bfloat16) and subtracts there.
+    rows = head.to(torch.bfloat16)
+    torch.testing.assert_close(r.direction, (rows[r.yes_id] - rows[r.no_id]).float(), rtol=0, atol=0)
