@@ -59,7 +59,7 @@ def test_frames_are_resized_to_the_16_pixel_grid_with_the_longer_edge_capped(h26
     segment = next(iter(iter_segments(str(h264_mp4), config=SamplingConfig(max_edge=64))))
     assert segment.frames.shape == (8, 32, 64, 3)
     full = next(iter(iter_segments(str(h264_mp4))))
-    assert full.frames.shape == (8, 112, 192, 3)  # smaller than 512: only rounded (108 -> 112)
+    assert full.frames.shape == (8, 108, 192, 3)  # not above 512: kept as it is, as the release keeps it
 
 
 def test_non_reference_frames_are_skipped_by_the_codec(h264_mp4: Path) -> None:

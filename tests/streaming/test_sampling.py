@@ -15,8 +15,10 @@ from tempo.streaming.sampling import SlotSampler
         ((720, 1280), (288, 512)),  # portrait keeps its orientation
         ((640, 480), (512, 384)),
         ((160, 96), (160, 96)),  # small sources are not enlarged
-        ((100, 60), (96, 64)),  # only rounded to the 16-pixel grid
+        ((100, 60), (100, 60)),  # nor rounded: the release leaves frames within 512 untouched
         ((4000, 100), (512, 16)),  # never below 16 pixels
+        ((1000, 562), (512, 288)),  # 287.7 → 288
+        ((1000, 570), (512, 288)),  # 291.8 → 18.24 × 16 → 288
     ],
 )
 def test_target_size_caps_the_longer_edge_and_rounds_both_sides_to_16(source, expected) -> None:
@@ -33,8 +35,9 @@ def test_target_size_keeps_the_aspect_ratio_within_one_grid_step() -> None:
         assert abs(min(out_w, out_h) - min(width, height) * scale) <= 8
 
 
-def test_target_size_respects_a_custom_max_edge_that_is_not_a_multiple_of_16() -> None:
-    assert target_size(1280, 720, max_edge=300) == (288, 160)
+def test_target_size_rounds_a_custom_max_edge_that_is_not_a_multiple_of_16_as_the_release() -> None:
+    # Both sides are scaled by 300/1280 and rounded to 16: 18.75 → 19 × 16 = 304, 10.55 → 11 × 16 = 176.
+    assert target_size(1280, 720, max_edge=300) == (304, 176)
 
 
 def test_sampler_takes_the_frame_nearest_to_each_slot() -> None:
