@@ -244,7 +244,7 @@ class SegmentVideoProcessor:
         """
         c = self.config
         frames = compressor_frames(frames, patch_size=c.patch_size, merge_size=c.merge_size)
-        return self._patchify(torch.from_numpy(np.ascontiguousarray(frames)), channels_last=True)
+        return self._patchify(torch.from_numpy(np.ascontiguousarray(frames)))
 
     def normalize(self, patches: torch.Tensor) -> torch.Tensor:
         """uint8 patches (N, C·tp·p·p) → float32, rescaled and normalised per channel, on their own device."""
@@ -263,10 +263,8 @@ class SegmentVideoProcessor:
             x = x * c.rescale_factor
         return x.view(patches.shape[0], -1)
 
-    def _patchify(
-        self, video: torch.Tensor, *, channels_last: bool
-    ) -> tuple[torch.Tensor, tuple[int, int, int], tuple[int, int]]:
-        """(T, H, W, C) or (T, C, H, W) → rows of C·tp·p·p values in the vision tower's merge order."""
+    def _patchify(self, video: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int], tuple[int, int]]:
+        """(T, H, W, C) → rows of C·tp·p·p values in the vision tower's merge order."""
         c = self.config
         p, tp, ms = c.patch_size, c.temporal_patch_size, c.merge_size
         t = video.shape[0]
@@ -274,19 +272,12 @@ class SegmentVideoProcessor:
             # Pad the clip to whole temporal patches by repeating its last frame.
             video = torch.cat([video, video[-1:].expand(pad, *video.shape[1:])], dim=0)
             t += pad
-        if channels_last:
-            _, h, w, ch = video.shape
-        else:
-            _, ch, h, w = video.shape
+        _, h, w, ch = video.shape
         gt, gh, gw = t // tp, h // p, w // p
         # Rows ordered (t, h-block, w-block, h-in-block, w-in-block) so that each run of ms² rows is one
         # merged vision token; each row is (C, tp, p, p).
-        if channels_last:
-            x = video.view(gt, tp, gh // ms, ms, p, gw // ms, ms, p, ch)
-            x = x.permute(0, 2, 5, 3, 6, 8, 1, 4, 7)
-        else:
-            x = video.view(gt, tp, ch, gh // ms, ms, p, gw // ms, ms, p)
-            x = x.permute(0, 3, 6, 4, 7, 2, 1, 5, 8)
+        x = video.view(gt, tp, gh // ms, ms, p, gw // ms, ms, p, ch)
+        x = x.permute(0, 2, 5, 3, 6, 8, 1, 4, 7)
         patches = x.reshape(gt * gh * gw, ch * tp * p * p)
         return patches, (gt, gh, gw), (h, w)
 

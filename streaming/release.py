@@ -47,21 +47,23 @@ def count_frames(container: av.container.InputContainer, stream: av.VideoStream)
     total = 0
     first: int | None = None
     end: int | None = None
+    without_duration = False
     for packet in container.demux(stream):
         if packet.pts is None or packet.size == 0:
             continue
         total += 1
         first = packet.pts if first is None else min(first, packet.pts)
+        without_duration |= not packet.duration
         stop = packet.pts + (packet.duration or 0)
         end = stop if end is None else max(end, stop)
     container.seek(0, backward=True, stream=stream)
     if total == 0 or first is None or end is None:
         return FrameCount(0, 0.0)
     duration = float((end - first) * stream.time_base)
-    if duration <= 0 and total > 1:
-        # No packet durations and a single timestamp: nothing to measure the length with.
-        duration = 0.0
-    return FrameCount(total, duration)
+    if without_duration and total > 1:
+        # Packets without durations (some muxers): the last frame lasts one average frame step.
+        duration *= total / (total - 1)
+    return FrameCount(total, max(0.0, duration))
 
 
 def release_segments(
