@@ -250,7 +250,9 @@ class TempoModel:
         # float32 as transformers computes them (a later `.to(dtype)` would round them to bfloat16).
         with _no_init(), torch.device(dev), default_dtype(dt):
             network = TempoNetwork(ckpt, svlm_config)
-        state = {k: release_weight_values(v) for k, v in load_weights(model_dir).items()}
+        state = load_weights(model_dir)
+        for key in state:  # one tensor at a time, so the file's copy is freed as each is replaced
+            state[key] = release_weight_values(state[key])
         if (
             network.llm_config.tie_word_embeddings
             and "lm_head.weight" not in state
@@ -562,10 +564,11 @@ class GenerationDefaults:
 
 def release_weight_values(tensor: torch.Tensor) -> torch.Tensor:
     """A weight as the release computes with it: loaded as float16, then cast to bfloat16 (builder.py,
-    infer.py). Returned in float32, which holds those values exactly; integer tensors pass unchanged."""
+    infer.py). A bfloat16 tensor, whose values a float32 parameter also holds exactly (the CPU path
+    computes in float32 with them); integer tensors pass unchanged."""
     if not tensor.is_floating_point():
         return tensor
-    return tensor.to(torch.float16).to(torch.bfloat16).to(torch.float32)
+    return tensor.to(torch.float16).to(torch.bfloat16)
 
 
 def round_buffers_as_released(network: TempoNetwork) -> None:
