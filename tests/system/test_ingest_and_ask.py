@@ -31,7 +31,11 @@ QUESTION = "What colour is the screen at the start?"
 def test_answer_from_memory_equals_reference_mode_when_the_stream_fits_top_k(
     tempo_cli: CliRunner, video_20s: Path
 ) -> None:
-    reference = json_out(tempo_cli("ask", str(video_20s), QUESTION, "--json", "--max-new-tokens", "12"))
+    # Memory samples on the stream grid (README: where memory mode differs from the paper); on that same
+    # grid the reference method must give exactly what memory gives.
+    reference = json_out(
+        tempo_cli("ask", str(video_20s), QUESTION, "--sampling", "stream", "--json", "--max-new-tokens", "12")
+    )
     tempo_cli("ingest", str(video_20s), "--stream", "clip", "--json")
     memory = json_out(
         tempo_cli("ask", "--stream", "clip", QUESTION, "--json", "--top-k", "8", "--max-new-tokens", "12")

@@ -57,6 +57,7 @@ FLAG_TABLE: dict[str, frozenset[str]] = {
     "--stream": NAMES,
     "--thread": NAMES,
     "--device": NONE,  # cpu, cuda, cuda:N, mps, xpu(:N); availability is checked when the model loads
+    "--sampling": NONE,  # release or stream
     "--redis-url": NONE,  # redis://, rediss://, unix://
     # free text that must not be blank: checkpoint paths or hub ids, host names, the demo question
     "--model": ALL - {"empty"},
