@@ -195,13 +195,20 @@ class HTTPGuard:
         if origin and not self._origin_allowed(origin, host):
             await _send_problem(403, "Forbidden", f"requests from the origin {origin[:200]!r} are not allowed")(send)
             return
+        # A CORS preflight carries no credentials; it is answered (by the CORS middleware) only for
+        # an origin given with --cors-origin, and tells nothing but the CORS policy.
+        preflight = (
+            scope.get("method") == "OPTIONS"
+            and origin.rstrip("/") in self.allowed_origins
+            and b"access-control-request-method" in headers
+        )
         if self.token is None:
             if not is_loopback(host_name(host)):
                 await _send_problem(
                     421, "Misdirected Request", f"the Host {host[:200]!r} is not a loopback address of this server"
                 )(send)
                 return
-        elif path not in self.open_paths and not path.startswith(self.open_prefixes):
+        elif path not in self.open_paths and not path.startswith(self.open_prefixes) and not preflight:
             given = self._token_of(headers)
             if given is None or not hmac.compare_digest(given, self.token):
                 await _send_problem(

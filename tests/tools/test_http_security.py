@@ -151,9 +151,20 @@ def test_a_loopback_origin_is_served(open_app):
 
 @pytest.mark.parametrize(
     ("host", "loopback"),
-    [("127.0.0.1", True), ("localhost", True), ("::1", True), ("[::1]", True), ("127.0.0.2", True),
-     ("0:0:0:0:0:0:0:1", True), ("[0:0:0:0:0:0:0:1]", True), ("0.0.0.0", False), ("192.168.1.10", False),
-     ("example.com", False), ("127.0.0.1.nip.io", False), ("", False)],
+    [
+        ("127.0.0.1", True),
+        ("localhost", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("127.0.0.2", True),
+        ("0:0:0:0:0:0:0:1", True),
+        ("[0:0:0:0:0:0:0:1]", True),
+        ("0.0.0.0", False),
+        ("192.168.1.10", False),
+        ("example.com", False),
+        ("127.0.0.1.nip.io", False),
+        ("", False),
+    ],
 )
 def test_loopback_addresses_are_parsed(host, loopback):
     assert is_loopback(host) is loopback
@@ -161,8 +172,13 @@ def test_loopback_addresses_are_parsed(host, loopback):
 
 @pytest.mark.parametrize(
     ("header", "name"),
-    [("127.0.0.1:80", "127.0.0.1"), ("[::1]:8000", "::1"), ("[0:0:0:0:0:0:0:1]", "0:0:0:0:0:0:0:1"),
-     ("evil.example", "evil.example"), ("::1", "::1")],
+    [
+        ("127.0.0.1:80", "127.0.0.1"),
+        ("[::1]:8000", "::1"),
+        ("[0:0:0:0:0:0:0:1]", "0:0:0:0:0:0:0:1"),
+        ("evil.example", "evil.example"),
+        ("::1", "::1"),
+    ],
 )
 def test_host_header_names(header, name):
     assert host_name(header) == name
