@@ -5,7 +5,10 @@
 "use strict";
 
 const CLIP_MAX = 600; // seconds of stream one clip covers; longer streams get a window around the target
-const state = { stream: null, streams: [], thread: "", clip: null, token: sessionStorage.getItem("tempo-token") || "" };
+const state = {
+  stream: null, streams: [], thread: "", clip: null, job: null, timelines: {},
+  token: sessionStorage.getItem("tempo-token") || "",
+};
 const $ = (id) => document.getElementById(id);
 
 function headers(extra = {}) {
@@ -60,6 +63,9 @@ async function refreshStreams() {
     item.addEventListener("click", () => selectStream(s.name));
     return item;
   }));
+  const job = state.job && streams.map((s) => s.job).find((j) => j && j.id === state.job);
+  if (job) $("ingest-status").textContent = `job ${job.id}: ${job.state}, ${job.segments} segments` +
+    (job.error ? ` (${job.error})` : "");
   if (state.stream) {
     const s = streams.find((x) => x.name === state.stream);
     if (s) $("stream-state").textContent = `${s.segments} segments, ${s.end == null ? 0 : s.end.toFixed(1)} s` +
@@ -73,7 +79,7 @@ async function selectStream(name) {
   state.clip = null;
   $("stream-view").hidden = false;
   $("stream-title").textContent = name;
-  $("timeline").replaceChildren();
+  renderTimeline(state.timelines[name] || []); // the last question's allocation on this stream
   $("messages").replaceChildren();
   await refreshStreams();
   const s = state.streams.find((x) => x.name === name);
@@ -204,7 +210,7 @@ async function ask(question) {
     });
     for await (const { event, data } of sseEvents(response)) {
       if (event === "text") turn.a.textContent += data.text;
-      else if (event === "allocation") renderTimeline(data.timeline);
+      else if (event === "allocation") { state.timelines[state.stream] = data.timeline; renderTimeline(data.timeline); }
       else if (event === "error") { turn.a.textContent = data.detail; turn.a.classList.add("error"); }
       else if (event === "done") {
         turn.a.textContent = data.answer;
@@ -258,6 +264,7 @@ $("ingest-form").addEventListener("submit", async (e) => {
     const job = await (await api(`/v1/streams/${encodeURIComponent(stream)}/ingest`, {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ source }),
     })).json();
+    state.job = job.id;
     $("ingest-status").textContent = `job ${job.id}: ${job.state}`;
   } catch (err) { $("ingest-status").textContent = err.message; }
   refreshStreams();
