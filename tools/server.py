@@ -168,7 +168,6 @@ class StreamOut(BaseModel):
     source: str | None = None
     sample_fps: float
     window: int
-    gaps: int = 0
     job: dict[str, Any] | None = None
 
 

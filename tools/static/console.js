@@ -59,7 +59,7 @@ async function refreshStreams() {
       el("span", { "class": `state ${job ? job.state : ""}`, "data-state": label }, label),
       el("div", { "class": "meta" },
         `${s.segments} segments · ${s.end == null ? "–" : clock(s.end)} · ${(s.bytes / 1024).toFixed(0)} KiB` +
-        (s.gaps ? ` · ${s.gaps} gaps` : "") + (s.job && s.job.error ? ` · ${s.job.error}` : "")));
+        (s.job && s.job.error ? ` · ${s.job.error}` : "")));
     item.addEventListener("click", () => selectStream(s.name));
     return item;
   }));
