@@ -108,6 +108,10 @@ def status_of(exc: TempoError) -> int:
         return 404
     if isinstance(exc, StreamBusyError):
         return 409
+    if isinstance(exc, QueueFullError):
+        return 429
+    if isinstance(exc, ModelTimeoutError):
+        return 504
     return 422
 
 
@@ -247,17 +251,27 @@ class AllocationRecordingBackend(MemoryBackend):
 # ----- the model queue ----------------------------------------------------------------------------------
 
 
-class QueueFullError(Exception):
+class QueueFullError(TempoError):
+    """Too many questions are waiting for the model (HTTP 429)."""
+
     def __init__(self, retry_after: int) -> None:
-        super().__init__("the question queue is full")
+        super().__init__("too many questions are waiting for the model; try again later")
         self.retry_after = retry_after
+
+
+class ModelTimeoutError(TempoError):
+    """A question that waited and ran longer than the server's per-request timeout (HTTP 504)."""
 
 
 class ModelQueue:
     """FIFO admission to the model: at most one question runs, at most `max_waiting` wait.
 
-    A question that has waited and run for `timeout` seconds is answered 504; its model work is not
-    interrupted (a forward pass cannot be) and keeps its slot until it ends.
+        queue.reserve()                      # QueueFullError now (429), before any response starts
+        result = await queue.submit(func)    # waits its turn, runs func in a worker thread
+
+    A question that has waited and run for `timeout` seconds gets ModelTimeoutError (504); its model
+    work is not interrupted (a forward pass cannot be) and keeps the slot until it ends. Submit
+    right after reserving, in a task of its own, so a client that goes away cannot leak the slot.
     """
 
     def __init__(self, max_waiting: int, timeout: float) -> None:
@@ -270,23 +284,22 @@ class ModelQueue:
     def retry_after(self) -> int:
         return max(1, math.ceil(self._mean_s * (self.waiting + 1)))
 
-    async def enter(self) -> float:
-        """Wait for the model; returns the deadline (loop time). QueueFullError when too many wait."""
+    def reserve(self) -> None:
+        """Take a place in the queue, or QueueFullError when `max_waiting` questions already wait."""
         if self.waiting >= self.max_waiting:
             raise QueueFullError(self.retry_after())
-        deadline = asyncio.get_running_loop().time() + self.timeout
         self.waiting += 1
+
+    async def submit(self, func: Callable[[], Any]) -> Any:
+        """Wait for the model (after `reserve`), then run `func` in a worker thread holding it."""
+        deadline = asyncio.get_running_loop().time() + self.timeout
         try:
             async with asyncio.timeout_at(deadline):
                 await self._slot.acquire()
         except TimeoutError:
-            raise ProblemError(504, f"the question waited more than {self.timeout:g} s for the model") from None
+            raise ModelTimeoutError(f"the question waited more than {self.timeout:g} s for the model") from None
         finally:
             self.waiting -= 1
-        return deadline
-
-    async def run(self, deadline: float, func: Callable[[], Any]) -> Any:
-        """Run `func` in a worker thread holding the slot taken by `enter` (released when it ends)."""
         t0 = time.perf_counter()
         task = asyncio.ensure_future(anyio.to_thread.run_sync(func))
 
@@ -299,7 +312,12 @@ class ModelQueue:
             async with asyncio.timeout_at(deadline):
                 return await asyncio.shield(task)
         except TimeoutError:
-            raise ProblemError(504, f"the question took more than {self.timeout:g} s") from None
+            raise ModelTimeoutError(f"the question took more than {self.timeout:g} s") from None
+
+    async def __call__(self, func: Callable[[], Any]) -> Any:
+        """reserve + submit (what the MCP endpoint's ask_video goes through)."""
+        self.reserve()
+        return await self.submit(func)
 
 
 # ----- the app -------------------------------------------------------------------------------------------
@@ -391,7 +409,7 @@ def create_app(service: Any, settings: ServeSettings | None = None) -> Any:
     """The ASGI app of `tempo serve` over a `TempoService` (guarded, size-limited)."""
     settings = settings or ServeSettings()
     server = TempoServer(service, settings)
-    mcp = build_server(server.toolkit, metrics=server.tool_metrics, routes=False)
+    mcp = build_server(server.toolkit, metrics=server.tool_metrics, routes=False, model_queue=server.queue)
     mcp_app = mcp_asgi_app(mcp)
 
     @contextlib.asynccontextmanager
@@ -419,19 +437,12 @@ def create_app(service: Any, settings: ServeSettings | None = None) -> Any:
     # ----- errors as problem details -----
     @app.exception_handler(TempoError)
     async def tempo_error(request: Request, exc: TempoError) -> JSONResponse:
-        return problem(status_of(exc), str(exc))
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, QueueFullError) else None
+        return problem(status_of(exc), str(exc), headers=headers)
 
     @app.exception_handler(ProblemError)
     async def problem_error(request: Request, exc: ProblemError) -> JSONResponse:
         return problem(exc.status, exc.detail, exc.title, exc.headers)
-
-    @app.exception_handler(QueueFullError)
-    async def queue_full(request: Request, exc: QueueFullError) -> JSONResponse:
-        return problem(
-            429,
-            "too many questions are waiting for the model; try again later",
-            headers={"Retry-After": str(exc.retry_after)},
-        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -532,7 +543,7 @@ def create_app(service: Any, settings: ServeSettings | None = None) -> Any:
 
         time_range = await anyio.to_thread.run_sync(scope)
         streaming = "text/event-stream" in request.headers.get("accept", "")
-        deadline = await server.queue.enter()
+        server.queue.reserve()  # 429 now, before a response starts
         timeline: list[dict[str, Any]] = []
         text_queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         loop = asyncio.get_running_loop()
@@ -568,11 +579,12 @@ def create_app(service: Any, settings: ServeSettings | None = None) -> Any:
                 timings={k: result[k] for k in ("cache_hits", "compressed", "answer_cached", "timings") if k in result},
             ).model_dump()
 
+        # Its own task from now on: a client that goes away cannot leave the queue holding its place.
+        task = asyncio.ensure_future(server.queue.submit(run))
         if not streaming:
-            return result_body(await server.queue.run(deadline, run))
+            return result_body(await task)
 
         async def events() -> AsyncIterator[bytes]:
-            task = asyncio.ensure_future(server.queue.run(deadline, run))
             task.add_done_callback(lambda _: text_queue.put_nowait(("end", None)))
             while True:
                 kind, value = await text_queue.get()
@@ -584,9 +596,6 @@ def create_app(service: Any, settings: ServeSettings | None = None) -> Any:
                 body = result_body(task.result())
             except TempoError as exc:
                 yield sse("error", {"status": status_of(exc), "title": TITLES[status_of(exc)], "detail": str(exc)})
-                return
-            except ProblemError as exc:
-                yield sse("error", {"status": exc.status, "detail": exc.detail})
                 return
             except Exception:
                 log.exception("tempo serve: a streamed question failed")

@@ -437,38 +437,59 @@ def test_metrics_label_routes_not_raw_paths(serve_server):
 def test_the_model_queue_is_fifo_bounded_and_times_out():
     import threading
 
-    from tempo.tools.server import ModelQueue, ProblemError, QueueFullError
+    from tempo.tools.server import ModelQueue, ModelTimeoutError, QueueFullError, problem, status_of
 
     async def scenario() -> dict:
         queue = ModelQueue(max_waiting=2, timeout=2.0)
         release = threading.Event()
         order: list[int] = []
 
-        async def ask(i: int, hold: bool = False) -> None:
-            deadline = await queue.enter()
-            await queue.run(deadline, lambda: (order.append(i), release.wait(5) if hold else None))
+        def hold(i: int) -> None:
+            order.append(i)
+            if i == 0:
+                release.wait(5)
 
-        first = asyncio.ensure_future(ask(0, hold=True))
+        first = asyncio.ensure_future(queue(lambda: hold(0)))
         await asyncio.sleep(0.05)
-        waiting = [asyncio.ensure_future(ask(i)) for i in (1, 2)]
+        waiting = [asyncio.ensure_future(queue(lambda i=i: hold(i))) for i in (1, 2)]
         await asyncio.sleep(0.05)
         out: dict = {"waiting": queue.waiting}
         try:
-            await queue.enter()
+            queue.reserve()
         except QueueFullError as exc:
-            out["retry_after"] = exc.retry_after
+            out["full"] = exc
         release.set()
         await asyncio.gather(first, *waiting)
         out["order"] = order
         slow = ModelQueue(max_waiting=2, timeout=0.2)
-        deadline = await slow.enter()
         try:
-            await slow.run(deadline, lambda: time.sleep(0.6))
-        except ProblemError as exc:
-            out["timeout"] = exc.status
+            await slow(lambda: time.sleep(0.6))
+        except ModelTimeoutError as exc:
+            out["timeout"] = exc
         return out
 
     out = asyncio.run(scenario())
-    assert out["waiting"] == 2 and out["retry_after"] >= 1
+    assert out["waiting"] == 2 and out["full"].retry_after >= 1
+    assert status_of(out["full"]) == 429 and status_of(out["timeout"]) == 504
     assert out["order"] == [0, 1, 2]  # first come, first served
-    assert out["timeout"] == 504
+    response = problem(429, str(out["full"]), headers={"Retry-After": str(out["full"].retry_after)})
+    assert response.headers["retry-after"] == str(out["full"].retry_after)
+
+
+def test_a_full_queue_answers_429_with_retry_after(serve_memory):
+    """The HTTP side: the route turns QueueFullError into 429 + Retry-After (queue of 0 places)."""
+    from tempo.tools.server import ServeSettings, create_app
+
+    app = create_app(serve_memory.service(), ServeSettings(warm=False, resume_jobs=False, max_queue=1))
+    app_queue = _inner_app(app).state.tempo.queue
+    app_queue.waiting = 1  # one question already waiting
+    got = call(app, "POST", "/v1/streams/cam/ask", json={"question": "Where is the square?"})
+    assert got.status_code == 429
+    assert int(got.headers["retry-after"]) >= 1
+    assert problem_of(got)["detail"] == "too many questions are waiting for the model; try again later"
+
+
+def _inner_app(app):
+    while not hasattr(app, "state"):
+        app = app.app
+    return app
