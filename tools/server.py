@@ -39,17 +39,18 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from tempo import inputs
 from tempo.agent.conversations import Conversations, check_time_range
 from tempo.agent.errors import ThreadNotFoundError
 from tempo.agent.memory_backend import MemoryBackend
-from tempo.agent.toolkit import MAX_TOP_K, VideoToolkit
-from tempo.errors import TempoError
+from tempo.agent.toolkit import VideoToolkit
+from tempo.errors import TempoError, redact_url
 from tempo.memory.errors import UnknownStreamError
 from tempo.tools.http_security import HTTPGuard, RequestMetrics, ToolMetrics, metrics_response
 from tempo.tools.mcp_server import TOOL_NAMES, build_server, mcp_asgi_app
 from tempo.tools.server_clips import ClipCache, render_clip
 from tempo.tools.server_jobs import IngestJobs, JobNotFoundError, StreamBusyError
-from tempo.tools.server_sources import check_source, public_uri
+from tempo.tools.server_sources import check_source
 
 log = logging.getLogger(__name__)
 
@@ -135,31 +136,28 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-class AskRequest(_In):
-    question: str = Field(min_length=1, max_length=2000, description="The question about the video.")
-    thread_id: str | None = Field(default=None, min_length=1, max_length=128, description="Thread to continue.")
-    start: float | None = Field(default=None, ge=0, allow_inf_nan=False, description="Only look from (s).")
-    end: float | None = Field(default=None, gt=0, allow_inf_nan=False, description="Only look up to (s).")
-
-
 class ThreadAskRequest(_In):
-    question: str = Field(min_length=1, max_length=2000)
-    start: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    end: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    question: inputs.Question
+    start: inputs.StreamTime | None = Field(default=None, description="Only look from this stream time (s).")
+    end: inputs.StreamTime | None = Field(default=None, description="Only look up to this stream time (s).")
+
+
+class AskRequest(ThreadAskRequest):
+    thread_id: inputs.ThreadId | None = Field(default=None, description="Thread to continue; omit for a new one.")
 
 
 class SearchRequest(_In):
-    query: str = Field(min_length=1, max_length=2000, description="What to look for, in words.")
-    streams: list[Annotated[str, Field(min_length=1, max_length=128)]] | None = Field(
+    query: inputs.Query
+    streams: list[inputs.StreamName] | None = Field(
         default=None, max_length=256, description="Streams to search; omit for all streams."
     )
-    top_k: int = Field(default=5, ge=1, le=MAX_TOP_K)
-    start: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    end: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    top_k: inputs.TopK = 5
+    start: inputs.StreamTime | None = None
+    end: inputs.StreamTime | None = None
 
 
 class IngestRequest(_In):
-    source: str = Field(min_length=1, max_length=4096, description="A file under the media root, or a camera URL.")
+    source: inputs.Name = Field(description="A file under the media root, or a camera URL.")
 
 
 class StreamOut(BaseModel):
@@ -398,7 +396,7 @@ def _stream_out(server: TempoServer, info: Any, jobs: list[dict[str, Any]]) -> S
         end=info.end,
         bytes=info.bytes.total,
         live=bool(source.get("live")),
-        source=public_uri(str(source["uri"])) if source.get("uri") else None,
+        source=redact_url(str(source["uri"])) if source.get("uri") else None,
         sample_fps=float(info.settings.sample_fps),
         window=int(info.settings.window),
         job=job,

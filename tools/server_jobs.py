@@ -17,8 +17,7 @@ import time
 import uuid
 from typing import Any
 
-from tempo.errors import TempoError
-from tempo.tools.server_sources import public_uri
+from tempo.errors import TempoError, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +66,7 @@ class IngestJobs:
         return {
             "id": raw["id"],
             "stream": raw["stream"],
-            "source": public_uri(raw["source"]),
+            "source": redact_url(raw["source"]),
             "live": raw.get("live") == "1",
             "state": raw["state"],
             "segments": int(raw.get("segments", 0)),
@@ -165,7 +164,7 @@ class IngestJobs:
                     report = self.service.ingest(source, stream, progress=False, max_segments=self.chunk_segments)
                 except TempoError as exc:
                     failures += 1
-                    message = str(exc).replace(source, public_uri(source))
+                    message = str(exc).replace(source, redact_url(source))
                     if not live and failures > self.file_retries:
                         self._save(job_id, state="failed", error=message, attempts=failures)
                         return

@@ -18,29 +18,15 @@ import ipaddress
 import socket
 import stat
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from tempo.errors import TempoError
+from tempo.errors import TempoError, redact_url
 
 SERVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "srt", "udp", "tcp", "http", "https")
 
 
 class SourceNotAllowedError(TempoError):
     """A source the server's policy refuses (outside the media root, a scheme or address not allowed)."""
-
-
-def public_uri(uri: str) -> str:
-    """The URI without user:password (what responses and logs may show)."""
-    if "://" not in uri:
-        return uri
-    parts = urlsplit(uri)
-    if parts.username is None and parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def _blocked_address(address: str) -> bool:
@@ -71,15 +57,15 @@ def check_source(source: str, *, media_root: Path | None, deny_private_networks:
                 f"the scheme {scheme!r} is not allowed for sources (allowed: {', '.join(SERVE_SCHEMES)})"
             )
         if not parts.hostname:
-            raise SourceNotAllowedError(f"the source URL {public_uri(source)!r} has no host")
+            raise SourceNotAllowedError(f"the source URL {redact_url(source)!r} has no host")
         if deny_private_networks and scheme in ("http", "https"):
             try:
                 infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
             except (OSError, UnicodeError):
-                raise SourceNotAllowedError(f"cannot resolve the host of {public_uri(source)!r}") from None
+                raise SourceNotAllowedError(f"cannot resolve the host of {redact_url(source)!r}") from None
             if any(_blocked_address(str(info[4][0])) for info in infos):
                 raise SourceNotAllowedError(
-                    f"the host of {public_uri(source)!r} is a private, loopback or link-local address "
+                    f"the host of {redact_url(source)!r} is a private, loopback or link-local address "
                     "(--deny-private-networks)"
                 )
         return source

@@ -7,49 +7,29 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tempo.tools.commands.ingest import add_memory_options, add_model_options
+from tempo import inputs
+from tempo.inputs import arg_type
 from tempo.tools.commands.mcp import TOKEN_ENV, add_token_options
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{port} is not a port number (0–65535)")
-    return port
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1 or value > 1_000_000_000:
-        raise argparse.ArgumentTypeError(f"{value} is out of range (1 to 1e9)")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0.1 <= value <= 86_400:  # also refuses nan and inf
-        raise argparse.ArgumentTypeError(f"{text} seconds is out of range (0.1 to 86400)")
-    return value
+from tempo.tools.commands.options import add_max_new_tokens_option, add_memory_options, add_model_options
 
 
 def add_serve_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, loopback)")
-    parser.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 picks a free one)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        type=arg_type(inputs.Name, "host"),
+        help="address to listen on (default 127.0.0.1, loopback)",
+    )
+    parser.add_argument(
+        "--port", type=arg_type(inputs.Port, "port"), default=8000, help="port, 1 to 65535 (default 8000)"
+    )
     add_token_options(parser)
     parser.add_argument(
         "--cors-origin",
         action="append",
         default=[],
         metavar="ORIGIN",
+        type=arg_type(inputs.Origin, "origin"),
         help="allow browser pages of this origin (e.g. https://ops.example.com) to call the API; repeatable; "
         "CORS is off without it",
     )
@@ -57,6 +37,7 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         "--media-root",
         default=None,
         metavar="DIR",
+        type=arg_type(inputs.Name, "directory"),
         help="directory whose files clients may ingest (symlinks resolved; nothing outside); without it, "
         "only camera URLs can be ingested over HTTP",
     )
@@ -67,20 +48,23 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-queue",
-        type=_positive_int,
+        type=arg_type(inputs.QueueLength, "count"),
         default=8,
         help="questions that may wait for the model before 429 (default 8)",
     )
     parser.add_argument(
         "--ask-timeout",
-        type=_seconds,
+        type=arg_type(inputs.AgeSeconds, "seconds"),
         default=300.0,
         help="seconds a question may wait and run before 504 (default 300)",
     )
     parser.add_argument(
-        "--max-body", type=_positive_int, default=1 << 20, help="largest request body in bytes (default 1 MiB)"
+        "--max-body",
+        type=arg_type(inputs.ByteCount, "bytes"),
+        default=1 << 20,
+        help="largest request body in bytes (default 1 MiB)",
     )
-    parser.add_argument("--max-new-tokens", type=_positive_int, default=None, help="longest answer in tokens")
+    add_max_new_tokens_option(parser)
     add_model_options(parser)
     add_memory_options(parser)
 
