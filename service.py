@@ -16,8 +16,10 @@ import os
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tempo.errors import TempoError
+from tempo.memory.alerts import AlertStore
 from tempo.memory.anchors import AnchorCache
 from tempo.memory.index import SearchHit, SegmentIndex
 from tempo.memory.ingest import IngestReport, ingest
@@ -29,6 +31,9 @@ from tempo.models.checkpoint import resolve_model_dir
 from tempo.models.embedder import SegmentEmbedder
 from tempo.models.tiny import SIGLIP_DIR_NAME
 from tempo.streaming import SamplingConfig, probe_source
+
+if TYPE_CHECKING:
+    from tempo.agent.monitoring.monitor import RuleMonitor
 
 EMBEDDER_ENV = "TEMPO_EMBEDDER"
 # SigLIP base (image–text embeddings, 768-d) is the default segment embedder.
@@ -111,8 +116,13 @@ class TempoService:
         progress: bool = True,
         max_segments: int | None = None,
         batch_size: int | None = None,
+        monitor: bool = True,
     ) -> IngestReport:
-        """Decode → generic pass → embed → commit, resuming the stream; the index is brought up to date."""
+        """Decode → generic pass → embed → commit, resuming the stream; the index is brought up to date.
+
+        With `monitor` the stream's rules (`tempo rules`) are scored on every segment and their alerts
+        committed with it; rules added while this runs apply from the next batch on.
+        """
         RedisMemoryStore.check_name(stream)
         sampling = sampling or SamplingConfig(
             fps=self.inference.fps, window=self.inference.window, max_edge=self.inference.max_edge
@@ -134,6 +144,7 @@ class TempoService:
                 progress=progress,
                 max_segments=max_segments,
                 batch_size=batch_size,
+                monitor=self.rule_monitor(stream) if monitor else None,
             )
         finally:
             # Whatever was committed (also on Ctrl-C or an error) gets indexed and snapshotted.
@@ -142,6 +153,18 @@ class TempoService:
                     self.index.sync()
                     self.index.save_if_changed()
         return report
+
+    def rule_monitor(self, stream: str) -> RuleMonitor:
+        """The rules of `stream` as an ingest applies them, verifying through this service's `ask`."""
+        from tempo.agent.monitoring.monitor import RuleMonitor
+        from tempo.agent.monitoring.verify import service_verifier
+
+        return RuleMonitor(self.alerts, stream, verifier=service_verifier(self))
+
+    @cached_property
+    def alerts(self) -> AlertStore:
+        """Rules, rule state and alerts (same Redis as the memory)."""
+        return AlertStore.of(self.store)
 
     def ask(
         self,

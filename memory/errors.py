@@ -41,3 +41,15 @@ class SegmentNotFoundError(TempoError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class InvalidRuleError(TempoError):
+    """A monitoring rule with a bad value (empty text, threshold outside [0, 1], bad webhook URL)."""
+
+
+class UnknownRuleError(TempoError):
+    """A rule id that the memory does not hold."""
+
+
+class UnknownAlertError(TempoError):
+    """An alert id that the memory does not hold."""

@@ -524,11 +524,18 @@ class RedisMemoryStore:
         return result
 
     @_redis_errors
-    def put_segments(self, records: Sequence[SegmentRecord]) -> list[CommitResult]:
+    def put_segments(
+        self,
+        records: Sequence[SegmentRecord],
+        *,
+        then: Sequence[Callable[[Any], None] | None] | None = None,
+    ) -> list[CommitResult]:
         """Commit many segments in one round trip, each atomically, in the given order.
 
         `records` must be one stream's segments with consecutive indices. Returns one result per
         record; if the first new one is out of order, it and all after it are `out_of_order`.
+        `then[j]`, when given, queues more commands right after record j's put and the whole batch
+        runs as one MULTI/EXEC, so they commit together with it (monitoring: memory/alerts.py).
         """
         if not records:
             return []
@@ -537,11 +544,17 @@ class RedisMemoryStore:
             if record.stream != first.stream or record.index != first.index + j:
                 raise ValueError("put_segments needs one stream's segments with consecutive indices")
         now = time.time()
-        pipe = self.client.pipeline(transaction=False)
-        for record in records:
+        extra = then is not None and any(f is not None for f in then)
+        pipe = self.client.pipeline(transaction=extra)
+        puts: list[int] = []  # position of each record's put among the queued commands
+        for j, record in enumerate(records):
             keys, args = self._put_args(record, now)
+            puts.append(len(pipe))
             self._put(keys=keys, args=args, client=pipe)
-        return [self._result(r, raw) for r, raw in zip(records, pipe.execute(), strict=True)]
+            if extra and then is not None and then[j] is not None:
+                then[j](pipe)
+        raw = pipe.execute()
+        return [self._result(r, raw[p]) for r, p in zip(records, puts, strict=True)]
 
     @_redis_errors
     def trim_oldest(self, name: str, count: int) -> int:
