@@ -28,7 +28,8 @@ def verification_question(rule: Rule) -> str:
 
 def parse_verdict(answer: str) -> tuple[bool | None, str]:
     """(True for yes, False for no, None when the answer starts with neither; its first line)."""
-    line = next((x.strip() for x in answer.splitlines() if x.strip()), "")
+    printable = "".join(c for c in answer if c.isprintable() or c == "\n")  # no control bytes in an alert
+    line = next((x.strip() for x in printable.splitlines() if x.strip()), "")
     first = re.match(r"\W*([A-Za-z]+)", line)
     word = first.group(1).lower() if first else ""
     verdict = True if word == "yes" else False if word == "no" else None
