@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tempo.agent.monitoring.webhooks import start_delivery_thread
 from tempo.errors import TempoError
 from tempo.memory.alerts import AlertStore
 from tempo.memory.anchors import AnchorCache
@@ -131,6 +132,8 @@ class TempoService:
         if "://" not in source and source != "-":
             # A bad path or a non-media file is reported before the model is loaded (seconds).
             probe_source(source, sampling)
+        # Webhooks of alerts are delivered from here while the ingest runs (if the secret is set).
+        delivery = start_delivery_thread(self.alerts) if monitor else None
         try:
             report = ingest(
                 source,
@@ -147,6 +150,8 @@ class TempoService:
                 monitor=self.rule_monitor(stream) if monitor else None,
             )
         finally:
+            if delivery is not None:
+                delivery.stop()
             # Whatever was committed (also on Ctrl-C or an error) gets indexed and snapshotted.
             if "store" in self.__dict__:
                 with contextlib.suppress(TempoError):

@@ -39,3 +39,7 @@ class ThreadStreamMismatchError(TempoError):
 
 class InvalidTimeScopeError(TempoError):
     """A time scope given explicitly (tool argument, CLI option) that cannot be used."""
+
+
+class WebhookSecretError(TempoError):
+    """Webhook deliveries are signed; without the shared secret ($TEMPO_WEBHOOK_SECRET) nothing is sent."""

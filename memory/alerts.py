@@ -241,8 +241,9 @@ class AlertStore:
     @_redis_errors
     def add_rule(self, rule: Rule) -> Rule:
         """Store a new rule (its id assigned here) and bump the version a running ingest watches."""
+        rule = validate_rule(rule)  # before an id is spent on it
         number = int(self.client.incr(f"{self.prefix}:rules:seq"))
-        rule = validate_rule(Rule(**{**asdict(rule), "id": f"r{number}", "created": time.time()}))
+        rule = Rule(**{**asdict(rule), "id": f"r{number}", "created": time.time()})
         pipe = self.client.pipeline(transaction=True)
         pipe.hset(self._k_rules(), rule.id, json.dumps(rule.to_json()))
         pipe.incr(self._k_version())

@@ -48,7 +48,7 @@ class RuleMonitor:
         self.clock = clock
         self._version = -1
         self._rules: list[Rule] = []
-        self._batch_rules: list[Rule] = []
+        self.batch_rules: list[Rule] = []  # the rules of the last `queries()`
         at, raw = alerts.load_state(stream)
         self.applied = at  # last segment index whose rule state is committed
         self.states: dict[str, RuleState] = {k: RuleState.from_json(v) for k, v in raw.items()}
@@ -65,14 +65,14 @@ class RuleMonitor:
         if version != self._version:
             self._rules = self.alerts.rules(self.stream)
             self._version = version
-        self._batch_rules = list(self._rules)
-        return [r.text for r in self._batch_rules]
+        self.batch_rules = list(self._rules)
+        return [r.text for r in self.batch_rules]
 
     # ---- per batch ---------------------------------------------------------------------------------
     def observe(self, batch: Sequence[Segment], scores: np.ndarray) -> list[Callable[[Any], None] | None]:
         """Step every rule over `batch` (scores (n, R) for the rules of the last `queries()`); returns,
         per segment, what to queue after its put (None when nothing changes)."""
-        rules = self._batch_rules
+        rules = self.batch_rules
         live = {r.id for r in rules}
         removed = [rid for rid in self.states if rid not in live]
         out: list[Callable[[Any], None] | None] = []
