@@ -41,6 +41,7 @@ MAX_COUNT = 1 << 31  # segment counts and indices
 MAX_BYTES = 1 << 62
 MAX_DEMO_SECONDS = 3600.0
 ORIGIN_PATTERN = r"^https?://[A-Za-z0-9.:\[\]-]+$"  # a web page's origin: scheme://host[:port], no path
+MAX_ALERTS = 200  # alerts one list_alerts call returns
 
 # Explanations of the patterns above, for the one sentence a mismatch gets.
 PATTERN_HINTS = {
@@ -190,10 +191,23 @@ class ListStreamsInput(ToolInput):
     """List the video streams held in memory."""
 
 
+class ListAlertsInput(ToolInput):
+    """List the alerts monitoring rules raised (see `tempo rules`), oldest first."""
+
+    stream: StreamName | None = Field(default=None, description="Only this stream's alerts.")
+    since: Name | None = Field(
+        default=None,
+        max_length=64,
+        description="Only alerts opened since: Unix seconds, an ISO 8601 time, or a duration back (30m, 12h, 2d).",
+    )
+    limit: int = Field(default=20, ge=1, le=MAX_ALERTS, description="At most this many (the newest).")
+
+
 TOOL_INPUTS: dict[str, type[ToolInput]] = {
     "ask_video": AskVideoInput,
     "search_moments": SearchMomentsInput,
     "list_streams": ListStreamsInput,
+    "list_alerts": ListAlertsInput,
 }
 
 

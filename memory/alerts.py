@@ -26,14 +26,16 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import redis
-from tempo.memory.errors import InvalidRuleError, UnknownAlertError, UnknownRuleError
+from tempo.memory.errors import InvalidRuleError, InvalidTimeError, UnknownAlertError, UnknownRuleError
 from tempo.memory.store import RedisMemoryStore, _redis_errors
 
 EVENTS_MAXLEN = 100_000  # entries kept in the event stream (approximate trimming)
@@ -123,6 +125,32 @@ class Rule:
         data = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         data["enter"] = None if data.get("enter") == "auto" else data.get("enter")
         return cls(**data)
+
+
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_since(value: str, now: float | None = None) -> float:
+    """Unix seconds from `1764160000`, an ISO 8601 time (`2026-11-26T08:00`, local time unless it has an
+    offset) or a duration back from now (`30m`, `12h`, `2d`)."""
+    now = time.time() if now is None else now
+    text = value.strip()
+    match = _RELATIVE.match(text)
+    if match:
+        return now - float(match.group(1)) * _UNIT[match.group(2)]
+    try:
+        number = float(text)
+    except ValueError:
+        number = None
+    if number is not None and number == number and abs(number) != float("inf") and number >= 0:
+        return number
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise InvalidTimeError(
+            f"since {value!r} is not a time: use Unix seconds, an ISO 8601 time or a duration such as 30m, 12h, 2d"
+        ) from None
 
 
 def _finite(name: str, value: float, lo: float, hi: float) -> float:

@@ -53,3 +53,7 @@ class UnknownRuleError(TempoError):
 
 class UnknownAlertError(TempoError):
     """An alert id that the memory does not hold."""
+
+
+class InvalidTimeError(TempoError):
+    """A time that is neither Unix seconds, an ISO 8601 time nor a duration such as 30m."""

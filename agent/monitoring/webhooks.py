@@ -227,8 +227,9 @@ class DeliveryThread:
     def __init__(self, deliverer: WebhookDeliverer, poll: float = 0.5) -> None:
         self.deliverer = deliverer
         self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=deliverer.run, args=(self.stop_event,), kwargs={"poll": poll},
-                                       name="tempo-webhooks", daemon=True)  # fmt: skip
+        self.thread = threading.Thread(
+            target=deliverer.run, args=(self.stop_event,), kwargs={"poll": poll}, name="tempo-webhooks", daemon=True
+        )
         self.thread.start()
 
     def stop(self, timeout: float = 15.0) -> None:

@@ -12,14 +12,12 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import numpy as np
 import pytest
 import redis
-from tempo.agent.monitoring.monitor import RuleMonitor
 from tempo.agent.monitoring.webhooks import DeliverySettings, WebhookDeliverer
-from tempo.memory import RedisMemoryStore, SegmentRecord, StreamSettings
+from tempo.memory import StreamSettings
 from tempo.memory.alerts import AlertStore, Rule
-from tempo.streaming.segment import Segment, SourceInfo
+from tempo.streaming.segment import SourceInfo
 
 SECRET = b"test-shared-secret"
 SOURCE = SourceInfo(uri="tcp://127.0.0.1:9", kind="network", live=True)
@@ -67,44 +65,6 @@ def alerts(redis_url: str) -> AlertStore:
     return AlertStore(redis.Redis.from_url(redis_url))
 
 
-def _commit_episodes(alerts: AlertStore, scores: list[list[float]]) -> None:
-    """Commit segments with these per-rule scores through the real monitor and store."""
-    store = RedisMemoryStore(alerts.client)
-    store.create_stream("cam", SOURCE, SETTINGS)
-    monitor = RuleMonitor(alerts, "cam")
-    monitor.queries()
-    segments, records = [], []
-    for i in range(len(scores)):
-        segments.append(
-            Segment(
-                "cam",
-                i,
-                4.0 * i,
-                4.0 * i + 4,
-                4.0 * i + np.arange(8) / 2,
-                np.zeros((8, 16, 16, 3), np.uint8),
-                SOURCE,
-                2.0,
-                wallclock_start=1e9 + 4 * i,
-            )
-        )
-        records.append(
-            SegmentRecord(
-                "cam",
-                i,
-                4.0 * i,
-                4.0 * i + 4,
-                segments[-1].timestamps,
-                (16, 16),
-                tokens=np.zeros((1, 8), np.float32),
-                embedding=np.ones(4, np.float32) / 2,
-                proxy=b"x",
-            )
-        )
-    then = monitor.observe(segments, np.array(scores, np.float32))
-    store.put_segments(records, then=then)
-
-
 def _until(condition: Callable[[], bool], deliverers: list[WebhookDeliverer], seconds: float = 15.0) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -114,13 +74,14 @@ def _until(condition: Callable[[], bool], deliverers: list[WebhookDeliverer], se
 
 
 def test_a_receiver_down_then_up_gets_every_event_once_signed_with_the_idempotency_key(
-    alerts: AlertStore, receiver: Receiver
+    alerts: AlertStore, receiver: Receiver, commit_alert_scores: Callable[..., None]
 ) -> None:
-    hooked = alerts.add_rule(Rule(id="", stream="cam", text="a", enter=0.8, min_segments=1, cooldown=0,
-                                  webhook=receiver.url))  # fmt: skip
+    hooked = alerts.add_rule(
+        Rule(id="", stream="cam", text="a", enter=0.8, min_segments=1, cooldown=0, webhook=receiver.url)
+    )
     alerts.add_rule(Rule(id="", stream="cam", text="b", enter=0.8, min_segments=1, cooldown=0))  # no webhook
     receiver.down = True
-    _commit_episodes(alerts, [[0.9, 0.9], [0.1, 0.9], [0.9, 0.1], [0.1, 0.1]])
+    commit_alert_scores("cam", [[0.9, 0.9], [0.1, 0.9], [0.9, 0.1], [0.1, 0.1]])
     expected = {f"cam:{hooked.id}:0", f"cam:{hooked.id}:0#closed", f"cam:{hooked.id}:2", f"cam:{hooked.id}:2#closed"}
 
     first = WebhookDeliverer(alerts, SECRET, settings=FAST, consumer="first")
@@ -151,13 +112,24 @@ def test_a_receiver_down_then_up_gets_every_event_once_signed_with_the_idempoten
     assert alerts.client.xpending(alerts.k_events, "webhooks")["pending"] == 0
 
 
-def test_a_receiver_that_always_fails_ends_in_the_dead_letter_list(alerts: AlertStore) -> None:
+def test_a_receiver_that_always_fails_ends_in_the_dead_letter_list(
+    alerts: AlertStore, commit_alert_scores: Callable[..., None]
+) -> None:
     with socket.socket() as s:  # a port with nothing listening: connection refused
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    rule = alerts.add_rule(Rule(id="", stream="cam", text="a", enter=0.8, min_segments=1, cooldown=0,
-                                webhook=f"http://127.0.0.1:{port}/hook"))  # fmt: skip
-    _commit_episodes(alerts, [[0.9]])
+    rule = alerts.add_rule(
+        Rule(
+            id="",
+            stream="cam",
+            text="a",
+            enter=0.8,
+            min_segments=1,
+            cooldown=0,
+            webhook=f"http://127.0.0.1:{port}/hook",
+        )
+    )
+    commit_alert_scores("cam", [[0.9]])
     deliverer = WebhookDeliverer(
         alerts, SECRET, settings=DeliverySettings(max_attempts=3, backoff=0.01, max_backoff=0.02, timeout=2.0)
     )

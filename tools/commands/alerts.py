@@ -5,46 +5,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import threading
-import time
 from datetime import datetime
 from typing import Any
 
 from tempo.errors import TempoError
 from tempo.memory import RedisMemoryStore
-from tempo.memory.alerts import AlertStore
+from tempo.memory.alerts import AlertStore, parse_since
 
 ACTIONS = ("ack", "deliveries", "deliver")
-_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-_UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 class AlertsUsageError(TempoError):
     """A bad argument to `tempo alerts`."""
-
-
-def parse_since(value: str, now: float | None = None) -> float:
-    """Unix seconds from `1764160000`, an ISO 8601 time (`2026-11-26T08:00`, local time unless it has an
-    offset) or a duration back from now (`30m`, `12h`, `2d`)."""
-    now = time.time() if now is None else now
-    text = value.strip()
-    match = _RELATIVE.match(text)
-    if match:
-        return now - float(match.group(1)) * _UNIT[match.group(2)]
-    try:
-        number = float(text)
-    except ValueError:
-        number = None
-    if number is not None and number == number and abs(number) != float("inf") and number >= 0:
-        return number
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        raise AlertsUsageError(
-            f"--since {value!r} is not a time: use Unix seconds, an ISO 8601 time or a duration such as 30m, 12h, 2d"
-        ) from None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
