@@ -450,6 +450,8 @@ class RedisMemoryStore:
                 keys += [self._k_seg(name, i), self._k_tok(name, i)]
             self.client.delete(*keys)
         self.client.delete(self._k_time(name), self._k_ivf(name), self._k_info(name))
+        # Monitoring's per-stream keys (memory/alerts.py: rule state, score history); alerts stay.
+        self.client.delete(f"{self.prefix}:s:{{{name}}}:rs", *self.client.scan_iter(f"{self.prefix}:s:{{{name}}}:rh:*"))
 
     # ---- IVF coarse centroids (kept in Redis so a rebuilt index is identical) ----------------------
     @_redis_errors

@@ -199,3 +199,15 @@ def test_verification_is_recorded_once_and_survives_the_close(
     with pytest.raises(UnknownAlertError):
         alerts.ack("cam:r9:0")
     assert alerts.ack("cam:r1:0")["acked"] is not None
+
+
+def test_a_deleted_stream_takes_its_rule_state_along(
+    store: RedisMemoryStore, alerts: AlertStore, records: ModuleType
+) -> None:
+    alerts.add_rule(Rule(id="", stream="cam", text="t", enter=None))
+    _ingest_scores(store, records, RuleMonitor(alerts, "cam"), [[0.1], [0.2]])
+    assert alerts.load_state("cam")[0] == 1 and alerts.history("cam", "r1")
+    store.delete_stream("cam")
+    assert alerts.load_state("cam") == (-1, {}) and alerts.history("cam", "r1") == []
+    _ingest_scores(store, records, RuleMonitor(alerts, "cam"), [[0.3]])  # a new stream of that name is monitored
+    assert alerts.load_state("cam")[0] == 0
