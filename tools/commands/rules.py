@@ -38,7 +38,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "to an ingest that is already running."
         ),
     )
-    parser.add_argument("--redis-url", default=None, help="Redis URL (default: $TEMPO_REDIS_URL or embedded)")
     sub = parser.add_subparsers(dest="rules_command", metavar="ACTION")
 
     add = sub.add_parser(
@@ -95,6 +94,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     remove.add_argument("id", help="rule id, as `tempo rules list` shows it (r1, r2, ...)")
     remove.set_defaults(func=run_remove)
+    for action in (add, listing, remove):
+        action.add_argument("--redis-url", default=None, help="Redis URL (default: $TEMPO_REDIS_URL or embedded)")
     parser.set_defaults(func=lambda _args: parser.print_help() or 2)
 
 
