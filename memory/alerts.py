@@ -143,7 +143,7 @@ def parse_since(value: str, now: float | None = None) -> float:
         number = float(text)
     except ValueError:
         number = None
-    if number is not None and number == number and abs(number) != float("inf") and number >= 0:
+    if number is not None and math.isfinite(number) and 0 <= number <= 1e10:
         return number
     try:
         return datetime.fromisoformat(text).timestamp()

@@ -36,17 +36,25 @@ def test_rules_add_list_remove(tempo: Callable) -> None:
     assert out.splitlines() == [line for line in out.splitlines() if line.startswith("r2")]
 
 
+ADD = ("rules", "add", "gate", "x")
+HELP = " (see `tempo rules add --help`)\n"
+
+
 @pytest.mark.parametrize(
     ("args", "stderr"),
     [
-        (("rules", "add", "gate", "x", "--enter", "2"), "tempo: error: --enter must be between 0 and 1, not 2\n"),
-        (("rules", "add", "gate", "x", "--enter", "nan"), "tempo: error: --enter must be a finite number, not nan\n"),
-        (("rules", "add", "gate", "x", "--webhook", "ftp://h/x"), "tempo: error: --webhook must be an http:// or "
-         "https:// URL, not 'ftp://h/x'\n"),
+        ((*ADD, "--enter", "2"), "tempo rules add: error: argument --enter: input should be less than or equal to 1 "
+         "(got '2')" + HELP),
+        ((*ADD, "--enter", "nan"), "tempo rules add: error: argument --enter: input should be a finite number "
+         "(got 'nan')" + HELP),
+        ((*ADD, "--webhook", "ftp://h/x"), "tempo rules add: error: argument --webhook: expected an http:// or "
+         "https:// URL (got 'ftp://h/x')" + HELP),
+        ((*ADD, "--enter", "0.5", "--exit", "0.6"), "tempo: error: --exit 0.6 is above --enter 0.5; an episode "
+         "closes below exit\n"),
         (("rules", "remove", "r7"), "tempo: error: no rule 'r7'; rules: none\n"),
         (("alerts", "ack", "gate:r1:0"), "tempo: error: no alert 'gate:r1:0'; list them with `tempo alerts`\n"),
-        (("alerts", "--since", "soon"), "tempo: error: since 'soon' is not a time: use Unix seconds, an ISO 8601 "
-         "time or a duration such as 30m, 12h, 2d\n"),
+        (("alerts", "--since", "soon"), "tempo alerts: error: argument --since: 'soon' is not a time: use Unix "
+         "seconds, an ISO 8601 time or a duration such as 30m, 12h, 2d (see `tempo alerts --help`)\n"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line_and_a_non_zero_exit(tempo: Callable, args: tuple[str, ...], stderr: str) -> None:

@@ -13,6 +13,8 @@ from typing import Any
 from tempo.errors import TempoError
 from tempo.memory import RedisMemoryStore
 from tempo.memory.alerts import AlertStore, parse_since
+from tempo.memory.errors import InvalidTimeError
+from tempo.tools.commands.options import add_memory_options
 
 ACTIONS = ("ack", "deliveries", "deliver")
 
@@ -42,12 +44,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--since",
         default=None,
+        type=_since,
         help="only alerts opened since then: Unix seconds, ISO 8601 time, or a duration back (30m, 12h, 2d)",
     )
     parser.add_argument("--follow", action="store_true", help="after the list, print new events until Ctrl-C")
     parser.add_argument("--json", action="store_true", help="JSON output (one object per line with --follow)")
-    parser.add_argument("--redis-url", default=None, help="Redis URL (default: $TEMPO_REDIS_URL or embedded)")
+    add_memory_options(parser)
     parser.set_defaults(func=run)
+
+
+def _since(value: str) -> float:
+    """--since as Unix seconds (parsed when the command line is, so a bad one is a usage error)."""
+    try:
+        return parse_since(value)
+    except InvalidTimeError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("since ")) from None
+
+
+_since.__name__ = "time"
 
 
 def _clock(t: float | None) -> str:
@@ -89,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     stream = words[0] if words else None
     if stream is not None:
         RedisMemoryStore.check_name(stream)
-    since = parse_since(args.since) if args.since is not None else None
+    since = args.since
     listed = alerts.alerts(stream, since=since)
     if args.json and not args.follow:
         print(json.dumps({"alerts": listed}))

@@ -5,25 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 
+from tempo import inputs
+from tempo.inputs import arg_type
 from tempo.memory import RedisMemoryStore
 from tempo.memory.alerts import AlertStore, Rule
+from tempo.tools.commands.options import add_memory_options
+
+_score = arg_type(inputs.Score, "score")
 
 
-def _threshold(value: str) -> float | None:
-    """A score in [0, 1] or 'auto' (None); range checks are the rule validator's."""
-    if value.strip().lower() == "auto":
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1] or 'auto', not {value!r}") from None
+def _enter(value: str) -> float | None:
+    """--enter: a score in [0, 1], or 'auto' (None: the rolling baseline)."""
+    return None if value.strip().lower() == "auto" else _score(value)
 
 
-def _exit(value: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], not {value!r}") from None
+_enter.__name__ = "score or auto"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,24 +45,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "a close, --cooldown seconds of stream time pass before another can open."
         ),
     )
-    add.add_argument("stream", help="stream name (the rule applies to this stream's segments)")
-    add.add_argument("text", help='the standing question, e.g. "a person climbs the fence"')
+    add.add_argument(
+        "stream",
+        type=arg_type(inputs.StreamName, "name"),
+        help="stream name (the rule applies to this stream's segments)",
+    )
+    add.add_argument(
+        "text", type=arg_type(inputs.RuleText, "text"), help='the standing question, e.g. "a person climbs the fence"'
+    )
     add.add_argument(
         "--enter",
-        type=_threshold,
+        type=_enter,
         default=0.8,
         help="score in [0, 1] that opens an episode (default 0.8), or 'auto': median + 3 MAD-sigma "
         "of this rule's scores on this stream over the last hour (after 30 segments of warm-up)",
     )
     add.add_argument(
         "--exit",
-        type=_exit,
+        type=_score,
         default=None,
         help="score below which an open episode closes (default: enter - 0.3; with --enter auto, median + 1 sigma)",
     )
-    add.add_argument("--min-segments", type=int, default=2, help="consecutive segments >= enter to open (default 2)")
     add.add_argument(
-        "--cooldown", type=float, default=60.0, help="seconds after a close before re-opening (default 60)"
+        "--min-segments",
+        type=arg_type(inputs.MinSegments, "count"),
+        default=2,
+        help=f"consecutive segments >= enter to open, 1 to {inputs.MAX_MIN_SEGMENTS} (default 2)",
+    )
+    add.add_argument(
+        "--cooldown",
+        type=arg_type(inputs.CooldownSeconds, "seconds"),
+        default=60.0,
+        help="seconds of stream time after a close before re-opening, 0 to 604800 (default 60)",
     )
     add.add_argument(
         "--verify",
@@ -77,13 +87,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument(
         "--webhook",
         default=None,
+        type=arg_type(inputs.WebhookUrl, "URL"),
         help="POST this rule's alert events to this http(s) URL (signed with $TEMPO_WEBHOOK_SECRET)",
     )
     add.add_argument("--json", action="store_true", help="print the stored rule as JSON")
     add.set_defaults(func=run_add)
 
     listing = sub.add_parser("list", help="list rules", description="List the rules (of one stream, or all).")
-    listing.add_argument("stream", nargs="?", default=None, help="only this stream's rules")
+    listing.add_argument(
+        "stream", nargs="?", default=None, type=arg_type(inputs.StreamName, "name"), help="only this stream's rules"
+    )
     listing.add_argument("--json", action="store_true", help='print {"rules": [...]} as JSON')
     listing.set_defaults(func=run_list)
 
@@ -95,7 +108,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     remove.add_argument("id", help="rule id, as `tempo rules list` shows it (r1, r2, ...)")
     remove.set_defaults(func=run_remove)
     for action in (add, listing, remove):
-        action.add_argument("--redis-url", default=None, help="Redis URL (default: $TEMPO_REDIS_URL or embedded)")
+        add_memory_options(action)
     parser.set_defaults(func=lambda _args: parser.print_help() or 2)
 
 
