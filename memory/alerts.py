@@ -35,12 +35,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import redis
+from tempo.inputs import MAX_COOLDOWN, MAX_MIN_SEGMENTS, MAX_RULE_TEXT
 from tempo.memory.errors import InvalidRuleError, InvalidTimeError, UnknownAlertError, UnknownRuleError
 from tempo.memory.store import RedisMemoryStore, _redis_errors
 
 EVENTS_MAXLEN = 100_000  # entries kept in the event stream (approximate trimming)
 HISTORY_MAXLEN = 4096  # scores kept per rule and stream for --enter auto (> 1 h of 4 s segments)
-MAX_RULE_TEXT = 1000  # characters
 
 # KEYS: stream info, rule state, events stream, alert time index, verify set, then one alert hash per
 #       event, then one history list per history value.
@@ -176,10 +176,12 @@ def validate_rule(rule: Rule) -> Rule:
     if (
         isinstance(rule.min_segments, bool)
         or not isinstance(rule.min_segments, int)
-        or not 1 <= rule.min_segments <= 10_000
+        or not 1 <= rule.min_segments <= MAX_MIN_SEGMENTS
     ):
-        raise InvalidRuleError(f"--min-segments must be a whole number from 1 to 10000, not {rule.min_segments!r}")
-    cooldown = _finite("cooldown", rule.cooldown, 0.0, 7 * 86400.0)
+        raise InvalidRuleError(
+            f"--min-segments must be a whole number from 1 to {MAX_MIN_SEGMENTS}, not {rule.min_segments!r}"
+        )
+    cooldown = _finite("cooldown", rule.cooldown, 0.0, MAX_COOLDOWN)
     if rule.webhook is not None:
         parts = urlsplit(rule.webhook)
         if parts.scheme not in ("http", "https") or not parts.hostname:
