@@ -119,7 +119,8 @@ class Conversations:
 
         Returns {"thread_id", "stream", "question", "standalone_question", "rewrite_source",
         "time_scope", "answer", "citations", "segments" (evidence: compressed segments used, most
-        relevant first), "candidates" (retrieved segments), "top_relevance", "widened",
+        relevant first), "gaps" (stretches with no video in scope, each with a "no video from t1 to
+        t2" note), "candidates" (retrieved segments), "top_relevance", "widened",
         "widen_reason", "cache_hits", "compressed", "answer_cached", "timings"}.
         """
         question = check_question(question)
@@ -141,12 +142,14 @@ class Conversations:
                 threads=self.threads,
             )
         evidence = result.pop("evidence") or []
+        gaps = self.service.store.gaps(stream, *(time_range or (None, None)))
         return {
             "thread_id": record.id,
             "stream": stream,
             **result,
             "candidates": result.get("candidates") or [],
             "segments": evidence,
+            "gaps": [{**g.to_dict(), "note": g.describe()} for g in gaps],  # "no video from t1 to t2"
             **stats.to_dict(),
         }
 

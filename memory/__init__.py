@@ -7,12 +7,14 @@ from tempo.memory.errors import (
     MemoryUnavailableError,
     OutOfOrderCommitError,
     SegmentNotFoundError,
+    StreamBusyError,
     StreamSettingsMismatchError,
     UnknownStreamError,
 )
 from tempo.memory.index import SearchHit, SegmentIndex, Timeline
 from tempo.memory.records import (
     FileReference,
+    Gap,
     RetentionPolicy,
     SegmentRecord,
     StorageBytes,
@@ -27,6 +29,7 @@ __all__ = [
     "CommitStatus",
     "EmbeddedRedis",
     "FileReference",
+    "Gap",
     "InvalidStreamNameError",
     "MemoryUnavailableError",
     "OutOfOrderCommitError",
@@ -38,6 +41,7 @@ __all__ = [
     "SegmentNotFoundError",
     "SegmentRecord",
     "StorageBytes",
+    "StreamBusyError",
     "StreamInfo",
     "StreamSettings",
     "StreamSettingsMismatchError",

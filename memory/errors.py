@@ -41,3 +41,7 @@ class SegmentNotFoundError(TempoError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class StreamBusyError(TempoError):
+    """Another ingest holds the stream's writer lease (one writer per stream)."""

@@ -27,7 +27,7 @@ from tempo.errors import TempoError
 from tempo.memory.anchors import AnchorCache
 from tempo.memory.index import SearchHit, SegmentIndex, Timeline
 from tempo.memory.proxy import decode_proxy
-from tempo.memory.records import SegmentRecord, StreamSettings
+from tempo.memory.records import Gap, SegmentRecord, StreamSettings
 from tempo.memory.store import RedisMemoryStore, StreamInfo
 from tempo.models.ata import allocate_tokens, average_tokens_per_frame
 from tempo.models.embedder import SegmentEmbedder
@@ -137,7 +137,9 @@ def load_segments(store: RedisMemoryStore, info: StreamInfo, indices: Sequence[i
         expected = {r.index: r for r in records if r is not None}
         for run in _runs(file_indices):
             try:
-                with iter_segments(path, stream_id=info.name, config=sampling, start_segment=run[0]) as it:
+                slot = expected[run[0]].first_frame_index // sampling.window * sampling.window
+                with iter_segments(path, stream_id=info.name, config=sampling, start_segment=run[0],
+                                   start_slot=slot) as it:
                     for segment in itertools.islice(it, len(run)):
                         by_index[segment.index] = segment
             except TempoError as exc:
@@ -321,6 +323,7 @@ class MemoryAskResult:
     budget: int
     cache_hits: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    gaps: list[Gap] = field(default_factory=list)  # stretches with no video in the question's scope
 
     @property
     def avg_tokens_per_frame(self) -> float:
@@ -351,6 +354,7 @@ class MemoryAskResult:
             "anchors_dropped": self.plan.anchors_dropped,
             "cache_hits": self.cache_hits,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            "gaps": [{**g.to_dict(), "note": g.describe()} for g in self.gaps],
         }
 
 
@@ -462,4 +466,5 @@ def answer_from_memory(
         budget=budget,
         cache_hits=hits,
         timings=clock,
+        gaps=store.gaps(stream, *(time_range or (None, None))),
     )

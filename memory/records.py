@@ -101,6 +101,25 @@ class FileReference:
 
 
 @dataclass(frozen=True)
+class Gap:
+    """A stretch of a stream's timeline with no video (seconds): the source went silent, a file's
+    timestamps jump, a damaged stretch was skipped or a live segment was dropped for a slow consumer."""
+
+    start: float  # end of the segment before
+    end: float  # start of the segment after
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+    def describe(self) -> str:
+        return f"no video from {self.start:.1f} s to {self.end:.1f} s"
+
+    def to_dict(self) -> dict[str, float]:
+        return {"start": round(self.start, 6), "end": round(self.end, 6)}
+
+
+@dataclass(frozen=True)
 class StorageBytes:
     """Payload bytes stored, by part (Redis's own per-key overhead not included)."""
 

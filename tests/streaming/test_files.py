@@ -138,7 +138,9 @@ def test_resuming_at_a_segment_gives_the_same_segments_as_a_full_run(
     video = request.getfixturevalue(fixture)
     full_stream = iter_segments(str(video), config=SMALL)
     full = list(full_stream)
-    resumed_stream = iter_segments(str(video), config=SMALL, start_segment=start)
+    # The memory stores each segment's first slot; resuming seeks to its grid window.
+    slot = full[start].first_frame_index // SMALL.window * SMALL.window
+    resumed_stream = iter_segments(str(video), config=SMALL, start_segment=start, start_slot=slot)
     resumed = list(resumed_stream)
     assert [s.index for s in resumed] == [s.index for s in full[start:]]
     for a, b in zip(full[start:], resumed, strict=True):

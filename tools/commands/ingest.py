@@ -100,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
             f"{report.video_seconds:.1f} s of video in {report.wall_seconds:.1f} s "
             f"({report.realtime_factor:.1f}× realtime)"
         )
+        for gap in report.gaps:  # recorded in memory: nothing after a gap is lost
+            print(f"gap: no video from {gap['start']:.2f} s to {gap['end']:.2f} s")
     if report.interrupted:
         print("tempo: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
