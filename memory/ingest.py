@@ -309,16 +309,20 @@ def ingest(
     settings = stream_settings(model, embedder, sampling, model_id=model_id, stored_tokens=stored_tokens)
     t_start = time.perf_counter()
 
-    # Opening the source first gives a clear error for a bad path/URL before anything is written.
-    probe = iter_segments(source, stream_id=stream, config=sampling, start_segment=0)
-    source_info: SourceInfo = probe.info
+    # One writer per stream: the lease comes first, so a second ingest does not even open the source
+    # (a camera may take one connection only). Opening the source before creating the stream gives a
+    # clear error for a bad path/URL before anything is written.
+    store.check_name(stream)
+    lease = _Lease(store, stream, lease_seconds_from_env() if lease_seconds is None else lease_seconds) \
+        if commit else None
+    probe: Any = None
     info: StreamInfo | None = None
     start_index = 0
     live_offset = (0, 0.0)
-    lease: _Lease | None = None
-    if commit:
-        try:
-            lease = _Lease(store, stream, lease_seconds_from_env() if lease_seconds is None else lease_seconds)
+    try:
+        probe = iter_segments(source, stream_id=stream, config=sampling, start_segment=0)
+        source_info: SourceInfo = probe.info
+        if commit:
             info = store.create_stream(stream, source_info, settings, retention)
             known_uri = info.source.get("uri")
             if known_uri is not None and known_uri != source_info.uri:
@@ -326,11 +330,13 @@ def ingest(
                     f"stream {stream!r} was ingested from {known_uri!r}, not {source_info.uri!r}; "
                     "use another stream name for another source"
                 )
-        except BaseException:
+    except BaseException:
+        if probe is not None:
             probe.close()
-            if lease is not None:
-                lease.release()
-            raise
+        if lease is not None:
+            lease.release()
+        raise
+    if info is not None:
         start_index = info.next_index
         if source_info.live and info.end is not None:
             live_offset = (info.next_index, float(info.end))

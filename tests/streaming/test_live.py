@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 import threading
 import time
@@ -184,7 +185,7 @@ def test_segments_dropped_for_a_slow_consumer_are_a_gap_not_a_hole_in_the_indice
     assert stream.stats.dropped_segments >= 2
     assert [s.index for s in received] == list(range(len(received)))
     # The dropped stretch is recorded on the first segment after it, and nowhere else.
-    gaps = [(a, b) for a, b in zip(received, received[1:], strict=False) if b.gap_before > 0]
+    gaps = [(a, b) for a, b in itertools.pairwise(received) if b.gap_before > 0]
     assert len(gaps) == 1
     before, after = gaps[0]
     assert after.gap_before == pytest.approx(after.start - before.end)
