@@ -45,3 +45,7 @@ class SegmentNotFoundError(TempoError, KeyError):
 
 class StreamBusyError(TempoError):
     """Another ingest holds the stream's writer lease (one writer per stream)."""
+
+
+class SourceChangedError(TempoError):
+    """A file source no longer is the file the stream was ingested from (size, time or content)."""

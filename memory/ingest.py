@@ -37,6 +37,7 @@ from tempo.models.embedder import SegmentEmbedder
 from tempo.models.modeling import TempoModel
 from tempo.streaming import IngestStats, SamplingConfig, Segment, iter_segments
 from tempo.streaming.segment import SourceInfo
+from tempo.streaming.sources import fingerprint_file
 from tqdm import tqdm
 
 log = logging.getLogger(__name__)
@@ -323,13 +324,17 @@ def ingest(
         probe = iter_segments(source, stream_id=stream, config=sampling, start_segment=0)
         source_info: SourceInfo = probe.info
         if commit:
-            info = store.create_stream(stream, source_info, settings, retention)
+            described: dict[str, Any] = source_info.to_dict()
+            if source_info.kind == "file":  # so a resume or a recall can tell a replaced file
+                described["fingerprint"] = fingerprint_file(source_info.uri)
+            info = store.create_stream(stream, described, settings, retention)
             known_uri = info.source.get("uri")
             if known_uri is not None and known_uri != source_info.uri:
                 raise SourceMismatchError(
                     f"stream {stream!r} was ingested from {known_uri!r}, not {source_info.uri!r}; "
                     "use another stream name for another source"
                 )
+            info.check_source_unchanged(source_info.uri)
     except BaseException:
         if probe is not None:
             probe.close()

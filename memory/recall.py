@@ -133,6 +133,7 @@ def load_segments(store: RedisMemoryStore, info: StreamInfo, indices: Sequence[i
             raise RecompressError(f"segment {i} of stream {info.name!r} has neither a source reference nor a proxy")
     if file_indices:
         path = records[list(indices).index(file_indices[0])].file_ref.path  # type: ignore[union-attr]
+        info.check_source_unchanged(path)  # a replaced file must not answer for the ingested one
         sampling = sampling_of(info.settings)
         expected = {r.index: r for r in records if r is not None}
         for run in _runs(file_indices):

@@ -58,6 +58,7 @@ from tempo.memory.errors import (
     MemoryUnavailableError,
     OutOfOrderCommitError,
     SegmentNotFoundError,
+    SourceChangedError,
     StreamBusyError,
     StreamSettingsMismatchError,
     UnknownStreamError,
@@ -71,6 +72,7 @@ from tempo.memory.records import (
     StreamSettings,
 )
 from tempo.streaming.segment import SourceInfo
+from tempo.streaming.sources import fingerprint_file
 
 _NAME = re.compile(STREAM_NAME_PATTERN)  # the one rule, shared with every entry point (tempo.inputs)
 
@@ -291,6 +293,23 @@ class StreamInfo:
         if self.last_slot is None or self.committed < 0:
             return self.next_index * window
         return (self.last_slot // window + 1) * window
+
+    def check_source_unchanged(self, path: str | None = None) -> None:
+        """Refuse (SourceChangedError) when the stream's file source differs from the file it was
+        ingested from: its size, modification time or first MiB (the fingerprint stored at creation).
+        Streams of live sources, and streams stored before fingerprints, pass."""
+        stored = self.source.get("fingerprint")
+        if not stored:
+            return
+        path = path or str(self.source.get("uri"))
+        now = fingerprint_file(path)  # a FIFO, a directory or a missing file: one sentence
+        changed = [what for key, what in (("size", "size"), ("mtime", "modification time"),
+                                          ("head_sha256", "content")) if now[key] != stored.get(key)]
+        if changed:
+            raise SourceChangedError(
+                f"{path} has changed since stream {self.name!r} was ingested from it ({', '.join(changed)} "
+                "differ); re-ingest it under a new stream name"
+            )
 
     def summary(self, gaps: Sequence[Gap] = ()) -> dict[str, Any]:
         """The `tempo streams --json` entry; `gaps` are the stream's stretches without video."""

@@ -6,10 +6,12 @@ timeout and turns FFmpeg's failures into the typed errors of `tempo.streaming.er
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import av
@@ -80,6 +82,24 @@ def check_regular_file(source: str, path: Path) -> None:
         else "not a regular file"
     )
     raise NotMediaError(source, f"it is {what}, not a regular file")
+
+
+FINGERPRINT_HEAD_BYTES = 1 << 20  # 1 MiB: hashed to tell a replaced file from the ingested one
+
+
+def fingerprint_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What identifies a file's content cheaply: {"size": bytes, "mtime": seconds since the epoch,
+    "head_sha256": SHA-256 of its first MiB}. Reading 1 MiB costs a few milliseconds. A path that is
+    not a regular file raises NotMediaError (SourceNotFoundError when absent)."""
+    check_regular_file(str(path), Path(path))
+    # Non-blocking: should the path turn into a FIFO after the check, opening it must not wait.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with open(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            check_regular_file(str(path), Path(path))
+        head = hashlib.sha256(handle.read(FINGERPRINT_HEAD_BYTES)).hexdigest()
+    return {"size": info.st_size, "mtime": info.st_mtime, "head_sha256": head}
 
 
 # The protocols FFmpeg may use, by source kind: a playlist or a redirect cannot reach other schemes
