@@ -155,4 +155,4 @@ class VideoToolkit:
         }
 
     def list_streams(self) -> dict[str, Any]:
-        return {"streams": [s.summary() for s in self.service.streams()]}
+        return {"streams": [s.summary(self.service.store.gaps(s.name)) for s in self.service.streams()]}

@@ -641,9 +641,11 @@ class RedisMemoryStore:
         return f"{self.prefix}:s:{{{name}}}:writer"
 
     @staticmethod
-    def busy_message(name: str) -> str:
+    def busy_message(name: str, expires_in: float | None = None) -> str:
+        """The one sentence for a stream another writer holds; `expires_in`: seconds its lease has left."""
+        within = "" if expires_in is None else f" (within {max(expires_in, 0.1):.1f} s)"
         return (f"stream {name!r} is being ingested by another process (its writer lease is held); "
-                "wait for that ingest to finish, or for its lease to expire if it died")
+                f"wait for that ingest to finish, or for its lease to expire{within} if it died")
 
     @_redis_errors
     def acquire_writer(self, name: str, seconds: float) -> str:
@@ -653,7 +655,8 @@ class RedisMemoryStore:
         a writer that dies without releasing it blocks the next one for at most `seconds`."""
         token = uuid.uuid4().hex
         if not self.client.set(self._k_lease(name), token, nx=True, px=max(1, int(seconds * 1000))):
-            raise StreamBusyError(self.busy_message(name))
+            left = self.client.pttl(self._k_lease(name))  # milliseconds; < 0: expired meanwhile
+            raise StreamBusyError(self.busy_message(name, left / 1000 if left > 0 else None))
         return token
 
     @_redis_errors

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,24 +20,6 @@ from tempo.streaming.errors import NotMediaError, StreamingError
 from tempo.streaming.synthetic import write_mpegts
 
 SMALL = SamplingConfig(max_edge=64, connect_timeout=3.0, read_timeout=3.0)
-
-
-def _within(seconds: float, call: Callable[[], Any]) -> BaseException | None:
-    """Run `call` in a thread; the exception it raised, after asserting it finished in time."""
-    outcome: list[BaseException | None] = []
-
-    def run() -> None:
-        try:
-            call()
-            outcome.append(None)
-        except BaseException as exc:
-            outcome.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert outcome, f"still blocked after {seconds} s"
-    return outcome[0]
 
 
 @pytest.fixture()
@@ -60,8 +42,8 @@ def _has_reader(path: Path) -> bool:
 
 
 @pytest.mark.parametrize("entry", [iter_segments, probe_source])
-def test_a_fifo_is_refused_at_once_instead_of_waiting_for_a_writer(fifo: Path, entry: Any) -> None:
-    error = _within(10.0, lambda: entry(str(fifo), config=SMALL))
+def test_a_fifo_is_refused_at_once_instead_of_waiting_for_a_writer(fifo: Path, entry: Any, finishes_within) -> None:
+    error = finishes_within(10.0, lambda: entry(str(fifo), config=SMALL))
     assert isinstance(error, NotMediaError)
     assert str(error) == f"{str(fifo)!r} is not a media file FFmpeg can read (it is a named pipe (FIFO), " \
                          "not a regular file)."

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,24 +18,6 @@ from tempo.streaming.errors import NotMediaError
 from tempo.streaming.synthetic import write_test_video
 
 SAMPLING = SamplingConfig(max_edge=128)
-
-
-def _within(seconds: float, call: Callable[[], Any]) -> BaseException | None:
-    """Run `call` in a thread; the exception it raised, after asserting it finished in time."""
-    outcome: list[BaseException | None] = []
-
-    def run() -> None:
-        try:
-            call()
-            outcome.append(None)
-        except BaseException as exc:
-            outcome.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert outcome, f"still blocked after {seconds} s"
-    return outcome[0]
 
 
 @pytest.fixture()
@@ -68,13 +49,13 @@ def test_a_file_replaced_by_another_video_of_the_same_length_is_refused(
 
 
 def test_a_stored_source_path_that_became_a_fifo_fails_the_question_at_once(
-    ingested: tuple[TempoService, Path],
+    ingested: tuple[TempoService, Path], finishes_within,
 ) -> None:
     service, clip = ingested
     clip.unlink()
     os.mkfifo(clip)
     try:
-        error = _within(20.0, lambda: service.ask("yard", "What moves?", top_k=8, max_new_tokens=2))
+        error = finishes_within(20.0, lambda: service.ask("yard", "What moves?", top_k=8, max_new_tokens=2))
     finally:
         with contextlib.suppress(OSError):  # release a reader still waiting on the FIFO (a failing run)
             os.close(os.open(clip, os.O_WRONLY | os.O_NONBLOCK))

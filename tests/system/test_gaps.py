@@ -8,13 +8,11 @@ one segment per batch, and a live TCP stream whose camera stalls for 6 s.
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from loopback import StallingPublisher  # tests/system/loopback.py
 from tempo.service import TempoService
 from tempo.streaming import SamplingConfig, iter_segments
 from tempo.streaming.synthetic import write_corrupted, write_mpegts, write_test_video
@@ -104,42 +102,6 @@ def test_a_file_damaged_in_the_middle_ingested_one_segment_per_batch_keeps_every
     assert service.stream("cam").end == pytest.approx(20.0, abs=1e-6) == listed[-1][2]
     gaps = service.store.gaps("cam")
     assert len(gaps) == 1 and gaps[0].seconds >= 4.0
-
-
-class StallingPublisher:
-    """Serves an MPEG-TS file once on 127.0.0.1 at real time, but stalls `pause` seconds at fraction
-    `at` of it (a camera that freezes, then goes on: its timestamps jump by the time it lost)."""
-
-    def __init__(self, data: bytes, seconds: float, pause: float, at: float, port: int = 0) -> None:
-        self.data, self.seconds, self.pause, self.at = data, seconds, pause, at
-        self.stop = threading.Event()
-        self.server = socket.create_server(("127.0.0.1", port))
-        self.port = self.server.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        self.server.settimeout(60)
-        conn, _ = self.server.accept()
-        started, chunk, paused = time.monotonic(), 188 * 16, 0.0
-        with conn:
-            for offset in range(0, len(self.data), chunk):
-                if not paused and offset >= len(self.data) * self.at:
-                    self.stop.wait(self.pause)
-                    paused = self.pause
-                if self.stop.is_set():
-                    return
-                due = started + paused + self.seconds * offset / len(self.data)
-                time.sleep(max(0.0, due - time.monotonic()))
-                try:
-                    conn.sendall(self.data[offset : offset + chunk])
-                except OSError:
-                    return
-
-    def close(self) -> None:
-        self.stop.set()
-        self.server.close()
-        self.thread.join(timeout=30)
 
 
 def test_a_live_stream_that_stalls_6s_loses_no_segment_and_records_the_gap(

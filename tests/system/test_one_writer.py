@@ -4,6 +4,7 @@ as a subprocess against the test Redis."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -57,10 +58,12 @@ def test_a_second_ingest_of_a_stream_is_refused_and_a_killed_writer_blocks_only_
         _wait_for(lambda: "gate" in store.stream_names() and store.stream_info("gate").committed >= 0, first)
         second = tempo_cli("ingest", url, "--stream", "gate", check=False)
         assert second.returncode != 0
-        assert second.stderr.strip().splitlines()[-1:] == [
-            "tempo: error: stream 'gate' is being ingested by another process (its writer lease is held); "
-            "wait for that ingest to finish, or for its lease to expire if it died"
-        ]
+        (line,) = second.stderr.strip().splitlines()[-1:]
+        assert re.fullmatch(
+            r"tempo: error: stream 'gate' is being ingested by another process \(its writer lease is held\); "
+            r"wait for that ingest to finish, or for its lease to expire \(within (\d+\.\d) s\) if it died",
+            line,
+        )
         assert first.poll() is None  # the refused ingest did not disturb the running one
         first.send_signal(signal.SIGKILL)  # a crash: the lease is not released
         first.wait(timeout=30)
@@ -112,3 +115,25 @@ def test_an_ingest_interrupted_before_its_first_segment_leaves_no_stream(
     assert proc.returncode == 130
     assert store.stream_names() == []
     assert [k for k in redis.Redis.from_url(redis_url).keys("tempo:s:*")] == []
+
+
+def test_a_writer_that_loses_its_lease_stops_and_counts_only_what_was_committed(
+    video_20s: Path, redis_url: str, tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    from tempo.memory.ingest import ingest
+    from tempo.service import TempoService
+    from tempo.streaming import SamplingConfig
+
+    service = TempoService(model=str(tiny_checkpoint), redis_url=redis_url, home=tmp_path)
+    client = redis.Redis.from_url(redis_url)
+
+    def steal_the_lease(records: list) -> None:  # another writer takes over after the first commit
+        client.set("tempo:s:{yard}:writer", "someone-else")
+
+    with pytest.raises(StreamBusyError, match="being ingested by another process"):
+        ingest(str(video_20s), "yard", model=service.model, embedder=service.embedder, store=service.store,
+               model_id=service.model_name, sampling=SamplingConfig(max_edge=128), batch_size=1,
+               progress=False, on_commit=steal_the_lease)
+    info = service.store.stream_info("yard")
+    assert info.committed == 0  # the refused segments were neither written nor skipped over
+    assert client.get("tempo:s:{yard}:writer") == b"someone-else"  # not ours to release
