@@ -321,37 +321,37 @@ def ingest(
     start_index = 0
     live_offset = (0, 0.0)
     try:
-        probe = iter_segments(source, stream_id=stream, config=sampling, start_segment=0)
-        source_info: SourceInfo = probe.info
-        if commit:
-            described: dict[str, Any] = source_info.to_dict()
-            if source_info.kind == "file":  # so a resume or a recall can tell a replaced file
-                described["fingerprint"] = fingerprint_file(source_info.uri)
-            info = store.create_stream(stream, described, settings, retention)
-            known_uri = info.source.get("uri")
-            if known_uri is not None and known_uri != source_info.uri:
-                raise SourceMismatchError(
-                    f"stream {stream!r} was ingested from {known_uri!r}, not {source_info.uri!r}; "
-                    "use another stream name for another source"
-                )
-            info.check_source_unchanged(source_info.uri)
-    except BaseException:
-        if probe is not None:
-            probe.close()
-        if lease is not None:
-            lease.release()
-        raise
-    if info is not None:
-        start_index = info.next_index
-        if source_info.live and info.end is not None:
-            live_offset = (info.next_index, float(info.end))
-    try:
+        try:
+            probe = iter_segments(source, stream_id=stream, config=sampling, start_segment=0)
+            source_info: SourceInfo = probe.info
+            if commit:
+                described: dict[str, Any] = source_info.to_dict()
+                if source_info.kind == "file":  # so a resume or a recall can tell a replaced file
+                    described["fingerprint"] = fingerprint_file(source_info.uri)
+                info = store.create_stream(stream, described, settings, retention)
+                known_uri = info.source.get("uri")
+                if known_uri is not None and known_uri != source_info.uri:
+                    raise SourceMismatchError(
+                        f"stream {stream!r} was ingested from {known_uri!r}, not {source_info.uri!r}; "
+                        "use another stream name for another source"
+                    )
+                info.check_source_unchanged(source_info.uri)
+        except BaseException:
+            if probe is not None:
+                probe.close()
+            raise
+        if info is not None:
+            start_index = info.next_index
+            if source_info.live and info.end is not None:
+                live_offset = (info.next_index, float(info.end))
         return _run(
             source, stream, probe, info, lease, live_offset, start_index, model=model, embedder=embedder,
             store=store, settings=settings, sampling=sampling, proxy=proxy, bs=bs, queue_depth=queue_depth,
             max_segments=max_segments, progress=progress, commit=commit, on_commit=on_commit, t_start=t_start,
         )
     finally:
+        # Whatever ended the run (an error, Ctrl-C at any point): a stream that never received a
+        # segment goes, while this run still holds the lease.
         if lease is not None:
             _drop_if_empty(store, stream)
             lease.release()
