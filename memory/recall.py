@@ -379,7 +379,7 @@ def assemble(
         wanted = plan.indices[anchor_rows]
         k_max = int(plan.counts[anchor_rows].max())
         if anchors is not None:
-            found, present = anchors.get(info.name, wanted, k_max)  # (a, k_max, D)
+            found, present = anchors.get(info, wanted, k_max)  # (a, k_max, D)
         else:
             found, present = store.token_heads(info.name, wanted.tolist(), k_max, settings.token_dim)
         anchor_tokens = torch.from_numpy(found)
