@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable
-from functools import cached_property
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 from tempo.errors import TempoError
 from tempo.memory.anchors import AnchorCache
@@ -33,6 +34,39 @@ from tempo.streaming import SamplingConfig, probe_source
 EMBEDDER_ENV = "TEMPO_EMBEDDER"
 # SigLIP base (image–text embeddings, 768-d) is the default segment embedder.
 DEFAULT_EMBEDDER_ID = "google/siglip-base-patch16-224"
+
+
+T = TypeVar("T")
+
+
+class loaded_once(Generic[T]):  # noqa: N801 (used like functools.cached_property)
+    """`cached_property` whose first computation runs once per instance even when threads race for
+    it (two concurrent first MCP calls must not both load a 6B model); later reads take no lock.
+
+    functools.cached_property holds no lock since Python 3.12 (and a class-wide one before it).
+    """
+
+    def __init__(self, func: Callable[[Any], T]) -> None:
+        self.func = func
+        self.name = func.__name__
+        self.__doc__ = func.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> T:
+        if obj is None:
+            return self  # type: ignore[return-value]
+        try:
+            return obj.__dict__[self.name]
+        except KeyError:
+            pass
+        # dict.setdefault is atomic: every racer gets the same lock for this attribute.
+        lock = obj.__dict__.setdefault(f"_{self.name}_lock", threading.Lock())
+        with lock:
+            if self.name not in obj.__dict__:
+                obj.__dict__[self.name] = self.func(obj)
+        return obj.__dict__[self.name]
 
 
 def absolute_source(source: str) -> str:
@@ -64,24 +98,24 @@ class TempoService:
         self.cache_ttl = cache_ttl
 
     # ---- resources ------------------------------------------------------------------------------
-    @cached_property
+    @loaded_once
     def store(self) -> RedisMemoryStore:
         return RedisMemoryStore.connect(self.redis_url, self.home)
 
-    @cached_property
+    @loaded_once
     def index(self) -> SegmentIndex:
         return SegmentIndex.open(self.store, self.home)
 
-    @cached_property
+    @loaded_once
     def cache(self) -> QueryCache:
         return QueryCache(self.store.client, prefix=self.store.prefix, ttl=self.cache_ttl)
 
-    @cached_property
+    @loaded_once
     def anchors(self) -> AnchorCache:
         """Decoded anchor tokens kept in process: repeated questions skip their Redis reads."""
         return AnchorCache(self.store)
 
-    @cached_property
+    @loaded_once
     def model(self) -> TempoModel:
         return TempoModel.from_pretrained(self.model_name, device=self.device, config=self.inference)
 
@@ -95,7 +129,7 @@ class TempoService:
         beside = self.model.model_dir / SIGLIP_DIR_NAME
         return str(beside) if beside.is_dir() else DEFAULT_EMBEDDER_ID
 
-    @cached_property
+    @loaded_once
     def embedder(self) -> SegmentEmbedder:
         directory = resolve_model_dir(self.embedder_name)
         return SegmentEmbedder.from_pretrained(directory, device=self.model.device)

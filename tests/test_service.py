@@ -1,0 +1,50 @@
+"""`TempoService`: resources loaded once, also when threads race for them (a server's first calls)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from tempo.models import TempoModel
+from tempo.models.embedder import SegmentEmbedder
+from tempo.service import TempoService
+
+
+def _race(n: int, get) -> list:
+    barrier = threading.Barrier(n)
+    got: list = []
+
+    def first_call() -> None:
+        barrier.wait()
+        got.append(get())
+
+    threads = [threading.Thread(target=first_call) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return got
+
+
+def test_concurrent_first_calls_load_the_model_and_embedder_once(live_memory, monkeypatch) -> None:
+    loads: list[str] = []
+    real_model, real_embedder = TempoModel.from_pretrained.__func__, SegmentEmbedder.from_pretrained.__func__
+
+    def slow_model(cls, *args, **kwargs):
+        loads.append("model")
+        time.sleep(0.3)  # a real checkpoint takes seconds: every racer arrives while it loads
+        return real_model(cls, *args, **kwargs)
+
+    def slow_embedder(cls, *args, **kwargs):
+        loads.append("embedder")
+        time.sleep(0.3)
+        return real_embedder(cls, *args, **kwargs)
+
+    monkeypatch.setattr(TempoModel, "from_pretrained", classmethod(slow_model))
+    monkeypatch.setattr(SegmentEmbedder, "from_pretrained", classmethod(slow_embedder))
+    service = TempoService(model=str(live_memory.model_dir), redis_url=live_memory.url)
+    embedders = _race(4, lambda: service.embedder)  # loads the model too (the embedder sits on its device)
+    models = _race(4, lambda: service.model)
+    assert sorted(loads) == ["embedder", "model"]
+    assert len(embedders) == 4 and all(e is embedders[0] for e in embedders)
+    assert len(models) == 4 and all(m is service.model for m in models)
