@@ -89,10 +89,11 @@ def stream_settings(
         embedding_dim=embedder.dim,
         sample_fps=sampling.fps,
         window=sampling.window,
+        max_edge=sampling.max_edge,
+        tolerance=sampling.tolerance,
         tokens_per_segment=model.num_memory_tokens,
         token_dim=model.memory_dim,
         stored_tokens=min(stored_tokens, model.num_memory_tokens),
-        extra={"max_edge": sampling.max_edge, "tolerance": sampling.tolerance},
     )
 
 

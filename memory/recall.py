@@ -98,12 +98,8 @@ def retrieve_by_vector(
 # ---------------------------------------------------------------------------------------------- frames
 def sampling_of(settings: StreamSettings) -> SamplingConfig:
     """The sampling a stream was ingested with (so re-read frames equal the ingested ones)."""
-    extra = settings.extra or {}
     return SamplingConfig(
-        fps=settings.sample_fps,
-        window=settings.window,
-        max_edge=int(extra.get("max_edge", 512)),
-        tolerance=extra.get("tolerance"),
+        fps=settings.sample_fps, window=settings.window, max_edge=settings.max_edge, tolerance=settings.tolerance
     )
 
 

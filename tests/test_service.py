@@ -48,3 +48,22 @@ def test_concurrent_first_calls_load_the_model_and_embedder_once(live_memory, mo
     assert sorted(loads) == ["embedder", "model"]
     assert len(embedders) == 4 and all(e is embedders[0] for e in embedders)
     assert len(models) == 4 and all(m is service.model for m in models)
+
+
+def test_resuming_a_stream_with_other_sampling_is_refused_in_one_sentence(live_memory, live_service) -> None:
+    import pytest
+    from tempo.memory.errors import StreamSettingsMismatchError
+    from tempo.streaming import SamplingConfig
+
+    before = live_service.stream("cam")
+    video = str(live_memory.root / "cam.mp4")
+    for changed, said in (
+        (SamplingConfig(max_edge=256), "max_edge 512 (now 256)"),
+        (SamplingConfig(tolerance=0.1), "tolerance None (now 0.1)"),
+    ):
+        with pytest.raises(StreamSettingsMismatchError) as err:
+            live_service.ingest(video, "cam", sampling=changed, progress=False)
+        message = str(err.value)
+        assert said in message and "\n" not in message and message.startswith("stream 'cam' was ingested with")
+    after = live_service.stream("cam")
+    assert (after.committed, after.settings) == (before.committed, before.settings)
