@@ -24,6 +24,7 @@ from tempo.memory.index import SearchHit, SegmentIndex
 from tempo.memory.ingest import IngestReport, ingest
 from tempo.memory.recall import MemoryAskResult, QueryCache, answer_from_memory
 from tempo.memory.records import RetentionPolicy
+from tempo.memory.retention import RetentionWorker, collect_garbage
 from tempo.memory.store import RedisMemoryStore, StreamInfo
 from tempo.models import TempoInferenceConfig, TempoModel, resolve_model_name
 from tempo.models.checkpoint import resolve_model_dir
@@ -39,7 +40,7 @@ DEFAULT_EMBEDDER_ID = "google/siglip-base-patch16-224"
 T = TypeVar("T")
 
 
-class loaded_once(Generic[T]):  # noqa: N801 (used like functools.cached_property)
+class loaded_once(Generic[T]):
     """`cached_property` whose first computation runs once per instance even when threads race for
     it (two concurrent first MCP calls must not both load a 6B model); later reads take no lock.
 
@@ -88,6 +89,7 @@ class TempoService:
         device: str | None = None,
         inference: TempoInferenceConfig | None = None,
         cache_ttl: float = 3600.0,
+        retention_interval: float = 10.0,
     ) -> None:
         self.model_name = resolve_model_name(model)
         self._embedder_name = embedder
@@ -96,6 +98,7 @@ class TempoService:
         self.device = device
         self.inference = inference or TempoInferenceConfig()
         self.cache_ttl = cache_ttl
+        self.retention_interval = retention_interval  # seconds between two retention passes
 
     # ---- resources ------------------------------------------------------------------------------
     @loaded_once
@@ -146,7 +149,11 @@ class TempoService:
         max_segments: int | None = None,
         batch_size: int | None = None,
     ) -> IngestReport:
-        """Decode → generic pass → embed → commit, resuming the stream; the index is brought up to date."""
+        """Decode → generic pass → embed → commit, resuming the stream; the index is brought up to date.
+
+        The stream's retention policy (`retention`, else the one it was created with) runs beside
+        the ingest on its own thread, then once more (bounded) before returning.
+        """
         RedisMemoryStore.check_name(stream)
         sampling = sampling or SamplingConfig(
             fps=self.inference.fps, window=self.inference.window, max_edge=self.inference.max_edge
@@ -155,6 +162,7 @@ class TempoService:
         if "://" not in source and source != "-":
             # A bad path or a non-media file is reported before the model is loaded (seconds).
             probe_source(source, sampling)
+        worker = RetentionWorker(self.store, interval=self.retention_interval, streams=[stream]).start()
         try:
             report = ingest(
                 source,
@@ -170,12 +178,21 @@ class TempoService:
                 batch_size=batch_size,
             )
         finally:
-            # Whatever was committed (also on Ctrl-C or an error) gets indexed and snapshotted.
+            worker.stop()
+            # Whatever was committed (also on Ctrl-C or an error) gets its retention pass, then is
+            # indexed and snapshotted.
+            with contextlib.suppress(TempoError):
+                collect_garbage(self.store, [stream])
             if "store" in self.__dict__:
                 with contextlib.suppress(TempoError):
                     self.index.sync()
                     self.index.save_if_changed()
         return report
+
+    def start_retention(self, *, interval: float | None = None) -> RetentionWorker:
+        """Enforce every stream's retention policy on a daemon thread until `.stop()` (or the end of a
+        `with` block); long-running servers (`tempo mcp`, `tempo serve`) call this when they start."""
+        return RetentionWorker(self.store, interval=interval or self.retention_interval).start()
 
     def ask(
         self,

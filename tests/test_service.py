@@ -67,3 +67,18 @@ def test_resuming_a_stream_with_other_sampling_is_refused_in_one_sentence(live_m
         assert said in message and "\n" not in message and message.startswith("stream 'cam' was ingested with")
     after = live_service.stream("cam")
     assert (after.committed, after.settings) == (before.committed, before.settings)
+
+
+def test_ingest_enforces_the_retention_policy_it_sets(live_memory, tmp_path) -> None:
+    from tempo.memory import RetentionPolicy, SegmentIndex
+    from tempo.streaming.synthetic import write_test_video
+
+    video = tmp_path / "short.mp4"
+    write_test_video(video, duration=12.0, fps=10, size=(96, 64))
+    service = TempoService(model=str(live_memory.model_dir), redis_url=live_memory.url, home=tmp_path / "home")
+    report = service.ingest(str(video), "retained", retention=RetentionPolicy(max_bytes=1), progress=False)
+    info = service.stream("retained")
+    assert report.committed == 3 and info.committed == 2
+    assert (info.segments, info.bytes.total) == (0, 0)  # one byte holds no segment: all went
+    assert SegmentIndex.open(service.store, tmp_path / "home2").timeline("retained").indices.tolist() == []
+    service.store.delete_stream("retained")
