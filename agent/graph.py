@@ -26,10 +26,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any, TypedDict
+from typing import Any, TypedDict
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.config import get_stream_writer
@@ -70,8 +69,11 @@ class AgentState(TypedDict, total=False):
     question: str
     time_range: list[float] | None  # [start, end] seconds from a tool or CLI option; overrides words
     top_k: int | None  # None: the settings' top_k
-    # The thread: previous turns, oldest first, kept by the checkpointer.
-    history: Annotated[list[HistoryTurn], operator.add]
+    # The thread: its last `AgentSettings.history_turns` turns, oldest first, kept by the
+    # checkpointer. Only these are read (by the rewrite), and a checkpoint stores a channel's whole
+    # value each time it changes: an ever-growing list would make a thread's checkpoints O(n²).
+    # The whole transcript lives in the ThreadStore.
+    history: list[HistoryTurn]
     # Working values of the current turn.
     standalone_question: str
     rewrite_source: str  # "question" | "model" | "fallback"
@@ -221,15 +223,16 @@ def cite(state: AgentState, *, settings: AgentSettings) -> dict[str, Any]:
     return {"citations": citations, "evidence": compressed[: settings.evidence_segments]}
 
 
-def remember(state: AgentState) -> dict[str, Any]:
+def remember(state: AgentState, *, settings: AgentSettings) -> dict[str, Any]:
     turn = HistoryTurn(
         question=state["question"],
         standalone_question=state["standalone_question"],
         answer=state.get("answer", ""),
     )
+    kept = [*state.get("history", []), turn][-settings.history_turns :] if settings.history_turns > 0 else []
     # The allocation covers the whole timeline (21 600 entries for 24 h of 4 s segments): drop it once
     # the turn is answered so the thread's stored state stays small (evidence keeps what was used).
-    return {"history": [turn], "allocation": []}
+    return {"history": kept, "allocation": []}
 
 
 # ----- wiring -------------------------------------------------------------------------------------------
@@ -252,7 +255,7 @@ def build_agent_graph(
     graph.add_node("allocate", p(allocate, backend=backend))
     graph.add_node("answer", p(answer, backend=backend))
     graph.add_node("cite", p(cite, settings=s))
-    graph.add_node("remember", remember)
+    graph.add_node("remember", p(remember, settings=s))
 
     graph.add_edge(START, "rewrite")
     graph.add_edge("rewrite", "retrieve")

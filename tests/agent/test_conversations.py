@@ -199,3 +199,32 @@ def test_another_backend_answers_from_an_allocation_it_did_not_make(live_service
     expected = planner.answer("cam", question, allocation, None)
     other = MemoryBackend(live_service, max_new_tokens=MAX_NEW, answer_cache=False)
     assert other.answer("cam", question, allocation, None) == expected
+
+
+def _thread_bytes(client, prefix: str, thread_id: str) -> int:
+    """Bytes of every value the checkpointer stored for a thread."""
+    total = 0
+    for key in client.scan_iter(f"{prefix}:{{{thread_id}}}:*"):
+        kind = client.type(key)
+        if kind == b"hash":
+            total += sum(len(v) for v in client.hvals(key))
+        elif kind == b"zset":
+            total += sum(len(m) for m in client.zrange(key, 0, -1))
+        elif kind == b"set":
+            total += sum(len(m) for m in client.smembers(key))
+    return total
+
+
+def test_a_long_thread_stores_a_bounded_state_and_grows_linearly(live_service):
+    conv = Conversations(live_service, settings=AgentSettings(history_turns=2), max_new_tokens=MAX_NEW)
+    thread = new_thread_id()
+    client, prefix = live_service.store.client, conv.checkpointer.prefix
+    sizes = []
+    for _ in range(24):  # the same question: cached compression and answer keep turns cheap
+        conv.ask("cam", "Where is the square at the start?", thread_id=thread)
+        sizes.append(_thread_bytes(client, prefix, thread))
+    state = conv.graph.get_state({"configurable": {"thread_id": thread}}).values
+    assert len(state["history"]) == 2  # only what the rewrite reads
+    assert len(conv.show_thread(thread)["turns"]) == 24  # the transcript keeps every turn
+    early, late = sizes[4] - sizes[3], sizes[23] - sizes[22]
+    assert late <= early * 1.1  # each turn adds the same amount: O(n) in all, not O(n²)
