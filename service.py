@@ -12,8 +12,10 @@ and `tempo ask` never starts a decoder it does not need.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -22,7 +24,7 @@ from tempo.errors import TempoError
 from tempo.memory.anchors import AnchorCache
 from tempo.memory.index import SearchHit, SegmentIndex
 from tempo.memory.ingest import IngestReport, ingest
-from tempo.memory.recall import MemoryAskResult, QueryCache, answer_from_memory
+from tempo.memory.recall import AnswerCache, MemoryAskResult, QueryCache, RecallPipeline, RecallSettings
 from tempo.memory.records import RetentionPolicy
 from tempo.memory.retention import RetentionWorker, collect_garbage
 from tempo.memory.store import RedisMemoryStore, StreamInfo
@@ -99,6 +101,7 @@ class TempoService:
         self.inference = inference or TempoInferenceConfig()
         self.cache_ttl = cache_ttl
         self.retention_interval = retention_interval  # seconds between two retention passes
+        self.model_lock = threading.RLock()  # one model, many threads: model calls take turns
 
     # ---- resources ------------------------------------------------------------------------------
     @loaded_once
@@ -112,6 +115,10 @@ class TempoService:
     @loaded_once
     def cache(self) -> QueryCache:
         return QueryCache(self.store.client, prefix=self.store.prefix, ttl=self.cache_ttl)
+
+    @loaded_once
+    def answers(self) -> AnswerCache:
+        return AnswerCache(self.store.client, prefix=self.store.prefix, ttl=self.cache_ttl)
 
     @loaded_once
     def anchors(self) -> AnchorCache:
@@ -194,35 +201,66 @@ class TempoService:
         `with` block); long-running servers (`tempo mcp`, `tempo serve`) call this when they start."""
         return RetentionWorker(self.store, interval=interval or self.retention_interval).start()
 
+    def recall(self, settings: RecallSettings | None = None) -> RecallPipeline:
+        """The steps of answering from memory on this service's model, memory and caches."""
+        return RecallPipeline(
+            model=self.model,
+            embedder=self.embedder,
+            store=self.store,
+            index=self.index,
+            model_id=self.model_name,
+            settings=settings,
+            query_cache=self.cache,
+            answer_cache=self.answers,
+            anchors=self.anchors,
+            lock=self.model_lock,
+        )
+
     def ask(
         self,
         stream: str,
         question: str,
         *,
-        top_k: int = 8,
-        neighbours: int = 1,
+        settings: RecallSettings | None = None,
+        top_k: int | None = None,
         budget: int | None = None,
         time_range: tuple[float, float] | None = None,
         max_new_tokens: int | None = None,
         on_text: Callable[[str], None] | None = None,
     ) -> MemoryAskResult:
-        """Answer from memory: top-K candidates recompressed for the question, anchors for the rest."""
+        """Answer one question from memory, outside any thread: the agent graph's steps (time words,
+        retrieval, query-aware pass, widening, ATA, answer) exactly as a conversation's first turn
+        runs them, with `settings` (the defaults when None; `top_k`, `budget`, `max_new_tokens`
+        override them)."""
+        from tempo.agent.graph import AgentSettings, build_agent_graph, final_state
+        from tempo.agent.memory_backend import MemoryBackend, track_turn
+
+        overrides = {"top_k": top_k, "budget": budget, "max_new_tokens": max_new_tokens}
+        settings = dataclasses.replace(
+            settings or RecallSettings(), **{k: v for k, v in overrides.items() if v is not None}
+        )
         self._catch_up(stream)
-        return answer_from_memory(
-            question,
-            stream,
-            model=self.model,
-            embedder=self.embedder,
-            store=self.store,
-            index=self.index,
-            cache=self.cache,
-            anchors=self.anchors,
-            top_k=top_k,
-            neighbours=neighbours,
-            budget=budget,
-            time_range=time_range,
-            max_new_tokens=max_new_tokens,
-            on_text=on_text,
+        backend = MemoryBackend(self, settings)
+        graph = build_agent_graph(backend, settings=AgentSettings(top_k=settings.top_k))
+        t0 = time.perf_counter()
+        with track_turn() as stats:
+            final = final_state(
+                graph, thread_id=None, stream=stream, question=question, time_range=time_range, on_text=on_text
+            )
+        pipeline = backend.pipeline
+        info = self.store.stream_info(stream)
+        plan = final["plan"]
+        assert plan is not None  # the answer node ran
+        return MemoryAskResult(
+            stream=stream,
+            question=question,
+            answer=final.get("answer", ""),
+            plan=plan,
+            candidates=sorted(int(c["index"]) for c in final.get("candidates", [])),
+            frames_per_segment=pipeline.frames_per_segment(info, plan),
+            budget=pipeline.budget,
+            cache_hits=stats.cache_hits,
+            timings={**stats.timings, "total_s": time.perf_counter() - t0},
         )
 
     def search_moments(

@@ -41,3 +41,7 @@ class SegmentNotFoundError(TempoError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class RecompressError(TempoError):
+    """The frames of a stored segment cannot be read back (its source file moved or changed)."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 from tempo.memory.proxy import ProxySettings, encode_proxy
-from tempo.streaming.segment import Segment
+from tempo.streaming.segment import Segment, is_live
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,7 @@ class SegmentRecord:
         its embedding, and a file reference (file sources) or a proxy clip (live sources; encoding
         costs ~15 ms of CPU per 8-frame segment, so call this off the model's thread)."""
         head = np.asarray(tokens, dtype=np.float32)[:stored_tokens]  # (K, D)
-        live = segment.source.live or segment.source.kind != "file"
+        live = is_live(segment.source)
         return cls(
             stream=segment.stream_id,
             index=segment.index,

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, TextIO
 
 from tempo import inputs
 from tempo.inputs import arg_type, check, check_question
+from tempo.models.config import TempoInferenceConfig
+from tempo.settings import RecallSettings
 from tempo.tools.commands.options import (
     add_fps_option,
     add_max_new_tokens_option,
@@ -27,7 +29,6 @@ from tempo.tools.commands.options import (
 
 if TYPE_CHECKING:
     from tempo.memory.recall import MemoryAskResult
-    from tempo.models.config import TempoInferenceConfig
     from tempo.models.pipeline import AskResult
     from tempo.service import TempoService
 
@@ -122,7 +123,6 @@ def _write_piece(piece: str) -> None:
 
 def _inference_config(args: argparse.Namespace) -> TempoInferenceConfig:
     """The run-time knobs every form of `tempo ask` takes from its flags."""
-    from tempo.models import TempoInferenceConfig
 
     config = TempoInferenceConfig(fps=args.fps, budget=args.budget, context_limit=args.context_limit)
     if args.max_new_tokens is not None:
@@ -247,14 +247,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_thread_option(
         parser, "with --stream: continue (or start) this conversation thread; follow-ups use its history"
     )
-    add_top_k_option(parser, 8, "with --stream: candidate segments from FAISS")
+    add_top_k_option(parser, RecallSettings.top_k, "with --stream: candidate segments from FAISS (as tempo chat)")
     add_model_options(parser)
     add_memory_options(parser)
     parser.add_argument(
         "--budget",
         type=arg_type(inputs.Budget, "tokens"),
-        default=8192,
-        help=f"visual token budget B, 1 to {inputs.MAX_BUDGET} (default 8192)",
+        default=TempoInferenceConfig.budget,
+        help=f"visual token budget B, 1 to {inputs.MAX_BUDGET} (default {TempoInferenceConfig.budget})",
     )
     parser.add_argument(
         "--sampling",
@@ -269,8 +269,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--context-limit",
         type=arg_type(inputs.ContextLimit, "tokens"),
-        default=16384,
-        help="LLM context in tokens (default 16384); a question that leaves no room for video is refused",
+        default=TempoInferenceConfig.context_limit,
+        help=f"LLM context in tokens (default {TempoInferenceConfig.context_limit}); a question that leaves "
+        "no room for video is refused",
     )
     add_max_new_tokens_option(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 from tempo.agent.threads import check_thread_id, new_thread_id
 from tempo.errors import TempoError
 from tempo.inputs import check_question
+from tempo.settings import RecallSettings
 from tempo.tools.commands.options import (
     add_max_new_tokens_option,
     add_memory_options,
@@ -84,7 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_stream_option(parser, "memory stream to talk about", required=True)
     add_thread_option(parser, "thread id to continue or start (default: a new one)")
-    add_top_k_option(parser, None, "candidate segments per question")
+    add_top_k_option(parser, RecallSettings.top_k, "candidate segments per question (as tempo ask --stream)")
     add_max_new_tokens_option(parser)
     add_model_options(parser)
     add_memory_options(parser)
