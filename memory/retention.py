@@ -152,7 +152,9 @@ class RetentionWorker:
         self._thread = threading.Thread(target=self._run, name="tempo-retention", daemon=True)
 
     def start(self) -> RetentionWorker:
-        self._thread.start()
+        """Start the thread (once: `with service.start_retention():` enters a started worker)."""
+        if self._thread.ident is None:
+            self._thread.start()
         return self
 
     def run_once(self) -> int:
