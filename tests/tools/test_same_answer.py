@@ -44,7 +44,8 @@ def test_every_entry_point_gives_the_same_answer(live_memory, live_service, temp
     answers["tempo ask --thread"] = json.loads(done.stdout)["answer"]
 
     _drop_answer_cache(live_memory.url)
-    done = tempo_cli("chat", "--stream", "cam", "--thread", "same-2", "--max-new-tokens", MAX_NEW, stdin=QUESTION + "\n")
+    chat = ("chat", "--stream", "cam", "--thread", "same-2", "--max-new-tokens", MAX_NEW)
+    done = tempo_cli(*chat, stdin=QUESTION + "\n")
     assert done.returncode == 0, done.stderr
     answers["tempo chat"] = ThreadStore(redis.Redis.from_url(live_memory.url)).show("same-2")["turns"][0]["answer"]
 
