@@ -19,11 +19,10 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from tempo.agent.checkpoint import RedisCheckpointSaver
-from tempo.agent.errors import InvalidTimeScopeError
+from tempo.agent.errors import InvalidQuestionError, InvalidTimeScopeError
 from tempo.agent.graph import AgentSettings, build_agent_graph, run_turn
 from tempo.agent.memory_backend import MemoryBackend, track_turn
 from tempo.agent.threads import ThreadStore, check_thread_id
-from tempo.errors import TempoError
 from tempo.memory.recall import RecallSettings
 
 if TYPE_CHECKING:
@@ -31,10 +30,6 @@ if TYPE_CHECKING:
     from tempo.service import TempoService
 
 MAX_QUESTION_CHARS = 2000
-
-
-class InvalidQuestionError(TempoError):
-    """An empty or oversized question."""
 
 
 def check_question(question: Any) -> str:

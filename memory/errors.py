@@ -45,3 +45,7 @@ class SegmentNotFoundError(TempoError, KeyError):
 
 class RecompressError(TempoError):
     """The frames of a stored segment cannot be read back (its source file moved or changed)."""
+
+
+class SourceMismatchError(TempoError):
+    """A stream is resumed from another source than the one it was created from."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from tempo.errors import TempoError
+from tempo.memory.errors import SourceMismatchError
 from tempo.memory.proxy import ProxySettings
 from tempo.memory.records import RetentionPolicy, SegmentRecord, StreamSettings
 from tempo.memory.store import RedisMemoryStore, StreamInfo
@@ -34,10 +34,6 @@ from tqdm import tqdm
 log = logging.getLogger(__name__)
 
 _END = object()  # sentinel the decoder thread puts after the last segment
-
-
-class SourceMismatchError(TempoError):
-    """A stream is resumed from another source than the one it was created from."""
 
 
 @dataclass

@@ -19,7 +19,6 @@ import hmac
 import ipaddress
 import json
 import logging
-import os
 import sys
 import threading
 import time
@@ -33,15 +32,13 @@ from mcp_types import CallToolResult, TextContent
 from tempo.agent.toolkit import DESCRIPTIONS, ToolInputError, VideoToolkit, validate
 from tempo.errors import TempoError, redact_secrets
 from tempo.inputs import TOOL_INPUTS, tool_signature
+from tempo.settings import environment
 from tempo.tools.commands.mcp import TOKEN_ENV, add_mcp_options
+from tempo.tools.errors import MCPConfigError
 
 log = logging.getLogger(__name__)
 
 SERVER_NAME = "tempo"
-
-
-class MCPConfigError(TempoError):
-    """A server configuration that would be unsafe or cannot work."""
 
 
 class _LazyToolkit:
@@ -233,7 +230,7 @@ def serve_http(server: MCPServer, *, host: str, port: int, token: str | None) ->
 def run(args: argparse.Namespace) -> int:
     from tempo.service import TempoService
 
-    token = args.token or os.environ.get(TOKEN_ENV) or None
+    token = args.token or environment().mcp_token
     if args.http and not is_loopback(args.host) and not token:
         raise MCPConfigError(
             f"serving MCP on {args.host} (not loopback) needs a bearer token: pass --token or set ${TOKEN_ENV}"
