@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -32,9 +31,10 @@ from tempo.models import TempoInferenceConfig, TempoModel, resolve_model_name
 from tempo.models.checkpoint import resolve_model_dir
 from tempo.models.embedder import SegmentEmbedder
 from tempo.models.tiny import SIGLIP_DIR_NAME
+from tempo.settings import ENV_EMBEDDER, environment
 from tempo.streaming import SamplingConfig, probe_source
 
-EMBEDDER_ENV = "TEMPO_EMBEDDER"
+EMBEDDER_ENV = ENV_EMBEDDER
 # SigLIP base (image–text embeddings, 768-d) is the default segment embedder.
 DEFAULT_EMBEDDER_ID = "google/siglip-base-patch16-224"
 
@@ -134,8 +134,9 @@ class TempoService:
         """--embedder, else $TEMPO_EMBEDDER, else the `siglip/` beside the checkpoint, else SigLIP base."""
         if self._embedder_name:
             return self._embedder_name
-        if os.environ.get(EMBEDDER_ENV):
-            return os.environ[EMBEDDER_ENV]
+        from_env = environment().embedder
+        if from_env:
+            return from_env
         beside = self.model.model_dir / SIGLIP_DIR_NAME
         return str(beside) if beside.is_dir() else DEFAULT_EMBEDDER_ID
 

@@ -29,9 +29,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from tempo.errors import redact_secrets, redact_url
 from tempo.memory.errors import MemoryUnavailableError
+from tempo.settings import ENV_REDIS_URL, environment
 
-ENV_URL = "TEMPO_REDIS_URL"
-ENV_HOME = "TEMPO_HOME"
+ENV_URL = ENV_REDIS_URL
 # sun_path is 108 bytes on Linux; longer data dirs get their socket under the temp dir instead.
 _MAX_SOCKET_PATH = 100
 _PROBE_TIMEOUT = 10.0  # seconds for the PING/INFO handshake of `connect`
@@ -41,7 +41,7 @@ def tempo_home(home: Path | str | None = None) -> Path:
     """The data directory: `home`, else $TEMPO_HOME, else the platform's user data dir for "tempo"."""
     if home is not None:
         return Path(home).expanduser()
-    env = os.environ.get(ENV_HOME)
+    env = environment().home
     if env:
         return Path(env).expanduser()
     return Path(platformdirs.user_data_dir("tempo"))
@@ -288,7 +288,7 @@ def connect(url: str | None = None, home: Path | str | None = None) -> redis.Red
     Raises MemoryUnavailableError (one sentence) when the server is unreachable or the URL is bad.
     The client returns bytes (no response decoding): tokens and embeddings are binary.
     """
-    url = url or os.environ.get(ENV_URL) or None
+    url = url or environment().redis_url
     if url is None:
         url = EmbeddedRedis(tempo_home(home)).ensure_running()
         where = "the embedded redis-server"

@@ -35,7 +35,7 @@ from tempo.memory.records import SegmentRecord, StreamSettings
 from tempo.memory.store import RedisMemoryStore, StreamInfo
 from tempo.models.ata import allocate_tokens, average_tokens_per_frame
 from tempo.models.embedder import SegmentEmbedder
-from tempo.models.modeling import TempoModel
+from tempo.models.modeling import TempoModel, centre_time
 from tempo.settings import RecallSettings
 from tempo.streaming import SamplingConfig, Segment, SourceInfo, iter_segments
 
@@ -386,7 +386,6 @@ def assemble(
     piece to its own dtype when it projects it.
     """
     settings = info.settings
-    half_window = settings.window / (2.0 * settings.sample_fps)
     anchor_rows = np.flatnonzero(~plan.candidate)
     anchor_tokens = torch.zeros(0, 0, settings.token_dim)
     present = np.zeros(0, bool)
@@ -401,7 +400,7 @@ def assemble(
     anchor_of = np.full(len(plan.indices), -1, np.int64)
     anchor_of[anchor_rows] = np.arange(len(anchor_rows))
     counts = plan.counts.tolist()
-    centres = (plan.starts + half_window).tolist()
+    centres = centre_time(plan.starts, settings.window, settings.sample_fps).tolist()
     out: list[tuple[float, torch.Tensor]] = []
     for row, (i, j) in enumerate(zip(plan.indices.tolist(), anchor_of.tolist(), strict=True)):
         if j < 0:

@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, TextIO
 
 from tempo import inputs
+from tempo.agent.timeexpr import format_clock
 from tempo.inputs import arg_type, check, check_question
 from tempo.models.config import TempoInferenceConfig
 from tempo.settings import RecallSettings
@@ -43,12 +44,6 @@ def _spark(values: list[float | None], top: float) -> str:
         "·" if v is None else BLOCKS[min(len(BLOCKS) - 1, max(0, round(v / top * (len(BLOCKS) - 1))))]
         for v in values
     )
-
-
-def _clock(seconds: float) -> str:
-    h, rest = divmod(round(seconds), 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def print_report(result: AskResult, num_memory_tokens: int, out: TextIO | None = None) -> None:
@@ -102,7 +97,7 @@ def _print_timeline(
     )
     for lo in range(0, len(segs), PER_ROW):
         row = segs[lo : lo + PER_ROW]
-        print(f"  {_clock(row[0][0]):>8}  relevance {_spark([r for _, r, _ in row], 1.0)}", file=out)
+        print(f"  {format_clock(row[0][0]):>8}  relevance {_spark([r for _, r, _ in row], 1.0)}", file=out)
         print(
             f"  {'':>8}  tokens    {_spark([float(k) for _, _, k in row], float(num_memory_tokens))}",
             file=out,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
 from tempo.errors import redact_url
 from tempo.memory import EmbeddedRedis, tempo_home
 from tempo.memory.embedded import ENV_URL
+from tempo.settings import environment
 from tempo.tools.commands.ingest import add_memory_options
 
 
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         "url": server.url,
         "pid": server.pid() if running else None,
         # The URL may carry a password; `tempo memory status` is pasted into bug reports.
-        "external_url": redact_url(os.environ.get(ENV_URL) or "") or None,
+        "external_url": redact_url(environment().redis_url or "") or None,
     }
     if args.json:
         print(json.dumps(status))
