@@ -200,7 +200,8 @@ class TempoService:
     def start_retention(self, *, interval: float | None = None) -> RetentionWorker:
         """Enforce every stream's retention policy on a daemon thread until `.stop()` (or the end of a
         `with` block); long-running servers (`tempo mcp`, `tempo serve`) call this when they start."""
-        return RetentionWorker(self.store, interval=interval or self.retention_interval).start()
+        # The store is connected on the worker's thread: a server starts even while Redis is down.
+        return RetentionWorker(lambda: self.store, interval=interval or self.retention_interval).start()
 
     def recall(self, settings: RecallSettings | None = None) -> RecallPipeline:
         """The steps of answering from memory on this service's model, memory and caches."""

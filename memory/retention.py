@@ -21,8 +21,9 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from tempo.errors import TempoError
 from tempo.memory.errors import UnknownStreamError
 from tempo.memory.records import RetentionPolicy, SegmentRecord
 from tempo.memory.store import RedisMemoryStore
@@ -133,17 +134,21 @@ def _when(record: SegmentRecord) -> float:
 
 class RetentionWorker:
     """Enforces the retention policy of every stream (or of `streams`) every `interval` seconds on a
-    daemon thread, one bounded pass at a time."""
+    daemon thread, one bounded pass at a time.
+
+    `store` may be a function giving the store: a server then starts even while Redis is down (its
+    tools answer with the reason), and retention starts working once Redis answers.
+    """
 
     def __init__(
         self,
-        store: RedisMemoryStore,
+        store: RedisMemoryStore | Callable[[], RedisMemoryStore],
         *,
         interval: float = 10.0,
         batch: int = 32,
         streams: Sequence[str] | None = None,
     ) -> None:
-        self.store = store
+        self._store = store
         self.interval = interval
         self.batch = batch
         self.streams = None if streams is None else list(streams)
@@ -159,14 +164,21 @@ class RetentionWorker:
 
     def run_once(self) -> int:
         # Small batches with a pause between them: ingest commits interleave freely.
-        total = sum(collect_garbage(self.store, self.streams, batch=self.batch).values())
+        store = self._store if isinstance(self._store, RedisMemoryStore) else self._store()
+        total = sum(collect_garbage(store, self.streams, batch=self.batch).values())
         self.removed += total
         return total
 
     def _run(self) -> None:
+        said = None
         while not self._stop.is_set():
             try:
                 self.run_once()
+                said = None
+            except TempoError as exc:  # Redis down or unreachable: say so once, try again later
+                if str(exc) != said:
+                    log.warning("retention pass skipped: %s", exc)
+                    said = str(exc)
             except Exception:  # a transient Redis hiccup must not kill the thread
                 log.exception("retention pass failed")
             self._stop.wait(self.interval)

@@ -9,7 +9,7 @@ from tempo.errors import redact_url
 from tempo.memory import EmbeddedRedis, tempo_home
 from tempo.memory.embedded import ENV_URL
 from tempo.settings import environment
-from tempo.tools.commands.ingest import add_memory_options
+from tempo.tools.commands.options import add_memory_options, add_stream_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("action", choices=["status", "start", "stop", "gc"])
-    parser.add_argument("--stream", default=None, metavar="NAME", help="gc: only this stream")
+    add_stream_option(parser, "gc: only this stream")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     add_memory_options(parser)
     parser.set_defaults(func=run)
