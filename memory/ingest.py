@@ -87,6 +87,7 @@ def stream_settings(
         window=sampling.window,
         max_edge=sampling.max_edge,
         tolerance=sampling.tolerance,
+        sampling=sampling.sampling,
         tokens_per_segment=model.num_memory_tokens,
         token_dim=model.memory_dim,
         stored_tokens=min(stored_tokens, model.num_memory_tokens),

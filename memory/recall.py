@@ -118,7 +118,11 @@ def retrieve_by_vector(
 def sampling_of(settings: StreamSettings) -> SamplingConfig:
     """The sampling a stream was ingested with (so re-read frames equal the ingested ones)."""
     return SamplingConfig(
-        fps=settings.sample_fps, window=settings.window, max_edge=settings.max_edge, tolerance=settings.tolerance
+        fps=settings.sample_fps,
+        window=settings.window,
+        max_edge=settings.max_edge,
+        tolerance=settings.tolerance,
+        sampling=settings.sampling,  # type: ignore[arg-type]
     )
 
 

@@ -17,7 +17,7 @@ class StreamSettings:
 
     Defaults are the released model's: 2 fps, 8-frame windows, M = 128 memory tokens of D = 2048,
     of which the first `stored_tokens` (the head: anchors plus a reserve) are kept. The sampling
-    (fps, window, max_edge, tolerance) is compared too: recall re-reads a file's frames with it, so
+    (mode, fps, window, max_edge, tolerance) is compared too: recall re-reads a file's frames with it, so
     a resumed stream sampled otherwise would recompress frames other than the ones it stored.
     """
 
@@ -28,6 +28,7 @@ class StreamSettings:
     window: int = 8  # frames per segment
     max_edge: int = 512  # longest side of a sampled frame, pixels
     tolerance: float | None = None  # seconds a frame may lie from its slot; None: half an interval
+    sampling: str = "stream"  # sampling mode (streaming.SamplingConfig.sampling)
     tokens_per_segment: int = 128  # M
     token_dim: int = 2048  # D
     stored_tokens: int = 16  # K ≤ M: head of the generic memory tokens kept per segment
