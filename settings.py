@@ -41,7 +41,9 @@ def environment() -> Environment:
         embedder=get(ENV_EMBEDDER),
         redis_url=get(ENV_REDIS_URL),
         home=get(ENV_HOME),
-        mcp_token=get(ENV_MCP_TOKEN),
+        # Raw, not "empty is unset": a token variable that is set but blank is a mistake the HTTP
+        # servers refuse in one sentence, rather than silently serving without a token.
+        mcp_token=os.environ.get(ENV_MCP_TOKEN),
     )
 
 
