@@ -20,7 +20,7 @@ from tempo.memory.records import (
     StorageBytes,
     StreamSettings,
 )
-from tempo.memory.retention import RetentionWorker, enforce_retention
+from tempo.memory.retention import RetentionWorker, collect_garbage, enforce_retention
 from tempo.memory.store import CommitResult, CommitStatus, RedisMemoryStore, StreamInfo
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "StreamSettingsMismatchError",
     "Timeline",
     "UnknownStreamError",
+    "collect_garbage",
     "connect",
     "enforce_retention",
     "tempo_home",

@@ -49,3 +49,11 @@ class StreamBusyError(TempoError):
 
 class SourceChangedError(TempoError):
     """A file source no longer is the file the stream was ingested from (size, time or content)."""
+
+
+class RecompressError(TempoError):
+    """The frames of a stored segment cannot be read back (its source file moved or changed)."""
+
+
+class SourceMismatchError(TempoError):
+    """A stream is resumed from another source than the one it was created from."""

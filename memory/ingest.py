@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import queue
 import threading
 import time
@@ -28,13 +27,14 @@ from typing import Any
 
 import numpy as np
 from tempo.errors import TempoError
-from tempo.memory.errors import OutOfOrderCommitError, StreamBusyError
+from tempo.memory.errors import OutOfOrderCommitError, SourceMismatchError, StreamBusyError
 from tempo.memory.proxy import ProxySettings
 from tempo.memory.records import RetentionPolicy, SegmentRecord, StreamSettings
 from tempo.memory.store import CommitStatus, RedisMemoryStore, StreamInfo
 from tempo.models.config import GENERIC_QUERY
 from tempo.models.embedder import SegmentEmbedder
 from tempo.models.modeling import TempoModel
+from tempo.settings import environment
 from tempo.streaming import IngestStats, SamplingConfig, Segment, iter_segments
 from tempo.streaming.segment import SourceInfo
 from tempo.streaming.sources import fingerprint_file
@@ -50,16 +50,12 @@ DEFAULT_LEASE_SECONDS = 30.0
 
 def lease_seconds_from_env() -> float:
     """$TEMPO_WRITER_LEASE (seconds), else DEFAULT_LEASE_SECONDS."""
-    raw = os.environ.get("TEMPO_WRITER_LEASE")
+    raw = environment().writer_lease
     try:
         value = float(raw) if raw else DEFAULT_LEASE_SECONDS
     except ValueError:
         value = DEFAULT_LEASE_SECONDS
     return value if 0.5 <= value <= 86400 else DEFAULT_LEASE_SECONDS
-
-
-class SourceMismatchError(TempoError):
-    """A stream is resumed from another source than the one it was created from."""
 
 
 @dataclass
@@ -113,10 +109,12 @@ def stream_settings(
         embedding_dim=embedder.dim,
         sample_fps=sampling.fps,
         window=sampling.window,
+        max_edge=sampling.max_edge,
+        tolerance=sampling.tolerance,
+        sampling=sampling.sampling,
         tokens_per_segment=model.num_memory_tokens,
         token_dim=model.memory_dim,
         stored_tokens=min(stored_tokens, model.num_memory_tokens),
-        extra={"max_edge": sampling.max_edge, "tolerance": sampling.tolerance},
     )
 
 

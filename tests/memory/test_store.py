@@ -214,6 +214,22 @@ def test_anchor_cache_serves_repeats_from_memory_and_matches_redis(store, record
     np.testing.assert_array_equal(again[1], first[0])
 
 
+def test_anchor_cache_never_serves_a_re_created_stream_the_old_stream_s_anchors(store, records) -> None:
+    from tempo.memory.anchors import AnchorCache
+
+    _fill(store, records, n=4)
+    cache = AnchorCache(store, dtype=np.float32)  # one long-running process (a server) keeps it
+    old, _ = cache.get("cam", [1, 2], 2)
+    store.delete_stream("cam")
+    store.create_stream("cam", records.FILE_SOURCE, records.SETTINGS)
+    store.put_segments([records.make_record("cam", i, seed=9) for i in range(4)])
+    new, present = cache.get(store.stream_info("cam"), [1, 2], 2)
+    by_name, _ = cache.get("cam", [1, 2], 2)
+    assert present.all() and not np.array_equal(new, old)
+    np.testing.assert_array_equal(new[0], store.get_segment("cam", 1).tokens[:2])
+    np.testing.assert_array_equal(by_name, new)
+
+
 def test_anchor_cache_stays_within_its_byte_bound(store, records) -> None:
     from tempo.memory.anchors import AnchorCache
 
