@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tempo.errors import TempoError
+from tempo.errors import InvalidInputError, TempoError
 
 
 class ThreadNotFoundError(TempoError):
@@ -43,3 +43,11 @@ class InvalidTimeScopeError(TempoError):
 
 class WebhookSecretError(TempoError):
     """Webhook deliveries are signed; without the shared secret ($TEMPO_WEBHOOK_SECRET) nothing is sent."""
+
+
+class InvalidQuestionError(TempoError):
+    """An empty or oversized question."""
+
+
+class ToolInputError(InvalidInputError):
+    """Tool arguments that do not fit the tool's input schema."""

@@ -57,3 +57,19 @@ class UnknownAlertError(TempoError):
 
 class InvalidTimeError(TempoError):
     """A time that is neither Unix seconds, an ISO 8601 time nor a duration such as 30m."""
+
+
+class StreamBusyError(TempoError):
+    """Another ingest holds the stream's writer lease (one writer per stream)."""
+
+
+class SourceChangedError(TempoError):
+    """A file source no longer is the file the stream was ingested from (size, time or content)."""
+
+
+class RecompressError(TempoError):
+    """The frames of a stored segment cannot be read back (its source file moved or changed)."""
+
+
+class SourceMismatchError(TempoError):
+    """A stream is resumed from another source than the one it was created from."""

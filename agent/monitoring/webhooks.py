@@ -40,10 +40,11 @@ from tempo.agent.errors import WebhookSecretError
 from tempo.memory.alerts import AlertStore, delivery_key, parse_alert
 from tempo.memory.errors import MemoryUnavailableError
 from tempo.memory.store import _redis_errors
+from tempo.settings import ENV_WEBHOOK_SECRET, environment
 
 log = logging.getLogger(__name__)
 
-SECRET_ENV = "TEMPO_WEBHOOK_SECRET"
+SECRET_ENV = ENV_WEBHOOK_SECRET
 SIGNATURE_HEADER = "X-Tempo-Signature"
 GROUP = "webhooks"
 LOG_LENGTH = 1000  # recent successful deliveries kept for `tempo alerts deliveries`
@@ -51,7 +52,7 @@ LOG_LENGTH = 1000  # recent successful deliveries kept for `tempo alerts deliver
 
 def webhook_secret() -> bytes:
     """$TEMPO_WEBHOOK_SECRET as bytes, or WebhookSecretError."""
-    secret = os.environ.get(SECRET_ENV, "")
+    secret = environment().webhook_secret
     if not secret:
         raise WebhookSecretError(
             f"set {SECRET_ENV} to the secret shared with the webhook receivers; deliveries are signed with it"
