@@ -10,17 +10,13 @@ import threading
 from datetime import datetime
 from typing import Any
 
-from tempo.errors import TempoError
 from tempo.memory import RedisMemoryStore
 from tempo.memory.alerts import AlertStore, parse_since
 from tempo.memory.errors import InvalidTimeError
 from tempo.tools.commands.options import add_memory_options
+from tempo.tools.errors import AlertsUsageError
 
 ACTIONS = ("ack", "deliveries", "deliver")
-
-
-class AlertsUsageError(TempoError):
-    """A bad argument to `tempo alerts`."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
