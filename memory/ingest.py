@@ -384,7 +384,8 @@ def ingest(
         return _run(
             source, stream, probe, info, lease, live_offset, start_index, model=model, embedder=embedder,
             store=store, settings=settings, sampling=sampling, proxy=proxy, bs=bs, queue_depth=queue_depth,
-            max_segments=max_segments, progress=progress, commit=commit, on_commit=on_commit, t_start=t_start,
+            max_segments=max_segments, progress=progress, commit=commit, on_commit=on_commit, monitor=monitor,
+            t_start=t_start,
         )
     finally:
         # Whatever ended the run (an error, Ctrl-C at any point): a stream that never received a
@@ -451,6 +452,7 @@ def _run(
     progress: bool,
     commit: bool,
     on_commit: Callable[[list[SegmentRecord]], None] | None,
+    monitor: SegmentMonitor | None,
     t_start: float,
 ) -> IngestReport:
     source_info: SourceInfo = probe.info
