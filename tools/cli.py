@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tempo.tools.commands.mcp",
     "tempo.tools.commands.model",
     "tempo.tools.commands.memory",
+    "tempo.tools.commands.eval",
 )
 
 
