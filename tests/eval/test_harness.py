@@ -148,6 +148,20 @@ def test_mlvu_scores_the_mean_over_task_types_and_videomme_reports_long(tmp_path
     assert "| this run | 8192 | reference | 3 | 66.7 | 50.0 | 2.00 |" in table
 
 
+def test_parquet_annotations_read_like_the_json_rows(bench_dirs: dict[str, Path], tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = tmp_path / "videomme"
+    shutil.copytree(bench_dirs["videomme"], data)
+    rows = _records(data / "videomme" / "test.jsonl")
+    (data / "videomme" / "test.jsonl").unlink()
+    pq.write_table(pa.Table.from_pylist(rows), data / "videomme" / "test-00000-of-00001.parquet")
+    items = load_items("videomme", data)
+    assert [dict(i.doc) for i in items] == rows
+    assert items[0].question == benchmark("videomme").question(rows[0])
+
+
 def test_a_directory_without_annotations_is_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "videomme", "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err
