@@ -125,31 +125,49 @@ Answerer = Callable[[BenchmarkItem, str], tuple[str, float]]  # (item, question)
 
 
 def _inference_config(settings: EvalSettings) -> Any:
+    return evaluation_config(settings.spec, settings.budget)
+
+
+def evaluation_config(spec: BenchmarkSpec, budget: int) -> Any:
+    """The release's evaluation settings (fps, context limit, answer length), as the pipeline's config."""
     from tempo.models import TempoInferenceConfig
 
-    spec = settings.spec
-    # The release's evaluation settings, passed through the pipeline's own config.
     return TempoInferenceConfig(
-        fps=spec.fps, budget=settings.budget, context_limit=spec.context_limit, max_new_tokens=spec.max_new_tokens
+        fps=spec.fps, budget=budget, context_limit=spec.context_limit, max_new_tokens=spec.max_new_tokens
     )
+
+
+class ReferencePipeline:
+    """The model of `tempo ask VIDEO`, loaded once; answers questions about whole videos in the
+    reference mode (every segment compressed for the question). Used by `tempo eval` and the
+    lmms-eval model."""
+
+    def __init__(self, model: str | None, config: Any, *, device: str | None = None) -> None:
+        from tempo.models import TempoModel, resolve_model_name
+        from tempo.models.checkpoint import resolve_model_dir
+        from tempo.streaming import SamplingConfig
+
+        self.config = config
+        self.model = TempoModel.from_pretrained(resolve_model_dir(resolve_model_name(model)), device=device,
+                                                config=config)
+        self.sampling = SamplingConfig(fps=config.fps, window=config.window, max_edge=config.max_edge)
+
+    def ask(self, video: str, question: str, *, max_new_tokens: int | None = None) -> Any:
+        """The `AskResult` of `question` about the file `video`."""
+        from tempo.models import answer_video
+        from tempo.streaming import iter_segments
+
+        with iter_segments(video, config=self.sampling) as segments:
+            return answer_video(self.model, segments, question, budget=self.config.budget,
+                                max_new_tokens=max_new_tokens or self.config.max_new_tokens)
 
 
 def reference_answerer(settings: EvalSettings) -> Answerer:
     """Answer each question like `tempo ask VIDEO QUESTION`: the whole video, every segment for the query."""
-    from tempo.models import TempoModel, answer_video, resolve_model_name
-    from tempo.models.checkpoint import resolve_model_dir
-    from tempo.streaming import SamplingConfig, iter_segments
-
-    config = _inference_config(settings)
-    model = TempoModel.from_pretrained(
-        resolve_model_dir(resolve_model_name(settings.model)), device=settings.device, config=config
-    )
-    sampling = SamplingConfig(fps=config.fps, window=config.window, max_edge=config.max_edge)
+    pipeline = ReferencePipeline(settings.model, _inference_config(settings), device=settings.device)
 
     def answer(item: BenchmarkItem, question: str) -> tuple[str, float]:
-        with iter_segments(str(item.video), config=sampling) as segments:
-            result = answer_video(model, segments, question, budget=settings.budget,
-                                  max_new_tokens=settings.spec.max_new_tokens)
+        result = pipeline.ask(str(item.video), question)
         return result.answer, result.avg_tokens_per_frame
 
     return answer
