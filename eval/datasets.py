@@ -189,10 +189,13 @@ def load_items(name: str, root: str | Path, *, limit: int | None = None) -> list
     if not root.is_dir():
         raise AnnotationError(f"benchmark directory {root} does not exist")
     items: list[BenchmarkItem] = []
-    for item in _READERS[name](root):
-        items.append(item)
-        if limit is not None and len(items) >= limit:
-            break
+    try:
+        for item in _READERS[name](root):
+            items.append(item)
+            if limit is not None and len(items) >= limit:
+                break
+    except (ValueError, TypeError, IndexError, KeyError) as exc:  # a field of the wrong kind
+        raise AnnotationError(f"a {name} annotation row in {root} is malformed ({exc!s})") from None
     if not items:
         raise AnnotationError(f"the {name} annotations in {root} hold no questions")
     return items

@@ -90,11 +90,14 @@ def read_results(path: Path, run_key: dict[str, Any]) -> dict[str, dict[str, Any
     is dropped from the file; records of a different run refuse the file."""
     if not path.exists():
         return {}
-    raw = path.read_bytes()
-    if raw and not raw.endswith(b"\n"):  # a write cut short: drop the partial line, keep the rest
-        raw = raw[: raw.rfind(b"\n") + 1]
-        with path.open("r+b") as fh:
-            fh.truncate(len(raw))
+    try:
+        raw = path.read_bytes()
+        if raw and not raw.endswith(b"\n"):  # a write cut short: drop the partial line, keep the rest
+            raw = raw[: raw.rfind(b"\n") + 1]
+            with path.open("r+b") as fh:
+                fh.truncate(len(raw))
+    except OSError as exc:
+        raise ResultsFileError(f"cannot use {path} as the results file: {exc.strerror or exc}") from None
     records: dict[str, dict[str, Any]] = {}
     for n, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), 1):
         if not line.strip():
@@ -114,10 +117,13 @@ def read_results(path: Path, run_key: dict[str, Any]) -> dict[str, dict[str, Any
 
 
 def _append(path: Path, record: dict[str, Any]) -> None:
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise ResultsFileError(f"cannot write the results file {path}: {exc.strerror or exc}") from None
 
 
 # ---- answering ----------------------------------------------------------------------------------
@@ -208,7 +214,11 @@ def run_eval(settings: EvalSettings, *, progress: bool = True, answerer: Answere
     run_key = settings.run_key()
     done = read_results(settings.out, run_key)
     todo = [it for it in items if it.id not in done or done[it.id].get("error")]
-    settings.out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        settings.out.parent.mkdir(parents=True, exist_ok=True)
+        settings.out.touch()
+    except OSError as exc:
+        raise ResultsFileError(f"cannot write the results file {settings.out}: {exc.strerror or exc}") from None
     ran = 0
     if todo:
         if answerer is None:

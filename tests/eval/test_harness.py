@@ -13,7 +13,7 @@ from tempo.eval.harness import EvalSettings, run_eval, score
 from tempo.eval.prompts import benchmark
 from tempo.tools.cli import main
 
-from .conftest import benchdata
+from .conftest import WRITERS
 
 
 def _records(path: Path) -> list[dict]:
@@ -42,7 +42,7 @@ def test_each_layout_reads_into_items_with_answers_categories_and_videos(bench_d
     assert load_items("longvideobench", bench_dirs["longvideobench"], limit=2)[-1].id == "clip1_0"
 
 
-@pytest.mark.parametrize("name", list(benchdata.WRITERS))
+@pytest.mark.parametrize("name", list(WRITERS))
 def test_reference_mode_answers_every_question_with_the_release_prompt(
     name: str, bench_dirs: dict[str, Path], tiny_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -160,6 +160,21 @@ def test_parquet_annotations_read_like_the_json_rows(bench_dirs: dict[str, Path]
     items = load_items("videomme", data)
     assert [dict(i.doc) for i in items] == rows
     assert items[0].question == benchmark("videomme").question(rows[0])
+
+
+def test_a_malformed_row_or_an_unwritable_out_is_one_sentence(
+    bench_dirs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "lvb"
+    data.mkdir()
+    (data / "lvb_val.json").write_text(json.dumps([{"id": "x", "question": "q", "option0": "a",
+                                                    "correct_choice": "first", "video_path": "x.mp4"}]))
+    assert main(["eval", "longvideobench", "--data", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tempo: error: a longvideobench annotation row in ") and err.count("\n") == 1
+    assert main(["eval", "mlvu", "--data", str(bench_dirs["mlvu"]), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"tempo: error: cannot use {tmp_path} as the results file") and err.count("\n") == 1
 
 
 def test_a_directory_without_annotations_is_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

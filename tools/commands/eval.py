@@ -10,16 +10,6 @@ from tempo.eval.prompts import BENCHMARKS
 from tempo.models.config import DEFAULT_MODEL_ID
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
 def _run(args: argparse.Namespace) -> int:
     from tempo.eval.harness import EvalSettings, run_eval
 
@@ -44,7 +34,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from tempo.tools.commands.ask import _positive
     from tempo.tools.commands.ingest import add_memory_options
+
+    positive_int = _positive(int)
 
     parser = subparsers.add_parser(
         "eval",
@@ -63,13 +56,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model", default=None,
         help=f"checkpoint directory or hub id on disk (default: $TEMPO_MODEL, else {DEFAULT_MODEL_ID})",
     )
-    parser.add_argument("--budget", type=_positive_int, default=8192,
+    parser.add_argument("--budget", type=positive_int, default=8192,
                         help="visual token budget B; the paper reports 4096 and 8192 (default 8192)")
     parser.add_argument("--mode", choices=("reference", "memory"), default="reference",
                         help="reference: the paper's method, whole video per question (default); memory: "
                              "ingest each video once and answer from memory (top-K candidates)")
-    parser.add_argument("--top-k", type=_positive_int, default=8, help="memory mode: candidate segments (default 8)")
-    parser.add_argument("--limit", type=_positive_int, default=None, metavar="N", help="only the first N questions")
+    parser.add_argument("--top-k", type=positive_int, default=8, help="memory mode: candidate segments (default 8)")
+    parser.add_argument("--limit", type=positive_int, default=None, metavar="N", help="only the first N questions")
     parser.add_argument("--out", default=None, metavar="FILE",
                         help="results, one JSON line per question (default results-BENCHMARK-MODE-BUDGET.jsonl)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
