@@ -1,5 +1,10 @@
 """lmms-eval discovers the installed `tempo` model through its entry-point plugin mechanism and runs
-it on a tiny generated task: real lmms-eval (installed by `make venv`), real decoding, the tiny checkpoint."""
+it on a tiny generated task: real lmms-eval (installed by `make venv`), real decoding, the tiny checkpoint.
+
+lmms-eval lives in its own venv beside the project's (`make venv` builds `.venv-lmms`, which sees the
+project's venv through a .pth file): it brings Pillow, filelock<4 and more, which the project's own
+paths must not depend on. So lmms-eval only ever runs in subprocesses of that venv here.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from lmms_eval.models import get_model, list_available_models
 from tempo.eval.harness import ReferencePipeline
-from tempo.eval.lmms_plugin import Tempo
 from tempo.eval.prompts import lvbench_prompt
 from tempo.models import TempoInferenceConfig
 from tempo.streaming.synthetic import write_test_video
 
+# `make venv` puts it at $(VENV)-lmms.
+LMMS_VENV = Path(sys.prefix + "-lmms")
 TASK_YAML = """\
 task: tempo_tiny_mcq
 dataset_path: json
@@ -55,9 +59,25 @@ def process_results(doc, results):
 """
 
 
+def _lmms_bin(name: str) -> str:
+    path = LMMS_VENV / "bin" / name
+    assert path.exists(), f"{path} is missing: `make venv` builds the lmms-eval venv"
+    return str(path)
+
+
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([_lmms_bin("python"), "-c", code], capture_output=True, text=True, timeout=300)
+
+
 def test_lmms_eval_lists_tempo_from_the_entry_point() -> None:
-    assert "tempo" in list_available_models()
-    assert get_model("tempo") is Tempo
+    proc = _python(
+        "from lmms_eval.models import get_model, list_available_models\n"
+        "from tempo.eval.lmms_plugin import Tempo\n"
+        "assert 'tempo' in list_available_models()\n"
+        "assert get_model('tempo') is Tempo\n"
+        "print('ok')"
+    )
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
 
 
 def test_lmms_eval_runs_the_tempo_model_on_a_generated_task(tiny_dir: Path, tmp_path: Path) -> None:
@@ -74,7 +94,7 @@ def test_lmms_eval_runs_the_tempo_model_on_a_generated_task(tiny_dir: Path, tmp_
     out = tmp_path / "out"
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"),
            "PYTHONPATH": str(task)}
-    argv = [str(Path(sys.executable).parent / "lmms-eval"), "eval", "--model", "tempo",
+    argv = [_lmms_bin("lmms-eval"), "eval", "--model", "tempo",
             "--model_args", f"pretrained={tiny_dir},visual_token_budget=64", "--tasks", "tempo_tiny_mcq",
             "--include_path", str(task), "--batch_size", "1", "--output_path", str(out), "--log_samples"]
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
@@ -94,8 +114,21 @@ def test_lmms_eval_runs_the_tempo_model_on_a_generated_task(tiny_dir: Path, tmp_
 
 
 def test_unsupported_request_kinds_and_batches_say_so(tiny_dir: Path) -> None:
-    with pytest.raises(ValueError, match="--batch_size 1"):
-        Tempo(pretrained=str(tiny_dir), batch_size=4)
-    model = Tempo(pretrained=str(tiny_dir), visual_token_budget="64")
-    with pytest.raises(NotImplementedError, match="log-likelihood"):
-        model.loglikelihood([])
+    proc = _python(
+        "from tempo.eval.lmms_plugin import Tempo\n"
+        "try:\n"
+        f"    Tempo(pretrained={str(tiny_dir)!r}, batch_size=4)\n"
+        "except ValueError as exc:\n"
+        "    print('batch:', exc)\n"
+        f"model = Tempo(pretrained={str(tiny_dir)!r}, visual_token_budget='64')\n"
+        "print('budget:', model.pipeline.config.budget)\n"
+        "try:\n"
+        "    model.loglikelihood([])\n"
+        "except NotImplementedError as exc:\n"
+        "    print('loglikelihood:', exc)\n"
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert "batch: the tempo model answers one request at a time: use --batch_size 1" in lines
+    assert "budget: 64" in lines
+    assert any(line.startswith("loglikelihood: ") and "log-likelihood" in line for line in lines)
