@@ -217,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
 
     # Reference mode: what `tempo ask VIDEO QUESTION` runs.
     model = TempoModel.from_pretrained(model_dir, config=config)
-    sampling = SamplingConfig(fps=config.fps, window=config.window, max_edge=config.max_edge)
+    sampling = SamplingConfig(fps=config.fps, window=config.window, max_edge=config.max_edge, sampling="release")
     t0 = time.perf_counter()
     for i, nd in enumerate(needles):
         with iter_segments(str(video), config=sampling) as segments:

@@ -53,6 +53,7 @@ class EvalSettings:
     limit: int | None = None  # first N questions only
     out: Path = Path("results.jsonl")
     device: str | None = None
+    embedder: str | None = None  # memory mode: SigLIP directory (None: beside the checkpoint)
     top_k: int = 8  # memory mode: FAISS candidates per question
     redis_url: str | None = None  # memory mode: None = the embedded server under $TEMPO_HOME
     home: Path | None = None
@@ -148,7 +149,8 @@ class ReferencePipeline:
     reference mode (every segment compressed for the question). Used by `tempo eval` and the
     lmms-eval model."""
 
-    def __init__(self, model: str | None, config: Any, *, device: str | None = None) -> None:
+    def __init__(self, model: str | None, config: Any, *, device: str | None = None, min_frames: int = 8,
+                 max_frames: int = 1024) -> None:
         from tempo.models import TempoModel, resolve_model_name
         from tempo.models.checkpoint import resolve_model_dir
         from tempo.streaming import SamplingConfig
@@ -156,7 +158,9 @@ class ReferencePipeline:
         self.config = config
         self.model = TempoModel.from_pretrained(resolve_model_dir(resolve_model_name(model)), device=device,
                                                 config=config)
-        self.sampling = SamplingConfig(fps=config.fps, window=config.window, max_edge=config.max_edge)
+        # The release's whole-file sampling with its evaluation scripts' frame bounds (8 to 1024).
+        self.sampling = SamplingConfig(fps=config.fps, window=config.window, max_edge=config.max_edge,
+                                       sampling="release", min_frames=min_frames, max_frames=max_frames)
 
     def ask(self, video: str, question: str, *, max_new_tokens: int | None = None) -> Any:
         """The `AskResult` of `question` about the file `video`."""
@@ -170,7 +174,9 @@ class ReferencePipeline:
 
 def reference_answerer(settings: EvalSettings) -> Answerer:
     """Answer each question like `tempo ask VIDEO QUESTION`: the whole video, every segment for the query."""
-    pipeline = ReferencePipeline(settings.model, _inference_config(settings), device=settings.device)
+    spec = settings.spec
+    pipeline = ReferencePipeline(settings.model, _inference_config(settings), device=settings.device,
+                                 min_frames=spec.min_frames, max_frames=spec.max_frames)
 
     def answer(item: BenchmarkItem, question: str) -> tuple[str, float]:
         result = pipeline.ask(str(item.video), question)
@@ -190,7 +196,8 @@ def memory_answerer(settings: EvalSettings) -> Answerer:
     """Answer each question from memory like `tempo ask --stream`: ingest the video once, then ask."""
     from tempo.service import TempoService
 
-    service = TempoService(model=settings.model, redis_url=settings.redis_url, home=settings.home,
+    service = TempoService(model=settings.model, embedder=settings.embedder, redis_url=settings.redis_url,
+                           home=settings.home,
                            device=settings.device, inference=_inference_config(settings))
     ingested: set[str] = set()
 

@@ -47,6 +47,8 @@ class Tempo(lmms):
         model_max_length: int = 32768,
         inference_max_length: int = 16,
         visual_token_budget: int = 8192,
+        min_frames_num: int = 4,
+        max_frames_num: int = 1024,
         **kwargs: Any,
     ) -> None:
         super().__init__()
@@ -62,7 +64,8 @@ class Tempo(lmms):
             fps=float(video_fps), window=int(frame_windows), context_limit=int(model_max_length),
             max_new_tokens=int(inference_max_length), budget=int(visual_token_budget),
         )
-        self.pipeline = ReferencePipeline(pretrained, config, device=None if device in (None, "") else str(device))
+        self.pipeline = ReferencePipeline(pretrained, config, device=None if device in (None, "") else str(device),
+                                          min_frames=int(min_frames_num), max_frames=int(max_frames_num))
         self.inference_max_length = int(inference_max_length)
         self.task_dict: dict[str, Any] = getattr(self, "task_dict", {})
 

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from tempo.eval.prompts import BENCHMARKS
-from tempo.models.config import DEFAULT_MODEL_ID
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -23,6 +22,7 @@ def _run(args: argparse.Namespace) -> int:
         limit=args.limit,
         out=Path(out),
         device=args.device,
+        embedder=args.embedder,
         top_k=args.top_k,
         redis_url=args.redis_url,
     )
@@ -34,10 +34,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from tempo.tools.commands.ask import _positive
-    from tempo.tools.commands.ingest import add_memory_options
-
-    positive_int = _positive(int)
+    from tempo import inputs
+    from tempo.inputs import arg_type
+    from tempo.tools.commands.options import add_memory_options, add_model_options, add_top_k_option
 
     parser = subparsers.add_parser(
         "eval",
@@ -51,20 +50,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("benchmark", choices=list(BENCHMARKS), help="which benchmark")
-    parser.add_argument("--data", required=True, metavar="DIR", help="the benchmark's downloaded directory")
-    parser.add_argument(
-        "--model", default=None,
-        help=f"checkpoint directory or hub id on disk (default: $TEMPO_MODEL, else {DEFAULT_MODEL_ID})",
-    )
-    parser.add_argument("--budget", type=positive_int, default=8192,
+    parser.add_argument("--data", required=True, metavar="DIR", type=arg_type(inputs.Name, "path"),
+                        help="the benchmark's downloaded directory")
+    add_model_options(parser)
+    parser.add_argument("--budget", type=arg_type(inputs.Budget, "tokens"), default=8192,
                         help="visual token budget B; the paper reports 4096 and 8192 (default 8192)")
     parser.add_argument("--mode", choices=("reference", "memory"), default="reference",
                         help="reference: the paper's method, whole video per question (default); memory: "
                              "ingest each video once and answer from memory (top-K candidates)")
-    parser.add_argument("--top-k", type=positive_int, default=8, help="memory mode: candidate segments (default 8)")
-    parser.add_argument("--limit", type=positive_int, default=None, metavar="N", help="only the first N questions")
-    parser.add_argument("--out", default=None, metavar="FILE",
+    add_top_k_option(parser, 8, "memory mode: candidate segments per question")
+    parser.add_argument("--limit", type=arg_type(inputs.SegmentCount, "count"), default=None, metavar="N",
+                        help="only the first N questions")
+    parser.add_argument("--out", default=None, metavar="FILE", type=arg_type(inputs.Name, "path"),
                         help="results, one JSON line per question (default results-BENCHMARK-MODE-BUDGET.jsonl)")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     add_memory_options(parser)
     parser.set_defaults(func=_run)
