@@ -40,6 +40,7 @@ MAX_BATCH = 1024  # segments per forward pass
 MAX_COUNT = 1 << 31  # segment counts and indices
 MAX_BYTES = 1 << 62
 MAX_DEMO_SECONDS = 3600.0
+ORIGIN_PATTERN = r"^https?://[A-Za-z0-9.:\[\]-]+$"  # a web page's origin: scheme://host[:port], no path
 
 # Explanations of the patterns above, for the one sentence a mismatch gets.
 PATTERN_HINTS = {
@@ -48,6 +49,7 @@ PATTERN_HINTS = {
     DEVICE_PATTERN: "use cpu, cuda, cuda:N, mps, xpu or xpu:N",
     REDIS_URL_PATTERN: "expected a redis://, rediss:// or unix:// URL",
     NON_BLANK_PATTERN: "it must not be blank or start or end with spaces",
+    ORIGIN_PATTERN: "expected an origin such as https://ops.example.com or http://localhost:3000",
 }
 
 # ---- the types ------------------------------------------------------------------------------------
@@ -84,12 +86,15 @@ AgeSeconds = Annotated[
 ]
 ByteCount = Annotated[int, Field(ge=1, le=MAX_BYTES, description="A size in bytes.")]
 SegmentCount = Annotated[int, Field(ge=1, le=MAX_COUNT, description="A number of segments.")]
+StoredTokens = Annotated[int, Field(ge=1, le=1024, description="Memory tokens kept per segment.")]
 SegmentIndex = Annotated[int, Field(ge=0, le=MAX_COUNT, description="A segment index (0 is the first).")]
 BatchSize = Annotated[int, Field(ge=1, le=MAX_BATCH, description="Segments per forward pass.")]
 Port = Annotated[int, Field(ge=1, le=65535, description="A TCP port.")]
 DemoSeconds = Annotated[
     float, Field(ge=4, le=MAX_DEMO_SECONDS, allow_inf_nan=False, description="Demo video length in seconds.")
 ]
+Origin = Annotated[str, StringConstraints(pattern=ORIGIN_PATTERN, max_length=512), Field(description="A web origin.")]
+QueueLength = Annotated[int, Field(ge=1, le=100_000, description="Requests that may wait.")]
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1, description="A random seed.")]
 Device = Annotated[str, StringConstraints(pattern=DEVICE_PATTERN), Field(description="A torch device.")]
 RedisUrl = Annotated[str, StringConstraints(pattern=REDIS_URL_PATTERN), Field(description="A Redis URL.")]

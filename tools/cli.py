@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tempo.tools.commands.chat",
     "tempo.tools.commands.threads",
     "tempo.tools.commands.mcp",
+    "tempo.tools.commands.serve",
     "tempo.tools.commands.model",
     "tempo.tools.commands.memory",
     "tempo.tools.commands.eval",

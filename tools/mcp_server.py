@@ -2,46 +2,50 @@
 
     tempo mcp                                  # stdio (for desktop agents that spawn it)
     tempo mcp --http --port 8765               # streamable HTTP on 127.0.0.1, endpoint /mcp
-    tempo mcp --http --host 0.0.0.0 --token T  # any other address needs a bearer token
+    TEMPO_MCP_TOKEN=... tempo mcp --http --host 0.0.0.0   # any other address needs a bearer token
 
 Arguments are validated before a tool runs (the same pydantic models as the LangChain tools, in
 tempo.inputs, from which the tool signatures are generated), so a bad call comes back as a tool
 error (isError) with one sentence and the server carries on. Model calls run in worker threads, so
 the event loop keeps serving. GET /health answers {"status": "ok"} without a token (for load
-balancers and probes); GET /metrics gives per-tool call, error and latency counters in the
-Prometheus text format (behind the token).
+balancers and probes); GET /metrics gives per-tool call, error and latency counters
+(prometheus_client; known tool names only) behind the token. Token, Host/Origin and metrics rules
+are tempo.tools.http_security's, shared with `tempo serve`.
 """
 
 from __future__ import annotations
 
 import argparse
-import hmac
-import ipaddress
-import json
 import logging
-import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import CallToolResult, TextContent
 from tempo.agent.toolkit import DESCRIPTIONS, ToolInputError, VideoToolkit, validate
 from tempo.errors import TempoError, redact_secrets
 from tempo.inputs import TOOL_INPUTS, tool_signature
-from tempo.tools.commands.mcp import TOKEN_ENV, add_mcp_options
+from tempo.tools.commands.mcp import add_mcp_options
+from tempo.tools.http_security import (
+    HTTPGuard,
+    ToolMetrics,
+    metrics_response,
+    require_token_off_loopback,
+    resolve_token,
+)
 
 log = logging.getLogger(__name__)
 
 SERVER_NAME = "tempo"
 
 
-class MCPConfigError(TempoError):
-    """A server configuration that would be unsafe or cannot work."""
+TOOL_NAMES = tuple(TOOL_INPUTS)
 
 
 class _LazyToolkit:
@@ -59,36 +63,6 @@ class _LazyToolkit:
             return self._toolkit
 
 
-class ToolMetrics:
-    """Counters of tool calls, by tool: calls, errors (tool errors and rejected inputs), seconds."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.calls: dict[str, int] = {}
-        self.errors: dict[str, int] = {}
-        self.seconds: dict[str, float] = {}
-
-    def record(self, tool: str, seconds: float, *, error: bool) -> None:
-        with self._lock:
-            self.calls[tool] = self.calls.get(tool, 0) + 1
-            self.errors[tool] = self.errors.get(tool, 0) + int(error)
-            self.seconds[tool] = self.seconds.get(tool, 0.0) + seconds
-
-    def prometheus(self) -> str:
-        """The Prometheus text exposition of the counters."""
-        with self._lock:
-            series = [
-                ("tempo_tool_calls_total", "counter", "Tool calls received.", self.calls),
-                ("tempo_tool_errors_total", "counter", "Tool calls that ended in a tool error.", self.errors),
-                ("tempo_tool_seconds_total", "counter", "Seconds spent in tool calls.", self.seconds),
-            ]
-            lines: list[str] = []
-            for name, kind, help_text, values in series:
-                lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-                lines += [f'{name}{{tool="{tool}"}} {value}' for tool, value in sorted(values.items())]
-        return "\n".join(lines) + "\n"
-
-
 class ValidateToolArguments:
     """Server middleware: check tools/call arguments against the tool's input model before the SDK
     does, so a mistake is answered with one sentence (isError) rather than a pydantic report."""
@@ -102,15 +76,26 @@ class ValidateToolArguments:
                 validate(str(ctx.params.get("name")), ctx.params.get("arguments"))
             except ToolInputError as exc:
                 if self.metrics is not None:
-                    self.metrics.record(str(ctx.params.get("name")), 0.0, error=True)
+                    self.metrics.record(ctx.params.get("name"), 0.0, error=True)
                 return CallToolResult(content=[TextContent(type="text", text=str(exc))], is_error=True)
         return await call_next(ctx)
 
 
-def build_server(toolkit: VideoToolkit | Callable[[], VideoToolkit]) -> MCPServer:
-    """The MCP server over a toolkit (or a factory called on the first tool call)."""
+def build_server(
+    toolkit: VideoToolkit | Callable[[], VideoToolkit],
+    *,
+    metrics: ToolMetrics | None = None,
+    routes: bool = True,
+    model_queue: Callable[[Callable[[], Any]], Awaitable[Any]] | None = None,
+) -> MCPServer:
+    """The MCP server over a toolkit (or a factory called on the first tool call).
+
+    `metrics` counts tool calls (a fresh registry when None); `routes=False` leaves out /health and
+    /metrics, for `tempo serve`, which has its own; `model_queue(func)` runs ask_video's model work
+    (tempo serve's queue, shared with its REST questions; default: a worker thread).
+    """
     lazy = _LazyToolkit(toolkit if callable(toolkit) and not isinstance(toolkit, VideoToolkit) else lambda: toolkit)
-    metrics = ToolMetrics()
+    metrics = metrics or ToolMetrics(TOOL_NAMES)
     server = MCPServer(
         SERVER_NAME,
         instructions=(
@@ -127,7 +112,10 @@ def build_server(toolkit: VideoToolkit | Callable[[], VideoToolkit]) -> MCPServe
 
         t0 = time.perf_counter()
         try:
-            result = await anyio.to_thread.run_sync(call)
+            if model_queue is not None and method == "ask_video":
+                result = await model_queue(call)
+            else:
+                result = await anyio.to_thread.run_sync(call)
         except TempoError as exc:
             metrics.record(method, time.perf_counter() - t0, error=True)
             raise ToolError(redact_secrets(str(exc))) from None  # remote clients never see a password
@@ -137,17 +125,17 @@ def build_server(toolkit: VideoToolkit | Callable[[], VideoToolkit]) -> MCPServe
     for name in TOOL_INPUTS:
         server.add_tool(_tool_function(name, run), name=name, description=DESCRIPTIONS[name])
 
-    @server.custom_route("/health", methods=["GET"])
-    async def health(request: Any) -> Any:
-        from starlette.responses import JSONResponse
+    if routes:
 
-        return JSONResponse({"status": "ok", "server": SERVER_NAME})
+        @server.custom_route("/health", methods=["GET"])
+        async def health(request: Any) -> Any:
+            from starlette.responses import JSONResponse
 
-    @server.custom_route("/metrics", methods=["GET"])
-    async def prometheus_metrics(request: Any) -> Any:
-        from starlette.responses import PlainTextResponse
+            return JSONResponse({"status": "ok", "server": SERVER_NAME})
 
-        return PlainTextResponse(metrics.prometheus(), media_type="text/plain; version=0.0.4")
+        @server.custom_route("/metrics", methods=["GET"])
+        async def prometheus_metrics(request: Any) -> Any:
+            return metrics_response(metrics.registry)
 
     return server
 
@@ -167,56 +155,22 @@ def _tool_function(name: str, run: Callable[..., Any]) -> Callable[..., Any]:
 # ----- HTTP -----------------------------------------------------------------------------------------
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-class BearerTokenAuth:
-    """ASGI middleware: every HTTP request but `open_paths` needs `Authorization: Bearer <token>`."""
-
-    def __init__(self, app: Any, token: str, open_paths: tuple[str, ...] = ("/health",)) -> None:
-        self.app = app
-        self.expected = f"Bearer {token}".encode()
-        self.open_paths = open_paths
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("path") in self.open_paths:
-            await self.app(scope, receive, send)
-            return
-        given = dict(scope.get("headers") or []).get(b"authorization", b"")
-        if not hmac.compare_digest(given, self.expected):
-            body = json.dumps({"error": "a valid bearer token is required (Authorization: Bearer <token>)"}).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 401,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"www-authenticate", b'Bearer realm="tempo"'),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
-            return
-        await self.app(scope, receive, send)
+def mcp_asgi_app(server: MCPServer) -> Any:
+    """The SDK's streamable-HTTP app (endpoint /mcp). Its own DNS-rebinding check knows only three
+    spellings of loopback and skips custom routes; HTTPGuard checks every route instead."""
+    return server.streamable_http_app(
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    )
 
 
 def http_app(server: MCPServer, *, host: str = "127.0.0.1", token: str | None = None) -> Any:
-    """The streamable-HTTP ASGI app (endpoint /mcp), behind a bearer token when one is given.
+    """The streamable-HTTP ASGI app (endpoint /mcp, /health, /metrics) behind HTTPGuard: a bearer
+    token when one is given, else Host/Origin checks on every route.
 
-    Raises MCPConfigError for a non-loopback host without a token.
+    Raises HTTPConfigError for a non-loopback host without a token.
     """
-    if not is_loopback(host) and not token:
-        raise MCPConfigError(
-            f"serving MCP on {host} (not loopback) needs a bearer token: pass --token or set ${TOKEN_ENV}"
-        )
-    app = server.streamable_http_app(host=host)
-    return BearerTokenAuth(app, token) if token else app
+    require_token_off_loopback(host, token, "MCP")
+    return HTTPGuard(mcp_asgi_app(server), token=token)
 
 
 def serve_http(server: MCPServer, *, host: str, port: int, token: str | None) -> None:
@@ -233,23 +187,22 @@ def serve_http(server: MCPServer, *, host: str, port: int, token: str | None) ->
 def run(args: argparse.Namespace) -> int:
     from tempo.service import TempoService
 
-    token = args.token or os.environ.get(TOKEN_ENV) or None
-    if args.http and not is_loopback(args.host) and not token:
-        raise MCPConfigError(
-            f"serving MCP on {args.host} (not loopback) needs a bearer token: pass --token or set ${TOKEN_ENV}"
-        )
+    token = resolve_token(flag=args.token, token_file=args.token_file) if args.http else None
+    if args.http:
+        require_token_off_loopback(args.host, token, "MCP")
+
+    # The model loads on the first tool call; memory retention runs for the server's whole life.
+    service = TempoService(model=args.model, embedder=args.embedder, redis_url=args.redis_url, device=args.device)
 
     def make_toolkit() -> VideoToolkit:
-        service = TempoService(
-            model=args.model, embedder=args.embedder, redis_url=args.redis_url, device=args.device
-        )
         return VideoToolkit.for_service(service, max_new_tokens=args.max_new_tokens)
 
     server = build_server(make_toolkit)
-    if args.http:
-        serve_http(server, host=args.host, port=args.port, token=token)
-    else:
-        server.run("stdio")
+    with service.start_retention():
+        if args.http:
+            serve_http(server, host=args.host, port=args.port, token=token)
+        else:
+            server.run("stdio")
     return 0
 
 

@@ -69,3 +69,79 @@ def tempo_main(live_memory, monkeypatch, capsys):
         return code, captured.out, captured.err
 
     return run
+
+
+# ----- `tempo serve` on a memory of its own (the API and console tests ingest and delete streams) -----
+
+SERVE_TOKEN = "serve-test-token-0123456789"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServeProcess:
+    """A `tempo serve` subprocess on 127.0.0.1 and an ephemeral port."""
+
+    def __init__(self, memory, *args: str, env: dict[str, str] | None = None) -> None:
+        import subprocess
+        import time
+
+        import httpx2
+
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            memory.cli("serve", "--port", str(self.port), "--max-new-tokens", "12", *args),
+            env={**memory.env(), **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                health = httpx2.get(f"{self.base}/health", timeout=1)
+                if health.status_code == 200 and health.json()["ready"]:
+                    break
+            except httpx2.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                raise RuntimeError(f"tempo serve did not start: {self.proc.stderr.read()}")
+            time.sleep(0.2)
+
+    def stop(self) -> str:
+        self.proc.terminate()
+        try:
+            _, err = self.proc.communicate(timeout=30)
+        except Exception:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        return err
+
+
+@pytest.fixture(scope="module")
+def serve_memory(tmp_path_factory):
+    """Its own redis-server, the tiny checkpoint, the stream "cam" (40 s), and a media root holding
+    a 20 s video "walk.mp4" that is not ingested yet."""
+    from tempo.streaming.synthetic import write_test_video
+
+    memory = live_memory_module.start_live_memory(tmp_path_factory.mktemp("serve-memory"))
+    media = memory.root / "media"
+    media.mkdir()
+    write_test_video(media / "walk.mp4", duration=20.0, fps=30, size=(320, 192))
+    yield memory
+    memory.stop()
+
+
+@pytest.fixture(scope="module")
+def serve_server(serve_memory):
+    """`tempo serve --media-root MEDIA` on loopback without a token."""
+    server = ServeProcess(serve_memory, "--media-root", str(serve_memory.root / "media"))
+    yield server
+    server.stop()

@@ -44,6 +44,8 @@ FLAG_TABLE: dict[str, frozenset[str]] = {
     "--start-segment": frozenset({"zero"}),
     "--max-age": NONE,
     "--max-bytes": NONE,
+    "--compact-after": NONE,
+    "--compact-tokens": NONE,
     "--max-segments": NONE,
     "--batch-size": NONE,
     "--top-k": NONE,
@@ -68,7 +70,14 @@ FLAG_TABLE: dict[str, frozenset[str]] = {
     "--question": ALL - {"empty"},
     "--data": ALL - {"empty"},  # tempo eval's benchmark directory (judged when read)
     "--out": ALL - {"empty"},  # tempo eval's results file
-    # the bearer token is judged when the server starts (tempo.tools.mcp_server), not by the parser
+    "--token-file": ALL - {"empty"},  # a path, read (and judged) when the server starts
+    # tempo serve
+    "--max-queue": NONE,
+    "--ask-timeout": NONE,
+    "--max-body": NONE,
+    "--cors-origin": NONE,  # http(s)://host[:port]
+    "--media-root": ALL - {"empty"},  # a directory (checked at start)
+    # the bearer token is judged when the server starts (tempo.tools.http_security), not by the parser
     "--token": ALL,
 }
 

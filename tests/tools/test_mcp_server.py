@@ -15,7 +15,6 @@ import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
-from tempo.tools.mcp_server import is_loopback
 
 FIRST_QUESTION = "Where is the square at the beginning?"  # the cli_thread fixture's questions
 FOLLOW_UP = "and after that?"
@@ -32,8 +31,8 @@ def free_port() -> int:
 def http_server(live_memory) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
-        [*live_memory.cli("mcp", "--http", "--port", str(port), "--token", TOKEN, "--max-new-tokens", "12")],
-        env=live_memory.env(),
+        [*live_memory.cli("mcp", "--http", "--port", str(port), "--max-new-tokens", "12")],
+        env={**live_memory.env(), "TEMPO_MCP_TOKEN": TOKEN},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -168,17 +167,24 @@ def test_a_non_loopback_address_needs_a_token(tempo_main, monkeypatch):
     code, _, err = tempo_main("mcp", "--http", "--host", "0.0.0.0", "--port", "1")
     assert code == 2
     assert err.strip().splitlines() == [
-        "tempo: error: serving MCP on 0.0.0.0 (not loopback) needs a bearer token: pass --token or set "
-        "$TEMPO_MCP_TOKEN"
+        "tempo: error: serving MCP on 0.0.0.0 (not loopback) needs a bearer token: set $TEMPO_MCP_TOKEN or pass "
+        "--token-file"
     ]
 
 
-@pytest.mark.parametrize(
-    ("host", "loopback"),
-    [("127.0.0.1", True), ("localhost", True), ("::1", True), ("[::1]", True), ("127.0.0.2", True),
-     ("0.0.0.0", False), ("192.168.1.10", False), ("example.com", False)],
-)
-def test_loopback_hosts(host, loopback):
-    assert is_loopback(host) is loopback
+def test_forged_tool_names_do_not_make_metric_series(http_server):
+    """Issue 8 §3: 200 calls with long invented names used to add 200 series to /metrics."""
+    auth = {"Authorization": f"Bearer {TOKEN}"}
 
+    async def forged() -> None:
+        async with http_client(http_server) as client:
+            for i in range(20):
+                result = await client.call_tool(f"forged_{i}_" + "x" * 5000, {})
+                assert result.is_error
 
+    before = httpx2.get(f"{http_server}/metrics", headers=auth).text
+    anyio.run(forged)
+    after = httpx2.get(f"{http_server}/metrics", headers=auth).text
+    assert "forged" not in after
+    assert len(after) < len(before) + 2000
+    assert 'tempo_tool_errors_total{tool="_unknown"}' in after

@@ -10,9 +10,27 @@ import argparse
 
 from tempo import inputs
 from tempo.inputs import arg_type
+from tempo.settings import ENV_MCP_TOKEN
 from tempo.tools.commands.options import add_max_new_tokens_option, add_memory_options, add_model_options
 
-TOKEN_ENV = "TEMPO_MCP_TOKEN"
+TOKEN_ENV = ENV_MCP_TOKEN
+
+
+def add_token_options(parser: argparse.ArgumentParser) -> None:
+    """--token-file / --token: the bearer token of an HTTP server (also read from $TEMPO_MCP_TOKEN)."""
+    parser.add_argument(
+        "--token-file",
+        default=None,
+        metavar="PATH",
+        type=arg_type(inputs.Name, "path"),
+        help=f"file holding the bearer token clients must send (else ${TOKEN_ENV}); needed off loopback; "
+        "at least 16 characters",
+    )
+    parser.add_argument(
+        "--token",
+        default=None,
+        help=f"bearer token on the command line (visible in `ps`: prefer ${TOKEN_ENV} or --token-file)",
+    )
 
 
 def add_mcp_options(parser: argparse.ArgumentParser) -> None:
@@ -26,9 +44,7 @@ def add_mcp_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--port", type=arg_type(inputs.Port, "port"), default=8765, help="HTTP port, 1 to 65535 (default 8765)"
     )
-    parser.add_argument(
-        "--token", default=None, help=f"bearer token clients must send (default ${TOKEN_ENV}); needed off loopback"
-    )
+    add_token_options(parser)
     add_max_new_tokens_option(parser)
     add_model_options(parser)
     add_memory_options(parser)
@@ -41,7 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Serve Tempo as an MCP server: over stdio by default, or streamable HTTP with --http "
             "(endpoint /mcp, GET /health). HTTP listens on 127.0.0.1 unless --host says otherwise; any "
-            f"non-loopback address needs a bearer token (--token or ${TOKEN_ENV})."
+            f"non-loopback address needs a bearer token (${TOKEN_ENV} or --token-file). `tempo serve` serves "
+            "the same endpoint at /mcp beside the REST API and the console."
         ),
     )
     add_mcp_options(parser)

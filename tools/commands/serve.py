@@ -1,0 +1,138 @@
+"""`tempo serve`: the HTTP server — REST API (/v1, OpenAPI at /docs), MCP (/mcp), /health, /metrics
+and the web console (/). The server itself is tempo.tools.server, imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tempo import inputs
+from tempo.inputs import arg_type
+from tempo.tools.commands.mcp import TOKEN_ENV, add_token_options
+from tempo.tools.commands.options import add_max_new_tokens_option, add_memory_options, add_model_options
+
+
+def add_serve_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        type=arg_type(inputs.Name, "host"),
+        help="address to listen on (default 127.0.0.1, loopback)",
+    )
+    parser.add_argument(
+        "--port", type=arg_type(inputs.Port, "port"), default=8000, help="port, 1 to 65535 (default 8000)"
+    )
+    add_token_options(parser)
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        type=arg_type(inputs.Origin, "origin"),
+        help="allow browser pages of this origin (e.g. https://ops.example.com) to call the API; repeatable; "
+        "CORS is off without it",
+    )
+    parser.add_argument(
+        "--media-root",
+        default=None,
+        metavar="DIR",
+        type=arg_type(inputs.Name, "directory"),
+        help="directory whose files clients may ingest (symlinks resolved; nothing outside); without it, "
+        "only camera URLs can be ingested over HTTP",
+    )
+    parser.add_argument(
+        "--deny-private-networks",
+        action="store_true",
+        help="refuse HTTP(S) sources on loopback, link-local or private addresses",
+    )
+    parser.add_argument(
+        "--max-queue",
+        type=arg_type(inputs.QueueLength, "count"),
+        default=8,
+        help="questions that may wait for the model before 429 (default 8)",
+    )
+    parser.add_argument(
+        "--ask-timeout",
+        type=arg_type(inputs.AgeSeconds, "seconds"),
+        default=300.0,
+        help="seconds a question may wait and run before 504 (default 300)",
+    )
+    parser.add_argument(
+        "--max-body",
+        type=arg_type(inputs.ByteCount, "bytes"),
+        default=1 << 20,
+        help="largest request body in bytes (default 1 MiB)",
+    )
+    add_max_new_tokens_option(parser)
+    add_model_options(parser)
+    add_memory_options(parser)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="HTTP server: REST API, MCP endpoint and web console",
+        description=(
+            "Serve Tempo over HTTP: the REST API under /v1 (OpenAPI at /docs), the MCP endpoint at /mcp, "
+            "/health, /metrics (Prometheus) and the web console at /. Listens on 127.0.0.1 unless --host "
+            f"says otherwise; any non-loopback address needs a bearer token (${TOKEN_ENV} or --token-file)."
+        ),
+    )
+    add_serve_options(parser)
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import sys
+
+    import uvicorn
+    from tempo.service import TempoService
+    from tempo.tools.http_security import require_token_off_loopback, resolve_token
+    from tempo.tools.server import ServeSettings, create_app
+    from tempo.tools.server_sources import SourceNotAllowedError
+
+    token = resolve_token(flag=args.token, token_file=args.token_file)
+    require_token_off_loopback(args.host, token, "tempo")
+    media_root = None
+    if args.media_root is not None:
+        media_root = Path(args.media_root).expanduser()
+        if not media_root.is_dir():
+            raise SourceNotAllowedError(f"--media-root {args.media_root!r} is not a directory")
+    service = TempoService(model=args.model, embedder=args.embedder, redis_url=args.redis_url, device=args.device)
+    settings = ServeSettings(
+        token=token,
+        cors_origins=tuple(args.cors_origin),
+        media_root=media_root,
+        deny_private_networks=args.deny_private_networks,
+        max_queue=args.max_queue,
+        ask_timeout=args.ask_timeout,
+        max_body_bytes=args.max_body,
+        max_new_tokens=args.max_new_tokens,
+    )
+    app = create_app(service, settings)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", server_header=False)
+    server = uvicorn.Server(config)
+
+    async def announce() -> None:
+        import asyncio
+
+        while not server.started:
+            await asyncio.sleep(0.05)
+        port = server.servers[0].sockets[0].getsockname()[1] if server.servers else args.port
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        print(f"tempo serve: http://{host}:{port}/ (API /v1, docs /docs, MCP /mcp)", file=sys.stderr, flush=True)
+
+    import asyncio
+
+    async def main() -> None:
+        watcher = asyncio.ensure_future(announce())
+        try:
+            await server.serve()
+        finally:
+            watcher.cancel()
+
+    # Memory retention runs for the server's whole life, as in `tempo mcp`.
+    with service.start_retention():
+        asyncio.run(main())
+    return 0
