@@ -77,6 +77,14 @@ FLAG_TABLE: dict[str, frozenset[str]] = {
     "--max-body": NONE,
     "--cors-origin": NONE,  # http(s)://host[:port]
     "--media-root": ALL - {"empty"},  # a directory (checked at start)
+    # monitoring rules: scores in [0, 1] (0 allowed; --enter also takes 'auto'), a cooldown of 0 is none,
+    # an http(s) webhook URL; --since is Unix seconds (0 allowed), an ISO time or a duration back
+    "--enter": frozenset({"zero"}),
+    "--exit": frozenset({"zero"}),
+    "--min-segments": NONE,
+    "--cooldown": frozenset({"zero"}),
+    "--webhook": NONE,
+    "--since": frozenset({"zero"}),
     # the bearer token is judged when the server starts (tempo.tools.http_security), not by the parser
     "--token": ALL,
 }
