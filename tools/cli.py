@@ -35,6 +35,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tempo.tools.commands.memory",
     "tempo.tools.commands.rules",
     "tempo.tools.commands.alerts",
+    "tempo.tools.commands.eval",
 )
 
 

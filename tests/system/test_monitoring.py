@@ -233,7 +233,7 @@ def test_ingest_killed_mid_episode_then_rerun_neither_duplicates_nor_loses_an_al
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "tempo.tools.cli", "ingest", *ingest_args],
-        env=tempo_env,
+        env={**tempo_env, "TEMPO_WRITER_LEASE": "2"},  # the killed writer's lease outlives it 2 s at most
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -254,6 +254,10 @@ def test_ingest_killed_mid_episode_then_rerun_neither_duplicates_nor_loses_an_al
     committed = int(alerts.client.hget("tempo:s:{yard}:info", "committed"))
     assert at == committed < len(segments) - 1  # killed mid-ingest, rule state exactly at the last segment
     assert '"alert":{' in states[rules[0].id]  # and mid-episode
+    lease_gone = time.monotonic() + 5  # one writer per stream: the rerun waits out the dead writer's lease
+    while alerts.client.exists("tempo:s:{yard}:writer"):
+        assert time.monotonic() < lease_gone, "the dead writer's lease did not expire"
+        time.sleep(0.05)
 
     tempo_cli("ingest", *ingest_args)
     assert int(alerts.client.hget("tempo:s:{yard}:info", "committed")) == len(segments) - 1

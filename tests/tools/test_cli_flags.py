@@ -55,17 +55,21 @@ FLAG_TABLE: dict[str, frozenset[str]] = {
     "--port": NONE,
     "--seed": frozenset({"zero"}),
     "--duration": NONE,
+    "--limit": NONE,
     # names with a pattern (letters, digits, . _ - and : for threads; starting with a letter or digit)
     "--stream": NAMES,
     "--thread": NAMES,
     "--device": NONE,  # cpu, cuda, cuda:N, mps, xpu(:N); availability is checked when the model loads
     "--sampling": NONE,  # release or stream
+    "--mode": NONE,  # reference or memory
     "--redis-url": NONE,  # redis://, rediss://, unix://
     # free text that must not be blank: checkpoint paths or hub ids, host names, the demo question
     "--model": ALL - {"empty"},
     "--embedder": ALL - {"empty"},
     "--host": ALL - {"empty"},
     "--question": ALL - {"empty"},
+    "--data": ALL - {"empty"},  # tempo eval's benchmark directory (judged when read)
+    "--out": ALL - {"empty"},  # tempo eval's results file
     "--token-file": ALL - {"empty"},  # a path, read (and judged) when the server starts
     # tempo serve
     "--max-queue": NONE,
