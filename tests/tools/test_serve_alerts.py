@@ -7,12 +7,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import importlib.util
 import json
 import signal
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -269,27 +270,14 @@ def test_the_feed_does_not_wait_behind_the_model(serve_server):
 # ----- webhooks for the server's life ------------------------------------------------------------------------
 
 
-class Receiver:
-    """A webhook endpoint on 127.0.0.1 that keeps every request."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append((dict(self.headers.items()), body))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+def _webhook_receiver() -> Any:
+    """The webhook endpoint of the monitoring tests (tests/agent/test_webhooks.py), loaded by path: the
+    test folders are not packages."""
+    path = Path(__file__).resolve().parents[1] / "agent" / "test_webhooks.py"
+    spec = importlib.util.spec_from_file_location("tempo_webhook_receiver", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.Receiver()
 
 
 def test_serve_delivers_webhooks_while_it_runs_when_a_secret_is_set(serve_memory, monkeypatch):
@@ -298,7 +286,7 @@ def test_serve_delivers_webhooks_while_it_runs_when_a_secret_is_set(serve_memory
     from tempo.memory.alerts import AlertStore, Rule
 
     monkeypatch.delenv("TEMPO_WEBHOOK_SECRET", raising=False)
-    receiver = Receiver()
+    receiver = _webhook_receiver()
     try:
         service = serve_memory.service()
         rule = AlertStore.of(service.store).add_rule(
@@ -314,12 +302,12 @@ def test_serve_delivers_webhooks_while_it_runs_when_a_secret_is_set(serve_memory
             )
         )
         service.ingest(str(serve_memory.root / "media" / "walk.mp4"), "hooked", progress=False)
-        assert receiver.requests == []
+        assert receiver.accepted() == []
         secret = "serve-webhook-secret"
         server = ServeProcess(serve_memory, env={"TEMPO_WEBHOOK_SECRET": secret})
         try:
             deadline = time.monotonic() + 60
-            while not receiver.requests:
+            while not receiver.accepted():
                 assert time.monotonic() < deadline, "tempo serve delivered no webhook"
                 time.sleep(0.2)
         finally:
@@ -327,7 +315,7 @@ def test_serve_delivers_webhooks_while_it_runs_when_a_secret_is_set(serve_memory
         # uvicorn shuts down (lifespan: the delivery thread's last pass, joined), then re-raises SIGTERM.
         assert server.proc.returncode in (0, -signal.SIGTERM), err
         assert "Traceback" not in err and secret not in err
-        headers, body = receiver.requests[0]
+        headers, body = receiver.accepted()[0]
         event = json.loads(body)
         assert (event["stream"], event["rule"]) == ("hooked", rule.id)
         headers = {k.lower(): v for k, v in headers.items()}
