@@ -1,7 +1,8 @@
 """The Tempo model: SVLM compressor + relevance head → ATA → projector + time tags → global Qwen3 LLM.
 
-`TempoNetwork` holds the weights under exactly the released key names; `TempoModel` adds what a
-checkpoint directory carries besides weights (tokenizers, processor, the base SVLM's Yes/No rows)
+`TempoForCausalLM` (a Hugging Face causal LM, `AutoModelForCausalLM` for model_type "tempo_qwen") holds
+the weights under exactly the released key names; `TempoModel` adds what a checkpoint directory carries
+besides weights (tokenizers, processor, the base SVLM's Yes/No rows)
 and offers the two steps the rest of Tempo calls:
 
 - `compress(segments, query)` → relevance scores (n,) and memory tokens (n, M, D);
@@ -16,29 +17,29 @@ import dataclasses
 import importlib.util
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from tempo.errors import DeviceUnavailableError, QuestionTooLongError
 from tempo.models.checkpoint import (
     CONFIG_FILE,
     CheckpointError,
-    check_and_load_state,
     copy_aux_files,
     load_rows,
-    load_weights,
-    looks_like_hub_id,
     read_checkpoint_config,
     read_json,
     resolve_base_svlm,
     resolve_model_dir,
     save_weights,
+    weight_files,
 )
 from tempo.models.compressor import (
     CompressorInputs,
@@ -49,6 +50,7 @@ from tempo.models.compressor import (
 )
 from tempo.models.config import (
     CONTEXT_MARGIN,
+    MODEL_TYPE,
     PROJECTOR_TYPE,
     TempoCheckpointConfig,
     TempoInferenceConfig,
@@ -58,68 +60,109 @@ from tempo.models.text import IM_END, TextTokenizer, llm_prompt_parts, time_tag
 from tempo.streaming.segment import Segment
 from torch import nn
 from tqdm import tqdm
-from transformers import Qwen3Config, Qwen3Model, Qwen3VLConfig
-from transformers.cache_utils import DynamicCache
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    GenerationConfig,
+    Qwen3Config,
+    Qwen3ForCausalLM,
+    Qwen3Model,
+    Qwen3VLConfig,
+    TextIteratorStreamer,
+)
+from transformers.utils import logging as hf_logging
 
 log = logging.getLogger(__name__)
 
 COMPRESSOR_PREFIX = "model.vision_tower_aux_list.0."
 
 
-def _no_init() -> contextlib.AbstractContextManager[None]:
-    """Skip random initialisation when weights are loaded right after (saves seconds on big models)."""
-    try:
-        from transformers.initialization import no_init_weights  # transformers ≥ 5
+class TempoConfig(Qwen3Config):
+    """config.json of a Tempo checkpoint (model_type "tempo_qwen"): a Qwen3 causal-LM config plus the
+    release's mm_* keys. `svlm_config` (the base Qwen3-VL config) is not stored: `from_pretrained`
+    reads it from the directory `mm_vision_tower_aux_list` names, as the release's builder does."""
 
-        return no_init_weights()
-    except ImportError:  # pragma: no cover - older layouts
-        return contextlib.nullcontext()
+    model_type = MODEL_TYPE
+    mm_vision_tower_aux_list: list | str | None = None  # [hub id or directory of the base Qwen3-VL]
+    num_compression_tokens: int = 128  # M: memory tokens per segment
+    mm_projector_type: str = PROJECTOR_TYPE
+    mm_hidden_size: int = 2048  # D: the SVLM hidden size
+    svlm_config: Qwen3VLConfig | dict | None = None
+
+    def __post_init__(self, **kwargs: Any) -> None:
+        super().__post_init__(**kwargs)
+        # The release forces `rope_scaling = None` on the global LLM (TempoQwenForCausalLM.__init__): plain
+        # RoPE with the config's base, whatever scaling the config names.
+        theta = (self.rope_parameters or {}).get("rope_theta", getattr(self, "rope_theta", None))
+        self.rope_parameters = {"rope_type": "default", "rope_theta": theta}
+        if isinstance(self.svlm_config, dict):
+            self.svlm_config = Qwen3VLConfig.from_dict(self.svlm_config)
+
+    @property
+    def base_svlm(self) -> str:
+        towers = self.mm_vision_tower_aux_list
+        return str(towers[0] if isinstance(towers, list | tuple) else towers)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out.pop("svlm_config", None)  # lives in the base SVLM's directory
+        # transformers 4.57 (the release) reads the RoPE base from the legacy keys.
+        out["rope_theta"] = self.rope_parameters["rope_theta"]
+        out["rope_scaling"] = None
+        return out
+
+    def to_checkpoint_config(self) -> TempoCheckpointConfig:
+        """The same fields as the project's plain-dict view (what `tempo model tiny` writes)."""
+        return TempoCheckpointConfig.from_dict(self.to_dict())
 
 
-@contextlib.contextmanager
-def default_dtype(dtype: torch.dtype) -> Iterator[None]:
-    """Create new floating tensors in `dtype` inside the block (parameters built in their final dtype)."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
+class TempoForCausalLM(Qwen3ForCausalLM):
+    """All weights, named as in the released checkpoint (DESIGN §2); a Hugging Face causal LM.
 
+    model.embed_tokens / layers / norm and lm_head: the global Qwen3 LM (forward and `generate` are
+    Qwen3ForCausalLM's); model.vision_tower_aux_list.0: the compressor (Qwen3-VL without LM head +
+    compression_tokens); model.mm_projector.0 / .2: Linear(D → H), GELU, Linear(H → H).
 
-class TempoNetwork(nn.Module):
-    """All weights, named as in the released checkpoint (DESIGN §2).
-
-    model.embed_tokens / layers / norm and lm_head: the global Qwen3 LM;
-    model.vision_tower_aux_list.0: the compressor (Qwen3-VL without LM head + compression_tokens);
-    model.mm_projector.0 / .2: Linear(D → H), GELU, Linear(H → H).
+    `AutoModelForCausalLM.from_pretrained(DIR)` loads a checkpoint in the released layout (dtype,
+    device_map, attn_implementation as usual) with the release's weight rounding.
     """
 
-    def __init__(self, config: TempoCheckpointConfig, svlm_config: Qwen3VLConfig) -> None:
-        super().__init__()
+    config_class = TempoConfig
+    _no_split_modules: ClassVar[list[str]] = ["Qwen3DecoderLayer", "TempoCompressor"]
+
+    def __init__(self, config: TempoConfig) -> None:
+        # Qwen3PreTrainedModel.__init__: the submodules are built here, then post_init() once.
+        super(Qwen3ForCausalLM, self).__init__(config)
         if config.mm_projector_type != PROJECTOR_TYPE:
             raise CheckpointError(
                 f"mm_projector_type {config.mm_projector_type!r} is not supported (only {PROJECTOR_TYPE!r})."
             )
-        self.llm_config = Qwen3Config.from_dict({k: v for k, v in config.llm.items() if k != "model_type"})
-        # The release forces `rope_scaling = None` on the global LLM (TempoQwenForCausalLM.__init__): plain
-        # RoPE with the config's base, whatever scaling the config names.
-        theta = (self.llm_config.rope_parameters or {}).get("rope_theta", getattr(self.llm_config, "rope_theta", None))
-        self.llm_config.rope_parameters = {"rope_type": "default", "rope_theta": theta}
-        self.llm_config._attn_implementation = svlm_config._attn_implementation
-        hidden = self.llm_config.hidden_size
+        svlm_config = config.svlm_config
+        if not isinstance(svlm_config, Qwen3VLConfig):
+            raise CheckpointError(
+                "a Tempo model needs its base SVLM's config: load it with from_pretrained, which reads "
+                "the directory mm_vision_tower_aux_list names."
+            )
+        attn = config._attn_implementation or "sdpa"
+        for sub in (svlm_config, svlm_config.text_config, svlm_config.vision_config):
+            sub._attn_implementation = attn
+        hidden = config.hidden_size
         svlm_hidden = svlm_config.text_config.hidden_size
         if config.mm_hidden_size != svlm_hidden:
             raise CheckpointError(
                 f"config.json says mm_hidden_size={config.mm_hidden_size} "
                 f"but the base SVLM's hidden size is {svlm_hidden}."
             )
-        self.model = Qwen3Model(self.llm_config)
+        self.model = Qwen3Model(config)
         self.model.vision_tower_aux_list = nn.ModuleList([TempoCompressor(svlm_config, config.num_compression_tokens)])
         self.model.mm_projector = nn.Sequential(nn.Linear(svlm_hidden, hidden), nn.GELU(), nn.Linear(hidden, hidden))
-        self.lm_head = nn.Linear(hidden, self.llm_config.vocab_size, bias=False)
-        if self.llm_config.tie_word_embeddings:
-            self.lm_head.weight = self.model.embed_tokens.weight
+        self.vocab_size = config.vocab_size
+        self.lm_head = nn.Linear(hidden, config.vocab_size, bias=False)
+        self.post_init()
+
+    @property
+    def llm_config(self) -> TempoConfig:
+        return self.config
 
     @property
     def compressor(self) -> TempoCompressor:
@@ -128,6 +171,109 @@ class TempoNetwork(nn.Module):
     def project(self, memory: torch.Tensor) -> torch.Tensor:
         """(k, D) memory tokens → (k, H) LLM input embeddings."""
         return self.model.mm_projector(memory)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, *args: Any, **kwargs: Any) -> TempoForCausalLM:
+        """A checkpoint in the released layout, from a directory or a hub id already on disk (never
+        downloads). The base SVLM config comes from `mm_vision_tower_aux_list`; weights take the values
+        the release computes with (float16 load, then bfloat16; `release_weight_values`)."""
+        model_dir = resolve_model_dir(pretrained_model_name_or_path)
+        config = kwargs.pop("config", None)
+        if isinstance(config, str | Path):
+            config = read_tempo_config(resolve_model_dir(config))
+        if not isinstance(config, TempoConfig):
+            config = read_tempo_config(model_dir)
+        attach_base_svlm_config(config, model_dir)
+        check_weight_shapes(config, model_dir)
+        kwargs.setdefault("local_files_only", True)
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # a checkpoint loads quietly, as the rest of Tempo's output
+        try:
+            model = super().from_pretrained(str(model_dir), *args, config=config, **kwargs)
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
+        round_weights_as_released(model, model_dir)
+        return model
+
+
+AutoConfig.register(MODEL_TYPE, TempoConfig)
+AutoModelForCausalLM.register(TempoConfig, TempoForCausalLM)
+# Kept for code written against the earlier name (the network is the Hugging Face model now).
+TempoNetwork = TempoForCausalLM
+
+
+def read_tempo_config(model_dir: Path) -> TempoConfig:
+    """config.json of a Tempo checkpoint as a TempoConfig; CheckpointError for anything else."""
+    raw = read_checkpoint_config(model_dir).to_dict()  # checks model_type and the mm_* keys
+    raw.pop("model_type", None)
+    try:
+        return TempoConfig.from_dict(raw)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{model_dir / CONFIG_FILE} is not a Qwen3 causal-LM config ({exc}).") from exc
+
+
+def attach_base_svlm_config(config: TempoConfig, model_dir: Path) -> Path:
+    """Read the base Qwen3-VL config that `mm_vision_tower_aux_list` names into `config.svlm_config`."""
+    base_dir = resolve_base_svlm(config.base_svlm, model_dir)
+    if not isinstance(config.svlm_config, Qwen3VLConfig):
+        try:
+            config.svlm_config = Qwen3VLConfig.from_dict(read_json(base_dir / CONFIG_FILE, "base SVLM"))
+        except (TypeError, ValueError, KeyError) as exc:
+            raise CheckpointError(f"{base_dir / CONFIG_FILE} is not a Qwen3-VL config ({exc}).") from exc
+    return base_dir
+
+
+def check_weight_shapes(config: TempoConfig, model_dir: Path) -> None:
+    """Refuse missing weights or shapes that disagree with the config, in one sentence, before loading
+    (read from the safetensors headers; the model is built on the meta device, no memory)."""
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in TempoForCausalLM(config).state_dict().items()}
+    if config.tie_word_embeddings:
+        expected.pop("lm_head.weight", None)
+    found: dict[str, tuple[int, ...]] = {}
+    for f in weight_files(model_dir):
+        try:
+            with safe_open(str(f), framework="pt") as handle:
+                for key in handle.keys():  # noqa: SIM118 (safe_open has no __iter__)
+                    found[key] = tuple(handle.get_slice(key).get_shape())
+        except Exception as exc:  # safetensors raises its own error types for truncated/corrupt files
+            raise CheckpointError(f"cannot read weights {f}: {exc}") from exc
+    missing = [k for k in expected if k not in found]
+    if missing:
+        raise CheckpointError(
+            f"{model_dir} is missing {len(missing)} weight(s) its config.json requires, e.g. '{missing[0]}'."
+        )
+    for key, shape in expected.items():
+        if found[key] != shape:
+            raise CheckpointError(
+                f"{model_dir}: weight '{key}' has shape {found[key]} but config.json implies {shape}."
+            )
+
+
+def round_weights_as_released(model: TempoForCausalLM, model_dir: Path) -> None:
+    """Give every loaded weight the value the release computes with (`release_weight_values`).
+
+    In place when the model's dtype holds the stored values exactly; re-read from the file (one tensor
+    at a time) when the load narrowed them (a float32 file in a bfloat16 model), since rounding twice
+    (float32 → bfloat16, then float16) is not the release's float32 → float16 → bfloat16.
+    """
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for f in weight_files(model_dir):
+            with safe_open(str(f), framework="pt") as handle:
+                for key in handle.keys():  # noqa: SIM118
+                    param = params.get(key)
+                    if param is None or not param.is_floating_point() or param.device.type == "meta":
+                        continue
+                    stored = _SAFETENSORS_BITS.get(handle.get_slice(key).get_dtype(), 0)
+                    source = handle.get_tensor(key) if stored > param.element_size() * 8 else param.data
+                    param.data.copy_(release_weight_values(source))
+    if model.dtype == torch.bfloat16:
+        round_buffers_as_released(model)
+
+
+_SAFETENSORS_BITS = {"F64": 64, "F32": 32, "BF16": 16, "F16": 16}
 
 
 @dataclass
@@ -203,7 +349,7 @@ class TempoModel:
 
     def __init__(
         self,
-        network: TempoNetwork,
+        network: TempoForCausalLM,
         *,
         checkpoint_config: TempoCheckpointConfig,
         tokenizer: TextTokenizer,
@@ -247,33 +393,16 @@ class TempoModel:
         dt = pick_dtype(dtype if dtype is not None else config.dtype, dev)
         model_dir = resolve_model_dir(path_or_id)
         ckpt = read_checkpoint_config(model_dir)
-        base_dir = resolve_base_svlm(ckpt.base_svlm, model_dir)
-        try:
-            svlm_config = Qwen3VLConfig.from_dict(read_json(base_dir / CONFIG_FILE, "base SVLM"))
-        except (TypeError, ValueError, KeyError) as exc:
-            raise CheckpointError(f"{base_dir / CONFIG_FILE} is not a Qwen3-VL config ({exc}).") from exc
-        attn = attention_implementation(dev)
-        svlm_config._attn_implementation = attn
-        svlm_config.text_config._attn_implementation = attn
-        svlm_config.vision_config._attn_implementation = attn
-
-        # Parameters are created directly on the device in the target dtype; rotary `inv_freq` buffers stay
-        # float32 as transformers computes them (a later `.to(dtype)` would round them to bfloat16).
-        with _no_init(), torch.device(dev), default_dtype(dt):
-            network = TempoNetwork(ckpt, svlm_config)
-        state = load_weights(model_dir)
-        for key in state:  # one tensor at a time, so the file's copy is freed as each is replaced
-            state[key] = release_weight_values(state[key])
-        if (
-            network.llm_config.tie_word_embeddings
-            and "lm_head.weight" not in state
-            and "model.embed_tokens.weight" in state
-        ):
-            state["lm_head.weight"] = state["model.embed_tokens.weight"]
-        check_and_load_state(network, state, model_dir)
-        del state
-        if dt == torch.bfloat16:
-            round_buffers_as_released(network)
+        llm_config = read_tempo_config(model_dir)
+        base_dir = attach_base_svlm_config(llm_config, model_dir)
+        svlm_config = llm_config.svlm_config
+        network = TempoForCausalLM.from_pretrained(
+            model_dir,
+            config=llm_config,
+            dtype=dt,
+            device_map=None if dev.type == "cpu" else {"": str(dev)},
+            attn_implementation=attention_implementation(dev),
+        )
         network.eval()
 
         tokenizer = TextTokenizer.from_dir(model_dir)
@@ -443,7 +572,22 @@ class TempoModel:
         )
         return embeds, stats
 
-    @torch.inference_mode()
+    def generation_config(self, max_new_tokens: int, temperature: float) -> GenerationConfig:
+        """Greedy (or sampled when temperature > 0) decoding that stops on the checkpoint's eos ids
+        (generation_config.json, else config.json) or `<|im_end|>`, the release's stop string."""
+        stop = list(self.generation.stop_ids)
+        sampled = temperature > 0
+        return GenerationConfig(
+            max_new_tokens=max_new_tokens,
+            do_sample=sampled,
+            temperature=temperature if sampled else None,
+            top_k=0 if sampled else None,  # plain softmax sampling at `temperature`
+            top_p=1.0 if sampled else None,
+            eos_token_id=stop,
+            pad_token_id=stop[0],
+            bos_token_id=None,
+        )
+
     def generate_ids(
         self,
         embeds: torch.Tensor,
@@ -451,31 +595,28 @@ class TempoModel:
         max_new_tokens: int,
         temperature: float = 0.0,
         seed: int | None = None,
-    ) -> Iterator[int]:
-        """Token ids from (1, L, H) prompt embeddings with a KV cache.
-
-        Stops at the checkpoint's end-of-sequence ids (generation_config.json, else config.json) or
-        `<|im_end|>`, the release's stop string; greedy unless temperature > 0.
-        """
-        stop = set(self.generation.stop_ids)
-        gen = None
+        streamer: TextIteratorStreamer | None = None,
+    ) -> list[int]:
+        """New token ids from (1, L, H) prompt embeddings, through transformers' `generate` (KV cache,
+        stop ids of `generation_config`); the stop id itself is not returned. `seed` makes sampling
+        repeatable (it seeds torch's global generator, as `generate` samples from it)."""
+        if max_new_tokens <= 0:
+            if streamer is not None:
+                streamer.end()
+            return []
         if temperature > 0:
-            gen = torch.Generator(device=self.device)
-            gen.manual_seed(0 if seed is None else seed)
-        cache = DynamicCache(config=self.network.llm_config)
-        out = self.network.model(inputs_embeds=embeds, cache=cache, use_cache=True)
-        for _ in range(max_new_tokens):
-            logits = self.network.lm_head(out.last_hidden_state[:, -1]).float()  # (1, V)
-            if temperature > 0:
-                probs = torch.softmax(logits / temperature, dim=-1)
-                next_id = int(torch.multinomial(probs, 1, generator=gen).item())
-            else:
-                next_id = int(logits.argmax(dim=-1).item())
-            if next_id in stop:
-                return
-            yield next_id
-            step = self.network.model.embed_tokens(torch.tensor([[next_id]], device=self.device))
-            out = self.network.model(inputs_embeds=step, cache=out.cache, use_cache=True)
+            torch.manual_seed(0 if seed is None else seed)
+        mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)  # (1, L)
+        with torch.inference_mode():
+            out = self.network.generate(
+                inputs_embeds=embeds,
+                attention_mask=mask,
+                generation_config=self.generation_config(max_new_tokens, temperature),
+                streamer=streamer,
+            )  # (1, new): only the generated ids when the prompt is given as embeddings
+        ids = out[0].tolist()
+        stop = set(self.generation.stop_ids)
+        return ids[: next((i for i, t in enumerate(ids) if t in stop), len(ids))]
 
     def answer(
         self,
@@ -536,20 +677,37 @@ class TempoModel:
         """Yield new text as tokens arrive; append (full text, stats) to `result` at the end."""
         with torch.inference_mode():
             embeds, stats = self.build_answer_embeddings(question, memory)
-        ids: list[int] = []
+        # `generate` runs in a thread and hands text to the streamer as tokens arrive (skip_prompt: the
+        # prompt is embeddings, so the first `put` is an empty id tensor).
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, timeout=None)  # type: ignore[arg-type]
+        done: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                done["ids"] = self.generate_ids(
+                    embeds,
+                    max_new_tokens=self.config.max_new_tokens if max_new_tokens is None else max_new_tokens,
+                    temperature=self.config.temperature if temperature is None else temperature,
+                    streamer=streamer,
+                )
+            except BaseException as exc:  # re-raised in the caller's thread
+                done["error"] = exc
+                streamer.end()
+
+        worker = threading.Thread(target=run, name="tempo-generate", daemon=True)
+        worker.start()
+        raw = ""
         sent = ""  # the answer is stripped as the release strips it: pieces never carry edge whitespace
-        for tid in self.generate_ids(
-            embeds,
-            max_new_tokens=self.config.max_new_tokens if max_new_tokens is None else max_new_tokens,
-            temperature=self.config.temperature if temperature is None else temperature,
-        ):
-            ids.append(tid)
-            text = self.tokenizer.decode(ids).strip()
-            # Hold back while a multi-byte character is incomplete (decoding ends in U+FFFD); pieces only
-            # ever extend what was already sent.
-            if not text.endswith("\ufffd") and len(text) > len(sent) and text.startswith(sent):
+        for chunk in streamer:
+            raw += chunk
+            text = raw.strip()
+            if len(text) > len(sent) and text.startswith(sent):
                 yield text[len(sent) :]
                 sent = text
+        worker.join()
+        if "error" in done:
+            raise done["error"]
+        ids: list[int] = done["ids"]
         final = self.tokenizer.decode(ids).strip()
         if len(final) > len(sent) and final.startswith(sent):
             yield final[len(sent) :]
@@ -582,7 +740,7 @@ def release_weight_values(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.to(torch.float16).to(torch.bfloat16)
 
 
-def round_buffers_as_released(network: TempoNetwork) -> None:
+def round_buffers_as_released(network: TempoForCausalLM) -> None:
     """Floating buffers (rotary frequencies) as the release's casts leave them on a bfloat16 model:
     the SVLM's went through float16 (`vision_tower_aux.to(dtype=float16)`), everything then to bfloat16."""
     compressor_buffers = {id(b) for b in network.compressor.buffers()}
@@ -605,7 +763,7 @@ class AnswerStats:
 
 
 def write_checkpoint(
-    network: TempoNetwork,
+    network: TempoForCausalLM,
     config: TempoCheckpointConfig,
     directory: str | Path,
     *,
