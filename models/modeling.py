@@ -320,8 +320,21 @@ def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.d
         raise ValueError(f"dtype must be float32, bfloat16 or float16, not {dtype!r}") from None
 
 
-def attention_implementation(device: torch.device) -> str:
-    if device.type == "cuda" and importlib.util.find_spec("flash_attn") is not None:
+def flash_attn_imports() -> bool:
+    """Whether `flash_attn` (the `gpu` extra; `pip install flash-attn --no-build-isolation`) imports:
+    an install whose CUDA build does not match torch is found but fails to import."""
+    if importlib.util.find_spec("flash_attn") is None:
+        return False
+    try:
+        importlib.import_module("flash_attn")
+    except Exception:  # ImportError, or an OSError/RuntimeError from a mismatched CUDA build
+        return False
+    return True
+
+
+def attention_implementation(device: torch.device, *, flash_available: Callable[[], bool] = flash_attn_imports) -> str:
+    """"flash_attention_2" on a CUDA device when flash-attn imports, else "sdpa" (torch's own)."""
+    if device.type == "cuda" and flash_available():
         return "flash_attention_2"
     return "sdpa"
 
