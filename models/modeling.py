@@ -1,279 +1,80 @@
 """The Tempo model: SVLM compressor + relevance head → ATA → projector + time tags → global Qwen3 LLM.
 
-`TempoForCausalLM` (a Hugging Face causal LM, `AutoModelForCausalLM` for model_type "tempo_qwen") holds
-the weights under exactly the released key names; `TempoModel` adds what a checkpoint directory carries
-besides weights (tokenizers, processor, the base SVLM's Yes/No rows)
-and offers the two steps the rest of Tempo calls:
+`TempoModel.from_pretrained(path_or_id)` loads a checkpoint directory: the network
+(`tempo.models.network.TempoForCausalLM`, a Hugging Face model under the released key names) on the
+chosen device, dtype and attention kernel, plus what the directory carries besides weights
+(tokenizers, processor, the base SVLM's Yes/No rows, generation defaults). It offers the two steps
+the rest of Tempo calls:
 
-- `compress(segments, query)` → relevance scores (n,) and memory tokens (n, M, D);
+- `compress(segments, query)` → relevance scores (n,) and memory tokens (n, M, D) (here);
 - `answer(question, memory)` → text, from (centre time, kept memory tokens) pairs in timeline
-  order, however they were obtained (fresh query-aware pass or tokens stored in Redis).
+  order, however they were obtained (fresh query-aware pass or tokens stored in Redis)
+  (`tempo.models.answer.GlobalLLM`, which `TempoModel` extends).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import importlib.util
-import json
 import logging
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from safetensors import safe_open
-from tempo.errors import DeviceUnavailableError, QuestionTooLongError
+from tempo.errors import DeviceUnavailableError
+from tempo.models.answer import AnswerStats, GenerationDefaults, GlobalLLM
 from tempo.models.checkpoint import (
-    CONFIG_FILE,
     CheckpointError,
-    copy_aux_files,
     load_rows,
     read_checkpoint_config,
-    read_json,
-    resolve_base_svlm,
     resolve_model_dir,
-    save_weights,
-    weight_files,
 )
 from tempo.models.compressor import (
     CompressorInputs,
-    TempoCompressor,
     build_compressor_inputs,
     relevance_scores,
     sample_clock,
 )
-from tempo.models.config import (
-    CONTEXT_MARGIN,
-    MODEL_TYPE,
-    PROJECTOR_TYPE,
-    TempoCheckpointConfig,
-    TempoInferenceConfig,
+from tempo.models.config import TempoCheckpointConfig, TempoInferenceConfig
+from tempo.models.network import (
+    TempoConfig,
+    TempoForCausalLM,
+    attach_base_svlm_config,
+    read_tempo_config,
+    release_weight_values,
+    round_buffers_as_released,
+    write_checkpoint,
 )
 from tempo.models.processor import SegmentVideoProcessor, VideoProcessorConfig
-from tempo.models.text import IM_END, TextTokenizer, llm_prompt_parts, time_tag
+from tempo.models.text import TextTokenizer
 from tempo.streaming.segment import Segment
-from torch import nn
 from tqdm import tqdm
-from transformers import (
-    AutoConfig,
-    AutoModelForCausalLM,
-    GenerationConfig,
-    Qwen3Config,
-    Qwen3ForCausalLM,
-    Qwen3Model,
-    Qwen3VLConfig,
-    TextIteratorStreamer,
-)
-from transformers.utils import logging as hf_logging
+from transformers import Qwen3VLConfig
 
 log = logging.getLogger(__name__)
 
-COMPRESSOR_PREFIX = "model.vision_tower_aux_list.0."
-
-
-class TempoConfig(Qwen3Config):
-    """config.json of a Tempo checkpoint (model_type "tempo_qwen"): a Qwen3 causal-LM config plus the
-    release's mm_* keys. `svlm_config` (the base Qwen3-VL config) is not stored: `from_pretrained`
-    reads it from the directory `mm_vision_tower_aux_list` names, as the release's builder does."""
-
-    model_type = MODEL_TYPE
-    mm_vision_tower_aux_list: list | str | None = None  # [hub id or directory of the base Qwen3-VL]
-    num_compression_tokens: int = 128  # M: memory tokens per segment
-    mm_projector_type: str = PROJECTOR_TYPE
-    mm_hidden_size: int = 2048  # D: the SVLM hidden size
-    svlm_config: Qwen3VLConfig | dict | None = None
-
-    def __post_init__(self, **kwargs: Any) -> None:
-        super().__post_init__(**kwargs)
-        # The release forces `rope_scaling = None` on the global LLM (TempoQwenForCausalLM.__init__): plain
-        # RoPE with the config's base, whatever scaling the config names.
-        theta = (self.rope_parameters or {}).get("rope_theta", getattr(self, "rope_theta", None))
-        self.rope_parameters = {"rope_type": "default", "rope_theta": theta}
-        if isinstance(self.svlm_config, dict):
-            self.svlm_config = Qwen3VLConfig.from_dict(self.svlm_config)
-
-    @property
-    def base_svlm(self) -> str:
-        towers = self.mm_vision_tower_aux_list
-        return str(towers[0] if isinstance(towers, list | tuple) else towers)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        out.pop("svlm_config", None)  # lives in the base SVLM's directory
-        # transformers 4.57 (the release) reads the RoPE base from the legacy keys.
-        out["rope_theta"] = self.rope_parameters["rope_theta"]
-        out["rope_scaling"] = None
-        return out
-
-    def to_checkpoint_config(self) -> TempoCheckpointConfig:
-        """The same fields as the project's plain-dict view (what `tempo model tiny` writes)."""
-        return TempoCheckpointConfig.from_dict(self.to_dict())
-
-
-class TempoForCausalLM(Qwen3ForCausalLM):
-    """All weights, named as in the released checkpoint (DESIGN §2); a Hugging Face causal LM.
-
-    model.embed_tokens / layers / norm and lm_head: the global Qwen3 LM (forward and `generate` are
-    Qwen3ForCausalLM's); model.vision_tower_aux_list.0: the compressor (Qwen3-VL without LM head +
-    compression_tokens); model.mm_projector.0 / .2: Linear(D → H), GELU, Linear(H → H).
-
-    `AutoModelForCausalLM.from_pretrained(DIR)` loads a checkpoint in the released layout (dtype,
-    device_map, attn_implementation as usual) with the release's weight rounding.
-    """
-
-    config_class = TempoConfig
-    _no_split_modules: ClassVar[list[str]] = ["Qwen3DecoderLayer", "TempoCompressor"]
-
-    def __init__(self, config: TempoConfig) -> None:
-        # Qwen3PreTrainedModel.__init__: the submodules are built here, then post_init() once.
-        super(Qwen3ForCausalLM, self).__init__(config)
-        if config.mm_projector_type != PROJECTOR_TYPE:
-            raise CheckpointError(
-                f"mm_projector_type {config.mm_projector_type!r} is not supported (only {PROJECTOR_TYPE!r})."
-            )
-        svlm_config = config.svlm_config
-        if not isinstance(svlm_config, Qwen3VLConfig):
-            raise CheckpointError(
-                "a Tempo model needs its base SVLM's config: load it with from_pretrained, which reads "
-                "the directory mm_vision_tower_aux_list names."
-            )
-        attn = config._attn_implementation or "sdpa"
-        for sub in (svlm_config, svlm_config.text_config, svlm_config.vision_config):
-            sub._attn_implementation = attn
-        hidden = config.hidden_size
-        svlm_hidden = svlm_config.text_config.hidden_size
-        if config.mm_hidden_size != svlm_hidden:
-            raise CheckpointError(
-                f"config.json says mm_hidden_size={config.mm_hidden_size} "
-                f"but the base SVLM's hidden size is {svlm_hidden}."
-            )
-        self.model = Qwen3Model(config)
-        self.model.vision_tower_aux_list = nn.ModuleList([TempoCompressor(svlm_config, config.num_compression_tokens)])
-        self.model.mm_projector = nn.Sequential(nn.Linear(svlm_hidden, hidden), nn.GELU(), nn.Linear(hidden, hidden))
-        self.vocab_size = config.vocab_size
-        self.lm_head = nn.Linear(hidden, config.vocab_size, bias=False)
-        self.post_init()
-
-    @property
-    def llm_config(self) -> TempoConfig:
-        return self.config
-
-    @property
-    def compressor(self) -> TempoCompressor:
-        return self.model.vision_tower_aux_list[0]
-
-    def project(self, memory: torch.Tensor) -> torch.Tensor:
-        """(k, D) memory tokens → (k, H) LLM input embeddings."""
-        return self.model.mm_projector(memory)
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, *args: Any, **kwargs: Any) -> TempoForCausalLM:
-        """A checkpoint in the released layout, from a directory or a hub id already on disk (never
-        downloads). The base SVLM config comes from `mm_vision_tower_aux_list`; weights take the values
-        the release computes with (float16 load, then bfloat16; `release_weight_values`)."""
-        model_dir = resolve_model_dir(pretrained_model_name_or_path)
-        config = kwargs.pop("config", None)
-        if isinstance(config, str | Path):
-            config = read_tempo_config(resolve_model_dir(config))
-        if not isinstance(config, TempoConfig):
-            config = read_tempo_config(model_dir)
-        attach_base_svlm_config(config, model_dir)
-        check_weight_shapes(config, model_dir)
-        kwargs.setdefault("local_files_only", True)
-        bars = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()  # a checkpoint loads quietly, as the rest of Tempo's output
-        try:
-            model = super().from_pretrained(str(model_dir), *args, config=config, **kwargs)
-        finally:
-            if bars:
-                hf_logging.enable_progress_bar()
-        round_weights_as_released(model, model_dir)
-        return model
-
-
-AutoConfig.register(MODEL_TYPE, TempoConfig)
-AutoModelForCausalLM.register(TempoConfig, TempoForCausalLM)
-# Kept for code written against the earlier name (the network is the Hugging Face model now).
-TempoNetwork = TempoForCausalLM
-
-
-def read_tempo_config(model_dir: Path) -> TempoConfig:
-    """config.json of a Tempo checkpoint as a TempoConfig; CheckpointError for anything else."""
-    raw = read_checkpoint_config(model_dir).to_dict()  # checks model_type and the mm_* keys
-    raw.pop("model_type", None)
-    try:
-        return TempoConfig.from_dict(raw)
-    except (TypeError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"{model_dir / CONFIG_FILE} is not a Qwen3 causal-LM config ({exc}).") from exc
-
-
-def attach_base_svlm_config(config: TempoConfig, model_dir: Path) -> Path:
-    """Read the base Qwen3-VL config that `mm_vision_tower_aux_list` names into `config.svlm_config`."""
-    base_dir = resolve_base_svlm(config.base_svlm, model_dir)
-    if not isinstance(config.svlm_config, Qwen3VLConfig):
-        try:
-            config.svlm_config = Qwen3VLConfig.from_dict(read_json(base_dir / CONFIG_FILE, "base SVLM"))
-        except (TypeError, ValueError, KeyError) as exc:
-            raise CheckpointError(f"{base_dir / CONFIG_FILE} is not a Qwen3-VL config ({exc}).") from exc
-    return base_dir
-
-
-def check_weight_shapes(config: TempoConfig, model_dir: Path) -> None:
-    """Refuse missing weights or shapes that disagree with the config, in one sentence, before loading
-    (read from the safetensors headers; the model is built on the meta device, no memory)."""
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in TempoForCausalLM(config).state_dict().items()}
-    if config.tie_word_embeddings:
-        expected.pop("lm_head.weight", None)
-    found: dict[str, tuple[int, ...]] = {}
-    for f in weight_files(model_dir):
-        try:
-            with safe_open(str(f), framework="pt") as handle:
-                for key in handle.keys():  # noqa: SIM118 (safe_open has no __iter__)
-                    found[key] = tuple(handle.get_slice(key).get_shape())
-        except Exception as exc:  # safetensors raises its own error types for truncated/corrupt files
-            raise CheckpointError(f"cannot read weights {f}: {exc}") from exc
-    missing = [k for k in expected if k not in found]
-    if missing:
-        raise CheckpointError(
-            f"{model_dir} is missing {len(missing)} weight(s) its config.json requires, e.g. '{missing[0]}'."
-        )
-    for key, shape in expected.items():
-        if found[key] != shape:
-            raise CheckpointError(
-                f"{model_dir}: weight '{key}' has shape {found[key]} but config.json implies {shape}."
-            )
-
-
-def round_weights_as_released(model: TempoForCausalLM, model_dir: Path) -> None:
-    """Give every loaded weight the value the release computes with (`release_weight_values`).
-
-    In place when the model's dtype holds the stored values exactly; re-read from the file (one tensor
-    at a time) when the load narrowed them (a float32 file in a bfloat16 model), since rounding twice
-    (float32 → bfloat16, then float16) is not the release's float32 → float16 → bfloat16.
-    """
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for f in weight_files(model_dir):
-            with safe_open(str(f), framework="pt") as handle:
-                for key in handle.keys():  # noqa: SIM118
-                    param = params.get(key)
-                    if param is None or not param.is_floating_point() or param.device.type == "meta":
-                        continue
-                    stored = _SAFETENSORS_BITS.get(handle.get_slice(key).get_dtype(), 0)
-                    source = handle.get_tensor(key) if stored > param.element_size() * 8 else param.data
-                    param.data.copy_(release_weight_values(source))
-    if model.dtype == torch.bfloat16:
-        round_buffers_as_released(model)
-
-
-_SAFETENSORS_BITS = {"F64": 64, "F32": 32, "BF16": 16, "F16": 16}
+# Names that lived here before the split, still importable from this module.
+__all__ = [
+    "AnswerStats",
+    "GenerationDefaults",
+    "RelevanceHead",
+    "TempoConfig",
+    "TempoForCausalLM",
+    "TempoModel",
+    "attention_implementation",
+    "load_relevance_head",
+    "pick_device",
+    "pick_dtype",
+    "release_weight_values",
+    "round_buffers_as_released",
+    "segment_centre_time",
+    "write_checkpoint",
+]
 
 
 @dataclass
@@ -357,8 +158,9 @@ def segment_centre_time(segment: Segment, window: int) -> float:
     return centre_time(sample_clock(segment), window, segment.sample_fps)
 
 
-class TempoModel:
-    """A loaded Tempo checkpoint. Build it with `TempoModel.from_pretrained(path_or_id)`."""
+class TempoModel(GlobalLLM):
+    """A loaded Tempo checkpoint: the compressor pass here, the answer side from `GlobalLLM`.
+    Build it with `TempoModel.from_pretrained(path_or_id)`."""
 
     def __init__(
         self,
@@ -376,19 +178,16 @@ class TempoModel:
         dtype: torch.dtype,
         generation: GenerationDefaults | None = None,
     ) -> None:
-        self.network = network
+        super().__init__(
+            network, tokenizer=tokenizer, config=config, device=device, dtype=dtype, generation=generation
+        )
         self.checkpoint_config = checkpoint_config
-        self.tokenizer = tokenizer
         self.svlm_tokenizer = svlm_tokenizer
         self.processor = processor
         self.relevance = relevance
         self.model_dir = model_dir
         self.base_dir = base_dir
-        self.config = config
-        self.device = device
-        self.dtype = dtype
         self._yes_minus_no = relevance.direction.to(device)
-        self.generation = generation or GenerationDefaults((tokenizer.token_id(IM_END),))
 
     # ------------------------------------------------------------------ loading / saving
     @classmethod
@@ -456,11 +255,6 @@ class TempoModel:
         """M: memory tokens per segment."""
         return self.network.compressor.num_tokens
 
-    @property
-    def memory_dim(self) -> int:
-        """D: width of a memory token (the SVLM hidden size)."""
-        return int(self.network.compressor.compression_tokens.shape[-1])
-
     def centre_time(self, segment: Segment) -> float:
         return segment_centre_time(segment, self.config.window)
 
@@ -521,280 +315,6 @@ class TempoModel:
         return scores, memory
 
     # ------------------------------------------------------------------ global LLM
-    def _embed_ids(self, ids: list[int]) -> torch.Tensor:
-        return self.network.model.embed_tokens(torch.tensor(ids, dtype=torch.long, device=self.device))
-
-    def check_question_fits(self, question: str) -> int:
-        """Tokens of the LLM context left for video once `question` is in the prompt.
-
-        Raises QuestionTooLongError when not even one segment (its time tag and one memory token)
-        would fit. Entry points call it before the expensive SVLM passes; the prompt builder applies
-        the same rule, so no path answers from a question with the video cut to nothing.
-        """
-        before, after = llm_prompt_parts(question)
-        return self._visual_room(len(self.tokenizer.encode(before)) + len(self.tokenizer.encode(after)))
-
-    def _visual_room(self, text_tokens: int) -> int:
-        room = self.config.context_limit - text_tokens - CONTEXT_MARGIN
-        one_segment = len(self.tokenizer.encode(time_tag(0.0))) + 1
-        if room < one_segment:
-            raise QuestionTooLongError(self.config.context_limit)
-        return room
-
-    def build_answer_embeddings(
-        self, question: str, memory: Sequence[tuple[float, torch.Tensor]]
-    ) -> tuple[torch.Tensor, AnswerStats]:
-        """The prompt as LLM input embeddings (1, L, H): ChatML text with `<image>` replaced by
-        [time tag + projected kept tokens] per segment, the visual part cut at the end to fit the context."""
-        before, after = llm_prompt_parts(question)
-        ids_before = self.tokenizer.encode(before)
-        ids_after = self.tokenizer.encode(after)
-        room = self._visual_room(len(ids_before) + len(ids_after))
-        for _, tokens in memory:
-            if tokens.ndim != 2 or tokens.shape[-1] != self.memory_dim:
-                raise ValueError(f"memory tokens must be (k, {self.memory_dim}), got {tuple(tokens.shape)}")
-        # One embedding lookup for all time tags and one projector call for all kept tokens (a long
-        # timeline has thousands of segments), then interleaved: [tag_1, tokens_1, tag_2, tokens_2, ...].
-        tag_ids = [self.tokenizer.encode(time_tag(centre)) for centre, _ in memory]
-        sizes = [int(tokens.shape[0]) for _, tokens in memory]
-        memory_tokens = sum(sizes)
-        pieces: list[torch.Tensor] = []
-        if memory:
-            tags = self._embed_ids([i for ids in tag_ids for i in ids]).split([len(ids) for ids in tag_ids])
-            kept = torch.cat([tokens.to(self.device, self.dtype) for _, tokens in memory])  # (Σk, D)
-            projected = self.network.project(kept).split(sizes)  # Σk × H, per segment
-            for tag, proj in zip(tags, projected, strict=True):
-                pieces += [tag, proj]
-        hidden = self.network.llm_config.hidden_size
-        visual = torch.cat(pieces, dim=0) if pieces else torch.zeros(0, hidden, device=self.device, dtype=self.dtype)
-        cut = max(0, visual.shape[0] - room)
-        if cut:
-            log.warning(
-                "visual context of %d tokens cut to %d to fit the %d-token limit",
-                visual.shape[0],
-                room,
-                self.config.context_limit,
-            )
-            visual = visual[:room]
-        embeds = torch.cat([self._embed_ids(ids_before), visual, self._embed_ids(ids_after)], dim=0)[None]
-        stats = AnswerStats(
-            prompt_tokens=int(embeds.shape[1]),
-            visual_tokens=int(visual.shape[0]),
-            memory_tokens=memory_tokens,
-            truncated_tokens=int(cut),
-        )
-        return embeds, stats
-
-    def generation_config(self, max_new_tokens: int, temperature: float) -> GenerationConfig:
-        """Greedy (or sampled when temperature > 0) decoding that stops on the checkpoint's eos ids
-        (generation_config.json, else config.json) or `<|im_end|>`, the release's stop string."""
-        stop = list(self.generation.stop_ids)
-        sampled = temperature > 0
-        return GenerationConfig(
-            max_new_tokens=max_new_tokens,
-            do_sample=sampled,
-            temperature=temperature if sampled else None,
-            top_k=0 if sampled else None,  # plain softmax sampling at `temperature`
-            top_p=1.0 if sampled else None,
-            eos_token_id=stop,
-            pad_token_id=stop[0],
-            bos_token_id=None,
-        )
-
-    def generate_ids(
-        self,
-        embeds: torch.Tensor,
-        *,
-        max_new_tokens: int,
-        temperature: float = 0.0,
-        seed: int | None = None,
-        streamer: TextIteratorStreamer | None = None,
-    ) -> list[int]:
-        """New token ids from (1, L, H) prompt embeddings, through transformers' `generate` (KV cache,
-        stop ids of `generation_config`); the stop id itself is not returned. `seed` makes sampling
-        repeatable (it seeds torch's global generator, as `generate` samples from it)."""
-        if max_new_tokens <= 0:
-            if streamer is not None:
-                streamer.end()
-            return []
-        if temperature > 0:
-            torch.manual_seed(0 if seed is None else seed)
-        mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)  # (1, L)
-        with torch.inference_mode():
-            out = self.network.generate(
-                inputs_embeds=embeds,
-                attention_mask=mask,
-                generation_config=self.generation_config(max_new_tokens, temperature),
-                streamer=streamer,
-            )  # (1, new): only the generated ids when the prompt is given as embeddings
-        ids = out[0].tolist()
-        stop = set(self.generation.stop_ids)
-        return ids[: next((i for i, t in enumerate(ids) if t in stop), len(ids))]
-
-    def answer(
-        self,
-        question: str,
-        memory: Sequence[tuple[float, torch.Tensor]],
-        *,
-        max_new_tokens: int | None = None,
-        temperature: float | None = None,
-        on_text: Callable[[str], None] | None = None,
-    ) -> str:
-        """Answer from per-segment (centre time seconds, kept memory tokens (k_i, D)) in timeline order.
-
-        Needs no compression: the tokens may come from a fresh query-aware pass or from storage.
-        `on_text` receives the answer as it is generated, in pieces that concatenate to the result.
-        """
-        return self.answer_with_stats(
-            question, memory, max_new_tokens=max_new_tokens, temperature=temperature, on_text=on_text
-        )[0]
-
-    def answer_with_stats(
-        self,
-        question: str,
-        memory: Sequence[tuple[float, torch.Tensor]],
-        *,
-        max_new_tokens: int | None = None,
-        temperature: float | None = None,
-        on_text: Callable[[str], None] | None = None,
-    ) -> tuple[str, AnswerStats]:
-        """`answer`, also returning prompt sizes and generation time."""
-        t0 = time.perf_counter()
-        result: list[tuple[str, AnswerStats]] = []
-        for piece in self._answer_pieces(question, memory, max_new_tokens, temperature, result):
-            if on_text is not None:
-                on_text(piece)
-        text, stats = result[0]
-        stats.seconds = time.perf_counter() - t0
-        return text, stats
-
-    def stream_answer(
-        self,
-        question: str,
-        memory: Sequence[tuple[float, torch.Tensor]],
-        *,
-        max_new_tokens: int | None = None,
-        temperature: float | None = None,
-    ) -> Iterator[str]:
-        """`answer` as an iterator of text pieces, yielded as they are generated."""
-        yield from self._answer_pieces(question, memory, max_new_tokens, temperature, [])
-
-    def _answer_pieces(
-        self,
-        question: str,
-        memory: Sequence[tuple[float, torch.Tensor]],
-        max_new_tokens: int | None,
-        temperature: float | None,
-        result: list[tuple[str, AnswerStats]],
-    ) -> Iterator[str]:
-        """Yield new text as tokens arrive; append (full text, stats) to `result` at the end."""
-        with torch.inference_mode():
-            embeds, stats = self.build_answer_embeddings(question, memory)
-        # `generate` runs in a thread and hands text to the streamer as tokens arrive (skip_prompt: the
-        # prompt is embeddings, so the first `put` is an empty id tensor).
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, timeout=None)  # type: ignore[arg-type]
-        done: dict[str, Any] = {}
-
-        def run() -> None:
-            try:
-                done["ids"] = self.generate_ids(
-                    embeds,
-                    max_new_tokens=self.config.max_new_tokens if max_new_tokens is None else max_new_tokens,
-                    temperature=self.config.temperature if temperature is None else temperature,
-                    streamer=streamer,
-                )
-            except BaseException as exc:  # re-raised in the caller's thread
-                done["error"] = exc
-                streamer.end()
-
-        worker = threading.Thread(target=run, name="tempo-generate", daemon=True)
-        worker.start()
-        raw = ""
-        sent = ""  # the answer is stripped as the release strips it: pieces never carry edge whitespace
-        for chunk in streamer:
-            raw += chunk
-            text = raw.strip()
-            if len(text) > len(sent) and text.startswith(sent):
-                yield text[len(sent) :]
-                sent = text
-        worker.join()
-        if "error" in done:
-            raise done["error"]
-        ids: list[int] = done["ids"]
-        final = self.tokenizer.decode(ids).strip()
-        if len(final) > len(sent) and final.startswith(sent):
-            yield final[len(sent) :]
-        stats.generated_tokens = len(ids)
-        result.append((final, stats))
-
-
-@dataclass(frozen=True)
-class GenerationDefaults:
-    """What the checkpoint's generation_config.json says about decoding, as the release's `generate` uses it."""
-
-    stop_ids: tuple[int, ...]  # its eos ids plus <|im_end|> (the release's stop string)
-
-    @classmethod
-    def from_dirs(cls, model_dir: Path, llm_config: Qwen3Config, tokenizer: TextTokenizer) -> GenerationDefaults:
-        """eos ids from generation_config.json when present, else from config.json (as transformers does)."""
-        path = model_dir / "generation_config.json"
-        eos = read_json(path, "checkpoint").get("eos_token_id") if path.is_file() else llm_config.eos_token_id
-        ids = [eos] if isinstance(eos, int) else list(eos or [])
-        im_end = tokenizer.token_id(IM_END)
-        return cls(tuple(dict.fromkeys([*(int(i) for i in ids), im_end])))
-
-
-def release_weight_values(tensor: torch.Tensor) -> torch.Tensor:
-    """A weight as the release computes with it: loaded as float16, then cast to bfloat16 (builder.py,
-    infer.py). A bfloat16 tensor, whose values a float32 parameter also holds exactly (the CPU path
-    computes in float32 with them); integer tensors pass unchanged."""
-    if not tensor.is_floating_point():
-        return tensor
-    return tensor.to(torch.float16).to(torch.bfloat16)
-
-
-def round_buffers_as_released(network: TempoForCausalLM) -> None:
-    """Floating buffers (rotary frequencies) as the release's casts leave them on a bfloat16 model:
-    the SVLM's went through float16 (`vision_tower_aux.to(dtype=float16)`), everything then to bfloat16."""
-    compressor_buffers = {id(b) for b in network.compressor.buffers()}
-    for module in network.modules():
-        for name, buf in list(module.named_buffers(recurse=False)):
-            if buf is None or not buf.is_floating_point():
-                continue
-            value = buf.to(torch.float16) if id(buf) in compressor_buffers else buf
-            module._buffers[name] = value.to(torch.bfloat16)
-
-
-@dataclass
-class AnswerStats:
-    prompt_tokens: int  # LLM input length (text + visual)
-    visual_tokens: int  # time tags + memory tokens after the context guard
-    memory_tokens: int  # kept memory tokens given (before the guard)
-    truncated_tokens: int  # visual embeddings cut by the context guard
-    generated_tokens: int = 0
-    seconds: float = 0.0
-
-
-def write_checkpoint(
-    network: TempoForCausalLM,
-    config: TempoCheckpointConfig,
-    directory: str | Path,
-    *,
-    aux_source: Path | None = None,
-) -> Path:
-    """config.json + safetensors (+ tokenizer/processor files from `aux_source`) in the released layout."""
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-    raw = config.to_dict()
-    (out / CONFIG_FILE).write_text(json.dumps(raw, indent=2, sort_keys=True) + "\n")
-    state = dict(network.state_dict())
-    if network.llm_config.tie_word_embeddings:
-        state.pop("lm_head.weight", None)  # tied: the embedding table is the head
-    save_weights(state, out)
-    if aux_source is not None:
-        copy_aux_files(aux_source, out)
-    return out
-
 
 def has_processor_config(directory: Path) -> bool:
     return (directory / "video_preprocessor_config.json").is_file() or (

@@ -32,7 +32,7 @@ from tempo.models.config import (
     LLM_SYSTEM_PROMPT,
     TempoCheckpointConfig,
 )
-from tempo.models.modeling import TempoConfig, TempoForCausalLM, write_checkpoint
+from tempo.models.network import TempoConfig, TempoForCausalLM, write_checkpoint
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import Qwen3Config, Qwen3VLConfig, Qwen3VLForConditionalGeneration
 

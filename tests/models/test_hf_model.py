@@ -10,7 +10,8 @@ import pytest
 import torch
 from safetensors import safe_open
 from tempo.models import TempoModel
-from tempo.models.modeling import TempoConfig, TempoForCausalLM, attention_implementation
+from tempo.models.modeling import attention_implementation
+from tempo.models.network import TempoConfig, TempoForCausalLM
 from tempo.tools.cli import main
 from transformers import AutoConfig, AutoModelForCausalLM, TextIteratorStreamer
 
