@@ -67,6 +67,7 @@ __all__ = [
     "TempoForCausalLM",
     "TempoModel",
     "attention_implementation",
+    "device_map_for",
     "load_relevance_head",
     "pick_device",
     "pick_dtype",
@@ -140,13 +141,15 @@ def attention_implementation(device: torch.device, *, flash_available: Callable[
     return "sdpa"
 
 
-T = TypeVar("T", float, np.ndarray)
-
-
-def centre_time(start: T, window: int, fps: float) -> T:
-    """Time tag t of a segment (seconds; a float or an array): the time of its first sample plus half
-    a nominal window. The one centre-time rule (the model's time tags, recall's plans)."""
-    return start + window / (2.0 * fps)
+def device_map_for(device: torch.device, *, accelerate_available: Callable[[], bool] | None = None) -> dict | None:
+    """`device_map` for transformers' from_pretrained: weights loaded straight onto an accelerator
+    when `accelerate` (the `gpu` extra) is installed, which transformers needs for it; else None
+    (loaded on the CPU, then moved)."""
+    if accelerate_available is None:
+        accelerate_available = lambda: importlib.util.find_spec("accelerate") is not None  # noqa: E731
+    if device.type == "cpu" or not accelerate_available():
+        return None
+    return {"": str(device)}
 
 
 def segment_centre_time(segment: Segment, window: int) -> float:
@@ -212,10 +215,10 @@ class TempoModel(GlobalLLM):
             model_dir,
             config=llm_config,
             dtype=dt,
-            device_map=None if dev.type == "cpu" else {"": str(dev)},
+            device_map=device_map_for(dev),
             attn_implementation=attention_implementation(dev),
         )
-        network.eval()
+        network.to(dev).eval()  # a no-op when device_map already placed it
 
         tokenizer = TextTokenizer.from_dir(model_dir)
         svlm_tokenizer = TextTokenizer.from_dir(base_dir)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors import safe_open
 from tempo.models import TempoModel
-from tempo.models.modeling import attention_implementation
+from tempo.models.modeling import attention_implementation, device_map_for
 from tempo.models.network import TempoConfig, TempoForCausalLM
 from tempo.tools.cli import main
 from transformers import AutoConfig, AutoModelForCausalLM, TextIteratorStreamer
@@ -127,3 +127,15 @@ def _flash_imports() -> bool:
     except Exception:
         return False
     return True
+
+
+@pytest.mark.parametrize(
+    ("device", "accelerate", "expected"),
+    [
+        ("cpu", True, None),
+        ("cuda:1", True, {"": "cuda:1"}),
+        ("cuda", False, None),  # loaded on the CPU, then moved: transformers' device_map needs accelerate
+    ],
+)
+def test_device_map_only_with_accelerate_off_the_cpu(device: str, accelerate: bool, expected: dict | None) -> None:
+    assert device_map_for(torch.device(device), accelerate_available=lambda: accelerate) == expected
