@@ -18,7 +18,6 @@ import contextlib
 import dataclasses
 import importlib
 import importlib.util
-import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -55,8 +54,6 @@ from tempo.models.text import TextTokenizer
 from tempo.streaming.segment import Segment
 from tqdm import tqdm
 from transformers import Qwen3VLConfig
-
-log = logging.getLogger(__name__)
 
 # Names that lived here before the split, still importable from this module.
 __all__ = [

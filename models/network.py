@@ -38,8 +38,6 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-COMPRESSOR_PREFIX = "model.vision_tower_aux_list.0."
-
 
 class TempoConfig(Qwen3Config):
     """config.json of a Tempo checkpoint (model_type "tempo_qwen"): a Qwen3 causal-LM config plus the
@@ -74,10 +72,6 @@ class TempoConfig(Qwen3Config):
         out["rope_theta"] = self.rope_parameters["rope_theta"]
         out["rope_scaling"] = None
         return out
-
-    def to_checkpoint_config(self) -> TempoCheckpointConfig:
-        """The same fields as the project's plain-dict view (what `tempo model tiny` writes)."""
-        return TempoCheckpointConfig.from_dict(self.to_dict())
 
 
 class TempoForCausalLM(Qwen3ForCausalLM):
@@ -163,8 +157,6 @@ class TempoForCausalLM(Qwen3ForCausalLM):
 
 AutoConfig.register(MODEL_TYPE, TempoConfig)
 AutoModelForCausalLM.register(TempoConfig, TempoForCausalLM)
-# Kept for code written against the earlier name (the network is the Hugging Face model now).
-TempoNetwork = TempoForCausalLM
 
 
 def read_tempo_config(model_dir: Path) -> TempoConfig:
