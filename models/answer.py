@@ -55,6 +55,33 @@ class GenerationDefaults:
 
 
 
+class AnswerStreamer(TextIteratorStreamer):
+    """`TextIteratorStreamer` that hands over new text after every token, not at word ends (a client
+    sees the answer grow token by token); only an incomplete multi-byte character (decoded as U+FFFD)
+    waits for the next token. Batch size 1; the prompt (given as embeddings) is skipped."""
+
+    def __init__(self, tokenizer: TextTokenizer) -> None:
+        super().__init__(tokenizer, skip_prompt=True, timeout=None)  # type: ignore[arg-type]
+
+    def put(self, value: torch.Tensor) -> None:
+        if value.ndim > 1:
+            value = value[0]
+        if self.skip_prompt and self.next_tokens_are_prompt:
+            self.next_tokens_are_prompt = False
+            return
+        self.token_cache.extend(value.tolist())
+        text = self.tokenizer.decode(self.token_cache, **self.decode_kwargs)
+        if text.endswith("\ufffd"):
+            return
+        printable = text[self.print_len :]
+        if text.endswith("\n"):  # a finished line: decode from here on, so each step stays short
+            self.token_cache, self.print_len = [], 0
+        else:
+            self.print_len = len(text)
+        if printable:
+            self.on_finalized_text(printable)
+
+
 class GlobalLLM:
     """The global Qwen3 LLM of a loaded checkpoint, with its tokenizer and decoding defaults."""
 
@@ -249,9 +276,8 @@ class GlobalLLM:
         """Yield new text as tokens arrive; append (full text, stats) to `result` at the end."""
         with torch.inference_mode():
             embeds, stats = self.build_answer_embeddings(question, memory)
-        # `generate` runs in a thread and hands text to the streamer as tokens arrive (skip_prompt: the
-        # prompt is embeddings, so the first `put` is an empty id tensor).
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, timeout=None)  # type: ignore[arg-type]
+        # `generate` runs in a thread and hands text to the streamer as tokens arrive.
+        streamer = AnswerStreamer(self.tokenizer)
         done: dict[str, Any] = {}
 
         def run() -> None:

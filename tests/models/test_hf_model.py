@@ -93,6 +93,21 @@ def test_streamer_gives_the_same_text_as_the_answer(tiny_model: TempoModel) -> N
     assert tiny_model.answer("What is it?", [(2.0, memory[0][:8])], max_new_tokens=16) == streamed.strip()
 
 
+def test_answer_text_arrives_token_by_token(tiny_model: TempoModel) -> None:
+    from tempo.models.answer import AnswerStreamer
+
+    _, memory = tiny_model.compress([make_segment(0)], "dog")
+    embeds, _ = tiny_model.build_answer_embeddings("What is it?", [(2.0, memory[0][:8])])
+    streamer = AnswerStreamer(tiny_model.tokenizer)
+    ids = tiny_model.generate_ids(embeds, max_new_tokens=12, streamer=streamer)
+    pieces = list(streamer)
+    assert "".join(pieces) == tiny_model.tokenizer.decode(ids)
+    # One piece per token that decodes to whole characters by itself; a token holding part of a
+    # multi-byte character (U+FFFD alone) waits for the next one.
+    whole = [i for i in ids if tiny_model.tokenizer.decode([i]) and "\ufffd" not in tiny_model.tokenizer.decode([i])]
+    assert len([p for p in pieces if p]) >= len(whole) - 1 and len(pieces) > 2
+
+
 def test_sampling_with_a_seed_repeats(tiny_model: TempoModel) -> None:
     _, memory = tiny_model.compress([make_segment(0)], "dog")
     embeds, _ = tiny_model.build_answer_embeddings("What?", [(2.0, memory[0][:8])])
