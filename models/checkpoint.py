@@ -15,7 +15,6 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
-from tempo.errors import TempoError
 from tempo.models.config import MODEL_TYPE, TempoCheckpointConfig
 from tempo.models.errors import CheckpointError, ModelNotAvailableError
 

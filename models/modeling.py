@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from tempo.models.answer import AnswerStats, GenerationDefaults, GlobalLLM
 from tempo.models.checkpoint import (
     CheckpointError,
     load_rows,
+    looks_like_hub_id,
     read_checkpoint_config,
     resolve_model_dir,
 )
@@ -64,6 +66,7 @@ __all__ = [
     "TempoForCausalLM",
     "TempoModel",
     "attention_implementation",
+    "centre_time",
     "device_map_for",
     "load_relevance_head",
     "pick_device",
@@ -147,6 +150,15 @@ def device_map_for(device: torch.device, *, accelerate_available: Callable[[], b
     if device.type == "cpu" or not accelerate_available():
         return None
     return {"": str(device)}
+
+
+T = TypeVar("T", float, np.ndarray)
+
+
+def centre_time(start: T, window: int, fps: float) -> T:
+    """Time tag t of a segment (seconds; a float or an array): the time of its first sample plus half
+    a nominal window. The one centre-time rule (the model's time tags, recall's plans)."""
+    return start + window / (2.0 * fps)
 
 
 def segment_centre_time(segment: Segment, window: int) -> float:

@@ -33,6 +33,7 @@ from tempo.models.config import (
     TempoCheckpointConfig,
 )
 from tempo.models.network import TempoConfig, TempoForCausalLM, write_checkpoint
+from tempo.models.text import time_tag
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import Qwen3Config, Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
