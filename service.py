@@ -21,6 +21,7 @@ from tempo.errors import TempoError
 from tempo.memory.anchors import AnchorCache
 from tempo.memory.index import SearchHit, SegmentIndex
 from tempo.memory.ingest import IngestReport, ingest
+from tempo.memory.proxy import ProxySettings
 from tempo.memory.recall import MemoryAskResult, QueryCache, answer_from_memory
 from tempo.memory.records import RetentionPolicy
 from tempo.memory.store import RedisMemoryStore, StreamInfo
@@ -111,6 +112,7 @@ class TempoService:
         progress: bool = True,
         max_segments: int | None = None,
         batch_size: int | None = None,
+        proxy: ProxySettings | None = None,
     ) -> IngestReport:
         """Decode → generic pass → embed → commit, resuming the stream; the index is brought up to date."""
         RedisMemoryStore.check_name(stream)
@@ -134,6 +136,7 @@ class TempoService:
                 progress=progress,
                 max_segments=max_segments,
                 batch_size=batch_size,
+                proxy=proxy,
             )
         finally:
             # Whatever was committed (also on Ctrl-C or an error) gets indexed and snapshotted.

@@ -21,12 +21,13 @@ from typing import Any
 
 import numpy as np
 from tempo.errors import TempoError
-from tempo.memory.proxy import ProxySettings
+from tempo.memory.proxy import ProxySettings, is_live_source
 from tempo.memory.records import RetentionPolicy, SegmentRecord, StreamSettings
 from tempo.memory.store import RedisMemoryStore, StreamInfo
 from tempo.models.config import GENERIC_QUERY
 from tempo.models.embedder import SegmentEmbedder
 from tempo.models.modeling import TempoModel
+from tempo.models.processor import SegmentVideoProcessor
 from tempo.streaming import IngestStats, SamplingConfig, Segment, iter_segments
 from tempo.streaming.segment import SourceInfo
 from tqdm import tqdm
@@ -163,6 +164,7 @@ class _Writer(threading.Thread):
         store: RedisMemoryStore | None,
         settings: StreamSettings,
         proxy: ProxySettings | None,
+        processor: SegmentVideoProcessor,
         last: int,
         on_commit: Callable[[list[SegmentRecord]], None] | None,
         depth: int = 4,
@@ -171,6 +173,7 @@ class _Writer(threading.Thread):
         self.store = store
         self.settings = settings
         self.proxy = proxy
+        self.processor = processor  # the compressor's: proxies keep the frames it was fed
         self.on_commit = on_commit
         self.inbox: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self.last = last  # the stream's last committed index
@@ -201,7 +204,12 @@ class _Writer(threading.Thread):
             try:
                 records = [
                     SegmentRecord.from_segment(
-                        s, memory[i], embeddings[i], stored_tokens=self.settings.stored_tokens, proxy=self.proxy
+                        s,
+                        memory[i],
+                        embeddings[i],
+                        stored_tokens=self.settings.stored_tokens,
+                        proxy=self.proxy,
+                        processor=self.processor,
                     )
                     for i, s in enumerate(batch)
                 ]
@@ -250,6 +258,8 @@ def ingest(
     """Ingest `source` into `stream`, resuming after the stream's last committed segment.
 
     `commit=False` runs decoding and the model only: no records, no Redis (to measure what storage costs).
+    `proxy` (live sources): how proxy clips are encoded; None keeps what the stream recorded when it
+    was created, else the defaults. The settings a new stream starts with are recorded in its settings.
     `max_segments` stops after that many segments (tests, previews). KeyboardInterrupt stops
     cleanly: the report says `interrupted` and everything committed stays committed.
     """
@@ -261,6 +271,10 @@ def ingest(
     # Opening the source first gives a clear error for a bad path/URL before anything is written.
     probe = iter_segments(source, stream_id=stream, config=sampling, start_segment=0)
     source_info: SourceInfo = probe.info
+    if is_live_source(source_info.to_dict()):
+        settings = dataclasses.replace(
+            settings, extra={**settings.extra, "proxy": (proxy or ProxySettings()).to_dict()}
+        )
     info: StreamInfo | None = None
     start_index = 0
     live_offset = (0, 0.0)
@@ -274,6 +288,7 @@ def ingest(
                 "use another stream name for another source"
             )
         start_index = info.next_index
+        proxy = proxy or ProxySettings.from_dict(info.settings.extra.get("proxy"))
         if source_info.live and info.end is not None:
             live_offset = (info.next_index, float(info.end))
     if start_index and not source_info.live:
@@ -298,6 +313,7 @@ def ingest(
         store if commit else None,
         settings,
         proxy,
+        model.processor,
         info.committed if info is not None else -1,
         on_commit if commit else None,
     )

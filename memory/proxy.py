@@ -1,109 +1,235 @@
-"""Proxy clips: the sampled frames of a live segment kept as a small H.264 clip for recompression.
+"""Proxy clips: the frames the compressor saw for a live segment, kept as a small H.264 clip.
 
-A live source cannot be re-read, so to recompress a segment for a new question we keep its sampled
-frames (8 at 2 fps by default) as a tiny video: downscaled so the longer edge is at most
-`max_side` px (even sides), encoded with libx264 at a high CRF in one GOP (the later frames are
-P-frames, nearly free on a fixed camera). The bytes are a 16-byte header + a raw Annex-B H.264
-stream (no container: nothing to spend on boxes). Decoding scales back to the segment's own frame
-size, so callers get (T, H, W, 3) uint8 of the original shape; detail lost to the downscale is the
-price of ~30 KiB per 4 s segment (see bench/storage.py).
+A live source cannot be re-read, so to recompress a segment for a new question we keep exactly the
+frames the compressor was fed at ingest: the sampled frames after the compressor's own resize
+(`compressor_frames`; 512×256 for a 16:9 source with the released model's chain), never a
+downscaled copy. They are encoded with libx264 (yuv420p, one GOP: the later frames are P-frames,
+nearly free on a fixed camera) at a constant quality, the CRF, and decode back at that very size, so
+recompression from a proxy differs from ingest only by the codec.
+
+Quality. `ProxySettings.crf` (`tempo ingest --proxy-quality`) is x264's constant-quality target;
+the default, 30, was chosen with bench/proxy.py: the lowest CRF whose bytes keep a 16:9 camera
+within the 48 KiB segment cap with room to spare, and above the luma PSNR targets (≥ 40 dB on a test
+pattern, ≥ 37 dB on mandelbrot's fine detail; README "Proxy clips"). A busy scene that would exceed
+`max_bytes` is re-encoded at a coarser CRF, stepping to the CRF x264's rate model predicts to fit
+(the rate roughly halves per +6 CRF), so one or two re-encodes suffice. The CRF a clip ends at is in
+its header (`proxy_info`): quality is recorded per segment.
+
+Format. The bytes are a 16-byte header + a raw Annex-B H.264 stream (no container: nothing to spend
+on boxes):
+
+    magic (4 bytes) | T | H | W | coded h | coded w | crf      (uint16 each, little-endian)
+
+- `TPX2` (this version): H × W is the size of the stored frames, which decode to exactly that
+  size; coded h × w is H × W rounded up to even sides (yuv420p), padded by repeating the edge.
+- `TPX1` (streams ingested before): the clip was downscaled to a 256-px longer edge and decodes by
+  scaling back up to H × W, the segment's sampled frame size. Still decoded, unchanged.
+
+Tiers. A proxy is self-describing bytes: its header says how many frames of what size it holds and
+at what quality, and nothing else in the segment's record is needed to decode it. Moving proxies to
+a cold tier (disk or object storage, the scale-out issue) therefore only changes where those bytes
+are fetched from; `memory.recall.load_segments` is the one reader (`decode_proxy`).
 """
 
 from __future__ import annotations
 
+import math
 import struct
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
 
-_MAGIC = b"TPX1"
-_HEADER = struct.Struct("<4sHHHHHH")  # magic, T, H, W, proxy h, proxy w, crf
+if TYPE_CHECKING:  # the model stack is imported lazily: `tempo streams` must not wait for torch
+    from tempo.models.processor import SegmentVideoProcessor
+
+_MAGIC_V1 = b"TPX1"
+_MAGIC = b"TPX2"
+_HEADER = struct.Struct("<4sHHHHHH")  # magic, T, H, W, coded h, coded w, crf
+MAX_CRF = 51  # libx264's coarsest
+# Streams ingested before TPX2 (and before proxy settings were recorded) used these.
+LEGACY_SETTINGS: dict[str, Any] = {"format": 1, "max_side": 256, "crf": 32, "max_bytes": 24_000}
 
 
 @dataclass(frozen=True)
 class ProxySettings:
-    """How proxies are encoded. Defaults meet the 64 MiB per video-hour storage target."""
+    """How proxies are encoded (see the module doc for how the defaults were chosen)."""
 
-    max_side: int = 256  # px, longer edge of the proxy
-    crf: int = 32  # libx264 constant rate factor (0 = lossless … 51 = worst)
+    crf: int = 30  # libx264 constant rate factor: 0 = lossless … 51 = coarsest
     preset: str = "medium"
-    # A busy scene (foliage in wind, crowds, rain) can cost several times a calm one. Above this
-    # many bytes the clip is re-encoded at CRF +4 (up to twice), so a stream-hour stays within
-    # its storage budget (900 segments × 24 KB ≈ 21 MiB of proxies). None: no cap.
-    max_bytes: int | None = 24_000
+    # Per 8-frame segment. A clip above it is re-encoded coarser (its header records the CRF it
+    # ended at). 48 KiB × 900 segments = 42 MiB per video-hour at worst. None: no cap.
+    max_bytes: int | None = 48 * 1024
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.crf <= MAX_CRF:
+            raise ValueError(f"proxy quality (CRF) must be an integer from 0 to {MAX_CRF}, got {self.crf}")
+        if self.max_bytes is not None and self.max_bytes < 1:
+            raise ValueError(f"proxy byte cap must be positive, got {self.max_bytes}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """As recorded in a stream's settings (`tempo streams --json`)."""
+        return {"format": 2, "size": "compressor input", **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> ProxySettings | None:
+        """The settings a stream recorded; None when it recorded none or an older format."""
+        if not data or data.get("format") != 2:
+            return None
+        return cls(crf=int(data["crf"]), preset=str(data["preset"]), max_bytes=data.get("max_bytes"))
 
 
-def _proxy_size(height: int, width: int, max_side: int) -> tuple[int, int]:
-    scale = min(1.0, max_side / max(height, width))
-    # yuv420p needs even sides.
-    h = max(2, round(height * scale / 2) * 2)
-    w = max(2, round(width * scale / 2) * 2)
-    return h, w
+def stream_proxy_settings(source: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a stream's `tempo streams --json` entry says about its proxies: None for a file source
+    (its segments are re-read from the file), the recorded settings, else the pre-TPX2 defaults."""
+    if not is_live_source(source):
+        return None
+    recorded = (extra or {}).get("proxy")
+    return dict(recorded) if recorded else dict(LEGACY_SETTINGS)
 
 
-def encode_proxy(frames: np.ndarray, settings: ProxySettings | None = None) -> bytes:
-    """(T, H, W, 3) uint8 RGB → proxy clip bytes (at most `settings.max_bytes` when reachable)."""
+def is_live_source(source: dict[str, Any]) -> bool:
+    """Whether a source's segments need proxies: it is live, or cannot be re-read (not a file)."""
+    return bool(source.get("live")) or source.get("kind") != "file"
+
+
+def compressor_frames(frames: np.ndarray, processor: SegmentVideoProcessor) -> np.ndarray:
+    """(T, H, W, 3) uint8 sampled frames → (T, h, w, 3) uint8: what the compressor is fed for them.
+
+    The one place the proxy asks the model how it resizes (models.processor): its size rule and its
+    kernel (bicubic, antialiased), so a proxy holds the compressor's own input.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    c = processor.config
+    t, height, width = frames.shape[:3]
+    # A one-frame window is padded to the temporal patch by repeating it: same size rule.
+    h, w = processor.output_size(max(t, c.temporal_patch_size), height, width)
+    if not c.do_resize or (h, w) == (height, width):
+        return frames
+    chw = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # (T, 3, H, W)
+    out = F.interpolate(chw, size=[h, w], mode="bicubic", align_corners=False, antialias=True)
+    return out.permute(0, 2, 3, 1).contiguous().numpy()  # (T, h, w, 3)
+
+
+def encode_proxy(
+    frames: np.ndarray,
+    settings: ProxySettings | None = None,
+    *,
+    processor: SegmentVideoProcessor | None = None,
+) -> bytes:
+    """(T, H, W, 3) uint8 RGB → proxy clip bytes (TPX2), at most `settings.max_bytes` when reachable.
+
+    With `processor` (the compressor's), the clip holds `compressor_frames(frames, processor)`;
+    without, the frames as given (already the compressor's input).
+    """
     settings = settings or ProxySettings()
     frames = np.ascontiguousarray(frames, dtype=np.uint8)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
         raise ValueError(f"frames must be (T, H, W, 3) with T ≥ 1, got shape {frames.shape}")
+    if processor is not None:
+        frames = compressor_frames(frames, processor)
     crf = settings.crf
-    clip = _encode(frames, settings, crf)
-    for _ in range(2):
-        if settings.max_bytes is None or len(clip) <= settings.max_bytes or crf >= 51:
+    clip = _encode(frames, crf, settings.preset)
+    cap = settings.max_bytes
+    for _ in range(4):
+        if cap is None or len(clip) <= cap or crf >= MAX_CRF:
             break
-        crf = min(51, crf + 4)
-        clip = _encode(frames, settings, crf)
+        # x264's rate roughly halves per +6 CRF: step to the CRF predicted to fit (busy content
+        # usually shrinks faster than that, so the prediction rarely overshoots by much).
+        crf = min(MAX_CRF, crf + max(1, math.ceil(6 * math.log2(len(clip) / cap))))
+        clip = _encode(frames, crf, settings.preset)
     return clip
 
 
-def _encode(frames: np.ndarray, settings: ProxySettings, crf: int) -> bytes:
+def _encode(frames: np.ndarray, crf: int, preset: str) -> bytes:
     t, height, width, _ = frames.shape
-    ph, pw = _proxy_size(height, width, settings.max_side)
+    ch, cw = height + height % 2, width + width % 2  # yuv420p needs even sides
+    if (ch, cw) != (height, width):
+        frames = np.pad(frames, ((0, 0), (0, ch - height), (0, cw - width), (0, 0)), mode="edge")
     codec = av.CodecContext.create("libx264", "w")
-    codec.width, codec.height, codec.pix_fmt = pw, ph, "yuv420p"
+    codec.width, codec.height, codec.pix_fmt = cw, ch, "yuv420p"
     codec.time_base = Fraction(1, 2)  # nominal; real times live in the segment metadata
     codec.gop_size = max(t, 1)
     codec.options = {
         "crf": str(crf),
-        "preset": settings.preset,
+        "preset": preset,
         "bf": "0",  # no B-frames: decode order = display order, no reordering delay
         "threads": "1",
         "x264-params": "log-level=none",
     }
     payload = bytearray()
     for i in range(t):
-        frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
-        frame = frame.reformat(width=pw, height=ph, format="yuv420p", interpolation="AREA")
+        frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24").reformat(format="yuv420p")
         frame.pts = i
         for packet in codec.encode(frame):
             payload += bytes(packet)
     for packet in codec.encode(None):
         payload += bytes(packet)
-    return _HEADER.pack(_MAGIC, t, height, width, ph, pw, crf) + bytes(payload)
+    return _HEADER.pack(_MAGIC, t, height, width, ch, cw, crf) + bytes(payload)
+
+
+@dataclass(frozen=True)
+class ProxyInfo:
+    """What a proxy's header says."""
+
+    version: int  # 1: downscaled (TPX1), 2: the compressor's frames (TPX2)
+    frames: int  # T
+    height: int  # px, of the decoded frames
+    width: int  # px
+    coded_height: int  # px, of the H.264 stream
+    coded_width: int  # px
+    crf: int  # the quality the clip was encoded at (after any re-encode for the byte cap)
+
+
+def proxy_info(data: bytes) -> ProxyInfo:
+    """The header of a proxy clip (either version); ValueError when `data` is not one."""
+    if len(data) < _HEADER.size:
+        raise ValueError("not a Tempo proxy clip")
+    magic, t, height, width, ch, cw, crf = _HEADER.unpack_from(data)
+    if magic not in (_MAGIC, _MAGIC_V1):
+        raise ValueError("not a Tempo proxy clip")
+    return ProxyInfo(2 if magic == _MAGIC else 1, t, height, width, ch, cw, crf)
 
 
 def proxy_shape(data: bytes) -> tuple[int, int, int]:
     """(T, H, W) of the frames a proxy decodes to."""
-    magic, t, height, width, _, _, _ = _HEADER.unpack_from(data)
-    if magic != _MAGIC:
-        raise ValueError("not a Tempo proxy clip")
-    return t, height, width
+    info = proxy_info(data)
+    return info.frames, info.height, info.width
 
 
 def decode_proxy(data: bytes) -> np.ndarray:
-    """Proxy clip bytes → (T, H, W, 3) uint8 RGB at the segment's original frame size."""
-    t, height, width = proxy_shape(data)
+    """Proxy clip bytes → (T, H, W, 3) uint8 RGB: the stored frames (TPX2), or a TPX1 clip scaled
+    back up to its segment's frame size."""
+    info = proxy_info(data)
     codec = av.CodecContext.create("h264", "r")
     out: list[np.ndarray] = []
     # parse(None) flushes the parser's last buffered packet; the trailing None flushes the decoder.
     packets = [*codec.parse(data[_HEADER.size :]), *codec.parse(None), None]
     for packet in packets:
         for frame in codec.decode(packet):
-            rgb = frame.reformat(width=width, height=height, format="rgb24", interpolation="BILINEAR")
-            out.append(rgb.to_ndarray())
-    if len(out) != t:
-        raise ValueError(f"proxy clip decoded to {len(out)} frames, expected {t}")
-    return np.stack(out)  # (T, H, W, 3)
+            if info.version == 1:
+                rgb = frame.reformat(width=info.width, height=info.height, format="rgb24", interpolation="BILINEAR")
+                out.append(rgb.to_ndarray())
+            else:
+                out.append(frame.to_ndarray(format="rgb24")[: info.height, : info.width])
+    if len(out) != info.frames:
+        raise ValueError(f"proxy clip decoded to {len(out)} frames, expected {info.frames}")
+    return np.ascontiguousarray(np.stack(out))  # (T, H, W, 3)
+
+
+def luma(frames: np.ndarray) -> np.ndarray:
+    """(…, 3) uint8 RGB → (…) float64 luma Y = 0.299 R + 0.587 G + 0.114 B (BT.601, full range)."""
+    return np.asarray(frames, dtype=np.float64) @ np.array([0.299, 0.587, 0.114])
+
+
+def luma_psnr(reference: np.ndarray, test: np.ndarray) -> float:
+    """PSNR in dB of the luma of `test` against `reference` (same shape, uint8 RGB), from the MSE
+    over all frames and pixels (how codecs report it; RGB PSNR would be capped by 4:2:0 chroma)."""
+    if reference.shape != test.shape:
+        raise ValueError(f"shapes differ: {reference.shape} vs {test.shape}")
+    mse = float(np.mean((luma(reference) - luma(test)) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)

@@ -55,6 +55,7 @@ from tempo.memory.errors import (
     StreamSettingsMismatchError,
     UnknownStreamError,
 )
+from tempo.memory.proxy import stream_proxy_settings
 from tempo.memory.records import (
     FileReference,
     RetentionPolicy,
@@ -241,6 +242,7 @@ class StreamInfo:
             "start": self.start,
             "end": self.end,
             "bytes": self.bytes.total,
+            "proxy": stream_proxy_settings(self.source, self.settings.extra),  # None: a file is re-read
         }
 
 
