@@ -7,7 +7,7 @@ proxy setting is scored by what the compressor is fed when it recompresses from 
 
 - legacy (before TPX2): 256-px longer edge, CRF 32, 24 KB cap, scaled back up on decode and
   resized again by the compressor;
-- new: the compressor's own frames at CRF c (48 KiB cap), for the default and a few neighbours.
+- new: the compressor's own frames at CRF c (28 KiB cap), for the default and a few neighbours.
 
 Columns: luma PSNR (Y, BT.601, dB, MSE over the whole clip) and luma SSIM (Gaussian 11×11, σ = 1.5)
 against the reference, mean and max bytes per segment, MiB per video-hour (900 segments), and the

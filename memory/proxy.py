@@ -7,12 +7,14 @@ downscaled copy. They are encoded with libx264 (yuv420p, one GOP: the later fram
 nearly free on a fixed camera) at a constant quality, the CRF, and decode back at that very size, so
 recompression from a proxy differs from ingest only by the codec.
 
-Quality. `ProxySettings.crf` (`tempo ingest --proxy-quality`) is x264's constant-quality target;
-the default, 30, was chosen with bench/proxy.py: the lowest CRF whose bytes keep a 16:9 camera
-within the 48 KiB segment cap with room to spare, and above the luma PSNR targets (≥ 40 dB on a test
-pattern, ≥ 37 dB on mandelbrot's fine detail; README "Proxy clips"). A busy scene that would exceed
-`max_bytes` is re-encoded at a coarser CRF, stepping to the CRF x264's rate model predicts to fit
-(the rate roughly halves per +6 CRF), so one or two re-encodes suffice. The CRF a clip ends at is in
+Quality. `ProxySettings.crf` (`tempo ingest --proxy-quality`) is x264's constant-quality target.
+The default, 30, was chosen with bench/proxy.py (README "Proxy clips"): it is the finest CRF at
+which FFmpeg's test pattern, the most detailed noise-free content measured, stays under the byte cap
+on average (CRF 27 would not), and it clears the luma PSNR targets against the compressor's input
+(≥ 40 dB on the test pattern, ≥ 37 dB on mandelbrot) by 2 to 4 dB, where CRF 33 would leave
+0.6 dB. The cap, not the CRF, is what bounds storage: a busy scene that would exceed
+`max_bytes` is re-encoded at the finest coarser CRF that fits, found in a few encodes by a rate
+model (x264's rate roughly halves per +6 CRF; each encode refines the slope). The CRF a clip ends at is in
 its header (`proxy_info`): quality is recorded per segment.
 
 Format. The bytes are a 16-byte header + a raw Annex-B H.264 stream (no container: nothing to spend
@@ -59,9 +61,11 @@ class ProxySettings:
 
     crf: int = 30  # libx264 constant rate factor: 0 = lossless … 51 = coarsest
     preset: str = "medium"
-    # Per 8-frame segment. A clip above it is re-encoded coarser (its header records the CRF it
-    # ended at). 48 KiB × 900 segments = 42 MiB per video-hour at worst. None: no cap.
-    max_bytes: int | None = 48 * 1024
+    # Per 8-frame segment; a clip above it is re-encoded coarser (its header records the CRF it
+    # ended at). Sized so a live source stays within 64 MiB of Redis memory per video-hour whatever
+    # it shows: 900 segments × (33,312 token + 1,536 embedding + ~150 metadata + 28,672 proxy bytes)
+    # = 54.6 MiB of payload, ~63.7 MiB with Redis's allocation overhead (bench/storage.py). None: no cap.
+    max_bytes: int | None = 28 * 1024
 
     def __post_init__(self) -> None:
         if not 0 <= self.crf <= MAX_CRF:
@@ -132,17 +136,38 @@ def encode_proxy(
         raise ValueError(f"frames must be (T, H, W, 3) with T ≥ 1, got shape {frames.shape}")
     if processor is not None:
         frames = compressor_frames(frames, processor)
-    crf = settings.crf
-    clip = _encode(frames, crf, settings.preset)
+    clip = _encode(frames, settings.crf, settings.preset)
     cap = settings.max_bytes
+    if cap is None or len(clip) <= cap:
+        return clip
+    return _fit_under_cap(frames, settings.crf, len(clip), cap, settings.preset)
+
+
+def _fit_under_cap(frames: np.ndarray, crf: int, size: int, cap: int, preset: str) -> bytes:
+    """The finest CRF above `crf` (whose clip took `size` > `cap` bytes) that fits, in a few encodes.
+
+    Each guess steps to the CRF a rate model predicts to fit: x264's rate roughly halves per +6 CRF,
+    and each encode refines that slope (busy content often shrinks faster). Returns the coarsest
+    try (CRF 51 at worst) when nothing fits.
+    """
+    over = (crf, size)  # the coarsest CRF known to be too big, and its bytes
+    fit: tuple[int, bytes] | None = None  # the finest CRF known to fit, and its clip
+    per_halving = 6.0  # CRF steps per halving of the bytes
     for _ in range(4):
-        if cap is None or len(clip) <= cap or crf >= MAX_CRF:
-            break
-        # x264's rate roughly halves per +6 CRF: step to the CRF predicted to fit (busy content
-        # usually shrinks faster than that, so the prediction rarely overshoots by much).
-        crf = min(MAX_CRF, crf + max(1, math.ceil(6 * math.log2(len(clip) / cap))))
-        clip = _encode(frames, crf, settings.preset)
-    return clip
+        upper = fit[0] - 1 if fit is not None else MAX_CRF
+        guess = min(upper, over[0] + max(1, math.ceil(per_halving * math.log2(over[1] / cap))))
+        if guess <= over[0]:
+            break  # the finest fitting CRF is found: the one right above a known-too-big one
+        clip = _encode(frames, guess, preset)
+        if len(clip) < over[1]:
+            per_halving = (guess - over[0]) / math.log2(over[1] / len(clip))
+        if len(clip) <= cap:
+            fit = (guess, clip)
+        else:
+            over = (guess, len(clip))
+    if fit is not None:
+        return fit[1]
+    return clip if over[0] >= MAX_CRF else _encode(frames, MAX_CRF, preset)
 
 
 def _encode(frames: np.ndarray, crf: int, preset: str) -> bytes:

@@ -117,7 +117,7 @@ def test_default_proxies_meet_the_luma_psnr_target_within_the_byte_cap(clips, ki
     frames = clips[kind]
     fed = compressor_frames(frames, processor)
     clip = encode_proxy(frames, processor=processor)
-    assert len(clip) <= 48 * 1024
+    assert len(clip) <= CAP <= 48 * 1024  # the per-segment target
     assert luma_psnr(fed, decode_proxy(clip)) >= target_db
 
 
@@ -145,7 +145,10 @@ def test_a_tighter_cap_lowers_the_quality_only_as_far_as_needed() -> None:
     full = encode_proxy(noisy, ProxySettings(max_bytes=None))
     capped = encode_proxy(noisy, ProxySettings(max_bytes=len(full) // 2))
     assert len(capped) <= len(full) // 2
-    assert ProxySettings().crf < proxy_info(capped).crf < 51
+    crf = proxy_info(capped).crf
+    assert ProxySettings().crf < crf < 51
+    # The finest CRF that fits: one step finer would not.
+    assert len(encode_proxy(noisy, ProxySettings(crf=crf - 1, max_bytes=None))) > len(full) // 2
 
 
 @pytest.mark.parametrize("t", [1, 2, 8])
@@ -203,7 +206,7 @@ def test_streams_show_their_proxy_settings(store, records) -> None:
     store.create_stream("file", records.FILE_SOURCE, records.SETTINGS)
     shown = {s["name"]: s["proxy"] for s in (i.summary() for i in store.list_streams())}
     assert shown["cam-new"] == {"format": 2, "size": "compressor input", "crf": 26, "preset": "medium",
-                                "max_bytes": 48 * 1024}
+                                "max_bytes": CAP}
     assert shown["cam-old"] == LEGACY_SETTINGS and shown["file"] is None
     assert ProxySettings.from_dict(recorded) == ProxySettings(crf=26)
     assert stream_proxy_settings({"kind": "stdin", "live": False}, None) == LEGACY_SETTINGS
