@@ -2,7 +2,7 @@
 
 For each kind of content (FFmpeg sources, 1280×720, written to a file and read back through the
 product's own decode + 2 fps sampling), every 8-frame segment's *reference* is what the compressor is
-fed at ingest (`memory.proxy.compressor_frames` with the released model's processor budget); each
+fed at ingest (`memory.proxy.compressor_input` with the released model's processor budget); each
 proxy setting is scored by what the compressor is fed when it recompresses from the proxy:
 
 - legacy (before TPX2): 256-px longer edge, CRF 32, 24 KB cap, scaled back up on decode and
@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from tempo.memory.proxy import (
     ProxySettings,
-    compressor_frames,
+    compressor_input,
     decode_proxy,
     encode_proxy,
     luma,
@@ -141,7 +141,7 @@ def luma_ssim(reference: np.ndarray, test: np.ndarray) -> float:
 def score(settings_name: str, clips: list[bytes], references: list[np.ndarray],
           processor: SegmentVideoProcessor) -> dict[str, Any]:
     """PSNR/SSIM of what the compressor is fed from each proxy against the reference; bytes; CRFs."""
-    seen = [compressor_frames(decode_proxy(c), processor) for c in clips]
+    seen = [compressor_input(decode_proxy(c), processor) for c in clips]
     sizes = np.array([len(c) for c in clips])
     crfs = [proxy_info(c).crf for c in clips]
     return {
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         for kind in kinds:
             frames = sampled_segments(write_lavfi_video(Path(tmp) / f"{kind}.mp4", kind, seconds=args.seconds))
             originals[kind] = frames
-            references = [compressor_frames(f, processor) for f in frames]
+            references = [compressor_input(f, processor) for f in frames]
             rows = [score("legacy (256 px, CRF 32)", [legacy_proxy(f) for f in frames], references, processor)]
             for crf in crfs:
                 clips = [encode_proxy(f, ProxySettings(crf=crf), processor=processor) for f in frames]

@@ -2,7 +2,7 @@
 
 A live source cannot be re-read, so to recompress a segment for a new question we keep exactly the
 frames the compressor was fed at ingest: the sampled frames after the compressor's own resize
-(`compressor_frames`; 512×256 for a 16:9 source with the released model's chain), never a
+(`compressor_input`; 512×256 for a 16:9 source with the released model's chain), never a
 downscaled copy. They are encoded with libx264 (yuv420p, one GOP: the later frames are P-frames,
 nearly free on a fixed camera) at a constant quality, the CRF, and decode back at that very size, so
 recompression from a proxy differs from ingest only by the codec.
@@ -99,7 +99,7 @@ def is_live_source(source: dict[str, Any]) -> bool:
     return bool(source.get("live")) or source.get("kind") != "file"
 
 
-def compressor_frames(frames: np.ndarray, processor: SegmentVideoProcessor) -> np.ndarray:
+def compressor_input(frames: np.ndarray, processor: SegmentVideoProcessor) -> np.ndarray:
     """(T, H, W, 3) uint8 sampled frames → (T, h, w, 3) uint8: what the compressor is fed for them.
 
     The one place the proxy asks the model how it resizes (models.processor): its size rule and its
@@ -127,15 +127,21 @@ def encode_proxy(
 ) -> bytes:
     """(T, H, W, 3) uint8 RGB → proxy clip bytes (TPX2), at most `settings.max_bytes` when reachable.
 
-    With `processor` (the compressor's), the clip holds `compressor_frames(frames, processor)`;
-    without, the frames as given (already the compressor's input).
+    With `processor` (the compressor's), the clip holds `compressor_input(frames, processor)`, the
+    frames the compressor is fed; without, the frames as given.
     """
     settings = settings or ProxySettings()
     frames = np.ascontiguousarray(frames, dtype=np.uint8)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
         raise ValueError(f"frames must be (T, H, W, 3) with T ≥ 1, got shape {frames.shape}")
     if processor is not None:
-        frames = compressor_frames(frames, processor)
+        fed = compressor_input(frames, processor)
+        # Recompression feeds the decoded frames to the compressor, which resizes them again: keep its
+        # input where that is the identity (every usual camera size); otherwise (a resize chain that
+        # moves its own output, e.g. small sources) keep the sampled frames, which it resizes exactly
+        # as it did at ingest. Either way only the codec stands between ingest and recompression.
+        if fed.shape == frames.shape or compressor_input(fed, processor).shape == fed.shape:
+            frames = fed
     clip = _encode(frames, settings.crf, settings.preset)
     cap = settings.max_bytes
     if cap is None or len(clip) <= cap:

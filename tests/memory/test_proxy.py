@@ -15,7 +15,7 @@ from tempo.bench.proxy import legacy_proxy, released_processor, sampled_segments
 from tempo.memory.proxy import (
     LEGACY_SETTINGS,
     ProxySettings,
-    compressor_frames,
+    compressor_input,
     decode_proxy,
     encode_proxy,
     luma_psnr,
@@ -25,7 +25,6 @@ from tempo.memory.proxy import (
 )
 from tempo.memory.records import SegmentRecord, StreamSettings
 from tempo.models import TempoModel
-from tempo.models.processor import SegmentVideoProcessor, VideoProcessorConfig
 from tempo.models.tiny import write_tiny_checkpoint
 from tempo.streaming.segment import Segment, SourceInfo
 from tempo.tools.cli import main
@@ -69,14 +68,11 @@ def test_a_proxy_decodes_to_exactly_the_frames_size_it_was_given() -> None:
     assert luma_psnr(frames, decoded) > 40
 
 
-def test_a_proxy_holds_the_frames_the_compressor_is_fed() -> None:
-    small = SegmentVideoProcessor(
-        VideoProcessorConfig.from_dict({"size": {"shortest_edge": 2048, "longest_edge": 8 * 64 * 64}})
-    )
-    frames = scene()  # 288 × 512: this budget resizes it
-    fed = compressor_frames(frames, small)
-    assert fed.shape[1:3] == small.output_size(8, 288, 512) != (288, 512)
-    decoded = decode_proxy(encode_proxy(frames, processor=small))
+def test_a_proxy_holds_the_frames_the_compressor_is_fed(tiny_model) -> None:
+    frames = scene(h=96, w=128)  # the compressor resizes these
+    fed = compressor_input(frames, tiny_model.processor)
+    assert fed.shape != frames.shape
+    decoded = decode_proxy(encode_proxy(frames, processor=tiny_model.processor))
     assert decoded.shape == fed.shape
     assert luma_psnr(fed, decoded) > 38  # only the codec between them
 
@@ -94,10 +90,10 @@ def test_recompressing_a_live_segment_from_its_proxy_sees_only_the_codec(tiny_mo
         segment, np.zeros((4, 64), np.float32), np.ones(8, np.float32), processor=tiny_model.processor
     )
     decoded = decode_proxy(record.proxy)
-    fed = compressor_frames(frames, tiny_model.processor)
+    fed = compressor_input(frames, tiny_model.processor)
     assert decoded.shape == fed.shape and luma_psnr(fed, decoded) > 35
-    # The compressor takes the proxy's frames as they are: the same size, no second resize.
-    assert tiny_model.processor.output_size(8, *decoded.shape[1:3]) == decoded.shape[1:3]
+    # The compressor takes the proxy's frames as they are: its resize leaves them unchanged.
+    assert np.array_equal(compressor_input(decoded, tiny_model.processor), decoded)
     from_proxy = Segment("cam", 0, 0.0, 4.0, times, decoded, LIVE, 2.0)
     s0, m0 = tiny_model.compress([segment], "Is there a red block?")
     s1, m1 = tiny_model.compress([from_proxy], "Is there a red block?")
@@ -115,7 +111,7 @@ def test_a_file_segment_keeps_a_reference_not_a_proxy() -> None:
 def test_default_proxies_meet_the_luma_psnr_target_within_the_byte_cap(clips, kind: str, target_db: float) -> None:
     processor = released_processor()
     frames = clips[kind]
-    fed = compressor_frames(frames, processor)
+    fed = compressor_input(frames, processor)
     clip = encode_proxy(frames, processor=processor)
     assert len(clip) <= CAP <= 48 * 1024  # the per-segment target
     assert luma_psnr(fed, decode_proxy(clip)) >= target_db
@@ -124,14 +120,14 @@ def test_default_proxies_meet_the_luma_psnr_target_within_the_byte_cap(clips, ki
 def test_default_proxies_are_much_closer_than_the_legacy_ones(clips) -> None:
     processor = released_processor()
     frames = clips["mandelbrot"]
-    fed = compressor_frames(frames, processor)
-    legacy = compressor_frames(decode_proxy(legacy_proxy(frames)), processor)
+    fed = compressor_input(frames, processor)
+    legacy = compressor_input(decode_proxy(legacy_proxy(frames)), processor)
     new = decode_proxy(encode_proxy(frames, processor=processor))
     assert luma_psnr(fed, new) > luma_psnr(fed, legacy) + 3
 
 
 def test_a_busy_segment_is_re_encoded_coarser_to_fit_the_byte_cap_and_records_its_crf(clips) -> None:
-    frames = compressor_frames(clips["cellauto"], released_processor())
+    frames = compressor_input(clips["cellauto"], released_processor())
     uncapped = encode_proxy(frames, ProxySettings(max_bytes=None))
     assert len(uncapped) > CAP  # busy: the default CRF alone would not fit
     capped = encode_proxy(frames)
