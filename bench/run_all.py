@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "compressor": ("compressor.py", ["--segments", "32", "--batch-sizes", "1,8"], []),
     "ingest_storage": ("ingest_storage.py", ["--duration", "60", "--repeats", "3"], []),
     "storage": ("storage.py", ["--hours", "0.25"], ["--hours", "1"]),
+    "proxy": ("proxy.py", ["--seconds", "4", "--crfs", "27,33"], ["--seconds", "16"]),
     "retrieval": ("retrieval.py", ["--scales", "1h,24h", "--questions", "30"], ["--scales", "1h,24h,30d"]),
     "conversation": ("conversation.py", ["--hours", "6"], ["--hours", "24"]),
     "serve": ("serve.py", ["--duration", "60", "--requests", "320"], ["--duration", "600", "--requests", "3200"]),
