@@ -48,15 +48,9 @@ from tempo.streaming import SamplingConfig, iter_segments
 KIB = 1024
 MIB = 1 << 20
 SEGMENTS_PER_HOUR = 900  # 4-s segments
-# The released model's Qwen3-VL video processor budget (Qwen3-VL-2B-Instruct's video_preprocessor_config).
-RELEASED_PROCESSOR = {
-    "size": {"shortest_edge": 4096, "longest_edge": 25165824},
-    "patch_size": 16,
-    "temporal_patch_size": 2,
-    "merge_size": 2,
-    "image_mean": [0.5, 0.5, 0.5],
-    "image_std": [0.5, 0.5, 0.5],
-}
+# The released model's Qwen3-VL video processor (Qwen3-VL-2B-Instruct's video_preprocessor_config: its
+# pixel budget; patch 16, merge 2, temporal patch 2 and mean/std 0.5 are the class defaults).
+RELEASED_PROCESSOR = {"size": {"shortest_edge": 4096, "longest_edge": 25165824}}
 # name → FFmpeg lavfi graph (WxH and rate filled in): a test pattern, fine fractal detail, and busy content.
 CONTENT = {
     "testsrc2": "testsrc2=size={w}x{h}:rate={r}",
