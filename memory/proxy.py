@@ -136,11 +136,11 @@ def encode_proxy(
         raise ValueError(f"frames must be (T, H, W, 3) with T ≥ 1, got shape {frames.shape}")
     if processor is not None:
         fed = compressor_input(frames, processor)
-        # Recompression feeds the decoded frames to the compressor, which resizes them again: keep its
-        # input where that is the identity (every usual camera size); otherwise (a resize chain that
-        # moves its own output, e.g. small sources) keep the sampled frames, which it resizes exactly
-        # as it did at ingest. Either way only the codec stands between ingest and recompression.
-        if fed.shape == frames.shape or compressor_input(fed, processor).shape == fed.shape:
+        # Recompression feeds the decoded frames to the compressor, which runs its resize chain on them
+        # again: keep its input where that is the identity (every usual camera size); otherwise (a
+        # chain that moves its own output, e.g. small or very wide sources) keep the sampled frames,
+        # which it resizes exactly as at ingest. Either way only the codec stands between the two.
+        if np.array_equal(compressor_input(fed, processor), fed):
             frames = fed
     clip = _encode(frames, settings.crf, settings.preset)
     cap = settings.max_bytes

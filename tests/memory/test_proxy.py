@@ -82,6 +82,18 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TempoModel:
     return TempoModel.from_pretrained(write_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "tempo-tiny"))
 
 
+@pytest.mark.parametrize("size", [(288, 512), (512, 288), (240, 320), (144, 176), (96, 512)])
+def test_the_compressor_fed_from_a_proxy_sees_what_it_saw_at_ingest(size: tuple[int, int]) -> None:
+    # Sampled frame sizes of common and awkward sources; where the compressor's resize would move its
+    # own output (small or very wide sources), the proxy keeps the sampled frames instead.
+    processor = released_processor()
+    frames = scene(h=size[0], w=size[1])
+    fed = compressor_input(frames, processor)
+    again = compressor_input(decode_proxy(encode_proxy(frames, processor=processor)), processor)
+    assert again.shape == fed.shape
+    assert luma_psnr(fed, again) > 38
+
+
 def test_recompressing_a_live_segment_from_its_proxy_sees_only_the_codec(tiny_model) -> None:
     frames = scene(h=96, w=128)
     times = np.arange(8) / 2.0

@@ -66,8 +66,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="CRF",
         help="live sources: quality of the proxy clips kept to recompress segments, as an x264 CRF "
         "(0 = lossless … 51 = coarsest; lower is closer to what the compressor saw, and bigger). "
-        "Default: what the stream was created with, else 30 (~41-42 dB luma PSNR on detailed content, ~21-27 KiB per 4-s segment); "
-        "a busy segment above 28 KiB is re-encoded coarser",
+        "Default: what the stream was created with, else 30 (~41-42 dB luma PSNR on detailed content, "
+        "~21-27 KiB per 4-s segment); a busy segment above 28 KiB is re-encoded coarser",
     )
     parser.add_argument("--json", action="store_true", help="print the ingest report as JSON")
     add_model_options(parser)
