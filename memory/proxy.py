@@ -2,7 +2,7 @@
 
 A live source cannot be re-read, so to recompress a segment for a new question we keep exactly the
 frames the compressor was fed at ingest: the sampled frames after the compressor's own resize
-(`compressor_input`; 512×256 for a 16:9 source with the released model's chain), never a
+(`compressor_input`; with the release's resize chain, 512×256 for a 16:9 source), never a
 downscaled copy. They are encoded with libx264 (yuv420p, one GOP: the later frames are P-frames,
 nearly free on a fixed camera) at a constant quality, the CRF, and decode back at that very size, so
 recompression from a proxy differs from ingest only by the codec.
@@ -14,8 +14,8 @@ on average (CRF 27 would not), and it clears the luma PSNR targets against the c
 (≥ 40 dB on the test pattern, ≥ 37 dB on mandelbrot) by 2 to 4 dB, where CRF 33 would leave
 0.6 dB. The cap, not the CRF, is what bounds storage: a busy scene that would exceed
 `max_bytes` is re-encoded at the finest coarser CRF that fits, found in a few encodes by a rate
-model (x264's rate roughly halves per +6 CRF; each encode refines the slope). The CRF a clip ends at is in
-its header (`proxy_info`): quality is recorded per segment.
+model (x264's rate roughly halves per +6 CRF; each encode refines the slope). The CRF a clip ends
+at is in its header (`proxy_info`): quality is recorded per segment.
 
 Format. The bytes are a 16-byte header + a raw Annex-B H.264 stream (no container: nothing to spend
 on boxes):
