@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
+from tempo.inputs import MAX_CRF  # libx264's coarsest CRF: one definition for the CLI and the codec
 
 if TYPE_CHECKING:  # the model stack is imported lazily: `tempo streams` must not wait for torch
     from tempo.models.processor import SegmentVideoProcessor
@@ -50,7 +51,6 @@ if TYPE_CHECKING:  # the model stack is imported lazily: `tempo streams` must no
 _MAGIC_V1 = b"TPX1"
 _MAGIC = b"TPX2"
 _HEADER = struct.Struct("<4sHHHHHH")  # magic, T, H, W, coded h, coded w, crf
-MAX_CRF = 51  # libx264's coarsest
 # Streams ingested before TPX2 (and before proxy settings were recorded) used these.
 LEGACY_SETTINGS: dict[str, Any] = {"format": 1, "max_side": 256, "crf": 32, "max_bytes": 24_000}
 

@@ -52,6 +52,7 @@ FLAG_TABLE: dict[str, frozenset[str]] = {
     "--max-new-tokens": NONE,
     "--port": NONE,
     "--seed": frozenset({"zero"}),
+    "--proxy-quality": frozenset({"zero"}),  # CRF 0 is lossless
     "--duration": NONE,
     # names with a pattern (letters, digits, . _ - and : for threads; starting with a letter or digit)
     "--stream": NAMES,

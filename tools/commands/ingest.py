@@ -61,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--proxy-quality",
-        type=int,
+        type=arg_type(inputs.ProxyQuality, "CRF"),
         default=None,
         metavar="CRF",
         help="live sources: quality of the proxy clips kept to recompress segments, as an x264 CRF "
