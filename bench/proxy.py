@@ -2,7 +2,7 @@
 
 For each kind of content (FFmpeg sources, 1280×720, written to a file and read back through the
 product's own decode + 2 fps sampling), every 8-frame segment's *reference* is what the compressor is
-fed at ingest (`memory.proxy.compressor_input` with the released model's processor budget); each
+fed at ingest (`memory.proxy.compressor_input` with the released model's processor); each
 proxy setting is scored by what the compressor is fed when it recompresses from the proxy:
 
 - legacy (before TPX2): 256-px longer edge, CRF 32, 24 KB cap, scaled back up on decode and
@@ -48,9 +48,6 @@ from tempo.streaming import SamplingConfig, iter_segments
 KIB = 1024
 MIB = 1 << 20
 SEGMENTS_PER_HOUR = 900  # 4-s segments
-# The released model's Qwen3-VL video processor (Qwen3-VL-2B-Instruct's video_preprocessor_config: its
-# pixel budget; patch 16, merge 2, temporal patch 2 and mean/std 0.5 are the class defaults).
-RELEASED_PROCESSOR = {"size": {"shortest_edge": 4096, "longest_edge": 25165824}}
 # name → FFmpeg lavfi graph (WxH and rate filled in): a test pattern, fine fractal detail, and busy content.
 CONTENT = {
     "testsrc2": "testsrc2=size={w}x{h}:rate={r}",
@@ -61,7 +58,9 @@ CONTENT = {
 
 
 def released_processor() -> SegmentVideoProcessor:
-    return SegmentVideoProcessor(VideoProcessorConfig.from_dict(RELEASED_PROCESSOR))
+    """The released model's Qwen3-VL video processor: patch 16, merge 2, temporal patch 2 (the class
+    defaults; the release resizes with its own chain, so no pixel budget of the config plays a part)."""
+    return SegmentVideoProcessor(VideoProcessorConfig())
 
 
 def write_lavfi_video(path: Path, content: str, *, seconds: float, size: tuple[int, int] = (1280, 720),

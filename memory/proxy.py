@@ -102,21 +102,13 @@ def is_live_source(source: dict[str, Any]) -> bool:
 def compressor_input(frames: np.ndarray, processor: SegmentVideoProcessor) -> np.ndarray:
     """(T, H, W, 3) uint8 sampled frames → (T, h, w, 3) uint8: what the compressor is fed for them.
 
-    The one place the proxy asks the model how it resizes (models.processor): its size rule and its
-    kernel (bicubic, antialiased), so a proxy holds the compressor's own input.
+    The one place the proxy asks how the compressor resizes: the release's chain in models.processor,
+    for the compressor's own patch and merge sizes.
     """
-    import torch
-    import torch.nn.functional as F
+    from tempo.models.processor import compressor_frames
 
     c = processor.config
-    t, height, width = frames.shape[:3]
-    # A one-frame window is padded to the temporal patch by repeating it: same size rule.
-    h, w = processor.output_size(max(t, c.temporal_patch_size), height, width)
-    if not c.do_resize or (h, w) == (height, width):
-        return frames
-    chw = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # (T, 3, H, W)
-    out = F.interpolate(chw, size=[h, w], mode="bicubic", align_corners=False, antialias=True)
-    return out.permute(0, 2, 3, 1).contiguous().numpy()  # (T, h, w, 3)
+    return compressor_frames(frames, patch_size=c.patch_size, merge_size=c.merge_size)
 
 
 def encode_proxy(
