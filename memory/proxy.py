@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 import av
 import numpy as np
 from tempo.inputs import MAX_CRF  # libx264's coarsest CRF: one definition for the CLI and the codec
+from tempo.streaming.segment import is_live
 
 if TYPE_CHECKING:  # the model stack is imported lazily: `tempo streams` must not wait for torch
     from tempo.models.processor import SegmentVideoProcessor
@@ -88,15 +89,10 @@ class ProxySettings:
 def stream_proxy_settings(source: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any] | None:
     """What a stream's `tempo streams --json` entry says about its proxies: None for a file source
     (its segments are re-read from the file), the recorded settings, else the pre-TPX2 defaults."""
-    if not is_live_source(source):
+    if not is_live(source):
         return None
     recorded = (extra or {}).get("proxy")
     return dict(recorded) if recorded else dict(LEGACY_SETTINGS)
-
-
-def is_live_source(source: dict[str, Any]) -> bool:
-    """Whether a source's segments need proxies: it is live, or cannot be re-read (not a file)."""
-    return bool(source.get("live")) or source.get("kind") != "file"
 
 
 def compressor_input(frames: np.ndarray, processor: SegmentVideoProcessor) -> np.ndarray:

@@ -18,7 +18,8 @@ def test_streams_json_lists_name_segments_time_and_bytes(
     out = json.loads(capsys.readouterr().out)
     size = store.bytes_used("yard").total
     # A file source keeps no proxy clips (its segments are re-read): "proxy" is null.
-    expected = {"name": "yard", "segments": 6, "start": 0.0, "end": 24.0, "bytes": size, "proxy": None}
+    expected = {"name": "yard", "segments": 6, "start": 0.0, "end": 24.0, "bytes": size, "proxy": None,
+                "gaps": [], "gap_seconds": 0.0}
     assert out == {"streams": [expected]}
 
 

@@ -42,6 +42,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="retention: drop segments older than this (seconds, positive)",
     )
     parser.add_argument(
+        "--compact-after",
+        type=arg_type(inputs.AgeSeconds, "seconds"),
+        default=None,
+        help="retention: past this age (seconds) keep only the first --compact-tokens stored tokens of a "
+        "segment (what its anchor reads); its metadata, embedding and frames stay",
+    )
+    parser.add_argument(
+        "--compact-tokens",
+        type=arg_type(inputs.StoredTokens, "count"),
+        default=4,
+        help="retention: stored tokens a compacted segment keeps (default 4)",
+    )
+    parser.add_argument(
         "--max-bytes",
         type=arg_type(inputs.ByteCount, "bytes"),
         default=None,
@@ -84,8 +97,13 @@ def run(args: argparse.Namespace) -> int:
 
     service = TempoService(model=args.model, embedder=args.embedder, redis_url=args.redis_url, device=args.device)
     retention = None
-    if args.max_age is not None or args.max_bytes is not None:
-        retention = RetentionPolicy(max_age=args.max_age, max_bytes=args.max_bytes)
+    if args.max_age is not None or args.max_bytes is not None or args.compact_after is not None:
+        retention = RetentionPolicy(
+            max_age=args.max_age,
+            max_bytes=args.max_bytes,
+            compact_after=args.compact_after,
+            compact_tokens=args.compact_tokens,
+        )
     try:
         sampling = SamplingConfig(fps=args.fps, window=args.window, max_edge=args.max_edge)
         proxy = None if args.proxy_quality is None else ProxySettings(crf=args.proxy_quality)
@@ -113,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
             f"{report.video_seconds:.1f} s of video in {report.wall_seconds:.1f} s "
             f"({report.realtime_factor:.1f}× realtime)"
         )
+        for gap in report.gaps:  # recorded in memory: nothing after a gap is lost
+            print(f"gap: no video from {gap['start']:.2f} s to {gap['end']:.2f} s")
     if report.interrupted:
         print("tempo: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
