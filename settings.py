@@ -17,6 +17,7 @@ ENV_EMBEDDER = "TEMPO_EMBEDDER"  # SigLIP directory or hub id
 ENV_REDIS_URL = "TEMPO_REDIS_URL"  # an external Redis instead of the embedded one
 ENV_HOME = "TEMPO_HOME"  # data directory (embedded Redis, FAISS snapshots)
 ENV_MCP_TOKEN = "TEMPO_MCP_TOKEN"  # bearer token of `tempo mcp --http`
+ENV_WEBHOOK_SECRET = "TEMPO_WEBHOOK_SECRET"  # HMAC-SHA256 key of alert webhook signatures
 ENV_WRITER_LEASE = "TEMPO_WRITER_LEASE"  # seconds an ingest's writer lease lives without renewal
 
 
@@ -30,6 +31,7 @@ class Environment:
     home: str | None = None
     mcp_token: str | None = None
     writer_lease: str | None = None
+    webhook_secret: str | None = None
 
 
 def environment() -> Environment:
@@ -47,6 +49,7 @@ def environment() -> Environment:
         # servers refuse in one sentence, rather than silently serving without a token.
         mcp_token=os.environ.get(ENV_MCP_TOKEN),
         writer_lease=get(ENV_WRITER_LEASE),
+        webhook_secret=get(ENV_WEBHOOK_SECRET),
     )
 
 
