@@ -42,6 +42,7 @@ MAX_COUNT = 1 << 31  # segment counts and indices
 MAX_BYTES = 1 << 62
 MAX_DEMO_SECONDS = 3600.0
 ORIGIN_PATTERN = r"^https?://[A-Za-z0-9.:\[\]-]+$"  # a web page's origin: scheme://host[:port], no path
+MAX_CRF = 51  # libx264's coarsest constant rate factor (proxy quality)
 MAX_ALERTS = 200  # alerts one list_alerts call returns
 MAX_RULE_TEXT = 1000  # characters of a monitoring rule's standing question
 MAX_MIN_SEGMENTS = 10_000
@@ -102,6 +103,7 @@ DemoSeconds = Annotated[
 Origin = Annotated[str, StringConstraints(pattern=ORIGIN_PATTERN, max_length=512), Field(description="A web origin.")]
 QueueLength = Annotated[int, Field(ge=1, le=100_000, description="Requests that may wait.")]
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1, description="A random seed.")]
+ProxyQuality = Annotated[int, Field(ge=0, le=MAX_CRF, description="x264 CRF of live proxy clips (0 = lossless).")]
 Device = Annotated[str, StringConstraints(pattern=DEVICE_PATTERN), Field(description="A torch device.")]
 RedisUrl = Annotated[str, StringConstraints(pattern=REDIS_URL_PATTERN), Field(description="A Redis URL.")]
 # Monitoring rules (tempo rules add; memory.alerts.validate_rule checks the same limits).

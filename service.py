@@ -25,6 +25,7 @@ from tempo.memory.alerts import AlertStore
 from tempo.memory.anchors import AnchorCache
 from tempo.memory.index import SearchHit, SegmentIndex
 from tempo.memory.ingest import IngestReport, ingest
+from tempo.memory.proxy import ProxySettings
 from tempo.memory.recall import AnswerCache, MemoryAskResult, QueryCache, RecallPipeline, RecallSettings
 from tempo.memory.records import RetentionPolicy
 from tempo.memory.retention import RetentionWorker, collect_garbage
@@ -161,6 +162,7 @@ class TempoService:
         progress: bool = True,
         max_segments: int | None = None,
         batch_size: int | None = None,
+        proxy: ProxySettings | None = None,
         monitor: bool = True,
     ) -> IngestReport:
         """Decode → generic pass → embed → commit, resuming the stream; the index is brought up to date.
@@ -194,6 +196,7 @@ class TempoService:
                 progress=progress,
                 max_segments=max_segments,
                 batch_size=batch_size,
+                proxy=proxy,
                 monitor=self.rule_monitor(stream) if monitor else None,
             )
         finally:

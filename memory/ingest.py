@@ -34,9 +34,10 @@ from tempo.memory.store import CommitStatus, RedisMemoryStore, StreamInfo
 from tempo.models.config import GENERIC_QUERY
 from tempo.models.embedder import SegmentEmbedder
 from tempo.models.modeling import TempoModel
+from tempo.models.processor import SegmentVideoProcessor
 from tempo.settings import environment
 from tempo.streaming import IngestStats, SamplingConfig, Segment, iter_segments
-from tempo.streaming.segment import SourceInfo
+from tempo.streaming.segment import SourceInfo, is_live
 from tempo.streaming.sources import fingerprint_file
 from tqdm import tqdm
 
@@ -205,6 +206,7 @@ class _Writer(threading.Thread):
         store: RedisMemoryStore | None,
         settings: StreamSettings,
         proxy: ProxySettings | None,
+        processor: SegmentVideoProcessor,
         last: int,
         on_commit: Callable[[list[SegmentRecord]], None] | None,
         depth: int = 4,
@@ -215,6 +217,7 @@ class _Writer(threading.Thread):
         self.lease = lease
         self.settings = settings
         self.proxy = proxy
+        self.processor = processor  # the compressor's: proxies keep the frames it was fed
         self.on_commit = on_commit
         self.inbox: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self.last = last  # the stream's last committed index
@@ -251,7 +254,12 @@ class _Writer(threading.Thread):
             try:
                 records = [
                     SegmentRecord.from_segment(
-                        s, memory[i], embeddings[i], stored_tokens=self.settings.stored_tokens, proxy=self.proxy
+                        s,
+                        memory[i],
+                        embeddings[i],
+                        stored_tokens=self.settings.stored_tokens,
+                        proxy=self.proxy,
+                        processor=self.processor,
                     )
                     for i, s in enumerate(batch)
                 ]
@@ -336,6 +344,8 @@ def ingest(
     """Ingest `source` into `stream`, resuming after the stream's last committed segment.
 
     `commit=False` runs decoding and the model only: no records, no Redis (to measure what storage costs).
+    `proxy` (live sources): how proxy clips are encoded; None keeps what the stream recorded when it
+    was created, else the defaults. The settings a new stream starts with are recorded in its settings.
     `max_segments` stops after that many segments (tests, previews). KeyboardInterrupt stops
     cleanly: the report says `interrupted` and everything committed stays committed.
     `monitor` scores its rules in each batch's generic pass and commits their state with the segments.
@@ -361,6 +371,10 @@ def ingest(
         try:
             probe = iter_segments(source, stream_id=stream, config=sampling, start_segment=0)
             source_info: SourceInfo = probe.info
+            if is_live(source_info):  # proxies keep its frames: the settings a new stream starts with
+                settings = dataclasses.replace(
+                    settings, extra={**settings.extra, "proxy": (proxy or ProxySettings()).to_dict()}
+                )
             if commit:
                 described: dict[str, Any] = source_info.to_dict()
                 if source_info.kind == "file":  # so a resume or a recall can tell a replaced file
@@ -379,6 +393,7 @@ def ingest(
             raise
         if info is not None:
             start_index = info.next_index
+            proxy = proxy or ProxySettings.from_dict(info.settings.extra.get("proxy"))
             if source_info.live and info.end is not None:
                 live_offset = (info.next_index, float(info.end))
         return _run(
@@ -486,6 +501,7 @@ def _run(
         store if commit else None,
         settings,
         proxy,
+        model.processor,
         info.committed if info is not None else -1,
         on_commit if commit else None,
         lease=lease.token if lease is not None else None,

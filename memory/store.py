@@ -63,6 +63,7 @@ from tempo.memory.errors import (
     StreamSettingsMismatchError,
     UnknownStreamError,
 )
+from tempo.memory.proxy import stream_proxy_settings
 from tempo.memory.records import (
     FileReference,
     Gap,
@@ -319,6 +320,7 @@ class StreamInfo:
             "start": self.start,
             "end": self.end,
             "bytes": self.bytes.total,
+            "proxy": stream_proxy_settings(self.source, self.settings.extra),  # None: a file is re-read
             "gaps": [g.to_dict() for g in gaps],
             "gap_seconds": round(sum(g.seconds for g in gaps), 6),
         }

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tempo.memory.proxy import ProxySettings, compressor_input, proxy_info, proxy_shape
 from tempo.service import TempoService
 from tempo.streaming import SamplingConfig
 from tempo.streaming.synthetic import RealTimePublisher, write_mpegts
@@ -37,13 +38,22 @@ def test_live_ingest_stores_proxies_and_wall_clock_and_answers_from_them(
     service = TempoService(model=str(tiny_checkpoint), redis_url=redis_url, home=tmp_path)
     started = time.time()
     report = service.ingest(
-        f"tcp://127.0.0.1:{publisher.port}", "gate", sampling=LIVE, progress=False, max_segments=2
+        f"tcp://127.0.0.1:{publisher.port}",
+        "gate",
+        sampling=LIVE,
+        progress=False,
+        max_segments=2,
+        proxy=ProxySettings(crf=26),
     )
     assert (report.committed, report.last_committed) == (2, 1)
+    assert service.stream("gate").summary()["proxy"]["crf"] == 26  # the stream records its proxy settings
     records = list(service.store.iter_segments("gate", tokens=False, embedding=False))
     assert [r.index for r in records] == [0, 1]
     for r in records:
         assert r.proxy is not None and r.file_ref is None  # a live source keeps a proxy clip
+        # ... of the frames the compressor was fed, at its input size, with the quality it ended at
+        fed = compressor_input(np.zeros((r.num_frames, *r.frame_size, 3), np.uint8), service.model.processor)
+        assert proxy_shape(r.proxy) == fed.shape[:3] and proxy_info(r.proxy).crf >= 26
         assert r.wallclock_start is not None and started - 1 <= r.wallclock_start <= time.time()
     assert records[0].end == pytest.approx(records[1].start)
 

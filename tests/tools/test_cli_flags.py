@@ -54,6 +54,7 @@ FLAG_TABLE: dict[str, frozenset[str]] = {
     "--max-new-tokens": NONE,
     "--port": NONE,
     "--seed": frozenset({"zero"}),
+    "--proxy-quality": frozenset({"zero"}),  # CRF 0 is lossless
     "--duration": NONE,
     "--limit": NONE,
     # names with a pattern (letters, digits, . _ - and : for threads; starting with a letter or digit)
