@@ -178,9 +178,10 @@ def test_ctrl_c_stops_ingest_cleanly_and_the_next_run_finishes_it(
         if "cc" in store.stream_names() and store.stream_info("cc").committed >= 1:
             break
         time.sleep(0.05)
+    assert proc.poll() is None, f"the ingest ended before Ctrl-C: {proc.communicate()[1]}"
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130
+    assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "run the same command again to resume" in stderr
     stopped_at = store.stream_info("cc").committed
     assert stopped_at < 29
