@@ -59,6 +59,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help=f"segments per SVLM forward pass, 1 to {inputs.MAX_BATCH} (default: the model's, 8)",
     )
+    parser.add_argument(
+        "--queue",
+        action="store_true",
+        help="be a producer only: decode and segment here and push one job per segment to the stream's "
+        "Redis work queue, for `tempo worker` processes to compress and commit (no model is loaded; a "
+        "file waits while the queue is full, a live source drops the oldest queued job and counts it)",
+    )
     parser.add_argument("--json", action="store_true", help="print the ingest report as JSON")
     add_model_options(parser)
     add_memory_options(parser)
@@ -71,10 +78,12 @@ def run(args: argparse.Namespace) -> int:
     from tempo.service import TempoService
     from tempo.streaming import SamplingConfig, StreamingError
 
-    service = TempoService(model=args.model, embedder=args.embedder, redis_url=args.redis_url, device=args.device)
     retention = None
     if args.max_age is not None or args.max_bytes is not None:
         retention = RetentionPolicy(max_age=args.max_age, max_bytes=args.max_bytes)
+    if args.queue:
+        return _run_producer(args, retention)
+    service = TempoService(model=args.model, embedder=args.embedder, redis_url=args.redis_url, device=args.device)
     try:
         sampling = SamplingConfig(fps=args.fps, window=args.window, max_edge=args.max_edge)
     except ValueError as exc:  # a bad flag value: one line, no traceback
@@ -100,6 +109,40 @@ def run(args: argparse.Namespace) -> int:
             f"{report.video_seconds:.1f} s of video in {report.wall_seconds:.1f} s "
             f"({report.realtime_factor:.1f}× realtime)"
         )
+    if report.interrupted:
+        print("tempo: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _run_producer(args: argparse.Namespace, retention: object) -> int:
+    """`tempo ingest --queue`: decode + segment here, queue the jobs (memory/queue.py)."""
+    from tempo.memory import RedisMemoryStore
+    from tempo.memory.queue import JobQueue, JobSpec, QueueSettings, produce
+    from tempo.service import absolute_source
+    from tempo.streaming import SamplingConfig, StreamingError, probe_source
+
+    try:
+        sampling = SamplingConfig(fps=args.fps, window=args.window, max_edge=args.max_edge)
+    except ValueError as exc:
+        raise StreamingError(f"{exc}.") from None
+    source = absolute_source(args.source)
+    if "://" not in source and source != "-":
+        probe_source(source, sampling)
+    store = RedisMemoryStore.connect(args.redis_url)
+    queue = JobQueue.for_store(store, QueueSettings.from_env())
+    report = produce(source, args.stream, queue=queue, store=store,
+                     spec=JobSpec(sampling=sampling, retention=retention),  # type: ignore[arg-type]
+                     max_segments=args.max_segments)
+    if args.json:
+        out = report.to_json()
+        out["source"] = redact_url(str(out["source"]))
+        print(json.dumps(out))
+    else:
+        state = "interrupted" if report.interrupted else "done"
+        print(f"{state}: stream {report.stream!r}: {report.queued} segment jobs queued (from index "
+              f"{report.resumed_from}; {report.dropped} dropped by backpressure), {report.video_seconds:.1f} s "
+              f"of video in {report.wall_seconds:.1f} s; `tempo worker` processes commit them")
     if report.interrupted:
         print("tempo: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
