@@ -295,7 +295,7 @@ class JobQueue:
         name = segment.stream_id
         key = self.k_jobs(name)
         dropped = 0
-        while self.client.xlen(key) >= self.settings.max_jobs:
+        while self._outstanding(name) >= self.settings.max_jobs:
             if not live:
                 if stop is not None and stop.wait(poll):
                     return -1
@@ -312,6 +312,12 @@ class JobQueue:
         pipe.execute()
         return dropped
 
+    def _outstanding(self, name: str) -> int:
+        """Jobs with frames not yet acknowledged (skip markers are tiny and not counted)."""
+        length, markers = self.client.pipeline(transaction=False).xlen(self.k_jobs(name)).hget(
+            self.k_state(name), "markers").execute()
+        return int(length) - int(markers or 0)
+
     def _drop_oldest(self, name: str) -> bool:
         """Replace the oldest job that still carries frames by a skip marker; False when none."""
         key = self.k_jobs(name)
@@ -324,6 +330,7 @@ class JobQueue:
             pipe.xdel(key, job.entry_id)
             pipe.xadd(key, {"job": json.dumps(marker, separators=(",", ":")).encode()})
             pipe.hincrby(self.k_state(name), "dropped", 1)
+            pipe.hincrby(self.k_state(name), "markers", 1)
             pipe.execute()
             return True
         return False
@@ -379,7 +386,10 @@ class JobQueue:
             pipe.xack(job.queue_key, GROUP, job.entry_id)
             pipe.xdel(job.queue_key, job.entry_id)
             pipe.hdel(self.k_fails(job.stream), job.entry_id)
-        pipe.execute()
+        deleted = pipe.execute()[1::3]
+        markers = [job for job, gone in zip(jobs, deleted, strict=True) if job.skip and gone]
+        for job in markers:  # counted once: only the call that deleted the entry
+            self.client.hincrby(self.k_state(job.stream), "markers", -1)
 
     def record_failure(self, job: Job) -> int:
         """Count a failed attempt; returns the attempts so far."""
@@ -397,7 +407,8 @@ class JobQueue:
         pipe.xack(job.queue_key, GROUP, job.entry_id)
         pipe.xdel(job.queue_key, job.entry_id)
         pipe.hdel(self.k_fails(job.stream), job.entry_id)
-        pipe.execute()
+        if pipe.execute()[3] and job.skip:
+            self.client.hincrby(self.k_state(job.stream), "markers", -1)
 
     def dead_letters(self, name: str, count: int = 100) -> list[dict[str, Any]]:
         """The stream's newest dead letters, oldest first: {id, job, error, attempts}."""
