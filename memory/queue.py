@@ -40,6 +40,7 @@ no index: its stretch of time is recorded as a gap.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -312,6 +313,17 @@ class JobQueue:
         pipe.execute()
         return dropped
 
+    def _entries(self, key: str, page: int = 8) -> Iterator[tuple[Any, dict[bytes, bytes]]]:
+        """The stream's entries oldest first, read a few at a time (jobs are megabytes)."""
+        start = "-"
+        while True:
+            entries = self.client.xrange(key, min=start, count=page)
+            yield from entries
+            if len(entries) < page:
+                return
+            last = entries[-1][0]
+            start = "(" + (last.decode() if isinstance(last, bytes) else str(last))
+
     def _outstanding(self, name: str) -> int:
         """Jobs with frames not yet acknowledged (skip markers are tiny and not counted)."""
         length, markers = self.client.pipeline(transaction=False).xlen(self.k_jobs(name)).hget(
@@ -321,7 +333,7 @@ class JobQueue:
     def _drop_oldest(self, name: str) -> bool:
         """Replace the oldest job that still carries frames by a skip marker; False when none."""
         key = self.k_jobs(name)
-        for entry_id, fields in self.client.xrange(key, count=self.settings.max_jobs):
+        for entry_id, fields in self._entries(key):
             job = _parse_entry(key, name, entry_id, fields)
             if job.skip or job.frames is None:
                 continue
@@ -438,14 +450,10 @@ class JobQueue:
         for name in self.streams():
             key = self.k_jobs(name)
             state = self.state(name)
-            pending = lag = 0
-            try:
-                for g in self.client.xinfo_groups(key):
-                    if (g["name"].decode() if isinstance(g["name"], bytes) else g["name"]) == GROUP:
-                        pending = int(g.get("pending") or 0)
-                        lag = int(g.get("lag") or 0)
-            except redis.ResponseError:
-                pass
+            pending = 0
+            with contextlib.suppress(redis.ResponseError):  # no group yet
+                pending = int(self.client.xpending(key, GROUP)["pending"])
+            queued = int(self.client.xlen(key))
             committed = -1
             if store is not None:
                 try:
@@ -454,9 +462,11 @@ class JobQueue:
                     committed = -1
             produced = int(state.get("produced", -1))
             streams[name] = {
-                "queued": int(self.client.xlen(key)),
+                "queued": queued,
                 "pending": pending,
-                "lag": lag,
+                # Acknowledged jobs are deleted, so what is queued and not pending was never delivered
+                # (XINFO's own lag is unknown once entries are deleted).
+                "lag": max(0, queued - pending),
                 "produced": produced,
                 "committed": committed,
                 "behind": max(0, produced - committed),

@@ -94,3 +94,21 @@ def test_damaged_frames_are_a_job_error() -> None:
         decode_frames(data[:16] + b"junk")
     with pytest.raises(JobError, match="not a Tempo frame clip"):
         decode_frames(b"nope")
+
+
+def test_queue_status_is_exported_as_prometheus_metrics(redis_url: str) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+    from tempo.memory.queue import QueueCollector
+
+    queue = _queue(redis_url, max_jobs=1)
+    for i in range(3):
+        queue.push(_segment(i), SPEC, live=True)
+    queue.note_worker("gpu-1", 4, 2.0)
+    registry = CollectorRegistry()
+    registry.register(QueueCollector(queue))
+    text = generate_latest(registry).decode()
+    assert 'tempo_queue_queued{stream="cam"} 3.0' in text  # one job + two skip markers
+    assert 'tempo_queue_lag{stream="cam"} 3.0' in text
+    assert 'tempo_queue_dropped_total{stream="cam"} 2.0' in text
+    assert 'tempo_worker_segments_total{worker="gpu-1"} 4.0' in text
+    assert 'tempo_worker_busy_seconds_total{worker="gpu-1"} 2.0' in text
