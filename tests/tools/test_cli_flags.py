@@ -53,9 +53,12 @@ FLAG_TABLE: dict[str, frozenset[str]] = {
     "--port": NONE,
     "--seed": frozenset({"zero"}),
     "--duration": NONE,
+    "--concurrency": NONE,
+    "--idle-exit": NONE,
     # names with a pattern (letters, digits, . _ - and : for threads; starting with a letter or digit)
     "--stream": NAMES,
     "--thread": NAMES,
+    "--name": NAMES,  # a worker's consumer name: the stream-name pattern
     "--device": NONE,  # cpu, cuda, cuda:N, mps, xpu(:N); availability is checked when the model loads
     "--sampling": NONE,  # release or stream
     "--redis-url": NONE,  # redis://, rediss://, unix://
