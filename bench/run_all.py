@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "retrieval": ("retrieval.py", ["--scales", "1h,24h", "--questions", "30"], ["--scales", "1h,24h,30d"]),
     "conversation": ("conversation.py", ["--hours", "6"], ["--hours", "24"]),
     "serve": ("serve.py", ["--duration", "60", "--requests", "320"], ["--duration", "600", "--requests", "3200"]),
+    "scale": ("scale.py", ["--segments", "16", "--overhead-segments", "16"], ["--segments", "48"]),
 }
 
 
