@@ -17,7 +17,7 @@ from typing import Any
 
 from tempo import inputs
 from tempo.inputs import arg_type
-from tempo.tools.commands.options import add_memory_options, add_model_options
+from tempo.tools.commands.options import add_batch_size_option, add_memory_options, add_model_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,12 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "dead-letter stream (`tempo queue dead STREAM`). Stops on SIGTERM or Ctrl-C."
         ),
     )
-    parser.add_argument(
-        "--batch-size",
-        type=arg_type(inputs.BatchSize, "count"),
-        default=None,
-        help=f"jobs per SVLM forward pass, 1 to {inputs.MAX_BATCH} (default: the model's, 8)",
-    )
+    add_batch_size_option(parser, "jobs")
     parser.add_argument(
         "--concurrency",
         type=arg_type(inputs.Concurrency, "count"),
