@@ -112,3 +112,22 @@ def test_queue_status_is_exported_as_prometheus_metrics(redis_url: str) -> None:
     assert 'tempo_queue_dropped_total{stream="cam"} 2.0' in text
     assert 'tempo_worker_segments_total{worker="gpu-1"} 4.0' in text
     assert 'tempo_worker_busy_seconds_total{worker="gpu-1"} 2.0' in text
+
+
+def test_a_producer_run_again_resumes_after_what_it_queued(redis_url: str, tmp_path: object) -> None:
+    from pathlib import Path
+
+    from tempo.memory import RedisMemoryStore
+    from tempo.memory.queue import produce
+    from tempo.streaming.synthetic import write_test_video
+
+    video = write_test_video(Path(str(tmp_path)) / "v.mp4", duration=20.0, size=(96, 64))
+    store = RedisMemoryStore.connect(redis_url)
+    queue = JobQueue.for_store(store)
+    first = produce(str(video), "cam", queue=queue, store=store, spec=SPEC, max_segments=2)
+    again = produce(str(video), "cam", queue=queue, store=store, spec=SPEC)
+    assert (first.resumed_from, first.queued, again.resumed_from, again.queued) == (0, 2, 2, 3)
+    jobs = queue.read("w", 10, ["cam"], block=0.1)
+    assert [j.index for j in jobs] == [0, 1, 2, 3, 4]
+    assert [j.segment().start for j in jobs] == [0.0, 4.0, 8.0, 12.0, 16.0]
+    assert produce(str(video), "cam", queue=queue, store=store, spec=SPEC).queued == 0  # all queued already

@@ -174,8 +174,9 @@ def test_a_poison_job_goes_to_the_dead_letter_stream_and_its_stream_goes_on(
     client.xdel(key, victim_id)
     client.xadd(key, {b"job": fields[b"job"], b"frames": damaged})
 
-    worker = subprocess.run([sys.executable, "-m", "tempo.tools.cli", "worker", "--idle-exit", "4", "--json"],
-                            env=env, capture_output=True, text=True, timeout=300)
+    # Two consumers in one process (--concurrency 2) share the model.
+    worker = subprocess.run([sys.executable, "-m", "tempo.tools.cli", "worker", "--idle-exit", "4",
+                             "--concurrency", "2", "--json"], env=env, capture_output=True, text=True, timeout=300)
     assert worker.returncode == 0, worker.stderr
     assert _json(worker)["dead_letters"] == 1
 
