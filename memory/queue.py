@@ -488,11 +488,12 @@ class JobQueue:
 
 
 class QueueCollector:
-    """Prometheus collector of `JobQueue.status` (register it in any prometheus_client registry:
-    `registry.register(QueueCollector(queue, store))`); values are read from Redis at scrape time."""
+    """Prometheus collector of `JobQueue.status`, read from Redis at scrape time. Register it in any
+    prometheus_client registry: `registry.register(QueueCollector(store))` (`tempo serve` does).
+    `store` may be a callable returning the store, so registering connects to nothing."""
 
-    def __init__(self, queue: JobQueue, store: RedisMemoryStore | None = None) -> None:
-        self.queue, self.store = queue, store
+    def __init__(self, store: RedisMemoryStore | Callable[[], RedisMemoryStore]) -> None:
+        self._store = store
 
     def describe(self) -> list[Any]:
         return []  # no fixed description: a scrape reads Redis (avoids a Redis call at register time)
@@ -500,7 +501,12 @@ class QueueCollector:
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        status = self.queue.status(self.store)
+        try:
+            store = self._store if isinstance(self._store, RedisMemoryStore) else self._store()
+            status = JobQueue.for_store(store).status(store)
+        except (TempoError, redis.RedisError) as exc:  # Redis down: the rest of /metrics still answers
+            log.warning("work-queue metrics unavailable: %s", exc)
+            return
         gauges = {
             "queued": "jobs in the stream's queue (not yet acknowledged)",
             "pending": "jobs delivered to a worker and not yet acknowledged",

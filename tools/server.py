@@ -46,6 +46,7 @@ from tempo.agent.memory_backend import MemoryBackend
 from tempo.agent.toolkit import VideoToolkit
 from tempo.errors import TempoError, redact_url
 from tempo.memory.errors import UnknownStreamError
+from tempo.memory.queue import QueueCollector
 from tempo.tools.http_security import HTTPGuard, RequestMetrics, ToolMetrics, metrics_response
 from tempo.tools.mcp_server import TOOL_NAMES, build_server, mcp_asgi_app
 from tempo.tools.server_clips import ClipCache, render_clip
@@ -369,6 +370,8 @@ class TempoServer:
         self.registry = CollectorRegistry()
         self.tool_metrics = ToolMetrics(TOOL_NAMES, self.registry)
         self.request_metrics = RequestMetrics(self.registry)
+        # The scale-out work queue's backlog, dead letters and worker throughput (read at scrape time).
+        self.registry.register(QueueCollector(lambda: service.store))
         self.ready = threading.Event()
 
     def warm(self) -> None:

@@ -98,6 +98,7 @@ def test_damaged_frames_are_a_job_error() -> None:
 
 def test_queue_status_is_exported_as_prometheus_metrics(redis_url: str) -> None:
     from prometheus_client import CollectorRegistry, generate_latest
+    from tempo.memory import RedisMemoryStore
     from tempo.memory.queue import QueueCollector
 
     queue = _queue(redis_url, max_jobs=1)
@@ -105,7 +106,7 @@ def test_queue_status_is_exported_as_prometheus_metrics(redis_url: str) -> None:
         queue.push(_segment(i), SPEC, live=True)
     queue.note_worker("gpu-1", 4, 2.0)
     registry = CollectorRegistry()
-    registry.register(QueueCollector(queue))
+    registry.register(QueueCollector(RedisMemoryStore(queue.client)))
     text = generate_latest(registry).decode()
     assert 'tempo_queue_queued{stream="cam"} 3.0' in text  # one job + two skip markers
     assert 'tempo_queue_lag{stream="cam"} 3.0' in text
