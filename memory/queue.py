@@ -747,6 +747,9 @@ class Worker:
         self.queue.note_worker(consumer, done, time.perf_counter() - t0)
 
     def _compute(self, segments: list[Segment], query: str) -> list[tuple[np.ndarray, np.ndarray]]:
+        # Monitoring (issue 11) belongs here when it lands: score each stream's active rules in this
+        # same batched forward (one vision-tower pass shared by the generic prompt and the rules) and
+        # hand the rule state to _commit, which commits it with the segment.
         _, memory = self.model.compress(segments, query, batch_size=self.batch_size)  # (n, M, D)
         embeddings = self.embedder.embed_segments([s.frames for s in segments])  # (n, E)
         return [(memory[i].float().numpy(), embeddings[i]) for i in range(len(segments))]
