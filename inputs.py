@@ -86,6 +86,7 @@ AgeSeconds = Annotated[
 ]
 ByteCount = Annotated[int, Field(ge=1, le=MAX_BYTES, description="A size in bytes.")]
 SegmentCount = Annotated[int, Field(ge=1, le=MAX_COUNT, description="A number of segments.")]
+StoredTokens = Annotated[int, Field(ge=1, le=1024, description="Memory tokens kept per segment.")]
 SegmentIndex = Annotated[int, Field(ge=0, le=MAX_COUNT, description="A segment index (0 is the first).")]
 BatchSize = Annotated[int, Field(ge=1, le=MAX_BATCH, description="Segments per forward pass.")]
 Port = Annotated[int, Field(ge=1, le=65535, description="A TCP port.")]

@@ -12,27 +12,64 @@ and `tempo ask` never starts a decoder it does not need.
 from __future__ import annotations
 
 import contextlib
-import os
+import dataclasses
+import threading
+import time
 from collections.abc import Callable
-from functools import cached_property
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 from tempo.errors import TempoError
 from tempo.memory.anchors import AnchorCache
 from tempo.memory.index import SearchHit, SegmentIndex
 from tempo.memory.ingest import IngestReport, ingest
-from tempo.memory.recall import MemoryAskResult, QueryCache, answer_from_memory
+from tempo.memory.recall import AnswerCache, MemoryAskResult, QueryCache, RecallPipeline, RecallSettings
 from tempo.memory.records import RetentionPolicy
+from tempo.memory.retention import RetentionWorker, collect_garbage
 from tempo.memory.store import RedisMemoryStore, StreamInfo
 from tempo.models import TempoInferenceConfig, TempoModel, resolve_model_name
 from tempo.models.checkpoint import resolve_model_dir
 from tempo.models.embedder import SegmentEmbedder
 from tempo.models.tiny import SIGLIP_DIR_NAME
+from tempo.settings import ENV_EMBEDDER, environment
 from tempo.streaming import SamplingConfig, probe_source
 
-EMBEDDER_ENV = "TEMPO_EMBEDDER"
+EMBEDDER_ENV = ENV_EMBEDDER
 # SigLIP base (image–text embeddings, 768-d) is the default segment embedder.
 DEFAULT_EMBEDDER_ID = "google/siglip-base-patch16-224"
+
+
+T = TypeVar("T")
+
+
+class loaded_once(Generic[T]):
+    """`cached_property` whose first computation runs once per instance even when threads race for
+    it (two concurrent first MCP calls must not both load a 6B model); later reads take no lock.
+
+    functools.cached_property holds no lock since Python 3.12 (and a class-wide one before it).
+    """
+
+    def __init__(self, func: Callable[[Any], T]) -> None:
+        self.func = func
+        self.name = func.__name__
+        self.__doc__ = func.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> T:
+        if obj is None:
+            return self  # type: ignore[return-value]
+        try:
+            return obj.__dict__[self.name]
+        except KeyError:
+            pass
+        # dict.setdefault is atomic: every racer gets the same lock for this attribute.
+        lock = obj.__dict__.setdefault(f"_{self.name}_lock", threading.Lock())
+        with lock:
+            if self.name not in obj.__dict__:
+                obj.__dict__[self.name] = self.func(obj)
+        return obj.__dict__[self.name]
 
 
 def absolute_source(source: str) -> str:
@@ -54,6 +91,7 @@ class TempoService:
         device: str | None = None,
         inference: TempoInferenceConfig | None = None,
         cache_ttl: float = 3600.0,
+        retention_interval: float = 10.0,
     ) -> None:
         self.model_name = resolve_model_name(model)
         self._embedder_name = embedder
@@ -62,26 +100,32 @@ class TempoService:
         self.device = device
         self.inference = inference or TempoInferenceConfig()
         self.cache_ttl = cache_ttl
+        self.retention_interval = retention_interval  # seconds between two retention passes
+        self.model_lock = threading.RLock()  # one model, many threads: model calls take turns
 
     # ---- resources ------------------------------------------------------------------------------
-    @cached_property
+    @loaded_once
     def store(self) -> RedisMemoryStore:
         return RedisMemoryStore.connect(self.redis_url, self.home)
 
-    @cached_property
+    @loaded_once
     def index(self) -> SegmentIndex:
         return SegmentIndex.open(self.store, self.home)
 
-    @cached_property
+    @loaded_once
     def cache(self) -> QueryCache:
         return QueryCache(self.store.client, prefix=self.store.prefix, ttl=self.cache_ttl)
 
-    @cached_property
+    @loaded_once
+    def answers(self) -> AnswerCache:
+        return AnswerCache(self.store.client, prefix=self.store.prefix, ttl=self.cache_ttl)
+
+    @loaded_once
     def anchors(self) -> AnchorCache:
         """Decoded anchor tokens kept in process: repeated questions skip their Redis reads."""
         return AnchorCache(self.store)
 
-    @cached_property
+    @loaded_once
     def model(self) -> TempoModel:
         return TempoModel.from_pretrained(self.model_name, device=self.device, config=self.inference)
 
@@ -90,12 +134,13 @@ class TempoService:
         """--embedder, else $TEMPO_EMBEDDER, else the `siglip/` beside the checkpoint, else SigLIP base."""
         if self._embedder_name:
             return self._embedder_name
-        if os.environ.get(EMBEDDER_ENV):
-            return os.environ[EMBEDDER_ENV]
+        from_env = environment().embedder
+        if from_env:
+            return from_env
         beside = self.model.model_dir / SIGLIP_DIR_NAME
         return str(beside) if beside.is_dir() else DEFAULT_EMBEDDER_ID
 
-    @cached_property
+    @loaded_once
     def embedder(self) -> SegmentEmbedder:
         directory = resolve_model_dir(self.embedder_name)
         return SegmentEmbedder.from_pretrained(directory, device=self.model.device)
@@ -112,7 +157,11 @@ class TempoService:
         max_segments: int | None = None,
         batch_size: int | None = None,
     ) -> IngestReport:
-        """Decode → generic pass → embed → commit, resuming the stream; the index is brought up to date."""
+        """Decode → generic pass → embed → commit, resuming the stream; the index is brought up to date.
+
+        The stream's retention policy (`retention`, else the one it was created with) runs beside
+        the ingest on its own thread, then once more (bounded) before returning.
+        """
         RedisMemoryStore.check_name(stream)
         sampling = sampling or SamplingConfig(
             fps=self.inference.fps, window=self.inference.window, max_edge=self.inference.max_edge
@@ -121,6 +170,7 @@ class TempoService:
         if "://" not in source and source != "-":
             # A bad path or a non-media file is reported before the model is loaded (seconds).
             probe_source(source, sampling)
+        worker = RetentionWorker(self.store, interval=self.retention_interval, streams=[stream]).start()
         try:
             report = ingest(
                 source,
@@ -136,42 +186,84 @@ class TempoService:
                 batch_size=batch_size,
             )
         finally:
-            # Whatever was committed (also on Ctrl-C or an error) gets indexed and snapshotted.
+            worker.stop()
+            # Whatever was committed (also on Ctrl-C or an error) gets its retention pass, then is
+            # indexed and snapshotted.
+            with contextlib.suppress(TempoError):
+                collect_garbage(self.store, [stream])
             if "store" in self.__dict__:
                 with contextlib.suppress(TempoError):
                     self.index.sync()
                     self.index.save_if_changed()
         return report
 
+    def start_retention(self, *, interval: float | None = None) -> RetentionWorker:
+        """Enforce every stream's retention policy on a daemon thread until `.stop()` (or the end of a
+        `with` block); long-running servers (`tempo mcp`, `tempo serve`) call this when they start."""
+        # The store is connected on the worker's thread: a server starts even while Redis is down.
+        return RetentionWorker(lambda: self.store, interval=interval or self.retention_interval).start()
+
+    def recall(self, settings: RecallSettings | None = None) -> RecallPipeline:
+        """The steps of answering from memory on this service's model, memory and caches."""
+        return RecallPipeline(
+            model=self.model,
+            embedder=self.embedder,
+            store=self.store,
+            index=self.index,
+            model_id=self.model_name,
+            settings=settings,
+            query_cache=self.cache,
+            answer_cache=self.answers,
+            anchors=self.anchors,
+            lock=self.model_lock,
+        )
+
     def ask(
         self,
         stream: str,
         question: str,
         *,
-        top_k: int = 8,
-        neighbours: int = 1,
+        settings: RecallSettings | None = None,
+        top_k: int | None = None,
         budget: int | None = None,
         time_range: tuple[float, float] | None = None,
         max_new_tokens: int | None = None,
         on_text: Callable[[str], None] | None = None,
     ) -> MemoryAskResult:
-        """Answer from memory: top-K candidates recompressed for the question, anchors for the rest."""
+        """Answer one question from memory, outside any thread: the agent graph's steps (time words,
+        retrieval, query-aware pass, widening, ATA, answer) exactly as a conversation's first turn
+        runs them, with `settings` (the defaults when None; `top_k`, `budget`, `max_new_tokens`
+        override them)."""
+        from tempo.agent.graph import AgentSettings, build_agent_graph, final_state
+        from tempo.agent.memory_backend import MemoryBackend, track_turn
+
+        overrides = {"top_k": top_k, "budget": budget, "max_new_tokens": max_new_tokens}
+        settings = dataclasses.replace(
+            settings or RecallSettings(), **{k: v for k, v in overrides.items() if v is not None}
+        )
         self._catch_up(stream)
-        return answer_from_memory(
-            question,
-            stream,
-            model=self.model,
-            embedder=self.embedder,
-            store=self.store,
-            index=self.index,
-            cache=self.cache,
-            anchors=self.anchors,
-            top_k=top_k,
-            neighbours=neighbours,
-            budget=budget,
-            time_range=time_range,
-            max_new_tokens=max_new_tokens,
-            on_text=on_text,
+        backend = MemoryBackend(self, settings)
+        graph = build_agent_graph(backend, settings=AgentSettings(top_k=settings.top_k))
+        t0 = time.perf_counter()
+        with track_turn() as stats:
+            final = final_state(
+                graph, thread_id=None, stream=stream, question=question, time_range=time_range, on_text=on_text
+            )
+        pipeline = backend.pipeline
+        info = self.store.stream_info(stream)
+        plan = final["plan"]
+        assert plan is not None  # the answer node ran
+        return MemoryAskResult(
+            stream=stream,
+            question=question,
+            answer=final.get("answer", ""),
+            plan=plan,
+            candidates=sorted(int(c["index"]) for c in final.get("candidates", [])),
+            frames_per_segment=pipeline.frames_per_segment(info, plan),
+            budget=pipeline.budget,
+            cache_hits=stats.cache_hits,
+            timings={**stats.timings, "total_s": time.perf_counter() - t0},
+            gaps=self.store.gaps(stream, *_scope_bounds(final.get("time_scope"))),
         )
 
     def search_moments(
@@ -192,3 +284,8 @@ class TempoService:
 
     def stream(self, name: str) -> StreamInfo:
         return self.store.stream_info(name)
+
+
+def _scope_bounds(scope: Any) -> tuple[float | None, float | None]:
+    """The (start, end) seconds of a turn's resolved time scope; (None, None) for the whole stream."""
+    return (None, None) if not scope else (float(scope["start"]), float(scope["end"]))

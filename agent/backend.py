@@ -1,20 +1,20 @@
 """What the agent graph needs from the model and the memory, as one protocol.
 
-The graph (`tempo.agent.graph`) only moves JSON-friendly values (segment indices, times, scores,
-token counts, texts) between its nodes; everything heavy — FAISS, the SVLM pass, memory tokens, the
-global LLM — stays behind this protocol, in the process that owns the model. In particular the
-query-aware memory tokens computed by `compress` are kept by the backend (in its TTL cache keyed by
-(stream, segment, question)) and reused by `answer`; the graph only ever sees their relevance.
+Each method is one step of tempo.memory.recall's pipeline. The typed results a step hands to the
+next (`Compression`: query-aware tokens; `AllocationPlan`: the ATA plan) travel whole through the
+graph state in channels that are never checkpointed; what is checkpointed and returned (candidates,
+relevance, allocation rows, texts) is JSON-friendly.
 
 Times are stream seconds (0 = the stream's first frame); segment indices are the memory's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol, TypedDict, runtime_checkable
 
 from tempo.agent.rewrite import StreamClock
+from tempo.memory.recall import AllocationPlan, Compression
 
 
 class SegmentHit(TypedDict):
@@ -63,21 +63,22 @@ class AgentBackend(Protocol):
         first, no duplicates."""
         ...
 
-    def compress(self, stream: str, question: str, indices: Sequence[int]) -> dict[int, float]:
-        """The query-aware SVLM pass on these segments: relevance (0..1) per index. Results are cached
-        per (stream, segment, question) with a TTL, so a repeated question costs no model call."""
+    def compress(self, stream: str, question: str, indices: Sequence[int]) -> Compression:
+        """The query-aware SVLM pass on these segments: relevance (0..1) and tokens per index. Results
+        are cached per (stream, segment, question) with a TTL, so a repeated question costs no model call."""
         ...
 
-    def allocate(self, stream: str, relevance_by_index: Mapping[int, float]) -> list[AllocatedSegment]:
-        """ATA over the stream's whole timeline: the given segments by their relevance, every other
-        segment a minimal anchor from its stored generic tokens; in time order."""
+    def allocate(self, stream: str, compression: Compression) -> AllocationPlan:
+        """ATA over the stream's whole timeline: the compressed segments by their relevance, every
+        other segment a minimal anchor from its stored generic tokens; in time order."""
         ...
 
     def answer(
         self,
         stream: str,
         question: str,
-        allocation: Sequence[AllocatedSegment],
+        plan: AllocationPlan,
+        compression: Compression,
         on_text: TextCallback | None,
     ) -> str:
         """The global LLM's answer (with `<t seconds>` time tags in its input), text pieces passed to

@@ -13,26 +13,23 @@ the transcript through `ThreadStore`, so a thread continues in another process.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from tempo.agent.checkpoint import RedisCheckpointSaver
-from tempo.agent.errors import InvalidTimeScopeError
+from tempo.agent.errors import InvalidQuestionError, InvalidTimeScopeError
 from tempo.agent.graph import AgentSettings, build_agent_graph, run_turn
 from tempo.agent.memory_backend import MemoryBackend, track_turn
 from tempo.agent.threads import ThreadStore, check_thread_id
-from tempo.errors import TempoError
+from tempo.memory.recall import RecallSettings
 
 if TYPE_CHECKING:
     from tempo.agent.backend import AgentBackend
     from tempo.service import TempoService
 
 MAX_QUESTION_CHARS = 2000
-
-
-class InvalidQuestionError(TempoError):
-    """An empty or oversized question."""
 
 
 def check_question(question: Any) -> str:
@@ -64,9 +61,10 @@ class Conversations:
     Args:
         service: the memory and model (`TempoService`); only Redis is touched until a question is asked.
         checkpointer / threads: where graph state and transcripts live (default: the memory's Redis).
-        backend: the model + memory the graph runs on (default `MemoryBackend(service)`).
-        settings: the graph's knobs (top-K, widening threshold, ...).
-        max_new_tokens: longest answer, when no backend is given.
+        backend: the model + memory the graph runs on (default `MemoryBackend(service, recall)`).
+        settings: the graph's knobs (widening threshold, history, ...; top-K from `recall` by default).
+        recall: the answer path's settings (`RecallSettings`: top-K, budget, answer cache, ...).
+        max_new_tokens: longest answer (overrides `recall.max_new_tokens`).
     """
 
     def __init__(
@@ -77,14 +75,17 @@ class Conversations:
         threads: ThreadStore | None = None,
         backend: AgentBackend | None = None,
         settings: AgentSettings | None = None,
+        recall: RecallSettings | None = None,
         max_new_tokens: int | None = None,
     ) -> None:
         self.service = service
         self._checkpointer = checkpointer
         self._threads = threads
         self._backend = backend
-        self.settings = settings or AgentSettings()
-        self.max_new_tokens = max_new_tokens
+        self.recall = recall or RecallSettings()
+        if max_new_tokens is not None:
+            self.recall = dataclasses.replace(self.recall, max_new_tokens=max_new_tokens)
+        self.settings = settings or AgentSettings(top_k=self.recall.top_k)
 
     @cached_property
     def checkpointer(self) -> RedisCheckpointSaver:
@@ -96,7 +97,7 @@ class Conversations:
 
     @cached_property
     def backend(self) -> AgentBackend:
-        return self._backend or MemoryBackend(self.service, max_new_tokens=self.max_new_tokens)
+        return self._backend or MemoryBackend(self.service, self.recall)
 
     @cached_property
     def graph(self) -> Any:
@@ -119,7 +120,8 @@ class Conversations:
 
         Returns {"thread_id", "stream", "question", "standalone_question", "rewrite_source",
         "time_scope", "answer", "citations", "segments" (evidence: compressed segments used, most
-        relevant first), "candidates" (retrieved segments), "top_relevance", "widened",
+        relevant first), "gaps" (stretches with no video in scope, each with a "no video from t1 to
+        t2" note), "candidates" (retrieved segments), "top_relevance", "widened",
         "widen_reason", "cache_hits", "compressed", "answer_cached", "timings"}.
         """
         question = check_question(question)
@@ -141,12 +143,14 @@ class Conversations:
                 threads=self.threads,
             )
         evidence = result.pop("evidence") or []
+        gaps = self.service.store.gaps(stream, *(time_range or (None, None)))
         return {
             "thread_id": record.id,
             "stream": stream,
             **result,
             "candidates": result.get("candidates") or [],
             "segments": evidence,
+            "gaps": [{**g.to_dict(), "note": g.describe()} for g in gaps],  # "no video from t1 to t2"
             **stats.to_dict(),
         }
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tempo.errors import TempoError
+from tempo.errors import InvalidInputError, TempoError
 
 
 class ThreadNotFoundError(TempoError):
@@ -39,3 +39,11 @@ class ThreadStreamMismatchError(TempoError):
 
 class InvalidTimeScopeError(TempoError):
     """A time scope given explicitly (tool argument, CLI option) that cannot be used."""
+
+
+class InvalidQuestionError(TempoError):
+    """An empty or oversized question."""
+
+
+class ToolInputError(InvalidInputError):
+    """Tool arguments that do not fit the tool's input schema."""

@@ -17,8 +17,11 @@
   allocation's segments; the compressed candidates are attached as evidence. remember: the turn is
   appended to the thread's history, which the checkpointer keeps for the next turn's rewrite.
 
-State values are JSON-friendly only (indices, times, scores, counts, texts). Input keys persist in
-the thread's state like any other, so every turn must pass all of them (`turn_input` does).
+State is one typed dict. The steps' typed results (`compression`: the candidates' query-aware
+tokens; `plan`: the ATA plan) pass whole from node to node in channels that are never checkpointed
+(LangGraph's `UntrackedValue`); every other value is JSON-friendly and checkpointed (indices, times,
+scores, counts, texts). Input keys persist in the thread's state like any other, so every turn must
+pass all of them (`turn_input` does).
 """
 
 from __future__ import annotations
@@ -26,11 +29,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import operator
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, TypedDict
 
+from langgraph.channels import UntrackedValue
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
@@ -40,13 +44,14 @@ from tempo.agent.errors import InvalidTimeScopeError
 from tempo.agent.rewrite import choose_standalone, extract_time_scope, needs_context
 from tempo.agent.threads import ThreadStore
 from tempo.errors import TempoError
+from tempo.memory.recall import AllocationPlan, Compression, RecallSettings
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class AgentSettings:
-    top_k: int = 16  # candidates retrieved per question (before neighbours)
+    top_k: int = RecallSettings.top_k  # candidates retrieved per question (before neighbours)
     widen_factor: int = 4  # K multiplier for the one widening step
     weak_evidence: float = 0.5  # highest candidate relevance under this widens once
     history_turns: int = 4  # previous turns the rewrite model sees
@@ -70,8 +75,11 @@ class AgentState(TypedDict, total=False):
     question: str
     time_range: list[float] | None  # [start, end] seconds from a tool or CLI option; overrides words
     top_k: int | None  # None: the settings' top_k
-    # The thread: previous turns, oldest first, kept by the checkpointer.
-    history: Annotated[list[HistoryTurn], operator.add]
+    # The thread: its last `AgentSettings.history_turns` turns, oldest first, kept by the
+    # checkpointer. Only these are read (by the rewrite), and a checkpoint stores a channel's whole
+    # value each time it changes: an ever-growing list would make a thread's checkpoints O(n²).
+    # The whole transcript lives in the ThreadStore.
+    history: list[HistoryTurn]
     # Working values of the current turn.
     standalone_question: str
     rewrite_source: str  # "question" | "model" | "fallback"
@@ -82,7 +90,9 @@ class AgentState(TypedDict, total=False):
     top_relevance: float | None
     widened: bool
     widen_reason: str | None
-    allocation: list[AllocatedSegment]
+    compression: Annotated[Compression | None, UntrackedValue(object)]  # never checkpointed (tokens)
+    plan: Annotated[AllocationPlan | None, UntrackedValue(object)]  # never checkpointed
+    allocation: list[AllocatedSegment]  # the plan's rows, for citations
     answer: str
     citations: list[dict[str, Any]]
     evidence: list[AllocatedSegment]
@@ -157,11 +167,15 @@ def retrieve(state: AgentState, *, backend: AgentBackend) -> dict[str, Any]:
 
 
 def compress(state: AgentState, *, backend: AgentBackend) -> dict[str, Any]:
-    indices = [h["index"] for h in state["candidates"]]
-    relevance = backend.compress(state["stream"], state["standalone_question"], indices) if indices else {}
-    entries = [RelevanceEntry(index=int(i), relevance=float(r)) for i, r in sorted(relevance.items())]
+    compression = _recompress(state, backend)
+    entries = [RelevanceEntry(index=int(i), relevance=float(r)) for i, r in sorted(compression.relevance.items())]
     top = max((e["relevance"] for e in entries), default=None)
-    return {"relevance": entries, "top_relevance": top}
+    return {"compression": compression, "relevance": entries, "top_relevance": top}
+
+
+def _recompress(state: AgentState, backend: AgentBackend) -> Compression:
+    indices = [h["index"] for h in state.get("candidates", [])]
+    return backend.compress(state["stream"], state["standalone_question"], indices) if indices else Compression({}, 0)
 
 
 def evidence_is_weak(state: AgentState, settings: AgentSettings) -> bool:
@@ -197,9 +211,19 @@ def widen(state: AgentState, *, settings: AgentSettings) -> dict[str, Any]:
 
 
 def allocate(state: AgentState, *, backend: AgentBackend) -> dict[str, Any]:
-    relevance = {e["index"]: e["relevance"] for e in state.get("relevance", [])}
-    allocation = backend.allocate(state["stream"], relevance)
-    return {"allocation": [AllocatedSegment(**a) for a in allocation]}
+    compression = state.get("compression")
+    if compression is None:  # a turn resumed from a checkpoint (the cache makes this cheap)
+        compression = _recompress(state, backend)
+    plan = backend.allocate(state["stream"], compression)
+    # Anchors were not scored for this question: their rows carry the weakest candidate's relevance.
+    floor = min(compression.relevance.values(), default=0.0)
+    rows = [
+        AllocatedSegment(
+            index=int(i), start=float(s), end=float(e), relevance=float(floor if math.isnan(r) else r), tokens=int(k)
+        )
+        for i, s, e, r, k in zip(plan.indices, plan.starts, plan.ends, plan.relevance, plan.counts, strict=True)
+    ]
+    return {"plan": plan, "allocation": rows}
 
 
 def answer(state: AgentState, *, backend: AgentBackend) -> dict[str, Any]:
@@ -208,7 +232,11 @@ def answer(state: AgentState, *, backend: AgentBackend) -> dict[str, Any]:
     def on_text(piece: str) -> None:
         writer({"answer_text": piece})
 
-    text = backend.answer(state["stream"], state["standalone_question"], state["allocation"], on_text)
+    compression, plan = state.get("compression"), state.get("plan")
+    if compression is None or plan is None:  # a turn resumed from a checkpoint: they are not in it
+        compression = _recompress(state, backend)
+        plan = backend.allocate(state["stream"], compression)
+    text = backend.answer(state["stream"], state["standalone_question"], plan, compression, on_text)
     return {"answer": text}
 
 
@@ -221,15 +249,16 @@ def cite(state: AgentState, *, settings: AgentSettings) -> dict[str, Any]:
     return {"citations": citations, "evidence": compressed[: settings.evidence_segments]}
 
 
-def remember(state: AgentState) -> dict[str, Any]:
+def remember(state: AgentState, *, settings: AgentSettings) -> dict[str, Any]:
     turn = HistoryTurn(
         question=state["question"],
         standalone_question=state["standalone_question"],
         answer=state.get("answer", ""),
     )
+    kept = [*state.get("history", []), turn][-settings.history_turns :] if settings.history_turns > 0 else []
     # The allocation covers the whole timeline (21 600 entries for 24 h of 4 s segments): drop it once
     # the turn is answered so the thread's stored state stays small (evidence keeps what was used).
-    return {"history": [turn], "allocation": []}
+    return {"history": kept, "allocation": []}
 
 
 # ----- wiring -------------------------------------------------------------------------------------------
@@ -252,7 +281,7 @@ def build_agent_graph(
     graph.add_node("allocate", p(allocate, backend=backend))
     graph.add_node("answer", p(answer, backend=backend))
     graph.add_node("cite", p(cite, settings=s))
-    graph.add_node("remember", remember)
+    graph.add_node("remember", p(remember, settings=s))
 
     graph.add_edge(START, "rewrite")
     graph.add_edge("rewrite", "retrieve")
@@ -315,29 +344,51 @@ def run_turn(
     `durability="exit"` stores the thread's state once, when the turn ends, rather than after every
     node: a crashed turn is simply asked again (the backend's cache makes that cheap), and the large
     intermediate values (the whole-timeline allocation) are never written to Redis. Pass "async" to
-    keep a checkpoint per node (time travel inside a turn, resuming a failed turn).
+    keep a checkpoint per node (time travel inside a turn, resuming a failed turn: the untracked
+    `compression` and `plan` are then recomputed, from the caches, by the node that needs them).
 
     With `threads`, the answered turn is appended to the thread's transcript (the thread must exist:
     `ThreadStore.open` it first). Returns the turn's result: question, standalone_question,
     rewrite_source, time_scope, answer, citations, evidence, candidates, top_relevance, widened,
     widen_reason.
     """
-    config = {"configurable": {"thread_id": thread_id}}
+    final = final_state(
+        graph, thread_id=thread_id, stream=stream, question=question, time_range=time_range, top_k=top_k,
+        on_text=on_text, durability=durability,
+    )
+    result = _result(final)
+    _record(threads, thread_id, result)
+    return result
+
+
+def final_state(
+    graph: Any,
+    *,
+    thread_id: str | None,
+    stream: str,
+    question: str,
+    time_range: tuple[float, float] | None = None,
+    top_k: int | None = None,
+    on_text: Callable[[str], None] | None = None,
+    durability: str = "exit",
+) -> AgentState:
+    """The graph's whole final state for one question (typed values included); `thread_id` None for a
+    graph compiled without a checkpointer (a single question, no thread)."""
+    config = {"configurable": {"thread_id": thread_id}} if thread_id is not None else {}
+    persist = {"durability": durability} if getattr(graph, "checkpointer", None) is not None else {}
     final: dict[str, Any] = {}
     events: Iterator[tuple[str, Any]] = graph.stream(
         turn_input(stream, question, time_range=time_range, top_k=top_k),
         config,
         stream_mode=["custom", "values"],
-        durability=durability,
+        **persist,
     )
     for mode, payload in events:
         if mode == "custom" and on_text is not None and "answer_text" in payload:
             on_text(payload["answer_text"])
         elif mode == "values":
             final = payload
-    result = _result(final)
-    _record(threads, thread_id, result)
-    return result
+    return final  # type: ignore[return-value]
 
 
 async def arun_turn(

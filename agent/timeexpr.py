@@ -151,3 +151,11 @@ def parse_clock(text: str) -> ClockTime | None:
         if hour > 23:
             return None
     return ClockTime(hour * 3600 + minute * 60 + second)
+
+
+def format_clock(seconds: float) -> str:
+    """Stream seconds as M:SS(.s) or H:MM:SS(.s): the one clock format of every output."""
+    h, rest = divmod(float(seconds), 3600)
+    m, s = divmod(rest, 60)
+    frac = f"{s:04.1f}" if s != int(s) else f"{int(s):02d}"
+    return f"{int(h)}:{int(m):02d}:{frac}" if h else f"{int(m)}:{frac}"

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from tempo.agent.conversations import Conversations, check_time_range
-from tempo.errors import InvalidInputError
+from tempo.agent.errors import ToolInputError
+from tempo.agent.timeexpr import format_clock
 from tempo.inputs import (
     MAX_TOP_K,
     TOOL_INPUTS,
@@ -27,10 +28,6 @@ if TYPE_CHECKING:
     from tempo.service import TempoService
 
 __all__ = ["MAX_TOP_K", "AskVideoInput", "ListStreamsInput", "SearchMomentsInput", "ToolInputError", "VideoToolkit"]
-
-
-class ToolInputError(InvalidInputError):
-    """Tool arguments that do not fit the tool's input schema."""
 
 
 # The inputs, with their limits, are defined once in tempo.inputs (shared with the CLI).
@@ -74,12 +71,6 @@ def validate(tool: str, arguments: Any) -> Any:
         return INPUTS[tool].model_validate(arguments)
     except ValidationError as exc:
         raise ToolInputError(describe_validation_error(tool, exc)) from None
-
-
-def _clock(seconds: float) -> str:
-    h, rest = divmod(int(seconds), 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 class VideoToolkit:
@@ -147,7 +138,7 @@ class VideoToolkit:
                     "index": int(h.index),
                     "start": round(float(h.start), 3),
                     "end": round(float(h.end), 3),
-                    "clock": _clock(h.start),
+                    "clock": format_clock(h.start),
                     "score": round(float(h.score), 6),
                 }
                 for h in hits
@@ -155,4 +146,4 @@ class VideoToolkit:
         }
 
     def list_streams(self) -> dict[str, Any]:
-        return {"streams": [s.summary() for s in self.service.streams()]}
+        return {"streams": [s.summary(self.service.store.gaps(s.name)) for s in self.service.streams()]}

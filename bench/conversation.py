@@ -155,8 +155,9 @@ def main(argv: list[str] | None = None) -> int:
 
         # The share of the query-aware cache alone: the answer is generated again every time.
         from tempo.agent.memory_backend import MemoryBackend
+        from tempo.memory.recall import RecallSettings
 
-        backend = MemoryBackend(service, max_new_tokens=args.max_new_tokens, answer_cache=False)
+        backend = MemoryBackend(service, RecallSettings(max_new_tokens=args.max_new_tokens, answer_cache=False))
         uncached = Conversations(service, settings=settings, backend=backend)
         question2 = "Does anyone climb over the fence at night?"
         first2_s, first2 = timed_ask(uncached, question2)

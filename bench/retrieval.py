@@ -37,6 +37,7 @@ from tempo.memory import AnchorCache, RedisMemoryStore, SegmentIndex, SegmentRec
 from tempo.memory.embedded import spawn_redis_server
 from tempo.memory.recall import assemble, plan_allocation, retrieve_by_vector
 from tempo.memory.records import FileReference
+from tempo.models.text import time_tag
 from tqdm import tqdm
 
 SCALES = {"1h": 900, "24h": 21_600, "30d": 648_000}
@@ -103,7 +104,7 @@ def answer_path(
     t.append(time.perf_counter())
     compressed = {i: (relevance[i], _MODEL_TOKENS) for i in cand}
     memory = assemble(store, info, plan, compressed, anchors=cache)
-    tags = [f"<{centre:.1f} seconds>" for centre, _ in memory]
+    tags = [time_tag(centre) for centre, _ in memory]
     t.append(time.perf_counter())
     assert len(tags) == len(plan.indices)
     names = ("faiss", "candidates_redis", "allocate", "anchors_and_assemble")

@@ -7,18 +7,20 @@ from tempo.memory.errors import (
     MemoryUnavailableError,
     OutOfOrderCommitError,
     SegmentNotFoundError,
+    StreamBusyError,
     StreamSettingsMismatchError,
     UnknownStreamError,
 )
 from tempo.memory.index import SearchHit, SegmentIndex, Timeline
 from tempo.memory.records import (
     FileReference,
+    Gap,
     RetentionPolicy,
     SegmentRecord,
     StorageBytes,
     StreamSettings,
 )
-from tempo.memory.retention import RetentionWorker, enforce_retention
+from tempo.memory.retention import RetentionWorker, collect_garbage, enforce_retention
 from tempo.memory.store import CommitResult, CommitStatus, RedisMemoryStore, StreamInfo
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "CommitStatus",
     "EmbeddedRedis",
     "FileReference",
+    "Gap",
     "InvalidStreamNameError",
     "MemoryUnavailableError",
     "OutOfOrderCommitError",
@@ -38,11 +41,13 @@ __all__ = [
     "SegmentNotFoundError",
     "SegmentRecord",
     "StorageBytes",
+    "StreamBusyError",
     "StreamInfo",
     "StreamSettings",
     "StreamSettingsMismatchError",
     "Timeline",
     "UnknownStreamError",
+    "collect_garbage",
     "connect",
     "enforce_retention",
     "tempo_home",

@@ -3,8 +3,9 @@
 Answering from memory gives every non-candidate segment a minimal anchor: the first k of its stored
 generic memory tokens. Those never change once committed, so a process answering several questions
 about a stream (a conversation, a monitor) keeps them decoded here, bounded by bytes, least recently
-used first out. Entries are keyed by the stream's number as well as its name, so a stream deleted
-and re-created under the same name never serves stale anchors.
+used first out. Entries are keyed by the stream's number (never reused), read afresh for every
+call, so a stream deleted and re-created under the same name never serves stale anchors, however
+long the process runs.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
-from tempo.memory.store import RedisMemoryStore
+from tempo.memory.store import RedisMemoryStore, StreamInfo
 
 
 class AnchorCache:
@@ -32,24 +33,17 @@ class AnchorCache:
         self.hits = 0
         self.misses = 0
         self._entries: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
-        self._numbers: dict[str, tuple[int, int]] = {}  # name → (number, token dim)
         self._lock = threading.Lock()
 
-    def _stream(self, name: str) -> tuple[int, int]:
-        known = self._numbers.get(name)
-        if known is None:
-            info = self.store.stream_info(name)
-            known = self._numbers[name] = (info.number, info.settings.token_dim)
-        return known
+    def get(
+        self, stream: StreamInfo | str, indices: Sequence[int] | np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Anchors of `indices`: ((n, k, D) `dtype`, (n,) bool present). Absent segments are zeros.
 
-    def forget(self, name: str) -> None:
-        """Drop what is known of a stream (after it was deleted or re-created)."""
-        with self._lock:
-            self._numbers.pop(name, None)
-
-    def get(self, name: str, indices: Sequence[int] | np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Anchors of `indices`: ((n, k, D) `dtype`, (n,) bool present). Absent segments are zeros."""
-        number, dim = self._stream(name)
+        `stream` is the stream's header as the caller just read it, or its name (then read here).
+        """
+        info = self.store.stream_info(stream) if isinstance(stream, str) else stream
+        name, number, dim = info.name, info.number, info.settings.token_dim
         idx = np.asarray(indices, dtype=np.int64)
         out = np.zeros((len(idx), k, dim), self.dtype)
         present = np.zeros(len(idx), bool)

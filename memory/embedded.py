@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -28,9 +29,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from tempo.errors import redact_secrets, redact_url
 from tempo.memory.errors import MemoryUnavailableError
+from tempo.settings import ENV_REDIS_URL, environment
 
-ENV_URL = "TEMPO_REDIS_URL"
-ENV_HOME = "TEMPO_HOME"
+ENV_URL = ENV_REDIS_URL
 # sun_path is 108 bytes on Linux; longer data dirs get their socket under the temp dir instead.
 _MAX_SOCKET_PATH = 100
 _PROBE_TIMEOUT = 10.0  # seconds for the PING/INFO handshake of `connect`
@@ -40,7 +41,7 @@ def tempo_home(home: Path | str | None = None) -> Path:
     """The data directory: `home`, else $TEMPO_HOME, else the platform's user data dir for "tempo"."""
     if home is not None:
         return Path(home).expanduser()
-    env = os.environ.get(ENV_HOME)
+    env = environment().home
     if env:
         return Path(env).expanduser()
     return Path(platformdirs.user_data_dir("tempo"))
@@ -70,6 +71,9 @@ def spawn_redis_server(
     `appendonly=False` skips the AOF (bulk loads in benchmarks).
     """
     sock = directory / "redis.sock"
+    tag = hashlib.sha1(str(directory).encode()).hexdigest()[:12]
+    log_path = Path(tempfile.gettempdir()) / f"tempo-redis-{os.getpid()}-{tag}.log"
+    log = open(log_path, "wb")  # noqa: SIM115 (handed to the child, closed right after the spawn)
     proc = subprocess.Popen(
         [
             redis_server_binary(),
@@ -80,21 +84,50 @@ def spawn_redis_server(
             "--appendonly", "yes" if appendonly else "no",
             "--save", "",
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        # redis-server logs to stdout; both go to one file so an early exit can say why it exited.
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
+    log.close()  # the child holds its own descriptor
     url = f"unix://{sock}"
     deadline = time.monotonic() + timeout
     while True:
         try:
             if redis.Redis.from_url(url).ping():
+                log_path.unlink(missing_ok=True)
                 return proc, url
         except (redis.ConnectionError, FileNotFoundError):
             pass
-        if proc.poll() is not None or time.monotonic() > deadline:
+        code = proc.poll()
+        if code is not None:
+            why = _exit_reason(log_path)
+            log_path.unlink(missing_ok=True)
+            raise MemoryUnavailableError(f"redis-server in {directory} exited at once (status {code}): {why}")
+        if time.monotonic() > deadline:
             proc.kill()
-            raise MemoryUnavailableError(f"redis-server in {directory} did not start within {timeout:.0f} s")
+            proc.wait()
+            raise MemoryUnavailableError(
+                f"redis-server in {directory} did not answer within {timeout:.0f} s; see {log_path}"
+            )
         time.sleep(0.05)
+
+
+def _exit_reason(log_path: Path) -> str:
+    """Why redis-server exited, from what it wrote: the rejected setting and the reason for a
+    configuration error, else its last line without the log prefix (`pid:role date time # `)."""
+    try:
+        lines = [line.strip() for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        lines = []
+    if not lines:
+        return "it wrote nothing"
+    rejected = [i for i, line in enumerate(lines) if line.startswith(">>>")]
+    if rejected:
+        i = rejected[-1]
+        setting = lines[i].removeprefix(">>>").strip()
+        reason = lines[i + 1] if i + 1 < len(lines) else "rejected"
+        return f"it rejected the setting {setting}: {reason}"
+    return re.sub(r"^\d+:[A-Z] \d+ \w+ \d{4} [\d:.]+ [#*.-] ", "", lines[-1])
 
 
 @dataclass(frozen=True)
@@ -255,7 +288,7 @@ def connect(url: str | None = None, home: Path | str | None = None) -> redis.Red
     Raises MemoryUnavailableError (one sentence) when the server is unreachable or the URL is bad.
     The client returns bytes (no response decoding): tokens and embeddings are binary.
     """
-    url = url or os.environ.get(ENV_URL) or None
+    url = url or environment().redis_url
     if url is None:
         url = EmbeddedRedis(tempo_home(home)).ensure_running()
         where = "the embedded redis-server"

@@ -41,3 +41,23 @@ class SegmentNotFoundError(TempoError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class StreamBusyError(TempoError):
+    """Another ingest holds the stream's writer lease (one writer per stream)."""
+
+
+class SourceChangedError(TempoError):
+    """A file source no longer is the file the stream was ingested from (size, time or content)."""
+
+
+class RecompressError(TempoError):
+    """The frames of a stored segment cannot be read back (its source file moved or changed)."""
+
+
+class SourceMismatchError(TempoError):
+    """A stream is resumed from another source than the one it was created from."""
+
+
+class JobError(TempoError):
+    """A work-queue job could not be decoded or processed (it is retried, then dead-lettered)."""

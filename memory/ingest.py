@@ -6,10 +6,16 @@ writer thread builds the records (proxy clips for live sources) and commits them
 segment, atomically and in order, so the stream's "last committed segment" is always a segment that
 is entirely there and storage overlaps model work. Running the same ingest again resumes right after it (files seek
 there; live sources continue their timeline), so a crash or Ctrl-C loses at most the batch in flight.
+
+One writer per stream: an ingest holds the stream's writer lease in Redis (renewed by a thread,
+released at the end, expiring `lease_seconds` after a crash), and every commit is checked against it.
+Every status the store answers other than `committed` stops the run with an error; nothing the store
+did not commit is counted. A run that fails before committing anything removes the stream it made.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import queue
@@ -21,23 +27,35 @@ from typing import Any
 
 import numpy as np
 from tempo.errors import TempoError
+from tempo.memory.errors import OutOfOrderCommitError, SourceMismatchError, StreamBusyError
 from tempo.memory.proxy import ProxySettings
 from tempo.memory.records import RetentionPolicy, SegmentRecord, StreamSettings
-from tempo.memory.store import RedisMemoryStore, StreamInfo
+from tempo.memory.store import CommitStatus, RedisMemoryStore, StreamInfo
 from tempo.models.config import GENERIC_QUERY
 from tempo.models.embedder import SegmentEmbedder
 from tempo.models.modeling import TempoModel
+from tempo.settings import environment
 from tempo.streaming import IngestStats, SamplingConfig, Segment, iter_segments
 from tempo.streaming.segment import SourceInfo
+from tempo.streaming.sources import fingerprint_file
 from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
 _END = object()  # sentinel the decoder thread puts after the last segment
 
+# Seconds a writer lease lives without renewal: how long a crashed ingest blocks the next one.
+DEFAULT_LEASE_SECONDS = 30.0
 
-class SourceMismatchError(TempoError):
-    """A stream is resumed from another source than the one it was created from."""
+
+def lease_seconds_from_env() -> float:
+    """$TEMPO_WRITER_LEASE (seconds), else DEFAULT_LEASE_SECONDS."""
+    raw = environment().writer_lease
+    try:
+        value = float(raw) if raw else DEFAULT_LEASE_SECONDS
+    except ValueError:
+        value = DEFAULT_LEASE_SECONDS
+    return value if 0.5 <= value <= 86400 else DEFAULT_LEASE_SECONDS
 
 
 @dataclass
@@ -53,6 +71,7 @@ class IngestReport:
     wall_seconds: float
     interrupted: bool = False
     decode: dict[str, Any] = field(default_factory=dict)  # decoder counters (errors, drops, gaps)
+    gaps: list[dict[str, float]] = field(default_factory=list)  # stretches without video this run met
 
     @property
     def realtime_factor(self) -> float:
@@ -71,6 +90,7 @@ class IngestReport:
             "realtime_factor": round(self.realtime_factor, 3),
             "interrupted": self.interrupted,
             "decode": self.decode,
+            "gaps": self.gaps,
         }
 
 
@@ -89,10 +109,12 @@ def stream_settings(
         embedding_dim=embedder.dim,
         sample_fps=sampling.fps,
         window=sampling.window,
+        max_edge=sampling.max_edge,
+        tolerance=sampling.tolerance,
+        sampling=sampling.sampling,
         tokens_per_segment=model.num_memory_tokens,
         token_dim=model.memory_dim,
         stored_tokens=min(stored_tokens, model.num_memory_tokens),
-        extra={"max_edge": sampling.max_edge, "tolerance": sampling.tolerance},
     )
 
 
@@ -166,9 +188,11 @@ class _Writer(threading.Thread):
         last: int,
         on_commit: Callable[[list[SegmentRecord]], None] | None,
         depth: int = 4,
+        lease: str | None = None,
     ) -> None:
         super().__init__(name="tempo-write", daemon=True)
         self.store = store
+        self.lease = lease
         self.settings = settings
         self.proxy = proxy
         self.on_commit = on_commit
@@ -206,14 +230,37 @@ class _Writer(threading.Thread):
                     for i, s in enumerate(batch)
                 ]
                 if self.store is not None:
-                    results = self.store.put_segments(records)
+                    results = self.store.put_segments(records, lease=self.lease)
+                    self._check(records, results)
                     self.last = results[-1].committed if results else self.last
+                else:
+                    self.committed += len(batch)
+                    self.video_seconds += sum(s.end - s.start for s in batch)
                 if self.on_commit is not None:
                     self.on_commit(records)
-                self.committed += len(batch)
-                self.video_seconds += sum(s.end - s.start for s in batch)
             except BaseException as exc:  # handed to the model thread at its next submit/finish
                 self.error = exc
+
+    def _check(self, records: list[SegmentRecord], results: list[Any]) -> None:
+        """Only `committed` is success: count what was, then fail on the first other status."""
+        for record, result in zip(records, results, strict=True):
+            if result.status is CommitStatus.COMMITTED:
+                self.committed += 1
+                self.video_seconds += record.end - record.start
+                self.last = result.committed
+                continue
+            name = record.stream
+            if result.status is CommitStatus.OUT_OF_ORDER:
+                raise OutOfOrderCommitError(
+                    f"segment {record.index} of stream {name!r} was refused: the stream's last committed "
+                    f"segment is {result.committed}; nothing after it was stored"
+                )
+            if result.status is CommitStatus.DUPLICATE:
+                raise StreamBusyError(
+                    f"segment {record.index} of stream {name!r} was already committed by another writer; "
+                    "only one ingest may write a stream at a time"
+                )
+            raise StreamBusyError(RedisMemoryStore.busy_message(name))
 
 
 def _continue_live_timeline(segment: Segment, offset_index: int, offset_time: float) -> Segment:
@@ -246,39 +293,135 @@ def ingest(
     progress: bool = True,
     commit: bool = True,
     on_commit: Callable[[list[SegmentRecord]], None] | None = None,
+    lease_seconds: float | None = None,
 ) -> IngestReport:
     """Ingest `source` into `stream`, resuming after the stream's last committed segment.
 
     `commit=False` runs decoding and the model only: no records, no Redis (to measure what storage costs).
     `max_segments` stops after that many segments (tests, previews). KeyboardInterrupt stops
     cleanly: the report says `interrupted` and everything committed stays committed.
+    `lease_seconds` (default $TEMPO_WRITER_LEASE, else 30 s): the writer lease's lifetime; a second
+    ingest of the stream meanwhile fails with StreamBusyError.
     """
     sampling = sampling or SamplingConfig()
     bs = max(1, int(batch_size or model.config.compress_batch_size))
     settings = stream_settings(model, embedder, sampling, model_id=model_id, stored_tokens=stored_tokens)
     t_start = time.perf_counter()
 
-    # Opening the source first gives a clear error for a bad path/URL before anything is written.
-    probe = iter_segments(source, stream_id=stream, config=sampling, start_segment=0)
-    source_info: SourceInfo = probe.info
+    # One writer per stream: the lease comes first, so a second ingest does not even open the source
+    # (a camera may take one connection only). Opening the source before creating the stream gives a
+    # clear error for a bad path/URL before anything is written.
+    store.check_name(stream)
+    lease = _Lease(store, stream, lease_seconds_from_env() if lease_seconds is None else lease_seconds) \
+        if commit else None
+    probe: Any = None
     info: StreamInfo | None = None
     start_index = 0
     live_offset = (0, 0.0)
-    if commit:
-        info = store.create_stream(stream, source_info, settings, retention)
-        known_uri = info.source.get("uri")
-        if known_uri is not None and known_uri != source_info.uri:
-            probe.close()
-            raise SourceMismatchError(
-                f"stream {stream!r} was ingested from {known_uri!r}, not {source_info.uri!r}; "
-                "use another stream name for another source"
-            )
-        start_index = info.next_index
-        if source_info.live and info.end is not None:
-            live_offset = (info.next_index, float(info.end))
+    try:
+        try:
+            probe = iter_segments(source, stream_id=stream, config=sampling, start_segment=0)
+            source_info: SourceInfo = probe.info
+            if commit:
+                described: dict[str, Any] = source_info.to_dict()
+                if source_info.kind == "file":  # so a resume or a recall can tell a replaced file
+                    described["fingerprint"] = fingerprint_file(source_info.uri)
+                info = store.create_stream(stream, described, settings, retention)
+                known_uri = info.source.get("uri")
+                if known_uri is not None and known_uri != source_info.uri:
+                    raise SourceMismatchError(
+                        f"stream {stream!r} was ingested from {known_uri!r}, not {source_info.uri!r}; "
+                        "use another stream name for another source"
+                    )
+                info.check_source_unchanged(source_info.uri)
+        except BaseException:
+            if probe is not None:
+                probe.close()
+            raise
+        if info is not None:
+            start_index = info.next_index
+            if source_info.live and info.end is not None:
+                live_offset = (info.next_index, float(info.end))
+        return _run(
+            source, stream, probe, info, lease, live_offset, start_index, model=model, embedder=embedder,
+            store=store, settings=settings, sampling=sampling, proxy=proxy, bs=bs, queue_depth=queue_depth,
+            max_segments=max_segments, progress=progress, commit=commit, on_commit=on_commit, t_start=t_start,
+        )
+    finally:
+        # Whatever ended the run (an error, Ctrl-C at any point): a stream that never received a
+        # segment goes, while this run still holds the lease.
+        if lease is not None:
+            _drop_if_empty(store, stream)
+            lease.release()
+
+
+def _drop_if_empty(store: RedisMemoryStore, stream: str) -> None:
+    """A run that ends (failed or interrupted) with the stream never having had a segment leaves
+    no empty stream behind. Called while this run still holds the writer lease."""
+    try:
+        if store.stream_info(stream).committed < 0:
+            store.delete_stream(stream)
+    except TempoError:  # Redis went away: the original error says more
+        log.debug("could not check stream %r for removal", stream, exc_info=True)
+
+
+class _Lease:
+    """The stream's writer lease, renewed by a daemon thread every third of its lifetime."""
+
+    def __init__(self, store: RedisMemoryStore, stream: str, seconds: float, token: str | None = None) -> None:
+        self.store, self.stream, self.seconds = store, stream, seconds
+        self.token = store.acquire_writer(stream, seconds, token)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name="tempo-lease", daemon=True)
+        self._thread.start()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.seconds / 3):
+            try:
+                if not self.store.renew_writer(self.stream, self.token, self.seconds):
+                    log.warning("lost the writer lease of stream %r; its commits will be refused", self.stream)
+                    return
+            except TempoError as exc:  # Redis unreachable: commits will fail and say so
+                log.warning("could not renew the writer lease of stream %r: %s", self.stream, exc)
+
+    def release(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+        with contextlib.suppress(TempoError):  # else it expires on its own
+            self.store.release_writer(self.stream, self.token)
+
+
+def _run(
+    source: str,
+    stream: str,
+    probe: Any,
+    info: StreamInfo | None,
+    lease: _Lease | None,
+    live_offset: tuple[int, float],
+    start_index: int,
+    *,
+    model: TempoModel,
+    embedder: SegmentEmbedder,
+    store: RedisMemoryStore,
+    settings: StreamSettings,
+    sampling: SamplingConfig,
+    proxy: ProxySettings | None,
+    bs: int,
+    queue_depth: int,
+    max_segments: int | None,
+    progress: bool,
+    commit: bool,
+    on_commit: Callable[[list[SegmentRecord]], None] | None,
+    t_start: float,
+) -> IngestReport:
+    source_info: SourceInfo = probe.info
     if start_index and not source_info.live:
         probe.close()
-        segments: Any = iter_segments(source, stream_id=stream, config=sampling, start_segment=start_index)
+        assert info is not None
+        # Seek to the grid window after the last committed segment's: indices go on from
+        # start_index whatever gaps lie before (see WindowAssembler).
+        segments: Any = iter_segments(source, stream_id=stream, config=sampling, start_segment=start_index,
+                                      start_slot=info.resume_slot)
     else:
         segments = probe
 
@@ -300,6 +443,7 @@ def ingest(
         proxy,
         info.committed if info is not None else -1,
         on_commit if commit else None,
+        lease=lease.token if lease is not None else None,
     )
     decoder.start()
     writer.start()
@@ -335,6 +479,10 @@ def ingest(
         decoder.join(timeout=5.0)
     if not commit:  # nothing was written: report what was processed
         writer.committed, writer.video_seconds = produced, produced_seconds
+    gaps = []
+    if commit and writer.committed and info is not None:
+        after = info.end if info.end is not None else float("-inf")
+        gaps = [g.to_dict() for g in store.gaps(stream) if g.end > after]
     return IngestReport(
         stream=stream,
         source=source_info.uri,
@@ -345,4 +493,5 @@ def ingest(
         wall_seconds=time.perf_counter() - t_start,
         interrupted=interrupted,
         decode=_decode_stats(getattr(segments, "stats", None)),
+        gaps=gaps,
     )

@@ -5,7 +5,8 @@ pushes one job per segment to the stream's job queue, a Redis Stream:
 
     tempo:q:{name}:jobs    STREAM  one entry per segment job: `job` (metadata JSON), `frames` (clip)
     tempo:q:{name}:dead    STREAM  dead letters: the job's metadata, its error, how often it failed
-    tempo:q:{name}:state   HASH    produced (last index pushed), produced_end (its end, seconds),
+    tempo:q:{name}:state   HASH    produced (last index pushed), produced_end (its end, seconds), lease
+                                   (the writer lease token its jobs carry),
                                    dropped (live jobs dropped by backpressure), dead (dead letters)
     tempo:q:{name}:fails   HASH    entry id → failed attempts so far
     tempo:q:streams        SET     names of the streams that have a job queue
@@ -56,9 +57,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import redis
 from tempo.errors import TempoError
+from tempo.memory.errors import JobError, SourceMismatchError
 from tempo.memory.proxy import ProxySettings
 from tempo.memory.records import RetentionPolicy, SegmentRecord
 from tempo.memory.store import CommitStatus, RedisMemoryStore
+from tempo.settings import environment
 from tempo.streaming import SamplingConfig, Segment, iter_segments
 from tempo.streaming.segment import SourceInfo
 
@@ -70,10 +73,6 @@ log = logging.getLogger(__name__)
 
 GROUP = "tempo-workers"
 _FRAMES_MAGIC = b"TQF1"
-
-
-class JobError(TempoError):
-    """A job could not be decoded or processed (it is retried, then dead-lettered)."""
 
 
 @dataclass(frozen=True)
@@ -92,18 +91,20 @@ class QueueSettings:
 
     @classmethod
     def from_env(cls) -> QueueSettings:
-        """$TEMPO_QUEUE_MAX_JOBS, $TEMPO_QUEUE_CLAIM_IDLE (seconds), $TEMPO_QUEUE_MAX_FAILURES."""
-        def get(name: str, cast: Callable[[str], Any], default: Any) -> Any:
-            raw = os.environ.get(name)
+        """$TEMPO_QUEUE_MAX_JOBS, $TEMPO_QUEUE_CLAIM_IDLE (seconds), $TEMPO_QUEUE_MAX_FAILURES (read
+        through tempo.settings); an unset or unreadable value keeps the default."""
+        env = environment()
+
+        def get(raw: str | None, cast: Callable[[str], Any], default: Any) -> Any:
             try:
                 return cast(raw) if raw else default
             except ValueError:
                 return default
 
         return cls(
-            max_jobs=get("TEMPO_QUEUE_MAX_JOBS", int, cls.max_jobs),
-            claim_idle=get("TEMPO_QUEUE_CLAIM_IDLE", float, cls.claim_idle),
-            max_failures=get("TEMPO_QUEUE_MAX_FAILURES", int, cls.max_failures),
+            max_jobs=get(env.queue_max_jobs, int, cls.max_jobs),
+            claim_idle=get(env.queue_claim_idle, float, cls.claim_idle),
+            max_failures=get(env.queue_max_failures, int, cls.max_failures),
         )
 
 
@@ -286,6 +287,10 @@ class JobQueue:
 
     def state(self, name: str) -> dict[str, str]:
         return {k.decode(): v.decode() for k, v in self.client.hgetall(self.k_state(name)).items()}
+
+    def set_lease(self, name: str, token: str) -> None:
+        """Remember the writer lease token the stream's queued jobs carry (a producer run again reuses it)."""
+        self.client.hset(self.k_state(name), "lease", token)
 
     def push(self, segment: Segment, spec: JobSpec, *, live: bool, stop: threading.Event | None = None,
              poll: float = 0.05) -> int:
@@ -562,12 +567,41 @@ def produce(
     spec: JobSpec,
     max_segments: int | None = None,
     stop: threading.Event | None = None,
+    lease_seconds: float | None = None,
 ) -> ProduceReport:
     """Decode `source` and queue one job per segment for `stream`, resuming after what is already
-    queued or committed (files seek there; live sources continue the stream's timeline)."""
-    from tempo.memory.ingest import SourceMismatchError, _continue_live_timeline, _decode_stats
+    queued or committed (files seek there; live sources continue the stream's timeline).
+
+    One writer per stream, as `tempo ingest`: the producer holds the stream's writer lease while it
+    runs (StreamBusyError, before the source is opened, when another ingest or producer holds it;
+    `lease_seconds`: default $TEMPO_WRITER_LEASE, else 30 s) and every job carries its token, which
+    the workers' commits are checked against. A producer run again takes the lease under the token
+    of the jobs still queued, so they still land."""
+    from tempo.memory.ingest import _Lease, lease_seconds_from_env
 
     store.check_name(stream)
+    seconds = lease_seconds_from_env() if lease_seconds is None else lease_seconds
+    lease = _Lease(store, stream, seconds, queue.state(stream).get("lease") or None)
+    try:
+        queue.set_lease(stream, lease.token)
+        return _produce(source, stream, queue=queue, store=store, spec=dataclasses.replace(spec, lease=lease.token),
+                        max_segments=max_segments, stop=stop)
+    finally:
+        lease.release()
+
+
+def _produce(
+    source: str,
+    stream: str,
+    *,
+    queue: JobQueue,
+    store: RedisMemoryStore,
+    spec: JobSpec,
+    max_segments: int | None,
+    stop: threading.Event | None,
+) -> ProduceReport:
+    from tempo.memory.ingest import _continue_live_timeline, _decode_stats
+
     t0 = time.perf_counter()
     probe = iter_segments(source, stream_id=stream, config=spec.sampling, start_segment=0)
     info = probe.info

@@ -6,8 +6,11 @@ every other segment of the timeline enters the answer as a minimal anchor made o
 of its stored generic memory. When a stream has no more than K segments every segment is a
 candidate and this is exactly the reference method.
 
-Each step is a function of its own so the agent (tempo.agent) can run them as graph nodes:
-`retrieve`, `compress_candidates` (through `QueryCache`), `plan_allocation`, `answer_plan`.
+`RecallPipeline` holds the steps — `retrieve`, `compress` (through `QueryCache`), `plan` (ATA over
+the whole timeline), `answer` (through `AnswerCache`) — with one `RecallSettings`. The agent's graph
+nodes call these steps and pass their typed results on (tempo.agent.graph); every entry point
+(`tempo ask --stream`, threads, chat, MCP, LangChain) runs that graph, so a question gets the same
+answer whichever way it arrives.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import dataclasses
 import hashlib
 import itertools
 import struct
-import time
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,18 +29,34 @@ import redis
 import torch
 from tempo.errors import TempoError
 from tempo.memory.anchors import AnchorCache
+from tempo.memory.errors import RecompressError
 from tempo.memory.index import SearchHit, SegmentIndex, Timeline
 from tempo.memory.proxy import decode_proxy
-from tempo.memory.records import SegmentRecord, StreamSettings
+from tempo.memory.records import Gap, SegmentRecord, StreamSettings
 from tempo.memory.store import RedisMemoryStore, StreamInfo
 from tempo.models.ata import allocate_tokens, average_tokens_per_frame
 from tempo.models.embedder import SegmentEmbedder
-from tempo.models.modeling import TempoModel
+from tempo.models.modeling import TempoModel, centre_time
+from tempo.settings import RecallSettings
 from tempo.streaming import SamplingConfig, Segment, SourceInfo, iter_segments
 
-
-class RecompressError(TempoError):
-    """The frames of a stored segment cannot be read back (its source file moved or changed)."""
+__all__ = [
+    "AllocationPlan",
+    "AnswerCache",
+    "Compression",
+    "MemoryAskResult",
+    "QueryCache",
+    "RecallPipeline",
+    "RecallSettings",
+    "Retrieval",
+    "assemble",
+    "compress_candidates",
+    "load_segments",
+    "plan_allocation",
+    "retrieve",
+    "retrieve_by_vector",
+    "sampling_of",
+]
 
 
 # ---------------------------------------------------------------------------------------------- retrieve
@@ -99,12 +118,12 @@ def retrieve_by_vector(
 # ---------------------------------------------------------------------------------------------- frames
 def sampling_of(settings: StreamSettings) -> SamplingConfig:
     """The sampling a stream was ingested with (so re-read frames equal the ingested ones)."""
-    extra = settings.extra or {}
     return SamplingConfig(
         fps=settings.sample_fps,
         window=settings.window,
-        max_edge=int(extra.get("max_edge", 512)),
-        tolerance=extra.get("tolerance"),
+        max_edge=settings.max_edge,
+        tolerance=settings.tolerance,
+        sampling=settings.sampling,  # type: ignore[arg-type]
     )
 
 
@@ -149,15 +168,20 @@ def load_segments(store: RedisMemoryStore, info: StreamInfo, indices: Sequence[i
             raise RecompressError(f"segment {i} of stream {info.name!r} has neither a source reference nor a proxy")
     if file_indices:
         path = records[list(indices).index(file_indices[0])].file_ref.path  # type: ignore[union-attr]
+        info.check_source_unchanged(path)  # a replaced file must not answer for the ingested one
         sampling = sampling_of(info.settings)
         expected = {r.index: r for r in records if r is not None}
         # A run is consecutive in the file's windows, not only in indices: a work-queue job that was
-        # dead-lettered takes no index, so the segment after it is further on in the file.
+        # dead-lettered (or a stretch without frames) takes no index, so the segment after it is
+        # further on in the file, and reading on from the run's start would give the skipped one.
         window = sampling.window
         for run in _file_runs(file_indices, {i: r.first_frame_index // window for i, r in expected.items()}):
             try:
-                first_window = expected[run[0]].first_frame_index // window
-                with iter_segments(path, stream_id=info.name, config=sampling, start_segment=first_window) as it:
+                # Seek to the run's first grid window (its first slot, as the memory stores it); the
+                # segments read are numbered from run[0] and relabelled with the stored indices.
+                slot = expected[run[0]].first_frame_index // window * window
+                with iter_segments(path, stream_id=info.name, config=sampling, start_segment=run[0],
+                                   start_slot=slot) as it:
                     for i, segment in zip(run, itertools.islice(it, len(run)), strict=False):
                         by_index[i] = dataclasses.replace(segment, index=i)
             except TempoError as exc:
@@ -341,6 +365,7 @@ class MemoryAskResult:
     budget: int
     cache_hits: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    gaps: list[Gap] = field(default_factory=list)  # stretches with no video in the question's scope
 
     @property
     def avg_tokens_per_frame(self) -> float:
@@ -371,6 +396,7 @@ class MemoryAskResult:
             "anchors_dropped": self.plan.anchors_dropped,
             "cache_hits": self.cache_hits,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            "gaps": [{**g.to_dict(), "note": g.describe()} for g in self.gaps],
         }
 
 
@@ -391,7 +417,6 @@ def assemble(
     piece to its own dtype when it projects it.
     """
     settings = info.settings
-    half_window = settings.window / (2.0 * settings.sample_fps)
     anchor_rows = np.flatnonzero(~plan.candidate)
     anchor_tokens = torch.zeros(0, 0, settings.token_dim)
     present = np.zeros(0, bool)
@@ -399,14 +424,14 @@ def assemble(
         wanted = plan.indices[anchor_rows]
         k_max = int(plan.counts[anchor_rows].max())
         if anchors is not None:
-            found, present = anchors.get(info.name, wanted, k_max)  # (a, k_max, D)
+            found, present = anchors.get(info, wanted, k_max)  # (a, k_max, D)
         else:
             found, present = store.token_heads(info.name, wanted.tolist(), k_max, settings.token_dim)
         anchor_tokens = torch.from_numpy(found)
     anchor_of = np.full(len(plan.indices), -1, np.int64)
     anchor_of[anchor_rows] = np.arange(len(anchor_rows))
     counts = plan.counts.tolist()
-    centres = (plan.starts + half_window).tolist()
+    centres = centre_time(plan.starts, settings.window, settings.sample_fps).tolist()
     out: list[tuple[float, torch.Tensor]] = []
     for row, (i, j) in enumerate(zip(plan.indices.tolist(), anchor_of.tolist(), strict=True)):
         if j < 0:
@@ -418,68 +443,155 @@ def assemble(
     return out
 
 
-def answer_from_memory(
-    question: str,
-    stream: str,
-    *,
-    model: TempoModel,
-    embedder: SegmentEmbedder,
-    store: RedisMemoryStore,
-    index: SegmentIndex,
-    cache: QueryCache | None = None,
-    anchors: AnchorCache | None = None,
-    top_k: int = 8,
-    neighbours: int = 1,
-    budget: int | None = None,
-    min_tokens: int | None = None,
-    time_range: tuple[float, float] | None = None,
-    max_new_tokens: int | None = None,
-    on_text: Callable[[str], None] | None = None,
-) -> MemoryAskResult:
-    """The whole `tempo ask --stream` path; timings say where the time went (seconds)."""
-    model.check_question_fits(question)  # before retrieval and compression (QuestionTooLongError)
-    budget = model.config.budget if budget is None else int(budget)
-    min_tokens = model.config.min_tokens if min_tokens is None else int(min_tokens)
-    clock: dict[str, float] = {}
-    t0 = t_start = time.perf_counter()
-    info = store.stream_info(stream)
-    retrieval = retrieve(
-        index, embedder, stream, question, top_k=top_k, neighbours=neighbours, time_range=time_range
-    )
-    clock["retrieve_s"] = time.perf_counter() - t0
+class AnswerCache:
+    """Greedy answers in Redis, keyed by everything they are a function of, with a TTL."""
 
-    t0 = time.perf_counter()
-    compressed, hits = compress_candidates(
-        model, store, info, question, retrieval.candidates.tolist(), cache=cache
-    )
-    clock["compress_s"] = time.perf_counter() - t0
+    def __init__(self, client: redis.Redis, *, prefix: str = "tempo", ttl: float = 3600.0) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.ttl = ttl
 
-    t0 = time.perf_counter()
-    plan = plan_allocation(
-        retrieval.timeline,
-        {i: s for i, (s, _) in compressed.items()},
-        tokens_per_segment=info.settings.tokens_per_segment,
-        budget=budget,
-        min_tokens=min_tokens,
-        stored_tokens=info.settings.stored_tokens,
-    )
-    memory = assemble(store, info, plan, compressed, anchors=anchors)
-    clock["allocate_s"] = time.perf_counter() - t0
+    def key(self, stream: str, parts: Sequence[bytes | str]) -> str:
+        h = hashlib.sha1()
+        for part in parts:
+            data = part.encode() if isinstance(part, str) else part
+            h.update(len(data).to_bytes(8, "little"))
+            h.update(data)
+        return f"{self.prefix}:ac:{{{stream}}}:{h.hexdigest()[:24]}"
 
-    t0 = time.perf_counter()
-    text = model.answer(question, memory, max_new_tokens=max_new_tokens, on_text=on_text)
-    clock["answer_s"] = time.perf_counter() - t0
-    clock["total_s"] = time.perf_counter() - t_start
-    # A segment's frames: its duration × fps (end is the last frame + one interval), at most a window.
-    frames = np.clip(np.rint((plan.ends - plan.starts) * info.settings.sample_fps), 1, info.settings.window)
-    return MemoryAskResult(
-        stream=stream,
-        question=question,
-        answer=text,
-        plan=plan,
-        candidates=[int(i) for i in retrieval.candidates],
-        frames_per_segment=frames.astype(np.int64),
-        budget=budget,
-        cache_hits=hits,
-        timings=clock,
-    )
+    def get(self, key: str) -> str | None:
+        raw = self.client.get(key)
+        return None if raw is None else (raw.decode() if isinstance(raw, bytes) else str(raw))
+
+    def put(self, key: str, text: str) -> None:
+        self.client.set(key, text.encode(), px=int(self.ttl * 1000))
+
+
+@dataclass(frozen=True)
+class Compression:
+    """The query-aware pass on a question's candidates: {index: (relevance, tokens (M, D) float32)}."""
+
+    results: dict[int, tuple[float, np.ndarray]]
+    cache_hits: int  # candidates whose pass came from the QueryCache
+
+    @property
+    def relevance(self) -> dict[int, float]:
+        return {i: score for i, (score, _) in self.results.items()}
+
+
+class RecallPipeline:
+    """The steps of answering from memory on one model and memory, with one `RecallSettings`.
+
+    Model calls are serialised by `lock` (one model, many threads: a server's concurrent calls).
+    """
+
+    def __init__(
+        self,
+        *,
+        model: TempoModel,
+        embedder: SegmentEmbedder,
+        store: RedisMemoryStore,
+        index: SegmentIndex,
+        model_id: str,
+        settings: RecallSettings | None = None,
+        query_cache: QueryCache | None = None,
+        answer_cache: AnswerCache | None = None,
+        anchors: AnchorCache | None = None,
+        lock: threading.RLock | None = None,
+    ) -> None:
+        self.model = model
+        self.embedder = embedder
+        self.store = store
+        self.index = index
+        self.model_id = model_id
+        self.settings = settings or RecallSettings()
+        self.query_cache = query_cache
+        self.answer_cache = answer_cache if self.settings.answer_cache else None
+        self.anchors = anchors
+        self.lock = lock or threading.RLock()
+
+    @property
+    def budget(self) -> int:
+        return self.model.config.budget if self.settings.budget is None else int(self.settings.budget)
+
+    @property
+    def max_new_tokens(self) -> int:
+        s = self.settings
+        return self.model.config.max_new_tokens if s.max_new_tokens is None else int(s.max_new_tokens)
+
+    def retrieve(
+        self, stream: str, question: str, *, top_k: int | None = None, time_range: tuple[float, float] | None = None
+    ) -> Retrieval:
+        """FAISS top-K (default `settings.top_k`) in the scope plus neighbours, on an up-to-date index.
+
+        The first step of every question: a question too long to leave room for video is refused
+        here (QuestionTooLongError), before retrieval and compression.
+        """
+        self.model.check_question_fits(question)
+        self.store.stream_info(stream)  # UnknownStreamError names the known streams
+        self.index.sync()  # segments other processes committed since the index was loaded
+        k = self.settings.top_k if top_k is None else int(top_k)
+        return retrieve(
+            self.index, self.embedder, stream, question, top_k=k, neighbours=self.settings.neighbours,
+            time_range=time_range,
+        )
+
+    def compress(self, info: StreamInfo, question: str, indices: Sequence[int]) -> Compression:
+        with self.lock:
+            found, hits = compress_candidates(
+                self.model, self.store, info, question, indices, cache=self.query_cache, model_id=self.model_id
+            )
+        return Compression(found, hits)
+
+    def plan(self, info: StreamInfo, compression: Compression) -> AllocationPlan:
+        """ATA over the stream's whole timeline: candidates by relevance, every other segment an anchor."""
+        min_tokens = self.model.config.min_tokens if self.settings.min_tokens is None else self.settings.min_tokens
+        return plan_allocation(
+            self.index.timeline(info.name),
+            compression.relevance,
+            tokens_per_segment=info.settings.tokens_per_segment,
+            budget=self.budget,
+            min_tokens=int(min_tokens),
+            stored_tokens=info.settings.stored_tokens,
+        )
+
+    def answer(
+        self,
+        info: StreamInfo,
+        question: str,
+        plan: AllocationPlan,
+        compression: Compression,
+        on_text: Callable[[str], None] | None = None,
+    ) -> tuple[str, bool]:
+        """The global LLM's answer over the plan, and whether it came from the answer cache."""
+        key = None
+        if self.answer_cache is not None and self.model.config.temperature == 0:
+            key = self.answer_cache.key(
+                info.name,
+                [
+                    self.model_id,
+                    str(info.number),  # stream numbers are never reused, so a re-created stream misses
+                    question,
+                    str(self.max_new_tokens),
+                    plan.indices.tobytes(),
+                    plan.counts.tobytes(),
+                    plan.candidate.tobytes(),
+                ],
+            )
+            cached = self.answer_cache.get(key)
+            if cached is not None:
+                if on_text is not None and cached:
+                    on_text(cached)
+                return cached, True
+        memory = assemble(self.store, info, plan, compression.results, anchors=self.anchors)
+        with self.lock:
+            text = self.model.answer(question, memory, max_new_tokens=self.max_new_tokens, on_text=on_text)
+        if key is not None:
+            self.answer_cache.put(key, text)  # type: ignore[union-attr]
+        return text, False
+
+    def frames_per_segment(self, info: StreamInfo, plan: AllocationPlan) -> np.ndarray:
+        """(r,) frames of each planned segment: its duration × fps (end is the last frame + one
+        interval), at most a window."""
+        fps, window = info.settings.sample_fps, info.settings.window
+        return np.clip(np.rint((plan.ends - plan.starts) * fps), 1, window).astype(np.int64)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 from tempo.memory.proxy import ProxySettings, encode_proxy
-from tempo.streaming.segment import Segment
+from tempo.streaming.segment import Segment, is_live
 
 
 @dataclass(frozen=True)
@@ -16,7 +16,9 @@ class StreamSettings:
     """How a stream's segments were made; resuming with different settings is refused.
 
     Defaults are the released model's: 2 fps, 8-frame windows, M = 128 memory tokens of D = 2048,
-    of which the first `stored_tokens` (the head: anchors plus a reserve) are kept.
+    of which the first `stored_tokens` (the head: anchors plus a reserve) are kept. The sampling
+    (mode, fps, window, max_edge, tolerance) is compared too: recall re-reads a file's frames with it, so
+    a resumed stream sampled otherwise would recompress frames other than the ones it stored.
     """
 
     model_id: str
@@ -24,6 +26,9 @@ class StreamSettings:
     embedding_dim: int  # E
     sample_fps: float = 2.0  # frames per second
     window: int = 8  # frames per segment
+    max_edge: int = 512  # longest side of a sampled frame, pixels
+    tolerance: float | None = None  # seconds a frame may lie from its slot; None: half an interval
+    sampling: str = "stream"  # sampling mode (streaming.SamplingConfig.sampling)
     tokens_per_segment: int = 128  # M
     token_dim: int = 2048  # D
     stored_tokens: int = 16  # K ≤ M: head of the generic memory tokens kept per segment
@@ -35,6 +40,10 @@ class StreamSettings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StreamSettings:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        # Streams written before max_edge/tolerance were compared kept them in `extra`.
+        for key in ("max_edge", "tolerance"):
+            if key not in known and key in (data.get("extra") or {}):
+                known[key] = data["extra"][key]
         return cls(**known)
 
     def comparable(self) -> dict[str, Any]:
@@ -98,6 +107,25 @@ class FileReference:
     def from_json(cls, data: bytes) -> FileReference:
         obj = json.loads(data)
         return cls(path=obj["path"], start=float(obj["start"]), end=float(obj["end"]))
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A stretch of a stream's timeline with no video (seconds): the source went silent, a file's
+    timestamps jump, a damaged stretch was skipped or a live segment was dropped for a slow consumer."""
+
+    start: float  # end of the segment before
+    end: float  # start of the segment after
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+    def describe(self) -> str:
+        return f"no video from {self.start:.1f} s to {self.end:.1f} s"
+
+    def to_dict(self) -> dict[str, float]:
+        return {"start": round(self.start, 6), "end": round(self.end, 6)}
 
 
 @dataclass(frozen=True)
@@ -174,7 +202,7 @@ class SegmentRecord:
         its embedding, and a file reference (file sources) or a proxy clip (live sources; encoding
         costs ~15 ms of CPU per 8-frame segment, so call this off the model's thread)."""
         head = np.asarray(tokens, dtype=np.float32)[:stored_tokens]  # (K, D)
-        live = segment.source.live or segment.source.kind != "file"
+        live = is_live(segment.source)
         return cls(
             stream=segment.stream_id,
             index=segment.index,

@@ -5,6 +5,10 @@ at most `batch` segments), so Redis never stalls the ingester's commits for long
 never waits for retention at all: `RetentionWorker` runs it on its own thread. The FAISS index
 learns the new oldest segment (`first`) on its next `sync` and drops the removed ids.
 
+Who runs it: `tempo ingest` (a worker for its stream while it ingests, then one bounded pass),
+every long-running server (`TempoService.start_retention`: `tempo mcp`, `tempo serve`), and
+`tempo memory gc` on demand (`collect_garbage`, one bounded pass over every stream).
+
 Compaction (`RetentionPolicy.compact_after`) is the gentler tier: segments older than that keep
 their metadata, embedding and proxy / file reference but only the first `compact_tokens` of their
 stored token head (all an anchor reads), e.g. 30 days of a live stream at 16 → 4 tokens need about
@@ -17,11 +21,18 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable, Sequence
 
+from tempo.errors import TempoError
+from tempo.memory.errors import UnknownStreamError
 from tempo.memory.records import RetentionPolicy, SegmentRecord
 from tempo.memory.store import RedisMemoryStore
 
 log = logging.getLogger(__name__)
+
+# One pass removes or compacts at most this many batches per stream (64 × 32 segments), so a pass
+# holds Redis for many short scripts, never one long one, and ends; the next pass continues.
+MAX_BATCHES_PER_PASS = 64
 
 
 def enforce_retention(
@@ -92,6 +103,28 @@ def enforce_retention(
     return removed
 
 
+def collect_garbage(
+    store: RedisMemoryStore,
+    streams: Sequence[str] | None = None,
+    *,
+    now: float | None = None,
+    batch: int = 32,
+    max_batches: int | None = MAX_BATCHES_PER_PASS,
+) -> dict[str, int]:
+    """One retention pass over `streams` (default: every stream with a policy): {name: removed}.
+
+    A stream deleted meanwhile is skipped. Bounded by `max_batches` per stream (None: until done).
+    """
+    names = [info.name for info in store.list_streams() if not info.retention.unlimited] if streams is None else streams
+    removed: dict[str, int] = {}
+    for name in names:
+        try:
+            removed[name] = enforce_retention(store, name, now=now, batch=batch, max_batches=max_batches)
+        except UnknownStreamError:
+            continue
+    return removed
+
+
 def _when(record: SegmentRecord) -> float:
     """When a segment happened: capture wall clock (live) or commit time (files), Unix seconds."""
     if record.wallclock_start is not None:
@@ -100,34 +133,52 @@ def _when(record: SegmentRecord) -> float:
 
 
 class RetentionWorker:
-    """Enforces every stream's retention policy every `interval` seconds on a daemon thread."""
+    """Enforces the retention policy of every stream (or of `streams`) every `interval` seconds on a
+    daemon thread, one bounded pass at a time.
 
-    def __init__(self, store: RedisMemoryStore, *, interval: float = 10.0, batch: int = 32) -> None:
-        self.store = store
+    `store` may be a function giving the store: a server then starts even while Redis is down (its
+    tools answer with the reason), and retention starts working once Redis answers.
+    """
+
+    def __init__(
+        self,
+        store: RedisMemoryStore | Callable[[], RedisMemoryStore],
+        *,
+        interval: float = 10.0,
+        batch: int = 32,
+        streams: Sequence[str] | None = None,
+    ) -> None:
+        self._store = store
         self.interval = interval
         self.batch = batch
+        self.streams = None if streams is None else list(streams)
         self.removed = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tempo-retention", daemon=True)
 
     def start(self) -> RetentionWorker:
-        self._thread.start()
+        """Start the thread (once: `with service.start_retention():` enters a started worker)."""
+        if self._thread.ident is None:
+            self._thread.start()
         return self
 
     def run_once(self) -> int:
-        total = 0
-        for info in self.store.list_streams():
-            if info.retention.unlimited:
-                continue
-            # Small batches with a pause between them: ingest commits interleave freely.
-            total += enforce_retention(self.store, info.name, batch=self.batch, max_batches=64)
+        # Small batches with a pause between them: ingest commits interleave freely.
+        store = self._store if isinstance(self._store, RedisMemoryStore) else self._store()
+        total = sum(collect_garbage(store, self.streams, batch=self.batch).values())
         self.removed += total
         return total
 
     def _run(self) -> None:
+        said = None
         while not self._stop.is_set():
             try:
                 self.run_once()
+                said = None
+            except TempoError as exc:  # Redis down or unreachable: say so once, try again later
+                if str(exc) != said:
+                    log.warning("retention pass skipped: %s", exc)
+                    said = str(exc)
             except Exception:  # a transient Redis hiccup must not kill the thread
                 log.exception("retention pass failed")
             self._stop.wait(self.interval)

@@ -9,11 +9,18 @@ keys live on one shard and a per-segment script may touch them together):
     tempo:s:{name}:info          HASH  number, source (JSON), settings (JSON), retention (JSON), created,
                                        committed (last fully committed index, -1 = none),
                                        first (oldest retained index), start/end (seconds covered),
+                                       slot (first sampling slot of the last committed segment),
                                        b_tok/b_emb/b_prx/b_meta (payload bytes by part)
     tempo:s:{name}:g:{i}         HASH  m: metadata JSON, e: embedding (float16 × E),
                                        r: file reference JSON (files) or p: proxy clip (live)
     tempo:s:{name}:k:{i}         STRING token head: K records [scale, 8 outliers, D × int8] (memory.codec)
     tempo:s:{name}:t             ZSET  member i, score start seconds (time → segments)
+    tempo:s:{name}:gaps          ZSET  member "t0 t1", score t1: stretches with no video (seconds)
+    tempo:s:{name}:writer        STRING the writer lease's token (one writer per stream; expires)
+    tempo:s:{name}:w:{seq}       HASH  a work-queue job's segment landed early (staged, as g:{i})
+    tempo:s:{name}:wk:{seq}      STRING its token head (staged, as k:{i})
+    tempo:s:{name}:landed        HASH  seq → "s start end slot" ("x ...": skipped, a gap): jobs landed
+                                       past the contiguous run; info's `seq` is its last job number
 
 Commit protocol. Segments are committed in index order, each by one Lua script that writes all of
 its keys and advances `committed` (a script runs atomically; AOF logs its effects as one
@@ -23,13 +30,17 @@ and `committed` is exactly the last segment present: ingest resumes at `next_ind
     write wins; also covers segments retention already removed);
   * index = committed + 1: written, reported `committed`;
   * index > committed + 1: refused, reported `out_of_order` (nothing written). `put_segment`
-    raises OutOfOrderCommitError. `put_segments` takes one stream's segments with consecutive
-    indices (ValueError otherwise), so a refusal of one means a refusal of all that follow it.
+    raises OutOfOrderCommitError, and so does `put_segments` for a batch that is not one stream's
+    consecutive indices; a refusal of one means a refusal of all that follow it.
+Indices have no holes: a stretch without video (a timestamp jump, a dropped live segment, a
+reconnection) is a gap in time, not in indices. The script records it: a segment starting later
+than the previous one ended adds (previous end, its start) to the stream's gaps.
+Retention removes the oldest segments with another script that checks `first` (see retention.py),
+and the gaps before the new oldest segment with them.
 The work queue's workers (memory/queue.py) finish segments in any order: `land_segments` stages a
 job that arrives early and commits every contiguous run of jobs in order (_LAND), so indices and
 `committed` mean what they mean here; a job that was dead-lettered or dropped takes no index and
 is a gap in time.
-Retention removes the oldest segments with another script that checks `first` (see retention.py).
 """
 
 from __future__ import annotations
@@ -57,22 +68,32 @@ from tempo.memory.errors import (
     MemoryUnavailableError,
     OutOfOrderCommitError,
     SegmentNotFoundError,
+    SourceChangedError,
+    StreamBusyError,
     StreamSettingsMismatchError,
     UnknownStreamError,
 )
 from tempo.memory.records import (
     FileReference,
+    Gap,
     RetentionPolicy,
     SegmentRecord,
     StorageBytes,
     StreamSettings,
 )
 from tempo.streaming.segment import SourceInfo
+from tempo.streaming.sources import fingerprint_file
 
 _NAME = re.compile(STREAM_NAME_PATTERN)  # the one rule, shared with every entry point (tempo.inputs)
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def _is_disk_error(message: str) -> bool:
+    """Redis refuses writes after a failed AOF write or RDB save (MISCONF; "-ERR ... disk")."""
+    text = message.lower()
+    return text.startswith("misconf") or "aof" in text or "disk" in text
 
 
 def _redis_errors(func: Callable[P, R]) -> Callable[P, R]:
@@ -85,6 +106,11 @@ def _redis_errors(func: Callable[P, R]) -> Callable[P, R]:
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise MemoryUnavailableError(f"lost the connection to Redis: {redact_secrets(str(exc))}") from exc
         except redis.ResponseError as exc:
+            if _is_disk_error(str(exc)):
+                raise MemoryUnavailableError(
+                    "Redis cannot write to its disk (it is full or failing), so nothing more can be "
+                    "stored; free space where Redis keeps its data, then run the same command again"
+                ) from exc
             if "maxmemory" in str(exc) or str(exc).startswith("OOM"):
                 raise MemoryUnavailableError(
                     "Redis is out of memory (maxmemory reached); raise its maxmemory or set a "
@@ -95,23 +121,34 @@ def _redis_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-# KEYS: info, segment hash, tokens, time zset.
-# ARGV: index, start, end, meta, embedding, ref field ('r' | 'p'), ref value, tokens.
-# Returns {status, committed}: 1 written, 0 duplicate, -1 no such stream, -2 out of order.
+# KEYS: info, segment hash, tokens, time zset, gaps zset, writer lease.
+# ARGV: index, start, end, meta, embedding, ref field ('r' | 'p'), ref value, tokens, first slot,
+#       lease owner ('' = none: then only while nobody holds the lease).
+# Returns {status, committed}: 1 written, 0 duplicate, -1 no such stream, -2 out of order,
+# -3 the lease is another writer's (or ours expired).
 _PUT = """#!lua
 local info = KEYS[1]
 if redis.call('EXISTS', info) == 0 then return {-1, -1} end
+local holder = redis.call('GET', KEYS[6])
+if (holder or '') ~= ARGV[10] then return {-3, tonumber(redis.call('HGET', info, 'committed'))} end
 local index = tonumber(ARGV[1])
 local committed = tonumber(redis.call('HGET', info, 'committed'))
 if index <= committed then return {0, committed} end
 if index ~= committed + 1 then return {-2, committed} end
 local first = tonumber(redis.call('HGET', info, 'first'))
+if first <= committed then
+  -- A retained segment precedes this one: any time between them had no video (1 ms tolerance).
+  local prev_end = redis.call('HGET', info, 'end')
+  if prev_end and tonumber(ARGV[2]) > tonumber(prev_end) + 0.001 then
+    redis.call('ZADD', KEYS[5], ARGV[2], prev_end .. ' ' .. ARGV[2])
+  end
+end
 redis.call('DEL', KEYS[2])  -- leftovers of a deleted stream of the same name must not mix in
 redis.call('HSET', KEYS[2], 'm', ARGV[4], 'e', ARGV[5], ARGV[6], ARGV[7])
 if string.len(ARGV[8]) > 0 then redis.call('SET', KEYS[3], ARGV[8]) end
 redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
 if first == committed + 1 then redis.call('HSET', info, 'start', ARGV[2]) end
-redis.call('HSET', info, 'committed', index, 'end', ARGV[3])
+redis.call('HSET', info, 'committed', index, 'end', ARGV[3], 'slot', ARGV[9])
 redis.call('HINCRBY', info, 'b_tok', string.len(ARGV[8]))
 redis.call('HINCRBY', info, 'b_emb', string.len(ARGV[5]))
 redis.call('HINCRBY', info, 'b_prx', string.len(ARGV[7]))
@@ -119,7 +156,7 @@ redis.call('HINCRBY', info, 'b_meta', string.len(ARGV[4]))
 return {1, index}
 """
 
-# KEYS: info, time zset, then (segment hash, tokens) per segment to remove, oldest first.
+# KEYS: info, time zset, gaps zset, then (segment hash, tokens) per segment to remove, oldest first.
 # ARGV: expected first, then the indices being removed.
 # Returns the number removed (-1 when `first` moved meanwhile: another trimmer ran; retry).
 _TRIM = """#!lua
@@ -132,7 +169,7 @@ if first + n - 1 > committed then n = committed - first + 1 end
 if n <= 0 then return 0 end
 local btok, bemb, bprx, bmeta = 0, 0, 0, 0
 for j = 0, n - 1 do
-  local seg, tok = KEYS[3 + 2 * j], KEYS[4 + 2 * j]
+  local seg, tok = KEYS[4 + 2 * j], KEYS[5 + 2 * j]
   btok = btok + redis.call('STRLEN', tok)
   bemb = bemb + redis.call('HSTRLEN', seg, 'e')
   bprx = bprx + redis.call('HSTRLEN', seg, 'p') + redis.call('HSTRLEN', seg, 'r')
@@ -142,8 +179,13 @@ for j = 0, n - 1 do
 end
 redis.call('HSET', info, 'first', first + n)
 local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-if #nxt > 0 then redis.call('HSET', info, 'start', nxt[2])
-else redis.call('HSET', info, 'start', redis.call('HGET', info, 'end')) end
+if #nxt > 0 then
+  redis.call('HSET', info, 'start', nxt[2])
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', nxt[2])  -- gaps ending at or before it
+else
+  redis.call('HSET', info, 'start', redis.call('HGET', info, 'end'))
+  redis.call('DEL', KEYS[3])
+end
 redis.call('HINCRBY', info, 'b_tok', -btok)
 redis.call('HINCRBY', info, 'b_emb', -bemb)
 redis.call('HINCRBY', info, 'b_prx', -bprx)
@@ -220,6 +262,18 @@ end
 return {1, committed}
 """
 
+# KEYS: lease. ARGV: token, milliseconds. Extends the lease only while it is ours.
+_RENEW = """#!lua
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+# KEYS: lease. ARGV: token. Deletes the lease only while it is ours.
+_RELEASE = """#!lua
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 # KEYS: ivf hash. ARGV: trained-at size, centroid bytes, dim. Newer (larger) training wins.
 _OFFER_IVF = """#!lua
 local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '-1')
@@ -274,7 +328,7 @@ class CommitStatus(StrEnum):
     COMMITTED = "committed"
     DUPLICATE = "duplicate"
     OUT_OF_ORDER = "out_of_order"
-    NOT_WRITER = "not_writer"  # another writer holds the stream's lease (nothing written)
+    NOT_WRITER = "not_writer"  # another ingest (or queue producer) holds the stream's writer lease (nothing written)
 
 
 @dataclass(frozen=True)
@@ -299,6 +353,7 @@ class StreamInfo:
     start: float | None  # seconds covered: first retained segment's start
     end: float | None  # last committed segment's end
     bytes: StorageBytes
+    last_slot: int | None = None  # first sampling slot of the last committed segment (None: unknown)
 
     @property
     def segments(self) -> int:
@@ -308,14 +363,43 @@ class StreamInfo:
     def next_index(self) -> int:
         return self.committed + 1
 
-    def summary(self) -> dict[str, Any]:
-        """The `tempo streams --json` entry."""
+    @property
+    def resume_slot(self) -> int:
+        """The sampling slot a file resumes at: the grid window after the last committed segment's.
+
+        Streams written before slots were stored had no gaps in their indices, so index·window."""
+        window = self.settings.window
+        if self.last_slot is None or self.committed < 0:
+            return self.next_index * window
+        return (self.last_slot // window + 1) * window
+
+    def check_source_unchanged(self, path: str | None = None) -> None:
+        """Refuse (SourceChangedError) when the stream's file source differs from the file it was
+        ingested from: its size, modification time or first MiB (the fingerprint stored at creation).
+        Streams of live sources, and streams stored before fingerprints, pass."""
+        stored = self.source.get("fingerprint")
+        if not stored:
+            return
+        path = path or str(self.source.get("uri"))
+        now = fingerprint_file(path)  # a FIFO, a directory or a missing file: one sentence
+        changed = [what for key, what in (("size", "size"), ("mtime", "modification time"),
+                                          ("head_sha256", "content")) if now[key] != stored.get(key)]
+        if changed:
+            raise SourceChangedError(
+                f"{path} has changed since stream {self.name!r} was ingested from it ({', '.join(changed)} "
+                "differ); re-ingest it under a new stream name"
+            )
+
+    def summary(self, gaps: Sequence[Gap] = ()) -> dict[str, Any]:
+        """The `tempo streams --json` entry; `gaps` are the stream's stretches without video."""
         return {
             "name": self.name,
             "segments": self.segments,
             "start": self.start,
             "end": self.end,
             "bytes": self.bytes.total,
+            "gaps": [g.to_dict() for g in gaps],
+            "gap_seconds": round(sum(g.seconds for g in gaps), 6),
         }
 
 
@@ -343,6 +427,8 @@ class RedisMemoryStore:
         self._create = client.register_script(_CREATE)
         self._compact = client.register_script(_COMPACT)
         self._land = client.register_script(_LAND)
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
 
     @classmethod
     def connect(
@@ -373,14 +459,11 @@ class RedisMemoryStore:
     def _k_landed(self, name: str) -> str:
         return f"{self.prefix}:s:{{{name}}}:landed"
 
-    def _k_gaps(self, name: str) -> str:
-        return f"{self.prefix}:s:{{{name}}}:gaps"
-
-    def _k_lease(self, name: str) -> str:
-        return f"{self.prefix}:s:{{{name}}}:writer"
-
     def _k_ivf(self, name: str) -> str:
         return f"{self.prefix}:s:{{{name}}}:ivf"
+
+    def _k_gaps(self, name: str) -> str:
+        return f"{self.prefix}:s:{{{name}}}:gaps"
 
     # ---- memory identity ------------------------------------------------------------------------
     @_redis_errors
@@ -495,6 +578,7 @@ class RedisMemoryStore:
             start=None if empty else opt_float("start"),
             end=None if empty else opt_float("end"),
             bytes=StorageBytes(num("b_tok"), num("b_emb"), num("b_prx"), num("b_meta")),
+            last_slot=int(raw[b"slot"]) if b"slot" in raw else None,
         )
 
     @_redis_errors
@@ -524,6 +608,20 @@ class RedisMemoryStore:
         """Where ingest resumes: the index after the last fully committed segment."""
         return self.stream_info(name).next_index
 
+    @_redis_errors
+    def gaps(self, name: str, t0: float | None = None, t1: float | None = None) -> list[Gap]:
+        """The stream's stretches without video overlapping [t0, t1) seconds (all by default), in
+        time order. Only gaps between retained segments are kept."""
+        self._require(name)
+        low = "-inf" if t0 is None else f"({t0!r}"
+        raw = self.client.zrangebyscore(self._k_gaps(name), low, "+inf")
+        out = []
+        for member in raw:
+            start, end = (float(x) for x in member.split())
+            if t1 is None or start < t1:
+                out.append(Gap(start, end))
+        return out
+
     def bytes_used(self, name: str) -> StorageBytes:
         return self.stream_info(name).bytes
 
@@ -539,7 +637,8 @@ class RedisMemoryStore:
             self.client.delete(*keys)
         for seq in (int(i) for i in self.client.hkeys(self._k_landed(name))):
             self.client.delete(self._k_staged(name, seq), self._k_staged(name, seq, tokens=True))
-        self.client.delete(self._k_time(name), self._k_ivf(name), self._k_landed(name), self._k_info(name))
+        self.client.delete(self._k_time(name), self._k_ivf(name), self._k_gaps(name), self._k_landed(name),
+                           self._k_info(name))
 
     # ---- IVF coarse centroids (kept in Redis so a rebuilt index is identical) ----------------------
     @_redis_errors
@@ -565,7 +664,7 @@ class RedisMemoryStore:
         return stored
 
     # ---- writes -----------------------------------------------------------------------------------
-    def _put_args(self, record: SegmentRecord, now: float) -> tuple[list[str], list[Any]]:
+    def _put_args(self, record: SegmentRecord, now: float, lease: str | None) -> tuple[list[str], list[Any]]:
         name = record.stream
         if record.file_ref is not None:
             ref_field, ref_value = "r", record.file_ref.to_json()
@@ -581,6 +680,8 @@ class RedisMemoryStore:
             self._k_seg(name, record.index),
             self._k_tok(name, record.index),
             self._k_time(name),
+            self._k_gaps(name),
+            self._k_lease(name),
         ]
         args = [
             record.index,
@@ -591,6 +692,8 @@ class RedisMemoryStore:
             ref_field,
             ref_value,
             tokens,
+            int(record.first_frame_index),
+            lease or "",
         ]
         return keys, args
 
@@ -598,20 +701,40 @@ class RedisMemoryStore:
         status, committed = int(raw[0]), int(raw[1])
         if status == -1:
             raise UnknownStreamError(record.stream, self.stream_names())
-        kind = {1: CommitStatus.COMMITTED, 0: CommitStatus.DUPLICATE, -2: CommitStatus.OUT_OF_ORDER}[status]
-        return CommitResult(record.index, kind, committed)
+        kinds = {1: CommitStatus.COMMITTED, 0: CommitStatus.DUPLICATE, -2: CommitStatus.OUT_OF_ORDER,
+                 -3: CommitStatus.NOT_WRITER}
+        if status not in kinds:
+            raise MemoryUnavailableError(f"Redis answered an unknown commit status {status} for segment "
+                                         f"{record.index} of stream {record.stream!r}")
+        return CommitResult(record.index, kinds[status], committed)
 
     @_redis_errors
-    def put_segment(self, record: SegmentRecord) -> CommitResult:
-        """Commit one segment atomically (see the module doc for duplicates and ordering)."""
-        keys, args = self._put_args(record, time.time())
+    def put_segment(self, record: SegmentRecord, *, lease: str | None = None) -> CommitResult:
+        """Commit one segment atomically (see the module doc for duplicates and ordering).
+
+        `lease`: the writer lease this commit is made under (acquire_writer); without one, the commit
+        is refused while another writer holds the stream."""
+        keys, args = self._put_args(record, time.time(), lease)
         result = self._result(record, self._put(keys=keys, args=args))
         if result.status is CommitStatus.OUT_OF_ORDER:
             raise OutOfOrderCommitError(
                 f"segment {record.index} of stream {record.stream!r} cannot be committed before "
                 f"segment {result.committed + 1}"
             )
+        if result.status is CommitStatus.NOT_WRITER:
+            raise StreamBusyError(self.busy_message(record.stream))
         return result
+
+    # ---- one writer per stream --------------------------------------------------------------------
+    def _k_lease(self, name: str) -> str:
+        return f"{self.prefix}:s:{{{name}}}:writer"
+
+    @staticmethod
+    def busy_message(name: str, expires_in: float | None = None) -> str:
+        """The one sentence for a stream another writer holds; `expires_in`: seconds its lease has left."""
+        within = "" if expires_in is None else f" (within {max(expires_in, 0.1):.1f} s)"
+        return (f"stream {name!r} is being ingested by another process (its writer lease is held); "
+                f"wait for that ingest to finish, or for its lease to expire{within} if it died")
 
     @_redis_errors
     def land_segments(
@@ -634,7 +757,7 @@ class RedisMemoryStore:
             if skip:
                 record = dataclasses.replace(record, tokens=None, file_ref=None, proxy=None,
                                              embedding=np.zeros(1, np.float32))
-            keys, args = self._put_args(record, now)
+            keys, args = self._put_args(record, now, None)
             name, seq = record.stream, record.index
             keys = [keys[0], self._k_staged(name, seq), self._k_staged(name, seq, tokens=True), keys[3],
                     self._k_gaps(name), self._k_lease(name), self._k_landed(name)]
@@ -658,22 +781,50 @@ class RedisMemoryStore:
         return -1 if value is None else int(value)
 
     @_redis_errors
-    def put_segments(self, records: Sequence[SegmentRecord]) -> list[CommitResult]:
+    def acquire_writer(self, name: str, seconds: float, token: str | None = None) -> str:
+        """Take the stream's writer lease for `seconds` (SET NX PX); returns its token.
+
+        StreamBusyError when another writer holds it. Renew with renew_writer well within `seconds`;
+        a writer that dies without releasing it blocks the next one for at most `seconds`. `token`
+        (default: a new random one) lets a work-queue producer take the lease again under the token
+        its queued jobs already carry."""
+        token = token or uuid.uuid4().hex
+        if not self.client.set(self._k_lease(name), token, nx=True, px=max(1, int(seconds * 1000))):
+            left = self.client.pttl(self._k_lease(name))  # milliseconds; < 0: expired meanwhile
+            raise StreamBusyError(self.busy_message(name, left / 1000 if left > 0 else None))
+        return token
+
+    @_redis_errors
+    def renew_writer(self, name: str, token: str, seconds: float) -> bool:
+        """Extend our lease to `seconds` from now; False when it is no longer ours (expired, taken)."""
+        return bool(self._renew(keys=[self._k_lease(name)], args=[token, max(1, int(seconds * 1000))]))
+
+    @_redis_errors
+    def release_writer(self, name: str, token: str) -> None:
+        """Give the lease back if it is still ours."""
+        self._release(keys=[self._k_lease(name)], args=[token])
+
+    @_redis_errors
+    def put_segments(self, records: Sequence[SegmentRecord], *, lease: str | None = None) -> list[CommitResult]:
         """Commit many segments in one round trip, each atomically, in the given order.
 
-        `records` must be one stream's segments with consecutive indices. Returns one result per
-        record; if the first new one is out of order, it and all after it are `out_of_order`.
+        `records` must be one stream's segments with consecutive indices (OutOfOrderCommitError
+        otherwise, nothing written). Returns one result per record; if the first new one is out of
+        order, it and all after it are `out_of_order`: the caller must treat that as a failure.
         """
         if not records:
             return []
         first = records[0]
         for j, record in enumerate(records):
             if record.stream != first.stream or record.index != first.index + j:
-                raise ValueError("put_segments needs one stream's segments with consecutive indices")
+                raise OutOfOrderCommitError(
+                    f"segments {[r.index for r in records]} of stream {first.stream!r} are not "
+                    "consecutive; nothing was committed"
+                )
         now = time.time()
         pipe = self.client.pipeline(transaction=False)
         for record in records:
-            keys, args = self._put_args(record, now)
+            keys, args = self._put_args(record, now, lease)
             self._put(keys=keys, args=args, client=pipe)
         return [self._result(r, raw) for r, raw in zip(records, pipe.execute(), strict=True)]
 
@@ -686,7 +837,7 @@ class RedisMemoryStore:
             if n <= 0:
                 return 0
             indices = list(range(info.first, info.first + n))
-            keys = [self._k_info(name), self._k_time(name)]
+            keys = [self._k_info(name), self._k_time(name), self._k_gaps(name)]
             for i in indices:
                 keys += [self._k_seg(name, i), self._k_tok(name, i)]
             removed = int(self._trim(keys=keys, args=[info.first, *indices]))

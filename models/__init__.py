@@ -9,7 +9,6 @@ text = model.answer(question, [(model.centre_time(s), k) for s, k in zip(segment
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 # Public names and the submodule each lives in. They load on first use (PEP 562): the CLI imports
@@ -44,14 +43,16 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-MODEL_ENV = "TEMPO_MODEL"
+from tempo.settings import ENV_MODEL, environment  # noqa: E402 (light: no torch)
+
+MODEL_ENV = ENV_MODEL
 
 
 def resolve_model_name(value: str | None) -> str:
     """The model to load: an explicit value, else $TEMPO_MODEL, else the released id."""
     from tempo.models.config import DEFAULT_MODEL_ID
 
-    return value or os.environ.get(MODEL_ENV) or DEFAULT_MODEL_ID
+    return value or environment().model or DEFAULT_MODEL_ID
 
 
 __all__ = [

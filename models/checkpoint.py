@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-from tempo.errors import TempoError
 from tempo.models.config import MODEL_TYPE, TempoCheckpointConfig
+from tempo.models.errors import CheckpointError, ModelNotAvailableError
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +41,8 @@ AUX_FILES = (
 SHARD_BYTES = 4 * 1024**3
 
 
-class ModelNotAvailableError(TempoError):
-    """The model is neither a local directory nor in the local cache, and we never download."""
-
-
-class CheckpointError(TempoError):
-    """A checkpoint directory exists but is incomplete or inconsistent."""
-
-
-def _looks_like_hub_id(name: str) -> bool:
+def looks_like_hub_id(name: str) -> bool:
+    """"owner/name" and not a path: the one hub-id rule."""
     parts = name.split("/")
     return len(parts) == 2 and all(parts) and not name.startswith((".", "~")) and not os.path.isabs(name)
 
@@ -72,7 +65,7 @@ def resolve_model_dir(path_or_id: str | os.PathLike[str]) -> Path:
         return path.resolve()
     if path.exists():
         raise CheckpointError(f"{name} is a file, but a model is a directory with {CONFIG_FILE} and weights.")
-    if _looks_like_hub_id(name):
+    if looks_like_hub_id(name):
         cached = _from_local_hub_cache(name)
         if cached is not None:
             return cached
@@ -94,7 +87,7 @@ def resolve_base_svlm(name: str, checkpoint_dir: Path) -> Path:
     for cand in candidates:
         if (cand / CONFIG_FILE).is_file():
             return cand.resolve()
-    if _looks_like_hub_id(name):
+    if looks_like_hub_id(name):
         cached = _from_local_hub_cache(name)
         if cached is not None:
             return cached

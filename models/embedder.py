@@ -22,12 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tempo.errors import TempoError
+from tempo.models.errors import EmbedderLoadError
 from transformers import AutoTokenizer, SiglipConfig, SiglipModel
-
-
-class EmbedderLoadError(TempoError):
-    """The embedder directory is missing or incomplete."""
 
 
 class SegmentEmbedder:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -32,6 +33,7 @@ from tempo.models.checkpoint import (
     copy_aux_files,
     load_rows,
     load_weights,
+    looks_like_hub_id,
     read_checkpoint_config,
     read_json,
     resolve_base_svlm,
@@ -178,13 +180,22 @@ def attention_implementation(device: torch.device) -> str:
     return "sdpa"
 
 
+T = TypeVar("T", float, np.ndarray)
+
+
+def centre_time(start: T, window: int, fps: float) -> T:
+    """Time tag t of a segment (seconds; a float or an array): the time of its first sample plus half
+    a nominal window. The one centre-time rule (the model's time tags, recall's plans)."""
+    return start + window / (2.0 * fps)
+
+
 def segment_centre_time(segment: Segment, window: int) -> float:
     """Time tag t of a segment: its first sample's time plus half a nominal window.
 
     Release sampling gives the release's (8i + 4) / real_fps exactly (`sample_clock`); stream sampling
     counts from the first frame's real time, so a live stream's tags stay true after a gap.
     """
-    return sample_clock(segment) + window / (2.0 * segment.sample_fps)
+    return centre_time(sample_clock(segment), window, segment.sample_fps)
 
 
 class TempoModel:
@@ -292,7 +303,7 @@ class TempoModel:
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write config.json, safetensors weights and the tokenizer/processor files in the released layout."""
         ckpt = self.checkpoint_config
-        if not (_is_hub_like(ckpt.base_svlm) and not Path(ckpt.base_svlm).exists()):
+        if not (looks_like_hub_id(ckpt.base_svlm) and not Path(ckpt.base_svlm).exists()):
             # A base SVLM given as a directory is written as an absolute path so the copy still finds it.
             ckpt = dataclasses.replace(ckpt, base_svlm=str(self.base_dir))
         return write_checkpoint(self.network, ckpt, directory, aux_source=self.model_dir)
@@ -618,11 +629,6 @@ def has_processor_config(directory: Path) -> bool:
     return (directory / "video_preprocessor_config.json").is_file() or (
         directory / "preprocessor_config.json"
     ).is_file()
-
-
-def _is_hub_like(name: str) -> bool:
-    parts = name.split("/")
-    return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
 
 
 def load_relevance_head(base_dir: Path, tokenizer: TextTokenizer, svlm_config: Qwen3VLConfig) -> RelevanceHead:

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tempo.models.text import time_tag
 from tempo.streaming.sampling import RELEASE_MAX_EDGE, resize_frames, target_size
 
 VIDEO_PROCESSOR_FILE = "video_preprocessor_config.json"
@@ -305,7 +306,7 @@ class SegmentVideoProcessor:
         patches, grid, resized = self.raw_patches(frames)
         times = self.patch_times(frame_times)
         per_patch = VISION_START + VIDEO_PAD * self.tokens_per_patch(grid) + VISION_END
-        prompt = "".join(f"<{t:.1f} seconds>" + per_patch for t in times)
+        prompt = "".join(time_tag(t) + per_patch for t in times)
         return ProcessedClip(
             pixel_values=patches, grid_thw=grid, prompt=prompt, patch_times=tuple(times), resized_hw=resized
         )

@@ -33,6 +33,7 @@ from tempo.models.config import (
     TempoCheckpointConfig,
 )
 from tempo.models.modeling import TempoNetwork, write_checkpoint
+from tempo.models.text import time_tag
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import Qwen3Config, Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
@@ -285,7 +286,7 @@ def _training_corpus() -> list[str]:
         "Answer the question with the option letter",
     ]
     lines += [" ".join(words[i : i + 8]) for i in range(0, len(words), 8)]
-    lines += [f"<{t / 2:.1f} seconds>" for t in range(0, 400)]
+    lines += [time_tag(t / 2) for t in range(0, 400)]
     lines += ["(A) (B) (C) (D) (E)"] * 20
     lines += ["Yes", "No", "Yes.", "No."] * 200  # "Yes" and "No" must end up as single tokens
     return lines

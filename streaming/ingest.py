@@ -10,6 +10,7 @@ reopened with exponential back-off, the lost signal recorded as a gap.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import itertools
 import logging
 import math
@@ -169,19 +170,25 @@ def iter_segments(
     start_segment: int = 0,
     progress: bool = False,
     start_time: float | None = None,
+    start_slot: int | None = None,
 ) -> SegmentStream:
     """Decode, sample and segment `source` (path, URL, /dev/videoN or "-"), lazily.
 
-    Segment k of a file covers [k·window/fps, (k+1)·window/fps) seconds after the first frame.
-    `start_segment` (or `start_time`, seconds, rounded down to its segment) resumes a file there by
-    seeking, with the same segments a full run gives from that index on. `progress` shows a tqdm bar
-    on stderr (files). Opening errors are raised here, before the first segment.
+    Grid window g of a file covers [g·window/fps, (g+1)·window/fps) seconds after the first frame;
+    each grid window with frames is one segment, numbered 0, 1, 2, ... without holes (a stretch with
+    no frames is a gap in time, see WindowAssembler). Only segments from `start_segment` on (and,
+    with `start_time`, ending after that many seconds) are yielded, the same segments a full run
+    gives. With `start_slot` (the first slot of segment `start_segment`'s grid window: its
+    `first_frame_index` rounded down to a multiple of `window`, as the memory stores it) the file
+    is resumed there by seeking; without it, earlier segments are decoded and skipped, because
+    where segment k starts depends on the gaps before it. `progress` shows a tqdm bar on stderr
+    (files). Opening errors are raised here, before the first segment.
     """
     config = config or SamplingConfig()
-    if start_time is not None:
-        start_segment = max(start_segment, math.floor(start_time / config.window_duration + 1e-9))
     if start_segment < 0:
         raise ValueError("start_segment must be ≥ 0")
+    if start_slot is not None and (start_slot < 0 or start_slot % config.window):
+        raise ValueError("start_slot must be a non-negative multiple of the window")
     resolved = resolve_source(source)
     container, stream = open_source(resolved, connect_timeout=config.connect_timeout,
                                     read_timeout=config.read_timeout)
@@ -193,7 +200,7 @@ def iter_segments(
         if config.sampling == "release" and start_segment:
             raise ValueError("release sampling reads a whole file: it cannot start at a segment index")
         if live:
-            if start_segment:
+            if start_segment or start_slot or start_time:
                 raise ValueError("a live source cannot start at a segment index: it has no past to seek in")
             info = _describe(resolved, container, stream, live=True, start_time=0.0)
             return _start_live(resolved, container, stream, info, config, stream_id, stats)
@@ -210,8 +217,23 @@ def iter_segments(
         container.close()
         raise
     segments = _file_segments(resolved, container, stream, info, config, stream_id, stats,
-                              origin=origin, start_segment=start_segment, progress=progress)
+                              origin=origin, first_slot=start_slot or 0,
+                              first_index=start_segment if start_slot is not None else 0, progress=progress)
+    if (start_segment and start_slot is None) or start_time is not None:
+        segments = _skip_before(segments, start_segment, start_time)
     return SegmentStream(segments, info, stats)
+
+
+def _skip_before(segments: Iterator[Segment], index: int, time_s: float | None) -> Iterator[Segment]:
+    """The segments from `index` on that end after `time_s` seconds (decoding the ones before)."""
+    try:
+        for segment in segments:
+            if segment.index >= index and (time_s is None or segment.end > time_s + 1e-9):
+                yield segment
+    finally:
+        close = getattr(segments, "close", None)
+        if close is not None:
+            close()
 
 
 def _file_segments(
@@ -224,11 +246,11 @@ def _file_segments(
     stats: IngestStats,
     *,
     origin: float | None,
-    start_segment: int,
+    first_slot: int,
+    first_index: int,
     progress: bool,
 ) -> Iterator[Segment]:
     tolerance = config.effective_tolerance
-    first_slot = start_segment * config.window
     try:
         configure_decoder(stream, config, stats,
                           keyframe_spacing=max_keyframe_spacing(stream, info.duration))
@@ -237,7 +259,7 @@ def _file_segments(
                                   target=origin + first_slot / config.fps - tolerance)
         else:
             frames = decoded_frames(container, stream, config, stats, source=resolved.original)
-        assembler = WindowAssembler(stream_id, config.window, config.fps, info)
+        assembler = WindowAssembler(stream_id, config.window, config.fps, info, first_index=first_index)
         sampler: SlotSampler[av.VideoFrame] | None = None
         to_rgb: FrameConverter | None = None
         bar = tqdm(total=info.duration, unit="s", disable=not progress, file=sys.stderr, leave=False,
@@ -411,12 +433,25 @@ def _start_live(
     thread.start()
 
     def segments() -> Iterator[Segment]:
+        # A segment dropped for a slow consumer is a gap in time, not a hole in the indices: the
+        # consumer numbers what it receives and records the dropped stretch on the next segment.
+        index, produced, previous_end = 0, 0, None  # our next index, the reader's, last end (s)
         while True:
             try:
                 segment = queue.get()
             except StopIteration:
                 return
             stats.dropped_segments = queue.dropped
+            lost = 0.0
+            if segment.index != produced and previous_end is not None:
+                lost = max(0.0, segment.start - previous_end)
+                stats.gap_seconds += lost
+                log.warning("%s: %d segment(s) dropped for a slow consumer: no video from %.2f s to %.2f s",
+                            resolved.original, segment.index - produced, previous_end, segment.start)
+            produced = segment.index + 1
+            if segment.index != index or lost:
+                segment = dataclasses.replace(segment, index=index, gap_before=segment.gap_before + lost)
+            index, previous_end = index + 1, segment.end
             yield segment
 
     def on_close() -> None:

@@ -40,6 +40,16 @@ class SourceInfo:
         }
 
 
+def is_live(source: SourceInfo | dict[str, object]) -> bool:
+    """The one "is live" rule: a source that cannot be re-read later (network, device, stdin, or a
+    file flagged live) keeps proxy clips of its frames; a plain file is simply re-read."""
+    if isinstance(source, SourceInfo):
+        live, kind = source.live, source.kind
+    else:
+        live, kind = source.get("live"), source.get("kind")
+    return bool(live) or (kind is not None and kind != "file")
+
+
 @dataclass(frozen=True)
 class Segment:
     """A window of sampled frames (DESIGN §2): 8 frames = 4 s at 2 fps by default.

@@ -6,9 +6,12 @@ timeout and turns FFmpeg's failures into the typed errors of `tempo.streaming.er
 
 from __future__ import annotations
 
+import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import av
@@ -56,17 +59,83 @@ def resolve_source(source: str) -> ResolvedSource:
             raise SourceNotFoundError(source)
         return ResolvedSource(source, source, "device", format="v4l2")
     path = Path(source).expanduser()
-    if not path.exists():
-        raise SourceNotFoundError(source)
-    if path.is_dir():
-        raise NotMediaError(source, "it is a directory")
+    check_regular_file(source, path)
     return ResolvedSource(source, str(path), "file")
 
 
-def _network_options(resolved: ResolvedSource) -> dict[str, str]:
+def check_regular_file(source: str, path: Path) -> None:
+    """A file source must be a regular file: opening a FIFO blocks until a writer shows up (forever),
+    and a directory, device or socket is no video file. Checked with stat, which never blocks."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise SourceNotFoundError(source) from None
+    except OSError as exc:
+        raise NotMediaError(source, exc.strerror or type(exc).__name__) from None
+    if stat.S_ISREG(mode):
+        return
+    what = (
+        "a directory" if stat.S_ISDIR(mode)
+        else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
+        else "a socket" if stat.S_ISSOCK(mode)
+        else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "not a regular file"
+    )
+    raise NotMediaError(source, f"it is {what}, not a regular file")
+
+
+FINGERPRINT_HEAD_BYTES = 1 << 20  # 1 MiB: hashed to tell a replaced file from the ingested one
+
+
+def fingerprint_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What identifies a file's content cheaply: {"size": bytes, "mtime": seconds since the epoch,
+    "head_sha256": SHA-256 of its first MiB}. Reading 1 MiB costs a few milliseconds. A path that is
+    not a regular file raises NotMediaError (SourceNotFoundError when absent)."""
+    check_regular_file(str(path), Path(path))
+    # Non-blocking: should the path turn into a FIFO after the check, opening it must not wait.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with open(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            check_regular_file(str(path), Path(path))
+        head = hashlib.sha256(handle.read(FINGERPRINT_HEAD_BYTES)).hexdigest()
+    return {"size": info.st_size, "mtime": info.st_mtime, "head_sha256": head}
+
+
+# The protocols FFmpeg may use, by source kind: a playlist or a redirect cannot reach other schemes
+# (an HLS playlist served over http naming file:///etc/... segments is refused). Nested protocols
+# count too, so http needs tcp and tls under it.
+_PROTOCOLS = {
+    "http": "http,https,tcp,tls,crypto,hls",
+    "https": "http,https,tcp,tls,crypto,hls",
+    "rtsp": "rtsp,rtsps,rtp,srtp,udp,tcp,tls",
+    "rtsps": "rtsp,rtsps,rtp,srtp,udp,tcp,tls",
+    "rtmp": "rtmp,rtmps,tcp,tls",
+    "rtmps": "rtmp,rtmps,tcp,tls",
+    "udp": "udp,rtp",
+    "rtp": "rtp,udp",
+    "tcp": "tcp",
+    "srt": "srt",
+}
+
+
+def protocol_whitelist(resolved: ResolvedSource) -> str:
+    """FFmpeg's protocol_whitelist for a source: files (and local playlists) read files only,
+    standard input the pipe, a device its node, a URL its own scheme's protocols."""
+    if resolved.kind == "stdin":
+        return "pipe"
+    if resolved.kind in ("file", "device"):
+        return "file,crypto"
+    return _PROTOCOLS[urlsplit(resolved.uri).scheme.lower()]
+
+
+def _network_options(resolved: ResolvedSource, read_timeout: float) -> dict[str, str]:
     # Live sources: probe briefly (a camera should not wait seconds before the first frame). Not
     # "fflags=nobuffer": it throws away the packets read while probing (the first second of video).
     options = {"analyzeduration": "1000000", "probesize": "1000000"}
+    # FFmpeg's own I/O timeout (microseconds) on every protocol read/write, below PyAV's interrupt
+    # callback: neither a silent server nor a nested open (a playlist's segment) can block forever.
+    options["rw_timeout"] = str(max(1, int(read_timeout * 1e6)))
     if resolved.uri.startswith(("rtsp://", "rtsps://")):
         options["rtsp_transport"] = "tcp"
     return options
@@ -75,12 +144,20 @@ def _network_options(resolved: ResolvedSource) -> dict[str, str]:
 def open_source(
     resolved: ResolvedSource, *, connect_timeout: float = 10.0, read_timeout: float = 10.0
 ) -> tuple[av.container.InputContainer, av.VideoStream]:
-    """Open the source and its first video stream, or raise a typed error (one sentence)."""
+    """Open the source and its first video stream, or raise a typed error (one sentence).
+
+    Network sources and devices open and read under `connect_timeout`/`read_timeout` (seconds);
+    a file must (still) be a regular file; every kind is held to its protocol whitelist."""
     options: dict[str, str] = {}
     timeout: tuple[float, float] | None = None
     if resolved.kind in ("network", "device"):
-        options = _network_options(resolved) if resolved.kind == "network" else {}
+        options = _network_options(resolved, read_timeout) if resolved.kind == "network" else {}
         timeout = (connect_timeout, read_timeout)
+    elif resolved.kind == "file":
+        # Again right before FFmpeg opens it: a path may have become a FIFO since it was resolved
+        # (a stored source path re-read for recompression).
+        check_regular_file(resolved.original, Path(resolved.uri))
+    options["protocol_whitelist"] = protocol_whitelist(resolved)
     try:
         container = av.open(resolved.uri, mode="r", format=resolved.format, options=options, timeout=timeout)
     except av.error.FileNotFoundError:

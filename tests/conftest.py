@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,6 +23,30 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield url
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture()
+def finishes_within() -> Callable[[float, Callable[[], Any]], BaseException | None]:
+    """`finishes_within(seconds, call)`: run `call` in a daemon thread, assert it returned or raised
+    within `seconds` (a hang fails the test instead of blocking the suite), return what it raised."""
+
+    def run_within(seconds: float, call: Callable[[], Any]) -> BaseException | None:
+        outcome: list[BaseException | None] = []
+
+        def run() -> None:
+            try:
+                call()
+                outcome.append(None)
+            except BaseException as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        thread.join(seconds)
+        assert outcome, f"still blocked after {seconds} s"
+        return outcome[0]
+
+    return run_within
 
 
 @pytest.fixture()

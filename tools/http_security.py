@@ -19,7 +19,6 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
-import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -27,15 +26,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from tempo.errors import TempoError
+from tempo.settings import environment
 from tempo.tools.commands.mcp import TOKEN_ENV
+from tempo.tools.errors import HTTPConfigError
 
 MIN_TOKEN_CHARS = 16
 UNKNOWN_TOOL = "_unknown"  # the one label every name that is not a known tool is counted under
-
-
-class HTTPConfigError(TempoError):
-    """An HTTP server configuration that would be unsafe or cannot work (token, host)."""
 
 
 # ----- token ------------------------------------------------------------------------------------------
@@ -56,7 +52,7 @@ def resolve_token(
 ) -> str | None:
     """The server's bearer token: `--token-file`, else $TEMPO_MCP_TOKEN, else `--token` (with a warning,
     since command lines are visible to every user in `ps`). None when none is given."""
-    env = os.environ if environ is None else environ
+    env_token = environment().mcp_token if environ is None else environ.get(TOKEN_ENV)
     if token_file is not None:
         path = Path(token_file).expanduser()
         try:
@@ -64,8 +60,8 @@ def resolve_token(
         except (OSError, UnicodeDecodeError) as exc:
             raise HTTPConfigError(f"cannot read the token file {token_file}: {exc.__class__.__name__}") from None
         return check_token(text.strip("\r\n"), f"the token file {token_file}")
-    if env.get(TOKEN_ENV) is not None:
-        return check_token(env[TOKEN_ENV], f"${TOKEN_ENV}")
+    if env_token is not None:
+        return check_token(env_token, f"${TOKEN_ENV}")
     if flag is not None:
         print(
             f"tempo: warning: --token is visible to other users in `ps`; prefer ${TOKEN_ENV} or --token-file",

@@ -191,15 +191,18 @@ def run(args: argparse.Namespace) -> int:
     if args.http:
         require_token_off_loopback(args.host, token, "MCP")
 
+    # The model loads on the first tool call; memory retention runs for the server's whole life.
+    service = TempoService(model=args.model, embedder=args.embedder, redis_url=args.redis_url, device=args.device)
+
     def make_toolkit() -> VideoToolkit:
-        service = TempoService(model=args.model, embedder=args.embedder, redis_url=args.redis_url, device=args.device)
         return VideoToolkit.for_service(service, max_new_tokens=args.max_new_tokens)
 
     server = build_server(make_toolkit)
-    if args.http:
-        serve_http(server, host=args.host, port=args.port, token=token)
-    else:
-        server.run("stdio")
+    with service.start_retention():
+        if args.http:
+            serve_http(server, host=args.host, port=args.port, token=token)
+        else:
+            server.run("stdio")
     return 0
 
 

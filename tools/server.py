@@ -47,6 +47,9 @@ from tempo.agent.toolkit import VideoToolkit
 from tempo.errors import TempoError, redact_url
 from tempo.memory.errors import UnknownStreamError
 from tempo.memory.queue import QueueCollector
+from tempo.memory.recall import AllocationPlan, Compression
+from tempo.settings import RecallSettings
+from tempo.tools.errors import ModelTimeoutError, QueueFullError
 from tempo.tools.http_security import HTTPGuard, RequestMetrics, ToolMetrics, metrics_response
 from tempo.tools.mcp_server import TOOL_NAMES, build_server, mcp_asgi_app
 from tempo.tools.server_clips import ClipCache, render_clip
@@ -222,44 +225,32 @@ class AllocationRecordingBackend(MemoryBackend):
     """MemoryBackend that also keeps the whole-timeline allocation of the turn being answered (the
     graph drops it once the turn is stored), with candidates and anchors told apart."""
 
-    def allocate(self, stream: str, relevance_by_index: Any) -> list[Any]:
-        allocation = super().allocate(stream, relevance_by_index)
+    def allocate(self, stream: str, compression: Compression) -> AllocationPlan:
+        plan = super().allocate(stream, compression)
         sink = _allocation.get()
         if sink is not None:
             sink.clear()
             previous_end: float | None = None
-            for a in allocation:
-                i = int(a["index"])
-                candidate = i in relevance_by_index
-                gap = 0.0 if previous_end is None else max(0.0, float(a["start"]) - previous_end)
+            for r, i in enumerate(plan.indices.tolist()):
+                start, end = float(plan.starts[r]), float(plan.ends[r])
+                candidate = bool(plan.candidate[r])
+                gap = 0.0 if previous_end is None else max(0.0, start - previous_end)
                 sink.append(
                     {
-                        "index": i,
-                        "start": round(float(a["start"]), 3),
-                        "end": round(float(a["end"]), 3),
-                        "relevance": round(float(relevance_by_index[i]), 6) if candidate else None,
-                        "tokens": int(a["tokens"]),
+                        "index": int(i),
+                        "start": round(start, 3),
+                        "end": round(end, 3),
+                        "relevance": round(float(plan.relevance[r]), 6) if candidate else None,
+                        "tokens": int(plan.counts[r]),
                         "candidate": candidate,
                         "gap_before": round(gap, 3) if gap > 1e-3 else 0.0,
                     }
                 )
-                previous_end = float(a["end"])
-        return allocation
+                previous_end = end
+        return plan
 
 
 # ----- the model queue ----------------------------------------------------------------------------------
-
-
-class QueueFullError(TempoError):
-    """Too many questions are waiting for the model (HTTP 429)."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__("too many questions are waiting for the model; try again later")
-        self.retry_after = retry_after
-
-
-class ModelTimeoutError(TempoError):
-    """A question that waited and ran longer than the server's per-request timeout (HTTP 504)."""
 
 
 class ModelQueue:
@@ -358,8 +349,10 @@ class TempoServer:
     def __init__(self, service: Any, settings: ServeSettings) -> None:
         self.service = service
         self.settings = settings
-        backend = AllocationRecordingBackend(service, max_new_tokens=settings.max_new_tokens)
-        self.conversations = Conversations(service, backend=backend)
+        # One RecallSettings for the backend and the conversation: the defaults every entry point uses.
+        recall = RecallSettings(max_new_tokens=settings.max_new_tokens)
+        backend = AllocationRecordingBackend(service, recall)
+        self.conversations = Conversations(service, backend=backend, recall=recall)
         self.toolkit = VideoToolkit(self.conversations)
         self.queue = ModelQueue(settings.max_queue, settings.ask_timeout)
         self.jobs = IngestJobs(service)

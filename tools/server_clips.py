@@ -19,14 +19,10 @@ from pathlib import Path
 
 import av
 import numpy as np
-from tempo.errors import TempoError
+from tempo.tools.errors import ClipRangeError
 
 MAX_CLIP_SECONDS = 3600.0  # longest clip one request may render (seconds of stream time)
 TIME_BASE = Fraction(1, 1000)  # ms
-
-
-class ClipRangeError(TempoError):
-    """A clip range outside the stream, empty, or too long."""
 
 
 def _even(frame: np.ndarray) -> np.ndarray:

@@ -18,19 +18,12 @@ import uuid
 from typing import Any
 
 from tempo.errors import TempoError, redact_url
+from tempo.tools.errors import JobNotFoundError, StreamBusyError
 
 log = logging.getLogger(__name__)
 
 ACTIVE = ("running", "retrying")
 MAX_BACKOFF_S = 60.0
-
-
-class JobNotFoundError(TempoError):
-    """No ingest job with that id."""
-
-
-class StreamBusyError(TempoError):
-    """The stream already has a running ingest job."""
 
 
 class IngestJobs:

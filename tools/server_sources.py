@@ -20,13 +20,10 @@ import stat
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from tempo.errors import TempoError, redact_url
+from tempo.errors import redact_url
+from tempo.tools.errors import SourceNotAllowedError
 
 SERVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "srt", "udp", "tcp", "http", "https")
-
-
-class SourceNotAllowedError(TempoError):
-    """A source the server's policy refuses (outside the media root, a scheme or address not allowed)."""
 
 
 def _blocked_address(address: str) -> bool:

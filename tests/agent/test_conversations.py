@@ -7,9 +7,11 @@ from tempo.agent.citations import cite
 from tempo.agent.conversations import Conversations, InvalidQuestionError
 from tempo.agent.errors import InvalidTimeScopeError, ThreadStreamMismatchError
 from tempo.agent.graph import AgentSettings
+from tempo.agent.graph import allocate as allocate_node
 from tempo.agent.memory_backend import MemoryBackend
 from tempo.agent.threads import new_thread_id
 from tempo.memory.errors import UnknownStreamError
+from tempo.memory.recall import RecallSettings
 
 MAX_NEW = 12
 
@@ -60,7 +62,7 @@ def test_answer_text_streams_in_pieces_that_make_the_answer(conversations):
 
 
 def test_the_rewrite_node_receives_the_thread_history(live_service):
-    backend = RecordingBackend(live_service, max_new_tokens=MAX_NEW)
+    backend = RecordingBackend(live_service, RecallSettings(max_new_tokens=MAX_NEW))
     conv = Conversations(live_service, backend=backend)
     first = conv.ask("cam", "What happens to the square near the end?")
     second = conv.ask("cam", "and what colour was it?", thread_id=first["thread_id"])
@@ -106,10 +108,10 @@ def test_the_compression_cache_is_shared_with_single_shot_asks(conversations, li
 
 
 def test_citations_point_at_segments_of_the_stream(live_service):
-    backend = MemoryBackend(live_service, max_new_tokens=MAX_NEW)
+    backend = MemoryBackend(live_service, RecallSettings(max_new_tokens=MAX_NEW))
     hits = backend.retrieve("cam", "the square", 4, None)
-    relevance = backend.compress("cam", "the square", [h["index"] for h in hits])
-    allocation = backend.allocate("cam", relevance)
+    compression = backend.compress("cam", "the square", [h["index"] for h in hits])
+    allocation = allocate_node({"stream": "cam", "compression": compression}, backend=backend)["allocation"]
     real = stream_indices(live_service, "cam")
     assert {a["index"] for a in allocation} == real  # 10 segments: every one is planned
     answer = "It appears at <6.0 seconds> and again from 0:30 to 0:35; it lasted 5 seconds."
@@ -163,7 +165,7 @@ def test_mistakes_are_one_sentence_errors(conversations):
 
 
 def test_a_standalone_question_on_a_thread_skips_the_rewrite_model(live_service):
-    backend = RecordingBackend(live_service, max_new_tokens=MAX_NEW)
+    backend = RecordingBackend(live_service, RecallSettings(max_new_tokens=MAX_NEW))
     conv = Conversations(live_service, backend=backend)
     first = conv.ask("cam", "What shape moves across the picture?")
     second = conv.ask("cam", "What colour is the moving square?", thread_id=first["thread_id"])
@@ -190,12 +192,45 @@ def test_a_live_stream_is_recompressed_from_its_proxies_and_has_a_wall_clock(liv
         live_service.store.delete_stream("live1")
 
 
-def test_another_backend_answers_from_an_allocation_it_did_not_make(live_service):
+def test_another_backend_answers_from_a_plan_it_did_not_make(live_service):
     # As when a turn resumes in another process: the candidates' tokens come back from the QueryCache.
     question = "Is the square ever in the top left corner?"
-    planner = MemoryBackend(live_service, max_new_tokens=MAX_NEW, answer_cache=False)
-    hits = planner.retrieve("cam", question, 4, None)
-    allocation = planner.allocate("cam", planner.compress("cam", question, [h["index"] for h in hits]))
-    expected = planner.answer("cam", question, allocation, None)
-    other = MemoryBackend(live_service, max_new_tokens=MAX_NEW, answer_cache=False)
-    assert other.answer("cam", question, allocation, None) == expected
+    settings = RecallSettings(max_new_tokens=MAX_NEW, answer_cache=False)
+    planner = MemoryBackend(live_service, settings)
+    indices = [h["index"] for h in planner.retrieve("cam", question, 4, None)]
+    compression = planner.compress("cam", question, indices)
+    plan = planner.allocate("cam", compression)
+    expected = planner.answer("cam", question, plan, compression, None)
+    other = MemoryBackend(live_service, settings)
+    again = other.compress("cam", question, indices)
+    assert again.cache_hits == len(indices)
+    assert other.answer("cam", question, plan, again, None) == expected
+
+
+def _thread_bytes(client, prefix: str, thread_id: str) -> int:
+    """Bytes of every value the checkpointer stored for a thread."""
+    total = 0
+    for key in client.scan_iter(f"{prefix}:{{{thread_id}}}:*"):
+        kind = client.type(key)
+        if kind == b"hash":
+            total += sum(len(v) for v in client.hvals(key))
+        elif kind == b"zset":
+            total += sum(len(m) for m in client.zrange(key, 0, -1))
+        elif kind == b"set":
+            total += sum(len(m) for m in client.smembers(key))
+    return total
+
+
+def test_a_long_thread_stores_a_bounded_state_and_grows_linearly(live_service):
+    conv = Conversations(live_service, settings=AgentSettings(history_turns=2), max_new_tokens=MAX_NEW)
+    thread = new_thread_id()
+    client, prefix = live_service.store.client, conv.checkpointer.prefix
+    sizes = []
+    for _ in range(24):  # the same question: cached compression and answer keep turns cheap
+        conv.ask("cam", "Where is the square at the start?", thread_id=thread)
+        sizes.append(_thread_bytes(client, prefix, thread))
+    state = conv.graph.get_state({"configurable": {"thread_id": thread}}).values
+    assert len(state["history"]) == 2  # only what the rewrite reads
+    assert len(conv.show_thread(thread)["turns"]) == 24  # the transcript keeps every turn
+    early, late = sizes[4] - sizes[3], sizes[23] - sizes[22]
+    assert late <= early * 1.1  # each turn adds the same amount: O(n) in all, not O(n²)

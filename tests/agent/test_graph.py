@@ -103,7 +103,14 @@ def test_cite_points_at_allocation_segments_and_attaches_best_candidates() -> No
 def test_remember_appends_the_turn_to_history_and_drops_the_allocation() -> None:
     turn = {"question": "and then?", "standalone_question": "Who came? And then?", "answer": "He left."}
     state = {**turn, "citations": [], "allocation": [{"index": 0}]}
-    assert remember(state) == {"history": [turn], "allocation": []}
+    assert remember(state, settings=AgentSettings()) == {"history": [turn], "allocation": []}
+
+
+def test_remember_keeps_only_the_turns_the_rewrite_reads() -> None:
+    turns = [{"question": f"q{i}", "standalone_question": f"Q{i}?", "answer": f"a{i}"} for i in range(6)]
+    state = {**turns[5], "history": turns[:5], "allocation": []}
+    assert remember(state, settings=AgentSettings(history_turns=3))["history"] == turns[3:]
+    assert remember(state, settings=AgentSettings(history_turns=0))["history"] == []
 
 
 def test_turn_input_sets_every_input_key() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,15 @@ def test_tempo_redis_url_wins_over_the_embedded_server(tmp_path: Path, monkeypat
     monkeypatch.setenv("TEMPO_HOME", str(tmp_path))
     client = connect()
     assert client.ping() and not EmbeddedRedis(tmp_path).is_running()
+
+
+def test_spawned_server_that_exits_at_once_says_why(tmp_path) -> None:
+    from tempo.memory.embedded import spawn_redis_server
+
+    t0 = time.monotonic()
+    with pytest.raises(MemoryUnavailableError) as err:
+        spawn_redis_server(tmp_path / "missing", timeout=20.0)
+    message = str(err.value)
+    assert time.monotonic() - t0 < 10  # not the start timeout
+    assert "did not" not in message and "exited at once" in message
+    assert "missing" in message and "No such file or directory" in message

@@ -8,7 +8,8 @@ import time
 import numpy as np
 import pytest
 import redis
-from tempo.memory.queue import GROUP, JobError, JobQueue, JobSpec, QueueSettings, decode_frames, encode_frames
+from tempo.memory.errors import JobError
+from tempo.memory.queue import GROUP, JobQueue, JobSpec, QueueSettings, decode_frames, encode_frames
 from tempo.streaming import SamplingConfig, Segment
 from tempo.streaming.segment import SourceInfo
 
@@ -132,3 +133,40 @@ def test_a_producer_run_again_resumes_after_what_it_queued(redis_url: str, tmp_p
     assert [j.index for j in jobs] == [0, 1, 2, 3, 4]
     assert [j.segment().start for j in jobs] == [0.0, 4.0, 8.0, 12.0, 16.0]
     assert produce(str(video), "cam", queue=queue, store=store, spec=SPEC).queued == 0  # all queued already
+
+
+def test_a_producer_holds_the_writer_lease_and_its_jobs_carry_the_token(redis_url: str, tmp_path: object) -> None:
+    import sys
+    from pathlib import Path
+
+    from tempo.memory import RedisMemoryStore
+    from tempo.memory.errors import StreamBusyError
+    from tempo.memory.queue import produce
+    from tempo.memory.store import CommitStatus
+    from tempo.streaming.synthetic import write_test_video
+
+    factory = sys.modules["memory_records_factory"]  # loaded by tests/memory/conftest.py
+    video = write_test_video(Path(str(tmp_path)) / "v.mp4", duration=12.0, size=(96, 64))
+    store = RedisMemoryStore.connect(redis_url)
+    queue = JobQueue.for_store(store)
+    other = store.acquire_writer("cam", 30.0)  # a single-process ingest of the stream is running
+    with pytest.raises(StreamBusyError, match="being ingested by another process"):
+        produce(str(video), "cam", queue=queue, store=store, spec=SPEC)
+    assert queue.state("cam") == {}  # refused before anything was queued
+    store.release_writer("cam", other)
+
+    first = produce(str(video), "cam", queue=queue, store=store, spec=SPEC, max_segments=1, lease_seconds=5.0)
+    assert store.client.get(store._k_lease("cam")) is None  # released when the run ends
+    again = produce(str(video), "cam", queue=queue, store=store, spec=SPEC, max_segments=1)
+    assert (first.queued, again.queued) == (1, 1)
+    jobs = queue.read("w", 10, ["cam"], block=0.1)
+    tokens = {j.spec.lease for j in jobs}
+    assert len(tokens) == 1 and "" not in tokens  # a producer run again reuses the queued jobs' token
+    token = tokens.pop()
+
+    # While the producer holds the lease, its jobs land and a job under another token does not.
+    store.create_stream("cam", factory.FILE_SOURCE, factory.SETTINGS)
+    store.acquire_writer("cam", 30.0, token)
+    record = factory.make_record("cam", 0)
+    assert store.land_segments([record], lease="not-the-producer")[0].status is CommitStatus.NOT_WRITER
+    assert store.land_segments([record], lease=token)[0].status is CommitStatus.COMMITTED

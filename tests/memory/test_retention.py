@@ -89,3 +89,45 @@ def test_compaction_shrinks_old_token_heads_and_keeps_them_usable(store, records
     assert store.bytes_used("cam") == after
     store.trim_oldest("cam", 100)
     assert store.bytes_used("cam").total == 0
+
+
+def test_memory_gc_applies_every_stream_policy_now(store, records, redis_url, monkeypatch, capsys) -> None:
+    import json
+
+    from tempo.tools.cli import main
+
+    monkeypatch.setenv("TEMPO_REDIS_URL", redis_url)
+    for name in ("kept", "trimmed"):
+        store.create_stream(name, records.FILE_SOURCE, records.SETTINGS)
+        store.put_segments([records.make_record(name, i) for i in range(12)])
+    limit = int(store.bytes_used("trimmed").total / 12 * 4.5)  # room for 4 segments
+    store.set_retention("trimmed", RetentionPolicy(max_bytes=limit))
+    assert main(["memory", "gc", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out == {
+        "streams": [{"name": "trimmed", "removed": 8, "segments": 4, "bytes": store.bytes_used("trimmed").total}]
+    }
+    assert store.stream_info("kept").segments == 12 and store.stream_info("trimmed").first == 8
+    assert main(["memory", "gc", "--stream", "nope"]) == 2
+    assert capsys.readouterr().err.startswith("tempo: error: unknown stream 'nope'")
+
+
+def test_long_running_mcp_server_enforces_retention(store, records, redis_url) -> None:
+    import os
+    import subprocess
+    import sys
+
+    store.create_stream("cam", records.FILE_SOURCE, records.SETTINGS, RetentionPolicy(max_bytes=1))
+    store.put_segments([records.make_record("cam", i) for i in range(10)])
+    env = {**os.environ, "TEMPO_REDIS_URL": redis_url}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tempo.tools.mcp_server"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while store.stream_info("cam").segments and time.monotonic() < deadline and server.poll() is None:
+            time.sleep(0.2)
+        assert store.stream_info("cam").segments == 0  # no tool call needed: the server runs it
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

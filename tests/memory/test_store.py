@@ -74,7 +74,7 @@ def test_out_of_order_commit_is_refused_and_writes_nothing(store, records) -> No
 
 def test_a_batch_must_hold_consecutive_segments(store, records) -> None:
     _fill(store, records, n=3)
-    with pytest.raises(ValueError, match="consecutive"):
+    with pytest.raises(OutOfOrderCommitError, match="not consecutive; nothing was committed"):
         store.put_segments([records.make_record("cam", i) for i in (3, 5, 4)])
     assert store.next_index("cam") == 3
 
@@ -212,6 +212,22 @@ def test_anchor_cache_serves_repeats_from_memory_and_matches_redis(store, record
     again, _ = cache.get("cam", [4, 3], 2)
     assert cache.hits == 2
     np.testing.assert_array_equal(again[1], first[0])
+
+
+def test_anchor_cache_never_serves_a_re_created_stream_the_old_stream_s_anchors(store, records) -> None:
+    from tempo.memory.anchors import AnchorCache
+
+    _fill(store, records, n=4)
+    cache = AnchorCache(store, dtype=np.float32)  # one long-running process (a server) keeps it
+    old, _ = cache.get("cam", [1, 2], 2)
+    store.delete_stream("cam")
+    store.create_stream("cam", records.FILE_SOURCE, records.SETTINGS)
+    store.put_segments([records.make_record("cam", i, seed=9) for i in range(4)])
+    new, present = cache.get(store.stream_info("cam"), [1, 2], 2)
+    by_name, _ = cache.get("cam", [1, 2], 2)
+    assert present.all() and not np.array_equal(new, old)
+    np.testing.assert_array_equal(new[0], store.get_segment("cam", 1).tokens[:2])
+    np.testing.assert_array_equal(by_name, new)
 
 
 def test_anchor_cache_stays_within_its_byte_bound(store, records) -> None:

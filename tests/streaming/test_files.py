@@ -138,7 +138,9 @@ def test_resuming_at_a_segment_gives_the_same_segments_as_a_full_run(
     video = request.getfixturevalue(fixture)
     full_stream = iter_segments(str(video), config=SMALL)
     full = list(full_stream)
-    resumed_stream = iter_segments(str(video), config=SMALL, start_segment=start)
+    # The memory stores each segment's first slot; resuming seeks to its grid window.
+    slot = full[start].first_frame_index // SMALL.window * SMALL.window
+    resumed_stream = iter_segments(str(video), config=SMALL, start_segment=start, start_slot=slot)
     resumed = list(resumed_stream)
     assert [s.index for s in resumed] == [s.index for s in full[start:]]
     for a, b in zip(full[start:], resumed, strict=True):
@@ -221,3 +223,23 @@ def test_short_gop_mp4_decodes_only_keyframes(tmp_path: Path) -> None:
     assert np.allclose(np.concatenate([s.timestamps for s in segments]), np.arange(12) / 2.0)
     resumed = list(iter_segments(str(path), config=SMALL, start_segment=1))
     assert np.array_equal(resumed[0].frames, segments[1].frames)
+
+
+def test_a_timestamp_jump_is_a_gap_in_time_not_in_indices(tmp_path: Path) -> None:
+    # Frames stop at 6 s and go on at 12 s: grid window 2 (8–12 s) has no frame at all.
+    times = [i / 30 for i in range(180)] + [12.0 + i / 30 for i in range(120)]
+    path = write_test_video(tmp_path / "jump.mp4", duration=16.0, fps=30.0, frame_times=times)
+    segments = list(iter_segments(str(path), config=SMALL))
+    assert [s.index for s in segments] == [0, 1, 2]
+    assert [s.first_frame_index for s in segments] == [0, 8, 24]
+    # The segment before the gap ends one interval after its last frame; the next carries the gap.
+    assert segments[1].end == pytest.approx(float(segments[1].timestamps[-1]) + 0.5)
+    assert segments[2].start == pytest.approx(12.0) and segments[2].gap_before == pytest.approx(12.0 - segments[1].end)
+    assert [s.gap_before > 0 for s in segments] == [False, False, True]
+    assert_frames_match_timestamps(segments)
+    # Without the stored slot, a start index decodes from the top and skips: the same segments.
+    again = list(iter_segments(str(path), config=SMALL, start_segment=2))
+    assert [(s.index, s.start, s.end) for s in again] == [(s.index, s.start, s.end) for s in segments[2:]]
+    # With it, the resume seeks past the gap.
+    seeked = list(iter_segments(str(path), config=SMALL, start_segment=2, start_slot=16))
+    assert [(s.index, s.start, s.end) for s in seeked] == [(s.index, s.start, s.end) for s in segments[2:]]

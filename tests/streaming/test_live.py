@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 import threading
 import time
@@ -165,8 +166,31 @@ def test_slow_consumer_gets_the_newest_segments_and_a_count_of_the_dropped(ts_pa
     assert stream.stats.dropped_segments >= 3
     assert len(received) == 2  # the queue never held more than its bound
     assert stream.stats.segments == len(received) + stream.stats.dropped_segments
-    # What is left is the newest video, in order.
-    assert [s.index for s in received] == [stream.stats.segments - 2, stream.stats.segments - 1]
+    # What is left is the newest video, in order, numbered without holes (the stream starts there).
+    n = stream.stats.segments
+    assert [s.index for s in received] == [0, 1]
+    assert [s.start for s in received] == pytest.approx([(n - 2) * 0.5, (n - 1) * 0.5], abs=0.3)
+
+
+def test_segments_dropped_for_a_slow_consumer_are_a_gap_not_a_hole_in_the_indices(ts_parts: list[bytes]) -> None:
+    config = SamplingConfig(max_edge=64, window=1, live_queue=2, connect_timeout=2.0, read_timeout=2.0,
+                            reconnect_attempts=0)
+    with (
+        LoopbackPublisher(ts_parts[:1], duration=PART_SECONDS, outage=0.0) as publisher,
+        iter_segments(f"tcp://127.0.0.1:{publisher.port}", config=config) as stream,
+    ):
+        received = [next(stream)]  # keeping up at first ...
+        time.sleep(PART_SECONDS + 1.0)  # ... then busy while the rest arrives: segments are dropped
+        received += list(stream)
+    assert stream.stats.dropped_segments >= 2
+    assert [s.index for s in received] == list(range(len(received)))
+    # The dropped stretch is recorded on the first segment after it, and nowhere else.
+    gaps = [(a, b) for a, b in itertools.pairwise(received) if b.gap_before > 0]
+    assert len(gaps) == 1
+    before, after = gaps[0]
+    assert after.gap_before == pytest.approx(after.start - before.end)
+    assert after.gap_before >= 0.5 * stream.stats.dropped_segments - 0.3
+    assert stream.stats.gap_seconds == pytest.approx(after.gap_before)
 
 
 def test_udp_stream_that_goes_silent_is_reopened_and_the_gap_recorded(ts_parts: list[bytes]) -> None:

@@ -12,6 +12,10 @@ import pytest
 from tempo.models.tiny import write_tiny_checkpoint
 from tempo.streaming.synthetic import write_test_video
 
+# Helpers shared by this folder's tests (loopback.py) import by name; pytest's importlib mode does
+# not put test folders on sys.path.
+sys.path.insert(0, str(Path(__file__).parent))
+
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -97,7 +97,7 @@ def test_ingest_killed_mid_way_then_rerun_gives_exactly_every_segment(
     proc = subprocess.Popen(
         # Small batches so the kill lands between commits with work still to do.
         [sys.executable, "-m", "tempo.tools.cli", "ingest", str(video_120s), "--stream", "crash", "--batch-size", "2"],
-        env=tempo_env,
+        env={**tempo_env, "TEMPO_WRITER_LEASE": "2"},  # the killed writer's lease outlives it 2 s at most
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -112,6 +112,10 @@ def test_ingest_killed_mid_way_then_rerun_gives_exactly_every_segment(
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert 3 <= committed < len(expected) - 1, "the kill should land mid-way"
+    lease_gone = time.monotonic() + 5
+    while store.client.exists("tempo:s:{crash}:writer"):
+        assert time.monotonic() < lease_gone, "the dead writer's lease did not expire"
+        time.sleep(0.05)
 
     report = json_out(tempo_cli("ingest", str(video_120s), "--stream", "crash", "--json"))
     assert report["resumed_from"] > committed

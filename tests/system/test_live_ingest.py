@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from loopback import StallingPublisher  # tests/system/loopback.py
 from tempo.service import TempoService
 from tempo.streaming import SamplingConfig
 from tempo.streaming.synthetic import write_mpegts
@@ -17,35 +16,9 @@ from tempo.streaming.synthetic import write_mpegts
 SECONDS = 9.0  # content per connection, sent at real time
 
 
-class OneShotPublisher:
+def OneShotPublisher(data: bytes, port: int = 0) -> StallingPublisher:
     """Serves an MPEG-TS file once on 127.0.0.1, paced at real time, like a camera that then hangs up."""
-
-    def __init__(self, data: bytes, port: int = 0) -> None:
-        self.data = data
-        self.server = socket.create_server(("127.0.0.1", port))
-        self.port = self.server.getsockname()[1]
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        self.server.settimeout(60)
-        conn, _ = self.server.accept()
-        started, chunk = time.monotonic(), 188 * 16
-        with conn:
-            for offset in range(0, len(self.data), chunk):
-                if self.stop.is_set():
-                    return
-                time.sleep(max(0.0, started + SECONDS * offset / len(self.data) - time.monotonic()))
-                try:
-                    conn.sendall(self.data[offset : offset + chunk])
-                except OSError:
-                    return
-
-    def close(self) -> None:
-        self.stop.set()
-        self.server.close()
-        self.thread.join(timeout=10)
+    return StallingPublisher(data, seconds=SECONDS, pause=0.0, at=1.0, port=port)
 
 
 @pytest.fixture(scope="module")

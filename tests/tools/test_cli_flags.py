@@ -44,6 +44,8 @@ FLAG_TABLE: dict[str, frozenset[str]] = {
     "--start-segment": frozenset({"zero"}),
     "--max-age": NONE,
     "--max-bytes": NONE,
+    "--compact-after": NONE,
+    "--compact-tokens": NONE,
     "--max-segments": NONE,
     "--batch-size": NONE,
     "--top-k": NONE,

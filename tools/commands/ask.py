@@ -14,7 +14,10 @@ import time
 from typing import TYPE_CHECKING, TextIO
 
 from tempo import inputs
+from tempo.agent.timeexpr import format_clock
 from tempo.inputs import arg_type, check, check_question
+from tempo.models.config import TempoInferenceConfig
+from tempo.settings import RecallSettings
 from tempo.tools.commands.options import (
     add_fps_option,
     add_max_new_tokens_option,
@@ -27,7 +30,6 @@ from tempo.tools.commands.options import (
 
 if TYPE_CHECKING:
     from tempo.memory.recall import MemoryAskResult
-    from tempo.models.config import TempoInferenceConfig
     from tempo.models.pipeline import AskResult
     from tempo.service import TempoService
 
@@ -42,12 +44,6 @@ def _spark(values: list[float | None], top: float) -> str:
         "·" if v is None else BLOCKS[min(len(BLOCKS) - 1, max(0, round(v / top * (len(BLOCKS) - 1))))]
         for v in values
     )
-
-
-def _clock(seconds: float) -> str:
-    h, rest = divmod(round(seconds), 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def print_report(result: AskResult, num_memory_tokens: int, out: TextIO | None = None) -> None:
@@ -101,7 +97,7 @@ def _print_timeline(
     )
     for lo in range(0, len(segs), PER_ROW):
         row = segs[lo : lo + PER_ROW]
-        print(f"  {_clock(row[0][0]):>8}  relevance {_spark([r for _, r, _ in row], 1.0)}", file=out)
+        print(f"  {format_clock(row[0][0]):>8}  relevance {_spark([r for _, r, _ in row], 1.0)}", file=out)
         print(
             f"  {'':>8}  tokens    {_spark([float(k) for _, _, k in row], float(num_memory_tokens))}",
             file=out,
@@ -122,7 +118,6 @@ def _write_piece(piece: str) -> None:
 
 def _inference_config(args: argparse.Namespace) -> TempoInferenceConfig:
     """The run-time knobs every form of `tempo ask` takes from its flags."""
-    from tempo.models import TempoInferenceConfig
 
     config = TempoInferenceConfig(fps=args.fps, budget=args.budget, context_limit=args.context_limit)
     if args.max_new_tokens is not None:
@@ -247,14 +242,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_thread_option(
         parser, "with --stream: continue (or start) this conversation thread; follow-ups use its history"
     )
-    add_top_k_option(parser, 8, "with --stream: candidate segments from FAISS")
+    add_top_k_option(parser, RecallSettings.top_k, "with --stream: candidate segments from FAISS (as tempo chat)")
     add_model_options(parser)
     add_memory_options(parser)
     parser.add_argument(
         "--budget",
         type=arg_type(inputs.Budget, "tokens"),
-        default=8192,
-        help=f"visual token budget B, 1 to {inputs.MAX_BUDGET} (default 8192)",
+        default=TempoInferenceConfig.budget,
+        help=f"visual token budget B, 1 to {inputs.MAX_BUDGET} (default {TempoInferenceConfig.budget})",
     )
     parser.add_argument(
         "--sampling",
@@ -269,8 +264,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--context-limit",
         type=arg_type(inputs.ContextLimit, "tokens"),
-        default=16384,
-        help="LLM context in tokens (default 16384); a question that leaves no room for video is refused",
+        default=TempoInferenceConfig.context_limit,
+        help=f"LLM context in tokens (default {TempoInferenceConfig.context_limit}); a question that leaves "
+        "no room for video is refused",
     )
     add_max_new_tokens_option(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")

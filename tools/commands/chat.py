@@ -13,8 +13,10 @@ import sys
 from typing import Any, TextIO
 
 from tempo.agent.threads import check_thread_id, new_thread_id
+from tempo.agent.timeexpr import format_clock as clock
 from tempo.errors import TempoError
 from tempo.inputs import check_question
+from tempo.settings import RecallSettings
 from tempo.tools.commands.options import (
     add_max_new_tokens_option,
     add_memory_options,
@@ -33,14 +35,6 @@ def printable(text: str) -> str:
 
 
 HELP = "commands: /reset (new thread), /threads, /history, /quit"
-
-
-def clock(seconds: float) -> str:
-    """Stream seconds as M:SS(.s) or H:MM:SS."""
-    h, rest = divmod(float(seconds), 3600)
-    m, s = divmod(rest, 60)
-    frac = f"{s:04.1f}" if s != int(s) else f"{int(s):02d}"
-    return f"{int(h)}:{int(m):02d}:{frac}" if h else f"{int(m)}:{frac}"
 
 
 def format_citation(c: dict[str, Any]) -> str:
@@ -84,7 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_stream_option(parser, "memory stream to talk about", required=True)
     add_thread_option(parser, "thread id to continue or start (default: a new one)")
-    add_top_k_option(parser, None, "candidate segments per question")
+    add_top_k_option(parser, RecallSettings.top_k, "candidate segments per question (as tempo ask --stream)")
     add_max_new_tokens_option(parser)
     add_model_options(parser)
     add_memory_options(parser)

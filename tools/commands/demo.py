@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tempo import inputs
 from tempo.inputs import arg_type
-from tempo.models import MODEL_ENV
+from tempo.settings import environment
 
 DEMO_STREAM = "demo"
 DEMO_QUESTION = "What changes on the screen around the middle of the video?"
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     with iter_segments(str(video), config=sampling) as segments:
         print_table(segments, sampling)
 
-    model = args.model or os.environ.get(MODEL_ENV)
+    model = args.model or environment().model
     if not model:
         tiny = home / "models" / "tiny-demo"
         if not (tiny / "config.json").exists():

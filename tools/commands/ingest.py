@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from tempo import inputs
@@ -48,6 +49,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="retention: drop segments older than this (seconds, positive)",
     )
     parser.add_argument(
+        "--compact-after",
+        type=arg_type(inputs.AgeSeconds, "seconds"),
+        default=None,
+        help="retention: past this age (seconds) keep only the first --compact-tokens stored tokens of a "
+        "segment (what its anchor reads); its metadata, embedding and frames stay",
+    )
+    parser.add_argument(
+        "--compact-tokens",
+        type=arg_type(inputs.StoredTokens, "count"),
+        default=4,
+        help="retention: stored tokens a compacted segment keeps (default 4)",
+    )
+    parser.add_argument(
         "--max-bytes",
         type=arg_type(inputs.ByteCount, "bytes"),
         default=None,
@@ -79,8 +93,13 @@ def run(args: argparse.Namespace) -> int:
     from tempo.streaming import SamplingConfig, StreamingError
 
     retention = None
-    if args.max_age is not None or args.max_bytes is not None:
-        retention = RetentionPolicy(max_age=args.max_age, max_bytes=args.max_bytes)
+    if args.max_age is not None or args.max_bytes is not None or args.compact_after is not None:
+        retention = RetentionPolicy(
+            max_age=args.max_age,
+            max_bytes=args.max_bytes,
+            compact_after=args.compact_after,
+            compact_tokens=args.compact_tokens,
+        )
     try:
         sampling = SamplingConfig(fps=args.fps, window=args.window, max_edge=args.max_edge)
     except ValueError as exc:  # a bad flag value: one line, no traceback
@@ -107,16 +126,22 @@ def run(args: argparse.Namespace) -> int:
         f"{report.video_seconds:.1f} s of video in {report.wall_seconds:.1f} s "
         f"({report.realtime_factor:.1f}× realtime)",
         interrupted=report.interrupted,
+        gaps=report.gaps,
     )
 
 
-def _report(args: argparse.Namespace, out: dict[str, Any], line: str, *, interrupted: bool) -> int:
-    """Print the run's report (JSON with the source redacted, or one line); 130 when interrupted."""
+def _report(
+    args: argparse.Namespace, out: dict[str, Any], line: str, *, interrupted: bool, gaps: Sequence[dict[str, Any]] = ()
+) -> int:
+    """Print the run's report (JSON with the source redacted, or one line and a line per gap in time);
+    130 when interrupted."""
     if args.json:
         out["source"] = redact_url(str(out["source"]))
         print(json.dumps(out))
     else:
         print(f"{'interrupted' if interrupted else 'done'}: {line}")
+        for gap in gaps:  # recorded in memory: nothing after a gap is lost
+            print(f"gap: no video from {gap['start']:.2f} s to {gap['end']:.2f} s")
     if interrupted:
         print("tempo: interrupted; run the same command again to resume", file=sys.stderr)
         return 130

@@ -10,9 +10,10 @@ import argparse
 
 from tempo import inputs
 from tempo.inputs import arg_type
+from tempo.settings import ENV_MCP_TOKEN
 from tempo.tools.commands.options import add_max_new_tokens_option, add_memory_options, add_model_options
 
-TOKEN_ENV = "TEMPO_MCP_TOKEN"
+TOKEN_ENV = ENV_MCP_TOKEN
 
 
 def add_token_options(parser: argparse.ArgumentParser) -> None:

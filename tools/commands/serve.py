@@ -132,5 +132,7 @@ def _run(args: argparse.Namespace) -> int:
         finally:
             watcher.cancel()
 
-    asyncio.run(main())
+    # Memory retention runs for the server's whole life, as in `tempo mcp`.
+    with service.start_retention():
+        asyncio.run(main())
     return 0

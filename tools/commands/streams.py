@@ -14,7 +14,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "streams",
         help="list the streams in memory",
-        description="List the streams in memory: segments, covered time (seconds) and bytes stored.",
+        description=(
+            "List the streams in memory: segments, covered time (seconds), stretches with no video "
+            "(gaps: a camera outage, a timestamp jump, a dropped live segment) and bytes stored."
+        ),
     )
     parser.add_argument("--json", action="store_true", help='print {"streams": [...]} as JSON')
     add_memory_options(parser)
@@ -36,16 +39,17 @@ def _seconds(value: float | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     store = RedisMemoryStore.connect(args.redis_url)
-    streams: list[dict[str, Any]] = [info.summary() for info in store.list_streams()]
+    streams: list[dict[str, Any]] = [info.summary(store.gaps(info.name)) for info in store.list_streams()]
     if args.json:
         print(json.dumps({"streams": streams}))
         return 0
     if not streams:
         print("no streams yet (ingest one with `tempo ingest SOURCE --stream NAME`)")
         return 0
-    header = ("NAME", "SEGMENTS", "START (s)", "END (s)", "BYTES")
+    header = ("NAME", "SEGMENTS", "START (s)", "END (s)", "GAPS (s)", "BYTES")
     rows = [
-        (s["name"], str(s["segments"]), _seconds(s["start"]), _seconds(s["end"]), _human_bytes(s["bytes"]))
+        (s["name"], str(s["segments"]), _seconds(s["start"]), _seconds(s["end"]),
+         f"{len(s['gaps'])} ({s['gap_seconds']:.1f})" if s["gaps"] else "-", _human_bytes(s["bytes"]))
         for s in streams
     ]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]

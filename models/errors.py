@@ -1,0 +1,17 @@
+"""Errors of the model layer a user can hit (missing or broken weights): one sentence each."""
+
+from __future__ import annotations
+
+from tempo.errors import TempoError
+
+
+class ModelNotAvailableError(TempoError):
+    """The model is neither a local directory nor in the local cache, and we never download."""
+
+
+class CheckpointError(TempoError):
+    """A checkpoint directory exists but is incomplete or inconsistent."""
+
+
+class EmbedderLoadError(TempoError):
+    """The embedder directory is missing or incomplete."""

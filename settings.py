@@ -1,0 +1,72 @@
+"""Settings in one place: the answer path's defaults and the `TEMPO_*` environment variables.
+
+Light on purpose (no torch): the CLI builds its flags' defaults from these dataclasses before any
+model code is imported. Other run-time knobs live beside what they configure and are dataclasses
+too: sampling in `tempo.streaming.SamplingConfig`, the model's in `tempo.models.TempoInferenceConfig`,
+a stream's retention in `tempo.memory.RetentionPolicy`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+# Every environment variable Tempo reads, by name (read only through `environment()`).
+ENV_MODEL = "TEMPO_MODEL"  # checkpoint directory or hub id
+ENV_EMBEDDER = "TEMPO_EMBEDDER"  # SigLIP directory or hub id
+ENV_REDIS_URL = "TEMPO_REDIS_URL"  # an external Redis instead of the embedded one
+ENV_HOME = "TEMPO_HOME"  # data directory (embedded Redis, FAISS snapshots)
+ENV_MCP_TOKEN = "TEMPO_MCP_TOKEN"  # bearer token of `tempo mcp --http`
+ENV_WRITER_LEASE = "TEMPO_WRITER_LEASE"  # seconds an ingest's writer lease lives without renewal
+ENV_QUEUE_MAX_JOBS = "TEMPO_QUEUE_MAX_JOBS"  # work queue: outstanding jobs per stream (backpressure)
+ENV_QUEUE_CLAIM_IDLE = "TEMPO_QUEUE_CLAIM_IDLE"  # work queue: seconds before another worker claims a job
+ENV_QUEUE_MAX_FAILURES = "TEMPO_QUEUE_MAX_FAILURES"  # work queue: attempts before a job is dead-lettered
+
+
+@dataclass(frozen=True)
+class Environment:
+    """The `TEMPO_*` variables as set now; an empty value counts as unset."""
+
+    model: str | None = None
+    embedder: str | None = None
+    redis_url: str | None = None
+    home: str | None = None
+    mcp_token: str | None = None
+    writer_lease: str | None = None
+    queue_max_jobs: str | None = None
+    queue_claim_idle: str | None = None
+    queue_max_failures: str | None = None
+
+
+def environment() -> Environment:
+    """The `TEMPO_*` variables, read now (tests and `tempo demo` change them at run time)."""
+
+    def get(name: str) -> str | None:
+        return os.environ.get(name) or None
+
+    return Environment(
+        model=get(ENV_MODEL),
+        embedder=get(ENV_EMBEDDER),
+        redis_url=get(ENV_REDIS_URL),
+        home=get(ENV_HOME),
+        # Raw, not "empty is unset": a token variable that is set but blank is a mistake the HTTP
+        # servers refuse in one sentence, rather than silently serving without a token.
+        mcp_token=os.environ.get(ENV_MCP_TOKEN),
+        writer_lease=get(ENV_WRITER_LEASE),
+        queue_max_jobs=get(ENV_QUEUE_MAX_JOBS),
+        queue_claim_idle=get(ENV_QUEUE_CLAIM_IDLE),
+        queue_max_failures=get(ENV_QUEUE_MAX_FAILURES),
+    )
+
+
+@dataclass(frozen=True)
+class RecallSettings:
+    """The knobs of answering from memory: one set of defaults for every entry point (`tempo ask
+    --stream`, threads, `tempo chat`, MCP, LangChain)."""
+
+    top_k: int = 16  # FAISS candidates per question, before temporal neighbours
+    neighbours: int = 1  # segments added on each side of each FAISS hit
+    budget: int | None = None  # visual tokens B; None: the model's inference config
+    min_tokens: int | None = None  # ATA floor m; None: the model's inference config
+    max_new_tokens: int | None = None  # longest answer; None: the model's inference config
+    answer_cache: bool = True  # greedy answers cached in Redis (same question, same memory → same text)
