@@ -12,6 +12,18 @@ TORCH_SPEC ?= torch==2.13.0
 # venv itself it would break every transformers import. Skipped where torchvision already imports.
 TORCHVISION_SPEC ?= torchvision==0.28.0
 PARITY_SITE := $(VENV)/parity-site
+# lmms-eval for the plugin's test lives in its own venv, LMMS_VENV, which sees the project's venv through a
+# .pth file: installed without its dependency tree (it pins av<16 and pulls torchvision, i.e. a CUDA torch on
+# Linux), exactly the modules `lmms-eval eval` imports on the path the test runs; and kept apart because it
+# pins filelock<4 and brings pandas, datasets and others that the project itself does not need.
+LMMS_VENV ?= $(VENV)-lmms
+LMMS_EVAL_SPEC ?= lmms-eval==0.7.3
+LMMS_EVAL_DEPS := accelerate==1.15.0 aiohappyeyeballs==2.7.1 aiohttp==3.14.5 aiosignal==1.4.0 chardet==6.0.0.post1 \
+	colorama==0.4.6 DataProperty==1.1.1 datasets==5.2.0 dill==0.4.1 evaluate==0.4.6 filelock==3.32.7 frozenlist==1.8.0 \
+	loguru==0.7.3 lxml==6.1.3 mbstrdecoder==1.1.5 multidict==7.2.1 multiprocess==0.70.19 pandas==3.1.1 \
+	pathvalidate==3.3.1 pillow==13.0.0 portalocker==4.4.2 propcache==0.5.4 pytablewriter==1.2.1 \
+	python-dateutil==2.9.0.post0 pytz==2026.6 sacrebleu==2.6.0 six==1.17.0 tabledata==1.3.5 tabulate==0.10.0 \
+	tcolorpy==0.1.7 typepy==1.3.5 yarl==1.25.1
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -26,6 +38,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/python -c "import torchvision" 2>/dev/null \
 		|| $(BIN)/pip install -q --no-deps --target $(PARITY_SITE) "$(TORCHVISION_SPEC)"
+	rm -rf $(LMMS_VENV) && $(PYTHON) -m venv $(LMMS_VENV)
+	echo "import site; site.addsitedir('$$($(BIN)/python -c 'import site; print(site.getsitepackages()[0])')')" \
+		> "$$($(LMMS_VENV)/bin/python -c 'import site; print(site.getsitepackages()[0])')/tempo-project.pth"
+	$(LMMS_VENV)/bin/pip install -q --no-deps "$(LMMS_EVAL_SPEC)" $(LMMS_EVAL_DEPS)
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -50,4 +66,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LMMS_VENV) build *.egg-info .pytest_cache .ruff_cache

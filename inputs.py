@@ -28,6 +28,7 @@ THREAD_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 DEVICE_PATTERN = r"^(cpu|mps|(cuda|xpu)(:[0-9]{1,3})?)$"
 REDIS_URL_PATTERN = r"^(redis|rediss|unix)://\S*$"
 NON_BLANK_PATTERN = r"^\S(.*\S)?$"
+WEBHOOK_URL_PATTERN = r"^https?://[^\s/?#]+\S*$"
 MAX_TOP_K = 50  # candidate segments recompressed per question
 MIN_FPS, MAX_FPS = 0.01, 240.0  # one frame per 100 s .. more than any camera delivers
 MAX_WINDOW = 256  # frames per segment
@@ -41,6 +42,11 @@ MAX_COUNT = 1 << 31  # segment counts and indices
 MAX_BYTES = 1 << 62
 MAX_DEMO_SECONDS = 3600.0
 ORIGIN_PATTERN = r"^https?://[A-Za-z0-9.:\[\]-]+$"  # a web page's origin: scheme://host[:port], no path
+MAX_CRF = 51  # libx264's coarsest constant rate factor (proxy quality)
+MAX_ALERTS = 200  # alerts one list_alerts call returns
+MAX_RULE_TEXT = 1000  # characters of a monitoring rule's standing question
+MAX_MIN_SEGMENTS = 10_000
+MAX_COOLDOWN = 7 * 86400.0  # seconds
 
 # Explanations of the patterns above, for the one sentence a mismatch gets.
 PATTERN_HINTS = {
@@ -50,6 +56,7 @@ PATTERN_HINTS = {
     REDIS_URL_PATTERN: "expected a redis://, rediss:// or unix:// URL",
     NON_BLANK_PATTERN: "it must not be blank or start or end with spaces",
     ORIGIN_PATTERN: "expected an origin such as https://ops.example.com or http://localhost:3000",
+    WEBHOOK_URL_PATTERN: "expected an http:// or https:// URL",
 }
 
 # ---- the types ------------------------------------------------------------------------------------
@@ -97,8 +104,21 @@ DemoSeconds = Annotated[
 Origin = Annotated[str, StringConstraints(pattern=ORIGIN_PATTERN, max_length=512), Field(description="A web origin.")]
 QueueLength = Annotated[int, Field(ge=1, le=100_000, description="Requests that may wait.")]
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1, description="A random seed.")]
+ProxyQuality = Annotated[int, Field(ge=0, le=MAX_CRF, description="x264 CRF of live proxy clips (0 = lossless).")]
 Device = Annotated[str, StringConstraints(pattern=DEVICE_PATTERN), Field(description="A torch device.")]
 RedisUrl = Annotated[str, StringConstraints(pattern=REDIS_URL_PATTERN), Field(description="A Redis URL.")]
+# Monitoring rules (tempo rules add; memory.alerts.validate_rule checks the same limits).
+RuleText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_RULE_TEXT),
+    Field(description=f"The standing question, e.g. 'a person climbs the fence' (1 to {MAX_RULE_TEXT} characters)."),
+]
+Score = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, description="A relevance score in [0, 1].")]
+MinSegments = Annotated[int, Field(ge=1, le=MAX_MIN_SEGMENTS, description="Consecutive segments to open an episode.")]
+CooldownSeconds = Annotated[
+    float, Field(ge=0, le=MAX_COOLDOWN, allow_inf_nan=False, description="Seconds before an episode may re-open.")
+]
+WebhookUrl = Annotated[str, StringConstraints(pattern=WEBHOOK_URL_PATTERN), Field(description="An http(s) URL.")]
 # A checkpoint directory or hub id, a host name: free text, but never blank.
 Name = Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=NON_BLANK_PATTERN)]
 
@@ -192,10 +212,23 @@ class ListStreamsInput(ToolInput):
     """List the video streams held in memory."""
 
 
+class ListAlertsInput(ToolInput):
+    """List the alerts monitoring rules raised (see `tempo rules`), oldest first."""
+
+    stream: StreamName | None = Field(default=None, description="Only this stream's alerts.")
+    since: Name | None = Field(
+        default=None,
+        max_length=64,
+        description="Only alerts opened since: Unix seconds, an ISO 8601 time, or a duration back (30m, 12h, 2d).",
+    )
+    limit: int = Field(default=20, ge=1, le=MAX_ALERTS, description="At most this many (the newest).")
+
+
 TOOL_INPUTS: dict[str, type[ToolInput]] = {
     "ask_video": AskVideoInput,
     "search_moments": SearchMomentsInput,
     "list_streams": ListStreamsInput,
+    "list_alerts": ListAlertsInput,
 }
 
 

@@ -17,12 +17,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from tempo.agent.monitoring.webhooks import start_delivery_thread
 from tempo.errors import TempoError
+from tempo.memory.alerts import AlertStore
 from tempo.memory.anchors import AnchorCache
 from tempo.memory.index import SearchHit, SegmentIndex
 from tempo.memory.ingest import IngestReport, ingest
+from tempo.memory.proxy import ProxySettings
 from tempo.memory.recall import AnswerCache, MemoryAskResult, QueryCache, RecallPipeline, RecallSettings
 from tempo.memory.records import RetentionPolicy
 from tempo.memory.retention import RetentionWorker, collect_garbage
@@ -33,6 +36,9 @@ from tempo.models.embedder import SegmentEmbedder
 from tempo.models.tiny import SIGLIP_DIR_NAME
 from tempo.settings import ENV_EMBEDDER, environment
 from tempo.streaming import SamplingConfig, probe_source
+
+if TYPE_CHECKING:
+    from tempo.agent.monitoring.monitor import RuleMonitor
 
 EMBEDDER_ENV = ENV_EMBEDDER
 # SigLIP base (image–text embeddings, 768-d) is the default segment embedder.
@@ -156,11 +162,15 @@ class TempoService:
         progress: bool = True,
         max_segments: int | None = None,
         batch_size: int | None = None,
+        proxy: ProxySettings | None = None,
+        monitor: bool = True,
     ) -> IngestReport:
         """Decode → generic pass → embed → commit, resuming the stream; the index is brought up to date.
 
-        The stream's retention policy (`retention`, else the one it was created with) runs beside
-        the ingest on its own thread, then once more (bounded) before returning.
+        With `monitor` the stream's rules (`tempo rules`) are scored on every segment and their alerts
+        committed with it; rules added while this runs apply from the next batch on. The stream's
+        retention policy (`retention`, else the one it was created with) runs beside the ingest on its
+        own thread, then once more (bounded) before returning.
         """
         RedisMemoryStore.check_name(stream)
         sampling = sampling or SamplingConfig(
@@ -170,6 +180,8 @@ class TempoService:
         if "://" not in source and source != "-":
             # A bad path or a non-media file is reported before the model is loaded (seconds).
             probe_source(source, sampling)
+        # Webhooks of alerts are delivered from here while the ingest runs (if the secret is set).
+        delivery = start_delivery_thread(self.alerts) if monitor else None
         worker = RetentionWorker(self.store, interval=self.retention_interval, streams=[stream]).start()
         try:
             report = ingest(
@@ -184,8 +196,12 @@ class TempoService:
                 progress=progress,
                 max_segments=max_segments,
                 batch_size=batch_size,
+                proxy=proxy,
+                monitor=self.rule_monitor(stream) if monitor else None,
             )
         finally:
+            if delivery is not None:
+                delivery.stop()
             worker.stop()
             # Whatever was committed (also on Ctrl-C or an error) gets its retention pass, then is
             # indexed and snapshotted.
@@ -196,6 +212,18 @@ class TempoService:
                     self.index.sync()
                     self.index.save_if_changed()
         return report
+
+    def rule_monitor(self, stream: str) -> RuleMonitor:
+        """The rules of `stream` as an ingest applies them, verifying through this service's `ask`."""
+        from tempo.agent.monitoring.monitor import RuleMonitor
+        from tempo.agent.monitoring.verify import service_verifier
+
+        return RuleMonitor(self.alerts, stream, verifier=service_verifier(self))
+
+    @loaded_once
+    def alerts(self) -> AlertStore:
+        """Rules, rule state and alerts (same Redis as the memory)."""
+        return AlertStore.of(self.store)
 
     def start_retention(self, *, interval: float | None = None) -> RetentionWorker:
         """Enforce every stream's retention policy on a daemon thread until `.stop()` (or the end of a

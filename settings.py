@@ -17,6 +17,7 @@ ENV_EMBEDDER = "TEMPO_EMBEDDER"  # SigLIP directory or hub id
 ENV_REDIS_URL = "TEMPO_REDIS_URL"  # an external Redis instead of the embedded one
 ENV_HOME = "TEMPO_HOME"  # data directory (embedded Redis, FAISS snapshots)
 ENV_MCP_TOKEN = "TEMPO_MCP_TOKEN"  # bearer token of `tempo mcp --http`
+ENV_WEBHOOK_SECRET = "TEMPO_WEBHOOK_SECRET"  # HMAC-SHA256 key of alert webhook signatures
 ENV_WRITER_LEASE = "TEMPO_WRITER_LEASE"  # seconds an ingest's writer lease lives without renewal
 ENV_QUEUE_MAX_JOBS = "TEMPO_QUEUE_MAX_JOBS"  # work queue: outstanding jobs per stream (backpressure)
 ENV_QUEUE_CLAIM_IDLE = "TEMPO_QUEUE_CLAIM_IDLE"  # work queue: seconds before another worker claims a job
@@ -36,6 +37,7 @@ class Environment:
     queue_max_jobs: str | None = None
     queue_claim_idle: str | None = None
     queue_max_failures: str | None = None
+    webhook_secret: str | None = None
 
 
 def environment() -> Environment:
@@ -56,6 +58,7 @@ def environment() -> Environment:
         queue_max_jobs=get(ENV_QUEUE_MAX_JOBS),
         queue_claim_idle=get(ENV_QUEUE_CLAIM_IDLE),
         queue_max_failures=get(ENV_QUEUE_MAX_FAILURES),
+        webhook_secret=get(ENV_WEBHOOK_SECRET),
     )
 
 

@@ -22,6 +22,7 @@ from tempo.agent.checkpoint import RedisCheckpointSaver
 from tempo.agent.errors import InvalidQuestionError, InvalidTimeScopeError
 from tempo.agent.graph import AgentSettings, build_agent_graph, run_turn
 from tempo.agent.memory_backend import MemoryBackend, track_turn
+from tempo.agent.monitoring.alert_answers import answer_alert_question, is_alert_question
 from tempo.agent.threads import ThreadStore, check_thread_id
 from tempo.memory.recall import RecallSettings
 
@@ -131,6 +132,8 @@ class Conversations:
         if time_range is not None:
             time_range = check_time_range(time_range[0], time_range[1], info.end)
         record = self.threads.open(stream, thread_id)
+        if is_alert_question(question):  # "what alerts fired last night?": from the alert log
+            return self._answer_from_alerts(record.id, stream, question)
         with track_turn() as stats:
             result = run_turn(
                 self.graph,
@@ -152,6 +155,31 @@ class Conversations:
             "segments": evidence,
             "gaps": [{**g.to_dict(), "note": g.describe()} for g in gaps],  # "no video from t1 to t2"
             **stats.to_dict(),
+        }
+
+    def _answer_from_alerts(self, thread_id: str, stream: str, question: str) -> dict[str, Any]:
+        """A turn answered from the alerts of `stream` (tempo.agent.monitoring.alert_answers)."""
+        found = answer_alert_question(self.service.alerts, stream, question)
+        self.threads.append_turn(thread_id, question, question, found["answer"], found["citations"])
+        return {
+            "thread_id": thread_id,
+            "stream": stream,
+            "question": question,
+            "standalone_question": question,
+            "rewrite_source": "alerts",
+            "time_scope": None,  # the alerts' scope is wall clock: in `alerts_scope`
+            "alerts_scope": found["scope"],
+            "answer": found["answer"],
+            "citations": found["citations"],
+            "candidates": [],
+            "top_relevance": None,
+            "widened": False,
+            "widen_reason": None,
+            "segments": [],
+            "cache_hits": 0,
+            "compressed": 0,
+            "answer_cached": False,
+            "timings": {},
         }
 
     # ----- threads ----------------------------------------------------------------------------------

@@ -41,6 +41,10 @@ class InvalidTimeScopeError(TempoError):
     """A time scope given explicitly (tool argument, CLI option) that cannot be used."""
 
 
+class WebhookSecretError(TempoError):
+    """Webhook deliveries are signed; without the shared secret ($TEMPO_WEBHOOK_SECRET) nothing is sent."""
+
+
 class InvalidQuestionError(TempoError):
     """An empty or oversized question."""
 

@@ -23,6 +23,7 @@ from tempo.inputs import (
     ToolInput,
     describe_error,
 )
+from tempo.memory.alerts import parse_since
 
 if TYPE_CHECKING:
     from tempo.service import TempoService
@@ -43,6 +44,10 @@ DESCRIPTIONS = {
         "that best match a description, best first."
     ),
     "list_streams": "List the video streams in Tempo's memory with their covered time (seconds) and size.",
+    "list_alerts": (
+        "List the alerts Tempo's monitoring rules raised (one per episode: rule text, stream times start/end "
+        "in seconds with the segments to cite, wall-clock opened/closed, peak relevance, LLM verification)."
+    ),
 }
 
 
@@ -147,3 +152,23 @@ class VideoToolkit:
 
     def list_streams(self) -> dict[str, Any]:
         return {"streams": [s.summary(self.service.store.gaps(s.name)) for s in self.service.streams()]}
+
+    def list_alerts(self, stream: str | None = None, since: str | None = None, limit: int = 20) -> dict[str, Any]:
+        if stream is not None:
+            self.service.stream(stream)  # UnknownStreamError listing the known ones
+        found = self.service.alerts.alerts(stream, since=None if since is None else parse_since(since), limit=limit)
+        keep = ("id", "stream", "rule", "text", "opened_at", "closed_at", "start", "end", "start_wallclock",
+                "end_wallclock", "peak", "segments", "verified", "explanation", "acked")  # fmt: skip
+        return {
+            "alerts": [
+                {
+                    **{k: a.get(k) for k in keep},
+                    "citation": {
+                        "start": round(float(a["start"]), 3),
+                        "end": round(float(a["end"]), 3),
+                        "segments": list(range(int(a["first_segment"]), int(a["last_segment"]) + 1)),
+                    },
+                }
+                for a in found
+            ]
+        }

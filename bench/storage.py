@@ -2,7 +2,8 @@
 
 A live source keeps, per 4-s segment: the head of its generic memory tokens (K = 16 of M = 128,
 D = 2048, int8 + float16 scale + 8 float16 outliers per token), its SigLIP-base embedding (E = 768, float16), metadata
-JSON and a proxy clip of its 8 sampled frames (H.264, longer edge 256 px, CRF 32). The frames here are
+JSON and a proxy clip of the 8 frames the compressor was fed (H.264 at the compressor's input size,
+512×256 for a 16:9 source with the release's chain; CRF 30, 28 KiB cap: memory.proxy). The frames here are
 synthetic but camera-like (a textured static scene with fixed fine detail, slow light changes,
 sensor noise, a few objects moving across; the scene changes every 15 minutes), encoded for real.
 Measured on a private redis-server configured like the embedded default (AOF, appendfsync always):
@@ -11,7 +12,7 @@ AOF on disk; then again after the retention compaction tier (token heads cut to 
 segments older than `compact_after` keep). Also prints the commit rate (what storage adds to
 ingest) and the token quantisation error.
 
-    .venv/bin/python bench/storage.py [--hours 1] [--json]
+    .venv/bin/python bench/storage.py [--hours 1] [--crf 30] [--json]
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tempo.bench.proxy import released_processor
 from tempo.memory import EmbeddedRedis, RedisMemoryStore, SegmentRecord, StreamSettings
 from tempo.memory.codec import decode_tokens, encode_tokens
-from tempo.memory.proxy import ProxySettings, encode_proxy
+from tempo.memory.proxy import ProxySettings, encode_proxy, proxy_info
 from tqdm import tqdm
 
 MIB = 1 << 20
@@ -107,15 +109,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stored-tokens", type=int, default=16, help="K, token head kept per segment")
     parser.add_argument("--token-dim", type=int, default=2048)
     parser.add_argument("--embedding-dim", type=int, default=768)
-    parser.add_argument("--proxy-side", type=int, default=ProxySettings.max_side)
-    parser.add_argument("--crf", type=int, default=ProxySettings.crf)
+    parser.add_argument("--crf", type=int, default=ProxySettings.crf, help="proxy quality (default: the product's)")
+    parser.add_argument("--proxy-cap", type=int, default=ProxySettings.max_bytes, help="proxy bytes per segment")
     parser.add_argument("--batch", type=int, default=16, help="segments per commit round trip")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
     seconds, window, fps = 4.0, 8, 2.0
     n = round(args.hours * 3600 / seconds)
-    proxy_settings = ProxySettings(max_side=args.proxy_side, crf=args.crf)
+    proxy_settings = ProxySettings(crf=args.crf, max_bytes=args.proxy_cap)
+    # What the compressor is fed for a 16:9 camera (the released model's processor budget).
+    processor = released_processor()
     settings = StreamSettings(
         model_id="Vision-CAIR/Tempo-6B",
         embedder_id="google/siglip-base-patch16-224",
@@ -134,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         wall0 = 1_800_000_000.0
         scene = CameraScene(seed=0)
         encode_s = commit_s = 0.0
+        crfs: list[int] = []
         pending: list[SegmentRecord] = []
         for i in tqdm(range(n), desc="segments", unit="seg", file=sys.stderr):
             if i % 225 == 0:  # a new scene every 15 minutes
@@ -141,8 +146,9 @@ def main(argv: list[str] | None = None) -> int:
             times = i * seconds + np.arange(window) / fps
             frames = np.stack([scene.frame(t) for t in times])  # (8, 288, 512, 3)
             t0 = time.perf_counter()
-            proxy = encode_proxy(frames, proxy_settings)
+            proxy = encode_proxy(frames, proxy_settings, processor=processor)
             encode_s += time.perf_counter() - t0
+            crfs.append(proxy_info(proxy).crf)
             emb = rng.normal(size=args.embedding_dim)
             pending.append(
                 SegmentRecord(
@@ -191,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
             "stored_tokens": args.stored_tokens,
             "token_dim": args.token_dim,
             "embedding_dim": args.embedding_dim,
-            "proxy_max_side": args.proxy_side,
             "proxy_crf": args.crf,
+            "proxy_max_bytes": args.proxy_cap,
+            "proxy_frame_size": [proxy_info(proxy).height, proxy_info(proxy).width],
         },
         "mib_per_video_hour": {
             "tokens": part.tokens / MIB / hours,
@@ -214,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "target_mib_per_video_hour": 64,
         "proxy_encode_ms_per_segment": 1000 * encode_s / n,
+        "proxy_segments_re_encoded_for_the_cap": int(sum(c != args.crf for c in crfs)),
         "commit_ms_per_segment": 1000 * commit_s / n,
         "commit_batch": args.batch,
         "quantisation": quantisation_error(args.token_dim, args.stored_tokens),
@@ -236,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {key:<36}{per_hour[key]:8.2f} MiB/h")
     verdict = "meets" if per_hour["redis_memory_usage_keys"] <= 64 else "MISSES"
     print(f"  target ≤ 64 MiB/h: {verdict} (Redis MEMORY USAGE of all keys)")
+    h, w = report["settings"]["proxy_frame_size"]
+    print(f"  proxies: {w}x{h} frames (the compressor's input), CRF {args.crf}, cap {args.proxy_cap} B; "
+          f"{report['proxy_segments_re_encoded_for_the_cap']} of {n} segments re-encoded coarser for the cap")
     print(f"  proxy encode {report['proxy_encode_ms_per_segment']:.1f} ms/seg (CPU, ingest thread); "
           f"commit {report['commit_ms_per_segment']:.2f} ms/seg in batches of {args.batch} (fsync always)")
     q = report["quantisation"]

@@ -43,6 +43,22 @@ class SegmentNotFoundError(TempoError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class InvalidRuleError(TempoError):
+    """A monitoring rule with a bad value (empty text, threshold outside [0, 1], bad webhook URL)."""
+
+
+class UnknownRuleError(TempoError):
+    """A rule id that the memory does not hold."""
+
+
+class UnknownAlertError(TempoError):
+    """An alert id that the memory does not hold."""
+
+
+class InvalidTimeError(TempoError):
+    """A time that is neither Unix seconds, an ISO 8601 time nor a duration such as 30m."""
+
+
 class StreamBusyError(TempoError):
     """Another ingest holds the stream's writer lease (one writer per stream)."""
 

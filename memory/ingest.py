@@ -21,9 +21,9 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from tempo.errors import TempoError
@@ -34,9 +34,10 @@ from tempo.memory.store import CommitStatus, RedisMemoryStore, StreamInfo
 from tempo.models.config import GENERIC_QUERY
 from tempo.models.embedder import SegmentEmbedder
 from tempo.models.modeling import TempoModel
+from tempo.models.processor import SegmentVideoProcessor
 from tempo.settings import environment
 from tempo.streaming import IngestStats, SamplingConfig, Segment, iter_segments
-from tempo.streaming.segment import SourceInfo
+from tempo.streaming.segment import SourceInfo, is_live
 from tempo.streaming.sources import fingerprint_file
 from tqdm import tqdm
 
@@ -124,6 +125,26 @@ def _decode_stats(stats: IngestStats | None) -> dict[str, Any]:
     return {k: v for k, v in vars(stats).items() if isinstance(v, int | float | str | bool)}
 
 
+class SegmentMonitor(Protocol):
+    """Standing questions scored on every committed segment (tempo.agent.monitoring.RuleMonitor)."""
+
+    def queries(self) -> list[str]:
+        """Texts to score on the next batch besides the generic query (re-read cheaply per batch)."""
+        ...
+
+    def observe(self, batch: Sequence[Segment], scores: np.ndarray) -> list[Callable[[Any], None] | None]:
+        """scores (n, R) of the last `queries()`; per segment, commands to commit with it (or None)."""
+        ...
+
+    def committed(self, records: Sequence[SegmentRecord]) -> None:
+        """Called by the writer thread after `records` were committed."""
+        ...
+
+    def idle(self) -> None:
+        """Work for the model thread between batches (e.g. verifying an alert with the global LLM)."""
+        ...
+
+
 class _Decoder(threading.Thread):
     """Runs the segment iterator in its own thread; a bounded queue gives back-pressure."""
 
@@ -185,6 +206,7 @@ class _Writer(threading.Thread):
         store: RedisMemoryStore | None,
         settings: StreamSettings,
         proxy: ProxySettings | None,
+        processor: SegmentVideoProcessor,
         last: int,
         on_commit: Callable[[list[SegmentRecord]], None] | None,
         depth: int = 4,
@@ -195,6 +217,7 @@ class _Writer(threading.Thread):
         self.lease = lease
         self.settings = settings
         self.proxy = proxy
+        self.processor = processor  # the compressor's: proxies keep the frames it was fed
         self.on_commit = on_commit
         self.inbox: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self.last = last  # the stream's last committed index
@@ -202,10 +225,16 @@ class _Writer(threading.Thread):
         self.video_seconds = 0.0
         self.error: BaseException | None = None
 
-    def submit(self, batch: list[Segment], memory: np.ndarray, embeddings: np.ndarray) -> None:
+    def submit(
+        self,
+        batch: list[Segment],
+        memory: np.ndarray,
+        embeddings: np.ndarray,
+        then: list[Callable[[Any], None] | None] | None = None,
+    ) -> None:
         if self.error is not None:
             raise self.error
-        self.inbox.put((batch, memory, embeddings))
+        self.inbox.put((batch, memory, embeddings, then))
 
     def finish(self) -> None:
         """Commit everything submitted, then stop; re-raises a commit error."""
@@ -221,16 +250,21 @@ class _Writer(threading.Thread):
                 return
             if self.error is not None:
                 continue  # drain: nothing after a failed commit may be written
-            batch, memory, embeddings = item
+            batch, memory, embeddings, then = item
             try:
                 records = [
                     SegmentRecord.from_segment(
-                        s, memory[i], embeddings[i], stored_tokens=self.settings.stored_tokens, proxy=self.proxy
+                        s,
+                        memory[i],
+                        embeddings[i],
+                        stored_tokens=self.settings.stored_tokens,
+                        proxy=self.proxy,
+                        processor=self.processor,
                     )
                     for i, s in enumerate(batch)
                 ]
                 if self.store is not None:
-                    results = self.store.put_segments(records, lease=self.lease)
+                    results = self.store.put_segments(records, lease=self.lease, then=then)
                     self._check(records, results)
                     self.last = results[-1].committed if results else self.last
                 else:
@@ -263,6 +297,17 @@ class _Writer(threading.Thread):
             raise StreamBusyError(RedisMemoryStore.busy_message(name))
 
 
+def _chain(
+    first: Callable[[list[SegmentRecord]], None], second: Callable[[list[SegmentRecord]], None] | None
+) -> Callable[[list[SegmentRecord]], None]:
+    def both(records: list[SegmentRecord]) -> None:
+        first(records)
+        if second is not None:
+            second(records)
+
+    return both
+
+
 def _continue_live_timeline(segment: Segment, offset_index: int, offset_time: float) -> Segment:
     """A live source restarted from scratch continues the stream's indices and times."""
     return dataclasses.replace(
@@ -293,13 +338,17 @@ def ingest(
     progress: bool = True,
     commit: bool = True,
     on_commit: Callable[[list[SegmentRecord]], None] | None = None,
+    monitor: SegmentMonitor | None = None,
     lease_seconds: float | None = None,
 ) -> IngestReport:
     """Ingest `source` into `stream`, resuming after the stream's last committed segment.
 
     `commit=False` runs decoding and the model only: no records, no Redis (to measure what storage costs).
+    `proxy` (live sources): how proxy clips are encoded; None keeps what the stream recorded when it
+    was created, else the defaults. The settings a new stream starts with are recorded in its settings.
     `max_segments` stops after that many segments (tests, previews). KeyboardInterrupt stops
     cleanly: the report says `interrupted` and everything committed stays committed.
+    `monitor` scores its rules in each batch's generic pass and commits their state with the segments.
     `lease_seconds` (default $TEMPO_WRITER_LEASE, else 30 s): the writer lease's lifetime; a second
     ingest of the stream meanwhile fails with StreamBusyError.
     """
@@ -322,6 +371,10 @@ def ingest(
         try:
             probe = iter_segments(source, stream_id=stream, config=sampling, start_segment=0)
             source_info: SourceInfo = probe.info
+            if is_live(source_info):  # proxies keep its frames: the settings a new stream starts with
+                settings = dataclasses.replace(
+                    settings, extra={**settings.extra, "proxy": (proxy or ProxySettings()).to_dict()}
+                )
             if commit:
                 described: dict[str, Any] = source_info.to_dict()
                 if source_info.kind == "file":  # so a resume or a recall can tell a replaced file
@@ -340,12 +393,14 @@ def ingest(
             raise
         if info is not None:
             start_index = info.next_index
+            proxy = proxy or ProxySettings.from_dict(info.settings.extra.get("proxy"))
             if source_info.live and info.end is not None:
                 live_offset = (info.next_index, float(info.end))
         return _run(
             source, stream, probe, info, lease, live_offset, start_index, model=model, embedder=embedder,
             store=store, settings=settings, sampling=sampling, proxy=proxy, bs=bs, queue_depth=queue_depth,
-            max_segments=max_segments, progress=progress, commit=commit, on_commit=on_commit, t_start=t_start,
+            max_segments=max_segments, progress=progress, commit=commit, on_commit=on_commit, monitor=monitor,
+            t_start=t_start,
         )
     finally:
         # Whatever ended the run (an error, Ctrl-C at any point): a stream that never received a
@@ -412,6 +467,7 @@ def _run(
     progress: bool,
     commit: bool,
     on_commit: Callable[[list[SegmentRecord]], None] | None,
+    monitor: SegmentMonitor | None,
     t_start: float,
 ) -> IngestReport:
     source_info: SourceInfo = probe.info
@@ -437,10 +493,15 @@ def _run(
         dynamic_ncols=True,
     )
     decoder = _Decoder(segments, queue_depth)
+    if not commit:
+        monitor = None
+    if monitor is not None:
+        on_commit = _chain(monitor.committed, on_commit)
     writer = _Writer(
         store if commit else None,
         settings,
         proxy,
+        model.processor,
         info.committed if info is not None else -1,
         on_commit if commit else None,
         lease=lease.token if lease is not None else None,
@@ -458,10 +519,21 @@ def _run(
                 break
             if live_offset[0]:
                 batch = [_continue_live_timeline(s, *live_offset) for s in batch]
-            _, memory = model.compress(batch, GENERIC_QUERY, batch_size=bs)  # (n, M, D)
+            rules = monitor.queries() if monitor is not None else []
+            then = None
+            if rules:
+                # (n, M, D) generic memory and (n, R) rule relevance from one forward (shared vision pass)
+                _, memory, rule_scores = model.compress_with_rules(batch, GENERIC_QUERY, rules, batch_size=bs)
+            else:
+                _, memory = model.compress(batch, GENERIC_QUERY, batch_size=bs)  # (n, M, D)
+                rule_scores = np.zeros((len(batch), 0), dtype=np.float32)
+            if monitor is not None:
+                then = monitor.observe(batch, rule_scores)
             embeddings = embedder.embed_segments([s.frames for s in batch])  # (n, E)
             if commit:
-                writer.submit(batch, memory[:, : settings.stored_tokens].numpy(), embeddings)
+                writer.submit(batch, memory[:, : settings.stored_tokens].numpy(), embeddings, then)
+            if monitor is not None:
+                monitor.idle()
             produced += len(batch)
             produced_seconds += sum(s.end - s.start for s in batch)
             bar.update(len(batch))
@@ -477,6 +549,8 @@ def _run(
         # What the model already computed is committed (quick) even on Ctrl-C or a decode error.
         writer.finish()
         decoder.join(timeout=5.0)
+    if monitor is not None and not interrupted:
+        monitor.idle()  # verifications owed for the last batches
     if not commit:  # nothing was written: report what was processed
         writer.committed, writer.video_seconds = produced, produced_seconds
     gaps = []

@@ -781,9 +781,13 @@ class Worker:
         self.queue.note_worker(consumer, done, time.perf_counter() - t0)
 
     def _compute(self, segments: list[Segment], query: str) -> list[tuple[np.ndarray, np.ndarray]]:
-        # Monitoring (issue 11) belongs here when it lands: score each stream's active rules in this
-        # same batched forward (one vision-tower pass shared by the generic prompt and the rules) and
-        # hand the rule state to _commit, which commits it with the segment.
+        # Monitoring (issue 11) is not wired here yet. The scoring would fit (compress_with_rules
+        # scores a stream's rules in this same forward), but RuleMonitor steps each rule's hysteresis
+        # over a stream's segments in index order in one process and commits the state with the
+        # segment (put_segments(..., then=)); here a stream's jobs are split across workers and land
+        # out of order through _LAND's staging, so the scores would have to be staged with the job
+        # and the rules stepped where each contiguous run commits. Until then, streams ingested
+        # through the queue raise no alerts (README, Scale-out).
         _, memory = self.model.compress(segments, query, batch_size=self.batch_size)  # (n, M, D)
         embeddings = self.embedder.embed_segments([s.frames for s in segments])  # (n, E)
         return [(memory[i].float().numpy(), embeddings[i]) for i in range(len(segments))]
@@ -807,8 +811,9 @@ class Worker:
                 results = self.store.land_segments([], lease=spec.lease, skipped=[job.skipped_record()])
             else:
                 segment, tokens, embedding = computed
+                # As memory.ingest: a live segment's proxy keeps the frames the compressor was fed.
                 record = SegmentRecord.from_segment(segment, tokens, embedding, stored_tokens=spec.stored_tokens,
-                                                    proxy=spec.proxy)
+                                                    proxy=spec.proxy, processor=self.model.processor)
                 results = self.store.land_segments([record], lease=spec.lease)
         except TempoError as exc:
             self._fail(job, str(exc))

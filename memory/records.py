@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tempo.memory.proxy import ProxySettings, encode_proxy
 from tempo.streaming.segment import Segment, is_live
+
+if TYPE_CHECKING:
+    from tempo.models.processor import SegmentVideoProcessor
 
 
 @dataclass(frozen=True)
@@ -197,10 +200,12 @@ class SegmentRecord:
         *,
         stored_tokens: int = 16,
         proxy: ProxySettings | None = None,
+        processor: SegmentVideoProcessor | None = None,
     ) -> SegmentRecord:
         """The record of a processed segment: the first `stored_tokens` of its (M, D) generic tokens,
-        its embedding, and a file reference (file sources) or a proxy clip (live sources; encoding
-        costs ~15 ms of CPU per 8-frame segment, so call this off the model's thread)."""
+        its embedding, and a file reference (file sources) or a proxy clip of the frames `processor`
+        (the compressor's) was fed (live sources; encoding costs ~20 ms of CPU per 8-frame segment,
+        so call this off the model's thread)."""
         head = np.asarray(tokens, dtype=np.float32)[:stored_tokens]  # (K, D)
         live = is_live(segment.source)
         return cls(
@@ -218,6 +223,6 @@ class SegmentRecord:
             file_ref=None
             if live
             else FileReference(segment.source.uri, float(segment.start), float(segment.end)),
-            proxy=encode_proxy(segment.frames, proxy) if live else None,
+            proxy=encode_proxy(segment.frames, proxy, processor=processor) if live else None,
         )
 

@@ -73,6 +73,7 @@ from tempo.memory.errors import (
     StreamSettingsMismatchError,
     UnknownStreamError,
 )
+from tempo.memory.proxy import stream_proxy_settings
 from tempo.memory.records import (
     FileReference,
     Gap,
@@ -398,6 +399,7 @@ class StreamInfo:
             "start": self.start,
             "end": self.end,
             "bytes": self.bytes.total,
+            "proxy": stream_proxy_settings(self.source, self.settings.extra),  # None: a file is re-read
             "gaps": [g.to_dict() for g in gaps],
             "gap_seconds": round(sum(g.seconds for g in gaps), 6),
         }
@@ -639,6 +641,8 @@ class RedisMemoryStore:
             self.client.delete(self._k_staged(name, seq), self._k_staged(name, seq, tokens=True))
         self.client.delete(self._k_time(name), self._k_ivf(name), self._k_gaps(name), self._k_landed(name),
                            self._k_info(name))
+        # Monitoring's per-stream keys (memory/alerts.py: rule state, score history); alerts stay.
+        self.client.delete(f"{self.prefix}:s:{{{name}}}:rs", *self.client.scan_iter(f"{self.prefix}:s:{{{name}}}:rh:*"))
 
     # ---- IVF coarse centroids (kept in Redis so a rebuilt index is identical) ----------------------
     @_redis_errors
@@ -805,12 +809,20 @@ class RedisMemoryStore:
         self._release(keys=[self._k_lease(name)], args=[token])
 
     @_redis_errors
-    def put_segments(self, records: Sequence[SegmentRecord], *, lease: str | None = None) -> list[CommitResult]:
+    def put_segments(
+        self,
+        records: Sequence[SegmentRecord],
+        *,
+        lease: str | None = None,
+        then: Sequence[Callable[[Any], None] | None] | None = None,
+    ) -> list[CommitResult]:
         """Commit many segments in one round trip, each atomically, in the given order.
 
         `records` must be one stream's segments with consecutive indices (OutOfOrderCommitError
         otherwise, nothing written). Returns one result per record; if the first new one is out of
         order, it and all after it are `out_of_order`: the caller must treat that as a failure.
+        `then[j]`, when given, queues more commands right after record j's put and the whole batch
+        runs as one MULTI/EXEC, so they commit together with it (monitoring: memory/alerts.py).
         """
         if not records:
             return []
@@ -822,11 +834,17 @@ class RedisMemoryStore:
                     "consecutive; nothing was committed"
                 )
         now = time.time()
-        pipe = self.client.pipeline(transaction=False)
-        for record in records:
+        extra = then is not None and any(f is not None for f in then)
+        pipe = self.client.pipeline(transaction=extra)
+        puts: list[int] = []  # position of each record's put among the queued commands
+        for j, record in enumerate(records):
             keys, args = self._put_args(record, now, lease)
+            puts.append(len(pipe))
             self._put(keys=keys, args=args, client=pipe)
-        return [self._result(r, raw) for r, raw in zip(records, pipe.execute(), strict=True)]
+            if extra and then is not None and then[j] is not None:
+                then[j](pipe)
+        raw = pipe.execute()
+        return [self._result(r, raw[p]) for r, p in zip(records, puts, strict=True)]
 
     @_redis_errors
     def trim_oldest(self, name: str, count: int) -> int:

@@ -5,12 +5,18 @@ One forward pass per batch of segments gives both outputs:
   after each sequence's last real token (right padding after them);
 - relevance: sigmoid(h · (w_Yes − w_No)) with h the final hidden state just before the first memory
   token, i.e. where the model would answer "Yes"/"No" (the zero-shot router).
+
+Monitoring rules (`TempoCompressor.score_queries`) reuse that pass: every rule prompt is the generic
+prompt with another query, so it shares the generic row's tokens up to the query (system, video). The
+generic forward keeps its key/value cache; each rule then runs only its own suffix (query and the
+assistant header, tens of tokens) on top of that cache. The vision tower and the long video prefix
+run once per segment for all R+1 prompts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -18,7 +24,7 @@ from tempo.models.processor import SegmentVideoProcessor
 from tempo.models.text import END_OF_TEXT, VIDEO_PLACEHOLDER, TextTokenizer, compressor_prompt
 from tempo.streaming.segment import Segment
 from torch import nn
-from transformers import Qwen3VLConfig
+from transformers import DynamicCache, Qwen3VLConfig
 from transformers.models.qwen3_vl.modeling_qwen3_vl import Qwen3VLModel
 
 
@@ -50,6 +56,7 @@ class TempoCompressor(nn.Module):
         valid_lengths: torch.Tensor,
         pixel_values: torch.Tensor,
         grid_thw: torch.Tensor,
+        cache: DynamicCache | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Hidden states for a right-padded batch.
 
@@ -57,6 +64,7 @@ class TempoCompressor(nn.Module):
         valid_lengths: (B,) real tokens per row; pixel_values: (Σ patches, C·tp·p·p); grid_thw: (B, 3).
         Returns (h_answer (B, D): hidden state just before the first memory token,
                  memory (B, M, D): hidden states at the memory tokens).
+        `cache`, when given, is filled with the batch's keys/values (for `score_queries`).
         """
         vl = self.vlm.model
         batch, length = input_ids.shape
@@ -94,13 +102,98 @@ class TempoCompressor(nn.Module):
             position_ids=position_ids,
             visual_pos_masks=video_mask,
             deepstack_visual_embeds=deepstack,
-            use_cache=False,
+            cache=cache,
+            use_cache=cache is not None,
         )
         hidden = out.last_hidden_state  # (B, L, D), after the final norm
         rows = torch.arange(batch, device=device)
         h_answer = hidden[rows, valid_lengths.to(device) - 1]  # (B, D)
         memory = hidden[memory_mask].view(batch, m, -1)  # (B, M, D)
         return h_answer, memory
+
+    def score_queries(self, cache: DynamicCache, inputs: CompressorInputs, *, max_rows: int = 64) -> torch.Tensor:
+        """Answer-position hidden states of `inputs.extra_ids` (Q more prompts per segment), read from
+        the `cache` that `forward(..., cache=cache)` filled for the same `inputs`. Returns (B, Q, D).
+
+        Each extra prompt shares the generic row's first P tokens (system, video; P found per row by
+        comparing token ids, so any prompt layout with the query after the video works); only its
+        remaining S tokens run, attending to the generic row's cached keys/values [0, P). The result
+        equals a full forward of that prompt up to float rounding. Rows go `max_rows` at a time, since
+        each row holds a copy of its segment's cached prefix.
+        """
+        vl = self.vlm.model
+        batch = len(inputs.extra_ids)
+        q = len(inputs.extra_ids[0]) if batch else 0
+        hidden = self.config.text_config.hidden_size
+        device = inputs.input_ids.device
+        if q == 0:
+            return torch.zeros(batch, 0, hidden, device=device)
+        video_id = self.config.video_token_id
+        prefix_lengths: list[int] = []
+        suffixes: list[list[int]] = []
+        for b, row_queries in enumerate(inputs.extra_ids):
+            generic = inputs.input_ids[b, : int(inputs.valid_lengths[b])].tolist()
+            for ids in row_queries:
+                p = 0
+                limit = min(len(generic), len(ids)) - 1  # at least the last token runs again
+                while p < limit and generic[p] == ids[p]:
+                    p += 1
+                if video_id in ids[p:]:
+                    raise ValueError("an extra query's prompt differs from the generic one before the video ends")
+                prefix_lengths.append(p)
+                suffixes.append(ids[p:])
+        rows = len(suffixes)
+        prefix = torch.tensor(prefix_lengths, dtype=torch.long)  # (N,)
+        suffix_len = torch.tensor([len(s) for s in suffixes], dtype=torch.long)  # (N,)
+        segment_of_row = torch.arange(rows) // q  # (N,)
+
+        # mRoPE positions of the suffix tokens: those of the whole prompt (cached prefix + suffix).
+        full_len = int((prefix + suffix_len).max())
+        full = torch.zeros(rows, full_len, dtype=torch.long)  # (N, Lf), right padded
+        for r, (p, s) in enumerate(zip(prefix_lengths, suffixes, strict=True)):
+            b = int(segment_of_row[r])
+            full[r, :p] = inputs.input_ids[b, :p].cpu()
+            full[r, p : p + len(s)] = torch.tensor(s, dtype=torch.long)
+        full_mask = (torch.arange(full_len)[None, :] < (prefix + suffix_len)[:, None]).long()  # (N, Lf)
+        positions, _ = vl.get_rope_index(
+            full.to(device),
+            ((full == video_id) & full_mask.bool()).int().to(device) * 2,
+            video_grid_thw=inputs.grid_thw.to(device)[segment_of_row.to(device)],
+            attention_mask=full_mask.to(device),
+        )  # (3, N, Lf)
+
+        out = torch.empty(rows, hidden, device=device)
+        for lo in range(0, rows, max_rows):
+            hi = min(rows, lo + max_rows)
+            n = hi - lo
+            p_max, s_max = int(prefix[lo:hi].max()), int(suffix_len[lo:hi].max())
+            seg = segment_of_row[lo:hi].to(device)
+            chunk_cache = DynamicCache(
+                ddp_cache_data=[(layer.keys[seg, :, :p_max], layer.values[seg, :, :p_max]) for layer in cache.layers]
+            )
+            ids = torch.zeros(n, s_max, dtype=torch.long)  # (n, S); padding is masked
+            for j, s in enumerate(suffixes[lo:hi]):
+                ids[j, : len(s)] = torch.tensor(s, dtype=torch.long)
+            attention_mask = torch.cat(
+                [
+                    torch.arange(p_max)[None, :] < prefix[lo:hi, None],  # the row's own cached prefix only
+                    torch.arange(s_max)[None, :] < suffix_len[lo:hi, None],
+                ],
+                dim=1,
+            ).long()  # (n, P + S)
+            steps = prefix[lo:hi, None] + torch.arange(s_max)[None, :]  # (n, S) indices into the full prompt
+            steps = steps.clamp(max=full_len - 1).to(device)
+            suffix_positions = positions[:, lo:hi].gather(2, steps[None].expand(3, -1, -1))  # (3, n, S)
+            result = vl.language_model(
+                inputs_embeds=vl.get_input_embeddings()(ids.to(device)),  # (n, S, D)
+                attention_mask=attention_mask.to(device),
+                position_ids=suffix_positions,
+                cache=chunk_cache,
+                use_cache=True,
+            )
+            last = (suffix_len[lo:hi] - 1).to(device)
+            out[lo:hi] = result.last_hidden_state[torch.arange(n, device=device), last].to(out.dtype)
+        return out.view(batch, q, hidden)
 
 
 @dataclass
@@ -111,6 +204,8 @@ class CompressorInputs:
     valid_lengths: torch.Tensor  # (B,) int64
     pixel_values: torch.Tensor  # (Σ patches, C·tp·p·p) uint8, normalised on the device (processor.normalize)
     grid_thw: torch.Tensor  # (B, 3) int64
+    # Token ids of the same segments' prompts for `extra_queries`, unpadded: [segment][query] → ids.
+    extra_ids: list[list[list[int]]] = field(default_factory=list)
 
 
 def sample_clock(segment: Segment) -> float:
@@ -149,16 +244,24 @@ def build_compressor_inputs(
     processor: SegmentVideoProcessor,
     tokenizer: TextTokenizer,
     num_memory_tokens: int,
+    extra_queries: Sequence[str] = (),
 ) -> CompressorInputs:
-    """Process frames, build each chat, tokenise and right-pad with room for the M memory tokens."""
+    """Process frames, build each chat, tokenise and right-pad with room for the M memory tokens.
+
+    `extra_queries` (monitoring rules) are tokenised with the same clip and prompt builder into
+    `extra_ids`, for `TempoCompressor.score_queries`.
+    """
     pad_id = tokenizer.token_id(END_OF_TEXT)
     chat = compressor_prompt(tokenizer, VIDEO_PLACEHOLDER, query)  # rendered once; each clip fills the video
+    extra_chats = [compressor_prompt(tokenizer, VIDEO_PLACEHOLDER, q) for q in extra_queries]
     ids_list: list[list[int]] = []
+    extra_ids: list[list[list[int]]] = []
     pixels: list[torch.Tensor] = []
     grids: list[tuple[int, int, int]] = []
     for seg in segments:
         clip = processor(seg.frames_for_model(), segment_frame_times(seg))
         ids_list.append(tokenizer.encode(chat.replace(VIDEO_PLACEHOLDER, clip.prompt, 1)))
+        extra_ids.append([tokenizer.encode(c.replace(VIDEO_PLACEHOLDER, clip.prompt, 1)) for c in extra_chats])
         pixels.append(clip.pixel_values)
         grids.append(clip.grid_thw)
     length = max(len(ids) for ids in ids_list) + num_memory_tokens
@@ -170,6 +273,7 @@ def build_compressor_inputs(
         valid_lengths=torch.tensor([len(ids) for ids in ids_list], dtype=torch.long),
         pixel_values=torch.cat(pixels, dim=0),
         grid_thw=torch.tensor(grids, dtype=torch.long),
+        extra_ids=extra_ids,
     )
 
 

@@ -323,7 +323,6 @@ class TempoModel:
         return segment_centre_time(segment, self.config.window)
 
     # ------------------------------------------------------------------ compressor
-    @torch.inference_mode()
     def compress(
         self,
         segments: Sequence[Segment],
@@ -336,13 +335,34 @@ class TempoModel:
 
         Returns (scores (n,) float32 in [0, 1], memory tokens (n, M, D) float32 on CPU).
         """
+        scores, memory, _ = self.compress_with_rules(segments, query, (), batch_size=batch_size, progress=progress)
+        return scores, memory
+
+    @torch.inference_mode()
+    def compress_with_rules(
+        self,
+        segments: Sequence[Segment],
+        query: str,
+        rules: Sequence[str],
+        *,
+        batch_size: int | None = None,
+        progress: bool = False,
+    ) -> tuple[np.ndarray, torch.Tensor, np.ndarray]:
+        """The `query` pass over segments plus the relevance of each segment to each of `rules` (monitoring).
+
+        The rules ride on the same forward: the vision tower and the prompt up to the query run once
+        per segment (`TempoCompressor.score_queries`). Returns (scores (n,) float32, memory tokens
+        (n, M, D) float32 on CPU, rule scores (n, R) float32 in [0, 1]).
+        """
         segments = list(segments)
+        rules = list(rules)
         n = len(segments)
         m, d = self.num_memory_tokens, self.memory_dim
         if n == 0:
-            return np.zeros(0, dtype=np.float32), torch.zeros(0, m, d)
+            return np.zeros(0, dtype=np.float32), torch.zeros(0, m, d), np.zeros((0, len(rules)), np.float32)
         bs = max(1, int(batch_size or self.config.compress_batch_size))
         scores = np.zeros(n, dtype=np.float32)
+        rule_scores = np.zeros((n, len(rules)), dtype=np.float32)
         memory = torch.empty(n, m, d, dtype=torch.float32)
         bar = tqdm(total=n, desc="compress", unit="seg", disable=not progress, leave=False)
 
@@ -353,30 +373,39 @@ class TempoModel:
                 processor=self.processor,
                 tokenizer=self.svlm_tokenizer,
                 num_memory_tokens=m,
+                extra_queries=rules,
             )
 
         starts = list(range(0, n, bs))
         # On an accelerator the CPU side of batch i+1 (resize, patchify, tokenise) overlaps the forward
         # pass of batch i; on CPU both would compete for the same cores, so by default it stays sequential.
         prefetch = self.config.prefetch if self.config.prefetch is not None else self.device.type != "cpu"
+        compressor = self.network.compressor
         with ThreadPoolExecutor(max_workers=1) if prefetch else contextlib.nullcontext() as pool:
             pending = pool.submit(prepare, starts[0]) if pool else None
             for i, lo in enumerate(starts):
                 inputs = pending.result() if pending else prepare(lo)
                 if pool and i + 1 < len(starts):
                     pending = pool.submit(prepare, starts[i + 1])
-                h_answer, mem = self.network.compressor(
+                cache = DynamicCache() if rules else None
+                h_answer, mem = compressor(
                     inputs.input_ids.to(self.device),
                     inputs.valid_lengths.to(self.device),
                     self.processor.normalize(inputs.pixel_values.to(self.device)).to(self.dtype),
                     inputs.grid_thw.to(self.device),
+                    cache=cache,
                 )
                 count = int(inputs.valid_lengths.shape[0])
                 scores[lo : lo + count] = relevance_scores(h_answer, self._yes_minus_no).cpu().numpy()
                 memory[lo : lo + count] = mem.float().cpu()
+                if cache is not None:
+                    h_rules = compressor.score_queries(cache, inputs)  # (count, R, D)
+                    flat = relevance_scores(h_rules.reshape(-1, h_rules.shape[-1]), self._yes_minus_no)
+                    rule_scores[lo : lo + count] = flat.view(count, len(rules)).cpu().numpy()
+                    del cache
                 bar.update(count)
         bar.close()
-        return scores, memory
+        return scores, memory, rule_scores
 
     # ------------------------------------------------------------------ global LLM
     def _embed_ids(self, ids: list[int]) -> torch.Tensor:

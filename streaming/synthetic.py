@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import math
 import os
+import socket
+import threading
+import time
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -323,3 +326,43 @@ def write_not_media(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     path.write_text("this is a shopping list, not a video\n" * 64)
     return path
+
+
+class RealTimePublisher:
+    """Serves `data` (e.g. an MPEG-TS file) once per connection on 127.0.0.1, paced so that it lasts
+    `seconds` of wall clock, like a camera; a new connection starts from the beginning again."""
+
+    def __init__(self, data: bytes, seconds: float, *, port: int = 0, connections: int = 1) -> None:
+        self.data, self.seconds, self.connections = data, seconds, connections
+        self.server = socket.create_server(("127.0.0.1", port))
+        self.port = int(self.server.getsockname()[1])
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        self.server.settimeout(120)
+        for _ in range(self.connections):
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            started, chunk = time.monotonic(), 188 * 16  # whole TS packets
+            with conn:
+                for offset in range(0, len(self.data), chunk):
+                    if self.stop.is_set():
+                        return
+                    time.sleep(max(0.0, started + self.seconds * offset / len(self.data) - time.monotonic()))
+                    try:
+                        conn.sendall(self.data[offset : offset + chunk])
+                    except OSError:
+                        break
+
+    def close(self) -> None:
+        self.stop.set()
+        self.server.close()
+        self.thread.join(timeout=10)

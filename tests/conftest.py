@@ -91,3 +91,37 @@ def conversations(live_service: Any) -> Any:
     from tempo.agent.conversations import Conversations
 
     return Conversations(live_service, max_new_tokens=live_memory_module.MAX_NEW_TOKENS)
+
+
+@pytest.fixture()
+def commit_alert_scores(redis_url: str) -> Any:
+    """commit(stream, scores (n, R), wallclock=None): segments 0..n-1 of a new stream committed through the
+    real RuleMonitor and store with those per-rule scores (4 s each), so the rules' alerts are real."""
+    import numpy as np
+    from tempo.agent.monitoring.monitor import RuleMonitor
+    from tempo.memory import RedisMemoryStore, SegmentRecord, StreamSettings
+    from tempo.memory.alerts import AlertStore
+    from tempo.streaming.segment import Segment, SourceInfo
+
+    source = SourceInfo(uri="tcp://127.0.0.1:9", kind="network", live=True)
+    settings = StreamSettings(model_id="tiny", embedder_id="e", embedding_dim=4, token_dim=8, stored_tokens=1)
+
+    def commit(stream: str, scores: list[list[float]], wallclock: float | None = None) -> None:
+        client = redis.Redis.from_url(redis_url)
+        store = RedisMemoryStore(client)
+        store.create_stream(stream, source, settings)
+        monitor = RuleMonitor(AlertStore(client), stream)
+        monitor.queries()
+        segments, records = [], []
+        for i in range(len(scores)):
+            t = 4.0 * i + np.arange(8) / 2
+            wc = None if wallclock is None else wallclock + 4.0 * i
+            frames = np.zeros((8, 16, 16, 3), np.uint8)
+            segments.append(Segment(stream, i, 4.0 * i, 4.0 * i + 4, t, frames, source, 2.0, wallclock_start=wc))
+            records.append(
+                SegmentRecord(stream, i, 4.0 * i, 4.0 * i + 4, t, (16, 16), wallclock_start=wc,
+                              tokens=np.zeros((1, 8), np.float32), embedding=np.full(4, 0.5, np.float32), proxy=b"x")
+            )  # fmt: skip
+        store.put_segments(records, then=monitor.observe(segments, np.array(scores, np.float32)))
+
+    return commit

@@ -11,6 +11,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# Hidden top-level folders (.venv, .venv-lmms, .git, test artifacts) are never the package.
 NOT_PACKAGE = {".venv", "tests", "bench", "build", ".git"}  # bench and tests use the dev extra
 
 
@@ -30,7 +31,7 @@ def imported_modules() -> dict[str, str]:
     """Top-level module → the first file importing it, over the package's own source files."""
     found: dict[str, str] = {}
     for path in sorted(ROOT.rglob("*.py")):
-        if NOT_PACKAGE & set(path.relative_to(ROOT).parts):
+        if NOT_PACKAGE & set(path.relative_to(ROOT).parts) or path.relative_to(ROOT).parts[0].startswith("."):
             continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Import):
@@ -54,6 +55,8 @@ def test_every_imported_third_party_module_is_declared() -> None:
     missing = {
         module: f"{where} (provided by {providers.get(module, ['nothing installed'])})"
         for module, where in modules.items()
-        if not {_normal(d) for d in providers.get(module, [])} & wanted
+        # A module of an extra that is not installed here (lmms-eval lives in its own venv) is
+        # matched by its name, as its distribution is named.
+        if not {_normal(d) for d in providers.get(module, [module])} & wanted
     }
     assert missing == {}

@@ -35,6 +35,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tempo.tools.commands.serve",
     "tempo.tools.commands.model",
     "tempo.tools.commands.memory",
+    "tempo.tools.commands.rules",
+    "tempo.tools.commands.alerts",
+    "tempo.tools.commands.eval",
 )
 
 

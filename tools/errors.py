@@ -35,3 +35,7 @@ class StreamBusyError(TempoError):
 
 class SourceNotAllowedError(TempoError):
     """A source the server's policy refuses (outside the media root, a scheme or address not allowed)."""
+
+
+class AlertsUsageError(TempoError):
+    """A bad argument to `tempo alerts`."""

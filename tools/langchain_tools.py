@@ -1,4 +1,4 @@
-"""Tempo as LangChain tools: `ask_video`, `search_moments`, `list_streams` (langchain-core).
+"""Tempo as LangChain tools: `ask_video`, `search_moments`, `list_streams`, `list_alerts` (langchain-core).
 
     from tempo.service import TempoService
     from tempo.tools.langchain_tools import tempo_tools
@@ -49,6 +49,6 @@ def _as_tool(toolkit: VideoToolkit, name: str) -> StructuredTool:
 
 
 def tempo_tools(source: TempoService | VideoToolkit, **conversation_options: Any) -> list[StructuredTool]:
-    """The three tools over a service (a new `Conversations` with `conversation_options`) or a toolkit."""
+    """The tools over a service (a new `Conversations` with `conversation_options`) or a toolkit."""
     toolkit = source if isinstance(source, VideoToolkit) else VideoToolkit.for_service(source, **conversation_options)
-    return [_as_tool(toolkit, name) for name in ("ask_video", "search_moments", "list_streams")]
+    return [_as_tool(toolkit, name) for name in ("ask_video", "search_moments", "list_streams", "list_alerts")]

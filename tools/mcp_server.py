@@ -1,4 +1,5 @@
-"""Tempo as an MCP server (official `mcp` SDK, v2 `MCPServer`): ask_video, search_moments, list_streams.
+"""Tempo as an MCP server (official `mcp` SDK, v2 `MCPServer`): ask_video, search_moments, list_streams,
+list_alerts.
 
     tempo mcp                                  # stdio (for desktop agents that spawn it)
     tempo mcp --http --port 8765               # streamable HTTP on 127.0.0.1, endpoint /mcp

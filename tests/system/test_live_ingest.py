@@ -8,17 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from loopback import StallingPublisher  # tests/system/loopback.py
+from tempo.memory.proxy import ProxySettings, compressor_input, proxy_info, proxy_shape
 from tempo.service import TempoService
 from tempo.streaming import SamplingConfig
-from tempo.streaming.synthetic import write_mpegts
+from tempo.streaming.synthetic import RealTimePublisher, write_mpegts
 
 SECONDS = 9.0  # content per connection, sent at real time
-
-
-def OneShotPublisher(data: bytes, port: int = 0) -> StallingPublisher:
-    """Serves an MPEG-TS file once on 127.0.0.1, paced at real time, like a camera that then hangs up."""
-    return StallingPublisher(data, seconds=SECONDS, pause=0.0, at=1.0, port=port)
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +23,8 @@ def camera_ts(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 @pytest.fixture()
-def publisher(camera_ts: bytes) -> Iterator[OneShotPublisher]:
-    running = OneShotPublisher(camera_ts)
+def publisher(camera_ts: bytes) -> Iterator[RealTimePublisher]:
+    running = RealTimePublisher(camera_ts, SECONDS)
     yield running
     running.close()
 
@@ -38,18 +33,27 @@ LIVE = SamplingConfig(max_edge=128, connect_timeout=5.0, read_timeout=5.0, recon
 
 
 def test_live_ingest_stores_proxies_and_wall_clock_and_answers_from_them(
-    publisher: OneShotPublisher, redis_url: str, tmp_path: Path, tiny_checkpoint: Path
+    publisher: RealTimePublisher, redis_url: str, tmp_path: Path, tiny_checkpoint: Path
 ) -> None:
     service = TempoService(model=str(tiny_checkpoint), redis_url=redis_url, home=tmp_path)
     started = time.time()
     report = service.ingest(
-        f"tcp://127.0.0.1:{publisher.port}", "gate", sampling=LIVE, progress=False, max_segments=2
+        f"tcp://127.0.0.1:{publisher.port}",
+        "gate",
+        sampling=LIVE,
+        progress=False,
+        max_segments=2,
+        proxy=ProxySettings(crf=26),
     )
     assert (report.committed, report.last_committed) == (2, 1)
+    assert service.stream("gate").summary()["proxy"]["crf"] == 26  # the stream records its proxy settings
     records = list(service.store.iter_segments("gate", tokens=False, embedding=False))
     assert [r.index for r in records] == [0, 1]
     for r in records:
         assert r.proxy is not None and r.file_ref is None  # a live source keeps a proxy clip
+        # ... of the frames the compressor was fed, at its input size, with the quality it ended at
+        fed = compressor_input(np.zeros((r.num_frames, *r.frame_size, 3), np.uint8), service.model.processor)
+        assert proxy_shape(r.proxy) == fed.shape[:3] and proxy_info(r.proxy).crf >= 26
         assert r.wallclock_start is not None and started - 1 <= r.wallclock_start <= time.time()
     assert records[0].end == pytest.approx(records[1].start)
 
@@ -63,7 +67,7 @@ def test_a_live_stream_ingested_again_continues_its_indices_and_timeline(
     camera_ts: bytes, redis_url: str, tmp_path: Path, tiny_checkpoint: Path
 ) -> None:
     service = TempoService(model=str(tiny_checkpoint), redis_url=redis_url, home=tmp_path)
-    first = OneShotPublisher(camera_ts)
+    first = RealTimePublisher(camera_ts, SECONDS)
     try:
         url = f"tcp://127.0.0.1:{first.port}"
         service.ingest(url, "gate", sampling=LIVE, progress=False, max_segments=1)
@@ -71,7 +75,7 @@ def test_a_live_stream_ingested_again_continues_its_indices_and_timeline(
         first.close()
     end_of_first = service.stream("gate").end
     # The camera comes back on the same address: same source URI, so the stream resumes.
-    second = OneShotPublisher(camera_ts, port=first.port)
+    second = RealTimePublisher(camera_ts, SECONDS, port=first.port)
     try:
         report = service.ingest(url, "gate", sampling=LIVE, progress=False, max_segments=1)
     finally:

@@ -54,21 +54,26 @@ FLAG_TABLE: dict[str, frozenset[str]] = {
     "--max-new-tokens": NONE,
     "--port": NONE,
     "--seed": frozenset({"zero"}),
+    "--proxy-quality": frozenset({"zero"}),  # CRF 0 is lossless
     "--duration": NONE,
     "--concurrency": NONE,
     "--idle-exit": NONE,
+    "--limit": NONE,
     # names with a pattern (letters, digits, . _ - and : for threads; starting with a letter or digit)
     "--stream": NAMES,
     "--thread": NAMES,
     "--name": NAMES,  # a worker's consumer name: the stream-name pattern
     "--device": NONE,  # cpu, cuda, cuda:N, mps, xpu(:N); availability is checked when the model loads
     "--sampling": NONE,  # release or stream
+    "--mode": NONE,  # reference or memory
     "--redis-url": NONE,  # redis://, rediss://, unix://
     # free text that must not be blank: checkpoint paths or hub ids, host names, the demo question
     "--model": ALL - {"empty"},
     "--embedder": ALL - {"empty"},
     "--host": ALL - {"empty"},
     "--question": ALL - {"empty"},
+    "--data": ALL - {"empty"},  # tempo eval's benchmark directory (judged when read)
+    "--out": ALL - {"empty"},  # tempo eval's results file
     "--token-file": ALL - {"empty"},  # a path, read (and judged) when the server starts
     # tempo serve
     "--max-queue": NONE,
@@ -76,6 +81,14 @@ FLAG_TABLE: dict[str, frozenset[str]] = {
     "--max-body": NONE,
     "--cors-origin": NONE,  # http(s)://host[:port]
     "--media-root": ALL - {"empty"},  # a directory (checked at start)
+    # monitoring rules: scores in [0, 1] (0 allowed; --enter also takes 'auto'), a cooldown of 0 is none,
+    # an http(s) webhook URL; --since is Unix seconds (0 allowed), an ISO time or a duration back
+    "--enter": frozenset({"zero"}),
+    "--exit": frozenset({"zero"}),
+    "--min-segments": NONE,
+    "--cooldown": frozenset({"zero"}),
+    "--webhook": NONE,
+    "--since": frozenset({"zero"}),
     # the bearer token is judged when the server starts (tempo.tools.http_security), not by the parser
     "--token": ALL,
 }

@@ -81,6 +81,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Redis work queue, for `tempo worker` processes to compress and commit (no model is loaded; a "
         "file waits while the queue is full, a live source drops the oldest queued job and counts it)",
     )
+    parser.add_argument(
+        "--proxy-quality",
+        type=arg_type(inputs.ProxyQuality, "CRF"),
+        default=None,
+        metavar="CRF",
+        help="live sources: quality of the proxy clips kept to recompress segments, as an x264 CRF "
+        "(0 = lossless … 51 = coarsest; lower is closer to what the compressor saw, and bigger). "
+        "Default: what the stream was created with, else 30 (~41-42 dB luma PSNR on detailed content, "
+        "~21-27 KiB per 4-s segment); a busy segment above 28 KiB is re-encoded coarser",
+    )
     parser.add_argument("--json", action="store_true", help="print the ingest report as JSON")
     add_model_options(parser)
     add_memory_options(parser)
@@ -89,6 +99,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here: the model stack takes seconds to import, and `tempo --help` should not wait.
+    from tempo.memory.proxy import ProxySettings
     from tempo.memory.records import RetentionPolicy
     from tempo.streaming import SamplingConfig, StreamingError
 
@@ -102,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         )
     try:
         sampling = SamplingConfig(fps=args.fps, window=args.window, max_edge=args.max_edge)
+        proxy = None if args.proxy_quality is None else ProxySettings(crf=args.proxy_quality)
     except ValueError as exc:  # a bad flag value: one line, no traceback
         raise StreamingError(f"{exc}.") from None
     if args.queue:
@@ -117,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty() or not args.json,
         max_segments=args.max_segments,
         batch_size=args.batch_size,
+        proxy=proxy,
     )
     return _report(
         args,

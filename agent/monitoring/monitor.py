@@ -1,0 +1,159 @@
+"""`RuleMonitor`: a stream's rules applied to each segment an ingest commits (memory.ingest's monitor).
+
+Per batch, on the model thread: `queries()` re-reads the rule book only when its version moved (one
+GET), the model scores the batch for those texts in its generic pass, and `observe()` steps each
+rule's hysteresis and returns, per segment, the script that commits the new states and alert events
+in the same transaction as the segment. The state in this process is the one committed (the
+monitor loads it at start), so a resumed ingest continues every rule exactly where it stood.
+`--verify` questions run on the model thread between batches (`idle()`), after the episode's
+segments are committed; ones owed from an earlier run are asked first.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from tempo.agent.monitoring.episodes import RuleState, SegmentView, step, thresholds
+from tempo.memory.alerts import AlertStore, Rule, RuleCommit
+from tempo.memory.records import SegmentRecord
+from tempo.streaming.segment import Segment
+
+log = logging.getLogger(__name__)
+
+# (alert, rule) → (verified: True/False, None when the answer is neither; one-line reason)
+Verifier = Callable[[dict[str, Any], Rule], tuple[bool | None, str]]
+
+_VERIFICATION_FIELDS = ("verify", "verified", "explanation")
+
+
+class RuleMonitor:
+    """The rules of one stream during one ingest run. Not thread-safe except `committed()`."""
+
+    def __init__(
+        self,
+        alerts: AlertStore,
+        stream: str,
+        *,
+        verifier: Verifier | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.alerts = alerts
+        self.stream = stream
+        self.verifier = verifier
+        self.clock = clock
+        self._version = -1
+        self._rules: list[Rule] = []
+        self.batch_rules: list[Rule] = []  # the rules of the last `queries()`
+        at, raw = alerts.load_state(stream)
+        self.applied = at  # last segment index whose rule state is committed
+        self.states: dict[str, RuleState] = {k: RuleState.from_json(v) for k, v in raw.items()}
+        self._history: dict[str, list[tuple[float, float]]] = {}
+        self._to_verify_at: dict[int, list[str]] = {}  # segment index → alert ids opened there (--verify)
+        self._verify_queue: queue.Queue[str] = queue.Queue()
+        for alert_id in alerts.pending_verifications(stream):
+            self._verify_queue.put(alert_id)
+
+    # ---- rule set ----------------------------------------------------------------------------------
+    def queries(self) -> list[str]:
+        """The texts to score on the next batch: the stream's rules as of now, in id order."""
+        version = self.alerts.rules_version()
+        if version != self._version:
+            self._rules = self.alerts.rules(self.stream)
+            self._version = version
+        self.batch_rules = list(self._rules)
+        return [r.text for r in self.batch_rules]
+
+    # ---- per batch ---------------------------------------------------------------------------------
+    def observe(self, batch: Sequence[Segment], scores: np.ndarray) -> list[Callable[[Any], None] | None]:
+        """Step every rule over `batch` (scores (n, R) for the rules of the last `queries()`); returns,
+        per segment, what to queue after its put (None when nothing changes)."""
+        rules = self.batch_rules
+        live = {r.id for r in rules}
+        removed = [rid for rid in self.states if rid not in live]
+        out: list[Callable[[Any], None] | None] = []
+        for row, segment in enumerate(batch):
+            if segment.index <= self.applied:
+                out.append(None)  # already committed with its rule state (cannot happen after a resume)
+                continue
+            now = self.clock()
+            commit = RuleCommit(stream=self.stream, index=segment.index)
+            view = SegmentView(
+                self.stream, segment.index, float(segment.start), float(segment.end), segment.wallclock_start
+            )
+            for rule_id in removed:  # a removed rule's open episode closes here; its state goes
+                state = self.states.pop(rule_id)
+                if state.alert is not None:
+                    alert = dict(state.alert, closed_at=round(now, 3), closed_reason="rule removed")
+                    commit.events.append(("closed", _without_verification(alert), None))
+                commit.states[rule_id] = None
+            removed = []
+            for j, rule in enumerate(rules):
+                score = float(scores[row, j])
+                state = self.states.setdefault(rule.id, RuleState())
+                history = self._rule_history(rule)
+                limits = thresholds(rule, history, view.start)
+                for kind, alert in step(rule, state, view, score, limits, now):
+                    if kind == "opened" and rule.verify:
+                        self._to_verify_at.setdefault(segment.index, []).append(alert["id"])
+                    fields = alert if kind == "opened" else _without_verification(alert)
+                    commit.events.append((kind, fields, rule.webhook))
+                commit.states[rule.id] = state.to_json()
+                if rule.enter is None:
+                    history.append((view.start, score))
+                    commit.history[rule.id] = f"{view.start!r} {score!r}"
+            self.applied = segment.index
+            out.append(self.alerts.commit_rules(commit) if commit.states else None)
+        return out
+
+    def _rule_history(self, rule: Rule) -> list[tuple[float, float]]:
+        if rule.enter is not None:
+            return []
+        if rule.id not in self._history:
+            self._history[rule.id] = self.alerts.history(self.stream, rule.id)
+        history = self._history[rule.id]
+        if len(history) > 2 * 4096:
+            del history[: len(history) - 4096]
+        return history
+
+    def committed(self, records: Sequence[SegmentRecord]) -> None:
+        """The writer committed `records`: their --verify questions may be asked now (any thread)."""
+        for record in records:
+            for alert_id in self._to_verify_at.pop(record.index, []):
+                self._verify_queue.put(alert_id)
+
+    def idle(self) -> None:
+        """Ask the owed --verify questions (model thread, between batches)."""
+        if self.verifier is None:
+            return
+        while True:
+            try:
+                alert_id = self._verify_queue.get_nowait()
+            except queue.Empty:
+                return
+            self.verify(alert_id)
+
+    def verify(self, alert_id: str) -> None:
+        """Ask the verifier about one alert and record its answer (once per alert)."""
+        assert self.verifier is not None
+        alert = self.alerts.alert(alert_id)
+        try:
+            rule: Rule | None = self.alerts.get_rule(alert["rule"])
+        except Exception:  # the rule was removed meanwhile: verify with the text the alert kept
+            rule = None
+        rule = rule or Rule(id=alert["rule"], stream=alert["stream"], text=alert["text"], verify=True)
+        try:
+            verified, reason = self.verifier(alert, rule)
+        except Exception as exc:  # kept, marked unverified with the reason (a user can still act on it)
+            log.warning("verifying alert %s failed: %s", alert_id, exc)
+            verified, reason = None, f"verification failed: {exc}"
+        self.alerts.record_verification(alert_id, verified, reason, rule.webhook)
+
+
+def _without_verification(alert: dict[str, Any]) -> dict[str, Any]:
+    """An update must not overwrite what the verifier wrote on the alert meanwhile."""
+    return {k: v for k, v in alert.items() if k not in _VERIFICATION_FIELDS}

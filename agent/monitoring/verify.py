@@ -1,0 +1,51 @@
+"""`--verify`: the rule asked as a yes/no question of the global LLM over the episode's segments.
+
+The question goes through the one memory answer path (`TempoService.ask`: retrieval, query-aware
+tokens for the episode's segments, ATA, the global LLM), scoped to the episode's time range.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from tempo.agent.monitoring.monitor import Verifier
+from tempo.memory.alerts import Rule
+
+if TYPE_CHECKING:
+    from tempo.service import TempoService
+
+MAX_REASON = 300  # characters kept of the answer's first line
+VERIFY_MAX_NEW_TOKENS = 64
+
+
+def verification_question(rule: Rule) -> str:
+    return (
+        f'Does the video show the following: "{rule.text}"? '
+        "Answer Yes or No first, then give the reason in one short sentence."
+    )
+
+
+def parse_verdict(answer: str) -> tuple[bool | None, str]:
+    """(True for yes, False for no, None when the answer starts with neither; its first line)."""
+    printable = "".join(c for c in answer if c.isprintable() or c == "\n")  # no control bytes in an alert
+    line = next((x.strip() for x in printable.splitlines() if x.strip()), "")
+    first = re.match(r"\W*([A-Za-z]+)", line)
+    word = first.group(1).lower() if first else ""
+    verdict = True if word == "yes" else False if word == "no" else None
+    return verdict, line[:MAX_REASON]
+
+
+def service_verifier(service: TempoService, *, max_new_tokens: int = VERIFY_MAX_NEW_TOKENS) -> Verifier:
+    """A verifier asking through `service` (its model, memory and index)."""
+
+    def verify(alert: dict[str, Any], rule: Rule) -> tuple[bool | None, str]:
+        result = service.ask(
+            alert["stream"],
+            verification_question(rule),
+            time_range=(float(alert["start"]), float(alert["end"])),
+            max_new_tokens=max_new_tokens,
+        )
+        return parse_verdict(result.answer)
+
+    return verify
