@@ -2,8 +2,9 @@
 
 - `checkpoint`: `RedisCheckpointSaver`, LangGraph checkpoints on plain Redis commands.
 - `threads`: `ThreadStore`, conversation transcripts (`tempo threads show`).
-- `rewrite`: time scopes, stream scope, fallback rewrite and rewrite validator (deterministic parts
-  of the rewrite node); `timeexpr`: the time vocabulary it shares with `citations`.
+- `timescope`: a question's time scope and stream scope; `rewrite`: the fallback rewrite and the
+  rewrite validator (the deterministic parts of the rewrite node); `timeexpr`: the time vocabulary
+  they share with `citations`.
 - `citations`: times in an answer -> citations on real segments.
 - `backend`: the `AgentBackend` protocol the graph calls (model + memory); `graph`: the StateGraph.
 - `memory_backend`: `MemoryBackend`, the protocol on the real memory and model (`TempoService`);
@@ -11,7 +12,14 @@
 - `conversations`: `Conversations`, the entry point `tempo chat`, `tempo ask --thread`, the LangChain
   tools and the MCP server share; `toolkit`: the tools' typed inputs and operations.
 
+- `monitoring/`: rules scored on every segment, hysteresis episodes, verification, alert answers,
+  webhook delivery (issue 11).
+
 `tempo.agent.Conversations` is importable from here (loaded on first use: it brings torch).
+
+May import `tempo.streaming`, `tempo.models`, `tempo.memory` and the shared top-level modules
+(`tempo.errors`, `tempo.inputs`, `tempo.settings`); `tempo.service` only in annotations (under
+TYPE_CHECKING); never `tempo.tools` (tests/test_import_stages.py).
 """
 
 from typing import Any

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypedDict, runtime_checkable
 
-from tempo.agent.rewrite import StreamClock
+from tempo.agent.timescope import StreamClock
 from tempo.memory.recall import AllocationPlan, Compression
 
 

@@ -41,8 +41,9 @@ from langgraph.graph import END, START, StateGraph
 from tempo.agent.backend import AgentBackend, AllocatedSegment, HistoryTurn, SegmentHit
 from tempo.agent.citations import cite as cite_answer
 from tempo.agent.errors import InvalidTimeScopeError
-from tempo.agent.rewrite import choose_standalone, extract_time_scope, needs_context
+from tempo.agent.rewrite import choose_standalone, needs_context
 from tempo.agent.threads import ThreadStore
+from tempo.agent.timescope import extract_time_scope
 from tempo.errors import TempoError
 from tempo.memory.recall import AllocationPlan, Compression, RecallSettings
 

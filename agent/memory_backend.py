@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from tempo.agent.backend import HistoryTurn, SegmentHit, TextCallback
 from tempo.agent.llm import rewrite_with_model
-from tempo.agent.rewrite import StreamClock
+from tempo.agent.timescope import StreamClock
 from tempo.memory.recall import AllocationPlan, Compression, RecallPipeline, RecallSettings
 from tempo.streaming.segment import is_live
 

@@ -29,9 +29,9 @@ from tempo.models.compressor import build_compressor_inputs
 from tempo.models.config import TempoCheckpointConfig
 from tempo.models.modeling import (
     RelevanceHead,
-    TempoNetwork,
+    TempoConfig,
+    TempoForCausalLM,
     attention_implementation,
-    default_dtype,
     pick_device,
     pick_dtype,
 )
@@ -116,9 +116,12 @@ def real_size_model(device: str | None, dtype: str | None) -> TempoModel:
         num_compression_tokens=128,
         mm_hidden_size=QWEN3_VL_2B_TEXT["hidden_size"],
     )
+    config = TempoConfig.from_dict({k: v for k, v in ckpt.to_dict().items() if k != "model_type"})
+    config.svlm_config = svlm_config
+    config._attn_implementation = attn
     torch.manual_seed(0)
-    with torch.device(dev), default_dtype(dt):  # as from_pretrained: rotary buffers stay float32
-        network = TempoNetwork(ckpt, svlm_config)
+    with torch.device(dev):  # as from_pretrained: built in the target dtype, rotary buffers stay float32
+        network = TempoForCausalLM._from_config(config, dtype=dt)
     network.eval()
     text = TextTokenizer(tok)
     relevance = RelevanceHead(

@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "ata": ("ata.py", [], []),
     "ingest": ("ingest.py", ["--runs", "3"], ["--runs", "5"]),
     "compressor": ("compressor.py", ["--segments", "32", "--batch-sizes", "1,8"], []),
+    "embedder_preprocess": ("embedder_preprocess.py", ["--runs", "3"], ["--runs", "7"]),
     "ingest_storage": ("ingest_storage.py", ["--duration", "60", "--repeats", "3"], []),
     "storage": ("storage.py", ["--hours", "0.25"], ["--hours", "1"]),
     "proxy": ("proxy.py", ["--seconds", "4", "--crfs", "27,33"], ["--seconds", "16"]),

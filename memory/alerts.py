@@ -419,11 +419,17 @@ class AlertStore:
                 out.append((entry_id.decode(), parse_alert(raw)))
         return out
 
+    @_redis_errors
+    def latest_event_id(self) -> str:
+        """The id of the newest event ('0-0' when there is none): reading after it gives only new events
+        (unlike XREAD's '$', which a loop of reads cannot reuse without losing events between them)."""
+        last = self.client.xrevrange(self.k_events, count=1)
+        return last[0][0].decode() if last else "0-0"
+
     def follow(self, after: str = "$", *, block_ms: int = 1000) -> Iterator[tuple[str, dict[str, Any]]]:
         """Events as they are appended, forever (Ctrl-C to stop)."""
         if after == "$":
-            last = self.client.xrevrange(self.k_events, count=1)
-            after = last[0][0].decode() if last else "0-0"
+            after = self.latest_event_id()
         while True:
             for entry_id, event in self.events(after, block_ms=block_ms):
                 after = entry_id

@@ -14,6 +14,10 @@ Redis — holds bit-identical vectors. Inner product on unit vectors = cosine si
     `IDSelectorRange`. For IVF, a selective filter (few members) scans every list (`nprobe = nlist`:
     FAISS tests membership before computing a distance, so that is exact and cheap); broad filters use
     the configured `nprobe`, widened to all lists if fewer than k hits come back.
+  * GPU: when the installed faiss has GPU support and a GPU (the `gpu` extra's faiss-gpu), a stream of
+    at least `gpu_min_vectors` segments is searched, unfiltered, on a GPU copy of its index
+    (`index_cpu_to_gpu`, remade after the index changes); filtered searches and every other case run
+    on the CPU index, which stays the one snapshotted and edited (`use_gpu_faiss` decides).
   * Retention: the stream's oldest retained index (`first`) only grows; `sync` removes ids below it.
   * Snapshot: `TEMPO_HOME/index/gen-N/` (per-stream `.faiss` + times `.npy`) and `meta.json` with the
     memory id, each stream's number, first/next indexed position and IVF training size, and file
@@ -45,6 +49,8 @@ from tempo.memory.store import IndexFeed, RedisMemoryStore
 log = logging.getLogger(__name__)
 
 _SNAPSHOT_VERSION = 1
+# Below this many vectors a flat CPU scan takes well under a millisecond: copying to the GPU cannot pay.
+GPU_MIN_VECTORS = 100_000
 _SYNC_BATCH = 4096  # segments fetched from Redis per round trip while catching up
 
 
@@ -68,6 +74,22 @@ class Timeline:
     first_frame_index: np.ndarray | None = None  # (n,) int64: frame index in the stream's sampling
 
 
+def faiss_gpu_count(module: object = faiss) -> int:
+    """GPUs the installed faiss can use: 0 for faiss-cpu (no `StandardGpuResources`) or no GPU."""
+    if not hasattr(module, "StandardGpuResources") or not hasattr(module, "index_cpu_to_gpu"):
+        return 0
+    try:
+        return int(module.get_num_gpus())  # type: ignore[attr-defined]
+    except Exception:  # a GPU build without a usable driver
+        return 0
+
+
+def use_gpu_faiss(vectors: int, *, filtered: bool, gpus: int, min_vectors: int = GPU_MIN_VECTORS) -> bool:
+    """Search on a GPU copy: a GPU is there, the index is large, and no id filter is needed (GPU
+    indexes take no `IDSelector`; a filtered search stays exact on the CPU)."""
+    return gpus > 0 and not filtered and vectors >= min_vectors
+
+
 def _normalise(x: np.ndarray) -> np.ndarray:
     x = np.ascontiguousarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
@@ -85,6 +107,7 @@ class _StreamIndex:
     starts: np.ndarray = field(default_factory=lambda: np.zeros(0))
     ends: np.ndarray = field(default_factory=lambda: np.zeros(0))
     ffs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # first frame indices
+    gpu: tuple[tuple[int, int, int, int], faiss.Index] | None = None  # (version of `index` it copies, copy)
 
     @property
     def count(self) -> int:
@@ -142,6 +165,7 @@ class SegmentIndex:
         nprobe: int = 32,
         max_nlist: int = 1024,
         search_threads: int = 1,
+        gpu_min_vectors: int = GPU_MIN_VECTORS,
     ) -> None:
         self.store = store
         self.path = path
@@ -151,6 +175,9 @@ class SegmentIndex:
         # One query at a time: OpenMP fan-out costs more than it saves, and on a busy machine
         # (decoder, model, Redis on the same cores) its barriers cost milliseconds.
         self.search_threads = search_threads
+        self.gpu_min_vectors = gpu_min_vectors
+        self._gpus = faiss_gpu_count()
+        self._gpu_resources: object | None = None
         self._streams: dict[str, _StreamIndex] = {}
         self._memory_id = store.memory_id()
         self._dirty = False
@@ -436,7 +463,9 @@ class SegmentIndex:
             kk = min(k, members)
             whole = lo == 0 and hi == st.count
             sel = None if whole else faiss.IDSelectorRange(st.first + lo, st.first + hi)
-            if st.trained_at == 0:
+            if use_gpu_faiss(members, filtered=not whole, gpus=self._gpus, min_vectors=self.gpu_min_vectors):
+                scores, ids = self._gpu_index(st).search(q, kk)
+            elif st.trained_at == 0:
                 params = faiss.SearchParameters(sel=sel) if sel is not None else None
                 scores, ids = st.index.search(q, kk, params=params)
             else:
@@ -454,6 +483,20 @@ class SegmentIndex:
                 row = int(i) - st.first
                 hits.append(SearchHit(name, int(i), float(score), float(st.starts[row]), float(st.ends[row])))
         return hits
+
+    def _gpu_index(self, st: _StreamIndex) -> faiss.Index:
+        """A GPU copy of the stream's CPU index, remade when the index has changed since the copy."""
+        assert st.index is not None
+        version = (id(st.index), int(st.index.ntotal), st.first, st.trained_at)
+        if st.gpu is None or st.gpu[0] != version:
+            if self._gpu_resources is None:
+                self._gpu_resources = faiss.StandardGpuResources()
+            copy = faiss.index_cpu_to_gpu(self._gpu_resources, 0, st.index)
+            if st.trained_at:
+                # The CPU path's nprobe for an unfiltered search, so both give the same hits.
+                faiss.GpuParameterSpace().set_index_parameter(copy, "nprobe", min(self.nprobe, st.index.nlist))
+            st.gpu = (version, copy)
+        return st.gpu[1]
 
     def __len__(self) -> int:
         return self.size

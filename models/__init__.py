@@ -5,6 +5,15 @@ scores, memory = model.compress(segments, question)            # (n,), (n, M, D)
 counts = allocate_tokens(scores, tokens_per_segment=model.num_memory_tokens, budget=8192)
 kept = truncate_memory(memory, counts)
 text = model.answer(question, [(model.centre_time(s), k) for s, k in zip(segments, kept)])
+
+Owns: the SVLM compressor and relevance head (compressor.py, processor.py, text.py), ATA (ata.py),
+the Hugging Face network `TempoConfig` / `TempoForCausalLM` and its release numerics (network.py),
+checkpoint IO (checkpoint.py), loading a checkpoint and the compressor pass (modeling.py: `TempoModel`),
+the global LLM's prompt and decoding (answer.py: `GlobalLLM`), the reference-mode pipeline
+(pipeline.py), the SigLIP segment embedder (embedder.py), tiny test checkpoints (tiny.py), settings
+(config.py). May import: `tempo.streaming` (segments) and the shared top-level modules
+(`tempo.errors`, `tempo.inputs`, `tempo.settings`); never memory, agent, tools or service
+(tests/test_import_stages.py).
 """
 
 from __future__ import annotations
@@ -23,7 +32,9 @@ _LAZY = {
     "GENERIC_QUERY": "config",
     "TempoCheckpointConfig": "config",
     "TempoInferenceConfig": "config",
-    "AnswerStats": "modeling",
+    "AnswerStats": "answer",
+    "TempoConfig": "network",
+    "TempoForCausalLM": "network",
     "TempoModel": "modeling",
     "segment_centre_time": "modeling",
     "AskResult": "pipeline",
@@ -65,6 +76,8 @@ __all__ = [
     "ModelNotAvailableError",
     "SegmentAllocation",
     "TempoCheckpointConfig",
+    "TempoConfig",
+    "TempoForCausalLM",
     "TempoInferenceConfig",
     "TempoModel",
     "allocate_tokens",

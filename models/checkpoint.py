@@ -7,7 +7,6 @@ Hugging Face cache); anything else is a `ModelNotAvailableError` telling the use
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 from collections.abc import Iterable, Mapping
@@ -15,11 +14,9 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tempo.models.config import MODEL_TYPE, TempoCheckpointConfig
 from tempo.models.errors import CheckpointError, ModelNotAvailableError
-
-log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -138,23 +135,6 @@ def weight_files(model_dir: Path) -> list[Path]:
     return files
 
 
-def load_weights(model_dir: Path, prefix: str = "") -> dict[str, torch.Tensor]:
-    """All tensors of a (possibly sharded) safetensors checkpoint whose names start with `prefix`."""
-    tensors: dict[str, torch.Tensor] = {}
-    for f in weight_files(model_dir):
-        try:
-            if prefix:
-                with safe_open(str(f), framework="pt") as handle:
-                    for key in handle.keys():  # noqa: SIM118 (safe_open has no __iter__)
-                        if key.startswith(prefix):
-                            tensors[key] = handle.get_tensor(key)
-            else:
-                tensors.update(load_file(str(f)))
-        except Exception as exc:  # safetensors raises its own error types for truncated/corrupt files
-            raise CheckpointError(f"cannot read weights {f}: {exc}") from exc
-    return tensors
-
-
 def load_rows(
     model_dir: Path, key_candidates: Iterable[str], rows: list[int]
 ) -> tuple[str, torch.Tensor] | None:
@@ -168,31 +148,6 @@ def load_rows(
                     sl = handle.get_slice(key)
                     return key, torch.stack([sl[r : r + 1][0] for r in rows])
     return None
-
-
-def check_and_load_state(module: torch.nn.Module, state: Mapping[str, torch.Tensor], source: Path) -> None:
-    """Copy `state` into `module`, refusing missing weights or shapes that disagree with the config."""
-    expected = module.state_dict()
-    missing = [k for k in expected if k not in state]
-    if missing:
-        raise CheckpointError(
-            f"{source} is missing {len(missing)} weight(s) its config.json requires, e.g. '{missing[0]}'."
-        )
-    for key, ref in expected.items():
-        got = tuple(state[key].shape)
-        if got != tuple(ref.shape):
-            raise CheckpointError(
-                f"{source}: weight '{key}' has shape {got} but config.json implies {tuple(ref.shape)}."
-            )
-    unexpected = [k for k in state if k not in expected]
-    if unexpected:
-        log.warning(
-            "%s: ignoring %d weight(s) the model does not use, e.g. %s",
-            source,
-            len(unexpected),
-            unexpected[0],
-        )
-    module.load_state_dict({k: state[k] for k in expected}, strict=True)
 
 
 def save_weights(state: Mapping[str, torch.Tensor], model_dir: Path) -> None:

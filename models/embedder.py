@@ -3,9 +3,10 @@
 A segment's embedding is the mean of its frames' image embeddings, L2-normalised; a query's is the
 text tower's embedding, L2-normalised; their inner product ranks segments for a question (DESIGN §3).
 
-Preprocessing is done here with torch, following the checkpoint's `preprocessor_config.json`
-(resize to `size` with bicubic + antialias, rescale, normalise): transformers' SigLIP image
-processors need torchvision (fast) or Pillow (slow), neither of which Tempo requires. Text is padded
+Frames are preprocessed by transformers' SigLIP image processor with the checkpoint's
+`preprocessor_config.json` (Pillow bicubic resize to `size`, rescale, normalise) — its Pillow backend
+`SiglipImageProcessorPil`, since the default `SiglipImageProcessor` of transformers 5 needs
+torchvision, which Tempo does not install. Text is padded
 to the text tower's `max_position_embeddings` ("max_length" padding, as SigLIP was trained).
 The tokenizer is loaded with AutoTokenizer: a `tokenizer.json` (the tiny checkpoint writes one with
 the `tokenizers` library) or, for Google's checkpoints, `spiece.model` (needs `sentencepiece` and
@@ -24,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from tempo.models.errors import EmbedderLoadError
 from transformers import AutoTokenizer, SiglipConfig, SiglipModel
+from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
 
 
 class SegmentEmbedder:
@@ -33,7 +35,7 @@ class SegmentEmbedder:
         self,
         model: SiglipModel,
         tokenizer: object,
-        preprocess: dict[str, object],
+        image_processor: SiglipImageProcessorPil,
         *,
         name: str = "siglip",
         device: str | torch.device = "cpu",
@@ -44,14 +46,7 @@ class SegmentEmbedder:
         self.name = name
         self.device = torch.device(device)
         self.batch_frames = batch_frames
-        size = preprocess.get("size", {"height": 224, "width": 224})
-        assert isinstance(size, dict)
-        self.size = (int(size["height"]), int(size["width"]))
-        self.rescale = float(preprocess.get("rescale_factor", 1 / 255))  # type: ignore[arg-type]
-        mean = preprocess.get("image_mean", [0.5, 0.5, 0.5])
-        std = preprocess.get("image_std", [0.5, 0.5, 0.5])
-        self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        self.image_processor = image_processor
         self.text_length = int(model.config.text_config.max_position_embeddings)
 
     @property
@@ -74,17 +69,20 @@ class SegmentEmbedder:
         except (OSError, ValueError, ImportError) as exc:
             reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
             raise EmbedderLoadError(f"cannot load the SigLIP embedder from {path}: {reason}") from exc
-        pre = path / "preprocessor_config.json"
-        preprocess = json.loads(pre.read_text()) if pre.is_file() else {}
-        return cls(model, tokenizer, preprocess, name=path.name, device=device)
+        try:
+            # Without preprocessor_config.json: SigLIP's defaults (224², bicubic, mean = std = 0.5).
+            if (path / "preprocessor_config.json").is_file():
+                image_processor = SiglipImageProcessorPil.from_pretrained(path, local_files_only=True)
+            else:
+                image_processor = SiglipImageProcessorPil(image_mean=[0.5] * 3, image_std=[0.5] * 3)
+        except (OSError, ValueError) as exc:
+            raise EmbedderLoadError(f"cannot read the SigLIP preprocessor config in {path}: {exc}") from exc
+        return cls(model, tokenizer, image_processor, name=path.name, device=device)
 
     def _pixels(self, frames: np.ndarray) -> torch.Tensor:
         """(N, H, W, 3) uint8 → (N, 3, h, w) normalised float pixels at the model's input size."""
-        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
-        x = x.permute(0, 3, 1, 2).float()  # (N, 3, H, W) in [0, 255]
-        x = F.interpolate(x, size=self.size, mode="bicubic", align_corners=False, antialias=True)
-        x = x.clamp(0, 255) * self.rescale
-        return (x - self.mean) / self.std
+        out = self.image_processor(images=list(frames), return_tensors="pt")["pixel_values"]
+        return out.to(self.device)
 
     @torch.inference_mode()
     def embed_frames(self, frames: np.ndarray) -> np.ndarray:

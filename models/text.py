@@ -49,8 +49,9 @@ class TextTokenizer:
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False).ids
 
-    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
+    def decode(self, ids: int | list[int], skip_special_tokens: bool = True) -> str:
+        """Text of token ids (one id or a list, as a transformers tokenizer takes them: the streamers call it)."""
+        return self.tokenizer.decode([ids] if isinstance(ids, int) else ids, skip_special_tokens=skip_special_tokens)
 
     def token_id(self, token: str) -> int:
         """Id of a token that must exist as one vocabulary entry (special tokens, "Yes", "No")."""

@@ -32,7 +32,7 @@ from tempo.models.config import (
     LLM_SYSTEM_PROMPT,
     TempoCheckpointConfig,
 )
-from tempo.models.modeling import TempoNetwork, write_checkpoint
+from tempo.models.network import TempoConfig, TempoForCausalLM, write_checkpoint
 from tempo.models.text import time_tag
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import Qwen3Config, Qwen3VLConfig, Qwen3VLForConditionalGeneration
@@ -429,7 +429,9 @@ def write_tiny_checkpoint(directory: str | Path, *, seed: int = 0) -> Path:
         num_compression_tokens=TINY_NUM_MEMORY_TOKENS,
         mm_hidden_size=TINY_SVLM_TEXT["hidden_size"],
     )
-    network = TempoNetwork(ckpt, svlm_config)
+    config = TempoConfig.from_dict({k: v for k, v in ckpt.to_dict().items() if k != "model_type"})
+    config.svlm_config = svlm_config
+    network = TempoForCausalLM(config)
     network.compressor.vlm.model.load_state_dict(base_model.model.state_dict())
     with torch.no_grad():
         network.compressor.compression_tokens.normal_(0.0, 0.02)

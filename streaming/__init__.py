@@ -3,6 +3,12 @@
 Everything downstream consumes `Segment`s from `iter_segments`; `probe_source` describes a source
 without ingesting it. `tempo.streaming.synthetic` writes real test videos whose frames show their
 own timestamps.
+
+Owns: sources and their safety rules (sources.py), PyAV decoding (decode.py), the 2 fps stream grid and
+the release's sampling (sampling.py, release.py), windows and gaps in time (windows.py), segments
+(segment.py, with the one "is live" rule), the file and live readers (ingest.py). May import only the
+shared top-level modules (`tempo.errors`, `tempo.inputs`, `tempo.settings`): it is the first stage,
+so never models, memory, agent, tools or service (tests/test_import_stages.py).
 """
 
 from tempo.streaming.decode import IngestStats

@@ -43,15 +43,17 @@ from tempo import inputs
 from tempo.agent.conversations import Conversations, check_time_range
 from tempo.agent.errors import ThreadNotFoundError
 from tempo.agent.memory_backend import MemoryBackend
+from tempo.agent.monitoring.webhooks import DeliveryThread, start_delivery_thread
 from tempo.agent.toolkit import VideoToolkit
 from tempo.errors import TempoError, redact_url
-from tempo.memory.errors import UnknownStreamError
+from tempo.memory.errors import UnknownAlertError, UnknownRuleError, UnknownStreamError
 from tempo.memory.queue import QueueCollector
 from tempo.memory.recall import AllocationPlan, Compression
 from tempo.settings import RecallSettings
 from tempo.tools.errors import ModelTimeoutError, QueueFullError
 from tempo.tools.http_security import HTTPGuard, RequestMetrics, ToolMetrics, metrics_response
 from tempo.tools.mcp_server import TOOL_NAMES, build_server, mcp_asgi_app
+from tempo.tools.server_alerts import register_alert_routes
 from tempo.tools.server_clips import ClipCache, render_clip
 from tempo.tools.server_jobs import IngestJobs, JobNotFoundError, StreamBusyError
 from tempo.tools.server_sources import check_source
@@ -109,7 +111,8 @@ def problem(status: int, detail: str, title: str | None = None, headers: dict[st
 
 
 def status_of(exc: TempoError) -> int:
-    if isinstance(exc, (UnknownStreamError, ThreadNotFoundError, JobNotFoundError)):
+    not_found = (UnknownStreamError, ThreadNotFoundError, JobNotFoundError, UnknownRuleError, UnknownAlertError)
+    if isinstance(exc, not_found):
         return 404
     if isinstance(exc, StreamBusyError):
         return 409
@@ -129,8 +132,7 @@ def _validation_sentence(exc: RequestValidationError) -> str:
         return f"unknown field {where!r}."
     if err.get("type") == "json_invalid":
         return "the request body is not valid JSON."
-    message = str(err.get("msg", "invalid value")).rstrip(".")
-    return f"invalid {where!r}: {message[:1].lower()}{message[1:]}."
+    return f"invalid {where!r}: {inputs.describe_error(err)}."
 
 
 # ----- request and response models ------------------------------------------------------------------------
@@ -366,6 +368,15 @@ class TempoServer:
         # The scale-out work queue's backlog, dead letters and worker throughput (read at scrape time).
         self.registry.register(QueueCollector(lambda: service.store))
         self.ready = threading.Event()
+        self.delivery: DeliveryThread | None = None
+
+    def start_delivery(self) -> None:
+        """Deliver webhooks for the server's whole life when $TEMPO_WEBHOOK_SECRET is set (as `tempo
+        ingest` does); without it, a warning if some rule has a webhook."""
+        try:
+            self.delivery = start_delivery_thread(self.service.alerts)
+        except TempoError as exc:
+            log.warning("tempo serve: webhook delivery did not start: %s", exc)
 
     def warm(self) -> None:
         try:
@@ -378,6 +389,9 @@ class TempoServer:
 
     def close(self) -> None:
         self.jobs.shutdown()
+        if self.delivery is not None:
+            self.delivery.stop()  # one last pass, then joined
+            self.delivery = None
         if self._clip_tmp is not None:
             self._clip_tmp.cleanup()
 
@@ -415,6 +429,7 @@ def create_app(service: Any, settings: ServeSettings | None = None) -> Any:
         if settings.resume_jobs:
             with contextlib.suppress(TempoError):
                 await anyio.to_thread.run_sync(server.jobs.resume)
+        await anyio.to_thread.run_sync(server.start_delivery)
         async with mcp.session_manager.run():
             yield
         await anyio.to_thread.run_sync(server.close)
@@ -662,6 +677,9 @@ def create_app(service: Any, settings: ServeSettings | None = None) -> Any:
             return await anyio.to_thread.run_sync(work)
         finally:
             server.tool_metrics.record("search_moments", time.perf_counter() - t0, error=False)
+
+    # ----- rules and alerts (never wait for the model) -----
+    register_alert_routes(app, lambda: service.alerts)
 
     # ----- clips -----
     @app.get(

@@ -8,16 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from tempo.agent.rewrite import (
-    StreamClock,
     choose_standalone,
     clean_rewrite,
-    extract_stream_scope,
-    extract_time_scope,
     fallback_rewrite,
     needs_context,
     rewrite_problem,
 )
 from tempo.agent.timeexpr import parse_duration
+from tempo.agent.timescope import StreamClock, extract_stream_scope, extract_time_scope
 
 UTC = dt.UTC
 TWO_HOURS = StreamClock(duration=7200.0)  # a recording: no wall-clock origin

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tempo.streaming import SamplingConfig, iter_segments
-from tempo.streaming.ingest import DropOldestQueue
+from tempo.streaming.live import DropOldestQueue
 from tempo.streaming.synthetic import read_frame_time, write_mpegts
 
 PART_SECONDS = 3.0  # each connection carries 3 s of video

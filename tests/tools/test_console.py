@@ -1,10 +1,12 @@
 """The web console in a real browser: Playwright for Python driving Debian's chromium (installed by the
 Makefile's `browser` step; Playwright never downloads a browser here).
 
-One scenario, as a user would do it: open the console, start an ingest of a generated video, watch the
-stream appear, ask a question, see the answer stream in, see the timeline strip with one cell per
-segment (hover shows time, score and tokens), click a citation and check that the player's
-currentTime is the cited time. Screenshots go to $TEMPO_TEST_ARTIFACTS (default .test-artifacts/).
+Monitoring first: rules of a stream added and removed in the console, an alert raised by a real
+ingest arriving in the feed without a reload, acknowledged with a click. Then one scenario, as a user
+would do it: open the console, start an ingest of a generated video, watch the stream appear, ask a
+question, see the answer stream in, see the timeline strip with one cell per segment (hover shows
+time, score and tokens), click a citation and check that the player's currentTime is the cited time.
+Screenshots go to $TEMPO_TEST_ARTIFACTS (default .test-artifacts/).
 """
 
 from __future__ import annotations
@@ -48,6 +50,61 @@ def shot(page, name: str) -> Path:
     path = ARTIFACTS / f"console-{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def test_console_alerts_arrive_live_and_are_acknowledged(browser, serve_server):
+    """Rules of the selected stream are added and removed in the console; an alert raised by a real
+    ingest (its rule's thresholds make an episode certain: scores are >= 0) appears in the feed
+    without a reload, and acknowledging it marks it, on the page and on the server."""
+    base = serve_server.base
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(base + "/")
+    page.wait_for_selector("#alerts[data-following]", timeout=30_000)
+    page.evaluate("window.__sameDocument = true")  # gone if the page reloads
+
+    # Rules of the selected stream: add one, see it listed (and stored), remove it.
+    page.click('#streams li[data-name="cam"]')
+    page.wait_for_selector("#rules:not([hidden])")
+    page.fill("#rule-text", "a person climbs the fence")
+    page.fill("#rule-enter", "0.9")
+    page.click("#rule-form button")
+    page.wait_for_selector("#rule-list li[data-id]")
+    rule_id = page.get_attribute("#rule-list li[data-id]", "data-id")
+    stored = httpx2.get(f"{base}/v1/rules", params={"stream": "cam"}).json()
+    assert [(r["id"], r["text"], r["enter"]) for r in stored] == [(rule_id, "a person climbs the fence", 0.9)]
+    page.fill("#rule-text", "too eager")
+    page.fill("#rule-enter", "1.5")
+    page.click("#rule-form button")
+    page.wait_for_function("document.getElementById('rule-status').textContent.includes(\"'enter'\")")
+    page.click(f'#rule-list li[data-id="{rule_id}"] button.remove')
+    page.wait_for_selector("#rule-list li", state="detached")
+    assert httpx2.get(f"{base}/v1/rules", params={"stream": "cam"}).json() == []
+
+    # A rule that certainly fires, then an ingest started from the console: the alert arrives live.
+    rule = {"stream": "watched", "text": "a square moves", "enter": 0.0, "exit": 0.0, "min_segments": 1}
+    assert httpx2.post(f"{base}/v1/rules", json=rule).status_code == 201
+    assert page.query_selector_all("#alert-list li") == []
+    page.fill("#ingest-stream", "watched")
+    page.fill("#ingest-source", "walk.mp4")
+    page.click("#ingest-form button")
+    page.wait_for_selector("#alert-list li[data-id]", timeout=180_000)
+    assert page.evaluate("window.__sameDocument") is True
+    alert_id = page.get_attribute("#alert-list li[data-id]", "data-id")
+    (alert,) = httpx2.get(f"{base}/v1/alerts", params={"stream": "watched"}).json()
+    assert alert["id"] == alert_id and alert.get("acked") is None
+    item = f'#alert-list li[data-id="{alert_id}"]'
+    assert "a square moves" in page.inner_text(item)
+    assert page.get_attribute(item, "data-acked") == ""
+
+    page.click(f"{item} button.ack")
+    page.wait_for_selector(f'{item}[data-acked="1"] .acked-mark')
+    assert page.query_selector(f"{item} button.ack") is None
+    assert httpx2.get(f"{base}/v1/alerts/{alert_id}").json()["acked"] is not None
+    page.wait_for_selector('#streams li[data-name="watched"] [data-state="stored"]', timeout=180_000)
+    shot(page, "alerts")
+    assert not errors, errors
 
 
 def test_console_ingest_ask_timeline_and_citation_seek(browser, serve_server, serve_memory):

@@ -76,7 +76,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Serve Tempo over HTTP: the REST API under /v1 (OpenAPI at /docs), the MCP endpoint at /mcp, "
             "/health, /metrics (Prometheus) and the web console at /. Listens on 127.0.0.1 unless --host "
-            f"says otherwise; any non-loopback address needs a bearer token (${TOKEN_ENV} or --token-file)."
+            f"says otherwise; any non-loopback address needs a bearer token (${TOKEN_ENV} or --token-file). "
+            "Rules and alerts (see `tempo rules`) are under /v1/rules and /v1/alerts, with a live SSE feed; "
+            "with $TEMPO_WEBHOOK_SECRET set, the server delivers rule webhooks while it runs."
         ),
     )
     add_serve_options(parser)

@@ -85,6 +85,7 @@ async function selectStream(name) {
   const s = state.streams.find((x) => x.name === name);
   if (s && s.end) loadClip(s.start || 0, s.end, s.start || 0);
   await loadThreads();
+  await loadRules();
 }
 
 // ----- player ------------------------------------------------------------------------------------------
@@ -187,12 +188,14 @@ async function* sseEvents(response) {
     while ((cut = buffer.indexOf("\n\n")) >= 0) {
       const block = buffer.slice(0, cut);
       buffer = buffer.slice(cut + 2);
-      let event = "message", data = "";
+      let event = "message", data = "", id = null;
       for (const line of block.split("\n")) {
         if (line.startsWith("event: ")) event = line.slice(7);
         else if (line.startsWith("data: ")) data += line.slice(6);
+        else if (line.startsWith("id: ")) id = line.slice(4);
       }
-      yield { event, data: data ? JSON.parse(data) : null };
+      if (!data && id == null) continue; // a comment (keep-alive)
+      yield { event, data: data ? JSON.parse(data) : null, id };
     }
   }
 }
@@ -229,19 +232,89 @@ async function ask(question) {
   }
 }
 
-// ----- alerts hook (issue 11) ----------------------------------------------------------------------------
-// When live monitoring lands, the server offers GET /v1/alerts/events (SSE). This fills the Alerts
-// section from it; on a server without it (404) the section stays hidden.
+// ----- alerts (live monitoring) ------------------------------------------------------------------------
+// The feed lists recent alerts (GET /v1/alerts), then follows GET /v1/alerts/events (SSE): an alert
+// is one item, updated in place by its later events (verified, closed). Acknowledge marks it on the
+// server (POST /v1/alerts/{id}/ack). A server without monitoring answers 404: the section stays hidden.
+
+function renderAlert(alert) {
+  const list = $("alert-list");
+  let item = list.querySelector(`li[data-id="${CSS.escape(alert.id)}"]`);
+  if (!item) {
+    item = el("li", { "data-id": alert.id });
+    list.prepend(item);
+  }
+  const open = alert.closed_at == null;
+  item.className = `${open ? "open" : "closed"}${alert.acked != null ? " acked" : ""}`;
+  item.setAttribute("data-state", open ? "open" : "closed");
+  item.setAttribute("data-acked", alert.acked != null ? "1" : "");
+  const where = el("a", { href: "#", "class": "where" }, `${alert.stream} ${clock(alert.start || 0)}–${clock(alert.end || 0)}`);
+  where.addEventListener("click", async (e) => {
+    e.preventDefault();
+    if (alert.stream !== state.stream) await selectStream(alert.stream);
+    seek(alert.start || 0);
+  });
+  const verified = alert.verified === true ? " · verified" : alert.verified === false ? " · not confirmed" : "";
+  const meta = el("div", { "class": "meta" },
+    `${alert.rule} · ${open ? "open" : "closed"} · peak ${Number(alert.peak || 0).toFixed(2)}${verified}` +
+    (alert.explanation ? ` · ${alert.explanation}` : ""));
+  const children = [where, el("div", { "class": "text" }, alert.text || ""), meta];
+  if (alert.acked != null) children.push(el("span", { "class": "acked-mark" }, "acknowledged"));
+  else {
+    const button = el("button", { type: "button", "class": "ack" }, "Acknowledge");
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        renderAlert(await (await api(`/v1/alerts/${encodeURIComponent(alert.id)}/ack`, { method: "POST" })).json());
+      } catch (err) { button.disabled = false; button.title = err.message; }
+    });
+    children.push(button);
+  }
+  item.replaceChildren(...children);
+}
+
+// Rules of the selected stream: list, add, remove (POST/DELETE /v1/rules).
+async function loadRules() {
+  let rules;
+  try { rules = await (await api(`/v1/rules?stream=${encodeURIComponent(state.stream)}`)).json(); } catch (_) { return; }
+  $("rules").hidden = false;
+  $("rule-list").replaceChildren(...rules.map((r) => {
+    const remove = el("button", { type: "button", "class": "remove" }, "Remove");
+    remove.addEventListener("click", async () => {
+      try { await api(`/v1/rules/${encodeURIComponent(r.id)}`, { method: "DELETE" }); } catch (err) { $("rule-status").textContent = err.message; }
+      loadRules();
+    });
+    return el("li", { "data-id": r.id }, el("span", { "class": "rule-text" }, r.text),
+      el("span", { "class": "meta" }, ` ${r.id} · enter ${r.enter} · exit ${r.exit == null ? "default" : r.exit} · ` +
+        `${r.min_segments} seg · cooldown ${r.cooldown} s `), remove);
+  }));
+}
+
 async function startAlerts() {
-  let response;
-  try { response = await fetch("/v1/alerts/events", { headers: headers({ Accept: "text/event-stream" }) }); } catch (_) { return; }
-  if (!response.ok) return;
-  $("alerts").hidden = false;
-  for await (const { data } of sseEvents(response)) {
-    if (!data) continue;
-    const item = el("li", {}, `${data.stream || ""} ${clock(data.start || 0)} ${data.rule || ""}`);
-    item.addEventListener("click", async () => { if (data.stream !== state.stream) await selectStream(data.stream); seek(data.start || 0); });
-    $("alert-list").prepend(item);
+  let after = null;
+  for (;;) {
+    let response;
+    try {
+      if (after == null) {
+        const first = await fetch("/v1/alerts?limit=50", { headers: headers() });
+        if (first.status === 404) return; // no monitoring on this server
+        if (first.ok) for (const alert of await first.json()) renderAlert(alert);
+      }
+      const query = after == null ? "" : `?after=${encodeURIComponent(after)}`;
+      response = await fetch(`/v1/alerts/events${query}`, { headers: headers({ Accept: "text/event-stream" }) });
+    } catch (_) { response = null; }
+    if (response && response.ok) {
+      $("alerts").hidden = false;
+      $("alerts").setAttribute("data-following", "1");
+      try {
+        for await (const { event, data, id } of sseEvents(response)) {
+          if (id) after = id;
+          if (event === "alert" && data) renderAlert(data);
+        }
+      } catch (_) { /* connection dropped: reconnect below */ }
+    } else if (response && response.status === 404) return;
+    $("alerts").removeAttribute("data-following");
+    await new Promise((r) => setTimeout(r, 2000)); // reconnect, resuming after the last event seen
   }
 }
 
@@ -276,6 +349,24 @@ $("ask-form").addEventListener("submit", (e) => {
   if (!q || !state.stream) return;
   $("question").value = "";
   ask(q);
+});
+
+$("rule-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const enter = $("rule-enter").value.trim(), exit = $("rule-exit").value.trim();
+  const body = {
+    stream: state.stream, text: $("rule-text").value.trim(),
+    enter: enter === "auto" ? "auto" : Number(enter), min_segments: Number($("rule-min").value),
+  };
+  if (exit) body.exit = Number(exit);
+  try {
+    const rule = await (await api("/v1/rules", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    })).json();
+    $("rule-status").textContent = `added ${rule.id}`;
+    $("rule-text").value = "";
+  } catch (err) { $("rule-status").textContent = err.message; }
+  loadRules();
 });
 
 $("thread-select").addEventListener("change", (e) => showThread(e.target.value));

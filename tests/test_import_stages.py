@@ -1,0 +1,81 @@
+"""Layout (issue 9): no module imports from a later stage of the data flow.
+
+streaming → models → memory → agent → tools. `errors.py`, `inputs.py`, `settings.py` and `_version.py`
+at the top level are shared by every stage; `service.py` (the object the tools drive) sits between
+agent and tools. Imports inside functions count too: a lazy import is still a dependency.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = {"streaming": 0, "models": 1, "memory": 2, "agent": 3, "service": 3.5, "tools": 4}
+SHARED = {"errors", "inputs", "settings", "_version"}
+
+# Imports from a later stage that exist today, outside models/ (each folder's owner moves them):
+# (importing module, imported module). All four are annotations only (under TYPE_CHECKING): the agent
+# layer names TempoService in signatures; a Protocol in agent/ for what it uses would remove them.
+KNOWN_EXCEPTIONS: set[tuple[str, str]] = {
+    ("tempo.agent.conversations", "tempo.service"),
+    ("tempo.agent.monitoring.verify", "tempo.service"),
+    ("tempo.agent.memory_backend", "tempo.service"),
+    ("tempo.agent.toolkit", "tempo.service"),
+}
+
+
+def _stage_of(module: str) -> float | None:
+    """The stage of `tempo.X...` (None for shared or non-Tempo modules)."""
+    parts = module.split(".")
+    if parts[0] != "tempo" or len(parts) < 2 or parts[1] in SHARED:
+        return None
+    return STAGES.get(parts[1])
+
+
+def _imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names if node.module == "tempo"}
+    return found
+
+
+def _modules() -> list[tuple[str, Path]]:
+    out = [("tempo.service", ROOT / "service.py")]
+    for folder in ("streaming", "models", "memory", "agent", "tools"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            rel = path.relative_to(ROOT).with_suffix("")
+            out.append(("tempo." + ".".join(rel.parts), path))
+    return out
+
+
+def _violations() -> set[tuple[str, str]]:
+    bad = set()
+    for name, path in _modules():
+        own = _stage_of(name)
+        for imported in _imports(path):
+            stage = _stage_of(imported)
+            if own is not None and stage is not None and stage > own:
+                bad.add((name, imported))
+    return bad
+
+
+def test_no_module_imports_from_a_later_stage() -> None:
+    new = _violations() - KNOWN_EXCEPTIONS
+    assert not new, "imports from a later stage: " + ", ".join(f"{a} → {b}" for a, b in sorted(new))
+
+
+def test_known_exceptions_still_exist() -> None:
+    # Once an exception is fixed it leaves the list, so the list never hides a new one.
+    assert _violations() >= KNOWN_EXCEPTIONS
+
+
+def test_the_rule_sees_lazy_imports(tmp_path: Path) -> None:
+    path = tmp_path / "m.py"
+    path.write_text("def f():\n    from tempo.tools.cli import main\n    import tempo.agent.graph\n")
+    assert {"tempo.tools.cli", "tempo.agent.graph"} <= _imports(path)
+    assert _stage_of("tempo.tools.cli") == 4 and _stage_of("tempo.errors") is None
