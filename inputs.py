@@ -97,6 +97,7 @@ StoredTokens = Annotated[int, Field(ge=1, le=1024, description="Memory tokens ke
 SegmentIndex = Annotated[int, Field(ge=0, le=MAX_COUNT, description="A segment index (0 is the first).")]
 BatchSize = Annotated[int, Field(ge=1, le=MAX_BATCH, description="Segments per forward pass.")]
 Port = Annotated[int, Field(ge=1, le=65535, description="A TCP port.")]
+Concurrency = Annotated[int, Field(ge=1, le=64, description="Worker threads in one process.")]
 DemoSeconds = Annotated[
     float, Field(ge=4, le=MAX_DEMO_SECONDS, allow_inf_nan=False, description="Demo video length in seconds.")
 ]

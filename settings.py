@@ -19,6 +19,9 @@ ENV_HOME = "TEMPO_HOME"  # data directory (embedded Redis, FAISS snapshots)
 ENV_MCP_TOKEN = "TEMPO_MCP_TOKEN"  # bearer token of `tempo mcp --http`
 ENV_WEBHOOK_SECRET = "TEMPO_WEBHOOK_SECRET"  # HMAC-SHA256 key of alert webhook signatures
 ENV_WRITER_LEASE = "TEMPO_WRITER_LEASE"  # seconds an ingest's writer lease lives without renewal
+ENV_QUEUE_MAX_JOBS = "TEMPO_QUEUE_MAX_JOBS"  # work queue: outstanding jobs per stream (backpressure)
+ENV_QUEUE_CLAIM_IDLE = "TEMPO_QUEUE_CLAIM_IDLE"  # work queue: seconds before another worker claims a job
+ENV_QUEUE_MAX_FAILURES = "TEMPO_QUEUE_MAX_FAILURES"  # work queue: attempts before a job is dead-lettered
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,9 @@ class Environment:
     home: str | None = None
     mcp_token: str | None = None
     writer_lease: str | None = None
+    queue_max_jobs: str | None = None
+    queue_claim_idle: str | None = None
+    queue_max_failures: str | None = None
     webhook_secret: str | None = None
 
 
@@ -49,6 +55,9 @@ def environment() -> Environment:
         # servers refuse in one sentence, rather than silently serving without a token.
         mcp_token=os.environ.get(ENV_MCP_TOKEN),
         writer_lease=get(ENV_WRITER_LEASE),
+        queue_max_jobs=get(ENV_QUEUE_MAX_JOBS),
+        queue_claim_idle=get(ENV_QUEUE_CLAIM_IDLE),
+        queue_max_failures=get(ENV_QUEUE_MAX_FAILURES),
         webhook_secret=get(ENV_WEBHOOK_SECRET),
     )
 

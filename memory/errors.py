@@ -73,3 +73,7 @@ class RecompressError(TempoError):
 
 class SourceMismatchError(TempoError):
     """A stream is resumed from another source than the one it was created from."""
+
+
+class JobError(TempoError):
+    """A work-queue job could not be decoded or processed (it is retried, then dead-lettered)."""

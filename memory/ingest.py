@@ -423,9 +423,9 @@ def _drop_if_empty(store: RedisMemoryStore, stream: str) -> None:
 class _Lease:
     """The stream's writer lease, renewed by a daemon thread every third of its lifetime."""
 
-    def __init__(self, store: RedisMemoryStore, stream: str, seconds: float) -> None:
+    def __init__(self, store: RedisMemoryStore, stream: str, seconds: float, token: str | None = None) -> None:
         self.store, self.stream, self.seconds = store, stream, seconds
-        self.token = store.acquire_writer(stream, seconds)
+        self.token = store.acquire_writer(stream, seconds, token)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._renew, name="tempo-lease", daemon=True)
         self._thread.start()

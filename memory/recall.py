@@ -15,6 +15,7 @@ answer whichever way it arrives.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import struct
@@ -134,6 +135,21 @@ def _runs(indices: Sequence[int]) -> list[list[int]]:
     return runs
 
 
+def _file_runs(indices: Sequence[int], windows: dict[int, int]) -> list[list[int]]:
+    """Runs of `indices` that are consecutive both as indices and as the file's windows."""
+    runs: list[list[int]] = []
+    for run in _runs(indices):
+        current = [run[0]]
+        for prev, i in itertools.pairwise(run):
+            if windows[i] == windows[prev] + 1:
+                current.append(i)
+            else:
+                runs.append(current)
+                current = [i]
+        runs.append(current)
+    return runs
+
+
 def load_segments(store: RedisMemoryStore, info: StreamInfo, indices: Sequence[int]) -> list[Segment]:
     """Frames of stored segments, for recompression: re-read from the source file (seeking to each
     run of consecutive segments) or decoded from the stored proxy clip (live sources)."""
@@ -155,13 +171,19 @@ def load_segments(store: RedisMemoryStore, info: StreamInfo, indices: Sequence[i
         info.check_source_unchanged(path)  # a replaced file must not answer for the ingested one
         sampling = sampling_of(info.settings)
         expected = {r.index: r for r in records if r is not None}
-        for run in _runs(file_indices):
+        # A run is consecutive in the file's windows, not only in indices: a work-queue job that was
+        # dead-lettered (or a stretch without frames) takes no index, so the segment after it is
+        # further on in the file, and reading on from the run's start would give the skipped one.
+        window = sampling.window
+        for run in _file_runs(file_indices, {i: r.first_frame_index // window for i, r in expected.items()}):
             try:
-                slot = expected[run[0]].first_frame_index // sampling.window * sampling.window
+                # Seek to the run's first grid window (its first slot, as the memory stores it); the
+                # segments read are numbered from run[0] and relabelled with the stored indices.
+                slot = expected[run[0]].first_frame_index // window * window
                 with iter_segments(path, stream_id=info.name, config=sampling, start_segment=run[0],
                                    start_slot=slot) as it:
-                    for segment in itertools.islice(it, len(run)):
-                        by_index[segment.index] = segment
+                    for i, segment in zip(run, itertools.islice(it, len(run)), strict=False):
+                        by_index[i] = dataclasses.replace(segment, index=i)
             except TempoError as exc:
                 raise RecompressError(f"cannot re-read {path} for stream {info.name!r}: {exc}") from exc
             for i in run:

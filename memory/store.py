@@ -16,6 +16,11 @@ keys live on one shard and a per-segment script may touch them together):
     tempo:s:{name}:k:{i}         STRING token head: K records [scale, 8 outliers, D × int8] (memory.codec)
     tempo:s:{name}:t             ZSET  member i, score start seconds (time → segments)
     tempo:s:{name}:gaps          ZSET  member "t0 t1", score t1: stretches with no video (seconds)
+    tempo:s:{name}:writer        STRING the writer lease's token (one writer per stream; expires)
+    tempo:s:{name}:w:{seq}       HASH  a work-queue job's segment landed early (staged, as g:{i})
+    tempo:s:{name}:wk:{seq}      STRING its token head (staged, as k:{i})
+    tempo:s:{name}:landed        HASH  seq → "s start end slot" ("x ...": skipped, a gap): jobs landed
+                                       past the contiguous run; info's `seq` is its last job number
 
 Commit protocol. Segments are committed in index order, each by one Lua script that writes all of
 its keys and advances `committed` (a script runs atomically; AOF logs its effects as one
@@ -32,10 +37,15 @@ reconnection) is a gap in time, not in indices. The script records it: a segment
 than the previous one ended adds (previous end, its start) to the stream's gaps.
 Retention removes the oldest segments with another script that checks `first` (see retention.py),
 and the gaps before the new oldest segment with them.
+The work queue's workers (memory/queue.py) finish segments in any order: `land_segments` stages a
+job that arrives early and commits every contiguous run of jobs in order (_LAND), so indices and
+`committed` mean what they mean here; a job that was dead-lettered or dropped takes no index and
+is a gap in time.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
@@ -184,6 +194,75 @@ redis.call('HINCRBY', info, 'b_meta', -bmeta)
 return n
 """
 
+# Out-of-order commits (the work queue, memory/queue.py): workers finish segments in any order.
+# A job is numbered by its producer (`seq`: the source's segment number). A job above the last
+# contiguous seq done "lands" in staging keys (w:{seq}, wk:{seq}) and the `landed` hash; then every
+# contiguous landed seq is advanced in order: a segment is renamed into the next index (g:, k:), so
+# indices stay contiguous and `committed` keeps meaning "every segment up to here is entirely
+# there"; a skipped seq (its job was dead-lettered, or dropped by live backpressure) takes no index
+# and becomes a gap in time. `seq` in the info hash is the last contiguous seq done.
+# KEYS: info, staging hash, staging tokens, time zset, gaps zset, writer lease, landed hash.
+# ARGV: seq, start, end, meta, embedding, ref field, ref value, tokens, first slot,
+#       producer's lease token ('' = none), skip ('1': no segment, a gap), key base
+#       ('{prefix}:s:{{name}}:', the segment keys are base .. 'g:' .. index, all in the stream's slot).
+# Returns {status, committed}: 1 landed (maybe not yet contiguous), 0 duplicate, -1 no such
+# stream, -3 another writer holds the lease.
+_LAND = """#!lua
+local info = KEYS[1]
+if redis.call('EXISTS', info) == 0 then return {-1, -1} end
+local committed = tonumber(redis.call('HGET', info, 'committed'))
+local holder = redis.call('GET', KEYS[6])
+if holder and holder ~= ARGV[10] then return {-3, committed} end
+local seq = tonumber(ARGV[1])
+local done = tonumber(redis.call('HGET', info, 'seq') or committed)
+if seq <= done or redis.call('HEXISTS', KEYS[7], ARGV[1]) == 1 then return {0, committed} end
+if ARGV[11] == '1' then
+  redis.call('HSET', KEYS[7], ARGV[1], 'x ' .. ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. ARGV[9])
+else
+  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('HSET', KEYS[2], 'm', ARGV[4], 'e', ARGV[5], ARGV[6], ARGV[7])
+  if string.len(ARGV[8]) > 0 then redis.call('SET', KEYS[3], ARGV[8]) end
+  redis.call('HSET', KEYS[7], ARGV[1], 's ' .. ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. ARGV[9])
+  redis.call('HINCRBY', info, 'b_tok', string.len(ARGV[8]))
+  redis.call('HINCRBY', info, 'b_emb', string.len(ARGV[5]))
+  redis.call('HINCRBY', info, 'b_prx', string.len(ARGV[7]))
+  redis.call('HINCRBY', info, 'b_meta', string.len(ARGV[4]))
+end
+local first = tonumber(redis.call('HGET', info, 'first'))
+local base = ARGV[12]
+while true do
+  local nseq = done + 1
+  local entry = redis.call('HGET', KEYS[7], tostring(nseq))
+  if not entry then break end
+  local kind, s, e, slot = string.match(entry, '(%a) (%S+) (%S+) (%S+)')
+  local prev_end = redis.call('HGET', info, 'end')
+  if kind == 'x' then
+    -- No segment: its stretch is a gap in time (from the previous segment's end when there is one).
+    local g0 = s
+    if first <= committed and prev_end then g0 = prev_end end
+    redis.call('ZADD', KEYS[5], e, g0 .. ' ' .. e)
+    if first <= committed then redis.call('HSET', info, 'end', e) end
+  else
+    local index = committed + 1
+    if first <= committed and prev_end and tonumber(s) > tonumber(prev_end) + 0.001 then
+      redis.call('ZADD', KEYS[5], s, prev_end .. ' ' .. s)
+    end
+    local wseg, wtok = base .. 'w:' .. nseq, base .. 'wk:' .. nseq
+    redis.call('DEL', base .. 'g:' .. index, base .. 'k:' .. index)
+    redis.call('RENAME', wseg, base .. 'g:' .. index)
+    if redis.call('EXISTS', wtok) == 1 then redis.call('RENAME', wtok, base .. 'k:' .. index) end
+    redis.call('ZADD', KEYS[4], s, index)
+    if first == index then redis.call('HSET', info, 'start', s) end
+    redis.call('HSET', info, 'committed', index, 'end', e, 'slot', slot)
+    committed = index
+  end
+  redis.call('HSET', info, 'seq', nseq)
+  redis.call('HDEL', KEYS[7], tostring(nseq))
+  done = nseq
+end
+return {1, committed}
+"""
+
 # KEYS: lease. ARGV: token, milliseconds. Extends the lease only while it is ours.
 _RENEW = """#!lua
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -250,7 +329,7 @@ class CommitStatus(StrEnum):
     COMMITTED = "committed"
     DUPLICATE = "duplicate"
     OUT_OF_ORDER = "out_of_order"
-    NOT_WRITER = "not_writer"  # another ingest holds the stream's writer lease (nothing written)
+    NOT_WRITER = "not_writer"  # another ingest (or queue producer) holds the stream's writer lease (nothing written)
 
 
 @dataclass(frozen=True)
@@ -349,6 +428,7 @@ class RedisMemoryStore:
         self._heads = client.register_script(_HEADS)
         self._create = client.register_script(_CREATE)
         self._compact = client.register_script(_COMPACT)
+        self._land = client.register_script(_LAND)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
 
@@ -374,6 +454,12 @@ class RedisMemoryStore:
 
     def _k_time(self, name: str) -> str:
         return f"{self.prefix}:s:{{{name}}}:t"
+
+    def _k_staged(self, name: str, seq: int, *, tokens: bool = False) -> str:
+        return f"{self.prefix}:s:{{{name}}}:{'wk' if tokens else 'w'}:{seq}"
+
+    def _k_landed(self, name: str) -> str:
+        return f"{self.prefix}:s:{{{name}}}:landed"
 
     def _k_ivf(self, name: str) -> str:
         return f"{self.prefix}:s:{{{name}}}:ivf"
@@ -551,7 +637,10 @@ class RedisMemoryStore:
             for i in range(lo, min(lo + batch, info.committed + 1)):
                 keys += [self._k_seg(name, i), self._k_tok(name, i)]
             self.client.delete(*keys)
-        self.client.delete(self._k_time(name), self._k_ivf(name), self._k_gaps(name), self._k_info(name))
+        for seq in (int(i) for i in self.client.hkeys(self._k_landed(name))):
+            self.client.delete(self._k_staged(name, seq), self._k_staged(name, seq, tokens=True))
+        self.client.delete(self._k_time(name), self._k_ivf(name), self._k_gaps(name), self._k_landed(name),
+                           self._k_info(name))
         # Monitoring's per-stream keys (memory/alerts.py: rule state, score history); alerts stay.
         self.client.delete(f"{self.prefix}:s:{{{name}}}:rs", *self.client.scan_iter(f"{self.prefix}:s:{{{name}}}:rh:*"))
 
@@ -652,12 +741,58 @@ class RedisMemoryStore:
                 f"wait for that ingest to finish, or for its lease to expire{within} if it died")
 
     @_redis_errors
-    def acquire_writer(self, name: str, seconds: float) -> str:
+    def land_segments(
+        self, records: Sequence[SegmentRecord], *, lease: str = "", skipped: Sequence[SegmentRecord] = ()
+    ) -> list[CommitResult]:
+        """Commit jobs of the work queue in any order, each atomically, in one round trip (_LAND).
+
+        Here a record's `index` is its job's number, the source's segment number; the segment is
+        stored at the next free index once every job before it is done, so indices stay contiguous.
+        `skipped` records (index, start, end, first_frame_index only) are jobs that will never have a
+        segment (dead-lettered, or dropped by live backpressure): they take no index and are recorded
+        as gaps in time. A job sent again is a `duplicate`, so retries are idempotent. `lease`: the
+        producer's writer lease token the job carries; `not_writer` while another writer holds the
+        stream. Results: one per record, then one per skipped record.
+        """
+        now = time.time()
+        pipe = self.client.pipeline(transaction=False)
+        todo = [(r, False) for r in records] + [(r, True) for r in skipped]
+        for record, skip in todo:
+            if skip:
+                record = dataclasses.replace(record, tokens=None, file_ref=None, proxy=None,
+                                             embedding=np.zeros(1, np.float32))
+            keys, args = self._put_args(record, now, None)
+            name, seq = record.stream, record.index
+            keys = [keys[0], self._k_staged(name, seq), self._k_staged(name, seq, tokens=True), keys[3],
+                    self._k_gaps(name), self._k_lease(name), self._k_landed(name)]
+            args = [*args[:8], int(record.first_frame_index), lease, "1" if skip else "0",
+                    f"{self.prefix}:s:{{{name}}}:"]
+            self._land(keys=keys, args=args, client=pipe)
+        out = []
+        for (record, _), raw in zip(todo, pipe.execute(), strict=True):
+            if int(raw[0]) == -3:
+                out.append(CommitResult(record.index, CommitStatus.NOT_WRITER, int(raw[1])))
+            else:
+                out.append(self._result(record, raw))
+        return out
+
+    @_redis_errors
+    def landed_through(self, name: str) -> int:
+        """The last work-queue job number done contiguously for the stream (its committed index when
+        no job was skipped); -1 when none or no such stream. Where a queue producer resumes."""
+        seq, committed = self.client.hmget(self._k_info(name), "seq", "committed")
+        value = seq if seq is not None else committed
+        return -1 if value is None else int(value)
+
+    @_redis_errors
+    def acquire_writer(self, name: str, seconds: float, token: str | None = None) -> str:
         """Take the stream's writer lease for `seconds` (SET NX PX); returns its token.
 
         StreamBusyError when another writer holds it. Renew with renew_writer well within `seconds`;
-        a writer that dies without releasing it blocks the next one for at most `seconds`."""
-        token = uuid.uuid4().hex
+        a writer that dies without releasing it blocks the next one for at most `seconds`. `token`
+        (default: a new random one) lets a work-queue producer take the lease again under the token
+        its queued jobs already carry."""
+        token = token or uuid.uuid4().hex
         if not self.client.set(self._k_lease(name), token, nx=True, px=max(1, int(seconds * 1000))):
             left = self.client.pttl(self._k_lease(name))  # milliseconds; < 0: expired meanwhile
             raise StreamBusyError(self.busy_message(name, left / 1000 if left > 0 else None))

@@ -57,6 +57,7 @@ SERVICE = {
         "ports": _STRINGS,
         "profiles": {"type": "array", "items": {"type": "string", "pattern": "^[a-zA-Z0-9][a-zA-Z0-9_.-]+$"}},
         "restart": {"type": "string", "pattern": "^(no|always|unless-stopped|on-failure(:[0-9]+)?)$"},
+        "stop_grace_period": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
         "depends_on": {
             "oneOf": [
                 _STRINGS,
@@ -143,8 +144,13 @@ def test_plain_up_needs_no_source_and_workers_are_profiles() -> None:
     services = compose()["services"]
     default = {name for name, s in services.items() if not s.get("profiles")}
     assert default == {"redis", "tempo"}
-    assert services["file-worker"]["restart"] == "on-failure"
+    assert services["ingest-file"]["restart"] == "on-failure"
+    assert services["ingest"]["restart"] in ("always", "unless-stopped")
+    # Scale-out: queue workers serve every stream (no source of their own) and come back when stopped.
+    assert services["producer"]["profiles"] == services["worker"]["profiles"] == ["scale"]
     assert services["worker"]["restart"] in ("always", "unless-stopped")
+    assert not {"TEMPO_SOURCE", "TEMPO_VIDEO", "TEMPO_STREAM"} & set(services["worker"]["environment"])
+    assert "--queue" in services["producer"]["command"][-1]
 
 
 def test_one_image_is_built_once_with_the_gpu_extra_and_a_clean_context() -> None:
@@ -159,7 +165,7 @@ def test_one_image_is_built_once_with_the_gpu_extra_and_a_clean_context() -> Non
 
 def test_input_videos_are_mounted_where_the_readme_says() -> None:
     services = compose()["services"]
-    assert "./videos:/videos:ro" in services["file-worker"]["volumes"]
-    assert services["file-worker"]["environment"]["TEMPO_VIDEO"].startswith("${TEMPO_VIDEO:-/videos/")
+    assert "./videos:/videos:ro" in services["ingest-file"]["volumes"]
+    assert services["ingest-file"]["environment"]["TEMPO_VIDEO"].startswith("${TEMPO_VIDEO:-/videos/")
     readme = " ".join((ROOT / "README.md").read_text().split())
     assert "a file under `./videos`, which is mounted at `/videos`" in readme

@@ -25,6 +25,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tempo.tools.commands.demo",
     "tempo.tools.commands.segments",
     "tempo.tools.commands.ingest",
+    "tempo.tools.commands.worker",
+    "tempo.tools.commands.queue",
     "tempo.tools.commands.streams",
     "tempo.tools.commands.ask",
     "tempo.tools.commands.chat",

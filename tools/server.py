@@ -47,6 +47,7 @@ from tempo.agent.monitoring.webhooks import DeliveryThread, start_delivery_threa
 from tempo.agent.toolkit import VideoToolkit
 from tempo.errors import TempoError, redact_url
 from tempo.memory.errors import UnknownAlertError, UnknownRuleError, UnknownStreamError
+from tempo.memory.queue import QueueCollector
 from tempo.memory.recall import AllocationPlan, Compression
 from tempo.settings import RecallSettings
 from tempo.tools.errors import ModelTimeoutError, QueueFullError
@@ -364,6 +365,8 @@ class TempoServer:
         self.registry = CollectorRegistry()
         self.tool_metrics = ToolMetrics(TOOL_NAMES, self.registry)
         self.request_metrics = RequestMetrics(self.registry)
+        # The scale-out work queue's backlog, dead letters and worker throughput (read at scrape time).
+        self.registry.register(QueueCollector(lambda: service.store))
         self.ready = threading.Event()
         self.delivery: DeliveryThread | None = None
 

@@ -56,10 +56,13 @@ FLAG_TABLE: dict[str, frozenset[str]] = {
     "--seed": frozenset({"zero"}),
     "--proxy-quality": frozenset({"zero"}),  # CRF 0 is lossless
     "--duration": NONE,
+    "--concurrency": NONE,
+    "--idle-exit": NONE,
     "--limit": NONE,
     # names with a pattern (letters, digits, . _ - and : for threads; starting with a letter or digit)
     "--stream": NAMES,
     "--thread": NAMES,
+    "--name": NAMES,  # a worker's consumer name: the stream-name pattern
     "--device": NONE,  # cpu, cuda, cuda:N, mps, xpu(:N); availability is checked when the model loads
     "--sampling": NONE,  # release or stream
     "--mode": NONE,  # reference or memory

@@ -493,3 +493,17 @@ def _inner_app(app):
     while not hasattr(app, "state"):
         app = app.app
     return app
+
+
+def test_metrics_include_the_work_queue(serve_memory):
+    import redis as redis_client
+    from tempo.memory.queue import JobQueue
+
+    queue = JobQueue(redis_client.Redis.from_url(serve_memory.url))
+    queue.register("queued-cam")
+    try:
+        text = call(inproc(serve_memory), "GET", "/metrics").text
+        assert 'tempo_queue_queued{stream="queued-cam"} 0.0' in text
+        assert 'tempo_queue_dead_letters{stream="queued-cam"} 0.0' in text
+    finally:
+        queue.delete("queued-cam")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from tempo import inputs
 from tempo.errors import redact_url
@@ -12,12 +14,17 @@ from tempo.inputs import arg_type
 
 # Shared options live in tempo.tools.commands.options; re-exported here for existing importers.
 from tempo.tools.commands.options import (
+    add_batch_size_option,
     add_memory_options,
     add_model_options,
     add_sampling_options,
     add_source_argument,
     add_stream_option,
 )
+
+if TYPE_CHECKING:
+    from tempo.memory.records import RetentionPolicy
+    from tempo.streaming import SamplingConfig
 
 __all__ = ["add_memory_options", "add_model_options", "register", "run"]
 
@@ -66,11 +73,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="stop after this many segments (positive)",
     )
+    add_batch_size_option(parser, "segments")
     parser.add_argument(
-        "--batch-size",
-        type=arg_type(inputs.BatchSize, "count"),
-        default=None,
-        help=f"segments per SVLM forward pass, 1 to {inputs.MAX_BATCH} (default: the model's, 8)",
+        "--queue",
+        action="store_true",
+        help="be a producer only: decode and segment here and push one job per segment to the stream's "
+        "Redis work queue, for `tempo worker` processes to compress and commit (no model is loaded; a "
+        "file waits while the queue is full, a live source drops the oldest queued job and counts it)",
     )
     parser.add_argument(
         "--proxy-quality",
@@ -92,10 +101,8 @@ def run(args: argparse.Namespace) -> int:
     # Imported here: the model stack takes seconds to import, and `tempo --help` should not wait.
     from tempo.memory.proxy import ProxySettings
     from tempo.memory.records import RetentionPolicy
-    from tempo.service import TempoService
     from tempo.streaming import SamplingConfig, StreamingError
 
-    service = TempoService(model=args.model, embedder=args.embedder, redis_url=args.redis_url, device=args.device)
     retention = None
     if args.max_age is not None or args.max_bytes is not None or args.compact_after is not None:
         retention = RetentionPolicy(
@@ -109,6 +116,11 @@ def run(args: argparse.Namespace) -> int:
         proxy = None if args.proxy_quality is None else ProxySettings(crf=args.proxy_quality)
     except ValueError as exc:  # a bad flag value: one line, no traceback
         raise StreamingError(f"{exc}.") from None
+    if args.queue:
+        return _run_producer(args, sampling, retention)
+    from tempo.service import TempoService
+
+    service = TempoService(model=args.model, embedder=args.embedder, redis_url=args.redis_url, device=args.device)
     report = service.ingest(
         args.source,
         args.stream,
@@ -119,21 +131,55 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         proxy=proxy,
     )
+    return _report(
+        args,
+        report.to_json(),
+        f"stream {report.stream!r}: {report.committed} segments committed "
+        f"(from index {report.resumed_from}; last committed {report.last_committed}), "
+        f"{report.video_seconds:.1f} s of video in {report.wall_seconds:.1f} s "
+        f"({report.realtime_factor:.1f}× realtime)",
+        interrupted=report.interrupted,
+        gaps=report.gaps,
+    )
+
+
+def _report(
+    args: argparse.Namespace, out: dict[str, Any], line: str, *, interrupted: bool, gaps: Sequence[dict[str, Any]] = ()
+) -> int:
+    """Print the run's report (JSON with the source redacted, or one line and a line per gap in time);
+    130 when interrupted."""
     if args.json:
-        out = report.to_json()
         out["source"] = redact_url(str(out["source"]))
         print(json.dumps(out))
     else:
-        state = "interrupted" if report.interrupted else "done"
-        print(
-            f"{state}: stream {report.stream!r}: {report.committed} segments committed "
-            f"(from index {report.resumed_from}; last committed {report.last_committed}), "
-            f"{report.video_seconds:.1f} s of video in {report.wall_seconds:.1f} s "
-            f"({report.realtime_factor:.1f}× realtime)"
-        )
-        for gap in report.gaps:  # recorded in memory: nothing after a gap is lost
+        print(f"{'interrupted' if interrupted else 'done'}: {line}")
+        for gap in gaps:  # recorded in memory: nothing after a gap is lost
             print(f"gap: no video from {gap['start']:.2f} s to {gap['end']:.2f} s")
-    if report.interrupted:
+    if interrupted:
         print("tempo: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
     return 0
+
+
+def _run_producer(args: argparse.Namespace, sampling: SamplingConfig, retention: RetentionPolicy | None) -> int:
+    """`tempo ingest --queue`: decode + segment here, queue the jobs (memory/queue.py); no model."""
+    from tempo.memory import RedisMemoryStore
+    from tempo.memory.queue import JobQueue, JobSpec, QueueSettings, produce
+    from tempo.service import absolute_source
+    from tempo.streaming import probe_source
+
+    source = absolute_source(args.source)
+    if "://" not in source and source != "-":
+        probe_source(source, sampling)
+    store = RedisMemoryStore.connect(args.redis_url)
+    queue = JobQueue.for_store(store, QueueSettings.from_env())
+    report = produce(source, args.stream, queue=queue, store=store,
+                     spec=JobSpec(sampling=sampling, retention=retention), max_segments=args.max_segments)
+    return _report(
+        args,
+        report.to_json(),
+        f"stream {report.stream!r}: {report.queued} segment jobs queued (from index {report.resumed_from}; "
+        f"{report.dropped} dropped by backpressure), {report.video_seconds:.1f} s of video in "
+        f"{report.wall_seconds:.1f} s; `tempo worker` processes commit them",
+        interrupted=report.interrupted,
+    )

@@ -44,6 +44,16 @@ def add_memory_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_batch_size_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """--batch-size: `what` (segments, jobs) per SVLM forward pass."""
+    parser.add_argument(
+        "--batch-size",
+        type=arg_type(inputs.BatchSize, "count"),
+        default=None,
+        help=f"{what} per SVLM forward pass, 1 to {inputs.MAX_BATCH} (default: the model's, 8)",
+    )
+
+
 def add_source_argument(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("source", metavar="SOURCE", type=arg_type(inputs.Name, "source"), help=help)
 

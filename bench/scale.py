@@ -1,0 +1,179 @@
+"""Scale-out: what the Redis work queue costs per segment, and segments/s with 1 and 2 workers.
+
+1. Queue overhead per segment, without the model: the producer's push (frames packed losslessly +
+   XADD + state), the worker's read (XREADGROUP + unpack), its acknowledgement (XACK + XDEL), and the
+   out-of-order commit (`land_segments`) against the single-process commit (`put_segments`) of the same
+   record. Frames are 8 × 288 × 512 RGB (the released chain's size for a 16:9 source) from a generated
+   camera-like video. Redis as the embedded default runs it (AOF, fsync on every write). Target: the
+   Redis side ≤ 2 ms per segment.
+2. Throughput with the tiny checkpoint on this machine: a single-process `tempo ingest` of a video,
+   then the same video's jobs drained by 1 and by 2 `tempo worker` processes. Rates are steady-state:
+   committed segments over the span of their commit times (model loading excluded).
+
+    .venv/bin/python bench/scale.py [--segments 24] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import redis
+from tempo.memory import RedisMemoryStore, StreamSettings
+from tempo.memory.embedded import spawn_redis_server
+from tempo.memory.queue import JobQueue, JobSpec, decode_frames, encode_frames, job_fields
+from tempo.memory.records import SegmentRecord
+from tempo.streaming import SamplingConfig, Segment, iter_segments
+from tempo.streaming.segment import SourceInfo
+
+
+def _camera_segments(root: Path, n: int) -> list[Segment]:
+    """n segments of 8 × 288 × 512 frames from a generated camera-like video (a still textured scene
+    with a textured object moving across it), as the producer would queue them."""
+    from tempo.streaming.synthetic import write_test_video
+
+    video = write_test_video(root / "camera.mp4", duration=4.0 * n, fps=2.0, size=(512, 288), texture=True)
+    segments = list(iter_segments(str(video), stream_id="bench"))[:n]
+    live = SourceInfo(uri="rtsp://cam/1", kind="network", live=True)
+    return [dataclasses.replace(s, source=live) for s in segments]
+
+
+def queue_overhead(url: str, root: Path, n: int) -> dict[str, float]:
+    client = redis.Redis.from_url(url)
+    client.flushall()
+    queue = JobQueue(client)
+    queue.register("bench")
+    rng = np.random.default_rng(0)
+    segments = _camera_segments(root, n)
+    spec = JobSpec(sampling=SamplingConfig())
+
+    t = time.perf_counter()
+    for s in segments:
+        encode_frames(s.frames)
+    pack = (time.perf_counter() - t) / n
+    t = time.perf_counter()
+    for s in segments:
+        queue.push(s, spec, live=True)
+    push = (time.perf_counter() - t) / n - pack  # push packs the frames itself: count Redis only
+    t = time.perf_counter()
+    jobs = []
+    while len(jobs) < n:
+        jobs += queue.read("bench-worker", 8, ["bench"], block=0.1)
+    read = (time.perf_counter() - t) / n
+    t = time.perf_counter()
+    for job in jobs:
+        decode_frames(job.frames or b"")
+    unpack = (time.perf_counter() - t) / n
+    t = time.perf_counter()
+    for job in jobs:
+        queue.ack([job])
+    ack = (time.perf_counter() - t) / n
+
+    store = RedisMemoryStore(client)
+    settings = StreamSettings(model_id="bench", embedder_id="bench", embedding_dim=768, token_dim=2048)
+    records = [SegmentRecord(stream="x", index=i, start=4.0 * i, end=4.0 * i + 4, timestamps=np.arange(8) / 2.0,
+                             frame_size=(288, 512), first_frame_index=8 * i,
+                             tokens=rng.normal(size=(16, 2048)).astype(np.float32),
+                             embedding=np.ones(768, np.float32) / np.sqrt(768), proxy=b"p" * 28_000)
+               for i in range(n)]
+    commits = {}
+    for name, commit in (("put", store.put_segments), ("land", store.land_segments)):
+        store.create_stream("x", SourceInfo(uri="rtsp://cam/1", kind="network", live=True), settings)
+        t = time.perf_counter()
+        for r in records:
+            commit([r])
+        commits[name] = (time.perf_counter() - t) / n
+        store.delete_stream("x")
+    job_bytes = float(np.mean([len(job_fields(s, spec)["frames"]) for s in segments[:4]]))
+    redis_side = push + read + ack + max(0.0, commits["land"] - commits["put"])
+    return {
+        "push_redis_ms": push * 1e3, "read_ms": read * 1e3, "ack_ms": ack * 1e3,
+        "commit_put_ms": commits["put"] * 1e3, "commit_land_ms": commits["land"] * 1e3,
+        "queue_redis_overhead_ms": redis_side * 1e3,
+        "pack_frames_ms": pack * 1e3, "unpack_frames_ms": unpack * 1e3,
+        "job_bytes": job_bytes, "raw_frame_bytes": float(segments[0].frames.nbytes),
+        "frame_shape": list(segments[0].frames.shape),
+    }
+
+
+def _commit_rate(store: RedisMemoryStore, stream: str) -> float:
+    """Steady-state segments per second: the segments committed after the first batch's commits,
+    over the time from those to the last commit (model loading and the first batch excluded)."""
+    info = store.stream_info(stream)
+    times = sorted(r.committed_at for r in store.get_segments(stream, list(range(info.committed + 1)),
+                                                              tokens=False, embedding=False)
+                   if r is not None and r.committed_at is not None)
+    first_batch = sum(1 for t in times if t - times[0] < 0.05)  # committed together with the first
+    later = len(times) - first_batch
+    span = times[-1] - times[0]
+    return later / span if later > 0 and span > 0 else 0.0
+
+
+def throughput(url: str, root: Path, segments: int) -> dict[str, float]:
+    from tempo.models.tiny import write_tiny_checkpoint
+    from tempo.streaming.synthetic import write_test_video
+
+    model = write_tiny_checkpoint(root / "tiny")
+    video = write_test_video(root / "v.mp4", duration=4.0 * segments, size=(320, 180), texture=True)
+    env = dict(os.environ, TEMPO_REDIS_URL=url, TEMPO_MODEL=str(model), TEMPO_HOME=str(root / "home"),
+               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    cli = [sys.executable, "-m", "tempo.tools.cli"]
+    store = RedisMemoryStore.connect(url)
+    out = {}
+    subprocess.run([*cli, "ingest", str(video), "--stream", "single", "--batch-size", "4"], env=env, check=True,
+                   capture_output=True)
+    out["single_process_segments_per_s"] = _commit_rate(store, "single")
+    for k in (1, 2):
+        name = f"queue{k}"
+        subprocess.run([*cli, "ingest", str(video), "--stream", name, "--queue"], env=env, check=True,
+                       capture_output=True, timeout=600)
+        procs = [subprocess.Popen([*cli, "worker", "--batch-size", "4", "--idle-exit", "3", "--name", f"{name}-w{j}"],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for j in range(k)]
+        for p in procs:
+            p.wait(timeout=900)
+        assert store.stream_info(name).committed == segments - 1, store.stream_info(name)
+        out[f"workers_{k}_segments_per_s"] = _commit_rate(store, name)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--segments", type=int, default=24, help="segments per throughput run (4 s each)")
+    parser.add_argument("--overhead-segments", type=int, default=64, help="segments for the overhead run")
+    parser.add_argument("--skip-throughput", action="store_true", help="measure the queue overhead only")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = spawn_redis_server(Path(tmp), appendonly=True)
+        try:
+            result: dict[str, Any] = {"overhead": queue_overhead(url, Path(tmp), args.overhead_segments)}
+            if not args.skip_throughput:
+                result["throughput"] = throughput(url, Path(tmp), args.segments)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    o = result["overhead"]
+    print("queue overhead per segment (ms):")
+    for key in ("push_redis_ms", "read_ms", "ack_ms", "commit_put_ms", "commit_land_ms", "queue_redis_overhead_ms",
+                "pack_frames_ms", "unpack_frames_ms"):
+        print(f"  {key:28s} {o[key]:8.3f}")
+    print(f"  job frames: {o['job_bytes'] / 1024:.0f} KiB packed of {o['raw_frame_bytes'] / 1024:.0f} KiB raw")
+    for key, value in result.get("throughput", {}).items():
+        print(f"{key:34s} {value:8.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

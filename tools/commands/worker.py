@@ -1,0 +1,86 @@
+"""`tempo worker`: a member of the work queue's consumer group (memory/queue.py).
+
+Reads segment jobs in batches across every queued stream, runs the generic SVLM pass and the
+embedder, commits each segment (idempotently, in any order) and acknowledges the job. Run as many as
+the GPUs allow, on any machine that reaches the same Redis; SIGTERM or Ctrl-C stops after the batch
+in flight (an unfinished job is claimed by another worker after TEMPO_QUEUE_CLAIM_IDLE seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from typing import Any
+
+from tempo import inputs
+from tempo.inputs import arg_type
+from tempo.tools.commands.options import add_batch_size_option, add_memory_options, add_model_options
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "worker",
+        help="compress and commit queued segment jobs (scale-out)",
+        description=(
+            "Join the work queue's consumer group: read segment jobs pushed by `tempo ingest --queue` "
+            "producers, in batches across all streams; compress (generic pass), embed, commit and "
+            "acknowledge them. Jobs a dead worker left are claimed after TEMPO_QUEUE_CLAIM_IDLE seconds "
+            "(default 30); a job failing TEMPO_QUEUE_MAX_FAILURES times (default 3) goes to its stream's "
+            "dead-letter stream (`tempo queue dead STREAM`). Stops on SIGTERM or Ctrl-C."
+        ),
+    )
+    add_batch_size_option(parser, "jobs")
+    parser.add_argument(
+        "--concurrency",
+        type=arg_type(inputs.Concurrency, "count"),
+        default=1,
+        help="worker threads in this process, each its own consumer sharing the model, 1 to 64 (default 1)",
+    )
+    parser.add_argument(
+        "--idle-exit",
+        type=arg_type(inputs.AgeSeconds, "seconds"),
+        default=None,
+        help="exit after this many seconds without a job (default: run until stopped)",
+    )
+    parser.add_argument("--name", type=arg_type(inputs.StreamName, "name"), default=None,
+                        help="consumer name in `tempo queue status` (default: HOST-PID)")
+    parser.add_argument("--json", action="store_true", help="print the worker's totals as JSON when it stops")
+    add_model_options(parser)
+    add_memory_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tempo.memory.queue import JobQueue, QueueSettings, Worker
+    from tempo.service import TempoService
+
+    service = TempoService(model=args.model, embedder=args.embedder, redis_url=args.redis_url, device=args.device)
+    store = service.store
+    stop = threading.Event()
+
+    def on_term(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    worker = Worker(
+        JobQueue.for_store(store, QueueSettings.from_env()),
+        store,
+        model=service.model,
+        embedder=service.embedder,
+        model_id=service.model_name,
+        batch_size=args.batch_size or service.model.config.compress_batch_size,
+        name=args.name,
+    )
+    print(f"tempo worker {worker.name}: waiting for jobs", file=sys.stderr, flush=True)
+    try:
+        stats = worker.run(concurrency=args.concurrency, stop=stop, idle_exit=args.idle_exit)
+    except KeyboardInterrupt:
+        stop.set()
+        stats = worker.stats
+    out = {"worker": worker.name, "segments": stats.segments, "dead_letters": stats.dead, "batches": stats.batches}
+    print(json.dumps(out) if args.json else
+          f"worker {worker.name}: {stats.segments} segments committed, {stats.dead} jobs dead-lettered")
+    return 0
