@@ -29,6 +29,7 @@ from tempo.bench.proxy import released_processor
 from tempo.memory import EmbeddedRedis, RedisMemoryStore, SegmentRecord, StreamSettings
 from tempo.memory.codec import decode_tokens, encode_tokens
 from tempo.memory.proxy import ProxySettings, encode_proxy, proxy_info
+from tempo.memory.retention import compact_oldest
 from tqdm import tqdm
 
 MIB = 1 << 20
@@ -179,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         memory_usage = sum(int(x or 0) for x in pipe.execute())
         aof_bytes = sum(p.stat().st_size for p in (home / "redis" / "appendonlydir").glob("*"))
         # The retention compaction tier (RetentionPolicy.compact_after): heads cut to 4 tokens.
-        store.compact_oldest("camera", n, 4)
+        compact_oldest(store, "camera", n, 4)
         compacted = store.stream_info("camera").bytes
         pipe = store.client.pipeline(transaction=False)
         for key in keys:

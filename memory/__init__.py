@@ -1,11 +1,12 @@
 """Persistent memory: Redis store (source of truth), embedded Redis, FAISS index, retention.
 
-Owns: the Redis store and its atomic commit scripts (store.py), records and their codecs (records.py,
-codec.py), proxy clips of live sources (proxy.py), the embedded redis-server (embedded.py), the FAISS
-index (index.py), retention (retention.py), the ingest pipeline (ingest.py), answering from memory
-(recall.py, anchors.py), monitoring's rules and alerts in Redis (alerts.py). May import
-`tempo.streaming`, `tempo.models` and the shared top-level modules (`tempo.errors`, `tempo.inputs`,
-`tempo.settings`); never agent, tools or service (tests/test_import_stages.py).
+Owns: the Redis store (store.py), its key layout (keys.py) and atomic Lua scripts (scripts.py), records
+and their codecs (records.py, codec.py), proxy clips of live sources (proxy.py), the embedded
+redis-server (embedded.py), the FAISS index (index.py), retention and compaction (retention.py), the
+ingest pipeline (ingest.py), the work queue (queue.py), answering from memory (recall.py; frame replay
+in replay.py, caches in caches.py, anchors in anchors.py), monitoring's rules and alerts in Redis
+(alerts.py). May import `tempo.streaming`, `tempo.models` and the shared top-level modules
+(`tempo.errors`, `tempo.inputs`, `tempo.settings`); never agent, tools or service (tests/test_import_stages.py).
 """
 
 from tempo.memory.anchors import AnchorCache

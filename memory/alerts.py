@@ -36,8 +36,8 @@ from urllib.parse import urlsplit
 
 import redis
 from tempo.inputs import MAX_COOLDOWN, MAX_MIN_SEGMENTS, MAX_RULE_TEXT
-from tempo.memory.errors import InvalidRuleError, InvalidTimeError, UnknownAlertError, UnknownRuleError
-from tempo.memory.store import RedisMemoryStore, _redis_errors
+from tempo.memory.errors import InvalidRuleError, InvalidTimeError, UnknownAlertError, UnknownRuleError, redis_errors
+from tempo.memory.store import RedisMemoryStore
 
 EVENTS_MAXLEN = 100_000  # entries kept in the event stream (approximate trimming)
 HISTORY_MAXLEN = 4096  # scores kept per rule and stream for --enter auto (> 1 h of 4 s segments)
@@ -268,7 +268,7 @@ class AlertStore:
         return f"{self.prefix}:alerts:verify"
 
     # ---- rules --------------------------------------------------------------------------------
-    @_redis_errors
+    @redis_errors
     def add_rule(self, rule: Rule) -> Rule:
         """Store a new rule (its id assigned here) and bump the version a running ingest watches."""
         rule = validate_rule(rule)  # before an id is spent on it
@@ -280,7 +280,7 @@ class AlertStore:
         pipe.execute()
         return rule
 
-    @_redis_errors
+    @redis_errors
     def remove_rule(self, rule_id: str) -> Rule:
         rule = self.get_rule(rule_id)
         pipe = self.client.pipeline(transaction=True)
@@ -289,7 +289,7 @@ class AlertStore:
         pipe.execute()
         return rule
 
-    @_redis_errors
+    @redis_errors
     def get_rule(self, rule_id: str) -> Rule:
         raw = self.client.hget(self._k_rules(), rule_id)
         if raw is None:
@@ -297,7 +297,7 @@ class AlertStore:
             raise UnknownRuleError(f"no rule {rule_id!r}; rules: {', '.join(known) if known else 'none'}")
         return Rule.from_json(json.loads(raw))
 
-    @_redis_errors
+    @redis_errors
     def rules(self, stream: str | None = None) -> list[Rule]:
         """Rules (of `stream`, or all), ordered by id number."""
         rules = [Rule.from_json(json.loads(v)) for v in self.client.hvals(self._k_rules())]
@@ -305,19 +305,19 @@ class AlertStore:
             rules = [r for r in rules if r.stream == stream]
         return sorted(rules, key=lambda r: int(r.id[1:]))
 
-    @_redis_errors
+    @redis_errors
     def rules_version(self) -> int:
         return int(self.client.get(self._k_version()) or 0)
 
     # ---- rule state -----------------------------------------------------------------------------
-    @_redis_errors
+    @redis_errors
     def load_state(self, stream: str) -> tuple[int, dict[str, str]]:
         """(last segment index applied, -1 if none; rule id → state JSON)."""
         raw = {k.decode(): v.decode() for k, v in self.client.hgetall(self._k_state(stream)).items()}
         at = int(raw.pop("@", -1))
         return at, raw
 
-    @_redis_errors
+    @redis_errors
     def history(self, stream: str, rule_id: str) -> list[tuple[float, float]]:
         """(segment start seconds, score) of the last HISTORY_MAXLEN segments, oldest first."""
         out = []
@@ -362,14 +362,14 @@ class AlertStore:
         return queue
 
     # ---- alerts ---------------------------------------------------------------------------------
-    @_redis_errors
+    @redis_errors
     def alert(self, alert_id: str) -> dict[str, Any]:
         raw = self.client.hgetall(self._k_alert(alert_id))
         if not raw:
             raise UnknownAlertError(f"no alert {alert_id!r}; list them with `tempo alerts`")
         return parse_alert(raw)
 
-    @_redis_errors
+    @redis_errors
     def alerts(
         self, stream: str | None = None, *, since: float | None = None, until: float | None = None, limit: int = 1000
     ) -> list[dict[str, Any]]:
@@ -385,20 +385,20 @@ class AlertStore:
             pipe.hgetall(self._k_alert(i))
         return [parse_alert(raw) for raw in pipe.execute() if raw]
 
-    @_redis_errors
+    @redis_errors
     def ack(self, alert_id: str) -> dict[str, Any]:
         """Mark an alert acknowledged (kept; `acked` is the Unix time of the first ack)."""
         self.alert(alert_id)
         self.client.hsetnx(self._k_alert(alert_id), "acked", _field_json(round(time.time(), 3)))
         return self.alert(alert_id)
 
-    @_redis_errors
+    @redis_errors
     def pending_verifications(self, stream: str) -> list[str]:
         """Ids of `stream`'s alerts whose --verify answer is still owed (e.g. after a crash)."""
         ids = sorted(i.decode() for i in self.client.smembers(self._k_verify()))
         return [i for i in ids if i.split(":", 1)[0] == stream]
 
-    @_redis_errors
+    @redis_errors
     def record_verification(self, alert_id: str, verified: bool | None, explanation: str, webhook: str | None) -> bool:
         """Store the verifier's answer on the alert and append a `verified` event (once per alert)."""
         done = self._verify(
@@ -407,7 +407,7 @@ class AlertStore:
         )
         return bool(done)
 
-    @_redis_errors
+    @redis_errors
     def events(
         self, after: str = "0-0", *, count: int = 1000, block_ms: int | None = None
     ) -> list[tuple[str, dict[str, Any]]]:
@@ -419,7 +419,7 @@ class AlertStore:
                 out.append((entry_id.decode(), parse_alert(raw)))
         return out
 
-    @_redis_errors
+    @redis_errors
     def latest_event_id(self) -> str:
         """The id of the newest event ('0-0' when there is none): reading after it gives only new events
         (unlike XREAD's '$', which a loop of reads cannot reuse without losing events between them)."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import wraps
+from typing import ParamSpec, TypeVar
 
-from tempo.errors import TempoError
+import redis
+from tempo.errors import TempoError, redact_secrets
 
 
 class MemoryUnavailableError(TempoError):
@@ -77,3 +80,38 @@ class SourceMismatchError(TempoError):
 
 class JobError(TempoError):
     """A work-queue job could not be decoded or processed (it is retried, then dead-lettered)."""
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def is_disk_error(message: str) -> bool:
+    """Redis refuses writes after a failed AOF write or RDB save (MISCONF; "-ERR ... disk")."""
+    text = message.lower()
+    return text.startswith("misconf") or "aof" in text or "disk" in text
+
+
+def redis_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn a lost connection into one sentence instead of a redis-py traceback."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise MemoryUnavailableError(f"lost the connection to Redis: {redact_secrets(str(exc))}") from exc
+        except redis.ResponseError as exc:
+            if is_disk_error(str(exc)):
+                raise MemoryUnavailableError(
+                    "Redis cannot write to its disk (it is full or failing), so nothing more can be "
+                    "stored; free space where Redis keeps its data, then run the same command again"
+                ) from exc
+            if "maxmemory" in str(exc) or str(exc).startswith("OOM"):
+                raise MemoryUnavailableError(
+                    "Redis is out of memory (maxmemory reached); raise its maxmemory or set a "
+                    "retention policy on the streams"
+                ) from exc
+            raise
+
+    return wrapper

@@ -30,7 +30,7 @@ on boxes):
 Tiers. A proxy is self-describing bytes: its header says how many frames of what size it holds and
 at what quality, and nothing else in the segment's record is needed to decode it. Moving proxies to
 a cold tier (disk or object storage, the scale-out issue) therefore only changes where those bytes
-are fetched from; `memory.recall.load_segments` is the one reader (`decode_proxy`).
+are fetched from; `memory.replay.load_segments` is the one reader (`decode_proxy`).
 """
 
 from __future__ import annotations

@@ -10,52 +10,42 @@ candidate and this is exactly the reference method.
 the whole timeline), `answer` (through `AnswerCache`) — with one `RecallSettings`. The agent's graph
 nodes call these steps and pass their typed results on (tempo.agent.graph); every entry point
 (`tempo ask --stream`, threads, chat, MCP, LangChain) runs that graph, so a question gets the same
-answer whichever way it arrives.
+answer whichever way it arrives. Frames for recompression come from memory/replay.py, the caches
+from memory/caches.py.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import itertools
-import struct
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import redis
 import torch
-from tempo.errors import TempoError
 from tempo.memory.anchors import AnchorCache
-from tempo.memory.errors import RecompressError
+from tempo.memory.caches import AnswerCache, QueryCache
 from tempo.memory.index import SearchHit, SegmentIndex, Timeline
-from tempo.memory.proxy import decode_proxy
-from tempo.memory.records import Gap, SegmentRecord, StreamSettings
+from tempo.memory.records import Gap
+from tempo.memory.replay import load_segments
 from tempo.memory.store import RedisMemoryStore, StreamInfo
 from tempo.models.ata import allocate_tokens, average_tokens_per_frame
 from tempo.models.embedder import SegmentEmbedder
 from tempo.models.modeling import TempoModel, centre_time
 from tempo.settings import RecallSettings
-from tempo.streaming import SamplingConfig, Segment, SourceInfo, iter_segments
 
 __all__ = [
     "AllocationPlan",
-    "AnswerCache",
     "Compression",
     "MemoryAskResult",
-    "QueryCache",
     "RecallPipeline",
     "RecallSettings",
     "Retrieval",
     "assemble",
     "compress_candidates",
-    "load_segments",
     "plan_allocation",
     "retrieve",
     "retrieve_by_vector",
-    "sampling_of",
 ]
 
 
@@ -113,151 +103,6 @@ def retrieve_by_vector(
     near = (rows[:, None] + np.arange(-neighbours, neighbours + 1)[None, :]).reshape(-1)
     near = np.unique(near[(near >= 0) & (near < n)])
     return Retrieval(timeline, hits, timeline.indices[near])
-
-
-# ---------------------------------------------------------------------------------------------- frames
-def sampling_of(settings: StreamSettings) -> SamplingConfig:
-    """The sampling a stream was ingested with (so re-read frames equal the ingested ones)."""
-    return SamplingConfig(
-        fps=settings.sample_fps,
-        window=settings.window,
-        max_edge=settings.max_edge,
-        tolerance=settings.tolerance,
-        sampling=settings.sampling,  # type: ignore[arg-type]
-    )
-
-
-def _runs(indices: Sequence[int]) -> list[list[int]]:
-    """[3, 4, 5, 9, 10] → [[3, 4, 5], [9, 10]]: consecutive runs, one seek each."""
-    runs: list[list[int]] = []
-    for _, group in itertools.groupby(enumerate(sorted(indices)), key=lambda p: p[1] - p[0]):
-        runs.append([i for _, i in group])
-    return runs
-
-
-def _file_runs(indices: Sequence[int], windows: dict[int, int]) -> list[list[int]]:
-    """Runs of `indices` that are consecutive both as indices and as the file's windows."""
-    runs: list[list[int]] = []
-    for run in _runs(indices):
-        current = [run[0]]
-        for prev, i in itertools.pairwise(run):
-            if windows[i] == windows[prev] + 1:
-                current.append(i)
-            else:
-                runs.append(current)
-                current = [i]
-        runs.append(current)
-    return runs
-
-
-def load_segments(store: RedisMemoryStore, info: StreamInfo, indices: Sequence[int]) -> list[Segment]:
-    """Frames of stored segments, for recompression: re-read from the source file (seeking to each
-    run of consecutive segments) or decoded from the stored proxy clip (live sources)."""
-    records = store.get_segments(info.name, list(indices), tokens=False, embedding=False, recompress=True)
-    source = SourceInfo(**{k: v for k, v in info.source.items() if k in SourceInfo.__dataclass_fields__})
-    by_index: dict[int, Segment] = {}
-    file_indices: list[int] = []
-    for i, record in zip(indices, records, strict=True):
-        if record is None:
-            raise RecompressError(f"segment {i} of stream {info.name!r} is no longer in memory")
-        if record.proxy is not None:
-            by_index[i] = _segment_from_record(record, decode_proxy(record.proxy), source, info.settings)
-        elif record.file_ref is not None:
-            file_indices.append(i)
-        else:
-            raise RecompressError(f"segment {i} of stream {info.name!r} has neither a source reference nor a proxy")
-    if file_indices:
-        path = records[list(indices).index(file_indices[0])].file_ref.path  # type: ignore[union-attr]
-        info.check_source_unchanged(path)  # a replaced file must not answer for the ingested one
-        sampling = sampling_of(info.settings)
-        expected = {r.index: r for r in records if r is not None}
-        # A run is consecutive in the file's windows, not only in indices: a work-queue job that was
-        # dead-lettered (or a stretch without frames) takes no index, so the segment after it is
-        # further on in the file, and reading on from the run's start would give the skipped one.
-        window = sampling.window
-        for run in _file_runs(file_indices, {i: r.first_frame_index // window for i, r in expected.items()}):
-            try:
-                # Seek to the run's first grid window (its first slot, as the memory stores it); the
-                # segments read are numbered from run[0] and relabelled with the stored indices.
-                slot = expected[run[0]].first_frame_index // window * window
-                with iter_segments(path, stream_id=info.name, config=sampling, start_segment=run[0],
-                                   start_slot=slot) as it:
-                    for i, segment in zip(run, itertools.islice(it, len(run)), strict=False):
-                        by_index[i] = dataclasses.replace(segment, index=i)
-            except TempoError as exc:
-                raise RecompressError(f"cannot re-read {path} for stream {info.name!r}: {exc}") from exc
-            for i in run:
-                got = by_index.get(i)
-                want = expected[i]
-                if got is None or abs(got.start - want.start) > 1e-3 or got.num_frames != want.num_frames:
-                    raise RecompressError(
-                        f"{path} no longer matches stream {info.name!r} (segment {i} differs); "
-                        "re-ingest it under a new stream name"
-                    )
-    return [by_index[i] for i in indices]
-
-
-def _segment_from_record(
-    record: SegmentRecord, frames: np.ndarray, source: SourceInfo, settings: StreamSettings
-) -> Segment:
-    return Segment(
-        stream_id=record.stream,
-        index=record.index,
-        start=record.start,
-        end=record.end,
-        timestamps=record.timestamps,
-        frames=frames,
-        source=source,
-        sample_fps=settings.sample_fps,
-        first_frame_index=record.first_frame_index,
-        wallclock_start=record.wallclock_start,
-        gap_before=record.gap_before,
-    )
-
-
-# ---------------------------------------------------------------------------------------------- cache
-_CACHE_HEADER = struct.Struct("<fII")  # relevance score, M, D
-
-
-class QueryCache:
-    """Query-aware compression results in Redis, keyed by (stream, model, question, segment), with a TTL.
-
-    Tokens are kept in float32 so an answer from cached tokens is the answer from fresh ones.
-    """
-
-    def __init__(self, client: redis.Redis, *, prefix: str = "tempo", ttl: float = 3600.0) -> None:
-        self.client = client
-        self.prefix = prefix
-        self.ttl = ttl
-
-    def _key(self, stream: str, model_id: str, question: str, index: int) -> str:
-        digest = hashlib.sha1(f"{model_id}\0{question}".encode()).hexdigest()[:20]
-        return f"{self.prefix}:qc:{{{stream}}}:{digest}:{index}"
-
-    def get_many(
-        self, stream: str, model_id: str, question: str, indices: Sequence[int]
-    ) -> dict[int, tuple[float, np.ndarray]]:
-        """Cached (score, tokens (M, D) float32) for the indices that have them."""
-        if not indices:
-            return {}
-        raw = self.client.mget([self._key(stream, model_id, question, i) for i in indices])
-        out: dict[int, tuple[float, np.ndarray]] = {}
-        for i, data in zip(indices, raw, strict=True):
-            if data:
-                score, m, d = _CACHE_HEADER.unpack_from(data)
-                tokens = np.frombuffer(data, dtype=np.float32, offset=_CACHE_HEADER.size).reshape(m, d)
-                out[int(i)] = (float(score), tokens)
-        return out
-
-    def put_many(
-        self, stream: str, model_id: str, question: str, results: dict[int, tuple[float, np.ndarray]]
-    ) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        for i, (score, tokens) in results.items():
-            tokens = np.ascontiguousarray(tokens, dtype=np.float32)
-            payload = _CACHE_HEADER.pack(score, *tokens.shape) + tokens.tobytes()
-            pipe.set(self._key(stream, model_id, question, i), payload, px=int(self.ttl * 1000))
-        pipe.execute()
 
 
 def compress_candidates(
@@ -441,30 +286,6 @@ def assemble(
         elif present[j]:  # else removed by retention between planning and assembly
             out.append((centres[row], anchor_tokens[j, : counts[row]]))
     return out
-
-
-class AnswerCache:
-    """Greedy answers in Redis, keyed by everything they are a function of, with a TTL."""
-
-    def __init__(self, client: redis.Redis, *, prefix: str = "tempo", ttl: float = 3600.0) -> None:
-        self.client = client
-        self.prefix = prefix
-        self.ttl = ttl
-
-    def key(self, stream: str, parts: Sequence[bytes | str]) -> str:
-        h = hashlib.sha1()
-        for part in parts:
-            data = part.encode() if isinstance(part, str) else part
-            h.update(len(data).to_bytes(8, "little"))
-            h.update(data)
-        return f"{self.prefix}:ac:{{{stream}}}:{h.hexdigest()[:24]}"
-
-    def get(self, key: str) -> str | None:
-        raw = self.client.get(key)
-        return None if raw is None else (raw.decode() if isinstance(raw, bytes) else str(raw))
-
-    def put(self, key: str, text: str) -> None:
-        self.client.set(key, text.encode(), px=int(self.ttl * 1000))
 
 
 @dataclass(frozen=True)

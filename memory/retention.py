@@ -1,6 +1,6 @@
 """Retention: drop a stream's oldest segments past an age and/or size limit, without blocking ingest.
 
-Deletion goes in small atomic batches (`RedisMemoryStore.trim_oldest`, one Lua script per batch of
+Deletion goes in small atomic batches (`trim_oldest`, one Lua script per batch of
 at most `batch` segments), so Redis never stalls the ingester's commits for long, and the ingester
 never waits for retention at all: `RetentionWorker` runs it on its own thread. The FAISS index
 learns the new oldest segment (`first`) on its next `sync` and drops the removed ids.
@@ -24,7 +24,8 @@ import time
 from collections.abc import Callable, Sequence
 
 from tempo.errors import TempoError
-from tempo.memory.errors import UnknownStreamError
+from tempo.memory import codec, scripts
+from tempo.memory.errors import UnknownStreamError, redis_errors
 from tempo.memory.records import RetentionPolicy, SegmentRecord
 from tempo.memory.store import RedisMemoryStore
 
@@ -33,6 +34,53 @@ log = logging.getLogger(__name__)
 # One pass removes or compacts at most this many batches per stream (64 × 32 segments), so a pass
 # holds Redis for many short scripts, never one long one, and ends; the next pass continues.
 MAX_BATCHES_PER_PASS = 64
+
+
+# ---- the atomic steps (memory/scripts.py's TRIM and COMPACT on the store's keys) -------------------
+@redis_errors
+def trim_oldest(store: RedisMemoryStore, name: str, count: int) -> int:
+    """Remove up to `count` oldest segments of `name` in one atomic step; returns how many went."""
+    trim = store.client.register_script(scripts.TRIM)
+    keys_of = store.keys
+    for _ in range(8):  # `first` moved under us (another trimmer): read again and retry
+        info = store.stream_info(name)
+        n = min(count, info.segments)
+        if n <= 0:
+            return 0
+        indices = list(range(info.first, info.first + n))
+        keys = [keys_of.info(name), keys_of.times(name), keys_of.gaps(name)]
+        for i in indices:
+            keys += [keys_of.segment(name, i), keys_of.tokens(name, i)]
+        removed = int(trim(keys=keys, args=[info.first, *indices]))
+        if removed >= 0:
+            return removed
+    return 0
+
+
+@redis_errors
+def compact_position(store: RedisMemoryStore, name: str) -> int:
+    """The first segment index of `name` not yet compacted (the compaction pointer)."""
+    return int(store.client.hget(store.keys.info(name), "compact_next") or 0)
+
+
+@redis_errors
+def compact_oldest(store: RedisMemoryStore, name: str, upto: int, tokens: int) -> int:
+    """Shrink the stored token heads of segments [compact position, upto) to `tokens` tokens, in one
+    atomic step; returns how many segments the compaction pointer advanced."""
+    compact = store.client.register_script(scripts.COMPACT)
+    for _ in range(8):
+        info = store.stream_info(name)
+        start = compact_position(store, name)
+        lo = max(start, info.first)
+        hi = min(upto, info.committed + 1)
+        if hi <= lo:
+            return 0
+        keep = tokens * codec.token_record_bytes(info.settings.token_dim)
+        keys = [store.keys.info(name)] + [store.keys.tokens(name, i) for i in range(lo, hi)]
+        # Step over already-removed segments too (the pointer moves from `start` to `hi`).
+        if int(compact(keys=keys, args=[start, keep, hi - start])) >= 0:
+            return hi - start
+    return 0
 
 
 def enforce_retention(
@@ -80,13 +128,13 @@ def enforce_retention(
                 count += 1
         if count <= 0:
             break
-        removed += store.trim_oldest(name, count)
+        removed += trim_oldest(store, name, count)
         batches += 1
     if policy.compact_after is not None:
         horizon = (time.time() if now is None else now) - policy.compact_after
         while max_batches is None or batches < max_batches:
             info = store.stream_info(name)
-            lo = max(store.compact_position(name), info.first)
+            lo = max(compact_position(store, name), info.first)
             probe = store.get_segments(
                 name, range(lo, min(lo + batch, info.committed + 1)),
                 tokens=False, embedding=False, recompress=False,
@@ -98,7 +146,7 @@ def enforce_retention(
                 old += 1
             if old == 0:
                 break
-            store.compact_oldest(name, lo + old, policy.compact_tokens)
+            compact_oldest(store, name, lo + old, policy.compact_tokens)
             batches += 1
     return removed
 

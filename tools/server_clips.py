@@ -1,7 +1,7 @@
 """Playable MP4 clips of a stream's memory for `GET /v1/streams/{s}/clip?start=&end=`.
 
 A clip shows the frames memory holds for the segments overlapping [start, end): re-read from the
-source file or decoded from the stored proxies (`recall.load_segments`, the same frames the model
+source file or decoded from the stored proxies (`replay.load_segments`, the same frames the model
 recompresses), at the stream's sampling rate (2 fps by default). Each frame is shown from its own
 stream time until the next one's, so the clip's time t is stream time `start + t` and a player seeks
 by stream time exactly. H.264 (yuv420p) in MP4 with the index at the front, written to a small disk
@@ -97,7 +97,7 @@ class ClipCache:
 
 def render_clip(service, cache: ClipCache, stream: str, start: float, end: float | None) -> tuple[Path, float, float]:
     """The MP4 of [start, end) of `stream` (end None: the stream's end). Returns (path, start, end)."""
-    from tempo.memory.recall import load_segments
+    from tempo.memory.replay import load_segments
 
     info = service.stream(stream)
     if info.segments == 0 or info.end is None:

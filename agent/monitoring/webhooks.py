@@ -38,8 +38,7 @@ from typing import Any
 import redis
 from tempo.agent.errors import WebhookSecretError
 from tempo.memory.alerts import AlertStore, delivery_key, parse_alert
-from tempo.memory.errors import MemoryUnavailableError
-from tempo.memory.store import _redis_errors
+from tempo.memory.errors import MemoryUnavailableError, redis_errors
 from tempo.settings import ENV_WEBHOOK_SECRET, environment
 
 log = logging.getLogger(__name__)
@@ -105,7 +104,7 @@ class WebhookDeliverer:
         self.k_log = f"{p}:alerts:webhook:log"  # LIST of recent deliveries (JSON), newest first
         self._group_ready = False
 
-    @_redis_errors
+    @redis_errors
     def _ensure_group(self) -> None:
         if self._group_ready:
             return
@@ -118,7 +117,7 @@ class WebhookDeliverer:
         self._group_ready = True
 
     # ---- one pass ----------------------------------------------------------------------------
-    @_redis_errors
+    @redis_errors
     def run_once(self, block_ms: int | None = None) -> int:
         """Take over events of dead deliverers, retry what is due, then read new events (waiting up to
         `block_ms` for some). Returns the number of POSTs made."""
@@ -210,7 +209,7 @@ class WebhookDeliverer:
                 stop.wait(poll)
 
     # ---- view -------------------------------------------------------------------------------------
-    @_redis_errors
+    @redis_errors
     def deliveries(self, limit: int = 50) -> dict[str, list[dict[str, Any]]]:
         """{"pending": retries waiting, "dead": dead letters, "delivered": recent successes}, newest first."""
         pending = [{"entry": k.decode(), **json.loads(v)} for k, v in self.client.hgetall(self.k_retry).items()]

@@ -16,6 +16,7 @@ from tempo.memory import CommitStatus, MemoryUnavailableError, RedisMemoryStore
 from tempo.memory.embedded import redis_server_binary, spawn_redis_server
 from tempo.memory.errors import StreamBusyError
 from tempo.memory.records import Gap
+from tempo.memory.retention import trim_oldest
 
 
 def _later(record, seconds: float):
@@ -49,9 +50,9 @@ def test_retention_drops_the_gaps_before_the_oldest_kept_segment(store, records)
     store.create_stream("cam", records.FILE_SOURCE, records.SETTINGS)
     store.put_segments([records.make_record("cam", i) for i in range(2)])
     store.put_segments([_later(records.make_record("cam", i), 6.0) for i in (2, 3)])
-    assert store.trim_oldest("cam", 1) == 1
+    assert trim_oldest(store, "cam", 1) == 1
     assert store.gaps("cam") == [Gap(8.0, 14.0)]  # still between kept segments 1 and 2
-    assert store.trim_oldest("cam", 1) == 1
+    assert trim_oldest(store, "cam", 1) == 1
     assert store.gaps("cam") == []  # segment 2 is the oldest now: nothing before it to miss
     store.delete_stream("cam")
     store.create_stream("cam", records.FILE_SOURCE, records.SETTINGS)

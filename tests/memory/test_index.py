@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tempo.memory import RedisMemoryStore, SegmentIndex, UnknownStreamError
+from tempo.memory.retention import trim_oldest
 
 
 def _ingest(store: RedisMemoryStore, records, name: str, n: int, seed: int = 0) -> None:
@@ -175,7 +176,7 @@ def test_segments_removed_by_retention_leave_the_index(store, records, tmp_path:
     _ingest(store, records, "cam", 100)
     index = SegmentIndex.open(store, tmp_path)
     assert index.search(_query(records, "cam", 10), k=1)[0].index == 10
-    store.trim_oldest("cam", 40)
+    trim_oldest(store, "cam", 40)
     index.sync()
     assert len(index) == 60
     hits = index.search(_query(records, "cam", 10), k=100)

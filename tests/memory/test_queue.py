@@ -156,7 +156,7 @@ def test_a_producer_holds_the_writer_lease_and_its_jobs_carry_the_token(redis_ur
     store.release_writer("cam", other)
 
     first = produce(str(video), "cam", queue=queue, store=store, spec=SPEC, max_segments=1, lease_seconds=5.0)
-    assert store.client.get(store._k_lease("cam")) is None  # released when the run ends
+    assert store.client.get(store.keys.writer("cam")) is None  # released when the run ends
     again = produce(str(video), "cam", queue=queue, store=store, spec=SPEC, max_segments=1)
     assert (first.queued, again.queued) == (1, 1)
     jobs = queue.read("w", 10, ["cam"], block=0.1)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from tempo.memory import RetentionPolicy, RetentionWorker, SegmentIndex, enforce_retention
+from tempo.memory.retention import compact_position, trim_oldest
 
 
 def test_size_limit_drops_the_oldest_segments_until_under_it(store, records) -> None:
@@ -75,7 +76,7 @@ def test_compaction_shrinks_old_token_heads_and_keeps_them_usable(store, records
     before = store.bytes_used("cam")
     policy = RetentionPolicy(compact_after=200.0, compact_tokens=1)
     assert enforce_retention(store, "cam", policy=policy, now=now, batch=16) == 0  # nothing removed
-    assert store.compact_position("cam") == 50
+    assert compact_position(store, "cam") == 50
     width = token_record_bytes(records.DIM)
     after = store.bytes_used("cam")
     assert before.tokens - after.tokens == 50 * (records.SETTINGS.stored_tokens - 1) * width
@@ -87,7 +88,7 @@ def test_compaction_shrinks_old_token_heads_and_keeps_them_usable(store, records
     # Running again changes nothing; trimming a compacted segment keeps the byte count exact.
     enforce_retention(store, "cam", policy=policy, now=now)
     assert store.bytes_used("cam") == after
-    store.trim_oldest("cam", 100)
+    trim_oldest(store, "cam", 100)
     assert store.bytes_used("cam").total == 0
 
 

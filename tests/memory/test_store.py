@@ -15,6 +15,7 @@ from tempo.memory import (
     UnknownStreamError,
 )
 from tempo.memory.codec import token_record_bytes
+from tempo.memory.retention import trim_oldest
 
 
 def _fill(store: RedisMemoryStore, records, name: str = "cam", n: int = 10) -> None:
@@ -94,8 +95,8 @@ def test_a_segment_refused_by_redis_leaves_no_trace(store, records, redis_url) -
     finally:
         admin.config_set("maxmemory", 0)
     assert store.stream_info("cam") == before
-    assert admin.exists(store._k_seg("cam", 2), store._k_tok("cam", 2)) == 0
-    assert admin.zscore(store._k_time("cam"), 2) is None
+    assert admin.exists(store.keys.segment("cam", 2), store.keys.tokens("cam", 2)) == 0
+    assert admin.zscore(store.keys.times("cam"), 2) is None
     store.put_segment(records.make_record("cam", 2))  # and the memory carries on
     assert store.next_index("cam") == 3
 
@@ -185,7 +186,7 @@ def test_list_streams_reports_segments_time_and_bytes(store, records) -> None:
 def test_trimming_removes_the_oldest_segments_and_their_bytes(store, records) -> None:
     _fill(store, records, n=10)
     total = store.bytes_used("cam").total
-    assert store.trim_oldest("cam", 4) == 4
+    assert trim_oldest(store, "cam", 4) == 4
     info = store.stream_info("cam")
     assert (info.first, info.committed, info.segments, info.start) == (4, 9, 6, 16.0)
     assert info.bytes.total == pytest.approx(total * 0.6, rel=0.02)
