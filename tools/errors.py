@@ -9,6 +9,10 @@ class HTTPConfigError(TempoError):
     """An HTTP server configuration that would be unsafe or cannot work (token, host)."""
 
 
+class ListenError(TempoError):
+    """The server cannot listen where asked (address in use, not this machine's, host not resolving)."""
+
+
 class QueueFullError(TempoError):
     """Too many questions are waiting for the model (HTTP 429)."""
 

@@ -174,12 +174,17 @@ def http_app(server: MCPServer, *, host: str = "127.0.0.1", token: str | None = 
     return HTTPGuard(mcp_asgi_app(server), token=token)
 
 
-def serve_http(server: MCPServer, *, host: str, port: int, token: str | None) -> None:
-    import uvicorn
+def serve_http(server: MCPServer, *, host: str, port: int, token: str | None) -> int:
+    """Serve MCP over streamable HTTP until SIGTERM or Ctrl-C; returns the exit code (tools/http_run.py)."""
+    from tempo.tools import http_run
 
     app = http_app(server, host=host, token=token)
-    print(f"tempo mcp: streamable HTTP on http://{host}:{port}/mcp", file=sys.stderr, flush=True)
-    uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning")).run()
+    shown = f"[{host}]" if ":" in host else host
+
+    def announce(bound: int) -> None:
+        print(f"tempo mcp: streamable HTTP on http://{shown}:{bound}/mcp", file=sys.stderr, flush=True)
+
+    return http_run.serve(app, host=host, port=port, on_listen=announce, log_level="warning")
 
 
 # ----- command line (`tempo mcp` and `python -m tempo.tools.mcp_server`) -------------------------------
@@ -201,9 +206,8 @@ def run(args: argparse.Namespace) -> int:
     server = build_server(make_toolkit)
     with service.start_retention():
         if args.http:
-            serve_http(server, host=args.host, port=args.port, token=token)
-        else:
-            server.run("stdio")
+            return serve_http(server, host=args.host, port=args.port, token=token)
+        server.run("stdio")
     return 0
 
 

@@ -131,6 +131,30 @@ def test_live_jobs_are_resumed_by_a_restarted_server(serve_memory):
         second.stop()
 
 
+def test_sigterm_stops_the_server_cleanly_with_exit_code_0(serve_memory):
+    # `docker stop` / systemd send SIGTERM: the server shuts down, its retention thread ends through
+    # its `with` block, and the process exits 0 (uvicorn alone re-raises the signal: exit -15).
+    server = ServeProcess(serve_memory)
+    err = server.stop()
+    assert server.proc.returncode == 0, err
+    assert "Traceback" not in err
+
+
+def test_an_address_in_use_is_one_sentence(serve_memory):
+    import socket
+    import subprocess
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        done = subprocess.run(serve_memory.cli("serve", "--port", str(port)), env=serve_memory.env(),
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.splitlines() if "WARNING" not in line]
+    assert lines == [f"tempo: error: cannot listen on 127.0.0.1:{port}: Address already in use"], done.stderr
+
+
 def test_delete_a_stream(serve_server, serve_memory):
     from tempo.streaming.synthetic import write_test_video
 

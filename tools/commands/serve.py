@@ -88,8 +88,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     import sys
 
-    import uvicorn
     from tempo.service import TempoService
+    from tempo.tools import http_run
     from tempo.tools.http_security import require_token_off_loopback, resolve_token
     from tempo.tools.server import ServeSettings, create_app
     from tempo.tools.server_sources import SourceNotAllowedError
@@ -113,28 +113,13 @@ def _run(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
     )
     app = create_app(service, settings)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", server_header=False)
-    server = uvicorn.Server(config)
 
-    async def announce() -> None:
-        import asyncio
-
-        while not server.started:
-            await asyncio.sleep(0.05)
-        port = server.servers[0].sockets[0].getsockname()[1] if server.servers else args.port
+    def announce(port: int) -> None:
         host = f"[{args.host}]" if ":" in args.host else args.host
         print(f"tempo serve: http://{host}:{port}/ (API /v1, docs /docs, MCP /mcp)", file=sys.stderr, flush=True)
 
-    import asyncio
-
-    async def main() -> None:
-        watcher = asyncio.ensure_future(announce())
-        try:
-            await server.serve()
-        finally:
-            watcher.cancel()
-
-    # Memory retention runs for the server's whole life, as in `tempo mcp`.
+    # Memory retention runs for the server's whole life, as in `tempo mcp`, and stops with it:
+    # `http_run.serve` returns after SIGTERM or Ctrl-C instead of letting the signal kill the process.
     with service.start_retention():
-        asyncio.run(main())
-    return 0
+        return http_run.serve(app, host=args.host, port=args.port, on_listen=announce,
+                              log_level="warning", server_header=False)

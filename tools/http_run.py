@@ -1,0 +1,103 @@
+"""Running an ASGI app under uvicorn for `tempo serve` and `tempo mcp --http`.
+
+Two things uvicorn does its own way are made the CLI's way here:
+  * the listening socket is bound before uvicorn starts, so an address in use or a host that does
+    not resolve is one sentence (`ListenError`) instead of uvicorn's log line and exit code 3;
+  * SIGTERM (`docker stop`, systemd, Kubernetes) and SIGINT stop the server gracefully and then
+    *return*: uvicorn re-raises the signal after its shutdown, which kills the process before the
+    caller's `with` blocks (retention, webhook delivery) close. `serve` returns 0 after SIGTERM, a
+    stop that was asked for, and 130 after Ctrl-C, as the other commands do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import threading
+from collections.abc import Callable, Generator
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from tempo.tools.errors import ListenError
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, but a stop signal ends `serve()` instead of being raised again afterwards."""
+
+    stopped_by: int | None = None
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def stop(sig: int, frame: FrameType | None) -> None:
+            if self.stopped_by is None:
+                self.stopped_by = sig
+            self.handle_exit(sig, frame)  # a second Ctrl-C forces the exit, as in uvicorn
+
+        original = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (port 0: any free port); ListenError says why not."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise ListenError(f"cannot listen on {host!r}: the host name does not resolve ({exc.strerror})") from exc
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        shown = f"[{host}]" if ":" in host else host
+        raise ListenError(f"cannot listen on {shown}:{port}: {exc.strerror or exc}") from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    app: Any, *, host: str, port: int, on_listen: Callable[[int], None] | None = None, **config: Any
+) -> int:
+    """Serve `app` until SIGTERM or Ctrl-C; returns the exit code (0 after SIGTERM, 130 after Ctrl-C).
+
+    `on_listen(port)` is called once the server accepts connections (the port actually bound).
+    `config` goes to `uvicorn.Config` (log_level, server_header, ...).
+    """
+    sock = bind(host, port)
+    bound = sock.getsockname()[1]
+    server = _Server(uvicorn.Config(app, host=host, port=bound, **config))
+
+    async def main() -> None:
+        async def announce() -> None:
+            while not server.started:
+                await asyncio.sleep(0.05)
+            if on_listen is not None:
+                on_listen(bound)
+
+        watcher = asyncio.ensure_future(announce())
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            watcher.cancel()
+
+    try:
+        asyncio.run(main())
+    finally:
+        sock.close()
+    return 130 if server.stopped_by == signal.SIGINT else 0
