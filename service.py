@@ -199,6 +199,7 @@ class TempoService:
                 batch_size=batch_size,
                 proxy=proxy,
                 monitor=self.rule_monitor(stream) if monitor else None,
+                model_lock=self.model_lock,  # a server's questions and ingest jobs take turns per batch
             )
         finally:
             if delivery is not None:

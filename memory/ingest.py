@@ -22,6 +22,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -340,6 +341,7 @@ def ingest(
     on_commit: Callable[[list[SegmentRecord]], None] | None = None,
     monitor: SegmentMonitor | None = None,
     lease_seconds: float | None = None,
+    model_lock: AbstractContextManager[Any] | None = None,
 ) -> IngestReport:
     """Ingest `source` into `stream`, resuming after the stream's last committed segment.
 
@@ -351,6 +353,8 @@ def ingest(
     `monitor` scores its rules in each batch's generic pass and commits their state with the segments.
     `lease_seconds` (default $TEMPO_WRITER_LEASE, else 30 s): the writer lease's lifetime; a second
     ingest of the stream meanwhile fails with StreamBusyError.
+    `model_lock` is held around each batch's model work (generic pass, rules, embedder) and released
+    between batches, so a server's questions, which take the same lock, interleave with its ingests.
     """
     sampling = sampling or SamplingConfig()
     bs = max(1, int(batch_size or model.config.compress_batch_size))
@@ -400,7 +404,7 @@ def ingest(
             source, stream, probe, info, lease, live_offset, start_index, model=model, embedder=embedder,
             store=store, settings=settings, sampling=sampling, proxy=proxy, bs=bs, queue_depth=queue_depth,
             max_segments=max_segments, progress=progress, commit=commit, on_commit=on_commit, monitor=monitor,
-            t_start=t_start,
+            t_start=t_start, model_lock=model_lock or contextlib.nullcontext(),
         )
     finally:
         # Whatever ended the run (an error, Ctrl-C at any point): a stream that never received a
@@ -469,6 +473,7 @@ def _run(
     on_commit: Callable[[list[SegmentRecord]], None] | None,
     monitor: SegmentMonitor | None,
     t_start: float,
+    model_lock: AbstractContextManager[Any],
 ) -> IngestReport:
     source_info: SourceInfo = probe.info
     if start_index and not source_info.live:
@@ -521,15 +526,16 @@ def _run(
                 batch = [_continue_live_timeline(s, *live_offset) for s in batch]
             rules = monitor.queries() if monitor is not None else []
             then = None
-            if rules:
-                # (n, M, D) generic memory and (n, R) rule relevance from one forward (shared vision pass)
-                _, memory, rule_scores = model.compress_with_rules(batch, GENERIC_QUERY, rules, batch_size=bs)
-            else:
-                _, memory = model.compress(batch, GENERIC_QUERY, batch_size=bs)  # (n, M, D)
-                rule_scores = np.zeros((len(batch), 0), dtype=np.float32)
+            with model_lock:
+                if rules:
+                    # (n, M, D) generic memory and (n, R) rule relevance from one forward (shared vision pass)
+                    _, memory, rule_scores = model.compress_with_rules(batch, GENERIC_QUERY, rules, batch_size=bs)
+                else:
+                    _, memory = model.compress(batch, GENERIC_QUERY, batch_size=bs)  # (n, M, D)
+                    rule_scores = np.zeros((len(batch), 0), dtype=np.float32)
+                embeddings = embedder.embed_segments([s.frames for s in batch])  # (n, E)
             if monitor is not None:
                 then = monitor.observe(batch, rule_scores)
-            embeddings = embedder.embed_segments([s.frames for s in batch])  # (n, E)
             if commit:
                 writer.submit(batch, memory[:, : settings.stored_tokens].numpy(), embeddings, then)
             if monitor is not None:

@@ -82,3 +82,26 @@ def test_ingest_enforces_the_retention_policy_it_sets(live_memory, tmp_path) -> 
     assert (info.segments, info.bytes.total) == (0, 0)  # one byte holds no segment: all went
     assert SegmentIndex.open(service.store, tmp_path / "home2").timeline("retained").indices.tolist() == []
     service.store.delete_stream("retained")
+
+
+def test_ingest_waits_for_the_model_lock_a_question_holds(live_memory, tmp_path) -> None:
+    # A server runs ingest jobs and questions on one model: an ingest must not run the model while a
+    # question holds the lock (it takes the lock per batch, so questions get turns between batches).
+    from tempo.streaming.synthetic import write_test_video
+
+    video = tmp_path / "locked.mp4"
+    write_test_video(video, duration=12.0, fps=10, size=(96, 64))
+    service = TempoService(model=str(live_memory.model_dir), redis_url=live_memory.url, home=tmp_path / "home")
+    service.model, service.embedder  # loaded before the lock is taken (loading is not a model call)
+    reports: list = []
+    ingest = threading.Thread(
+        target=lambda: reports.append(service.ingest(str(video), "locked", batch_size=1, progress=False))
+    )
+    with service.model_lock:
+        ingest.start()
+        time.sleep(3.0)  # ample time to decode and compress 3 segments on any machine were it not waiting
+        assert ingest.is_alive()
+        assert "locked" not in service.store.stream_names() or service.stream("locked").committed == -1
+    ingest.join(timeout=120)
+    assert reports[0].committed == 3 and service.stream("locked").committed == 2
+    service.store.delete_stream("locked")
