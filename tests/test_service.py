@@ -92,7 +92,8 @@ def test_ingest_waits_for_the_model_lock_a_question_holds(live_memory, tmp_path)
     video = tmp_path / "locked.mp4"
     write_test_video(video, duration=12.0, fps=10, size=(96, 64))
     service = TempoService(model=str(live_memory.model_dir), redis_url=live_memory.url, home=tmp_path / "home")
-    service.model, service.embedder  # loaded before the lock is taken (loading is not a model call)
+    # Loaded before the lock is taken (loading is not a model call).
+    assert service.model is not None and service.embedder is not None
     reports: list = []
     ingest = threading.Thread(
         target=lambda: reports.append(service.ingest(str(video), "locked", batch_size=1, progress=False))
