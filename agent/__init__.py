@@ -2,6 +2,7 @@
 
 - `checkpoint`: `RedisCheckpointSaver`, LangGraph checkpoints on plain Redis commands.
 - `threads`: `ThreadStore`, conversation transcripts (`tempo threads show`).
+- `keyspace`: `RedisKeyspace`, the client, key prefix and sliding expiry both of them share.
 - `timescope`: a question's time scope and stream scope; `rewrite`: the fallback rewrite and the
   rewrite validator (the deterministic parts of the rewrite node); `timeexpr`: the time vocabulary
   they share with `citations`.

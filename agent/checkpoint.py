@@ -29,6 +29,7 @@ thread expires `ttl` seconds after the thread's last write (a sliding expiry, re
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import random
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -50,6 +51,7 @@ from langgraph.checkpoint.base import (
     get_checkpoint_metadata,
     writes_sort_key,
 )
+from tempo.agent.keyspace import RedisKeyspace
 
 DEFAULT_PREFIX = "tempo:lg"
 
@@ -80,7 +82,7 @@ def _enc(part: str) -> str:
     return quote(part, safe="")
 
 
-class RedisCheckpointSaver(BaseCheckpointSaver[str]):
+class RedisCheckpointSaver(RedisKeyspace, BaseCheckpointSaver[str]):
     """LangGraph `BaseCheckpointSaver` on plain Redis commands.
 
     Args:
@@ -103,25 +105,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         super().__init__(serde=serde)
         if client.get_connection_kwargs().get("decode_responses"):
             raise ValueError("RedisCheckpointSaver needs a Redis client with decode_responses=False")
-        if ttl is not None and ttl <= 0:
-            raise ValueError("ttl must be a positive number of seconds or None")
-        self.client = client
-        self.prefix = prefix
-        self.ttl_ms = None if ttl is None else max(1, round(ttl * 1000))
-
-    @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        prefix: str = DEFAULT_PREFIX,
-        ttl: float | None = None,
-        serde: SerializerProtocol | None = None,
-    ) -> RedisCheckpointSaver:
-        return cls(redis.Redis.from_url(url), prefix=prefix, ttl=ttl, serde=serde)
-
-    def close(self) -> None:
-        self.client.close()
+        self._bind_keyspace(client, prefix, ttl)
 
     # ----- keys -------------------------------------------------------------------------------------
 
@@ -151,12 +135,8 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         return sorted(m.decode() for m in self.client.smembers(self._namespaces_key(thread_id)))
 
     def _refresh_ttl(self, pipe: redis.client.Pipeline, thread_id: str, namespaces: Sequence[str]) -> None:
-        if self.ttl_ms is None:
-            return
-        pipe.pexpire(self._namespaces_key(thread_id), self.ttl_ms)
-        for ns in namespaces:
-            for key in self._ns_keys(thread_id, ns).values():
-                pipe.pexpire(key, self.ttl_ms)
+        keys = [self._ns_keys(thread_id, ns).values() for ns in namespaces]
+        self._expire(pipe, [self._namespaces_key(thread_id), *itertools.chain.from_iterable(keys)])
 
     def _decode_blob(self, blob: bytes | None) -> tuple[bool, Any]:
         if blob is None:

@@ -36,6 +36,7 @@ from tempo.agent.errors import (
     ThreadNotFoundError,
     ThreadStreamMismatchError,
 )
+from tempo.agent.keyspace import RedisKeyspace
 from tempo.inputs import THREAD_ID_PATTERN
 
 DEFAULT_PREFIX = "tempo:threads"
@@ -95,7 +96,7 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-class ThreadStore:
+class ThreadStore(RedisKeyspace):
     """Conversation threads in Redis.
 
     Args:
@@ -114,26 +115,8 @@ class ThreadStore:
         ttl: float | None = None,
         checkpointer: BaseCheckpointSaver | None = None,
     ) -> None:
-        if ttl is not None and ttl <= 0:
-            raise ValueError("ttl must be a positive number of seconds or None")
-        self.client = client
-        self.prefix = prefix
-        self.ttl_ms = None if ttl is None else max(1, round(ttl * 1000))
+        self._bind_keyspace(client, prefix, ttl)
         self.checkpointer = checkpointer
-
-    @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        prefix: str = DEFAULT_PREFIX,
-        ttl: float | None = None,
-        checkpointer: BaseCheckpointSaver | None = None,
-    ) -> ThreadStore:
-        return cls(redis.Redis.from_url(url), prefix=prefix, ttl=ttl, checkpointer=checkpointer)
-
-    def close(self) -> None:
-        self.client.close()
 
     # ----- keys -------------------------------------------------------------------------------------
 
@@ -174,7 +157,7 @@ class ThreadStore:
             pipe.multi()
             pipe.hset(key, mapping={k: str(v) for k, v in record.to_dict().items()})
             pipe.zadd(self._index_key(), {thread_id: now})
-            self._expire(pipe, thread_id)
+            self._expire(pipe, [self._thread_key(thread_id), self._turns_key(thread_id)])
 
         self.client.transaction(create_once, key)
         return record
@@ -260,7 +243,7 @@ class ThreadStore:
             pipe.hincrby(key, "turns", 1)
             pipe.hset(key, "updated", str(now))
             pipe.zadd(self._index_key(), {thread_id: now})
-            self._expire(pipe, thread_id)
+            self._expire(pipe, [self._thread_key(thread_id), self._turns_key(thread_id)])
 
         self.client.transaction(append_once, key)
         return turn
@@ -309,8 +292,3 @@ class ThreadStore:
             self.checkpointer.delete_thread(thread_id)
         return bool(removed)
 
-    def _expire(self, pipe: redis.client.Pipeline, thread_id: str) -> None:
-        if self.ttl_ms is None:
-            return
-        pipe.pexpire(self._thread_key(thread_id), self.ttl_ms)
-        pipe.pexpire(self._turns_key(thread_id), self.ttl_ms)
