@@ -26,7 +26,6 @@ pass all of them (`turn_input` does).
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import math
@@ -390,34 +389,3 @@ def final_state(
         elif mode == "values":
             final = payload
     return final  # type: ignore[return-value]
-
-
-async def arun_turn(
-    graph: Any,
-    *,
-    thread_id: str,
-    stream: str,
-    question: str,
-    time_range: tuple[float, float] | None = None,
-    top_k: int | None = None,
-    on_text: Callable[[str], None] | None = None,
-    threads: ThreadStore | None = None,
-    durability: str = "exit",
-) -> dict[str, Any]:
-    """`run_turn` for async callers (the MCP server); the backend's sync calls run in worker threads."""
-    config = {"configurable": {"thread_id": thread_id}}
-    final: dict[str, Any] = {}
-    async for mode, payload in graph.astream(
-        turn_input(stream, question, time_range=time_range, top_k=top_k),
-        config,
-        stream_mode=["custom", "values"],
-        durability=durability,
-    ):
-        if mode == "custom" and on_text is not None and "answer_text" in payload:
-            on_text(payload["answer_text"])
-        elif mode == "values":
-            final = payload
-    result = _result(final)
-    if threads is not None:
-        await asyncio.to_thread(_record, threads, thread_id, result)
-    return result
