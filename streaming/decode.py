@@ -23,6 +23,8 @@ import av.container
 import numpy as np
 from av.video.reformatter import VideoReformatter
 from tempo.streaming.sampling import SamplingConfig, resize_frame
+from tempo.streaming.segment import SourceInfo
+from tempo.streaming.sources import ResolvedSource
 
 log = logging.getLogger("tempo.streaming")
 
@@ -300,3 +302,25 @@ class FrameConverter:
     def __call__(self, frame: av.VideoFrame) -> np.ndarray:
         rgb = self._reformatter.reformat(frame, format="rgb24").to_ndarray()  # (H, W, 3) at the source size
         return resize_frame(rgb, self.size)
+
+
+@dataclass
+class OpenedSource:
+    """A source opened for segmenting: what the file, live and release readers each start from.
+
+    `container` and `stream` are the first connection's (the live reader opens new ones when it
+    reconnects); `stats` is the ingest's one set of counters, shared with the `SegmentStream`.
+    """
+
+    resolved: ResolvedSource
+    container: av.container.InputContainer
+    stream: av.VideoStream
+    info: SourceInfo
+    config: SamplingConfig
+    stream_id: str
+    stats: IngestStats
+
+    @property
+    def name(self) -> str:
+        """The source as the user gave it (path, URL, "-"), for messages."""
+        return self.resolved.original

@@ -23,6 +23,7 @@ import numpy as np
 from tempo.streaming.decode import (
     FrameConverter,
     IngestStats,
+    OpenedSource,
     configure_decoder,
     decoded_frames,
     max_keyframe_spacing,
@@ -201,21 +202,20 @@ def iter_segments(
             info = _describe(resolved, container, stream, live=True, start_time=0.0)
             from tempo.streaming.live import start_live  # live.py imports SegmentStream from here
 
-            return start_live(resolved, container, stream, info, config, stream_id, stats)
+            return start_live(OpenedSource(resolved, container, stream, info, config, stream_id, stats))
         origin = None if resolved.kind == "stdin" else _first_frame_time(resolved, config)
         if origin is None and resolved.kind != "stdin":
             raise NoDecodableFramesError(source, 0)
         info = _describe(resolved, container, stream, live=False, start_time=origin or 0.0)
+        opened = OpenedSource(resolved, container, stream, info, config, stream_id, stats)
         if config.sampling == "release":
             assert origin is not None
-            segments, _real_fps = release_segments(container, stream, info, config, stream_id, stats,
-                                                   source=resolved.original, origin=origin)
+            segments, _real_fps = release_segments(opened, origin=origin)
             return SegmentStream(segments, info, stats)
     except BaseException:
         container.close()
         raise
-    segments = _file_segments(resolved, container, stream, info, config, stream_id, stats,
-                              origin=origin, first_slot=start_slot or 0,
+    segments = _file_segments(opened, origin=origin, first_slot=start_slot or 0,
                               first_index=start_segment if start_slot is not None else 0, progress=progress)
     if (start_segment and start_slot is None) or start_time is not None:
         segments = _skip_before(segments, start_segment, start_time)
@@ -235,19 +235,11 @@ def _skip_before(segments: Iterator[Segment], index: int, time_s: float | None) 
 
 
 def _file_segments(
-    resolved: ResolvedSource,
-    container: av.container.InputContainer,
-    stream: av.VideoStream,
-    info: SourceInfo,
-    config: SamplingConfig,
-    stream_id: str,
-    stats: IngestStats,
-    *,
-    origin: float | None,
-    first_slot: int,
-    first_index: int,
-    progress: bool,
+    opened: OpenedSource, *, origin: float | None, first_slot: int, first_index: int, progress: bool
 ) -> Iterator[Segment]:
+    resolved, container, stream, info, config, stats = (
+        opened.resolved, opened.container, opened.stream, opened.info, opened.config, opened.stats
+    )
     tolerance = config.effective_tolerance
     try:
         configure_decoder(stream, config, stats,
@@ -257,7 +249,7 @@ def _file_segments(
                                   target=origin + first_slot / config.fps - tolerance)
         else:
             frames = decoded_frames(container, stream, config, stats, source=resolved.original)
-        assembler = WindowAssembler(stream_id, config.window, config.fps, info, first_index=first_index)
+        assembler = WindowAssembler(opened.stream_id, config.window, config.fps, info, first_index=first_index)
         sampler: SlotSampler[av.VideoFrame] | None = None
         to_rgb: FrameConverter | None = None
         bar = tqdm(total=info.duration, unit="s", disable=not progress, file=sys.stderr, leave=False,

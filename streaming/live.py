@@ -18,7 +18,7 @@ import av
 import av.container
 from tempo.streaming.decode import (
     FrameConverter,
-    IngestStats,
+    OpenedSource,
     ReadInterrupted,
     configure_decoder,
     decoded_frames,
@@ -26,9 +26,9 @@ from tempo.streaming.decode import (
 )
 from tempo.streaming.errors import StreamingError
 from tempo.streaming.ingest import SegmentStream
-from tempo.streaming.sampling import SamplingConfig, SlotSampler, target_size
-from tempo.streaming.segment import Segment, SourceInfo
-from tempo.streaming.sources import ResolvedSource, open_source
+from tempo.streaming.sampling import SlotSampler, target_size
+from tempo.streaming.segment import Segment
+from tempo.streaming.sources import open_source
 from tempo.streaming.windows import WindowAssembler
 
 log = logging.getLogger("tempo.streaming")
@@ -82,20 +82,13 @@ class DropOldestQueue:
             return len(self._items)
 
 
-def start_live(
-    resolved: ResolvedSource,
-    container: av.container.InputContainer,
-    stream: av.VideoStream,
-    info: SourceInfo,
-    config: SamplingConfig,
-    stream_id: str,
-    stats: IngestStats,
-) -> SegmentStream:
+def start_live(opened: OpenedSource) -> SegmentStream:
+    resolved, info, config, stats = opened.resolved, opened.info, opened.config, opened.stats
     queue = DropOldestQueue(config.live_queue)
     stop = threading.Event()
-    reader = _LiveReader(resolved, info, config, stream_id, stats, queue, stop)
-    thread = threading.Thread(target=reader.run, args=(container, stream), name=f"tempo-live-{stream_id}",
-                              daemon=True)
+    reader = _LiveReader(opened, queue, stop)
+    thread = threading.Thread(target=reader.run, args=(opened.container, opened.stream),
+                              name=f"tempo-live-{opened.stream_id}", daemon=True)
     thread.start()
 
     def segments() -> Iterator[Segment]:
@@ -130,11 +123,11 @@ def start_live(
 class _LiveReader:
     """The reader thread of a live source: decode, map to wall-clock time, sample, segment, reconnect."""
 
-    def __init__(self, resolved: ResolvedSource, info: SourceInfo, config: SamplingConfig, stream_id: str,
-                 stats: IngestStats, queue: DropOldestQueue, stop: threading.Event) -> None:
-        self.resolved, self.info, self.config, self.stats = resolved, info, config, stats
+    def __init__(self, opened: OpenedSource, queue: DropOldestQueue, stop: threading.Event) -> None:
+        config = opened.config
+        self.resolved, self.info, self.config, self.stats = opened.resolved, opened.info, config, opened.stats
         self.queue, self.stop = queue, stop
-        self.assembler = WindowAssembler(stream_id, config.window, config.fps, info)
+        self.assembler = WindowAssembler(opened.stream_id, config.window, config.fps, opened.info)
         self.sampler: SlotSampler[av.VideoFrame] = SlotSampler(config.fps, config.effective_tolerance)
         self.to_rgb: FrameConverter | None = None
         self.wall_origin: float | None = None  # Unix seconds of time 0.0

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 import av
 import av.container
-from tempo.streaming.decode import FrameConverter, IngestStats, decoded_frames
-from tempo.streaming.sampling import SamplingConfig, release_sample_indices, target_size
-from tempo.streaming.segment import Segment, SourceInfo
+from tempo.streaming.decode import FrameConverter, OpenedSource, decoded_frames
+from tempo.streaming.sampling import release_sample_indices, target_size
+from tempo.streaming.segment import Segment
 from tempo.streaming.windows import WindowAssembler
 
 log = logging.getLogger("tempo.streaming")
@@ -66,23 +66,16 @@ def count_frames(container: av.container.InputContainer, stream: av.VideoStream)
     return FrameCount(total, max(0.0, duration))
 
 
-def release_segments(
-    container: av.container.InputContainer,
-    stream: av.VideoStream,
-    info: SourceInfo,
-    config: SamplingConfig,
-    stream_id: str,
-    stats: IngestStats,
-    *,
-    source: str,
-    origin: float,
-) -> tuple[Iterator[Segment], float]:
+def release_segments(opened: OpenedSource, *, origin: float) -> tuple[Iterator[Segment], float]:
     """(segments, real_fps) of a file sampled as the release samples it; `origin` is the first frame's time.
 
     Segments carry real presentation times (seconds after the first frame) in `timestamps`, `start`
     and `end`; `sample_fps` is real_fps and `first_frame_index` the sample index of their first frame,
     which is what the SVLM's frame times and the LLM's time tags are computed from (as the release).
     """
+    container, stream, config, stats, source = (
+        opened.container, opened.stream, opened.config, opened.stats, opened.name
+    )
     count = count_frames(container, stream)
     indices, real_fps = release_sample_indices(
         count.total, count.duration, fps=config.fps, min_frames=config.min_frames, max_frames=config.max_frames
@@ -92,7 +85,7 @@ def release_segments(
 
     def segments() -> Iterator[Segment]:
         try:
-            assembler = WindowAssembler(stream_id, config.window, real_fps, info)
+            assembler = WindowAssembler(opened.stream_id, config.window, real_fps, opened.info)
             assembler.extra = {"sampling": "release", "real_fps": real_fps}
             to_rgb: FrameConverter | None = None
             sample = 0  # next sample to fill; indices are sorted and may repeat
