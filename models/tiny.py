@@ -44,8 +44,10 @@ SIGLIP_DIR_NAME = "siglip"
 # Dimensions: big enough to exercise every code path (GQA, deepstack, multi-layer), small enough that a
 # 2-minute video is answered in seconds on two CPU cores.
 TINY_NUM_MEMORY_TOKENS = 32  # M (the release uses 128)
-TINY_SVLM_TEXT = {
-    "hidden_size": 64,  # D = mm_hidden_size
+# The shape both tiny decoders (the SVLM's language model and the global LLM) have; the method does
+# not need D = H (the projector maps D -> H), it is simply the smallest shape that covers GQA.
+_TINY_DECODER = {
+    "hidden_size": 64,
     "intermediate_size": 128,
     "num_hidden_layers": 2,
     "num_attention_heads": 4,
@@ -53,6 +55,9 @@ TINY_SVLM_TEXT = {
     "head_dim": 16,
     "max_position_embeddings": 32768,
     "rms_norm_eps": 1e-6,
+}
+TINY_SVLM_TEXT = {
+    **_TINY_DECODER,  # hidden_size is D = mm_hidden_size
     "rope_parameters": {
         "rope_type": "default",
         "rope_theta": 5000000.0,
@@ -74,15 +79,8 @@ TINY_SVLM_VISION = {
     "deepstack_visual_indexes": [0],
 }
 TINY_LLM = {
-    "hidden_size": 64,  # H
-    "intermediate_size": 128,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "head_dim": 16,
-    "max_position_embeddings": 32768,
+    **_TINY_DECODER,  # hidden_size is H
     "rope_theta": 1000000.0,
-    "rms_norm_eps": 1e-6,
     "tie_word_embeddings": False,
 }
 # Per clip (T·H·W) pixel bounds of the processor: 8 frames come out at about 64 × 64.
@@ -117,18 +115,19 @@ VOCAB_SIZE_BEFORE_SPECIALS = 512
 # `<|vision_start|><|image_pad|><|vision_end|>` or the video equivalent where an image or a video item
 # is, `add_vision_id` numbering, the assistant generation prompt), without its tool-calling preamble.
 # Rendered by transformers' chat-template renderer (trim_blocks, lstrip_blocks), as the release renders it.
-CHAT_TEMPLATE = """{%- if messages[0].role == 'system' %}
-    {{- '<|im_start|>system\\n' }}
-    {%- if messages[0].content is string %}
-        {{- messages[0].content }}
+CHAT_TEMPLATE = """{%- macro render_text(content) %}
+    {%- if content is string %}
+        {{- content }}
     {%- else %}
-        {%- for content in messages[0].content %}
-            {%- if 'text' in content %}
-                {{- content.text }}
+        {%- for item in content %}
+            {%- if 'text' in item %}
+                {{- item.text }}
             {%- endif %}
         {%- endfor %}
     {%- endif %}
-    {{- '<|im_end|>\\n' }}
+{%- endmacro %}
+{%- if messages[0].role == 'system' %}
+    {{- '<|im_start|>system\\n' + render_text(messages[0].content) + '<|im_end|>\\n' }}
 {%- endif %}
 {%- set image_count = namespace(value=0) %}
 {%- set video_count = namespace(value=0) %}
@@ -154,17 +153,7 @@ CHAT_TEMPLATE = """{%- if messages[0].role == 'system' %}
         {%- endif %}
         {{- '<|im_end|>\\n' }}
     {%- elif message.role == "assistant" %}
-        {{- '<|im_start|>' + message.role + '\\n' }}
-        {%- if message.content is string %}
-            {{- message.content }}
-        {%- else %}
-            {%- for content_item in message.content %}
-                {%- if 'text' in content_item %}
-                    {{- content_item.text }}
-                {%- endif %}
-            {%- endfor %}
-        {%- endif %}
-        {{- '<|im_end|>\\n' }}
+        {{- '<|im_start|>' + message.role + '\\n' + render_text(message.content) + '<|im_end|>\\n' }}
     {%- endif %}
 {%- endfor %}
 {%- if add_generation_prompt %}
