@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,14 +27,10 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from tempo.tools.errors import ServerStartError
+from tempo.tools.launch import ServerProcess
 
 QUERIES = ["a square", "a moving shape", "something bright", "the left side", "a colour change", "motion"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def build_memory(root: Path, duration: float) -> tuple[subprocess.Popen, dict[str, str]]:
@@ -53,29 +48,13 @@ def build_memory(root: Path, duration: float) -> tuple[subprocess.Popen, dict[st
     return proc, env
 
 
-def start_server(env: dict[str, str], max_new_tokens: int) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tempo.tools.cli", "serve", "--port", str(port), "--max-new-tokens",
-         str(max_new_tokens), "--max-queue", "64"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            health = httpx.get(f"{base}/health", timeout=1)
-            if health.status_code == 200 and health.json()["ready"]:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit(f"tempo serve did not start: {proc.stderr.read() if proc.stderr else ''}")
-        time.sleep(0.2)
+def start_server(env: dict[str, str], max_new_tokens: int) -> ServerProcess:
+    try:
+        return ServerProcess(
+            ["serve", "--max-new-tokens", str(max_new_tokens), "--max-queue", "64"], env=env, timeout=180
+        )
+    except ServerStartError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 async def load(base: str, clients: int, requests: int, make_request) -> tuple[float, np.ndarray]:
@@ -152,12 +131,11 @@ def main() -> int:
         parser.error("--clients 1..256, --requests 1..100000, --duration 16..36000")
     with tempfile.TemporaryDirectory(prefix="tempo-bench-serve-") as tmp:
         redis_proc, env = build_memory(Path(tmp), args.duration)
-        server, base = start_server(env, args.max_new_tokens)
+        server = start_server(env, args.max_new_tokens)
         try:
-            results = asyncio.run(run(base, args))
+            results = asyncio.run(run(server.base, args))
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            server.stop()
             redis_proc.terminate()
             redis_proc.wait(timeout=10)
     print(f"tempo serve on loopback: {args.clients} clients, {args.requests} requests per phase, "

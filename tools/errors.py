@@ -43,3 +43,7 @@ class SourceNotAllowedError(TempoError):
 
 class AlertsUsageError(TempoError):
     """A bad argument to `tempo alerts`."""
+
+
+class ServerStartError(TempoError):
+    """A `tempo` server subprocess that exited or did not become ready (tempo.tools.launch)."""

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 import redis
+from tempo.tools.launch import ServerProcess
 
 live_memory_module = sys.modules["agent_live_memory"]  # loaded by tests/conftest.py
 
@@ -76,53 +77,11 @@ def tempo_main(live_memory, monkeypatch, capsys):
 SERVE_TOKEN = "serve-test-token-0123456789"
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServeProcess:
-    """A `tempo serve` subprocess on 127.0.0.1 and an ephemeral port."""
+class ServeProcess(ServerProcess):
+    """`tempo serve` on the test memory, on 127.0.0.1 and an ephemeral port, with short answers."""
 
     def __init__(self, memory, *args: str, env: dict[str, str] | None = None) -> None:
-        import subprocess
-        import time
-
-        import httpx2
-
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            memory.cli("serve", "--port", str(self.port), "--max-new-tokens", "12", *args),
-            env={**memory.env(), **(env or {})},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                health = httpx2.get(f"{self.base}/health", timeout=1)
-                if health.status_code == 200 and health.json()["ready"]:
-                    break
-            except httpx2.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.proc.kill()
-                raise RuntimeError(f"tempo serve did not start: {self.proc.stderr.read()}")
-            time.sleep(0.2)
-
-    def stop(self) -> str:
-        self.proc.terminate()
-        try:
-            _, err = self.proc.communicate(timeout=30)
-        except Exception:
-            self.proc.kill()
-            _, err = self.proc.communicate()
-        return err
+        super().__init__(["serve", "--max-new-tokens", "12", *args], env={**memory.env(), **(env or {})})
 
 
 @pytest.fixture(scope="module")

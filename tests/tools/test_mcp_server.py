@@ -4,10 +4,7 @@ subprocess) and streamable HTTP (a `tempo mcp --http` subprocess on 127.0.0.1, w
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import anyio
@@ -15,43 +12,20 @@ import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
+from tempo.tools.launch import ServerProcess
 
 FIRST_QUESTION = "Where is the square at the beginning?"  # the cli_thread fixture's questions
 FOLLOW_UP = "and after that?"
 TOKEN = "test-token-0123456789"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def http_server(live_memory) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [*live_memory.cli("mcp", "--http", "--port", str(port), "--max-new-tokens", "12")],
-        env={**live_memory.env(), "TEMPO_MCP_TOKEN": TOKEN},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    server = ServerProcess(
+        ["mcp", "--http", "--max-new-tokens", "12"], env={**live_memory.env(), "TEMPO_MCP_TOKEN": TOKEN}
     )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx2.get(f"{base}/health", timeout=1).status_code == 200:
-                break
-        except httpx2.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"tempo mcp --http did not start: {proc.stderr.read()}")
-        time.sleep(0.2)
-    yield base
-    proc.terminate()
-    proc.wait(timeout=20)
+    yield server.base
+    server.stop(timeout=20)
 
 
 def stdio_client(live_memory) -> Client:
