@@ -11,7 +11,12 @@ import argparse
 from tempo import inputs
 from tempo.inputs import arg_type
 from tempo.settings import ENV_MCP_TOKEN
-from tempo.tools.commands.options import add_max_new_tokens_option, add_memory_options, add_model_options
+from tempo.tools.commands.options import (
+    add_listen_options,
+    add_max_new_tokens_option,
+    add_memory_options,
+    add_model_options,
+)
 
 TOKEN_ENV = ENV_MCP_TOKEN
 
@@ -35,15 +40,7 @@ def add_token_options(parser: argparse.ArgumentParser) -> None:
 
 def add_mcp_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
-    parser.add_argument(
-        "--host",
-        default="127.0.0.1",
-        type=arg_type(inputs.Name, "host"),
-        help="HTTP address (default 127.0.0.1, loopback)",
-    )
-    parser.add_argument(
-        "--port", type=arg_type(inputs.Port, "port"), default=8765, help="HTTP port, 1 to 65535 (default 8765)"
-    )
+    add_listen_options(parser, port=8765)  # with --http
     add_token_options(parser)
     add_max_new_tokens_option(parser)
     add_model_options(parser)

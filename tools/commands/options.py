@@ -44,6 +44,19 @@ def add_memory_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_listen_options(parser: argparse.ArgumentParser, *, port: int) -> None:
+    """--host, --port: where an HTTP server listens (loopback unless told otherwise)."""
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        type=arg_type(inputs.Name, "host"),
+        help="address to listen on (default 127.0.0.1, loopback)",
+    )
+    parser.add_argument(
+        "--port", type=arg_type(inputs.Port, "port"), default=port, help=f"port, 1 to 65535 (default {port})"
+    )
+
+
 def add_batch_size_option(parser: argparse.ArgumentParser, what: str) -> None:
     """--batch-size: `what` (segments, jobs) per SVLM forward pass."""
     parser.add_argument(

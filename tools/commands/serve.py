@@ -10,19 +10,16 @@ from pathlib import Path
 from tempo import inputs
 from tempo.inputs import arg_type
 from tempo.tools.commands.mcp import TOKEN_ENV, add_token_options
-from tempo.tools.commands.options import add_max_new_tokens_option, add_memory_options, add_model_options
+from tempo.tools.commands.options import (
+    add_listen_options,
+    add_max_new_tokens_option,
+    add_memory_options,
+    add_model_options,
+)
 
 
 def add_serve_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--host",
-        default="127.0.0.1",
-        type=arg_type(inputs.Name, "host"),
-        help="address to listen on (default 127.0.0.1, loopback)",
-    )
-    parser.add_argument(
-        "--port", type=arg_type(inputs.Port, "port"), default=8000, help="port, 1 to 65535 (default 8000)"
-    )
+    add_listen_options(parser, port=8000)
     add_token_options(parser)
     parser.add_argument(
         "--cors-origin",
