@@ -45,7 +45,10 @@ def looks_like_hub_id(name: str) -> bool:
 
 
 def _from_local_hub_cache(repo_id: str) -> Path | None:
-    """The snapshot of `repo_id` in the local Hugging Face cache, if one was downloaded before."""
+    """The snapshot of hub id `repo_id` in the local Hugging Face cache, if one was downloaded before;
+    None also for a name that is not a hub id."""
+    if not looks_like_hub_id(repo_id):
+        return None
     try:
         from huggingface_hub import snapshot_download
 
@@ -62,10 +65,10 @@ def resolve_model_dir(path_or_id: str | os.PathLike[str]) -> Path:
         return path.resolve()
     if path.exists():
         raise CheckpointError(f"{name} is a file, but a model is a directory with {CONFIG_FILE} and weights.")
+    cached = _from_local_hub_cache(name)
+    if cached is not None:
+        return cached
     if looks_like_hub_id(name):
-        cached = _from_local_hub_cache(name)
-        if cached is not None:
-            return cached
         raise ModelNotAvailableError(
             f"Model '{name}' is not on this machine and cannot be downloaded here; pass --model DIR "
             "(or set TEMPO_MODEL) to a local checkpoint directory, e.g. one made by `tempo model tiny DIR`."
@@ -84,10 +87,9 @@ def resolve_base_svlm(name: str, checkpoint_dir: Path) -> Path:
     for cand in candidates:
         if (cand / CONFIG_FILE).is_file():
             return cand.resolve()
-    if looks_like_hub_id(name):
-        cached = _from_local_hub_cache(name)
-        if cached is not None:
-            return cached
+    cached = _from_local_hub_cache(name)
+    if cached is not None:
+        return cached
     raise ModelNotAvailableError(
         f"The base SVLM '{name}' that {checkpoint_dir / CONFIG_FILE} names is not on this machine "
         "and cannot be "
