@@ -330,10 +330,16 @@ def write_not_media(path: str | os.PathLike[str]) -> Path:
 
 class RealTimePublisher:
     """Serves `data` (e.g. an MPEG-TS file) once per connection on 127.0.0.1, paced so that it lasts
-    `seconds` of wall clock, like a camera; a new connection starts from the beginning again."""
+    `seconds` of wall clock, like a camera; a new connection starts from the beginning again.
 
-    def __init__(self, data: bytes, seconds: float, *, port: int = 0, connections: int = 1) -> None:
+    With `pause` (seconds), each connection stalls that long once it reaches fraction `pause_at` of
+    the data, then goes on: a camera that freezes, whose timestamps jump by the time it lost.
+    """
+
+    def __init__(self, data: bytes, seconds: float, *, port: int = 0, connections: int = 1,
+                 pause: float = 0.0, pause_at: float = 0.5) -> None:
         self.data, self.seconds, self.connections = data, seconds, connections
+        self.pause, self.pause_at = pause, pause_at
         self.server = socket.create_server(("127.0.0.1", port))
         self.port = int(self.server.getsockname()[1])
         self.stop = threading.Event()
@@ -352,11 +358,16 @@ class RealTimePublisher:
             except OSError:
                 return
             started, chunk = time.monotonic(), 188 * 16  # whole TS packets
+            paused = 0.0  # seconds this connection has stalled so far
             with conn:
                 for offset in range(0, len(self.data), chunk):
+                    if self.pause and not paused and offset >= len(self.data) * self.pause_at:
+                        self.stop.wait(self.pause)  # close() ends a stall at once
+                        paused = self.pause
                     if self.stop.is_set():
                         return
-                    time.sleep(max(0.0, started + self.seconds * offset / len(self.data) - time.monotonic()))
+                    due = started + paused + self.seconds * offset / len(self.data)
+                    time.sleep(max(0.0, due - time.monotonic()))
                     try:
                         conn.sendall(self.data[offset : offset + chunk])
                     except OSError:

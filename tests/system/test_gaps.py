@@ -12,10 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from loopback import StallingPublisher  # tests/system/loopback.py
 from tempo.service import TempoService
 from tempo.streaming import SamplingConfig, iter_segments
-from tempo.streaming.synthetic import write_corrupted, write_mpegts, write_test_video
+from tempo.streaming.synthetic import RealTimePublisher, write_corrupted, write_mpegts, write_test_video
 
 FPS = 30.0
 SAMPLING = SamplingConfig(max_edge=128)
@@ -112,7 +111,7 @@ def test_a_live_stream_that_stalls_6s_loses_no_segment_and_records_the_gap(
     times = _jumping_times(6.0, 6.0, 3.7)
     ts = write_mpegts(tmp_path / "camera.ts", duration=15.7, fps=FPS, keyint=15, frame_times=times,
                       size=(192, 112))
-    publisher = StallingPublisher(ts.read_bytes(), seconds=9.7, pause=6.0, at=0.6)
+    publisher = RealTimePublisher(ts.read_bytes(), 9.7, pause=6.0, pause_at=0.6)
     service = TempoService(model=str(tiny_checkpoint), redis_url=redis_url, home=tmp_path / "home")
     try:
         report = service.ingest(f"tcp://127.0.0.1:{publisher.port}", "gate", sampling=LIVE, progress=False,

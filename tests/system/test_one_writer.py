@@ -16,10 +16,9 @@ import pytest
 import redis
 from tempo.memory import RedisMemoryStore
 from tempo.memory.errors import StreamBusyError
-from tempo.streaming.synthetic import write_mpegts
+from tempo.streaming.synthetic import RealTimePublisher, write_mpegts
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_gaps import StallingPublisher
 
 LEASE = 3.0  # seconds: the writer lease the subprocesses run with ($TEMPO_WRITER_LEASE)
 
@@ -50,7 +49,7 @@ def test_a_second_ingest_of_a_stream_is_refused_and_a_killed_writer_blocks_only_
 ) -> None:
     ts = write_mpegts(tmp_path / "camera.ts", duration=8.0, fps=30.0, keyint=15, size=(192, 112))
     # A camera sending at real time that freezes after 4.8 s: the first ingest is still running.
-    camera = StallingPublisher(ts.read_bytes(), seconds=8.0, pause=120.0, at=0.6)
+    camera = RealTimePublisher(ts.read_bytes(), 8.0, pause=120.0, pause_at=0.6)
     url = f"tcp://127.0.0.1:{camera.port}"
     store = RedisMemoryStore(redis.Redis.from_url(redis_url))
     first = _start_ingest(tempo_env, url, "--stream", "gate", "--batch-size", "1")
@@ -85,7 +84,7 @@ def test_a_second_ingest_of_a_stream_is_refused_and_a_killed_writer_blocks_only_
             time.sleep(0.1)
     store.release_writer("gate", token)
     # ... and the camera's next ingest carries on where the killed one stopped.
-    again = StallingPublisher(ts.read_bytes(), seconds=8.0, pause=0.0, at=1.0, port=camera.port)
+    again = RealTimePublisher(ts.read_bytes(), 8.0, port=camera.port)
     try:
         third = tempo_cli("ingest", url, "--stream", "gate", "--max-segments", "1", "--json")
     finally:
@@ -100,7 +99,7 @@ def test_an_ingest_interrupted_before_its_first_segment_leaves_no_stream(
 ) -> None:
     ts = write_mpegts(tmp_path / "camera.ts", duration=8.0, fps=30.0, keyint=15, size=(192, 112))
     # Real time, and a long stall right away: no segment can be complete when Ctrl-C comes.
-    publisher = StallingPublisher(ts.read_bytes(), seconds=8.0, pause=20.0, at=0.05)
+    publisher = RealTimePublisher(ts.read_bytes(), 8.0, pause=20.0, pause_at=0.05)
     store = RedisMemoryStore(redis.Redis.from_url(redis_url))
     proc = _start_ingest(tempo_env, f"tcp://127.0.0.1:{publisher.port}", "--stream", "gate")
     try:
