@@ -32,8 +32,8 @@ import asyncio
 import itertools
 import json
 import random
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import quote
 
 import redis
@@ -55,6 +55,9 @@ from tempo.agent.keyspace import RedisKeyspace
 
 DEFAULT_PREFIX = "tempo:lg"
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 # How many checkpoint ids `list` fetches per round trip while it filters on metadata.
 _LIST_BATCH = 64
 
@@ -75,6 +78,24 @@ def _unpack(data: bytes) -> tuple[list[Any], list[bytes]]:
         payloads.append(data[pos : pos + n])
         pos += n
     return header, payloads
+
+
+def _in_worker_thread(
+    method: Callable[Concatenate[Any, P], R],
+) -> Callable[Concatenate[Any, P], Coroutine[Any, Any, R]]:
+    """The async twin of a sync saver method: the same call, same signature, in the default executor.
+
+    redis-py's sync client is thread-safe (one connection per call from its pool), so the twin never
+    blocks the event loop; the method is looked up on the instance, so an override applies to both.
+    """
+    name = method.__name__
+
+    async def twin(self: Any, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await asyncio.to_thread(getattr(self, name), *args, **kwargs)
+
+    twin.__name__ = twin.__qualname__ = f"a{name}"
+    twin.__doc__ = f"`{name}` in a worker thread."
+    return twin
 
 
 def _enc(part: str) -> str:
@@ -483,46 +504,15 @@ class RedisCheckpointSaver(RedisKeyspace, BaseCheckpointSaver[str]):
         return f"{current_v + 1:032}.{random.random():016}"
 
     # ----- async variants: the sync client in a worker thread ---------------------------------------
-    # redis-py's sync client is thread-safe (one connection per call from its pool), so each async
-    # method runs its sync twin in the default executor and never blocks the event loop.
 
-    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await asyncio.to_thread(self.get_tuple, config)
+    aget_tuple = _in_worker_thread(get_tuple)
+    aput = _in_worker_thread(put)
+    aput_writes = _in_worker_thread(put_writes)
+    adelete_thread = _in_worker_thread(delete_thread)
+    acopy_thread = _in_worker_thread(copy_thread)
 
-    async def alist(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[CheckpointTuple]:
-        items = await asyncio.to_thread(
-            lambda: list(self.list(config, filter=filter, before=before, limit=limit))
-        )
-        for item in items:
+    async def alist(self, config: RunnableConfig | None, **options: Any) -> AsyncIterator[CheckpointTuple]:
+        """`list` with the same keyword options (filter, before, limit) in a worker thread; all its items
+        are read there before the first is yielded."""
+        for item in await asyncio.to_thread(lambda: list(self.list(config, **options))):
             yield item
-
-    async def aput(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        return await asyncio.to_thread(self.put, config, checkpoint, metadata, new_versions)
-
-    async def aput_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        await asyncio.to_thread(self.put_writes, config, writes, task_id, task_path)
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        await asyncio.to_thread(self.delete_thread, thread_id)
-
-    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        await asyncio.to_thread(self.copy_thread, source_thread_id, target_thread_id)

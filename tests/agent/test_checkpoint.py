@@ -280,6 +280,11 @@ def test_async_methods_match_the_sync_ones(saver: RedisCheckpointSaver) -> None:
         assert tup.checkpoint["channel_values"] == {"a": "x"}
         assert tup.pending_writes == [("task", "a", "y")]
         assert [t.config async for t in saver.alist(config_of("t1"))] == [config]
+        later = await saver.aput(config, make_checkpoint({"a": "x"}, {"a": "1"}), {"source": "loop", "step": 0}, {})
+        assert [t.config async for t in saver.alist(config_of("t1"), limit=1)] == [later]
+        assert [t.config async for t in saver.alist(None, filter={"source": "input"})] == [config]
+        await saver.acopy_thread("t1", "t2")
+        assert (await saver.aget_tuple(config_of("t2"))).checkpoint["channel_values"] == {"a": "x"}
         await saver.adelete_thread("t1")
         assert await saver.aget_tuple(config_of("t1")) is None
 
