@@ -7,9 +7,9 @@
   rewrite validator (the deterministic parts of the rewrite node); `timeexpr`: the time vocabulary
   they share with `citations`.
 - `citations`: times in an answer -> citations on real segments.
-- `backend`: the `AgentBackend` protocol the graph calls (model + memory); `graph`: the StateGraph.
-- `memory_backend`: `MemoryBackend`, the protocol on the real memory and model (`TempoService`);
-  `llm`: text-only generation for the rewrite.
+- `graph`: the StateGraph; `memory_backend`: `MemoryBackend`, what its nodes call on the memory and
+  model (`TempoService`), with the values they exchange in `backend`; `llm`: text-only generation for
+  the rewrite.
 - `conversations`: `Conversations`, the entry point `tempo chat`, `tempo ask --thread`, the LangChain
   tools and the MCP server share; `toolkit`: the tools' typed inputs and operations.
 

@@ -1,20 +1,17 @@
-"""What the agent graph needs from the model and the memory, as one protocol.
+"""The typed values the agent graph and its backend (`tempo.agent.memory_backend.MemoryBackend`)
+hand each other: retrieval candidates, allocation rows, history turns, the answer-text callback.
 
-Each method is one step of tempo.memory.recall's pipeline. The typed results a step hands to the
-next (`Compression`: query-aware tokens; `AllocationPlan`: the ATA plan) travel whole through the
-graph state in channels that are never checkpointed; what is checkpointed and returned (candidates,
-relevance, allocation rows, texts) is JSON-friendly.
+The step results that travel whole through the graph state (`Compression`: query-aware tokens;
+`AllocationPlan`: the ATA plan) are tempo.memory.recall's, in channels that are never checkpointed;
+what is checkpointed and returned (candidates, relevance, allocation rows, texts) is JSON-friendly.
 
 Times are stream seconds (0 = the stream's first frame); segment indices are the memory's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Protocol, TypedDict, runtime_checkable
-
-from tempo.agent.timescope import StreamClock
-from tempo.memory.recall import AllocationPlan, Compression
+from collections.abc import Callable
+from typing import TypedDict
 
 
 class SegmentHit(TypedDict):
@@ -45,47 +42,3 @@ class HistoryTurn(TypedDict):
 
 
 TextCallback = Callable[[str], None]
-
-
-@runtime_checkable
-class AgentBackend(Protocol):
-    def stream_clock(self, stream: str) -> StreamClock:
-        """The stream's covered duration (its "now", seconds) and wall-clock origin (Unix seconds of
-        stream time 0, None for files), for resolving time words in questions. Raises
-        `UnknownStreamError` (a TempoError) for an unknown stream."""
-        ...
-
-    def retrieve(
-        self, stream: str, query: str, top_k: int, time_range: tuple[float, float] | None
-    ) -> list[SegmentHit]:
-        """The top_k segments closest to `query` (FAISS), restricted to segments overlapping
-        `time_range` when given, plus their temporal neighbours (index ± 1 within the range); best
-        first, no duplicates."""
-        ...
-
-    def compress(self, stream: str, question: str, indices: Sequence[int]) -> Compression:
-        """The query-aware SVLM pass on these segments: relevance (0..1) and tokens per index. Results
-        are cached per (stream, segment, question) with a TTL, so a repeated question costs no model call."""
-        ...
-
-    def allocate(self, stream: str, compression: Compression) -> AllocationPlan:
-        """ATA over the stream's whole timeline: the compressed segments by their relevance, every
-        other segment a minimal anchor from its stored generic tokens; in time order."""
-        ...
-
-    def answer(
-        self,
-        stream: str,
-        question: str,
-        plan: AllocationPlan,
-        compression: Compression,
-        on_text: TextCallback | None,
-    ) -> str:
-        """The global LLM's answer (with `<t seconds>` time tags in its input), text pieces passed to
-        `on_text` as they are generated; returns the whole text."""
-        ...
-
-    def rewrite_with_llm(self, history: Sequence[HistoryTurn], question: str) -> str:
-        """The model's attempt at a standalone version of `question` given the thread's history (oldest
-        first). May return anything: the graph validates it and falls back to a deterministic rewrite."""
-        ...

@@ -27,7 +27,6 @@ from tempo.agent.threads import ThreadStore, check_thread_id
 from tempo.memory.recall import RecallSettings
 
 if TYPE_CHECKING:
-    from tempo.agent.backend import AgentBackend
     from tempo.service import TempoService
 
 MAX_QUESTION_CHARS = 2000
@@ -74,7 +73,7 @@ class Conversations:
         *,
         checkpointer: RedisCheckpointSaver | None = None,
         threads: ThreadStore | None = None,
-        backend: AgentBackend | None = None,
+        backend: MemoryBackend | None = None,
         settings: AgentSettings | None = None,
         recall: RecallSettings | None = None,
         max_new_tokens: int | None = None,
@@ -97,7 +96,7 @@ class Conversations:
         return self._threads or ThreadStore(self.service.store.client, checkpointer=self.checkpointer)
 
     @cached_property
-    def backend(self) -> AgentBackend:
+    def backend(self) -> MemoryBackend:
         return self._backend or MemoryBackend(self.service, self.recall)
 
     @cached_property

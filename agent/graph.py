@@ -1,4 +1,4 @@
-"""The agent: one LangGraph StateGraph, wired in `build_agent_graph`, over an `AgentBackend`.
+"""The agent: one LangGraph StateGraph, wired in `build_agent_graph`, over a `MemoryBackend`.
 
     rewrite -> retrieve -> compress -(weak evidence, first time)-> widen -> retrieve -> ...
                                     \\-(otherwise)-> allocate -> answer -> cite -> remember
@@ -31,13 +31,13 @@ import logging
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any, TypedDict
+from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 
 from langgraph.channels import UntrackedValue
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
-from tempo.agent.backend import AgentBackend, AllocatedSegment, HistoryTurn, SegmentHit
+from tempo.agent.backend import AllocatedSegment, HistoryTurn, SegmentHit
 from tempo.agent.citations import cite as cite_answer
 from tempo.agent.errors import InvalidTimeScopeError
 from tempo.agent.rewrite import choose_standalone, needs_context
@@ -45,6 +45,9 @@ from tempo.agent.threads import ThreadStore
 from tempo.agent.timescope import extract_time_scope
 from tempo.errors import TempoError
 from tempo.memory.recall import AllocationPlan, Compression, RecallSettings
+
+if TYPE_CHECKING:
+    from tempo.agent.memory_backend import MemoryBackend
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +120,7 @@ def turn_input(
 # ----- nodes --------------------------------------------------------------------------------------------
 
 
-def rewrite(state: AgentState, *, backend: AgentBackend, settings: AgentSettings) -> dict[str, Any]:
+def rewrite(state: AgentState, *, backend: MemoryBackend, settings: AgentSettings) -> dict[str, Any]:
     question = state["question"]
     history = state.get("history", [])[-settings.history_turns :] if settings.history_turns > 0 else []
     llm_output: str | None = None
@@ -159,21 +162,21 @@ def rewrite(state: AgentState, *, backend: AgentBackend, settings: AgentSettings
     }
 
 
-def retrieve(state: AgentState, *, backend: AgentBackend) -> dict[str, Any]:
+def retrieve(state: AgentState, *, backend: MemoryBackend) -> dict[str, Any]:
     scope = state.get("time_scope")
     time_range = (scope["start"], scope["end"]) if scope else None
     hits = backend.retrieve(state["stream"], state["standalone_question"], state["k"], time_range)
     return {"candidates": [SegmentHit(**h) for h in hits]}
 
 
-def compress(state: AgentState, *, backend: AgentBackend) -> dict[str, Any]:
+def compress(state: AgentState, *, backend: MemoryBackend) -> dict[str, Any]:
     compression = _recompress(state, backend)
     entries = [RelevanceEntry(index=int(i), relevance=float(r)) for i, r in sorted(compression.relevance.items())]
     top = max((e["relevance"] for e in entries), default=None)
     return {"compression": compression, "relevance": entries, "top_relevance": top}
 
 
-def _recompress(state: AgentState, backend: AgentBackend) -> Compression:
+def _recompress(state: AgentState, backend: MemoryBackend) -> Compression:
     indices = [h["index"] for h in state.get("candidates", [])]
     return backend.compress(state["stream"], state["standalone_question"], indices) if indices else Compression({}, 0)
 
@@ -210,7 +213,7 @@ def widen(state: AgentState, *, settings: AgentSettings) -> dict[str, Any]:
     return {"widened": True, "k": k, "widen_reason": reason}
 
 
-def allocate(state: AgentState, *, backend: AgentBackend) -> dict[str, Any]:
+def allocate(state: AgentState, *, backend: MemoryBackend) -> dict[str, Any]:
     compression = state.get("compression")
     if compression is None:  # a turn resumed from a checkpoint (the cache makes this cheap)
         compression = _recompress(state, backend)
@@ -226,7 +229,7 @@ def allocate(state: AgentState, *, backend: AgentBackend) -> dict[str, Any]:
     return {"plan": plan, "allocation": rows}
 
 
-def answer(state: AgentState, *, backend: AgentBackend) -> dict[str, Any]:
+def answer(state: AgentState, *, backend: MemoryBackend) -> dict[str, Any]:
     writer = get_stream_writer()
 
     def on_text(piece: str) -> None:
@@ -265,7 +268,7 @@ def remember(state: AgentState, *, settings: AgentSettings) -> dict[str, Any]:
 
 
 def build_agent_graph(
-    backend: AgentBackend,
+    backend: MemoryBackend,
     *,
     checkpointer: BaseCheckpointSaver | None = None,
     settings: AgentSettings | None = None,

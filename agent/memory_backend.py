@@ -1,4 +1,4 @@
-"""`MemoryBackend`: the agent's `AgentBackend` on the real memory and model (a `TempoService`).
+"""`MemoryBackend`: what the agent graph calls for its model and memory work, on a `TempoService`.
 
 Each node of the graph calls one step of the service's `RecallPipeline` (tempo.memory.recall) and
 hands its typed result to the next node through the graph state:
@@ -77,7 +77,7 @@ def _timed(step: str) -> Iterator[TurnStats | None]:
 
 
 class MemoryBackend:
-    """`AgentBackend` over a `TempoService`, with one `RecallSettings` (the defaults when None).
+    """The graph's steps over a `TempoService`, with one `RecallSettings` (the defaults when None).
 
     Thread-safe: model calls are serialised by the service's model lock.
     """
@@ -93,9 +93,12 @@ class MemoryBackend:
     def pipeline(self) -> RecallPipeline:
         return self.service.recall(self.settings)
 
-    # ----- AgentBackend -----------------------------------------------------------------------------
+    # ----- the graph's steps -------------------------------------------------------------------------
 
     def stream_clock(self, stream: str) -> StreamClock:
+        """The stream's covered duration (its "now", seconds) and wall-clock origin (Unix seconds of
+        stream time 0, None for files), for resolving time words in questions. Raises
+        `UnknownStreamError` (a TempoError) for an unknown stream."""
         info = self.service.stream(stream)  # UnknownStreamError names the known streams
         origin = None
         if is_live(info.source) and info.segments:
@@ -110,6 +113,9 @@ class MemoryBackend:
     def retrieve(
         self, stream: str, query: str, top_k: int, time_range: tuple[float, float] | None
     ) -> list[SegmentHit]:
+        """The top_k segments closest to `query` (FAISS), restricted to segments overlapping
+        `time_range` when given, plus their temporal neighbours (index ± 1 within the range); best
+        first, no duplicates."""
         with _timed("retrieve_s"):
             got = self.pipeline.retrieve(stream, query, top_k=top_k, time_range=time_range)
         timeline = got.timeline
@@ -133,6 +139,8 @@ class MemoryBackend:
         return hits
 
     def compress(self, stream: str, question: str, indices: Sequence[int]) -> Compression:
+        """The query-aware SVLM pass on these segments: relevance (0..1) and tokens per index. Results
+        are cached per (stream, segment, question) with a TTL, so a repeated question costs no model call."""
         with _timed("compress_s") as stats:
             compression = self.pipeline.compress(self.service.stream(stream), question, [int(i) for i in indices])
         if stats is not None:
@@ -141,6 +149,8 @@ class MemoryBackend:
         return compression
 
     def allocate(self, stream: str, compression: Compression) -> AllocationPlan:
+        """ATA over the stream's whole timeline: the compressed segments by their relevance, every
+        other segment a minimal anchor from its stored generic tokens; in time order."""
         with _timed("allocate_s"):
             return self.pipeline.plan(self.service.stream(stream), compression)
 
@@ -152,6 +162,8 @@ class MemoryBackend:
         compression: Compression,
         on_text: TextCallback | None,
     ) -> str:
+        """The global LLM's answer (with `<t seconds>` time tags in its input), text pieces passed to
+        `on_text` as they are generated; returns the whole text."""
         with _timed("answer_s") as stats:
             text, cached = self.pipeline.answer(self.service.stream(stream), question, plan, compression, on_text)
         if stats is not None:
@@ -159,6 +171,8 @@ class MemoryBackend:
         return text
 
     def rewrite_with_llm(self, history: Sequence[HistoryTurn], question: str) -> str:
+        """The model's attempt at a standalone version of `question` given the thread's history (oldest
+        first). May return anything: the graph validates it and falls back to a deterministic rewrite."""
         svc = self.service
         with _timed("rewrite_s"), svc.model_lock:
             return rewrite_with_model(svc.model, history, question, max_new_tokens=self.rewrite_tokens)

@@ -1,7 +1,7 @@
 """The agent graph's wiring and its backend-free nodes.
 
-Running the whole graph needs the real backend (model + memory) that implements
-`tempo.agent.backend.AgentBackend`; those end-to-end tests live with that implementation.
+Running the whole graph needs its real backend (model + memory),
+`tempo.agent.memory_backend.MemoryBackend`; those end-to-end tests live with it (test_conversations.py).
 """
 
 from __future__ import annotations
