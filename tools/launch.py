@@ -17,6 +17,7 @@ import json
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -54,34 +55,40 @@ class ServerProcess:
         timeout: seconds to wait for readiness before giving up.
 
     Raises `ServerStartError` (with the server's stderr) when it exits or is not ready in time; the
-    process is killed first. Attributes: `proc` (the Popen, stdout discarded, stderr a text pipe
-    read by `stop`), `port`, `base` ("http://127.0.0.1:P").
+    process is killed first. Attributes: `proc` (the Popen, stdout discarded), `port`, `base`
+    ("http://127.0.0.1:P"). Its stderr goes to a temporary file, not a pipe: a server that logs a lot
+    during a long benchmark never blocks on a full pipe nobody reads.
     """
 
     def __init__(self, args: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float = 120.0) -> None:
         self.port = free_port()
         self.base = f"http://{LOOPBACK}:{self.port}"
+        # Lives as long as the server (read by stop); closed with this object.
+        self._stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tempo.tools.cli", *args, "--port", str(self.port)],
             env=None if env is None else dict(env),
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+            stderr=self._stderr,
         )
         deadline = time.monotonic() + timeout
         while not _ready(self.base):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.proc.kill()
-                _, err = self.proc.communicate()
-                raise ServerStartError(f"tempo {' '.join(args[:1])} did not start: {err.strip()}")
+                self.proc.wait()
+                raise ServerStartError(f"tempo {' '.join(args[:1])} did not start: {self._read_stderr().strip()}")
             time.sleep(HEALTH_POLL_S)
 
     def stop(self, timeout: float = 30.0) -> str:
         """Terminate the server (SIGTERM; SIGKILL after `timeout` seconds) and return its stderr."""
         self.proc.terminate()
         try:
-            _, err = self.proc.communicate(timeout=timeout)
+            self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            _, err = self.proc.communicate()
-        return err
+            self.proc.wait()
+        return self._read_stderr()
+
+    def _read_stderr(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read()
