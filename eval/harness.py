@@ -28,6 +28,7 @@ from tempo.eval.answers import score_letter
 from tempo.eval.datasets import BenchmarkItem, load_items
 from tempo.eval.errors import ResultsFileError
 from tempo.eval.prompts import BenchmarkSpec, benchmark
+from tempo.settings import RecallSettings
 from tempo.streaming.errors import StreamingError
 from tqdm import tqdm
 
@@ -54,7 +55,7 @@ class EvalSettings:
     out: Path = Path("results.jsonl")
     device: str | None = None
     embedder: str | None = None  # memory mode: SigLIP directory (None: beside the checkpoint)
-    top_k: int = 8  # memory mode: FAISS candidates per question
+    top_k: int = RecallSettings.top_k  # memory mode: FAISS candidates per question, as `tempo ask --stream`
     redis_url: str | None = None  # memory mode: None = the embedded server under $TEMPO_HOME
     home: Path | None = None
 

@@ -181,3 +181,15 @@ def test_a_directory_without_annotations_is_one_sentence(tmp_path: Path, capsys:
     assert main(["eval", "videomme", "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err == f"tempo: error: no Video-MME annotations in {tmp_path} (expected videomme/test-*.parquet)\n"
+
+
+def test_memory_mode_takes_the_answer_paths_top_k_by_default(tmp_path: Path) -> None:
+    # `--mode memory` measures what `tempo ask --stream` answers, so it must retrieve as many candidates.
+    from tempo.settings import RecallSettings
+    from tempo.tools.cli import build_parser
+
+    args = build_parser().parse_args(["eval", "videomme", "--data", str(tmp_path), "--mode", "memory"])
+    assert args.top_k == RecallSettings().top_k
+    assert EvalSettings(benchmark="videomme", data=tmp_path, mode="memory").top_k == RecallSettings().top_k
+    ask = build_parser().parse_args(["ask", "--stream", "s", "q"])
+    assert ask.top_k in (None, RecallSettings().top_k)  # None: the service takes RecallSettings' own
