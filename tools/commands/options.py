@@ -30,7 +30,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         "--device",
         default=None,
         type=arg_type(inputs.Device, "device"),
-        help="torch device: cpu, cuda, cuda:N, mps (default: cuda when available, else cpu); "
+        help="torch device: cpu, cuda, cuda:N, mps, xpu, xpu:N (default: cuda when available, else cpu); "
         "one this machine lacks is refused",
     )
 
