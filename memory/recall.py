@@ -65,7 +65,7 @@ def retrieve(
     stream: str,
     question: str,
     *,
-    top_k: int = 8,
+    top_k: int,
     neighbours: int = 1,
     time_range: tuple[float, float] | None = None,
 ) -> Retrieval:
@@ -88,7 +88,7 @@ def retrieve_by_vector(
     stream: str,
     query: np.ndarray,
     *,
-    top_k: int = 8,
+    top_k: int,
     neighbours: int = 1,
     time_range: tuple[float, float] | None = None,
 ) -> Retrieval:
