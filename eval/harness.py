@@ -64,8 +64,13 @@ class EvalSettings:
         return benchmark(self.benchmark)
 
     def run_key(self) -> dict[str, Any]:
-        """What a results file must agree on to be resumed."""
-        return {"benchmark": self.benchmark, "mode": self.mode, "budget": self.budget, "model": self.model or ""}
+        """What a results file must agree on to be resumed (memory mode: the top-K too, which changes
+        which segments are recompressed, so records of another top-K do not mix in)."""
+        key: dict[str, Any] = {"benchmark": self.benchmark, "mode": self.mode, "budget": self.budget,
+                               "model": self.model or ""}
+        if self.mode == "memory":
+            key["top_k"] = self.top_k
+        return key
 
 
 @dataclass
@@ -112,7 +117,9 @@ def read_results(path: Path, run_key: dict[str, Any]) -> dict[str, dict[str, Any
         if key != run_key:
             raise ResultsFileError(
                 f"{path} holds results of another run ({key.get('benchmark')}, {key.get('mode')} mode, budget "
-                f"{key.get('budget')}, model {key.get('model') or 'default'}); choose another --out"
+                f"{key.get('budget')}, model {key.get('model') or 'default'}"
+                + (f", top-K {key.get('top_k', 'unrecorded')}" if key.get("mode") == "memory" else "")
+                + "); choose another --out"
             )
         records[str(record["id"])] = record
     return records

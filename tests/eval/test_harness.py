@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from tempo.eval.datasets import load_items
-from tempo.eval.harness import EvalSettings, run_eval, score
+from tempo.eval.harness import EvalSettings, read_results, run_eval, score
 from tempo.eval.prompts import benchmark
 from tempo.tools.cli import main
 
@@ -193,3 +193,18 @@ def test_memory_mode_takes_the_answer_paths_top_k_by_default(tmp_path: Path) -> 
     assert EvalSettings(benchmark="videomme", data=tmp_path, mode="memory").top_k == RecallSettings().top_k
     ask = build_parser().parse_args(["ask", "--stream", "s", "q"])
     assert ask.top_k in (None, RecallSettings().top_k)  # None: the service takes RecallSettings' own
+
+
+def test_memory_mode_results_of_another_top_k_are_refused(tmp_path: Path) -> None:
+    # Which segments are recompressed depends on the top-K: records of two top-Ks must not mix.
+    from tempo.eval.errors import ResultsFileError
+
+    out = tmp_path / "r.jsonl"
+    ran = EvalSettings("videomme", tmp_path, mode="memory", top_k=8, out=out)
+    out.write_text(json.dumps({"run": ran.run_key(), "id": "q1"}) + "\n")
+    assert set(read_results(out, ran.run_key())) == {"q1"}
+    with pytest.raises(ResultsFileError, match=r"memory mode, .*top-K 8\); choose another --out"):
+        read_results(out, EvalSettings("videomme", tmp_path, mode="memory", top_k=16, out=out).run_key())
+    # The reference mode has no top-K: its files resume whatever the flag says.
+    reference = EvalSettings("videomme", tmp_path, top_k=8, out=tmp_path / "ref.jsonl")
+    assert "top_k" not in reference.run_key()
