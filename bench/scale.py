@@ -1,11 +1,14 @@
 """Scale-out: what the Redis work queue costs per segment, and segments/s with 1 and 2 workers.
 
-1. Queue overhead per segment, without the model: the producer's push (frames packed losslessly +
-   XADD + state), the worker's read (XREADGROUP + unpack), its acknowledgement (XACK + XDEL), and the
-   out-of-order commit (`land_segments`) against the single-process commit (`put_segments`) of the same
-   record. Frames are 8 × 288 × 512 RGB (the released chain's size for a 16:9 source) from a generated
-   camera-like video. Redis as the embedded default runs it (AOF, fsync on every write). Target: the
-   Redis side ≤ 2 ms per segment.
+1. Queue overhead per segment, without the model, step by step: encoding the frames losslessly
+   (producer CPU), the push (XADD + state; the share of it that is fsync), the worker's read
+   (XREADGROUP), decoding the frames (worker CPU), and the out-of-order commit plus acknowledgement
+   (`land_segments` + XACK/XDEL) beyond the single-process commit (`put_segments`) of the same records.
+   Side by side in one run: "before" (zlib jobs, each job committed and acknowledged on its own, as the
+   queue first landed) and "after" (zstd jobs, a batch of 8 committed and acknowledged at once).
+   Frames are 8 × 288 × 512 RGB (the released chain's size for a 16:9 source) from a generated
+   camera-like video. Redis runs as the embedded default does (AOF, `appendfsync always`). Target:
+   ≤ 2 ms per segment.
 2. Throughput with the tiny checkpoint on this machine: a single-process `tempo ingest` of a video,
    then the same video's jobs drained by 1 and by 2 `tempo worker` processes. Rates are steady-state:
    committed segments over the span of their commit times (model loading excluded).
@@ -47,62 +50,97 @@ def _camera_segments(root: Path, n: int) -> list[Segment]:
     return [dataclasses.replace(s, source=live) for s in segments]
 
 
-def queue_overhead(url: str, root: Path, n: int) -> dict[str, float]:
+def _records(n: int, rng: np.random.Generator) -> list[SegmentRecord]:
+    """n records the size a worker commits: a 16 × 2048 token head, a 768-d embedding, a 28 KB proxy."""
+    return [SegmentRecord(stream="x", index=i, start=4.0 * i, end=4.0 * i + 4, timestamps=np.arange(8) / 2.0,
+                          frame_size=(288, 512), first_frame_index=8 * i,
+                          tokens=rng.normal(size=(16, 2048)).astype(np.float32),
+                          embedding=np.ones(768, np.float32) / np.sqrt(768), proxy=b"p" * 28_000)
+            for i in range(n)]
+
+
+def _per_segment(n: int, fn: Any) -> float:
+    """Seconds per segment of fn() (which handles all n segments)."""
+    t = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t) / n
+
+
+# The two ways compared side by side: the queue as it first landed (zlib jobs; every job committed
+# and acknowledged on its own) and as it is now (zstd jobs; a batch lands and is acknowledged at once).
+VARIANTS = {"before": ("zlib", False), "after": ("zstd", True)}
+
+
+def queue_overhead(url: str, root: Path, n: int, batch: int = 8) -> dict[str, Any]:
+    """Per segment, each step of the queue that a single-process ingest does not have, in ms:
+    encode (producer CPU), push (XADD + state, Redis; its fsync share measured as the same pushes
+    under `appendfsync no` subtracted from `always`), read (XREADGROUP), decode (worker CPU), and
+    commit + ack beyond the single-process commit (`put_segments` per batch)."""
     client = redis.Redis.from_url(url)
     client.flushall()
+    client.config_set("appendfsync", "always")  # as the embedded Redis (tempo.memory.embedded) runs
     queue = JobQueue(client)
-    queue.register("bench")
-    rng = np.random.default_rng(0)
     segments = _camera_segments(root, n)
     spec = JobSpec(sampling=SamplingConfig())
-
-    t = time.perf_counter()
-    for s in segments:
-        encode_frames(s.frames)
-    pack = (time.perf_counter() - t) / n
-    t = time.perf_counter()
-    for s in segments:
-        queue.push(s, spec, live=True)
-    push = (time.perf_counter() - t) / n - pack  # push packs the frames itself: count Redis only
-    t = time.perf_counter()
-    jobs = []
-    while len(jobs) < n:
-        jobs += queue.read("bench-worker", 8, ["bench"], block=0.1)
-    read = (time.perf_counter() - t) / n
-    t = time.perf_counter()
-    for job in jobs:
-        decode_frames(job.frames or b"")
-    unpack = (time.perf_counter() - t) / n
-    t = time.perf_counter()
-    for job in jobs:
-        queue.ack([job])
-    ack = (time.perf_counter() - t) / n
-
     store = RedisMemoryStore(client)
     settings = StreamSettings(model_id="bench", embedder_id="bench", embedding_dim=768, token_dim=2048)
-    records = [SegmentRecord(stream="x", index=i, start=4.0 * i, end=4.0 * i + 4, timestamps=np.arange(8) / 2.0,
-                             frame_size=(288, 512), first_frame_index=8 * i,
-                             tokens=rng.normal(size=(16, 2048)).astype(np.float32),
-                             embedding=np.ones(768, np.float32) / np.sqrt(768), proxy=b"p" * 28_000)
-               for i in range(n)]
-    commits = {}
-    for name, commit in (("put", store.put_segments), ("land", store.land_segments)):
-        store.create_stream("x", SourceInfo(uri="rtsp://cam/1", kind="network", live=True), settings)
-        t = time.perf_counter()
-        for r in records:
-            commit([r])
-        commits[name] = (time.perf_counter() - t) / n
-        store.delete_stream("x")
-    job_bytes = float(np.mean([len(job_fields(s, spec)["frames"]) for s in segments[:4]]))
-    redis_side = push + read + ack + max(0.0, commits["land"] - commits["put"])
-    return {
-        "push_redis_ms": push * 1e3, "read_ms": read * 1e3, "ack_ms": ack * 1e3,
-        "commit_put_ms": commits["put"] * 1e3, "commit_land_ms": commits["land"] * 1e3,
-        "queue_redis_overhead_ms": redis_side * 1e3,
-        "pack_frames_ms": pack * 1e3, "unpack_frames_ms": unpack * 1e3,
-        "job_bytes": job_bytes, "raw_frame_bytes": float(segments[0].frames.nbytes),
-        "frame_shape": list(segments[0].frames.shape),
-    }
+    live = SourceInfo(uri="rtsp://cam/1", kind="network", live=True)
+    records = _records(n, np.random.default_rng(0))
+    batches = [range(i, min(n, i + batch)) for i in range(0, n, batch)]
+
+    def commit(fn: Any, per_job: bool) -> float:
+        store.create_stream("x", live, settings)
+        try:
+            if per_job:
+                return _per_segment(n, lambda: [fn([r]) for r in records])
+            return _per_segment(n, lambda: [fn([records[i] for i in b]) for b in batches])
+        finally:
+            store.delete_stream("x")
+
+    out: dict[str, Any] = {"frame_shape": list(segments[0].frames.shape),
+                           "raw_frame_bytes": float(segments[0].frames.nbytes),
+                           "commit_put_ms": commit(store.put_segments, False) * 1e3}
+    def measure(variant: str, codec: str, batched: bool) -> dict[str, float]:
+        name = f"bench-{variant}"
+        queue.register(name)
+        row: dict[str, float] = {}
+        row["encode_ms"] = _per_segment(n, lambda: [encode_frames(s.frames, codec=codec) for s in segments])
+        entries = [job_fields(s, spec, codec=codec) for s in segments]
+        row["job_bytes"] = float(np.mean([len(e["frames"]) for e in entries]))
+        pushes = {}
+        for fsync in ("no", "always"):  # `always` last: its jobs are the ones read below
+            client.config_set("appendfsync", fsync)
+            client.delete(queue.k_jobs(name))
+            queue.register(name)
+            pushes[fsync] = _per_segment(n, lambda: [queue.push_fields(name, s.index, s.end, e, live=True)
+                                                     for s, e in zip(segments, entries, strict=True)])
+        row["push_ms"] = pushes["always"]
+        row["push_fsync_ms"] = pushes["always"] - pushes["no"]
+        jobs: list[Any] = []
+
+        def read() -> None:
+            while len(jobs) < n:
+                jobs.extend(queue.read("bench-worker", batch, [name], block=0.1))
+
+        row["read_ms"] = _per_segment(n, read)
+        row["decode_ms"] = _per_segment(n, lambda: [decode_frames(j.frames or b"") for j in jobs])
+
+        def land_and_ack(chunk: list[SegmentRecord]) -> None:
+            store.land_segments(chunk)
+            queue.ack([jobs[r.index] for r in chunk])
+
+        row["commit_ack_ms"] = commit(land_and_ack, not batched)
+        for k in ("encode_ms", "push_ms", "push_fsync_ms", "read_ms", "decode_ms", "commit_ack_ms"):
+            row[k] *= 1e3
+        row["commit_extra_ms"] = row["commit_ack_ms"] - out["commit_put_ms"]
+        row["redis_side_ms"] = row["push_ms"] + row["read_ms"] + max(0.0, row["commit_extra_ms"])
+        row["total_ms"] = row["redis_side_ms"] + row["encode_ms"] + row["decode_ms"]
+        queue.delete(name)
+        return row
+
+    for variant, (codec, batched) in VARIANTS.items():
+        out[variant] = measure(variant, codec, batched)
+    return out
 
 
 def _commit_rate(store: RedisMemoryStore, stream: str) -> float:
@@ -165,11 +203,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
         return 0
     o = result["overhead"]
-    print("queue overhead per segment (ms):")
-    for key in ("push_redis_ms", "read_ms", "ack_ms", "commit_put_ms", "commit_land_ms", "queue_redis_overhead_ms",
-                "pack_frames_ms", "unpack_frames_ms"):
-        print(f"  {key:28s} {o[key]:8.3f}")
-    print(f"  job frames: {o['job_bytes'] / 1024:.0f} KiB packed of {o['raw_frame_bytes'] / 1024:.0f} KiB raw")
+    print(f"queue overhead per segment (ms; {o['frame_shape']} frames, {o['raw_frame_bytes'] / 1024:.0f} KiB raw; "
+          f"single-process commit {o['commit_put_ms']:.3f}):")
+    print(f"  {'':24s} {'before':>9s} {'after':>9s}")
+    for key in ("encode_ms", "push_ms", "push_fsync_ms", "read_ms", "decode_ms", "commit_ack_ms", "commit_extra_ms",
+                "redis_side_ms", "total_ms"):
+        print(f"  {key:24s} {o['before'][key]:9.3f} {o['after'][key]:9.3f}")
+    print(f"  {'job frames (KiB)':24s} {o['before']['job_bytes'] / 1024:9.0f} {o['after']['job_bytes'] / 1024:9.0f}")
     for key, value in result.get("throughput", {}).items():
         print(f"{key:34s} {value:8.2f}")
     return 0

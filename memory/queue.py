@@ -13,7 +13,7 @@ pushes one job per segment to the stream's job queue, a Redis Stream:
     tempo:q:workers        HASH    {consumer}:segments / :busy (seconds) / :seen (Unix seconds)
 
 All keys of one stream share the hash tag `{name}` (the memory's keys do too), so they live on one
-Redis Cluster shard. A job's frames are the sampled frames exactly (zlib of the raw pixels: the proxy
+Redis Cluster shard. A job's frames are the sampled frames exactly (zstd of the raw pixels: the proxy
 encoder is lossy, and a worker must compress what a single-process ingest would, so that both give
 the same memory); the metadata carries times, the source, the sampling and storage settings.
 
@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import redis
+import zstandard
 from tempo.errors import TempoError
 from tempo.memory.errors import JobError, SourceMismatchError
 from tempo.memory.proxy import ProxySettings
@@ -72,7 +73,8 @@ if TYPE_CHECKING:  # the model stack is imported lazily: a producer needs no tor
 log = logging.getLogger(__name__)
 
 GROUP = "tempo-workers"
-_FRAMES_MAGIC = b"TQF1"
+_FRAMES_MAGIC = b"TQF1"  # zlib (the first format)
+_ZSTD_MAGIC = b"TQF2"  # zstd
 
 
 @dataclass(frozen=True)
@@ -109,28 +111,52 @@ class QueueSettings:
 
 
 # ---- jobs -------------------------------------------------------------------------------------------
-def encode_frames(frames: np.ndarray) -> bytes:
-    """(T, H, W, 3) uint8 → lossless bytes: magic, T, H, W (uint32 each), zlib of the pixels."""
+def encode_frames(frames: np.ndarray, *, codec: str = "zstd") -> bytes:
+    """(T, H, W, 3) uint8 → lossless bytes: magic, T, H, W (uint32 each), the compressed pixels.
+
+    `codec` "zstd" (level 1, magic TQF2) is what producers write: as dense as zlib level 1 at about a
+    third of its CPU both ways (`bench/scale.py`). "zlib" (TQF1) was the first format; it is still
+    read (jobs an older producer queued) and written only by the benchmark, as its baseline."""
     frames = np.ascontiguousarray(frames, dtype=np.uint8)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be (T, H, W, 3), got shape {frames.shape}")
-    t, h, w, _ = frames.shape
-    header = _FRAMES_MAGIC + np.array([t, h, w], dtype="<u4").tobytes()
-    return header + zlib.compress(frames.tobytes(), 1)
+    dims = np.array(frames.shape[:3], dtype="<u4").tobytes()
+    if codec == "zstd":
+        return _ZSTD_MAGIC + dims + _zstd_compressor().compress(frames)  # (no copy: the buffer is read)
+    if codec == "zlib":
+        return _FRAMES_MAGIC + dims + zlib.compress(frames.tobytes(), 1)
+    raise ValueError(f"unknown frame codec {codec!r} (zstd or zlib)")
 
 
 def decode_frames(data: bytes) -> np.ndarray:
-    """Bytes from `encode_frames` → (T, H, W, 3) uint8; JobError when they are not that."""
-    if len(data) < 16 or data[:4] != _FRAMES_MAGIC:
+    """Bytes from `encode_frames` (either codec) → (T, H, W, 3) uint8 (read-only); JobError when
+    they are not that."""
+    magic = data[:4]
+    if len(data) < 16 or magic not in (_FRAMES_MAGIC, _ZSTD_MAGIC):
         raise JobError("the job's frames are not a Tempo frame clip")
     t, h, w = (int(x) for x in np.frombuffer(data[4:16], dtype="<u4"))
+    size = t * h * w * 3
     try:
-        raw = zlib.decompress(data[16:])
-    except zlib.error as exc:
+        if magic == _ZSTD_MAGIC:
+            raw = zstandard.ZstdDecompressor().decompress(data[16:], max_output_size=size)
+        else:
+            raw = zlib.decompress(data[16:])
+    except (zlib.error, zstandard.ZstdError) as exc:
         raise JobError(f"the job's frames are corrupt ({exc})") from None
-    if len(raw) != t * h * w * 3:
+    if len(raw) != size:
         raise JobError(f"the job's frames hold {len(raw)} bytes, not {t}×{h}×{w}×3")
     return np.frombuffer(raw, dtype=np.uint8).reshape(t, h, w, 3)
+
+
+_zstd_local = threading.local()
+
+
+def _zstd_compressor() -> zstandard.ZstdCompressor:
+    """One compressor per thread (a ZstdCompressor is not thread-safe; making one costs ~50 µs)."""
+    comp = getattr(_zstd_local, "compressor", None)
+    if comp is None:
+        comp = _zstd_local.compressor = zstandard.ZstdCompressor(level=1)
+    return comp
 
 
 @dataclass(frozen=True)
@@ -165,8 +191,9 @@ class JobSpec:
         )
 
 
-def job_fields(segment: Segment, spec: JobSpec, *, skip: bool = False) -> dict[str, bytes]:
-    """The stream entry of one segment job (`skip`: a marker without frames, see the module doc)."""
+def job_fields(segment: Segment, spec: JobSpec, *, skip: bool = False, codec: str = "zstd") -> dict[str, bytes]:
+    """The stream entry of one segment job (`skip`: a marker without frames, see the module doc;
+    `codec`: see `encode_frames`)."""
     meta = {
         "stream": segment.stream_id,
         "index": int(segment.index),
@@ -184,7 +211,7 @@ def job_fields(segment: Segment, spec: JobSpec, *, skip: bool = False) -> dict[s
     }
     fields = {"job": json.dumps(meta, separators=(",", ":")).encode()}
     if not skip:
-        fields["frames"] = encode_frames(segment.frames)
+        fields["frames"] = encode_frames(segment.frames, codec=codec)
     return fields
 
 
@@ -298,7 +325,13 @@ class JobQueue:
 
         A file waits while the stream has `max_jobs` outstanding jobs; a live source drops the oldest
         queued job instead (its index becomes a gap). `stop` ends a wait early (returns -1)."""
-        name = segment.stream_id
+        return self.push_fields(segment.stream_id, segment.index, segment.end, job_fields(segment, spec),
+                                live=live, stop=stop, poll=poll)
+
+    def push_fields(self, name: str, index: int, end: float, fields: dict[str, bytes], *, live: bool,
+                    stop: threading.Event | None = None, poll: float = 0.05) -> int:
+        """`push` of an entry already made by `job_fields` (segment `index` of stream `name`, ending
+        at `end` seconds): the Redis side alone, two round trips (room check; XADD + state)."""
         key = self.k_jobs(name)
         dropped = 0
         while self._outstanding(name) >= self.settings.max_jobs:
@@ -311,10 +344,9 @@ class JobQueue:
             if not self._drop_oldest(name):
                 break
             dropped += 1
-        fields = job_fields(segment, spec)
         pipe = self.client.pipeline(transaction=True)
         pipe.xadd(key, fields)  # type: ignore[arg-type]
-        pipe.hset(self.k_state(name), mapping={"produced": segment.index, "produced_end": repr(float(segment.end))})
+        pipe.hset(self.k_state(name), mapping={"produced": index, "produced_end": repr(float(end))})
         pipe.execute()
         return dropped
 
@@ -756,8 +788,7 @@ class Worker:
                     work.append((job, job.segment()))
                 except (JobError, TypeError, ValueError, KeyError) as exc:
                     self._fail(job, str(exc))
-        for job in skips:
-            self._commit(job, None)
+        landing: list[tuple[Job, tuple[Segment, np.ndarray, np.ndarray] | None]] = [(job, None) for job in skips]
         if work:
             try:
                 results = self._compute([s for _, s in work], GENERIC_QUERY)
@@ -768,13 +799,15 @@ class Worker:
                     work = []
                 else:
                     log.info("batch of %d failed (%s); retrying its jobs one by one", len(work), exc)
+                    self._commit_batch(landing)
                     for job, _ in work:
                         self.process(consumer, [job])
                     return
             if self.on_batch is not None:
                 self.on_batch([j for j, _ in work])
-            for (job, segment), (tokens, embedding) in zip(work, results, strict=True):
-                self._commit(job, (segment, tokens, embedding))
+            landing += [(job, (segment, tokens, embedding))
+                        for (job, segment), (tokens, embedding) in zip(work, results, strict=True)]
+        self._commit_batch(landing)
         done = len(work) + len(skips)
         with self._lock:
             self.stats.batches += 1
@@ -803,30 +836,46 @@ class Worker:
         self.store.create_stream(job.stream, job.meta["source"], settings, spec.retention)
         self._known.add(job.stream)
 
-    def _commit(self, job: Job, computed: tuple[Segment, np.ndarray, np.ndarray] | None) -> None:
-        try:
-            self._open_stream(job)
-            spec = job.spec
-            if computed is None:
-                results = self.store.land_segments([], lease=spec.lease, skipped=[job.skipped_record()])
-            else:
-                segment, tokens, embedding = computed
-                # As memory.ingest: a live segment's proxy keeps the frames the compressor was fed.
-                record = SegmentRecord.from_segment(segment, tokens, embedding, stored_tokens=spec.stored_tokens,
-                                                    proxy=spec.proxy, processor=self.model.processor)
-                results = self.store.land_segments([record], lease=spec.lease)
-        except TempoError as exc:
-            self._fail(job, str(exc))
+    def _commit_batch(self, batch: list[tuple[Job, tuple[Segment, np.ndarray, np.ndarray] | None]]) -> None:
+        """Land a batch's segments (None: a skip marker, a gap) and acknowledge the landed jobs: one
+        `land_segments` round trip per producer lease (usually per stream) and one for all the acks."""
+        groups: dict[str, list[tuple[Job, SegmentRecord | None]]] = {}
+        for job, computed in batch:
+            try:
+                self._open_stream(job)
+                spec = job.spec
+                record = None
+                if computed is not None:
+                    segment, tokens, embedding = computed
+                    # As memory.ingest: a live segment's proxy keeps the frames the compressor was fed.
+                    record = SegmentRecord.from_segment(segment, tokens, embedding, stored_tokens=spec.stored_tokens,
+                                                        proxy=spec.proxy, processor=self.model.processor)
+            except TempoError as exc:
+                self._fail(job, str(exc))
+                continue
+            groups.setdefault(spec.lease, []).append((job, record))
+        landed: list[Job] = []
+        for lease, items in groups.items():
+            made = [(job, r) for job, r in items if r is not None]
+            skips = [job for job, r in items if r is None]
+            try:
+                results = self.store.land_segments([r for _, r in made if r is not None], lease=lease,
+                                                   skipped=[job.skipped_record() for job in skips])
+            except TempoError as exc:
+                for job, _ in items:
+                    self._fail(job, str(exc))
+                continue
+            for job, result in zip([j for j, _ in made] + skips, results, strict=True):
+                if result.status is CommitStatus.NOT_WRITER:
+                    self._fail(job, f"stream {job.stream!r} is being ingested by another process (its writer "
+                                    "lease is held by another ingest than this job's producer)")
+                else:
+                    landed.append(job)
+        if not landed:
             return
-        status = results[0].status
-        if status is CommitStatus.NOT_WRITER:
-            self._fail(job, f"stream {job.stream!r} is being ingested by another process (its writer "
-                            "lease is held by another ingest than this job's producer)")
-            return
-        self.queue.ack([job])
-        if computed is not None:
-            with self._lock:
-                self.stats.segments += 1
+        self.queue.ack(landed)
+        with self._lock:
+            self.stats.segments += sum(1 for job in landed if not job.skip)
 
     def _fail(self, job: Job, error: str, *, final: bool = False) -> None:
         """Count a failure; at `max_failures` (or `final`) dead-letter the job and skip its index.

@@ -89,10 +89,13 @@ def test_a_dead_letter_keeps_the_error_and_leaves_the_queue(redis_url: str) -> N
     assert (status["queued"], status["pending"], status["dead_letters"]) == (0, 0, 1)
 
 
-def test_damaged_frames_are_a_job_error() -> None:
-    data = encode_frames(np.zeros((2, 16, 16, 3), np.uint8))
+@pytest.mark.parametrize("codec", ["zstd", "zlib"])
+def test_damaged_frames_are_a_job_error(codec: str) -> None:
+    data = encode_frames(np.zeros((2, 16, 16, 3), np.uint8), codec=codec)
     with pytest.raises(JobError, match="corrupt"):
         decode_frames(data[:16] + b"junk")
+    with pytest.raises(JobError, match="hold"):  # a valid stream of the wrong size
+        decode_frames(data[:4] + np.array([3, 16, 16], "<u4").tobytes() + data[16:])
     with pytest.raises(JobError, match="not a Tempo frame clip"):
         decode_frames(b"nope")
 
