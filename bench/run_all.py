@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "conversation": ("conversation.py", ["--hours", "6"], ["--hours", "24"]),
     "needle": ("needle.py", ["--duration", "120", "--needles", "3"], ["--duration", "3600", "--needles", "6"]),
     "serve": ("serve.py", ["--duration", "60", "--requests", "320"], ["--duration", "600", "--requests", "3200"]),
+    "index": ("index.py", ["--segments", "20000", "--queries", "100"], ["--segments", "200000"]),
     "scale": ("scale.py", ["--segments", "16", "--overhead-segments", "16"], ["--segments", "48"]),
     "monitoring": ("monitoring.py", ["--ingest-seconds", "60", "--live-seconds", "30"], ["--ingest-seconds", "240"]),
 }

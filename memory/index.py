@@ -9,6 +9,13 @@ Redis — holds bit-identical vectors. Inner product on unit vectors = cosine si
     on an even subsample) and *stored in Redis* per stream, so a rebuild reuses them and assigns
     every vector to the same list: same search results. Retrained (and re-stored) when the stream has
     grown 8× since.
+  * Past `pq_limit` segments (default 200,000: about 9 days of one camera), IVF-PQ (`IndexIVFPQ`,
+    inner product on residuals, M = E/8 sub-quantizers of 8 bits: 96 bytes per 768-d vector instead
+    of 3,072), its PQ codebook stored in Redis beside the centroids. PQ scores are approximate, so a
+    search takes `rerank`× k candidates (at least 32) from it and orders them by their exact cosine,
+    computed from the stored embeddings read back from Redis (one round trip): hits and scores are
+    those a flat index gives whenever the true top k are among the candidates (`bench/index.py`
+    measures recall@k against flat; scores equal the flat ones to float rounding).
   * Filters: a stream set picks the per-stream indices (results merged by score); a time range
     becomes a contiguous segment-index range (segments tile time), applied inside FAISS with
     `IDSelectorRange`. For IVF, a selective filter (few members) scans every list (`nprobe = nlist`:
@@ -44,7 +51,7 @@ import faiss
 import numpy as np
 from tempo.memory.embedded import tempo_home
 from tempo.memory.errors import UnknownStreamError
-from tempo.memory.store import IndexFeed, RedisMemoryStore
+from tempo.memory.store import IndexFeed, IvfTraining, RedisMemoryStore
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +59,9 @@ _SNAPSHOT_VERSION = 1
 # Below this many vectors a flat CPU scan takes well under a millisecond: copying to the GPU cannot pay.
 GPU_MIN_VECTORS = 100_000
 _SYNC_BATCH = 4096  # segments fetched from Redis per round trip while catching up
+PQ_LIMIT = 200_000  # segments past which a stream's index is IVF-PQ (see the module docstring)
+PQ_BITS = 8  # bits per PQ sub-quantizer code (256 centroids each)
+PQ_MIN_TRAIN = 16_384  # PQ training points at least (FAISS wants ≥ 39 per each of the 256 centroids)
 
 
 @dataclass(frozen=True)
@@ -117,6 +127,11 @@ class _StreamIndex:
     def next(self) -> int:
         return self.first + self.count
 
+    @property
+    def pq(self) -> bool:
+        """True for an IVF-PQ index (it keeps codes, not the vectors)."""
+        return self.index is not None and isinstance(faiss.downcast_index(self.index), faiss.IndexIVFPQ)
+
     def ensure(self) -> faiss.Index:
         if self.index is None:
             self.index = faiss.IndexIDMap(faiss.IndexFlatIP(self.dim))
@@ -143,6 +158,7 @@ class _StreamIndex:
         index = self.ensure()
         if self.count == 0:
             return np.zeros((0, self.dim), np.float32)
+        assert not self.pq, "an IVF-PQ index keeps codes only: read the vectors from Redis"
         if self.trained_at == 0:
             # IndexIDMap keeps rows in insertion order (removals shift), i.e. segment order.
             return faiss.downcast_index(index.index).reconstruct_n(0, self.count)
@@ -162,6 +178,8 @@ class SegmentIndex:
         *,
         path: Path | None = None,
         exact_limit: int = 50_000,
+        pq_limit: int = PQ_LIMIT,
+        rerank: int = 10,
         nprobe: int = 32,
         max_nlist: int = 1024,
         search_threads: int = 1,
@@ -170,6 +188,8 @@ class SegmentIndex:
         self.store = store
         self.path = path
         self.exact_limit = exact_limit
+        self.pq_limit = pq_limit
+        self.rerank = rerank  # IVF-PQ: candidates per wanted hit, re-ordered by exact cosine
         self.nprobe = nprobe
         self.max_nlist = max_nlist
         # One query at a time: OpenMP fan-out costs more than it saves, and on a busy machine
@@ -348,40 +368,66 @@ class SegmentIndex:
 
     def _maybe_train(self, st: _StreamIndex) -> None:
         due = st.count >= self.exact_limit if st.trained_at == 0 else st.count >= 8 * st.trained_at
-        if not due:
+        want_pq = st.count >= self.pq_limit or st.pq  # once IVF-PQ, a retraining stays IVF-PQ
+        if not due and not (want_pq and not st.pq):
             return
-        vecs = st.all_vectors()
+        vecs = self._exact_vectors(st)
         nlist = self._nlist(len(vecs))
         # An even subsample (deterministic) of at most 32 points per centroid keeps training to
         # seconds; it happens once per stream (and again at 8× growth), whoever syncs first.
-        rows = np.linspace(0, len(vecs) - 1, min(len(vecs), 32 * nlist)).round().astype(np.int64)
-        sample = np.ascontiguousarray(vecs[rows])
+        sample = _even_rows(vecs, 32 * nlist)
         kmeans = faiss.Kmeans(st.dim, nlist, niter=12, seed=1234, spherical=True, verbose=False)
         kmeans.cp.max_points_per_centroid = 10**9  # we subsampled already
         kmeans.train(sample)
-        stored = self.store.offer_ivf_centroids(st.name, len(vecs), kmeans.centroids)
+        codebook = _train_pq(kmeans.centroids, _even_rows(vecs, max(32 * nlist, PQ_MIN_TRAIN))) if want_pq else None
+        stored = self.store.offer_ivf_centroids(st.name, len(vecs), kmeans.centroids, codebook)
         self._rebuild_stream(st, stored, vecs)
 
+    def _exact_vectors(self, st: _StreamIndex) -> np.ndarray:
+        """(count, E) float32 in segment order, exactly as added: read back from the index, or for
+        IVF-PQ (codes only) from Redis, the stored embeddings normalised as `append` adds them."""
+        if st.count == 0:
+            return np.zeros((0, st.dim), np.float32)
+        if not st.pq:
+            return st.all_vectors()
+        parts, ids = [], []
+        for lo in range(st.first, st.next, _SYNC_BATCH):
+            feed = self.store.embeddings(st.name, lo, min(lo + _SYNC_BATCH, st.next))
+            parts.append(feed.embeddings)
+            ids.append(feed.indices)
+        idx = np.concatenate(ids)
+        if len(idx) and idx[0] > st.first:  # retention removed the oldest meanwhile
+            st.drop_before(int(idx[0]))
+        if len(idx) != st.count:
+            st.drop_before(st.next)  # nothing consistent to keep: the next sync adds what Redis has
+            return np.zeros((0, st.dim), np.float32)
+        return _normalise(np.concatenate(parts))
+
     def _rebuild_stream(
-        self, st: _StreamIndex, stored: tuple[int, np.ndarray] | None, vecs: np.ndarray | None = None
+        self, st: _StreamIndex, stored: IvfTraining | None, vecs: np.ndarray | None = None
     ) -> None:
-        """Re-create a stream's FAISS index with the given centroids (None: flat), same vectors."""
+        """Re-create a stream's FAISS index with the given training (None: flat), same vectors."""
         if vecs is None:
-            vecs = st.all_vectors() if st.count else np.zeros((0, st.dim), np.float32)
+            vecs = self._exact_vectors(st)
         ids = np.arange(st.first, st.next, dtype=np.int64)
         if stored is None:
             index: faiss.Index = faiss.IndexIDMap(faiss.IndexFlatIP(st.dim))
             st.trained_at = 0
         else:
-            trained_at, centroids = stored
+            centroids = stored.centroids
             quantizer = faiss.IndexFlatIP(st.dim)
             quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
-            index = faiss.IndexIVFFlat(quantizer, st.dim, len(centroids), faiss.METRIC_INNER_PRODUCT)
+            if stored.pq is None:
+                index = faiss.IndexIVFFlat(quantizer, st.dim, len(centroids), faiss.METRIC_INNER_PRODUCT)
+            else:
+                index = _ivfpq(quantizer, st.dim, len(centroids), stored.pq.shape[0])
+                faiss.copy_array_to_vector(np.ascontiguousarray(stored.pq, dtype=np.float32).ravel(),
+                                           index.pq.centroids)
             index.is_trained = True
             # Keep the quantizer alive as long as the IVF index (SWIG does not own it).
             index.own_fields = True
             quantizer.this.disown()
-            st.trained_at = trained_at
+            st.trained_at = stored.trained_at
         if len(ids):
             index.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32), ids)
         st.index = index
@@ -393,8 +439,9 @@ class SegmentIndex:
         return sum(st.count for st in self._streams.values())
 
     def kind(self, stream: str) -> str:
-        """"flat" (exact) or "ivf" (approximate) for a stream."""
-        return "ivf" if self._get(stream).trained_at else "flat"
+        """"flat" (exact), "ivf" (IVF-Flat) or "ivfpq" (IVF-PQ, re-ranked exactly) for a stream."""
+        st = self._get(stream)
+        return "ivfpq" if st.pq else "ivf" if st.trained_at else "flat"
 
     def _get(self, stream: str) -> _StreamIndex:
         st = self._streams.get(stream)
@@ -461,6 +508,8 @@ class SegmentIndex:
             if members <= 0 or st.index is None:
                 continue
             kk = min(k, members)
+            if st.pq:  # approximate scores: take more candidates, re-rank them exactly below
+                kk = min(members, max(self.rerank * kk, 32))
             whole = lo == 0 and hi == st.count
             sel = None if whole else faiss.IDSelectorRange(st.first + lo, st.first + hi)
             if use_gpu_faiss(members, filtered=not whole, gpus=self._gpus, min_vectors=self.gpu_min_vectors):
@@ -477,12 +526,23 @@ class SegmentIndex:
                     scores, ids = st.index.search(
                         q, kk, params=faiss.SearchParametersIVF(sel=sel, nprobe=nlist)
                     )
-            for score, i in zip(scores[0], ids[0], strict=True):
-                if i < 0:
-                    continue
+            found = ids[0][ids[0] >= 0]
+            best = scores[0][ids[0] >= 0]
+            if st.pq:
+                found, best = self._rerank(st, q, found, min(k, members))
+            for score, i in zip(best, found, strict=True):
                 row = int(i) - st.first
                 hits.append(SearchHit(name, int(i), float(score), float(st.starts[row]), float(st.ends[row])))
         return hits
+
+    def _rerank(self, st: _StreamIndex, q: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The k of `ids` nearest to q (1, E) by exact cosine of their stored embeddings, best first."""
+        feed = self.store.embeddings_of(st.name, [int(i) for i in ids])
+        if not len(feed.indices):
+            return feed.indices, np.zeros(0, np.float32)
+        exact = _normalise(feed.embeddings) @ q[0]  # (n,)
+        order = np.lexsort((feed.indices, -exact))[:k]  # best first; ties by index, as flat search
+        return feed.indices[order], exact[order]
 
     def _gpu_index(self, st: _StreamIndex) -> faiss.Index:
         """A GPU copy of the stream's CPU index, remade when the index has changed since the copy."""
@@ -500,6 +560,35 @@ class SegmentIndex:
 
     def __len__(self) -> int:
         return self.size
+
+
+def _even_rows(vecs: np.ndarray, n: int) -> np.ndarray:
+    """At most n rows of vecs, evenly spaced (deterministic), contiguous."""
+    rows = np.linspace(0, len(vecs) - 1, min(len(vecs), n)).round().astype(np.int64)
+    return np.ascontiguousarray(vecs[rows])
+
+
+def _pq_m(dim: int) -> int:
+    """Sub-quantizers for a dim-d vector: 8 dimensions each where d allows (96 for 768-d)."""
+    for sub in (8, 4, 2, 1):
+        if dim % sub == 0:
+            return dim // sub
+    return dim
+
+
+def _ivfpq(quantizer: faiss.Index, dim: int, nlist: int, m: int) -> faiss.IndexIVFPQ:
+    return faiss.IndexIVFPQ(quantizer, dim, nlist, m, PQ_BITS, faiss.METRIC_INNER_PRODUCT)
+
+
+def _train_pq(centroids: np.ndarray, sample: np.ndarray) -> np.ndarray:
+    """The PQ codebook (M, 256, E/M) float32 of residuals to `centroids`, trained on `sample`."""
+    dim = centroids.shape[1]
+    quantizer = faiss.IndexFlatIP(dim)
+    quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    index = _ivfpq(quantizer, dim, len(centroids), _pq_m(dim))
+    index.train(sample)  # the quantizer holds its centroids already: only the PQ is trained
+    m = index.pq.M
+    return faiss.vector_to_array(index.pq.centroids).reshape(m, 1 << PQ_BITS, dim // m).astype(np.float32)
 
 
 def remove_snapshot(home: Path | str | None = None) -> None:

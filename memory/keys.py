@@ -16,7 +16,8 @@ one shard and a per-segment script (memory/scripts.py) may touch them together:
     tempo:s:{name}:k:{i}         STRING token head: K records [scale, 8 outliers, D × int8] (memory.codec)
     tempo:s:{name}:t             ZSET  member i, score start seconds (time → segments)
     tempo:s:{name}:gaps          ZSET  member "t0 t1", score t1: stretches with no video (seconds)
-    tempo:s:{name}:ivf           HASH  n (size when trained), c (IVF centroids, float32), d (dim)
+    tempo:s:{name}:ivf           HASH  n (size when trained), c (IVF centroids, float32), d (dim),
+                                       q (IVF-PQ codebook, float32 (M, 256, E/M); absent: IVF-Flat)
     tempo:s:{name}:writer        STRING the writer lease's token (one writer per stream; expires)
     tempo:s:{name}:w:{seq}       HASH  a work-queue job's segment landed early (staged, as g:{i})
     tempo:s:{name}:wk:{seq}      STRING its token head (staged, as k:{i})

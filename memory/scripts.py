@@ -163,11 +163,15 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-# KEYS: ivf hash. ARGV: trained-at size, centroid bytes, dim. Newer (larger) training wins.
+# KEYS: ivf hash. ARGV: trained-at size, centroid bytes, dim, PQ codebook bytes ('' = none: IVF-Flat).
+# Newer (larger) training wins; at the same size, an IVF-PQ one wins over an IVF-Flat one.
 OFFER_IVF = """#!lua
 local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '-1')
-if tonumber(ARGV[1]) > n then
+local size = tonumber(ARGV[1])
+if size > n or (size == n and string.len(ARGV[4]) > 0 and redis.call('HEXISTS', KEYS[1], 'q') == 0) then
   redis.call('HSET', KEYS[1], 'n', ARGV[1], 'c', ARGV[2], 'd', ARGV[3])
+  if string.len(ARGV[4]) > 0 then redis.call('HSET', KEYS[1], 'q', ARGV[4])
+  else redis.call('HDEL', KEYS[1], 'q') end
   return 1
 end
 return 0

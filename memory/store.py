@@ -159,6 +159,15 @@ class IndexFeed:
     embeddings: np.ndarray  # (n, E) float32 (stored float16 values)
 
 
+@dataclass(frozen=True)
+class IvfTraining:
+    """A stream's IVF training, shared by every process through Redis (memory/index.py)."""
+
+    trained_at: int  # segments the stream had when trained
+    centroids: np.ndarray  # (nlist, E) float32 coarse centroids
+    pq: np.ndarray | None = None  # (M, 256, E/M) float32 PQ codebook: IVF-PQ; None: IVF-Flat
+
+
 class RedisMemoryStore:
     """Streams of segments in Redis. Thread-safe as redis-py clients are (one pool, many threads)."""
 
@@ -358,24 +367,32 @@ class RedisMemoryStore:
         # Monitoring's per-stream keys (memory/alerts.py: rule state, score history); alerts stay.
         self.client.delete(f"{self.keys.base(name)}rs", *self.client.scan_iter(f"{self.keys.base(name)}rh:*"))
 
-    # ---- IVF coarse centroids (kept in Redis so a rebuilt index is identical) ----------------------
+    # ---- IVF training (kept in Redis so a rebuilt index is identical) -----------------------------
     @redis_errors
-    def ivf_centroids(self, name: str) -> tuple[int, np.ndarray] | None:
-        """(size the stream had when trained, centroids (nlist, E) float32), or None if never trained."""
-        trained_at, blob, dim = self.client.hmget(self.keys.ivf(name), "n", "c", "d")
+    def ivf_centroids(self, name: str) -> IvfTraining | None:
+        """The stream's IVF training (coarse centroids, and the PQ codebook of an IVF-PQ index), or
+        None if never trained."""
+        trained_at, blob, dim, pq = self.client.hmget(self.keys.ivf(name), "n", "c", "d", "q")
         if trained_at is None:
             return None
-        return int(trained_at), np.frombuffer(blob, dtype=np.float32).reshape(-1, int(dim)).copy()
+        d = int(dim)
+        codebook = None
+        if pq:  # int32 M, then the codebook (M, 256, E/M) float32
+            m = int(np.frombuffer(pq[:4], dtype="<i4")[0])
+            codebook = np.frombuffer(pq[4:], dtype=np.float32).reshape(m, 256, d // m).copy()
+        return IvfTraining(int(trained_at), np.frombuffer(blob, dtype=np.float32).reshape(-1, d).copy(), codebook)
 
     @redis_errors
     def offer_ivf_centroids(
-        self, name: str, trained_at: int, centroids: np.ndarray
-    ) -> tuple[int, np.ndarray]:
-        """Store centroids trained at `trained_at` segments unless newer ones are stored; returns
-        the ones that won, which every process then uses."""
+        self, name: str, trained_at: int, centroids: np.ndarray, pq: np.ndarray | None = None
+    ) -> IvfTraining:
+        """Store a training made at `trained_at` segments (centroids (nlist, E); `pq` (M, 256, E/M)
+        for IVF-PQ) unless a newer one is stored; returns the one that won, which every process then uses."""
         centroids = np.ascontiguousarray(centroids, dtype=np.float32)
+        codebook = b"" if pq is None else (
+            np.array([pq.shape[0]], "<i4").tobytes() + np.ascontiguousarray(pq, dtype=np.float32).tobytes())
         self._offer_ivf(
-            keys=[self.keys.ivf(name)], args=[trained_at, centroids.tobytes(), centroids.shape[1]]
+            keys=[self.keys.ivf(name)], args=[trained_at, centroids.tobytes(), centroids.shape[1], codebook]
         )
         stored = self.ivf_centroids(name)
         assert stored is not None
@@ -687,11 +704,16 @@ class RedisMemoryStore:
 
         Embeddings are the stored float16 values as float32.
         """
+        return self.embeddings_of(name, range(lo, hi))
+
+    @redis_errors
+    def embeddings_of(self, name: str, indices: Sequence[int]) -> IndexFeed:
+        """`embeddings` of the given segments (in that order), one round trip; absent ones are skipped."""
         pipe = self.client.pipeline(transaction=False)
-        for i in range(lo, hi):
+        for i in indices:
             pipe.hmget(self.keys.segment(name, i), "m", "e")
         idx, starts, ends, ffs, vecs = [], [], [], [], []
-        for i, (meta, emb) in zip(range(lo, hi), pipe.execute(), strict=True):
+        for i, (meta, emb) in zip(indices, pipe.execute(), strict=True):
             if meta is None or not emb:
                 continue
             m = json.loads(meta)

@@ -172,6 +172,51 @@ def test_ivf_past_the_threshold_returns_the_same_top_hit_as_exact(store, records
         assert rebuilt.search(batch[i].embedding, k=10) == approx.search(batch[i].embedding, k=10)
 
 
+def test_past_the_pq_limit_the_index_is_ivf_pq_and_still_finds_the_needle(store, records, tmp_path: Path) -> None:
+    """Random segments (the hardest case for PQ: no clusters) and one needle; the needle query is the
+    needle's embedding plus noise, far from every other segment."""
+    n, needle = 12_000, 7_777
+    rng = np.random.default_rng(3)
+    store.create_stream("cam", records.FILE_SOURCE, records.SETTINGS)
+    batch = []
+    for i in range(n):
+        r = records.make_record("cam", i)
+        emb = records.unit(rng.normal(size=records.EMB))
+        batch.append(type(r)(**{**r.__dict__, "embedding": emb}))
+    for lo in range(0, n, 2000):
+        store.put_segments(batch[lo : lo + 2000])
+    exact = SegmentIndex(store, exact_limit=10**9, pq_limit=10**9)
+    exact.sync()
+    # Below the PQ limit: IVF-Flat; past it: IVF-PQ, trained once and kept in Redis.
+    assert SegmentIndex(store, exact_limit=1000, pq_limit=n + 1).kind("cam") == "ivf"
+    index = SegmentIndex.open(store, tmp_path, exact_limit=1000, pq_limit=10_000, nprobe=8)
+    assert (exact.kind("cam"), index.kind("cam")) == ("flat", "ivfpq")
+    assert store.ivf_centroids("cam").pq.shape == (records.EMB // 8, 256, 8)
+    q = batch[needle].embedding + 0.1 * records.unit(rng.normal(size=records.EMB))
+    hit = index.search(q, k=1)[0]
+    assert hit.index == needle and (hit.start, hit.end) == (4.0 * needle, 4.0 * needle + 4)
+    flat_hits = exact.search(q, k=5)
+    pq_hits = index.search(q, k=5)
+    # Re-ranked by the exact cosine of the stored embeddings: the flat index's scores.
+    assert [h.index for h in pq_hits][:1] == [h.index for h in flat_hits][:1]
+    assert pq_hits[0].score == pytest.approx(flat_hits[0].score, abs=1e-5)
+    assert all(a.score >= b.score for a, b in itertools.pairwise(pq_hits))
+    # Filtered by time, the needle is found, and nothing outside the range is.
+    hits = index.search(q, k=3, time_range=(4.0 * (needle - 50), 4.0 * (needle + 50)))
+    assert hits[0].index == needle and all(needle - 51 <= h.index <= needle + 50 for h in hits)
+    # Rebuilt from Redis (codebook and centroids stored there): identical results.
+    index.save()
+    for f in (tmp_path / "index").rglob("*.faiss"):
+        f.unlink()
+    rebuilt = SegmentIndex.open(store, tmp_path, exact_limit=1000, pq_limit=10_000, nprobe=8)
+    assert rebuilt.kind("cam") == "ivfpq"
+    assert rebuilt.search(q, k=10) == index.search(q, k=10)
+    # New segments are encoded with the same codebook and found.
+    _ingest(store, records, "cam", n + 10)
+    assert rebuilt.sync() == 10 and rebuilt.kind("cam") == "ivfpq"
+    assert rebuilt.search(_query(records, "cam", n + 4, noise=0.02), k=1)[0].index == n + 4
+
+
 def test_segments_removed_by_retention_leave_the_index(store, records, tmp_path: Path) -> None:
     _ingest(store, records, "cam", 100)
     index = SegmentIndex.open(store, tmp_path)
