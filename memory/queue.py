@@ -65,6 +65,7 @@ from tempo.memory.store import CommitStatus, RedisMemoryStore
 from tempo.settings import environment
 from tempo.streaming import SamplingConfig, Segment, iter_segments
 from tempo.streaming.segment import SourceInfo
+from tempo.streaming.sources import fingerprint_file
 
 if TYPE_CHECKING:  # the model stack is imported lazily: a producer needs no torch
     from tempo.models.embedder import SegmentEmbedder
@@ -168,6 +169,9 @@ class JobSpec:
     retention: RetentionPolicy | None = None
     proxy: ProxySettings | None = None
     lease: str = ""  # the producer's writer lease token ('' = none)
+    # A file source's fingerprint (tempo.streaming.sources.fingerprint_file), stored with the stream
+    # a worker creates, so resume and recall refuse a replaced file as for `tempo ingest`.
+    fingerprint: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -177,6 +181,7 @@ class JobSpec:
             "retention": None if self.retention is None else self.retention.to_dict(),
             "proxy": None if self.proxy is None else dataclasses.asdict(self.proxy),
             "lease": self.lease,
+            "fingerprint": self.fingerprint,
         }
 
     @classmethod
@@ -188,6 +193,7 @@ class JobSpec:
             retention=None if data.get("retention") is None else RetentionPolicy.from_dict(data["retention"]),
             proxy=None if proxy is None else ProxySettings(**proxy),
             lease=str(data.get("lease") or ""),
+            fingerprint=data.get("fingerprint") or None,
         )
 
 
@@ -325,13 +331,16 @@ class JobQueue:
 
         A file waits while the stream has `max_jobs` outstanding jobs; a live source drops the oldest
         queued job instead (its index becomes a gap). `stop` ends a wait early (returns -1)."""
+        window = spec.sampling.window
         return self.push_fields(segment.stream_id, segment.index, segment.end, job_fields(segment, spec),
-                                live=live, stop=stop, poll=poll)
+                                live=live, stop=stop, poll=poll,
+                                resume_slot=(segment.first_frame_index // window + 1) * window)
 
     def push_fields(self, name: str, index: int, end: float, fields: dict[str, bytes], *, live: bool,
-                    stop: threading.Event | None = None, poll: float = 0.05) -> int:
+                    stop: threading.Event | None = None, poll: float = 0.05, resume_slot: int | None = None) -> int:
         """`push` of an entry already made by `job_fields` (segment `index` of stream `name`, ending
-        at `end` seconds): the Redis side alone, two round trips (room check; XADD + state)."""
+        at `end` seconds; `resume_slot`: the first sampling slot of the grid window after it, where a
+        producer run again seeks): the Redis side alone, two round trips (room check; XADD + state)."""
         key = self.k_jobs(name)
         dropped = 0
         while self._outstanding(name) >= self.settings.max_jobs:
@@ -346,7 +355,10 @@ class JobQueue:
             dropped += 1
         pipe = self.client.pipeline(transaction=True)
         pipe.xadd(key, fields)  # type: ignore[arg-type]
-        pipe.hset(self.k_state(name), mapping={"produced": index, "produced_end": repr(float(end))})
+        state: dict[str, Any] = {"produced": index, "produced_end": repr(float(end))}
+        if resume_slot is not None:
+            state["produced_slot"] = resume_slot
+        pipe.hset(self.k_state(name), mapping=state)
         pipe.execute()
         return dropped
 
@@ -638,14 +650,22 @@ def _produce(
     probe = iter_segments(source, stream_id=stream, config=spec.sampling, start_segment=0)
     info = probe.info
     done, end = -1, None  # the last job number done contiguously, and the stream's end (seconds)
+    known_info = None
     if stream in store.stream_names():
-        known = store.stream_info(stream)
+        known = known_info = store.stream_info(stream)
         known_uri = known.source.get("uri")
         if known_uri is not None and known_uri != info.uri:
             probe.close()
             raise SourceMismatchError(f"stream {stream!r} was ingested from {known_uri!r}, not {info.uri!r}; "
                                       "use another stream name for another source")
+        try:
+            known.check_source_unchanged(info.uri)  # SourceChangedError: a replaced file
+        except BaseException:
+            probe.close()
+            raise
         done, end = store.landed_through(stream), known.end
+    if info.kind == "file":
+        spec = dataclasses.replace(spec, fingerprint=fingerprint_file(info.uri))
     state = queue.state(stream)
     produced = int(state.get("produced", -1))
     if produced > done:
@@ -659,7 +679,16 @@ def _produce(
             offset = (start, float(end))
     elif start:
         probe.close()
-        segments = iter_segments(source, stream_id=stream, config=spec.sampling, start_segment=start)
+        # Seek to the grid window after the last job queued (or landed), as a resumed `tempo ingest`
+        # does: the keyframe before it, then frames skipped by their timestamps. Without the slot (the
+        # queue's state was deleted, or came from before slots were kept) the earlier segments are
+        # decoded and skipped, since where job `start` begins depends on the gaps before it.
+        slot = None
+        if produced >= done and "produced_slot" in state:
+            slot = int(state["produced_slot"])
+        elif known_info is not None and done == known_info.committed and known_info.committed >= 0:
+            slot = known_info.resume_slot
+        segments = iter_segments(source, stream_id=stream, config=spec.sampling, start_segment=start, start_slot=slot)
     report = ProduceReport(stream, info.uri, start)
     try:
         for segment in segments:
@@ -833,7 +862,10 @@ class Worker:
         spec = job.spec
         settings = stream_settings(self.model, self.embedder, spec.sampling, model_id=self.model_id,
                                    stored_tokens=spec.stored_tokens)
-        self.store.create_stream(job.stream, job.meta["source"], settings, spec.retention)
+        source = dict(job.meta["source"])
+        if spec.fingerprint:
+            source["fingerprint"] = spec.fingerprint
+        self.store.create_stream(job.stream, source, settings, spec.retention)
         self._known.add(job.stream)
 
     def _commit_batch(self, batch: list[tuple[Job, tuple[Segment, np.ndarray, np.ndarray] | None]]) -> None:

@@ -173,3 +173,63 @@ def test_a_producer_holds_the_writer_lease_and_its_jobs_carry_the_token(redis_ur
     record = factory.make_record("cam", 0)
     assert store.land_segments([record], lease="not-the-producer")[0].status is CommitStatus.NOT_WRITER
     assert store.land_segments([record], lease=token)[0].status is CommitStatus.COMMITTED
+
+
+def test_a_resumed_file_producer_seeks_instead_of_decoding_what_it_queued(redis_url: str, tmp_path: object) -> None:
+    from pathlib import Path
+
+    from tempo.memory import RedisMemoryStore
+    from tempo.memory.queue import produce
+    from tempo.streaming import iter_segments
+    from tempo.streaming.synthetic import write_test_video
+
+    # 60 s at 30 fps, a keyframe every 2 s: resuming after 10 of 15 segments (40 s) needs ~20 s of it.
+    video = write_test_video(Path(str(tmp_path)) / "v.mp4", duration=60.0, size=(96, 64))
+    store = RedisMemoryStore.connect(redis_url)
+    queue = JobQueue.for_store(store)
+    first = produce(str(video), "cam", queue=queue, store=store, spec=SPEC, max_segments=10)
+    assert first.queued == 10 and queue.state("cam")["produced_slot"] == "80"
+    again = produce(str(video), "cam", queue=queue, store=store, spec=SPEC)
+    assert (again.resumed_from, again.queued) == (10, 5)
+    full = iter_segments(str(video), stream_id="cam")
+    segments = list(full)
+    # Only the tail was decoded (from the keyframe before 40 s: ~22 s of the 60), not the 40 s before it.
+    assert again.decode["frames_decoded"] <= 0.45 * full.stats.frames_decoded
+    assert first.decode["frames_decoded"] + again.decode["frames_decoded"] <= 1.1 * full.stats.frames_decoded
+    # And the resumed jobs are exactly the segments a full run makes.
+    jobs = queue.read("w", 20, ["cam"], block=0.1)
+    assert [j.index for j in jobs] == list(range(15))
+    for job, segment in zip(jobs[10:], segments[10:], strict=True):
+        got = job.segment()
+        assert np.array_equal(got.timestamps, segment.timestamps) and got.first_frame_index == segment.first_frame_index
+        assert np.array_equal(got.frames, segment.frames)
+
+
+def test_the_jobs_of_a_file_carry_its_fingerprint_and_a_replaced_file_is_refused(redis_url: str,
+                                                                                  tmp_path: object) -> None:
+    import os
+    from pathlib import Path
+
+    from tempo.memory import RedisMemoryStore
+    from tempo.memory.errors import SourceChangedError
+    from tempo.memory.queue import produce
+    from tempo.streaming.sources import fingerprint_file
+    from tempo.streaming.synthetic import write_test_video
+
+    video = write_test_video(Path(str(tmp_path)) / "v.mp4", duration=12.0, size=(96, 64))
+    store = RedisMemoryStore.connect(redis_url)
+    queue = JobQueue.for_store(store)
+    produce(str(video), "cam", queue=queue, store=store, spec=SPEC, max_segments=1)
+    job = queue.read("w", 1, ["cam"], block=0.1)[0]
+    assert job.spec.fingerprint == fingerprint_file(video)
+    # A worker creates the stream with it (Worker._open_stream: the source plus the spec's fingerprint).
+    import sys
+
+    factory = sys.modules["memory_records_factory"]
+    store.create_stream("cam", {**job.meta["source"], "fingerprint": job.spec.fingerprint}, factory.SETTINGS)
+    store.land_segments([factory.make_record("cam", 0)], lease="")
+    os.utime(video, (1_000_000_000, 1_000_000_000))  # the file is replaced (same name, another time)
+    with pytest.raises(SourceChangedError, match="has changed since stream 'cam' was ingested"):
+        produce(str(video), "cam", queue=queue, store=store, spec=SPEC)
+    with pytest.raises(SourceChangedError):
+        store.stream_info("cam").check_source_unchanged()  # what recall checks
