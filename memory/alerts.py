@@ -8,6 +8,8 @@ Key layout (prefix `tempo`; `{name}` is the stream's hash tag, as in store.py):
                                         when it moves (one GET per batch)
     tempo:s:{name}:rs            HASH   rule id → hysteresis state JSON; '@' → last segment applied
     tempo:s:{name}:rh:{rule}     LIST   "start score" per segment, newest last (for --enter auto)
+    tempo:s:{name}:rsc           HASH   work-queue job number → its rule scores, staged while the job
+                                        waits for its predecessors (see memory/queue.py)
     tempo:alert:{id}             HASH   the alert's fields, each a JSON value (latest version)
     tempo:alerts:t               ZSET   alert id, score opened_at (Unix seconds)
     tempo:alerts:events          STREAM one entry per opened / verified / closed event (bounded)
@@ -17,7 +19,10 @@ Atomicity. The writer of a stream commits each segment by `RedisMemoryStore.put_
 the same MULTI/EXEC, `AlertStore.commit_rules` (one script): rule states, score history, alert
 fields and events land together with the segment or not at all, and the script applies only when
 that very segment was just written (`committed` = its index and the state's '@' is older), so a
-re-put after a crash changes nothing. On a single Redis (or Sentinel) this is exact; on Redis
+re-put after a crash changes nothing. A work-queue worker (memory/queue.py) lands a job that may
+commit several segments at once (its own and staged successors): it steps the rules over all of
+them and commits each one's rule script "through" (`committed` ≥ its index, '@' older) in the same
+MULTI/EXEC as the landing. On a single Redis (or Sentinel) this is exact; on Redis
 Cluster the per-deployment alert keys live on another slot than the stream, which a transaction
 cannot span: monitoring needs a single-shard Redis.
 """
@@ -44,13 +49,17 @@ HISTORY_MAXLEN = 4096  # scores kept per rule and stream for --enter auto (> 1 h
 
 # KEYS: stream info, rule state, events stream, alert time index, verify set, then one alert hash per
 #       event, then one history list per history value.
-# ARGV: index, events maxlen, history maxlen, #states, #events, #history, then (rule id, state JSON |
+# ARGV: index ("i" or "i+"), events maxlen, history maxlen, #states, #events, #history, then (rule id, state JSON |
 #       '' to delete) per state, then per event (kind, id, webhook, zscore, #fields, field/value pairs),
 #       then the history values.
 # Returns 1 when applied, 0 when the segment was not just written (refused, or a re-put).
 _APPLY = """#!lua
-local index = tonumber(ARGV[1])
-if tonumber(redis.call('HGET', KEYS[1], 'committed') or '-2') ~= index then return 0 end
+-- ARGV[1] "i": segment i was just written (committed = i); "i+": written with a work-queue landing
+-- in this transaction, which may have committed later ones too (committed >= i).
+local through = string.sub(ARGV[1], -1) == '+'
+local index = tonumber(through and string.sub(ARGV[1], 1, -2) or ARGV[1])
+local committed = tonumber(redis.call('HGET', KEYS[1], 'committed') or '-2')
+if committed ~= index and not (through and committed > index) then return 0 end
 local at = tonumber(redis.call('HGET', KEYS[2], '@') or '-1')
 if at >= index then return 0 end
 redis.call('HSET', KEYS[2], '@', index)
@@ -207,6 +216,7 @@ class RuleCommit:
     stream: str
     index: int
     states: dict[str, str | None] = field(default_factory=dict)  # rule id → state JSON (None: delete)
+    through: bool = False  # applied with a work-queue landing (see the module docstring)
     history: dict[str, str] = field(default_factory=dict)  # rule id → "start score"
     # (kind, alert fields (JSON-able values), webhook URL or None)
     events: list[tuple[str, dict[str, Any], str | None]] = field(default_factory=list)
@@ -254,6 +264,12 @@ class AlertStore:
 
     def _k_state(self, stream: str) -> str:
         return f"{self.prefix}:s:{{{stream}}}:rs"
+
+    def k_rule_state(self, stream: str) -> str:
+        return self._k_state(stream)
+
+    def k_staged_scores(self, stream: str) -> str:
+        return f"{self.prefix}:s:{{{stream}}}:rsc"
 
     def _k_history(self, stream: str, rule: str) -> str:
         return f"{self.prefix}:s:{{{stream}}}:rh:{rule}"
@@ -341,7 +357,7 @@ class AlertStore:
                 self._k_verify(),
             ]
             args: list[Any] = [
-                commit.index,
+                f"{commit.index}+" if commit.through else commit.index,
                 EVENTS_MAXLEN,
                 HISTORY_MAXLEN,
                 len(commit.states),

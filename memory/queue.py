@@ -52,16 +52,17 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import redis
 import zstandard
 from tempo.errors import TempoError
+from tempo.memory.alerts import AlertStore
 from tempo.memory.errors import JobError, SourceMismatchError
 from tempo.memory.proxy import ProxySettings
 from tempo.memory.records import RetentionPolicy, SegmentRecord
-from tempo.memory.store import CommitStatus, RedisMemoryStore
+from tempo.memory.store import CommitResult, CommitStatus, RedisMemoryStore
 from tempo.settings import environment
 from tempo.streaming import SamplingConfig, Segment, iter_segments
 from tempo.streaming.segment import SourceInfo
@@ -730,10 +731,37 @@ class WorkerStats:
     batches: int = 0
 
 
+class QueueMonitor(Protocol):
+    """A stream's rules as a worker applies them (tempo.agent.monitoring.RuleMonitor), made afresh from
+    Redis for each use: other workers move the stream's rule state."""
+
+    def queries(self) -> list[str]:
+        """The texts of the stream's rules, to score in the generic pass."""
+        ...
+
+    def rule_ids(self) -> list[str]:
+        """Their ids, in the same order."""
+        ...
+
+    def observe_scored(self, index: int, start: float, end: float, wallclock_start: float | None,
+                       scores: dict[str, float]) -> Callable[[Any], None] | None:
+        """Step the rules over segment `index`; what to queue in its landing's MULTI (or None)."""
+        ...
+
+
+# What a worker computed for one job: memory tokens (M, D), embedding (E,), rule id → score (None: no rules).
+Computed = tuple[Segment, np.ndarray, np.ndarray, dict[str, float] | None]
+
+
 class Worker:
-    """One consumer of the group: read a batch across streams → generic pass + embedder → commit → ack.
+    """One consumer of the group: read a batch across streams → generic pass (+ the streams' rules) +
+    embedder → commit → ack.
 
     `concurrency` threads run this loop, each its own consumer (`{name}-{k}`), sharing the model.
+    With `monitors` (stream → its rules), each stream's rules are scored in the generic pass, and the
+    landing that commits a segment steps them and commits their state and alerts in the same
+    MULTI/EXEC (`_land_with_rules`), as a single-process ingest does; a job that lands before its
+    predecessors stages its scores (`AlertStore.k_staged_scores`) for the landing that commits it.
     """
 
     def __init__(
@@ -747,8 +775,11 @@ class Worker:
         batch_size: int = 8,
         name: str | None = None,
         on_batch: Callable[[list[Job]], None] | None = None,
+        monitors: Callable[[str], QueueMonitor] | None = None,
     ) -> None:
         self.queue, self.store = queue, store
+        self.monitors = monitors
+        self.alerts = AlertStore(store.client, prefix=store.prefix)
         self.model, self.embedder, self.model_id = model, embedder, model_id
         self.batch_size = max(1, int(batch_size))
         self.name = name or default_consumer_name()
@@ -817,10 +848,10 @@ class Worker:
                     work.append((job, job.segment()))
                 except (JobError, TypeError, ValueError, KeyError) as exc:
                     self._fail(job, str(exc))
-        landing: list[tuple[Job, tuple[Segment, np.ndarray, np.ndarray] | None]] = [(job, None) for job in skips]
+        landing: list[tuple[Job, Computed | None]] = [(job, None) for job in skips]
         if work:
             try:
-                results = self._compute([s for _, s in work], GENERIC_QUERY)
+                results = self._compute(work, GENERIC_QUERY)
             except Exception as exc:  # one bad segment must not sink the batch: retry them one by one
                 if len(work) == 1:
                     self._fail(work[0][0], f"{type(exc).__name__}: {exc}")
@@ -834,25 +865,43 @@ class Worker:
                     return
             if self.on_batch is not None:
                 self.on_batch([j for j, _ in work])
-            landing += [(job, (segment, tokens, embedding))
-                        for (job, segment), (tokens, embedding) in zip(work, results, strict=True)]
+            landing += [(job, (segment, *computed)) for (job, segment), computed in zip(work, results, strict=True)]
         self._commit_batch(landing)
         done = len(work) + len(skips)
         with self._lock:
             self.stats.batches += 1
         self.queue.note_worker(consumer, done, time.perf_counter() - t0)
 
-    def _compute(self, segments: list[Segment], query: str) -> list[tuple[np.ndarray, np.ndarray]]:
-        # Monitoring (issue 11) is not wired here yet. The scoring would fit (compress_with_rules
-        # scores a stream's rules in this same forward), but RuleMonitor steps each rule's hysteresis
-        # over a stream's segments in index order in one process and commits the state with the
-        # segment (put_segments(..., then=)); here a stream's jobs are split across workers and land
-        # out of order through _LAND's staging, so the scores would have to be staged with the job
-        # and the rules stepped where each contiguous run commits. Until then, streams ingested
-        # through the queue raise no alerts (README, Scale-out).
-        _, memory = self.model.compress(segments, query, batch_size=self.batch_size)  # (n, M, D)
-        embeddings = self.embedder.embed_segments([s.frames for s in segments])  # (n, E)
-        return [(memory[i].float().numpy(), embeddings[i]) for i in range(len(segments))]
+    def _compute(
+        self, work: list[tuple[Job, Segment]], query: str
+    ) -> list[tuple[np.ndarray, np.ndarray, dict[str, float] | None]]:
+        """Memory tokens (M, D), embedding (E,) and rule scores of each job's segment. Segments whose
+        streams have the same rule texts share a forward (the rules ride on the generic pass)."""
+        rules: dict[str, tuple[list[str], list[str]]] = {}  # stream → (rule ids, texts)
+        if self.monitors is not None:
+            for stream in dict.fromkeys(job.stream for job, _ in work):
+                monitor = self.monitors(stream)
+                texts = monitor.queries()
+                rules[stream] = (monitor.rule_ids(), texts)
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for row, (job, _) in enumerate(work):
+            groups.setdefault(tuple(rules.get(job.stream, ([], []))[1]), []).append(row)
+        memory: list[np.ndarray] = [np.zeros(0)] * len(work)
+        scores: list[dict[str, float] | None] = [None] * len(work)
+        for texts, rows in groups.items():
+            segments = [work[r][1] for r in rows]
+            if texts:  # (n, M, D) memory and (n, R) rule relevance from one forward
+                _, mem, rule_scores = self.model.compress_with_rules(segments, query, list(texts),
+                                                                     batch_size=self.batch_size)
+            else:
+                _, mem = self.model.compress(segments, query, batch_size=self.batch_size)  # (n, M, D)
+            for k, r in enumerate(rows):
+                memory[r] = mem[k].float().numpy()
+                if texts:
+                    ids = rules[work[r][0].stream][0]
+                    scores[r] = {rule_id: float(rule_scores[k, j]) for j, rule_id in enumerate(ids)}
+        embeddings = self.embedder.embed_segments([s.frames for _, s in work])  # (n, E)
+        return [(memory[i], embeddings[i], scores[i]) for i in range(len(work))]
 
     def _open_stream(self, job: Job) -> None:
         if job.stream in self._known:
@@ -868,36 +917,41 @@ class Worker:
         self.store.create_stream(job.stream, source, settings, spec.retention)
         self._known.add(job.stream)
 
-    def _commit_batch(self, batch: list[tuple[Job, tuple[Segment, np.ndarray, np.ndarray] | None]]) -> None:
+    def _commit_batch(self, batch: list[tuple[Job, Computed | None]]) -> None:
         """Land a batch's segments (None: a skip marker, a gap) and acknowledge the landed jobs: one
-        `land_segments` round trip per producer lease (usually per stream) and one for all the acks."""
-        groups: dict[str, list[tuple[Job, SegmentRecord | None]]] = {}
+        landing round trip per stream (two with rules: read, then MULTI/EXEC) and one for all the acks."""
+        groups: dict[tuple[str, str], list[tuple[Job, SegmentRecord | None, dict[str, float] | None]]] = {}
         for job, computed in batch:
             try:
                 self._open_stream(job)
                 spec = job.spec
-                record = None
+                record, scores = None, None
                 if computed is not None:
-                    segment, tokens, embedding = computed
+                    segment, tokens, embedding, scores = computed
                     # As memory.ingest: a live segment's proxy keeps the frames the compressor was fed.
                     record = SegmentRecord.from_segment(segment, tokens, embedding, stored_tokens=spec.stored_tokens,
                                                         proxy=spec.proxy, processor=self.model.processor)
             except TempoError as exc:
                 self._fail(job, str(exc))
                 continue
-            groups.setdefault(spec.lease, []).append((job, record))
+            groups.setdefault((job.stream, spec.lease), []).append((job, record, scores))
         landed: list[Job] = []
-        for lease, items in groups.items():
-            made = [(job, r) for job, r in items if r is not None]
-            skips = [job for job, r in items if r is None]
+        for (stream, lease), items in groups.items():
+            made = [(job, r, sc) for job, r, sc in items if r is not None]
+            skips = [job for job, r, _ in items if r is None]
             try:
-                results = self.store.land_segments([r for _, r in made if r is not None], lease=lease,
-                                                   skipped=[job.skipped_record() for job in skips])
-            except TempoError as exc:
-                for job, _ in items:
+                if self.monitors is not None and (
+                        any(sc is not None for _, _, sc in made)
+                        or self.store.client.hlen(self.alerts.k_staged_scores(stream))):
+                    results = self._land_with_rules(stream, lease, made, skips)
+                else:
+                    results = self.store.land_segments([r for _, r, _ in made if r is not None], lease=lease,
+                                                       skipped=[job.skipped_record() for job in skips])
+            except (TempoError, redis.RedisError) as exc:
+                for job, _, _ in items:
                     self._fail(job, str(exc))
                 continue
-            for job, result in zip([j for j, _ in made] + skips, results, strict=True):
+            for job, result in zip([j for j, _, _ in made] + skips, results, strict=True):
                 if result.status is CommitStatus.NOT_WRITER:
                     self._fail(job, f"stream {job.stream!r} is being ingested by another process (its writer "
                                     "lease is held by another ingest than this job's producer)")
@@ -908,6 +962,76 @@ class Worker:
         self.queue.ack(landed)
         with self._lock:
             self.stats.segments += sum(1 for job in landed if not job.skip)
+
+    def _land_with_rules(
+        self, stream: str, lease: str, made: list[tuple[Job, SegmentRecord, dict[str, float] | None]],
+        skips: list[Job], attempts: int = 32,
+    ) -> list[CommitResult]:
+        """`land_segments` of one stream's jobs with its rules stepped over every segment the landing
+        commits (ours, and staged ones whose scores wait in `k_staged_scores`), all in one MULTI/EXEC.
+
+        Under WATCH of the stream's info, landed jobs, rule state and staged scores, the landing is
+        worked out as the _LAND script will do it (job numbers after the last done contiguous one,
+        in order, each landed job with a segment taking the next index), the rules are stepped over
+        those segments from the committed rule state, and the scripts are queued: the landings, then
+        each segment's rule commit ("through"). Another writer of those keys meanwhile aborts the
+        EXEC (WatchError) and it is worked out again."""
+        assert self.monitors is not None
+        client, keys = self.store.client, self.store.keys
+        k_scores = self.alerts.k_staged_scores(stream)
+        watched = [keys.info(stream), keys.landed(stream), self.alerts.k_rule_state(stream), k_scores]
+        records = [r for _, r, _ in made]
+        skipped = [job.skipped_record() for job in skips]
+        ours = {job.index: (job, record, scores) for job, record, scores in made}
+        skip_seqs = {job.index for job in skips}
+        with client.pipeline(transaction=True) as pipe:
+            for _ in range(attempts):
+                try:
+                    pipe.watch(*watched)
+                    committed, seq = pipe.hmget(keys.info(stream), "committed", "seq")
+                    if committed is None:  # no such stream: the landing reports it
+                        pipe.unwatch()
+                        return self.store.land_segments(records, lease=lease, skipped=skipped)
+                    landed = {int(k): v.decode() for k, v in pipe.hgetall(keys.landed(stream)).items()}
+                    staged = {int(k): json.loads(v) for k, v in pipe.hgetall(k_scores).items()}
+                    monitor = self.monitors(stream)
+                    monitor.queries()
+                    done = int(seq if seq is not None else committed)
+                    index, nseq, thens = int(committed), done + 1, []
+                    while True:  # the contiguous run this landing commits, as _LAND walks it
+                        if nseq in landed:  # landed earlier (a job sent again lands nothing new)
+                            kind, start, end, _slot = landed[nseq].split()
+                            blob = staged.get(nseq) or {}
+                            scores, wallclock = blob.get("s"), blob.get("wc")
+                        elif nseq in ours:
+                            job, record, scores = ours[nseq]
+                            kind, start, end, wallclock = "s", record.start, record.end, record.wallclock_start
+                        elif nseq in skip_seqs:
+                            kind, start, end, scores, wallclock = "x", 0.0, 0.0, None, None
+                        else:
+                            break
+                        if kind == "s":
+                            index += 1
+                            if scores:
+                                then = monitor.observe_scored(index, float(start), float(end), wallclock, scores)
+                                if then is not None:
+                                    thens.append(then)
+                        nseq += 1
+                    pipe.multi()
+                    results = self.store.queue_lands(pipe, records, lease=lease, skipped=skipped)
+                    for job, record, scores in made:  # ours that wait for predecessors keep their scores
+                        if job.index >= nseq and scores is not None:
+                            pipe.hset(k_scores, str(job.index),
+                                      json.dumps({"s": scores, "wc": record.wallclock_start}, separators=(",", ":")))
+                    used = [str(q) for q in staged if q < nseq]
+                    if used:  # committed by this landing (stepped just above) or an earlier one
+                        pipe.hdel(k_scores, *used)
+                    for then in thens:
+                        then(pipe)
+                    return results(pipe.execute())
+                except redis.WatchError:
+                    continue
+        raise JobError(f"stream {stream!r}: other workers kept landing its segments meanwhile; will retry")
 
     def _fail(self, job: Job, error: str, *, final: bool = False) -> None:
         """Count a failure; at `max_failures` (or `final`) dead-letter the job and skip its index.

@@ -364,8 +364,9 @@ class RedisMemoryStore:
             self.client.delete(self.keys.staged(name, seq), self.keys.staged(name, seq, tokens=True))
         self.client.delete(self.keys.times(name), self.keys.ivf(name), self.keys.gaps(name), self.keys.landed(name),
                            self.keys.info(name))
-        # Monitoring's per-stream keys (memory/alerts.py: rule state, score history); alerts stay.
-        self.client.delete(f"{self.keys.base(name)}rs", *self.client.scan_iter(f"{self.keys.base(name)}rh:*"))
+        # Monitoring's per-stream keys (memory/alerts.py: rule state, staged scores, score history); alerts stay.
+        self.client.delete(f"{self.keys.base(name)}rs", f"{self.keys.base(name)}rsc",
+                           *self.client.scan_iter(f"{self.keys.base(name)}rh:*"))
 
     # ---- IVF training (kept in Redis so a rebuilt index is identical) -----------------------------
     @redis_errors
@@ -482,8 +483,16 @@ class RedisMemoryStore:
         producer's writer lease token the job carries; `not_writer` while another writer holds the
         stream. Results: one per record, then one per skipped record.
         """
-        now = time.time()
         pipe = self.client.pipeline(transaction=False)
+        results = self.queue_lands(pipe, records, lease=lease, skipped=skipped)
+        return results(pipe.execute())
+
+    def queue_lands(
+        self, pipe: Any, records: Sequence[SegmentRecord], *, lease: str = "", skipped: Sequence[SegmentRecord] = ()
+    ) -> Callable[[Sequence[Any]], list[CommitResult]]:
+        """Queue `land_segments`' scripts on `pipe` (a worker's MULTI/EXEC with its rule commits after
+        them); returns what turns their replies, the first len(records) + len(skipped), into results."""
+        now = time.time()
         todo = [(r, False) for r in records] + [(r, True) for r in skipped]
         for record, skip in todo:
             if skip:
@@ -496,13 +505,17 @@ class RedisMemoryStore:
             args = [*args[:8], int(record.first_frame_index), lease, "1" if skip else "0",
                     self.keys.base(name)]
             self._land(keys=keys, args=args, client=pipe)
-        out = []
-        for (record, _), raw in zip(todo, pipe.execute(), strict=True):
-            if int(raw[0]) == -3:
-                out.append(CommitResult(record.index, CommitStatus.NOT_WRITER, int(raw[1])))
-            else:
-                out.append(self._result(record, raw))
-        return out
+
+        def results(replies: Sequence[Any]) -> list[CommitResult]:
+            out = []
+            for (record, _), raw in zip(todo, replies[: len(todo)], strict=True):
+                if int(raw[0]) == -3:
+                    out.append(CommitResult(record.index, CommitStatus.NOT_WRITER, int(raw[1])))
+                else:
+                    out.append(self._result(record, raw))
+            return out
+
+        return results
 
     @redis_errors
     def landed_through(self, name: str) -> int:

@@ -69,11 +69,14 @@ class RuleMonitor:
         return [r.text for r in self.batch_rules]
 
     # ---- per batch ---------------------------------------------------------------------------------
-    def observe(self, batch: Sequence[Segment], scores: np.ndarray) -> list[Callable[[Any], None] | None]:
+    def observe(
+        self, batch: Sequence[Segment], scores: np.ndarray, *, through: bool = False
+    ) -> list[Callable[[Any], None] | None]:
         """Step every rule over `batch` (scores (n, R) for the rules of the last `queries()`); returns,
-        per segment, what to queue after its put (None when nothing changes)."""
+        per segment, what to queue after its put (None when nothing changes; `through`: see
+        `RuleCommit`)."""
         rules = self.batch_rules
-        live = {r.id for r in rules}
+        live = {r.id for r in self._rules}  # the rule book: a rule without scores here is not removed
         removed = [rid for rid in self.states if rid not in live]
         out: list[Callable[[Any], None] | None] = []
         for row, segment in enumerate(batch):
@@ -81,7 +84,7 @@ class RuleMonitor:
                 out.append(None)  # already committed with its rule state (cannot happen after a resume)
                 continue
             now = self.clock()
-            commit = RuleCommit(stream=self.stream, index=segment.index)
+            commit = RuleCommit(stream=self.stream, index=segment.index, through=through)
             view = SegmentView(
                 self.stream, segment.index, float(segment.start), float(segment.end), segment.wallclock_start
             )
@@ -109,6 +112,27 @@ class RuleMonitor:
             self.applied = segment.index
             out.append(self.alerts.commit_rules(commit) if commit.states else None)
         return out
+
+    # ---- the work queue ------------------------------------------------------------------------------
+    def rule_ids(self) -> list[str]:
+        """The ids of the rules of the last `queries()`, in the same order as its texts."""
+        return [r.id for r in self.batch_rules]
+
+    def observe_scored(
+        self, index: int, start: float, end: float, wallclock_start: float | None, scores: dict[str, float]
+    ) -> Callable[[Any], None] | None:
+        """`observe` of one segment a work-queue landing commits (memory/queue.py): `scores` are rule
+        id → relevance, as its worker scored them; the rules of the last `queries()` without a score
+        (added after the job was computed) skip this segment. The script returned applies "through"."""
+        book = self.batch_rules
+        self.batch_rules = [r for r in book if r.id in scores]
+        try:
+            segment = SegmentView(self.stream, index, start, end, wallclock_start)
+            row = np.array([[scores[r.id] for r in self.batch_rules]], dtype=np.float32)  # (1, R)
+            then = self.observe([segment], row, through=True)[0]  # type: ignore[list-item]
+        finally:
+            self.batch_rules = book
+        return then
 
     def _rule_history(self, rule: Rule) -> list[tuple[float, float]]:
         if rule.enter is not None:

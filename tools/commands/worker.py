@@ -26,8 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="compress and commit queued segment jobs (scale-out)",
         description=(
             "Join the work queue's consumer group: read segment jobs pushed by `tempo ingest --queue` "
-            "producers, in batches across all streams; compress (generic pass), embed, commit and "
-            "acknowledge them. Jobs a dead worker left are claimed after TEMPO_QUEUE_CLAIM_IDLE seconds "
+            "producers, in batches across all streams; compress (generic pass, scoring each stream's "
+            "rules), embed, commit (with the rules' alerts) and acknowledge them. Jobs a dead worker "
+            "left are claimed after TEMPO_QUEUE_CLAIM_IDLE seconds "
             "(default 30); a job failing TEMPO_QUEUE_MAX_FAILURES times (default 3) goes to its stream's "
             "dead-letter stream (`tempo queue dead STREAM`). Stops on SIGTERM or Ctrl-C."
         ),
@@ -54,6 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tempo.agent.monitoring.monitor import RuleMonitor
+    from tempo.agent.monitoring.webhooks import start_delivery_thread
     from tempo.memory.queue import JobQueue, QueueSettings, Worker
     from tempo.service import TempoService
 
@@ -73,13 +76,19 @@ def run(args: argparse.Namespace) -> int:
         model_id=service.model_name,
         batch_size=args.batch_size or service.model.config.compress_batch_size,
         name=args.name,
+        # Each stream's rules (`tempo rules`) are scored and their alerts committed with its segments.
+        monitors=lambda stream: RuleMonitor(service.alerts, stream),
     )
+    delivery = start_delivery_thread(service.alerts)  # alerts' webhooks, as `tempo ingest` delivers them
     print(f"tempo worker {worker.name}: waiting for jobs", file=sys.stderr, flush=True)
     try:
         stats = worker.run(concurrency=args.concurrency, stop=stop, idle_exit=args.idle_exit)
     except KeyboardInterrupt:
         stop.set()
         stats = worker.stats
+    finally:
+        if delivery is not None:
+            delivery.stop()
     out = {"worker": worker.name, "segments": stats.segments, "dead_letters": stats.dead, "batches": stats.batches}
     print(json.dumps(out) if args.json else
           f"worker {worker.name}: {stats.segments} segments committed, {stats.dead} jobs dead-lettered")
