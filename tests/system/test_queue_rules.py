@@ -87,6 +87,10 @@ def test_a_rule_on_a_queue_ingested_stream_alerts_as_a_single_process_ingest(
     got = {a["first_segment"]: a["peak"] for a in service.alerts.alerts("queued")}
     want = {a["first_segment"]: a["peak"] for a in service.alerts.alerts("single")}
     assert got == pytest.approx(want, abs=1e-4)
+    # Scoring the rules in the worker's pass leaves its memory tokens what a single-process ingest stores.
+    single = store.get_segments("single", list(range(12)))
+    queued = store.get_segments("queued", list(range(12)))
+    assert all(np.array_equal(a.tokens, b.tokens) for a, b in zip(single, queued, strict=True))
     at, _ = service.alerts.load_state("queued")
     assert at == 11  # every segment stepped once, in order
     assert not store.client.exists(service.alerts.k_staged_scores("queued"))  # nothing left staged
