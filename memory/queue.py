@@ -50,7 +50,7 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -77,6 +77,7 @@ log = logging.getLogger(__name__)
 GROUP = "tempo-workers"
 _FRAMES_MAGIC = b"TQF1"  # zlib (the first format)
 _ZSTD_MAGIC = b"TQF2"  # zstd
+FILE_PUSH_BATCH = 4  # a file producer's jobs per transaction (see _produce)
 
 
 @dataclass(frozen=True)
@@ -332,19 +333,27 @@ class JobQueue:
 
         A file waits while the stream has `max_jobs` outstanding jobs; a live source drops the oldest
         queued job instead (its index becomes a gap). `stop` ends a wait early (returns -1)."""
-        window = spec.sampling.window
-        return self.push_fields(segment.stream_id, segment.index, segment.end, job_fields(segment, spec),
-                                live=live, stop=stop, poll=poll,
-                                resume_slot=(segment.first_frame_index // window + 1) * window)
+        return self.push_many([segment], spec, live=live, stop=stop, poll=poll)
 
-    def push_fields(self, name: str, index: int, end: float, fields: dict[str, bytes], *, live: bool,
-                    stop: threading.Event | None = None, poll: float = 0.05, resume_slot: int | None = None) -> int:
-        """`push` of an entry already made by `job_fields` (segment `index` of stream `name`, ending
-        at `end` seconds; `resume_slot`: the first sampling slot of the grid window after it, where a
-        producer run again seeks): the Redis side alone, two round trips (room check; XADD + state)."""
+    def push_many(self, segments: Sequence[Segment], spec: JobSpec, *, live: bool,
+                  stop: threading.Event | None = None, poll: float = 0.05) -> int:
+        """`push` of one stream's consecutive segments (at most `max_jobs`) in one transaction: a file
+        producer queues a few at a time, so Redis writes (and, under `appendfsync always`, fsyncs) once
+        for them all."""
+        window = spec.sampling.window
+        entries = [(s.index, s.end, (s.first_frame_index // window + 1) * window, job_fields(s, spec))
+                   for s in segments]
+        return self.push_fields(segments[0].stream_id, entries, live=live, stop=stop, poll=poll)
+
+    def push_fields(self, name: str, entries: Sequence[tuple[int, float, int | None, dict[str, bytes]]], *,
+                    live: bool, stop: threading.Event | None = None, poll: float = 0.05) -> int:
+        """`push_many` of entries already made by `job_fields`: (segment index, its end in seconds, the
+        first sampling slot of the grid window after it — where a producer run again seeks — or None,
+        the fields). The Redis side alone: two round trips (room check; XADDs + state)."""
         key = self.k_jobs(name)
+        need = min(len(entries), self.settings.max_jobs)
         dropped = 0
-        while self._outstanding(name) >= self.settings.max_jobs:
+        while self._outstanding(name) + need > self.settings.max_jobs:
             if not live:
                 if stop is not None and stop.wait(poll):
                     return -1
@@ -354,8 +363,10 @@ class JobQueue:
             if not self._drop_oldest(name):
                 break
             dropped += 1
+        index, end, resume_slot, _ = entries[-1]
         pipe = self.client.pipeline(transaction=True)
-        pipe.xadd(key, fields)  # type: ignore[arg-type]
+        for *_, fields in entries:
+            pipe.xadd(key, fields)  # type: ignore[arg-type]
         state: dict[str, Any] = {"produced": index, "produced_end": repr(float(end))}
         if resume_slot is not None:
             state["produced_slot"] = resume_slot
@@ -691,22 +702,40 @@ def _produce(
             slot = known_info.resume_slot
         segments = iter_segments(source, stream_id=stream, config=spec.sampling, start_segment=start, start_slot=slot)
     report = ProduceReport(stream, info.uri, start)
+    # A live source's job goes out at once; a file's (decoded faster than real time) go out a few at a
+    # time, in one transaction each (`push_many`).
+    batch = 1 if info.live else max(1, min(FILE_PUSH_BATCH, queue.settings.max_jobs))
+    pending: list[Segment] = []
+
+    def flush() -> bool:
+        """Queue the pending segments; False when a stop ended the wait for room."""
+        if not pending:
+            return True
+        dropped = queue.push_many(pending, spec, live=info.live, stop=stop)
+        if dropped < 0:
+            return False
+        report.dropped += dropped
+        report.queued += len(pending)
+        report.video_seconds += sum(s.end - s.start for s in pending)
+        pending.clear()
+        return True
+
     try:
         for segment in segments:
-            if max_segments is not None and report.queued >= max_segments:
+            if max_segments is not None and report.queued + len(pending) >= max_segments:
                 break
             if offset[0]:
                 segment = _continue_live_timeline(segment, *offset)
-            dropped = queue.push(segment, spec, live=info.live, stop=stop)
-            if dropped < 0:
+            pending.append(segment)
+            if len(pending) >= batch and not flush():
                 report.interrupted = True
                 break
-            report.dropped += dropped
-            report.queued += 1
-            report.video_seconds += segment.end - segment.start
             if stop is not None and stop.is_set():
+                flush()  # what is decoded already goes out, if there is room
                 report.interrupted = True
                 break
+        if not report.interrupted and not flush():
+            report.interrupted = True
     except KeyboardInterrupt:
         report.interrupted = True
     finally:
