@@ -5,8 +5,9 @@ pushes one job per segment to the stream's job queue, a Redis Stream:
 
     tempo:q:{name}:jobs    STREAM  one entry per segment job: `job` (metadata JSON), `frames` (clip)
     tempo:q:{name}:dead    STREAM  dead letters: the job's metadata, its error, how often it failed
-    tempo:q:{name}:state   HASH    produced (last index pushed), produced_end (its end, seconds), lease
-                                   (the writer lease token its jobs carry),
+    tempo:q:{name}:state   HASH    produced (last index pushed), produced_end (its end, seconds),
+                                   produced_slot (the grid window after it: where a file resumes by
+                                   seeking), lease (the writer lease token its jobs carry),
                                    dropped (live jobs dropped by backpressure), dead (dead letters)
     tempo:q:{name}:fails   HASH    entry id → failed attempts so far
     tempo:q:streams        SET     names of the streams that have a job queue
@@ -23,12 +24,14 @@ a live producer cannot wait (the camera does not), so it drops the oldest queued
 and leaves a small `skip` marker in its place, which a worker turns into a gap in the timeline.
 
 **Workers** (`tempo worker`, `Worker`) form the consumer group `tempo-workers` on every job stream.
-Each reads a batch across all streams (XREADGROUP), runs the generic SVLM pass and the embedder on
-the whole batch, commits each segment with the store's out-of-order commit script
-(`RedisMemoryStore.land_segments`: idempotent, so a job done twice is stored once), then XACKs and
-deletes the job. A worker that dies leaves its jobs pending; others claim them once they have been
-idle `claim_idle` seconds (XAUTOCLAIM), so every job is done at least once and, because commits are
-idempotent, stored exactly once. A job that fails `max_failures` times (or whose worker died that
+Each reads a batch across all streams (XREADGROUP), runs the generic SVLM pass (with each stream's
+monitoring rules scored in the same forward) and the embedder on the whole batch, commits the
+batch's segments with the store's out-of-order commit script (`RedisMemoryStore.land_segments`, one
+round trip per stream: idempotent, so a job done twice is stored once; with rules, the rule state
+and alerts in the same MULTI/EXEC, see `Worker`), then XACKs and deletes the jobs in one more.
+A worker that dies leaves its jobs pending; others claim them once they have been idle `claim_idle`
+seconds (XAUTOCLAIM), so every job is done at least once and, because commits are idempotent, stored
+exactly once. A job that fails `max_failures` times (or whose worker died that
 many times) goes to the stream's dead-letter stream with its error, and its index is skipped (a gap),
 so the rest of the stream goes on.
 
