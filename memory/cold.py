@@ -319,6 +319,17 @@ def default_root(home: Path | str | None = None) -> str:
     return str(tempo_home(home).resolve() / "cold")
 
 
+def cold_location(url: str | None, home: Path | str | None = None) -> str:
+    """The root a policy stores: `url` checked (ColdStorageError for an unusable one) and, for a local
+    directory, made absolute, so every process finds the same shards; None: the default root."""
+    if url is None:
+        return default_root(home)
+    if is_local(url):
+        return str(_local_path(url).resolve())
+    ShardStore(url)  # an unknown scheme, or its fsspec package missing: one sentence now, not later
+    return url
+
+
 # ---- the mover ----------------------------------------------------------------------------------------
 def _sha1(data: bytes) -> str:
     return hashlib.sha1(data).hexdigest()
