@@ -243,9 +243,20 @@ for j = 0, n - 1 do
     local t = redis.call('GET', tok) or ''
     local p = redis.call('HGET', seg, 'p') or ''
     if redis.sha1hex(t) == ARGV[5 + 3 * j] and redis.sha1hex(p) == ARGV[6 + 3 * j] then
-      redis.call('DEL', tok)
-      redis.call('HDEL', seg, 'p')
-      redis.call('HSET', seg, 'c', ARGV[4 + 3 * j])
+      -- Rebuilt rather than HDEL'd: a hash that once held a proxy keeps its large encoding, a
+      -- new one without it may take Redis's compact (listpack) encoding.
+      local kept = {}
+      local fields = redis.call('HGETALL', seg)
+      for f = 1, #fields, 2 do
+        if fields[f] ~= 'p' then
+          kept[#kept + 1] = fields[f]
+          kept[#kept + 1] = fields[f + 1]
+        end
+      end
+      kept[#kept + 1] = 'c'
+      kept[#kept + 1] = ARGV[4 + 3 * j]
+      redis.call('DEL', tok, seg)
+      redis.call('HSET', seg, unpack(kept))
       btok = btok + string.len(t)
       bprx = bprx + string.len(p)
       status = 1

@@ -24,7 +24,7 @@ LIVE = {"uri": "rtsp://cam/1", "kind": "network", "live": True}
 def _live_record(records, i: int, seconds: float = 4.0):
     """A live segment (wall clock NOW - 4000 + 4i s) with a proxy clip of its own bytes."""
     record = records.make_record("cam", i, wallclock=NOW - 4000.0, seconds=seconds)
-    proxy = np.random.default_rng([7, i]).bytes(3000 + 17 * i)
+    proxy = np.random.default_rng([7, i]).bytes(5000 + 17 * i)  # > 4 KiB, as real clips are
     return dataclasses.replace(record, file_ref=None, proxy=proxy)
 
 
@@ -73,6 +73,9 @@ def test_moved_segments_read_back_byte_identical_tokens_and_proxies(store, recor
     assert after_bytes.proxy == sum(len(p) for _, p in before_raw[30:])
     assert after_bytes.cold == moved.bytes == moved_bytes
     assert after_bytes.total == bytes_before.total - moved_bytes
+    # What stays in Redis per cold segment is a compact hash again (the proxy made it a hash table).
+    assert store.client.object("encoding", store.keys.segment("cam", 31)) == b"hashtable"
+    assert store.client.object("encoding", store.keys.segment("cam", 5)) == b"listpack"
 
 
 def test_a_second_move_is_a_no_op_and_segments_of_an_hour_share_a_shard(store, records, tmp_path: Path) -> None:
