@@ -139,17 +139,7 @@ def enforce_retention(
     if policy.compact_after is not None:
         horizon = (time.time() if now is None else now) - policy.compact_after
         while max_batches is None or batches < max_batches:
-            info = store.stream_info(name)
-            lo = max(compact_position(store, name), info.first)
-            probe = store.get_segments(
-                name, range(lo, min(lo + batch, info.committed + 1)),
-                tokens=False, embedding=False, recompress=False,
-            )
-            old = 0
-            for record in probe:
-                if record is not None and _when(record) >= horizon:
-                    break
-                old += 1
+            lo, old = _older_run(store, name, compact_position(store, name), batch, horizon)
             if old == 0:
                 break
             compact_oldest(store, name, lo + old, policy.compact_tokens)
@@ -158,17 +148,7 @@ def enforce_retention(
         horizon = (time.time() if now is None else now) - policy.cold_after
         root = policy.cold_url or default_root(store.home)
         while max_batches is None or batches < max_batches:
-            info = store.stream_info(name)
-            lo = max(cold_position(store, name), info.first)
-            probe = store.get_segments(
-                name, range(lo, min(lo + batch, info.committed + 1)),
-                tokens=False, embedding=False, recompress=False,
-            )
-            old = 0
-            for record in probe:
-                if record is not None and _when(record) >= horizon:
-                    break
-                old += 1
+            lo, old = _older_run(store, name, cold_position(store, name), batch, horizon)
             if old == 0:
                 break
             move_to_cold(store, name, range(lo, lo + old), root)
@@ -176,6 +156,22 @@ def enforce_retention(
     if removed:
         _forget_trimmed_shards(store, name)
     return removed
+
+
+def _older_run(store: RedisMemoryStore, name: str, pointer: int, batch: int, horizon: float) -> tuple[int, int]:
+    """(lo, n): the segments [lo, lo + n) from a tier's pointer (at most `batch`) that happened
+    before `horizon` (Unix seconds); removed ones count as old, so the pointer steps over them."""
+    info = store.stream_info(name)
+    lo = max(pointer, info.first)
+    probe = store.get_segments(
+        name, range(lo, min(lo + batch, info.committed + 1)), tokens=False, embedding=False, recompress=False
+    )
+    old = 0
+    for record in probe:
+        if record is not None and _when(record) >= horizon:
+            break
+        old += 1
+    return lo, old
 
 
 def _forget_trimmed_shards(store: RedisMemoryStore, name: str) -> None:
