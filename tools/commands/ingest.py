@@ -73,6 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--cold-url",
         default=None,
         metavar="DIR_OR_URL",
+        type=arg_type(inputs.Name, "directory or URL"),
         help="with --cold-after: where the cold shards go, a directory or an fsspec URL such as "
         "s3://bucket/tempo (its fsspec package installed); default: cold/ in the data directory",
     )
