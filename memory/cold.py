@@ -386,7 +386,7 @@ def move_to_cold(
         start = float(SegmentRecord.parse_meta(meta)["s"])  # seconds
         todo.append((i, int(start // SHARD_SECONDS), tokens or b"", proxy or b""))
     # 2. Shard bytes first, durably, one write per stream-hour.
-    shard_store = ShardStore(root)
+    shard_store = store.cold.shards(root)
     pointers: dict[int, ColdPointer] = {}
     by_hour: dict[int, list[tuple[int, int, bytes, bytes]]] = {}
     for item in todo:
