@@ -9,8 +9,10 @@
 2. Throughput with the tiny checkpoint on this machine: a single-process `tempo ingest` of a video,
    then the same video's jobs drained by 1 and by 2 `tempo worker` processes. Rates are steady-state:
    committed segments over the span of their commit times (model loading excluded).
+3. Redis RAM per stream-day with the cold tier and a 1-hour hot window (`cold_tier_ram`; target
+   ≤ 50 MiB): `--ram-hours` of real-size live segments, 3 by default (extrapolated), 25 to measure a day.
 
-    .venv/bin/python bench/scale.py [--segments 24] [--json]
+    .venv/bin/python bench/scale.py [--segments 24] [--ram-hours 3] [--only-ram] [--json]
 """
 
 from __future__ import annotations
