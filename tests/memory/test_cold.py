@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tempo.memory import RetentionPolicy, enforce_retention
-from tempo.memory.cold import HEADER, ColdPointer, ShardStore, cold_position, move_to_cold
+from tempo.memory.cold import HEADER, ColdPointer, ColdTier, ShardStore, cold_position, move_to_cold
 from tempo.memory.errors import ColdShardCorruptError, ColdShardMissingError
 
 NOW = 1_800_000_000.0
@@ -213,3 +213,17 @@ def test_trimming_cold_segments_keeps_the_accounting_and_forgets_their_shards(st
     assert store.get_segments("cam", [10])[0].proxy is not None
     store.delete_stream("cam")
     assert not folder.exists()
+
+
+def test_reads_go_through_a_bytes_bounded_lru_cache(store, records, tmp_path: Path) -> None:
+    _fill(store, records, n=20)
+    move_to_cold(store, "cam", range(20), str(tmp_path / "cold"))
+    store.cold = ColdTier(max_bytes=3 * records.SETTINGS.stored_tokens * (records.DIM + 34))
+    store.token_heads("cam", [0, 1, 2], 2, records.DIM)
+    assert (store.cold.misses, store.cold.hits) == (3, 0)
+    store.token_heads("cam", [0, 1, 2], 2, records.DIM)
+    assert (store.cold.misses, store.cold.hits) == (3, 3)  # served from memory, no shard read
+    store.token_heads("cam", [3], 2, records.DIM)  # a fourth head pushes out the least recent
+    assert store.cold.bytes <= store.cold.max_bytes
+    store.token_heads("cam", [0], 2, records.DIM)
+    assert store.cold.misses == 5
