@@ -37,6 +37,7 @@ small in-process LRU cache (bytes-bounded).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -46,7 +47,7 @@ import threading
 import uuid
 import zlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -355,6 +356,24 @@ def cold_root(store: RedisMemoryStore, name: str) -> str | None:
     """The root the stream's shards are under (None: nothing moved yet)."""
     raw = store.client.hget(store.keys.info(name), "cold_root")
     return None if raw is None else raw.decode()
+
+
+MOVER_LEASE = 120.0  # seconds a mover may hold a stream (a pass moves at most 64 × 32 segments)
+
+
+@contextlib.contextmanager
+def mover_lease(store: RedisMemoryStore, name: str) -> Iterator[bool]:
+    """Whether this process may move the stream's segments now: one mover per stream at a time
+    (ingest, servers, workers and `memory gc` all run retention), so two never write the same
+    segments' bytes twice. The lease expires by itself if its holder dies."""
+    key = f"{store.keys.base(name)}coldlock"
+    token = uuid.uuid4().hex
+    held = bool(store.client.set(key, token, nx=True, px=int(MOVER_LEASE * 1000)))
+    try:
+        yield held
+    finally:
+        if held:
+            store.client.register_script(scripts.RELEASE)(keys=[key], args=[token])
 
 
 @redis_errors

@@ -25,6 +25,7 @@ one shard and a per-segment script (memory/scripts.py) may touch them together:
     tempo:s:{name}:wk:{seq}      STRING its token head (staged, as k:{i})
     tempo:s:{name}:landed        HASH  seq → "s start end slot" ("x ...": skipped, a gap): jobs landed
                                        past the contiguous run; info's `seq` is its last job number
+    tempo:s:{name}:coldlock      STRING the cold-tier mover's lease (one mover per stream; expires)
 
 Other modules keep keys of their own under the same stream tag (memory/alerts.py's rule state,
 memory/queue.py's jobs, memory/caches.py's caches); `StreamKeys.base` is the common beginning.

@@ -29,7 +29,14 @@ from collections.abc import Callable, Sequence
 
 from tempo.errors import TempoError
 from tempo.memory import codec, scripts
-from tempo.memory.cold import SHARD_SECONDS, cold_position, cold_root, default_root, move_to_cold
+from tempo.memory.cold import (
+    SHARD_SECONDS,
+    cold_position,
+    cold_root,
+    default_root,
+    move_to_cold,
+    mover_lease,
+)
 from tempo.memory.errors import UnknownStreamError, redis_errors
 from tempo.memory.records import RetentionPolicy, SegmentRecord
 from tempo.memory.store import RedisMemoryStore
@@ -147,12 +154,13 @@ def enforce_retention(
     if policy.cold_after is not None:
         horizon = (time.time() if now is None else now) - policy.cold_after
         root = policy.cold_url or default_root(store.home)
-        while max_batches is None or batches < max_batches:
-            lo, old = _older_run(store, name, cold_position(store, name), batch, horizon)
-            if old == 0:
-                break
-            move_to_cold(store, name, range(lo, lo + old), root)
-            batches += 1
+        with mover_lease(store, name) as mine:  # another process moving this stream: its turn
+            while mine and (max_batches is None or batches < max_batches):
+                lo, old = _older_run(store, name, cold_position(store, name), batch, horizon)
+                if old == 0:
+                    break
+                move_to_cold(store, name, range(lo, lo + old), root)
+                batches += 1
     if removed:
         _forget_trimmed_shards(store, name)
     return removed

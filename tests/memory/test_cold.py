@@ -14,7 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tempo.memory import RetentionPolicy, enforce_retention
-from tempo.memory.cold import HEADER, ColdPointer, ColdTier, ShardStore, cold_position, move_to_cold
+from tempo.memory.cold import (
+    HEADER,
+    ColdPointer,
+    ColdTier,
+    ShardStore,
+    cold_position,
+    move_to_cold,
+    mover_lease,
+)
 from tempo.memory.errors import ColdShardCorruptError, ColdShardMissingError
 
 NOW = 1_800_000_000.0
@@ -227,3 +235,14 @@ def test_reads_go_through_a_bytes_bounded_lru_cache(store, records, tmp_path: Pa
     assert store.cold.bytes <= store.cold.max_bytes
     store.token_heads("cam", [0], 2, records.DIM)
     assert store.cold.misses == 5
+
+
+def test_one_mover_per_stream_at_a_time(store, records, tmp_path: Path) -> None:
+    _fill(store, records, n=10)
+    store.set_retention("cam", RetentionPolicy(cold_after=1.0, cold_url=str(tmp_path / "cold")))
+    with mover_lease(store, "cam") as first, mover_lease(store, "cam") as second:
+        assert first and not second
+        enforce_retention(store, "cam", now=NOW)  # another process's pass: leaves the stream alone
+        assert cold_position(store, "cam") == 0
+    enforce_retention(store, "cam", now=NOW)  # released: the next pass moves
+    assert cold_position(store, "cam") == 10
