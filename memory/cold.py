@@ -220,7 +220,7 @@ class ShardStore:
 
     def remove_before(self, number: int, hour: int) -> int:
         """Delete stream `number`'s shards of hours before `hour` (all their segments are gone)."""
-        gone = [s for s in self.shards(number) if int(s.split("/")[1][:6]) < hour]
+        gone = [s for s in self.shards(number) if int(s.split("/")[1].split(".")[0].split("-")[0]) < hour]
         for shard in gone:
             if self.local:
                 (_local_path(self.root) / shard).unlink(missing_ok=True)
