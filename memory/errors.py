@@ -82,6 +82,19 @@ class JobError(TempoError):
     """A work-queue job could not be decoded or processed (it is retried, then dead-lettered)."""
 
 
+class ColdStorageError(TempoError):
+    """The cold tier's storage (a directory or an fsspec URL) cannot be used: unknown URL scheme,
+    its package not installed, or an I/O error."""
+
+
+class ColdShardMissingError(ColdStorageError):
+    """A cold-tier shard a segment points to is gone."""
+
+
+class ColdShardCorruptError(ColdStorageError):
+    """A cold-tier record fails its checksum (or its header does not match the pointer to it)."""
+
+
 P = ParamSpec("P")
 R = TypeVar("R")
 

@@ -10,9 +10,12 @@ one shard and a per-segment script (memory/scripts.py) may touch them together:
                                        committed (last fully committed index, -1 = none),
                                        first (oldest retained index), start/end (seconds covered),
                                        slot (first sampling slot of the last committed segment),
-                                       b_tok/b_emb/b_prx/b_meta (payload bytes by part)
+                                       b_tok/b_emb/b_prx/b_meta (payload bytes in Redis by part),
+                                       cold tier (memory/cold.py): cold_root (where the shards are),
+                                       cold_next (mover's pointer), x_tok/x_prx (bytes in shards)
     tempo:s:{name}:g:{i}         HASH  m: metadata JSON, e: embedding (float16 × E),
-                                       r: file reference JSON (files) or p: proxy clip (live)
+                                       r: file reference JSON (files) or p: proxy clip (live),
+                                       c: cold-tier pointer (then no p and no k:{i}: both in a shard)
     tempo:s:{name}:k:{i}         STRING token head: K records [scale, 8 outliers, D × int8] (memory.codec)
     tempo:s:{name}:t             ZSET  member i, score start seconds (time → segments)
     tempo:s:{name}:gaps          ZSET  member "t0 t1", score t1: stretches with no video (seconds)
@@ -23,6 +26,7 @@ one shard and a per-segment script (memory/scripts.py) may touch them together:
     tempo:s:{name}:wk:{seq}      STRING its token head (staged, as k:{i})
     tempo:s:{name}:landed        HASH  seq → "s start end slot" ("x ...": skipped, a gap): jobs landed
                                        past the contiguous run; info's `seq` is its last job number
+    tempo:s:{name}:coldlock      STRING the cold-tier mover's lease (one mover per stream; expires)
 
 Other modules keep keys of their own under the same stream tag (memory/alerts.py's rule state,
 memory/queue.py's jobs, memory/caches.py's caches); `StreamKeys.base` is the common beginning.

@@ -64,13 +64,17 @@ class RetentionPolicy:
     time otherwise. The oldest segments go first. None means no limit. Compaction keeps what old
     segments are used for (anchors: the first few tokens; the proxy or file reference to
     recompress them as candidates) and frees most of their bytes: with the defaults a segment
-    goes from 16 to 4 stored tokens, 33.3 KB to 8.3 KB.
+    goes from 16 to 4 stored tokens, 33.3 KB to 8.3 KB. Past `cold_after` seconds a segment's token
+    head and proxy clip leave Redis for the cold tier's shards under `cold_url` (memory/cold.py);
+    recall reads them back transparently.
     """
 
     max_age: float | None = None  # seconds
-    max_bytes: int | None = None
+    max_bytes: int | None = None  # payload bytes in Redis (the cold tier's are not counted)
     compact_after: float | None = None  # seconds
     compact_tokens: int = 4
+    cold_after: float | None = None  # seconds: then token heads and proxies move to the cold tier
+    cold_url: str | None = None  # where its shards go (directory or fsspec URL); None: the data dir's cold/
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +82,8 @@ class RetentionPolicy:
             "max_bytes": self.max_bytes,
             "compact_after": self.compact_after,
             "compact_tokens": self.compact_tokens,
+            "cold_after": self.cold_after,
+            "cold_url": self.cold_url,
         }
 
     @classmethod
@@ -88,11 +94,14 @@ class RetentionPolicy:
             max_bytes=data.get("max_bytes"),
             compact_after=data.get("compact_after"),
             compact_tokens=int(data.get("compact_tokens", 4)),
+            cold_after=data.get("cold_after"),
+            cold_url=data.get("cold_url"),
         )
 
     @property
     def unlimited(self) -> bool:
-        return self.max_age is None and self.max_bytes is None and self.compact_after is None
+        limits = (self.max_age, self.max_bytes, self.compact_after, self.cold_after)
+        return all(limit is None for limit in limits)
 
 
 @dataclass(frozen=True)
@@ -133,12 +142,14 @@ class Gap:
 
 @dataclass(frozen=True)
 class StorageBytes:
-    """Payload bytes stored, by part (Redis's own per-key overhead not included)."""
+    """Payload bytes stored in Redis, by part (Redis's own per-key overhead not included), and in
+    the cold tier's shards (not part of `total`)."""
 
     tokens: int = 0
     embedding: int = 0
     proxy: int = 0  # proxy clips (live) or file references (files)
     metadata: int = 0
+    cold: int = 0  # token heads and proxy clips moved to the cold tier (memory/cold.py)
 
     @property
     def total(self) -> int:

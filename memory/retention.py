@@ -13,6 +13,10 @@ Compaction (`RetentionPolicy.compact_after`) is the gentler tier: segments older
 their metadata, embedding and proxy / file reference but only the first `compact_tokens` of their
 stored token head (all an anchor reads), e.g. 30 days of a live stream at 16 → 4 tokens need about
 2.6× less memory. It advances a per-stream pointer in the same small atomic batches.
+
+The cold tier (`RetentionPolicy.cold_after`, memory/cold.py) moves older segments' token heads and
+proxy clips out of Redis into checksummed shards per stream-hour, in the same bounded batches and
+behind its own pointer (`cold_next`); trimming forgets the shards of hours no segment is left in.
 """
 
 from __future__ import annotations
@@ -25,6 +29,14 @@ from collections.abc import Callable, Sequence
 
 from tempo.errors import TempoError
 from tempo.memory import codec, scripts
+from tempo.memory.cold import (
+    SHARD_SECONDS,
+    cold_position,
+    cold_root,
+    default_root,
+    move_to_cold,
+    mover_lease,
+)
 from tempo.memory.errors import UnknownStreamError, redis_errors
 from tempo.memory.records import RetentionPolicy, SegmentRecord
 from tempo.memory.store import RedisMemoryStore
@@ -95,7 +107,8 @@ def enforce_retention(
     """Remove the segments of `name` beyond its retention policy (or `policy`); returns how many.
 
     Works `batch` segments at a time, oldest first; stops after `max_batches` batches if given.
-    Then compacts (policy.compact_after) the token heads of old segments the same way.
+    Then compacts (policy.compact_after) the token heads of old segments the same way, then moves
+    older ones to the cold tier (policy.cold_after).
     """
     info = store.stream_info(name)
     policy = policy or info.retention
@@ -133,22 +146,50 @@ def enforce_retention(
     if policy.compact_after is not None:
         horizon = (time.time() if now is None else now) - policy.compact_after
         while max_batches is None or batches < max_batches:
-            info = store.stream_info(name)
-            lo = max(compact_position(store, name), info.first)
-            probe = store.get_segments(
-                name, range(lo, min(lo + batch, info.committed + 1)),
-                tokens=False, embedding=False, recompress=False,
-            )
-            old = 0
-            for record in probe:
-                if record is not None and _when(record) >= horizon:
-                    break
-                old += 1
+            lo, old = _older_run(store, name, compact_position(store, name), batch, horizon)
             if old == 0:
                 break
             compact_oldest(store, name, lo + old, policy.compact_tokens)
             batches += 1
+    if policy.cold_after is not None:
+        horizon = (time.time() if now is None else now) - policy.cold_after
+        root = policy.cold_url or default_root(store.home)
+        with mover_lease(store, name) as mine:  # another process moving this stream: its turn
+            while mine and (max_batches is None or batches < max_batches):
+                lo, old = _older_run(store, name, cold_position(store, name), batch, horizon)
+                if old == 0:
+                    break
+                move_to_cold(store, name, range(lo, lo + old), root)
+                batches += 1
+    if removed:
+        _forget_trimmed_shards(store, name)
     return removed
+
+
+def _older_run(store: RedisMemoryStore, name: str, pointer: int, batch: int, horizon: float) -> tuple[int, int]:
+    """(lo, n): the segments [lo, lo + n) from a tier's pointer (at most `batch`) that happened
+    before `horizon` (Unix seconds); removed ones count as old, so the pointer steps over them."""
+    info = store.stream_info(name)
+    lo = max(pointer, info.first)
+    probe = store.get_segments(
+        name, range(lo, min(lo + batch, info.committed + 1)), tokens=False, embedding=False, recompress=False
+    )
+    old = 0
+    for record in probe:
+        if record is not None and _when(record) >= horizon:
+            break
+        old += 1
+    return lo, old
+
+
+def _forget_trimmed_shards(store: RedisMemoryStore, name: str) -> None:
+    """Delete the stream's cold-tier shards of hours before its oldest retained segment's (every
+    segment in them is gone: starts grow with the index)."""
+    root = cold_root(store, name)
+    info = store.stream_info(name)
+    if root is None or info.start is None:
+        return
+    store.cold.shards(root).remove_before(info.number, int(info.start // SHARD_SECONDS))
 
 
 def collect_garbage(

@@ -46,6 +46,7 @@ return {1, index}
 """
 
 # KEYS: info, time zset, gaps zset, then (segment hash, tokens) per segment to remove, oldest first.
+# Cold segments' shard bytes leave x_tok/x_prx here; their shards go by the hour (memory/cold.py).
 # ARGV: expected first, then the indices being removed.
 # Returns the number removed (-1 when `first` moved meanwhile: another trimmer ran; retry).
 TRIM = """#!lua
@@ -56,13 +57,19 @@ local committed = tonumber(redis.call('HGET', info, 'committed'))
 local n = #ARGV - 1
 if first + n - 1 > committed then n = committed - first + 1 end
 if n <= 0 then return 0 end
-local btok, bemb, bprx, bmeta = 0, 0, 0, 0
+local btok, bemb, bprx, bmeta, xtok, xprx = 0, 0, 0, 0, 0, 0
 for j = 0, n - 1 do
   local seg, tok = KEYS[4 + 2 * j], KEYS[5 + 2 * j]
   btok = btok + redis.call('STRLEN', tok)
   bemb = bemb + redis.call('HSTRLEN', seg, 'e')
   bprx = bprx + redis.call('HSTRLEN', seg, 'p') + redis.call('HSTRLEN', seg, 'r')
   bmeta = bmeta + redis.call('HSTRLEN', seg, 'm')
+  local cold = redis.call('HGET', seg, 'c')  -- a cold-tier pointer (memory/cold.py): its sizes
+  if cold then
+    local tl, pl = string.match(cold, '^%S+ %S+ %S+ (%S+) %S+ %S+ (%S+) %S+$')
+    xtok = xtok + tonumber(tl)
+    xprx = xprx + tonumber(pl)
+  end
   redis.call('DEL', seg, tok)
   redis.call('ZREM', KEYS[2], ARGV[2 + j])
 end
@@ -79,6 +86,8 @@ redis.call('HINCRBY', info, 'b_tok', -btok)
 redis.call('HINCRBY', info, 'b_emb', -bemb)
 redis.call('HINCRBY', info, 'b_prx', -bprx)
 redis.call('HINCRBY', info, 'b_meta', -bmeta)
+redis.call('HINCRBY', info, 'x_tok', -xtok)
+redis.call('HINCRBY', info, 'x_prx', -xprx)
 return n
 """
 
@@ -213,5 +222,58 @@ return #KEYS - 1
 HEADS = """#!lua flags=no-writes
 local out = {}
 for i, key in ipairs(KEYS) do out[i] = redis.call('GETRANGE', key, 0, ARGV[1]) end
+return out
+"""
+
+# The cold tier's swap (memory/cold.py): the shard bytes are already written and fsynced.
+# KEYS: info, then (segment hash, tokens) per segment. ARGV: cold root, new cold_next (never moves
+# back), stream number (a stream deleted and re-created meanwhile is left alone), then per segment
+# (pointer, SHA-1 of the token head written, SHA-1 of the proxy written; of '' when none).
+# Returns one status per segment: 1 moved, 0 left as it is (gone, already cold, or other bytes).
+COLD_SWAP = """#!lua
+local info = KEYS[1]
+local out = {}
+local n = (#KEYS - 1) / 2
+if tostring(redis.call('HGET', info, 'number')) ~= ARGV[3] then
+  for j = 1, n do out[j] = 0 end
+  return out
+end
+redis.call('HSETNX', info, 'cold_root', ARGV[1])
+local btok, bprx = 0, 0
+for j = 0, n - 1 do
+  local seg, tok = KEYS[2 + 2 * j], KEYS[3 + 2 * j]
+  local status = 0
+  if redis.call('HEXISTS', seg, 'm') == 1 and redis.call('HEXISTS', seg, 'c') == 0 then
+    local t = redis.call('GET', tok) or ''
+    local p = redis.call('HGET', seg, 'p') or ''
+    if redis.sha1hex(t) == ARGV[5 + 3 * j] and redis.sha1hex(p) == ARGV[6 + 3 * j] then
+      -- Rebuilt rather than HDEL'd: a hash that once held a proxy keeps its large encoding, a
+      -- new one without it may take Redis's compact (listpack) encoding.
+      local kept = {}
+      local fields = redis.call('HGETALL', seg)
+      for f = 1, #fields, 2 do
+        if fields[f] ~= 'p' then
+          kept[#kept + 1] = fields[f]
+          kept[#kept + 1] = fields[f + 1]
+        end
+      end
+      kept[#kept + 1] = 'c'
+      kept[#kept + 1] = ARGV[4 + 3 * j]
+      redis.call('DEL', tok, seg)
+      redis.call('HSET', seg, unpack(kept))
+      btok = btok + string.len(t)
+      bprx = bprx + string.len(p)
+      status = 1
+    end
+  end
+  out[j + 1] = status
+end
+redis.call('HINCRBY', info, 'b_tok', -btok)
+redis.call('HINCRBY', info, 'b_prx', -bprx)
+redis.call('HINCRBY', info, 'x_tok', btok)
+redis.call('HINCRBY', info, 'x_prx', bprx)
+if tonumber(ARGV[2]) > tonumber(redis.call('HGET', info, 'cold_next') or '0') then
+  redis.call('HSET', info, 'cold_next', ARGV[2])
+end
 return out
 """

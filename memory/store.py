@@ -40,8 +40,11 @@ import numpy as np
 import redis
 from tempo.inputs import STREAM_NAME_PATTERN
 from tempo.memory import codec, scripts
+from tempo.memory import cold as cold_tier
+from tempo.memory.cold import ColdPointer, ColdTier
 from tempo.memory.embedded import connect
 from tempo.memory.errors import (
+    ColdShardMissingError,
     InvalidStreamNameError,
     MemoryUnavailableError,
     OutOfOrderCommitError,
@@ -171,10 +174,15 @@ class IvfTraining:
 class RedisMemoryStore:
     """Streams of segments in Redis. Thread-safe as redis-py clients are (one pool, many threads)."""
 
-    def __init__(self, client: redis.Redis, *, prefix: str = "tempo") -> None:
+    def __init__(
+        self, client: redis.Redis, *, prefix: str = "tempo", home: Path | str | None = None,
+        cold: ColdTier | None = None,
+    ) -> None:
         self.client = client
         self.prefix = prefix
+        self.home = home  # data dir (None: $TEMPO_HOME or the platform's): the cold tier's default root
         self.keys = StreamKeys(prefix)
+        self.cold = cold or ColdTier()  # reads cold-tier shards, with a small in-process cache
         self._put = client.register_script(scripts.PUT)
         self._offer_ivf = client.register_script(scripts.OFFER_IVF)
         self._heads = client.register_script(scripts.HEADS)
@@ -188,7 +196,7 @@ class RedisMemoryStore:
         cls, url: str | None = None, home: Path | str | None = None, *, prefix: str = "tempo"
     ) -> RedisMemoryStore:
         """`url`, else $TEMPO_REDIS_URL, else the embedded server of the data dir (see embedded.py)."""
-        return cls(connect(url, home), prefix=prefix)
+        return cls(connect(url, home), prefix=prefix, home=home)
 
     # ---- memory identity ------------------------------------------------------------------------
     @redis_errors
@@ -302,7 +310,7 @@ class RedisMemoryStore:
             committed=committed,
             start=None if empty else opt_float("start"),
             end=None if empty else opt_float("end"),
-            bytes=StorageBytes(num("b_tok"), num("b_emb"), num("b_prx"), num("b_meta")),
+            bytes=StorageBytes(num("b_tok"), num("b_emb"), num("b_prx"), num("b_meta"), num("x_tok") + num("x_prx")),
             last_slot=int(raw[b"slot"]) if b"slot" in raw else None,
         )
 
@@ -354,6 +362,7 @@ class RedisMemoryStore:
     def delete_stream(self, name: str, batch: int = 512) -> None:
         """Remove a stream and all its segments (its number is never reused)."""
         info = self.stream_info(name)
+        root = self.client.hget(self.keys.info(name), "cold_root")
         self.client.hdel(self.keys.streams(), name)  # invisible from here on
         for lo in range(0, info.committed + 1, batch):
             keys = []
@@ -367,6 +376,8 @@ class RedisMemoryStore:
         # Monitoring's per-stream keys (memory/alerts.py: rule state, staged scores, score history); alerts stay.
         self.client.delete(f"{self.keys.base(name)}rs", f"{self.keys.base(name)}rsc",
                            *self.client.scan_iter(f"{self.keys.base(name)}rh:*"))
+        if root is not None:  # its cold-tier shards (memory/cold.py), last: Redis no longer points at them
+            self.cold.shards(root.decode()).remove_stream(info.number)
 
     # ---- IVF training (kept in Redis so a rebuilt index is identical) -----------------------------
     @redis_errors
@@ -604,7 +615,7 @@ class RedisMemoryStore:
         """
         dim = self._token_dim(name)
         width = codec.token_record_bytes(dim)
-        fields = ["m", "e", "r", "p"] if recompress else ["m", "e"]
+        fields = ["m", "e", "r", "p", "c"] if recompress else ["m", "e", "c"]
         pipe = self.client.pipeline(transaction=False)
         for i in indices:
             pipe.hmget(self.keys.segment(name, i), fields)
@@ -614,13 +625,33 @@ class RedisMemoryStore:
                 pipe.getrange(self.keys.tokens(name, i), 0, int(tokens) * width - 1)
         raw = pipe.execute()
         step = 2 if tokens is not False else 1
+        rows = [raw[j * step] for j in range(len(indices))]
+        toks = [raw[j * step + 1] if step == 2 else None for j in range(len(indices))]
+        proxies = [values[3] if recompress else None for values in rows]
+        # Cold segments (memory/cold.py): their token head and proxy come from the shards.
+        wanted: list[tuple[int, ColdPointer, int]] = []
+        slots: list[tuple[list[bytes | None], int]] = []
+        for j, (i, values) in enumerate(zip(indices, rows, strict=True)):
+            if values[0] is None or values[-1] is None:
+                continue
+            pointer = ColdPointer.parse(values[-1])
+            if tokens is not False:
+                wanted.append((int(i), pointer, cold_tier.TOKENS))
+                slots.append((toks, j))
+            if recompress:
+                wanted.append((int(i), pointer, cold_tier.PROXY))
+                slots.append((proxies, j))
+        if wanted:
+            for (target, j), payload in zip(slots, self._cold_payloads(name, wanted), strict=True):
+                target[j] = payload or None
+            if tokens is not False and tokens is not True:
+                toks = [None if t is None else t[: int(tokens) * width] for t in toks]
         out: list[SegmentRecord | None] = []
         for j, i in enumerate(indices):
-            values = raw[j * step]
+            values = rows[j]
             if values[0] is None:
                 out.append(None)
                 continue
-            tok_bytes = raw[j * step + 1] if step == 2 else None
             out.append(
                 self._record(
                     name,
@@ -628,12 +659,19 @@ class RedisMemoryStore:
                     values[0],
                     emb=values[1] if embedding else None,
                     ref=values[2] if recompress else None,
-                    proxy=values[3] if recompress else None,
-                    tok=tok_bytes,
+                    proxy=proxies[j],
+                    tok=toks[j],
                     dim=dim,
                 )
             )
         return out
+
+    def _cold_payloads(self, name: str, wanted: Sequence[tuple[int, ColdPointer, int]]) -> list[bytes]:
+        """Payloads of (index, pointer, kind) from the stream's cold-tier shards (checksums verified)."""
+        root = self.client.hget(self.keys.info(name), "cold_root")
+        if root is None:
+            raise ColdShardMissingError(f"stream {name!r} points to cold-tier data but records no cold-tier root")
+        return self.cold.read(name, root.decode(), wanted)
 
     def get_segment(self, name: str, index: int, **parts: Any) -> SegmentRecord:
         """One record; UnknownStreamError / SegmentNotFoundError (with the retained range) when absent."""
@@ -763,6 +801,16 @@ class RedisMemoryStore:
         for lo in range(0, len(keys), 1024):
             self._heads(keys=keys[lo : lo + 1024], args=[nbytes - 1], client=pipe)
         raw = [b for chunk in pipe.execute() for b in chunk]
+        short = [j for j, b in enumerate(raw) if len(b) != nbytes]
+        if short:  # absent, shorter than k, or in the cold tier (memory/cold.py): look for pointers
+            pipe = self.client.pipeline(transaction=False)
+            for j in short:
+                pipe.hget(self.keys.segment(name, indices[j]), "c")
+            cold = [(j, ColdPointer.parse(c)) for j, c in zip(short, pipe.execute(), strict=True) if c is not None]
+            if cold:
+                wanted = [(int(indices[j]), pointer, cold_tier.TOKENS) for j, pointer in cold]
+                for (j, _), payload in zip(cold, self._cold_payloads(name, wanted), strict=True):
+                    raw[j] = payload[:nbytes]
         present = np.fromiter((len(b) == nbytes for b in raw), dtype=bool, count=len(raw))
         if present.all():  # the usual case: decode in one pass, no masked copy
             return codec.decode_token_batch(raw, k, dim), present

@@ -106,7 +106,8 @@ def test_memory_gc_applies_every_stream_policy_now(store, records, redis_url, mo
     assert main(["memory", "gc", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out == {
-        "streams": [{"name": "trimmed", "removed": 8, "segments": 4, "bytes": store.bytes_used("trimmed").total}]
+        "streams": [{"name": "trimmed", "removed": 8, "segments": 4, "bytes": store.bytes_used("trimmed").total,
+                     "cold_bytes": 0}]
     }
     assert store.stream_info("kept").segments == 12 and store.stream_info("trimmed").first == 8
     assert main(["memory", "gc", "--stream", "nope"]) == 2

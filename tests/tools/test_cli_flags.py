@@ -45,6 +45,7 @@ FLAG_TABLE: dict[str, frozenset[str]] = {
     "--max-age": NONE,
     "--max-bytes": NONE,
     "--compact-after": NONE,
+    "--cold-after": NONE,
     "--compact-tokens": NONE,
     "--max-segments": NONE,
     "--batch-size": NONE,
@@ -81,6 +82,7 @@ FLAG_TABLE: dict[str, frozenset[str]] = {
     "--max-body": NONE,
     "--cors-origin": NONE,  # http(s)://host[:port]
     "--media-root": ALL - {"empty"},  # a directory (checked at start)
+    "--cold-url": ALL - {"empty"},  # tempo ingest's cold-tier directory or fsspec URL (checked at start)
     # monitoring rules: scores in [0, 1] (0 allowed; --enter also takes 'auto'), a cooldown of 0 is none,
     # an http(s) webhook URL; --since is Unix seconds (0 allowed), an ISO time or a duration back
     "--enter": frozenset({"zero"}),

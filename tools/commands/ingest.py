@@ -62,6 +62,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="retention: stored tokens a compacted segment keeps (default 4)",
     )
     parser.add_argument(
+        "--cold-after",
+        type=arg_type(inputs.AgeSeconds, "seconds"),
+        default=None,
+        help="retention: past this age (seconds; e.g. 3600 keeps one hot hour in Redis) move a segment's "
+        "token head and proxy clip out of Redis into checksummed shards per stream-hour (--cold-url); its "
+        "metadata and embedding stay, and answers read the shards transparently. Default: off",
+    )
+    parser.add_argument(
+        "--cold-url",
+        default=None,
+        metavar="DIR_OR_URL",
+        type=arg_type(inputs.Name, "directory or URL"),
+        help="with --cold-after: where the cold shards go, a directory or an fsspec URL such as "
+        "s3://bucket/tempo (its fsspec package installed); default: cold/ in the data directory",
+    )
+    parser.add_argument(
         "--max-bytes",
         type=arg_type(inputs.ByteCount, "bytes"),
         default=None,
@@ -99,17 +115,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here: the model stack takes seconds to import, and `tempo --help` should not wait.
+    from tempo.memory.cold import cold_location
     from tempo.memory.proxy import ProxySettings
     from tempo.memory.records import RetentionPolicy
     from tempo.streaming import SamplingConfig, StreamingError
 
     retention = None
-    if args.max_age is not None or args.max_bytes is not None or args.compact_after is not None:
+    if args.cold_url is not None and args.cold_after is None:
+        raise StreamingError("--cold-url needs --cold-after (the age past which segments move there).")
+    if any(v is not None for v in (args.max_age, args.max_bytes, args.compact_after, args.cold_after)):
         retention = RetentionPolicy(
             max_age=args.max_age,
             max_bytes=args.max_bytes,
             compact_after=args.compact_after,
             compact_tokens=args.compact_tokens,
+            cold_after=args.cold_after,
+            cold_url=None if args.cold_after is None else cold_location(args.cold_url),
         )
     try:
         sampling = SamplingConfig(fps=args.fps, window=args.window, max_edge=args.max_edge)

@@ -18,8 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the embedded Redis server (status, start, stop) and retention on demand (gc)",
         description=(
             "Manage the private redis-server Tempo starts under TEMPO_HOME when TEMPO_REDIS_URL is unset; "
-            "`gc` applies every stream's retention policy now (the --max-age, --max-bytes and "
-            "--compact-after it was ingested with), which ingest and the servers also do as they run."
+            "`gc` applies every stream's retention policy now (the --max-age, --max-bytes, "
+            "--compact-after and --cold-after it was ingested with), which ingest and the servers also do as they run."
         ),
     )
     parser.add_argument("action", choices=["status", "start", "stop", "gc"])
@@ -40,12 +40,16 @@ def _gc(args: argparse.Namespace) -> int:
     after = {name: store.stream_info(name) for name in removed}
     if args.json:
         print(json.dumps({"streams": [{"name": n, "removed": r, "segments": after[n].segments,
-                                        "bytes": after[n].bytes.total} for n, r in removed.items()]}))
+                                        "bytes": after[n].bytes.total, "cold_bytes": after[n].bytes.cold}
+                                       for n, r in removed.items()]}))
     elif not removed:
-        print("no stream has a retention policy (tempo ingest --max-age/--max-bytes/--compact-after sets one)")
+        print("no stream has a retention policy (tempo ingest --max-age/--max-bytes/--compact-after/--cold-after "
+              "sets one)")
     else:
         for name, count in removed.items():
-            print(f"{name}: removed {count} segments; {after[name].segments} left ({after[name].bytes.total} bytes)")
+            b = after[name].bytes
+            cold = f", {b.cold} in the cold tier" if b.cold else ""
+            print(f"{name}: removed {count} segments; {after[name].segments} left ({b.total} bytes in Redis{cold})")
     return 0
 
 
