@@ -780,6 +780,10 @@ class QueueMonitor(Protocol):
         """Step the rules over segment `index`; what to queue in its landing's MULTI (or None)."""
         ...
 
+    def idle(self) -> None:
+        """Ask the stream's owed --verify questions (a no-op without a verifier)."""
+        ...
+
 
 # What a worker computed for one job: memory tokens (M, D), embedding (E,), rule id → score (None: no rules).
 Computed = tuple[Segment, np.ndarray, np.ndarray, dict[str, float] | None]
@@ -903,6 +907,12 @@ class Worker:
         with self._lock:
             self.stats.batches += 1
         self.queue.note_worker(consumer, done, time.perf_counter() - t0)
+        if self.monitors is not None:
+            # The --verify questions owed for alerts these landings opened (or earlier ones a worker
+            # left when it died), between batches as a single-process ingest asks them. Each alert
+            # is recorded once, whichever worker answers first.
+            for stream in dict.fromkeys(job.stream for job, _ in work):
+                self.monitors(stream).idle()
 
     def _compute(
         self, work: list[tuple[Job, Segment]], query: str

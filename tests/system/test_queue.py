@@ -203,3 +203,20 @@ def test_job_frames_round_trip_exactly(videos: list[Path], codec: str) -> None:
     data = encode_frames(segment.frames, codec=codec)
     assert len(data) < segment.frames.nbytes // 2
     assert np.array_equal(decode_frames(data), segment.frames)
+
+
+def test_workers_enforce_the_retention_policy_a_producer_set(
+    videos: list[Path], tempo_env: dict[str, str], redis_url: str
+) -> None:
+    # A queue-ingested stream has no `tempo ingest` process running its retention: the workers do.
+    produced = subprocess.run([sys.executable, "-m", "tempo.tools.cli", "ingest", str(videos[1]), "--stream", "kept",
+                               "--queue", "--max-bytes", "1", "--json"], env=tempo_env, capture_output=True,
+                              text=True, timeout=300)
+    assert produced.returncode == 0, produced.stderr
+    worker = subprocess.run([sys.executable, "-m", "tempo.tools.cli", "worker", "--idle-exit", "2", "--json"],
+                            env=tempo_env, capture_output=True, text=True, timeout=300)
+    assert worker.returncode == 0, worker.stderr
+    assert _json(worker)["segments"] == 5
+    info = RedisMemoryStore.connect(redis_url).stream_info("kept")
+    assert info.committed == 4 and info.retention.max_bytes == 1
+    assert (info.segments, info.bytes.total) == (0, 0)  # one byte holds no segment: all went

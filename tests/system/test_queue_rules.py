@@ -104,3 +104,26 @@ def test_a_rule_on_a_queue_ingested_stream_alerts_as_a_single_process_ingest(
     os.utime(video, (1_000_000_000, 1_000_000_000))
     with pytest.raises(SourceChangedError, match="has changed since stream 'queued' was ingested"):
         store.stream_info("queued").check_source_unchanged()
+
+
+def test_workers_ask_the_verify_question_of_alerts_they_open(
+    redis_url: str, tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    # A --verify rule on a queue-ingested stream: the worker that commits the opening segment asks the
+    # global LLM (TempoService.ask through the service's rule monitor) and records the verdict once.
+    video = write_test_video(tmp_path / "gate.mp4", duration=24.0, size=(160, 96), texture=True)
+    sampling = SamplingConfig()
+    service = TempoService(model=str(tiny_checkpoint), redis_url=redis_url, home=tmp_path / "home")
+    # Scores are probabilities: every segment reaches 0, so one episode opens at the second and stays open.
+    service.alerts.add_rule(Rule(id="", stream="gate", text=TEXT, enter=0.0, exit=0.0, min_segments=2,
+                                 cooldown=0.0, verify=True))
+    store = service.store
+    queue = JobQueue.for_store(store)
+    produce(str(video), "gate", queue=queue, store=store, spec=JobSpec(sampling=sampling))
+    worker = Worker(queue, store, model=service.model, embedder=service.embedder, model_id=service.model_name,
+                    batch_size=4, monitors=service.rule_monitor)
+    worker.process("w", queue.read("w", 20, ["gate"], block=0.1))
+    [alert] = service.alerts.alerts("gate")
+    assert alert["verify"] == "done" and alert["verified"] in (True, False, None) and alert["explanation"]
+    assert service.alerts.pending_verifications("gate") == []
+    assert [e["event"] for _, e in service.alerts.events() if e["stream"] == "gate"] == ["opened", "verified"]

@@ -30,7 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "rules), embed, commit (with the rules' alerts) and acknowledge them. Jobs a dead worker "
             "left are claimed after TEMPO_QUEUE_CLAIM_IDLE seconds "
             "(default 30); a job failing TEMPO_QUEUE_MAX_FAILURES times (default 3) goes to its stream's "
-            "dead-letter stream (`tempo queue dead STREAM`). Stops on SIGTERM or Ctrl-C."
+            "dead-letter stream (`tempo queue dead STREAM`). Streams' retention policies (--max-age, "
+            "--max-bytes, --compact-after, --cold-after of the producer) are enforced while it runs. "
+            "Stops on SIGTERM or Ctrl-C."
         ),
     )
     add_batch_size_option(parser, "jobs")
@@ -55,7 +57,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tempo.agent.monitoring.monitor import RuleMonitor
     from tempo.agent.monitoring.webhooks import start_delivery_thread
     from tempo.memory.queue import JobQueue, QueueSettings, Worker
     from tempo.service import TempoService
@@ -77,18 +78,28 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size or service.model.config.compress_batch_size,
         name=args.name,
         # Each stream's rules (`tempo rules`) are scored and their alerts committed with its segments.
-        monitors=lambda stream: RuleMonitor(service.alerts, stream),
+        # Alerts of --verify rules are verified by the worker's model through `TempoService.ask`.
+        monitors=service.rule_monitor,
     )
     delivery = start_delivery_thread(service.alerts)  # alerts' webhooks, as `tempo ingest` delivers them
+    # Streams' retention policies (age, size, compaction, cold tier) run beside the worker, as in
+    # `tempo serve`, and once more before it exits: a queue-ingested stream has no `tempo ingest`
+    # process of its own to enforce them. Several workers may run passes at once (each step is atomic).
+    retention = service.start_retention()
     print(f"tempo worker {worker.name}: waiting for jobs", file=sys.stderr, flush=True)
+    interrupted = False
     try:
         stats = worker.run(concurrency=args.concurrency, stop=stop, idle_exit=args.idle_exit)
     except KeyboardInterrupt:
+        interrupted = True
         stop.set()
         stats = worker.stats
     finally:
+        retention.stop()
         if delivery is not None:
             delivery.stop()
+    if not interrupted:
+        retention.run_once()  # bounded (MAX_BATCHES_PER_PASS per stream)
     out = {"worker": worker.name, "segments": stats.segments, "dead_letters": stats.dead, "batches": stats.batches}
     print(json.dumps(out) if args.json else
           f"worker {worker.name}: {stats.segments} segments committed, {stats.dead} jobs dead-lettered")
