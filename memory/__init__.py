@@ -6,13 +6,14 @@ redis-server (embedded.py), the FAISS index (index.py), retention and compaction
 cold tier of old segments' token heads and proxies in shards outside Redis (cold.py), the
 ingest pipeline (ingest.py), the work queue (queue.py), answering from memory (recall.py; frame replay
 in replay.py, caches in caches.py, anchors in anchors.py), monitoring's rules and alerts in Redis
-(alerts.py). May import `tempo.streaming`, `tempo.models` and the shared top-level modules
+(alerts.py), what differs on a Redis Cluster (cluster.py). May import `tempo.streaming`, `tempo.models` and the shared top-level modules
 (`tempo.errors`, `tempo.inputs`, `tempo.settings`); never agent, tools or service (tests/test_import_stages.py).
 """
 
 from tempo.memory.anchors import AnchorCache
 from tempo.memory.embedded import EmbeddedRedis, connect, tempo_home
 from tempo.memory.errors import (
+    ClusterNotReadyError,
     InvalidStreamNameError,
     MemoryUnavailableError,
     OutOfOrderCommitError,
@@ -35,6 +36,7 @@ from tempo.memory.store import CommitResult, CommitStatus, RedisMemoryStore, Str
 
 __all__ = [
     "AnchorCache",
+    "ClusterNotReadyError",
     "CommitResult",
     "CommitStatus",
     "EmbeddedRedis",

@@ -16,6 +16,7 @@ import hashlib
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -28,13 +29,18 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from tempo.errors import redact_secrets, redact_url
-from tempo.memory.errors import MemoryUnavailableError
+from tempo.memory.errors import ClusterNotReadyError, MemoryUnavailableError
 from tempo.settings import ENV_REDIS_URL, environment
 
 ENV_URL = ENV_REDIS_URL
 # sun_path is 108 bytes on Linux; longer data dirs get their socket under the temp dir instead.
 _MAX_SOCKET_PATH = 100
 _PROBE_TIMEOUT = 10.0  # seconds for the PING/INFO handshake of `connect`
+_SLOTS = 16384  # hash slots of a Redis Cluster
+
+# What `connect` returns: a plain client, or redis-py's cluster client when the URL names a node of a
+# Redis Cluster (both speak the same command API; see tempo.memory.cluster for what differs).
+RedisClient = redis.Redis | redis.RedisCluster
 
 
 def tempo_home(home: Path | str | None = None) -> Path:
@@ -136,6 +142,110 @@ def _exit_reason(log_path: Path) -> str:
         reason = lines[i + 1] if i + 1 < len(lines) else "rejected"
         return f"it rejected the setting {setting}: {reason}"
     return re.sub(r"^\d+:[A-Z] \d+ \w+ \d{4} [\d:.]+ [#*.-] ", "", lines[-1])
+
+
+def _free_tcp_ports(n: int) -> list[int]:
+    """`n` distinct ports the kernel just handed out on 127.0.0.1 (bound together, then released)."""
+    sockets = []
+    try:
+        for _ in range(n):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def spawn_redis_cluster(
+    directory: Path, *, masters: int = 3, timeout: float = 30.0
+) -> tuple[list[subprocess.Popen[bytes]], str]:
+    """A local Redis Cluster of `masters` redis-server processes (no replicas) on 127.0.0.1; returns
+    the processes and the URL of its first node (`connect` recognises the cluster from it).
+
+    For tests and benchmarks, like `spawn_redis_server`: the caller terminates the processes. The
+    slots are split evenly and assigned with CLUSTER ADDSLOTSRANGE, the nodes introduced with
+    CLUSTER MEET, all from redis-py (no redis-cli needed); returns once every node reports
+    `cluster_state:ok` and sees every master.
+    """
+    ports = _free_tcp_ports(2 * masters)  # a client port and a cluster-bus port per node
+    procs: list[subprocess.Popen[bytes]] = []
+    nodes: list[tuple[int, int]] = [(ports[2 * i], ports[2 * i + 1]) for i in range(masters)]
+    try:
+        for i, (port, bus) in enumerate(nodes):
+            node_dir = directory / f"node{i}"
+            node_dir.mkdir(parents=True, exist_ok=True)
+            log = open(node_dir / "redis.log", "wb")  # noqa: SIM115 (handed to the child, closed right after)
+            procs.append(subprocess.Popen(
+                [
+                    redis_server_binary(),
+                    "--bind", "127.0.0.1",
+                    "--port", str(port),
+                    "--cluster-enabled", "yes",
+                    "--cluster-port", str(bus),
+                    "--cluster-config-file", str(node_dir / "nodes.conf"),
+                    "--cluster-node-timeout", "5000",
+                    "--dir", str(node_dir),
+                    "--appendonly", "no",
+                    "--save", "",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            ))
+            log.close()
+        clients = [redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=2.0) for port, _ in nodes]
+        deadline = time.monotonic() + timeout
+        for i, client in enumerate(clients):
+            while True:
+                try:
+                    client.ping()
+                    break
+                except redis.ConnectionError:
+                    if procs[i].poll() is not None:
+                        why = _exit_reason(directory / f"node{i}" / "redis.log")
+                        raise MemoryUnavailableError(f"cluster node {i} in {directory} exited at once: {why}") from None
+                    if time.monotonic() > deadline:
+                        raise MemoryUnavailableError(f"cluster node {i} in {directory} did not answer") from None
+                    time.sleep(0.05)
+        per = _SLOTS // masters
+        for i, client in enumerate(clients):
+            hi = _SLOTS - 1 if i == masters - 1 else (i + 1) * per - 1
+            client.execute_command("CLUSTER", "ADDSLOTSRANGE", i * per, hi)
+        for port, bus in nodes[1:]:
+            clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", port, bus)
+        while True:
+            ready = all(
+                cluster_info(client).get("cluster_state") == "ok"
+                and _masters_known(client) == masters
+                for client in clients
+            )
+            if ready:
+                break
+            if time.monotonic() > deadline:
+                raise MemoryUnavailableError(f"the local cluster in {directory} did not reach cluster_state:ok")
+            time.sleep(0.1)
+        for client in clients:
+            client.close()
+    except BaseException:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+        raise
+    return procs, f"redis://127.0.0.1:{nodes[0][0]}"
+
+
+def cluster_info(client: redis.Redis) -> dict[str, str]:
+    """CLUSTER INFO of one node as text fields (`cluster_state`, `cluster_slots_assigned`, ...)."""
+    raw = client.execute_command("CLUSTER", "INFO")
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    return dict(line.split(":", 1) for line in text.split() if ":" in line)
+
+
+def _masters_known(client: redis.Redis) -> int:
+    raw = client.execute_command("CLUSTER", "NODES")
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    return sum(" master" in line or ",master" in line for line in text.splitlines())
 
 
 @dataclass(frozen=True)
@@ -291,10 +401,13 @@ def _last_line(exc: BaseException) -> str:
     return str(exc)
 
 
-def connect(url: str | None = None, home: Path | str | None = None) -> redis.Redis:
+def connect(url: str | None = None, home: Path | str | None = None) -> RedisClient:
     """A client for the memory: `url`, else $TEMPO_REDIS_URL, else the embedded server of `home`.
 
-    Raises MemoryUnavailableError (one sentence) when the server is unreachable or the URL is bad.
+    When the URL names a node of a Redis Cluster (its `INFO cluster` says `cluster_enabled:1`), the
+    client is redis-py's `RedisCluster`, which finds the other nodes itself: any node's URL will do.
+    Raises MemoryUnavailableError (one sentence) when the server is unreachable or the URL is bad, and
+    ClusterNotReadyError when the cluster cannot serve every slot.
     The client returns bytes (no response decoding): tokens and embeddings are binary.
     """
     url = url or environment().redis_url
@@ -317,8 +430,10 @@ def connect(url: str | None = None, home: Path | str | None = None) -> redis.Red
         probe.ping()
         try:
             version = str(probe.info("server").get("redis_version", "0"))
+            clustered = bool(int(probe.info("cluster").get("cluster_enabled", 0)))
         except redis.ResponseError:  # INFO disabled (some managed services): assume a modern server
-            version = "7"
+            version, clustered = "7", False
+        state = cluster_info(probe) if clustered else {}
     except redis.AuthenticationError as exc:
         raise MemoryUnavailableError(f"{where} refused our credentials: {_first_line(exc)}") from None
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
@@ -340,7 +455,33 @@ def connect(url: str | None = None, home: Path | str | None = None) -> redis.Red
             f"{where} runs Redis {version}; Tempo needs Redis 7 or newer (script flags, AOF with "
             "multi-part files)"
         )
+    if clustered:
+        client.close()
+        return _cluster_client(url, where, state)
     return client
+
+
+def _cluster_client(url: str, where: str, state: dict[str, str]) -> redis.RedisCluster:
+    """redis-py's cluster client for a node whose cluster is ready; ClusterNotReadyError otherwise."""
+    if state.get("cluster_state") != "ok":
+        assigned = state.get("cluster_slots_assigned", "?")
+        raise ClusterNotReadyError(
+            f"{where} is a Redis Cluster node but the cluster is not ready (cluster_state "
+            f"{state.get('cluster_state', 'unknown')}, {assigned} of {_SLOTS} slots assigned); "
+            "finish its setup (every slot assigned, every node reachable) or fix " + ENV_URL
+        )
+    if url.startswith("unix:"):
+        raise ClusterNotReadyError(
+            f"{where} is a Redis Cluster node reached over a unix socket; a cluster client needs "
+            f"redis:// or rediss:// (TCP) in {ENV_URL}"
+        )
+    try:
+        return redis.RedisCluster.from_url(url, socket_connect_timeout=5.0, health_check_interval=30)
+    except (redis.RedisError, OSError) as exc:  # a node it learned of does not answer, slots missing
+        raise ClusterNotReadyError(
+            f"{where} is a Redis Cluster node but the cluster cannot be used ({_first_line(exc)}); "
+            f"check that every node is up, or fix {ENV_URL}"
+        ) from None
 
 
 def _first_line(exc: BaseException) -> str:

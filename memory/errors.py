@@ -95,6 +95,11 @@ class ColdShardCorruptError(ColdStorageError):
     """A cold-tier record fails its checksum (or its header does not match the pointer to it)."""
 
 
+class ClusterNotReadyError(MemoryUnavailableError):
+    """The URL names a Redis Cluster node, but the cluster cannot serve every key (slots unassigned,
+    nodes down or not yet introduced to each other)."""
+
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
