@@ -2,12 +2,13 @@
 
 Owns: the Redis store (store.py), its key layout (keys.py) and atomic Lua scripts (scripts.py), records
 and their codecs (records.py, codec.py), proxy clips of live sources (proxy.py), the embedded
-redis-server (embedded.py), the FAISS index (index.py), retention and compaction (retention.py), the
-cold tier of old segments' token heads and proxies in shards outside Redis (cold.py), the
-ingest pipeline (ingest.py), the work queue (queue.py), answering from memory (recall.py; frame replay
-in replay.py, caches in caches.py, anchors in anchors.py), monitoring's rules and alerts in Redis
-(alerts.py), what differs on a Redis Cluster (cluster.py). May import `tempo.streaming`, `tempo.models` and the shared top-level modules
-(`tempo.errors`, `tempo.inputs`, `tempo.settings`); never agent, tools or service (tests/test_import_stages.py).
+redis-server (embedded.py) and what differs on a Redis Cluster (cluster.py), the FAISS index
+(index.py), retention and compaction (retention.py), the cold tier of old segments' token heads and
+proxies in shards outside Redis (cold.py), the ingest pipeline (ingest.py), the work queue (queue.py),
+answering from memory (recall.py; frame replay in replay.py, caches in caches.py, anchors in
+anchors.py), monitoring's rules and alerts in Redis (alerts.py). May import `tempo.streaming`,
+`tempo.models` and the shared top-level modules (`tempo.errors`, `tempo.inputs`, `tempo.settings`);
+never agent, tools or service (tests/test_import_stages.py).
 """
 
 from tempo.memory.anchors import AnchorCache

@@ -1,7 +1,9 @@
 """The Redis key layout of the memory store: one builder, so every module names a key the same way.
 
 Prefix `tempo` by default; `{name}` is a Redis Cluster hash tag, so all of a stream's keys live on
-one shard and a per-segment script (memory/scripts.py) may touch them together:
+one shard and a per-segment script (memory/scripts.py) may touch them together. The three global
+keys (meta, the directory, the counter) are only ever touched by single commands, never together
+with a stream's keys in one script or transaction, so every step runs on one Redis Cluster shard:
 
     tempo:meta                   HASH  id → random id of this memory (ties index snapshots to it)
     tempo:streams                HASH  stream name → stream number (never reused)
@@ -12,7 +14,8 @@ one shard and a per-segment script (memory/scripts.py) may touch them together:
                                        slot (first sampling slot of the last committed segment),
                                        b_tok/b_emb/b_prx/b_meta (payload bytes in Redis by part),
                                        cold tier (memory/cold.py): cold_root (where the shards are),
-                                       cold_next (mover's pointer), x_tok/x_prx (bytes in shards)
+                                       cold_next (mover's pointer), x_tok/x_prx (bytes in shards),
+                                       listed (1 from creation until deletion begins)
     tempo:s:{name}:g:{i}         HASH  m: metadata JSON, e: embedding (float16 × E),
                                        r: file reference JSON (files) or p: proxy clip (live),
                                        c: cold-tier pointer (then no p and no k:{i}: both in a shard)

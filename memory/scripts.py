@@ -186,15 +186,21 @@ end
 return 0
 """
 
-# KEYS: streams directory, stream counter, info. ARGV: name, source, settings, retention, created.
+# KEYS: info. ARGV: number (INCR of the stream counter, made by the caller), source, settings,
+#       retention, created.
+# The header alone, so the script stays in the stream's slot; the caller then lists the stream in the
+# directory (a global key, on another shard of a cluster). `listed` = 1 marks a header made by this
+# script and not being deleted: a second creator racing the first gets the first one's number (and
+# its own INCR is simply never used), while a header left by a deletion that crashed half-way (no
+# `listed`) is replaced whole, never mixed into the new stream.
+# Returns the stream's number.
 CREATE = """#!lua
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
-local number = redis.call('INCR', KEYS[2])
-redis.call('HSET', KEYS[3], 'number', number, 'source', ARGV[2], 'settings', ARGV[3],
+if redis.call('HGET', KEYS[1], 'listed') == '1' then return tonumber(redis.call('HGET', KEYS[1], 'number')) end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'number', ARGV[1], 'source', ARGV[2], 'settings', ARGV[3],
   'retention', ARGV[4], 'created', ARGV[5], 'committed', -1, 'first', 0,
-  'b_tok', 0, 'b_emb', 0, 'b_prx', 0, 'b_meta', 0)
-redis.call('HSET', KEYS[1], ARGV[1], number)
-return number
+  'b_tok', 0, 'b_emb', 0, 'b_prx', 0, 'b_meta', 0, 'listed', 1)
+return tonumber(ARGV[1])
 """
 
 # KEYS: info, then the token strings of segments compact_next, compact_next + 1, ...

@@ -42,6 +42,7 @@ from tempo.inputs import STREAM_NAME_PATTERN
 from tempo.memory import codec, scripts
 from tempo.memory import cold as cold_tier
 from tempo.memory.cold import ColdPointer, ColdTier
+from tempo.memory.cluster import Script
 from tempo.memory.embedded import connect
 from tempo.memory.errors import (
     ColdShardMissingError,
@@ -183,13 +184,13 @@ class RedisMemoryStore:
         self.home = home  # data dir (None: $TEMPO_HOME or the platform's): the cold tier's default root
         self.keys = StreamKeys(prefix)
         self.cold = cold or ColdTier()  # reads cold-tier shards, with a small in-process cache
-        self._put = client.register_script(scripts.PUT)
-        self._offer_ivf = client.register_script(scripts.OFFER_IVF)
-        self._heads = client.register_script(scripts.HEADS)
-        self._create = client.register_script(scripts.CREATE)
-        self._land = client.register_script(scripts.LAND)
-        self._renew = client.register_script(scripts.RENEW)
-        self._release = client.register_script(scripts.RELEASE)
+        self._put = Script(client, scripts.PUT)
+        self._offer_ivf = Script(client, scripts.OFFER_IVF)
+        self._heads = Script(client, scripts.HEADS)
+        self._create = Script(client, scripts.CREATE)
+        self._land = Script(client, scripts.LAND)
+        self._renew = Script(client, scripts.RENEW)
+        self._release = Script(client, scripts.RELEASE)
 
     @classmethod
     def connect(
@@ -230,18 +231,23 @@ class RedisMemoryStore:
         """
         self.check_name(name)
         source_dict = source.to_dict() if isinstance(source, SourceInfo) else dict(source)
-        # One script creates the directory entry and the header together: two ingests starting the
-        # same new stream at once see one creation, and never a stream without its header.
-        self._create(
-            keys=[self.keys.streams(), self.keys.stream_seq(), self.keys.info(name)],
-            args=[
-                name,
-                json.dumps(source_dict),
-                json.dumps(settings.to_dict()),
-                json.dumps((retention or RetentionPolicy()).to_dict()),
-                repr(time.time()),
-            ],
-        )
+        if not self.client.hexists(self.keys.streams(), name):
+            # Three steps, each touching one slot (a Redis Cluster runs no script across shards):
+            # a number, the header (a script: two ingests creating the stream at once get one header
+            # and one number), then the directory entry that makes the stream visible. A crash
+            # before the last step leaves an invisible header that the next create_stream adopts.
+            number = int(self.client.incr(self.keys.stream_seq()))
+            number = int(self._create(
+                keys=[self.keys.info(name)],
+                args=[
+                    number,
+                    json.dumps(source_dict),
+                    json.dumps(settings.to_dict()),
+                    json.dumps((retention or RetentionPolicy()).to_dict()),
+                    repr(time.time()),
+                ],
+            ))
+            self.client.hset(self.keys.streams(), name, number)
         info = self.stream_info(name)
         if info.settings.comparable() != settings.comparable():
             diff = {
@@ -363,7 +369,10 @@ class RedisMemoryStore:
         """Remove a stream and all its segments (its number is never reused)."""
         info = self.stream_info(name)
         root = self.client.hget(self.keys.info(name), "cold_root")
-        self.client.hdel(self.keys.streams(), name)  # invisible from here on
+        # Unmarked first: should this deletion stop half-way, a create_stream of the name makes a new
+        # header rather than adopting this one (see scripts.CREATE); then invisible.
+        self.client.hdel(self.keys.info(name), "listed")
+        self.client.hdel(self.keys.streams(), name)
         for lo in range(0, info.committed + 1, batch):
             keys = []
             for i in range(lo, min(lo + batch, info.committed + 1)):

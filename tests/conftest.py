@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import redis
-from tempo.memory.embedded import spawn_redis_server
+from tempo.memory.embedded import connect, spawn_redis_cluster, spawn_redis_server
 
 
 @pytest.fixture(scope="session")
@@ -50,12 +50,41 @@ def finishes_within() -> Callable[[float, Callable[[], Any]], BaseException | No
 
 
 @pytest.fixture()
-def redis_url(redis_server: str) -> Iterator[str]:
+def redis_single_url(redis_server: str) -> Iterator[str]:
     """The session server, flushed before each test so tests do not see each other's keys."""
     client = redis.Redis.from_url(redis_server)
     client.flushall()
     client.close()
     yield redis_server
+
+
+@pytest.fixture()
+def redis_url(redis_single_url: str) -> str:
+    """The Redis a test's memory lives in: the single session server (tests/memory/conftest.py also
+    runs the memory tests against a Redis Cluster)."""
+    return redis_single_url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real local Redis Cluster of 3 masters on 127.0.0.1 (ephemeral ports), started once per
+    session when a test first needs it; yields the URL of one node (`connect` finds the rest)."""
+    procs, url = spawn_redis_cluster(tmp_path_factory.mktemp("cluster"), masters=3)
+    yield url
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.wait(timeout=10)
+
+
+@pytest.fixture()
+def redis_cluster_url(redis_cluster: str) -> Iterator[str]:
+    """The session cluster, every master flushed before each test."""
+    client = connect(redis_cluster)
+    assert isinstance(client, redis.RedisCluster), "the test cluster was not recognised as a cluster"
+    client.flushall(target_nodes=redis.RedisCluster.PRIMARIES)
+    client.close()
+    yield redis_cluster
 
 
 def _load_live_memory() -> ModuleType:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
-from tempo.memory import RedisMemoryStore
+import redis
+from tempo.memory import RedisMemoryStore, connect
 
 
 def _load_factory() -> ModuleType:
@@ -29,6 +32,34 @@ factory = _load_factory()
 def records() -> ModuleType:
     """The record factory module: make_record, SETTINGS, FILE_SOURCE, DIM, EMB, unit."""
     return factory
+
+
+@pytest.fixture(params=["single", pytest.param("cluster", marks=pytest.mark.cluster)])
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """Every memory test runs twice: on one redis-server, and on a local 3-master Redis Cluster
+    (`-m cluster` selects the cluster runs, `-m "not cluster"` skips them)."""
+    return request.getfixturevalue("redis_cluster_url" if request.param == "cluster" else "redis_single_url")
+
+
+@pytest.fixture()
+def admin(redis_url: str) -> Iterator[Any]:
+    """A client of the test's Redis for looking at keys directly (a cluster client on the cluster)."""
+    client = connect(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture()
+def server_of(admin: Any) -> Callable[[str], redis.Redis]:
+    """`server_of(key)`: a plain client of the one server holding `key` (its shard on a cluster), for
+    per-server commands such as CONFIG SET and INFO."""
+
+    def server(key: str) -> redis.Redis:
+        if isinstance(admin, redis.RedisCluster):
+            return admin.get_node_from_key(key).redis_connection
+        return admin
+
+    return server
 
 
 @pytest.fixture()
