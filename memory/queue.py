@@ -62,6 +62,7 @@ import redis
 import zstandard
 from tempo.errors import TempoError
 from tempo.memory.alerts import AlertStore
+from tempo.memory.cluster import is_cluster
 from tempo.memory.errors import JobError, SourceMismatchError
 from tempo.memory.proxy import ProxySettings
 from tempo.memory.records import RetentionPolicy, SegmentRecord
@@ -418,14 +419,35 @@ class JobQueue:
         if not names or count < 1:
             return []
         wait = self.settings.block if block is None else block
-        raw = self.client.xreadgroup(GROUP, consumer, {self.k_jobs(n): ">" for n in names}, count=count,
-                                     block=max(1, int(wait * 1000)))
         by_key = {self.k_jobs(n): n for n in names}
+        if is_cluster(self.client):
+            raw = self._read_slots(consumer, count, list(by_key), wait)
+        else:
+            raw = self.client.xreadgroup(GROUP, consumer, dict.fromkeys(by_key, ">"), count=count,
+                                         block=max(1, int(wait * 1000)))
         jobs = []
         for key, entries in raw or []:
             k = key.decode() if isinstance(key, bytes) else key
             jobs += [_parse_entry(k, by_key[k], eid, f) for eid, f in entries if f]
         return jobs[:count] if len(jobs) > count else jobs
+
+    def _read_slots(self, consumer: str, count: int, keys: list[str], wait: float) -> list[Any]:
+        """XREADGROUP on a Redis Cluster: one command can only name keys of one slot, so the job
+        streams are read slot by slot without blocking, polling every 50 ms for up to `wait` seconds."""
+        by_slot: dict[int, list[str]] = {}
+        for key in keys:
+            by_slot.setdefault(self.client.keyslot(key), []).append(key)
+        deadline = time.monotonic() + wait
+        while True:
+            raw: list[Any] = []
+            for group in by_slot.values():
+                got = self.client.xreadgroup(GROUP, consumer, dict.fromkeys(group, ">"), count=count)
+                raw += got or []
+                if sum(len(entries) for _, entries in raw) >= count:
+                    return raw
+            if raw or time.monotonic() >= deadline:
+                return raw
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
     def claim(self, consumer: str, count: int, streams: Iterable[str]) -> list[Job]:
         """Jobs other (dead or stuck) consumers left unacknowledged for `claim_idle` seconds."""

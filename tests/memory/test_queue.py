@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
 import numpy as np
 import pytest
 import redis
+from tempo.memory.embedded import connect
 from tempo.memory.errors import JobError
 from tempo.memory.queue import GROUP, JobQueue, JobSpec, QueueSettings, decode_frames, encode_frames
 from tempo.streaming import SamplingConfig, Segment
@@ -24,7 +26,7 @@ def _segment(i: int) -> Segment:
 
 
 def _queue(redis_url: str, **settings: float) -> JobQueue:
-    queue = JobQueue(redis.Redis.from_url(redis_url), settings=QueueSettings(**settings))  # type: ignore[arg-type]
+    queue = JobQueue(connect(redis_url), settings=QueueSettings(**settings))  # type: ignore[arg-type]
     queue.register("cam")
     return queue
 
@@ -233,3 +235,20 @@ def test_the_jobs_of_a_file_carry_its_fingerprint_and_a_replaced_file_is_refused
         produce(str(video), "cam", queue=queue, store=store, spec=SPEC)
     with pytest.raises(SourceChangedError):
         store.stream_info("cam").check_source_unchanged()  # what recall checks
+
+
+def test_a_worker_reads_jobs_of_streams_on_every_shard(redis_url: str, admin) -> None:
+    queue = _queue(redis_url)
+    names = [f"cam{i}" for i in range(6)]
+    for n, name in enumerate(names):
+        queue.register(name)
+        queue.push(dataclasses.replace(_segment(n), stream_id=name), SPEC, live=False)
+    if isinstance(admin, redis.RedisCluster):  # the six job streams really are spread over the shards
+        assert len({admin.get_node_from_key(queue.k_jobs(name)).name for name in names}) == 3
+    jobs = queue.read("w", 10, [*names, "cam"], block=0.1)
+    assert sorted((j.stream, j.index) for j in jobs) == [(name, n) for n, name in enumerate(names)]
+    queue.ack(jobs)
+    assert all(queue.status()["streams"][name]["queued"] == 0 for name in names)
+    t0 = time.monotonic()
+    assert queue.read("w", 10, names, block=0.3) == []  # nothing left: it waited, then gave up
+    assert time.monotonic() - t0 >= 0.25
