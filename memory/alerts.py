@@ -22,9 +22,11 @@ that very segment was just written (`committed` = its index and the state's '@' 
 re-put after a crash changes nothing. A work-queue worker (memory/queue.py) lands a job that may
 commit several segments at once (its own and staged successors): it steps the rules over all of
 them and commits each one's rule script "through" (`committed` ≥ its index, '@' older) in the same
-MULTI/EXEC as the landing. On a single Redis (or Sentinel) this is exact; on Redis
-Cluster the per-deployment alert keys live on another slot than the stream, which a transaction
-cannot span: monitoring needs a single-shard Redis.
+MULTI/EXEC as the landing. On a single Redis (or Sentinel) this is exact. On a Redis Cluster the
+deployment-wide alert keys (the event stream every consumer tails, the time index, the alerts) live
+on other shards than the stream, which one script or transaction cannot span: there adding a rule is
+refused with ClusterUnsupportedError rather than committing alerts non-atomically (ingest, recall
+and the work queue do run on a cluster; a stream without rules commits no alert keys).
 """
 
 from __future__ import annotations
@@ -41,7 +43,15 @@ from urllib.parse import urlsplit
 
 import redis
 from tempo.inputs import MAX_COOLDOWN, MAX_MIN_SEGMENTS, MAX_RULE_TEXT
-from tempo.memory.errors import InvalidRuleError, InvalidTimeError, UnknownAlertError, UnknownRuleError, redis_errors
+from tempo.memory.cluster import is_cluster
+from tempo.memory.errors import (
+    ClusterUnsupportedError,
+    InvalidRuleError,
+    InvalidTimeError,
+    UnknownAlertError,
+    UnknownRuleError,
+    redis_errors,
+)
 from tempo.memory.store import RedisMemoryStore
 
 EVENTS_MAXLEN = 100_000  # entries kept in the event stream (approximate trimming)
@@ -287,6 +297,7 @@ class AlertStore:
     @redis_errors
     def add_rule(self, rule: Rule) -> Rule:
         """Store a new rule (its id assigned here) and bump the version a running ingest watches."""
+        self._refuse_on_cluster()
         rule = validate_rule(rule)  # before an id is spent on it
         number = int(self.client.incr(f"{self.prefix}:rules:seq"))
         rule = Rule(**{**asdict(rule), "id": f"r{number}", "created": time.time()})
@@ -345,8 +356,16 @@ class AlertStore:
     def delete_history(self, stream: str, rule_id: str) -> None:
         self.client.delete(self._k_history(stream, rule_id))
 
+    def _refuse_on_cluster(self) -> None:
+        if is_cluster(self.client):
+            raise ClusterUnsupportedError(
+                "monitoring rules need a single Redis server (or Sentinel): on a Redis Cluster an alert's "
+                "keys and its stream's keys live on different shards, which one atomic commit cannot span"
+            )
+
     def commit_rules(self, commit: RuleCommit) -> Callable[[Any], None]:
         """A function that queues this commit's script on a pipeline (after the segment's own put)."""
+        self._refuse_on_cluster()
 
         def queue(pipe: Any) -> None:
             keys = [

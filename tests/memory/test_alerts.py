@@ -10,7 +10,14 @@ from tempo.agent.monitoring.episodes import AUTO_MIN_SAMPLES, RuleState, Segment
 from tempo.agent.monitoring.monitor import RuleMonitor
 from tempo.memory import RedisMemoryStore
 from tempo.memory.alerts import AlertStore, Rule
-from tempo.memory.errors import InvalidRuleError, InvalidStreamNameError, UnknownAlertError, UnknownRuleError
+from tempo.memory.cluster import is_cluster
+from tempo.memory.errors import (
+    ClusterUnsupportedError,
+    InvalidRuleError,
+    InvalidStreamNameError,
+    UnknownAlertError,
+    UnknownRuleError,
+)
 from tempo.streaming.segment import Segment, SourceInfo
 
 LIVE = SourceInfo(uri="tcp://127.0.0.1:9", kind="network", live=True)
@@ -46,7 +53,26 @@ def _ingest_scores(
 
 @pytest.fixture()
 def alerts(store: RedisMemoryStore) -> AlertStore:
+    if is_cluster(store.client):
+        pytest.skip("monitoring needs a single Redis server: on a cluster adding a rule is refused (tested below)")
     return AlertStore.of(store)
+
+
+def test_on_a_cluster_adding_a_rule_is_refused_in_one_sentence(store: RedisMemoryStore, records: ModuleType) -> None:
+    if not is_cluster(store.client):
+        pytest.skip("a single server runs monitoring")
+    alerts = AlertStore.of(store)
+    with pytest.raises(ClusterUnsupportedError, match=r"^monitoring rules need a single Redis server .*shards[^.]*$"):
+        alerts.add_rule(Rule(id="", stream="cam", text="smoke"))
+    assert alerts.rules() == [] and alerts.rules_version() == 0
+    # A stream without rules ingests on the cluster as anywhere: the monitor queues nothing.
+    monitor = RuleMonitor(alerts, "cam")
+    store.create_stream("cam", records.FILE_SOURCE, records.SETTINGS)
+    monitor.queries()
+    then = monitor.observe([_segment(0)], np.zeros((1, 0), np.float32))
+    assert then == [None]
+    store.put_segments([records.make_record("cam", 0)], then=then)
+    assert store.stream_info("cam").committed == 0
 
 
 def test_rules_are_stored_listed_and_removed_with_ids_never_reused(alerts: AlertStore) -> None:
