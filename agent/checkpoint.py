@@ -152,6 +152,12 @@ class RedisCheckpointSaver(RedisKeyspace, BaseCheckpointSaver[str]):
 
     # ----- helpers ----------------------------------------------------------------------------------
 
+    def _list_thread(self, pipe: Any, thread_id: str) -> None:
+        """Add the thread to the global set: inside the transaction `pipe` on one server; on a cluster
+        (called again with pipe None) right after it."""
+        if (pipe is None) == self.cluster:
+            (self.client if pipe is None else pipe).sadd(self._threads_key(), thread_id)
+
     def _namespaces(self, thread_id: str) -> list[str]:
         return sorted(m.decode() for m in self.client.smembers(self._namespaces_key(thread_id)))
 
@@ -397,9 +403,10 @@ class RedisCheckpointSaver(RedisKeyspace, BaseCheckpointSaver[str]):
             pipe.hset(keys["checkpoints"], checkpoint["id"], record)
             pipe.zadd(keys["ids"], {checkpoint["id"]: 0})
             pipe.sadd(self._namespaces_key(thread_id), ns)
-            pipe.sadd(self._threads_key(), thread_id)
+            self._list_thread(pipe, thread_id)
             self._refresh_ttl(pipe, thread_id, namespaces)
             pipe.execute()
+        self._list_thread(None, thread_id)
         return {
             "configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint["id"]}
         }
@@ -434,9 +441,10 @@ class RedisCheckpointSaver(RedisKeyspace, BaseCheckpointSaver[str]):
                     pipe.hset(keys["writes"], field, blob)
                 pipe.zadd(keys["write_keys"], {field: 0})
             pipe.sadd(self._namespaces_key(thread_id), ns)
-            pipe.sadd(self._threads_key(), thread_id)
+            self._list_thread(pipe, thread_id)
             self._refresh_ttl(pipe, thread_id, [ns])
             pipe.execute()
+        self._list_thread(None, thread_id)
 
     def delete_thread(self, thread_id: str) -> None:
         """Remove every checkpoint, channel value and pending write of `thread_id`, in all namespaces."""
@@ -450,9 +458,12 @@ class RedisCheckpointSaver(RedisKeyspace, BaseCheckpointSaver[str]):
             for ns in namespaces:
                 pipe.delete(*self._ns_keys(thread_id, ns).values())
             pipe.delete(ns_key)
-            pipe.srem(self._threads_key(), thread_id)
+            if not self.cluster:
+                pipe.srem(self._threads_key(), thread_id)
 
         self.client.transaction(delete, ns_key)
+        if self.cluster:
+            self.client.srem(self._threads_key(), thread_id)
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint, channel value and pending write of one thread into another.
@@ -465,17 +476,16 @@ class RedisCheckpointSaver(RedisKeyspace, BaseCheckpointSaver[str]):
             return
         src_ns_key = self._namespaces_key(source)
 
-        def copy(pipe: redis.client.Pipeline) -> None:
-            namespaces = sorted(m.decode() for m in pipe.smembers(src_ns_key))
-            hashes: list[tuple[str, dict[bytes, bytes]]] = []
-            zsets: list[tuple[str, list[bytes]]] = []
-            for ns in namespaces:
-                src, dst = self._ns_keys(source, ns), self._ns_keys(target, ns)
-                for role in ("checkpoints", "blobs", "writes"):
-                    hashes.append((dst[role], pipe.hgetall(src[role])))
-                for role in ("ids", "write_keys"):
-                    zsets.append((dst[role], pipe.zrange(src[role], 0, -1)))
-            pipe.multi()
+        Entries = list[tuple[str, Any]]  # (target key, source value) per hash or sorted set
+
+        def read(pipe: Any, namespaces: list[str]) -> tuple[Entries, Entries]:
+            hashes = [(self._ns_keys(target, ns)[role], pipe.hgetall(self._ns_keys(source, ns)[role]))
+                      for ns in namespaces for role in ("checkpoints", "blobs", "writes")]
+            zsets = [(self._ns_keys(target, ns)[role], pipe.zrange(self._ns_keys(source, ns)[role], 0, -1))
+                     for ns in namespaces for role in ("ids", "write_keys")]
+            return hashes, zsets
+
+        def write(pipe: Any, namespaces: list[str], hashes: Entries, zsets: Entries) -> None:
             for key, mapping in hashes:
                 for field, value in mapping.items():
                     pipe.hsetnx(key, field, value)
@@ -484,8 +494,31 @@ class RedisCheckpointSaver(RedisKeyspace, BaseCheckpointSaver[str]):
                     pipe.zadd(key, dict.fromkeys(members, 0))
             if namespaces:
                 pipe.sadd(self._namespaces_key(target), *namespaces)
-                pipe.sadd(self._threads_key(), target)
+                self._list_thread(pipe, target)
             self._refresh_ttl(pipe, target, namespaces)
+
+        if self.cluster:
+            # The two threads live on different slots, which no transaction spans: a snapshot of the
+            # source read in one MULTI on its slot, then written in one MULTI on the target's. What the
+            # source gains meanwhile is left out, as if the copy had run just before it.
+            namespaces = self._namespaces(source)
+            with self.client.pipeline(transaction=True) as pipe:
+                hashes, zsets = read(pipe, namespaces)
+                values = iter(pipe.execute())
+            hashes = [(key, next(values)) for key, _ in hashes]
+            zsets = [(key, next(values)) for key, _ in zsets]
+            with self.client.pipeline(transaction=True) as pipe:
+                write(pipe, namespaces, hashes, zsets)
+                pipe.execute()
+            if namespaces:
+                self._list_thread(None, target)
+            return
+
+        def copy(pipe: redis.client.Pipeline) -> None:
+            namespaces = sorted(m.decode() for m in pipe.smembers(src_ns_key))
+            hashes, zsets = read(pipe, namespaces)  # immediate: WATCH mode until multi()
+            pipe.multi()
+            write(pipe, namespaces, hashes, zsets)
 
         self.client.transaction(copy, src_ns_key)
 

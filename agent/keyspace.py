@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from typing import Any, Self
 
 import redis
+from tempo.memory.cluster import is_cluster
+from tempo.memory.embedded import connect
 
 
 class RedisKeyspace:
@@ -23,6 +25,9 @@ class RedisKeyspace:
     client: redis.Redis
     prefix: str
     ttl_ms: int | None  # milliseconds (PEXPIRE's unit), at least 1; None: no expiry
+    # On a Redis Cluster a transaction stays in one slot: a thread's keys share a `{id}` hash tag
+    # there, and the stores' global indexes are updated right after each transaction, not inside it.
+    cluster: bool
 
     def _bind_keyspace(self, client: redis.Redis, prefix: str, ttl: float | None) -> None:
         if ttl is not None and ttl <= 0:
@@ -30,11 +35,13 @@ class RedisKeyspace:
         self.client = client
         self.prefix = prefix
         self.ttl_ms = None if ttl is None else max(1, round(ttl * 1000))
+        self.cluster = is_cluster(client)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
-        """One on a new client for `url` ("redis://..."); `options` are the constructor's keywords."""
-        return cls(redis.Redis.from_url(url), **options)
+        """One on a new client for `url` (`tempo.memory.connect`: a cluster client for a Redis Cluster
+        node); `options` are the constructor's keywords."""
+        return cls(connect(url), **options)
 
     def close(self) -> None:
         self.client.close()

@@ -16,6 +16,12 @@ Layout (prefix default "tempo:threads"):
 
 Every change is one MULTI/EXEC transaction guarded by WATCH on the thread's hash, so a turn is never
 appended to a thread that is being deleted, and the count always equals the length of the list.
+
+On a Redis Cluster a transaction must stay within one slot, so there the thread's two keys carry its
+id as a hash tag (`{prefix}:thread:{{id}}`, `{prefix}:turns:{{id}}`; on one server the names stay
+as above, so existing threads keep working), and the index, a global key, is updated right after the
+transaction: a crash in between leaves a thread that is found by its id and listed again at its
+next turn.
 """
 
 from __future__ import annotations
@@ -123,11 +129,19 @@ class ThreadStore(RedisKeyspace):
     def _index_key(self) -> str:
         return f"{self.prefix}:index"
 
+    def _tag(self, thread_id: str) -> str:
+        return f"{{{thread_id}}}" if self.cluster else thread_id
+
     def _thread_key(self, thread_id: str) -> str:
-        return f"{self.prefix}:thread:{thread_id}"
+        return f"{self.prefix}:thread:{self._tag(thread_id)}"
 
     def _turns_key(self, thread_id: str) -> str:
-        return f"{self.prefix}:turns:{thread_id}"
+        return f"{self.prefix}:turns:{self._tag(thread_id)}"
+
+    def _index(self, pipe: Any, thread_id: str, now: float) -> None:
+        """Queue the index update in the transaction (one server), or make it after (a cluster)."""
+        if not self.cluster:
+            pipe.zadd(self._index_key(), {thread_id: now})
 
     # ----- records ----------------------------------------------------------------------------------
 
@@ -156,10 +170,12 @@ class ThreadStore(RedisKeyspace):
                 raise ThreadExistsError(thread_id)
             pipe.multi()
             pipe.hset(key, mapping={k: str(v) for k, v in record.to_dict().items()})
-            pipe.zadd(self._index_key(), {thread_id: now})
+            self._index(pipe, thread_id, now)
             self._expire(pipe, [self._thread_key(thread_id), self._turns_key(thread_id)])
 
         self.client.transaction(create_once, key)
+        if self.cluster:
+            self.client.zadd(self._index_key(), {thread_id: now})
         return record
 
     def get(self, thread_id: str) -> ThreadRecord:
@@ -242,10 +258,12 @@ class ThreadStore(RedisKeyspace):
             pipe.rpush(self._turns_key(thread_id), payload)
             pipe.hincrby(key, "turns", 1)
             pipe.hset(key, "updated", str(now))
-            pipe.zadd(self._index_key(), {thread_id: now})
+            self._index(pipe, thread_id, now)
             self._expire(pipe, [self._thread_key(thread_id), self._turns_key(thread_id)])
 
         self.client.transaction(append_once, key)
+        if self.cluster:
+            self.client.zadd(self._index_key(), {thread_id: now})
         return turn
 
     def turns(self, thread_id: str, last: int | None = None) -> list[Turn]:
@@ -286,8 +304,11 @@ class ThreadStore(RedisKeyspace):
         key = self._thread_key(check_thread_id(thread_id))
         with self.client.pipeline(transaction=True) as pipe:
             pipe.delete(key, self._turns_key(thread_id))
-            pipe.zrem(self._index_key(), thread_id)
-            removed, _ = pipe.execute()
+            if not self.cluster:
+                pipe.zrem(self._index_key(), thread_id)
+            removed = pipe.execute()[0]
+        if self.cluster:
+            self.client.zrem(self._index_key(), thread_id)
         if self.checkpointer is not None:
             self.checkpointer.delete_thread(thread_id)
         return bool(removed)

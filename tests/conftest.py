@@ -65,6 +65,13 @@ def redis_url(redis_single_url: str) -> str:
     return redis_single_url
 
 
+@pytest.fixture(params=["single", pytest.param("cluster", marks=pytest.mark.cluster)])
+def any_redis_url(request: pytest.FixtureRequest) -> str:
+    """One redis-server, then a local 3-master Redis Cluster: a test using this runs on both (`-m cluster`
+    selects the cluster runs, `-m "not cluster"` skips them). tests/memory's `redis_url` is this."""
+    return request.getfixturevalue("redis_cluster_url" if request.param == "cluster" else "redis_single_url")
+
+
 @pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real local Redis Cluster of 3 masters on 127.0.0.1 (ephemeral ports), started once per

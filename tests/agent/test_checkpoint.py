@@ -51,6 +51,12 @@ def put_chain(
 
 
 @pytest.fixture()
+def redis_url(any_redis_url: str) -> str:
+    """These tests run on one redis-server and on a 3-master Redis Cluster."""
+    return any_redis_url
+
+
+@pytest.fixture()
 def saver(redis_url: str) -> RedisCheckpointSaver:
     s = RedisCheckpointSaver.from_url(redis_url)
     yield s
@@ -240,7 +246,7 @@ def test_ttl_sets_an_expiry_on_every_key_and_thread_vanishes_after_it(redis_url:
     config = put_chain(saver, "t1", 2)[-1]
     put_chain(saver, "t1", 1, ns="sub")
     saver.put_writes(config, [("a", 1)], task_id="task")
-    thread_keys = [k for k in saver.client.keys("*") if b"{t1}" in k]
+    thread_keys = [k for k in saver.client.scan_iter("*") if b"{t1}" in k]  # SCAN: every shard of a cluster
     # namespaces set + root (ids, checkpoints, blobs, writes, write_keys) + "sub" (no writes there)
     assert len(thread_keys) == 1 + 5 + 3
     assert all(0 < saver.client.pttl(k) <= 60_000 for k in thread_keys)
@@ -254,7 +260,7 @@ def test_ttl_sets_an_expiry_on_every_key_and_thread_vanishes_after_it(redis_url:
 
 def test_without_ttl_keys_do_not_expire(saver: RedisCheckpointSaver) -> None:
     put_chain(saver, "t1", 1)
-    assert all(saver.client.pttl(k) == -1 for k in saver.client.keys("*"))
+    assert all(saver.client.pttl(k) == -1 for k in saver.client.scan_iter("*"))
 
 
 def test_client_decoding_responses_is_refused(redis_url: str) -> None:

@@ -8,7 +8,6 @@ import sys
 import time
 
 import pytest
-import redis
 from langgraph.checkpoint.base import empty_checkpoint
 from tempo.agent.checkpoint import RedisCheckpointSaver
 from tempo.agent.errors import (
@@ -19,8 +18,15 @@ from tempo.agent.errors import (
 )
 from tempo.agent.threads import ThreadStore
 from tempo.errors import TempoError
+from tempo.memory.embedded import connect
 
 CITATION = {"start": 12.0, "end": 16.0, "segments": [3]}
+
+
+@pytest.fixture()
+def redis_url(any_redis_url: str) -> str:
+    """These tests run on one redis-server and on a 3-master Redis Cluster."""
+    return any_redis_url
 
 
 @pytest.fixture()
@@ -179,7 +185,8 @@ def test_ttl_expires_threads_and_list_forgets_them(redis_url: str) -> None:
 
 
 def test_works_with_a_decoding_client(redis_url: str) -> None:
-    store = ThreadStore(redis.Redis.from_url(redis_url, decode_responses=True))
+    kind = type(connect(redis_url))  # redis.Redis, or redis.RedisCluster on the cluster
+    store = ThreadStore(kind.from_url(redis_url, decode_responses=True))
     store.create("lobby", "t1")
     store.append_turn("t1", "q", "q", "a", [CITATION])
     assert store.show("t1")["turns"][0]["citations"] == [CITATION]

@@ -34,11 +34,10 @@ def records() -> ModuleType:
     return factory
 
 
-@pytest.fixture(params=["single", pytest.param("cluster", marks=pytest.mark.cluster)])
-def redis_url(request: pytest.FixtureRequest) -> str:
-    """Every memory test runs twice: on one redis-server, and on a local 3-master Redis Cluster
-    (`-m cluster` selects the cluster runs, `-m "not cluster"` skips them)."""
-    return request.getfixturevalue("redis_cluster_url" if request.param == "cluster" else "redis_single_url")
+@pytest.fixture()
+def redis_url(any_redis_url: str) -> str:
+    """Every memory test that uses Redis runs twice: on one redis-server and on a 3-master cluster."""
+    return any_redis_url
 
 
 @pytest.fixture()
