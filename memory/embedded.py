@@ -144,7 +144,7 @@ def _exit_reason(log_path: Path) -> str:
     return re.sub(r"^\d+:[A-Z] \d+ \w+ \d{4} [\d:.]+ [#*.-] ", "", lines[-1])
 
 
-def _free_tcp_ports(n: int) -> list[int]:
+def free_tcp_ports(n: int) -> list[int]:
     """`n` distinct ports the kernel just handed out on 127.0.0.1 (bound together, then released)."""
     sockets = []
     try:
@@ -169,7 +169,7 @@ def spawn_redis_cluster(
     CLUSTER MEET, all from redis-py (no redis-cli needed); returns once every node reports
     `cluster_state:ok` and sees every master.
     """
-    ports = _free_tcp_ports(2 * masters)  # a client port and a cluster-bus port per node
+    ports = free_tcp_ports(2 * masters)  # a client port and a cluster-bus port per node
     procs: list[subprocess.Popen[bytes]] = []
     nodes: list[tuple[int, int]] = [(ports[2 * i], ports[2 * i + 1]) for i in range(masters)]
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from tempo.memory import (
@@ -269,3 +271,41 @@ def test_a_segment_outside_the_retained_range_is_one_sentence(store, records) ->
     with pytest.raises(SegmentNotFoundError) as exc:
         store.get_segment("cam", 7)
     assert str(exc.value) == "stream 'cam' holds segments 0..2, not 7"
+
+
+def test_a_creation_that_stopped_before_its_directory_entry_is_adopted(store, records) -> None:
+    # The header exists (a creator died right after the header script) but the directory does not list it.
+    number = int(store.client.incr(store.keys.stream_seq()))
+    header = [json.dumps(records.FILE_SOURCE.to_dict()), json.dumps(records.SETTINGS.to_dict()), "{}", "1.0"]
+    store._create(keys=[store.keys.info("cam")], args=[number, *header])
+    assert store.stream_names() == []
+    with pytest.raises(UnknownStreamError):
+        store.stream_info("cam")
+    info = store.create_stream("cam", records.FILE_SOURCE, records.SETTINGS)
+    assert info.number == number and store.stream_names() == ["cam"]
+
+
+def test_a_header_left_by_a_deletion_that_stopped_half_way_is_replaced_whole(store, records) -> None:
+    _fill(store, records, n=4)
+    old = store.stream_info("cam")
+    store.client.hset(store.keys.info("cam"), "compact_next", 3)
+    # delete_stream's first two steps, then a crash: the header stays, unmarked and unlisted.
+    store.client.hdel(store.keys.info("cam"), "listed")
+    store.client.hdel(store.keys.streams(), "cam")
+    info = store.create_stream("cam", records.FILE_SOURCE, records.SETTINGS)
+    assert info.number > old.number and (info.committed, info.first, info.segments) == (-1, 0, 0)
+    assert store.client.hget(store.keys.info("cam"), "compact_next") is None
+    store.put_segment(records.make_record("cam", 0))
+    assert store.get_segment("cam", 0).start == 0.0
+
+
+def test_a_stream_written_before_the_listed_mark_keeps_working(store, records) -> None:
+    # Headers made by the older creation script have no `listed` field; the directory lists them.
+    _fill(store, records, n=3)
+    number = store.stream_info("cam").number
+    store.client.hdel(store.keys.info("cam"), "listed")
+    info = store.create_stream("cam", records.FILE_SOURCE, records.SETTINGS)  # resume
+    assert (info.number, info.committed) == (number, 2)
+    store.put_segment(records.make_record("cam", 3))
+    store.delete_stream("cam")
+    assert store.stream_names() == []
