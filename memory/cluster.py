@@ -7,7 +7,9 @@ exactly as on a single server. What a cluster client needs beyond that is here:
   * scripts inside pipelines: redis-py's cluster pipeline refuses EVALSHA, so a script queued on
     one is sent as EVAL with its text (the shard caches it by SHA1 like SCRIPT LOAD would);
     `Script` does that and otherwise behaves as redis-py's registered script;
-  * the node a stream's keys live on (`node_of`), to point a SCAN at it instead of every node.
+  * `is_cluster`, for the few places that differ: the work queue reads job streams slot by slot
+    (memory/queue.py), monitoring refuses rules (memory/alerts.py), threads and checkpoints update
+    their global indexes after each transaction (agent/threads.py, agent/checkpoint.py).
 
 Cross-slot work needs nothing of its own: redis-py's cluster pipeline (transaction=False) groups
 its commands per node and sends each group in one round trip, multi-key DEL is split per slot, and
@@ -22,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
-from redis.cluster import ClusterNode, ClusterPipeline
+from redis.cluster import ClusterPipeline
 
 
 def is_cluster(client: Any) -> bool:
@@ -42,8 +44,3 @@ class Script:
         if isinstance(client, ClusterPipeline):
             return client.execute_command("EVAL", self.text, len(keys), *keys, *args)
         return self._registered(keys=list(keys), args=list(args), client=client)
-
-
-def node_of(client: redis.RedisCluster, key: str) -> ClusterNode:
-    """The primary that holds `key`'s slot."""
-    return client.get_node_from_key(key)
