@@ -189,6 +189,7 @@ def spawn_redis_cluster(
                     "--dir", str(node_dir),
                     "--appendonly", "no",
                     "--save", "",
+                    *COMPACT_HASHES,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

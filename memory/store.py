@@ -41,8 +41,8 @@ import redis
 from tempo.inputs import STREAM_NAME_PATTERN
 from tempo.memory import codec, scripts
 from tempo.memory import cold as cold_tier
-from tempo.memory.cold import ColdPointer, ColdTier
 from tempo.memory.cluster import Script
+from tempo.memory.cold import ColdPointer, ColdTier
 from tempo.memory.embedded import connect
 from tempo.memory.errors import (
     ColdShardMissingError,
