@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +32,6 @@ class AnswerStats:
     visual_tokens: int  # time tags + memory tokens after the context guard
     memory_tokens: int  # kept memory tokens given (before the guard)
     truncated_tokens: int  # visual embeddings cut by the context guard
-    generated_tokens: int = 0
-    seconds: float = 0.0
 
 
 
@@ -231,28 +228,11 @@ class GlobalLLM:
         Needs no compression: the tokens may come from a fresh query-aware pass or from storage.
         `on_text` receives the answer as it is generated, in pieces that concatenate to the result.
         """
-        return self.answer_with_stats(
-            question, memory, max_new_tokens=max_new_tokens, temperature=temperature, on_text=on_text
-        )[0]
-
-    def answer_with_stats(
-        self,
-        question: str,
-        memory: Sequence[tuple[float, torch.Tensor]],
-        *,
-        max_new_tokens: int | None = None,
-        temperature: float | None = None,
-        on_text: Callable[[str], None] | None = None,
-    ) -> tuple[str, AnswerStats]:
-        """`answer`, also returning prompt sizes and generation time."""
-        t0 = time.perf_counter()
-        result: list[tuple[str, AnswerStats]] = []
+        result: list[str] = []
         for piece in self._answer_pieces(question, memory, max_new_tokens, temperature, result):
             if on_text is not None:
                 on_text(piece)
-        text, stats = result[0]
-        stats.seconds = time.perf_counter() - t0
-        return text, stats
+        return result[0]
 
     def stream_answer(
         self,
@@ -271,11 +251,11 @@ class GlobalLLM:
         memory: Sequence[tuple[float, torch.Tensor]],
         max_new_tokens: int | None,
         temperature: float | None,
-        result: list[tuple[str, AnswerStats]],
+        result: list[str],
     ) -> Iterator[str]:
-        """Yield new text as tokens arrive; append (full text, stats) to `result` at the end."""
+        """Yield new text as tokens arrive; append the full text to `result` at the end."""
         with torch.inference_mode():
-            embeds, stats = self.build_answer_embeddings(question, memory)
+            embeds, _ = self.build_answer_embeddings(question, memory)
         # `generate` runs in a thread and hands text to the streamer as tokens arrive.
         streamer = AnswerStreamer(self.tokenizer)
         done: dict[str, Any] = {}
@@ -309,5 +289,4 @@ class GlobalLLM:
         final = self.tokenizer.decode(ids).strip()
         if len(final) > len(sent) and final.startswith(sent):
             yield final[len(sent) :]
-        stats.generated_tokens = len(ids)
-        result.append((final, stats))
+        result.append(final)
