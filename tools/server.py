@@ -46,9 +46,16 @@ from tempo.agent.memory_backend import MemoryBackend
 from tempo.agent.monitoring.webhooks import DeliveryThread, start_delivery_thread
 from tempo.agent.toolkit import VideoToolkit
 from tempo.errors import TempoError, redact_url
-from tempo.memory.errors import UnknownAlertError, UnknownRuleError, UnknownStreamError
+from tempo.memory.errors import (
+    ColdStorageError,
+    MemoryUnavailableError,
+    UnknownAlertError,
+    UnknownRuleError,
+    UnknownStreamError,
+)
 from tempo.memory.queue import QueueCollector
 from tempo.memory.recall import AllocationPlan, Compression
+from tempo.models.errors import CheckpointError, EmbedderLoadError, ModelNotAvailableError
 from tempo.settings import RecallSettings
 from tempo.tools.errors import ModelTimeoutError, QueueFullError
 from tempo.tools.http_security import HTTPGuard, RequestMetrics, ToolMetrics, metrics_response
@@ -120,6 +127,11 @@ def status_of(exc: TempoError) -> int:
         return 429
     if isinstance(exc, ModelTimeoutError):
         return 504
+    # The server cannot do it now, whatever the request: Redis down, a cold-tier shard missing or
+    # corrupt, the model or embedder not loadable. Not the client's fault, so not a 4xx.
+    unavailable = (MemoryUnavailableError, ColdStorageError, ModelNotAvailableError, CheckpointError, EmbedderLoadError)
+    if isinstance(exc, unavailable):
+        return 503
     return 422
 
 

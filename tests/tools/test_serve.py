@@ -495,6 +495,12 @@ def test_the_model_queue_is_fifo_bounded_and_times_out():
     out = asyncio.run(scenario())
     assert out["waiting"] == 2 and out["full"].retry_after >= 1
     assert status_of(out["full"]) == 429 and status_of(out["timeout"]) == 504
+    from tempo.memory.errors import ColdShardCorruptError, MemoryUnavailableError
+    from tempo.models.errors import ModelNotAvailableError
+
+    for unavailable in (MemoryUnavailableError("Redis is down"), ColdShardCorruptError("shard 3 fails its checksum"),
+                        ModelNotAvailableError("no model directory")):
+        assert status_of(unavailable) == 503  # the server's trouble, not the request's
     assert out["order"] == [0, 1, 2]  # first come, first served
     response = problem(429, str(out["full"]), headers={"Retry-After": str(out["full"].retry_after)})
     assert response.headers["retry-after"] == str(out["full"].retry_after)
