@@ -50,6 +50,11 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
+def netloc(host: str, port: int) -> str:
+    """host:port as a URL writes it (an IPv6 address in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket on host:port (port 0: any free port); ListenError says why not."""
     try:
@@ -65,18 +70,18 @@ def bind(host: str, port: int) -> socket.socket:
         sock.listen(2048)
     except OSError as exc:
         sock.close()
-        shown = f"[{host}]" if ":" in host else host
-        raise ListenError(f"cannot listen on {shown}:{port}: {exc.strerror or exc}") from exc
+        raise ListenError(f"cannot listen on {netloc(host, port)}: {exc.strerror or exc}") from exc
     sock.set_inheritable(True)
     return sock
 
 
 def serve(
-    app: Any, *, host: str, port: int, on_listen: Callable[[int], None] | None = None, **config: Any
+    app: Any, *, host: str, port: int, on_listen: Callable[[str], None] | None = None, **config: Any
 ) -> int:
     """Serve `app` until SIGTERM or Ctrl-C; returns the exit code (0 after SIGTERM, 130 after Ctrl-C).
 
-    `on_listen(port)` is called once the server accepts connections (the port actually bound).
+    `on_listen(base)` is called once the server accepts connections, with its base URL
+    ("http://127.0.0.1:8000", the port actually bound).
     `config` goes to `uvicorn.Config` (log_level, server_header, ...).
     """
     sock = bind(host, port)
@@ -88,7 +93,7 @@ def serve(
             while not server.started:
                 await asyncio.sleep(0.05)
             if on_listen is not None:
-                on_listen(bound)
+                on_listen(f"http://{netloc(host, bound)}")
 
         watcher = asyncio.ensure_future(announce())
         try:

@@ -179,10 +179,9 @@ def serve_http(server: MCPServer, *, host: str, port: int, token: str | None) ->
     from tempo.tools import http_run
 
     app = http_app(server, host=host, token=token)
-    shown = f"[{host}]" if ":" in host else host
 
-    def announce(bound: int) -> None:
-        print(f"tempo mcp: streamable HTTP on http://{shown}:{bound}/mcp", file=sys.stderr, flush=True)
+    def announce(base: str) -> None:
+        print(f"tempo mcp: streamable HTTP on {base}/mcp", file=sys.stderr, flush=True)
 
     return http_run.serve(app, host=host, port=port, on_listen=announce, log_level="warning")
 

@@ -111,9 +111,8 @@ def _run(args: argparse.Namespace) -> int:
     )
     app = create_app(service, settings)
 
-    def announce(port: int) -> None:
-        host = f"[{args.host}]" if ":" in args.host else args.host
-        print(f"tempo serve: http://{host}:{port}/ (API /v1, docs /docs, MCP /mcp)", file=sys.stderr, flush=True)
+    def announce(base: str) -> None:
+        print(f"tempo serve: {base}/ (API /v1, docs /docs, MCP /mcp)", file=sys.stderr, flush=True)
 
     # Memory retention runs for the server's whole life, as in `tempo mcp`, and stops with it:
     # `http_run.serve` returns after SIGTERM or Ctrl-C instead of letting the signal kill the process.
