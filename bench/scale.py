@@ -11,6 +11,9 @@
    Frames are 8 × 288 × 512 RGB (the released chain's size for a 16:9 source) from a generated
    camera-like video. Redis runs as the embedded default does (AOF, `appendfsync always`). Target:
    ≤ 2 ms per segment.
+   Then the Redis server's own CPU per segment (INFO cpu) for a job's whole life in the queue and its
+   commit, against a single-process commit of the same records (`shard_cpu`): what a shard's main
+   thread spends, so how many queued segments/s one Redis Cluster shard carries.
 2. Throughput with the tiny checkpoint on this machine: a single-process `tempo ingest` of a video,
    then the same video's jobs drained by 1 and by 2 `tempo worker` processes. Rates are steady-state:
    committed segments over the span of their commit times (model loading excluded).
@@ -164,6 +167,69 @@ def queue_overhead(url: str, root: Path, n: int, batch: int = 8, rounds: int = 5
     return out
 
 
+def _server_cpu(client: redis.Redis) -> dict[str, float]:
+    """The Redis server's CPU seconds so far: its main thread (which runs every command, and so is
+    what a shard saturates) and the whole process (with the background threads that close files)."""
+    cpu = client.info("cpu")
+    return {"main": float(cpu["used_cpu_user_main_thread"]) + float(cpu["used_cpu_sys_main_thread"]),
+            "all": float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])}
+
+
+def shard_cpu(url: str, root: Path, n: int, batch: int = 8, rounds: int = 3) -> dict[str, float]:
+    """Redis server CPU per segment for a job's whole life in the queue and its commit, in ms: a file
+    producer's pushes (FILE_PUSH_BATCH jobs a transaction), a worker's reads (XREADGROUP, `batch`
+    jobs), its out-of-order landing of real-size records and the acknowledgement; against the same
+    records committed by a single-process ingest (`put_segments`). Median of `rounds`.
+
+    This is what sizes Redis shards: a shard's main thread runs every command of the streams whose
+    slots it serves, so one shard carries at most 1000 / `queue_ms_main` segments/s of queue work.
+    CPU time, unlike the client's waits in `queue_overhead`, does not count the time the server sits
+    in fsync or the clients take to send and parse the bytes, and it is steady on a loaded machine."""
+    client = redis.Redis.from_url(url)
+    client.flushall()
+    client.config_set("appendfsync", "always")
+    queue = JobQueue(client)
+    store = RedisMemoryStore(client)
+    spec = JobSpec(sampling=SamplingConfig())
+    settings = StreamSettings(model_id="bench", embedder_id="bench", embedding_dim=768, token_dim=2048)
+    live = SourceInfo(uri="rtsp://cam/1", kind="network", live=True)
+    segments = _camera_segments(root, n)
+    entries = [(s.index, s.end, None, job_fields(s, spec)) for s in segments]
+    records = _records(n, np.random.default_rng(0))
+
+    def cycle(queued: bool) -> dict[str, float]:
+        store.create_stream("x", live, settings)
+        before = _server_cpu(client)
+        if queued:
+            queue.register("x")
+            for i in range(0, n, FILE_PUSH_BATCH):
+                queue.push_fields("x", entries[i:i + FILE_PUSH_BATCH], live=False)
+            jobs: list[Any] = []
+            while len(jobs) < n:
+                jobs += queue.read("bench-worker", batch, ["x"], block=0.1)
+            for i in range(0, n, batch):
+                store.land_segments(records[i:i + batch])
+                queue.ack(jobs[i:i + batch])
+        else:
+            for i in range(0, n, batch):
+                store.put_segments(records[i:i + batch])
+        after = _server_cpu(client)
+        if queued:
+            queue.delete("x")
+        store.delete_stream("x")
+        return {k: 1e3 * (after[k] - before[k]) / n for k in after}
+
+    runs = [(cycle(False), cycle(True)) for _ in range(rounds)]
+    out = {}
+    for k in ("main", "all"):
+        single = float(np.median([r[0][k] for r in runs]))
+        queued = float(np.median([r[1][k] for r in runs]))
+        out[f"single_ms_{k}"], out[f"queue_ms_{k}"] = single, queued
+        out[f"queue_extra_ms_{k}"] = queued - single
+    out["shard_segments_per_s"] = 1e3 / out["queue_ms_main"]
+    return out
+
+
 def _commit_rate(store: RedisMemoryStore, stream: str) -> float:
     """Steady-state segments per second: the segments committed after the first batch's commits,
     over the time from those to the last commit (model loading and the first batch excluded)."""
@@ -307,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = spawn_redis_server(Path(tmp), appendonly=True)
         try:
-            result: dict[str, Any] = {"overhead": queue_overhead(url, Path(tmp), args.overhead_segments)}
+            result: dict[str, Any] = {"overhead": queue_overhead(url, Path(tmp), args.overhead_segments),
+                                      "shard_cpu": shard_cpu(url, Path(tmp), args.overhead_segments)}
             if not args.skip_throughput:
                 result["throughput"] = throughput(url, Path(tmp), args.segments)
             result["cold_tier_ram"] = cold_tier_ram(Path(tmp), args.ram_hours)
@@ -325,6 +392,12 @@ def main(argv: list[str] | None = None) -> int:
                 "commit_extra_ms", "redis_side_ms", "total_ms"):
         print(f"  {key:24s} {o['before'][key]:9.3f} {o['after'][key]:9.3f}")
     print(f"  {'job frames (KiB)':24s} {o['before']['job_bytes'] / 1024:9.0f} {o['after']['job_bytes'] / 1024:9.0f}")
+    c = result["shard_cpu"]
+    print("Redis server CPU per segment (ms; main thread / whole process): single-process commit "
+          f"{c['single_ms_main']:.3f} / {c['single_ms_all']:.3f}; queued, whole job life "
+          f"{c['queue_ms_main']:.3f} / {c['queue_ms_all']:.3f} (extra {c['queue_extra_ms_main']:.3f} / "
+          f"{c['queue_extra_ms_all']:.3f}): one shard's main thread carries ≤ {c['shard_segments_per_s']:.0f} "
+          "queued segments/s")
     for key, value in result.get("throughput", {}).items():
         print(f"{key:34s} {value:8.2f}")
     print(describe_ram(result["cold_tier_ram"]))
