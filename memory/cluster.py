@@ -8,8 +8,10 @@ exactly as on a single server. What a cluster client needs beyond that is here:
     one is sent as EVAL with its text (the shard caches it by SHA1 like SCRIPT LOAD would);
     `Script` does that and otherwise behaves as redis-py's registered script;
   * `is_cluster`, for the few places that differ: the work queue reads job streams slot by slot
-    (memory/queue.py), monitoring refuses rules (memory/alerts.py), threads and checkpoints update
-    their global indexes after each transaction (agent/threads.py, agent/checkpoint.py).
+    (memory/queue.py), monitoring's deployment-wide keys share the hash tag `{tempo}` there
+    (memory/keys.py's `MonitoringKeys`; alert events reach them through each stream's outbox, see
+    memory/alerts.py), threads and checkpoints update their global indexes after each transaction
+    (agent/threads.py, agent/checkpoint.py).
 
 Cross-slot work needs nothing of its own: redis-py's cluster pipeline (transaction=False) groups
 its commands per node and sends each group in one round trip, multi-key DEL is split per slot, and

@@ -95,10 +95,6 @@ class ColdShardCorruptError(ColdStorageError):
     """A cold-tier record fails its checksum (or its header does not match the pointer to it)."""
 
 
-class ClusterUnsupportedError(TempoError):
-    """A feature whose atomic step spans a stream's shard and deployment-wide keys, asked of a Redis Cluster."""
-
-
 class ClusterNotReadyError(MemoryUnavailableError):
     """The URL names a Redis Cluster node, but the cluster cannot serve every key (slots unassigned,
     nodes down or not yet introduced to each other)."""

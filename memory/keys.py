@@ -31,8 +31,9 @@ with a stream's keys in one script or transaction, so every step runs on one Red
                                        past the contiguous run; info's `seq` is its last job number
     tempo:s:{name}:coldlock      STRING the cold-tier mover's lease (one mover per stream; expires)
 
-Other modules keep keys of their own under the same stream tag (memory/alerts.py's rule state,
-memory/queue.py's jobs, memory/caches.py's caches); `StreamKeys.base` is the common beginning.
+Other modules keep keys of their own under the same stream tag (memory/alerts.py's rule state and
+alert outbox, named by `MonitoringKeys` below with monitoring's deployment-wide keys; memory/queue.py's
+jobs, memory/caches.py's caches); `StreamKeys.base` is the common beginning.
 """
 
 from __future__ import annotations
@@ -85,3 +86,72 @@ class StreamKeys:
 
     def landed(self, name: str) -> str:
         return f"{self.base(name)}landed"
+
+
+@dataclass(frozen=True)
+class MonitoringKeys:
+    """Names of monitoring's keys (memory/alerts.py has the layout and what each holds).
+
+    Per-stream keys (rule state, score history, staged scores, the alert outbox) carry the stream's
+    hash tag like the store's. The deployment-wide ones (rule book, alerts, their time index, event
+    stream, verify set, relay marks, webhook bookkeeping) are written together by one transaction or
+    script at a time; on a Redis Cluster they share the hash tag `{prefix}` (`{tempo}:alerts:t`) so
+    each of those stays in one slot, while on one server they keep their names (`tempo:alerts:t`),
+    so a memory written before this layout reads unchanged.
+    """
+
+    prefix: str = "tempo"
+    cluster: bool = False
+
+    @property
+    def _shared(self) -> str:
+        return f"{{{self.prefix}}}" if self.cluster else self.prefix
+
+    # ---- one stream (its hash tag) ----------------------------------------------------------------
+    def rule_state(self, stream: str) -> str:
+        return f"{StreamKeys(self.prefix).base(stream)}rs"
+
+    def history(self, stream: str, rule: str) -> str:
+        return f"{StreamKeys(self.prefix).base(stream)}rh:{rule}"
+
+    def history_pattern(self, stream: str) -> str:
+        """A SCAN pattern matching every rule's score history of `stream`."""
+        return f"{StreamKeys(self.prefix).base(stream)}rh:*"
+
+    def staged_scores(self, stream: str) -> str:
+        return f"{StreamKeys(self.prefix).base(stream)}rsc"
+
+    def outbox(self, stream: str) -> str:
+        return f"{StreamKeys(self.prefix).base(stream)}ao"
+
+    # ---- the deployment (one slot on a cluster) ------------------------------------------------------
+    def rules(self) -> str:
+        return f"{self._shared}:rules"
+
+    def rules_seq(self) -> str:
+        return f"{self._shared}:rules:seq"
+
+    def rules_version(self) -> str:
+        return f"{self._shared}:rules:version"
+
+    def alert(self, alert_id: str) -> str:
+        return f"{self._shared}:alert:{alert_id}"
+
+    def alert_times(self) -> str:
+        return f"{self._shared}:alerts:t"
+
+    def events(self) -> str:
+        return f"{self._shared}:alerts:events"
+
+    def verify(self) -> str:
+        return f"{self._shared}:alerts:verify"
+
+    def relayed(self) -> str:
+        return f"{self._shared}:alerts:relayed"
+
+    def outboxes(self) -> str:
+        return f"{self._shared}:alerts:outboxes"
+
+    def webhook(self, part: str) -> str:
+        """The webhook deliverer's `retry`, `dead` and `log` keys (agent/monitoring/webhooks.py)."""
+        return f"{self._shared}:alerts:webhook:{part}"

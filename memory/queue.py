@@ -805,6 +805,10 @@ class QueueMonitor(Protocol):
         """Step the rules over segment `index`; what to queue in its landing's MULTI (or None)."""
         ...
 
+    def landed(self) -> None:
+        """The landing that queued `observe_scored`'s scripts committed: relay their alert events."""
+        ...
+
     def idle(self) -> None:
         """Ask the stream's owed --verify questions (a no-op without a verifier)."""
         ...
@@ -820,9 +824,10 @@ class Worker:
 
     `concurrency` threads run this loop, each its own consumer (`{name}-{k}`), sharing the model.
     With `monitors` (stream → its rules), each stream's rules are scored in the generic pass, and the
-    landing that commits a segment steps them and commits their state and alerts in the same
-    MULTI/EXEC (`_land_with_rules`), as a single-process ingest does; a job that lands before its
-    predecessors stages its scores (`AlertStore.k_staged_scores`) for the landing that commits it.
+    landing that commits a segment steps them and commits their state and alert events (into the
+    stream's outbox, relayed to the alert log right after) in the same MULTI/EXEC
+    (`_land_with_rules`), as a single-process ingest does; a job that lands before its predecessors
+    stages its scores (`AlertStore.k_staged_scores`) for the landing that commits it.
     """
 
     def __init__(
@@ -853,6 +858,8 @@ class Worker:
             idle_exit: float | None = None) -> WorkerStats:
         """Work until `stop` is set (or, with `idle_exit`, until no job came for that many seconds)."""
         stop = stop or threading.Event()
+        if self.monitors is not None:  # alert events a worker killed between its commit and its relay left
+            self.alerts.sweep()
         if concurrency <= 1:
             self._loop(self.name, stop, idle_exit)
             return self.stats
@@ -1095,7 +1102,9 @@ class Worker:
                         pipe.hdel(k_scores, *used)
                     for then in thens:
                         then(pipe)
-                    return results(pipe.execute())
+                    done_results = results(pipe.execute())
+                    monitor.landed()  # the alert events now in the stream's outbox go to the alert log
+                    return done_results
                 except redis.WatchError:
                     continue
         raise JobError(f"stream {stream!r}: other workers kept landing its segments meanwhile; will retry")

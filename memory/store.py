@@ -56,7 +56,7 @@ from tempo.memory.errors import (
     UnknownStreamError,
     redis_errors,
 )
-from tempo.memory.keys import StreamKeys
+from tempo.memory.keys import MonitoringKeys, StreamKeys
 from tempo.memory.proxy import stream_proxy_settings
 from tempo.memory.records import (
     FileReference,
@@ -382,9 +382,12 @@ class RedisMemoryStore:
             self.client.delete(self.keys.staged(name, seq), self.keys.staged(name, seq, tokens=True))
         self.client.delete(self.keys.times(name), self.keys.ivf(name), self.keys.gaps(name), self.keys.landed(name),
                            self.keys.info(name))
-        # Monitoring's per-stream keys (memory/alerts.py: rule state, staged scores, score history); alerts stay.
-        self.client.delete(f"{self.keys.base(name)}rs", f"{self.keys.base(name)}rsc",
-                           *self.client.scan_iter(f"{self.keys.base(name)}rh:*"))
+        # Monitoring's per-stream keys (memory/alerts.py: rule state, staged scores, score history, the
+        # alert outbox, in one DEL: a stream created anew starts both its rule state and its outbox
+        # afresh); the alert log stays.
+        watch = MonitoringKeys(self.prefix)
+        self.client.delete(watch.rule_state(name), watch.staged_scores(name), watch.outbox(name),
+                           *self.client.scan_iter(watch.history_pattern(name)))
         if root is not None:  # its cold-tier shards (memory/cold.py), last: Redis no longer points at them
             self.cold.shards(root.decode()).remove_stream(info.number)
 

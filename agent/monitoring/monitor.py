@@ -3,8 +3,11 @@
 Per batch, on the model thread: `queries()` re-reads the rule book only when its version moved (one
 GET), the model scores the batch for those texts in its generic pass, and `observe()` steps each
 rule's hysteresis and returns, per segment, the script that commits the new states and alert events
-in the same transaction as the segment. The state in this process is the one committed (the
-monitor loads it at start), so a resumed ingest continues every rule exactly where it stood.
+in the same transaction as the segment (the events into the stream's outbox); once the writer has
+committed them, `committed()` relays them to the alert log (`AlertStore.relay`; a worker's landing
+calls `landed()`). The state in this process is the one committed (the monitor loads it at start,
+relaying what a committer killed before its relay left in the outbox), so a resumed ingest continues
+every rule exactly where it stood.
 `--verify` questions run on the model thread between batches (`idle()`), after the episode's
 segments are committed; ones owed from an earlier run are asked first.
 """
@@ -20,6 +23,7 @@ from typing import Any
 import numpy as np
 from tempo.agent.monitoring.episodes import RuleState, SegmentView, step, thresholds
 from tempo.memory.alerts import AlertStore, Rule, RuleCommit
+from tempo.memory.errors import MemoryUnavailableError
 from tempo.memory.records import SegmentRecord
 from tempo.streaming.segment import Segment
 
@@ -54,6 +58,7 @@ class RuleMonitor:
         self.states: dict[str, RuleState] = {k: RuleState.from_json(v) for k, v in raw.items()}
         self._history: dict[str, list[tuple[float, float]]] = {}
         self._to_verify_at: dict[int, list[str]] = {}  # segment index → alert ids opened there (--verify)
+        self._to_relay: set[int] = set()  # indices of segments whose commit puts events in the outbox
         self._verify_queue: queue.Queue[str] = queue.Queue()
         for alert_id in alerts.pending_verifications(stream):
             self._verify_queue.put(alert_id)
@@ -110,6 +115,8 @@ class RuleMonitor:
                     history.append((view.start, score))
                     commit.history[rule.id] = f"{view.start!r} {score!r}"
             self.applied = segment.index
+            if commit.events:
+                self._to_relay.add(segment.index)
             out.append(self.alerts.commit_rules(commit) if commit.states else None)
         return out
 
@@ -144,8 +151,25 @@ class RuleMonitor:
             del history[: len(history) - 4096]
         return history
 
+    def landed(self) -> None:
+        """The work-queue landing that queued this monitor's scripts committed: relay their events."""
+        if self._to_relay:
+            self._to_relay.clear()
+            self._relay()
+
+    def _relay(self) -> None:
+        try:
+            self.alerts.relay(self.stream)
+        except MemoryUnavailableError as exc:  # committed all the same: the next reader or commit relays them
+            log.warning("alert events of stream %r wait in its outbox: %s", self.stream, exc)
+
     def committed(self, records: Sequence[SegmentRecord]) -> None:
-        """The writer committed `records`: their --verify questions may be asked now (any thread)."""
+        """The writer committed `records`: their alert events are relayed to the alert log, then their
+        --verify questions may be asked (any thread)."""
+        relay = [r.index for r in records if r.index in self._to_relay]
+        if relay:
+            self._to_relay.difference_update(relay)
+            self._relay()
         for record in records:
             for alert_id in self._to_verify_at.pop(record.index, []):
                 self._verify_queue.put(alert_id)

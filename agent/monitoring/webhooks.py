@@ -98,10 +98,10 @@ class WebhookDeliverer:
         self.settings = settings or DeliverySettings()
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.clock = clock
-        p = alerts.prefix
-        self.k_retry = f"{p}:alerts:webhook:retry"  # HASH entry id → {attempts, next_at, error}
-        self.k_dead = f"{p}:alerts:webhook:dead"  # LIST of dead-lettered deliveries (JSON), newest first
-        self.k_log = f"{p}:alerts:webhook:log"  # LIST of recent deliveries (JSON), newest first
+        # In the alert log's slot (one MULTI/EXEC acknowledges an event and records its delivery).
+        self.k_retry = alerts.keys.webhook("retry")  # HASH entry id → {attempts, next_at, error}
+        self.k_dead = alerts.keys.webhook("dead")  # LIST of dead-lettered deliveries (JSON), newest first
+        self.k_log = alerts.keys.webhook("log")  # LIST of recent deliveries (JSON), newest first
         self._group_ready = False
 
     @redis_errors
@@ -122,6 +122,7 @@ class WebhookDeliverer:
         """Take over events of dead deliverers, retry what is due, then read new events (waiting up to
         `block_ms` for some). Returns the number of POSTs made."""
         self._ensure_group()
+        self.alerts.sweep()  # events a committer left in a stream's outbox (killed before its relay)
         key = self.alerts.k_events
         self.client.xautoclaim(
             key, GROUP, self.consumer, min_idle_time=int(self.settings.claim_idle * 1000), start_id="0-0", count=100

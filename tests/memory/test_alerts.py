@@ -1,25 +1,35 @@
-"""Rules and alerts in Redis: validation, hysteresis, atomic commit with the segment, verification once."""
+"""Rules and alerts in Redis: validation, hysteresis, atomic commit with the segment (events through the
+stream's outbox, relayed exactly once), verification once. On one server and on a 3-master cluster."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
+import redis
+from redis.crc import key_slot
 from tempo.agent.monitoring.episodes import AUTO_MIN_SAMPLES, RuleState, SegmentView, step, thresholds
 from tempo.agent.monitoring.monitor import RuleMonitor
-from tempo.memory import RedisMemoryStore
+from tempo.memory import RedisMemoryStore, connect
 from tempo.memory.alerts import AlertStore, Rule
-from tempo.memory.cluster import is_cluster
 from tempo.memory.errors import (
-    ClusterUnsupportedError,
     InvalidRuleError,
     InvalidStreamNameError,
     UnknownAlertError,
     UnknownRuleError,
 )
+from tempo.memory.keys import StreamKeys
 from tempo.streaming.segment import Segment, SourceInfo
 
+COMMITTER = Path(__file__).with_name("alert_committer.py")
 LIVE = SourceInfo(uri="tcp://127.0.0.1:9", kind="network", live=True)
 
 
@@ -53,26 +63,7 @@ def _ingest_scores(
 
 @pytest.fixture()
 def alerts(store: RedisMemoryStore) -> AlertStore:
-    if is_cluster(store.client):
-        pytest.skip("monitoring needs a single Redis server: on a cluster adding a rule is refused (tested below)")
     return AlertStore.of(store)
-
-
-def test_on_a_cluster_adding_a_rule_is_refused_in_one_sentence(store: RedisMemoryStore, records: ModuleType) -> None:
-    if not is_cluster(store.client):
-        pytest.skip("a single server runs monitoring")
-    alerts = AlertStore.of(store)
-    with pytest.raises(ClusterUnsupportedError, match=r"^monitoring rules need a single Redis server .*shards[^.]*$"):
-        alerts.add_rule(Rule(id="", stream="cam", text="smoke"))
-    assert alerts.rules() == [] and alerts.rules_version() == 0
-    # A stream without rules ingests on the cluster as anywhere: the monitor queues nothing.
-    monitor = RuleMonitor(alerts, "cam")
-    store.create_stream("cam", records.FILE_SOURCE, records.SETTINGS)
-    monitor.queries()
-    then = monitor.observe([_segment(0)], np.zeros((1, 0), np.float32))
-    assert then == [None]
-    store.put_segments([records.make_record("cam", 0)], then=then)
-    assert store.stream_info("cam").committed == 0
 
 
 def test_rules_are_stored_listed_and_removed_with_ids_never_reused(alerts: AlertStore) -> None:
@@ -237,3 +228,159 @@ def test_a_deleted_stream_takes_its_rule_state_along(
     assert alerts.load_state("cam") == (-1, {}) and alerts.history("cam", "r1") == []
     _ingest_scores(store, records, RuleMonitor(alerts, "cam"), [[0.3]])  # a new stream of that name is monitored
     assert alerts.load_state("cam")[0] == 0
+
+
+# ---- the outbox and its relay ----------------------------------------------------------------------
+
+
+def _commit_without_relay(store: RedisMemoryStore, alerts: AlertStore, records: ModuleType, scores: list[float],
+                          lo: int = 0) -> RuleMonitor:
+    """Commit segments lo.. with these scores for the stream's one rule, the relay step left out."""
+    if lo == 0:
+        store.create_stream("cam", records.FILE_SOURCE, records.SETTINGS)
+    monitor = RuleMonitor(alerts, "cam")
+    monitor.queries()
+    idx = list(range(lo, lo + len(scores)))
+    then = monitor.observe([_segment(i) for i in idx], np.array(scores, np.float32)[:, None])
+    store.put_segments([records.make_record("cam", i) for i in idx], then=then)
+    return monitor
+
+
+def _log_untouched(admin: Any, alerts: AlertStore) -> bool:
+    """The alert log as written, read without a sweep: nothing relayed yet."""
+    return admin.xlen(alerts.k_events) == 0 and admin.zcard(alerts.keys.alert_times()) == 0
+
+
+def test_a_commit_whose_relay_never_ran_is_relayed_exactly_once_by_the_next_reader(
+    store: RedisMemoryStore, alerts: AlertStore, records: ModuleType, admin: Any
+) -> None:
+    alerts.add_rule(Rule(id="", stream="cam", text="t", enter=0.8, exit=0.5, min_segments=1, cooldown=0))
+    _commit_without_relay(store, alerts, records, [0.9, 0.9, 0.1, 0.9])
+    # Committed with the segments: the rule state and the events in the stream's outbox, in order.
+    assert alerts.load_state("cam")[0] == 3
+    outbox = admin.xrange(alerts.keys.outbox("cam"))
+    assert [(i.decode(), e[b"event"].decode()) for i, e in outbox] == [("0-1", "opened"), ("2-1", "closed"),
+                                                                        ("3-1", "opened")]
+    assert _log_untouched(admin, alerts)
+    # Any reader relays first: the alerts, their events once each, in the stream's order.
+    assert [(a["id"], a["closed_at"] is not None) for a in alerts.alerts("cam")] == [("cam:r1:0", True),
+                                                                                     ("cam:r1:3", False)]
+    assert [(e["event"], e["id"]) for _, e in alerts.events()] == [
+        ("opened", "cam:r1:0"), ("closed", "cam:r1:0"), ("opened", "cam:r1:3")]
+    assert admin.xlen(alerts.keys.outbox("cam")) == 0
+    assert alerts.relay("cam") == 0 and alerts.sweep() == 0 and len(alerts.events()) == 3
+
+
+def test_a_relayer_that_died_after_its_script_before_trimming_is_not_applied_twice(
+    store: RedisMemoryStore, alerts: AlertStore, records: ModuleType, admin: Any
+) -> None:
+    alerts.add_rule(Rule(id="", stream="cam", text="t", enter=0.8, exit=0.5, min_segments=1, cooldown=0))
+    _commit_without_relay(store, alerts, records, [0.9, 0.1])
+    untrimmed = admin.dump(alerts.keys.outbox("cam"))
+    assert alerts.relay("cam") == 2
+    # The outbox as that relayer left it: applied to the log, entries still there.
+    admin.restore(alerts.keys.outbox("cam"), 0, untrimmed, replace=True)
+    assert admin.xlen(alerts.keys.outbox("cam")) == 2
+    assert alerts.relay("cam") == 0 and admin.xlen(alerts.keys.outbox("cam")) == 0
+    assert [e["event"] for _, e in alerts.events()] == ["opened", "closed"]
+    # The stream goes on: the next events are relayed after those.
+    _commit_without_relay(store, alerts, records, [0.9], lo=2)
+    assert [e["event"] for _, e in alerts.events()] == ["opened", "closed", "opened"]
+
+
+def test_relayers_racing_apply_each_event_once_in_order(
+    store: RedisMemoryStore, alerts: AlertStore, records: ModuleType, redis_url: str
+) -> None:
+    alerts.add_rule(Rule(id="", stream="cam", text="t", enter=0.8, exit=0.5, min_segments=1, cooldown=0))
+    # 600 segments alternating high/low: 600 events, more than one relay batch.
+    _commit_without_relay(store, alerts, records, [0.9, 0.1] * 300)
+    relayers = [AlertStore(connect(redis_url)) for _ in range(4)]
+    start = threading.Barrier(len(relayers))
+    applied: list[int] = []
+
+    def relay(relayer: AlertStore) -> None:
+        start.wait()
+        applied.append(relayer.relay("cam"))
+
+    threads = [threading.Thread(target=relay, args=(r,)) for r in relayers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sum(applied) == 600
+    events = [(e["id"], e["event"]) for _, e in alerts.events(count=10_000)]
+    assert events == [(f"cam:r1:{2 * k}", kind) for k in range(300) for kind in ("opened", "closed")]
+    assert len(alerts.alerts("cam")) == 300
+
+
+def test_a_committer_killed_between_commit_and_relay_loses_nothing_and_duplicates_nothing(
+    alerts: AlertStore, redis_url: str, admin: Any
+) -> None:
+    alerts.add_rule(Rule(id="", stream="cam", text="t", enter=0.8, exit=0.5, min_segments=1, cooldown=0))
+    proc = subprocess.Popen([sys.executable, str(COMMITTER), redis_url, "0.9", "0.9", "0.1"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "committed", proc.stderr
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert admin.xlen(alerts.keys.outbox("cam")) == 2 and _log_untouched(admin, alerts)
+    (alert,) = alerts.alerts("cam")
+    assert (alert["id"], alert["first_segment"], alert["last_segment"]) == ("cam:r1:0", 0, 1)
+    assert [e["event"] for _, e in alerts.events()] == ["opened", "closed"]
+    # The next committer of the stream (a monitor starting on it) finds nothing left to relay.
+    assert RuleMonitor(alerts, "cam").applied == 2 and alerts.sweep() == 0
+    assert [e["event"] for _, e in alerts.events()] == ["opened", "closed"]
+
+
+def test_the_committer_relays_right_after_its_commit(
+    store: RedisMemoryStore, alerts: AlertStore, records: ModuleType, admin: Any
+) -> None:
+    alerts.add_rule(Rule(id="", stream="cam", text="t", enter=0.8, min_segments=1, cooldown=0))
+    monitor = _commit_without_relay(store, alerts, records, [0.9])
+    assert _log_untouched(admin, alerts)
+    monitor.committed([records.make_record("cam", 0)])  # what the writer calls after its commit
+    assert admin.xlen(alerts.keys.outbox("cam")) == 0 and admin.xlen(alerts.k_events) == 1
+
+
+def test_a_stream_created_anew_under_the_same_name_relays_from_its_first_segment(
+    store: RedisMemoryStore, alerts: AlertStore, records: ModuleType
+) -> None:
+    alerts.add_rule(Rule(id="", stream="cam", text="t", enter=0.8, exit=0.5, min_segments=1, cooldown=0))
+    _commit_without_relay(store, alerts, records, [0.1, 0.1, 0.9])
+    assert [a["id"] for a in alerts.alerts("cam")] == ["cam:r1:2"]
+    store.delete_stream("cam")
+    _commit_without_relay(store, alerts, records, [0.9])  # segment 0 of the new stream: below the old mark
+    assert [e["first_segment"] for _, e in alerts.events()] == [2, 0]
+
+
+def test_a_removed_rules_closing_event_is_swept_though_its_stream_has_no_rule_left(
+    store: RedisMemoryStore, alerts: AlertStore, records: ModuleType, admin: Any
+) -> None:
+    rule = alerts.add_rule(Rule(id="", stream="cam", text="t", enter=0.8, min_segments=1, cooldown=0))
+    _commit_without_relay(store, alerts, records, [0.9])
+    alerts.remove_rule(rule.id)
+    monitor = RuleMonitor(alerts, "cam")  # no rule left: the next segment closes the episode
+    monitor.queries()
+    then = monitor.observe([_segment(1)], np.zeros((1, 0), np.float32))
+    store.put_segments([records.make_record("cam", 1)], then=then)
+    assert admin.xlen(alerts.keys.outbox("cam")) == 1  # the close, not relayed yet
+    assert alerts.rules() == [] and alerts.sweep() == 1
+    (alert,) = alerts.alerts("cam")
+    assert alert["closed_reason"] == "rule removed"
+
+
+def test_monitoring_keys_keep_their_names_on_one_server_and_share_one_slot_on_a_cluster(
+    alerts: AlertStore, admin: Any
+) -> None:
+    keys = alerts.keys
+    shared = [keys.rules(), keys.rules_seq(), keys.rules_version(), keys.alert("cam:r1:0"), keys.alert_times(),
+              keys.events(), keys.verify(), keys.relayed(), keys.outboxes(), keys.webhook("retry")]
+    if isinstance(admin, redis.RedisCluster):
+        assert len({key_slot(k.encode()) for k in shared}) == 1
+        assert key_slot(keys.outbox("cam").encode()) == key_slot(StreamKeys().info("cam").encode())
+    else:  # a memory written before the outbox reads unchanged
+        assert shared[:7] == ["tempo:rules", "tempo:rules:seq", "tempo:rules:version", "tempo:alert:cam:r1:0",
+                              "tempo:alerts:t", "tempo:alerts:events", "tempo:alerts:verify"]
