@@ -143,7 +143,7 @@ def commit_alert_scores(redis_url: str) -> Any:
     settings = StreamSettings(model_id="tiny", embedder_id="e", embedding_dim=4, token_dim=8, stored_tokens=1)
 
     def commit(stream: str, scores: list[list[float]], wallclock: float | None = None) -> None:
-        client = redis.Redis.from_url(redis_url)
+        client = connect(redis_url)  # a cluster client for a cluster's node
         store = RedisMemoryStore(client)
         store.create_stream(stream, source, settings)
         monitor = RuleMonitor(AlertStore(client), stream)

@@ -1,4 +1,5 @@
-"""`tempo ingest` and `tempo ask --stream` with the memory on a real local 3-master Redis Cluster."""
+"""`tempo ingest`, `tempo ask --stream`, monitoring rules and a queue worker with the memory on a real
+local 3-master Redis Cluster."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from typing import Any
 import pytest
 import redis
 from redis.crc import key_slot
+from tempo.memory.alerts import AlertStore
 from tempo.memory.embedded import connect
-from tempo.memory.keys import StreamKeys
+from tempo.memory.keys import MonitoringKeys, StreamKeys
 
 pytestmark = pytest.mark.cluster
 
@@ -66,3 +68,49 @@ def test_ingest_and_ask_on_a_cluster_give_what_one_server_gives(
     assert cluster.get_node_from_key(keys.info(name)).redis_connection.exists(keys.segment(name, 4)) == 1
     assert cluster.get_node_from_key(keys.info(other)).redis_connection.exists(keys.segment(other, 4)) == 1
     assert [s["name"] for s in _cli(on_cluster, "streams", "--json")["streams"]] == sorted([name, other])
+
+
+def _names_away_from_the_alert_log(cluster: redis.RedisCluster, count: int) -> list[str]:
+    """Stream names whose keys live on another master than the alert log's (the deployment-wide keys)."""
+    alert_node = cluster.get_node_from_key(MonitoringKeys(cluster=True).alert_times()).name
+    keys = StreamKeys()
+    names = [f"cam-{i}" for i in range(100) if cluster.get_node_from_key(keys.info(f"cam-{i}")).name != alert_node]
+    assert len(names) >= count, "too few names on other masters among 100"
+    return names[:count]
+
+
+def test_a_rule_on_a_cluster_stream_alerts_through_the_cli_and_through_a_queue_worker(
+    redis_cluster_url: str, tmp_path: Path, tiny_checkpoint: Path, video_20s: Path
+) -> None:
+    cluster = connect(redis_cluster_url)
+    assert isinstance(cluster, redis.RedisCluster)
+    direct, queued = _names_away_from_the_alert_log(cluster, 2)
+    env = {**os.environ, "TEMPO_MODEL": str(tiny_checkpoint), "TEMPO_REDIS_URL": redis_cluster_url,
+           "TEMPO_HOME": str(tmp_path / "home")}
+    # Scores are probabilities: every segment reaches 0, so one episode opens at the second segment
+    # (first_segment 0) and stays open. The first rule is verified by the global LLM, too.
+    rule = ("a person climbs the fence", "--enter", "0", "--exit", "0", "--min-segments", "2", "--cooldown", "0")
+    assert _cli(env, "rules", "add", direct, *rule, "--verify", "--json")["id"] == "r1"
+    assert _cli(env, "rules", "add", queued, *rule, "--json")["id"] == "r2"
+
+    assert _cli(env, "ingest", str(video_20s), "--stream", direct, "--json")["committed"] == 5
+    assert _cli(env, "ingest", str(video_20s), "--stream", queued, "--queue", "--json")["queued"] == 5
+    assert _cli(env, "worker", "--idle-exit", "3", "--json")["segments"] == 5
+
+    (by_ingest,) = _cli(env, "alerts", direct, "--json")["alerts"]
+    (by_worker,) = _cli(env, "alerts", queued, "--json")["alerts"]
+    assert (by_ingest["id"], by_worker["id"]) == (f"{direct}:r1:0", f"{queued}:r2:0")
+    for alert in (by_ingest, by_worker):
+        assert (alert["first_segment"], alert["last_segment"], alert["segments"], alert["closed_at"]) == (0, 1, 2, None)
+    assert by_ingest["peak"] == pytest.approx(by_worker["peak"], abs=1e-4)  # the same video, the same scores
+    assert by_ingest["verify"] == "done" and by_ingest["explanation"]
+
+    # Each event once, in order; nothing left in the outboxes (in the streams' slots, on other masters).
+    alerts = AlertStore(cluster)
+    assert [(e["id"], e["event"]) for _, e in alerts.events()] == [
+        (by_ingest["id"], "opened"), (by_ingest["id"], "verified"), (by_worker["id"], "opened")]
+    for stream in (direct, queued):
+        assert cluster.xlen(alerts.keys.outbox(stream)) == 0
+        assert key_slot(alerts.keys.outbox(stream).encode()) == key_slot(StreamKeys().info(stream).encode())
+    assert cluster.get_node_from_key(alerts.keys.alert(by_ingest["id"])).redis_connection.exists(
+        alerts.keys.alert(by_ingest["id"])) == 1
