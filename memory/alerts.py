@@ -462,12 +462,22 @@ class AlertStore:
         return sum(self.relay(name) for name, waiting in zip(names, pipe.execute(), strict=True) if waiting)
 
     # ---- alerts ---------------------------------------------------------------------------------
+    def _read_after_relay(self, stream: str, read: Callable[[Any], Any]) -> Any:
+        """`read(client_or_pipeline)` queued with a look at `stream`'s outbox (one round trip); when
+        something waits there it is relayed first and the read made again."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xlen(self.keys.outbox(stream))
+        read(pipe)
+        waiting, got = pipe.execute()
+        if not waiting:
+            return got
+        self.relay(stream)
+        return read(self.client)
+
     @redis_errors
     def alert(self, alert_id: str) -> dict[str, Any]:
-        stream = alert_id.split(":", 1)[0]
-        if stream and ":" in alert_id:
-            self.sweep([stream])
-        raw = self.client.hgetall(self.keys.alert(alert_id))
+        stream = alert_id.split(":", 1)[0]  # ids are STREAM:RULE:SEGMENT
+        raw = self._read_after_relay(stream, lambda c: c.hgetall(self.keys.alert(alert_id)))
         if not raw:
             raise UnknownAlertError(f"no alert {alert_id!r}; list them with `tempo alerts`")
         return parse_alert(raw)
@@ -499,8 +509,8 @@ class AlertStore:
     @redis_errors
     def pending_verifications(self, stream: str) -> list[str]:
         """Ids of `stream`'s alerts whose --verify answer is still owed (e.g. after a crash)."""
-        self.sweep([stream])
-        ids = sorted(i.decode() for i in self.client.smembers(self.keys.verify()))
+        owed = self._read_after_relay(stream, lambda c: c.smembers(self.keys.verify()))
+        ids = sorted(i.decode() for i in owed)
         return [i for i in ids if i.split(":", 1)[0] == stream]
 
     @redis_errors

@@ -288,6 +288,19 @@ def test_a_relayer_that_died_after_its_script_before_trimming_is_not_applied_twi
     assert [e["event"] for _, e in alerts.events()] == ["opened", "closed", "opened"]
 
 
+def test_reading_one_alert_or_the_owed_verifications_relays_that_stream_first(
+    store: RedisMemoryStore, alerts: AlertStore, records: ModuleType, admin: Any
+) -> None:
+    alerts.add_rule(Rule(id="", stream="cam", text="t", enter=0.8, exit=0.5, min_segments=1, cooldown=0, verify=True))
+    _commit_without_relay(store, alerts, records, [0.9])
+    assert _log_untouched(admin, alerts)
+    assert alerts.pending_verifications("cam") == ["cam:r1:0"]
+    _commit_without_relay(store, alerts, records, [0.1], lo=1)  # closes it; the close waits in the outbox
+    assert admin.xlen(alerts.keys.outbox("cam")) == 1
+    assert alerts.alert("cam:r1:0")["closed_at"] is not None
+    assert [e["event"] for _, e in alerts.events()] == ["opened", "closed"]
+
+
 def test_relayers_racing_apply_each_event_once_in_order(
     store: RedisMemoryStore, alerts: AlertStore, records: ModuleType, redis_url: str
 ) -> None:
