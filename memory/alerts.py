@@ -41,10 +41,11 @@ before trimming the outbox, apply each event once; then the relayed entries leav
 relays: the committer, right after a commit that had events (`RuleMonitor.committed` in an ingest,
 `RuleMonitor.landed` in a worker); a monitor starting on a stream (stragglers of a committer killed
 between its commit and its relay) and a worker starting (`sweep`); and every reader of the alert log
-(`alerts`, `alert`, `events`, `follow`, pending verifications, the webhook deliverer, and so `tempo
-alerts` and serve's routes) through `sweep`: one round trip for the streams that ever had rules,
-one pipelined XLEN of their outboxes, and a relay only where one is not empty. So a reader sees
-every committed event, exactly once and in each stream's order.
+(`alerts`, `events`, `follow`, the webhook deliverer, and so `tempo alerts` and serve's routes)
+through `sweep`: one round trip for the streams that ever had rules, one pipelined XLEN of their
+outboxes, and a relay only where one is not empty (`alert` and the owed verifications, which concern
+one stream, look at its outbox in the same round trip as their read). So a reader sees every
+committed event, exactly once and in each stream's order.
 """
 
 from __future__ import annotations
