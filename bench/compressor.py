@@ -37,7 +37,7 @@ from tempo.models.modeling import (
 )
 from tempo.models.processor import SegmentVideoProcessor, VideoProcessorConfig
 from tempo.models.text import TextTokenizer
-from tempo.models.tiny import TINY_LLM, build_tiny_tokenizer, tiny_svlm_config, write_tiny_checkpoint
+from tempo.models.tiny import CHAT_TEMPLATE, TINY_LLM, build_tiny_tokenizer, tiny_svlm_config, write_tiny_checkpoint
 from tempo.streaming.segment import Segment, SourceInfo
 
 TARGET_SEGMENTS_PER_S = 20.0  # one H100, real Qwen3-VL-2B size, bfloat16 + flash-attention
@@ -72,7 +72,10 @@ QWEN3_VL_2B_VISION = {
     "spatial_merge_size": 2,
     "temporal_patch_size": 2,
 }
-RELEASED_PROCESSOR = VideoProcessorConfig(min_pixels=4096, max_pixels=25165824)
+# The released checkpoint's video processor: transformers' Qwen3-VL defaults (patch 16, temporal
+# patch 2, merge 2, mean and std 0.5). Its pixel bounds play no part: the release does not let the
+# processor resize (the frames come from `compressor_frames`), so the config no longer carries them.
+RELEASED_PROCESSOR = VideoProcessorConfig()
 
 
 def random_segments(n: int, width: int, height: int, frames: int = 8, fps: float = 2.0) -> list[Segment]:
@@ -123,7 +126,7 @@ def real_size_model(device: str | None, dtype: str | None) -> TempoModel:
     with torch.device(dev):  # as from_pretrained: built in the target dtype, rotary buffers stay float32
         network = TempoForCausalLM._from_config(config, dtype=dt)
     network.eval()
-    text = TextTokenizer(tok)
+    text = TextTokenizer(tok, chat_template=CHAT_TEMPLATE)  # the Qwen3-VL template the tiny checkpoints ship
     relevance = RelevanceHead(
         yes_id=text.token_id("Yes"), no_id=text.token_id("No"), direction=torch.randn(QWEN3_VL_2B_TEXT["hidden_size"])
     )
