@@ -156,6 +156,14 @@ if last then redis.call('HSET', KEYS[1], ARGV[1], last) end
 return applied
 """
 
+# KEYS: stream info, outbox. ARGV: stream number, then the outbox ids relayed.
+# Deletes them only while the stream is still that number: a stream deleted and created anew under the
+# same name meanwhile has an outbox of its own, whose entries may bear the same ids and are not relayed.
+_FORGET = """#!lua
+if redis.call('HGET', KEYS[1], 'number') ~= ARGV[1] then return 0 end
+return redis.call('XDEL', KEYS[2], unpack(ARGV, 2))
+"""
+
 # KEYS: alert hash, events stream, verify set. ARGV: events maxlen, id, verified JSON, explanation JSON,
 # webhook. Applies once: the id leaves the verify set (a second verifier of the same alert no-ops).
 _VERIFY = """#!lua
@@ -309,6 +317,7 @@ class AlertStore:
         self._apply = Script(client, _APPLY)
         self._relay = Script(client, _RELAY)
         self._verify = Script(client, _VERIFY)
+        self._forget = Script(client, _FORGET)
 
     @classmethod
     def of(cls, store: RedisMemoryStore) -> AlertStore:
@@ -439,7 +448,8 @@ class AlertStore:
                 args += [entry_id, kind, hook, alert_id, score, len(fields), *(x for kv in fields.items() for x in kv)]
             applied += int(self._relay(keys=keys, args=args))
             # Relayed now (by this call or one racing it): the outbox lets them go.
-            self.client.xdel(outbox, *(entry_id for entry_id, _ in entries))
+            self._forget(keys=[self._stream_keys.info(stream), outbox],
+                         args=[number, *(entry_id for entry_id, _ in entries)])
             if len(entries) < RELAY_BATCH:
                 return applied
 

@@ -369,6 +369,31 @@ def test_a_stream_created_anew_under_the_same_name_relays_from_its_first_segment
     assert [e["first_segment"] for _, e in alerts.events()] == [2, 0]
 
 
+def test_a_relayer_whose_stream_was_created_anew_meanwhile_leaves_the_new_outbox_alone(
+    store: RedisMemoryStore, alerts: AlertStore, records: ModuleType, admin: Any
+) -> None:
+    alerts.add_rule(Rule(id="", stream="cam", text="t", enter=0.8, exit=0.5, min_segments=1, cooldown=0))
+    _commit_without_relay(store, alerts, records, [0.9])  # outbox entry "0-1" of the first stream
+    relay_script = alerts._relay
+
+    def recreate_then_relay(**kwargs: Any) -> Any:
+        # Between this relayer's read of the outbox and its clean-up, another process deletes the
+        # stream and a new one of the same name commits segment 0 with an event: the same id "0-1".
+        applied = relay_script(**kwargs)
+        alerts._relay = relay_script
+        store.delete_stream("cam")
+        _commit_without_relay(store, alerts, records, [0.9])
+        return applied
+
+    alerts._relay = recreate_then_relay  # type: ignore[method-assign]
+    assert alerts.relay("cam") == 1
+    # The new stream's event stays in its outbox, and is relayed (once) like any other.
+    assert [i.decode() for i, _ in admin.xrange(alerts.keys.outbox("cam"))] == ["0-1"]
+    assert alerts.sweep() == 1
+    assert [e["event"] for _, e in alerts.events()] == ["opened", "opened"]
+    assert admin.xlen(alerts.keys.outbox("cam")) == 0
+
+
 def test_a_removed_rules_closing_event_is_swept_though_its_stream_has_no_rule_left(
     store: RedisMemoryStore, alerts: AlertStore, records: ModuleType, admin: Any
 ) -> None:
