@@ -498,7 +498,7 @@ class AlertStore:
         self, stream: str | None = None, *, since: float | None = None, until: float | None = None, limit: int = 1000
     ) -> list[dict[str, Any]]:
         """Alerts opened within [since, until] (Unix seconds), oldest first, at most `limit` (the newest)."""
-        self.sweep()
+        self.sweep(None if stream is None else [stream])  # one stream's alerts need only its outbox relayed
         lo = "-inf" if since is None else repr(float(since))
         hi = "+inf" if until is None else repr(float(until))
         ids = [i.decode() for i in self.client.zrangebyscore(self.keys.alert_times(), lo, hi)]
