@@ -69,6 +69,38 @@ def _records(n: int, rng: np.random.Generator) -> list[SegmentRecord]:
             for i in range(n)]
 
 
+@dataclasses.dataclass
+class _Rig:
+    """What both queue measurements use: one Redis client, its queue and store, n camera segments
+    and n real-size records of the same segments (made once: the video takes a while to encode)."""
+
+    client: redis.Redis
+    queue: JobQueue
+    store: RedisMemoryStore
+    segments: list[Segment]
+    records: list[SegmentRecord]
+    spec: JobSpec = dataclasses.field(default_factory=lambda: JobSpec(sampling=SamplingConfig()))
+    settings: StreamSettings = dataclasses.field(default_factory=lambda: StreamSettings(
+        model_id="bench", embedder_id="bench", embedding_dim=768, token_dim=2048))
+    live: SourceInfo = dataclasses.field(default_factory=lambda: SourceInfo(uri="rtsp://cam/1", kind="network",
+                                                                            live=True))
+
+    @classmethod
+    def make(cls, url: str, root: Path, n: int) -> _Rig:
+        client = redis.Redis.from_url(url)
+        return cls(client, JobQueue(client), RedisMemoryStore(client), _camera_segments(root, n),
+                   _records(n, np.random.default_rng(0)))
+
+    @property
+    def n(self) -> int:
+        return len(self.segments)
+
+    def reset(self) -> None:
+        """An empty server fsyncing every write, as the embedded Redis (tempo.memory.embedded) runs."""
+        self.client.flushall()
+        self.client.config_set("appendfsync", "always")
+
+
 def _per_segment(n: int, fn: Any) -> float:
     """Seconds per segment of fn() (which handles all n segments)."""
     t = time.perf_counter()
@@ -83,21 +115,14 @@ def _per_segment(n: int, fn: Any) -> float:
 VARIANTS = {"before": ("zlib", False), "after": ("zstd", True)}
 
 
-def queue_overhead(url: str, root: Path, n: int, batch: int = 8, rounds: int = 5) -> dict[str, Any]:
+def queue_overhead(rig: _Rig, batch: int = 8, rounds: int = 5) -> dict[str, Any]:
     """Per segment, each step of the queue that a single-process ingest does not have, in ms:
     encode (producer CPU), push (XADD + state, Redis; its fsync share measured as the same pushes
     under `appendfsync no` subtracted from `always`), read (XREADGROUP), decode (worker CPU), and
     commit + ack beyond the single-process commit (`put_segments` per batch). Medians of `rounds`."""
-    client = redis.Redis.from_url(url)
-    client.flushall()
-    client.config_set("appendfsync", "always")  # as the embedded Redis (tempo.memory.embedded) runs
-    queue = JobQueue(client)
-    segments = _camera_segments(root, n)
-    spec = JobSpec(sampling=SamplingConfig())
-    store = RedisMemoryStore(client)
-    settings = StreamSettings(model_id="bench", embedder_id="bench", embedding_dim=768, token_dim=2048)
-    live = SourceInfo(uri="rtsp://cam/1", kind="network", live=True)
-    records = _records(n, np.random.default_rng(0))
+    rig.reset()
+    client, queue, store, segments, records = rig.client, rig.queue, rig.store, rig.segments, rig.records
+    spec, settings, live, n = rig.spec, rig.settings, rig.live, rig.n
     batches = [range(i, min(n, i + batch)) for i in range(0, n, batch)]
 
     def commit(fn: Any, per_job: bool) -> float:
@@ -175,7 +200,7 @@ def _server_cpu(client: redis.Redis) -> dict[str, float]:
             "all": float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])}
 
 
-def shard_cpu(url: str, root: Path, n: int, batch: int = 8, rounds: int = 3) -> dict[str, float]:
+def shard_cpu(rig: _Rig, batch: int = 8, rounds: int = 3) -> dict[str, float]:
     """Redis server CPU per segment for a job's whole life in the queue and its commit, in ms: a file
     producer's pushes (FILE_PUSH_BATCH jobs a transaction), a worker's reads (XREADGROUP, `batch`
     jobs), its out-of-order landing of real-size records and the acknowledgement; against the same
@@ -185,17 +210,10 @@ def shard_cpu(url: str, root: Path, n: int, batch: int = 8, rounds: int = 3) -> 
     slots it serves, so one shard carries at most 1000 / `queue_ms_main` segments/s of queue work.
     CPU time, unlike the client's waits in `queue_overhead`, does not count the time the server sits
     in fsync or the clients take to send and parse the bytes, and it is steady on a loaded machine."""
-    client = redis.Redis.from_url(url)
-    client.flushall()
-    client.config_set("appendfsync", "always")
-    queue = JobQueue(client)
-    store = RedisMemoryStore(client)
-    spec = JobSpec(sampling=SamplingConfig())
-    settings = StreamSettings(model_id="bench", embedder_id="bench", embedding_dim=768, token_dim=2048)
-    live = SourceInfo(uri="rtsp://cam/1", kind="network", live=True)
-    segments = _camera_segments(root, n)
-    entries = [(s.index, s.end, None, job_fields(s, spec)) for s in segments]
-    records = _records(n, np.random.default_rng(0))
+    rig.reset()
+    client, queue, store, records, settings, live, n = (rig.client, rig.queue, rig.store, rig.records, rig.settings,
+                                                        rig.live, rig.n)
+    entries = [(s.index, s.end, None, job_fields(s, rig.spec)) for s in rig.segments]
 
     def cycle(queued: bool) -> dict[str, float]:
         store.create_stream("x", live, settings)
@@ -365,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only-ram", action="store_true", help="run the cold-tier RAM measurement only")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    if not args.ram_hours > 1:  # the hot window is an hour: with less, nothing goes cold to measure
+        parser.error(f"--ram-hours must be more than 1 (the 1-hour hot window), not {args.ram_hours:g}")
     if args.only_ram:
         with tempfile.TemporaryDirectory() as tmp:
             ram = cold_tier_ram(Path(tmp), args.ram_hours)
@@ -373,8 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = spawn_redis_server(Path(tmp), appendonly=True)
         try:
-            result: dict[str, Any] = {"overhead": queue_overhead(url, Path(tmp), args.overhead_segments),
-                                      "shard_cpu": shard_cpu(url, Path(tmp), args.overhead_segments)}
+            rig = _Rig.make(url, Path(tmp), args.overhead_segments)
+            result: dict[str, Any] = {"overhead": queue_overhead(rig), "shard_cpu": shard_cpu(rig)}
             if not args.skip_throughput:
                 result["throughput"] = throughput(url, Path(tmp), args.segments)
             result["cold_tier_ram"] = cold_tier_ram(Path(tmp), args.ram_hours)
