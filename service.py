@@ -1,33 +1,31 @@
-"""`TempoService`: the one object the CLI, the agent and the tool interfaces talk to.
+"""`TempoService`: the long-lived resources every way in shares, and nothing above them.
 
-It owns the long-lived resources — the Redis memory (embedded by default), the FAISS index, the
-Tempo model and the SigLIP embedder — and loads each lazily, so `tempo streams` never loads a model
-and `tempo ask` never starts a decoder it does not need.
+It owns the Redis memory (embedded by default), the FAISS index, the caches, the model and the SigLIP
+embedder, the model lock and the retention threads, and loads each lazily, so `tempo streams` never
+loads a model and `tempo ask` never starts a decoder it does not need. Asking (the agent graph,
+threads) lives above it, in `tempo.agent.Conversations`; it never imports the agent.
 
     svc = TempoService(model="path/to/checkpoint")
     svc.ingest("camera.mp4", "cam1")
-    result = svc.ask("cam1", "When does the truck arrive?")
+    result = Conversations(svc).ask_once("cam1", "When does the truck arrive?")
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from tempo.agent.monitoring.webhooks import start_delivery_thread
 from tempo.errors import TempoError
 from tempo.memory.alerts import AlertStore
 from tempo.memory.anchors import AnchorCache
 from tempo.memory.caches import AnswerCache, QueryCache
 from tempo.memory.index import SearchHit, SegmentIndex
-from tempo.memory.ingest import IngestReport, ingest
+from tempo.memory.ingest import IngestReport, SegmentMonitor, ingest
 from tempo.memory.proxy import ProxySettings
-from tempo.memory.recall import MemoryAskResult, RecallPipeline, RecallSettings
+from tempo.memory.recall import RecallPipeline
 from tempo.memory.records import RetentionPolicy
 from tempo.memory.retention import RetentionWorker, collect_garbage
 from tempo.memory.store import RedisMemoryStore, StreamInfo
@@ -37,9 +35,6 @@ from tempo.models.embedder import SegmentEmbedder
 from tempo.models.tiny import SIGLIP_DIR_NAME
 from tempo.settings import ENV_EMBEDDER, environment
 from tempo.streaming import SamplingConfig, probe_source
-
-if TYPE_CHECKING:
-    from tempo.agent.monitoring.monitor import RuleMonitor
 
 EMBEDDER_ENV = ENV_EMBEDDER
 # SigLIP base (image–text embeddings, 768-d) is the default segment embedder.
@@ -164,14 +159,15 @@ class TempoService:
         max_segments: int | None = None,
         batch_size: int | None = None,
         proxy: ProxySettings | None = None,
-        monitor: bool = True,
+        monitors: Callable[[str], SegmentMonitor] | None = None,
     ) -> IngestReport:
         """Decode → generic pass → embed → commit, resuming the stream; the index is brought up to date.
 
-        With `monitor` the stream's rules (`tempo rules`) are scored on every segment and their alerts
-        committed with it; rules added while this runs apply from the next batch on. The stream's
-        retention policy (`retention`, else the one it was created with) runs beside the ingest on its
-        own thread, then once more (bounded) before returning.
+        With `monitors` (stream name → its monitor: `tempo.agent.monitoring.ingest.monitored_ingest`
+        gives the stream's rules and delivers their alerts' webhooks) the monitor's queries are scored
+        on every segment and what it returns is committed with the segment. The stream's retention
+        policy (`retention`, else the one it was created with) runs beside the ingest on its own
+        thread, then once more (bounded) before returning.
         """
         RedisMemoryStore.check_name(stream)
         sampling = sampling or SamplingConfig(
@@ -181,8 +177,6 @@ class TempoService:
         if "://" not in source and source != "-":
             # A bad path or a non-media file is reported before the model is loaded (seconds).
             probe_source(source, sampling)
-        # Webhooks of alerts are delivered from here while the ingest runs (if the secret is set).
-        delivery = start_delivery_thread(self.alerts) if monitor else None
         worker = RetentionWorker(self.store, interval=self.retention_interval, streams=[stream]).start()
         try:
             report = ingest(
@@ -198,12 +192,10 @@ class TempoService:
                 max_segments=max_segments,
                 batch_size=batch_size,
                 proxy=proxy,
-                monitor=self.rule_monitor(stream) if monitor else None,
+                monitor=monitors(stream) if monitors is not None else None,
                 model_lock=self.model_lock,  # a server's questions and ingest jobs take turns per batch
             )
         finally:
-            if delivery is not None:
-                delivery.stop()
             worker.stop()
             # Whatever was committed (also on Ctrl-C or an error) gets its retention pass, then is
             # indexed and snapshotted.
@@ -214,13 +206,6 @@ class TempoService:
                     self.index.sync()
                     self.index.save_if_changed()
         return report
-
-    def rule_monitor(self, stream: str) -> RuleMonitor:
-        """The rules of `stream` as an ingest applies them, verifying through this service's `ask`."""
-        from tempo.agent.monitoring.monitor import RuleMonitor
-        from tempo.agent.monitoring.verify import service_verifier
-
-        return RuleMonitor(self.alerts, stream, verifier=service_verifier(self))
 
     @loaded_once
     def alerts(self) -> AlertStore:
@@ -233,67 +218,20 @@ class TempoService:
         # The store is connected on the worker's thread: a server starts even while Redis is down.
         return RetentionWorker(lambda: self.store, interval=interval or self.retention_interval).start()
 
-    def recall(self, settings: RecallSettings | None = None) -> RecallPipeline:
-        """The steps of answering from memory on this service's model, memory and caches."""
+    @loaded_once
+    def recall(self) -> RecallPipeline:
+        """The steps of answering from memory on this service's model, memory and caches (the
+        per-question settings are the caller's, passed to each step)."""
         return RecallPipeline(
             model=self.model,
             embedder=self.embedder,
             store=self.store,
             index=self.index,
             model_id=self.model_name,
-            settings=settings,
             query_cache=self.cache,
             answer_cache=self.answers,
             anchors=self.anchors,
             lock=self.model_lock,
-        )
-
-    def ask(
-        self,
-        stream: str,
-        question: str,
-        *,
-        settings: RecallSettings | None = None,
-        top_k: int | None = None,
-        budget: int | None = None,
-        time_range: tuple[float, float] | None = None,
-        max_new_tokens: int | None = None,
-        on_text: Callable[[str], None] | None = None,
-    ) -> MemoryAskResult:
-        """Answer one question from memory, outside any thread: the agent graph's steps (time words,
-        retrieval, query-aware pass, widening, ATA, answer) exactly as a conversation's first turn
-        runs them, with `settings` (the defaults when None; `top_k`, `budget`, `max_new_tokens`
-        override them)."""
-        from tempo.agent.graph import AgentSettings, build_agent_graph, final_state
-        from tempo.agent.memory_backend import MemoryBackend, track_turn
-
-        overrides = {"top_k": top_k, "budget": budget, "max_new_tokens": max_new_tokens}
-        settings = dataclasses.replace(
-            settings or RecallSettings(), **{k: v for k, v in overrides.items() if v is not None}
-        )
-        self._catch_up(stream)
-        backend = MemoryBackend(self, settings)
-        graph = build_agent_graph(backend, settings=AgentSettings(top_k=settings.top_k))
-        t0 = time.perf_counter()
-        with track_turn() as stats:
-            final = final_state(
-                graph, thread_id=None, stream=stream, question=question, time_range=time_range, on_text=on_text
-            )
-        pipeline = backend.pipeline
-        info = self.store.stream_info(stream)
-        plan = final["plan"]
-        assert plan is not None  # the answer node ran
-        return MemoryAskResult(
-            stream=stream,
-            question=question,
-            answer=final.get("answer", ""),
-            plan=plan,
-            candidates=sorted(int(c["index"]) for c in final.get("candidates", [])),
-            frames_per_segment=pipeline.frames_per_segment(info, plan),
-            budget=pipeline.budget,
-            cache_hits=stats.cache_hits,
-            timings={**stats.timings, "total_s": time.perf_counter() - t0},
-            gaps=self.store.gaps(stream, *_scope_bounds(final.get("time_scope"))),
         )
 
     def search_moments(
@@ -315,7 +253,3 @@ class TempoService:
     def stream(self, name: str) -> StreamInfo:
         return self.store.stream_info(name)
 
-
-def _scope_bounds(scope: Any) -> tuple[float | None, float | None]:
-    """The (start, end) seconds of a turn's resolved time scope; (None, None) for the whole stream."""
-    return (None, None) if not scope else (float(scope["start"]), float(scope["end"]))

@@ -1,15 +1,17 @@
-"""Settings in one place: the answer path's defaults and the `TEMPO_*` environment variables.
+"""Settings in one place: a question's settings and the `TEMPO_*` environment variables.
 
 Light on purpose (no torch): the CLI builds its flags' defaults from these dataclasses before any
-model code is imported. Other run-time knobs live beside what they configure and are dataclasses
-too: sampling in `tempo.streaming.SamplingConfig`, the model's in `tempo.models.TempoInferenceConfig`,
-a stream's retention in `tempo.memory.RetentionPolicy`.
+model code is imported. `AskSettings` is the one per-question settings object. Load-time knobs live
+beside what they configure and are dataclasses too: sampling in `tempo.streaming.SamplingConfig`, the
+model's in `tempo.models.TempoInferenceConfig`, a stream's retention in `tempo.memory.RetentionPolicy`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
+from typing import Any
 
 # Every environment variable Tempo reads, by name (read only through `environment()`).
 ENV_MODEL = "TEMPO_MODEL"  # checkpoint directory or hub id
@@ -63,13 +65,30 @@ def environment() -> Environment:
 
 
 @dataclass(frozen=True)
-class RecallSettings:
-    """The knobs of answering from memory: one set of defaults for every entry point (`tempo ask
-    --stream`, threads, `tempo chat`, MCP, LangChain)."""
+class AskSettings:
+    """The knobs of one question, in one object: made once at the edge (these defaults, then the CLI
+    flags, REST fields or MCP/LangChain arguments a caller gave) and passed down whole to retrieval,
+    ATA and the global LLM. Load-time things (device, dtype, context, sampling) are the model's
+    `TempoInferenceConfig`, never read back from here or there.
+
+    Every entry point (`tempo ask`, `tempo ask --stream [--thread]`, `tempo chat`, REST, MCP,
+    LangChain, `tempo eval`, alert verification) starts from these defaults.
+    """
 
     top_k: int = 16  # FAISS candidates per question, before temporal neighbours
     neighbours: int = 1  # segments added on each side of each FAISS hit
-    budget: int | None = None  # visual tokens B; None: the model's inference config
-    min_tokens: int | None = None  # ATA floor m; None: the model's inference config
-    max_new_tokens: int | None = None  # longest answer; None: the model's inference config
+    budget: int = 8192  # B: visual tokens over the whole timeline (4096 or 8192 in the paper)
+    min_tokens: int = 4  # m: ATA's floor (0.5 token/frame for an 8-frame window)
+    max_new_tokens: int = 1024  # longest answer (the release's infer.py default)
+    temperature: float = 0.0  # 0: greedy, as the reference (only greedy answers are cached)
+    widen_factor: int = 4  # weak evidence: retrieve K × this once more
+    weak_evidence: float = 0.5  # highest candidate relevance under this widens once
     answer_cache: bool = True  # greedy answers cached in Redis (same question, same memory → same text)
+    history_turns: int = 4  # previous turns of a thread the rewrite sees
+    evidence_segments: int = 8  # compressed segments a result lists as evidence, most relevant first
+
+    def with_inputs(self, **inputs: Any) -> AskSettings:
+        """These settings with the caller's inputs applied; an input left as None keeps the default
+        (a flag or field the user did not give)."""
+        given = {k: v for k, v in inputs.items() if v is not None}
+        return dataclasses.replace(self, **given) if given else self

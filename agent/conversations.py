@@ -6,6 +6,10 @@
     conv = Conversations(TempoService(model="ckpt"))
     first = conv.ask("cam1", "When does the truck arrive?")
     follow = conv.ask("cam1", "and when does it leave?", thread_id=first["thread_id"])
+    once = conv.ask_once("cam1", "Is the gate open?", settings=AskSettings(top_k=8))  # no thread
+
+Every form returns the one `TurnResult` (tempo.engine.result), with the turn's `AskSettings` (the
+conversation's defaults unless a question brings its own) passed down whole.
 
 Threads persist in Redis (the memory's own server): the graph state through `RedisCheckpointSaver`,
 the transcript through `ThreadStore`, so a thread continues in another process.
@@ -13,21 +17,22 @@ the transcript through `ThreadStore`, so a thread continues in another process.
 
 from __future__ import annotations
 
-import dataclasses
+import threading
+import time
 from collections.abc import Callable
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tempo.agent.checkpoint import RedisCheckpointSaver
 from tempo.agent.errors import InvalidQuestionError, InvalidTimeScopeError
-from tempo.agent.graph import AgentSettings, build_agent_graph, run_turn
-from tempo.agent.memory_backend import MemoryBackend, track_turn
+from tempo.agent.graph import build_agent_graph
+from tempo.agent.memory_backend import MemoryBackend
 from tempo.agent.monitoring.alert_answers import answer_alert_question, is_alert_question
 from tempo.agent.threads import ThreadStore, check_thread_id
-from tempo.memory.recall import RecallSettings
-
-if TYPE_CHECKING:
-    from tempo.service import TempoService
+from tempo.agent.turn import final_state, turn_result
+from tempo.engine.result import TurnResult
+from tempo.service import TempoService
+from tempo.settings import AskSettings
 
 MAX_QUESTION_CHARS = 2000
 
@@ -56,15 +61,13 @@ def check_time_range(
 
 
 class Conversations:
-    """Threads of questions about one memory.
+    """Questions about one memory, on threads or one-shot.
 
     Args:
         service: the memory and model (`TempoService`); only Redis is touched until a question is asked.
         checkpointer / threads: where graph state and transcripts live (default: the memory's Redis).
-        backend: the model + memory the graph runs on (default `MemoryBackend(service, recall)`).
-        settings: the graph's knobs (widening threshold, history, ...; top-K from `recall` by default).
-        recall: the answer path's settings (`RecallSettings`: top-K, budget, answer cache, ...).
-        max_new_tokens: longest answer (overrides `recall.max_new_tokens`).
+        backend: the model + memory the graph runs on (default `MemoryBackend(service)`).
+        settings: the per-question defaults (`AskSettings`); a question may bring its own.
     """
 
     def __init__(
@@ -74,18 +77,15 @@ class Conversations:
         checkpointer: RedisCheckpointSaver | None = None,
         threads: ThreadStore | None = None,
         backend: MemoryBackend | None = None,
-        settings: AgentSettings | None = None,
-        recall: RecallSettings | None = None,
-        max_new_tokens: int | None = None,
+        settings: AskSettings | None = None,
     ) -> None:
         self.service = service
         self._checkpointer = checkpointer
         self._threads = threads
         self._backend = backend
-        self.recall = recall or RecallSettings()
-        if max_new_tokens is not None:
-            self.recall = dataclasses.replace(self.recall, max_new_tokens=max_new_tokens)
-        self.settings = settings or AgentSettings(top_k=self.recall.top_k)
+        self.settings = settings or AskSettings()
+        self._graphs: dict[tuple[AskSettings, bool], Any] = {}
+        self._graphs_lock = threading.Lock()
 
     @cached_property
     def checkpointer(self) -> RedisCheckpointSaver:
@@ -97,11 +97,17 @@ class Conversations:
 
     @cached_property
     def backend(self) -> MemoryBackend:
-        return self._backend or MemoryBackend(self.service, self.recall)
+        return self._backend or MemoryBackend(self.service)
 
-    @cached_property
-    def graph(self) -> Any:
-        return build_agent_graph(self.backend, checkpointer=self.checkpointer, settings=self.settings)
+    def graph(self, settings: AskSettings | None = None, *, threaded: bool = True) -> Any:
+        """The agent graph compiled for `settings` (with the checkpointer when `threaded`), compiled
+        once per distinct settings."""
+        key = (settings or self.settings, threaded)
+        with self._graphs_lock:
+            if key not in self._graphs:
+                checkpointer = self.checkpointer if threaded else None
+                self._graphs[key] = build_agent_graph(self.backend, checkpointer=checkpointer, settings=key[0])
+            return self._graphs[key]
 
     # ----- questions --------------------------------------------------------------------------------
 
@@ -112,18 +118,12 @@ class Conversations:
         *,
         thread_id: str | None = None,
         time_range: tuple[float, float] | None = None,
-        top_k: int | None = None,
+        settings: AskSettings | None = None,
         on_text: Callable[[str], None] | None = None,
-    ) -> dict[str, Any]:
+    ) -> TurnResult:
         """Answer `question` about `stream` on a thread (a new one when `thread_id` is None; an unknown
-        id starts a thread with that id). Answer text goes to `on_text` as it is generated.
-
-        Returns {"thread_id", "stream", "question", "standalone_question", "rewrite_source",
-        "time_scope", "answer", "citations", "segments" (evidence: compressed segments used, most
-        relevant first), "gaps" (stretches with no video in scope, each with a "no video from t1 to
-        t2" note), "candidates" (retrieved segments), "top_relevance", "widened",
-        "widen_reason", "cache_hits", "compressed", "answer_cached", "timings"}.
-        """
+        id starts a thread with that id), recorded in the thread's transcript. Answer text goes to
+        `on_text` as it is generated."""
         question = check_question(question)
         if thread_id is not None:
             check_thread_id(thread_id)
@@ -133,53 +133,88 @@ class Conversations:
         record = self.threads.open(stream, thread_id)
         if is_alert_question(question):  # "what alerts fired last night?": from the alert log
             return self._answer_from_alerts(record.id, stream, question)
-        with track_turn() as stats:
-            result = run_turn(
-                self.graph,
-                thread_id=record.id,
-                stream=stream,
-                question=question,
-                time_range=time_range,
-                top_k=top_k,
-                on_text=on_text,
-                threads=self.threads,
-            )
-        evidence = result.pop("evidence") or []
-        gaps = self.service.store.gaps(stream, *(time_range or (None, None)))
-        return {
-            "thread_id": record.id,
-            "stream": stream,
-            **result,
-            "candidates": result.get("candidates") or [],
-            "segments": evidence,
-            "gaps": [{**g.to_dict(), "note": g.describe()} for g in gaps],  # "no video from t1 to t2"
-            **stats.to_dict(),
-        }
+        result = self._run(stream, question, record.id, time_range, settings or self.settings, on_text)
+        self.threads.append_turn(
+            record.id, result["question"], result["standalone_question"], result["answer"], result["citations"]
+        )
+        return result
 
-    def _answer_from_alerts(self, thread_id: str, stream: str, question: str) -> dict[str, Any]:
+    def ask_once(
+        self,
+        stream: str,
+        question: str,
+        *,
+        time_range: tuple[float, float] | None = None,
+        settings: AskSettings | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> TurnResult:
+        """Answer one question outside any thread: the same graph as a thread's first turn (time words,
+        retrieval, query-aware pass, widening, ATA, answer), nothing stored but the caches."""
+        question = check_question(question)
+        info = self.service.stream(stream)
+        if time_range is not None:
+            time_range = check_time_range(time_range[0], time_range[1], info.end)
+        return self._run(stream, question, None, time_range, settings or self.settings, on_text)
+
+    def _run(
+        self,
+        stream: str,
+        question: str,
+        thread_id: str | None,
+        time_range: tuple[float, float] | None,
+        settings: AskSettings,
+        on_text: Callable[[str], None] | None,
+    ) -> TurnResult:
+        t0 = time.perf_counter()
+        graph = self.graph(settings, threaded=thread_id is not None)
+        final = final_state(
+            graph, thread_id=thread_id, stream=stream, question=question, time_range=time_range, on_text=on_text
+        )
+        info = self.service.stream(stream)
+        scope = final.get("time_scope")
+        gaps = self.service.store.gaps(stream, *((scope["start"], scope["end"]) if scope else (None, None)))
+        return turn_result(
+            final,
+            thread_id=thread_id,
+            model=self.service.model_name,
+            budget=settings.budget,
+            fps=info.settings.sample_fps,
+            window=info.settings.window,
+            gaps=gaps,
+            timings={"total_s": time.perf_counter() - t0},
+        )
+
+    def _answer_from_alerts(self, thread_id: str, stream: str, question: str) -> TurnResult:
         """A turn answered from the alerts of `stream` (tempo.agent.monitoring.alert_answers)."""
         found = answer_alert_question(self.service.alerts, stream, question)
         self.threads.append_turn(thread_id, question, question, found["answer"], found["citations"])
-        return {
-            "thread_id": thread_id,
-            "stream": stream,
-            "question": question,
-            "standalone_question": question,
-            "rewrite_source": "alerts",
-            "time_scope": None,  # the alerts' scope is wall clock: in `alerts_scope`
-            "alerts_scope": found["scope"],
-            "answer": found["answer"],
-            "citations": found["citations"],
-            "candidates": [],
-            "top_relevance": None,
-            "widened": False,
-            "widen_reason": None,
-            "segments": [],
-            "cache_hits": 0,
-            "compressed": 0,
-            "answer_cached": False,
-            "timings": {},
-        }
+        return TurnResult(
+            thread_id=thread_id,
+            stream=stream,
+            model=self.service.model_name,
+            question=question,
+            standalone_question=question,
+            rewrite_source="alerts",
+            time_scope=None,  # the alerts' scope is wall clock: in `alerts_scope`
+            alerts_scope=found["scope"],
+            answer=found["answer"],
+            citations=found["citations"],
+            segments=[],
+            evidence=[],
+            candidates=[],
+            top_relevance=None,
+            widened=False,
+            widen_reason=None,
+            budget=self.settings.budget,
+            tokens=0,
+            avg_tokens_per_frame=0.0,
+            anchors_dropped=0,
+            gaps=[],
+            cache_hits=0,
+            compressed=0,
+            answer_cached=False,
+            timings={},
+        )
 
     # ----- threads ----------------------------------------------------------------------------------
 

@@ -18,53 +18,37 @@
   appended to the thread's history, which the checkpointer keeps for the next turn's rewrite.
 
 State is one typed dict. The steps' typed results (`compression`: the candidates' query-aware
-tokens; `plan`: the ATA plan) pass whole from node to node in channels that are never checkpointed
-(LangGraph's `UntrackedValue`); every other value is JSON-friendly and checkpointed (indices, times,
-scores, counts, texts). Input keys persist in the thread's state like any other, so every turn must
-pass all of them (`turn_input` does).
+tokens; `plan`: the ATA plan; `timeline`: its rows) pass whole from node to node in channels that are
+never checkpointed (LangGraph's `UntrackedValue`); every other value is JSON-friendly and checkpointed
+(indices, times, scores, counts, texts). What a turn cost (cache hits, segments compressed, seconds
+per step) is state too, written by the nodes that spend it. Input keys persist in the thread's state
+like any other, so every turn must pass all of them (`turn_input` does).
+
+The graph is compiled for one `AskSettings` (the per-question settings: top-K, widening, budget, ...);
+`Conversations` keeps one compiled graph per settings it has seen.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import math
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, TypedDict
+import time
+from typing import Annotated, Any, TypedDict
 
 from langgraph.channels import UntrackedValue
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
-from tempo.agent.backend import AllocatedSegment, HistoryTurn, SegmentHit
 from tempo.agent.citations import cite as cite_answer
-from tempo.agent.errors import InvalidTimeScopeError
-from tempo.agent.rewrite import choose_standalone, needs_context
-from tempo.agent.threads import ThreadStore
+from tempo.agent.memory_backend import MemoryBackend
+from tempo.agent.rewrite import HistoryTurn, choose_standalone, needs_context
 from tempo.agent.timescope import extract_time_scope
+from tempo.engine.result import SegmentHit, TimelineRow, TimeScope, evidence_rows, timeline_rows
 from tempo.errors import TempoError
-from tempo.memory.recall import AllocationPlan, Compression, RecallSettings
-
-if TYPE_CHECKING:
-    from tempo.agent.memory_backend import MemoryBackend
+from tempo.memory.recall import AllocationPlan, Compression
+from tempo.settings import AskSettings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class AgentSettings:
-    top_k: int = RecallSettings.top_k  # candidates retrieved per question (before neighbours)
-    widen_factor: int = 4  # K multiplier for the one widening step
-    weak_evidence: float = 0.5  # highest candidate relevance under this widens once
-    history_turns: int = 4  # previous turns the rewrite model sees
-    evidence_segments: int = 8  # candidates attached to the result as evidence
-
-
-class TimeScopeDict(TypedDict):
-    start: float  # seconds
-    end: float  # seconds
-    phrase: str  # words of the question, "explicit" for a given range, "previous turn" when inherited
 
 
 class RelevanceEntry(TypedDict):
@@ -76,9 +60,8 @@ class AgentState(TypedDict, total=False):
     # Input of a turn (pass all of them every turn: state persists in the thread).
     stream: str
     question: str
-    time_range: list[float] | None  # [start, end] seconds from a tool or CLI option; overrides words
-    top_k: int | None  # None: the settings' top_k
-    # The thread: its last `AgentSettings.history_turns` turns, oldest first, kept by the
+    time_range: list[float] | None  # [start, end] seconds, checked at the edge; overrides time words
+    # The thread: its last `AskSettings.history_turns` turns, oldest first, kept by the
     # checkpointer. Only these are read (by the rewrite), and a checkpoint stores a channel's whole
     # value each time it changes: an ever-growing list would make a thread's checkpoints O(n²).
     # The whole transcript lives in the ThreadStore.
@@ -86,8 +69,8 @@ class AgentState(TypedDict, total=False):
     # Working values of the current turn.
     standalone_question: str
     rewrite_source: str  # "question" | "model" | "fallback"
-    time_scope: TimeScopeDict | None
-    k: int
+    time_scope: TimeScope | None
+    k: int  # candidates to retrieve: the settings' top-K, times the widening factor once widened
     candidates: list[SegmentHit]
     relevance: list[RelevanceEntry]  # by segment index
     top_relevance: float | None
@@ -95,32 +78,29 @@ class AgentState(TypedDict, total=False):
     widen_reason: str | None
     compression: Annotated[Compression | None, UntrackedValue(object)]  # never checkpointed (tokens)
     plan: Annotated[AllocationPlan | None, UntrackedValue(object)]  # never checkpointed
-    allocation: list[AllocatedSegment]  # the plan's rows, for citations
+    timeline: Annotated[list[TimelineRow], UntrackedValue(list)]  # the plan's rows: the whole timeline
     answer: str
+    answer_cached: bool
     citations: list[dict[str, Any]]
-    evidence: list[AllocatedSegment]
+    evidence: list[TimelineRow]
+    # What the turn cost (reset by `turn_input`).
+    cache_hits: int  # candidates whose query-aware pass came from the cache
+    compressed: int  # candidates that ran through the compressor
+    timings: dict[str, float]  # seconds per step, summed over widening
 
 
-def turn_input(
-    stream: str, question: str, *, time_range: tuple[float, float] | None = None, top_k: int | None = None
-) -> AgentState:
-    """The input of one turn, every input key set (so nothing leaks in from the previous turn)."""
-    if time_range is not None:
-        start, end = float(time_range[0]), float(time_range[1])
-        if not (0 <= start < end):
-            raise InvalidTimeScopeError(f"time range {start:g}-{end:g} s is not an interval of stream time")
-        time_range_list: list[float] | None = [start, end]
-    else:
-        time_range_list = None
-    if top_k is not None and top_k < 1:
-        raise InvalidTimeScopeError("top_k must be at least 1")
-    return {"stream": stream, "question": question, "time_range": time_range_list, "top_k": top_k}
+def _timed(state: AgentState, step: str, t0: float) -> dict[str, dict[str, float]]:
+    """The state update adding the seconds since `t0` to `step`'s time."""
+    timings = dict(state.get("timings") or {})
+    timings[step] = timings.get(step, 0.0) + time.perf_counter() - t0
+    return {"timings": timings}
 
 
 # ----- nodes --------------------------------------------------------------------------------------------
 
 
-def rewrite(state: AgentState, *, backend: MemoryBackend, settings: AgentSettings) -> dict[str, Any]:
+def rewrite(state: AgentState, *, backend: MemoryBackend, settings: AskSettings) -> dict[str, Any]:
+    t0 = time.perf_counter()
     question = state["question"]
     history = state.get("history", [])[-settings.history_turns :] if settings.history_turns > 0 else []
     llm_output: str | None = None
@@ -140,7 +120,7 @@ def rewrite(state: AgentState, *, backend: MemoryBackend, settings: AgentSetting
         [h["answer"] for h in history],
     )
 
-    scope: TimeScopeDict | None = None
+    scope: TimeScope | None = None
     if state.get("time_range"):
         start, end = state["time_range"]  # type: ignore[misc]
         scope = {"start": start, "end": end, "phrase": "explicit"}
@@ -152,28 +132,38 @@ def rewrite(state: AgentState, *, backend: MemoryBackend, settings: AgentSetting
         elif history and needs_context(question) and state.get("time_scope"):
             previous = state["time_scope"]
             scope = {"start": previous["start"], "end": previous["end"], "phrase": "previous turn"}  # type: ignore[index]
-    return {
+    update = {
         "standalone_question": standalone,
         "rewrite_source": source,
         "time_scope": scope,
-        "k": state.get("top_k") or settings.top_k,
+        "k": settings.top_k,
         "widened": False,
         "widen_reason": None,
     }
+    return {**update, **(_timed(state, "rewrite_s", t0) if llm_output is not None else {})}
 
 
-def retrieve(state: AgentState, *, backend: MemoryBackend) -> dict[str, Any]:
+def retrieve(state: AgentState, *, backend: MemoryBackend, settings: AskSettings) -> dict[str, Any]:
+    t0 = time.perf_counter()
     scope = state.get("time_scope")
     time_range = (scope["start"], scope["end"]) if scope else None
-    hits = backend.retrieve(state["stream"], state["standalone_question"], state["k"], time_range)
-    return {"candidates": [SegmentHit(**h) for h in hits]}
+    hits = backend.retrieve(state["stream"], state["standalone_question"], state["k"], time_range, settings)
+    return {"candidates": hits, **_timed(state, "retrieve_s", t0)}
 
 
 def compress(state: AgentState, *, backend: MemoryBackend) -> dict[str, Any]:
+    t0 = time.perf_counter()
     compression = _recompress(state, backend)
     entries = [RelevanceEntry(index=int(i), relevance=float(r)) for i, r in sorted(compression.relevance.items())]
     top = max((e["relevance"] for e in entries), default=None)
-    return {"compression": compression, "relevance": entries, "top_relevance": top}
+    return {
+        "compression": compression,
+        "relevance": entries,
+        "top_relevance": top,
+        "cache_hits": state.get("cache_hits", 0) + compression.cache_hits,
+        "compressed": state.get("compressed", 0) + len(compression.results) - compression.cache_hits,
+        **_timed(state, "compress_s", t0),
+    }
 
 
 def _recompress(state: AgentState, backend: MemoryBackend) -> Compression:
@@ -181,12 +171,12 @@ def _recompress(state: AgentState, backend: MemoryBackend) -> Compression:
     return backend.compress(state["stream"], state["standalone_question"], indices) if indices else Compression({}, 0)
 
 
-def evidence_is_weak(state: AgentState, settings: AgentSettings) -> bool:
+def evidence_is_weak(state: AgentState, settings: AskSettings) -> bool:
     top = state.get("top_relevance")
     return top is None or top < settings.weak_evidence
 
 
-def after_compress(state: AgentState, *, settings: AgentSettings) -> str:
+def after_compress(state: AgentState, *, settings: AskSettings) -> str:
     """Widen once, and only when it can find something new: weak evidence with a full candidate
     list (more may exist), or no candidate at all inside a time scope (the stream may have some)."""
     if state.get("widened") or not evidence_is_weak(state, settings):
@@ -199,7 +189,7 @@ def after_compress(state: AgentState, *, settings: AgentSettings) -> str:
     return "widen"
 
 
-def widen(state: AgentState, *, settings: AgentSettings) -> dict[str, Any]:
+def widen(state: AgentState, *, settings: AskSettings) -> dict[str, Any]:
     if not state.get("candidates"):
         return {
             "widened": True,
@@ -213,55 +203,50 @@ def widen(state: AgentState, *, settings: AgentSettings) -> dict[str, Any]:
     return {"widened": True, "k": k, "widen_reason": reason}
 
 
-def allocate(state: AgentState, *, backend: MemoryBackend) -> dict[str, Any]:
+def allocate(state: AgentState, *, backend: MemoryBackend, settings: AskSettings) -> dict[str, Any]:
+    t0 = time.perf_counter()
     compression = state.get("compression")
     if compression is None:  # a turn resumed from a checkpoint (the cache makes this cheap)
         compression = _recompress(state, backend)
-    plan = backend.allocate(state["stream"], compression)
-    # Anchors were not scored for this question: their rows carry the weakest candidate's relevance.
-    floor = min(compression.relevance.values(), default=0.0)
-    rows = [
-        AllocatedSegment(
-            index=int(i), start=float(s), end=float(e), relevance=float(floor if math.isnan(r) else r), tokens=int(k)
-        )
-        for i, s, e, r, k in zip(plan.indices, plan.starts, plan.ends, plan.relevance, plan.counts, strict=True)
-    ]
-    return {"plan": plan, "allocation": rows}
+    plan = backend.allocate(state["stream"], compression, settings)
+    return {
+        "compression": compression,
+        "plan": plan,
+        "timeline": timeline_rows(plan),
+        **_timed(state, "allocate_s", t0),
+    }
 
 
-def answer(state: AgentState, *, backend: MemoryBackend) -> dict[str, Any]:
+def answer(state: AgentState, *, backend: MemoryBackend, settings: AskSettings) -> dict[str, Any]:
     writer = get_stream_writer()
 
     def on_text(piece: str) -> None:
         writer({"answer_text": piece})
 
+    update: dict[str, Any] = {}
     compression, plan = state.get("compression"), state.get("plan")
     if compression is None or plan is None:  # a turn resumed from a checkpoint: they are not in it
-        compression = _recompress(state, backend)
-        plan = backend.allocate(state["stream"], compression)
-    text = backend.answer(state["stream"], state["standalone_question"], plan, compression, on_text)
-    return {"answer": text}
+        update = allocate(state, backend=backend, settings=settings)
+        compression, plan = update["compression"], update["plan"]
+    t0 = time.perf_counter()
+    text, cached = backend.answer(state["stream"], state["standalone_question"], plan, compression, on_text, settings)
+    return {**update, "answer": text, "answer_cached": cached, **_timed(state, "answer_s", t0)}
 
 
-def cite(state: AgentState, *, settings: AgentSettings) -> dict[str, Any]:
-    allocation = state.get("allocation", [])
-    citations = [c.to_dict() for c in cite_answer(state.get("answer", ""), allocation)]
-    relevance = {e["index"]: e["relevance"] for e in state.get("relevance", [])}
-    compressed = [a for a in allocation if a["index"] in relevance]
-    compressed.sort(key=lambda a: (-relevance[a["index"]], a["index"]))
-    return {"citations": citations, "evidence": compressed[: settings.evidence_segments]}
+def cite(state: AgentState, *, settings: AskSettings) -> dict[str, Any]:
+    timeline = state.get("timeline") or []
+    citations = [c.to_dict() for c in cite_answer(state.get("answer", ""), timeline)]
+    return {"citations": citations, "evidence": evidence_rows(timeline, settings.evidence_segments)}
 
 
-def remember(state: AgentState, *, settings: AgentSettings) -> dict[str, Any]:
+def remember(state: AgentState, *, settings: AskSettings) -> dict[str, Any]:
     turn = HistoryTurn(
         question=state["question"],
         standalone_question=state["standalone_question"],
         answer=state.get("answer", ""),
     )
     kept = [*state.get("history", []), turn][-settings.history_turns :] if settings.history_turns > 0 else []
-    # The allocation covers the whole timeline (21 600 entries for 24 h of 4 s segments): drop it once
-    # the turn is answered so the thread's stored state stays small (evidence keeps what was used).
-    return {"history": kept, "allocation": []}
+    return {"history": kept}
 
 
 # ----- wiring -------------------------------------------------------------------------------------------
@@ -271,18 +256,19 @@ def build_agent_graph(
     backend: MemoryBackend,
     *,
     checkpointer: BaseCheckpointSaver | None = None,
-    settings: AgentSettings | None = None,
+    settings: AskSettings | None = None,
 ):  # -> CompiledStateGraph (its generic parameters change between LangGraph releases)
-    """The compiled agent graph; with a checkpointer, threads (config thread_id) persist."""
-    s = settings or AgentSettings()
+    """The compiled agent graph for one `AskSettings`; with a checkpointer, threads (config thread_id)
+    persist."""
+    s = settings or AskSettings()
     p = functools.partial
     graph = StateGraph(AgentState)
     graph.add_node("rewrite", p(rewrite, backend=backend, settings=s))
-    graph.add_node("retrieve", p(retrieve, backend=backend))
+    graph.add_node("retrieve", p(retrieve, backend=backend, settings=s))
     graph.add_node("compress", p(compress, backend=backend))
     graph.add_node("widen", p(widen, settings=s))
-    graph.add_node("allocate", p(allocate, backend=backend))
-    graph.add_node("answer", p(answer, backend=backend))
+    graph.add_node("allocate", p(allocate, backend=backend, settings=s))
+    graph.add_node("answer", p(answer, backend=backend, settings=s))
     graph.add_node("cite", p(cite, settings=s))
     graph.add_node("remember", p(remember, settings=s))
 
@@ -296,99 +282,3 @@ def build_agent_graph(
     graph.add_edge("cite", "remember")
     graph.add_edge("remember", END)
     return graph.compile(checkpointer=checkpointer)
-
-
-# ----- running a turn -----------------------------------------------------------------------------------
-
-RESULT_KEYS = (
-    "question",
-    "standalone_question",
-    "rewrite_source",
-    "time_scope",
-    "answer",
-    "citations",
-    "evidence",
-    "candidates",
-    "top_relevance",
-    "widened",
-    "widen_reason",
-)
-
-
-def _result(final: dict[str, Any]) -> dict[str, Any]:
-    return {key: final.get(key) for key in RESULT_KEYS}
-
-
-def _record(threads: ThreadStore | None, thread_id: str, result: dict[str, Any]) -> None:
-    if threads is not None:
-        threads.append_turn(
-            thread_id,
-            result["question"],
-            result["standalone_question"] or result["question"],
-            result["answer"] or "",
-            result["citations"] or [],
-        )
-
-
-def run_turn(
-    graph: Any,
-    *,
-    thread_id: str,
-    stream: str,
-    question: str,
-    time_range: tuple[float, float] | None = None,
-    top_k: int | None = None,
-    on_text: Callable[[str], None] | None = None,
-    threads: ThreadStore | None = None,
-    durability: str = "exit",
-) -> dict[str, Any]:
-    """Run one question through the graph on a thread; answer text goes to `on_text` as it comes.
-
-    `durability="exit"` stores the thread's state once, when the turn ends, rather than after every
-    node: a crashed turn is simply asked again (the backend's cache makes that cheap), and the large
-    intermediate values (the whole-timeline allocation) are never written to Redis. Pass "async" to
-    keep a checkpoint per node (time travel inside a turn, resuming a failed turn: the untracked
-    `compression` and `plan` are then recomputed, from the caches, by the node that needs them).
-
-    With `threads`, the answered turn is appended to the thread's transcript (the thread must exist:
-    `ThreadStore.open` it first). Returns the turn's result: question, standalone_question,
-    rewrite_source, time_scope, answer, citations, evidence, candidates, top_relevance, widened,
-    widen_reason.
-    """
-    final = final_state(
-        graph, thread_id=thread_id, stream=stream, question=question, time_range=time_range, top_k=top_k,
-        on_text=on_text, durability=durability,
-    )
-    result = _result(final)
-    _record(threads, thread_id, result)
-    return result
-
-
-def final_state(
-    graph: Any,
-    *,
-    thread_id: str | None,
-    stream: str,
-    question: str,
-    time_range: tuple[float, float] | None = None,
-    top_k: int | None = None,
-    on_text: Callable[[str], None] | None = None,
-    durability: str = "exit",
-) -> AgentState:
-    """The graph's whole final state for one question (typed values included); `thread_id` None for a
-    graph compiled without a checkpointer (a single question, no thread)."""
-    config = {"configurable": {"thread_id": thread_id}} if thread_id is not None else {}
-    persist = {"durability": durability} if getattr(graph, "checkpointer", None) is not None else {}
-    final: dict[str, Any] = {}
-    events: Iterator[tuple[str, Any]] = graph.stream(
-        turn_input(stream, question, time_range=time_range, top_k=top_k),
-        config,
-        stream_mode=["custom", "values"],
-        **persist,
-    )
-    for mode, payload in events:
-        if mode == "custom" and on_text is not None and "answer_text" in payload:
-            on_text(payload["answer_text"])
-        elif mode == "values":
-            final = payload
-    return final  # type: ignore[return-value]

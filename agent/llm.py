@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from tempo.agent.backend import HistoryTurn
+from tempo.agent.rewrite import HistoryTurn
 from tempo.models.modeling import TempoModel
 from tempo.models.text import IM_END, IM_START
 

@@ -14,9 +14,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import TypedDict
 
 MAX_REWRITE_WORDS = 64
 MAX_REWRITE_CHARS = 400
+
+
+
+class HistoryTurn(TypedDict):
+    """A previous turn of the thread, as the rewrite (model and fallback) sees it."""
+
+    question: str
+    standalone_question: str
+    answer: str
+
 
 # ----- fallback rewrite --------------------------------------------------------------------------------
 

@@ -117,7 +117,7 @@ class VideoToolkit:
             "standalone_question",
             "answer",
             "citations",
-            "segments",
+            "evidence",
             "time_scope",
             "widened",
             "widen_reason",

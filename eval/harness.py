@@ -28,7 +28,7 @@ from tempo.eval.answers import score_letter
 from tempo.eval.datasets import BenchmarkItem, load_items
 from tempo.eval.errors import ResultsFileError
 from tempo.eval.prompts import BenchmarkSpec, benchmark
-from tempo.settings import RecallSettings
+from tempo.settings import AskSettings
 from tempo.streaming.errors import StreamingError
 from tqdm import tqdm
 
@@ -55,7 +55,7 @@ class EvalSettings:
     out: Path = Path("results.jsonl")
     device: str | None = None
     embedder: str | None = None  # memory mode: SigLIP directory (None: beside the checkpoint)
-    top_k: int = RecallSettings.top_k  # memory mode: FAISS candidates per question, as `tempo ask --stream`
+    top_k: int = AskSettings.top_k  # memory mode: FAISS candidates per question, as `tempo ask --stream`
     redis_url: str | None = None  # memory mode: None = the embedded server under $TEMPO_HOME
     home: Path | None = None
 
@@ -202,21 +202,23 @@ def memory_stream_name(item: BenchmarkItem) -> str:
 
 def memory_answerer(settings: EvalSettings) -> Answerer:
     """Answer each question from memory like `tempo ask --stream`: ingest the video once, then ask."""
+    from tempo.agent.conversations import Conversations
     from tempo.service import TempoService
 
     service = TempoService(model=settings.model, embedder=settings.embedder, redis_url=settings.redis_url,
                            home=settings.home,
                            device=settings.device, inference=_inference_config(settings))
     ingested: set[str] = set()
+    conversations = Conversations(service, settings=AskSettings().with_inputs(
+        top_k=settings.top_k, budget=settings.budget, max_new_tokens=settings.spec.max_new_tokens))
 
     def answer(item: BenchmarkItem, question: str) -> tuple[str, float]:
         stream = memory_stream_name(item)
         if stream not in ingested:
             service.ingest(str(item.video), stream, progress=False)  # resumes: a finished stream is a no-op
             ingested.add(stream)
-        result = service.ask(stream, question, top_k=settings.top_k, budget=settings.budget,
-                             max_new_tokens=settings.spec.max_new_tokens)
-        return result.answer, result.avg_tokens_per_frame
+        result = conversations.ask_once(stream, question)
+        return result["answer"], result["avg_tokens_per_frame"]
 
     return answer
 

@@ -7,10 +7,11 @@ of its stored generic memory. When a stream has no more than K segments every se
 candidate and this is exactly the reference method.
 
 `RecallPipeline` holds the steps — `retrieve`, `compress` (through `QueryCache`), `plan` (ATA over
-the whole timeline), `answer` (through `AnswerCache`) — with one `RecallSettings`. The agent's graph
-nodes call these steps and pass their typed results on (tempo.agent.graph); every entry point
-(`tempo ask --stream`, threads, chat, MCP, LangChain) runs that graph, so a question gets the same
-answer whichever way it arrives. Frames for recompression come from memory/replay.py, the caches
+the whole timeline), `answer` (through `AnswerCache`) — over one model and memory; each step takes the
+per-question settings it needs (from `tempo.settings.AskSettings`). The agent's graph nodes call these
+steps and pass their typed results on (tempo.agent.graph); every entry point (`tempo ask --stream`,
+threads, chat, MCP, LangChain) runs that graph, so a question gets the same answer whichever way it
+arrives. Frames for recompression come from memory/replay.py, the caches
 from memory/caches.py.
 """
 
@@ -18,28 +19,24 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from tempo.memory.anchors import AnchorCache
 from tempo.memory.caches import AnswerCache, QueryCache
 from tempo.memory.index import SearchHit, SegmentIndex, Timeline
-from tempo.memory.records import Gap
 from tempo.memory.replay import load_segments
 from tempo.memory.store import RedisMemoryStore, StreamInfo
-from tempo.models.ata import allocate_tokens, average_tokens_per_frame
+from tempo.models.ata import allocate_tokens
 from tempo.models.embedder import SegmentEmbedder
 from tempo.models.modeling import TempoModel, centre_time
-from tempo.settings import RecallSettings
+from tempo.settings import AskSettings
 
 __all__ = [
     "AllocationPlan",
     "Compression",
-    "MemoryAskResult",
     "RecallPipeline",
-    "RecallSettings",
     "Retrieval",
     "assemble",
     "compress_candidates",
@@ -197,54 +194,6 @@ def plan_allocation(
 
 
 # ---------------------------------------------------------------------------------------------- answer
-@dataclass
-class MemoryAskResult:
-    """`tempo ask --stream` result: the reference-mode JSON plus the candidates and cache use."""
-
-    stream: str
-    question: str
-    answer: str
-    plan: AllocationPlan
-    candidates: list[int]
-    frames_per_segment: np.ndarray  # (r,) frames of each planned segment
-    budget: int
-    cache_hits: int = 0
-    timings: dict[str, float] = field(default_factory=dict)
-    gaps: list[Gap] = field(default_factory=list)  # stretches with no video in the question's scope
-
-    @property
-    def avg_tokens_per_frame(self) -> float:
-        return average_tokens_per_frame(self.plan.counts, self.frames_per_segment)
-
-    def segments_json(self) -> list[dict[str, Any]]:
-        p = self.plan
-        return [
-            {
-                "index": int(i),
-                "start": round(float(s), 3),
-                "end": round(float(e), 3),
-                "relevance": None if np.isnan(r) else round(float(r), 6),
-                "tokens": int(k),
-                "candidate": bool(c),
-            }
-            for i, s, e, r, k, c in zip(p.indices, p.starts, p.ends, p.relevance, p.counts, p.candidate, strict=True)
-        ]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "answer": self.answer,
-            "stream": self.stream,
-            "segments": self.segments_json(),
-            "candidates": self.candidates,
-            "avg_tokens_per_frame": round(self.avg_tokens_per_frame, 4),
-            "budget": self.budget,
-            "anchors_dropped": self.plan.anchors_dropped,
-            "cache_hits": self.cache_hits,
-            "timings": {k: round(v, 4) for k, v in self.timings.items()},
-            "gaps": [{**g.to_dict(), "note": g.describe()} for g in self.gaps],
-        }
-
-
 def assemble(
     store: RedisMemoryStore,
     info: StreamInfo,
@@ -301,7 +250,8 @@ class Compression:
 
 
 class RecallPipeline:
-    """The steps of answering from memory on one model and memory, with one `RecallSettings`.
+    """The steps of answering from memory on one model and memory; each step takes the per-question
+    settings it needs.
 
     Model calls are serialised by `lock` (one model, many threads: a server's concurrent calls).
     """
@@ -314,7 +264,6 @@ class RecallPipeline:
         store: RedisMemoryStore,
         index: SegmentIndex,
         model_id: str,
-        settings: RecallSettings | None = None,
         query_cache: QueryCache | None = None,
         answer_cache: AnswerCache | None = None,
         anchors: AnchorCache | None = None,
@@ -325,25 +274,21 @@ class RecallPipeline:
         self.store = store
         self.index = index
         self.model_id = model_id
-        self.settings = settings or RecallSettings()
         self.query_cache = query_cache
-        self.answer_cache = answer_cache if self.settings.answer_cache else None
+        self.answer_cache = answer_cache
         self.anchors = anchors
         self.lock = lock or threading.RLock()
 
-    @property
-    def budget(self) -> int:
-        return self.model.config.budget if self.settings.budget is None else int(self.settings.budget)
-
-    @property
-    def max_new_tokens(self) -> int:
-        s = self.settings
-        return self.model.config.max_new_tokens if s.max_new_tokens is None else int(s.max_new_tokens)
-
     def retrieve(
-        self, stream: str, question: str, *, top_k: int | None = None, time_range: tuple[float, float] | None = None
+        self,
+        stream: str,
+        question: str,
+        *,
+        top_k: int,
+        neighbours: int,
+        time_range: tuple[float, float] | None = None,
     ) -> Retrieval:
-        """FAISS top-K (default `settings.top_k`) in the scope plus neighbours, on an up-to-date index.
+        """FAISS top-K in the scope plus `neighbours` on each side, on an up-to-date index.
 
         The first step of every question: a question too long to leave room for video is refused
         here (QuestionTooLongError), before retrieval and compression.
@@ -351,9 +296,8 @@ class RecallPipeline:
         self.model.check_question_fits(question)
         self.store.stream_info(stream)  # UnknownStreamError names the known streams
         self.index.sync()  # segments other processes committed since the index was loaded
-        k = self.settings.top_k if top_k is None else int(top_k)
         return retrieve(
-            self.index, self.embedder, stream, question, top_k=k, neighbours=self.settings.neighbours,
+            self.index, self.embedder, stream, question, top_k=int(top_k), neighbours=int(neighbours),
             time_range=time_range,
         )
 
@@ -364,14 +308,13 @@ class RecallPipeline:
             )
         return Compression(found, hits)
 
-    def plan(self, info: StreamInfo, compression: Compression) -> AllocationPlan:
+    def plan(self, info: StreamInfo, compression: Compression, *, budget: int, min_tokens: int) -> AllocationPlan:
         """ATA over the stream's whole timeline: candidates by relevance, every other segment an anchor."""
-        min_tokens = self.model.config.min_tokens if self.settings.min_tokens is None else self.settings.min_tokens
         return plan_allocation(
             self.index.timeline(info.name),
             compression.relevance,
             tokens_per_segment=info.settings.tokens_per_segment,
-            budget=self.budget,
+            budget=int(budget),
             min_tokens=int(min_tokens),
             stored_tokens=info.settings.stored_tokens,
         )
@@ -382,37 +325,41 @@ class RecallPipeline:
         question: str,
         plan: AllocationPlan,
         compression: Compression,
+        *,
+        settings: AskSettings,
         on_text: Callable[[str], None] | None = None,
     ) -> tuple[str, bool]:
-        """The global LLM's answer over the plan, and whether it came from the answer cache."""
+        """The global LLM's answer over the plan (`settings.max_new_tokens`, `settings.temperature`),
+        and whether it came from the answer cache (greedy answers only, with `settings.answer_cache`)."""
         key = None
-        if self.answer_cache is not None and self.model.config.temperature == 0:
-            key = self.answer_cache.key(
+        cache = self.answer_cache if settings.answer_cache and settings.temperature == 0 else None
+        if cache is not None:
+            key = cache.key(
                 info.name,
                 [
                     self.model_id,
                     str(info.number),  # stream numbers are never reused, so a re-created stream misses
                     question,
-                    str(self.max_new_tokens),
+                    str(settings.max_new_tokens),
                     plan.indices.tobytes(),
                     plan.counts.tobytes(),
                     plan.candidate.tobytes(),
                 ],
             )
-            cached = self.answer_cache.get(key)
+            cached = cache.get(key)
             if cached is not None:
                 if on_text is not None and cached:
                     on_text(cached)
                 return cached, True
         memory = assemble(self.store, info, plan, compression.results, anchors=self.anchors)
         with self.lock:
-            text = self.model.answer(question, memory, max_new_tokens=self.max_new_tokens, on_text=on_text)
-        if key is not None:
-            self.answer_cache.put(key, text)  # type: ignore[union-attr]
+            text = self.model.answer(
+                question,
+                memory,
+                max_new_tokens=settings.max_new_tokens,
+                temperature=settings.temperature,
+                on_text=on_text,
+            )
+        if cache is not None and key is not None:
+            cache.put(key, text)
         return text, False
-
-    def frames_per_segment(self, info: StreamInfo, plan: AllocationPlan) -> np.ndarray:
-        """(r,) frames of each planned segment: its duration × fps (end is the last frame + one
-        interval), at most a window."""
-        fps, window = info.settings.sample_fps, info.settings.window
-        return np.clip(np.rint((plan.ends - plan.starts) * fps), 1, window).astype(np.int64)

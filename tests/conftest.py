@@ -125,8 +125,9 @@ def live_service(live_memory: Any) -> Any:
 @pytest.fixture(scope="session")
 def conversations(live_service: Any) -> Any:
     from tempo.agent.conversations import Conversations
+    from tempo.settings import AskSettings
 
-    return Conversations(live_service, max_new_tokens=live_memory_module.MAX_NEW_TOKENS)
+    return Conversations(live_service, settings=AskSettings(max_new_tokens=live_memory_module.MAX_NEW_TOKENS))
 
 
 @pytest.fixture()

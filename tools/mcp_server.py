@@ -32,6 +32,7 @@ from mcp_types import CallToolResult, TextContent
 from tempo.agent.toolkit import DESCRIPTIONS, ToolInputError, VideoToolkit, validate
 from tempo.errors import TempoError, redact_secrets
 from tempo.inputs import TOOL_INPUTS, tool_signature
+from tempo.settings import AskSettings
 from tempo.tools.commands.mcp import add_mcp_options
 from tempo.tools.http_security import (
     HTTPGuard,
@@ -200,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
     service = TempoService(model=args.model, embedder=args.embedder, redis_url=args.redis_url, device=args.device)
 
     def make_toolkit() -> VideoToolkit:
-        return VideoToolkit.for_service(service, max_new_tokens=args.max_new_tokens)
+        return VideoToolkit.for_service(service, settings=AskSettings().with_inputs(max_new_tokens=args.max_new_tokens))
 
     server = build_server(make_toolkit)
     with service.start_retention():

@@ -17,6 +17,7 @@ import time
 import uuid
 from typing import Any
 
+from tempo.agent.monitoring.ingest import monitored_ingest
 from tempo.errors import TempoError, redact_url
 from tempo.tools.errors import JobNotFoundError, StreamBusyError
 
@@ -154,7 +155,9 @@ class IngestJobs:
         try:
             while not stop.is_set():
                 try:
-                    report = self.service.ingest(source, stream, progress=False, max_segments=self.chunk_segments)
+                    report = monitored_ingest(
+                        self.service, source, stream, progress=False, max_segments=self.chunk_segments
+                    )
                 except TempoError as exc:
                     failures += 1
                     message = str(exc).replace(source, redact_url(source))

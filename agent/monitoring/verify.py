@@ -1,7 +1,7 @@
 """`--verify`: the rule asked as a yes/no question of the global LLM over the episode's segments.
 
-The question goes through the one memory answer path (`TempoService.ask`: retrieval, query-aware
-tokens for the episode's segments, ATA, the global LLM), scoped to the episode's time range.
+The question goes through the one memory answer path (`Conversations.ask_once`: retrieval,
+query-aware tokens for the episode's segments, ATA, the global LLM), scoped to the episode's time range.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from tempo.agent.monitoring.monitor import Verifier
 from tempo.memory.alerts import Rule
 
 if TYPE_CHECKING:
-    from tempo.service import TempoService
+    from tempo.agent.conversations import Conversations
 
 MAX_REASON = 300  # characters kept of the answer's first line
 VERIFY_MAX_NEW_TOKENS = 64
@@ -36,16 +36,19 @@ def parse_verdict(answer: str) -> tuple[bool | None, str]:
     return verdict, line[:MAX_REASON]
 
 
-def service_verifier(service: TempoService, *, max_new_tokens: int = VERIFY_MAX_NEW_TOKENS) -> Verifier:
-    """A verifier asking through `service` (its model, memory and index)."""
+def conversation_verifier(
+    conversations: Conversations, *, max_new_tokens: int = VERIFY_MAX_NEW_TOKENS
+) -> Verifier:
+    """A verifier asking one-shot questions through `conversations` (its model, memory and index)."""
+    settings = conversations.settings.with_inputs(max_new_tokens=max_new_tokens)
 
     def verify(alert: dict[str, Any], rule: Rule) -> tuple[bool | None, str]:
-        result = service.ask(
+        result = conversations.ask_once(
             alert["stream"],
             verification_question(rule),
             time_range=(float(alert["start"]), float(alert["end"])),
-            max_new_tokens=max_new_tokens,
+            settings=settings,
         )
-        return parse_verdict(result.answer)
+        return parse_verdict(result["answer"])
 
     return verify

@@ -6,12 +6,11 @@ import pytest
 from tempo.agent.citations import cite
 from tempo.agent.conversations import Conversations, InvalidQuestionError
 from tempo.agent.errors import InvalidTimeScopeError, ThreadStreamMismatchError
-from tempo.agent.graph import AgentSettings
 from tempo.agent.graph import allocate as allocate_node
 from tempo.agent.memory_backend import MemoryBackend
 from tempo.agent.threads import new_thread_id
 from tempo.memory.errors import UnknownStreamError
-from tempo.memory.recall import RecallSettings
+from tempo.settings import AskSettings
 
 MAX_NEW = 12
 
@@ -40,7 +39,8 @@ def test_a_turn_answers_with_candidates_and_evidence_from_the_stream(conversatio
     assert result["standalone_question"] == "Where does the moving square go?"
     assert isinstance(result["answer"], str) and result["answer"]
     assert result["candidates"] and {c["index"] for c in result["candidates"]} <= real
-    assert result["segments"] and {s["index"] for s in result["segments"]} <= {c["index"] for c in result["candidates"]}
+    assert result["evidence"] and {s["index"] for s in result["evidence"]} <= {c["index"] for c in result["candidates"]}
+    assert {s["index"] for s in result["segments"]} == real  # the whole timeline, anchors included
     for citation in result["citations"]:
         assert citation["segments"] and set(citation["segments"]) <= real
     shown = conversations.show_thread(result["thread_id"])
@@ -62,8 +62,8 @@ def test_answer_text_streams_in_pieces_that_make_the_answer(conversations):
 
 
 def test_the_rewrite_node_receives_the_thread_history(live_service):
-    backend = RecordingBackend(live_service, RecallSettings(max_new_tokens=MAX_NEW))
-    conv = Conversations(live_service, backend=backend)
+    backend = RecordingBackend(live_service)
+    conv = Conversations(live_service, backend=backend, settings=AskSettings(max_new_tokens=MAX_NEW))
     first = conv.ask("cam", "What happens to the square near the end?")
     second = conv.ask("cam", "and what colour was it?", thread_id=first["thread_id"])
     assert backend.rewrite_calls == [
@@ -103,15 +103,18 @@ def test_a_repeated_question_is_served_from_the_cache(conversations):
 def test_the_compression_cache_is_shared_with_single_shot_asks(conversations, live_service):
     question = "Which way does the square move?"
     turn = conversations.ask("cam", question)
-    single = live_service.ask("cam", question, top_k=16, max_new_tokens=MAX_NEW)
-    assert single.cache_hits == len(single.candidates) == len(turn["candidates"])
+    single = conversations.ask_once("cam", question)
+    assert single["cache_hits"] == len(single["candidates"]) == len(turn["candidates"])
 
 
 def test_citations_point_at_segments_of_the_stream(live_service):
-    backend = MemoryBackend(live_service, RecallSettings(max_new_tokens=MAX_NEW))
-    hits = backend.retrieve("cam", "the square", 4, None)
+    backend = MemoryBackend(live_service)
+    settings = AskSettings(max_new_tokens=MAX_NEW)
+    hits = backend.retrieve("cam", "the square", 4, None, settings)
     compression = backend.compress("cam", "the square", [h["index"] for h in hits])
-    allocation = allocate_node({"stream": "cam", "compression": compression}, backend=backend)["allocation"]
+    allocation = allocate_node({"stream": "cam", "compression": compression}, backend=backend, settings=settings)[
+        "timeline"
+    ]
     real = stream_indices(live_service, "cam")
     assert {a["index"] for a in allocation} == real  # 10 segments: every one is planned
     answer = "It appears at <6.0 seconds> and again from 0:30 to 0:35; it lasted 5 seconds."
@@ -125,16 +128,16 @@ def test_citations_point_at_segments_of_the_stream(live_service):
 
 def test_weak_evidence_widens_once_and_says_so(live_service):
     # Relevance never reaches 1.01, so every first pass is weak; K = 2 leaves room to widen.
-    conv = Conversations(live_service, settings=AgentSettings(weak_evidence=1.01), max_new_tokens=MAX_NEW)
-    result = conv.ask("cam", "Is a red ball visible at any time?", top_k=2)
+    conv = Conversations(live_service, settings=AskSettings(weak_evidence=1.01, max_new_tokens=MAX_NEW, top_k=2))
+    result = conv.ask("cam", "Is a red ball visible at any time?")
     assert result["widened"] is True
     assert "retrieved 8 candidates instead of 2" in result["widen_reason"]
     assert len(result["candidates"]) > 4  # the widened retrieval (8 hits + neighbours), not the first
 
 
 def test_strong_evidence_does_not_widen(live_service):
-    conv = Conversations(live_service, settings=AgentSettings(weak_evidence=0.0), max_new_tokens=MAX_NEW)
-    result = conv.ask("cam", "Is a red ball visible at any time?", top_k=2)
+    conv = Conversations(live_service, settings=AskSettings(weak_evidence=0.0, max_new_tokens=MAX_NEW, top_k=2))
+    result = conv.ask("cam", "Is a red ball visible at any time?")
     assert result["widened"] is False and result["widen_reason"] is None
     assert len(result["candidates"]) <= 6  # 2 hits and at most one neighbour on each side of each
 
@@ -165,8 +168,8 @@ def test_mistakes_are_one_sentence_errors(conversations):
 
 
 def test_a_standalone_question_on_a_thread_skips_the_rewrite_model(live_service):
-    backend = RecordingBackend(live_service, RecallSettings(max_new_tokens=MAX_NEW))
-    conv = Conversations(live_service, backend=backend)
+    backend = RecordingBackend(live_service)
+    conv = Conversations(live_service, backend=backend, settings=AskSettings(max_new_tokens=MAX_NEW))
     first = conv.ask("cam", "What shape moves across the picture?")
     second = conv.ask("cam", "What colour is the moving square?", thread_id=first["thread_id"])
     assert backend.rewrite_calls == []
@@ -195,16 +198,16 @@ def test_a_live_stream_is_recompressed_from_its_proxies_and_has_a_wall_clock(liv
 def test_another_backend_answers_from_a_plan_it_did_not_make(live_service):
     # As when a turn resumes in another process: the candidates' tokens come back from the QueryCache.
     question = "Is the square ever in the top left corner?"
-    settings = RecallSettings(max_new_tokens=MAX_NEW, answer_cache=False)
-    planner = MemoryBackend(live_service, settings)
-    indices = [h["index"] for h in planner.retrieve("cam", question, 4, None)]
+    settings = AskSettings(max_new_tokens=MAX_NEW, answer_cache=False)
+    planner = MemoryBackend(live_service)
+    indices = [h["index"] for h in planner.retrieve("cam", question, 4, None, settings)]
     compression = planner.compress("cam", question, indices)
-    plan = planner.allocate("cam", compression)
-    expected = planner.answer("cam", question, plan, compression, None)
-    other = MemoryBackend(live_service, settings)
+    plan = planner.allocate("cam", compression, settings)
+    expected = planner.answer("cam", question, plan, compression, None, settings)
+    other = MemoryBackend(live_service)
     again = other.compress("cam", question, indices)
     assert again.cache_hits == len(indices)
-    assert other.answer("cam", question, plan, again, None) == expected
+    assert other.answer("cam", question, plan, again, None, settings) == expected
 
 
 def _thread_bytes(client, prefix: str, thread_id: str) -> int:
@@ -222,14 +225,14 @@ def _thread_bytes(client, prefix: str, thread_id: str) -> int:
 
 
 def test_a_long_thread_stores_a_bounded_state_and_grows_linearly(live_service):
-    conv = Conversations(live_service, settings=AgentSettings(history_turns=2), max_new_tokens=MAX_NEW)
+    conv = Conversations(live_service, settings=AskSettings(history_turns=2, max_new_tokens=MAX_NEW))
     thread = new_thread_id()
     client, prefix = live_service.store.client, conv.checkpointer.prefix
     sizes = []
     for _ in range(24):  # the same question: cached compression and answer keep turns cheap
         conv.ask("cam", "Where is the square at the start?", thread_id=thread)
         sizes.append(_thread_bytes(client, prefix, thread))
-    state = conv.graph.get_state({"configurable": {"thread_id": thread}}).values
+    state = conv.graph().get_state({"configurable": {"thread_id": thread}}).values
     assert len(state["history"]) == 2  # only what the rewrite reads
     assert len(conv.show_thread(thread)["turns"]) == 24  # the transcript keeps every turn
     early, late = sizes[4] - sizes[3], sizes[23] - sizes[22]

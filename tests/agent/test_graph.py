@@ -6,23 +6,23 @@ Running the whole graph needs its real backend (model + memory),
 
 from __future__ import annotations
 
-import pytest
-from tempo.agent.errors import InvalidTimeScopeError
-from tempo.agent.graph import (
-    AgentSettings,
-    after_compress,
-    build_agent_graph,
-    cite,
-    remember,
-    turn_input,
-    widen,
-)
-from tempo.errors import TempoError
+from tempo.agent.graph import after_compress, build_agent_graph, cite, remember, widen
+from tempo.agent.turn import turn_input
+from tempo.settings import AskSettings
 
-SETTINGS = AgentSettings(top_k=8, widen_factor=4, weak_evidence=0.5, evidence_segments=2)
-ALLOCATION = [
-    {"index": i, "start": 4.0 * i, "end": 4.0 * i + 4.0, "relevance": r, "tokens": t}
-    for i, (r, t) in enumerate([(0.1, 4), (0.9, 128), (0.2, 4), (0.6, 60), (0.3, 16)])
+SETTINGS = AskSettings(top_k=8, widen_factor=4, weak_evidence=0.5, evidence_segments=2)
+# Segments 1, 3 and 4 were recompressed for the question; 0 and 2 are anchors.
+TIMELINE = [
+    {
+        "index": i,
+        "start": 4.0 * i,
+        "end": 4.0 * i + 4.0,
+        "relevance": r,
+        "tokens": t,
+        "kind": "anchor" if r is None else "candidate",
+        "gap_before": 0.0,
+    }
+    for i, (r, t) in enumerate([(None, 4), (0.9, 128), (None, 4), (0.6, 60), (0.3, 16)])
 ]
 
 
@@ -85,12 +85,7 @@ def test_widen_drops_an_empty_time_scope() -> None:
 def test_cite_points_at_allocation_segments_and_attaches_best_candidates() -> None:
     state = {
         "answer": "A car at <6.0 seconds>, it leaves from 12 s to 20 s.",
-        "allocation": ALLOCATION,
-        "relevance": [
-            {"index": 1, "relevance": 0.9},
-            {"index": 3, "relevance": 0.6},
-            {"index": 4, "relevance": 0.3},
-        ],
+        "timeline": TIMELINE,
     }
     update = cite(state, settings=SETTINGS)
     assert update["citations"] == [
@@ -100,27 +95,28 @@ def test_cite_points_at_allocation_segments_and_attaches_best_candidates() -> No
     assert [e["index"] for e in update["evidence"]] == [1, 3]
 
 
-def test_remember_appends_the_turn_to_history_and_drops_the_allocation() -> None:
+def test_remember_appends_the_turn_to_history() -> None:
     turn = {"question": "and then?", "standalone_question": "Who came? And then?", "answer": "He left."}
-    state = {**turn, "citations": [], "allocation": [{"index": 0}]}
-    assert remember(state, settings=AgentSettings()) == {"history": [turn], "allocation": []}
+    state = {**turn, "citations": []}
+    assert remember(state, settings=AskSettings()) == {"history": [turn]}
 
 
 def test_remember_keeps_only_the_turns_the_rewrite_reads() -> None:
     turns = [{"question": f"q{i}", "standalone_question": f"Q{i}?", "answer": f"a{i}"} for i in range(6)]
-    state = {**turns[5], "history": turns[:5], "allocation": []}
-    assert remember(state, settings=AgentSettings(history_turns=3))["history"] == turns[3:]
-    assert remember(state, settings=AgentSettings(history_turns=0))["history"] == []
+    state = {**turns[5], "history": turns[:5]}
+    assert remember(state, settings=AskSettings(history_turns=3))["history"] == turns[3:]
+    assert remember(state, settings=AskSettings(history_turns=0))["history"] == []
 
 
-def test_turn_input_sets_every_input_key() -> None:
-    expected = {"stream": "lobby", "question": "who?", "time_range": None, "top_k": None}
+def test_turn_input_sets_every_input_key_and_resets_the_turns_costs() -> None:
+    expected = {
+        "stream": "lobby",
+        "question": "who?",
+        "time_range": None,
+        "cache_hits": 0,
+        "compressed": 0,
+        "answer_cached": False,
+        "timings": {},
+    }
     assert turn_input("lobby", "who?") == expected
-    assert turn_input("lobby", "who?", time_range=(10, 20), top_k=4)["time_range"] == [10.0, 20.0]
-
-
-def test_turn_input_refuses_a_bad_range_as_a_user_error() -> None:
-    for bad in ((20, 10), (-5, 3), (4, 4)):
-        with pytest.raises(InvalidTimeScopeError) as err:
-            turn_input("lobby", "who?", time_range=bad)
-        assert isinstance(err.value, TempoError)
+    assert turn_input("lobby", "who?", time_range=(10, 20))["time_range"] == [10.0, 20.0]

@@ -17,7 +17,7 @@ from tempo import inputs
 from tempo.agent.timeexpr import format_clock
 from tempo.inputs import arg_type, check, check_question
 from tempo.models.config import TempoInferenceConfig
-from tempo.settings import RecallSettings
+from tempo.settings import AskSettings
 from tempo.tools.commands.options import (
     add_fps_option,
     add_max_new_tokens_option,
@@ -29,7 +29,7 @@ from tempo.tools.commands.options import (
 )
 
 if TYPE_CHECKING:
-    from tempo.memory.recall import MemoryAskResult
+    from tempo.engine.result import TurnResult
     from tempo.models.pipeline import AskResult
     from tempo.service import TempoService
 
@@ -58,22 +58,23 @@ def print_report(result: AskResult, num_memory_tokens: int, out: TextIO | None =
     )
 
 
-def print_memory_report(result: MemoryAskResult, num_memory_tokens: int, out: TextIO | None = None) -> None:
+def print_memory_report(result: TurnResult, num_memory_tokens: int, out: TextIO | None = None) -> None:
     """The same report for an answer from memory; anchors (not recompressed) show relevance as "·"."""
     out = out or sys.stdout
-    rows = result.segments_json()
+    rows = result["segments"]
     _print_timeline(
         [(r["start"], r["relevance"], r["tokens"]) for r in rows],
         num_memory_tokens,
-        budget=result.budget,
-        avg_tokens_per_frame=result.avg_tokens_per_frame,
-        timings=result.timings,
+        budget=result["budget"],
+        avg_tokens_per_frame=result["avg_tokens_per_frame"],
+        timings=result["timings"],
         out=out,
     )
+    candidates = sum(r["kind"] == "candidate" for r in rows)
+    dropped = result["anchors_dropped"]
     print(
-        f"candidates (query-aware pass): {len(result.candidates)} of {len(rows)} segments, "
-        f"{result.cache_hits} from cache" + (f"; {result.plan.anchors_dropped} anchors thinned out"
-                                             if result.plan.anchors_dropped else ""),
+        f"candidates (query-aware pass): {candidates} of {len(rows)} segments, "
+        f"{result['cache_hits']} from cache" + (f"; {dropped} anchors thinned out" if dropped else ""),
         file=out,
     )
 
@@ -117,12 +118,19 @@ def _write_piece(piece: str) -> None:
 
 
 def _inference_config(args: argparse.Namespace) -> TempoInferenceConfig:
-    """The run-time knobs every form of `tempo ask` takes from its flags."""
+    """The load-time knobs every form of `tempo ask` takes from its flags."""
 
     config = TempoInferenceConfig(fps=args.fps, budget=args.budget, context_limit=args.context_limit)
     if args.max_new_tokens is not None:
         config = config.replace(max_new_tokens=args.max_new_tokens)
     return config
+
+
+def _ask_settings(args: argparse.Namespace) -> AskSettings:
+    """The per-question settings: the defaults, then the flags given."""
+    return AskSettings().with_inputs(
+        top_k=getattr(args, "top_k", None), budget=args.budget, max_new_tokens=args.max_new_tokens
+    )
 
 
 def _memory_service(args: argparse.Namespace) -> TempoService:
@@ -138,39 +146,29 @@ def _memory_service(args: argparse.Namespace) -> TempoService:
 
 
 def _ask_memory(args: argparse.Namespace, question: str) -> int:
-    service = _memory_service(args)
-    result = service.ask(
-        args.stream,
-        question,
-        top_k=args.top_k,
-        budget=args.budget,
-        on_text=None if args.json else _write_piece,
-    )
-    if args.json:
-        print(json.dumps(result.to_json(), ensure_ascii=False))
-    else:
-        print()
-        print_memory_report(result, service.model.num_memory_tokens)
-    return 0
-
-
-def _ask_thread(args: argparse.Namespace, question: str) -> int:
-    """One turn of a conversation thread (the same agent as `tempo chat`), from the shell."""
+    """One question from memory: one-shot, or one turn of a conversation thread (the same agent as
+    `tempo chat`). Both print the same `TurnResult`."""
     from tempo.agent import Conversations
     from tempo.tools.commands.chat import print_turn_extras, printable
 
-    conversations = Conversations(_memory_service(args), max_new_tokens=args.max_new_tokens)
+    service = _memory_service(args)
+    conversations = Conversations(service, settings=_ask_settings(args))
 
     def write(piece: str) -> None:
         _write_piece(printable(piece))
 
-    result = conversations.ask(
-        args.stream, question, thread_id=args.thread, top_k=args.top_k, on_text=None if args.json else write
-    )
+    on_text = None if args.json else write
+    if args.thread is None:
+        result = conversations.ask_once(args.stream, question, on_text=on_text)
+    else:
+        result = conversations.ask(args.stream, question, thread_id=args.thread, on_text=on_text)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
+        return 0
+    print()
+    if args.thread is None:
+        print_memory_report(result, service.model.num_memory_tokens)
     else:
-        print()
         print_turn_extras(result, sys.stdout)
         print(f"thread: {result['thread_id']}")
     return 0
@@ -183,8 +181,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         if len(args.inputs) != 1:
             args.parser.error("with --stream, give only the QUESTION (the video is already in memory)")
         question = check_question(args.inputs[0])
-        if args.thread is not None:
-            return _ask_thread(args, question)
         return _ask_memory(args, question)
     if len(args.inputs) != 2:
         args.parser.error("give VIDEO and QUESTION (or --stream NAME and QUESTION to ask from memory)")
@@ -242,14 +238,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_thread_option(
         parser, "with --stream: continue (or start) this conversation thread; follow-ups use its history"
     )
-    add_top_k_option(parser, RecallSettings.top_k, "with --stream: candidate segments from FAISS (as tempo chat)")
+    add_top_k_option(parser, AskSettings.top_k, "with --stream: candidate segments from FAISS (as tempo chat)")
     add_model_options(parser)
     add_memory_options(parser)
     parser.add_argument(
         "--budget",
         type=arg_type(inputs.Budget, "tokens"),
-        default=TempoInferenceConfig.budget,
-        help=f"visual token budget B, 1 to {inputs.MAX_BUDGET} (default {TempoInferenceConfig.budget})",
+        default=AskSettings.budget,
+        help=f"visual token budget B, 1 to {inputs.MAX_BUDGET} (default {AskSettings.budget})",
     )
     parser.add_argument(
         "--sampling",

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tempo.agent.threads import check_thread_id, new_thread_id
 from tempo.agent.timeexpr import format_clock as clock
 from tempo.errors import TempoError
 from tempo.inputs import check_question
-from tempo.settings import RecallSettings
+from tempo.settings import AskSettings
 from tempo.tools.commands.options import (
     add_max_new_tokens_option,
     add_memory_options,
@@ -25,6 +25,9 @@ from tempo.tools.commands.options import (
     add_thread_option,
     add_top_k_option,
 )
+
+if TYPE_CHECKING:
+    from tempo.engine.result import TurnResult
 
 # Model text is shown as it is, except control characters (a terminal would obey escape sequences).
 _CONTROL = {c: "\ufffd" for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F]}
@@ -43,7 +46,7 @@ def format_citation(c: dict[str, Any]) -> str:
     return f"  [{span}] segment{'s' if len(c['segments']) != 1 else ''} {segments}  ({printable(c['text'])!r})"
 
 
-def print_turn_extras(result: dict[str, Any], out: TextIO) -> None:
+def print_turn_extras(result: TurnResult, out: TextIO) -> None:
     """What follows the streamed answer: citations with times, rewrite, scope and widening notes."""
     if result["standalone_question"] and result["standalone_question"] != result["question"]:
         print(f"  (understood as: {result['standalone_question']})", file=out)
@@ -58,7 +61,7 @@ def print_turn_extras(result: dict[str, Any], out: TextIO) -> None:
             print(format_citation(c), file=out)
     else:
         print("citations: none", file=out)
-    evidence = result.get("segments") or []
+    evidence = result["evidence"]
     if evidence:
         used = ", ".join(
             f"{e['index']} ({clock(e['start'])}–{clock(e['end'])}, {e['relevance']:.2f})" for e in evidence[:5]
@@ -78,7 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_stream_option(parser, "memory stream to talk about", required=True)
     add_thread_option(parser, "thread id to continue or start (default: a new one)")
-    add_top_k_option(parser, RecallSettings.top_k, "candidate segments per question (as tempo ask --stream)")
+    add_top_k_option(parser, AskSettings.top_k, "candidate segments per question (as tempo ask --stream)")
     add_max_new_tokens_option(parser)
     add_model_options(parser)
     add_memory_options(parser)
@@ -90,17 +93,17 @@ def run(args: argparse.Namespace) -> int:
     from tempo.service import TempoService
 
     service = TempoService(model=args.model, embedder=args.embedder, redis_url=args.redis_url, device=args.device)
-    conversations = Conversations(service, max_new_tokens=args.max_new_tokens)
+    # The per-question settings, made once from the defaults and the flags given.
+    settings = AskSettings().with_inputs(top_k=args.top_k, max_new_tokens=args.max_new_tokens)
+    conversations = Conversations(service, settings=settings)
     service.stream(args.stream)  # unknown stream: one sentence, before any prompt
     thread_id = check_thread_id(args.thread) if args.thread else new_thread_id()
     if args.thread:
         conversations.threads.open(args.stream, thread_id)  # refuses a thread about another stream
-    return chat_loop(conversations, args.stream, thread_id, sys.stdin, sys.stdout, top_k=args.top_k)
+    return chat_loop(conversations, args.stream, thread_id, sys.stdin, sys.stdout)
 
 
-def chat_loop(
-    conversations: Any, stream: str, thread_id: str, inp: TextIO, out: TextIO, *, top_k: int | None = None
-) -> int:
+def chat_loop(conversations: Any, stream: str, thread_id: str, inp: TextIO, out: TextIO) -> int:
     interactive = inp.isatty() and out.isatty()
     print(f"thread {thread_id} on stream {stream!r}; {HELP}", file=out)
     while True:
@@ -154,7 +157,7 @@ def chat_loop(
         out.write("tempo> ")
         out.flush()
         try:
-            result = conversations.ask(stream, question, thread_id=thread_id, top_k=top_k, on_text=show)
+            result = conversations.ask(stream, question, thread_id=thread_id, on_text=show)
         except TempoError as exc:
             print(f"\nerror: {exc}", file=out)
             continue

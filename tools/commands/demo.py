@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tempo import inputs
 from tempo.inputs import arg_type
-from tempo.settings import environment
+from tempo.settings import AskSettings, environment
 
 DEMO_STREAM = "demo"
 DEMO_QUESTION = "What changes on the screen around the middle of the video?"
@@ -51,6 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tempo.agent.conversations import Conversations
+    from tempo.agent.monitoring.ingest import monitored_ingest
     from tempo.memory.embedded import tempo_home
     from tempo.models.tiny import write_tiny_checkpoint
     from tempo.service import TempoService
@@ -91,14 +93,14 @@ def run(args: argparse.Namespace) -> int:
     service = TempoService(model=model)
     stream = f"{DEMO_STREAM}-{Path(model).name}".replace("/", "-")[:100]
     print(f"\n== ingest into memory stream {stream!r} (resumes if already there)")
-    report = service.ingest(str(video), stream, progress=sys.stderr.isatty())
+    report = monitored_ingest(service, str(video), stream, progress=sys.stderr.isatty())
     print(
         f"{report.committed} new segments committed, last committed {report.last_committed}, "
         f"{report.realtime_factor:.1f}× realtime"
     )
 
     print(f"\n== ask from memory: {args.question}")
-    result = service.ask(stream, args.question, max_new_tokens=32)
-    print(f"answer: {printable(result.answer)}")
+    result = Conversations(service).ask_once(stream, args.question, settings=AskSettings(max_new_tokens=32))
+    print(f"answer: {printable(result['answer'])}")
     print_memory_report(result, service.model.num_memory_tokens)
     return 0

@@ -36,7 +36,7 @@ def _run(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     from tempo import inputs
     from tempo.inputs import arg_type
-    from tempo.settings import RecallSettings
+    from tempo.settings import AskSettings
     from tempo.tools.commands.options import add_memory_options, add_model_options, add_top_k_option
 
     parser = subparsers.add_parser(
@@ -60,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="reference: the paper's method, whole video per question (default); memory: "
                              "ingest each video once and answer from memory (top-K candidates)")
     # Memory mode answers as `tempo ask --stream` does, so its table measures what users get.
-    add_top_k_option(parser, RecallSettings.top_k, "memory mode: candidate segments per question")
+    add_top_k_option(parser, AskSettings.top_k, "memory mode: candidate segments per question")
     parser.add_argument("--limit", type=arg_type(inputs.SegmentCount, "count"), default=None, metavar="N",
                         help="only the first N questions")
     parser.add_argument("--out", default=None, metavar="FILE", type=arg_type(inputs.Name, "path"),

@@ -139,10 +139,12 @@ def run(args: argparse.Namespace) -> int:
         raise StreamingError(f"{exc}.") from None
     if args.queue:
         return _run_producer(args, sampling, retention)
+    from tempo.agent.monitoring.ingest import monitored_ingest
     from tempo.service import TempoService
 
     service = TempoService(model=args.model, embedder=args.embedder, redis_url=args.redis_url, device=args.device)
-    report = service.ingest(
+    report = monitored_ingest(
+        service,
         args.source,
         args.stream,
         sampling=sampling,

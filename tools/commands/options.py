@@ -8,7 +8,7 @@ import argparse
 from tempo import inputs
 from tempo.inputs import arg_type
 from tempo.models.config import DEFAULT_MODEL_ID
-from tempo.settings import RecallSettings
+from tempo.settings import AskSettings
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -113,7 +113,7 @@ def add_thread_option(parser: argparse.ArgumentParser, help: str) -> None:
 
 
 def add_top_k_option(parser: argparse.ArgumentParser, default: int | None, help: str) -> None:
-    shown = RecallSettings.top_k if default is None else default  # None: the answer path's default
+    shown = AskSettings.top_k if default is None else default  # None: the answer path's default
     parser.add_argument(
         "--top-k",
         type=arg_type(inputs.TopK, "count"),

@@ -61,6 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tempo.agent.monitoring.ingest import rule_monitor
     from tempo.agent.monitoring.webhooks import start_delivery_thread
     from tempo.memory.queue import JobQueue, QueueSettings, Worker
     from tempo.service import TempoService
@@ -82,8 +83,8 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size or service.model.config.compress_batch_size,
         name=args.name,
         # Each stream's rules (`tempo rules`) are scored and their alerts committed with its segments.
-        # Alerts of --verify rules are verified by the worker's model through `TempoService.ask`.
-        monitors=service.rule_monitor,
+        # Alerts of --verify rules are verified by the worker's model (`Conversations.ask_once`).
+        monitors=lambda stream: rule_monitor(service, stream),
     )
     delivery = start_delivery_thread(service.alerts)  # alerts' webhooks, as `tempo ingest` delivers them
     # Streams' retention policies (age, size, compaction, cold tier) run beside the worker, as in

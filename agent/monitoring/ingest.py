@@ -1,0 +1,42 @@
+"""An ingest with the stream's rules applied: what `tempo ingest`, `tempo serve`'s jobs, `tempo demo`
+and `tempo eval` run.
+
+    report = monitored_ingest(service, "camera.mp4", "cam1")
+
+The service ingests (decode → generic pass → embed → commit); this adds, above it, the stream's
+`RuleMonitor` (its rules scored in the same forward pass, alerts committed with their segment,
+`--verify` asked through `Conversations.ask_once`) and webhook delivery while the ingest runs (when
+$TEMPO_WEBHOOK_SECRET is set).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tempo.agent.conversations import Conversations
+from tempo.agent.monitoring.monitor import RuleMonitor
+from tempo.agent.monitoring.verify import conversation_verifier
+from tempo.agent.monitoring.webhooks import start_delivery_thread
+from tempo.memory.ingest import IngestReport
+from tempo.service import TempoService
+
+
+def rule_monitor(service: TempoService, stream: str) -> RuleMonitor:
+    """The rules of `stream` as an ingest (or a queue worker) applies them, verifying through the
+    service's model and memory."""
+    return RuleMonitor(service.alerts, stream, verifier=conversation_verifier(Conversations(service)))
+
+
+def monitored_ingest(
+    service: TempoService, source: str, stream: str, *, monitor: bool = True, **options: Any
+) -> IngestReport:
+    """`service.ingest(source, stream, **options)` with the stream's rules (rules added while it runs
+    apply from the next batch on) and their webhooks delivered meanwhile; `monitor=False`: neither."""
+    if not monitor:
+        return service.ingest(source, stream, **options)
+    delivery = start_delivery_thread(service.alerts)
+    try:
+        return service.ingest(source, stream, monitors=lambda name: rule_monitor(service, name), **options)
+    finally:
+        if delivery is not None:
+            delivery.stop()

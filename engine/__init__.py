@@ -1,0 +1,1 @@
+"""The engine: the stages that run models between `tempo.models` and the service."""
