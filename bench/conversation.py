@@ -16,6 +16,7 @@ tiny checkpoint is written there.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import sys
 import tempfile
@@ -109,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from tempo.agent.conversations import Conversations
-    from tempo.agent.graph import AgentSettings
     from tempo.service import TempoService
+    from tempo.settings import AskSettings
 
     work = Path(tempfile.mkdtemp(prefix="tempo-bench-conv-"))
     proc = None
@@ -129,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"memory: {n} segments ({args.hours:g} h) written and indexed in {time.perf_counter() - t0:.1f} s")
 
         # Widening would only add work to the first ask; keep the comparison about the cache.
-        settings = AgentSettings(top_k=args.top_k, weak_evidence=0.0)
-        conversations = Conversations(service, settings=settings, max_new_tokens=args.max_new_tokens)
+        settings = AskSettings(top_k=args.top_k, weak_evidence=0.0, max_new_tokens=args.max_new_tokens)
+        conversations = Conversations(service, settings=settings)
         question = "When does the red van stop in front of the gate?"
         timed_ask(conversations, "Warm-up: is anything moving?")  # loads the model, FAISS, first-call costs
 
@@ -154,11 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         ok = min(first_s / same_s, first_s / other_s) >= 5.0
 
         # The share of the query-aware cache alone: the answer is generated again every time.
-        from tempo.agent.memory_backend import MemoryBackend
-        from tempo.memory.recall import RecallSettings
-
-        backend = MemoryBackend(service, RecallSettings(max_new_tokens=args.max_new_tokens, answer_cache=False))
-        uncached = Conversations(service, settings=settings, backend=backend)
+        uncached = Conversations(service, settings=dataclasses.replace(settings, answer_cache=False))
         question2 = "Does anyone climb over the fence at night?"
         first2_s, first2 = timed_ask(uncached, question2)
         again2_s, again2 = timed_ask(uncached, question2)

@@ -111,11 +111,16 @@ class TimedMonitor(RuleMonitor):
 
 
 class TimedService(TempoService):
+    """A service whose ingests apply the stream's rules through a `TimedMonitor`."""
+
     def rule_monitor(self, stream: str) -> RuleMonitor:
         monitor = TimedMonitor(self.alerts, stream)
         monitor.batches, monitor.wallclock_end = [], {}
         self.monitor = monitor
         return monitor
+
+    def ingest(self, source: str, stream: str, **options: Any) -> Any:
+        return super().ingest(source, stream, monitors=self.rule_monitor, **options)
 
 
 def ingest_throughput(service: TempoService, video: Path, rule_counts: list[int], sampling: SamplingConfig) -> list:

@@ -192,10 +192,12 @@ def _time_error(answer: str, nd: Needle) -> float | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tempo.agent.conversations import Conversations
     from tempo.memory.embedded import spawn_redis_server
     from tempo.models import TempoInferenceConfig, TempoModel, answer_video
     from tempo.models.tiny import write_tiny_checkpoint
     from tempo.service import TempoService
+    from tempo.settings import AskSettings
     from tempo.streaming import SamplingConfig, iter_segments
 
     work = Path(tempfile.mkdtemp(prefix="tempo-needle-"))
@@ -242,15 +244,22 @@ def run(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         service.ingest(str(video), "haystack", progress=False)
         print(f"ingest: {time.perf_counter() - t0:.1f} s")
+        conversations = Conversations(service)
         for k in args.ks:
             t0 = time.perf_counter()
+            settings = AskSettings(top_k=k, budget=args.budget, max_new_tokens=args.max_new_tokens)
             for i, nd in enumerate(needles):
-                result = service.ask("haystack", nd.question, top_k=k)
-                plan = result.plan
-                hit, share = _needle_share(plan.starts, plan.ends, plan.counts, nd)
-                recall = float(bool((hit & plan.candidate).any()))
-                rows.append(Row(i, f"memory K={k}", recall, share, extract_choice(result.answer) == nd.answer,
-                                _time_error(result.answer, nd)))
+                result = conversations.ask_once("haystack", nd.question, settings=settings)
+                timeline = result["segments"]
+                hit, share = _needle_share(
+                    np.array([r["start"] for r in timeline]),
+                    np.array([r["end"] for r in timeline]),
+                    np.array([r["tokens"] for r in timeline]),
+                    nd,
+                )
+                recall = float(bool((hit & np.array([r["kind"] == "candidate" for r in timeline])).any()))
+                rows.append(Row(i, f"memory K={k}", recall, share, extract_choice(result["answer"]) == nd.answer,
+                                _time_error(result["answer"], nd)))
             print(f"memory K={k}: {len(needles)} questions in {time.perf_counter() - t0:.1f} s")
     finally:
         if proc is not None:

@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 import numpy as np
-from tempo.settings import RecallSettings, environment
+from tempo.settings import AskSettings, environment
 
 ROOT = Path(__file__).resolve().parents[1]
 # Hidden top-level folders (.venv, .venv-lmms, .git, test artifacts) are never the package.
@@ -60,8 +60,8 @@ def test_cli_defaults_come_from_the_settings_dataclasses() -> None:
     chat.register(parsers)
     asked = parsers.choices["ask"].parse_args(["--stream", "s", "q"])
     chatted = parsers.choices["chat"].parse_args(["--stream", "s"])
-    assert asked.top_k == chatted.top_k == RecallSettings().top_k
-    assert asked.budget == TempoInferenceConfig().budget and asked.fps == TempoInferenceConfig().fps
+    assert asked.top_k == chatted.top_k == AskSettings().top_k
+    assert asked.budget == AskSettings().budget and asked.fps == TempoInferenceConfig().fps
 
 
 def test_one_clock_format() -> None:

@@ -185,14 +185,14 @@ def test_a_directory_without_annotations_is_one_sentence(tmp_path: Path, capsys:
 
 def test_memory_mode_takes_the_answer_paths_top_k_by_default(tmp_path: Path) -> None:
     # `--mode memory` measures what `tempo ask --stream` answers, so it must retrieve as many candidates.
-    from tempo.settings import RecallSettings
+    from tempo.settings import AskSettings
     from tempo.tools.cli import build_parser
 
     args = build_parser().parse_args(["eval", "videomme", "--data", str(tmp_path), "--mode", "memory"])
-    assert args.top_k == RecallSettings().top_k
-    assert EvalSettings(benchmark="videomme", data=tmp_path, mode="memory").top_k == RecallSettings().top_k
+    assert args.top_k == AskSettings().top_k
+    assert EvalSettings(benchmark="videomme", data=tmp_path, mode="memory").top_k == AskSettings().top_k
     ask = build_parser().parse_args(["ask", "--stream", "s", "q"])
-    assert ask.top_k in (None, RecallSettings().top_k)  # None: the service takes RecallSettings' own
+    assert ask.top_k in (None, AskSettings().top_k)  # None: AskSettings' own
 
 
 def test_memory_mode_results_of_another_top_k_are_refused(tmp_path: Path) -> None:

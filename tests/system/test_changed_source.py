@@ -11,14 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tempo.agent.conversations import Conversations
 from tempo.memory.errors import SourceChangedError
 from tempo.service import TempoService
+from tempo.settings import AskSettings
 from tempo.streaming import SamplingConfig
 from tempo.streaming.errors import NotMediaError
 from tempo.streaming.synthetic import write_test_video
 
 SAMPLING = SamplingConfig(max_edge=128)
 
+
+
+def _ask(service: TempoService) -> object:
+    return Conversations(service).ask_once("yard", "What moves?", settings=AskSettings(top_k=8, max_new_tokens=2))
 
 @pytest.fixture()
 def ingested(tmp_path: Path, redis_url: str, tiny_checkpoint: Path) -> tuple[TempoService, Path]:
@@ -38,7 +44,7 @@ def test_a_file_replaced_by_another_video_of_the_same_length_is_refused(
     expected = (f"{clip} has changed since stream 'yard' was ingested from it (size, modification time, "
                 "content differ); re-ingest it under a new stream name")
     with pytest.raises(SourceChangedError) as asked:
-        service.ask("yard", "What moves?", top_k=8, max_new_tokens=2)
+        _ask(service)
     assert str(asked.value) == expected
     with pytest.raises(SourceChangedError) as resumed:
         service.ingest(str(clip), "yard", sampling=SAMPLING, progress=False)
@@ -55,7 +61,7 @@ def test_a_stored_source_path_that_became_a_fifo_fails_the_question_at_once(
     clip.unlink()
     os.mkfifo(clip)
     try:
-        error = finishes_within(20.0, lambda: service.ask("yard", "What moves?", top_k=8, max_new_tokens=2))
+        error = finishes_within(20.0, lambda: _ask(service))
     finally:
         with contextlib.suppress(OSError):  # release a reader still waiting on the FIFO (a failing run)
             os.close(os.open(clip, os.O_WRONLY | os.O_NONBLOCK))

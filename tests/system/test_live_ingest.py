@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tempo.agent.conversations import Conversations
 from tempo.memory.proxy import ProxySettings, compressor_input, proxy_info, proxy_shape
 from tempo.service import TempoService
+from tempo.settings import AskSettings
 from tempo.streaming import SamplingConfig
 from tempo.streaming.synthetic import RealTimePublisher, write_mpegts
 
@@ -57,10 +59,11 @@ def test_live_ingest_stores_proxies_and_wall_clock_and_answers_from_them(
         assert r.wallclock_start is not None and started - 1 <= r.wallclock_start <= time.time()
     assert records[0].end == pytest.approx(records[1].start)
 
-    result = service.ask("gate", "Is the gate open?", top_k=8, max_new_tokens=4)
-    assert result.candidates == [0, 1]  # recompressed from the proxies: no file to re-read
-    assert (result.plan.counts >= 4).all() and result.plan.candidate.all()
-    assert not np.isnan(result.plan.relevance).any()
+    settings = AskSettings(top_k=8, max_new_tokens=4)
+    result = Conversations(service).ask_once("gate", "Is the gate open?", settings=settings)
+    assert sorted(c["index"] for c in result["candidates"]) == [0, 1]  # recompressed from the proxies: no file
+    rows = result["segments"]
+    assert all(r["tokens"] >= 4 and r["kind"] == "candidate" and r["relevance"] is not None for r in rows)
 
 
 def test_a_live_stream_ingested_again_continues_its_indices_and_timeline(

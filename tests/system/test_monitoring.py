@@ -72,6 +72,8 @@ class RecordingMonitor(RuleMonitor):
 
 
 class RecordingService(TempoService):
+    """A service whose ingests apply the stream's rules through a `RecordingMonitor`."""
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.seen: list[tuple[Segment, list[str]]] = []
@@ -80,6 +82,9 @@ class RecordingService(TempoService):
         monitor = RecordingMonitor(self.alerts, stream)
         monitor.seen = self.seen
         return monitor
+
+    def ingest(self, source: str, stream: str, **options: Any) -> Any:
+        return super().ingest(source, stream, monitors=self.rule_monitor, **options)
 
 
 def _by_rule(alerts: AlertStore, stream: str) -> dict[str, list[dict[str, Any]]]:

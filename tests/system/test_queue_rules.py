@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tempo.agent.monitoring.ingest import monitored_ingest, rule_monitor
 from tempo.agent.monitoring.monitor import RuleMonitor
 from tempo.memory.alerts import Rule
 from tempo.memory.errors import SourceChangedError
@@ -68,7 +69,7 @@ def test_a_rule_on_a_queue_ingested_stream_alerts_as_a_single_process_ingest(
     for stream in ("single", "queued"):
         service.alerts.add_rule(Rule(id="", stream=stream, text=TEXT, enter=enter, exit=exit_,
                                      min_segments=2, cooldown=0.0))
-    service.ingest(str(video), "single", progress=False, sampling=sampling)
+    monitored_ingest(service, str(video), "single", progress=False, sampling=sampling)
     expected = _episodes(service, "single")
     assert len(expected) >= 2, f"the thresholds open {len(expected)} episodes"
 
@@ -110,7 +111,7 @@ def test_workers_ask_the_verify_question_of_alerts_they_open(
     redis_url: str, tmp_path: Path, tiny_checkpoint: Path
 ) -> None:
     # A --verify rule on a queue-ingested stream: the worker that commits the opening segment asks the
-    # global LLM (TempoService.ask through the service's rule monitor) and records the verdict once.
+    # global LLM (Conversations.ask_once through the stream's rule monitor) and records the verdict once.
     video = write_test_video(tmp_path / "gate.mp4", duration=24.0, size=(160, 96), texture=True)
     sampling = SamplingConfig()
     service = TempoService(model=str(tiny_checkpoint), redis_url=redis_url, home=tmp_path / "home")
@@ -121,7 +122,7 @@ def test_workers_ask_the_verify_question_of_alerts_they_open(
     queue = JobQueue.for_store(store)
     produce(str(video), "gate", queue=queue, store=store, spec=JobSpec(sampling=sampling))
     worker = Worker(queue, store, model=service.model, embedder=service.embedder, model_id=service.model_name,
-                    batch_size=4, monitors=service.rule_monitor)
+                    batch_size=4, monitors=lambda stream: rule_monitor(service, stream))
     worker.process("w", queue.read("w", 20, ["gate"], block=0.1))
     [alert] = service.alerts.alerts("gate")
     assert alert["verify"] == "done" and alert["verified"] in (True, False, None) and alert["explanation"]

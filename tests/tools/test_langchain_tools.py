@@ -11,9 +11,8 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.prebuilt import create_react_agent
 from tempo.agent.conversations import Conversations
-from tempo.agent.memory_backend import MemoryBackend
 from tempo.agent.toolkit import VideoToolkit
-from tempo.memory.recall import RecallSettings
+from tempo.settings import AskSettings
 from tempo.tools.langchain_tools import tempo_tools
 
 FIRST_QUESTION = "Where is the square at the beginning?"  # the cli_thread fixture's questions
@@ -35,8 +34,7 @@ def call(name: str, args: dict, call_id: str) -> dict:
 @pytest.fixture()
 def fresh_toolkit(live_service) -> VideoToolkit:
     # No answer cache: answers are generated again, so equality with the CLI's is a real check.
-    backend = MemoryBackend(live_service, RecallSettings(max_new_tokens=12, answer_cache=False))
-    return VideoToolkit(Conversations(live_service, backend=backend))
+    return VideoToolkit(Conversations(live_service, settings=AskSettings(max_new_tokens=12, answer_cache=False)))
 
 
 def run_agent(tools, script: list[AIMessage]) -> dict[str, ToolMessage]:

@@ -1,7 +1,7 @@
 """One question, one answer, whichever way it arrives: `tempo ask --stream`, `tempo ask --thread`,
 `tempo chat`, MCP and LangChain all run the same recall pipeline with the same settings.
 
-The answer cache is off everywhere (in-process: `RecallSettings(answer_cache=False)`; for the CLI
+The answer cache is off everywhere (in-process: `AskSettings(answer_cache=False)`; for the CLI
 subprocesses its keys are deleted before each call), so every answer is generated again and
 equality is a real check of the plan each entry point made.
 """
@@ -16,7 +16,7 @@ from mcp import Client
 from tempo.agent.conversations import Conversations
 from tempo.agent.threads import ThreadStore
 from tempo.agent.toolkit import VideoToolkit
-from tempo.settings import RecallSettings
+from tempo.settings import AskSettings
 from tempo.tools.langchain_tools import tempo_tools
 from tempo.tools.mcp_server import build_server
 
@@ -49,8 +49,8 @@ def test_every_entry_point_gives_the_same_answer(live_memory, live_service, temp
     assert done.returncode == 0, done.stderr
     answers["tempo chat"] = ThreadStore(redis.Redis.from_url(live_memory.url)).show("same-2")["turns"][0]["answer"]
 
-    settings = RecallSettings(max_new_tokens=int(MAX_NEW), answer_cache=False)
-    toolkit = VideoToolkit(Conversations(live_service, recall=settings))
+    settings = AskSettings(max_new_tokens=int(MAX_NEW), answer_cache=False)
+    toolkit = VideoToolkit(Conversations(live_service, settings=settings))
 
     async def over_mcp() -> str:
         async with Client(build_server(toolkit), read_timeout_seconds=120) as client:
@@ -60,6 +60,8 @@ def test_every_entry_point_gives_the_same_answer(live_memory, live_service, temp
     answers["MCP"] = anyio.run(over_mcp)
     ask_video = tempo_tools(toolkit)[0]
     answers["LangChain"] = json.loads(ask_video.invoke({"question": QUESTION, "stream": "cam"}))["answer"]
-    answers["TempoService.ask"] = live_service.ask("cam", QUESTION, settings=settings).answer
+    answers["Conversations.ask_once"] = Conversations(live_service, settings=settings).ask_once("cam", QUESTION)[
+        "answer"
+    ]
 
     assert len(set(answers.values())) == 1, answers

@@ -283,6 +283,7 @@ def _webhook_receiver() -> Any:
 def test_serve_delivers_webhooks_while_it_runs_when_a_secret_is_set(serve_memory, monkeypatch):
     """An alert raised by an ingest that delivers nothing (no secret in its environment) is delivered
     by `tempo serve` started with $TEMPO_WEBHOOK_SECRET, signed; the server then stops cleanly."""
+    from tempo.agent.monitoring.ingest import monitored_ingest
     from tempo.memory.alerts import AlertStore, Rule
 
     monkeypatch.delenv("TEMPO_WEBHOOK_SECRET", raising=False)
@@ -301,7 +302,7 @@ def test_serve_delivers_webhooks_while_it_runs_when_a_secret_is_set(serve_memory
                 webhook=receiver.url,
             )
         )
-        service.ingest(str(serve_memory.root / "media" / "walk.mp4"), "hooked", progress=False)
+        monitored_ingest(service, str(serve_memory.root / "media" / "walk.mp4"), "hooked", progress=False)
         assert receiver.accepted() == []
         secret = "serve-webhook-secret"
         server = ServeProcess(serve_memory, env={"TEMPO_WEBHOOK_SECRET": secret})
