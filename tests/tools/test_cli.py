@@ -74,3 +74,22 @@ def test_model_text_is_shown_without_terminal_control_characters():
     from tempo.tools.commands.chat import printable
 
     assert printable("red\x1b[2J van\x00 at 0:12\n\tnext") == "red\ufffd[2J van\ufffd at 0:12\n\tnext"
+
+
+def test_a_one_shot_ask_and_a_thread_turn_print_the_same_result_for_the_same_first_question(tempo_main):
+    question = "Which way does the square move at the start?"
+    options = ("--stream", "cam", "--json", "--max-new-tokens", "8", "--top-k", "3")
+    code, out, err = tempo_main("ask", *options, question)
+    assert code == 0, err
+    once = json.loads(out)
+    code, out, err = tempo_main("ask", *options, "--thread", "json-shape-1", question)
+    assert code == 0, err
+    turn = json.loads(out)
+    assert set(once) == set(turn)  # one TurnResult, whichever way it was asked
+    assert (once["thread_id"], turn["thread_id"]) == (None, "json-shape-1")
+    # The whole timeline (all 10 segments of "cam", anchors included), row for row.
+    assert [r["index"] for r in once["segments"]] == list(range(10))
+    assert once["segments"] == turn["segments"]
+    assert {r["kind"] for r in once["segments"]} == {"candidate", "anchor"}  # K = 3: some segments are anchors
+    assert once["answer"] == turn["answer"] and once["candidates"] == turn["candidates"]
+    assert once["evidence"] == turn["evidence"]
