@@ -16,10 +16,11 @@ a tool result). It is plain JSON: seconds as floats, segment indices of the memo
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from tempo.models.ata import average_tokens_per_frame
+from typing_extensions import TypedDict  # pydantic (REST response models) needs it before Python 3.12
 
 if TYPE_CHECKING:
     from tempo.engine.recall import AllocationPlan
