@@ -19,40 +19,25 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from tempo.agent.checkpoint import RedisCheckpointSaver
-from tempo.agent.errors import InvalidQuestionError, InvalidTimeScopeError
+from tempo.agent.errors import InvalidQuestionError
 from tempo.agent.graph import AgentSettings, build_agent_graph, run_turn
 from tempo.agent.memory_backend import MemoryBackend, track_turn
 from tempo.agent.monitoring.alert_answers import answer_alert_question, is_alert_question
 from tempo.agent.threads import ThreadStore, check_thread_id
+from tempo.inputs import QUESTION_MAX_CHARS, check_time_range
 from tempo.memory.recall import RecallSettings
 
 if TYPE_CHECKING:
     from tempo.service import TempoService
 
-MAX_QUESTION_CHARS = 2000
-
-
 def check_question(question: Any) -> str:
+    """The question with its whitespace collapsed; InvalidQuestionError when it is empty or longer than
+    tempo.inputs.QUESTION_MAX_CHARS (the one question limit of every way in)."""
     if not isinstance(question, str) or not question.strip():
         raise InvalidQuestionError("the question is empty; ask something about the video")
-    if len(question) > MAX_QUESTION_CHARS:
-        raise InvalidQuestionError(f"the question is longer than {MAX_QUESTION_CHARS} characters")
+    if len(question) > QUESTION_MAX_CHARS:
+        raise InvalidQuestionError(f"the question is longer than {QUESTION_MAX_CHARS} characters")
     return " ".join(question.split())
-
-
-def check_time_range(
-    start: float | None, end: float | None, duration: float | None = None
-) -> tuple[float, float] | None:
-    """A [start, end) scope in stream seconds from optional bounds (a missing one is the stream's edge)."""
-    if start is None and end is None:
-        return None
-    lo = 0.0 if start is None else float(start)
-    hi = float(duration if duration is not None else float("inf")) if end is None else float(end)
-    if lo != lo or hi != hi or lo < 0:  # NaN or negative
-        raise InvalidTimeScopeError("start and end must be seconds of stream time, 0 or more")
-    if hi <= lo:
-        raise InvalidTimeScopeError(f"the time scope must end after it starts (got {lo:g} s to {hi:g} s)")
-    return lo, hi
 
 
 class Conversations:
@@ -111,12 +96,14 @@ class Conversations:
         question: str,
         *,
         thread_id: str | None = None,
-        time_range: tuple[float, float] | None = None,
+        time_range: tuple[float | None, float | None] | None = None,
         top_k: int | None = None,
         on_text: Callable[[str], None] | None = None,
     ) -> dict[str, Any]:
         """Answer `question` about `stream` on a thread (a new one when `thread_id` is None; an unknown
         id starts a thread with that id). Answer text goes to `on_text` as it is generated.
+        `time_range` is (start, end) in stream seconds, either bound None for the stream's edge; it is
+        checked here (tempo.inputs.check_time_range), the graph takes it as valid.
 
         Returns {"thread_id", "stream", "question", "standalone_question", "rewrite_source",
         "time_scope", "answer", "citations", "segments" (evidence: compressed segments used, most
@@ -128,8 +115,7 @@ class Conversations:
         if thread_id is not None:
             check_thread_id(thread_id)
         info = self.service.stream(stream)  # UnknownStreamError before a thread is made for it
-        if time_range is not None:
-            time_range = check_time_range(time_range[0], time_range[1], info.end)
+        scope = check_time_range(*time_range, info.end) if time_range is not None else None
         record = self.threads.open(stream, thread_id)
         if is_alert_question(question):  # "what alerts fired last night?": from the alert log
             return self._answer_from_alerts(record.id, stream, question)
@@ -139,13 +125,13 @@ class Conversations:
                 thread_id=record.id,
                 stream=stream,
                 question=question,
-                time_range=time_range,
+                time_range=scope,
                 top_k=top_k,
                 on_text=on_text,
                 threads=self.threads,
             )
         evidence = result.pop("evidence") or []
-        gaps = self.service.store.gaps(stream, *(time_range or (None, None)))
+        gaps = self.service.store.gaps(stream, *(scope or (None, None)))
         return {
             "thread_id": record.id,
             "stream": stream,

@@ -39,11 +39,10 @@ from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from tempo.agent.backend import AllocatedSegment, HistoryTurn, SegmentHit
 from tempo.agent.citations import cite as cite_answer
-from tempo.agent.errors import InvalidTimeScopeError
 from tempo.agent.rewrite import choose_standalone, needs_context
 from tempo.agent.threads import ThreadStore
 from tempo.agent.timescope import extract_time_scope
-from tempo.errors import TempoError
+from tempo.errors import InvalidTimeScopeError, TempoError
 from tempo.memory.recall import AllocationPlan, Compression, RecallSettings
 
 if TYPE_CHECKING:
@@ -104,14 +103,9 @@ class AgentState(TypedDict, total=False):
 def turn_input(
     stream: str, question: str, *, time_range: tuple[float, float] | None = None, top_k: int | None = None
 ) -> AgentState:
-    """The input of one turn, every input key set (so nothing leaks in from the previous turn)."""
-    if time_range is not None:
-        start, end = float(time_range[0]), float(time_range[1])
-        if not (0 <= start < end):
-            raise InvalidTimeScopeError(f"time range {start:g}-{end:g} s is not an interval of stream time")
-        time_range_list: list[float] | None = [start, end]
-    else:
-        time_range_list = None
+    """The input of one turn, every input key set (so nothing leaks in from the previous turn).
+    `time_range` is a valid interval: the ways in check it (tempo.inputs.check_time_range)."""
+    time_range_list = [float(time_range[0]), float(time_range[1])] if time_range is not None else None
     if top_k is not None and top_k < 1:
         raise InvalidTimeScopeError("top_k must be at least 1")
     return {"stream": stream, "question": question, "time_range": time_range_list, "top_k": top_k}

@@ -18,7 +18,8 @@ import uuid
 from typing import Any
 
 from tempo.errors import TempoError, redact_url
-from tempo.tools.errors import JobNotFoundError, StreamBusyError
+from tempo.memory.errors import StreamBusyError
+from tempo.tools.errors import JobNotFoundError
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,6 @@ Running the whole graph needs its real backend (model + memory),
 from __future__ import annotations
 
 import pytest
-from tempo.agent.errors import InvalidTimeScopeError
 from tempo.agent.graph import (
     AgentSettings,
     after_compress,
@@ -17,7 +16,8 @@ from tempo.agent.graph import (
     turn_input,
     widen,
 )
-from tempo.errors import TempoError
+from tempo.errors import InvalidTimeScopeError, TempoError
+from tempo.inputs import check_time_range
 
 SETTINGS = AgentSettings(top_k=8, widen_factor=4, weak_evidence=0.5, evidence_segments=2)
 ALLOCATION = [
@@ -119,8 +119,9 @@ def test_turn_input_sets_every_input_key() -> None:
     assert turn_input("lobby", "who?", time_range=(10, 20), top_k=4)["time_range"] == [10.0, 20.0]
 
 
-def test_turn_input_refuses_a_bad_range_as_a_user_error() -> None:
+def test_a_bad_range_is_refused_at_the_edge_as_a_user_error() -> None:
+    # turn_input takes its range as valid: the ways in check it with tempo.inputs.check_time_range.
     for bad in ((20, 10), (-5, 3), (4, 4)):
         with pytest.raises(InvalidTimeScopeError) as err:
-            turn_input("lobby", "who?", time_range=bad)
+            check_time_range(*bad)
         assert isinstance(err.value, TempoError)
