@@ -461,7 +461,9 @@ def test_metrics_label_routes_not_raw_paths(serve_server):
 def test_the_model_queue_is_fifo_bounded_and_times_out():
     import threading
 
-    from tempo.tools.server import ModelQueue, ModelTimeoutError, QueueFullError, problem, status_of
+    from tempo.tools.errors import ModelTimeoutError, QueueFullError
+    from tempo.tools.model_queue import ModelQueue
+    from tempo.tools.server_problems import problem, status_of
 
     async def scenario() -> dict:
         queue = ModelQueue(max_waiting=2, timeout=2.0)
