@@ -80,3 +80,15 @@ def test_one_stream_busy_error_is_a_conflict() -> None:
 
     assert issubclass(StreamBusyError, ConflictError)
     assert [c for c in _tempo_errors() if c.__name__ == "StreamBusyError"] == [StreamBusyError]
+
+
+def test_a_conversation_takes_the_one_question_limit_as_invalid_input() -> None:
+    import pytest
+    from tempo.agent.conversations import InvalidQuestionError, check_question
+    from tempo.errors import InvalidInputError
+    from tempo.inputs import QUESTION_MAX_CHARS
+
+    assert check_question("x" * QUESTION_MAX_CHARS) == "x" * QUESTION_MAX_CHARS
+    with pytest.raises(InvalidQuestionError, match=f"longer than {QUESTION_MAX_CHARS} characters") as err:
+        check_question("x" * (QUESTION_MAX_CHARS + 1))
+    assert isinstance(err.value, InvalidInputError)
