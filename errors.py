@@ -28,17 +28,55 @@ _URL_IN_TEXT = re.compile(r"""[A-Za-z][A-Za-z0-9+.-]*://[^\s'"<>`]+""")
 
 
 class TempoError(Exception):
-    """Base class: a problem with the user's input or environment, explained in one sentence."""
+    """Base class: a problem with the user's input or environment, explained in one sentence.
+
+    Every subclass derives from exactly one of the categories below, which say what kind of problem it
+    is; the HTTP API answers by category (tempo.tools.server_problems.STATUS_BY_CATEGORY), never by
+    listing classes, and tests/test_errors.py holds every TempoError in the package to one category.
+    """
 
     exit_code: int = 2
 
 
+# ----- the categories -------------------------------------------------------------------------------
+
+
 class InvalidInputError(TempoError):
-    """An argument (CLI flag, tool argument, API field) outside what Tempo accepts."""
+    """An argument (CLI flag, tool argument, API field, a source or file it names) outside what Tempo
+    accepts or can use."""
 
 
-class DeviceUnavailableError(TempoError):
+class NotFoundError(TempoError):
+    """Something named by the user (a stream, thread, job, rule, alert, segment) that does not exist."""
+
+
+class ConflictError(TempoError):
+    """A request that clashes with the current state (the stream is being ingested, the id is taken)."""
+
+
+class UnavailableError(TempoError):
+    """Tempo cannot do it now, whatever the request: Redis down, weights missing, cold tier unreadable."""
+
+
+class TooManyRequestsError(TempoError):
+    """More work is waiting than is accepted; `retry_after` says in how many seconds to try again."""
+
+    retry_after: int = 1
+
+
+class TimedOutError(TempoError):
+    """Work that did not finish within its deadline."""
+
+
+# ----- errors shared by several layers --------------------------------------------------------------
+
+
+class DeviceUnavailableError(InvalidInputError):
     """A torch device that is not a device name, or that this machine does not have."""
+
+
+class InvalidTimeScopeError(InvalidInputError):
+    """A time scope given explicitly (tool argument, API field, CLI option) that cannot be used."""
 
 
 class QuestionTooLongError(InvalidInputError):

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
-from tempo.errors import InvalidInputError
+from tempo.errors import InvalidInputError, InvalidTimeScopeError
 
 # ---- limits ---------------------------------------------------------------------------------------
 QUESTION_MAX_CHARS = 4000  # about 1K LLM tokens: a question with options, never a document
@@ -153,6 +153,23 @@ def check(annotation: Any, value: Any, what: str) -> Any:
 def check_question(question: Any) -> str:
     """A question as every entry point accepts it: stripped, not blank, at most QUESTION_MAX_CHARS."""
     return check(Question, question, "question")
+
+
+def check_time_range(
+    start: float | None, end: float | None, duration: float | None = None
+) -> tuple[float, float] | None:
+    """A [start, end) scope in stream seconds from optional bounds (a missing end is the stream's
+    `duration`, or open), or None when neither is given. The one check of a time range, done by the
+    ways in (REST, tools, `Conversations.ask`); what they hand further down is a valid interval."""
+    if start is None and end is None:
+        return None
+    lo = 0.0 if start is None else float(start)
+    hi = float(duration if duration is not None else float("inf")) if end is None else float(end)
+    if lo != lo or hi != hi or lo < 0:  # NaN or negative
+        raise InvalidTimeScopeError("start and end must be seconds of stream time, 0 or more")
+    if hi <= lo:
+        raise InvalidTimeScopeError(f"the time scope must end after it starts (got {lo:g} s to {hi:g} s)")
+    return lo, hi
 
 
 _ADAPTERS: dict[int, TypeAdapter[Any]] = {}

@@ -24,40 +24,26 @@ from functools import cached_property
 from typing import Any
 
 from tempo.agent.checkpoint import RedisCheckpointSaver
-from tempo.agent.errors import InvalidQuestionError, InvalidTimeScopeError
+from tempo.agent.errors import InvalidQuestionError
 from tempo.agent.graph import build_agent_graph
 from tempo.agent.memory_backend import MemoryBackend
 from tempo.agent.monitoring.alert_answers import answer_alert_question, is_alert_question
 from tempo.agent.threads import ThreadStore, check_thread_id
 from tempo.agent.turn import final_state, turn_result
 from tempo.engine.result import TurnResult
+from tempo.inputs import QUESTION_MAX_CHARS, check_time_range
 from tempo.service import TempoService
 from tempo.settings import AskSettings
 
-MAX_QUESTION_CHARS = 2000
-
 
 def check_question(question: Any) -> str:
+    """The question with its whitespace collapsed; InvalidQuestionError when it is empty or longer than
+    tempo.inputs.QUESTION_MAX_CHARS (the one question limit of every way in)."""
     if not isinstance(question, str) or not question.strip():
         raise InvalidQuestionError("the question is empty; ask something about the video")
-    if len(question) > MAX_QUESTION_CHARS:
-        raise InvalidQuestionError(f"the question is longer than {MAX_QUESTION_CHARS} characters")
+    if len(question) > QUESTION_MAX_CHARS:
+        raise InvalidQuestionError(f"the question is longer than {QUESTION_MAX_CHARS} characters")
     return " ".join(question.split())
-
-
-def check_time_range(
-    start: float | None, end: float | None, duration: float | None = None
-) -> tuple[float, float] | None:
-    """A [start, end) scope in stream seconds from optional bounds (a missing one is the stream's edge)."""
-    if start is None and end is None:
-        return None
-    lo = 0.0 if start is None else float(start)
-    hi = float(duration if duration is not None else float("inf")) if end is None else float(end)
-    if lo != lo or hi != hi or lo < 0:  # NaN or negative
-        raise InvalidTimeScopeError("start and end must be seconds of stream time, 0 or more")
-    if hi <= lo:
-        raise InvalidTimeScopeError(f"the time scope must end after it starts (got {lo:g} s to {hi:g} s)")
-    return lo, hi
 
 
 class Conversations:
@@ -117,13 +103,15 @@ class Conversations:
         question: str,
         *,
         thread_id: str | None = None,
-        time_range: tuple[float, float] | None = None,
+        time_range: tuple[float | None, float | None] | None = None,
         settings: AskSettings | None = None,
         on_text: Callable[[str], None] | None = None,
     ) -> TurnResult:
         """Answer `question` about `stream` on a thread (a new one when `thread_id` is None; an unknown
         id starts a thread with that id), recorded in the thread's transcript. Answer text goes to
-        `on_text` as it is generated."""
+        `on_text` as it is generated. `time_range` is (start, end) in stream seconds, either bound None
+        for the stream's edge; it is checked here (tempo.inputs.check_time_range), the graph takes it
+        as valid."""
         question = check_question(question)
         if thread_id is not None:
             check_thread_id(thread_id)
@@ -144,7 +132,7 @@ class Conversations:
         stream: str,
         question: str,
         *,
-        time_range: tuple[float, float] | None = None,
+        time_range: tuple[float | None, float | None] | None = None,
         settings: AskSettings | None = None,
         on_text: Callable[[str], None] | None = None,
     ) -> TurnResult:

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from tempo.errors import InvalidInputError, TempoError
+from tempo.errors import ConflictError, InvalidInputError, NotFoundError, UnavailableError
 
 
-class ThreadNotFoundError(TempoError):
+class ThreadNotFoundError(NotFoundError):
     def __init__(self, thread_id: str) -> None:
         super().__init__(f"no conversation thread {thread_id!r} (see `tempo threads` for the existing ones)")
         self.thread_id = thread_id
 
 
-class ThreadExistsError(TempoError):
+class ThreadExistsError(ConflictError):
     def __init__(self, thread_id: str) -> None:
         super().__init__(f"a conversation thread {thread_id!r} already exists")
         self.thread_id = thread_id
 
 
-class InvalidThreadIdError(TempoError):
+class InvalidThreadIdError(InvalidInputError):
     def __init__(self, thread_id: str) -> None:
         super().__init__(
             f"invalid thread id {thread_id!r}: use 1 to 128 letters, digits, '.', '_', ':' or '-', "
@@ -26,7 +26,7 @@ class InvalidThreadIdError(TempoError):
         self.thread_id = thread_id
 
 
-class ThreadStreamMismatchError(TempoError):
+class ThreadStreamMismatchError(InvalidInputError):
     def __init__(self, thread_id: str, stream: str, requested: str) -> None:
         super().__init__(
             f"thread {thread_id!r} is about stream {stream!r}, not {requested!r}; "
@@ -37,16 +37,12 @@ class ThreadStreamMismatchError(TempoError):
         self.requested = requested
 
 
-class InvalidTimeScopeError(TempoError):
-    """A time scope given explicitly (tool argument, CLI option) that cannot be used."""
-
-
-class WebhookSecretError(TempoError):
+class WebhookSecretError(UnavailableError):
     """Webhook deliveries are signed; without the shared secret ($TEMPO_WEBHOOK_SECRET) nothing is sent."""
 
 
-class InvalidQuestionError(TempoError):
-    """An empty or oversized question."""
+class InvalidQuestionError(InvalidInputError):
+    """An empty question, or one longer than tempo.inputs.QUESTION_MAX_CHARS."""
 
 
 class ToolInputError(InvalidInputError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from tempo.agent.conversations import Conversations, check_time_range
+from tempo.agent.conversations import Conversations
 from tempo.agent.errors import ToolInputError
 from tempo.agent.timeexpr import format_clock
 from tempo.inputs import (
@@ -21,6 +21,7 @@ from tempo.inputs import (
     ListStreamsInput,
     SearchMomentsInput,
     ToolInput,
+    check_time_range,
     describe_error,
 )
 from tempo.memory.alerts import parse_since
@@ -105,11 +106,7 @@ class VideoToolkit:
         start: float | None = None,
         end: float | None = None,
     ) -> dict[str, Any]:
-        time_range = None
-        if start is not None or end is not None:
-            info = self.service.stream(stream)
-            time_range = check_time_range(start, end, info.end)
-        result = self.conversations.ask(stream, question, thread_id=thread_id, time_range=time_range)
+        result = self.conversations.ask(stream, question, thread_id=thread_id, time_range=(start, end))
         keep = (
             "thread_id",
             "stream",

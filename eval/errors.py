@@ -1,9 +1,9 @@
 """Mistakes a user of `tempo eval` can make, each one sentence (printed by the CLI, exit code 2)."""
 
-from tempo.errors import TempoError
+from tempo.errors import InvalidInputError
 
 
-class EvalError(TempoError):
+class EvalError(InvalidInputError):
     """Base class of the evaluation harness's user errors."""
 
 

@@ -7,14 +7,14 @@ from functools import wraps
 from typing import ParamSpec, TypeVar
 
 import redis
-from tempo.errors import TempoError, redact_secrets
+from tempo.errors import ConflictError, InvalidInputError, NotFoundError, UnavailableError, redact_secrets
 
 
-class MemoryUnavailableError(TempoError):
+class MemoryUnavailableError(UnavailableError):
     """Redis cannot be reached or is not usable (bad URL, refused connection, wrong password)."""
 
 
-class UnknownStreamError(TempoError):
+class UnknownStreamError(NotFoundError):
     """A stream name that the memory does not hold; the message lists the streams it does hold."""
 
     def __init__(self, name: str, known: Iterable[str]) -> None:
@@ -25,64 +25,65 @@ class UnknownStreamError(TempoError):
         self.known = names
 
 
-class InvalidStreamNameError(TempoError):
+class InvalidStreamNameError(InvalidInputError):
     """Stream names become Redis key parts and file names, so they are restricted."""
 
 
-class StreamSettingsMismatchError(TempoError):
+class StreamSettingsMismatchError(InvalidInputError):
     """Resuming a stream with settings (model, fps, window, token shape) other than it was created with."""
 
 
-class OutOfOrderCommitError(TempoError):
+class OutOfOrderCommitError(ConflictError):
     """A segment was committed with a gap after the stream's last committed segment."""
 
     exit_code = 3
 
 
-class SegmentNotFoundError(TempoError, KeyError):
+class SegmentNotFoundError(NotFoundError, KeyError):
     """A segment index outside the stream's retained range."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
 
 
-class InvalidRuleError(TempoError):
+class InvalidRuleError(InvalidInputError):
     """A monitoring rule with a bad value (empty text, threshold outside [0, 1], bad webhook URL)."""
 
 
-class UnknownRuleError(TempoError):
+class UnknownRuleError(NotFoundError):
     """A rule id that the memory does not hold."""
 
 
-class UnknownAlertError(TempoError):
+class UnknownAlertError(NotFoundError):
     """An alert id that the memory does not hold."""
 
 
-class InvalidTimeError(TempoError):
+class InvalidTimeError(InvalidInputError):
     """A time that is neither Unix seconds, an ISO 8601 time nor a duration such as 30m."""
 
 
-class StreamBusyError(TempoError):
-    """Another ingest holds the stream's writer lease (one writer per stream)."""
+class StreamBusyError(ConflictError):
+    """The stream is being written already: another ingest holds its writer lease (one writer per stream),
+    or `tempo serve` already runs an ingest job for it."""
 
 
-class SourceChangedError(TempoError):
+class SourceChangedError(InvalidInputError):
     """A file source no longer is the file the stream was ingested from (size, time or content)."""
 
 
-class RecompressError(TempoError):
+class RecompressError(InvalidInputError):
     """The frames of a stored segment cannot be read back (its source file moved or changed)."""
 
 
-class SourceMismatchError(TempoError):
+class SourceMismatchError(InvalidInputError):
     """A stream is resumed from another source than the one it was created from."""
 
 
-class JobError(TempoError):
+class JobError(InvalidInputError):
     """A work-queue job could not be decoded or processed (it is retried, then dead-lettered)."""
 
 
-class ColdStorageError(TempoError):
+class ColdStorageError(UnavailableError):
     """The cold tier's storage (a directory or an fsspec URL) cannot be used: unknown URL scheme,
     its package not installed, or an I/O error."""
 

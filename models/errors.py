@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from tempo.errors import TempoError
+from tempo.errors import UnavailableError
 
 
-class ModelNotAvailableError(TempoError):
+class ModelNotAvailableError(UnavailableError):
     """The model is neither a local directory nor in the local cache, and we never download."""
 
 
-class CheckpointError(TempoError):
+class CheckpointError(UnavailableError):
     """A checkpoint directory exists but is incomplete or inconsistent."""
 
 
-class EmbedderLoadError(TempoError):
+class EmbedderLoadError(UnavailableError):
     """The embedder directory is missing or incomplete."""

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from tempo.errors import TempoError
+from tempo.errors import InvalidInputError
 
 
-class StreamingError(TempoError):
-    """A video source could not be read."""
+class StreamingError(InvalidInputError):
+    """A video source (a path or URL the user gave) could not be read."""
 
 
 class SourceNotFoundError(StreamingError):

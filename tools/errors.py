@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from tempo.errors import TempoError
+from tempo.errors import (
+    InvalidInputError,
+    NotFoundError,
+    TimedOutError,
+    TooManyRequestsError,
+    UnavailableError,
+)
 
 
-class HTTPConfigError(TempoError):
+class HTTPConfigError(InvalidInputError):
     """An HTTP server configuration that would be unsafe or cannot work (token, host)."""
 
 
-class ListenError(TempoError):
+class ListenError(UnavailableError):
     """The server cannot listen where asked (address in use, not this machine's, host not resolving)."""
 
 
-class QueueFullError(TempoError):
+class QueueFullError(TooManyRequestsError):
     """Too many questions are waiting for the model (HTTP 429)."""
 
     def __init__(self, retry_after: int) -> None:
@@ -21,29 +27,25 @@ class QueueFullError(TempoError):
         self.retry_after = retry_after
 
 
-class ModelTimeoutError(TempoError):
+class ModelTimeoutError(TimedOutError):
     """A question that waited and ran longer than the server's per-request timeout (HTTP 504)."""
 
 
-class ClipRangeError(TempoError):
+class ClipRangeError(InvalidInputError):
     """A clip range outside the stream, empty, or too long."""
 
 
-class JobNotFoundError(TempoError):
+class JobNotFoundError(NotFoundError):
     """No ingest job with that id."""
 
 
-class StreamBusyError(TempoError):
-    """The stream already has a running ingest job."""
-
-
-class SourceNotAllowedError(TempoError):
+class SourceNotAllowedError(InvalidInputError):
     """A source the server's policy refuses (outside the media root, a scheme or address not allowed)."""
 
 
-class AlertsUsageError(TempoError):
+class AlertsUsageError(InvalidInputError):
     """A bad argument to `tempo alerts`."""
 
 
-class ServerStartError(TempoError):
+class ServerStartError(UnavailableError):
     """A `tempo` server subprocess that exited or did not become ready (tempo.tools.launch)."""

@@ -1,5 +1,6 @@
 """What every Tempo HTTP server shares (`tempo serve` and `tempo mcp --http`): where the bearer token
-comes from, the token check, the Host/Origin check against DNS rebinding, and Prometheus metrics.
+comes from, the token check, and the Host/Origin check against DNS rebinding (their Prometheus metrics
+are tempo.tools.http_metrics).
 
     token = resolve_token(flag=args.token, token_file=args.token_file)   # env / file / flag (warned)
     app = guard(app, host=args.host, token=token, open_paths=("/health",))
@@ -25,13 +26,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
 from tempo.settings import environment
 from tempo.tools.commands.mcp import TOKEN_ENV
 from tempo.tools.errors import HTTPConfigError
 
 MIN_TOKEN_CHARS = 16
-UNKNOWN_TOOL = "_unknown"  # the one label every name that is not a known tool is counted under
 
 
 # ----- token ------------------------------------------------------------------------------------------
@@ -215,54 +214,3 @@ class HTTPGuard:
                 )(send)
                 return
         await self.app(scope, receive, send)
-
-
-# ----- metrics ----------------------------------------------------------------------------------------
-
-
-class ToolMetrics:
-    """Prometheus counters of tool calls by tool name; names outside `known` count as UNKNOWN_TOOL,
-    so a client cannot create series (or grow memory) by inventing names."""
-
-    def __init__(self, known: Iterable[str], registry: CollectorRegistry | None = None) -> None:
-        self.known = frozenset(known)
-        self.registry = registry or CollectorRegistry()
-        self.calls = Counter("tempo_tool_calls", "Tool calls received.", ["tool"], registry=self.registry)
-        self.errors = Counter(
-            "tempo_tool_errors", "Tool calls that ended in an error.", ["tool"], registry=self.registry
-        )
-        self.seconds = Counter("tempo_tool_seconds", "Seconds spent in tool calls.", ["tool"], registry=self.registry)
-
-    def label(self, tool: Any) -> str:
-        return tool if isinstance(tool, str) and tool in self.known else UNKNOWN_TOOL
-
-    def record(self, tool: Any, seconds: float, *, error: bool) -> None:
-        name = self.label(tool)
-        self.calls.labels(name).inc()
-        self.seconds.labels(name).inc(max(0.0, seconds))
-        if error:
-            self.errors.labels(name).inc()
-
-
-class RequestMetrics:
-    """HTTP requests by route template (bounded: unmatched paths are one label), method and status."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter(
-            "tempo_http_requests", "HTTP requests answered.", ["route", "method", "status"], registry=registry
-        )
-        self.seconds = Histogram(
-            "tempo_http_request_seconds", "Seconds to answer an HTTP request.", ["route"], registry=registry
-        )
-
-    def record(self, route: str, method: str, status: int, seconds: float) -> None:
-        method = method if method in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS") else "OTHER"
-        self.requests.labels(route, method, str(status)).inc()
-        self.seconds.labels(route).observe(seconds)
-
-
-def metrics_response(registry: CollectorRegistry) -> Any:
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-    from starlette.responses import Response
-
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -10,8 +10,8 @@ tempo.inputs, from which the tool signatures are generated), so a bad call comes
 error (isError) with one sentence and the server carries on. Model calls run in worker threads, so
 the event loop keeps serving. GET /health answers {"status": "ok"} without a token (for load
 balancers and probes); GET /metrics gives per-tool call, error and latency counters
-(prometheus_client; known tool names only) behind the token. Token, Host/Origin and metrics rules
-are tempo.tools.http_security's, shared with `tempo serve`.
+(prometheus_client; known tool names only) behind the token. Token and Host/Origin rules are
+tempo.tools.http_security's, metrics tempo.tools.http_metrics', both shared with `tempo serve`.
 """
 
 from __future__ import annotations
@@ -34,13 +34,8 @@ from tempo.errors import TempoError, redact_secrets
 from tempo.inputs import TOOL_INPUTS, tool_signature
 from tempo.settings import AskSettings
 from tempo.tools.commands.mcp import add_mcp_options
-from tempo.tools.http_security import (
-    HTTPGuard,
-    ToolMetrics,
-    metrics_response,
-    require_token_off_loopback,
-    resolve_token,
-)
+from tempo.tools.http_metrics import ToolMetrics, metrics_response
+from tempo.tools.http_security import HTTPGuard, require_token_off_loopback, resolve_token
 
 log = logging.getLogger(__name__)
 

@@ -189,6 +189,6 @@ def register_alert_routes(app: FastAPI, store: Callable[[], AlertStore]) -> None
 
 
 def _sse(event: str, data: Any) -> bytes:
-    from tempo.tools.server import sse
+    from tempo.tools.server_sse import sse
 
     return sse(event, data)

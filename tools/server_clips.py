@@ -5,7 +5,8 @@ source file or decoded from the stored proxies (`replay.load_segments`, the same
 recompresses), at the stream's sampling rate (2 fps by default). Each frame is shown from its own
 stream time until the next one's, so the clip's time t is stream time `start + t` and a player seeks
 by stream time exactly. H.264 (yuv420p) in MP4 with the index at the front, written to a small disk
-cache so the server answers HTTP Range requests (a browser's `<video>` seeks with them).
+cache so the server answers HTTP Range requests (a browser's `<video>` seeks with them). The route
+is `register_clip_routes`.
 """
 
 from __future__ import annotations
@@ -16,10 +17,18 @@ import threading
 from collections import OrderedDict
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
+import anyio
 import av
 import numpy as np
+from fastapi import FastAPI, Query
+from fastapi.responses import FileResponse
 from tempo.tools.errors import ClipRangeError
+from tempo.tools.server_problems import ProblemError
+
+if TYPE_CHECKING:
+    from tempo.tools.server import TempoServer
 
 MAX_CLIP_SECONDS = 3600.0  # longest clip one request may render (seconds of stream time)
 TIME_BASE = Fraction(1, 1000)  # ms
@@ -133,3 +142,30 @@ def render_clip(service, cache: ClipCache, stream: str, start: float, end: float
         write_mp4(path, frames, times, hi - lo)
 
     return cache.get_or_render(key, render), lo, hi
+
+
+def register_clip_routes(app: FastAPI, server: TempoServer) -> None:
+    """GET /v1/streams/{stream}/clip over `server.service`, rendered into `server.clips`."""
+    service = server.service
+
+    @app.get(
+        "/v1/streams/{stream}/clip",
+        tags=["clips"],
+        response_class=FileResponse,
+        responses={200: {"content": {"video/mp4": {}}}, 206: {"content": {"video/mp4": {}}}},
+    )
+    async def clip(
+        stream: str,
+        start: Annotated[float, Query(ge=0, allow_inf_nan=False)] = 0.0,
+        end: Annotated[float | None, Query(gt=0, allow_inf_nan=False)] = None,
+    ) -> Any:
+        """Playable MP4 of [start, end) (stream seconds) from the memory's frames; HTTP Range supported.
+        The clip's time t is stream time start + t."""
+        if end is not None and end <= start:
+            raise ProblemError(422, f"the clip must end after it starts (got {start:g} s to {end:g} s)")
+        path, lo, hi = await anyio.to_thread.run_sync(lambda: render_clip(service, server.clips, stream, start, end))
+        return FileResponse(
+            path,
+            media_type="video/mp4",
+            headers={"X-Clip-Start": f"{lo:.3f}", "X-Clip-End": f"{hi:.3f}", "Cache-Control": "private, max-age=60"},
+        )

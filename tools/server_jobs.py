@@ -7,6 +7,9 @@ when its source is exhausted. A network (camera) job is live: when its source dr
 retried with exponential backoff (1 s, 2 s, 4 s … 60 s) until stopped. Job definitions live in Redis
 (`{prefix}:job:{id}`), so a restarted server starts again every job that was running or retrying.
 The source URL (credentials included) stays in Redis; responses show it without user:password.
+
+Routes (`register_job_routes`): POST /v1/streams/{stream}/ingest (202; the source checked by
+tempo.tools.server_sources), GET /v1/jobs, GET/DELETE /v1/jobs/{id}, POST /v1/jobs/{id}/stop.
 """
 
 from __future__ import annotations
@@ -15,11 +18,20 @@ import logging
 import threading
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import anyio
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict, Field
+from tempo import inputs
 from tempo.agent.monitoring.ingest import monitored_ingest
 from tempo.errors import TempoError, redact_url
-from tempo.tools.errors import JobNotFoundError, StreamBusyError
+from tempo.memory.errors import StreamBusyError
+from tempo.tools.errors import JobNotFoundError
+from tempo.tools.server_sources import check_source
+
+if TYPE_CHECKING:
+    from tempo.tools.server import TempoServer
 
 log = logging.getLogger(__name__)
 
@@ -186,3 +198,45 @@ class IngestJobs:
                 entry = self._threads.get(job_id)
                 if entry is not None and entry[1] is stop:
                     self._threads.pop(job_id, None)
+
+
+# ----- routes ---------------------------------------------------------------------------------------
+
+
+class IngestRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    source: inputs.Name = Field(description="A file under the media root, or a camera URL.")
+
+
+def register_job_routes(app: FastAPI, server: TempoServer) -> None:
+    """Ingest job routes over `server.jobs`; sources checked against `server.settings`' policy."""
+    settings = server.settings
+
+    @app.post("/v1/streams/{stream}/ingest", status_code=202, tags=["jobs"])
+    async def start_ingest(stream: str, body: IngestRequest) -> dict[str, Any]:
+        from tempo.memory.store import RedisMemoryStore
+
+        RedisMemoryStore.check_name(stream)
+        source = await anyio.to_thread.run_sync(
+            lambda: check_source(
+                body.source, media_root=settings.media_root, deny_private_networks=settings.deny_private_networks
+            )
+        )
+        return await anyio.to_thread.run_sync(server.jobs.start, stream, source)
+
+    @app.get("/v1/jobs", tags=["jobs"])
+    async def list_jobs() -> list[dict[str, Any]]:
+        return await anyio.to_thread.run_sync(server.jobs.list)
+
+    @app.get("/v1/jobs/{job_id}", tags=["jobs"])
+    async def show_job(job_id: str) -> dict[str, Any]:
+        return await anyio.to_thread.run_sync(server.jobs.get, job_id)
+
+    @app.post("/v1/jobs/{job_id}/stop", tags=["jobs"])
+    async def stop_job(job_id: str) -> dict[str, Any]:
+        return await anyio.to_thread.run_sync(lambda: server.jobs.stop(job_id, wait=30.0))
+
+    @app.delete("/v1/jobs/{job_id}", status_code=204, tags=["jobs"])
+    async def delete_job(job_id: str) -> None:
+        await anyio.to_thread.run_sync(server.jobs.delete, job_id)

@@ -6,8 +6,11 @@ Running the whole graph needs its real backend (model + memory),
 
 from __future__ import annotations
 
+import pytest
 from tempo.agent.graph import after_compress, build_agent_graph, cite, remember, widen
 from tempo.agent.turn import turn_input
+from tempo.errors import InvalidTimeScopeError, TempoError
+from tempo.inputs import check_time_range
 from tempo.settings import AskSettings
 
 SETTINGS = AskSettings(top_k=8, widen_factor=4, weak_evidence=0.5, evidence_segments=2)
@@ -120,3 +123,11 @@ def test_turn_input_sets_every_input_key_and_resets_the_turns_costs() -> None:
     }
     assert turn_input("lobby", "who?") == expected
     assert turn_input("lobby", "who?", time_range=(10, 20))["time_range"] == [10.0, 20.0]
+
+
+def test_a_bad_range_is_refused_at_the_edge_as_a_user_error() -> None:
+    # turn_input takes its range as valid: the ways in check it with tempo.inputs.check_time_range.
+    for bad in ((20, 10), (-5, 3), (4, 4)):
+        with pytest.raises(InvalidTimeScopeError) as err:
+            check_time_range(*bad)
+        assert isinstance(err.value, TempoError)

@@ -11,14 +11,8 @@ from __future__ import annotations
 import anyio
 import httpx
 import pytest
-from tempo.tools.http_security import (
-    UNKNOWN_TOOL,
-    HTTPConfigError,
-    ToolMetrics,
-    host_name,
-    is_loopback,
-    resolve_token,
-)
+from tempo.tools.http_metrics import UNKNOWN_TOOL, ToolMetrics
+from tempo.tools.http_security import HTTPConfigError, host_name, is_loopback, resolve_token
 from tempo.tools.mcp_server import TOOL_NAMES, build_server, http_app
 
 TOKEN = "s3cret-token-0123456789"

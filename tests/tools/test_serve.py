@@ -174,11 +174,11 @@ def test_ask_returns_the_answer_the_timeline_and_a_thread(serve_server):
     assert got.status_code == 200, got.text
     body = got.json()
     assert body["stream"] == "cam" and body["answer"] and body["thread_id"]
-    cells = body["timeline"]
+    cells = body["segments"]
     assert [c["index"] for c in cells] == list(range(10))  # one cell per segment
     assert all(c["tokens"] >= 1 for c in cells)
-    assert any(c["candidate"] for c in cells)
-    assert all((c["relevance"] is None) != c["candidate"] for c in cells)
+    assert any(c["kind"] == "candidate" for c in cells)
+    assert all((c["relevance"] is None) == (c["kind"] == "anchor") for c in cells)
     threads = httpx2.get(f"{serve_server.base}/v1/threads", params={"stream": "cam"}).json()
     assert body["thread_id"] in [t["id"] for t in threads]
 
@@ -205,7 +205,7 @@ def test_ask_streams_text_then_allocation_citations_and_done(serve_server):
     assert set(kinds[:-3]) == {"text"} and len(kinds) > 4
     done = events[-1][1]
     assert "".join(d["text"] for k, d in events if k == "text").strip() == done["answer"].strip()
-    assert events[-3][1]["timeline"] == done["timeline"] and len(done["timeline"]) == 10
+    assert events[-3][1]["segments"] == done["segments"] and len(done["segments"]) == 10
 
 
 def test_threads_show_ask_in_thread_and_delete(serve_server):
@@ -461,7 +461,9 @@ def test_metrics_label_routes_not_raw_paths(serve_server):
 def test_the_model_queue_is_fifo_bounded_and_times_out():
     import threading
 
-    from tempo.tools.server import ModelQueue, ModelTimeoutError, QueueFullError, problem, status_of
+    from tempo.tools.errors import ModelTimeoutError, QueueFullError
+    from tempo.tools.model_queue import ModelQueue
+    from tempo.tools.server_problems import problem, status_of
 
     async def scenario() -> dict:
         queue = ModelQueue(max_waiting=2, timeout=2.0)

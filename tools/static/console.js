@@ -117,11 +117,11 @@ function renderTimeline(cells) {
   const lo = scores.length ? Math.min(...scores) : 0, hi = scores.length ? Math.max(...scores) : 1;
   const maxTokens = Math.max(1, ...cells.map((c) => c.tokens));
   strip.replaceChildren(...cells.map((c) => {
-    const kind = c.candidate ? "candidate" : "anchor";
+    const kind = c.kind; // "candidate" (recompressed for the question) or "anchor"
     // Height shows relevance among the candidates (anchors sit at the floor), so ATA's choice is visible.
     const rel = c.relevance == null ? 0 : hi - lo < 1e-9 ? 1 : (c.relevance - lo) / (hi - lo);
     const bar = el("div", { "class": "bar" });
-    bar.style.height = `${Math.round(12 + 88 * (c.candidate ? rel : 0))}%`;
+    bar.style.height = `${Math.round(12 + 88 * (kind === "candidate" ? rel : 0))}%`;
     bar.style.opacity = String(0.35 + 0.65 * (c.tokens / maxTokens));
     const cell = el("div", {
       "class": `cell ${kind}${c.gap_before > 0 ? " gap-before" : ""}`, role: "listitem",
@@ -213,7 +213,7 @@ async function ask(question) {
     });
     for await (const { event, data } of sseEvents(response)) {
       if (event === "text") turn.a.textContent += data.text;
-      else if (event === "allocation") { state.timelines[state.stream] = data.timeline; renderTimeline(data.timeline); }
+      else if (event === "allocation") { state.timelines[state.stream] = data.segments; renderTimeline(data.segments); }
       else if (event === "error") { turn.a.textContent = data.detail; turn.a.classList.add("error"); }
       else if (event === "done") {
         turn.a.textContent = data.answer;

@@ -1,0 +1,147 @@
+"""Questions and conversation threads over HTTP (`tempo serve`): the same `Conversations` calls as
+`tempo ask --thread` and `tempo chat`, through the model queue.
+
+    POST /v1/streams/{stream}/ask                 answer (JSON), or stream it (Accept: text/event-stream)
+    GET /v1/threads[?stream=&limit=]              threads, newest first
+    GET/DELETE /v1/threads/{id}                   one thread's transcript; delete it
+    POST /v1/threads/{id}/ask                     a follow-up on the thread's stream
+
+The answer is the question's `TurnResult` (tempo.engine.result), as `tempo ask --json` prints it: its
+`segments` are the whole timeline the answer saw (ATA made visible in the console).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Annotated, Any
+
+import anyio
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from tempo import inputs
+from tempo.agent.errors import ThreadNotFoundError
+from tempo.engine.result import TurnResult
+from tempo.errors import TempoError
+from tempo.inputs import check_time_range
+from tempo.tools.server_problems import TITLES, status_of
+from tempo.tools.server_sse import sse
+
+if TYPE_CHECKING:
+    from tempo.tools.server import TempoServer
+
+log = logging.getLogger(__name__)
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ThreadAskRequest(_In):
+    question: inputs.Question
+    start: inputs.StreamTime | None = Field(default=None, description="Only look from this stream time (s).")
+    end: inputs.StreamTime | None = Field(default=None, description="Only look up to this stream time (s).")
+
+
+class AskRequest(ThreadAskRequest):
+    thread_id: inputs.ThreadId | None = Field(default=None, description="Thread to continue; omit for a new one.")
+
+
+def register_question_routes(app: FastAPI, server: TempoServer) -> None:
+    """Ask and thread routes over `server.conversations`, questions admitted by `server.queue`."""
+    service = server.service
+
+    async def answer(
+        request: Request, stream: str, question: str, thread_id: str | None, start: float | None, end: float | None
+    ) -> Any:
+        def scope() -> tuple[float, float] | None:
+            info = service.stream(stream)
+            return check_time_range(start, end, info.end) if (start is not None or end is not None) else None
+
+        time_range = await anyio.to_thread.run_sync(scope)
+        streaming = "text/event-stream" in request.headers.get("accept", "")
+        server.queue.reserve()  # 429 now, before a response starts
+        text_queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+
+        def on_text(piece: str) -> None:
+            loop.call_soon_threadsafe(text_queue.put_nowait, ("text", piece))
+
+        def run() -> TurnResult:
+            t0 = time.perf_counter()
+            error = False
+            try:
+                return server.conversations.ask(
+                    stream, question, thread_id=thread_id, time_range=time_range, on_text=on_text if streaming else None
+                )
+            except TempoError:
+                error = True
+                raise
+            finally:
+                server.tool_metrics.record("ask_video", time.perf_counter() - t0, error=error)
+
+        # Its own task from now on: a client that goes away cannot leave the queue holding its place.
+        task = asyncio.ensure_future(server.queue.submit(run))
+        if not streaming:
+            return await task
+
+        async def events() -> AsyncIterator[bytes]:
+            task.add_done_callback(lambda _: text_queue.put_nowait(("end", None)))
+            while True:
+                kind, value = await text_queue.get()
+                if kind == "text":
+                    yield sse("text", {"text": value})
+                else:
+                    break
+            try:
+                body = task.result()
+            except TempoError as exc:
+                yield sse("error", {"status": status_of(exc), "title": TITLES[status_of(exc)], "detail": str(exc)})
+                return
+            except Exception:
+                log.exception("tempo serve: a streamed question failed")
+                yield sse("error", {"status": 500, "detail": "the server failed to answer this question"})
+                return
+            yield sse("allocation", {"segments": body["segments"]})
+            yield sse("citations", {"citations": body["citations"]})
+            yield sse("done", body)
+
+        return StreamingResponse(
+            events(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        )
+
+    @app.post(
+        "/v1/streams/{stream}/ask",
+        tags=["questions"],
+        response_model=TurnResult,
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
+    async def ask(stream: str, body: AskRequest, request: Request) -> Any:
+        """Answer a question (JSON: the `TurnResult`), or stream it (`Accept: text/event-stream`): `text`
+        events with the answer as it is generated, then `allocation` (the timeline's segments),
+        `citations`, and `done` (the whole `TurnResult`)."""
+        return await answer(request, stream, body.question, body.thread_id, body.start, body.end)
+
+    # ----- threads -----
+    @app.get("/v1/threads", tags=["threads"])
+    async def list_threads(
+        stream: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> list[dict[str, Any]]:
+        return await anyio.to_thread.run_sync(lambda: server.conversations.list_threads(stream, limit))
+
+    @app.get("/v1/threads/{thread_id}", tags=["threads"])
+    async def show_thread(thread_id: str) -> dict[str, Any]:
+        return await anyio.to_thread.run_sync(server.conversations.show_thread, thread_id)
+
+    @app.delete("/v1/threads/{thread_id}", status_code=204, tags=["threads"])
+    async def delete_thread(thread_id: str) -> None:
+        if not await anyio.to_thread.run_sync(server.conversations.delete_thread, thread_id):
+            raise ThreadNotFoundError(f"no thread {thread_id!r}")
+
+    @app.post("/v1/threads/{thread_id}/ask", tags=["threads", "questions"], response_model=TurnResult)
+    async def ask_in_thread(thread_id: str, body: ThreadAskRequest, request: Request) -> Any:
+        record = await anyio.to_thread.run_sync(server.conversations.show_thread, thread_id)
+        return await answer(request, record["stream"], body.question, thread_id, body.start, body.end)

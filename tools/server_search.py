@@ -1,0 +1,75 @@
+"""Search over HTTP (`tempo serve`): POST /v1/search finds the moments of one or more streams that best
+match a description (the embedding index; it never waits for the model)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import anyio
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict, Field
+from tempo import inputs
+from tempo.inputs import check_time_range
+
+if TYPE_CHECKING:
+    from tempo.tools.server import TempoServer
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class SearchRequest(_In):
+    query: inputs.Query
+    streams: list[inputs.StreamName] | None = Field(
+        default=None, max_length=256, description="Streams to search; omit for all streams."
+    )
+    top_k: inputs.TopK = 5
+    start: inputs.StreamTime | None = None
+    end: inputs.StreamTime | None = None
+
+
+class Moment(BaseModel):
+    stream: str
+    index: int
+    start: float
+    end: float
+    score: float
+
+
+class SearchOut(BaseModel):
+    query: str
+    moments: list[Moment]
+
+
+def register_search_routes(app: FastAPI, server: TempoServer) -> None:
+    """POST /v1/search over `server.service` (counted as the search_moments tool in the metrics)."""
+    service = server.service
+
+    @app.post("/v1/search", tags=["search"])
+    async def search(body: SearchRequest) -> SearchOut:
+        def work() -> SearchOut:
+            names = body.streams if body.streams is not None else [s.name for s in service.streams()]
+            moments: list[Moment] = []
+            for name in dict.fromkeys(names):
+                info = service.stream(name)
+                time_range = check_time_range(body.start, body.end, info.end)
+                for h in service.search_moments(name, body.query, top_k=body.top_k, time_range=time_range):
+                    moments.append(
+                        Moment(
+                            stream=name,
+                            index=int(h.index),
+                            start=round(float(h.start), 3),
+                            end=round(float(h.end), 3),
+                            score=round(float(h.score), 6),
+                        )
+                    )
+            moments.sort(key=lambda m: (-m.score, m.stream, m.index))
+            return SearchOut(query=body.query, moments=moments[: body.top_k])
+
+        t0 = time.perf_counter()
+        try:
+            return await anyio.to_thread.run_sync(work)
+        finally:
+            server.tool_metrics.record("search_moments", time.perf_counter() - t0, error=False)
