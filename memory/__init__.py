@@ -33,7 +33,8 @@ from tempo.memory.records import (
     StreamSettings,
 )
 from tempo.memory.retention import RetentionWorker, collect_garbage, enforce_retention
-from tempo.memory.store import CommitResult, CommitStatus, RedisMemoryStore, StreamInfo
+from tempo.memory.store import RedisMemoryStore
+from tempo.memory.store_types import CommitResult, CommitStatus, StreamInfo
 
 __all__ = [
     "AnchorCache",
