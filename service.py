@@ -28,7 +28,8 @@ from tempo.memory.proxy import ProxySettings
 from tempo.memory.recall import RecallPipeline
 from tempo.memory.records import RetentionPolicy
 from tempo.memory.retention import RetentionWorker, collect_garbage
-from tempo.memory.store import RedisMemoryStore, StreamInfo
+from tempo.memory.store import RedisMemoryStore
+from tempo.memory.store_types import StreamInfo
 from tempo.models import TempoInferenceConfig, TempoModel, resolve_model_name
 from tempo.models.checkpoint import resolve_model_dir
 from tempo.models.embedder import SegmentEmbedder

@@ -1,6 +1,8 @@
 """Persistent memory: Redis store (source of truth), embedded Redis, FAISS index, retention.
 
-Owns: the Redis store (store.py), its key layout (keys.py) and atomic Lua scripts (scripts.py), records
+Owns: the Redis store (store.py: streams and IVF training; its segment commits and writer lease in
+store_writes.py, segment reads in store_reads.py, the values it returns in store_types.py), its key
+layout (keys.py) and atomic Lua scripts (scripts.py), records
 and their codecs (records.py, codec.py), proxy clips of live sources (proxy.py), the embedded
 redis-server (embedded.py) and what differs on a Redis Cluster (cluster.py), the FAISS index
 (index.py), retention and compaction (retention.py), the cold tier of old segments' token heads and
@@ -33,7 +35,8 @@ from tempo.memory.records import (
     StreamSettings,
 )
 from tempo.memory.retention import RetentionWorker, collect_garbage, enforce_retention
-from tempo.memory.store import CommitResult, CommitStatus, RedisMemoryStore, StreamInfo
+from tempo.memory.store import RedisMemoryStore
+from tempo.memory.store_types import CommitResult, CommitStatus, StreamInfo
 
 __all__ = [
     "AnchorCache",

@@ -15,7 +15,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
-from tempo.memory.store import RedisMemoryStore, StreamInfo
+from tempo.memory.store import RedisMemoryStore
+from tempo.memory.store_types import StreamInfo
 
 
 class AnchorCache:

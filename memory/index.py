@@ -51,7 +51,8 @@ import faiss
 import numpy as np
 from tempo.memory.embedded import tempo_home
 from tempo.memory.errors import UnknownStreamError
-from tempo.memory.store import IndexFeed, IvfTraining, RedisMemoryStore
+from tempo.memory.store import RedisMemoryStore
+from tempo.memory.store_types import IndexFeed, IvfTraining
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,8 @@ from tempo.errors import TempoError
 from tempo.memory.errors import OutOfOrderCommitError, SourceMismatchError, StreamBusyError
 from tempo.memory.proxy import ProxySettings
 from tempo.memory.records import RetentionPolicy, SegmentRecord, StreamSettings
-from tempo.memory.store import CommitStatus, RedisMemoryStore, StreamInfo
+from tempo.memory.store import RedisMemoryStore
+from tempo.memory.store_types import CommitStatus, StreamInfo
 from tempo.models.config import GENERIC_QUERY
 from tempo.models.embedder import SegmentEmbedder
 from tempo.models.modeling import TempoModel

@@ -66,7 +66,8 @@ from tempo.memory.cluster import is_cluster
 from tempo.memory.errors import JobError, SourceMismatchError
 from tempo.memory.proxy import ProxySettings
 from tempo.memory.records import RetentionPolicy, SegmentRecord
-from tempo.memory.store import CommitResult, CommitStatus, RedisMemoryStore
+from tempo.memory.store import RedisMemoryStore
+from tempo.memory.store_types import CommitResult, CommitStatus
 from tempo.settings import environment
 from tempo.streaming import SamplingConfig, Segment, iter_segments
 from tempo.streaming.segment import SourceInfo

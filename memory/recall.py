@@ -27,7 +27,8 @@ from tempo.memory.anchors import AnchorCache
 from tempo.memory.caches import AnswerCache, QueryCache
 from tempo.memory.index import SearchHit, SegmentIndex, Timeline
 from tempo.memory.replay import load_segments
-from tempo.memory.store import RedisMemoryStore, StreamInfo
+from tempo.memory.store import RedisMemoryStore
+from tempo.memory.store_types import StreamInfo
 from tempo.models.ata import allocate_tokens
 from tempo.models.embedder import SegmentEmbedder
 from tempo.models.modeling import TempoModel, centre_time

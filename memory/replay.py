@@ -17,7 +17,8 @@ from tempo.errors import TempoError
 from tempo.memory.errors import RecompressError
 from tempo.memory.proxy import decode_proxy
 from tempo.memory.records import SegmentRecord, StreamSettings
-from tempo.memory.store import RedisMemoryStore, StreamInfo
+from tempo.memory.store import RedisMemoryStore
+from tempo.memory.store_types import StreamInfo
 from tempo.streaming import SamplingConfig, Segment, SourceInfo, iter_segments
 
 __all__ = ["load_segments", "sampling_of"]

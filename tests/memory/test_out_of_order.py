@@ -6,7 +6,7 @@ import sys
 
 from tempo.memory import RedisMemoryStore, codec
 from tempo.memory.records import StorageBytes
-from tempo.memory.store import CommitStatus
+from tempo.memory.store_types import CommitStatus
 
 _factory = sys.modules["memory_records_factory"]  # loaded by tests/memory/conftest.py
 FILE_SOURCE, SETTINGS, make_record = _factory.FILE_SOURCE, _factory.SETTINGS, _factory.make_record

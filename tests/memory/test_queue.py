@@ -147,7 +147,7 @@ def test_a_producer_holds_the_writer_lease_and_its_jobs_carry_the_token(redis_ur
     from tempo.memory import RedisMemoryStore
     from tempo.memory.errors import StreamBusyError
     from tempo.memory.queue import produce
-    from tempo.memory.store import CommitStatus
+    from tempo.memory.store_types import CommitStatus
     from tempo.streaming.synthetic import write_test_video
 
     factory = sys.modules["memory_records_factory"]  # loaded by tests/memory/conftest.py
