@@ -34,8 +34,8 @@ from tempo.memory.records import RetentionPolicy, SegmentRecord, StreamSettings
 from tempo.memory.store import CommitStatus, RedisMemoryStore, StreamInfo
 from tempo.models.config import GENERIC_QUERY
 from tempo.models.embedder import SegmentEmbedder
-from tempo.models.modeling import TempoModel
 from tempo.models.processor import SegmentVideoProcessor
+from tempo.models.tempo_family import TempoModel
 from tempo.settings import environment
 from tempo.streaming import IngestStats, SamplingConfig, Segment, iter_segments
 from tempo.streaming.segment import SourceInfo, is_live

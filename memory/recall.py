@@ -31,7 +31,8 @@ from tempo.memory.replay import load_segments
 from tempo.memory.store import RedisMemoryStore, StreamInfo
 from tempo.models.ata import allocate_tokens, average_tokens_per_frame
 from tempo.models.embedder import SegmentEmbedder
-from tempo.models.modeling import TempoModel, centre_time
+from tempo.models.family import centre_time
+from tempo.models.tempo_family import TempoModel
 from tempo.settings import RecallSettings
 
 __all__ = [
