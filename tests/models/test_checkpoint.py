@@ -138,3 +138,24 @@ def test_base_svlm_beside_the_checkpoint_is_found_after_a_move(tiny_dir: Path, t
     _edit_config(moved, mm_vision_tower_aux_list=["/nowhere/qwen3-vl-base"])
     model = TempoModel.load(moved)
     assert model.base_dir == (moved / "qwen3-vl-base").resolve()
+
+
+def test_loading_reads_config_json_once(tiny_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[Path] = []
+    read_text = Path.read_text
+
+    def counting(self: Path, *args: object, **kwargs: object) -> str:
+        if self.name == "config.json" and self.parent == tiny_dir.resolve():
+            reads.append(self)
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counting)
+    TempoModel.load(tiny_dir)
+    assert len(reads) == 1  # one TempoConfig, handed to TempoForCausalLM.from_pretrained
+
+
+def test_a_mangled_tempo_key_is_one_clear_error(tiny_dir: Path, tmp_path: Path) -> None:
+    bad = _copy_checkpoint(tiny_dir, tmp_path / "bad")
+    _edit_config(bad, num_compression_tokens="many")
+    with pytest.raises(CheckpointError, match="lacks or mangles the Tempo key"):
+        TempoModel.load(bad)
