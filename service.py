@@ -130,7 +130,7 @@ class TempoService:
 
     @loaded_once
     def model(self) -> TempoModel:
-        return TempoModel.from_pretrained(self.model_name, device=self.device, config=self.inference)
+        return TempoModel.load(self.model_name, device=self.device, config=self.inference)
 
     @property
     def embedder_name(self) -> str:

@@ -1,17 +1,16 @@
-"""Text-only generation with the Tempo model's global LLM (no visual tokens), for the rewrite node.
+"""Text-only generation with the model family's LLM (no visual tokens), for the rewrite node.
 
 The model's own prompt builders (tempo.models.text) always place a video between the system prompt
 and the question; rewriting a follow-up needs none, so the ChatML prompt is written here and fed
-through the model's public `generate_ids` (greedy, KV cache, stops at <|im_end|>).
+through the family's `generate_text` (greedy, KV cache, stops at <|im_end|>).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from tempo.agent.rewrite import HistoryTurn
-from tempo.models.modeling import TempoModel
+from tempo.models.family import ModelFamily
 from tempo.models.text import IM_END, IM_START
 
 REWRITE_SYSTEM_PROMPT = (
@@ -35,17 +34,8 @@ def rewrite_prompt(history: Sequence[HistoryTurn], question: str) -> str:
     )
 
 
-@torch.inference_mode()
-def generate_text(model: TempoModel, prompt: str, *, max_new_tokens: int = 48) -> str:
-    """Greedy continuation of a ChatML `prompt` by the global LLM, decoded to text."""
-    ids = model.tokenizer.encode(prompt)
-    embeds = model.network.model.embed_tokens(torch.tensor(ids, dtype=torch.long, device=model.device))[None]
-    out = list(model.generate_ids(embeds, max_new_tokens=max_new_tokens, temperature=0.0))
-    return model.tokenizer.decode(out)
-
-
 def rewrite_with_model(
-    model: TempoModel, history: Sequence[HistoryTurn], question: str, *, max_new_tokens: int = 48
+    model: ModelFamily, history: Sequence[HistoryTurn], question: str, *, max_new_tokens: int = 48
 ) -> str:
     """The model's standalone version of `question` (unvalidated: the graph checks it)."""
-    return generate_text(model, rewrite_prompt(history, question), max_new_tokens=max_new_tokens)
+    return model.generate_text(rewrite_prompt(history, question), max_new_tokens=max_new_tokens)

@@ -26,16 +26,11 @@ import numpy as np
 import torch
 from tempo.models import TempoInferenceConfig, TempoModel
 from tempo.models.compressor import build_compressor_inputs
-from tempo.models.config import TempoCheckpointConfig
-from tempo.models.modeling import (
-    RelevanceHead,
-    TempoConfig,
-    TempoForCausalLM,
-    attention_implementation,
-    pick_device,
-    pick_dtype,
-)
+from tempo.models.configuration_tempo import TempoConfig
+from tempo.models.device import attention_implementation, pick_device, pick_dtype
+from tempo.models.modeling_tempo import TempoForCausalLM
 from tempo.models.processor import SegmentVideoProcessor, VideoProcessorConfig
+from tempo.models.tempo_family import RelevanceHead
 from tempo.models.text import TextTokenizer
 from tempo.models.tiny import CHAT_TEMPLATE, TINY_LLM, build_tiny_tokenizer, tiny_svlm_config, write_tiny_checkpoint
 from tempo.streaming.segment import Segment, SourceInfo
@@ -113,17 +108,19 @@ def real_size_model(device: str | None, dtype: str | None) -> TempoModel:
     attn = attention_implementation(dev)
     for cfg in (svlm_config, svlm_config.text_config, svlm_config.vision_config):
         cfg._attn_implementation = attn
-    ckpt = TempoCheckpointConfig(
-        llm=dict(TINY_LLM, vocab_size=tok.get_vocab_size()),
-        base_svlm="random",
-        num_compression_tokens=128,
-        mm_hidden_size=QWEN3_VL_2B_TEXT["hidden_size"],
+    config = TempoConfig.from_dict(
+        {
+            **TINY_LLM,
+            "vocab_size": tok.get_vocab_size(),
+            "mm_vision_tower_aux_list": ["random"],
+            "num_compression_tokens": 128,
+            "mm_hidden_size": QWEN3_VL_2B_TEXT["hidden_size"],
+        }
     )
-    config = TempoConfig.from_dict({k: v for k, v in ckpt.to_dict().items() if k != "model_type"})
     config.svlm_config = svlm_config
     config._attn_implementation = attn
     torch.manual_seed(0)
-    with torch.device(dev):  # as from_pretrained: built in the target dtype, rotary buffers stay float32
+    with torch.device(dev):  # as load: built in the target dtype, rotary buffers stay float32
         network = TempoForCausalLM._from_config(config, dtype=dt)
     network.eval()
     text = TextTokenizer(tok, chat_template=CHAT_TEMPLATE)  # the Qwen3-VL template the tiny checkpoints ship
@@ -132,7 +129,6 @@ def real_size_model(device: str | None, dtype: str | None) -> TempoModel:
     )
     return TempoModel(
         network,
-        checkpoint_config=ckpt,
         tokenizer=text,
         svlm_tokenizer=text,
         processor=SegmentVideoProcessor(RELEASED_PROCESSOR),
@@ -191,7 +187,7 @@ def main() -> int:
         path = args.model
         if path is None:
             path = write_tiny_checkpoint(Path(tempfile.mkdtemp(prefix="tempo-bench-")) / "tiny")
-        model = TempoModel.from_pretrained(path, device=args.device, dtype=args.dtype)
+        model = TempoModel.load(path, device=args.device, dtype=args.dtype)
         label = f"checkpoint {path}"
     segments = random_segments(args.segments, width, height)
     device = (

@@ -41,7 +41,7 @@ def main() -> int:
         video = write_test_video(
             work / "bench.mp4", duration=args.duration, fps=30.0, size=(640, 360), texture=True
         )
-        model = TempoModel.from_pretrained(model_dir)
+        model = TempoModel.load(model_dir)
         embedder = SegmentEmbedder.from_pretrained(model_dir / SIGLIP_DIR_NAME)
         server = EmbeddedRedis(work)
         server.ensure_running()

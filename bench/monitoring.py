@@ -211,7 +211,7 @@ def main() -> int:
             report["model"] = "random Qwen3-VL-2B-size compressor"
         else:
             path = args.model or str(write_tiny_checkpoint(tmp / "tiny"))
-            model = TempoModel.from_pretrained(path, device=args.device, dtype=args.dtype)
+            model = TempoModel.load(path, device=args.device, dtype=args.dtype)
             report["model"] = "tiny checkpoint" if args.model is None else path
         report["device"] = torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else "CPU"
         segments = random_segments(args.segments, width, height)

@@ -218,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
     rows: list[Row] = []
 
     # Reference mode: what `tempo ask VIDEO QUESTION` runs.
-    model = TempoModel.from_pretrained(model_dir, config=config)
+    model = TempoModel.load(model_dir, config=config)
     sampling = SamplingConfig(fps=config.fps, window=config.window, max_edge=config.max_edge, sampling="release")
     t0 = time.perf_counter()
     for i, nd in enumerate(needles):

@@ -159,7 +159,7 @@ def model_effect(segments_by_content: dict[str, list[np.ndarray]], crf: int) -> 
     from tempo.streaming.segment import Segment, SourceInfo
 
     tmp = tempfile.TemporaryDirectory(prefix="tempo-bench-proxy-")
-    model = TempoModel.from_pretrained(write_tiny_checkpoint(Path(tmp.name) / "tiny", seed=0), device="cpu")
+    model = TempoModel.load(write_tiny_checkpoint(Path(tmp.name) / "tiny", seed=0), device="cpu")
     model.processor = released_processor()  # the released input size, not the tiny default (~64 px)
     source = SourceInfo(uri="rtsp://bench/camera", kind="network", live=True)
 

@@ -164,7 +164,7 @@ class ReferencePipeline:
         from tempo.streaming import SamplingConfig
 
         self.config = config
-        self.model = TempoModel.from_pretrained(resolve_model_dir(resolve_model_name(model)), device=device,
+        self.model = TempoModel.load(resolve_model_dir(resolve_model_name(model)), device=device,
                                                 config=config)
         # The release's whole-file sampling with its evaluation scripts' frame bounds (8 to 1024).
         self.sampling = SamplingConfig(fps=config.fps, window=config.window, max_edge=config.max_edge,

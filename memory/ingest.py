@@ -35,8 +35,8 @@ from tempo.memory.store import RedisMemoryStore
 from tempo.memory.store_types import CommitStatus, StreamInfo
 from tempo.models.config import GENERIC_QUERY
 from tempo.models.embedder import SegmentEmbedder
-from tempo.models.modeling import TempoModel
 from tempo.models.processor import SegmentVideoProcessor
+from tempo.models.tempo_family import TempoModel
 from tempo.settings import environment
 from tempo.streaming import IngestStats, SamplingConfig, Segment, iter_segments
 from tempo.streaming.segment import SourceInfo, is_live

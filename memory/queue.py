@@ -75,7 +75,7 @@ from tempo.streaming.sources import fingerprint_file
 
 if TYPE_CHECKING:  # the model stack is imported lazily: a producer needs no torch
     from tempo.models.embedder import SegmentEmbedder
-    from tempo.models.modeling import TempoModel
+    from tempo.models.tempo_family import TempoModel
 
 log = logging.getLogger(__name__)
 

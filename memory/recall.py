@@ -31,7 +31,7 @@ from tempo.memory.store import RedisMemoryStore
 from tempo.memory.store_types import StreamInfo
 from tempo.models.ata import allocate_tokens
 from tempo.models.embedder import SegmentEmbedder
-from tempo.models.modeling import TempoModel, centre_time
+from tempo.models.family import ModelFamily, centre_time
 from tempo.settings import AskSettings
 
 __all__ = [
@@ -104,7 +104,7 @@ def retrieve_by_vector(
 
 
 def compress_candidates(
-    model: TempoModel,
+    model: ModelFamily,
     store: RedisMemoryStore,
     info: StreamInfo,
     question: str,
@@ -260,7 +260,7 @@ class RecallPipeline:
     def __init__(
         self,
         *,
-        model: TempoModel,
+        model: ModelFamily,
         embedder: SegmentEmbedder,
         store: RedisMemoryStore,
         index: SegmentIndex,

@@ -1,18 +1,22 @@
-"""The Tempo model core (DESIGN §2): SVLM compressor + relevance head, ATA, projector, global LLM.
+"""Model families behind one seam (DESIGN §2, §4): the Tempo model core — SVLM compressor + relevance
+head, ATA, projector, global LLM — loaded, and the interface the engine calls it through.
 
-model = TempoModel.from_pretrained(resolve_model_name(None))   # --model / $TEMPO_MODEL / released id
+model = TempoModel.load(resolve_model_name(None))              # --model / $TEMPO_MODEL / released id
 scores, memory = model.compress(segments, question)            # (n,), (n, M, D)
 counts = allocate_tokens(scores, tokens_per_segment=model.num_memory_tokens, budget=8192)
 kept = truncate_memory(memory, counts)
 text = model.answer(question, [(model.centre_time(s), k) for s, k in zip(segments, kept)])
 
-Owns: the SVLM compressor and relevance head (compressor.py, processor.py, text.py), ATA (ata.py),
-the Hugging Face network `TempoConfig` / `TempoForCausalLM` and its release numerics (network.py),
-checkpoint IO (checkpoint.py), loading a checkpoint and the compressor pass (modeling.py: `TempoModel`),
-the global LLM's prompt and decoding (answer.py: `GlobalLLM`), the reference-mode pipeline
-(pipeline.py), the SigLIP segment embedder (embedder.py), tiny test checkpoints (tiny.py), settings
-(config.py). May import: `tempo.streaming` (segments) and the shared top-level modules
-(`tempo.errors`, `tempo.inputs`, `tempo.settings`); never memory, agent, tools or service
+Owns: the seam `ModelFamily` and the one centre-time rule (family.py); the Tempo family, loaded
+(tempo_family.py: `TempoModel`, checkpoint + base SVLM + processor, the compressor pass); the
+Hugging Face model files in transformers' naming — the one config class `TempoConfig`
+(configuration_tempo.py) and `TempoForCausalLM` with its release numerics (modeling_tempo.py); the
+SVLM compressor and relevance head (compressor.py, processor.py, text.py), ATA (ata.py), the global
+LLM's prompt and decoding (answer.py: `GlobalLLM`), checkpoint IO (checkpoint.py), device / dtype /
+attention choice (device.py), the reference-mode pipeline (pipeline.py), the SigLIP segment
+embedder (embedder.py), tiny test checkpoints (tiny.py), constants and run-time knobs (config.py).
+May import: `tempo.streaming` (segments) and the shared top-level modules (`tempo.errors`,
+`tempo.inputs`, `tempo.settings`); never memory, the engine, agent, tools or service
 (tests/test_import_stages.py).
 """
 
@@ -30,13 +34,14 @@ _LAZY = {
     "ModelNotAvailableError": "checkpoint",
     "DEFAULT_MODEL_ID": "config",
     "GENERIC_QUERY": "config",
-    "TempoCheckpointConfig": "config",
     "TempoInferenceConfig": "config",
     "AnswerStats": "answer",
-    "TempoConfig": "network",
-    "TempoForCausalLM": "network",
-    "TempoModel": "modeling",
-    "segment_centre_time": "modeling",
+    "TempoConfig": "configuration_tempo",
+    "TempoForCausalLM": "modeling_tempo",
+    "ModelFamily": "family",
+    "centre_time": "family",
+    "TempoModel": "tempo_family",
+    "segment_centre_time": "tempo_family",
     "AskResult": "pipeline",
     "SegmentAllocation": "pipeline",
     "answer_video": "pipeline",
@@ -73,9 +78,9 @@ __all__ = [
     "AnswerStats",
     "AskResult",
     "CheckpointError",
+    "ModelFamily",
     "ModelNotAvailableError",
     "SegmentAllocation",
-    "TempoCheckpointConfig",
     "TempoConfig",
     "TempoForCausalLM",
     "TempoInferenceConfig",
@@ -83,6 +88,7 @@ __all__ = [
     "allocate_tokens",
     "answer_video",
     "average_tokens_per_frame",
+    "centre_time",
     "resolve_model_name",
     "segment_centre_time",
     "truncate_memory",

@@ -19,7 +19,7 @@ import torch
 from tempo.errors import QuestionTooLongError
 from tempo.models.checkpoint import read_json
 from tempo.models.config import CONTEXT_MARGIN, TempoInferenceConfig
-from tempo.models.network import TempoForCausalLM
+from tempo.models.modeling_tempo import TempoForCausalLM
 from tempo.models.text import IM_END, TextTokenizer, llm_prompt_parts, time_tag
 from transformers import GenerationConfig, Qwen3Config, TextIteratorStreamer
 
@@ -213,6 +213,14 @@ class GlobalLLM:
         ids = out[0].tolist()
         stop = set(self.generation.stop_ids)
         return ids[: next((i for i, t in enumerate(ids) if t in stop), len(ids))]
+
+    @torch.inference_mode()
+    def generate_text(self, prompt: str, *, max_new_tokens: int) -> str:
+        """Greedy continuation of a ChatML `prompt` by the global LLM (no visual tokens), decoded to
+        text: the rewrite of a follow-up question needs no video."""
+        ids = self.tokenizer.encode(prompt)
+        embeds = self._embed_ids(ids)[None]  # (1, L, H)
+        return self.tokenizer.decode(self.generate_ids(embeds, max_new_tokens=max_new_tokens, temperature=0.0))
 
     def answer(
         self,

@@ -15,7 +15,6 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
-from tempo.models.config import MODEL_TYPE, TempoCheckpointConfig
 from tempo.models.errors import CheckpointError, ModelNotAvailableError
 
 CONFIG_FILE = "config.json"
@@ -107,19 +106,6 @@ def read_json(path: Path, what: str) -> dict:
     if not isinstance(data, dict):
         raise CheckpointError(f"{path} does not hold a JSON object.")
     return data
-
-
-def read_checkpoint_config(model_dir: Path) -> TempoCheckpointConfig:
-    raw = read_json(model_dir / CONFIG_FILE, "Tempo checkpoint")
-    if raw.get("model_type") != MODEL_TYPE:
-        raise CheckpointError(
-            f"{model_dir / CONFIG_FILE} has model_type {raw.get('model_type')!r}, not {MODEL_TYPE!r}: "
-            "this is not a Tempo checkpoint."
-        )
-    try:
-        return TempoCheckpointConfig.from_dict(raw)
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise CheckpointError(f"{model_dir / CONFIG_FILE} lacks or mangles the Tempo key(s) {exc}.") from exc
 
 
 def weight_files(model_dir: Path) -> list[Path]:

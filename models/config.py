@@ -1,6 +1,7 @@
-"""Every hyper-parameter of the Tempo model core, named in one place (DESIGN §2).
+"""The Tempo method's constants (ids, prompts, margins) and its run-time knobs (DESIGN §2).
 
-`TempoCheckpointConfig` is what a checkpoint's config.json says (architecture: fixed by training);
+Light (no torch): the CLI reads these to build its parser. What a checkpoint's config.json says
+(the architecture, fixed by training) is `TempoConfig` in configuration_tempo.py;
 `TempoInferenceConfig` holds the knobs chosen at run time (sampling, budget, context, device).
 """
 
@@ -36,46 +37,6 @@ LLM_SYSTEM_PROMPT = "You are a helpful assistant."
 IMAGE_PLACEHOLDER = "<image>"
 # Tokens kept free between the prompt and the context limit (DESIGN §2: limit − text − 16).
 CONTEXT_MARGIN = 16
-
-# Keys the released config.json adds on top of a Qwen3 causal-LM config.
-_MM_KEYS = ("mm_vision_tower_aux_list", "num_compression_tokens", "mm_projector_type", "mm_hidden_size")
-
-
-@dataclass
-class TempoCheckpointConfig:
-    """The architecture a checkpoint declares in its config.json (model_type "tempo_qwen")."""
-
-    llm: dict[str, Any]  # the Qwen3 causal-LM config (hidden_size, num_hidden_layers, vocab_size, ...)
-    base_svlm: str  # mm_vision_tower_aux_list[0]: hub id or directory of the base Qwen3-VL model
-    num_compression_tokens: int  # M: memory tokens per segment (128 in the release)
-    mm_hidden_size: int  # D: the SVLM hidden size the memory tokens have (2048 for Qwen3-VL-2B)
-    mm_projector_type: str = PROJECTOR_TYPE
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> TempoCheckpointConfig:
-        missing = [k for k in _MM_KEYS if k not in raw]
-        if missing:
-            raise KeyError(", ".join(missing))
-        towers = raw["mm_vision_tower_aux_list"]
-        base = towers[0] if isinstance(towers, list | tuple) else towers
-        llm = {k: v for k, v in raw.items() if k not in _MM_KEYS}
-        return cls(
-            llm=llm,
-            base_svlm=str(base),
-            num_compression_tokens=int(raw["num_compression_tokens"]),
-            mm_hidden_size=int(raw["mm_hidden_size"]),
-            mm_projector_type=str(raw["mm_projector_type"]),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dict(self.llm)
-        out["model_type"] = MODEL_TYPE
-        out["mm_vision_tower_aux_list"] = [self.base_svlm]
-        out["num_compression_tokens"] = self.num_compression_tokens
-        out["mm_projector_type"] = self.mm_projector_type
-        out["mm_hidden_size"] = self.mm_hidden_size
-        return out
-
 
 @dataclass
 class TempoInferenceConfig:

@@ -1,7 +1,7 @@
 """The reference mode end to end: every segment gets the query-aware pass, ATA, then the global LLM.
 
 `answer_video(model, segments, question)` is what `tempo ask VIDEO QUESTION` runs; the memory-backed
-path (agent) reuses `TempoModel.compress` / `TempoModel.answer` with tokens from Redis instead.
+path (agent) reuses `ModelFamily.compress` / `ModelFamily.answer` with tokens from Redis instead.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 from tempo.models.ata import allocate_tokens, average_tokens_per_frame, truncate_memory
-from tempo.models.modeling import TempoModel
+from tempo.models.family import ModelFamily
 from tempo.streaming.segment import Segment
 from tqdm import tqdm
 
@@ -84,7 +84,7 @@ def _batches(segments: Iterable[Segment], size: int, clock: dict[str, float]) ->
 
 
 def answer_video(
-    model: TempoModel,
+    model: ModelFamily,
     segments: Iterable[Segment],
     question: str,
     *,

@@ -14,7 +14,7 @@
                                   release's builder recognises a Qwen3-VL tower)
     DIR/siglip/                   a tiny SigLIP for segment embeddings (tempo.models.embedder's writer)
 
-It loads through `TempoModel.from_pretrained` like the released model, and its config carries the
+It loads through `TempoModel.load` like the released model, and its config carries the
 fields the release's code reads with transformers 4.57 (legacy `rope_theta` / `rope_scaling`, and
 `text_config.rope_scaling.mrope_section`), so the release's loader accepts it too; nothing special-cases it.
 Deterministic for a seed: weights come from torch's seeded generator, the tokenizer from a fixed corpus.
@@ -26,13 +26,9 @@ import json
 from pathlib import Path
 
 import torch
-from tempo.models.config import (
-    COMPRESSOR_SYSTEM_PROMPT,
-    GENERIC_QUERY,
-    LLM_SYSTEM_PROMPT,
-    TempoCheckpointConfig,
-)
-from tempo.models.network import TempoConfig, TempoForCausalLM, write_checkpoint
+from tempo.models.config import COMPRESSOR_SYSTEM_PROMPT, GENERIC_QUERY, LLM_SYSTEM_PROMPT
+from tempo.models.configuration_tempo import TempoConfig
+from tempo.models.modeling_tempo import TempoForCausalLM, write_checkpoint
 from tempo.models.text import time_tag
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import Qwen3Config, Qwen3VLConfig, Qwen3VLForConditionalGeneration
@@ -412,19 +408,20 @@ def write_tiny_checkpoint(directory: str | Path, *, seed: int = 0) -> Path:
     # transformers 4.57 (the release) reads the RoPE base from the legacy keys, not rope_parameters.
     llm_dict["rope_theta"] = TINY_LLM["rope_theta"]
     llm_dict["rope_scaling"] = None
-    ckpt = TempoCheckpointConfig(
-        llm=llm_dict,
-        base_svlm=str(base),
-        num_compression_tokens=TINY_NUM_MEMORY_TOKENS,
-        mm_hidden_size=TINY_SVLM_TEXT["hidden_size"],
+    config = TempoConfig.from_dict(
+        {
+            **llm_dict,
+            "mm_vision_tower_aux_list": [str(base)],
+            "num_compression_tokens": TINY_NUM_MEMORY_TOKENS,
+            "mm_hidden_size": TINY_SVLM_TEXT["hidden_size"],
+        }
     )
-    config = TempoConfig.from_dict({k: v for k, v in ckpt.to_dict().items() if k != "model_type"})
     config.svlm_config = svlm_config
     network = TempoForCausalLM(config)
     network.compressor.vlm.model.load_state_dict(base_model.model.state_dict())
     with torch.no_grad():
         network.compressor.compression_tokens.normal_(0.0, 0.02)
-    write_checkpoint(network, ckpt, out)
+    write_checkpoint(network, out)
     _write_tokenizer_files(tok, out)
     _write_processor_files(out)
     _write_generation_config(tok, out)

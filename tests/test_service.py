@@ -28,7 +28,7 @@ def _race(n: int, get) -> list:
 
 def test_concurrent_first_calls_load_the_model_and_embedder_once(live_memory, monkeypatch) -> None:
     loads: list[str] = []
-    real_model, real_embedder = TempoModel.from_pretrained.__func__, SegmentEmbedder.from_pretrained.__func__
+    real_model, real_embedder = TempoModel.load.__func__, SegmentEmbedder.from_pretrained.__func__
 
     def slow_model(cls, *args, **kwargs):
         loads.append("model")
@@ -40,7 +40,7 @@ def test_concurrent_first_calls_load_the_model_and_embedder_once(live_memory, mo
         time.sleep(0.3)
         return real_embedder(cls, *args, **kwargs)
 
-    monkeypatch.setattr(TempoModel, "from_pretrained", classmethod(slow_model))
+    monkeypatch.setattr(TempoModel, "load", classmethod(slow_model))
     monkeypatch.setattr(SegmentEmbedder, "from_pretrained", classmethod(slow_embedder))
     service = TempoService(model=str(live_memory.model_dir), redis_url=live_memory.url)
     embedders = _race(4, lambda: service.embedder)  # loads the model too (the embedder sits on its device)

@@ -71,7 +71,7 @@ def test_one_clock_format() -> None:
 
 
 def test_one_centre_time_rule_for_segments_and_plans() -> None:
-    from tempo.models.modeling import centre_time
+    from tempo.models.family import centre_time
 
     assert centre_time(8.0, 8, 2.0) == 10.0
     np.testing.assert_allclose(centre_time(np.array([0.0, 4.0]), 8, 2.0), [2.0, 6.0])

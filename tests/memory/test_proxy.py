@@ -79,7 +79,7 @@ def test_a_proxy_holds_the_frames_the_compressor_is_fed(tiny_model) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TempoModel:
-    return TempoModel.from_pretrained(write_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "tempo-tiny"))
+    return TempoModel.load(write_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "tempo-tiny"))
 
 
 @pytest.mark.parametrize("size", [(288, 512), (512, 288), (240, 320), (144, 176), (96, 512)])

@@ -21,7 +21,7 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_dir: Path) -> TempoModel:
-    return TempoModel.from_pretrained(tiny_dir)
+    return TempoModel.load(tiny_dir)
 
 
 def make_segment(

@@ -54,11 +54,11 @@ def test_prompt_is_chatml_with_time_tags_before_projected_tokens(tiny_model: Tem
 
 
 def test_visual_part_is_cut_at_the_end_to_fit_the_context(tiny_dir) -> None:
-    model = TempoModel.from_pretrained(tiny_dir, config=TempoInferenceConfig(context_limit=120))
+    model = TempoModel.load(tiny_dir, config=TempoInferenceConfig(context_limit=120))
     embeds, stats = model.build_answer_embeddings("What?", _memory(model, [32] * 6))
     assert stats.truncated_tokens > 0
     assert embeds.shape[1] == 120 - 16  # limit − margin: text kept whole, visual cut
-    full, _ = TempoModel.from_pretrained(tiny_dir).build_answer_embeddings("What?", _memory(model, [32] * 6))
+    full, _ = TempoModel.load(tiny_dir).build_answer_embeddings("What?", _memory(model, [32] * 6))
     before, after = (len(model.tokenizer.encode(p)) for p in llm_prompt_parts("What?"))
     kept = 120 - 16 - before - after
     assert stats.visual_tokens == kept and stats.truncated_tokens == full.shape[1] - embeds.shape[1]

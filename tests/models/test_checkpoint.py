@@ -78,8 +78,8 @@ def test_same_seed_writes_identical_files_and_another_seed_other_weights(
 
 
 def test_save_then_load_gives_identical_outputs(tiny_model: TempoModel, tmp_path: Path) -> None:
-    saved = tiny_model.save_pretrained(tmp_path / "copy")
-    again = TempoModel.from_pretrained(saved)
+    saved = tiny_model.save(tmp_path / "copy")
+    again = TempoModel.load(saved)
     segs = [make_segment(0), make_segment(1)]
     s1, m1 = tiny_model.compress(segs, "dog")
     s2, m2 = again.compress(segs, "dog")
@@ -94,7 +94,7 @@ def test_shapes_disagreeing_with_config_are_refused(tiny_dir: Path, tmp_path: Pa
     bad = _copy_checkpoint(tiny_dir, tmp_path / "bad")
     _edit_config(bad, num_compression_tokens=16)
     with pytest.raises(CheckpointError) as err:
-        TempoModel.from_pretrained(bad)
+        TempoModel.load(bad)
     message = str(err.value)
     assert "compression_tokens" in message and "(1, 32, 64)" in message and "(1, 16, 64)" in message
     assert "\n" not in message
@@ -104,24 +104,24 @@ def test_llm_width_disagreeing_with_weights_is_refused(tiny_dir: Path, tmp_path:
     bad = _copy_checkpoint(tiny_dir, tmp_path / "bad")
     _edit_config(bad, intermediate_size=96)
     with pytest.raises(CheckpointError, match=r"mlp.*has shape"):
-        TempoModel.from_pretrained(bad)
+        TempoModel.load(bad)
 
 
 def test_missing_weights_are_named(tiny_dir: Path, tmp_path: Path) -> None:
     bad = _copy_checkpoint(tiny_dir, tmp_path / "bad")
     (bad / "model.safetensors").unlink()
     with pytest.raises(CheckpointError, match="has no weights"):
-        TempoModel.from_pretrained(bad)
+        TempoModel.load(bad)
 
 
 def test_a_directory_that_is_not_a_tempo_checkpoint_is_refused(tiny_dir: Path) -> None:
     with pytest.raises(CheckpointError, match="not a Tempo checkpoint"):
-        TempoModel.from_pretrained(tiny_dir / "qwen3-vl-base")
+        TempoModel.load(tiny_dir / "qwen3-vl-base")
 
 
 def test_hub_id_not_on_disk_is_never_downloaded() -> None:
     with pytest.raises(ModelNotAvailableError) as err:
-        TempoModel.from_pretrained("Vision-CAIR/Tempo-6B-not-here")
+        TempoModel.load("Vision-CAIR/Tempo-6B-not-here")
     assert "cannot be downloaded here" in str(err.value) and "--model" in str(err.value)
 
 
@@ -129,12 +129,33 @@ def test_missing_base_svlm_says_where_to_put_it(tiny_dir: Path, tmp_path: Path) 
     bad = _copy_checkpoint(tiny_dir, tmp_path / "nobase")
     _edit_config(bad, mm_vision_tower_aux_list=["Qwen/Qwen3-VL-2B-Instruct-not-here"])
     with pytest.raises(ModelNotAvailableError, match="beside the checkpoint"):
-        TempoModel.from_pretrained(bad)
+        TempoModel.load(bad)
 
 
 def test_base_svlm_beside_the_checkpoint_is_found_after_a_move(tiny_dir: Path, tmp_path: Path) -> None:
     moved = tmp_path / "moved"
     shutil.copytree(tiny_dir, moved)
     _edit_config(moved, mm_vision_tower_aux_list=["/nowhere/qwen3-vl-base"])
-    model = TempoModel.from_pretrained(moved)
+    model = TempoModel.load(moved)
     assert model.base_dir == (moved / "qwen3-vl-base").resolve()
+
+
+def test_loading_reads_config_json_once(tiny_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[Path] = []
+    read_text = Path.read_text
+
+    def counting(self: Path, *args: object, **kwargs: object) -> str:
+        if self.name == "config.json" and self.parent == tiny_dir.resolve():
+            reads.append(self)
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counting)
+    TempoModel.load(tiny_dir)
+    assert len(reads) == 1  # one TempoConfig, handed to TempoForCausalLM.from_pretrained
+
+
+def test_a_mangled_tempo_key_is_one_clear_error(tiny_dir: Path, tmp_path: Path) -> None:
+    bad = _copy_checkpoint(tiny_dir, tmp_path / "bad")
+    _edit_config(bad, num_compression_tokens="many")
+    with pytest.raises(CheckpointError, match="lacks or mangles the Tempo key"):
+        TempoModel.load(bad)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from tempo.models import GENERIC_QUERY, TempoInferenceConfig, TempoModel
 from tempo.models.compressor import build_compressor_inputs, segment_frame_times
-from tempo.models.modeling import release_weight_values
+from tempo.models.modeling_tempo import release_weight_values
 from tempo.models.processor import SegmentVideoProcessor, VideoProcessorConfig, compressor_frame_size, smart_resize
 from transformers import Qwen3VLForConditionalGeneration
 
@@ -111,8 +111,8 @@ def test_batch_equals_one_at_a_time(tiny_model: TempoModel) -> None:
 
 def test_prefetching_batches_gives_the_same_results(tiny_dir, segments) -> None:
     segs = segments(5)
-    plain = TempoModel.from_pretrained(tiny_dir, config=TempoInferenceConfig(prefetch=False))
-    ahead = TempoModel.from_pretrained(tiny_dir, config=TempoInferenceConfig(prefetch=True))
+    plain = TempoModel.load(tiny_dir, config=TempoInferenceConfig(prefetch=False))
+    ahead = TempoModel.load(tiny_dir, config=TempoInferenceConfig(prefetch=True))
     a, b = plain.compress(segs, "dog", batch_size=2), ahead.compress(segs, "dog", batch_size=2)
     assert np.array_equal(a[0], b[0]) and torch.equal(a[1], b[1])
 

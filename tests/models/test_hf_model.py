@@ -10,8 +10,9 @@ import pytest
 import torch
 from safetensors import safe_open
 from tempo.models import TempoModel
-from tempo.models.modeling import attention_implementation, device_map_for
-from tempo.models.network import TempoConfig, TempoForCausalLM
+from tempo.models.configuration_tempo import TempoConfig
+from tempo.models.device import attention_implementation, device_map_for
+from tempo.models.modeling_tempo import TempoForCausalLM
 from tempo.tools.cli import main
 from transformers import AutoConfig, AutoModelForCausalLM, TextIteratorStreamer
 

@@ -26,8 +26,8 @@ import pytest
 from tempo.models import TempoModel
 from tempo.models.ata import allocate_tokens
 from tempo.models.compressor import build_compressor_inputs
-from tempo.models.modeling import segment_centre_time
 from tempo.models.processor import SegmentVideoProcessor, VideoProcessorConfig, compressor_frame_size
+from tempo.models.tempo_family import segment_centre_time
 from tempo.models.text import time_tag
 from tempo.streaming.sampling import release_sample_indices
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from tempo.models import TempoModel
-from tempo.models.modeling import release_weight_values
+from tempo.models.modeling_tempo import release_weight_values
 from tempo.models.tiny import BASE_DIR_NAME, LEGACY_BASE_DIR_NAME
 
 from .conftest import make_segment
@@ -37,7 +37,7 @@ def test_release_weight_values_rounds_through_float16_first() -> None:
 
 
 def test_bfloat16_model_rounds_rotary_frequencies_as_the_release(tiny_dir: Path) -> None:
-    model = TempoModel.from_pretrained(tiny_dir, dtype="bfloat16")
+    model = TempoModel.load(tiny_dir, dtype="bfloat16")
     llm_rope = model.network.model.rotary_emb.inv_freq
     svlm_rope = model.network.compressor.vlm.model.language_model.rotary_emb.inv_freq
     assert llm_rope.dtype == torch.bfloat16 and svlm_rope.dtype == torch.bfloat16
@@ -56,7 +56,7 @@ def test_global_llm_ignores_rope_scaling(tiny_dir: Path, tmp_path: Path) -> None
     cfg["rope_scaling"] = {"rope_type": "linear", "factor": 4.0}
     cfg["rope_parameters"] = {"rope_type": "linear", "factor": 4.0, "rope_theta": cfg["rope_theta"]}
     (copy / "config.json").write_text(json.dumps(cfg))
-    model = TempoModel.from_pretrained(copy)
+    model = TempoModel.load(copy)
     assert model.network.llm_config.rope_parameters == {"rope_type": "default", "rope_theta": cfg["rope_theta"]}
 
 
@@ -71,7 +71,7 @@ def test_generation_stops_on_the_checkpoint_eos_and_im_end_only(tiny_model: Temp
     cfg = json.loads((copy / "config.json").read_text())
     cfg["mm_vision_tower_aux_list"] = [str(tiny_dir / BASE_DIR_NAME)]
     (copy / "config.json").write_text(json.dumps(cfg))
-    assert TempoModel.from_pretrained(copy).generation.stop_ids == (7, im_end)
+    assert TempoModel.load(copy).generation.stop_ids == (7, im_end)
 
 
 def test_answer_is_stripped_and_its_pieces_add_up(tiny_model: TempoModel) -> None:
@@ -107,7 +107,7 @@ def test_an_older_tiny_checkpoint_with_its_base_in_base_svlm_still_loads(tiny_di
         cfg.pop(key)
     (old / "config.json").write_text(json.dumps(cfg))
     (old / "generation_config.json").unlink()
-    model = TempoModel.from_pretrained(old)
+    model = TempoModel.load(old)
     scores, _ = model.compress([make_segment(0)], "dog")
     assert scores.shape == (1,)
     assert model.generation.stop_ids[-1] == model.tokenizer.token_id("<|im_end|>")
@@ -123,6 +123,6 @@ def test_checkpoint_without_a_chat_template_is_one_clear_error(tiny_dir: Path, t
     cfg = json.loads((copy / "config.json").read_text())
     cfg["mm_vision_tower_aux_list"] = [str(copy / BASE_DIR_NAME)]
     (copy / "config.json").write_text(json.dumps(cfg))
-    model = TempoModel.from_pretrained(copy)
+    model = TempoModel.load(copy)
     with pytest.raises(CheckpointError, match="ships no chat template"):
         model.compress([make_segment(0)], "dog")

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 from tempo.models import TempoModel
-from tempo.models.modeling import load_relevance_head
+from tempo.models.tempo_family import load_relevance_head
 from tempo.models.text import TextTokenizer
 from tempo.models.tiny import SPECIAL_TOKENS
 from transformers import AutoTokenizer, Qwen3VLConfig

@@ -215,7 +215,7 @@ def test_ingest_killed_mid_episode_then_rerun_neither_duplicates_nor_loses_an_al
 ) -> None:
     video = write_test_video(tmp_path / "yard.mp4", duration=50.0, size=(160, 96), texture=True)
     sampling = SamplingConfig(fps=4.0, window=4)
-    model = TempoModel.from_pretrained(tiny_checkpoint)
+    model = TempoModel.load(tiny_checkpoint)
     segments = list(iter_segments(str(video), stream_id="yard", config=sampling))
     scores = {t: model.compress(segments, t)[0] for t in TEXTS[:2]}
     low = float(scores[TEXTS[0]].min())

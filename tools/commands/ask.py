@@ -202,7 +202,7 @@ def _ask(args: argparse.Namespace) -> int:
     sampling = SamplingConfig(fps=args.fps, window=config.window, max_edge=config.max_edge, sampling=args.sampling)
     show_progress = not args.json and sys.stderr.isatty()
     segments = iter_segments(args.video, config=sampling, progress=show_progress)
-    model = TempoModel.from_pretrained(model_dir, device=args.device, config=config)
+    model = TempoModel.load(model_dir, device=args.device, config=config)
     load_s = time.perf_counter() - t0
 
     result = answer_video(

@@ -1,9 +1,10 @@
-"""The Tempo network as a Hugging Face model (DESIGN §2): `TempoConfig` and `TempoForCausalLM`.
+"""The Tempo network as a Hugging Face model (DESIGN §2): `TempoForCausalLM` and its release numerics.
 
-All weights under exactly the released key names, registered with AutoConfig / AutoModelForCausalLM
-for model_type "tempo_qwen", so `AutoModelForCausalLM.from_pretrained(DIR)` loads a released or tiny
-checkpoint with transformers' dtype / device_map / attn_implementation / sharding, and the weights
-take the values the release computes with (float16 load, then bfloat16).
+All weights under exactly the released key names, registered with AutoModelForCausalLM for
+`TempoConfig` (configuration_tempo.py, model_type "tempo_qwen"), so
+`AutoModelForCausalLM.from_pretrained(DIR)` loads a released or tiny checkpoint with transformers'
+dtype / device_map / attn_implementation / sharding, and the weights take the values the release
+computes with (float16 load, then bfloat16). `write_checkpoint` writes the same layout back.
 """
 
 from __future__ import annotations
@@ -18,60 +19,16 @@ from tempo.models.checkpoint import (
     CONFIG_FILE,
     CheckpointError,
     copy_aux_files,
-    read_checkpoint_config,
-    read_json,
-    resolve_base_svlm,
     resolve_model_dir,
     save_weights,
     weight_files,
 )
 from tempo.models.compressor import TempoCompressor
-from tempo.models.config import MODEL_TYPE, PROJECTOR_TYPE, TempoCheckpointConfig
+from tempo.models.config import PROJECTOR_TYPE
+from tempo.models.configuration_tempo import TempoConfig, attach_base_svlm_config, read_tempo_config
 from torch import nn
-from transformers import (
-    AutoConfig,
-    AutoModelForCausalLM,
-    Qwen3Config,
-    Qwen3ForCausalLM,
-    Qwen3Model,
-    Qwen3VLConfig,
-)
+from transformers import AutoModelForCausalLM, Qwen3ForCausalLM, Qwen3Model, Qwen3VLConfig
 from transformers.utils import logging as hf_logging
-
-
-class TempoConfig(Qwen3Config):
-    """config.json of a Tempo checkpoint (model_type "tempo_qwen"): a Qwen3 causal-LM config plus the
-    release's mm_* keys. `svlm_config` (the base Qwen3-VL config) is not stored: `from_pretrained`
-    reads it from the directory `mm_vision_tower_aux_list` names, as the release's builder does."""
-
-    model_type = MODEL_TYPE
-    mm_vision_tower_aux_list: list | str | None = None  # [hub id or directory of the base Qwen3-VL]
-    num_compression_tokens: int = 128  # M: memory tokens per segment
-    mm_projector_type: str = PROJECTOR_TYPE
-    mm_hidden_size: int = 2048  # D: the SVLM hidden size
-    svlm_config: Qwen3VLConfig | dict | None = None
-
-    def __post_init__(self, **kwargs: Any) -> None:
-        super().__post_init__(**kwargs)
-        # The release forces `rope_scaling = None` on the global LLM (TempoQwenForCausalLM.__init__): plain
-        # RoPE with the config's base, whatever scaling the config names.
-        theta = (self.rope_parameters or {}).get("rope_theta", getattr(self, "rope_theta", None))
-        self.rope_parameters = {"rope_type": "default", "rope_theta": theta}
-        if isinstance(self.svlm_config, dict):
-            self.svlm_config = Qwen3VLConfig.from_dict(self.svlm_config)
-
-    @property
-    def base_svlm(self) -> str:
-        towers = self.mm_vision_tower_aux_list
-        return str(towers[0] if isinstance(towers, list | tuple) else towers)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        out.pop("svlm_config", None)  # lives in the base SVLM's directory
-        # transformers 4.57 (the release) reads the RoPE base from the legacy keys.
-        out["rope_theta"] = self.rope_parameters["rope_theta"]
-        out["rope_scaling"] = None
-        return out
 
 
 class TempoForCausalLM(Qwen3ForCausalLM):
@@ -155,29 +112,7 @@ class TempoForCausalLM(Qwen3ForCausalLM):
         return model
 
 
-AutoConfig.register(MODEL_TYPE, TempoConfig)
 AutoModelForCausalLM.register(TempoConfig, TempoForCausalLM)
-
-
-def read_tempo_config(model_dir: Path) -> TempoConfig:
-    """config.json of a Tempo checkpoint as a TempoConfig; CheckpointError for anything else."""
-    raw = read_checkpoint_config(model_dir).to_dict()  # checks model_type and the mm_* keys
-    raw.pop("model_type", None)
-    try:
-        return TempoConfig.from_dict(raw)
-    except (TypeError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"{model_dir / CONFIG_FILE} is not a Qwen3 causal-LM config ({exc}).") from exc
-
-
-def attach_base_svlm_config(config: TempoConfig, model_dir: Path) -> Path:
-    """Read the base Qwen3-VL config that `mm_vision_tower_aux_list` names into `config.svlm_config`."""
-    base_dir = resolve_base_svlm(config.base_svlm, model_dir)
-    if not isinstance(config.svlm_config, Qwen3VLConfig):
-        try:
-            config.svlm_config = Qwen3VLConfig.from_dict(read_json(base_dir / CONFIG_FILE, "base SVLM"))
-        except (TypeError, ValueError, KeyError) as exc:
-            raise CheckpointError(f"{base_dir / CONFIG_FILE} is not a Qwen3-VL config ({exc}).") from exc
-    return base_dir
 
 
 def check_weight_shapes(config: TempoConfig, model_dir: Path) -> None:
@@ -232,7 +167,6 @@ def round_weights_as_released(model: TempoForCausalLM, model_dir: Path) -> None:
 _SAFETENSORS_BITS = {"F64": 64, "F32": 32, "BF16": 16, "F16": 16}
 
 
-
 def release_weight_values(tensor: torch.Tensor) -> torch.Tensor:
     """A weight as the release computes with it: loaded as float16, then cast to bfloat16 (builder.py,
     infer.py). A bfloat16 tensor, whose values a float32 parameter also holds exactly (the CPU path
@@ -256,18 +190,19 @@ def round_buffers_as_released(network: TempoForCausalLM) -> None:
 
 def write_checkpoint(
     network: TempoForCausalLM,
-    config: TempoCheckpointConfig,
     directory: str | Path,
     *,
+    base_svlm: str | None = None,
     aux_source: Path | None = None,
 ) -> Path:
-    """config.json + safetensors (+ tokenizer/processor files from `aux_source`) in the released layout."""
+    """config.json (the network's `TempoConfig`; `base_svlm` overrides the base SVLM it names) +
+    safetensors (+ tokenizer/processor files from `aux_source`) in the released layout."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    raw = config.to_dict()
+    raw = network.config.to_checkpoint_dict(base_svlm=base_svlm)
     (out / CONFIG_FILE).write_text(json.dumps(raw, indent=2, sort_keys=True) + "\n")
     state = dict(network.state_dict())
-    if network.llm_config.tie_word_embeddings:
+    if network.config.tie_word_embeddings:
         state.pop("lm_head.weight", None)  # tied: the embedding table is the head
     save_weights(state, out)
     if aux_source is not None:

@@ -1,12 +1,14 @@
-"""The Tempo model: SVLM compressor + relevance head → ATA → projector + time tags → global Qwen3 LLM.
+"""The Tempo model family, loaded and running (DESIGN §2): `TempoModel`.
 
-`TempoModel.from_pretrained(path_or_id)` loads a checkpoint directory: the network
-(`tempo.models.network.TempoForCausalLM`, a Hugging Face model under the released key names) on the
-chosen device, dtype and attention kernel, plus what the directory carries besides weights
-(tokenizers, processor, the base SVLM's Yes/No rows, generation defaults). It offers the two steps
-the rest of Tempo calls:
+`TempoModel.load(path_or_id)` loads a checkpoint directory: the network (`TempoForCausalLM`, a
+Hugging Face model under the released key names, modeling_tempo.py) on the chosen device, dtype and
+attention kernel, plus what the directory carries besides weights (tokenizers, processor, the base
+SVLM's Yes/No rows, generation defaults). It is the Tempo implementation of `ModelFamily`
+(family.py), the seam the engine calls:
 
 - `compress(segments, query)` → relevance scores (n,) and memory tokens (n, M, D) (here);
+- `compress_with_rules(segments, query, rules)` → the same plus rule scores (n, R) (monitoring);
+- `score_segments(segments, queries)` → relevance scores (n, Q) only;
 - `answer(question, memory)` → text, from (centre time, kept memory tokens) pairs in timeline
   order, however they were obtained (fresh query-aware pass or tokens stored in Redis)
   (`tempo.models.answer.GlobalLLM`, which `TempoModel` extends).
@@ -15,67 +17,31 @@ the rest of Tempo calls:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import importlib
-import importlib.util
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import torch
-from tempo.errors import DeviceUnavailableError
-from tempo.models.answer import AnswerStats, GenerationDefaults, GlobalLLM
-from tempo.models.checkpoint import (
-    CheckpointError,
-    load_rows,
-    looks_like_hub_id,
-    read_checkpoint_config,
-    resolve_model_dir,
-)
+from tempo.models.answer import GenerationDefaults, GlobalLLM
+from tempo.models.checkpoint import CheckpointError, load_rows, looks_like_hub_id, resolve_model_dir
 from tempo.models.compressor import (
     CompressorInputs,
     build_compressor_inputs,
     relevance_scores,
     sample_clock,
 )
-from tempo.models.config import TempoCheckpointConfig, TempoInferenceConfig
-from tempo.models.network import (
-    TempoConfig,
-    TempoForCausalLM,
-    attach_base_svlm_config,
-    read_tempo_config,
-    release_weight_values,
-    round_buffers_as_released,
-    write_checkpoint,
-)
+from tempo.models.config import TempoInferenceConfig
+from tempo.models.configuration_tempo import attach_base_svlm_config, read_tempo_config
+from tempo.models.device import attention_implementation, device_map_for, pick_device, pick_dtype
+from tempo.models.family import centre_time
+from tempo.models.modeling_tempo import TempoForCausalLM, write_checkpoint
 from tempo.models.processor import SegmentVideoProcessor, VideoProcessorConfig
 from tempo.models.text import TextTokenizer
 from tempo.streaming.segment import Segment
 from tqdm import tqdm
 from transformers import DynamicCache, Qwen3VLConfig
-
-# Names that lived here before the split, still importable from this module.
-__all__ = [
-    "AnswerStats",
-    "GenerationDefaults",
-    "RelevanceHead",
-    "TempoConfig",
-    "TempoForCausalLM",
-    "TempoModel",
-    "attention_implementation",
-    "centre_time",
-    "device_map_for",
-    "load_relevance_head",
-    "pick_device",
-    "pick_dtype",
-    "release_weight_values",
-    "round_buffers_as_released",
-    "segment_centre_time",
-    "write_checkpoint",
-]
 
 
 @dataclass
@@ -87,82 +53,8 @@ class RelevanceHead:
     direction: torch.Tensor  # (D,) float32
 
 
-def pick_device(device: str | torch.device | None) -> torch.device:
-    """`device`, else cuda when available, else cpu; DeviceUnavailableError for one this machine lacks."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise DeviceUnavailableError(f"{str(device)!r} is not a torch device (use cpu, cuda, cuda:N or mps)") from None
-    if dev.type == "cpu":
-        return dev
-    backend = {"cuda": torch.cuda, "xpu": getattr(torch, "xpu", None), "mps": torch.backends.mps}.get(dev.type)
-    count = 0
-    if backend is not None and backend.is_available():
-        count = backend.device_count() if hasattr(backend, "device_count") else 1
-    if count == 0:
-        raise DeviceUnavailableError(f"device {str(device)!r} is not available: this machine has no {dev.type} device")
-    if dev.index is not None and dev.index >= count:
-        raise DeviceUnavailableError(
-            f"device {str(device)!r} is not available: this machine has {count} {dev.type} device(s), "
-            f"{dev.type}:0 to {dev.type}:{count - 1}"
-        )
-    return dev
-
-
-def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    if dtype is None:
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    try:
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-    except KeyError:
-        raise ValueError(f"dtype must be float32, bfloat16 or float16, not {dtype!r}") from None
-
-
-def flash_attn_imports() -> bool:
-    """Whether `flash_attn` (the `gpu` extra; `pip install flash-attn --no-build-isolation`) imports:
-    an install whose CUDA build does not match torch is found but fails to import."""
-    if importlib.util.find_spec("flash_attn") is None:
-        return False
-    try:
-        importlib.import_module("flash_attn")
-    except Exception:  # ImportError, or an OSError/RuntimeError from a mismatched CUDA build
-        return False
-    return True
-
-
-def attention_implementation(device: torch.device, *, flash_available: Callable[[], bool] = flash_attn_imports) -> str:
-    """"flash_attention_2" on a CUDA device when flash-attn imports, else "sdpa" (torch's own)."""
-    if device.type == "cuda" and flash_available():
-        return "flash_attention_2"
-    return "sdpa"
-
-
-def device_map_for(device: torch.device, *, accelerate_available: Callable[[], bool] | None = None) -> dict | None:
-    """`device_map` for transformers' from_pretrained: weights loaded straight onto an accelerator
-    when `accelerate` (the `gpu` extra) is installed, which transformers needs for it; else None
-    (loaded on the CPU, then moved)."""
-    if accelerate_available is None:
-        accelerate_available = lambda: importlib.util.find_spec("accelerate") is not None  # noqa: E731
-    if device.type == "cpu" or not accelerate_available():
-        return None
-    return {"": str(device)}
-
-
-T = TypeVar("T", float, np.ndarray)
-
-
-def centre_time(start: T, window: int, fps: float) -> T:
-    """Time tag t of a segment (seconds; a float or an array): the time of its first sample plus half
-    a nominal window. The one centre-time rule (the model's time tags, recall's plans)."""
-    return start + window / (2.0 * fps)
-
-
 def segment_centre_time(segment: Segment, window: int) -> float:
-    """Time tag t of a segment: its first sample's time plus half a nominal window.
+    """Time tag t of a segment (seconds): its first sample's time plus half a nominal window.
 
     Release sampling gives the release's (8i + 4) / real_fps exactly (`sample_clock`); stream sampling
     counts from the first frame's real time, so a live stream's tags stay true after a gap.
@@ -172,13 +64,12 @@ def segment_centre_time(segment: Segment, window: int) -> float:
 
 class TempoModel(GlobalLLM):
     """A loaded Tempo checkpoint: the compressor pass here, the answer side from `GlobalLLM`.
-    Build it with `TempoModel.from_pretrained(path_or_id)`."""
+    Build it with `TempoModel.load(path_or_id)`; it satisfies `ModelFamily`."""
 
     def __init__(
         self,
         network: TempoForCausalLM,
         *,
-        checkpoint_config: TempoCheckpointConfig,
         tokenizer: TextTokenizer,
         svlm_tokenizer: TextTokenizer,
         processor: SegmentVideoProcessor,
@@ -193,7 +84,6 @@ class TempoModel(GlobalLLM):
         super().__init__(
             network, tokenizer=tokenizer, config=config, device=device, dtype=dtype, generation=generation
         )
-        self.checkpoint_config = checkpoint_config
         self.svlm_tokenizer = svlm_tokenizer
         self.processor = processor
         self.relevance = relevance
@@ -203,7 +93,7 @@ class TempoModel(GlobalLLM):
 
     # ------------------------------------------------------------------ loading / saving
     @classmethod
-    def from_pretrained(
+    def load(
         cls,
         path_or_id: str | Path,
         *,
@@ -211,12 +101,15 @@ class TempoModel(GlobalLLM):
         dtype: str | torch.dtype | None = None,
         config: TempoInferenceConfig | None = None,
     ) -> TempoModel:
-        """Load a checkpoint in the released layout from a directory (or a hub id already on disk)."""
+        """Load a checkpoint in the released layout from a directory (or a hub id already on disk).
+
+        config.json is read once, into the network's `TempoConfig`; `device` and `dtype` override
+        `config.device` / `config.dtype`.
+        """
         config = config or TempoInferenceConfig()
         dev = pick_device(device if device is not None else config.device)
         dt = pick_dtype(dtype if dtype is not None else config.dtype, dev)
         model_dir = resolve_model_dir(path_or_id)
-        ckpt = read_checkpoint_config(model_dir)
         llm_config = read_tempo_config(model_dir)
         base_dir = attach_base_svlm_config(llm_config, model_dir)
         svlm_config = llm_config.svlm_config
@@ -240,7 +133,6 @@ class TempoModel(GlobalLLM):
         generation = GenerationDefaults.from_dirs(model_dir, network.llm_config, tokenizer)
         return cls(
             network,
-            checkpoint_config=ckpt,
             tokenizer=tokenizer,
             svlm_tokenizer=svlm_tokenizer,
             processor=processor,
@@ -253,13 +145,15 @@ class TempoModel(GlobalLLM):
             generation=generation,
         )
 
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write config.json, safetensors weights and the tokenizer/processor files in the released layout."""
-        ckpt = self.checkpoint_config
-        if not (looks_like_hub_id(ckpt.base_svlm) and not Path(ckpt.base_svlm).exists()):
+    def save(self, directory: str | Path) -> Path:
+        """Write config.json, safetensors weights and the tokenizer/processor files in the released layout
+        (what `load` reads back); returns the directory."""
+        named = self.network.config.base_svlm
+        base_svlm = None
+        if not (looks_like_hub_id(named) and not Path(named).exists()):
             # A base SVLM given as a directory is written as an absolute path so the copy still finds it.
-            ckpt = dataclasses.replace(ckpt, base_svlm=str(self.base_dir))
-        return write_checkpoint(self.network, ckpt, directory, aux_source=self.model_dir)
+            base_svlm = str(self.base_dir)
+        return write_checkpoint(self.network, directory, base_svlm=base_svlm, aux_source=self.model_dir)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -268,6 +162,7 @@ class TempoModel(GlobalLLM):
         return self.network.compressor.num_tokens
 
     def centre_time(self, segment: Segment) -> float:
+        """Time tag of `segment` in seconds (`segment_centre_time` with the configured window)."""
         return segment_centre_time(segment, self.config.window)
 
     # ------------------------------------------------------------------ compressor
@@ -285,6 +180,17 @@ class TempoModel(GlobalLLM):
         """
         scores, memory, _ = self.compress_with_rules(segments, query, (), batch_size=batch_size, progress=progress)
         return scores, memory
+
+    def score_segments(
+        self, segments: Sequence[Segment], queries: Sequence[str], *, batch_size: int | None = None
+    ) -> np.ndarray:
+        """(n, Q) float32 in [0, 1]: each segment's relevance to each query, from one forward per batch
+        (the first query's pass, the others riding on it as rules do); memory tokens are dropped."""
+        queries = list(queries)
+        if not queries:
+            return np.zeros((len(segments), 0), dtype=np.float32)
+        scores, _, others = self.compress_with_rules(segments, queries[0], queries[1:], batch_size=batch_size)
+        return np.concatenate([scores[:, None], others], axis=1)
 
     @torch.inference_mode()
     def compress_with_rules(
@@ -355,9 +261,9 @@ class TempoModel(GlobalLLM):
         bar.close()
         return scores, memory, rule_scores
 
-    # ------------------------------------------------------------------ global LLM
 
 def has_processor_config(directory: Path) -> bool:
+    """Whether `directory` carries the Qwen3-VL processor files (else the base SVLM's are used)."""
     return (directory / "video_preprocessor_config.json").is_file() or (
         directory / "preprocessor_config.json"
     ).is_file()
