@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from tempo.agent.monitoring.webhooks import start_delivery_thread
+from tempo.engine.ingest import IngestReport, ingest
+from tempo.engine.recall import MemoryAskResult, RecallPipeline, RecallSettings
 from tempo.errors import TempoError
 from tempo.memory.alerts import AlertStore
 from tempo.memory.anchors import AnchorCache
 from tempo.memory.caches import AnswerCache, QueryCache
 from tempo.memory.index import SearchHit, SegmentIndex
-from tempo.memory.ingest import IngestReport, ingest
 from tempo.memory.proxy import ProxySettings
-from tempo.memory.recall import MemoryAskResult, RecallPipeline, RecallSettings
 from tempo.memory.records import RetentionPolicy
 from tempo.memory.retention import RetentionWorker, collect_garbage
 from tempo.memory.store import RedisMemoryStore, StreamInfo

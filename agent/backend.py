@@ -2,7 +2,7 @@
 hand each other: retrieval candidates, allocation rows, history turns, the answer-text callback.
 
 The step results that travel whole through the graph state (`Compression`: query-aware tokens;
-`AllocationPlan`: the ATA plan) are tempo.memory.recall's, in channels that are never checkpointed;
+`AllocationPlan`: the ATA plan) are tempo.engine.recall's, in channels that are never checkpointed;
 what is checkpointed and returned (candidates, relevance, allocation rows, texts) is JSON-friendly.
 
 Times are stream seconds (0 = the stream's first frame); segment indices are the memory's.

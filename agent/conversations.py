@@ -24,7 +24,7 @@ from tempo.agent.graph import AgentSettings, build_agent_graph, run_turn
 from tempo.agent.memory_backend import MemoryBackend, track_turn
 from tempo.agent.monitoring.alert_answers import answer_alert_question, is_alert_question
 from tempo.agent.threads import ThreadStore, check_thread_id
-from tempo.memory.recall import RecallSettings
+from tempo.engine.recall import RecallSettings
 
 if TYPE_CHECKING:
     from tempo.service import TempoService

@@ -43,8 +43,8 @@ from tempo.agent.errors import InvalidTimeScopeError
 from tempo.agent.rewrite import choose_standalone, needs_context
 from tempo.agent.threads import ThreadStore
 from tempo.agent.timescope import extract_time_scope
+from tempo.engine.recall import AllocationPlan, Compression, RecallSettings
 from tempo.errors import TempoError
-from tempo.memory.recall import AllocationPlan, Compression, RecallSettings
 
 if TYPE_CHECKING:
     from tempo.agent.memory_backend import MemoryBackend

@@ -1,6 +1,6 @@
 """`MemoryBackend`: what the agent graph calls for its model and memory work, on a `TempoService`.
 
-Each node of the graph calls one step of the service's `RecallPipeline` (tempo.memory.recall) and
+Each node of the graph calls one step of the service's `RecallPipeline` (tempo.engine.recall) and
 hands its typed result to the next node through the graph state:
 
     retrieve  -> RecallPipeline.retrieve (FAISS top-K in scope + temporal neighbours)
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from tempo.agent.backend import HistoryTurn, SegmentHit, TextCallback
 from tempo.agent.llm import rewrite_with_model
 from tempo.agent.timescope import StreamClock
-from tempo.memory.recall import AllocationPlan, Compression, RecallPipeline, RecallSettings
+from tempo.engine.recall import AllocationPlan, Compression, RecallPipeline, RecallSettings
 from tempo.streaming.segment import is_live
 
 if TYPE_CHECKING:

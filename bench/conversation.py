@@ -50,7 +50,7 @@ def synthetic_frames(seed: int) -> np.ndarray:
 
 def build_day(service, hours: float) -> int:
     """Write `hours` of live-style segments for the service's model into its memory; returns the count."""
-    from tempo.memory.ingest import stream_settings
+    from tempo.engine.ingest import stream_settings
     from tempo.memory.proxy import encode_proxy
     from tempo.memory.records import SegmentRecord
     from tempo.streaming import SamplingConfig
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # The share of the query-aware cache alone: the answer is generated again every time.
         from tempo.agent.memory_backend import MemoryBackend
-        from tempo.memory.recall import RecallSettings
+        from tempo.engine.recall import RecallSettings
 
         backend = MemoryBackend(service, RecallSettings(max_new_tokens=args.max_new_tokens, answer_cache=False))
         uncached = Conversations(service, settings=settings, backend=backend)

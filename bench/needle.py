@@ -192,8 +192,9 @@ def _time_error(answer: str, nd: Needle) -> float | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tempo.engine.reference import answer_video
     from tempo.memory.embedded import spawn_redis_server
-    from tempo.models import TempoInferenceConfig, TempoModel, answer_video
+    from tempo.models import TempoInferenceConfig, TempoModel
     from tempo.models.tiny import write_tiny_checkpoint
     from tempo.service import TempoService
     from tempo.streaming import SamplingConfig, iter_segments

@@ -9,11 +9,11 @@ text = model.answer(question, [(model.centre_time(s), k) for s, k in zip(segment
 Owns: the SVLM compressor and relevance head (compressor.py, processor.py, text.py), ATA (ata.py),
 the Hugging Face network `TempoConfig` / `TempoForCausalLM` and its release numerics (network.py),
 checkpoint IO (checkpoint.py), loading a checkpoint and the compressor pass (modeling.py: `TempoModel`),
-the global LLM's prompt and decoding (answer.py: `GlobalLLM`), the reference-mode pipeline
-(pipeline.py), the SigLIP segment embedder (embedder.py), tiny test checkpoints (tiny.py), settings
-(config.py). May import: `tempo.streaming` (segments) and the shared top-level modules
-(`tempo.errors`, `tempo.inputs`, `tempo.settings`); never memory, agent, tools or service
-(tests/test_import_stages.py).
+the global LLM's prompt and decoding (answer.py: `GlobalLLM`), the SigLIP segment embedder
+(embedder.py), tiny test checkpoints (tiny.py), settings (config.py). The stages that run the model
+(ingest, recall, the reference-mode `answer_video`) are `tempo.engine`'s. May import: `tempo.streaming`
+(segments) and the shared top-level modules (`tempo.errors`, `tempo.inputs`, `tempo.settings`); never
+memory, engine, agent, tools or service (tests/test_import_stages.py).
 """
 
 from __future__ import annotations
@@ -37,9 +37,6 @@ _LAZY = {
     "TempoForCausalLM": "network",
     "TempoModel": "modeling",
     "segment_centre_time": "modeling",
-    "AskResult": "pipeline",
-    "SegmentAllocation": "pipeline",
-    "answer_video": "pipeline",
 }
 
 
@@ -71,17 +68,14 @@ __all__ = [
     "GENERIC_QUERY",
     "MODEL_ENV",
     "AnswerStats",
-    "AskResult",
     "CheckpointError",
     "ModelNotAvailableError",
-    "SegmentAllocation",
     "TempoCheckpointConfig",
     "TempoConfig",
     "TempoForCausalLM",
     "TempoInferenceConfig",
     "TempoModel",
     "allocate_tokens",
-    "answer_video",
     "average_tokens_per_frame",
     "resolve_model_name",
     "segment_centre_time",

@@ -45,6 +45,7 @@ from tempo.agent.errors import ThreadNotFoundError
 from tempo.agent.memory_backend import MemoryBackend
 from tempo.agent.monitoring.webhooks import DeliveryThread, start_delivery_thread
 from tempo.agent.toolkit import VideoToolkit
+from tempo.engine.recall import AllocationPlan, Compression
 from tempo.errors import TempoError, redact_url
 from tempo.memory.errors import (
     ColdStorageError,
@@ -53,8 +54,7 @@ from tempo.memory.errors import (
     UnknownRuleError,
     UnknownStreamError,
 )
-from tempo.memory.queue import QueueCollector
-from tempo.memory.recall import AllocationPlan, Compression
+from tempo.memory.queue_metrics import QueueCollector
 from tempo.models.errors import CheckpointError, EmbedderLoadError, ModelNotAvailableError
 from tempo.settings import RecallSettings
 from tempo.tools.errors import ModelTimeoutError, QueueFullError

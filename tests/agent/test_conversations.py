@@ -10,8 +10,8 @@ from tempo.agent.graph import AgentSettings
 from tempo.agent.graph import allocate as allocate_node
 from tempo.agent.memory_backend import MemoryBackend
 from tempo.agent.threads import new_thread_id
+from tempo.engine.recall import RecallSettings
 from tempo.memory.errors import UnknownStreamError
-from tempo.memory.recall import RecallSettings
 
 MAX_NEW = 12
 

@@ -13,7 +13,7 @@ from langgraph.prebuilt import create_react_agent
 from tempo.agent.conversations import Conversations
 from tempo.agent.memory_backend import MemoryBackend
 from tempo.agent.toolkit import VideoToolkit
-from tempo.memory.recall import RecallSettings
+from tempo.engine.recall import RecallSettings
 from tempo.tools.langchain_tools import tempo_tools
 
 FIRST_QUESTION = "Where is the square at the beginning?"  # the cli_thread fixture's questions
