@@ -551,13 +551,13 @@ def _encode_batches(
     """The model thread: batches from the decoder → `encode_batch` (under the model lock) → the monitor
     → the writer, until the source ends or `max_segments` are produced."""
     options = run.options
-    limit, bs = options.max_segments, options.batch_size
+    limit, bs, offset = options.max_segments, options.batch_size, run.live_offset
     while limit is None or done.produced < limit:
         batch = decoder.next_batch(bs if limit is None else min(bs, limit - done.produced))
         if batch is None:
             break
-        if run.live_offset[0]:
-            batch = [continue_live_timeline(s, *run.live_offset) for s in batch]
+        if offset[0]:
+            batch = [continue_live_timeline(s, *offset) for s in batch]
         rules = monitor.queries() if monitor is not None else []
         with run.model_lock:
             # (n, M, D) generic memory, (n, E) embeddings and each segment's rule relevance

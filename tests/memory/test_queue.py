@@ -1,4 +1,4 @@
-"""The work queue's Redis side (memory/jobqueue.py, and engine/producer.py) on real Redis: backpressure, claims, dead letters."""
+"""The work queue on real Redis (memory/jobqueue.py, engine/producer.py): backpressure, claims, dead letters."""
 
 from __future__ import annotations
 
