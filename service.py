@@ -18,14 +18,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from tempo.engine.ingest import IngestReport, ingest
+from tempo.engine.monitor import SegmentMonitor
+from tempo.engine.recall import RecallPipeline
 from tempo.errors import TempoError
 from tempo.memory.alerts import AlertStore
 from tempo.memory.anchors import AnchorCache
 from tempo.memory.caches import AnswerCache, QueryCache
 from tempo.memory.index import SearchHit, SegmentIndex
-from tempo.memory.ingest import IngestReport, SegmentMonitor, ingest
 from tempo.memory.proxy import ProxySettings
-from tempo.memory.recall import RecallPipeline
 from tempo.memory.records import RetentionPolicy
 from tempo.memory.retention import RetentionWorker, collect_garbage
 from tempo.memory.store import RedisMemoryStore

@@ -43,9 +43,9 @@ from tempo.agent.citations import cite as cite_answer
 from tempo.agent.memory_backend import MemoryBackend
 from tempo.agent.rewrite import HistoryTurn, choose_standalone, needs_context
 from tempo.agent.timescope import extract_time_scope
+from tempo.engine.recall import AllocationPlan, Compression
 from tempo.engine.result import SegmentHit, TimelineRow, TimeScope, evidence_rows, timeline_rows
 from tempo.errors import TempoError
-from tempo.memory.recall import AllocationPlan, Compression
 from tempo.settings import AskSettings
 
 log = logging.getLogger(__name__)

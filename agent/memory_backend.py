@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 from tempo.agent.llm import rewrite_with_model
 from tempo.agent.rewrite import HistoryTurn
 from tempo.agent.timescope import StreamClock
+from tempo.engine.recall import AllocationPlan, Compression
 from tempo.engine.result import SegmentHit
-from tempo.memory.recall import AllocationPlan, Compression
 from tempo.service import TempoService
 from tempo.settings import AskSettings
 from tempo.streaming.segment import is_live

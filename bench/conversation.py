@@ -51,7 +51,7 @@ def synthetic_frames(seed: int) -> np.ndarray:
 
 def build_day(service, hours: float) -> int:
     """Write `hours` of live-style segments for the service's model into its memory; returns the count."""
-    from tempo.memory.ingest import stream_settings
+    from tempo.engine.ingest import stream_settings
     from tempo.memory.proxy import encode_proxy
     from tempo.memory.records import SegmentRecord
     from tempo.streaming import SamplingConfig

@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tempo.engine.ingest import ingest
 from tempo.memory import EmbeddedRedis, RedisMemoryStore
-from tempo.memory.ingest import ingest
 from tempo.models import TempoModel
 from tempo.models.embedder import SegmentEmbedder
 from tempo.models.tiny import SIGLIP_DIR_NAME, write_tiny_checkpoint

@@ -193,8 +193,9 @@ def _time_error(answer: str, nd: Needle) -> float | None:
 
 def run(args: argparse.Namespace) -> int:
     from tempo.agent.conversations import Conversations
+    from tempo.engine.reference import answer_video
     from tempo.memory.embedded import spawn_redis_server
-    from tempo.models import TempoInferenceConfig, TempoModel, answer_video
+    from tempo.models import TempoInferenceConfig, TempoModel
     from tempo.models.tiny import write_tiny_checkpoint
     from tempo.service import TempoService
     from tempo.settings import AskSettings

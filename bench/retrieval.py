@@ -1,7 +1,7 @@
 """Answer-time latency from memory, excluding model compute, at 1 hour, 24 hours and 30 days.
 
 Per question, on one stream of 4-s segments (900 / 21,600 / 648,000 segments):
-the product's own path (`tempo.memory.recall`), model compute left out:
+the product's own path (`tempo.engine.recall`), model compute left out:
   1. FAISS (`retrieve_by_vector`): sync probe (is Redis ahead of the index?) + top-K search
      (K = 16) + temporal neighbours;
   2. Redis: the candidates' metadata and recompress references (proxy clips for ≤ 24 h);
@@ -41,10 +41,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tempo.engine.recall import assemble, plan_allocation, retrieve_by_vector
 from tempo.memory import AnchorCache, RedisMemoryStore, SegmentIndex, SegmentRecord, StreamSettings
 from tempo.memory.cold import ColdTier, move_to_cold
 from tempo.memory.embedded import spawn_redis_server
-from tempo.memory.recall import assemble, plan_allocation, retrieve_by_vector
 from tempo.memory.records import FileReference
 from tempo.models.text import time_tag
 from tqdm import tqdm
@@ -91,7 +91,7 @@ def answer_path(
     store: RedisMemoryStore, index: SegmentIndex, cache: AnchorCache | None, query: np.ndarray,
     rng: np.random.Generator,
 ) -> dict[str, float]:
-    """One question through the product's own answer path (tempo.memory.recall) minus the model:
+    """One question through the product's own answer path (tempo.engine.recall) minus the model:
     retrieval → candidates' recompress references → allocation → anchors → assembly. Returns ms per stage."""
     t = [time.perf_counter()]
     index.sync()

@@ -39,9 +39,11 @@ from typing import Any
 
 import numpy as np
 import redis
+from tempo.engine.producer import FILE_PUSH_BATCH
 from tempo.memory import RedisMemoryStore, StreamSettings
 from tempo.memory.embedded import spawn_redis_server
-from tempo.memory.queue import FILE_PUSH_BATCH, JobQueue, JobSpec, decode_frames, encode_frames, job_fields
+from tempo.memory.frames import decode_frames, encode_frames
+from tempo.memory.jobqueue import JobQueue, JobSpec, job_fields
 from tempo.memory.records import SegmentRecord
 from tempo.streaming import SamplingConfig, Segment, iter_segments
 from tempo.streaming.segment import SourceInfo

@@ -7,9 +7,9 @@ the answer is generated with the release's length (16 tokens; 32 for LongVideoBe
 once, so an interrupted run continues where it stopped; questions whose video could not be read are
 recorded (scored wrong, as the release scores an empty answer) and tried again on the next run.
 
-Reference mode calls `tempo.models.answer_video`, the pipeline of `tempo ask VIDEO`. Memory mode
-ingests each video once into a memory stream and asks through `TempoService.ask` (top-K candidates
-recompressed, the rest anchors), the path of `tempo ask --stream`.
+Reference mode calls `tempo.engine.reference.answer_video`, the pipeline of `tempo ask VIDEO`.
+Memory mode ingests each video once into a memory stream and asks through `TempoService.ask` (top-K
+candidates recompressed, the rest anchors), the path of `tempo ask --stream`.
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ class ReferencePipeline:
 
     def ask(self, video: str, question: str, *, max_new_tokens: int | None = None) -> Any:
         """The `AskResult` of `question` about the file `video`."""
-        from tempo.models import answer_video
+        from tempo.engine.reference import answer_video
         from tempo.streaming import iter_segments
 
         with iter_segments(video, config=self.sampling) as segments:

@@ -1,4 +1,4 @@
-"""Persistent memory: Redis store (source of truth), embedded Redis, FAISS index, retention.
+"""Persistent memory, storage only: Redis store (source of truth), embedded Redis, FAISS index, retention.
 
 Owns: the Redis store (store.py: streams and IVF training; its segment commits and writer lease in
 store_writes.py, segment reads in store_reads.py, the values it returns in store_types.py), its key
@@ -6,11 +6,16 @@ layout (keys.py) and atomic Lua scripts (scripts.py), records
 and their codecs (records.py, codec.py), proxy clips of live sources (proxy.py), the embedded
 redis-server (embedded.py) and what differs on a Redis Cluster (cluster.py), the FAISS index
 (index.py), retention and compaction (retention.py), the cold tier of old segments' token heads and
-proxies in shards outside Redis (cold.py), the ingest pipeline (ingest.py), the work queue (queue.py),
-answering from memory (recall.py; frame replay in replay.py, caches in caches.py, anchors in
-anchors.py), monitoring's rules and alerts in Redis (alerts.py). May import `tempo.streaming`,
-`tempo.models` and the shared top-level modules (`tempo.errors`, `tempo.inputs`, `tempo.settings`);
-never agent, tools or service (tests/test_import_stages.py).
+proxies in shards outside Redis (cold.py), a stream's writer lease (lease.py), frame replay for
+recompression (replay.py), recall's caches in Redis (caches.py) and of anchor tokens in process
+(anchors.py), the work queue's Redis transport (jobqueue.py; its frame codec frames.py, its Prometheus
+metrics queue_metrics.py), monitoring's rules and alerts in Redis (alerts.py). The stages that run
+models on it (ingest, the queue's producer and worker, recall) are tempo.engine's.
+
+May import `tempo.streaming` and the shared top-level modules (`tempo.errors`, `tempo.inputs`,
+`tempo.settings`); never `tempo.models` (no model code, not even lazily: what storage needs of a
+model is a small Protocol, e.g. proxy.FrameProcessor), engine, agent, tools or service
+(tests/test_import_stages.py).
 """
 
 from tempo.memory.anchors import AnchorCache

@@ -12,7 +12,7 @@ named as below on one Redis server; on a Redis Cluster they share the hash tag `
     tempo:s:{name}:rs            HASH   rule id → hysteresis state JSON; '@' → last segment applied
     tempo:s:{name}:rh:{rule}     LIST   "start score" per segment, newest last (for --enter auto)
     tempo:s:{name}:rsc           HASH   work-queue job number → its rule scores, staged while the job
-                                        waits for its predecessors (see memory/queue.py)
+                                        waits for its predecessors (see engine/worker.py)
     tempo:s:{name}:ao            STREAM the stream's alert outbox: events committed with their segment,
                                         not yet relayed to the alert log; entry id "<segment>-<n>"
     tempo:alert:{id}             HASH   the alert's fields, each a JSON value (latest version)
@@ -29,7 +29,7 @@ rule commit (`commit_rules`, one script in the stream's slot): rule states, scor
 alert events (each with its webhook and the alert's fields) appended to the stream's outbox land
 together with the segment or not at all. The script applies only when that very segment was just
 written (`committed` = its index and the state's '@' is older), so a re-put after a crash changes
-nothing. A work-queue worker (memory/queue.py) lands a job that may commit several segments at once
+nothing. A work-queue worker (engine/worker.py) lands a job that may commit several segments at once
 (its own and staged successors): it steps the rules over all of them and commits each one's rule
 script "through" (`committed` ≥ its index, '@' older) in the same MULTI/EXEC as the landing.
 

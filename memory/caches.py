@@ -2,7 +2,7 @@
 
 `QueryCache` keeps query-aware compression results per (stream, model, question, segment), so a
 follow-up turn or another process does not recompress; `AnswerCache` keeps greedy answers keyed by
-everything they are a function of. Both are read and written by `RecallPipeline` (memory/recall.py).
+everything they are a function of. Both are read and written by `RecallPipeline` (engine/recall.py).
 
     tempo:qc:{stream}:{digest}:{i}   STRING relevance score, M, D (<fII) + tokens (M × D float32)
     tempo:ac:{stream}:{digest}       STRING answer text (UTF-8)

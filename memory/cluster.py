@@ -8,7 +8,7 @@ exactly as on a single server. What a cluster client needs beyond that is here:
     one is sent as EVAL with its text (the shard caches it by SHA1 like SCRIPT LOAD would);
     `Script` does that and otherwise behaves as redis-py's registered script;
   * `is_cluster`, for the few places that differ: the work queue reads job streams slot by slot
-    (memory/queue.py), monitoring's deployment-wide keys share the hash tag `{tempo}` there
+    (memory/jobqueue.py), monitoring's deployment-wide keys share the hash tag `{tempo}` there
     (memory/keys.py's `MonitoringKeys`; alert events reach them through each stream's outbox, see
     memory/alerts.py), threads and checkpoints update their global indexes after each transaction
     (agent/threads.py, agent/checkpoint.py).

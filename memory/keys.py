@@ -32,7 +32,7 @@ with a stream's keys in one script or transaction, so every step runs on one Red
     tempo:s:{name}:coldlock      STRING the cold-tier mover's lease (one mover per stream; expires)
 
 Other modules keep keys of their own under the same stream tag (memory/alerts.py's rule state and
-alert outbox, named by `MonitoringKeys` below with monitoring's deployment-wide keys; memory/queue.py's
+alert outbox, named by `MonitoringKeys` below with monitoring's deployment-wide keys; memory/jobqueue.py's
 jobs, memory/caches.py's caches); `StreamKeys.base` is the common beginning.
 """
 

@@ -39,15 +39,12 @@ import math
 import struct
 from dataclasses import asdict, dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import av
 import numpy as np
 from tempo.inputs import MAX_CRF  # libx264's coarsest CRF: one definition for the CLI and the codec
 from tempo.streaming.segment import is_live
-
-if TYPE_CHECKING:  # the model stack is imported lazily: `tempo streams` must not wait for torch
-    from tempo.models.processor import SegmentVideoProcessor
 
 _MAGIC_V1 = b"TPX1"
 _MAGIC = b"TPX2"
@@ -95,23 +92,29 @@ def stream_proxy_settings(source: dict[str, Any], extra: dict[str, Any] | None) 
     return dict(recorded) if recorded else dict(LEGACY_SETTINGS)
 
 
-def compressor_input(frames: np.ndarray, processor: SegmentVideoProcessor) -> np.ndarray:
+class FrameProcessor(Protocol):
+    """What a proxy needs of the compressor's processor (tempo.models.processor.SegmentVideoProcessor):
+    how it resizes frames. Storage holds no model code; the processor is handed in."""
+
+    def compressor_frames(self, frames: np.ndarray) -> np.ndarray:
+        """(T, H, W, 3) uint8 → (T, h, w, 3) uint8: the frames the compressor is fed for them."""
+        ...
+
+
+def compressor_input(frames: np.ndarray, processor: FrameProcessor) -> np.ndarray:
     """(T, H, W, 3) uint8 sampled frames → (T, h, w, 3) uint8: what the compressor is fed for them.
 
     The one place the proxy asks how the compressor resizes: the release's chain in models.processor,
     for the compressor's own patch and merge sizes.
     """
-    from tempo.models.processor import compressor_frames
-
-    c = processor.config
-    return compressor_frames(frames, patch_size=c.patch_size, merge_size=c.merge_size)
+    return processor.compressor_frames(frames)
 
 
 def encode_proxy(
     frames: np.ndarray,
     settings: ProxySettings | None = None,
     *,
-    processor: SegmentVideoProcessor | None = None,
+    processor: FrameProcessor | None = None,
 ) -> bytes:
     """(T, H, W, 3) uint8 RGB → proxy clip bytes (TPX2), at most `settings.max_bytes` when reachable.
 

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-from tempo.memory.proxy import ProxySettings, encode_proxy
+from tempo.memory.proxy import FrameProcessor, ProxySettings, encode_proxy
 from tempo.streaming.segment import Segment, is_live
-
-if TYPE_CHECKING:
-    from tempo.models.processor import SegmentVideoProcessor
 
 
 @dataclass(frozen=True)
@@ -211,7 +208,7 @@ class SegmentRecord:
         *,
         stored_tokens: int = 16,
         proxy: ProxySettings | None = None,
-        processor: SegmentVideoProcessor | None = None,
+        processor: FrameProcessor | None = None,
     ) -> SegmentRecord:
         """The record of a processed segment: the first `stored_tokens` of its (M, D) generic tokens,
         its embedding, and a file reference (file sources) or a proxy clip of the frames `processor`

@@ -91,7 +91,7 @@ redis.call('HINCRBY', info, 'x_prx', -xprx)
 return n
 """
 
-# Out-of-order commits (the work queue, memory/queue.py): workers finish segments in any order.
+# Out-of-order commits (the work queue, memory/jobqueue.py): workers finish segments in any order.
 # A job is numbered by its producer (`seq`: the source's segment number). A job above the last
 # contiguous seq done "lands" in staging keys (w:{seq}, wk:{seq}) and the `landed` hash; then every
 # contiguous landed seq is advanced in order: a segment is renamed into the next index (g:, k:), so

@@ -20,7 +20,7 @@ reconnection) is a gap in time, not in indices. The script records it: a segment
 than the previous one ended adds (previous end, its start) to the stream's gaps.
 Retention removes the oldest segments with another script that checks `first` (see retention.py),
 and the gaps before the new oldest segment with them.
-The work queue's workers (memory/queue.py) finish segments in any order: `land_segments` stages a
+The work queue's workers (engine/worker.py) finish segments in any order: `land_segments` stages a
 job that arrives early and commits every contiguous run of jobs in order (_LAND), so indices and
 `committed` mean what they mean here; a job that was dead-lettered or dropped takes no index and
 is a gap in time.

@@ -13,8 +13,9 @@ Hugging Face model files in transformers' naming — the one config class `Tempo
 (configuration_tempo.py) and `TempoForCausalLM` with its release numerics (modeling_tempo.py); the
 SVLM compressor and relevance head (compressor.py, processor.py, text.py), ATA (ata.py), the global
 LLM's prompt and decoding (answer.py: `GlobalLLM`), checkpoint IO (checkpoint.py), device / dtype /
-attention choice (device.py), the reference-mode pipeline (pipeline.py), the SigLIP segment
-embedder (embedder.py), tiny test checkpoints (tiny.py), constants and run-time knobs (config.py).
+attention choice (device.py), the SigLIP segment embedder (embedder.py), tiny test checkpoints
+(tiny.py), constants and load-time knobs (config.py). The stages that run a model (ingest, recall,
+the reference mode's `answer_video`) are `tempo.engine`'s.
 May import: `tempo.streaming` (segments) and the shared top-level modules (`tempo.errors`,
 `tempo.inputs`, `tempo.settings`); never memory, the engine, agent, tools or service
 (tests/test_import_stages.py).
@@ -42,9 +43,6 @@ _LAZY = {
     "centre_time": "family",
     "TempoModel": "tempo_family",
     "segment_centre_time": "tempo_family",
-    "AskResult": "pipeline",
-    "SegmentAllocation": "pipeline",
-    "answer_video": "pipeline",
 }
 
 
@@ -76,17 +74,14 @@ __all__ = [
     "GENERIC_QUERY",
     "MODEL_ENV",
     "AnswerStats",
-    "AskResult",
     "CheckpointError",
     "ModelFamily",
     "ModelNotAvailableError",
-    "SegmentAllocation",
     "TempoConfig",
     "TempoForCausalLM",
     "TempoInferenceConfig",
     "TempoModel",
     "allocate_tokens",
-    "answer_video",
     "average_tokens_per_frame",
     "centre_time",
     "resolve_model_name",

@@ -231,6 +231,12 @@ class SegmentVideoProcessor:
             width, height, num_frames=num_frames, patch_size=c.patch_size, merge_size=c.merge_size
         )
 
+    def compressor_frames(self, frames: np.ndarray) -> np.ndarray:
+        """(T, H, W, 3) uint8 → (T, h, w, 3) uint8: the frames the compressor is fed for them (the
+        release's chain, `compressor_frames`, at this processor's patch and merge sizes)."""
+        c = self.config
+        return compressor_frames(frames, patch_size=c.patch_size, merge_size=c.merge_size)
+
     def pixels(self, frames: np.ndarray) -> tuple[torch.Tensor, tuple[int, int, int], tuple[int, int]]:
         """frames (T, H, W, 3) uint8 RGB, T ≥ 2 → (float32 patches, grid_thw, resized (h, w)), as the release."""
         patches, grid, hw = self.raw_patches(frames)

@@ -1,7 +1,7 @@
 """Live sources (network streams, capture devices): a reader thread decodes, maps frames to the wall
 clock of capture, samples and segments them into a bounded queue that drops its oldest segment when
 the consumer falls behind (the drop recorded as a gap); a dropped connection is reopened with
-exponential back-off, the lost signal recorded as a gap. `iter_segments` (ingest.py) starts it.
+exponential back-off, the lost signal recorded as a gap. `iter_segments` (readers.py) starts it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from tempo.streaming.decode import (
     source_fps,
 )
 from tempo.streaming.errors import StreamingError
-from tempo.streaming.ingest import SegmentStream
+from tempo.streaming.readers import SegmentStream
 from tempo.streaming.sampling import SlotSampler, target_size
 from tempo.streaming.segment import Segment
 from tempo.streaming.sources import open_source

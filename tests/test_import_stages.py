@@ -1,17 +1,20 @@
-"""Layout (issue 9): no module imports from a later stage of the data flow.
+"""Layout (issues 9 and 20): no module imports from a later stage of the data flow.
 
-streaming → models → memory → agent → tools. `errors.py`, `inputs.py`, `settings.py` and `_version.py`
-at the top level are shared by every stage; `service.py` (the object the tools drive) sits between
-agent and tools. Imports inside functions count too: a lazy import is still a dependency.
+streaming → models, memory → engine → agent → tools. models (the model core) and memory (storage)
+share a stage and know nothing of each other: memory imports no model code at run time, models no
+storage at all; engine (the stages that run models) joins them. `errors.py`, `inputs.py`,
+`settings.py` and `_version.py` at the top level are shared by every stage; `service.py` (the object
+the tools drive) sits between agent and tools. Imports inside functions count too: a lazy import is still a dependency.
 """
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = {"streaming": 0, "models": 1, "memory": 2, "agent": 3, "service": 3.5, "tools": 4}
+STAGES = {"streaming": 0, "models": 1, "memory": 1, "engine": 2, "agent": 3, "service": 3.5, "tools": 4}
 SHARED = {"errors", "inputs", "settings", "_version"}
 
 # Imports from a later stage that exist today, outside models/ (each folder's owner moves them):
@@ -33,9 +36,28 @@ def _stage_of(module: str) -> float | None:
     return STAGES.get(parts[1])
 
 
-def _imports(path: Path) -> set[str]:
+def _is_type_checking(test: ast.expr) -> bool:
+    """The test of `if TYPE_CHECKING:` / `if typing.TYPE_CHECKING:` (imports for annotations only)."""
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _walk(node: ast.AST, runtime_only: bool) -> Iterator[ast.AST]:
+    """Every node under `node`; with `runtime_only`, not the body of an `if TYPE_CHECKING:`."""
+    for child in ast.iter_child_nodes(node):
+        if runtime_only and isinstance(child, ast.If) and _is_type_checking(child.test):
+            for stmt in child.orelse:
+                yield stmt
+                yield from _walk(stmt, runtime_only)
+            continue
+        yield child
+        yield from _walk(child, runtime_only)
+
+
+def _imports(path: Path, *, runtime_only: bool = False) -> set[str]:
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in _walk(ast.parse(path.read_text(), str(path)), runtime_only):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -46,7 +68,7 @@ def _imports(path: Path) -> set[str]:
 
 def _modules() -> list[tuple[str, Path]]:
     out = [("tempo.service", ROOT / "service.py")]
-    for folder in ("streaming", "models", "memory", "agent", "tools"):
+    for folder in ("streaming", "models", "memory", "engine", "agent", "tools"):
         for path in sorted((ROOT / folder).rglob("*.py")):
             rel = path.relative_to(ROOT).with_suffix("")
             out.append(("tempo." + ".".join(rel.parts), path))
@@ -79,3 +101,34 @@ def test_the_rule_sees_lazy_imports(tmp_path: Path) -> None:
     path.write_text("def f():\n    from tempo.tools.cli import main\n    import tempo.agent.graph\n")
     assert {"tempo.tools.cli", "tempo.agent.graph"} <= _imports(path)
     assert _stage_of("tempo.tools.cli") == 4 and _stage_of("tempo.errors") is None
+
+
+def _imports_of(package: str, *, runtime_only: bool) -> set[tuple[str, str]]:
+    return {
+        (name, imported)
+        for name, path in _modules()
+        if name.split(".")[:2] == ["tempo", package]
+        for imported in _imports(path, runtime_only=runtime_only)
+    }
+
+
+def test_memory_imports_no_model_code_at_run_time() -> None:
+    # Storage only (DESIGN §4): what it needs of a model is a small Protocol; annotations may name
+    # model types under TYPE_CHECKING.
+    bad = {(a, b) for a, b in _imports_of("memory", runtime_only=True) if b.split(".")[:2] == ["tempo", "models"]}
+    assert not bad, "memory imports model code: " + ", ".join(f"{a} → {b}" for a, b in sorted(bad))
+
+
+def test_models_never_import_memory() -> None:
+    bad = {(a, b) for a, b in _imports_of("models", runtime_only=False) if b.split(".")[:2] == ["tempo", "memory"]}
+    assert not bad, "models imports storage: " + ", ".join(f"{a} → {b}" for a, b in sorted(bad))
+
+
+def test_type_checking_imports_are_not_run_time_imports(tmp_path: Path) -> None:
+    path = tmp_path / "m.py"
+    path.write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from tempo.models.embedder import E\n"
+        "else:\n    import tempo.models.ata\ndef f():\n    from tempo.models.config import GENERIC_QUERY\n"
+    )
+    assert _imports(path, runtime_only=True) == {"typing", "tempo.models.ata", "tempo.models.config"}
+    assert "tempo.models.embedder" in _imports(path)

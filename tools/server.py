@@ -40,7 +40,7 @@ from tempo.agent.conversations import Conversations
 from tempo.agent.monitoring.webhooks import DeliveryThread, start_delivery_thread
 from tempo.agent.toolkit import VideoToolkit
 from tempo.errors import TempoError
-from tempo.memory.queue import QueueCollector
+from tempo.memory.queue_metrics import QueueCollector
 from tempo.settings import AskSettings
 from tempo.tools.http_metrics import RequestMetrics, ToolMetrics
 from tempo.tools.http_security import HTTPGuard

@@ -17,7 +17,7 @@ from tempo.agent.conversations import Conversations
 from tempo.agent.monitoring.monitor import RuleMonitor
 from tempo.agent.monitoring.verify import conversation_verifier
 from tempo.agent.monitoring.webhooks import start_delivery_thread
-from tempo.memory.ingest import IngestReport
+from tempo.engine.ingest import IngestReport
 from tempo.service import TempoService
 
 

@@ -1,4 +1,4 @@
-"""`RuleMonitor`: a stream's rules applied to each segment an ingest commits (memory.ingest's monitor).
+"""`RuleMonitor`: a stream's rules applied to each segment an ingest commits (engine.monitor.SegmentMonitor).
 
 Per batch, on the model thread: `queries()` re-reads the rule book only when its version moved (one
 GET), the model scores the batch for those texts in its generic pass, and `observe()` steps each
@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 from tempo.agent.monitoring.episodes import RuleState, SegmentView, step, thresholds
+from tempo.engine.monitor import SegmentMonitor
 from tempo.memory.alerts import AlertStore, Rule, RuleCommit
 from tempo.memory.errors import MemoryUnavailableError
 from tempo.memory.records import SegmentRecord
@@ -35,7 +36,7 @@ Verifier = Callable[[dict[str, Any], Rule], tuple[bool | None, str]]
 _VERIFICATION_FIELDS = ("verify", "verified", "explanation")
 
 
-class RuleMonitor:
+class RuleMonitor(SegmentMonitor):
     """The rules of one stream during one ingest run. Not thread-safe except `committed()`."""
 
     def __init__(
@@ -128,7 +129,7 @@ class RuleMonitor:
     def observe_scored(
         self, index: int, start: float, end: float, wallclock_start: float | None, scores: dict[str, float]
     ) -> Callable[[Any], None] | None:
-        """`observe` of one segment a work-queue landing commits (memory/queue.py): `scores` are rule
+        """`observe` of one segment a work-queue landing commits (engine/worker.py): `scores` are rule
         id → relevance, as its worker scored them; the rules of the last `queries()` without a score
         (added after the job was computed) skip this segment. The script returned applies "through"."""
         book = self.batch_rules

@@ -70,7 +70,7 @@ def add_live_stream(service, name: str, *, segments: int = 6, wallclock0: float 
     """A live-style stream written as records (proxy clips, wall-clock starts), as a live ingest
     leaves it: its query-aware pass decodes the proxies since there is no file to re-read."""
     import numpy as np
-    from tempo.memory.ingest import stream_settings
+    from tempo.engine.ingest import stream_settings
     from tempo.memory.proxy import encode_proxy
     from tempo.memory.records import SegmentRecord
     from tempo.streaming import SamplingConfig

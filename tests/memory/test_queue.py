@@ -1,4 +1,4 @@
-"""The work queue's Redis side (memory/queue.py) on real Redis: backpressure, claims, dead letters."""
+"""The work queue on real Redis (memory/jobqueue.py, engine/producer.py): backpressure, claims, dead letters."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 import redis
 from tempo.memory.embedded import connect
 from tempo.memory.errors import JobError
-from tempo.memory.queue import GROUP, JobQueue, JobSpec, QueueSettings, decode_frames, encode_frames
+from tempo.memory.frames import decode_frames, encode_frames
+from tempo.memory.jobqueue import GROUP, JobQueue, JobSpec, QueueSettings
 from tempo.streaming import SamplingConfig, Segment
 from tempo.streaming.segment import SourceInfo
 
@@ -105,7 +106,7 @@ def test_damaged_frames_are_a_job_error(codec: str) -> None:
 def test_queue_status_is_exported_as_prometheus_metrics(redis_url: str) -> None:
     from prometheus_client import CollectorRegistry, generate_latest
     from tempo.memory import RedisMemoryStore
-    from tempo.memory.queue import QueueCollector
+    from tempo.memory.queue_metrics import QueueCollector
 
     queue = _queue(redis_url, max_jobs=1)
     for i in range(3):
@@ -124,8 +125,8 @@ def test_queue_status_is_exported_as_prometheus_metrics(redis_url: str) -> None:
 def test_a_producer_run_again_resumes_after_what_it_queued(redis_url: str, tmp_path: object) -> None:
     from pathlib import Path
 
+    from tempo.engine.producer import produce
     from tempo.memory import RedisMemoryStore
-    from tempo.memory.queue import produce
     from tempo.streaming.synthetic import write_test_video
 
     video = write_test_video(Path(str(tmp_path)) / "v.mp4", duration=20.0, size=(96, 64))
@@ -144,9 +145,9 @@ def test_a_producer_holds_the_writer_lease_and_its_jobs_carry_the_token(redis_ur
     import sys
     from pathlib import Path
 
+    from tempo.engine.producer import produce
     from tempo.memory import RedisMemoryStore
     from tempo.memory.errors import StreamBusyError
-    from tempo.memory.queue import produce
     from tempo.memory.store_types import CommitStatus
     from tempo.streaming.synthetic import write_test_video
 
@@ -180,8 +181,8 @@ def test_a_producer_holds_the_writer_lease_and_its_jobs_carry_the_token(redis_ur
 def test_a_resumed_file_producer_seeks_instead_of_decoding_what_it_queued(redis_url: str, tmp_path: object) -> None:
     from pathlib import Path
 
+    from tempo.engine.producer import produce
     from tempo.memory import RedisMemoryStore
-    from tempo.memory.queue import produce
     from tempo.streaming import iter_segments
     from tempo.streaming.synthetic import write_test_video
 
@@ -212,9 +213,9 @@ def test_the_jobs_of_a_file_carry_its_fingerprint_and_a_replaced_file_is_refused
     import os
     from pathlib import Path
 
+    from tempo.engine.producer import produce
     from tempo.memory import RedisMemoryStore
     from tempo.memory.errors import SourceChangedError
-    from tempo.memory.queue import produce
     from tempo.streaming.sources import fingerprint_file
     from tempo.streaming.synthetic import write_test_video
 

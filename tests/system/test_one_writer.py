@@ -119,7 +119,7 @@ def test_an_ingest_interrupted_before_its_first_segment_leaves_no_stream(
 def test_a_writer_that_loses_its_lease_stops_and_counts_only_what_was_committed(
     video_20s: Path, redis_url: str, tmp_path: Path, tiny_checkpoint: Path
 ) -> None:
-    from tempo.memory.ingest import ingest
+    from tempo.engine.ingest import ingest
     from tempo.service import TempoService
     from tempo.streaming import SamplingConfig
 

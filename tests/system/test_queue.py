@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 import redis
 from tempo.memory import RedisMemoryStore
-from tempo.memory.queue import GROUP, JobQueue, decode_frames
+from tempo.memory.frames import decode_frames
+from tempo.memory.jobqueue import GROUP, JobQueue
 from tempo.streaming import SamplingConfig, iter_segments
 from tempo.streaming.synthetic import write_test_video
 
@@ -197,7 +198,7 @@ def test_a_poison_job_goes_to_the_dead_letter_stream_and_its_stream_goes_on(
 
 @pytest.mark.parametrize("codec", ["zstd", "zlib"])  # zlib: jobs an older producer queued still decode
 def test_job_frames_round_trip_exactly(videos: list[Path], codec: str) -> None:
-    from tempo.memory.queue import encode_frames
+    from tempo.memory.frames import encode_frames
 
     segment = next(iter(iter_segments(str(videos[1]))))
     data = encode_frames(segment.frames, codec=codec)

@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 from tempo.agent.monitoring.ingest import monitored_ingest, rule_monitor
 from tempo.agent.monitoring.monitor import RuleMonitor
+from tempo.engine.producer import produce
+from tempo.engine.worker import Worker
 from tempo.memory.alerts import Rule
 from tempo.memory.errors import SourceChangedError
-from tempo.memory.queue import JobQueue, JobSpec, Worker, produce
+from tempo.memory.jobqueue import JobQueue, JobSpec
 from tempo.service import TempoService
 from tempo.streaming import SamplingConfig, iter_segments
 from tempo.streaming.sources import fingerprint_file

@@ -529,7 +529,7 @@ def _inner_app(app):
 
 def test_metrics_include_the_work_queue(serve_memory):
     import redis as redis_client
-    from tempo.memory.queue import JobQueue
+    from tempo.memory.jobqueue import JobQueue
 
     queue = JobQueue(redis_client.Redis.from_url(serve_memory.url))
     queue.register("queued-cam")

@@ -29,8 +29,8 @@ from tempo.tools.commands.options import (
 )
 
 if TYPE_CHECKING:
+    from tempo.engine.reference import AskResult
     from tempo.engine.result import TurnResult
-    from tempo.models.pipeline import AskResult
     from tempo.service import TempoService
 
 BLOCKS = "▁▂▃▄▅▆▇█"
@@ -191,7 +191,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _ask(args: argparse.Namespace) -> int:
-    from tempo.models import TempoModel, answer_video, resolve_model_name
+    from tempo.engine.reference import answer_video
+    from tempo.models import TempoModel, resolve_model_name
     from tempo.models.checkpoint import resolve_model_dir
     from tempo.streaming import SamplingConfig, iter_segments
 

@@ -185,9 +185,10 @@ def _report(
 
 
 def _run_producer(args: argparse.Namespace, sampling: SamplingConfig, retention: RetentionPolicy | None) -> int:
-    """`tempo ingest --queue`: decode + segment here, queue the jobs (memory/queue.py); no model."""
+    """`tempo ingest --queue`: decode + segment here, queue the jobs (engine/producer.py); no model."""
+    from tempo.engine.producer import produce
     from tempo.memory import RedisMemoryStore
-    from tempo.memory.queue import JobQueue, JobSpec, QueueSettings, produce
+    from tempo.memory.jobqueue import JobQueue, JobSpec, QueueSettings
     from tempo.service import absolute_source
     from tempo.streaming import probe_source
 

@@ -8,7 +8,7 @@ import json
 from tempo import inputs
 from tempo.inputs import arg_type
 from tempo.memory import RedisMemoryStore
-from tempo.memory.queue import JobQueue
+from tempo.memory.jobqueue import JobQueue
 from tempo.tools.commands.options import add_memory_options
 
 
@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Per stream: jobs queued (not yet acknowledged), pending (delivered, not acknowledged), lag "
             "(not yet delivered), produced and contiguously committed indices, jobs dropped by live "
             "backpressure, dead letters. Per worker: segments, busy seconds, segments per busy second, "
-            "seconds since last seen. The same figures are Prometheus metrics (memory.queue.QueueCollector)."
+            "seconds since last seen. The same figures are Prometheus metrics (memory.queue_metrics.QueueCollector)."
         ),
     )
     status.add_argument("--json", action="store_true", help="print the status as JSON")

@@ -1,4 +1,4 @@
-"""`tempo worker`: a member of the work queue's consumer group (memory/queue.py).
+"""`tempo worker`: a member of the work queue's consumer group (engine/worker.py).
 
 Reads segment jobs in batches across every queued stream, runs the generic SVLM pass and the
 embedder, commits each segment (idempotently, in any order) and acknowledges the job. Run as many as
@@ -63,7 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tempo.agent.monitoring.ingest import rule_monitor
     from tempo.agent.monitoring.webhooks import start_delivery_thread
-    from tempo.memory.queue import JobQueue, QueueSettings, Worker
+    from tempo.engine.worker import Worker
+    from tempo.memory.jobqueue import JobQueue, QueueSettings
     from tempo.service import TempoService
 
     service = TempoService(model=args.model, embedder=args.embedder, redis_url=args.redis_url, device=args.device)

@@ -1,7 +1,8 @@
 """Ingest a source into memory (DESIGN §3): decode → generic SVLM pass → embedder → Redis.
 
 Three stages, each owning its resource and joined by bounded queues: a decoder thread (PyAV) makes
-segments; the calling thread runs the model (generic compression + SigLIP embedding) on batches; a
+segments; the calling thread runs the model on batches (`encode_batch`, engine/encode.py: generic
+compression, the monitor's rules, SigLIP embedding; the queue workers call the same step); a
 writer thread builds the records (proxy clips for live sources) and commits them to Redis per
 segment, atomically and in order, so the stream's "last committed segment" is always a segment that
 is entirely there and storage overlaps model work. Running the same ingest again resumes right after it (files seek
@@ -21,45 +22,33 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from tempo.engine.encode import encode_batch
+from tempo.engine.monitor import SegmentMonitor, Then
 from tempo.errors import TempoError
 from tempo.memory.errors import OutOfOrderCommitError, SourceMismatchError, StreamBusyError
-from tempo.memory.proxy import ProxySettings
+from tempo.memory.lease import WriterLease, lease_seconds_from_env
+from tempo.memory.proxy import FrameProcessor, ProxySettings
 from tempo.memory.records import RetentionPolicy, SegmentRecord, StreamSettings
 from tempo.memory.store import RedisMemoryStore
 from tempo.memory.store_types import CommitStatus, StreamInfo
-from tempo.models.config import GENERIC_QUERY
-from tempo.models.embedder import SegmentEmbedder
-from tempo.models.processor import SegmentVideoProcessor
-from tempo.models.tempo_family import TempoModel
-from tempo.settings import environment
-from tempo.streaming import IngestStats, SamplingConfig, Segment, iter_segments
+from tempo.streaming import IngestStats, SamplingConfig, Segment, SegmentStream, iter_segments
 from tempo.streaming.segment import SourceInfo, is_live
 from tempo.streaming.sources import fingerprint_file
 from tqdm import tqdm
 
+if TYPE_CHECKING:  # the model stack loads with the model (a producer, which shares helpers here, needs none)
+    from tempo.models.embedder import SegmentEmbedder
+    from tempo.models.family import ModelFamily
+
 log = logging.getLogger(__name__)
 
 _END = object()  # sentinel the decoder thread puts after the last segment
-
-# Seconds a writer lease lives without renewal: how long a crashed ingest blocks the next one.
-DEFAULT_LEASE_SECONDS = 30.0
-
-
-def lease_seconds_from_env() -> float:
-    """$TEMPO_WRITER_LEASE (seconds), else DEFAULT_LEASE_SECONDS."""
-    raw = environment().writer_lease
-    try:
-        value = float(raw) if raw else DEFAULT_LEASE_SECONDS
-    except ValueError:
-        value = DEFAULT_LEASE_SECONDS
-    return value if 0.5 <= value <= 86400 else DEFAULT_LEASE_SECONDS
-
 
 @dataclass
 class IngestReport:
@@ -98,7 +87,7 @@ class IngestReport:
 
 
 def stream_settings(
-    model: TempoModel,
+    model: ModelFamily,
     embedder: SegmentEmbedder,
     sampling: SamplingConfig,
     *,
@@ -121,30 +110,10 @@ def stream_settings(
     )
 
 
-def _decode_stats(stats: IngestStats | None) -> dict[str, Any]:
+def decode_stats(stats: IngestStats | None) -> dict[str, Any]:
     if stats is None:
         return {}
     return {k: v for k, v in vars(stats).items() if isinstance(v, int | float | str | bool)}
-
-
-class SegmentMonitor(Protocol):
-    """Standing questions scored on every committed segment (tempo.agent.monitoring.RuleMonitor)."""
-
-    def queries(self) -> list[str]:
-        """Texts to score on the next batch besides the generic query (re-read cheaply per batch)."""
-        ...
-
-    def observe(self, batch: Sequence[Segment], scores: np.ndarray) -> list[Callable[[Any], None] | None]:
-        """scores (n, R) of the last `queries()`; per segment, commands to commit with it (or None)."""
-        ...
-
-    def committed(self, records: Sequence[SegmentRecord]) -> None:
-        """Called by the writer thread after `records` were committed."""
-        ...
-
-    def idle(self) -> None:
-        """Work for the model thread between batches (e.g. verifying an alert with the global LLM)."""
-        ...
 
 
 class _Decoder(threading.Thread):
@@ -208,7 +177,7 @@ class _Writer(threading.Thread):
         store: RedisMemoryStore | None,
         settings: StreamSettings,
         proxy: ProxySettings | None,
-        processor: SegmentVideoProcessor,
+        processor: FrameProcessor,
         last: int,
         on_commit: Callable[[list[SegmentRecord]], None] | None,
         depth: int = 4,
@@ -232,7 +201,7 @@ class _Writer(threading.Thread):
         batch: list[Segment],
         memory: np.ndarray,
         embeddings: np.ndarray,
-        then: list[Callable[[Any], None] | None] | None = None,
+        then: list[Then] | None = None,
     ) -> None:
         if self.error is not None:
             raise self.error
@@ -310,7 +279,7 @@ def _chain(
     return both
 
 
-def _continue_live_timeline(segment: Segment, offset_index: int, offset_time: float) -> Segment:
+def continue_live_timeline(segment: Segment, offset_index: int, offset_time: float) -> Segment:
     """A live source restarted from scratch continues the stream's indices and times."""
     return dataclasses.replace(
         segment,
@@ -322,11 +291,56 @@ def _continue_live_timeline(segment: Segment, offset_index: int, offset_time: fl
     )
 
 
+@dataclass(frozen=True)
+class IngestOptions:
+    """How one ingest run reads, batches and stores (what `ingest`'s keyword arguments resolve to)."""
+
+    sampling: SamplingConfig
+    settings: StreamSettings  # the stream's settings as this run makes its segments
+    proxy: ProxySettings | None  # live sources: how proxy clips are encoded
+    batch_size: int  # segments per model batch
+    queue_depth: int = 16  # decoded segments waiting for the model
+    max_segments: int | None = None
+    progress: bool = True
+    commit: bool = True  # False: decode and run the model only (no records, no Redis)
+
+
+@dataclass
+class _Run:
+    """One ingest run, resolved: the source opened, the stream as found, the models and the hooks."""
+
+    source: str
+    stream: str
+    probe: SegmentStream  # the source, opened from segment 0
+    model: ModelFamily
+    embedder: SegmentEmbedder
+    store: RedisMemoryStore
+    options: IngestOptions
+    info: StreamInfo | None  # the stream before this run (None: commit=False)
+    lease: WriterLease | None
+    on_commit: Callable[[list[SegmentRecord]], None] | None
+    monitor: SegmentMonitor | None
+    model_lock: AbstractContextManager[Any]
+    t_start: float  # time.perf_counter() when the run began
+
+    @property
+    def start_index(self) -> int:
+        """The first segment index this run produces."""
+        return self.info.next_index if self.info is not None else 0
+
+    @property
+    def live_offset(self) -> tuple[int, float]:
+        """A live source restarted continues the stream at (segment index, seconds); (0, 0.0) otherwise."""
+        if self.info is not None and self.probe.info.live and self.info.end is not None:
+            return self.info.next_index, float(self.info.end)
+        return 0, 0.0
+
+
 def ingest(
     source: str,
     stream: str,
     *,
-    model: TempoModel,
+    model: ModelFamily,
     embedder: SegmentEmbedder,
     store: RedisMemoryStore,
     model_id: str,
@@ -357,62 +371,77 @@ def ingest(
     `model_lock` is held around each batch's model work (generic pass, rules, embedder) and released
     between batches, so a server's questions, which take the same lock, interleave with its ingests.
     """
-    sampling = sampling or SamplingConfig()
-    bs = max(1, int(batch_size or model.config.compress_batch_size))
-    settings = stream_settings(model, embedder, sampling, model_id=model_id, stored_tokens=stored_tokens)
     t_start = time.perf_counter()
-
+    sampling = sampling or SamplingConfig()
+    options = IngestOptions(
+        sampling=sampling,
+        settings=stream_settings(model, embedder, sampling, model_id=model_id, stored_tokens=stored_tokens),
+        proxy=proxy,
+        batch_size=max(1, int(batch_size or model.config.compress_batch_size)),
+        queue_depth=queue_depth,
+        max_segments=max_segments,
+        progress=progress,
+        commit=commit,
+    )
     # One writer per stream: the lease comes first, so a second ingest does not even open the source
     # (a camera may take one connection only). Opening the source before creating the stream gives a
     # clear error for a bad path/URL before anything is written.
     store.check_name(stream)
-    lease = _Lease(store, stream, lease_seconds_from_env() if lease_seconds is None else lease_seconds) \
+    lease = WriterLease(store, stream, lease_seconds_from_env() if lease_seconds is None else lease_seconds) \
         if commit else None
-    probe: Any = None
-    info: StreamInfo | None = None
-    start_index = 0
-    live_offset = (0, 0.0)
     try:
-        try:
-            probe = iter_segments(source, stream_id=stream, config=sampling, start_segment=0)
-            source_info: SourceInfo = probe.info
-            if is_live(source_info):  # proxies keep its frames: the settings a new stream starts with
-                settings = dataclasses.replace(
-                    settings, extra={**settings.extra, "proxy": (proxy or ProxySettings()).to_dict()}
-                )
-            if commit:
-                described: dict[str, Any] = source_info.to_dict()
-                if source_info.kind == "file":  # so a resume or a recall can tell a replaced file
-                    described["fingerprint"] = fingerprint_file(source_info.uri)
-                info = store.create_stream(stream, described, settings, retention)
-                known_uri = info.source.get("uri")
-                if known_uri is not None and known_uri != source_info.uri:
-                    raise SourceMismatchError(
-                        f"stream {stream!r} was ingested from {known_uri!r}, not {source_info.uri!r}; "
-                        "use another stream name for another source"
-                    )
-                info.check_source_unchanged(source_info.uri)
-        except BaseException:
-            if probe is not None:
-                probe.close()
-            raise
-        if info is not None:
-            start_index = info.next_index
-            proxy = proxy or ProxySettings.from_dict(info.settings.extra.get("proxy"))
-            if source_info.live and info.end is not None:
-                live_offset = (info.next_index, float(info.end))
-        return _run(
-            source, stream, probe, info, lease, live_offset, start_index, model=model, embedder=embedder,
-            store=store, settings=settings, sampling=sampling, proxy=proxy, bs=bs, queue_depth=queue_depth,
-            max_segments=max_segments, progress=progress, commit=commit, on_commit=on_commit, monitor=monitor,
-            t_start=t_start, model_lock=model_lock or contextlib.nullcontext(),
-        )
+        probe, info, options = _open(source, stream, store, options, retention)
+        return _run(_Run(
+            source=source, stream=stream, probe=probe, model=model, embedder=embedder, store=store,
+            options=options, info=info, lease=lease, on_commit=on_commit, monitor=monitor,
+            model_lock=model_lock or contextlib.nullcontext(), t_start=t_start,
+        ))
     finally:
         # Whatever ended the run (an error, Ctrl-C at any point): a stream that never received a
         # segment goes, while this run still holds the lease.
         if lease is not None:
             _drop_if_empty(store, stream)
             lease.release()
+
+
+def _open(
+    source: str,
+    stream: str,
+    store: RedisMemoryStore,
+    options: IngestOptions,
+    retention: RetentionPolicy | None,
+) -> tuple[SegmentStream, StreamInfo | None, IngestOptions]:
+    """Open the source and create (or find) the stream; `options` with the proxy settings the run
+    keeps (a live stream records them; a resumed one uses what it recorded)."""
+    probe: Any = None
+    info: StreamInfo | None = None
+    settings, proxy = options.settings, options.proxy
+    try:
+        probe = iter_segments(source, stream_id=stream, config=options.sampling, start_segment=0)
+        source_info: SourceInfo = probe.info
+        if is_live(source_info):  # proxies keep its frames: the settings a new stream starts with
+            settings = dataclasses.replace(
+                settings, extra={**settings.extra, "proxy": (proxy or ProxySettings()).to_dict()}
+            )
+        if options.commit:
+            described: dict[str, Any] = source_info.to_dict()
+            if source_info.kind == "file":  # so a resume or a recall can tell a replaced file
+                described["fingerprint"] = fingerprint_file(source_info.uri)
+            info = store.create_stream(stream, described, settings, retention)
+            known_uri = info.source.get("uri")
+            if known_uri is not None and known_uri != source_info.uri:
+                raise SourceMismatchError(
+                    f"stream {stream!r} was ingested from {known_uri!r}, not {source_info.uri!r}; "
+                    "use another stream name for another source"
+                )
+            info.check_source_unchanged(source_info.uri)
+    except BaseException:
+        if probe is not None:
+            probe.close()
+        raise
+    if info is not None:
+        proxy = proxy or ProxySettings.from_dict(info.settings.extra.get("proxy"))
+    return probe, info, dataclasses.replace(options, settings=settings, proxy=proxy)
 
 
 def _drop_if_empty(store: RedisMemoryStore, stream: str) -> None:
@@ -425,154 +454,122 @@ def _drop_if_empty(store: RedisMemoryStore, stream: str) -> None:
         log.debug("could not check stream %r for removal", stream, exc_info=True)
 
 
-class _Lease:
-    """The stream's writer lease, renewed by a daemon thread every third of its lifetime."""
-
-    def __init__(self, store: RedisMemoryStore, stream: str, seconds: float, token: str | None = None) -> None:
-        self.store, self.stream, self.seconds = store, stream, seconds
-        self.token = store.acquire_writer(stream, seconds, token)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._renew, name="tempo-lease", daemon=True)
-        self._thread.start()
-
-    def _renew(self) -> None:
-        while not self._stop.wait(self.seconds / 3):
-            try:
-                if not self.store.renew_writer(self.stream, self.token, self.seconds):
-                    log.warning("lost the writer lease of stream %r; its commits will be refused", self.stream)
-                    return
-            except TempoError as exc:  # Redis unreachable: commits will fail and say so
-                log.warning("could not renew the writer lease of stream %r: %s", self.stream, exc)
-
-    def release(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5.0)
-        with contextlib.suppress(TempoError):  # else it expires on its own
-            self.store.release_writer(self.stream, self.token)
+def _segments(run: _Run) -> Any:
+    """The segments this run reads: the opened source, or (a file resumed) the source again from
+    the grid window after the last committed segment's."""
+    if run.start_index and not run.probe.info.live:
+        run.probe.close()
+        assert run.info is not None
+        # Indices go on from start_index whatever gaps lie before (see WindowAssembler).
+        return iter_segments(run.source, stream_id=run.stream, config=run.options.sampling,
+                             start_segment=run.start_index, start_slot=run.info.resume_slot)
+    return run.probe
 
 
-def _run(
-    source: str,
-    stream: str,
-    probe: Any,
-    info: StreamInfo | None,
-    lease: _Lease | None,
-    live_offset: tuple[int, float],
-    start_index: int,
-    *,
-    model: TempoModel,
-    embedder: SegmentEmbedder,
-    store: RedisMemoryStore,
-    settings: StreamSettings,
-    sampling: SamplingConfig,
-    proxy: ProxySettings | None,
-    bs: int,
-    queue_depth: int,
-    max_segments: int | None,
-    progress: bool,
-    commit: bool,
-    on_commit: Callable[[list[SegmentRecord]], None] | None,
-    monitor: SegmentMonitor | None,
-    t_start: float,
-    model_lock: AbstractContextManager[Any],
-) -> IngestReport:
-    source_info: SourceInfo = probe.info
-    if start_index and not source_info.live:
-        probe.close()
-        assert info is not None
-        # Seek to the grid window after the last committed segment's: indices go on from
-        # start_index whatever gaps lie before (see WindowAssembler).
-        segments: Any = iter_segments(source, stream_id=stream, config=sampling, start_segment=start_index,
-                                      start_slot=info.resume_slot)
-    else:
-        segments = probe
-
+def _progress_bar(run: _Run) -> tqdm:
+    source_info: SourceInfo = run.probe.info
     total: int | None = None
     if source_info.duration and not source_info.live:
-        total = max(0, int(np.ceil(source_info.duration / sampling.window_duration - 1e-9)))
-    bar = tqdm(
+        total = max(0, int(np.ceil(source_info.duration / run.options.sampling.window_duration - 1e-9)))
+    return tqdm(
         total=total,
-        initial=min(start_index, total or start_index),
-        desc=f"ingest {stream}",
+        initial=min(run.start_index, total or run.start_index),
+        desc=f"ingest {run.stream}",
         unit="seg",
-        disable=not progress,
+        disable=not run.options.progress,
         dynamic_ncols=True,
     )
-    decoder = _Decoder(segments, queue_depth)
-    if not commit:
-        monitor = None
+
+
+@dataclass
+class _Progress:
+    """What the model thread has done so far. Counts of segments; seconds of video."""
+
+    produced: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+
+
+def _run(run: _Run) -> IngestReport:
+    source_info: SourceInfo = run.probe.info
+    options = run.options
+    segments = _segments(run)
+    bar = _progress_bar(run)
+    decoder = _Decoder(segments, options.queue_depth)
+    monitor = run.monitor if options.commit else None
+    on_commit = run.on_commit
     if monitor is not None:
         on_commit = _chain(monitor.committed, on_commit)
     writer = _Writer(
-        store if commit else None,
-        settings,
-        proxy,
-        model.processor,
-        info.committed if info is not None else -1,
-        on_commit if commit else None,
-        lease=lease.token if lease is not None else None,
+        run.store if options.commit else None,
+        options.settings,
+        options.proxy,
+        run.model.processor,
+        run.info.committed if run.info is not None else -1,
+        on_commit if options.commit else None,
+        lease=run.lease.token if run.lease is not None else None,
     )
     decoder.start()
     writer.start()
-    produced = 0
-    produced_seconds = 0.0
-    interrupted = False
+    done = _Progress()
     try:
-        while max_segments is None or produced < max_segments:
-            want = bs if max_segments is None else min(bs, max_segments - produced)
-            batch = decoder.next_batch(want)
-            if batch is None:
-                break
-            if live_offset[0]:
-                batch = [_continue_live_timeline(s, *live_offset) for s in batch]
-            rules = monitor.queries() if monitor is not None else []
-            then = None
-            with model_lock:
-                if rules:
-                    # (n, M, D) generic memory and (n, R) rule relevance from one forward (shared vision pass)
-                    _, memory, rule_scores = model.compress_with_rules(batch, GENERIC_QUERY, rules, batch_size=bs)
-                else:
-                    _, memory = model.compress(batch, GENERIC_QUERY, batch_size=bs)  # (n, M, D)
-                    rule_scores = np.zeros((len(batch), 0), dtype=np.float32)
-                embeddings = embedder.embed_segments([s.frames for s in batch])  # (n, E)
-            if monitor is not None:
-                then = monitor.observe(batch, rule_scores)
-            if commit:
-                writer.submit(batch, memory[:, : settings.stored_tokens].numpy(), embeddings, then)
-            if monitor is not None:
-                monitor.idle()
-            produced += len(batch)
-            produced_seconds += sum(s.end - s.start for s in batch)
-            bar.update(len(batch))
-            elapsed = time.perf_counter() - t_start
-            bar.set_postfix_str(f"{produced_seconds / max(elapsed, 1e-9):.1f}× realtime")
+        _encode_batches(run, decoder, writer, monitor, bar, done)
         if decoder.error is not None and not isinstance(decoder.error, KeyboardInterrupt):
             raise decoder.error
     except KeyboardInterrupt:
-        interrupted = True
+        done.interrupted = True
     finally:
         decoder.stop.set()
         bar.close()
         # What the model already computed is committed (quick) even on Ctrl-C or a decode error.
         writer.finish()
         decoder.join(timeout=5.0)
-    if monitor is not None and not interrupted:
+    if monitor is not None and not done.interrupted:
         monitor.idle()  # verifications owed for the last batches
-    if not commit:  # nothing was written: report what was processed
-        writer.committed, writer.video_seconds = produced, produced_seconds
+    if not options.commit:  # nothing was written: report what was processed
+        writer.committed, writer.video_seconds = done.produced, done.seconds
     gaps = []
-    if commit and writer.committed and info is not None:
-        after = info.end if info.end is not None else float("-inf")
-        gaps = [g.to_dict() for g in store.gaps(stream) if g.end > after]
+    if options.commit and writer.committed and run.info is not None:
+        after = run.info.end if run.info.end is not None else float("-inf")
+        gaps = [g.to_dict() for g in run.store.gaps(run.stream) if g.end > after]
     return IngestReport(
-        stream=stream,
+        stream=run.stream,
         source=source_info.uri,
-        resumed_from=start_index,
+        resumed_from=run.start_index,
         committed=writer.committed,
         last_committed=writer.last,
         video_seconds=writer.video_seconds,
-        wall_seconds=time.perf_counter() - t_start,
-        interrupted=interrupted,
-        decode=_decode_stats(getattr(segments, "stats", None)),
+        wall_seconds=time.perf_counter() - run.t_start,
+        interrupted=done.interrupted,
+        decode=decode_stats(getattr(segments, "stats", None)),
         gaps=gaps,
     )
+
+
+def _encode_batches(
+    run: _Run, decoder: _Decoder, writer: _Writer, monitor: SegmentMonitor | None, bar: tqdm, done: _Progress
+) -> None:
+    """The model thread: batches from the decoder → `encode_batch` (under the model lock) → the monitor
+    → the writer, until the source ends or `max_segments` are produced."""
+    options = run.options
+    limit, bs, offset = options.max_segments, options.batch_size, run.live_offset
+    while limit is None or done.produced < limit:
+        batch = decoder.next_batch(bs if limit is None else min(bs, limit - done.produced))
+        if batch is None:
+            break
+        if offset[0]:
+            batch = [continue_live_timeline(s, *offset) for s in batch]
+        rules = monitor.queries() if monitor is not None else []
+        with run.model_lock:
+            # (n, M, D) generic memory, (n, E) embeddings and each segment's rule relevance
+            encoded = encode_batch(run.model, run.embedder, batch, [rules] * len(batch), batch_size=bs)
+        then = monitor.observe(batch, np.stack(encoded.rule_scores)) if monitor is not None else None  # (n, R)
+        if options.commit:
+            writer.submit(batch, encoded.memory[:, : options.settings.stored_tokens], encoded.embeddings, then)
+        if monitor is not None:
+            monitor.idle()
+        done.produced += len(batch)
+        done.seconds += sum(s.end - s.start for s in batch)
+        bar.update(len(batch))
+        elapsed = time.perf_counter() - run.t_start
+        bar.set_postfix_str(f"{done.seconds / max(elapsed, 1e-9):.1f}× realtime")
