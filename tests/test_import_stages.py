@@ -1,10 +1,10 @@
-"""Layout (issues 9 and 20): no module imports from a later stage of the data flow.
+"""Layout (issues 9 and 20): no module imports from a later stage of the data flow, with no exceptions.
 
-streaming → models, memory → engine → agent → tools. models (the model core) and memory (storage)
-share a stage and know nothing of each other: memory imports no model code at run time, models no
-storage at all; engine (the stages that run models) joins them. `errors.py`, `inputs.py`,
-`settings.py` and `_version.py` at the top level are shared by every stage; `service.py` (the object
-the tools drive) sits between agent and tools. Imports inside functions count too: a lazy import is still a dependency.
+streaming → models, memory → engine → service → agent → tools. models (the model families) and memory
+(storage) share a stage and know nothing of each other; engine (the stages that run models) joins them;
+the service owns the resources and asks nothing (asking is the agent's, above it). `errors.py`,
+`inputs.py`, `settings.py` and `_version.py` at the top level are shared by every stage. Imports inside
+functions and under TYPE_CHECKING count too: a lazy import or an annotation is still a dependency.
 """
 
 from __future__ import annotations
@@ -14,18 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = {"streaming": 0, "models": 1, "memory": 1, "engine": 2, "agent": 3, "service": 3.5, "tools": 4}
+STAGES = {"streaming": 0, "models": 1, "memory": 1, "engine": 2, "service": 3, "agent": 4, "tools": 5}
 SHARED = {"errors", "inputs", "settings", "_version"}
-
-# Imports from a later stage that exist today, outside models/ (each folder's owner moves them):
-# (importing module, imported module). All four are annotations only (under TYPE_CHECKING): the agent
-# layer names TempoService in signatures; a Protocol in agent/ for what it uses would remove them.
-KNOWN_EXCEPTIONS: set[tuple[str, str]] = {
-    ("tempo.agent.conversations", "tempo.service"),
-    ("tempo.agent.monitoring.verify", "tempo.service"),
-    ("tempo.agent.memory_backend", "tempo.service"),
-    ("tempo.agent.toolkit", "tempo.service"),
-}
 
 
 def _stage_of(module: str) -> float | None:
@@ -87,20 +77,48 @@ def _violations() -> set[tuple[str, str]]:
 
 
 def test_no_module_imports_from_a_later_stage() -> None:
-    new = _violations() - KNOWN_EXCEPTIONS
-    assert not new, "imports from a later stage: " + ", ".join(f"{a} → {b}" for a, b in sorted(new))
+    bad = _violations()
+    assert not bad, "imports from a later stage: " + ", ".join(f"{a} → {b}" for a, b in sorted(bad))
 
 
-def test_known_exceptions_still_exist() -> None:
-    # Once an exception is fixed it leaves the list, so the list never hides a new one.
-    assert _violations() >= KNOWN_EXCEPTIONS
+def _part_of(module: str) -> str | None:
+    """The part (`streaming`, ..., `service`) of `tempo.X...`; None for shared and non-Tempo modules."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "tempo" and len(parts) > 1 and parts[1] in STAGES else None
+
+
+def test_no_import_cycle_between_parts() -> None:
+    edges: dict[str, set[str]] = {part: set() for part in STAGES}
+    for name, path in _modules():
+        own = _part_of(name)
+        for imported in _imports(path):
+            other = _part_of(imported)
+            if own is not None and other is not None and other != own:
+                edges[own].add(other)
+    # Depth-first search for a back edge.
+    state: dict[str, int] = {}
+
+    def cycle_from(part: str, trail: list[str]) -> list[str] | None:
+        state[part] = 1
+        for nxt in sorted(edges[part]):
+            if state.get(nxt) == 1:
+                return [*trail, part, nxt]
+            if nxt not in state and (found := cycle_from(nxt, [*trail, part])):
+                return found
+        state[part] = 2
+        return None
+
+    for part in sorted(edges):
+        if part not in state:
+            found = cycle_from(part, [])
+            assert found is None, "import cycle: " + " → ".join(found or [])
 
 
 def test_the_rule_sees_lazy_imports(tmp_path: Path) -> None:
     path = tmp_path / "m.py"
     path.write_text("def f():\n    from tempo.tools.cli import main\n    import tempo.agent.graph\n")
     assert {"tempo.tools.cli", "tempo.agent.graph"} <= _imports(path)
-    assert _stage_of("tempo.tools.cli") == 4 and _stage_of("tempo.errors") is None
+    assert _stage_of("tempo.tools.cli") == 5 and _stage_of("tempo.errors") is None
 
 
 def _imports_of(package: str, *, runtime_only: bool) -> set[tuple[str, str]]:
@@ -112,10 +130,10 @@ def _imports_of(package: str, *, runtime_only: bool) -> set[tuple[str, str]]:
     }
 
 
-def test_memory_imports_no_model_code_at_run_time() -> None:
-    # Storage only (DESIGN §4): what it needs of a model is a small Protocol; annotations may name
-    # model types under TYPE_CHECKING.
-    bad = {(a, b) for a, b in _imports_of("memory", runtime_only=True) if b.split(".")[:2] == ["tempo", "models"]}
+def test_memory_imports_no_model_code() -> None:
+    # Storage only (DESIGN §4): what it needs of a model is a small Protocol of its own, so not even an
+    # annotation names a model type.
+    bad = {(a, b) for a, b in _imports_of("memory", runtime_only=False) if b.split(".")[:2] == ["tempo", "models"]}
     assert not bad, "memory imports model code: " + ", ".join(f"{a} → {b}" for a, b in sorted(bad))
 
 
