@@ -179,7 +179,10 @@ class Conversations:
         return TurnResult(
             thread_id=thread_id,
             stream=stream,
+            source=None,
             model=self.service.model_name,
+            sampling="stream",
+            real_fps=None,
             question=question,
             standalone_question=question,
             rewrite_source="alerts",

@@ -81,7 +81,10 @@ def turn_result(
     return TurnResult(
         thread_id=thread_id,
         stream=final["stream"],
+        source=None,
         model=model,
+        sampling="stream",
+        real_fps=float(fps),
         question=final["question"],
         standalone_question=final.get("standalone_question") or final["question"],
         rewrite_source=final.get("rewrite_source") or "question",

@@ -25,6 +25,7 @@ against the reference; README "Benchmarks" says where those numbers go.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 import time
@@ -215,7 +216,8 @@ def run(args: argparse.Namespace) -> int:
 
     tiny = args.real_model is None
     model_dir = str(write_tiny_checkpoint(work / "tiny")) if tiny else args.real_model
-    config = TempoInferenceConfig(budget=args.budget, max_new_tokens=args.max_new_tokens)
+    config = TempoInferenceConfig()
+    ask = AskSettings(budget=args.budget, max_new_tokens=args.max_new_tokens)
     rows: list[Row] = []
 
     # Reference mode: what `tempo ask VIDEO QUESTION` runs.
@@ -224,13 +226,13 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     for i, nd in enumerate(needles):
         with iter_segments(str(video), config=sampling) as segments:
-            result = answer_video(model, segments, nd.question)
-        starts = np.array([s.start for s in result.segments])
-        ends = np.array([s.end for s in result.segments])
-        counts = np.array([s.tokens for s in result.segments])
+            result = answer_video(model, segments, nd.question, settings=ask)
+        starts = np.array([s["start"] for s in result["segments"]])
+        ends = np.array([s["end"] for s in result["segments"]])
+        counts = np.array([s["tokens"] for s in result["segments"]])
         _, share = _needle_share(starts, ends, counts, nd)
-        rows.append(Row(i, "reference", 1.0, share, extract_choice(result.answer) == nd.answer,
-                        _time_error(result.answer, nd)))
+        rows.append(Row(i, "reference", 1.0, share, extract_choice(result["answer"]) == nd.answer,
+                        _time_error(result["answer"], nd)))
     print(f"reference: {len(needles)} questions in {time.perf_counter() - t0:.1f} s")
 
     # Memory: one ingest, then the same questions at each K.
@@ -248,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
         conversations = Conversations(service)
         for k in args.ks:
             t0 = time.perf_counter()
-            settings = AskSettings(top_k=k, budget=args.budget, max_new_tokens=args.max_new_tokens)
+            settings = dataclasses.replace(ask, top_k=k)
             for i, nd in enumerate(needles):
                 result = conversations.ask_once("haystack", nd.question, settings=settings)
                 timeline = result["segments"]

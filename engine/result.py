@@ -10,7 +10,8 @@ a tool result). It is plain JSON: seconds as floats, segment indices of the memo
     evidence   the candidates among them, most relevant first (at most `AskSettings.evidence_segments`)
     candidates what retrieval returned (FAISS hits with their similarity, then temporal neighbours)
 
-`timeline_rows` is the one conversion of an ATA plan into those rows.
+In reference mode (`tempo ask VIDEO`, tempo.engine.reference) every segment is a candidate, `stream`
+is None and `source` names the video. `timeline_rows` is the one conversion of an ATA plan into rows.
 """
 
 from __future__ import annotations
@@ -59,8 +60,11 @@ class TurnResult(TypedDict):
     """One answered question (see the module docstring)."""
 
     thread_id: str | None  # None: a one-shot question, outside any thread
-    stream: str
+    stream: str | None  # the memory stream asked about; None in reference mode (a video file)
+    source: str | None  # reference mode: the video asked about (credentials redacted); None from memory
     model: str  # the model (checkpoint directory or hub id) that answered
+    sampling: str  # how the frames were sampled: "stream" (the 2 fps grid of memory) or "release"
+    real_fps: float | None  # sampled frames per second every time was computed with
     question: str
     standalone_question: str  # the question as asked, or a follow-up rewritten to stand alone
     rewrite_source: str  # "question" | "model" | "fallback" | "alerts"

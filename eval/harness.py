@@ -140,55 +140,62 @@ Answerer = Callable[[BenchmarkItem, str], tuple[str, float]]  # (item, question)
 
 
 def _inference_config(settings: EvalSettings) -> Any:
-    return evaluation_config(settings.spec, settings.budget)
+    return evaluation_config(settings.spec)
 
 
-def evaluation_config(spec: BenchmarkSpec, budget: int) -> Any:
-    """The release's evaluation settings (fps, context limit, answer length), as the pipeline's config."""
+def evaluation_config(spec: BenchmarkSpec) -> Any:
+    """The release's evaluation load-time settings (fps, context limit), as the model's config."""
     from tempo.models import TempoInferenceConfig
 
-    return TempoInferenceConfig(
-        fps=spec.fps, budget=budget, context_limit=spec.context_limit, max_new_tokens=spec.max_new_tokens
-    )
+    return TempoInferenceConfig(fps=spec.fps, context_limit=spec.context_limit)
+
+
+def evaluation_settings(spec: BenchmarkSpec, budget: int, top_k: int | None = None) -> AskSettings:
+    """The release's evaluation settings of a question (budget, answer length); top-K for memory mode."""
+    return AskSettings().with_inputs(budget=budget, max_new_tokens=spec.max_new_tokens, top_k=top_k)
 
 
 class ReferencePipeline:
     """The model of `tempo ask VIDEO`, loaded once; answers questions about whole videos in the
-    reference mode (every segment compressed for the question). Used by `tempo eval` and the
-    lmms-eval model."""
+    reference mode (every segment compressed for the question) with one `AskSettings`. Used by
+    `tempo eval` and the lmms-eval model."""
 
-    def __init__(self, model: str | None, config: Any, *, device: str | None = None, min_frames: int = 8,
-                 max_frames: int = 1024) -> None:
+    def __init__(self, model: str | None, config: Any, settings: AskSettings, *, device: str | None = None,
+                 min_frames: int = 8, max_frames: int = 1024) -> None:
         from tempo.models import TempoModel, resolve_model_name
         from tempo.models.checkpoint import resolve_model_dir
         from tempo.streaming import SamplingConfig
 
         self.config = config
-        self.model = TempoModel.load(resolve_model_dir(resolve_model_name(model)), device=device,
-                                                config=config)
+        self.settings = settings
+        self.model_id = resolve_model_name(model)
+        self.model = TempoModel.load(resolve_model_dir(self.model_id), device=device, config=config)
         # The release's whole-file sampling with its evaluation scripts' frame bounds (8 to 1024).
         self.sampling = SamplingConfig(fps=config.fps, window=config.window, max_edge=config.max_edge,
                                        sampling="release", min_frames=min_frames, max_frames=max_frames)
 
     def ask(self, video: str, question: str, *, max_new_tokens: int | None = None) -> Any:
-        """The `AskResult` of `question` about the file `video`."""
+        """The `TurnResult` of `question` about the file `video` (`max_new_tokens` overrides the
+        settings' answer length)."""
         from tempo.engine.reference import answer_video
         from tempo.streaming import iter_segments
 
+        settings = self.settings.with_inputs(max_new_tokens=max_new_tokens)
         with iter_segments(video, config=self.sampling) as segments:
-            return answer_video(self.model, segments, question, budget=self.config.budget,
-                                max_new_tokens=max_new_tokens or self.config.max_new_tokens)
+            return answer_video(self.model, segments, question, settings=settings, source=video,
+                                model_id=self.model_id)
 
 
 def reference_answerer(settings: EvalSettings) -> Answerer:
     """Answer each question like `tempo ask VIDEO QUESTION`: the whole video, every segment for the query."""
     spec = settings.spec
-    pipeline = ReferencePipeline(settings.model, _inference_config(settings), device=settings.device,
+    pipeline = ReferencePipeline(settings.model, _inference_config(settings),
+                                 evaluation_settings(spec, settings.budget), device=settings.device,
                                  min_frames=spec.min_frames, max_frames=spec.max_frames)
 
     def answer(item: BenchmarkItem, question: str) -> tuple[str, float]:
         result = pipeline.ask(str(item.video), question)
-        return result.answer, result.avg_tokens_per_frame
+        return result["answer"], result["avg_tokens_per_frame"]
 
     return answer
 
@@ -209,8 +216,8 @@ def memory_answerer(settings: EvalSettings) -> Answerer:
                            home=settings.home,
                            device=settings.device, inference=_inference_config(settings))
     ingested: set[str] = set()
-    conversations = Conversations(service, settings=AskSettings().with_inputs(
-        top_k=settings.top_k, budget=settings.budget, max_new_tokens=settings.spec.max_new_tokens))
+    conversations = Conversations(service, settings=evaluation_settings(settings.spec, settings.budget,
+                                                                         settings.top_k))
 
     def answer(item: BenchmarkItem, question: str) -> tuple[str, float]:
         stream = memory_stream_name(item)

@@ -54,17 +54,18 @@ class Tempo(lmms):
         super().__init__()
         from tempo.eval.harness import ReferencePipeline
         from tempo.models import TempoInferenceConfig
+        from tempo.settings import AskSettings
 
         unused = sorted(set(kwargs) - _IGNORED)
         if unused:
             log.warning("tempo: model arguments not used by this implementation: %s", ", ".join(unused))
         if int(batch_size) != 1:
             raise ValueError("the tempo model answers one request at a time: use --batch_size 1")
-        config = TempoInferenceConfig(
-            fps=float(video_fps), window=int(frame_windows), context_limit=int(model_max_length),
-            max_new_tokens=int(inference_max_length), budget=int(visual_token_budget),
-        )
-        self.pipeline = ReferencePipeline(pretrained, config, device=None if device in (None, "") else str(device),
+        config = TempoInferenceConfig(fps=float(video_fps), window=int(frame_windows),
+                                      context_limit=int(model_max_length))
+        settings = AskSettings(max_new_tokens=int(inference_max_length), budget=int(visual_token_budget))
+        self.pipeline = ReferencePipeline(pretrained, config, settings,
+                                          device=None if device in (None, "") else str(device),
                                           min_frames=int(min_frames_num), max_frames=int(max_frames_num))
         self.inference_max_length = int(inference_max_length)
         self.task_dict: dict[str, Any] = getattr(self, "task_dict", {})
@@ -94,7 +95,7 @@ class Tempo(lmms):
             visual, release_question(context),
             max_new_tokens=int(gen_kwargs.get("max_new_tokens", self.inference_max_length)),
         )
-        answer = result.answer.strip()
+        answer = result["answer"].strip()
         until = gen_kwargs.get("until") or []
         for term in [until] if isinstance(until, str) else until:
             if term and term != "\n\n":  # the release drops "\n\n" from the stop strings

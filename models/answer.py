@@ -227,8 +227,8 @@ class GlobalLLM:
         question: str,
         memory: Sequence[tuple[float, torch.Tensor]],
         *,
-        max_new_tokens: int | None = None,
-        temperature: float | None = None,
+        max_new_tokens: int,
+        temperature: float = 0.0,
         on_text: Callable[[str], None] | None = None,
     ) -> str:
         """Answer from per-segment (centre time seconds, kept memory tokens (k_i, D)) in timeline order.
@@ -247,8 +247,8 @@ class GlobalLLM:
         question: str,
         memory: Sequence[tuple[float, torch.Tensor]],
         *,
-        max_new_tokens: int | None = None,
-        temperature: float | None = None,
+        max_new_tokens: int,
+        temperature: float = 0.0,
     ) -> Iterator[str]:
         """`answer` as an iterator of text pieces, yielded as they are generated."""
         yield from self._answer_pieces(question, memory, max_new_tokens, temperature, [])
@@ -257,8 +257,8 @@ class GlobalLLM:
         self,
         question: str,
         memory: Sequence[tuple[float, torch.Tensor]],
-        max_new_tokens: int | None,
-        temperature: float | None,
+        max_new_tokens: int,
+        temperature: float,
         result: list[str],
     ) -> Iterator[str]:
         """Yield new text as tokens arrive; append the full text to `result` at the end."""
@@ -272,8 +272,8 @@ class GlobalLLM:
             try:
                 done["ids"] = self.generate_ids(
                     embeds,
-                    max_new_tokens=self.config.max_new_tokens if max_new_tokens is None else max_new_tokens,
-                    temperature=self.config.temperature if temperature is None else temperature,
+                    max_new_tokens=max_new_tokens,
+                    temperature=temperature,
                     streamer=streamer,
                 )
             except BaseException as exc:  # re-raised in the caller's thread

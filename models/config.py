@@ -40,16 +40,15 @@ CONTEXT_MARGIN = 16
 
 @dataclass
 class TempoInferenceConfig:
-    """Run-time knobs of the reference method (DESIGN §2). Seconds, frames and tokens as named."""
+    """Load-time knobs of a loaded model (DESIGN §2): how frames are sampled for it, its context, how it
+    batches and where it runs. Seconds, frames and tokens as named. What one question chooses (budget,
+    ATA's floor, answer length, temperature, top-K) is `tempo.settings.AskSettings`, never read from here.
+    """
 
     fps: float = 2.0  # frames sampled per second of video
     window: int = 8  # frames per segment (4 s at 2 fps)
     max_edge: int = 512  # longest frame side in pixels before the SVLM processor (multiples of 16)
-    min_tokens: int = 4  # m: the floor of ATA (0.5 token/frame)
-    budget: int = 8192  # B: visual tokens over the whole timeline (4096 or 8192 in the paper)
     context_limit: int = 16384  # global LLM context at inference (32K in the paper's evaluation)
-    max_new_tokens: int = 1024  # the release's infer.py default (reference mode)
-    temperature: float = 0.0  # 0 = greedy (the reference)
     compress_batch_size: int = 8  # segments per SVLM forward pass
     # Prepare batch i+1 on the CPU while batch i runs; None: only on accelerators (on CPU both would compete).
     prefetch: bool | None = None

@@ -37,8 +37,8 @@ class ModelFamily(Protocol):
     """What the engine needs from a loaded model family: relevance, compression, answers.
 
     Attributes read by callers:
-    - `config`: the load-time defaults (budget, min_tokens, max_new_tokens, temperature,
-      compress_batch_size, window) a per-question value falls back to;
+    - `config`: the load-time knobs (window, context limit, compress_batch_size); a question's own
+      knobs (budget, answer length, temperature) come with each call, from `AskSettings`;
     - `device`: where the model runs (the service puts the segment embedder beside it);
     - `model_dir`: the loaded checkpoint directory (the service looks for the embedder beside it);
     - `processor`: the frame preprocessing the compressor applies (proxies keep frames as it is fed).
@@ -104,13 +104,13 @@ class ModelFamily(Protocol):
         question: str,
         memory: Sequence[tuple[float, torch.Tensor]],
         *,
-        max_new_tokens: int | None = None,
-        temperature: float | None = None,
+        max_new_tokens: int,
+        temperature: float = 0.0,
         on_text: Callable[[str], None] | None = None,
     ) -> str:
         """The answer to `question` from per-segment (centre time in seconds, kept memory tokens
-        (k_i, D)) in timeline order. `max_new_tokens` / `temperature` (0 = greedy) per call, None:
-        `config`'s. `on_text` receives the text as it is generated, in pieces that concatenate to
+        (k_i, D)) in timeline order, at most `max_new_tokens` long; `temperature` 0 is greedy (the
+        release). `on_text` receives the text as it is generated, in pieces that concatenate to
         the returned (stripped) answer."""
         ...
 

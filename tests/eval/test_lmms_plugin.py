@@ -17,6 +17,7 @@ from pathlib import Path
 from tempo.eval.harness import ReferencePipeline
 from tempo.eval.prompts import lvbench_prompt
 from tempo.models import TempoInferenceConfig
+from tempo.settings import AskSettings
 from tempo.streaming.synthetic import write_test_video
 
 # `make venv` puts it at $(VENV)-lmms.
@@ -105,8 +106,8 @@ def test_lmms_eval_runs_the_tempo_model_on_a_generated_task(tiny_dir: Path, tmp_
     assert [s["doc_id"] for s in samples] == [0, 1]
     # The answer lmms-eval recorded is what the project's reference pipeline answers for the same video
     # and question (the release's wrapper drops "<image>"), at the task's answer length.
-    pipeline = ReferencePipeline(str(tiny_dir), TempoInferenceConfig(budget=64, context_limit=32768))
-    expected = pipeline.ask(str(video), lvbench_prompt(docs[0]), max_new_tokens=8).answer.strip()
+    pipeline = ReferencePipeline(str(tiny_dir), TempoInferenceConfig(context_limit=32768), AskSettings(budget=64))
+    expected = pipeline.ask(str(video), lvbench_prompt(docs[0]), max_new_tokens=8)["answer"].strip()
     assert samples[0]["filtered_resps"] == expected
     assert samples[1]["filtered_resps"] == ""  # a missing video: an empty answer, as the release gives
     results = json.loads(next(out.rglob("*_results.json")).read_text())
@@ -121,7 +122,7 @@ def test_unsupported_request_kinds_and_batches_say_so(tiny_dir: Path) -> None:
         "except ValueError as exc:\n"
         "    print('batch:', exc)\n"
         f"model = Tempo(pretrained={str(tiny_dir)!r}, visual_token_budget='64')\n"
-        "print('budget:', model.pipeline.config.budget)\n"
+        "print('budget:', model.pipeline.settings.budget)\n"
         "try:\n"
         "    model.loglikelihood([])\n"
         "except NotImplementedError as exc:\n"

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tempo.engine.result import TimelineRow, TurnResult
 from tempo.streaming import SamplingConfig, iter_segments
 from tempo.streaming.synthetic import write_test_video
 from tempo.tools.cli import main
@@ -36,7 +37,8 @@ def test_ask_json_tiles_the_video_and_obeys_the_budget(video: Path, tiny_dir: Pa
     )
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"answer", "segments", "avg_tokens_per_frame", "budget", "sampling", "real_fps", "timings"}
+    assert set(out) == TurnResult.__required_keys__  # the one result, as from memory
+    assert (out["stream"], out["source"], out["thread_id"]) == (None, str(video), None)
     assert isinstance(out["answer"], str) and out["budget"] == 40
     # The release's sampling by default: round(21 s · 2) = 42 frames over 21 s of video.
     assert out["sampling"] == "release" and out["real_fps"] == pytest.approx(42 / 21.0)
@@ -45,7 +47,7 @@ def test_ask_json_tiles_the_video_and_obeys_the_budget(video: Path, tiny_dir: Pa
     assert segs[0]["start"] == 0.0
     assert all(a["end"] == pytest.approx(b["start"]) for a, b in itertools.pairwise(segs))
     assert 21.0 <= segs[-1]["end"] <= 21.5  # through the last frame, plus at most one sampling interval
-    assert all(set(s) == {"index", "start", "end", "relevance", "tokens"} for s in segs)
+    assert all(set(s) == TimelineRow.__required_keys__ and s["kind"] == "candidate" for s in segs)
     assert all(0.0 < s["relevance"] < 1.0 for s in segs)
     tokens = [s["tokens"] for s in segs]
     assert sum(tokens) <= 40 and min(tokens) >= 4 and max(tokens) <= 32

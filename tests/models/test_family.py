@@ -99,10 +99,10 @@ def test_score_segments_gives_each_segment_a_score_per_query(tiny_model: TempoMo
     assert tiny_model.score_segments(segments, []).shape == (2, 0)
 
 
-def test_answer_takes_temperature_per_call_with_the_config_as_fallback(tiny_model: TempoModel) -> None:
+def test_answer_takes_temperature_per_call_greedy_by_default(tiny_model: TempoModel) -> None:
     _, memory = tiny_model.compress([make_segment(0)], "dog")
     kept = [(2.0, memory[0, :8])]
-    assert tiny_model.config.temperature == 0
+    assert not hasattr(tiny_model.config, "temperature")  # a question's knob, never the load-time config's
     greedy = tiny_model.answer("What?", kept, max_new_tokens=8)
     assert tiny_model.answer("What?", kept, max_new_tokens=8, temperature=0.0) == greedy
     ids = tiny_model.generate_ids(

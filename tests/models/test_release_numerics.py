@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from tempo.models import TempoModel
 from tempo.models.modeling_tempo import release_weight_values
 from tempo.models.tiny import BASE_DIR_NAME, LEGACY_BASE_DIR_NAME
+from tempo.settings import AskSettings
 
 from .conftest import make_segment
 
@@ -81,8 +82,9 @@ def test_answer_is_stripped_and_its_pieces_add_up(tiny_model: TempoModel) -> Non
     assert text == text.strip() and "".join(pieces) == text
 
 
-def test_reference_mode_answers_up_to_1024_tokens_by_default(tiny_model: TempoModel) -> None:
-    assert tiny_model.config.max_new_tokens == 1024
+def test_answers_run_up_to_1024_tokens_by_default() -> None:
+    # The release's infer.py default; a question's setting, so every entry point starts from it.
+    assert AskSettings().max_new_tokens == 1024 and AskSettings().temperature == 0.0
 
 
 def test_tiny_checkpoint_carries_the_fields_the_release_reads(tiny_dir: Path) -> None:

@@ -41,7 +41,9 @@ def test_answer_from_memory_equals_reference_mode_when_the_stream_fits_top_k(
         tempo_cli("ask", "--stream", "clip", QUESTION, "--json", "--top-k", "8", "--max-new-tokens", "12")
     )
     assert len(reference["segments"]) == 5
-    assert memory["candidates"] == [0, 1, 2, 3, 4]
+    assert sorted(c["index"] for c in memory["candidates"]) == [0, 1, 2, 3, 4]
+    assert set(memory) == set(reference)  # one TurnResult from memory and in reference mode
+    assert (memory["stream"], reference["stream"], reference["source"]) == ("clip", None, str(video_20s))
     assert [s["tokens"] for s in memory["segments"]] == [s["tokens"] for s in reference["segments"]]
     assert [(s["start"], s["end"]) for s in memory["segments"]] == [
         (s["start"], s["end"]) for s in reference["segments"]
@@ -69,13 +71,13 @@ def test_long_stream_recompresses_only_candidates_and_anchors_the_rest(
     out = json_out(tempo_cli("ask", "--stream", "long", QUESTION, "--json", "--top-k", "3", "--max-new-tokens", "4"))
     segments = out["segments"]
     assert [s["index"] for s in segments] == list(range(30))  # the whole timeline is in the answer
-    candidates = set(out["candidates"])
+    candidates = {c["index"] for c in out["candidates"]}
     assert 3 <= len(candidates) <= 9  # top-3 plus at most one neighbour on each side
     for s in segments:
         if s["index"] in candidates:
-            assert s["candidate"] and 0.0 <= s["relevance"] <= 1.0 and s["tokens"] >= 4
+            assert s["kind"] == "candidate" and 0.0 <= s["relevance"] <= 1.0 and s["tokens"] >= 4
         else:
-            assert not s["candidate"] and s["relevance"] is None and s["tokens"] == 4
+            assert s["kind"] == "anchor" and s["relevance"] is None and s["tokens"] == 4
     assert sum(s["tokens"] for s in segments) <= out["budget"]
     # Consecutive segments tile the timeline.
     assert all(a["end"] == pytest.approx(b["start"]) for a, b in itertools.pairwise(segments))

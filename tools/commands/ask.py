@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from tempo import inputs
 from tempo.agent.timeexpr import format_clock
+from tempo.errors import redact_url
 from tempo.inputs import arg_type, check, check_question
 from tempo.models.config import TempoInferenceConfig
 from tempo.settings import AskSettings
@@ -29,7 +30,6 @@ from tempo.tools.commands.options import (
 )
 
 if TYPE_CHECKING:
-    from tempo.engine.reference import AskResult
     from tempo.engine.result import TurnResult
     from tempo.service import TempoService
 
@@ -46,20 +46,10 @@ def _spark(values: list[float | None], top: float) -> str:
     )
 
 
-def print_report(result: AskResult, num_memory_tokens: int, out: TextIO | None = None) -> None:
-    """Compact timeline (relevance and kept tokens per segment), tokens/frame and per-stage times."""
-    _print_timeline(
-        [(s.start, s.relevance, s.tokens) for s in result.segments],
-        num_memory_tokens,
-        budget=result.budget,
-        avg_tokens_per_frame=result.avg_tokens_per_frame,
-        timings=result.timings,
-        out=out,
-    )
-
-
-def print_memory_report(result: TurnResult, num_memory_tokens: int, out: TextIO | None = None) -> None:
-    """The same report for an answer from memory; anchors (not recompressed) show relevance as "·"."""
+def print_report(result: TurnResult, num_memory_tokens: int, out: TextIO | None = None) -> None:
+    """Compact timeline (relevance and kept tokens per segment; anchors, not recompressed, show
+    relevance as "·"), tokens/frame and per-stage times; from memory, how many segments were
+    recompressed for the question."""
     out = out or sys.stdout
     rows = result["segments"]
     _print_timeline(
@@ -70,6 +60,8 @@ def print_memory_report(result: TurnResult, num_memory_tokens: int, out: TextIO 
         timings=result["timings"],
         out=out,
     )
+    if result["stream"] is None:  # reference mode: every segment was compressed for the question
+        return
     candidates = sum(r["kind"] == "candidate" for r in rows)
     dropped = result["anchors_dropped"]
     print(
@@ -119,11 +111,7 @@ def _write_piece(piece: str) -> None:
 
 def _inference_config(args: argparse.Namespace) -> TempoInferenceConfig:
     """The load-time knobs every form of `tempo ask` takes from its flags."""
-
-    config = TempoInferenceConfig(fps=args.fps, budget=args.budget, context_limit=args.context_limit)
-    if args.max_new_tokens is not None:
-        config = config.replace(max_new_tokens=args.max_new_tokens)
-    return config
+    return TempoInferenceConfig(fps=args.fps, context_limit=args.context_limit)
 
 
 def _ask_settings(args: argparse.Namespace) -> AskSettings:
@@ -167,7 +155,7 @@ def _ask_memory(args: argparse.Namespace, question: str) -> int:
         return 0
     print()
     if args.thread is None:
-        print_memory_report(result, service.model.num_memory_tokens)
+        print_report(result, service.model.num_memory_tokens)
     else:
         print_turn_extras(result, sys.stdout)
         print(f"thread: {result['thread_id']}")
@@ -207,12 +195,19 @@ def _ask(args: argparse.Namespace) -> int:
     load_s = time.perf_counter() - t0
 
     result = answer_video(
-        model, segments, args.question, on_text=None if args.json else _write_piece, progress=show_progress
+        model,
+        segments,
+        args.question,
+        settings=_ask_settings(args),
+        source=redact_url(args.video),
+        model_id=resolve_model_name(args.model),
+        on_text=None if args.json else _write_piece,
+        progress=show_progress,
     )
-    result.timings = {"load_s": load_s, **result.timings}
-    result.timings["total_s"] = time.perf_counter() - t0
+    result["timings"] = {"load_s": round(load_s, 4), **result["timings"]}
+    result["timings"]["total_s"] = round(time.perf_counter() - t0, 4)
     if args.json:
-        print(json.dumps(result.to_json(), ensure_ascii=False))
+        print(json.dumps(result, ensure_ascii=False))
     else:
         print()
         print_report(result, model.num_memory_tokens)

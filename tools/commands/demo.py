@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from tempo.service import TempoService
     from tempo.streaming import SamplingConfig, iter_segments
     from tempo.streaming.synthetic import write_test_video
-    from tempo.tools.commands.ask import print_memory_report
+    from tempo.tools.commands.ask import print_report
     from tempo.tools.commands.chat import printable
     from tempo.tools.commands.segments import print_table
 
@@ -102,5 +102,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n== ask from memory: {args.question}")
     result = Conversations(service).ask_once(stream, args.question, settings=AskSettings(max_new_tokens=32))
     print(f"answer: {printable(result['answer'])}")
-    print_memory_report(result, service.model.num_memory_tokens)
+    print_report(result, service.model.num_memory_tokens)
     return 0
