@@ -1,26 +1,24 @@
-"""The agent layer (DESIGN §3, issue 5): conversations over memory.
+"""The agent: asking. Questions about memory, one-shot or on conversation threads (DESIGN §3).
 
-- `checkpoint`: `RedisCheckpointSaver`, LangGraph checkpoints on plain Redis commands.
-- `threads`: `ThreadStore`, conversation transcripts (`tempo threads show`).
-- `keyspace`: `RedisKeyspace`, the client, key prefix and sliding expiry both of them share.
-- `timescope`: a question's time scope and stream scope; `rewrite`: the fallback rewrite and the
-  rewrite validator (the deterministic parts of the rewrite node); `timeexpr`: the time vocabulary
-  they share with `citations`.
-- `citations`: times in an answer -> citations on real segments.
-- `graph`: the StateGraph; `memory_backend`: `MemoryBackend`, what its nodes call on the memory and
-  model (`TempoService`), with the values they exchange in `backend`; `llm`: text-only generation for
-  the rewrite.
-- `conversations`: `Conversations`, the entry point `tempo chat`, `tempo ask --thread`, the LangChain
-  tools and the MCP server share; `toolkit`: the tools' typed inputs and operations.
-
+- `conversations`: `Conversations`, the one entry point of every question (`ask` on a thread,
+  `ask_once` outside any thread) for `tempo ask --stream`, `tempo chat`, REST, MCP and LangChain;
+  each returns the one `TurnResult` (tempo.engine.result) for one `AskSettings` (tempo.settings).
+- `graph`: the StateGraph, its typed state and nodes; `turn`: running one turn and building its
+  `TurnResult`; `memory_backend`: `MemoryBackend`, what the nodes call on the engine's recall steps
+  and the service's resources; `llm`: the text-only rewrite through the model family.
+- `checkpoint`: `RedisCheckpointSaver`, LangGraph checkpoints on plain Redis commands; `threads`:
+  `ThreadStore`, conversation transcripts; `keyspace`: the client, prefix and expiry both share.
+- `timescope`: a question's time and stream scope; `rewrite`: the fallback rewrite, its validator and
+  `HistoryTurn`; `timeexpr`: the time vocabulary they share with `citations` (times in an answer ->
+  citations on real segments); `toolkit`: the tools' typed inputs and operations.
 - `monitoring/`: rules scored on every segment, hysteresis episodes, verification, alert answers,
-  webhook delivery (issue 11).
+  webhook delivery, and `monitored_ingest` (an ingest with the stream's rules) (issue 11).
 
 `tempo.agent.Conversations` is importable from here (loaded on first use: it brings torch).
 
-May import `tempo.streaming`, `tempo.models`, `tempo.memory` and the shared top-level modules
-(`tempo.errors`, `tempo.inputs`, `tempo.settings`); `tempo.service` only in annotations (under
-TYPE_CHECKING); never `tempo.tools` (tests/test_import_stages.py).
+May import `tempo.service` (the resources it asks with), `tempo.engine`, `tempo.memory`,
+`tempo.models`, `tempo.streaming` and the shared top-level modules (`tempo.errors`, `tempo.inputs`,
+`tempo.settings`); never `tempo.tools` (tests/test_import_stages.py).
 """
 
 from typing import Any

@@ -58,7 +58,8 @@ def test_ingest_and_ask_on_a_cluster_give_what_one_server_gives(
     got, want = _cli(on_cluster, *ask), _cli(on_single, *ask)
 
     assert got["answer"] == want["answer"]
-    assert got["candidates"] == want["candidates"] == [0, 1, 2, 3, 4]
+    assert got["candidates"] == want["candidates"]
+    assert sorted(c["index"] for c in got["candidates"]) == [0, 1, 2, 3, 4]
     assert [s["tokens"] for s in got["segments"]] == [s["tokens"] for s in want["segments"]]
     # The memory really is spread: each stream's keys on its own master, listed together.
     keys = StreamKeys()
