@@ -8,7 +8,7 @@ once, so an interrupted run continues where it stopped; questions whose video co
 recorded (scored wrong, as the release scores an empty answer) and tried again on the next run.
 
 Reference mode calls `tempo.engine.reference.answer_video`, the pipeline of `tempo ask VIDEO`.
-Memory mode ingests each video once into a memory stream and asks through `TempoService.ask` (top-K
+Memory mode ingests each video once into a memory stream and asks through `Conversations.ask_once` (top-K
 candidates recompressed, the rest anchors), the path of `tempo ask --stream`.
 """
 
