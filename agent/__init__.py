@@ -8,9 +8,9 @@
   and the service's resources; `llm`: the text-only rewrite through the model family.
 - `checkpoint`: `RedisCheckpointSaver`, LangGraph checkpoints on plain Redis commands; `threads`:
   `ThreadStore`, conversation transcripts; `keyspace`: the client, prefix and expiry both share.
-- `timescope`: a question's time and stream scope; `rewrite`: the fallback rewrite, its validator and
-  `HistoryTurn`; `timeexpr`: the time vocabulary they share with `citations` (times in an answer ->
-  citations on real segments); `toolkit`: the tools' typed inputs and operations.
+- `timescope`: a question's time and stream scope (its time words from `tempo.engine.timeexpr`);
+  `rewrite`: the fallback rewrite, its validator and `HistoryTurn`; `toolkit`: the tools' typed
+  inputs and operations. Citations (times in an answer -> real segments) are `tempo.engine.citations`.
 - `monitoring/`: rules scored on every segment, hysteresis episodes, verification, alert answers,
   webhook delivery, and `monitored_ingest` (an ingest with the stream's rules) (issue 11).
 

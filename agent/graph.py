@@ -39,10 +39,10 @@ from langgraph.channels import UntrackedValue
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
-from tempo.agent.citations import cite as cite_answer
 from tempo.agent.memory_backend import MemoryBackend
 from tempo.agent.rewrite import HistoryTurn, choose_standalone, needs_context
 from tempo.agent.timescope import extract_time_scope
+from tempo.engine.citations import cite as cite_answer
 from tempo.engine.recall import AllocationPlan, Compression
 from tempo.engine.result import SegmentHit, TimelineRow, TimeScope, evidence_rows, timeline_rows
 from tempo.errors import TempoError

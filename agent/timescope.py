@@ -38,7 +38,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from tempo.agent.timeexpr import CLOCK, COLON, DURATION, LONG_UNITS, parse_clock, parse_colon, parse_duration
+from tempo.engine.timeexpr import CLOCK, COLON, DURATION, LONG_UNITS, parse_clock, parse_colon, parse_duration
 
 POINT_HALF_WIDTH_S = 30.0  # "at 5 minutes" looks at [4:30, 5:30]
 EDGE_FRACTION = 0.1  # "at the start" = the first 10 % of the stream...

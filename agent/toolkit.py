@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 from tempo.agent.conversations import Conversations
 from tempo.agent.errors import ToolInputError
-from tempo.agent.timeexpr import format_clock
+from tempo.engine.timeexpr import format_clock
 from tempo.inputs import (
     MAX_TOP_K,
     TOOL_INPUTS,

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-from tempo.agent.citations import find_times
+from tempo.engine.citations import find_times
 from tempo.eval.answers import extract_choice
 from tempo.eval.prompts import LETTERS, lvbench_prompt
 

@@ -8,7 +8,8 @@ the work queue's producer (producer.py) and worker (worker.py) on memory's Redis
 from memory (recall.py: retrieve, compress candidates, plan the allocation, assemble, `RecallPipeline`)
 the reference mode that compresses a whole video per question (reference.py: `answer_video`), and
 the one result of a question every entry point returns (result.py: `TurnResult`, the one conversion
-of an ATA plan into timeline rows).
+of an ATA plan into timeline rows), and citations of the times an answer mentions on the segments it
+saw (citations.py, with the time vocabulary of questions and answers in timeexpr.py).
 
 May import `tempo.streaming`, `tempo.models`, `tempo.memory` and the shared top-level modules
 (`tempo.errors`, `tempo.inputs`, `tempo.settings`); never agent, tools or service

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
+from tempo.engine.citations import cite
 from tempo.engine.recall import AllocationPlan
 from tempo.engine.result import SegmentHit, TurnResult, evidence_rows, rounded_timings, timeline_rows
 from tempo.models.ata import allocate_tokens, average_tokens_per_frame, truncate_memory
@@ -128,7 +129,7 @@ def answer_video(
         time_scope=None,
         alerts_scope=None,
         answer=text,
-        citations=[],
+        citations=[c.to_dict() for c in cite(text, rows)],
         segments=rows,
         evidence=evidence_rows(rows, settings.evidence_segments),
         candidates=[SegmentHit(index=r["index"], start=r["start"], end=r["end"], score=0.0) for r in rows],

@@ -10,6 +10,7 @@ a tool result). It is plain JSON: seconds as floats, segment indices of the memo
     evidence   the candidates among them, most relevant first (at most `AskSettings.evidence_segments`)
     candidates what retrieval returned (FAISS hits with their similarity, then temporal neighbours)
 
+Citations are the times the answer mentions, on the timeline's segments (tempo.engine.citations).
 In reference mode (`tempo ask VIDEO`, tempo.engine.reference) every segment is a candidate, `stream`
 is None and `source` names the video. `timeline_rows` is the one conversion of an ATA plan into rows.
 """

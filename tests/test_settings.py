@@ -65,7 +65,7 @@ def test_cli_defaults_come_from_the_settings_dataclasses() -> None:
 
 
 def test_one_clock_format() -> None:
-    from tempo.agent.timeexpr import format_clock
+    from tempo.engine.timeexpr import format_clock
 
     assert [format_clock(t) for t in (0, 4.5, 65, 3725.25)] == ["0:00", "0:04.5", "1:05", "1:02:05.2"]
 

@@ -13,7 +13,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from tempo.agent.timeexpr import DURATION_RE, parse_duration
+from tempo.engine.timeexpr import DURATION_RE, parse_duration
 from tempo.memory.alerts import AlertStore
 
 MAX_LISTED = 20

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from tempo.agent.citations import cite
 from tempo.agent.conversations import Conversations, InvalidQuestionError
 from tempo.agent.errors import ThreadStreamMismatchError
 from tempo.agent.graph import allocate as allocate_node
 from tempo.agent.memory_backend import MemoryBackend
 from tempo.agent.threads import new_thread_id
+from tempo.engine.citations import cite
 from tempo.errors import InvalidTimeScopeError
 from tempo.memory.errors import UnknownStreamError
 from tempo.settings import AskSettings

@@ -14,8 +14,8 @@ from tempo.agent.rewrite import (
     needs_context,
     rewrite_problem,
 )
-from tempo.agent.timeexpr import parse_duration
 from tempo.agent.timescope import StreamClock, extract_stream_scope, extract_time_scope
+from tempo.engine.timeexpr import parse_duration
 
 UTC = dt.UTC
 TWO_HOURS = StreamClock(duration=7200.0)  # a recording: no wall-clock origin

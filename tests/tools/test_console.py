@@ -158,8 +158,8 @@ def test_console_ingest_ask_timeline_and_citation_seek(browser, serve_server, se
     # stored turn whose answer cites 12 s (citations parsed by the agent's own cite_answer), then the
     # console opens that thread and the user clicks the citation.
     import redis
-    from tempo.agent.citations import cite as cite_answer
     from tempo.agent.threads import ThreadStore
+    from tempo.engine.citations import cite as cite_answer
 
     thread_id = page.eval_on_selector("#thread-select", "s => s.value")
     assert thread_id

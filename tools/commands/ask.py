@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, TextIO
 
 from tempo import inputs
-from tempo.agent.timeexpr import format_clock
+from tempo.engine.timeexpr import format_clock
 from tempo.errors import redact_url
 from tempo.inputs import arg_type, check, check_question
 from tempo.models.config import TempoInferenceConfig

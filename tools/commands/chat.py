@@ -13,7 +13,7 @@ import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
 from tempo.agent.threads import check_thread_id, new_thread_id
-from tempo.agent.timeexpr import format_clock as clock
+from tempo.engine.timeexpr import format_clock as clock
 from tempo.errors import TempoError
 from tempo.inputs import check_question
 from tempo.settings import AskSettings

@@ -1,4 +1,5 @@
-"""Time expressions shared by the question side (`rewrite`) and the answer side (`citations`).
+"""Time expressions shared by the question side (the agent's time scopes and rewrite) and the answer
+side (`tempo.engine.citations`), and the one clock format of times shown to a user.
 
 Only the vocabulary lives here (durations, colon times, the model's `<t seconds>` tags, clock times);
 what an expression means for a stream is decided by the callers:

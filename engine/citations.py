@@ -1,4 +1,5 @@
-"""The cite node's parser: times mentioned in an answer -> structured citations on real segments.
+"""Citations: times mentioned in an answer -> structured citations on real segments (the agent's cite
+node and the reference mode both cite with it).
 
 The global LLM sees each segment behind a tag `<t seconds>` (t = the segment's centre, stream
 seconds) and answers with times of the same kind. What counts as a time in an answer:
@@ -23,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tempo.agent.timeexpr import COLON, DURATION, TAG, parse_colon, parse_duration
+from tempo.engine.timeexpr import COLON, DURATION, TAG, parse_colon, parse_duration
 
 
 @dataclass(frozen=True)

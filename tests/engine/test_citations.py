@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tempo.agent.citations import Citation, SegmentSpan, SegmentTimeline, cite, find_times
+from tempo.engine.citations import Citation, SegmentSpan, SegmentTimeline, cite, find_times
 from tempo.streaming.segment import Segment, SourceInfo
 
 # 30 segments of 4 s: segment i covers [4i, 4i + 4).
