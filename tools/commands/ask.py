@@ -261,5 +261,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "no room for video is refused",
     )
     add_max_new_tokens_option(parser)
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result as one JSON object instead of text: the same keys from memory (one-shot "
+        "or --thread) and in reference mode (answer, citations, the per-segment timeline, timings, ...)",
+    )
     parser.set_defaults(func=_dispatch, parser=parser)
