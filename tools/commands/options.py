@@ -127,5 +127,5 @@ def add_max_new_tokens_option(parser: argparse.ArgumentParser) -> None:
         "--max-new-tokens",
         type=arg_type(inputs.NewTokens, "tokens"),
         default=None,
-        help=f"longest answer in tokens, 1 to {inputs.MAX_NEW_TOKENS} (default 1024)",
+        help=f"longest answer in tokens, 1 to {inputs.MAX_NEW_TOKENS} (default {AskSettings.max_new_tokens})",
     )
