@@ -32,6 +32,7 @@ from tempo.agent.threads import ThreadStore, check_thread_id
 from tempo.agent.turn import final_state, turn_result
 from tempo.engine.result import TurnResult
 from tempo.inputs import QUESTION_MAX_CHARS, check_time_range
+from tempo.memory.store_types import StreamInfo
 from tempo.service import TempoService
 from tempo.settings import AskSettings
 
@@ -112,16 +113,11 @@ class Conversations:
         `on_text` as it is generated. `time_range` is (start, end) in stream seconds, either bound None
         for the stream's edge; it is checked here (tempo.inputs.check_time_range), the graph takes it
         as valid."""
-        question = check_question(question)
-        if thread_id is not None:
-            check_thread_id(thread_id)
-        info = self.service.stream(stream)  # UnknownStreamError before a thread is made for it
-        if time_range is not None:
-            time_range = check_time_range(time_range[0], time_range[1], info.end)
+        question, info, scope = self._checked(stream, question, time_range, thread_id)  # before a thread is made
         record = self.threads.open(stream, thread_id)
         if is_alert_question(question):  # "what alerts fired last night?": from the alert log
             return self._answer_from_alerts(record.id, stream, question)
-        result = self._run(stream, question, record.id, time_range, settings or self.settings, on_text)
+        result = self._run(info, question, record.id, scope, settings or self.settings, on_text)
         self.threads.append_turn(
             record.id, result["question"], result["standalone_question"], result["answer"], result["citations"]
         )
@@ -138,15 +134,28 @@ class Conversations:
     ) -> TurnResult:
         """Answer one question outside any thread: the same graph as a thread's first turn (time words,
         retrieval, query-aware pass, widening, ATA, answer), nothing stored but the caches."""
+        question, info, scope = self._checked(stream, question, time_range)
+        return self._run(info, question, None, scope, settings or self.settings, on_text)
+
+    def _checked(
+        self,
+        stream: str,
+        question: str,
+        time_range: tuple[float | None, float | None] | None,
+        thread_id: str | None = None,
+    ) -> tuple[str, StreamInfo, tuple[float, float] | None]:
+        """The question (whitespace collapsed), the thread id when one is given, the stream
+        (UnknownStreamError names the known ones) and the time range, checked in that order."""
         question = check_question(question)
+        if thread_id is not None:
+            check_thread_id(thread_id)
         info = self.service.stream(stream)
-        if time_range is not None:
-            time_range = check_time_range(time_range[0], time_range[1], info.end)
-        return self._run(stream, question, None, time_range, settings or self.settings, on_text)
+        scope = check_time_range(time_range[0], time_range[1], info.end) if time_range is not None else None
+        return question, info, scope
 
     def _run(
         self,
-        stream: str,
+        info: StreamInfo,
         question: str,
         thread_id: str | None,
         time_range: tuple[float, float] | None,
@@ -154,11 +163,11 @@ class Conversations:
         on_text: Callable[[str], None] | None,
     ) -> TurnResult:
         t0 = time.perf_counter()
+        stream = info.name
         graph = self.graph(settings, threaded=thread_id is not None)
         final = final_state(
             graph, thread_id=thread_id, stream=stream, question=question, time_range=time_range, on_text=on_text
         )
-        info = self.service.stream(stream)
         scope = final.get("time_scope")
         gaps = self.service.store.gaps(stream, *((scope["start"], scope["end"]) if scope else (None, None)))
         return turn_result(

@@ -230,7 +230,8 @@ def answer(state: AgentState, *, backend: MemoryBackend, settings: AskSettings) 
         compression, plan = update["compression"], update["plan"]
     t0 = time.perf_counter()
     text, cached = backend.answer(state["stream"], state["standalone_question"], plan, compression, on_text, settings)
-    return {**update, "answer": text, "answer_cached": cached, **_timed(state, "answer_s", t0)}
+    # Timed on top of the allocation's update, so a resumed turn keeps its allocate_s too.
+    return {**update, "answer": text, "answer_cached": cached, **_timed({**state, **update}, "answer_s", t0)}
 
 
 def cite(state: AgentState, *, settings: AskSettings) -> dict[str, Any]:

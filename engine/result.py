@@ -130,7 +130,7 @@ def tokens_per_frame(plan: AllocationPlan, fps: float, window: int) -> float:
     """Average memory tokens per sampled frame over the plan (a segment's frames: its duration × fps,
     at most a window; its end is its last frame plus one interval)."""
     frames = np.clip(np.rint((plan.ends - plan.starts) * fps), 1, window).astype(np.int64)
-    return average_tokens_per_frame(plan.counts, frames) if len(frames) else 0.0
+    return average_tokens_per_frame(plan.counts, frames)
 
 
 def rounded_timings(timings: dict[str, float]) -> dict[str, float]:

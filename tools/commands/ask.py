@@ -117,7 +117,7 @@ def _inference_config(args: argparse.Namespace) -> TempoInferenceConfig:
 def _ask_settings(args: argparse.Namespace) -> AskSettings:
     """The per-question settings: the defaults, then the flags given."""
     return AskSettings().with_inputs(
-        top_k=getattr(args, "top_k", None), budget=args.budget, max_new_tokens=args.max_new_tokens
+        top_k=args.top_k, budget=args.budget, max_new_tokens=args.max_new_tokens
     )
 
 
