@@ -201,8 +201,15 @@ def arg_type(annotation: Any, metavar: str | None = None) -> Callable[[str], Any
 
 
 # ---- the tools' inputs (LangChain args_schema, MCP tool signatures) ---------------------------------
-class ToolInput(BaseModel):
+class StrictInput(BaseModel):
+    """An input model of any way in (tool arguments, REST bodies): unknown fields are refused, strings
+    stripped."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ToolInput(StrictInput):
+    """The arguments of one tool (MCP, LangChain)."""
 
 
 class AskVideoInput(ToolInput):

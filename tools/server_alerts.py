@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 import anyio
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator
 from tempo import inputs
 from tempo.memory.alerts import AlertStore, Rule, parse_since
 from tempo.memory.store import RedisMemoryStore
@@ -33,11 +33,8 @@ _SCORE: TypeAdapter[float] = TypeAdapter(inputs.Score)
 EventId = Annotated[str, Field(pattern=EVENT_ID_PATTERN, description="A Redis Stream entry id, or '$'.")]
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-
-class RuleIn(_In):
+class RuleIn(inputs.StrictInput):
     """A new rule (the fields and limits of `tempo rules add`)."""
 
     stream: inputs.StreamName
@@ -75,7 +72,7 @@ class RuleOut(BaseModel):
     created: float
 
 
-class AlertsQuery(_In):
+class AlertsQuery(inputs.StrictInput):
     stream: inputs.StreamName | None = Field(default=None, description="Only this stream's alerts.")
     since: str | None = Field(
         default=None,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from fastapi import FastAPI
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from tempo import inputs
 from tempo.agent.monitoring.ingest import monitored_ingest
 from tempo.errors import TempoError, redact_url
@@ -203,9 +203,7 @@ class IngestJobs:
 # ----- routes ---------------------------------------------------------------------------------------
 
 
-class IngestRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
+class IngestRequest(inputs.StrictInput):
     source: inputs.Name = Field(description="A file under the media root, or a camera URL.")
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import anyio
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from tempo import inputs
 from tempo.agent.errors import ThreadNotFoundError
 from tempo.engine.result import TurnResult
@@ -36,11 +36,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-
-class ThreadAskRequest(_In):
+class ThreadAskRequest(inputs.StrictInput):
     question: inputs.Question
     start: inputs.StreamTime | None = Field(default=None, description="Only look from this stream time (s).")
     end: inputs.StreamTime | None = Field(default=None, description="Only look up to this stream time (s).")

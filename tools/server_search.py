@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 from fastapi import FastAPI
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from tempo import inputs
 from tempo.inputs import check_time_range
 
@@ -16,11 +16,8 @@ if TYPE_CHECKING:
     from tempo.tools.server import TempoServer
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-
-class SearchRequest(_In):
+class SearchRequest(inputs.StrictInput):
     query: inputs.Query
     streams: list[inputs.StreamName] | None = Field(
         default=None, max_length=256, description="Streams to search; omit for all streams."
