@@ -75,6 +75,7 @@ from tempo.memory.errors import (
 from tempo.memory.keys import MonitoringKeys, StreamKeys
 from tempo.memory.store import RedisMemoryStore
 from tempo.streaming import netguard
+from tempo.streaming.errors import DestinationRefusedError
 
 EVENTS_MAXLEN = 100_000  # entries kept in the event stream (approximate trimming)
 HISTORY_MAXLEN = 4096  # scores kept per rule and stream for --enter auto (> 1 h of 4 s segments)
@@ -251,21 +252,18 @@ def _finite(name: str, value: float, lo: float, hi: float) -> float:
 def check_webhook_url(url: str, *, deny_private: bool | None = None) -> None:
     """Refuse a webhook URL the delivery policy would refuse (tempo.streaming.netguard): not http(s), a
     cloud metadata or link-local destination, and with `deny_private` (default: the environment's
-    setting) a loopback or private one. Names that resolve are checked by their addresses now; the
-    deliverer checks again at each delivery (names can change their answer)."""
-    deny = settings.deny_private_networks() if deny_private is None else deny_private
+    setting) a loopback or private one."""
     try:
         parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
     except ValueError:
-        parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        ok = False
+    if not ok:
         raise InvalidRuleError(f"--webhook must be an http:// or https:// URL, not {redact_url(url)!r}")
+    deny = settings.deny_private_networks() if deny_private is None else deny_private
     try:
-        netguard.check_url(url, deny_private=deny, schemes=("http", "https"), resolve=False)
-        host = urlsplit(url).hostname or ""
-        if netguard.literal_address(host) is None:
-            netguard.resolve_checked(host, 0, deny_private=deny, what=repr(redact_url(url)), unresolvable_ok=True)
-    except netguard.DestinationRefusedError as exc:
+        netguard.check_webhook_url(url, deny_private=deny)
+    except DestinationRefusedError as exc:
         raise InvalidRuleError(f"--webhook refused: {exc}") from None
 
 

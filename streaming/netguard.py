@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from tempo.errors import InvalidInputError, redact_url
+from tempo.errors import redact_url
+from tempo.streaming.errors import DestinationRefusedError
 
 # Names that answer with cloud instance metadata (credentials) from inside the cloud.
 METADATA_NAMES = frozenset({"metadata.google.internal", "metadata.goog", "metadata", "instance-data"})
@@ -39,10 +39,6 @@ METADATA_ADDRESSES = frozenset(
 )
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-class DestinationRefusedError(InvalidInputError):
-    """A network destination that the policy above refuses (one sentence, the URL redacted)."""
 
 
 def _plain(address: IPAddress) -> IPAddress:
@@ -136,6 +132,16 @@ def refuse_metadata(host: str, *, what: str) -> None:
         raise DestinationRefusedError(f"{what} points at a cloud metadata service, which is never allowed")
 
 
+def check_webhook_url(url: str, *, deny_private: bool) -> None:
+    """Refuse a webhook URL ahead of delivery: by the spelling of its host, and by the addresses of a
+    name that resolves now (one that does not may be known to the deliverer's resolver; the deliverer
+    checks again at each delivery)."""
+    host = urlsplit(url).hostname or ""
+    what = repr(redact_url(url))
+    if check_host(host, deny_private=deny_private, what=what) is None:
+        resolve_checked(host, 0, deny_private=deny_private, what=what, unresolvable_ok=True)
+
+
 def resolve_checked(
     host: str, port: int, *, deny_private: bool, what: str, unresolvable_ok: bool = False
 ) -> list[IPAddress]:
@@ -160,24 +166,3 @@ def resolve_checked(
         if address not in addresses:
             addresses.append(address)
     return addresses
-
-
-def check_url(
-    url: str, *, deny_private: bool, schemes: Sequence[str], resolve: bool, default_port: int = 0
-) -> list[IPAddress]:
-    """Check a destination URL: its scheme, its host by spelling, and with `resolve` every address of
-    its name. Returns the checked addresses (empty when not resolved)."""
-    what = repr(redact_url(url))
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise DestinationRefusedError(f"{what} is not a valid URL") from None
-    if parts.scheme.lower() not in schemes:
-        raise DestinationRefusedError(f"{what} must use one of {', '.join(s + '://' for s in schemes)}")
-    if not parts.hostname:
-        raise DestinationRefusedError(f"{what} has no host")
-    if resolve:
-        return resolve_checked(parts.hostname, port or default_port, deny_private=deny_private, what=what)
-    literal = check_host(parts.hostname, deny_private=deny_private, what=what)
-    return [] if literal is None else [literal]
