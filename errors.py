@@ -17,11 +17,21 @@ REDACTED = "***"
 # signatures of pre-signed object-store URLs.
 SECRET_QUERY_KEYS = frozenset(
     {
-        "password", "passwd", "pass", "pwd", "secret", "token", "access_token", "auth", "auth_token",
-        "key", "api_key", "apikey", "sig", "signature", "x-amz-signature", "x-amz-credential",
-        "x-amz-security-token", "x-goog-signature", "x-goog-credential", "credential",
+        "password", "passwd", "pass", "pwd", "passphrase", "secret", "client_secret", "token", "access_token",
+        "refresh_token", "id_token", "auth", "auth_token", "authorization", "bearer", "jwt", "key", "api_key",
+        "apikey", "x_api_key", "session", "sessionid", "session_id", "sid", "streamkey", "stream_key", "sig",
+        "signature", "x_amz_signature", "x_amz_credential", "x_amz_security_token", "x_goog_signature",
+        "x_goog_credential", "credential",
     }
 )
+# RTMP puts its stream key in the path: rtmp://host/app/KEY (everything after the application name).
+PATH_KEY_SCHEMES = frozenset({"rtmp", "rtmps", "rtmpe", "rtmpt", "rtmpte", "rtmpts"})
+
+
+def is_secret_key(name: str) -> bool:
+    """Whether a query or fragment parameter name carries a credential (case, '-' and '_' ignored)."""
+    return name.strip().lower().replace("-", "_") in SECRET_QUERY_KEYS
+
 
 # scheme://userinfo@ inside free text; userinfo stops at whitespace, quotes and the path.
 _URL_IN_TEXT = re.compile(r"""[A-Za-z][A-Za-z0-9+.-]*://[^\s'"<>`]+""")
@@ -93,7 +103,8 @@ def redact_url(url: str) -> str:
     """`url` with the password (or a lone user token) of its userinfo and secret query values masked.
 
     `redis://:pw@h:6379/0` -> `redis://:***@h:6379/0`, `rtsp://admin:pw@cam/1` -> `rtsp://admin:***@cam/1`,
-    `https://TOKEN@host/x` -> `https://***@host/x`, `...?token=abc` -> `...?token=***`. Anything without
+    `https://TOKEN@host/x` -> `https://***@host/x`, `...?token=abc` -> `...?token=***`, a `#fragment`
+    -> `#***`, `rtmp://host/app/STREAMKEY` -> `rtmp://host/app/***`. Anything without
     `scheme://` (a file path, a device, `-`) comes back unchanged.
     """
     if "://" not in url:
@@ -109,17 +120,29 @@ def redact_url(url: str) -> str:
         user, colon, _password = userinfo.partition(":")
         # user:password keeps the user (useful to debug); a lone userinfo may itself be the token.
         netloc = f"{user}:{REDACTED}@{hostport}" if colon else f"{REDACTED}@{hostport}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(k.lower() in SECRET_QUERY_KEYS for k, _ in pairs):
-            query = "&".join(
-                f"{quote(k, safe='')}={REDACTED if k.lower() in SECRET_QUERY_KEYS else quote(v, safe='/:')}"
-                for k, v in pairs
-            )
-    if netloc == parts.netloc and query == parts.query:
+    query = _redact_pairs(parts.query)
+    # A fragment never reaches the server; where one is written it is a client-side secret (#token=...).
+    fragment = REDACTED if parts.fragment else ""
+    path = parts.path
+    if parts.scheme.lower() in PATH_KEY_SCHEMES:
+        app, slash, key = path.lstrip("/").partition("/")
+        if slash and key:
+            path = f"/{app}/{REDACTED}"
+    if (netloc, query, fragment, path) == (parts.netloc, parts.query, parts.fragment, parts.path):
         return url
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, path, query, fragment))
+
+
+def _redact_pairs(text: str) -> str:
+    """A query `a=1&token=x` → `a=1&token=***`; one without a secret parameter comes back unchanged."""
+    if "=" not in text:
+        return text
+    pairs = parse_qsl(text, keep_blank_values=True)
+    if not any(is_secret_key(k) for k, _ in pairs):
+        return text
+    return "&".join(
+        f"{quote(k, safe='')}={REDACTED if is_secret_key(k) else quote(v, safe='/:')}" for k, v in pairs
+    )
 
 
 def redact_secrets(text: str) -> str:

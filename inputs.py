@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import inspect
 import math
+import typing
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 from tempo.errors import InvalidInputError, InvalidTimeScopeError
 
@@ -201,11 +202,27 @@ def arg_type(annotation: Any, metavar: str | None = None) -> Callable[[str], Any
 
 
 # ---- the tools' inputs (LangChain args_schema, MCP tool signatures) ---------------------------------
+def _admits_bool(annotation: Any) -> bool:
+    if annotation is bool or annotation is Any:
+        return True
+    return any(_admits_bool(a) for a in typing.get_args(annotation))
+
+
 class StrictInput(BaseModel):
     """An input model of any way in (tool arguments, REST bodies): unknown fields are refused, strings
-    stripped."""
+    stripped, and `true`/`false` are not numbers (JSON's true would otherwise pass as 1)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _booleans_are_not_numbers(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, value in data.items():
+                field = cls.model_fields.get(name) if isinstance(name, str) else None
+                if isinstance(value, bool) and field is not None and not _admits_bool(field.annotation):
+                    raise ValueError(f"{name} must not be {str(value).lower()}")
+        return data
 
 
 class ToolInput(StrictInput):

@@ -24,6 +24,9 @@ ENV_WRITER_LEASE = "TEMPO_WRITER_LEASE"  # seconds an ingest's writer lease live
 ENV_QUEUE_MAX_JOBS = "TEMPO_QUEUE_MAX_JOBS"  # work queue: outstanding jobs per stream (backpressure)
 ENV_QUEUE_CLAIM_IDLE = "TEMPO_QUEUE_CLAIM_IDLE"  # work queue: seconds before another worker claims a job
 ENV_QUEUE_MAX_FAILURES = "TEMPO_QUEUE_MAX_FAILURES"  # work queue: attempts before a job is dead-lettered
+# 1: webhooks and network sources may not reach loopback or private addresses (tempo.streaming.netguard)
+ENV_DENY_PRIVATE_NETWORKS = "TEMPO_DENY_PRIVATE_NETWORKS"
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class Environment:
     queue_claim_idle: str | None = None
     queue_max_failures: str | None = None
     webhook_secret: str | None = None
+    deny_private_networks: str | None = None  # read with `deny_private_networks()`
 
 
 def environment() -> Environment:
@@ -60,7 +64,24 @@ def environment() -> Environment:
         queue_max_jobs=get(ENV_QUEUE_MAX_JOBS),
         queue_claim_idle=get(ENV_QUEUE_CLAIM_IDLE),
         queue_max_failures=get(ENV_QUEUE_MAX_FAILURES),
-        webhook_secret=get(ENV_WEBHOOK_SECRET),
+        # Raw as well: a secret that is set but blank or short is refused in one sentence, not ignored.
+        webhook_secret=os.environ.get(ENV_WEBHOOK_SECRET),
+        deny_private_networks=get(ENV_DENY_PRIVATE_NETWORKS),
+    )
+
+
+def deny_private_networks() -> bool:
+    """$TEMPO_DENY_PRIVATE_NETWORKS as a yes/no (1/true/yes/on, 0/false/no/off; unset: no). Any other
+    value is refused in one sentence: a typo in a security switch must not silently leave it off."""
+    value = (environment().deny_private_networks or "").strip().lower()
+    if not value or value in _FALSE:
+        return False
+    if value in _TRUE:
+        return True
+    from tempo.errors import InvalidInputError
+
+    raise InvalidInputError(
+        f"${ENV_DENY_PRIVATE_NETWORKS} must be 1 or 0 (true/false, yes/no, on/off), not {value[:40]!r}"
     )
 
 

@@ -61,6 +61,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import redis
+from tempo import settings
+from tempo.errors import redact_url
 from tempo.inputs import MAX_COOLDOWN, MAX_MIN_SEGMENTS, MAX_RULE_TEXT
 from tempo.memory.cluster import Script, is_cluster
 from tempo.memory.errors import (
@@ -72,6 +74,8 @@ from tempo.memory.errors import (
 )
 from tempo.memory.keys import MonitoringKeys, StreamKeys
 from tempo.memory.store import RedisMemoryStore
+from tempo.streaming import netguard
+from tempo.streaming.errors import DestinationRefusedError
 
 EVENTS_MAXLEN = 100_000  # entries kept in the event stream (approximate trimming)
 HISTORY_MAXLEN = 4096  # scores kept per rule and stream for --enter auto (> 1 h of 4 s segments)
@@ -193,8 +197,15 @@ class Rule:
     created: float = 0.0  # Unix seconds
 
     def to_json(self) -> dict[str, Any]:
+        """The rule as stored (the webhook URL whole: delivery needs it)."""
         data = asdict(self)
         data["enter"] = "auto" if self.enter is None else self.enter
+        return data
+
+    def shown(self) -> dict[str, Any]:
+        """The rule as shown to anyone (CLI, REST): the webhook's credentials and tokens redacted."""
+        data = self.to_json()
+        data["webhook"] = None if self.webhook is None else redact_url(self.webhook)
         return data
 
     @classmethod
@@ -238,8 +249,27 @@ def _finite(name: str, value: float, lo: float, hi: float) -> float:
     return float(value)
 
 
-def validate_rule(rule: Rule) -> Rule:
-    """The rule as stored, or InvalidRuleError saying what is wrong in one sentence."""
+def check_webhook_url(url: str, *, deny_private: bool | None = None) -> None:
+    """Refuse a webhook URL the delivery policy would refuse (tempo.streaming.netguard): not http(s), a
+    cloud metadata or link-local destination, and with `deny_private` (default: the environment's
+    setting) a loopback or private one."""
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise InvalidRuleError(f"--webhook must be an http:// or https:// URL, not {redact_url(url)!r}")
+    deny = settings.deny_private_networks() if deny_private is None else deny_private
+    try:
+        netguard.check_webhook_url(url, deny_private=deny)
+    except DestinationRefusedError as exc:
+        raise InvalidRuleError(f"--webhook refused: {exc}") from None
+
+
+def validate_rule(rule: Rule, *, deny_private: bool | None = None) -> Rule:
+    """The rule as stored, or InvalidRuleError saying what is wrong in one sentence (`deny_private`: see
+    `check_webhook_url`)."""
     RedisMemoryStore.check_name(rule.stream)
     text = " ".join(rule.text.split())
     if not text:
@@ -260,9 +290,7 @@ def validate_rule(rule: Rule) -> Rule:
         )
     cooldown = _finite("cooldown", rule.cooldown, 0.0, MAX_COOLDOWN)
     if rule.webhook is not None:
-        parts = urlsplit(rule.webhook)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise InvalidRuleError(f"--webhook must be an http:// or https:// URL, not {rule.webhook!r}")
+        check_webhook_url(rule.webhook, deny_private=deny_private)
     return Rule(
         id=rule.id,
         stream=rule.stream,
@@ -336,9 +364,10 @@ class AlertStore:
 
     # ---- rules --------------------------------------------------------------------------------
     @redis_errors
-    def add_rule(self, rule: Rule) -> Rule:
-        """Store a new rule (its id assigned here) and bump the version a running ingest watches."""
-        rule = validate_rule(rule)  # before an id is spent on it
+    def add_rule(self, rule: Rule, *, deny_private: bool | None = None) -> Rule:
+        """Store a new rule (its id assigned here) and bump the version a running ingest watches
+        (`deny_private`: see `check_webhook_url`)."""
+        rule = validate_rule(rule, deny_private=deny_private)  # before an id is spent on it
         number = int(self.client.incr(self.keys.rules_seq()))
         rule = Rule(**{**asdict(rule), "id": f"r{number}", "created": time.time()})
         pipe = self.client.pipeline(transaction=True)
@@ -543,7 +572,10 @@ class AlertStore:
         out = []
         for _, entries in got or []:
             for entry_id, raw in entries:
-                out.append((entry_id.decode(), parse_alert(raw)))
+                event = parse_alert(raw)
+                if event.get("webhook"):  # shown to readers (tempo alerts --follow, the API): redacted
+                    event["webhook"] = redact_url(event["webhook"])
+                out.append((entry_id.decode(), event))
         return out
 
     @redis_errors

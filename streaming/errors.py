@@ -47,3 +47,7 @@ class ReleaseSamplingError(StreamingError):
 
     def __init__(self, source: str, why: str) -> None:
         super().__init__(f"{source!r} cannot be sampled in release mode ({why}); use --sampling stream.")
+
+
+class DestinationRefusedError(StreamingError):
+    """A network destination the network policy refuses (tempo.streaming.netguard; the URL redacted)."""

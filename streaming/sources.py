@@ -16,6 +16,9 @@ from urllib.parse import urlsplit
 
 import av
 import av.container
+from tempo.errors import redact_url
+from tempo.settings import deny_private_networks
+from tempo.streaming import netguard
 from tempo.streaming.errors import (
     NotMediaError,
     NoVideoStreamError,
@@ -138,6 +141,18 @@ def _network_options(resolved: ResolvedSource, read_timeout: float) -> dict[str,
     options["rw_timeout"] = str(max(1, int(read_timeout * 1e6)))
     if resolved.uri.startswith(("rtsp://", "rtsps://")):
         options["rtsp_transport"] = "tcp"
+    if deny_private_networks():
+        # The policy holds where FFmpeg connects too: the host is checked again now (its name may
+        # answer differently than when the source was accepted), and no HTTP redirect is followed,
+        # since FFmpeg would connect to the redirect's target without any check.
+        parts = urlsplit(resolved.uri)
+        try:
+            netguard.resolve_checked(
+                parts.hostname or "", parts.port or 0, deny_private=True, what=repr(redact_url(resolved.uri))
+            )
+        except netguard.DestinationRefusedError as exc:
+            raise UnreachableSourceError(resolved.original, f"refused: {exc}", read_timeout) from None
+        options["max_redirects"] = "0"
     return options
 
 

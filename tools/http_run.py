@@ -20,10 +20,50 @@ from collections.abc import Callable, Generator
 from types import FrameType
 from typing import Any
 
+import h11
 import uvicorn
 from tempo.tools.errors import ListenError
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+HEADER_TIMEOUT = 10.0  # seconds for a request's line and headers, from its first byte
+KEEP_ALIVE_TIMEOUT = 5  # seconds an idle keep-alive connection is kept open
+
+
+class HeaderDeadlineProtocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline on reading each request's headers (see the module docstring)."""
+
+    header_timeout = HEADER_TIMEOUT
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is h11.IDLE and data:
+            self._arm()  # part of a request line or headers: the clock runs from its first byte
+        else:
+            self._disarm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
 
 
 class _Server(uvicorn.Server):
@@ -86,6 +126,7 @@ def serve(
     """
     sock = bind(host, port)
     bound = sock.getsockname()[1]
+    config = {"http": HeaderDeadlineProtocol, "timeout_keep_alive": KEEP_ALIVE_TIMEOUT, **config}
     server = _Server(uvicorn.Config(app, host=host, port=bound, **config))
 
     async def main() -> None:

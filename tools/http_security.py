@@ -24,7 +24,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from tempo.settings import environment
 from tempo.tools.commands.mcp import TOKEN_ENV
@@ -96,7 +96,11 @@ def host_name(header: str) -> str:
     """The name part of a Host header value ('[::1]:8000' → '::1', '127.0.0.2:80' → '127.0.0.2')."""
     header = header.strip()
     if header.startswith("["):
-        return header[1 : header.find("]")] if "]" in header else header
+        inside, bracket, after = header[1:].partition("]")
+        # Only ':port' may follow the bracket: '[::1]evil.com' is not a loopback name.
+        if bracket and (not after or (after.startswith(":") and after[1:].isdigit())):
+            return inside
+        return header
     if header.count(":") == 1:
         return header.split(":", 1)[0]
     return header  # a bare IPv6 address or a name without a port
@@ -164,7 +168,8 @@ class HTTPGuard:
             for part in headers.get(b"cookie", b"").split(b";"):
                 name, _, value = part.strip().partition(b"=")
                 if name == self.cookie_name and value:
-                    given = value
+                    # Browsers' document.cookie writers percent-encode (base64's + / =): compare decoded.
+                    given = unquote_to_bytes(value)
         return given
 
     def _origin_allowed(self, origin: str, host: str) -> bool:

@@ -37,7 +37,7 @@ import anyio
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from tempo.agent.conversations import Conversations
-from tempo.agent.monitoring.webhooks import DeliveryThread, start_delivery_thread
+from tempo.agent.monitoring.webhooks import DeliverySettings, DeliveryThread, start_delivery_thread
 from tempo.agent.toolkit import VideoToolkit
 from tempo.errors import TempoError
 from tempo.memory.queue_metrics import QueueCollector
@@ -108,7 +108,8 @@ class TempoServer:
         """Deliver webhooks for the server's whole life when $TEMPO_WEBHOOK_SECRET is set (as `tempo
         ingest` does); without it, a warning if some rule has a webhook."""
         try:
-            self.delivery = start_delivery_thread(self.service.alerts)
+            deny = True if self.settings.deny_private_networks else None  # else the environment's setting
+            self.delivery = start_delivery_thread(self.service.alerts, settings=DeliverySettings(deny_private=deny))
         except TempoError as exc:
             log.warning("tempo serve: webhook delivery did not start: %s", exc)
 
@@ -165,7 +166,9 @@ def create_app(service: Any, settings: ServeSettings | None = None) -> Any:
     register_job_routes(app, server)
     register_question_routes(app, server)
     register_search_routes(app, server)
-    register_alert_routes(app, lambda: service.alerts)  # rules and alerts never wait for the model
+    register_alert_routes(  # rules and alerts never wait for the model
+        app, lambda: service.alerts, deny_private_networks=settings.deny_private_networks or None
+    )
     register_clip_routes(app, server)
     register_console_routes(app)
 

@@ -14,6 +14,7 @@ FEED_BLOCK_S, after which the loop checks the connection and sends a keep-alive 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
@@ -87,8 +88,11 @@ def _check_stream(stream: str | None) -> None:
         RedisMemoryStore.check_name(stream)
 
 
-def register_alert_routes(app: FastAPI, store: Callable[[], AlertStore]) -> None:
-    """Add the rule and alert routes; `store()` gives the AlertStore (the service's, made on first use)."""
+def register_alert_routes(
+    app: FastAPI, store: Callable[[], AlertStore], *, deny_private_networks: bool | None = None
+) -> None:
+    """Add the rule and alert routes; `store()` gives the AlertStore (the service's, made on first use).
+    Webhook URLs are checked by the network policy (`--deny-private-networks`, else the environment's)."""
     followers = anyio.CapacityLimiter(MAX_FOLLOWERS)
 
     alerts = store
@@ -97,7 +101,7 @@ def register_alert_routes(app: FastAPI, store: Callable[[], AlertStore]) -> None
     async def list_rules(stream: Annotated[inputs.StreamName | None, Query()] = None) -> list[RuleOut]:
         def work() -> list[RuleOut]:
             _check_stream(stream)
-            return [RuleOut(**r.to_json()) for r in alerts().rules(stream)]
+            return [RuleOut(**r.shown()) for r in alerts().rules(stream)]
 
         return await anyio.to_thread.run_sync(work)
 
@@ -114,12 +118,14 @@ def register_alert_routes(app: FastAPI, store: Callable[[], AlertStore]) -> None
             verify=body.verify,
             webhook=body.webhook,
         )
-        added = await anyio.to_thread.run_sync(alerts().add_rule, rule)
-        return RuleOut(**added.to_json())
+        added = await anyio.to_thread.run_sync(
+            functools.partial(alerts().add_rule, rule, deny_private=deny_private_networks)
+        )
+        return RuleOut(**added.shown())
 
     @app.get("/v1/rules/{rule_id}", tags=["monitoring"])
     async def show_rule(rule_id: str) -> RuleOut:
-        return RuleOut(**(await anyio.to_thread.run_sync(alerts().get_rule, rule_id)).to_json())
+        return RuleOut(**(await anyio.to_thread.run_sync(alerts().get_rule, rule_id)).shown())
 
     @app.delete("/v1/rules/{rule_id}", status_code=204, tags=["monitoring"])
     async def remove_rule(rule_id: str) -> None:

@@ -28,7 +28,7 @@ from tempo.agent.monitoring.ingest import monitored_ingest
 from tempo.errors import TempoError, redact_url
 from tempo.memory.errors import StreamBusyError
 from tempo.tools.errors import JobNotFoundError
-from tempo.tools.server_sources import check_source
+from tempo.tools.server_sources import check_source, job_error
 
 if TYPE_CHECKING:
     from tempo.tools.server import TempoServer
@@ -172,7 +172,7 @@ class IngestJobs:
                     )
                 except TempoError as exc:
                     failures += 1
-                    message = str(exc).replace(source, redact_url(source))
+                    message = job_error(exc, source)
                     if not live and failures > self.file_retries:
                         self._save(job_id, state="failed", error=message, attempts=failures)
                         return

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -111,6 +112,16 @@ def register_problem_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else "the request cannot be served"
         return problem(exc.status_code, detail if detail.endswith(".") else detail + ".", headers=exc.headers)
 
+    @app.exception_handler(redis.exceptions.ConnectionError)
+    @app.exception_handler(redis.exceptions.TimeoutError)
+    async def redis_down(request: Request, exc: Exception) -> JSONResponse:
+        # Routes whose store calls are not wrapped (tempo.memory.errors.redis_errors) land here: still
+        # the documented 503 of a memory outage, not a 500 with a traceback in the log.
+        log.warning("tempo serve: %s %s: Redis is unreachable (%s)", request.method, request.url.path,
+                    type(exc).__name__)
+        detail = "the memory (Redis) cannot be reached; try again when it is back"
+        return problem(503, detail, headers={"Retry-After": "5"})
+
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
         log.exception("tempo serve: %s %s failed", request.method, request.url.path)
@@ -118,31 +129,56 @@ def register_problem_handlers(app: FastAPI) -> None:
 
 
 class BodyLimit:
-    """ASGI middleware: refuse request bodies over `limit` bytes (413), by header and as they arrive."""
+    """ASGI middleware: refuse request bodies over `limit` bytes with 413, before the app sees any of it.
 
-    def __init__(self, app: Any, limit: int) -> None:
-        self.app, self.limit = app, limit
+    A body with a Content-Length over the limit is refused from the header. A body without one (chunked
+    transfer encoding) is read here first, up to the limit: over it, 413 (the app never starts, so no
+    route, /mcp included, can answer 400 or 500 for a half-read body); within it, the app gets it whole.
+    A body longer than its own Content-Length is cut off by the HTTP server (h11) itself. Routes under
+    `exempt_prefixes` (uploads) stream their bodies and enforce a cap of their own.
+    """
+
+    def __init__(self, app: Any, limit: int, *, exempt_prefixes: tuple[str, ...] = ()) -> None:
+        self.app, self.limit, self.exempt_prefixes = app, limit, exempt_prefixes
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (self.exempt_prefixes and scope.get("path", "").startswith(self.exempt_prefixes)):
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.limit):
-            response = problem(413, f"the request body is larger than {self.limit} bytes")
-            await response(scope, receive, send)
+        too_large = problem(413, f"the request body is larger than {self.limit} bytes")
+        if length is not None:
+            if not length.isdigit() or int(length) > self.limit:
+                await too_large(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
             return
+        if scope.get("method") in ("GET", "HEAD", "DELETE", "OPTIONS") and b"transfer-encoding" not in headers:
+            await self.app(scope, receive, send)  # no body
+            return
+        chunks: list[bytes] = []
         seen = 0
-
-        async def limited() -> Any:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise ProblemError(413, f"the request body is larger than {self.limit} bytes")
-            return message
+            if message["type"] == "http.disconnect":
+                return
+            body = message.get("body", b"")
+            seen += len(body)
+            if seen > self.limit:
+                await too_large(scope, receive, send)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        whole = b"".join(chunks)
+        replayed = False
 
-        await self.app(scope, limited, send)
+        async def replay() -> Any:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": whole, "more_body": False}
+            return await receive()  # after the body: the disconnect, whenever it comes
 
+        await self.app(scope, replay, send)

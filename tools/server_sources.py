@@ -6,39 +6,30 @@ A client of the HTTP API is not the operator: it must not make the server read i
 - file sources only under `--media-root` (symlinks resolved first, then the path must lie inside
   the root and be a regular file); without a media root, file sources are refused;
 - network sources only with an allowlisted scheme (`SERVE_SCHEMES`);
-- with `--deny-private-networks`, HTTP(S) sources whose host is or resolves to a loopback,
-  link-local, private, reserved or multicast address are refused (every address the name
-  resolves to is checked).
+- a cloud metadata host (by name or address) is always refused; with `--deny-private-networks`,
+  a source of any scheme whose host is or resolves to a loopback, link-local, private, reserved or
+  multicast address is refused (every address the name resolves to is checked; the policy of
+  tempo.streaming.netguard), and FFmpeg follows no HTTP redirect (tempo.streaming.sources);
+- control characters (a NUL byte, a newline) are refused in any source.
 Stdin ("-") and capture devices are never accepted over HTTP.
+
+A job's error about reading a network source is one neutral sentence (`job_error`): FFmpeg's reason
+('connection refused', 'timed out', 'end of file') would let a client map the server's network port
+by port.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 import stat
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from tempo.errors import redact_url
+from tempo.errors import TempoError, redact_url
+from tempo.streaming import netguard
+from tempo.streaming.errors import StreamingError
 from tempo.tools.errors import SourceNotAllowedError
 
 SERVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "srt", "udp", "tcp", "http", "https")
-
-
-def _blocked_address(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return (
-        ip.is_loopback
-        or ip.is_private
-        or ip.is_link_local
-        or ip.is_reserved
-        or ip.is_multicast
-        or ip.is_unspecified
-        or not ip.is_global
-    )
 
 
 def check_source(source: str, *, media_root: Path | None, deny_private_networks: bool = False) -> str:
@@ -46,8 +37,14 @@ def check_source(source: str, *, media_root: Path | None, deny_private_networks:
     source = source.strip()
     if not source:
         raise SourceNotAllowedError("the source is empty; give a file under the media root or a camera URL")
+    if any(ord(c) < 32 or ord(c) == 127 for c in source):
+        raise SourceNotAllowedError("the source contains a control character (a NUL byte or a line break)")
     if "://" in source:
-        parts = urlsplit(source)
+        try:
+            parts = urlsplit(source)
+            port = parts.port
+        except ValueError:
+            raise SourceNotAllowedError(f"the source URL {redact_url(source)!r} is not a valid URL") from None
         scheme = parts.scheme.lower()
         if scheme not in SERVE_SCHEMES:
             raise SourceNotAllowedError(
@@ -55,16 +52,15 @@ def check_source(source: str, *, media_root: Path | None, deny_private_networks:
             )
         if not parts.hostname:
             raise SourceNotAllowedError(f"the source URL {redact_url(source)!r} has no host")
-        if deny_private_networks and scheme in ("http", "https"):
-            try:
-                infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-            except (OSError, UnicodeError):
-                raise SourceNotAllowedError(f"cannot resolve the host of {redact_url(source)!r}") from None
-            if any(_blocked_address(str(info[4][0])) for info in infos):
-                raise SourceNotAllowedError(
-                    f"the host of {redact_url(source)!r} is a private, loopback or link-local address "
-                    "(--deny-private-networks)"
-                )
+        what = f"the source {redact_url(source)!r}"
+        try:
+            if deny_private_networks:
+                netguard.resolve_checked(parts.hostname, port or 0, deny_private=True, what=what)
+            else:
+                netguard.refuse_metadata(parts.hostname, what=what)
+        except netguard.DestinationRefusedError as exc:
+            suffix = " (--deny-private-networks)" if deny_private_networks else ""
+            raise SourceNotAllowedError(f"{exc}{suffix}") from None
         return source
     if source == "-" or source.startswith("/dev/"):
         raise SourceNotAllowedError("stdin and devices cannot be ingested over HTTP; give a file or a URL")
@@ -76,7 +72,7 @@ def check_source(source: str, *, media_root: Path | None, deny_private_networks:
         candidate = root / candidate
     try:
         resolved = candidate.resolve(strict=True)
-    except (OSError, RuntimeError):
+    except (OSError, RuntimeError, ValueError):
         raise SourceNotAllowedError(f"no file {source!r} under the media root") from None
     if not resolved.is_relative_to(root):
         raise SourceNotAllowedError(f"the file {source!r} is outside the media root")
@@ -87,3 +83,11 @@ def check_source(source: str, *, media_root: Path | None, deny_private_networks:
     if not stat.S_ISREG(mode):
         raise SourceNotAllowedError(f"{source!r} is not a regular file")
     return str(resolved)
+
+
+def job_error(exc: TempoError, source: str) -> str:
+    """What a job records of a failure: a network source's reading failures as one neutral sentence
+    (never FFmpeg's reason, see the module docstring); anything else as its own sentence, redacted."""
+    if "://" in source and isinstance(exc, StreamingError):
+        return f"could not read the source {redact_url(source)!r}"
+    return str(exc).replace(source, redact_url(source))

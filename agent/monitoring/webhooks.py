@@ -7,6 +7,11 @@ Every event (opened, verified, closed) of a rule with `--webhook URL` is POSTed 
     X-Tempo-Event: opened | verified | closed
     X-Tempo-Signature: sha256=<hex HMAC-SHA256 of the exact body bytes, key $TEMPO_WEBHOOK_SECRET>
 
+Hostile receivers and URLs (issue 26, tempo.agent.monitoring.webhook_http): the receiver's addresses are
+checked against the network policy at each delivery, redirects are not followed (a 3xx is a failure),
+each POST has a total deadline, and receivers are served concurrently (one thread per receiver at a
+time, at most `concurrency` at once), so a slow or dead receiver delays only its own events, in order.
+
 At least once: an event is acknowledged in the group only after a 2xx answer (or after it is
 dead-lettered), so a deliverer that dies leaves it pending and another one claims it after
 `claim_idle` seconds; receivers de-duplicate by Idempotency-Key. A failed POST is retried after
@@ -28,15 +33,19 @@ import os
 import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
+from tempo import settings as tempo_settings
 from tempo.agent.errors import WebhookSecretError
+from tempo.agent.monitoring import webhook_http
+from tempo.errors import redact_secrets, redact_url
 from tempo.memory.alerts import AlertStore, delivery_key, parse_alert
 from tempo.memory.errors import MemoryUnavailableError, redis_errors
 from tempo.settings import ENV_WEBHOOK_SECRET, environment
@@ -47,14 +56,21 @@ SECRET_ENV = ENV_WEBHOOK_SECRET
 SIGNATURE_HEADER = "X-Tempo-Signature"
 GROUP = "webhooks"
 LOG_LENGTH = 1000  # recent successful deliveries kept for `tempo alerts deliveries`
+MIN_SECRET_CHARS = 16  # as the HTTP servers' bearer tokens
 
 
 def webhook_secret() -> bytes:
-    """$TEMPO_WEBHOOK_SECRET as bytes, or WebhookSecretError."""
+    """$TEMPO_WEBHOOK_SECRET as bytes, or WebhookSecretError (unset, blank, or under 16 characters)."""
     secret = environment().webhook_secret
-    if not secret:
+    if secret is None:
         raise WebhookSecretError(
             f"set {SECRET_ENV} to the secret shared with the webhook receivers; deliveries are signed with it"
+        )
+    if not secret.strip():
+        raise WebhookSecretError(f"{SECRET_ENV} is blank; set it to a long random secret shared with the receivers")
+    if len(secret) < MIN_SECRET_CHARS:
+        raise WebhookSecretError(
+            f"{SECRET_ENV} is shorter than {MIN_SECRET_CHARS} characters; use a long random secret"
         )
     return secret.encode()
 
@@ -76,8 +92,19 @@ class DeliverySettings:
     max_attempts: int = 8  # failures before the dead-letter list
     backoff: float = 1.0  # seconds before the first retry, doubled at each further failure
     max_backoff: float = 300.0  # seconds
-    timeout: float = 10.0  # seconds per POST
+    timeout: float = 10.0  # seconds for a whole POST (connect, send, answer), however slowly bytes come
     claim_idle: float = 60.0  # seconds an event may sit with a silent deliverer before another takes it
+    concurrency: int = 8  # receivers served at once (each receiver's events one after another, in order)
+    deny_private: bool | None = None  # refuse loopback/private receivers; None: $TEMPO_DENY_PRIVATE_NETWORKS
+
+
+def _receiver(url: str) -> str:
+    """The receiver an event goes to (scheme, host, port): its events are delivered one at a time."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{(parts.hostname or '').lower()}:{parts.port or ''}"
+    except ValueError:
+        return url
 
 
 class WebhookDeliverer:
@@ -103,6 +130,15 @@ class WebhookDeliverer:
         self.k_dead = alerts.keys.webhook("dead")  # LIST of dead-lettered deliveries (JSON), newest first
         self.k_log = alerts.keys.webhook("log")  # LIST of recent deliveries (JSON), newest first
         self._group_ready = False
+        deny = self.settings.deny_private
+        self.deny_private = tempo_settings.deny_private_networks() if deny is None else deny
+        self._lock = threading.Lock()
+        self._queues: dict[str, deque[tuple[str, dict[bytes, bytes] | None, Future[int]]]] = {}
+        self._in_flight: set[str] = set()  # entry ids handed to a receiver's queue and not yet attempted
+        # entry id → when its last attempt ended (monotonic): a pass that read the pending list before
+        # then saw a stale picture of it (the entry may be acknowledged since) and must not hand it over.
+        self._ended: dict[str, float] = {}
+        self._pool = ThreadPoolExecutor(max(1, self.settings.concurrency), thread_name_prefix="tempo-webhook")
 
     @redis_errors
     def _ensure_group(self) -> None:
@@ -118,25 +154,72 @@ class WebhookDeliverer:
 
     # ---- one pass ----------------------------------------------------------------------------
     @redis_errors
-    def run_once(self, block_ms: int | None = None) -> int:
+    def run_once(self, block_ms: int | None = None, *, wait: bool = True) -> int:
         """Take over events of dead deliverers, retry what is due, then read new events (waiting up to
-        `block_ms` for some). Returns the number of POSTs made."""
+        `block_ms` for some), and hand each to its receiver's queue. With `wait`, returns the number of
+        POSTs made once they are done; without, the number of events handed over (the loop of `run`)."""
         self._ensure_group()
         self.alerts.sweep()  # events a committer left in a stream's outbox (killed before its relay)
         key = self.alerts.k_events
         self.client.xautoclaim(
             key, GROUP, self.consumer, min_idle_time=int(self.settings.claim_idle * 1000), start_id="0-0", count=100
         )
-        posts = 0
+        handed: list[Future[int]] = []
+        read_at = time.monotonic()
         mine = self.client.xreadgroup(GROUP, self.consumer, {key: "0"}, count=100)
-        for _, entries in mine or []:
-            for entry_id, raw in entries:
-                posts += self._attempt(entry_id.decode(), raw)
         new = self.client.xreadgroup(GROUP, self.consumer, {key: ">"}, count=100, block=block_ms)
-        for _, entries in new or []:
-            for entry_id, raw in entries:
-                posts += self._attempt(entry_id.decode(), raw)
-        return posts
+        for got in (mine, new):
+            for _, entries in got or []:
+                for entry_id, raw in entries:
+                    future = self._hand_over(entry_id.decode(), raw, read_at)
+                    if future is not None:
+                        handed.append(future)
+        if not wait:
+            return len(handed)
+        return sum(f.result() for f in handed)
+
+    def _hand_over(self, entry_id: str, raw: dict[bytes, bytes] | None, read_at: float) -> Future[int] | None:
+        """Queue an entry behind the earlier events of its receiver (None: it is queued already, or its
+        attempt ended after it was read, so what was read of it may be stale)."""
+        receiver = _receiver((raw or {}).get(b"webhook", b"").decode(errors="replace"))
+        future: Future[int] = Future()
+        with self._lock:
+            if entry_id in self._in_flight or self._ended.get(entry_id, -1.0) >= read_at:
+                return None
+            self._in_flight.add(entry_id)
+            queue = self._queues.get(receiver)
+            start = queue is None
+            if queue is None:
+                queue = self._queues[receiver] = deque()
+            queue.append((entry_id, raw, future))
+        if start:
+            self._pool.submit(self._drain, receiver)
+        return future
+
+    def _drain(self, receiver: str) -> None:
+        """Deliver a receiver's queued events in order until its queue is empty."""
+        while True:
+            with self._lock:
+                queue = self._queues[receiver]
+                if not queue:
+                    del self._queues[receiver]
+                    return
+                entry_id, raw, future = queue.popleft()
+            try:
+                future.set_result(self._attempt(entry_id, raw))
+            except Exception as exc:  # Redis trouble: the entry stays pending and is read again
+                future.set_exception(exc)
+            finally:
+                with self._lock:
+                    self._in_flight.discard(entry_id)
+                    now = time.monotonic()
+                    self._ended[entry_id] = now
+                    if len(self._ended) > 10_000:  # forget attempts older than any pass still running
+                        self._ended = {k: t for k, t in self._ended.items() if now - t < 300}
+
+    def close(self) -> None:
+        """Wait for the POSTs under way (each ends within its deadline) and stop the threads."""
+        self._pool.shutdown(wait=True)
 
     def _attempt(self, entry_id: str, raw: dict[bytes, bytes] | None) -> int:
         key = self.alerts.k_events
@@ -154,7 +237,8 @@ class WebhookDeliverer:
             return 0
         idem = delivery_key(event)
         error = self._post(url, event, idem)
-        record = {"entry": entry_id, "key": idem, "url": url, "event": event["event"], "at": round(now, 3)}
+        shown = redact_url(url)  # what is recorded and logged; the rule keeps the real URL
+        record = {"entry": entry_id, "key": idem, "url": shown, "event": event["event"], "at": round(now, 3)}
         pipe = self.client.pipeline(transaction=True)
         if error is None:
             pipe.xack(key, GROUP, entry_id)
@@ -164,50 +248,44 @@ class WebhookDeliverer:
         else:
             attempts = state["attempts"] + 1
             if attempts >= self.settings.max_attempts:
-                log.warning("webhook %s for %s dead-lettered after %d attempts: %s", url, idem, attempts, error)
+                log.warning("webhook %s for %s dead-lettered after %d attempts: %s", shown, idem, attempts, error)
                 pipe.lpush(self.k_dead, json.dumps({**record, "attempts": attempts, "error": error}))
                 pipe.xack(key, GROUP, entry_id)
                 pipe.hdel(self.k_retry, entry_id)
             else:
                 delay = min(self.settings.max_backoff, self.settings.backoff * 2 ** (attempts - 1))
-                retry = {"attempts": attempts, "next_at": now + delay, "error": error, "key": idem, "url": url}
+                retry = {"attempts": attempts, "next_at": now + delay, "error": error, "key": idem, "url": shown}
                 pipe.hset(self.k_retry, entry_id, json.dumps(retry))
         pipe.execute()
         return 1
 
     def _post(self, url: str, event: dict[str, Any], idem: str) -> str | None:
-        """POST the event; None on a 2xx answer, else what went wrong (one line)."""
+        """POST the event; None on a 2xx answer, else what went wrong (one line, no secrets)."""
         body = event_body(event)
-        request = urllib.request.Request(
-            url,
-            data=body,
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "User-Agent": "tempo-alerts",
-                "Idempotency-Key": idem,
-                "X-Tempo-Event": str(event["event"]),
-                SIGNATURE_HEADER: sign(self.secret, body),
-            },
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "tempo-alerts",
+            "Idempotency-Key": idem,
+            "X-Tempo-Event": str(event["event"]),
+            SIGNATURE_HEADER: sign(self.secret, body),
+        }
+        error = webhook_http.post(
+            url, body, headers, deadline=self.settings.timeout, deny_private=self.deny_private
         )
-        try:
-            with urllib.request.urlopen(request, timeout=self.settings.timeout) as response:
-                status = response.status
-        except urllib.error.HTTPError as exc:
-            return f"HTTP {exc.code}"
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            return f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
-        return None if 200 <= status < 300 else f"HTTP {status}"
+        return None if error is None else redact_secrets(error)
 
     # ---- loop --------------------------------------------------------------------------------------
     def run(self, stop: threading.Event, *, poll: float = 0.5) -> None:
         """Deliver until `stop` is set; Redis outages are logged and retried."""
-        while not stop.is_set():
-            try:
-                self.run_once(block_ms=int(poll * 1000))
-            except MemoryUnavailableError as exc:
-                log.warning("webhook delivery: %s", exc)
-                stop.wait(poll)
+        try:
+            while not stop.is_set():
+                try:
+                    self.run_once(block_ms=int(poll * 1000), wait=False)
+                except MemoryUnavailableError as exc:
+                    log.warning("webhook delivery: %s", exc)
+                    stop.wait(poll)
+        finally:
+            self.close()
 
     # ---- view -------------------------------------------------------------------------------------
     @redis_errors
@@ -215,11 +293,16 @@ class WebhookDeliverer:
         """{"pending": retries waiting, "dead": dead letters, "delivered": recent successes}, newest first."""
         pending = [{"entry": k.decode(), **json.loads(v)} for k, v in self.client.hgetall(self.k_retry).items()]
         pending.sort(key=lambda p: p["next_at"])
-        return {
+        view = {
             "pending": pending[:limit],
             "dead": [json.loads(x) for x in self.client.lrange(self.k_dead, 0, limit - 1)],
             "delivered": [json.loads(x) for x in self.client.lrange(self.k_log, 0, limit - 1)],
         }
+        for rows in view.values():  # records written before URLs were recorded redacted
+            for row in rows:
+                if isinstance(row.get("url"), str):
+                    row["url"] = redact_url(row["url"])
+        return view
 
 
 class DeliveryThread:

@@ -345,12 +345,15 @@ def test_private_networks_are_refused_for_http_sources_when_asked():
         "http://localhost/v.mp4",
         "http://[::ffff:192.168.0.1]/v",
         "http://0.0.0.0/v",
+        "rtsp://192.168.1.20/stream",  # every scheme (issue 26)
     ):
-        with pytest.raises(SourceNotAllowedError, match="private, loopback or link-local"):
+        with pytest.raises(SourceNotAllowedError, match="--deny-private-networks"):
             check_source(url, media_root=None, deny_private_networks=True)
-        assert check_source(url, media_root=None, deny_private_networks=False) == url
-    # Only HTTP(S) is checked: a camera on the local network is what RTSP is for.
-    assert check_source("rtsp://192.168.1.20/stream", media_root=None, deny_private_networks=True)
+        if "169.254.169.254" in url:  # the cloud metadata service: refused even without the flag
+            with pytest.raises(SourceNotAllowedError, match="metadata"):
+                check_source(url, media_root=None, deny_private_networks=False)
+        else:
+            assert check_source(url, media_root=None, deny_private_networks=False) == url
 
 
 def test_no_secret_in_responses_or_logs(serve_memory):

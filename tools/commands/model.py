@@ -6,13 +6,18 @@ import argparse
 from pathlib import Path
 
 from tempo import inputs
+from tempo.errors import InvalidInputError
 from tempo.inputs import arg_type
 
 
 def _tiny(args: argparse.Namespace) -> int:
     from tempo.models.tiny import write_tiny_checkpoint
 
-    out = write_tiny_checkpoint(Path(args.dir), seed=args.seed)
+    try:
+        out = write_tiny_checkpoint(Path(args.dir), seed=args.seed)
+    except OSError as exc:  # /proc/nope, a read-only disk, a file where the directory should be
+        reason = exc.strerror or type(exc).__name__
+        raise InvalidInputError(f"cannot write a checkpoint to {args.dir!r}: {reason}") from None
     print(out)
     return 0
 

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from tempo import inputs
+from tempo.errors import redact_url
 from tempo.inputs import arg_type
 from tempo.memory import RedisMemoryStore
 from tempo.memory.alerts import AlertStore, Rule
@@ -119,7 +120,7 @@ def _alerts(args: argparse.Namespace) -> AlertStore:
 def describe(rule: Rule) -> str:
     enter = "auto" if rule.enter is None else f"{rule.enter:g}"
     exit_ = "default" if rule.exit is None else f"{rule.exit:g}"
-    extras = (" verify" if rule.verify else "") + (f" webhook={rule.webhook}" if rule.webhook else "")
+    extras = (" verify" if rule.verify else "") + (f" webhook={redact_url(rule.webhook)}" if rule.webhook else "")
     return (
         f"{rule.id}  {rule.stream}  enter={enter} exit={exit_} min-segments={rule.min_segments} "
         f"cooldown={rule.cooldown:g}s{extras}  {rule.text!r}"
@@ -140,14 +141,14 @@ def run_add(args: argparse.Namespace) -> int:
             webhook=args.webhook,
         )
     )
-    print(json.dumps(rule.to_json()) if args.json else f"added {describe(rule)}")
+    print(json.dumps(rule.shown()) if args.json else f"added {describe(rule)}")
     return 0
 
 
 def run_list(args: argparse.Namespace) -> int:
     rules = _alerts(args).rules(args.stream)
     if args.json:
-        print(json.dumps({"rules": [r.to_json() for r in rules]}))
+        print(json.dumps({"rules": [r.shown() for r in rules]}))
     elif not rules:
         print("no rules yet (add one with `tempo rules add STREAM TEXT`)")
     else:

@@ -41,7 +41,9 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--deny-private-networks",
         action="store_true",
-        help="refuse HTTP(S) sources on loopback, link-local or private addresses",
+        help="refuse ingest sources (every scheme) and webhook receivers on loopback, private, reserved or "
+        "link-local addresses, and follow no HTTP redirect of a source (the same as "
+        "TEMPO_DENY_PRIVATE_NETWORKS=1; cloud metadata hosts are always refused)",
     )
     parser.add_argument(
         "--max-queue",
@@ -83,9 +85,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import os
     import sys
 
     from tempo.service import TempoService
+    from tempo.settings import ENV_DENY_PRIVATE_NETWORKS, deny_private_networks
     from tempo.tools import http_run
     from tempo.tools.http_security import require_token_off_loopback, resolve_token
     from tempo.tools.server import ServeSettings, create_app
@@ -98,12 +102,15 @@ def _run(args: argparse.Namespace) -> int:
         media_root = Path(args.media_root).expanduser()
         if not media_root.is_dir():
             raise SourceNotAllowedError(f"--media-root {args.media_root!r} is not a directory")
+    deny_private = args.deny_private_networks or deny_private_networks()
+    if deny_private:  # for the whole process: FFmpeg's opens (no redirects) and webhook deliveries
+        os.environ[ENV_DENY_PRIVATE_NETWORKS] = "1"
     service = TempoService(model=args.model, embedder=args.embedder, redis_url=args.redis_url, device=args.device)
     settings = ServeSettings(
         token=token,
         cors_origins=tuple(args.cors_origin),
         media_root=media_root,
-        deny_private_networks=args.deny_private_networks,
+        deny_private_networks=deny_private,
         max_queue=args.max_queue,
         ask_timeout=args.ask_timeout,
         max_body_bytes=args.max_body,
