@@ -116,6 +116,7 @@ class VideoToolkit:
             "citations",
             "evidence",
             "time_scope",
+            "rewrite_source",
             "widened",
             "widen_reason",
         )
