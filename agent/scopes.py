@@ -53,7 +53,10 @@ Range = tuple[float, float]
 SOON_S = 60.0  # "right after that": the minute after
 _UNIT = r"hours?|minutes?|mins?|seconds?|secs?"
 _N = rf"(?:{DURATION}|(?:{_UNIT})(?![a-z]))"  # "the 30 seconds after that", "the minute before that"
-_THAT = r"(?:that|this|then|it(?=\s*(?:[?.!,;]|$)))"
+_THAT = (
+    r"(?:(?:that|this)(?:\s+(?:happened|happens|occurred|moment|time|point))?|then"
+    r"|it\s+(?:happened|happens|occurred)|it(?=\s*(?:[?.!,;]|$)))"
+)
 # What may follow "after that" for it to be the previous moment, not "that car".
 _FOLLOWERS = (
     r"(?=\s*(?:[?.!,;:)]|$|(?:happened|happens|happen|occurred|moment|time|point|and|or|but|in|on|at|did|does|"
@@ -73,11 +76,11 @@ def _rx(text: str) -> re.Pattern[str]:
 
 
 _RELATIVE: tuple[_Relative, ...] = (
-    _Relative(_rx(rf"(?:\b(?:in|during|over|within|for)\s+)?\bthe\s+(?P<n>{_N})\s+(?P<dir>after|following|before|"
+    _Relative(_rx(rf"(?:\b(?:in|during|over|within|for)\s+)?\bthe\s+(?:first\s+)?(?P<n>{_N})\s+(?P<dir>after|following|before|"
                   rf"preceding|prior\s+to|leading\s+up\s+to)\s+{_THAT}{_FOLLOWERS}"), "window"),
     _Relative(_rx(rf"\b(?:in|during|over|within|for)\s+(?P<n>{_N})\s+(?P<dir>after|before)\s+{_THAT}{_FOLLOWERS}"),
               "window"),
-    _Relative(_rx(rf"(?:\b(?:in|during|over|within|for)\s+)?(?:\bthe\s+)?\b(?P<dir>next|following|preceding)\s+"
+    _Relative(_rx(rf"(?:\b(?:in|during|over|within|for)\s+)?(?:\bthe\s+)?\b(?P<dir>next|following|preceding|previous)\s+"
                   rf"(?P<n>{_N})"), "window"),
     _Relative(_rx(rf"(?P<n>{DURATION})\s+(?P<dir>after|before)\s+{_THAT}{_FOLLOWERS}"
                   rf"|(?P<n2>{DURATION})\s+(?P<dir2>later|earlier|afterwards?|before(?=\s*(?:[?.!,;]|$)))\b(?!\s+than)"),
@@ -89,10 +92,12 @@ _RELATIVE: tuple[_Relative, ...] = (
     _Relative(_rx(rf"\b(?:after|following|since)\s+{_THAT}{_FOLLOWERS}|\bafterwards?\b|\bsubsequently\b"
                   r"|\bthereafter\b|\bfrom\s+then\s+on\b|\blater(?:\s+on)?\b(?!\s+than)"
                   r"|\bnext\b(?=\s*(?:[?.!,;]|$))|^\W*(?:(?:and|so|ok|okay|well)\W+)?then\b"
+                  r"|\b(?:after|afterward)\b(?=\s*(?:[?.!]|$))"
                   r"|\b(?:and|but)\s+then\b|\bthen\s+what\b"
                   r"|\bwhat\s+(?:happened|happens|came|comes|did\s+\w+\s+do|does\s+\w+\s+do)\s+then\b"), "after"),
     _Relative(_rx(rf"\b(?:before|prior\s+to|preceding)\s+{_THAT}{_FOLLOWERS}|\bearlier\b(?!\s+than)"
-                  r"|\bpreviously\b|\bbeforehand\b|\b(?:until|till|up\s+to|up\s+until|by)\s+then\b"), "before"),
+                  r"|\bpreviously\b|\bbeforehand\b|\b(?:until|till|up\s+to|up\s+until|by)\s+then\b"
+                  r"|\bbefore\b(?=\s*(?:[?.!]|$))"), "before"),
 )  # fmt: skip
 # Words about the conversation, not the video: "as I asked earlier", "you said before".
 _CONVERSATION_RE = _rx(
@@ -105,6 +110,12 @@ _FIRST_AND_LAST_RE = _rx(
 )
 _BARE_POINT_RE = _rx(rf"{CLOCK}|{COLON}")
 _POINT = rf"(?:{CLOCK}|{COLON}|{DURATION})"
+_ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
+# "in the second minute" -> 1:00-2:00, "the 3rd hour"
+_ORDINAL_RE = _rx(
+    rf"(?:\b(?:in|during)\s+)?\bthe\s+(?P<ord>{'|'.join(_ORDINALS)}|\d{{1,4}}(?:st|nd|rd|th))\s+"
+    r"(?P<unit>minute|hour)\b(?!\s+(?:mark|of\s+the\s+hour))"
+)
 # "the 30 seconds before 2:00" (a window), "30 seconds after 1:00" (a moment): relative to a time point.
 _AROUND_POINT_RE = _rx(
     rf"(?P<window>(?:\b(?:in|during|over|within|for)\s+)?\bthe\s+)?(?P<n>{_N})\s+(?P<dir>after|before|following|"
@@ -185,6 +196,14 @@ def absolute_scopes(question: str, clock: StreamClock, taken: Sequence[tuple[int
         for which in (m.group("w1"), m.group("w2")):
             a, b = (0.0, min(d, seconds)) if which.lower() == "first" else (max(0.0, d - seconds), d)
             found.append(TimeScope(a, b, m.group(0).strip(), m.span(), "first" if a == 0 else "last"))
+    for m in _ORDINAL_RE.finditer(question):
+        word = m.group("ord").lower()
+        n = _ORDINALS.index(word) + 1 if word in _ORDINALS else int(re.sub(r"\D", "", word))
+        unit = 3600.0 if m.group("unit").lower() == "hour" else 60.0
+        a, b = (n - 1) * unit, min(d, n * unit)
+        if n >= 1 and b > a and not _overlaps(m.span(), spans):
+            spans.append(m.span())
+            found.append(TimeScope(a, b, m.group(0).strip(), m.span(), "range"))
     for m in _AROUND_POINT_RE.finditer(question):
         if _overlaps(m.span(), spans) or (point := point_scope(m.group("a"), clock, m.span("a"))) is None:
             continue
@@ -226,7 +245,7 @@ def _resolve_relative(m: re.Match[str], how: str, ref: Sequence[Range], d: float
     start, end = ref[0][0], ref[-1][1]
     groups = m.groupdict()
     word = (groups.get("dir") or groups.get("dir2") or "").lower()
-    back = word in ("before", "preceding", "earlier") or word.startswith(("prior", "leading"))
+    back = word in ("before", "preceding", "previous", "earlier") or word.startswith(("prior", "leading"))
     if how == "after":
         return end, d
     if how == "before":
@@ -274,7 +293,11 @@ def read_scope(question: str, clock: StreamClock, reference: Sequence[Range] | N
         return None
     clock = replace(clock, duration=d)
     relatives = _relative_matches(question)
-    absolute = absolute_scopes(question, clock, [m.span() for m, _ in relatives])
+    if reference:  # relative phrases first: "the previous minute" is the one before the previous turn's
+        absolute = absolute_scopes(question, clock, [m.span() for m, _ in relatives])
+    else:  # nothing to be relative to: "the previous minute" is the stream's last
+        absolute = absolute_scopes(question, clock)
+        relatives = [(m, how) for m, how in relatives if not _overlaps(m.span(), [s.span for s in absolute])]
     events: list[tuple[int, TimeScope | tuple[re.Match[str], str]]] = [(s.span[0], s) for s in absolute]
     events += [(m.start(), (m, how)) for m, how in relatives]
     events.sort(key=lambda e: e[0])
@@ -328,14 +351,14 @@ def turn_scope(
     previous: dict[str, Any] | None,
 ) -> dict[str, Any] | None:
     """The scope of a turn without an explicit range: the question's own time words (relative ones
-    resolved), else those of its standalone form (a model's rewrite may carry them), else, for a
-    follow-up, the ranges the previous turn looked at; None: the whole stream."""
+    resolved), else, for a follow-up, the ranges the previous turn looked at, else the time words of
+    its standalone form (a model's rewrite may carry them); None: the whole stream."""
     if reading is not None:
         return reading.to_dict()
-    if standalone != question and (found := read_scope(standalone, clock)) is not None:
-        return found.to_dict()
     if previous and needs_context(question) and previous.get("ranges"):
         return scope_dict([(float(a), float(b)) for a, b in previous["ranges"]], "previous turn")
+    if standalone != question and (found := read_scope(standalone, clock)) is not None:
+        return found.to_dict()
     return None
 
 
@@ -372,13 +395,14 @@ def retrieve_in_ranges(
     k: int,
 ) -> list[dict[str, Any]]:
     """Candidates from each range: `retrieve(range, k_each)` per range (k split evenly, at least 1
-    each), merged: the ranked hits best first, then the temporal neighbours, no duplicates."""
+    each), merged: the ranked hits best first, then the temporal neighbours (score 0), no duplicates."""
     if not ranges or len(ranges) == 1:
         return retrieve(tuple(ranges[0]) if ranges else None, k)  # type: ignore[arg-type]
     each = max(1, -(-k // len(ranges)))
     got = [h for r in ranges for h in retrieve((float(r[0]), float(r[1])), each)]
-    ranked = sorted((h for h in got if h["score"] > 0), key=lambda h: -h["score"])
-    rest = [h for h in got if h["score"] <= 0]
+    # Temporal neighbours carry score 0 (MemoryBackend.retrieve); similarities may be negative.
+    ranked = sorted((h for h in got if h["score"] != 0.0), key=lambda h: -h["score"])
+    rest = [h for h in got if h["score"] == 0.0]
     seen: set[int] = set()
     out = []
     for h in [*ranked, *rest]:
@@ -395,8 +419,8 @@ _FILLER_RE = _rx(r"^\W*(?:(?:and|but|so|ok|okay|well|also|then|now)\b\W*|(?:what
 _FILLER_WORDS = frozenset(
     re.findall(
         r"\w+",
-        "what and but so ok okay well also then now about happened happens happen is was were are did does do "
-        "there anything something else going on it that the in how",
+        "what and but so ok okay well also then now about happened happens happen did does do anything something "
+        "else going on that the in how",
     )
 )
 

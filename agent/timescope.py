@@ -8,7 +8,7 @@ covers, [0, clock.duration]. Rules, tried in this order (the first that matches 
    time points (below). "between 5 and 10 minutes" takes the unit of B for A.
 2. "in the last/past/final N <unit>" -> [D - N, D]; "the last hour" (no number) means one unit.
    "in the first N <unit>" -> [0, N].
-3. "after/since A" -> [A, D]; "before/until/by A" -> [0, A].
+3. "after/since/later than A" -> [A, D]; "before/until/by/earlier than A" -> [0, A].
 4. "at/around/about A", "A into the video", "the N minute mark" -> [A - 30 s, A + 30 s];
    "N <unit> ago" is the point D - N.
 5. "at the start/beginning", "in the beginning", "early on" -> the first EDGE seconds;
@@ -186,7 +186,7 @@ _LAST_RE = re.compile(
     re.IGNORECASE,
 )
 _AFTER_RE = re.compile(
-    rf"\b(?P<rel>after|since|before|until|till|by)\s+(?:the\s+)?(?P<a>{_POINT})"
+    rf"\b(?P<rel>after|since|before|until|till|by|later\s+than|earlier\s+than)\s+(?:the\s+)?(?P<a>{_POINT})"
     rf"(?:\s+(?:mark|into\s+the\s+(?:video|stream|recording)|in))?",
     re.IGNORECASE,
 )
@@ -257,7 +257,7 @@ def _scope_after_before(question: str, clock: StreamClock) -> Iterator[TimeScope
         a = _point(m.group("a"))
         if a is None or not_a_time(question, m.end("a"), m.group("a")):
             continue
-        after = m.group("rel").lower() in ("after", "since")
+        after = m.group("rel").lower().split()[0] in ("after", "since", "later")
         span = _resolve([a], clock, (lambda s: (s[0], d)) if after else (lambda s: (0.0, s[0])))
         if span:
             yield TimeScope(span[0], span[1], m.group(0), m.span(), "after" if after else "before")

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tempo.agent.scopes import read_scope, reference_of, retrieve_in_ranges, standalone_for
+from tempo.agent.scopes import read_scope, reference_of, retrieve_in_ranges, standalone_for, turn_scope
 from tempo.agent.timescope import StreamClock
 
 REC = StreamClock(duration=150.0)  # a 2:30 recording
@@ -51,6 +51,10 @@ PHRASINGS: list[tuple[str, list[tuple[float, float]] | None, list[tuple[float, f
     ("what else was going on at that time?", CITED, [(40, 50)]),
     ("Meanwhile, what did the dog do?", CITED, [(40, 50)]),
     ("at that moment, where was the car?", MOMENT, [(15, 75)]),
+    ("and before?", CITED, [(0, 40)]),
+    ("what about the previous minute?", CITED, [(0, 40)]),  # the minute before that, clipped
+    ("what about the first 10 seconds after that?", CITED, [(50, 60)]),
+    ("Did he leave after that happened?", CITED, [(50, 150)]),
     # relative and absolute mixed.
     ("after that and before 2:00, who came in?", CITED, [(50, 120)]),
     ("What happened between 1:00 and 1:30 and after that?", None, [(60, 90), (90, 150)]),
@@ -64,6 +68,9 @@ PHRASINGS: list[tuple[str, list[tuple[float, float]] | None, list[tuple[float, f
     ("in the first two minutes and the last twenty seconds", None, [(0, 120), (130, 150)]),
     ("after 0:30 but before 1:00", None, [(30, 60)]),
     ("in the middle and at the end", None, [(60, 90), (120, 150)]),
+    ("what happened in the second minute?", None, [(60, 120)]),
+    ("what about the previous minute?", None, [(90, 150)]),  # no previous turn: the stream's last minute
+    ("what happened later than 1:00?", None, [(60, 150)]),
     # around a time point.
     ("What happened in the 30 seconds before 2:00?", None, [(90, 120)]),
     ("What about the 10 seconds after 2:00?", None, [(120, 130)]),
@@ -81,6 +88,8 @@ PHRASINGS: list[tuple[str, list[tuple[float, float]] | None, list[tuple[float, f
     ("What happened before that car arrived?", CITED, None),
     ("Who was in the room then?", CITED, None),
     ("Did the second runner finish first?", CITED, None),
+    ("What will happen next week?", CITED, None),
+    ("Who is the next customer?", CITED, None),
     ("And after that?", None, None),  # nothing to be after
 ]
 
@@ -165,6 +174,18 @@ def test_that_is_the_cited_range_else_the_ranges_looked_at() -> None:
     assert reference_of(None) is None
 
 
+def test_a_follow_up_without_time_words_keeps_the_previous_ranges() -> None:
+    previous = {"question": "q", "standalone_question": "What happens at 0:30 and at 2:00?", "answer": "",
+                "ranges": [[0.0, 60.0], [90.0, 150.0]], "cited": None}  # fmt: skip
+    kept = turn_scope("and who was there?", "What happens at 0:30 and at 2:00? And who was there?", None, REC, previous)
+    assert kept == {"start": 0.0, "end": 150.0, "phrase": "previous turn",
+                    "ranges": [{"start": 0.0, "end": 60.0}, {"start": 90.0, "end": 150.0}]}  # fmt: skip
+    # A question that stands alone starts afresh; a model's rewrite may bring time words of its own.
+    assert turn_scope("Is there a dog in the kitchen?", "Is there a dog in the kitchen?", None, REC, previous) is None
+    own = turn_scope("Is the dog there?", "Is the dog there after 2:00?", None, REC, None)
+    assert own is not None and own["ranges"] == [{"start": 120.0, "end": 150.0}]
+
+
 def test_candidates_come_from_every_range() -> None:
     segments = [(i, 4.0 * i, 4.0 * i + 4.0) for i in range(40)]  # 160 s of 4 s segments
     asked: list[tuple[tuple[float, float] | None, int]] = []
@@ -172,11 +193,13 @@ def test_candidates_come_from_every_range() -> None:
     def retrieve(rng, k):
         asked.append((rng, k))
         inside = [s for s in segments if rng is None or (s[1] < rng[1] and s[2] > rng[0])]
-        return [{"index": i, "start": s, "end": e, "score": 1.0 - i / 100} for i, s, e in inside[:k]]
+        hits = [{"index": i, "start": s, "end": e, "score": -(i + 1) / 100} for i, s, e in inside[:k]]  # < 0
+        after = inside[k : k + 1]  # one temporal neighbour, score 0
+        return hits + [{"index": i, "start": s, "end": e, "score": 0.0} for i, s, e in after]
 
     hits = retrieve_in_ranges(retrieve, [(0.0, 20.0), (100.0, 120.0)], 4)
     assert asked == [((0.0, 20.0), 2), ((100.0, 120.0), 2)]
-    assert [h["index"] for h in hits] == [0, 1, 25, 26]  # best first, both ranges present
+    assert [h["index"] for h in hits] == [0, 1, 25, 26, 2, 27]  # hits best first, then neighbours
     asked.clear()
-    assert [h["index"] for h in retrieve_in_ranges(retrieve, None, 3)] == [0, 1, 2]
+    assert [h["index"] for h in retrieve_in_ranges(retrieve, None, 3)] == [0, 1, 2, 3]
     assert asked == [(None, 3)]
