@@ -203,3 +203,16 @@ def test_candidates_come_from_every_range() -> None:
     asked.clear()
     assert [h["index"] for h in retrieve_in_ranges(retrieve, None, 3)] == [0, 1, 2, 3]
     assert asked == [(None, 3)]
+
+
+@pytest.mark.parametrize(
+    "text", ["after that " * 360, "0:10 " * 800, "the 30 seconds after that " * 150, "first and " * 400]
+)
+def test_reading_stays_fast_on_adversarial_questions(text: str) -> None:
+    import time
+
+    t0 = time.perf_counter()
+    found = read_scope(text[:4000], REC, CITED)  # questions are at most 4000 characters
+    if found is not None and found.relative:
+        standalone_for(text[:4000], found, text[:4000], REC)
+    assert time.perf_counter() - t0 < 2.0
