@@ -131,8 +131,8 @@ def rewrite(state: AgentState, *, backend: MemoryBackend, settings: AskSettings)
             raise
         except Exception:  # the rewrite is an optimisation: a failing model falls back, never fails the turn
             log.warning("rewrite model failed; using the deterministic rewrite", exc_info=True)
-    if moved:
-        standalone, source = standalone_for(question, reading, previous["standalone_question"], clock), "fallback"  # type: ignore[arg-type,index]
+    if moved and reading is not None and previous is not None and clock is not None:
+        standalone, source = standalone_for(question, reading, previous["standalone_question"], clock), "fallback"
     else:
         standalone, source = choose_standalone(
             llm_output,

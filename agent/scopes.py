@@ -76,14 +76,16 @@ def _rx(text: str) -> re.Pattern[str]:
 
 
 _RELATIVE: tuple[_Relative, ...] = (
-    _Relative(_rx(rf"(?:\b(?:in|during|over|within|for)\s+)?\bthe\s+(?:first\s+)?(?P<n>{_N})\s+(?P<dir>after|following|before|"
-                  rf"preceding|prior\s+to|leading\s+up\s+to)\s+{_THAT}{_FOLLOWERS}"), "window"),
+    _Relative(_rx(rf"(?:\b(?:in|during|over|within|for)\s+)?\bthe\s+(?:first\s+)?(?P<n>{_N})\s+"
+                  rf"(?P<dir>after|following|before|preceding|prior\s+to|leading\s+up\s+to)\s+{_THAT}{_FOLLOWERS}"),
+              "window"),
     _Relative(_rx(rf"\b(?:in|during|over|within|for)\s+(?P<n>{_N})\s+(?P<dir>after|before)\s+{_THAT}{_FOLLOWERS}"),
               "window"),
-    _Relative(_rx(rf"(?:\b(?:in|during|over|within|for)\s+)?(?:\bthe\s+)?\b(?P<dir>next|following|preceding|previous)\s+"
-                  rf"(?P<n>{_N})"), "window"),
+    _Relative(_rx(rf"(?:\b(?:in|during|over|within|for)\s+)?(?:\bthe\s+)?"
+                  rf"\b(?P<dir>next|following|preceding|previous)\s+(?P<n>{_N})"), "window"),
     _Relative(_rx(rf"(?P<n>{DURATION})\s+(?P<dir>after|before)\s+{_THAT}{_FOLLOWERS}"
-                  rf"|(?P<n2>{DURATION})\s+(?P<dir2>later|earlier|afterwards?|before(?=\s*(?:[?.!,;]|$)))\b(?!\s+than)"),
+                  rf"|(?P<n2>{DURATION})\s+(?P<dir2>later|earlier|afterwards?|before(?=\s*(?:[?.!,;]|$)))"
+                  r"\b(?!\s+than)"),
               "moment"),
     _Relative(_rx(rf"\b(?:right|just|immediately|shortly|soon)\s+(?P<dir>after|before)\s+{_THAT}{_FOLLOWERS}"
                   r"|\bimmediately\s+(?P<dir2>after|before)(?:wards?|hand)?\b(?=\s*(?:[?.!,;]|$))"), "soon"),
