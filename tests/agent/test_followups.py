@@ -46,6 +46,9 @@ PHRASINGS: list[tuple[str, list[tuple[float, float]] | None, list[tuple[float, f
     ("What did he do 10 seconds later?", CITED, [(55, 65)]),
     ("and thirty seconds later?", CITED, [(65, 95)]),
     ("what was there two minutes earlier?", [(130.0, 140.0)], [(0, 40)]),
+    ("half a minute later?", CITED, [(65, 95)]),
+    ("in the fifteen seconds after that", CITED, [(50, 65)]),
+    ("a couple of minutes later?", CITED, [(140, 150)]),  # 2:50 ± 30 s, clipped to the stream
     ("right after that, who left?", CITED, [(50, 110)]),
     ("just before that?", CITED, [(0, 40)]),
     ("what else was going on at that time?", CITED, [(40, 50)]),
@@ -59,10 +62,13 @@ PHRASINGS: list[tuple[str, list[tuple[float, float]] | None, list[tuple[float, f
     ("after that and before 2:00, who came in?", CITED, [(50, 120)]),
     ("What happened between 1:00 and 1:30 and after that?", None, [(60, 90), (90, 150)]),
     ("in the first 30 seconds and the 30 seconds after that", None, [(0, 30), (30, 60)]),
+    ("What happened after 1:00? And before that?", None, [(0, 60), (60, 150)]),
     ("What happened in the last 2 minutes?", CITED, [(30, 150)]),
     # several absolute ranges.
     ("between 0:10 and 0:20 and between 1:00 and 1:10", None, [(10, 20), (60, 70)]),
     ("what happens at 0:30 and at 2:00?", None, [(0, 60), (90, 150)]),
+    ("From 0:10 to 0:20, and from 1:40 to 1:50?", None, [(10, 20), (100, 110)]),
+    ("at the 1 minute mark and at the 2 minute mark", None, [(30, 90), (90, 150)]),
     ("compare the first 30 seconds with the last 30 seconds", None, [(0, 30), (120, 150)]),
     ("the first and last 10 seconds", None, [(0, 10), (140, 150)]),
     ("in the first two minutes and the last twenty seconds", None, [(0, 120), (130, 150)]),
@@ -73,6 +79,7 @@ PHRASINGS: list[tuple[str, list[tuple[float, float]] | None, list[tuple[float, f
     ("what happened later than 1:00?", None, [(60, 150)]),
     # around a time point.
     ("What happened in the 30 seconds before 2:00?", None, [(90, 120)]),
+    ("What happened in the minute before 2:00?", None, [(60, 120)]),
     ("What about the 10 seconds after 2:00?", None, [(120, 130)]),
     ("what happened 30 seconds after 1:00?", None, [(75, 105)]),
     # clock times on a live camera (see LIVE).
