@@ -28,6 +28,7 @@ from tempo.agent.errors import InvalidQuestionError
 from tempo.agent.graph import build_agent_graph
 from tempo.agent.memory_backend import MemoryBackend
 from tempo.agent.monitoring.alert_answers import answer_alert_question, is_alert_question
+from tempo.agent.scopes import scope_ranges
 from tempo.agent.threads import ThreadStore, check_thread_id
 from tempo.agent.turn import final_state, turn_result
 from tempo.engine.result import TurnResult
@@ -168,8 +169,8 @@ class Conversations:
         final = final_state(
             graph, thread_id=thread_id, stream=stream, question=question, time_range=time_range, on_text=on_text
         )
-        scope = final.get("time_scope")
-        gaps = self.service.store.gaps(stream, *((scope["start"], scope["end"]) if scope else (None, None)))
+        ranges = scope_ranges(final.get("time_scope"))  # type: ignore[arg-type]
+        gaps = [g for a, b in ranges or [(None, None)] for g in self.service.store.gaps(stream, a, b)]
         return turn_result(
             final,
             thread_id=thread_id,

@@ -4,10 +4,12 @@
                                     \\-(otherwise)-> allocate -> answer -> cite -> remember
 
 - rewrite: a follow-up becomes a standalone question (the model's rewrite if the validator accepts
-  it, else the deterministic fallback), and the time scope is resolved (explicit `time_range`, else
-  time words of the question, else of the standalone question, else — for a follow-up — the previous
-  turn's scope).
-- retrieve: FAISS top-K within the scope, plus temporal neighbours (the backend's job).
+  it, else the deterministic fallback; a follow-up that moves in time, "and after that?", is always
+  rewritten deterministically with clock times), and the time scope is resolved (explicit
+  `time_range`, else time words of the question — several ranges, relative words resolved against
+  the previous turn, tempo.agent.scopes — else of the standalone question, else — for a follow-up —
+  the previous turn's ranges).
+- retrieve: FAISS top-K within the scope (from each of its ranges), plus temporal neighbours.
 - compress: the query-aware SVLM pass on the candidates (cached by the backend), giving relevance.
 - widen: when the highest relevance is under `weak_evidence`, once per turn: K × `widen_factor`
   (skipped when fewer than K candidates came back: the scope was already seen whole); when the time
@@ -41,7 +43,16 @@ from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from tempo.agent.memory_backend import MemoryBackend
 from tempo.agent.rewrite import HistoryTurn, choose_standalone, needs_context
-from tempo.agent.timescope import extract_time_scope
+from tempo.agent.scopes import (
+    cited_range,
+    read_scope,
+    reference_of,
+    retrieve_in_ranges,
+    scope_dict,
+    scope_ranges,
+    standalone_for,
+    turn_scope,
+)
 from tempo.engine.citations import cite as cite_answer
 from tempo.engine.recall import AllocationPlan, Compression
 from tempo.engine.result import SegmentHit, TimelineRow, TimeScope, evidence_rows, timeline_rows
@@ -70,6 +81,7 @@ class AgentState(TypedDict, total=False):
     standalone_question: str
     rewrite_source: str  # "question" | "model" | "fallback"
     time_scope: TimeScope | None
+    asked_ranges: list[list[float]]  # the ranges the question asked about (kept when widening drops them)
     k: int  # candidates to retrieve: the settings' top-K, times the widening factor once widened
     candidates: list[SegmentHit]
     relevance: list[RelevanceEntry]  # by segment index
@@ -103,39 +115,43 @@ def rewrite(state: AgentState, *, backend: MemoryBackend, settings: AskSettings)
     t0 = time.perf_counter()
     question = state["question"]
     history = state.get("history", [])[-settings.history_turns :] if settings.history_turns > 0 else []
+    previous = history[-1] if history else None
+    clock = None if state.get("time_range") else backend.stream_clock(state["stream"])
+    # Time words of the question, relative ones ("after that") resolved against the previous turn.
+    reading = read_scope(question, clock, reference_of(previous)) if clock is not None else None
+    moved = previous is not None and reading is not None and reading.relative
     llm_output: str | None = None
     # A question that stands alone is asked as it is: no model call (a turn's fixed cost), and the
-    # same words as before reuse the cached query-aware pass and answer.
-    if history and needs_context(question):
+    # same words as before reuse the cached query-aware pass and answer. A follow-up that moves in
+    # time is rewritten deterministically (its relative words become clock times).
+    if history and needs_context(question) and not moved:
         try:
             llm_output = backend.rewrite_with_llm(history, question)
         except TempoError:
             raise
         except Exception:  # the rewrite is an optimisation: a failing model falls back, never fails the turn
             log.warning("rewrite model failed; using the deterministic rewrite", exc_info=True)
-    standalone, source = choose_standalone(
-        llm_output,
-        question,
-        [h["standalone_question"] for h in history],
-        [h["answer"] for h in history],
-    )
+    if moved and reading is not None and previous is not None and clock is not None:
+        standalone, source = standalone_for(question, reading, previous["standalone_question"], clock), "fallback"
+    else:
+        standalone, source = choose_standalone(
+            llm_output,
+            question,
+            [h["standalone_question"] for h in history],
+            [h["answer"] for h in history],
+        )
 
     scope: TimeScope | None = None
     if state.get("time_range"):
         start, end = state["time_range"]  # type: ignore[misc]
-        scope = {"start": start, "end": end, "phrase": "explicit"}
-    else:
-        clock = backend.stream_clock(state["stream"])
-        found = extract_time_scope(question, clock) or extract_time_scope(standalone, clock)
-        if found is not None:
-            scope = {"start": found.start, "end": found.end, "phrase": found.phrase}
-        elif history and needs_context(question) and state.get("time_scope"):
-            previous = state["time_scope"]
-            scope = {"start": previous["start"], "end": previous["end"], "phrase": "previous turn"}  # type: ignore[index]
+        scope = scope_dict([(start, end)], "explicit")  # type: ignore[assignment]
+    elif clock is not None:
+        scope = turn_scope(question, standalone, reading, clock, previous)  # type: ignore[arg-type,assignment]
     update = {
         "standalone_question": standalone,
         "rewrite_source": source,
         "time_scope": scope,
+        "asked_ranges": [list(r) for r in scope_ranges(scope) or []],  # type: ignore[arg-type]
         "k": settings.top_k,
         "widened": False,
         "widen_reason": None,
@@ -145,9 +161,9 @@ def rewrite(state: AgentState, *, backend: MemoryBackend, settings: AskSettings)
 
 def retrieve(state: AgentState, *, backend: MemoryBackend, settings: AskSettings) -> dict[str, Any]:
     t0 = time.perf_counter()
-    scope = state.get("time_scope")
-    time_range = (scope["start"], scope["end"]) if scope else None
-    hits = backend.retrieve(state["stream"], state["standalone_question"], state["k"], time_range, settings)
+    stream, query = state["stream"], state["standalone_question"]
+    ranges = scope_ranges(state.get("time_scope"))  # type: ignore[arg-type]
+    hits = retrieve_in_ranges(lambda r, k: backend.retrieve(stream, query, k, r, settings), ranges, state["k"])
     return {"candidates": hits, **_timed(state, "retrieve_s", t0)}
 
 
@@ -245,6 +261,8 @@ def remember(state: AgentState, *, settings: AskSettings) -> dict[str, Any]:
         question=state["question"],
         standalone_question=state["standalone_question"],
         answer=state.get("answer", ""),
+        ranges=state.get("asked_ranges") or [],
+        cited=cited_range(state.get("citations") or []),
     )
     kept = [*state.get("history", []), turn][-settings.history_turns :] if settings.history_turns > 0 else []
     return {"history": kept}

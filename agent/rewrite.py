@@ -3,8 +3,10 @@ stream scopes live in `tempo.agent.timescope`).
 
 **Fallback rewrite.** `fallback_rewrite(question, history)`: when the model's rewrite is unusable,
 a follow-up that cannot stand alone (it starts with "and", "what about"..., refers back with "it",
-"they", "then", "after that"..., or has fewer than 4 words) is appended to the previous standalone
-question: "Who entered the shop? And after that?". A question that stands alone is kept as it is.
+"they", "then", "after that"..., or has fewer than 4 words) is appended to the first sentence of the
+previous standalone question: "Who entered the shop? What colour was his coat?" (earlier follow-ups
+are not accumulated). A question that stands alone is kept as it is. A follow-up that moves in time
+("and after that?") is rewritten with clock times instead (`tempo.agent.scopes.standalone_for`).
 
 **Validator.** `rewrite_problem(candidate, question, history)` names what makes a model's rewrite
 unusable (None when it is usable); see the function for the rules.
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 MAX_REWRITE_WORDS = 64
 MAX_REWRITE_CHARS = 400
@@ -27,6 +29,10 @@ class HistoryTurn(TypedDict):
     question: str
     standalone_question: str
     answer: str
+    # What "that" refers to in the next turn (tempo.agent.scopes.reference_of): the ranges the turn
+    # looked at ([] for the whole stream) and the span of its citations (None without any).
+    ranges: NotRequired[list[list[float]]]
+    cited: NotRequired[list[float] | None]
 
 
 # ----- fallback rewrite --------------------------------------------------------------------------------
@@ -71,25 +77,12 @@ def fallback_rewrite(question: str, history: Sequence[str], max_words: int = MAX
     previous = " ".join(history[-1].split())
     follow_up = _sentence(follow_up[:1].upper() + follow_up[1:])
     budget = max(1, max_words - len(follow_up.split()))
-    # Keep the first sentence of the previous question (the original subject) and as many of its later
-    # sentences (earlier follow-ups) as fit, newest first.
-    sentences = re.findall(r"[^.?!]+[.?!]*", previous)
-    sentences = [_sentence(s.strip()) for s in sentences if s.strip()]
+    # Only the first sentence of the previous question (the original subject) and the follow-up:
+    # a thread's earlier follow-ups are never accumulated.
+    sentences = [_sentence(s.strip()) for s in re.findall(r"[^.?!]+[.?!]*", previous) if s.strip()]
     if not sentences:
         return follow_up
-    head, rest = sentences[0], sentences[1:]
-    head_words = head.split()
-    if len(head_words) > budget:
-        return " ".join([*head_words[:budget], follow_up])
-    kept: list[str] = []
-    used = len(head_words)
-    for s in reversed(rest):
-        n = len(s.split())
-        if used + n > budget:
-            break
-        kept.insert(0, s)
-        used += n
-    return " ".join([head, *kept, follow_up])
+    return " ".join([*sentences[0].split()[:budget], follow_up])
 
 
 # ----- validator ---------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ covers, [0, clock.duration]. Rules, tried in this order (the first that matches 
    time points (below). "between 5 and 10 minutes" takes the unit of B for A.
 2. "in the last/past/final N <unit>" -> [D - N, D]; "the last hour" (no number) means one unit.
    "in the first N <unit>" -> [0, N].
-3. "after/since A" -> [A, D]; "before/until/by A" -> [0, A].
+3. "after/since/later than A" -> [A, D]; "before/until/by/earlier than A" -> [0, A].
 4. "at/around/about A", "A into the video", "the N minute mark" -> [A - 30 s, A + 30 s];
    "N <unit> ago" is the point D - N.
 5. "at the start/beginning", "in the beginning", "early on" -> the first EDGE seconds;
@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from tempo.engine.timeexpr import CLOCK, COLON, DURATION, LONG_UNITS, parse_clock, parse_colon, parse_duration
@@ -44,7 +44,6 @@ POINT_HALF_WIDTH_S = 30.0  # "at 5 minutes" looks at [4:30, 5:30]
 EDGE_FRACTION = 0.1  # "at the start" = the first 10 % of the stream...
 EDGE_MIN_S = 30.0  # ...but at least 30 s...
 EDGE_MAX_S = 900.0  # ...and at most 15 minutes
-
 
 
 @dataclass(frozen=True)
@@ -66,6 +65,10 @@ class TimeScope:
     start: float  # stream seconds
     end: float  # stream seconds
     phrase: str  # the words of the question it came from
+    # Where the phrase is in the question ([from, to) characters), and which rule read it: "range",
+    # "first", "last", "after", "before", "point", "edge" (tempo.agent.scopes combines several).
+    span: tuple[int, int] = (0, 0)
+    kind: str = ""
 
     def to_dict(self) -> dict[str, object]:
         return {"start": round(self.start, 3), "end": round(self.end, 3), "phrase": self.phrase}
@@ -95,6 +98,36 @@ def _point(text: str) -> _Point | None:
         return _Point(offset, time_of_day)
     seconds = parse_duration(text)
     return _Point(seconds, None) if seconds is not None else None
+
+
+# "a second car", "a minute detail", "one second thought": an article and a singular unit followed by
+# a noun is an ordinal or an adjective, not a time. After such a phrase only these words may follow.
+_ARTICLE_UNIT_RE = re.compile(r"\b(?:a|an|one)\s+(?:second|minute|hour)\s*$", re.IGNORECASE)
+_AFTER_ARTICLE_UNIT = frozenset(
+    re.findall(
+        r"\w+",
+        "mark into in ago later earlier after before and or of the a an to from until till since then there when "
+        "what who did does do is was were are has had he she it they someone somebody something we i you or so "
+        "before after passed went had later long",
+    )
+)
+
+
+def not_a_time(question: str, phrase_end: int, phrase: str) -> bool:
+    """Whether a duration phrase ending at `phrase_end` is an ordinal or adjective ("a second car",
+    "after a minute detail"), judged by the word that follows it."""
+    if not _ARTICLE_UNIT_RE.search(phrase):
+        return False
+    following = re.match(r"\s*([^\W\d_]+)", question[phrase_end:])
+    return following is not None and following.group(1).lower() not in _AFTER_ARTICLE_UNIT
+
+
+def point_scope(text: str, clock: StreamClock, span: tuple[int, int]) -> TimeScope | None:
+    """A bare time point (a colon or clock time) as the interval around it, or None."""
+    a = _point(text)
+    w = POINT_HALF_WIDTH_S
+    found = _resolve([a], clock, lambda s: (s[0] - w, s[0] + w)) if a is not None else None
+    return TimeScope(found[0], found[1], text, span, "point") if found else None
 
 
 def _wall_to_stream(points: Sequence[_Point], clock: StreamClock) -> list[float] | None:
@@ -153,7 +186,7 @@ _LAST_RE = re.compile(
     re.IGNORECASE,
 )
 _AFTER_RE = re.compile(
-    rf"\b(?P<rel>after|since|before|until|till|by)\s+(?:the\s+)?(?P<a>{_POINT})"
+    rf"\b(?P<rel>after|since|before|until|till|by|later\s+than|earlier\s+than)\s+(?:the\s+)?(?P<a>{_POINT})"
     rf"(?:\s+(?:mark|into\s+the\s+(?:video|stream|recording)|in))?",
     re.IGNORECASE,
 )
@@ -181,7 +214,7 @@ def _edge(duration: float) -> float:
     return min(duration, max(EDGE_MIN_S, min(EDGE_MAX_S, EDGE_FRACTION * duration)))
 
 
-def _scope_range(question: str, clock: StreamClock) -> TimeScope | None:
+def _scope_range(question: str, clock: StreamClock) -> Iterator[TimeScope]:
     for m in _RANGE_RE.finditer(question):
         a_text, b_text = (m.group("a"), m.group("b")) if m.group("a") else (m.group("a2"), m.group("b2"))
         b = _point(b_text)
@@ -199,11 +232,10 @@ def _scope_range(question: str, clock: StreamClock) -> TimeScope | None:
             continue
         span = _resolve([a, b], clock, lambda s: (s[0], s[1]))
         if span:
-            return TimeScope(span[0], span[1], m.group(0))
-    return None
+            yield TimeScope(span[0], span[1], m.group(0), m.span(), "range")
 
 
-def _scope_last_first(question: str, clock: StreamClock) -> TimeScope | None:
+def _scope_last_first(question: str, clock: StreamClock) -> Iterator[TimeScope]:
     for m in _LAST_RE.finditer(question):
         seconds = parse_duration(m.group("dur") or f"1 {m.group('unit')}")
         if not seconds:
@@ -214,24 +246,24 @@ def _scope_last_first(question: str, clock: StreamClock) -> TimeScope | None:
         else:
             start, end = max(0.0, d - seconds), d
         if end > start:
-            return TimeScope(start, end, m.group(0).strip())
-    return None
+            lead = len(m.group(0)) - len(m.group(0).lstrip())
+            kind = "first" if m.group("which").lower() == "first" else "last"
+            yield TimeScope(start, end, m.group(0).strip(), (m.start() + lead, m.end()), kind)
 
 
-def _scope_after_before(question: str, clock: StreamClock) -> TimeScope | None:
+def _scope_after_before(question: str, clock: StreamClock) -> Iterator[TimeScope]:
     d = clock.duration
     for m in _AFTER_RE.finditer(question):
         a = _point(m.group("a"))
-        if a is None:
+        if a is None or not_a_time(question, m.end("a"), m.group("a")):
             continue
-        after = m.group("rel").lower() in ("after", "since")
+        after = m.group("rel").lower().split()[0] in ("after", "since", "later")
         span = _resolve([a], clock, (lambda s: (s[0], d)) if after else (lambda s: (0.0, s[0])))
         if span:
-            return TimeScope(span[0], span[1], m.group(0))
-    return None
+            yield TimeScope(span[0], span[1], m.group(0), m.span(), "after" if after else "before")
 
 
-def _scope_at(question: str, clock: StreamClock) -> TimeScope | None:
+def _scope_at(question: str, clock: StreamClock) -> Iterator[TimeScope]:
     w = POINT_HALF_WIDTH_S
     for m in _AT_RE.finditer(question):
         if m.group("minute"):
@@ -245,26 +277,29 @@ def _scope_at(question: str, clock: StreamClock) -> TimeScope | None:
             a = _Point(clock.duration - back, None) if back is not None else None
         else:
             a = _point(f"{m.group('c')} {m.group('cu')}")
-        if a is None:
+        if a is None or (m.group("a") and not_a_time(question, m.end("a"), m.group("a"))):
             continue
         span = _resolve([a], clock, lambda s: (s[0] - w, s[0] + w))
         if span:
-            return TimeScope(span[0], span[1], m.group(0))
-    return None
+            yield TimeScope(span[0], span[1], m.group(0), m.span(), "point")
 
 
-def _scope_edges(question: str, clock: StreamClock) -> TimeScope | None:
+def _scope_edges(question: str, clock: StreamClock) -> Iterator[TimeScope]:
     d = clock.duration
     if d <= 0:
-        return None
+        return
     edge = _edge(d)
-    if m := _START_RE.search(question):
-        return TimeScope(0.0, edge, m.group(0))
-    if m := _END_RE.search(question):
-        return TimeScope(d - edge, d, m.group(0))
-    if m := _MIDDLE_RE.search(question):
-        return TimeScope(max(0.0, d / 2 - edge / 2), min(d, d / 2 + edge / 2), m.group(0))
-    return None
+    for m in _START_RE.finditer(question):
+        yield TimeScope(0.0, edge, m.group(0), m.span(), "edge")
+    for m in _END_RE.finditer(question):
+        yield TimeScope(d - edge, d, m.group(0), m.span(), "edge")
+    for m in _MIDDLE_RE.finditer(question):
+        yield TimeScope(max(0.0, d / 2 - edge / 2), min(d, d / 2 + edge / 2), m.group(0), m.span(), "edge")
+
+
+RULES: tuple[Callable[[str, StreamClock], Iterator[TimeScope]], ...] = (
+    _scope_range, _scope_last_first, _scope_after_before, _scope_at, _scope_edges,
+)  # fmt: skip
 
 
 def extract_time_scope(question: str, clock: StreamClock) -> TimeScope | None:
@@ -272,8 +307,8 @@ def extract_time_scope(question: str, clock: StreamClock) -> TimeScope | None:
     if clock.duration <= 0:
         return None
     clock = replace(clock, duration=float(clock.duration))
-    for rule in (_scope_range, _scope_last_first, _scope_after_before, _scope_at, _scope_edges):
-        scope = rule(question, clock)
+    for rule in RULES:
+        scope = next(rule(question, clock), None)
         if scope is not None:
             return scope
     return None

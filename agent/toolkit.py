@@ -38,7 +38,8 @@ INPUTS: dict[str, type[ToolInput]] = TOOL_INPUTS
 DESCRIPTIONS = {
     "ask_video": (
         "Answer a question about a video stream held in Tempo's memory, with citations (start/end "
-        "seconds, segment indices). Pass the returned thread_id to ask a follow-up on the same thread."
+        "seconds, segment indices). Pass the returned thread_id to ask a follow-up on the same thread; "
+        "'and after that?' moves on from the previous answer's time. time_scope lists the ranges looked at."
     ),
     "search_moments": (
         "Find the moments (segments with start/end seconds and a similarity score) of a video stream "
@@ -116,6 +117,7 @@ class VideoToolkit:
             "citations",
             "evidence",
             "time_scope",
+            "rewrite_source",
             "widened",
             "widen_reason",
         )

@@ -55,6 +55,9 @@ class TimeScope(TypedDict):
     start: float  # seconds
     end: float  # seconds
     phrase: str  # the question's words, "explicit" for a given range, "previous turn" when inherited
+    # follow-ups (issue 21): every range looked at, {start, end} each, ascending (one for a single
+    # range); start/end above are their envelope. Candidates are retrieved from each.
+    ranges: list[dict[str, float]]
 
 
 class TurnResult(TypedDict):

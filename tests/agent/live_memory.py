@@ -66,9 +66,12 @@ def start_live_memory(root: Path) -> LiveMemory:
     return LiveMemory(root=root, url=url, model_dir=Path(model_dir), process=proc)
 
 
-def add_live_stream(service, name: str, *, segments: int = 6, wallclock0: float = 1_700_000_000.0) -> None:
-    """A live-style stream written as records (proxy clips, wall-clock starts), as a live ingest
-    leaves it: its query-aware pass decodes the proxies since there is no file to re-read."""
+def add_live_stream(
+    service, name: str, *, segments: int = 6, wallclock0: float | None = 1_700_000_000.0, step: float = 4.0
+) -> None:
+    """A live-style stream written as records (proxy clips, wall-clock starts unless `wallclock0` is
+    None), as a live ingest leaves it: its query-aware pass decodes the proxies since there is no file
+    to re-read. Segment i covers [step·i, step·i + step)."""
     import numpy as np
     from tempo.engine.ingest import stream_settings
     from tempo.memory.proxy import encode_proxy
@@ -90,12 +93,12 @@ def add_live_stream(service, name: str, *, segments: int = 6, wallclock0: float 
             SegmentRecord(
                 stream=name,
                 index=i,
-                start=4.0 * i,
-                end=4.0 * i + 4.0,
-                timestamps=4.0 * i + np.arange(8) * 0.5,
+                start=step * i,
+                end=step * i + step,
+                timestamps=step * i + np.arange(8) * 0.5,
                 frame_size=(64, 96),
                 first_frame_index=8 * i,
-                wallclock_start=wallclock0 + 4.0 * i,
+                wallclock_start=None if wallclock0 is None else wallclock0 + step * i,
                 tokens=rng.normal(size=(settings.stored_tokens, settings.token_dim)).astype(np.float32),
                 embedding=emb / np.linalg.norm(emb),
                 proxy=encode_proxy(frames),

@@ -7,6 +7,7 @@ from tempo.agent.conversations import Conversations, InvalidQuestionError
 from tempo.agent.errors import ThreadStreamMismatchError
 from tempo.agent.graph import allocate as allocate_node
 from tempo.agent.memory_backend import MemoryBackend
+from tempo.agent.scopes import cited_range
 from tempo.agent.threads import new_thread_id
 from tempo.engine.citations import cite
 from tempo.errors import InvalidTimeScopeError
@@ -74,6 +75,8 @@ def test_the_rewrite_node_receives_the_thread_history(live_service):
                     "question": "What happens to the square near the end?",
                     "standalone_question": "What happens to the square near the end?",
                     "answer": first["answer"],
+                    "ranges": [[r["start"], r["end"]] for r in first["time_scope"]["ranges"]],
+                    "cited": cited_range(first["citations"]),
                 }
             ],
             "and what colour was it?",
@@ -145,7 +148,9 @@ def test_strong_evidence_does_not_widen(live_service):
 
 def test_an_explicit_time_range_limits_the_candidates(conversations):
     result = conversations.ask("cam", "What moves here?", time_range=(8.0, 16.0))
-    assert result["time_scope"] == {"start": 8.0, "end": 16.0, "phrase": "explicit"}
+    assert result["time_scope"] == {
+        "start": 8.0, "end": 16.0, "phrase": "explicit", "ranges": [{"start": 8.0, "end": 16.0}]
+    }  # fmt: skip
     assert {c["index"] for c in result["candidates"]} <= {2, 3}
 
 

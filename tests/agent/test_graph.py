@@ -101,13 +101,22 @@ def test_cite_points_at_allocation_segments_and_attaches_best_candidates() -> No
 def test_remember_appends_the_turn_to_history() -> None:
     turn = {"question": "and then?", "standalone_question": "Who came? And then?", "answer": "He left."}
     state = {**turn, "citations": []}
-    assert remember(state, settings=AskSettings()) == {"history": [turn]}
+    assert remember(state, settings=AskSettings()) == {"history": [{**turn, "ranges": [], "cited": None}]}
+    # What the next turn's "after that" refers to: the asked ranges and the span of the citations.
+    cited = {**state, "asked_ranges": [[0.0, 60.0]], "citations": [
+        {"start": 12.0, "end": 12.0, "segments": [1], "text": "0:12"},
+        {"start": 30.0, "end": 38.0, "segments": [3, 4], "text": "from 0:30 to 0:38"},
+    ]}  # fmt: skip
+    remembered = remember(cited, settings=AskSettings())["history"][-1]
+    assert remembered["ranges"] == [[0.0, 60.0]] and remembered["cited"] == [12.0, 38.0]
 
 
 def test_remember_keeps_only_the_turns_the_rewrite_reads() -> None:
     turns = [{"question": f"q{i}", "standalone_question": f"Q{i}?", "answer": f"a{i}"} for i in range(6)]
     state = {**turns[5], "history": turns[:5]}
-    assert remember(state, settings=AskSettings(history_turns=3))["history"] == turns[3:]
+    assert remember(state, settings=AskSettings(history_turns=3))["history"] == [
+        *turns[3:5], {**turns[5], "ranges": [], "cited": None}
+    ]
     assert remember(state, settings=AskSettings(history_turns=0))["history"] == []
 
 

@@ -78,6 +78,9 @@ def test_react_agent_calls_the_tools_and_gets_the_cli_answers(fresh_toolkit, cli
     assert second["standalone_question"] == cli_second["standalone_question"]
     assert (second["answer"], second["citations"]) == (cli_second["answer"], cli_second["citations"])
     assert first["thread_id"] == second["thread_id"] == thread
+    # The scope read and how the question was rewritten come back too ("at the beginning": 0-30 s of 40 s).
+    assert first["time_scope"]["ranges"] == [{"start": 0.0, "end": 30.0}] and first["rewrite_source"] == "question"
+    assert second["rewrite_source"] in ("model", "fallback") and "time_scope" in second
     moments = json.loads(results["c4"].content)["moments"]
     assert len(moments) == 3 and [m["score"] for m in moments] == sorted((m["score"] for m in moments), reverse=True)
     assert all(0 <= m["start"] < m["end"] <= 41 for m in moments)

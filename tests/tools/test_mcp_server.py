@@ -78,6 +78,9 @@ def check_script(out: dict, cli_thread: dict, thread: str) -> None:
     assert (first["answer"], first["citations"]) == (cli_first["answer"], cli_first["citations"])
     assert second["standalone_question"] == cli_second["standalone_question"]
     assert (second["answer"], second["citations"]) == (cli_second["answer"], cli_second["citations"])
+    # The scope read and how the question was rewritten come back too ("at the beginning": 0-30 s of 40 s).
+    assert first["time_scope"]["ranges"] == [{"start": 0.0, "end": 30.0}] and first["rewrite_source"] == "question"
+    assert second["rewrite_source"] in ("model", "fallback") and "time_scope" in second
     moments = out["moments"]
     assert not moments.is_error and len(moments.structured_content["moments"]) == 2
     texts = []

@@ -228,6 +228,24 @@ def test_threads_show_ask_in_thread_and_delete(serve_server):
     assert httpx2.delete(f"{serve_server.base}/v1/threads/{thread}").status_code == 404
 
 
+def test_follow_ups_move_in_time_and_report_their_ranges_over_rest(serve_server):
+    ask = f"{serve_server.base}/v1/streams/cam/ask"
+    first = httpx2.post(ask, json={"question": "What happens in the first 12 seconds?"}, timeout=120).json()
+    assert first["time_scope"]["ranges"] == [{"start": 0.0, "end": 12.0}] and first["rewrite_source"] == "question"
+    after = max((c["end"] for c in first["citations"]), default=12.0)  # "that": the cited range, else the scope
+    follow = httpx2.post(
+        f"{serve_server.base}/v1/threads/{first['thread_id']}/ask",
+        json={"question": "and in the 8 seconds after that?"},
+        timeout=120,
+    ).json()
+    if after < 40.0:  # cam is 40 s long
+        assert follow["time_scope"]["ranges"] == [{"start": after, "end": min(40.0, after + 8.0)}]
+        assert follow["rewrite_source"] == "fallback" and "12 seconds" not in follow["standalone_question"]
+    both = httpx2.post(ask, json={"question": "compare the first and the last 10 seconds"}, timeout=120).json()
+    assert both["time_scope"]["ranges"] == [{"start": 0.0, "end": 10.0}, {"start": 30.0, "end": 40.0}]
+    assert all(c["start"] < 10.0 or c["end"] > 30.0 for c in both["candidates"]), both["candidates"]
+
+
 @pytest.mark.parametrize(
     ("body", "detail"),
     [

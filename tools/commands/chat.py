@@ -52,7 +52,9 @@ def print_turn_extras(result: TurnResult, out: TextIO) -> None:
         print(f"  (understood as: {result['standalone_question']})", file=out)
     scope = result.get("time_scope")
     if scope:
-        print(f"  (time scope {clock(scope['start'])}–{clock(scope['end'])}: {scope['phrase']})", file=out)
+        spans = scope.get("ranges") or [scope]
+        where = ", ".join(f"{clock(r['start'])}–{clock(r['end'])}" for r in spans)
+        print(f"  (time scope {where}: {scope['phrase']})", file=out)
     if result.get("widened"):
         print(f"  (widened: {result['widen_reason']})", file=out)
     if result["citations"]:
