@@ -117,7 +117,7 @@ def test_a_missing_video_counts_wrong_and_is_retried_next_run(
 
 
 def test_memory_mode_ingests_each_video_once_and_answers_from_memory(
-    bench_dirs: dict[str, Path], tiny_dir: Path, tmp_path: Path, redis_url: str
+    bench_dirs: dict[str, Path], tiny_dir: Path, tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import redis
 
@@ -130,6 +130,16 @@ def test_memory_mode_ingests_each_video_once_and_answers_from_memory(
     streams = {k.decode() for k in client.keys("*") if b"eval-lvbench-vid" in k}
     assert any("eval-lvbench-vidA-" in k for k in streams) and any("eval-lvbench-vidB-" in k for k in streams)
     assert "Memory mode samples a fixed 2 fps grid" in report.markdown()
+    # Its streams live in the evaluation's own namespace: `tempo streams` and the console never list them.
+    from tempo.eval.harness import EVAL_PREFIX
+    from tempo.memory.store import RedisMemoryStore
+
+    assert not [s.name for s in RedisMemoryStore(client).list_streams() if s.name.startswith("eval-")]
+    assert len([s for s in RedisMemoryStore(client, prefix=EVAL_PREFIX).list_streams()
+                if s.name.startswith("eval-lvbench-")]) == 2
+    capsys.readouterr()
+    assert main(["streams", "--json", "--redis-url", redis_url]) == 0
+    assert "eval-lvbench" not in capsys.readouterr().out
 
 
 def _rec(correct: bool, **categories: list[str]) -> dict:
