@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import Any
 
 from lmms_eval.api.instance import Instance
@@ -30,8 +31,16 @@ _IGNORED = {"use_cache", "use_flash_attention_2", "device_map", "conv_version", 
 
 
 def manifest() -> ModelManifest:
-    """The entry point lmms-eval loads: the model id and where its class lives."""
-    return ModelManifest(model_id=MODEL_ID, simple_class_path=f"{__name__}.Tempo")
+    """The entry point lmms-eval loads: the model id and where its class lives.
+
+    lmms-eval (0.7.3) calls it while `lmms_eval.models` initialises its registry; `lmms-eval models` lists
+    the table of simple models that module holds, which entry points do not reach, so Tempo enters it
+    too (as the legacy LMMS_EVAL_PLUGINS route enters its models: id → class path)."""
+    class_path = f"{__name__}.Tempo"
+    simple_models = getattr(sys.modules.get("lmms_eval.models"), "AVAILABLE_SIMPLE_MODELS", None)
+    if isinstance(simple_models, dict):
+        simple_models.setdefault(MODEL_ID, class_path)
+    return ModelManifest(model_id=MODEL_ID, simple_class_path=class_path)
 
 
 class Tempo(lmms):
