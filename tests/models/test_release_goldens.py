@@ -9,7 +9,9 @@ tests/fixtures/release_inputs.py and on a tiny checkpoint written by `tempo mode
 - pixels: sha256 of that function's `pixel_values_videos` (float32) for whole clips;
 - prompts: mm_datautils.video_process_with_frame_idx's input ids with the tiny base SVLM's processor;
 - sampling: infer.compute_sample_indices, load_video's real_fps, compute_segment_timestamp's tags;
-- ATA: vlm_multimodal_processor.adaptive_linear_budget_allocation's counts.
+- ATA: vlm_multimodal_processor.adaptive_linear_budget_allocation's counts;
+- buffers: the floating buffers of the release's model after its casts (builder.load_pretrained_model,
+  then `model.to(bfloat16)`): float32 mode holds these values, as it holds the weights' bfloat16 values.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from types import ModuleType
 
 import numpy as np
 import pytest
+import torch
 from tempo.models import TempoModel
 from tempo.models.ata import allocate_tokens
 from tempo.models.compressor import build_compressor_inputs
@@ -123,3 +126,27 @@ def test_the_allocation_goldens_hold_ties_and_more_segments_than_budget() -> Non
     names = [str(n) for n in ATA["names"]]
     assert any(n.startswith("ties-") for n in names) and any(n.startswith("over-") for n in names)
     assert (ATA["equal-over/counts"] == 0).all()  # all equal with n > B: ⌊B/n⌋ = 0, unclamped
+
+
+def test_the_buffer_goldens_cover_both_llms_and_the_vision_tower() -> None:
+    names = {row["name"] for row in GOLDENS["buffers"]}
+    assert {"model.rotary_emb.inv_freq", "model.vision_tower_aux_list.0.vlm.model.language_model.rotary_emb.inv_freq",
+            "model.vision_tower_aux_list.0.vlm.model.visual.rotary_pos_emb.inv_freq"} <= names
+
+
+@pytest.fixture(scope="module")
+def bfloat16_model(tiny_dir: Path) -> TempoModel:
+    return TempoModel.load(tiny_dir, dtype="bfloat16")
+
+
+@pytest.mark.parametrize("row", GOLDENS["buffers"], ids=lambda r: r["name"])
+def test_floating_buffers_hold_the_release_values_in_float32_and_bfloat16(
+    row: dict, tiny_model: TempoModel, bfloat16_model: TempoModel
+) -> None:
+    # float32 mode: the release's bfloat16 values computed in float32 — the buffers as the weights.
+    ours = dict(tiny_model.network.named_buffers())[row["name"]]
+    assert ours.dtype == torch.float32
+    assert ours.flatten().tolist() == row["values"]
+    ours16 = dict(bfloat16_model.network.named_buffers())[row["name"]]
+    assert str(ours16.dtype).removeprefix("torch.") == row["dtype"]
+    assert ours16.float().flatten().tolist() == row["values"]
