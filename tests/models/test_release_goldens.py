@@ -11,7 +11,9 @@ tests/fixtures/release_inputs.py and on a tiny checkpoint written by `tempo mode
 - sampling: infer.compute_sample_indices, load_video's real_fps, compute_segment_timestamp's tags;
 - ATA: vlm_multimodal_processor.adaptive_linear_budget_allocation's counts;
 - buffers: the floating buffers of the release's model after its casts (builder.load_pretrained_model,
-  then `model.to(bfloat16)`): float32 mode holds these values, as it holds the weights' bfloat16 values.
+  then `model.to(bfloat16)`): float32 mode holds these values, as it holds the weights' bfloat16 values;
+- memory (release_memory.npz): the release compressor's memory tokens with that dtype chain, then computed
+  in float32 (`model.float()`), on release_inputs.MEMORY_CASE.
 """
 
 from __future__ import annotations
@@ -150,3 +152,19 @@ def test_floating_buffers_hold_the_release_values_in_float32_and_bfloat16(
     ours16 = dict(bfloat16_model.network.named_buffers())[row["name"]]
     assert str(ours16.dtype).removeprefix("torch.") == row["dtype"]
     assert ours16.float().flatten().tolist() == row["values"]
+
+
+def test_float32_memory_tokens_equal_the_release_computed_in_float32(tiny_model: TempoModel) -> None:
+    # The release's bfloat16 values (weights and buffers) computed in float32 on the CPU, as our float32
+    # mode computes: equal to float32 rounding (≈1e-6 here; unrounded buffers gave ≈1e-3).
+    expected = np.load(FIXTURES / "release_memory.npz")["memory"]
+    width, height, count, seed, fps, query = INPUTS.MEMORY_CASE
+    frames = INPUTS.pattern_frames(width, height, count, seed=seed)
+    segments = [
+        dataclasses.replace(make_segment(i, frames=8, size=(height, width), fps=fps), frames=frames[8 * i : 8 * i + 8],
+                            first_frame_index=8 * i, extra={"sampling": "release", "real_fps": fps})
+        for i in range(count // 8)
+    ]
+    _, memory = tiny_model.compress(segments, query)
+    assert memory.shape == expected.shape
+    assert float(np.abs(memory.numpy() - expected).max()) < 1e-5
