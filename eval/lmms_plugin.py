@@ -1,6 +1,7 @@
 """Tempo as an lmms-eval model: `lmms-eval --model tempo --model_args pretrained=DIR --tasks videomme`.
 
-Installed with `pip install 'tempo-video[eval]'`; lmms-eval finds it through the entry point
+lmms-eval is installed by `make lmms` into a venv of its own that sees the project's (README
+"Evaluate": lmms-eval's own dependency list would replace torch and PyAV); it finds Tempo through the entry point
 `tempo = "tempo.eval.lmms_plugin:manifest"` in the group "lmms_eval.models" (pyproject.toml), its
 plugin mechanism since 0.7. The model arguments are the release's (`lmms_eval/models/simple/tempo.py`),
 and each request is answered the way the release's wrapper answers it: `<image>` removed from the
