@@ -274,12 +274,11 @@ def run_eval(settings: EvalSettings, *, progress: bool = True, answerer: Answere
     items = loaded.items
     if settings.out.is_dir():
         raise ResultsFileError(f"cannot use {settings.out} as the results file: it is a directory")
+    check_videos(settings.benchmark, settings.data, items)  # a wrong --data is said before a missing model
     identity = model_identity(settings.model)
     run_key = settings.run_key(identity)
     done = read_results(settings.out, run_key)
     todo = [it for it in items if it.id not in done or done[it.id].get("error")]
-    if todo:
-        check_videos(settings.benchmark, settings.data, items)
     try:
         settings.out.parent.mkdir(parents=True, exist_ok=True)
         settings.out.touch()

@@ -123,6 +123,9 @@ def test_data_one_level_too_deep_is_refused_with_a_hint(
     assert "none of the videos the Video-MME annotations in" in captured.err
     assert f"did you mean --data {bench_dirs['videomme'].resolve()}?" in captured.err
     assert not out.exists() or out.read_text() == ""
+    # Said before a missing model would be: the data is the user's first mistake here.
+    assert main(["eval", "videomme", "--data", str(deep), "--model", str(tmp_path / "nowhere")]) == 2
+    assert "none of the videos" in capsys.readouterr().err
 
 
 def test_no_nan_cell_when_a_kind_of_question_is_absent(tmp_path: Path) -> None:
