@@ -13,7 +13,8 @@ tests/fixtures/release_inputs.py and on a tiny checkpoint written by `tempo mode
 - buffers: the floating buffers of the release's model after its casts (builder.load_pretrained_model,
   then `model.to(bfloat16)`): float32 mode holds these values, as it holds the weights' bfloat16 values;
 - memory (release_memory.npz): the release compressor's memory tokens with that dtype chain, then computed
-  in float32 (`model.float()`), on release_inputs.MEMORY_CASE.
+  in float32 (`model.float()`), on release_inputs.MEMORY_CASE;
+- answer: infer.py's greedy answer for that case (dynamic compression, budget 8192), computed the same way.
 """
 
 from __future__ import annotations
@@ -154,10 +155,8 @@ def test_floating_buffers_hold_the_release_values_in_float32_and_bfloat16(
     assert ours16.float().flatten().tolist() == row["values"]
 
 
-def test_float32_memory_tokens_equal_the_release_computed_in_float32(tiny_model: TempoModel) -> None:
-    # The release's bfloat16 values (weights and buffers) computed in float32 on the CPU, as our float32
-    # mode computes: equal to float32 rounding (≈1e-6 here; unrounded buffers gave ≈1e-3).
-    expected = np.load(FIXTURES / "release_memory.npz")["memory"]
+def _memory_case() -> tuple[list, str]:
+    """release_inputs.MEMORY_CASE as release-sampled 8-frame segments, and its query."""
     width, height, count, seed, fps, query = INPUTS.MEMORY_CASE
     frames = INPUTS.pattern_frames(width, height, count, seed=seed)
     segments = [
@@ -165,6 +164,27 @@ def test_float32_memory_tokens_equal_the_release_computed_in_float32(tiny_model:
                             first_frame_index=8 * i, extra={"sampling": "release", "real_fps": fps})
         for i in range(count // 8)
     ]
+    return segments, query
+
+
+def test_float32_memory_tokens_equal_the_release_computed_in_float32(tiny_model: TempoModel) -> None:
+    # The release's bfloat16 values (weights and buffers) computed in float32 on the CPU, as our float32
+    # mode computes: equal to float32 rounding (≈1e-6 here; unrounded buffers gave ≈1e-3).
+    expected = np.load(FIXTURES / "release_memory.npz")["memory"]
+    segments, query = _memory_case()
     _, memory = tiny_model.compress(segments, query)
     assert memory.shape == expected.shape
     assert float(np.abs(memory.numpy() - expected).max()) < 1e-5
+
+
+def test_float32_greedy_answer_equals_the_release_computed_in_float32(tiny_dir: Path) -> None:
+    from tempo.engine.reference import answer_video
+    from tempo.models import TempoInferenceConfig
+    from tempo.settings import AskSettings
+
+    golden = GOLDENS["answer"]
+    model = TempoModel.load(tiny_dir, dtype="float32", config=TempoInferenceConfig(context_limit=16384))
+    assert model.tokenizer.decode(golden["ids"], skip_special_tokens=True) == golden["text"]
+    segments, query = _memory_case()
+    settings = AskSettings(budget=golden["budget"], max_new_tokens=golden["max_new_tokens"])
+    assert answer_video(model, segments, query, settings=settings)["answer"] == golden["text"].strip()
