@@ -12,10 +12,12 @@ TORCH_SPEC ?= torch==2.13.0
 # venv itself it would break every transformers import. Skipped where torchvision already imports.
 TORCHVISION_SPEC ?= torchvision==0.28.0
 PARITY_SITE := $(VENV)/parity-site
-# lmms-eval for the plugin's test lives in its own venv, LMMS_VENV, which sees the project's venv through a
-# .pth file: installed without its dependency tree (it pins av<16 and pulls torchvision, i.e. a CUDA torch on
-# Linux), exactly the modules `lmms-eval eval` imports on the path the test runs; and kept apart because it
-# pins filelock<4 and brings pandas, datasets and others that the project itself does not need.
+# lmms-eval (the release's evaluation route) lives in its own venv, LMMS_VENV, which sees the project's venv
+# through a .pth file: `make lmms` builds it (`make venv` too: CI runs the plugin's tests in it). lmms-eval is
+# installed without its dependency tree (it pins av<16 and pulls torchvision, i.e. a CUDA torch on Linux, over
+# the project's torch and PyAV), with exactly the modules `lmms-eval eval` imports on the plugin's path and
+# what the benchmarks' task files import (opencv-python-headless: videomme; decord: longvideobench); kept
+# apart because it pins filelock<4 and brings pandas, datasets and others that the project does not need.
 LMMS_VENV ?= $(VENV)-lmms
 LMMS_EVAL_SPEC ?= lmms-eval==0.7.3
 LMMS_EVAL_DEPS := accelerate==1.15.0 aiohappyeyeballs==2.7.1 aiohttp==3.14.5 aiosignal==1.4.0 chardet==6.0.0.post1 \
@@ -23,11 +25,11 @@ LMMS_EVAL_DEPS := accelerate==1.15.0 aiohappyeyeballs==2.7.1 aiohttp==3.14.5 aio
 	loguru==0.7.3 lxml==6.1.3 mbstrdecoder==1.1.5 multidict==7.2.1 multiprocess==0.70.19 pandas==3.1.1 \
 	pathvalidate==3.3.1 pillow==13.0.0 portalocker==4.4.2 propcache==0.5.4 pytablewriter==1.2.1 \
 	python-dateutil==2.9.0.post0 pytz==2026.6 sacrebleu==2.6.0 six==1.17.0 tabledata==1.3.5 tabulate==0.10.0 \
-	tcolorpy==0.1.7 typepy==1.3.5 yarl==1.25.1
+	tcolorpy==0.1.7 typepy==1.3.5 yarl==1.25.1 opencv-python-headless==4.13.0.92 decord==0.6.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv browser demo test lint bench clean
+.PHONY: venv lmms lmms-venv browser demo test lint bench clean
 
 venv: $(STAMP)
 
@@ -38,11 +40,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/python -c "import torchvision" 2>/dev/null \
 		|| $(BIN)/pip install -q --no-deps --target $(PARITY_SITE) "$(TORCHVISION_SPEC)"
+	$(MAKE) --no-print-directory lmms-venv
+	touch $(STAMP)
+
+# `make lmms`: the project's venv, then lmms-eval's beside it; run `$(LMMS_VENV)/bin/lmms-eval eval --model tempo ...`.
+lmms: $(STAMP)
+
+lmms-venv:
 	rm -rf $(LMMS_VENV) && $(PYTHON) -m venv $(LMMS_VENV)
 	echo "import site; site.addsitedir('$$($(BIN)/python -c 'import site; print(site.getsitepackages()[0])')')" \
 		> "$$($(LMMS_VENV)/bin/python -c 'import site; print(site.getsitepackages()[0])')/tempo-project.pth"
 	$(LMMS_VENV)/bin/pip install -q --no-deps "$(LMMS_EVAL_SPEC)" $(LMMS_EVAL_DEPS)
-	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/tempo demo

@@ -25,9 +25,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tempo.eval.answers import score_letter
-from tempo.eval.datasets import BenchmarkItem, load_items
+from tempo.eval.datasets import BenchmarkItem, SkippedRow, load_benchmark
 from tempo.eval.errors import ResultsFileError
+from tempo.eval.identity import describe, model_identity, same_model
 from tempo.eval.prompts import BenchmarkSpec, benchmark
+from tempo.eval.summary import check_videos, write_summary
 from tempo.settings import AskSettings
 from tempo.streaming.errors import StreamingError
 from tqdm import tqdm
@@ -63,11 +65,12 @@ class EvalSettings:
     def spec(self) -> BenchmarkSpec:
         return benchmark(self.benchmark)
 
-    def run_key(self) -> dict[str, Any]:
-        """What a results file must agree on to be resumed (memory mode: the top-K too, which changes
-        which segments are recompressed, so records of another top-K do not mix in)."""
+    def run_key(self, model: dict[str, str] | None = None) -> dict[str, Any]:
+        """What a results file must agree on to be resumed: benchmark, mode, budget and the model
+        (`model_identity`: path and fingerprint; compared by fingerprint) — memory mode: the top-K too,
+        which changes which segments are recompressed, so records of another top-K do not mix in."""
         key: dict[str, Any] = {"benchmark": self.benchmark, "mode": self.mode, "budget": self.budget,
-                               "model": self.model or ""}
+                               "model": model if model is not None else (self.model or "")}
         if self.mode == "memory":
             key["top_k"] = self.top_k
         return key
@@ -86,6 +89,7 @@ class EvalReport:
     guessed: int  # LongVideoBench answers with no letter: scored by a seeded random guess, as lmms-eval does
     ran: int = 0  # questions answered by this invocation (the rest came from the results file)
     extra: dict[str, float] = field(default_factory=dict)  # e.g. "videomme long"
+    skipped: list[SkippedRow] = field(default_factory=list)  # annotation rows that could not be asked
 
     def markdown(self) -> str:
         return render_markdown(self)
@@ -114,15 +118,23 @@ def read_results(path: Path, run_key: dict[str, Any]) -> dict[str, dict[str, Any
             key = record["run"]
         except (ValueError, KeyError, TypeError):
             raise ResultsFileError(f"{path} line {n} is not a tempo eval record; choose another --out") from None
-        if key != run_key:
+        if not _same_run(key, run_key):
             raise ResultsFileError(
                 f"{path} holds results of another run ({key.get('benchmark')}, {key.get('mode')} mode, budget "
-                f"{key.get('budget')}, model {key.get('model') or 'default'}"
+                f"{key.get('budget')}, model {describe(key.get('model'))}"
                 + (f", top-K {key.get('top_k', 'unrecorded')}" if key.get("mode") == "memory" else "")
                 + "); choose another --out"
             )
         records[str(record["id"])] = record
     return records
+
+
+def _same_run(recorded: Any, run_key: dict[str, Any]) -> bool:
+    if not isinstance(recorded, dict) or {k: v for k, v in recorded.items() if k != "model"} != {
+            k: v for k, v in run_key.items() if k != "model"}:
+        return False
+    model = run_key.get("model")
+    return same_model(recorded.get("model"), model) if isinstance(model, dict) else recorded.get("model") == model
 
 
 def _append(path: Path, record: dict[str, Any]) -> None:
@@ -207,14 +219,38 @@ def memory_stream_name(item: BenchmarkItem) -> str:
     return f"eval-{item.benchmark}-{stem}-{digest}"
 
 
-def memory_answerer(settings: EvalSettings) -> Answerer:
-    """Answer each question from memory like `tempo ask --stream`: ingest the video once, then ask."""
-    from tempo.agent.conversations import Conversations
-    from tempo.service import TempoService
+# Memory mode's streams live under their own key prefix in the same Redis (and their FAISS snapshot in
+# HOME/eval), so `tempo streams`, the console and the user's index never see them; a later run reuses them.
+EVAL_PREFIX = "tempo-eval"
 
-    service = TempoService(model=settings.model, embedder=settings.embedder, redis_url=settings.redis_url,
-                           home=settings.home,
-                           device=settings.device, inference=_inference_config(settings))
+
+def eval_service(settings: EvalSettings) -> Any:
+    """A `TempoService` whose memory is the evaluation's own namespace (`EVAL_PREFIX`)."""
+    from tempo.memory.embedded import connect, tempo_home
+    from tempo.memory.index import SegmentIndex
+    from tempo.memory.store import RedisMemoryStore
+    from tempo.service import TempoService, loaded_once
+
+    class EvalService(TempoService):
+        @loaded_once
+        def store(self) -> RedisMemoryStore:
+            return RedisMemoryStore(connect(self.redis_url, self.home), prefix=EVAL_PREFIX,
+                                    home=tempo_home(self.home) / "eval")
+
+        @loaded_once
+        def index(self) -> SegmentIndex:
+            return SegmentIndex.open(self.store, tempo_home(self.home) / "eval")
+
+    return EvalService(model=settings.model, embedder=settings.embedder, redis_url=settings.redis_url,
+                       home=settings.home, device=settings.device, inference=_inference_config(settings))
+
+
+def memory_answerer(settings: EvalSettings) -> Answerer:
+    """Answer each question from memory like `tempo ask --stream`: ingest the video once (into the
+    evaluation's own namespace), then ask."""
+    from tempo.agent.conversations import Conversations
+
+    service = eval_service(settings)
     ingested: set[str] = set()
     conversations = Conversations(service, settings=evaluation_settings(settings.spec, settings.budget,
                                                                          settings.top_k))
@@ -234,8 +270,13 @@ def memory_answerer(settings: EvalSettings) -> Answerer:
 def run_eval(settings: EvalSettings, *, progress: bool = True, answerer: Answerer | None = None) -> EvalReport:
     """Answer every unfinished question of the benchmark, appending each to `settings.out`; score all."""
     spec = settings.spec
-    items = load_items(settings.benchmark, settings.data, limit=settings.limit)
-    run_key = settings.run_key()
+    loaded = load_benchmark(settings.benchmark, settings.data, limit=settings.limit)
+    items = loaded.items
+    if settings.out.is_dir():
+        raise ResultsFileError(f"cannot use {settings.out} as the results file: it is a directory")
+    check_videos(settings.benchmark, settings.data, items)  # a wrong --data is said before a missing model
+    identity = model_identity(settings.model)
+    run_key = settings.run_key(identity)
     done = read_results(settings.out, run_key)
     todo = [it for it in items if it.id not in done or done[it.id].get("error")]
     try:
@@ -258,6 +299,8 @@ def run_eval(settings: EvalSettings, *, progress: bool = True, answerer: Answere
         bar.close()
     report = score([done[it.id] for it in items if it.id in done], settings)
     report.ran = ran
+    report.skipped = loaded.skipped
+    write_summary(report, identity)
     return report
 
 
@@ -338,8 +381,8 @@ def render_markdown(report: EvalReport) -> str:
         cells = " | ".join(f"{paper[k]:.1f}" for k in keys)
         lines.append(f"| Tempo-6B (paper) | {s.budget} | reference | all | {cells} | "
                      f"{PAPER_TOKENS_PER_FRAME[s.budget]} |")
-    ours = [report.accuracy] + [report.extra.get(k, float("nan")) for k in keys[1:]]
-    cells = " | ".join(f"{v:.1f}" for v in ours)
+    ours = [report.accuracy] + [report.extra.get(k) for k in keys[1:]]
+    cells = " | ".join("–" if v is None else f"{v:.1f}" for v in ours)  # "–": no question of that kind
     lines.append(f"| this run | {s.budget} | {s.mode} | {len(report.records)} | {cells} | "
                  f"{report.tokens_per_frame:.2f} |")
     if paper is None:
@@ -353,6 +396,10 @@ def render_markdown(report: EvalReport) -> str:
     if report.failed:
         notes.append(f"{report.failed} question(s) failed to read their video and count as wrong; "
                      "run the same command again to retry them.")
+    if report.skipped:
+        shown = "; ".join(f"{row.id}: {row.reason}" for row in report.skipped[:5])
+        more = f"; and {len(report.skipped) - 5} more (all in the summary file)" if len(report.skipped) > 5 else ""
+        notes.append(f"{len(report.skipped)} annotation row(s) could not be asked and were skipped ({shown}{more}).")
     if report.guessed:
         notes.append(f"{report.guessed} answer(s) named no option letter and were scored by a seeded random "
                      "guess, as lmms-eval's LongVideoBench task does.")

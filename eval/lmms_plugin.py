@@ -1,6 +1,7 @@
 """Tempo as an lmms-eval model: `lmms-eval --model tempo --model_args pretrained=DIR --tasks videomme`.
 
-Installed with `pip install 'tempo-video[eval]'`; lmms-eval finds it through the entry point
+lmms-eval is installed by `make lmms` into a venv of its own that sees the project's (README
+"Evaluate": lmms-eval's own dependency list would replace torch and PyAV); it finds Tempo through the entry point
 `tempo = "tempo.eval.lmms_plugin:manifest"` in the group "lmms_eval.models" (pyproject.toml), its
 plugin mechanism since 0.7. The model arguments are the release's (`lmms_eval/models/simple/tempo.py`),
 and each request is answered the way the release's wrapper answers it: `<image>` removed from the
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import Any
 
 from lmms_eval.api.instance import Instance
@@ -30,8 +32,16 @@ _IGNORED = {"use_cache", "use_flash_attention_2", "device_map", "conv_version", 
 
 
 def manifest() -> ModelManifest:
-    """The entry point lmms-eval loads: the model id and where its class lives."""
-    return ModelManifest(model_id=MODEL_ID, simple_class_path=f"{__name__}.Tempo")
+    """The entry point lmms-eval loads: the model id and where its class lives.
+
+    lmms-eval (0.7.3) calls it while `lmms_eval.models` initialises its registry; `lmms-eval models` lists
+    the table of simple models that module holds, which entry points do not reach, so Tempo enters it
+    too (as the legacy LMMS_EVAL_PLUGINS route enters its models: id → class path)."""
+    class_path = f"{__name__}.Tempo"
+    simple_models = getattr(sys.modules.get("lmms_eval.models"), "AVAILABLE_SIMPLE_MODELS", None)
+    if isinstance(simple_models, dict):
+        simple_models.setdefault(MODEL_ID, class_path)
+    return ModelManifest(model_id=MODEL_ID, simple_class_path=class_path)
 
 
 class Tempo(lmms):

@@ -160,7 +160,7 @@ def round_weights_as_released(model: TempoForCausalLM, model_dir: Path) -> None:
                     stored = _SAFETENSORS_BITS.get(handle.get_slice(key).get_dtype(), 0)
                     source = handle.get_tensor(key) if stored > param.element_size() * 8 else param.data
                     param.data.copy_(release_weight_values(source))
-    if model.dtype == torch.bfloat16:
+    if model.dtype in (torch.bfloat16, torch.float32):
         round_buffers_as_released(model)
 
 
@@ -177,15 +177,18 @@ def release_weight_values(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def round_buffers_as_released(network: TempoForCausalLM) -> None:
-    """Floating buffers (rotary frequencies) as the release's casts leave them on a bfloat16 model:
-    the SVLM's went through float16 (`vision_tower_aux.to(dtype=float16)`), everything then to bfloat16."""
+    """Floating buffers (rotary frequencies of both LLMs, the compressor's) as the release's casts leave
+    them: the SVLM's went through float16 (`vision_tower_aux.to(dtype=float16)`), everything then to
+    bfloat16. A bfloat16 model keeps them in bfloat16; a float32 model holds the same values in float32
+    (float32 mode is "the release's bfloat16 values, computed in float32", buffers as weights)."""
     compressor_buffers = {id(b) for b in network.compressor.buffers()}
     for module in network.modules():
         for name, buf in list(module.named_buffers(recurse=False)):
             if buf is None or not buf.is_floating_point():
                 continue
             value = buf.to(torch.float16) if id(buf) in compressor_buffers else buf
-            module._buffers[name] = value.to(torch.bfloat16)
+            value = value.to(torch.bfloat16)
+            module._buffers[name] = value if network.dtype == torch.bfloat16 else value.to(buf.dtype)
 
 
 def write_checkpoint(

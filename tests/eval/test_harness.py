@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from tempo.eval.datasets import load_items
 from tempo.eval.harness import EvalSettings, read_results, run_eval, score
+from tempo.eval.identity import model_identity
 from tempo.eval.prompts import benchmark
 from tempo.tools.cli import main
 
@@ -59,7 +60,9 @@ def test_reference_mode_answers_every_question_with_the_release_prompt(
         assert record["error"] is None and record["answer"] == item.answer
         assert record["correct"] == (record["letter"] == item.answer)
         assert 0.5 <= record["tokens_per_frame"] <= 32  # ATA: between the floor and M per frame
-        assert record["run"] == {"benchmark": name, "mode": "reference", "budget": 4096, "model": str(tiny_dir)}
+        assert record["run"] == {"benchmark": name, "mode": "reference", "budget": 4096,
+                                 "model": model_identity(str(tiny_dir))}
+        assert record["run"]["model"]["path"] == str(tiny_dir.resolve())
     table = capsys.readouterr().out
     assert "| Tempo-6B (paper) | 4096 | reference | all |" in table
     assert f"| this run | 4096 | reference | {len(items)} |" in table
@@ -114,7 +117,7 @@ def test_a_missing_video_counts_wrong_and_is_retried_next_run(
 
 
 def test_memory_mode_ingests_each_video_once_and_answers_from_memory(
-    bench_dirs: dict[str, Path], tiny_dir: Path, tmp_path: Path, redis_url: str
+    bench_dirs: dict[str, Path], tiny_dir: Path, tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import redis
 
@@ -127,6 +130,16 @@ def test_memory_mode_ingests_each_video_once_and_answers_from_memory(
     streams = {k.decode() for k in client.keys("*") if b"eval-lvbench-vid" in k}
     assert any("eval-lvbench-vidA-" in k for k in streams) and any("eval-lvbench-vidB-" in k for k in streams)
     assert "Memory mode samples a fixed 2 fps grid" in report.markdown()
+    # Its streams live in the evaluation's own namespace: `tempo streams` and the console never list them.
+    from tempo.eval.harness import EVAL_PREFIX
+    from tempo.memory.store import RedisMemoryStore
+
+    assert not [s.name for s in RedisMemoryStore(client).list_streams() if s.name.startswith("eval-")]
+    assert len([s for s in RedisMemoryStore(client, prefix=EVAL_PREFIX).list_streams()
+                if s.name.startswith("eval-lvbench-")]) == 2
+    capsys.readouterr()
+    assert main(["streams", "--json", "--redis-url", redis_url]) == 0
+    assert "eval-lvbench" not in capsys.readouterr().out
 
 
 def _rec(correct: bool, **categories: list[str]) -> dict:
@@ -172,6 +185,7 @@ def test_a_malformed_row_or_an_unwritable_out_is_one_sentence(
     assert main(["eval", "longvideobench", "--data", str(data)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("tempo: error: a longvideobench annotation row in ") and err.count("\n") == 1
+    assert "x: correct_choice 'first' is not an option number" in err
     assert main(["eval", "mlvu", "--data", str(bench_dirs["mlvu"]), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"tempo: error: cannot use {tmp_path} as the results file") and err.count("\n") == 1

@@ -20,8 +20,8 @@ from tempo.models import TempoInferenceConfig
 from tempo.settings import AskSettings
 from tempo.streaming.synthetic import write_test_video
 
-# `make venv` puts it at $(VENV)-lmms.
-LMMS_VENV = Path(sys.prefix + "-lmms")
+# `make venv` (or `make lmms`) puts it at $(VENV)-lmms, or at $LMMS_VENV as the Makefile's variable says.
+LMMS_VENV = Path(os.environ.get("LMMS_VENV") or sys.prefix + "-lmms")
 TASK_YAML = """\
 task: tempo_tiny_mcq
 dataset_path: json
@@ -79,6 +79,29 @@ def test_lmms_eval_lists_tempo_from_the_entry_point() -> None:
         "print('ok')"
     )
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
+
+
+def test_lmms_eval_models_lists_tempo() -> None:
+    proc = subprocess.run([_lmms_bin("lmms-eval"), "models"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert any(line.split()[:2] == ["tempo", "simple"] for line in proc.stdout.splitlines()), proc.stdout[-2000:]
+
+
+def test_the_lmms_venv_keeps_the_projects_torch_and_pyav_and_imports_the_video_tasks() -> None:
+    # lmms-eval's own dependency list would bring a CUDA torch and av<16; its venv must use the project's.
+    import av
+    import torch
+
+    proc = _python(
+        "import av, torch\n"
+        "print(torch.__version__, av.__version__)\n"
+        "import lmms_eval.tasks.videomme.utils, lmms_eval.tasks.longvideobench.utils\n"  # cv2, decord
+        "import lmms_eval.tasks.lvbench.utils, lmms_eval.tasks.mlvu.utils\n"
+        "print('ok')"
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.split("\n")
+    assert lines[0] == f"{torch.__version__} {av.__version__}" and "ok" in lines
 
 
 def test_lmms_eval_runs_the_tempo_model_on_a_generated_task(tiny_dir: Path, tmp_path: Path) -> None:

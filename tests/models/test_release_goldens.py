@@ -9,7 +9,12 @@ tests/fixtures/release_inputs.py and on a tiny checkpoint written by `tempo mode
 - pixels: sha256 of that function's `pixel_values_videos` (float32) for whole clips;
 - prompts: mm_datautils.video_process_with_frame_idx's input ids with the tiny base SVLM's processor;
 - sampling: infer.compute_sample_indices, load_video's real_fps, compute_segment_timestamp's tags;
-- ATA: vlm_multimodal_processor.adaptive_linear_budget_allocation's counts.
+- ATA: vlm_multimodal_processor.adaptive_linear_budget_allocation's counts;
+- buffers: the floating buffers of the release's model after its casts (builder.load_pretrained_model,
+  then `model.to(bfloat16)`): float32 mode holds these values, as it holds the weights' bfloat16 values;
+- memory (release_memory.npz): the release compressor's memory tokens with that dtype chain, then computed
+  in float32 (`model.float()`), on release_inputs.MEMORY_CASE;
+- answer: infer.py's greedy answer for that case (dynamic compression, budget 8192), computed the same way.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from types import ModuleType
 
 import numpy as np
 import pytest
+import torch
 from tempo.models import TempoModel
 from tempo.models.ata import allocate_tokens
 from tempo.models.compressor import build_compressor_inputs
@@ -123,3 +129,62 @@ def test_the_allocation_goldens_hold_ties_and_more_segments_than_budget() -> Non
     names = [str(n) for n in ATA["names"]]
     assert any(n.startswith("ties-") for n in names) and any(n.startswith("over-") for n in names)
     assert (ATA["equal-over/counts"] == 0).all()  # all equal with n > B: ⌊B/n⌋ = 0, unclamped
+
+
+def test_the_buffer_goldens_cover_both_llms_and_the_vision_tower() -> None:
+    names = {row["name"] for row in GOLDENS["buffers"]}
+    assert {"model.rotary_emb.inv_freq", "model.vision_tower_aux_list.0.vlm.model.language_model.rotary_emb.inv_freq",
+            "model.vision_tower_aux_list.0.vlm.model.visual.rotary_pos_emb.inv_freq"} <= names
+
+
+@pytest.fixture(scope="module")
+def bfloat16_model(tiny_dir: Path) -> TempoModel:
+    return TempoModel.load(tiny_dir, dtype="bfloat16")
+
+
+@pytest.mark.parametrize("row", GOLDENS["buffers"], ids=lambda r: r["name"])
+def test_floating_buffers_hold_the_release_values_in_float32_and_bfloat16(
+    row: dict, tiny_model: TempoModel, bfloat16_model: TempoModel
+) -> None:
+    # float32 mode: the release's bfloat16 values computed in float32 — the buffers as the weights.
+    ours = dict(tiny_model.network.named_buffers())[row["name"]]
+    assert ours.dtype == torch.float32
+    assert ours.flatten().tolist() == row["values"]
+    ours16 = dict(bfloat16_model.network.named_buffers())[row["name"]]
+    assert str(ours16.dtype).removeprefix("torch.") == row["dtype"]
+    assert ours16.float().flatten().tolist() == row["values"]
+
+
+def _memory_case() -> tuple[list, str]:
+    """release_inputs.MEMORY_CASE as release-sampled 8-frame segments, and its query."""
+    width, height, count, seed, fps, query = INPUTS.MEMORY_CASE
+    frames = INPUTS.pattern_frames(width, height, count, seed=seed)
+    segments = [
+        dataclasses.replace(make_segment(i, frames=8, size=(height, width), fps=fps), frames=frames[8 * i : 8 * i + 8],
+                            first_frame_index=8 * i, extra={"sampling": "release", "real_fps": fps})
+        for i in range(count // 8)
+    ]
+    return segments, query
+
+
+def test_float32_memory_tokens_equal_the_release_computed_in_float32(tiny_model: TempoModel) -> None:
+    # The release's bfloat16 values (weights and buffers) computed in float32 on the CPU, as our float32
+    # mode computes: equal to float32 rounding (≈1e-6 here; unrounded buffers gave ≈1e-3).
+    expected = np.load(FIXTURES / "release_memory.npz")["memory"]
+    segments, query = _memory_case()
+    _, memory = tiny_model.compress(segments, query)
+    assert memory.shape == expected.shape
+    assert float(np.abs(memory.numpy() - expected).max()) < 1e-5
+
+
+def test_float32_greedy_answer_equals_the_release_computed_in_float32(tiny_dir: Path) -> None:
+    from tempo.engine.reference import answer_video
+    from tempo.models import TempoInferenceConfig
+    from tempo.settings import AskSettings
+
+    golden = GOLDENS["answer"]
+    model = TempoModel.load(tiny_dir, dtype="float32", config=TempoInferenceConfig(context_limit=16384))
+    assert model.tokenizer.decode(golden["ids"], skip_special_tokens=True) == golden["text"]
+    segments, query = _memory_case()
+    settings = AskSettings(budget=golden["budget"], max_new_tokens=golden["max_new_tokens"])
+    assert answer_video(model, segments, query, settings=settings)["answer"] == golden["text"].strip()

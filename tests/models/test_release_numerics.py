@@ -50,6 +50,36 @@ def test_bfloat16_model_rounds_rotary_frequencies_as_the_release(tiny_dir: Path)
     assert 0.0 < float(scores[0]) < 1.0
 
 
+def _exact_inv_freq(dim: int, theta: float) -> torch.Tensor:
+    return 1.0 / theta ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim)
+
+
+def test_float32_model_holds_the_release_bfloat16_buffers_in_float32(tiny_model: TempoModel) -> None:
+    # float32 mode is the release's bfloat16 values computed in float32: its floating buffers too —
+    # the global LLM's rotary frequencies rounded to bfloat16, the compressor's through float16 first.
+    assert tiny_model.dtype == torch.float32
+    network = tiny_model.network
+    cfg = network.llm_config
+    exact = _exact_inv_freq(cfg.head_dim, cfg.rope_parameters["rope_theta"])
+    llm_rope = network.model.rotary_emb.inv_freq
+    assert llm_rope.dtype == torch.float32
+    assert torch.equal(llm_rope, exact.to(torch.bfloat16).float())
+    assert not torch.equal(exact, exact.to(torch.bfloat16).float())  # the rounding shows on these values
+    compressor_ids = {id(b) for b in network.compressor.buffers()}
+    checked = 0
+    for name, buf in network.named_buffers():
+        if not buf.is_floating_point():
+            continue
+        assert buf.dtype == torch.float32, name
+        assert torch.equal(buf, buf.to(torch.bfloat16).float()), f"{name} holds values bfloat16 lacks"
+        checked += id(buf) in compressor_ids
+    assert checked >= 2  # the SVLM's text and vision rotary frequencies
+    svlm_rope = network.compressor.vlm.model.language_model.rotary_emb
+    text_cfg = network.config.svlm_config.text_config
+    svlm_exact = _exact_inv_freq(text_cfg.head_dim, text_cfg.rope_parameters["rope_theta"])
+    assert torch.equal(svlm_rope.inv_freq, svlm_exact.to(torch.float16).to(torch.bfloat16).float())
+
+
 def test_global_llm_ignores_rope_scaling(tiny_dir: Path, tmp_path: Path) -> None:
     copy = tmp_path / "scaled"
     shutil.copytree(tiny_dir, copy)

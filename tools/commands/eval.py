@@ -11,6 +11,7 @@ from tempo.eval.prompts import BENCHMARKS
 
 def _run(args: argparse.Namespace) -> int:
     from tempo.eval.harness import EvalSettings, run_eval
+    from tempo.eval.summary import summary_path
 
     out = args.out or Path(f"results-{args.benchmark}-{args.mode}-{args.budget}.jsonl")
     settings = EvalSettings(
@@ -29,7 +30,8 @@ def _run(args: argparse.Namespace) -> int:
     report = run_eval(settings, progress=sys.stderr.isatty())
     print(report.markdown())
     earlier = len(report.records) - report.ran
-    print(f"\nresults: {settings.out} ({report.ran} answered now, {earlier} from earlier runs)")
+    print(f"\nresults: {settings.out} ({report.ran} answered now, {earlier} from earlier runs); "
+          f"summary: {summary_path(settings.out)}")
     return 0
 
 
