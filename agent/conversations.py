@@ -30,7 +30,7 @@ from tempo.agent.memory_backend import MemoryBackend
 from tempo.agent.monitoring.alert_answers import answer_alert_question, is_alert_question
 from tempo.agent.threads import ThreadStore, check_thread_id
 from tempo.agent.turn import final_state, turn_result
-from tempo.engine.result import TurnResult
+from tempo.engine.result import TEMPO_FAMILY, TEMPO_TOKENS_UNIT, TurnResult
 from tempo.inputs import QUESTION_MAX_CHARS, check_time_range
 from tempo.memory.store_types import StreamInfo
 from tempo.service import TempoService
@@ -214,6 +214,8 @@ class Conversations:
             compressed=0,
             answer_cached=False,
             timings={},
+            family=TEMPO_FAMILY,
+            tokens_unit=TEMPO_TOKENS_UNIT,
         )
 
     # ----- threads ----------------------------------------------------------------------------------

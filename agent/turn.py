@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from tempo.agent.graph import AgentState
-from tempo.engine.result import TurnResult, rounded_timings, tokens_per_frame
+from tempo.engine.result import TEMPO_FAMILY, TEMPO_TOKENS_UNIT, TurnResult, rounded_timings, tokens_per_frame
 from tempo.memory.records import Gap
 
 
@@ -107,4 +107,6 @@ def turn_result(
         compressed=int(final.get("compressed", 0)),
         answer_cached=bool(final.get("answer_cached")),
         timings=rounded_timings({**(final.get("timings") or {}), **(timings or {})}),
+        family=TEMPO_FAMILY,  # memory mode answers with the Tempo family only (issue 23)
+        tokens_unit=TEMPO_TOKENS_UNIT,
     )

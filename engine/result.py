@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from tempo.engine.recall import AllocationPlan
 
 SegmentKind = Literal["candidate", "anchor"]
+TEMPO_FAMILY = "tempo"
+TEMPO_TOKENS_UNIT = "memory tokens"
 
 
 class TimelineRow(TypedDict):
@@ -40,6 +42,8 @@ class TimelineRow(TypedDict):
     tokens: int  # memory tokens ATA kept for it
     kind: SegmentKind
     gap_before: float  # seconds without video right before this segment (0 when contiguous)
+    # open weights (issue 23): {frames, width, height} the Qwen3-VL answerer read; None for Tempo
+    rendition: dict[str, int] | None
 
 
 class SegmentHit(TypedDict):
@@ -88,6 +92,9 @@ class TurnResult(TypedDict):
     compressed: int  # candidates that ran through the compressor for this question
     answer_cached: bool
     timings: dict[str, float]  # seconds per step
+    # open weights (issue 23): the model family that answered and the unit of `tokens`/`budget`
+    family: str  # "tempo" | "qwen3-vl"
+    tokens_unit: str  # "memory tokens" (Tempo) | "qwen3-vl visual tokens"
 
 
 def timeline_rows(plan: AllocationPlan) -> list[TimelineRow]:
@@ -113,6 +120,7 @@ def timeline_rows(plan: AllocationPlan) -> list[TimelineRow]:
                 tokens=int(k),
                 kind="candidate" if c else "anchor",
                 gap_before=round(gap, 3) if gap > 1e-3 else 0.0,
+                rendition=None,
             )
         )
         previous_end = float(e)

@@ -19,6 +19,7 @@ from tempo.errors import redact_url
 from tempo.inputs import arg_type, check, check_question
 from tempo.models.config import TempoInferenceConfig
 from tempo.settings import AskSettings
+from tempo.tools.commands.open_weights import add_open_weights_options
 from tempo.tools.commands.options import (
     add_fps_option,
     add_max_new_tokens_option,
@@ -180,8 +181,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _ask(args: argparse.Namespace) -> int:
     from tempo.engine.reference import answer_video
-    from tempo.models import TempoModel, resolve_model_name
+    from tempo.models import resolve_model_name
     from tempo.models.checkpoint import resolve_model_dir
+    from tempo.models.qwen3vl_family import load_model_family
     from tempo.streaming import SamplingConfig, iter_segments
 
     t0 = time.perf_counter()
@@ -191,7 +193,7 @@ def _ask(args: argparse.Namespace) -> int:
     sampling = SamplingConfig(fps=args.fps, window=config.window, max_edge=config.max_edge, sampling=args.sampling)
     show_progress = not args.json and sys.stderr.isatty()
     segments = iter_segments(args.video, config=sampling, progress=show_progress)
-    model = TempoModel.load(model_dir, device=args.device, config=config)
+    model = load_model_family(model_dir, device=args.device, config=config, router=getattr(args, "router", None))
     load_s = time.perf_counter() - t0
 
     result = answer_video(
@@ -236,6 +238,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_top_k_option(parser, AskSettings.top_k, "with --stream: candidate segments from FAISS (as tempo chat)")
     add_model_options(parser)
+    add_open_weights_options(parser)
     add_memory_options(parser)
     parser.add_argument(
         "--budget",
