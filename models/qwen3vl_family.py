@@ -253,18 +253,16 @@ class Qwen3VLFamily:
     def build_inputs(self, question: str, clips: Sequence[RenderedClip]) -> dict[str, torch.Tensor]:
         """The answerer's inputs for `clips` in time order: input_ids, attention_mask, mm_token_type_ids,
         pixel_values_videos (normalised), video_grid_thw."""
-        text = self._chat(question, len(clips))
-        patches, grids = [], []
-        for clip in clips:
+        parts = self._chat(question, len(clips)).split(VIDEO_PLACEHOLDER)
+        if len(parts) != len(clips) + 1:
+            raise CheckpointError(f"the chat template of {self.model_dir} writes no {VIDEO_PLACEHOLDER} per video.")
+        patches, grids, pieces = [], [], [parts[0]]
+        for clip, after in zip(clips, parts[1:], strict=True):
             pix, grid, prompt = clip_inputs(self.processor, clip)
-            if VIDEO_PLACEHOLDER not in text:
-                raise CheckpointError(
-                    f"the chat template of {self.model_dir} writes no {VIDEO_PLACEHOLDER} for a video."
-                )
-            text = text.replace(VIDEO_PLACEHOLDER, "\x00" + prompt, 1)  # \x00: not matched again
+            pieces += [prompt, after]  # the template's placeholder becomes the clip's tags and vision tokens
             patches.append(pix)
             grids.append(grid)
-        ids = torch.tensor([self.tokenizer.encode(text.replace("\x00", ""))], dtype=torch.long)
+        ids = torch.tensor([self.tokenizer.encode("".join(pieces))], dtype=torch.long)
         video_id = int(self.network.config.video_token_id)
         out: dict[str, torch.Tensor] = {
             "input_ids": ids,
