@@ -131,6 +131,9 @@ class TempoService:
 
     @loaded_once
     def model(self) -> TempoModel:
+        from tempo.engine.renditions import refuse_memory_mode
+
+        refuse_memory_mode(self.model_name)  # the open-weights family answers files only (issue 23)
         return TempoModel.load(self.model_name, device=self.device, config=self.inference)
 
     @property

@@ -230,3 +230,15 @@ def test_router_must_be_qwen3vl_and_tempo_takes_no_router(qwen_dir: Path, tmp_pa
         Qwen3VLFamily.load(qwen_dir, router=tmp_path, device="cpu")
     with pytest.raises(CheckpointError, match="--router is for Qwen3-VL"):
         load_model_family(tmp_path, router=qwen_dir)
+
+
+def test_memory_mode_refuses_a_qwen3vl_checkpoint_in_one_sentence(
+    qwen_dir: Path, video: Path, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(["ingest", str(video), "--stream", "open-refused", "--model", str(qwen_dir), "--redis-url", redis_url])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and "Traceback" not in err and err.count("\n") == 0
+    assert "Qwen3-VL checkpoint" in err and "tempo ask VIDEO" in err
+    from tempo.memory.store import RedisMemoryStore
+
+    assert "open-refused" not in [s.name for s in RedisMemoryStore.connect(redis_url).list_streams()]
