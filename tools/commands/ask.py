@@ -187,6 +187,8 @@ def _ask(args: argparse.Namespace) -> int:
     from tempo.streaming import SamplingConfig, iter_segments
 
     t0 = time.perf_counter()
+    if getattr(args, "answer_url", None) or getattr(args, "answer_model", None):
+        args.parser.error("--answer-url/--answer-model: the remote answerer is not built yet; answer locally")
     config = _inference_config(args)
     # Cheap checks first (model directory, video opens), then the expensive model load.
     model_dir = resolve_model_dir(resolve_model_name(args.model))

@@ -21,7 +21,7 @@ def add_open_weights_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--answer-url",
         default=None,
-        help="OpenAI-compatible chat-completions server that answers instead of the local model, "
-        "e.g. http://HOST:PORT/v1 (vLLM, SGLang, transformers serve)",
+        help="(not built yet: refused) an OpenAI-compatible chat-completions server to answer instead of the "
+        "local model, e.g. http://HOST:PORT/v1",
     )
-    group.add_argument("--answer-model", default=None, help="the model name the --answer-url server serves")
+    group.add_argument("--answer-model", default=None, help="(not built yet: refused) the model name the --answer-url server serves")
