@@ -121,6 +121,8 @@ class Qwen3VLFamily:
         if self.tokenizer.chat_template is None:
             raise CheckpointError(f"{model_dir} ships no chat template (chat_template.jinja or chat_template.json).")
         self.generation = GenerationDefaults.from_dirs(model_dir, network.config.text_config, self.tokenizer)
+        # Set to a `tempo.models.remote_answer.RemoteAnswerer` to answer on an OpenAI-compatible server.
+        self.remote: Any = None
 
     @classmethod
     def load(
@@ -283,7 +285,14 @@ class Qwen3VLFamily:
         temperature: float = 0.0,
         on_text: Callable[[str], None] | None = None,
     ) -> str:
-        """The answer from the kept segments' rendered clips (time order); `on_text` gets it as generated."""
+        """The answer from the kept segments' rendered clips (time order); `on_text` gets it as generated.
+        With `remote` set, the server answers from the same frames and time tags."""
+        if self.remote is not None:
+            return str(
+                self.remote.answer_clips(
+                    question, clips, max_new_tokens=max_new_tokens, temperature=temperature, on_text=on_text
+                )
+            )
         result: list[str] = []
         for piece in self._pieces(self.build_inputs(question, clips), max_new_tokens, temperature, result):
             if on_text is not None:

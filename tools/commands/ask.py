@@ -19,7 +19,7 @@ from tempo.errors import redact_url
 from tempo.inputs import arg_type, check, check_question
 from tempo.models.config import TempoInferenceConfig
 from tempo.settings import AskSettings
-from tempo.tools.commands.open_weights import add_open_weights_options
+from tempo.tools.commands.open_weights import add_open_weights_options, remote_answerer
 from tempo.tools.commands.options import (
     add_fps_option,
     add_max_new_tokens_option,
@@ -167,6 +167,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.thread is not None and args.stream is None:
         args.parser.error("--thread needs --stream: conversations are about a stream in memory")
     if args.stream is not None:
+        if args.router or args.answer_url or args.answer_model:
+            args.parser.error("--router, --answer-url and --answer-model are for a Qwen3-VL --model and a video file")
         if len(args.inputs) != 1:
             args.parser.error("with --stream, give only the QUESTION (the video is already in memory)")
         question = check_question(args.inputs[0])
@@ -187,15 +189,16 @@ def _ask(args: argparse.Namespace) -> int:
     from tempo.streaming import SamplingConfig, iter_segments
 
     t0 = time.perf_counter()
-    if getattr(args, "answer_url", None) or getattr(args, "answer_model", None):
-        args.parser.error("--answer-url/--answer-model: the remote answerer is not built yet; answer locally")
     config = _inference_config(args)
     # Cheap checks first (model directory, video opens), then the expensive model load.
     model_dir = resolve_model_dir(resolve_model_name(args.model))
     sampling = SamplingConfig(fps=args.fps, window=config.window, max_edge=config.max_edge, sampling=args.sampling)
     show_progress = not args.json and sys.stderr.isatty()
     segments = iter_segments(args.video, config=sampling, progress=show_progress)
-    model = load_model_family(model_dir, device=args.device, config=config, router=getattr(args, "router", None))
+    remote = remote_answerer(model_dir, args.answer_url, args.answer_model)
+    model = load_model_family(model_dir, device=args.device, config=config, router=args.router)
+    if remote is not None:
+        model.remote = remote  # the open family answers on the server; its router runs here
     load_s = time.perf_counter() - t0
 
     result = answer_video(
