@@ -179,6 +179,8 @@ class Conversations:
             window=info.settings.window,
             gaps=gaps,
             timings={"total_s": time.perf_counter() - t0},
+            family=getattr(self.service.model, "family", TEMPO_FAMILY),  # issue 23: the family that answered
+            tokens_unit=getattr(self.service.model, "tokens_unit", TEMPO_TOKENS_UNIT),
         )
 
     def _answer_from_alerts(self, thread_id: str, stream: str, question: str) -> TurnResult:

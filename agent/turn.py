@@ -75,8 +75,11 @@ def turn_result(
     window: int,
     gaps: Sequence[Gap],
     timings: dict[str, float] | None = None,
+    family: str = TEMPO_FAMILY,
+    tokens_unit: str = TEMPO_TOKENS_UNIT,
 ) -> TurnResult:
-    """The one result of a question answered by the graph (`final`: its final state)."""
+    """The one result of a question answered by the graph (`final`: its final state); `family` and
+    `tokens_unit` name the model family that answered and the unit of its tokens."""
     plan = final.get("plan")
     return TurnResult(
         thread_id=thread_id,
@@ -107,6 +110,6 @@ def turn_result(
         compressed=int(final.get("compressed", 0)),
         answer_cached=bool(final.get("answer_cached")),
         timings=rounded_timings({**(final.get("timings") or {}), **(timings or {})}),
-        family=TEMPO_FAMILY,  # memory mode answers with the Tempo family only (issue 23)
-        tokens_unit=TEMPO_TOKENS_UNIT,
+        family=family,
+        tokens_unit=tokens_unit,
     )

@@ -21,7 +21,6 @@ from tempo.engine.citations import cite
 from tempo.engine.recall import AllocationPlan
 from tempo.engine.reference import _batches
 from tempo.engine.result import SegmentHit, TurnResult, evidence_rows, rounded_timings, timeline_rows
-from tempo.errors import InvalidInputError, TempoError
 from tempo.models.ata import allocate_tokens, average_tokens_per_frame
 from tempo.models.config import CONTEXT_MARGIN
 from tempo.models.renditions import RenderedClip, Rendition, pick_rendition, render_clip, rendition_ladder
@@ -155,21 +154,3 @@ def answer_video_renditions(
 def _prompt_tokens(fam: Qwen3VLFamily, question: str, clips: Sequence[RenderedClip]) -> int:
     """Tokens of the answerer's whole prompt for `clips` (text, time tags and visual tokens)."""
     return int(fam.build_inputs(question, clips)["input_ids"].shape[1])
-
-
-def refuse_memory_mode(model_name: str) -> None:
-    """InvalidInputError (one sentence) when `model_name` is a Qwen3-VL checkpoint: memory mode (ingest,
-    asks from a stream, threads, serve, worker, MCP) runs the Tempo family only, so a stream is never
-    written or answered by the open family; its reference mode (`tempo ask VIDEO`, `tempo eval`) works."""
-    from tempo.models.checkpoint import resolve_model_dir
-    from tempo.models.qwen3vl_family import FAMILY, checkpoint_family
-
-    try:
-        directory = resolve_model_dir(model_name)
-    except TempoError:
-        return  # the Tempo loader reports a missing checkpoint in its own words
-    if checkpoint_family(directory) == FAMILY:
-        raise InvalidInputError(
-            f"{model_name} is a Qwen3-VL checkpoint, and memory mode (ingest, --stream, threads, serve, worker, "
-            "MCP) runs the Tempo family only: ask a video file directly with `tempo ask VIDEO QUESTION --model DIR`."
-        )

@@ -101,13 +101,15 @@ def timeline_rows(plan: AllocationPlan) -> list[TimelineRow]:
     """The plan's rows in time order, with candidates and anchors told apart."""
     rows: list[TimelineRow] = []
     previous_end: float | None = None
-    for i, s, e, r, k, c in zip(
+    renditions = plan.renditions if plan.renditions is not None else [None] * len(plan.indices)
+    for i, s, e, r, k, c, rd in zip(
         plan.indices.tolist(),
         plan.starts.tolist(),
         plan.ends.tolist(),
         plan.relevance.tolist(),
         plan.counts.tolist(),
         plan.candidate.tolist(),
+        renditions,
         strict=True,
     ):
         gap = 0.0 if previous_end is None else max(0.0, s - previous_end)
@@ -120,7 +122,7 @@ def timeline_rows(plan: AllocationPlan) -> list[TimelineRow]:
                 tokens=int(k),
                 kind="candidate" if c else "anchor",
                 gap_before=round(gap, 3) if gap > 1e-3 else 0.0,
-                rendition=None,
+                rendition=None if rd is None else rd.to_dict(),
             )
         )
         previous_end = float(e)

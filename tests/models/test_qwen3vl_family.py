@@ -38,7 +38,7 @@ from .conftest import make_segment
 
 @pytest.fixture(scope="module")
 def qwen_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_qwen3vl(tmp_path_factory.mktemp("qwen") / "qwen3-vl-tiny", seed=0, embedder=False)
+    return write_tiny_qwen3vl(tmp_path_factory.mktemp("qwen") / "qwen3-vl-tiny", seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -232,13 +232,55 @@ def test_router_must_be_qwen3vl_and_tempo_takes_no_router(qwen_dir: Path, tmp_pa
         load_model_family(tmp_path, router=qwen_dir)
 
 
-def test_memory_mode_refuses_a_qwen3vl_checkpoint_in_one_sentence(
+def _ask_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
+    assert main(["ask", *argv, "--json", "--budget", "40", "--max-new-tokens", "4"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_memory_mode_equals_reference_mode_for_at_most_k_segments(
     qwen_dir: Path, video: Path, redis_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rc = main(["ingest", str(video), "--stream", "open-refused", "--model", str(qwen_dir), "--redis-url", redis_url])
-    err = capsys.readouterr().err.strip()
-    assert rc != 0 and "Traceback" not in err and err.count("\n") == 0
-    assert "Qwen3-VL checkpoint" in err and "tempo ask VIDEO" in err
-    from tempo.memory.store import RedisMemoryStore
+    opts = ["--model", str(qwen_dir)]
+    assert main(["ingest", str(video), "--stream", "open-mem", *opts, "--redis-url", redis_url]) == 0
+    capsys.readouterr()
+    memory = _ask_json(
+        capsys, "--stream", "open-mem", "What is shown?", *opts, "--redis-url", redis_url, "--top-k", "50"
+    )
+    reference = _ask_json(capsys, str(video), "What is shown?", *opts, "--sampling", "stream")
+    assert (memory["family"], memory["tokens_unit"]) == ("qwen3-vl", "qwen3-vl visual tokens")
+    keys = ("index", "start", "end", "tokens", "kind", "rendition")
+    assert [{k: r[k] for k in keys} for r in memory["segments"]] == [
+        {k: r[k] for k in keys} for r in reference["segments"]
+    ]
+    assert [r["relevance"] for r in memory["segments"]] == pytest.approx(
+        [r["relevance"] for r in reference["segments"]], abs=1e-4
+    )
+    assert memory["answer"] == reference["answer"] and memory["tokens"] == reference["tokens"] <= 40
 
-    assert "open-refused" not in [s.name for s in RedisMemoryStore.connect(redis_url).list_streams()]
+
+def test_a_stream_written_by_one_family_is_refused_by_the_other_in_one_sentence(
+    qwen_dir: Path, tiny_dir: Path, video: Path, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            [
+                "ingest",
+                str(video),
+                "--stream",
+                "open-tempo",
+                "--model",
+                str(tiny_dir),
+                "--redis-url",
+                redis_url,
+                "--max-segments",
+                "2",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    rc = main(["ask", "--stream", "open-tempo", "What?", "--model", str(qwen_dir), "--redis-url", redis_url])
+    err = capsys.readouterr().err.strip()
+    last = err.splitlines()[-1]  # (before it: transformers' weight-loading bar)
+    assert rc != 0 and "Traceback" not in err and last.startswith("tempo: error: stream 'open-tempo'")
+    assert "ingested by the tempo family and this model is qwen3-vl" in last
