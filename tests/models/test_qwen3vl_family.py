@@ -14,6 +14,7 @@ import torch
 from tempo.engine.renditions import plan_renditions
 from tempo.engine.result import TimelineRow, TurnResult
 from tempo.models.checkpoint import CheckpointError
+from tempo.models.family import ModelFamily
 from tempo.models.qwen3vl_family import FAMILY, Qwen3VLFamily, checkpoint_family, load_model_family
 from tempo.models.qwen3vl_tiny import write_tiny_qwen3vl
 from tempo.models.renditions import (
@@ -150,6 +151,7 @@ def test_ask_json_in_qwen3vl_tokens_with_renditions_and_stream_time_tags(
 
 
 def test_router_scores_rules_in_the_same_forward_as_separate_passes(qwen: Qwen3VLFamily) -> None:
+    assert isinstance(qwen, ModelFamily)  # the seam the engine calls
     segs = [make_segment(i) for i in range(3)]
     both = qwen.score_segments(segs, ["a red car", "a person walking"])
     alone = qwen.score_segments(segs, ["a person walking"])
