@@ -286,3 +286,16 @@ def test_a_stream_written_by_one_family_is_refused_by_the_other_in_one_sentence(
     last = err.splitlines()[-1]  # (before it: transformers' weight-loading bar)
     assert rc != 0 and "Traceback" not in err and last.startswith("tempo: error: stream 'open-tempo'")
     assert "ingested by the tempo family and this model is qwen3-vl" in last
+
+
+def test_monitoring_rules_are_scored_by_the_qwen3vl_router_at_ingest(
+    qwen_dir: Path, video: Path, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = ["--redis-url", redis_url]
+    assert main(["rules", "add", "open-rules", "a red car appears", "--enter", "0.01", "--exit", "0.005", *db]) == 0
+    assert main(["ingest", str(video), "--stream", "open-rules", "--model", str(qwen_dir), *db]) == 0
+    capsys.readouterr()
+    assert main(["alerts", "open-rules", "--json", *db]) == 0
+    alerts = json.loads(capsys.readouterr().out)["alerts"]
+    # Every router score is in (0, 1), so a rule entering at 0.01 opens on the first two segments.
+    assert alerts and alerts[0]["first_segment"] == 0 and 0.01 <= alerts[0]["peak"] < 1.0
