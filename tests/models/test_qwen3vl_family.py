@@ -299,3 +299,20 @@ def test_monitoring_rules_are_scored_by_the_qwen3vl_router_at_ingest(
     alerts = json.loads(capsys.readouterr().out)["alerts"]
     # Every router score is in (0, 1), so a rule entering at 0.01 opens on the first two segments.
     assert alerts and alerts[0]["first_segment"] == 0 and 0.01 <= alerts[0]["peak"] < 1.0
+
+
+def test_langchain_tools_answer_from_a_qwen3vl_stream(qwen_dir: Path, video: Path, redis_url: str) -> None:
+    from tempo.service import TempoService
+    from tempo.tools.langchain_tools import tempo_tools
+
+    service = TempoService(model=str(qwen_dir), redis_url=redis_url)
+    service.ingest(str(video), "open-tools", progress=False, max_segments=3)
+    tools = {t.name: t for t in tempo_tools(service)}
+    out = tools["ask_video"].invoke({"question": "What is shown?", "stream": "open-tools"})
+    result = json.loads(out) if isinstance(out, str) else out
+    assert result["stream"] == "open-tools" and isinstance(result["answer"], str)
+    assert all(r["rendition"] is not None for r in result["evidence"])  # rows priced in renditions
+    streams = json.loads(tools["list_streams"].invoke({}))["streams"]
+    assert {"name": "open-tools", "family": "qwen3-vl"}.items() <= next(
+        s for s in streams if s["name"] == "open-tools"
+    ).items()
