@@ -51,19 +51,24 @@ def check_stream_family(info: StreamInfo, model: Any) -> None:
         )
 
 
-def _ladders(model: Qwen3VLFamily, segments: list[Segment]) -> tuple[list[list[Rendition]], list[np.ndarray]]:
-    frames = [model.processor.compressor_frames(s.frames) for s in segments]
-    return [rendition_ladder(f.shape[0], f.shape[1], f.shape[2], factor=model.factor) for f in frames], frames
+def _ladders(open_family: Qwen3VLFamily, segments: list[Segment]) -> tuple[list[list[Rendition]], list[np.ndarray]]:
+    frames = [open_family.processor.compressor_frames(s.frames) for s in segments]
+    return [rendition_ladder(f.shape[0], f.shape[1], f.shape[2], factor=open_family.factor) for f in frames], frames
 
 
 def plan_memory_renditions(
-    model: Qwen3VLFamily, store: RedisMemoryStore, info: StreamInfo, plan: AllocationPlan, *, budget: int,
+    open_family: Qwen3VLFamily,
+    store: RedisMemoryStore,
+    info: StreamInfo,
+    plan: AllocationPlan,
+    *,
+    budget: int,
     min_tokens: int,
 ) -> AllocationPlan:
     """`plan` (the timeline's rows, candidates and anchors) priced in renditions (module docstring)."""
     if len(plan.indices) == 0:
         return dataclasses.replace(plan, renditions=())
-    ladders, _ = _ladders(model, load_segments(store, info, plan.indices.tolist()))
+    ladders, _ = _ladders(open_family, load_segments(store, info, plan.indices.tolist()))
     renditions: list[Rendition | None] = [None] * len(ladders)
     anchors = np.flatnonzero(~plan.candidate)
     for row in anchors:
@@ -81,14 +86,23 @@ def plan_memory_renditions(
 
 
 def answer_memory_renditions(
-    model: Qwen3VLFamily, store: RedisMemoryStore, info: StreamInfo, plan: AllocationPlan, question: str, *,
-    max_new_tokens: int, temperature: float, on_text: Callable[[str], None] | None = None,
+    open_family: Qwen3VLFamily,
+    store: RedisMemoryStore,
+    info: StreamInfo,
+    plan: AllocationPlan,
+    question: str,
+    *,
+    max_new_tokens: int,
+    temperature: float,
+    on_text: Callable[[str], None] | None = None,
 ) -> str:
     """The answer from the plan's segments at their renditions (time order), with stream times."""
     rows = [i for i, r in enumerate(plan.renditions or ()) if r is not None]
     segments = load_segments(store, info, [int(plan.indices[i]) for i in rows])
     clips: list[RenderedClip] = []
     for row, seg in zip(rows, segments, strict=True):
-        frames = model.processor.compressor_frames(seg.frames)
+        frames = open_family.processor.compressor_frames(seg.frames)
         clips.append(render_clip(seg.index, frames, seg.timestamps, plan.renditions[row]))  # type: ignore[index,arg-type]
-    return model.answer_clips(question, clips, max_new_tokens=max_new_tokens, temperature=temperature, on_text=on_text)
+    return open_family.answer_clips(
+        question, clips, max_new_tokens=max_new_tokens, temperature=temperature, on_text=on_text
+    )

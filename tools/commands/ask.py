@@ -198,7 +198,8 @@ def _ask(args: argparse.Namespace) -> int:
     remote = remote_answerer(model_dir, args.answer_url, args.answer_model)
     model = load_model_family(model_dir, device=args.device, config=config, router=args.router)
     if remote is not None:
-        model.remote = remote  # the open family answers on the server; its router runs here
+        open_family = model  # a Qwen3-VL family (remote_answerer checked the checkpoint)
+        open_family.remote = remote  # it answers on the server; its router runs here
     load_s = time.perf_counter() - t0
 
     result = answer_video(
