@@ -131,7 +131,10 @@ class TempoService:
 
     @loaded_once
     def model(self) -> TempoModel:
-        return TempoModel.load(self.model_name, device=self.device, config=self.inference)
+        from tempo.models.qwen3vl_family import load_model_family
+
+        # The checkpoint's family: a Qwen3-VL directory loads the open-weights family (issue 23).
+        return load_model_family(self.model_name, device=self.device, config=self.inference)
 
     @property
     def embedder_name(self) -> str:

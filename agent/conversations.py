@@ -31,7 +31,7 @@ from tempo.agent.monitoring.alert_answers import answer_alert_question, is_alert
 from tempo.agent.scopes import scope_ranges
 from tempo.agent.threads import ThreadStore, check_thread_id
 from tempo.agent.turn import final_state, turn_result
-from tempo.engine.result import TurnResult
+from tempo.engine.result import TEMPO_FAMILY, TEMPO_TOKENS_UNIT, TurnResult
 from tempo.inputs import QUESTION_MAX_CHARS, check_time_range
 from tempo.memory.store_types import StreamInfo
 from tempo.service import TempoService
@@ -180,6 +180,8 @@ class Conversations:
             window=info.settings.window,
             gaps=gaps,
             timings={"total_s": time.perf_counter() - t0},
+            family=getattr(self.service.model, "family", TEMPO_FAMILY),  # issue 23: the family that answered
+            tokens_unit=getattr(self.service.model, "tokens_unit", TEMPO_TOKENS_UNIT),
         )
 
     def _answer_from_alerts(self, thread_id: str, stream: str, question: str) -> TurnResult:
@@ -215,6 +217,8 @@ class Conversations:
             compressed=0,
             answer_cached=False,
             timings={},
+            family=TEMPO_FAMILY,
+            tokens_unit=TEMPO_TOKENS_UNIT,
         )
 
     # ----- threads ----------------------------------------------------------------------------------

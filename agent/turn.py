@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from tempo.agent.graph import AgentState
-from tempo.engine.result import TurnResult, rounded_timings, tokens_per_frame
+from tempo.engine.result import TEMPO_FAMILY, TEMPO_TOKENS_UNIT, TurnResult, rounded_timings, tokens_per_frame
 from tempo.memory.records import Gap
 
 
@@ -75,8 +75,11 @@ def turn_result(
     window: int,
     gaps: Sequence[Gap],
     timings: dict[str, float] | None = None,
+    family: str = TEMPO_FAMILY,
+    tokens_unit: str = TEMPO_TOKENS_UNIT,
 ) -> TurnResult:
-    """The one result of a question answered by the graph (`final`: its final state)."""
+    """The one result of a question answered by the graph (`final`: its final state); `family` and
+    `tokens_unit` name the model family that answered and the unit of its tokens."""
     plan = final.get("plan")
     return TurnResult(
         thread_id=thread_id,
@@ -107,4 +110,6 @@ def turn_result(
         compressed=int(final.get("compressed", 0)),
         answer_cached=bool(final.get("answer_cached")),
         timings=rounded_timings({**(final.get("timings") or {}), **(timings or {})}),
+        family=family,
+        tokens_unit=tokens_unit,
     )

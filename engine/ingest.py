@@ -86,6 +86,10 @@ class IngestReport:
         }
 
 
+def family_of(model: object) -> str:
+    return str(getattr(model, "family", "tempo"))
+
+
 def stream_settings(
     model: ModelFamily,
     embedder: SegmentEmbedder,
@@ -106,7 +110,8 @@ def stream_settings(
         sampling=sampling.sampling,
         tokens_per_segment=model.num_memory_tokens,
         token_dim=model.memory_dim,
-        stored_tokens=min(stored_tokens, model.num_memory_tokens),
+        stored_tokens=min(stored_tokens, model.num_memory_tokens) if family_of(model) == "tempo" else 0,
+        family=family_of(model),  # issue 23: the open family keeps no memory tokens (its anchors are frames)
     )
 
 

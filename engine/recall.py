@@ -139,6 +139,7 @@ class AllocationPlan:
     counts: np.ndarray  # (r,) int64 tokens kept (ATA)
     candidate: np.ndarray  # (r,) bool
     anchors_dropped: int = 0  # anchors left out to keep the visual part within the budget
+    renditions: tuple | None = None  # open weights (issue 23): per row the Rendition read (or None); Tempo: None
 
 
 def plan_allocation(
@@ -294,8 +295,10 @@ class RecallPipeline:
         The first step of every question: a question too long to leave room for video is refused
         here (QuestionTooLongError), before retrieval and compression.
         """
+        from tempo.engine.open_recall import check_stream_family
+
         self.model.check_question_fits(question)
-        self.store.stream_info(stream)  # UnknownStreamError names the known streams
+        check_stream_family(self.store.stream_info(stream), self.model)  # UnknownStreamError names the known streams
         self.index.sync()  # segments other processes committed since the index was loaded
         return retrieve(
             self.index, self.embedder, stream, question, top_k=int(top_k), neighbours=int(neighbours),
@@ -311,7 +314,7 @@ class RecallPipeline:
 
     def plan(self, info: StreamInfo, compression: Compression, *, budget: int, min_tokens: int) -> AllocationPlan:
         """ATA over the stream's whole timeline: candidates by relevance, every other segment an anchor."""
-        return plan_allocation(
+        plan = plan_allocation(
             self.index.timeline(info.name),
             compression.relevance,
             tokens_per_segment=info.settings.tokens_per_segment,
@@ -319,6 +322,12 @@ class RecallPipeline:
             min_tokens=int(min_tokens),
             stored_tokens=info.settings.stored_tokens,
         )
+        if getattr(self.model, "family", "tempo") != "tempo":  # open weights: the plan priced in renditions
+            from tempo.engine.open_recall import plan_memory_renditions
+
+            with self.lock:
+                plan = plan_memory_renditions(self.model, self.store, info, plan, budget=budget, min_tokens=min_tokens)  # type: ignore[arg-type]
+        return plan
 
     def answer(
         self,
@@ -352,6 +361,17 @@ class RecallPipeline:
                 if on_text is not None and cached:
                     on_text(cached)
                 return cached, True
+        if plan.renditions is not None:  # open weights: the frames at their renditions
+            from tempo.engine.open_recall import answer_memory_renditions
+
+            with self.lock:
+                text = answer_memory_renditions(
+                    self.model, self.store, info, plan, question, max_new_tokens=settings.max_new_tokens,  # type: ignore[arg-type]
+                    temperature=settings.temperature, on_text=on_text,
+                )
+            if cache is not None and key is not None:
+                cache.put(key, text)
+            return text, False
         memory = assemble(self.store, info, plan, compression.results, anchors=self.anchors)
         with self.lock:
             text = self.model.answer(

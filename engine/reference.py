@@ -15,7 +15,15 @@ import numpy as np
 import torch
 from tempo.engine.citations import cite
 from tempo.engine.recall import AllocationPlan
-from tempo.engine.result import SegmentHit, TurnResult, evidence_rows, rounded_timings, timeline_rows
+from tempo.engine.result import (
+    TEMPO_FAMILY,
+    TEMPO_TOKENS_UNIT,
+    SegmentHit,
+    TurnResult,
+    evidence_rows,
+    rounded_timings,
+    timeline_rows,
+)
 from tempo.models.ata import allocate_tokens, average_tokens_per_frame, truncate_memory
 from tempo.models.family import ModelFamily
 from tempo.settings import AskSettings
@@ -60,6 +68,13 @@ def answer_video(
     Segments are consumed lazily and compressed in batches, so frames of a long video are never all
     in memory; only the (n, M, D) memory tokens are.
     """
+    if getattr(model, "family", TEMPO_FAMILY) != TEMPO_FAMILY:  # open weights: ATA over renditions
+        from tempo.engine.renditions import answer_video_renditions
+
+        return answer_video_renditions(
+            model, segments, question, settings=settings, source=source, model_id=model_id,  # type: ignore[arg-type]
+            batch_size=batch_size, on_text=on_text, progress=progress,
+        )
     model.check_question_fits(question)  # before any compression: a too-long question fails in a second
     bs = batch_size or model.config.compress_batch_size
     clock = {"decode_s": 0.0, "compress_s": 0.0, "allocate_s": 0.0, "answer_s": 0.0}
@@ -145,4 +160,6 @@ def answer_video(
         compressed=len(rows),
         answer_cached=False,
         timings=rounded_timings(clock),
+        family=TEMPO_FAMILY,
+        tokens_unit=TEMPO_TOKENS_UNIT,
     )

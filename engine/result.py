@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from tempo.engine.recall import AllocationPlan
 
 SegmentKind = Literal["candidate", "anchor"]
+TEMPO_FAMILY = "tempo"
+TEMPO_TOKENS_UNIT = "memory tokens"
 
 
 class TimelineRow(TypedDict):
@@ -40,6 +42,8 @@ class TimelineRow(TypedDict):
     tokens: int  # memory tokens ATA kept for it
     kind: SegmentKind
     gap_before: float  # seconds without video right before this segment (0 when contiguous)
+    # open weights (issue 23): {frames, width, height} the Qwen3-VL answerer read; None for Tempo
+    rendition: dict[str, int] | None
 
 
 class SegmentHit(TypedDict):
@@ -91,19 +95,24 @@ class TurnResult(TypedDict):
     compressed: int  # candidates that ran through the compressor for this question
     answer_cached: bool
     timings: dict[str, float]  # seconds per step
+    # open weights (issue 23): the model family that answered and the unit of `tokens`/`budget`
+    family: str  # "tempo" | "qwen3-vl"
+    tokens_unit: str  # "memory tokens" (Tempo) | "qwen3-vl visual tokens"
 
 
 def timeline_rows(plan: AllocationPlan) -> list[TimelineRow]:
     """The plan's rows in time order, with candidates and anchors told apart."""
     rows: list[TimelineRow] = []
     previous_end: float | None = None
-    for i, s, e, r, k, c in zip(
+    renditions = plan.renditions if plan.renditions is not None else [None] * len(plan.indices)
+    for i, s, e, r, k, c, rd in zip(
         plan.indices.tolist(),
         plan.starts.tolist(),
         plan.ends.tolist(),
         plan.relevance.tolist(),
         plan.counts.tolist(),
         plan.candidate.tolist(),
+        renditions,
         strict=True,
     ):
         gap = 0.0 if previous_end is None else max(0.0, s - previous_end)
@@ -116,6 +125,7 @@ def timeline_rows(plan: AllocationPlan) -> list[TimelineRow]:
                 tokens=int(k),
                 kind="candidate" if c else "anchor",
                 gap_before=round(gap, 3) if gap > 1e-3 else 0.0,
+                rendition=None if rd is None else rd.to_dict(),
             )
         )
         previous_end = float(e)

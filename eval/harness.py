@@ -174,14 +174,16 @@ class ReferencePipeline:
 
     def __init__(self, model: str | None, config: Any, settings: AskSettings, *, device: str | None = None,
                  min_frames: int = 8, max_frames: int = 1024) -> None:
-        from tempo.models import TempoModel, resolve_model_name
+        from tempo.models import resolve_model_name
         from tempo.models.checkpoint import resolve_model_dir
+        from tempo.models.qwen3vl_family import load_model_family
         from tempo.streaming import SamplingConfig
 
         self.config = config
         self.settings = settings
         self.model_id = resolve_model_name(model)
-        self.model = TempoModel.load(resolve_model_dir(self.model_id), device=device, config=config)
+        # The family is the checkpoint's: a Qwen3-VL directory answers through renditions (issue 23).
+        self.model = load_model_family(resolve_model_dir(self.model_id), device=device, config=config)
         # The release's whole-file sampling with its evaluation scripts' frame bounds (8 to 1024).
         self.sampling = SamplingConfig(fps=config.fps, window=config.window, max_edge=config.max_edge,
                                        sampling="release", min_frames=min_frames, max_frames=max_frames)

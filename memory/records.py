@@ -32,6 +32,7 @@ class StreamSettings:
     tokens_per_segment: int = 128  # M
     token_dim: int = 2048  # D
     stored_tokens: int = 16  # K ≤ M: head of the generic memory tokens kept per segment
+    family: str = "tempo"  # open weights (issue 23): the model family that wrote the stream ("tempo" | "qwen3-vl")
     extra: dict[str, Any] = field(default_factory=dict)  # informational, not compared on resume
 
     def to_dict(self) -> dict[str, Any]:

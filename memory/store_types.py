@@ -92,6 +92,7 @@ class StreamInfo:
             "proxy": stream_proxy_settings(self.source, self.settings.extra),  # None: a file is re-read
             "gaps": [g.to_dict() for g in gaps],
             "gap_seconds": round(sum(g.seconds for g in gaps), 6),
+            "family": self.settings.family,  # open weights (issue 23): the model family that wrote it
         }
 
 

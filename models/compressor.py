@@ -46,6 +46,22 @@ class TempoCompressor(nn.Module):
         hidden = config.text_config.hidden_size
         self.compression_tokens = nn.Parameter(torch.zeros(1, num_tokens, hidden))  # (1, M, D)
 
+    @classmethod
+    def around(cls, model: Qwen3VLModel, config: Qwen3VLConfig, *, num_tokens: int = 0) -> TempoCompressor:
+        """A compressor reading an already loaded Qwen3-VL `model` (shared, not copied), with
+        `num_tokens` zero memory-token slots: with 0, a plain zero-shot relevance scorer (the open-weights
+        router, tempo.models.qwen3vl_family)."""
+        self = cls.__new__(cls)
+        nn.Module.__init__(self)
+        self.config = config
+        self.vlm = SVLMBody.__new__(SVLMBody)
+        nn.Module.__init__(self.vlm)
+        self.vlm.model = model
+        param = next(model.parameters())
+        shape = (1, num_tokens, config.text_config.hidden_size)
+        self.compression_tokens = nn.Parameter(torch.zeros(shape, dtype=param.dtype, device=param.device))
+        return self
+
     @property
     def num_tokens(self) -> int:
         return int(self.compression_tokens.shape[1])
@@ -108,7 +124,7 @@ class TempoCompressor(nn.Module):
         hidden = out.last_hidden_state  # (B, L, D), after the final norm
         rows = torch.arange(batch, device=device)
         h_answer = hidden[rows, valid_lengths.to(device) - 1]  # (B, D)
-        memory = hidden[memory_mask].view(batch, m, -1)  # (B, M, D)
+        memory = hidden[memory_mask].view(batch, m, hidden.shape[-1])  # (B, M, D)
         return h_answer, memory
 
     def score_queries(self, cache: DynamicCache, inputs: CompressorInputs, *, max_rows: int = 64) -> torch.Tensor:

@@ -19,7 +19,7 @@ def test_streams_json_lists_name_segments_time_and_bytes(
     size = store.bytes_used("yard").total
     # A file source keeps no proxy clips (its segments are re-read): "proxy" is null.
     expected = {"name": "yard", "segments": 6, "start": 0.0, "end": 24.0, "bytes": size, "proxy": None,
-                "gaps": [], "gap_seconds": 0.0}
+                "gaps": [], "gap_seconds": 0.0, "family": "tempo"}
     assert out == {"streams": [expected]}
 
 

@@ -19,6 +19,7 @@ from tempo.errors import redact_url
 from tempo.inputs import arg_type, check, check_question
 from tempo.models.config import TempoInferenceConfig
 from tempo.settings import AskSettings
+from tempo.tools.commands.open_weights import add_open_weights_options, remote_answerer
 from tempo.tools.commands.options import (
     add_fps_option,
     add_max_new_tokens_option,
@@ -166,6 +167,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.thread is not None and args.stream is None:
         args.parser.error("--thread needs --stream: conversations are about a stream in memory")
     if args.stream is not None:
+        if args.router or args.answer_url or args.answer_model:
+            args.parser.error("--router, --answer-url and --answer-model are for a Qwen3-VL --model and a video file")
         if len(args.inputs) != 1:
             args.parser.error("with --stream, give only the QUESTION (the video is already in memory)")
         question = check_question(args.inputs[0])
@@ -180,8 +183,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _ask(args: argparse.Namespace) -> int:
     from tempo.engine.reference import answer_video
-    from tempo.models import TempoModel, resolve_model_name
+    from tempo.models import resolve_model_name
     from tempo.models.checkpoint import resolve_model_dir
+    from tempo.models.qwen3vl_family import load_model_family
     from tempo.streaming import SamplingConfig, iter_segments
 
     t0 = time.perf_counter()
@@ -191,7 +195,11 @@ def _ask(args: argparse.Namespace) -> int:
     sampling = SamplingConfig(fps=args.fps, window=config.window, max_edge=config.max_edge, sampling=args.sampling)
     show_progress = not args.json and sys.stderr.isatty()
     segments = iter_segments(args.video, config=sampling, progress=show_progress)
-    model = TempoModel.load(model_dir, device=args.device, config=config)
+    remote = remote_answerer(model_dir, args.answer_url, args.answer_model)
+    model = load_model_family(model_dir, device=args.device, config=config, router=args.router)
+    if remote is not None:
+        open_family = model  # a Qwen3-VL family (remote_answerer checked the checkpoint)
+        open_family.remote = remote  # it answers on the server; its router runs here
     load_s = time.perf_counter() - t0
 
     result = answer_video(
@@ -236,6 +244,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_top_k_option(parser, AskSettings.top_k, "with --stream: candidate segments from FAISS (as tempo chat)")
     add_model_options(parser)
+    add_open_weights_options(parser)
     add_memory_options(parser)
     parser.add_argument(
         "--budget",

@@ -17,7 +17,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         "--model",
         default=None,
         type=arg_type(inputs.Name, "path or hub id"),
-        help=f"Tempo checkpoint directory or hub id on disk (default: $TEMPO_MODEL, else {DEFAULT_MODEL_ID})",
+        help=f"Tempo or Qwen3-VL checkpoint directory, or a hub id on disk (default: $TEMPO_MODEL, else "
+        f"{DEFAULT_MODEL_ID}); the checkpoint chooses the family",
     )
     parser.add_argument(
         "--embedder",

@@ -129,7 +129,10 @@ function renderTimeline(cells) {
       "data-relevance": c.relevance == null ? "" : c.relevance,
     }, bar, el("span", { "class": "tokens" }, String(c.tokens)));
     const text = `${clock(c.start)}–${clock(c.end)} · ` +
-      (c.relevance == null ? "anchor" : `score ${c.relevance.toFixed(3)}`) + ` · ${c.tokens} tokens` +
+      (c.relevance == null ? "anchor" : `score ${c.relevance.toFixed(3)}`) + ` · ${c.tokens} ` +
+      // open weights: Qwen3-VL visual tokens, and the rendition (frames × size) they bought
+      (c.rendition ? `Qwen3-VL tokens (${c.rendition.frames} frames at ${c.rendition.width}×${c.rendition.height})`
+        : "tokens") +
       (c.gap_before > 0 ? ` · gap of ${c.gap_before.toFixed(1)} s before` : "");
     cell.addEventListener("mouseenter", () => {
       tip.textContent = text;

@@ -1,0 +1,108 @@
+"""Answering from memory in the open-weights family (issue 23): ATA over renditions on a stream.
+
+The steps of `RecallPipeline` stay (retrieve, the router's pass on the candidates through the query
+cache, plan, answer); for a `Qwen3VLFamily` two of them change, through the hooks in engine/recall.py:
+
+- `plan_memory_renditions`: every anchor gets the smallest rendition of its segment (one small
+  frame); the candidates share the rest of the budget by ATA in Qwen3-VL visual tokens, each getting
+  the costliest rendition within its allocation (`plan_renditions`, the reference mode's own rule, so
+  with every segment a candidate this is the reference mode). The plan's counts are the renditions'
+  costs and it carries the renditions.
+- `answer_memory_renditions`: the planned segments' frames (re-read from the file, or the proxies of
+  a live source: memory/replay.py) rendered at their renditions, in time order, to the answerer.
+
+A stream remembers the family that wrote it (`StreamSettings.family`); asking it with the other
+family is refused in one sentence (`check_stream_family`): Tempo anchors are memory tokens, this
+family's are frames, so neither can read the other's memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from tempo.engine.renditions import plan_renditions
+from tempo.errors import InvalidInputError
+from tempo.memory.replay import load_segments
+from tempo.models.renditions import RenderedClip, Rendition, render_clip, rendition_ladder
+
+if TYPE_CHECKING:
+    from tempo.engine.recall import AllocationPlan
+    from tempo.memory.store import RedisMemoryStore
+    from tempo.memory.store_types import StreamInfo
+    from tempo.models.qwen3vl_family import Qwen3VLFamily
+    from tempo.streaming.segment import Segment
+
+
+def family_of(model: Any) -> str:
+    """The family of a loaded model ("tempo" unless it says otherwise)."""
+    return str(getattr(model, "family", "tempo"))
+
+
+def check_stream_family(info: StreamInfo, model: Any) -> None:
+    """InvalidInputError (one sentence) when the stream was written by another family than `model`'s."""
+    wrote, asks = info.settings.family, family_of(model)
+    if wrote != asks:
+        raise InvalidInputError(
+            f"stream {info.name!r} was ingested by the {wrote} family and this model is {asks}: ask it with a "
+            f"{wrote} checkpoint, or ingest the source again under a new stream name with this one"
+        )
+
+
+def _ladders(open_family: Qwen3VLFamily, segments: list[Segment]) -> tuple[list[list[Rendition]], list[np.ndarray]]:
+    frames = [open_family.processor.compressor_frames(s.frames) for s in segments]
+    return [rendition_ladder(f.shape[0], f.shape[1], f.shape[2], factor=open_family.factor) for f in frames], frames
+
+
+def plan_memory_renditions(
+    open_family: Qwen3VLFamily,
+    store: RedisMemoryStore,
+    info: StreamInfo,
+    plan: AllocationPlan,
+    *,
+    budget: int,
+    min_tokens: int,
+) -> AllocationPlan:
+    """`plan` (the timeline's rows, candidates and anchors) priced in renditions (module docstring)."""
+    if len(plan.indices) == 0:
+        return dataclasses.replace(plan, renditions=())
+    ladders, _ = _ladders(open_family, load_segments(store, info, plan.indices.tolist()))
+    renditions: list[Rendition | None] = [None] * len(ladders)
+    anchors = np.flatnonzero(~plan.candidate)
+    for row in anchors:
+        renditions[row] = ladders[row][0]
+    spent = sum(ladders[row][0].tokens for row in anchors)
+    cands = np.flatnonzero(plan.candidate)
+    if len(cands):
+        _, picked = plan_renditions(
+            plan.relevance[cands], [ladders[r] for r in cands], budget=max(0, budget - spent), min_tokens=min_tokens
+        )
+        for row, r in zip(cands, picked, strict=True):
+            renditions[row] = r
+    costs = np.array([r.tokens if r is not None else 0 for r in renditions], dtype=np.int64)
+    return dataclasses.replace(plan, counts=costs, renditions=tuple(renditions))
+
+
+def answer_memory_renditions(
+    open_family: Qwen3VLFamily,
+    store: RedisMemoryStore,
+    info: StreamInfo,
+    plan: AllocationPlan,
+    question: str,
+    *,
+    max_new_tokens: int,
+    temperature: float,
+    on_text: Callable[[str], None] | None = None,
+) -> str:
+    """The answer from the plan's segments at their renditions (time order), with stream times."""
+    rows = [i for i, r in enumerate(plan.renditions or ()) if r is not None]
+    segments = load_segments(store, info, [int(plan.indices[i]) for i in rows])
+    clips: list[RenderedClip] = []
+    for row, seg in zip(rows, segments, strict=True):
+        frames = open_family.processor.compressor_frames(seg.frames)
+        clips.append(render_clip(seg.index, frames, seg.timestamps, plan.renditions[row]))  # type: ignore[index,arg-type]
+    return open_family.answer_clips(
+        question, clips, max_new_tokens=max_new_tokens, temperature=temperature, on_text=on_text
+    )

@@ -1,0 +1,141 @@
+"""The remote answerer: the kept renditions sent to an OpenAI-compatible chat-completions server.
+
+`RemoteAnswerer(url, model).answer_clips(question, clips, ...)` posts one streamed
+`/chat/completions` request (vLLM, SGLang, `transformers serve` and hosted APIs speak it): a system
+turn, then one user turn holding, for each kept segment in time order and each of its temporal
+patches, the patch's `<t seconds>` stream-time tag as text followed by the patch's frames as PNG
+images, then the question. The tags are the ones the local answerer's prompt carries
+(`RemoteAnswerer.request` is what a test compares), so the same times reach either answerer. The
+answer streams back piece by piece (server-sent events); a server error is one sentence.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from tempo.errors import InvalidInputError, TimedOutError, UnavailableError, redact_url
+from tempo.models.config import LLM_SYSTEM_PROMPT
+from tempo.models.renditions import RenderedClip
+from tempo.models.text import time_tag
+
+
+def png_data_url(frame: np.ndarray) -> str:
+    """(H, W, 3) uint8 RGB → a data: URL of its lossless PNG."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(frame).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def clip_content(clip: RenderedClip, temporal: int = 2) -> list[dict[str, Any]]:
+    """Chat content parts of one clip: per temporal patch, its time tag (the mean of its frames' times,
+    the last frame repeating for an odd count, as the local prompt) then its frames as images."""
+    times = list(clip.frame_times)
+    parts: list[dict[str, Any]] = []
+    for lo in range(0, len(times), temporal):
+        group = times[lo : lo + temporal]
+        padded = group + [group[-1]] * (temporal - len(group))
+        parts.append({"type": "text", "text": time_tag((padded[0] + padded[-1]) / 2)})
+        parts += [{"type": "image_url", "image_url": {"url": png_data_url(f)}} for f in clip.frames[lo : lo + temporal]]
+    return parts
+
+
+class RemoteAnswerer:
+    """An OpenAI-compatible chat-completions server at `url` (…/v1) serving `model`."""
+
+    def __init__(self, url: str, model: str, *, timeout: float = 600.0, api_key: str | None = None) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise InvalidInputError(f"--answer-url must be an http(s) URL such as http://HOST:PORT/v1, not {url!r}")
+        if not model.strip():
+            raise InvalidInputError("--answer-model names the model the --answer-url server serves; it is empty")
+        self.url = url.rstrip("/")
+        self.model = model.strip()
+        self.timeout = timeout
+        self.api_key = api_key
+
+    def request(
+        self, question: str, clips: Sequence[RenderedClip], *, max_new_tokens: int, temperature: float = 0.0
+    ) -> dict[str, Any]:
+        """The JSON body of the chat-completions request for `clips` (time order) and `question`."""
+        content: list[dict[str, Any]] = []
+        for clip in clips:
+            content += clip_content(clip)
+        content.append({"type": "text", "text": question})
+        return {
+            "model": self.model,
+            "messages": [{"role": "system", "content": LLM_SYSTEM_PROMPT}, {"role": "user", "content": content}],
+            "max_tokens": int(max_new_tokens),
+            "temperature": float(temperature),
+            "stream": True,
+        }
+
+    def answer_clips(
+        self,
+        question: str,
+        clips: Sequence[RenderedClip],
+        *,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        on_text: Callable[[str], None] | None = None,
+    ) -> str:
+        """The server's answer (stripped), streamed to `on_text` as it arrives."""
+        import httpx
+
+        body = self.request(question, clips, max_new_tokens=max_new_tokens, temperature=temperature)
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        where = redact_url(self.url)
+        raw, sent = "", ""
+        try:
+            with httpx.stream(
+                "POST", f"{self.url}/chat/completions", json=body, headers=headers, timeout=self.timeout
+            ) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise UnavailableError(f"the answer server at {where} refused the request: {_server_error(resp)}")
+                for line in resp.iter_lines():
+                    piece = _delta(line)
+                    if piece is None:
+                        continue
+                    raw += piece
+                    text = raw.strip()
+                    if len(text) > len(sent) and text.startswith(sent):
+                        if on_text is not None:
+                            on_text(text[len(sent) :])
+                        sent = text
+        except httpx.TimeoutException as exc:
+            raise TimedOutError(f"the answer server at {where} did not answer within {self.timeout:g} s") from exc
+        except httpx.HTTPError as exc:
+            raise UnavailableError(f"cannot reach the answer server at {where} ({type(exc).__name__})") from exc
+        return raw.strip()
+
+
+def _delta(line: str) -> str | None:
+    """The text of one server-sent event line of a streamed chat completion (None: no text)."""
+    if not line.startswith("data:"):
+        return None
+    data = line[5:].strip()
+    if not data or data == "[DONE]":
+        return None
+    try:
+        event = json.loads(data)
+        return event["choices"][0].get("delta", {}).get("content") or None
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return None
+
+
+def _server_error(resp: Any) -> str:
+    """The server's own error message in one line (OpenAI's {"error": {"message": ...}}), else the status."""
+    try:
+        payload = resp.json()
+        err = payload.get("error", payload) if isinstance(payload, dict) else payload
+        message = err.get("message") if isinstance(err, dict) else str(err)
+    except ValueError:
+        message = resp.text
+    first = " ".join(str(message or "").split())[:300]
+    return f"HTTP {resp.status_code}" + (f", {first}" if first else "")
