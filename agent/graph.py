@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from dataclasses import replace
 from typing import Annotated, Any, TypedDict
 
 from langgraph.channels import UntrackedValue
@@ -43,6 +44,8 @@ from tempo.agent.memory_backend import MemoryBackend
 from tempo.agent.rewrite import HistoryTurn, choose_standalone, needs_context
 from tempo.agent.timescope import extract_time_scope
 from tempo.engine.citations import cite as cite_answer
+from tempo.engine.multi import stream_rows
+from tempo.engine.multi_cite import cite_streams
 from tempo.engine.recall import AllocationPlan, Compression
 from tempo.engine.result import SegmentHit, TimelineRow, TimeScope, evidence_rows, timeline_rows
 from tempo.errors import TempoError
@@ -61,6 +64,7 @@ class AgentState(TypedDict, total=False):
     stream: str
     question: str
     time_range: list[float] | None  # [start, end] seconds, checked at the edge; overrides time words
+    streams: list[str] | None  # cross-stream (issue 22): two or more streams asked together; else None
     # The thread: its last `AskSettings.history_turns` turns, oldest first, kept by the
     # checkpointer. Only these are read (by the rewrite), and a checkpoint stores a channel's whole
     # value each time it changes: an ever-growing list would make a thread's checkpoints O(n²).
@@ -87,6 +91,12 @@ class AgentState(TypedDict, total=False):
     cache_hits: int  # candidates whose query-aware pass came from the cache
     compressed: int  # candidates that ran through the compressor
     timings: dict[str, float]  # seconds per step, summed over widening
+
+
+def _streams(state: AgentState) -> list[str] | None:
+    """The stream set of a cross-stream turn (tempo.engine.multi), None for one stream (`stream`)."""
+    streams = state.get("streams")
+    return list(streams) if streams and len(streams) > 1 else None
 
 
 def _timed(state: AgentState, step: str, t0: float) -> dict[str, dict[str, float]]:
@@ -125,7 +135,8 @@ def rewrite(state: AgentState, *, backend: MemoryBackend, settings: AskSettings)
         start, end = state["time_range"]  # type: ignore[misc]
         scope = {"start": start, "end": end, "phrase": "explicit"}
     else:
-        clock = backend.stream_clock(state["stream"])
+        streams = _streams(state)
+        clock = backend.streams_clock(streams) if streams else backend.stream_clock(state["stream"])
         found = extract_time_scope(question, clock) or extract_time_scope(standalone, clock)
         if found is not None:
             scope = {"start": found.start, "end": found.end, "phrase": found.phrase}
@@ -147,7 +158,10 @@ def retrieve(state: AgentState, *, backend: MemoryBackend, settings: AskSettings
     t0 = time.perf_counter()
     scope = state.get("time_scope")
     time_range = (scope["start"], scope["end"]) if scope else None
-    hits = backend.retrieve(state["stream"], state["standalone_question"], state["k"], time_range, settings)
+    if streams := _streams(state):
+        hits = backend.retrieve_streams(streams, state["standalone_question"], state["k"], time_range, settings)
+    else:
+        hits = backend.retrieve(state["stream"], state["standalone_question"], state["k"], time_range, settings)
     return {"candidates": hits, **_timed(state, "retrieve_s", t0)}
 
 
@@ -167,6 +181,8 @@ def compress(state: AgentState, *, backend: MemoryBackend) -> dict[str, Any]:
 
 
 def _recompress(state: AgentState, backend: MemoryBackend) -> Compression:
+    if (streams := _streams(state)) and state.get("candidates"):
+        return backend.compress_streams(streams, state["standalone_question"], state["candidates"])
     indices = [h["index"] for h in state.get("candidates", [])]
     return backend.compress(state["stream"], state["standalone_question"], indices) if indices else Compression({}, 0)
 
@@ -208,11 +224,14 @@ def allocate(state: AgentState, *, backend: MemoryBackend, settings: AskSettings
     compression = state.get("compression")
     if compression is None:  # a turn resumed from a checkpoint (the cache makes this cheap)
         compression = _recompress(state, backend)
-    plan = backend.allocate(state["stream"], compression, settings)
+    streams = _streams(state)
+    plan = backend.allocate_streams(streams, compression, settings) if streams else backend.allocate(
+        state["stream"], compression, settings
+    )
     return {
         "compression": compression,
         "plan": plan,
-        "timeline": timeline_rows(plan),
+        "timeline": stream_rows(plan, streams) if streams else timeline_rows(plan, state["stream"]),
         **_timed(state, "allocate_s", t0),
     }
 
@@ -229,14 +248,22 @@ def answer(state: AgentState, *, backend: MemoryBackend, settings: AskSettings) 
         update = allocate(state, backend=backend, settings=settings)
         compression, plan = update["compression"], update["plan"]
     t0 = time.perf_counter()
-    text, cached = backend.answer(state["stream"], state["standalone_question"], plan, compression, on_text, settings)
+    question = state["standalone_question"]
+    if streams := _streams(state):
+        text, cached = backend.answer_streams(streams, question, plan, compression, on_text, settings)
+    else:
+        text, cached = backend.answer(state["stream"], question, plan, compression, on_text, settings)
     # Timed on top of the allocation's update, so a resumed turn keeps its allocate_s too.
     return {**update, "answer": text, "answer_cached": cached, **_timed({**state, **update}, "answer_s", t0)}
 
 
 def cite(state: AgentState, *, settings: AskSettings) -> dict[str, Any]:
     timeline = state.get("timeline") or []
-    citations = [c.to_dict() for c in cite_answer(state.get("answer", ""), timeline)]
+    if streams := _streams(state):
+        found = cite_streams(state.get("answer", ""), timeline, streams)
+    else:
+        found = [replace(c, stream=state["stream"]) for c in cite_answer(state.get("answer", ""), timeline)]
+    citations = [c.to_dict() for c in found]
     return {"citations": citations, "evidence": evidence_rows(timeline, settings.evidence_segments)}
 
 

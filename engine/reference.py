@@ -132,7 +132,9 @@ def answer_video(
         citations=[c.to_dict() for c in cite(text, rows)],
         segments=rows,
         evidence=evidence_rows(rows, settings.evidence_segments),
-        candidates=[SegmentHit(index=r["index"], start=r["start"], end=r["end"], score=0.0) for r in rows],
+        candidates=[
+            SegmentHit(index=r["index"], start=r["start"], end=r["end"], score=0.0, stream=None) for r in rows
+        ],
         top_relevance=max((r["relevance"] or 0.0 for r in rows), default=None),
         widened=False,
         widen_reason=None,
@@ -145,4 +147,5 @@ def answer_video(
         compressed=len(rows),
         answer_cached=False,
         timings=rounded_timings(clock),
+        streams=None,
     )

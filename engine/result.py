@@ -40,6 +40,7 @@ class TimelineRow(TypedDict):
     tokens: int  # memory tokens ATA kept for it
     kind: SegmentKind
     gap_before: float  # seconds without video right before this segment (0 when contiguous)
+    stream: str | None  # cross-stream (issue 22): the segment's stream; None in reference mode
 
 
 class SegmentHit(TypedDict):
@@ -49,6 +50,7 @@ class SegmentHit(TypedDict):
     start: float  # seconds
     end: float  # seconds
     score: float  # retrieval similarity (higher is closer); 0 for a temporal neighbour
+    stream: str | None  # cross-stream (issue 22): the segment's stream; None in reference mode
 
 
 class TimeScope(TypedDict):
@@ -88,10 +90,11 @@ class TurnResult(TypedDict):
     compressed: int  # candidates that ran through the compressor for this question
     answer_cached: bool
     timings: dict[str, float]  # seconds per step
+    streams: list[str] | None  # cross-stream (issue 22): the streams asked about; None in reference mode
 
 
-def timeline_rows(plan: AllocationPlan) -> list[TimelineRow]:
-    """The plan's rows in time order, with candidates and anchors told apart."""
+def timeline_rows(plan: AllocationPlan, stream: str | None = None) -> list[TimelineRow]:
+    """The plan's rows in time order, with candidates and anchors told apart (each of `stream`)."""
     rows: list[TimelineRow] = []
     previous_end: float | None = None
     for i, s, e, r, k, c in zip(
@@ -113,6 +116,7 @@ def timeline_rows(plan: AllocationPlan) -> list[TimelineRow]:
                 tokens=int(k),
                 kind="candidate" if c else "anchor",
                 gap_before=round(gap, 3) if gap > 1e-3 else 0.0,
+                stream=stream,
             )
         )
         previous_end = float(e)
