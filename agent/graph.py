@@ -262,7 +262,7 @@ def cite(state: AgentState, *, settings: AskSettings) -> dict[str, Any]:
     if streams := _streams(state):
         found = cite_streams(state.get("answer", ""), timeline, streams)
     else:
-        found = [replace(c, stream=state["stream"]) for c in cite_answer(state.get("answer", ""), timeline)]
+        found = [replace(c, stream=state.get("stream")) for c in cite_answer(state.get("answer", ""), timeline)]
     citations = [c.to_dict() for c in found]
     return {"citations": citations, "evidence": evidence_rows(timeline, settings.evidence_segments)}
 
