@@ -16,7 +16,9 @@ from typing import Any
 
 from tempo.agent.monitoring.alert_answers import answer_alert_question
 from tempo.errors import InvalidInputError, NotFoundError
+from tempo.inputs import check_time_range
 from tempo.memory.alerts import AlertStore
+from tempo.memory.index import SearchHit
 
 
 class NoStreamsError(NotFoundError):
@@ -77,3 +79,26 @@ def alerts_across(alerts: AlertStore, streams: Sequence[str], question: str) -> 
         answer = "\n".join(p["answer"] for _, p in fired)
     citations = [{**c, "stream": s} for s, p in fired for c in p["citations"]]
     return {"answer": answer, "citations": citations, "scope": parts[0][1]["scope"] if parts else None}
+
+
+def search_streams(
+    service: Any,
+    streams: Sequence[str] | None,
+    query: str,
+    *,
+    top_k: int,
+    start: float | None = None,
+    end: float | None = None,
+) -> list[SearchHit]:
+    """The moments of `streams` (None: every stream) most similar to `query`, best first: the query embedded
+    once, one FAISS top-K over all of them (SearchHit names its stream). A missing `end` is the longest
+    chosen stream's end; streams shorter than `start` simply have no moments."""
+    names = sorted(dict.fromkeys(streams)) if streams is not None else sorted(s.name for s in service.streams())
+    if streams is not None and not names:
+        raise EmptyStreamSetError()
+    ends = [e for e in (service.stream(n).end for n in names) if e is not None]  # UnknownStreamError
+    time_range = check_time_range(start, end, max(ends) if ends else None)
+    if not names:
+        return []
+    service.index.sync()
+    return service.index.search(service.embedder.embed_text(query), top_k, streams=names, time_range=time_range)
