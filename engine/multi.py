@@ -45,6 +45,7 @@ __all__ = [
     "split_key",
     "split_plan",
     "stream_hits",
+    "stream_infos",
     "stream_rows",
     "stream_tag",
     "union_plan",
@@ -59,6 +60,15 @@ class MixedStreamsError(InvalidInputError):
         super().__init__(
             f"the streams {', '.join(streams)} were ingested with different models; ask about them separately"
         )
+
+
+def stream_infos(store: RedisMemoryStore, streams: Sequence[str]) -> dict[str, StreamInfo]:
+    """The streams' headers in two round trips whatever their number (UnknownStreamError for a missing one)."""
+    found = {i.name: i for i in store.list_streams()}
+    for name in streams:
+        if name not in found:
+            store.stream_info(name)  # raises, naming the known streams
+    return {name: found[name] for name in streams}
 
 
 def composite(position: int, index: int) -> int:
@@ -245,7 +255,7 @@ class CrossStreamRecall:
     def infos(self, streams: Sequence[str]) -> dict[str, StreamInfo]:
         """The streams' headers (UnknownStreamError names the known ones); refused in one sentence when
         their memories were made by different models (their tokens cannot share one prompt)."""
-        infos = {s: self.recall.store.stream_info(s) for s in streams}
+        infos = stream_infos(self.recall.store, streams)
         kinds = {(i.settings.model_id, i.settings.token_dim) for i in infos.values()}
         if len(kinds) > 1:
             raise MixedStreamsError(sorted(infos))
@@ -272,13 +282,14 @@ class CrossStreamRecall:
     def compress(self, streams: Sequence[str], question: str, hits: Sequence[SegmentHit]) -> Compression:
         """The query-aware pass on the candidates, stream by stream, merged under composite keys."""
         position = {s: p for p, s in enumerate(streams)}
+        infos = stream_infos(self.recall.store, streams)
         grouped: dict[str, list[int]] = {}
         for h in hits:
             grouped.setdefault(str(h["stream"]), []).append(int(h["index"]))
         results: dict[int, tuple[float, np.ndarray]] = {}
         cache_hits = 0
         for s, indices in grouped.items():
-            got = self.recall.compress(self.recall.store.stream_info(s), question, indices)
+            got = self.recall.compress(infos[s], question, indices)
             results.update({composite(position[s], i): v for i, v in got.results.items()})
             cache_hits += got.cache_hits
         return Compression(results, cache_hits)
