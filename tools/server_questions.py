@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
@@ -168,7 +168,12 @@ def register_question_routes(app: FastAPI, server: TempoServer) -> None:
             new_thread=body.new_thread,
         )  # fmt: skip
 
-    # ----- threads -----
+    _register_thread_routes(app, server, answer)
+
+
+def _register_thread_routes(app: FastAPI, server: TempoServer, answer: Callable[..., Awaitable[Any]]) -> None:
+    """The thread routes; a follow-up is answered by `answer` (the question routes' one path)."""
+
     @app.get("/v1/threads", tags=["threads"])
     async def list_threads(
         stream: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100
