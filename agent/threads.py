@@ -264,7 +264,22 @@ class ThreadStore(RedisKeyspace):
                 records.append(record)
         if expired:
             self.client.zrem(self._index_key(), *expired)
-        return records if limit is None else records[:limit]
+        records = records if limit is None else records[:limit]
+        return self._with_titles(records)
+
+    def _with_titles(self, records: list[ThreadRecord]) -> list[ThreadRecord]:
+        """Threads from before titles were recorded get their first question as title (one round trip)."""
+        untitled = [j for j, r in enumerate(records) if not r.title and r.turns > 0]
+        if not untitled:
+            return records
+        with self.client.pipeline(transaction=False) as pipe:
+            for j in untitled:
+                pipe.lindex(self._turns_key(records[j].id), 0)
+            firsts = pipe.execute()
+        for j, raw in zip(untitled, firsts, strict=True):
+            if raw:
+                records[j] = replace(records[j], title=str(json.loads(raw).get("question", "")))
+        return records
 
     # ----- turns ------------------------------------------------------------------------------------
 

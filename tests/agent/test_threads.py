@@ -226,3 +226,11 @@ def test_a_thread_may_span_streams_and_lists_its_first_question_and_last_turn(st
     assert listed["title"] == "who came in?" and listed["streams"] == ["lobby"]
     assert listed["last_turn_at"] == store.get("t2").updated
     assert store.open("lobby", "t2").id == "t2"  # one of its streams
+
+
+def test_a_thread_recorded_before_titles_lists_its_first_question(store: ThreadStore) -> None:
+    store.create("lobby", "old")
+    store.append_turn("old", "who came in?", "Who came in?", "A man.", [])
+    store.client.hdel(store._thread_key("old"), "title", "last_turn_at")  # as an older release left it
+    listed = store.list()[0].to_dict()
+    assert listed["title"] == "who came in?" and listed["last_turn_at"] is None
