@@ -233,7 +233,7 @@ class AskVideoInput(ToolInput):
     """Ask a question about a video stream in memory; answers cite times (seconds)."""
 
     question: Question
-    stream: StreamName
+    stream: StreamName | None = Field(default=None, description="Memory stream to ask about; omit for all streams.")
     thread_id: ThreadId | None = None
     start: StreamTime | None = Field(default=None, description="Only look from this stream time (seconds).")
     end: StreamTime | None = Field(default=None, description="Only look up to this stream time (seconds).")
@@ -243,7 +243,7 @@ class SearchMomentsInput(ToolInput):
     """Find the moments of a stream that best match a description."""
 
     query: Query
-    stream: StreamName
+    stream: StreamName | None = Field(default=None, description="Memory stream to search; omit for all streams.")
     start: StreamTime | None = Field(default=None, description="Only look from this stream time (seconds).")
     end: StreamTime | None = Field(default=None, description="Only look up to this stream time (seconds).")
     top_k: TopK = Field(default=5, description="How many moments to return.")

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any
 
 from tempo.agent.checkpoint import RedisCheckpointSaver
+from tempo.agent.cross import alerts_across, choose_streams
 from tempo.agent.errors import InvalidQuestionError
 from tempo.agent.graph import build_agent_graph
 from tempo.agent.memory_backend import MemoryBackend
@@ -138,6 +139,43 @@ class Conversations:
         question, info, scope = self._checked(stream, question, time_range)
         return self._run(info, question, None, scope, settings or self.settings, on_text)
 
+    def ask_streams(
+        self,
+        streams: Sequence[str] | None,
+        question: str,
+        *,
+        thread_id: str | None = None,
+        new_thread: bool = False,
+        time_range: tuple[float | None, float | None] | None = None,
+        settings: AskSettings | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> TurnResult:
+        """Answer `question` across `streams` (None: every stream; on a thread's follow-up, the thread's
+        streams unless the question names others), tempo.engine.multi: one embedding, one FAISS top-K over
+        them all, one ATA budget, segments tagged with stream and time, citations naming their stream.
+        On a thread when `thread_id` is given (an unknown id starts one) or `new_thread`; else one-shot
+        (no thread is made). One stream is exactly `ask`/`ask_once` on it."""
+        question = check_question(question)
+        if thread_id is not None:
+            check_thread_id(thread_id)
+        previous = None
+        if thread_id is not None and streams is None and self.threads.exists(thread_id):
+            previous = self.threads.get(thread_id).streams
+        names = choose_streams(self.service, streams, question, previous)
+        infos = [self.service.stream(n) for n in names]
+        ends = [i.end for i in infos if i.end is not None]
+        scope = check_time_range(time_range[0], time_range[1], max(ends) if ends else None) if time_range else None
+        record = self.threads.open_streams(names, thread_id) if thread_id is not None or new_thread else None
+        tid = record.id if record is not None else None
+        if is_alert_question(question):
+            return self._answer_from_alerts(tid, names, question)
+        result = self._run(infos[0], question, tid, scope, settings or self.settings, on_text, names)
+        if tid is not None:
+            self.threads.append_turn(
+                tid, result["question"], result["standalone_question"], result["answer"], result["citations"]
+            )
+        return result
+
     def _checked(
         self,
         stream: str,
@@ -162,15 +200,18 @@ class Conversations:
         time_range: tuple[float, float] | None,
         settings: AskSettings,
         on_text: Callable[[str], None] | None,
+        streams: list[str] | None = None,
     ) -> TurnResult:
         t0 = time.perf_counter()
         stream = info.name
         graph = self.graph(settings, threaded=thread_id is not None)
         final = final_state(
-            graph, thread_id=thread_id, stream=stream, question=question, time_range=time_range, on_text=on_text
-        )
+            graph, thread_id=thread_id, stream=stream, question=question, time_range=time_range, on_text=on_text,
+            streams=streams,
+        )  # fmt: skip
         ranges = scope_ranges(final.get("time_scope"))  # type: ignore[arg-type]
-        gaps = [g for a, b in ranges or [(None, None)] for g in self.service.store.gaps(stream, a, b)]
+        spans = ranges or [(None, None)]
+        gaps = [g for s in (streams or [stream]) for a, b in spans for g in self.service.store.gaps(s, a, b)]
         return turn_result(
             final,
             thread_id=thread_id,
@@ -184,10 +225,17 @@ class Conversations:
             tokens_unit=getattr(self.service.model, "tokens_unit", TEMPO_TOKENS_UNIT),
         )
 
-    def _answer_from_alerts(self, thread_id: str, stream: str, question: str) -> TurnResult:
-        """A turn answered from the alerts of `stream` (tempo.agent.monitoring.alert_answers)."""
-        found = answer_alert_question(self.service.alerts, stream, question)
-        self.threads.append_turn(thread_id, question, question, found["answer"], found["citations"])
+    def _answer_from_alerts(self, thread_id: str | None, streams: str | list[str], question: str) -> TurnResult:
+        """A turn answered from the alerts of `streams` (tempo.agent.monitoring.alert_answers); one-shot
+        when `thread_id` is None."""
+        names = [streams] if isinstance(streams, str) else list(streams)
+        stream = names[0]
+        found = alerts_across(self.service.alerts, names, question) if len(names) > 1 else dict(
+            answer_alert_question(self.service.alerts, stream, question)
+        )
+        found["citations"] = [{**c, "stream": c.get("stream", stream)} for c in found["citations"]]
+        if thread_id is not None:
+            self.threads.append_turn(thread_id, question, question, found["answer"], found["citations"])
         return TurnResult(
             thread_id=thread_id,
             stream=stream,
@@ -219,6 +267,7 @@ class Conversations:
             timings={},
             family=TEMPO_FAMILY,
             tokens_unit=TEMPO_TOKENS_UNIT,
+            streams=names,
         )
 
     # ----- threads ----------------------------------------------------------------------------------

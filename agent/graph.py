@@ -35,6 +35,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from dataclasses import replace
 from typing import Annotated, Any, TypedDict
 
 from langgraph.channels import UntrackedValue
@@ -54,6 +55,8 @@ from tempo.agent.scopes import (
     turn_scope,
 )
 from tempo.engine.citations import cite as cite_answer
+from tempo.engine.multi import stream_rows
+from tempo.engine.multi_cite import cite_streams
 from tempo.engine.recall import AllocationPlan, Compression
 from tempo.engine.result import SegmentHit, TimelineRow, TimeScope, evidence_rows, timeline_rows
 from tempo.errors import TempoError
@@ -72,6 +75,7 @@ class AgentState(TypedDict, total=False):
     stream: str
     question: str
     time_range: list[float] | None  # [start, end] seconds, checked at the edge; overrides time words
+    streams: list[str] | None  # cross-stream (issue 22): two or more streams asked together; else None
     # The thread: its last `AskSettings.history_turns` turns, oldest first, kept by the
     # checkpointer. Only these are read (by the rewrite), and a checkpoint stores a channel's whole
     # value each time it changes: an ever-growing list would make a thread's checkpoints O(n²).
@@ -101,6 +105,12 @@ class AgentState(TypedDict, total=False):
     timings: dict[str, float]  # seconds per step, summed over widening
 
 
+def _streams(state: AgentState) -> list[str] | None:
+    """The stream set of a cross-stream turn (tempo.engine.multi), None for one stream (`stream`)."""
+    streams = state.get("streams")
+    return list(streams) if streams and len(streams) > 1 else None
+
+
 def _timed(state: AgentState, step: str, t0: float) -> dict[str, dict[str, float]]:
     """The state update adding the seconds since `t0` to `step`'s time."""
     timings = dict(state.get("timings") or {})
@@ -116,7 +126,11 @@ def rewrite(state: AgentState, *, backend: MemoryBackend, settings: AskSettings)
     question = state["question"]
     history = state.get("history", [])[-settings.history_turns :] if settings.history_turns > 0 else []
     previous = history[-1] if history else None
-    clock = None if state.get("time_range") else backend.stream_clock(state["stream"])
+    streams = _streams(state)
+    if state.get("time_range"):
+        clock = None
+    else:  # a cross-stream question reads time words on the longest stream's clock
+        clock = backend.streams_clock(streams) if streams else backend.stream_clock(state["stream"])
     # Time words of the question, relative ones ("after that") resolved against the previous turn.
     reading = read_scope(question, clock, reference_of(previous)) if clock is not None else None
     moved = previous is not None and reading is not None and reading.relative
@@ -161,9 +175,15 @@ def rewrite(state: AgentState, *, backend: MemoryBackend, settings: AskSettings)
 
 def retrieve(state: AgentState, *, backend: MemoryBackend, settings: AskSettings) -> dict[str, Any]:
     t0 = time.perf_counter()
-    stream, query = state["stream"], state["standalone_question"]
+    query = state["standalone_question"]
     ranges = scope_ranges(state.get("time_scope"))  # type: ignore[arg-type]
-    hits = retrieve_in_ranges(lambda r, k: backend.retrieve(stream, query, k, r, settings), ranges, state["k"])
+    if streams := _streams(state):
+        hits = retrieve_in_ranges(
+            lambda r, k: backend.retrieve_streams(streams, query, k, r, settings), ranges, state["k"]
+        )
+    else:
+        stream = state["stream"]
+        hits = retrieve_in_ranges(lambda r, k: backend.retrieve(stream, query, k, r, settings), ranges, state["k"])
     return {"candidates": hits, **_timed(state, "retrieve_s", t0)}
 
 
@@ -183,6 +203,8 @@ def compress(state: AgentState, *, backend: MemoryBackend) -> dict[str, Any]:
 
 
 def _recompress(state: AgentState, backend: MemoryBackend) -> Compression:
+    if (streams := _streams(state)) and state.get("candidates"):
+        return backend.compress_streams(streams, state["standalone_question"], state["candidates"])
     indices = [h["index"] for h in state.get("candidates", [])]
     return backend.compress(state["stream"], state["standalone_question"], indices) if indices else Compression({}, 0)
 
@@ -224,11 +246,14 @@ def allocate(state: AgentState, *, backend: MemoryBackend, settings: AskSettings
     compression = state.get("compression")
     if compression is None:  # a turn resumed from a checkpoint (the cache makes this cheap)
         compression = _recompress(state, backend)
-    plan = backend.allocate(state["stream"], compression, settings)
+    streams = _streams(state)
+    plan = backend.allocate_streams(streams, compression, settings) if streams else backend.allocate(
+        state["stream"], compression, settings
+    )
     return {
         "compression": compression,
         "plan": plan,
-        "timeline": timeline_rows(plan),
+        "timeline": stream_rows(plan, streams) if streams else timeline_rows(plan, state["stream"]),
         **_timed(state, "allocate_s", t0),
     }
 
@@ -245,14 +270,22 @@ def answer(state: AgentState, *, backend: MemoryBackend, settings: AskSettings) 
         update = allocate(state, backend=backend, settings=settings)
         compression, plan = update["compression"], update["plan"]
     t0 = time.perf_counter()
-    text, cached = backend.answer(state["stream"], state["standalone_question"], plan, compression, on_text, settings)
+    question = state["standalone_question"]
+    if streams := _streams(state):
+        text, cached = backend.answer_streams(streams, question, plan, compression, on_text, settings)
+    else:
+        text, cached = backend.answer(state["stream"], question, plan, compression, on_text, settings)
     # Timed on top of the allocation's update, so a resumed turn keeps its allocate_s too.
     return {**update, "answer": text, "answer_cached": cached, **_timed({**state, **update}, "answer_s", t0)}
 
 
 def cite(state: AgentState, *, settings: AskSettings) -> dict[str, Any]:
     timeline = state.get("timeline") or []
-    citations = [c.to_dict() for c in cite_answer(state.get("answer", ""), timeline)]
+    if streams := _streams(state):
+        found = cite_streams(state.get("answer", ""), timeline, streams)
+    else:
+        found = [replace(c, stream=state.get("stream")) for c in cite_answer(state.get("answer", ""), timeline)]
+    citations = [c.to_dict() for c in found]
     return {"citations": citations, "evidence": evidence_rows(timeline, settings.evidence_segments)}
 
 

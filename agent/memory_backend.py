@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from tempo.agent.llm import rewrite_with_model
 from tempo.agent.rewrite import HistoryTurn
 from tempo.agent.timescope import StreamClock
+from tempo.engine.multi import CrossStreamRecall, stream_hits
 from tempo.engine.recall import AllocationPlan, Compression
 from tempo.engine.result import SegmentHit
 from tempo.service import TempoService
@@ -70,7 +71,9 @@ class MemoryBackend:
             if h.index in rows and h.index not in seen:
                 seen.add(h.index)
                 hits.append(
-                    SegmentHit(index=int(h.index), start=float(h.start), end=float(h.end), score=float(h.score))
+                    SegmentHit(
+                        index=int(h.index), start=float(h.start), end=float(h.end), score=float(h.score), stream=stream
+                    )
                 )
         # Neighbours were not ranked by FAISS: they follow the hits in time order with score 0.
         for i in got.candidates.tolist():
@@ -78,7 +81,9 @@ class MemoryBackend:
                 seen.add(i)
                 r = rows[i]
                 hits.append(
-                    SegmentHit(index=i, start=float(timeline.starts[r]), end=float(timeline.ends[r]), score=0.0)
+                    SegmentHit(
+                        index=i, start=float(timeline.starts[r]), end=float(timeline.ends[r]), score=0.0, stream=stream
+                    )
                 )
         return hits
 
@@ -108,6 +113,55 @@ class MemoryBackend:
         return self.service.recall.answer(
             self.service.stream(stream), question, plan, compression, settings=settings, on_text=on_text
         )
+
+    # ----- across streams (tempo.engine.multi): the same steps over a set of streams ------------------
+
+    @property
+    def cross(self) -> CrossStreamRecall:
+        return CrossStreamRecall(self.service.recall)
+
+    def streams_clock(self, streams: Sequence[str]) -> StreamClock:
+        """The clock time words of a cross-stream question are read on: the longest stream's (each
+        stream is then scoped by the same stream times)."""
+        clocks = [self.stream_clock(s) for s in streams]
+        return max(clocks, key=lambda c: c.duration)
+
+    def retrieve_streams(
+        self,
+        streams: Sequence[str],
+        query: str,
+        top_k: int,
+        time_range: tuple[float, float] | None,
+        settings: AskSettings,
+    ) -> list[SegmentHit]:
+        """`retrieve` over several streams: the query embedded once, FAISS top_k over all of them, then
+        each hit's temporal neighbours in its own stream; each candidate names its stream."""
+        got = self.cross.retrieve(
+            list(streams), query, top_k=top_k, neighbours=settings.neighbours, time_range=time_range
+        )
+        return stream_hits(got)
+
+    def compress_streams(self, streams: Sequence[str], question: str, hits: Sequence[SegmentHit]) -> Compression:
+        """The query-aware pass on cross-stream candidates (per stream, cached), under composite keys."""
+        return self.cross.compress(list(streams), question, hits)
+
+    def allocate_streams(
+        self, streams: Sequence[str], compression: Compression, settings: AskSettings
+    ) -> AllocationPlan:
+        """One ATA over the union of the streams' whole timelines, under one budget."""
+        return self.cross.plan(list(streams), compression, budget=settings.budget, min_tokens=settings.min_tokens)
+
+    def answer_streams(
+        self,
+        streams: Sequence[str],
+        question: str,
+        plan: AllocationPlan,
+        compression: Compression,
+        on_text: Callable[[str], None] | None,
+        settings: AskSettings,
+    ) -> tuple[str, bool]:
+        """The answer over the union plan, each segment tagged with its stream and time."""
+        return self.cross.answer(list(streams), question, plan, compression, settings=settings, on_text=on_text)
 
     def rewrite_with_llm(self, history: Sequence[HistoryTurn], question: str) -> str:
         """The model's attempt at a standalone version of `question` given the thread's history (oldest

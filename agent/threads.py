@@ -11,7 +11,8 @@ answered, and the graph keeps its own state under the same thread id in `RedisCh
 Layout (prefix default "tempo:threads"):
 
     {prefix}:index              zset  thread id -> last update time (Unix seconds), for recency order
-    {prefix}:thread:{id}        hash  id, stream, created, updated, turns (count)
+    {prefix}:thread:{id}        hash  id, stream, created, updated, turns (count); streams (comma-separated,
+                                      when the thread spans streams), title (its first question), last_turn_at
     {prefix}:turns:{id}         list  one JSON object per turn, oldest first
 
 Every change is one MULTI/EXEC transaction guarded by WATCH on the thread's hash, so a turn is never
@@ -31,7 +32,7 @@ import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import redis
@@ -87,6 +88,11 @@ class ThreadRecord:
     created: float  # Unix seconds
     updated: float  # Unix seconds, time of the last turn (or of creation)
     turns: int  # number of turns
+    # Cross-stream (issue 22): the streams its last turn asked about (a follow-up keeps them unless it
+    # names another), the first question as the thread's title, the time of the last turn (None: none yet).
+    streams: tuple[str, ...] = ()
+    title: str = ""
+    last_turn_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +101,9 @@ class ThreadRecord:
             "created": self.created,
             "updated": self.updated,
             "turns": self.turns,
+            "streams": list(self.streams or (self.stream,)),
+            "title": self.title,
+            "last_turn_at": self.last_turn_at,
         }
 
 
@@ -148,28 +157,37 @@ class ThreadStore(RedisKeyspace):
     @staticmethod
     def _record(raw: Mapping[bytes | str, bytes | str]) -> ThreadRecord:
         fields = {_text(k): _text(v) for k, v in raw.items()}
+        streams = tuple(s for s in fields.get("streams", "").split(",") if s)
         return ThreadRecord(
             id=fields["id"],
             stream=fields["stream"],
             created=float(fields["created"]),
             updated=float(fields["updated"]),
             turns=int(fields["turns"]),
+            streams=streams or (fields["stream"],),
+            title=fields.get("title", ""),
+            last_turn_at=float(fields["last_turn_at"]) if fields.get("last_turn_at") else None,
         )
 
-    def create(self, stream: str, thread_id: str | None = None) -> ThreadRecord:
-        """A new empty thread about `stream`; a random id unless one is given (ThreadExistsError if taken)."""
+    def create(self, stream: str, thread_id: str | None = None, streams: Sequence[str] = ()) -> ThreadRecord:
+        """A new empty thread about `stream` (or about `streams`, `stream` being the first of them); a
+        random id unless one is given (ThreadExistsError if taken)."""
         if not stream:
             raise ValueError("a thread needs a stream name")
         thread_id = check_thread_id(thread_id) if thread_id is not None else new_thread_id()
         key = self._thread_key(thread_id)
         now = time.time()
-        record = ThreadRecord(id=thread_id, stream=stream, created=now, updated=now, turns=0)
+        record = ThreadRecord(
+            id=thread_id, stream=stream, created=now, updated=now, turns=0, streams=tuple(streams) or (stream,)
+        )
+        fields = {"id": thread_id, "stream": stream, "created": str(now), "updated": str(now), "turns": "0",
+                  "streams": ",".join(record.streams)}  # fmt: skip
 
         def create_once(pipe: redis.client.Pipeline) -> None:
             if pipe.exists(key):
                 raise ThreadExistsError(thread_id)
             pipe.multi()
-            pipe.hset(key, mapping={k: str(v) for k, v in record.to_dict().items()})
+            pipe.hset(key, mapping=fields)
             self._index(pipe, thread_id, now)
             self._expire(pipe, [self._thread_key(thread_id), self._turns_key(thread_id)])
 
@@ -202,8 +220,28 @@ class ThreadStore(RedisKeyspace):
                 return self.create(stream, thread_id)
             except ThreadExistsError:  # created by someone else in between
                 record = self.get(thread_id)
-        if record.stream != stream:
+        if record.stream != stream and stream not in record.streams:
             raise ThreadStreamMismatchError(thread_id, record.stream, stream)
+        return record
+
+    def open_streams(self, streams: Sequence[str], thread_id: str | None = None) -> ThreadRecord:
+        """The thread to continue for a question across `streams` (a new one when `thread_id` is None or
+        unknown): a thread may span streams, so the set of its latest question is recorded."""
+        if not streams:
+            raise ValueError("a thread needs a stream name")
+        if thread_id is None:
+            return self.create(streams[0], None, streams)
+        try:
+            record = self.get(thread_id)
+        except ThreadNotFoundError:
+            try:
+                return self.create(streams[0], thread_id, streams)
+            except ThreadExistsError:  # created by someone else in between
+                record = self.get(thread_id)
+        if tuple(streams) != record.streams:
+            key = self._thread_key(thread_id)
+            self.client.hset(key, mapping={"streams": ",".join(streams)})
+            record = replace(record, streams=tuple(streams))
         return record
 
     def list(self, stream: str | None = None, limit: int | None = None) -> list[ThreadRecord]:
@@ -226,7 +264,22 @@ class ThreadStore(RedisKeyspace):
                 records.append(record)
         if expired:
             self.client.zrem(self._index_key(), *expired)
-        return records if limit is None else records[:limit]
+        records = records if limit is None else records[:limit]
+        return self._with_titles(records)
+
+    def _with_titles(self, records: list[ThreadRecord]) -> list[ThreadRecord]:
+        """Threads from before titles were recorded get their first question as title (one round trip)."""
+        untitled = [j for j, r in enumerate(records) if not r.title and r.turns > 0]
+        if not untitled:
+            return records
+        with self.client.pipeline(transaction=False) as pipe:
+            for j in untitled:
+                pipe.lindex(self._turns_key(records[j].id), 0)
+            firsts = pipe.execute()
+        for j, raw in zip(untitled, firsts, strict=True):
+            if raw:
+                records[j] = replace(records[j], title=str(json.loads(raw).get("question", "")))
+        return records
 
     # ----- turns ------------------------------------------------------------------------------------
 
@@ -257,7 +310,8 @@ class ThreadStore(RedisKeyspace):
             pipe.multi()
             pipe.rpush(self._turns_key(thread_id), payload)
             pipe.hincrby(key, "turns", 1)
-            pipe.hset(key, "updated", str(now))
+            pipe.hset(key, mapping={"updated": str(now), "last_turn_at": str(now)})
+            pipe.hsetnx(key, "title", question)  # the first question names the thread
             self._index(pipe, thread_id, now)
             self._expire(pipe, [self._thread_key(thread_id), self._turns_key(thread_id)])
 
@@ -293,6 +347,9 @@ class ThreadStore(RedisKeyspace):
         return {
             "id": record.id,
             "stream": record.stream,
+            "streams": list(record.streams),
+            "title": record.title,
+            "last_turn_at": record.last_turn_at,
             "turns": [t.to_dict() for t in self.turns(thread_id)],
         }
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from tempo.agent.conversations import Conversations
+from tempo.agent.cross import search_streams
 from tempo.agent.errors import ToolInputError
 from tempo.engine.timeexpr import format_clock
 from tempo.inputs import (
@@ -21,7 +22,6 @@ from tempo.inputs import (
     ListStreamsInput,
     SearchMomentsInput,
     ToolInput,
-    check_time_range,
     describe_error,
 )
 from tempo.memory.alerts import parse_since
@@ -37,13 +37,14 @@ INPUTS: dict[str, type[ToolInput]] = TOOL_INPUTS
 
 DESCRIPTIONS = {
     "ask_video": (
-        "Answer a question about a video stream held in Tempo's memory, with citations (start/end "
-        "seconds, segment indices). Pass the returned thread_id to ask a follow-up on the same thread; "
+        "Answer a question about a video stream held in Tempo's memory (omit stream to ask across all "
+        "streams), with citations (stream, start/end seconds, segment indices). Without thread_id the question "
+        "is one-shot; pass a thread_id (an unknown one starts the thread) to ask follow-ups on the same thread: "
         "'and after that?' moves on from the previous answer's time. time_scope lists the ranges looked at."
     ),
     "search_moments": (
-        "Find the moments (segments with start/end seconds and a similarity score) of a video stream "
-        "that best match a description, best first."
+        "Find the moments (segments with stream, start/end seconds and a similarity score) of a video "
+        "stream, or of all streams when stream is omitted, that best match a description, best first."
     ),
     "list_streams": "List the video streams in Tempo's memory with their covered time (seconds) and size.",
     "list_alerts": (
@@ -102,15 +103,21 @@ class VideoToolkit:
     def ask_video(
         self,
         question: str,
-        stream: str,
+        stream: str | None = None,
         thread_id: str | None = None,
         start: float | None = None,
         end: float | None = None,
     ) -> dict[str, Any]:
-        result = self.conversations.ask(stream, question, thread_id=thread_id, time_range=(start, end))
+        conv = self.conversations
+        if stream is not None and thread_id is not None:
+            result = conv.ask(stream, question, thread_id=thread_id, time_range=(start, end))
+        else:  # one-shot (no thread), or across streams (stream omitted: all, or a thread's own streams)
+            streams = None if stream is None else [stream]
+            result = conv.ask_streams(streams, question, thread_id=thread_id, time_range=(start, end))
         keep = (
             "thread_id",
             "stream",
+            "streams",
             "question",
             "standalone_question",
             "answer",
@@ -126,19 +133,19 @@ class VideoToolkit:
     def search_moments(
         self,
         query: str,
-        stream: str,
+        stream: str | None = None,
         start: float | None = None,
         end: float | None = None,
         top_k: int = 5,
     ) -> dict[str, Any]:
-        info = self.service.stream(stream)
-        time_range = check_time_range(start, end, info.end)
-        hits = self.service.search_moments(stream, query, top_k=top_k, time_range=time_range)
+        streams = None if stream is None else [stream]  # None: every stream, one FAISS search over them all
+        hits = search_streams(self.service, streams, query, top_k=top_k, start=start, end=end)
         return {
             "stream": stream,
             "query": query,
             "moments": [
                 {
+                    "stream": h.stream,
                     "index": int(h.index),
                     "start": round(float(h.start), 3),
                     "end": round(float(h.end), 3),

@@ -16,11 +16,19 @@ from tempo.engine.result import TEMPO_FAMILY, TEMPO_TOKENS_UNIT, TurnResult, rou
 from tempo.memory.records import Gap
 
 
-def turn_input(stream: str, question: str, *, time_range: tuple[float, float] | None = None) -> AgentState:
+def turn_input(
+    stream: str,
+    question: str,
+    *,
+    time_range: tuple[float, float] | None = None,
+    streams: list[str] | None = None,
+) -> AgentState:
     """The input of one turn, every input key set (so nothing leaks in from the previous turn) and
-    the turn's costs reset. `time_range` was checked at the edge (`tempo.inputs.check_time_range`)."""
+    the turn's costs reset. `time_range` was checked at the edge (`tempo.inputs.check_time_range`);
+    `streams`: two or more streams asked together (`stream` is then the first of them)."""
     return {
         "stream": stream,
+        "streams": list(streams) if streams and len(streams) > 1 else None,
         "question": question,
         "time_range": None if time_range is None else [float(time_range[0]), float(time_range[1])],
         "cache_hits": 0,
@@ -39,6 +47,7 @@ def final_state(
     time_range: tuple[float, float] | None = None,
     on_text: Callable[[str], None] | None = None,
     durability: str = "exit",
+    streams: list[str] | None = None,
 ) -> AgentState:
     """The graph's whole final state for one question (typed values included); `thread_id` None for a
     graph compiled without a checkpointer (a question outside any thread).
@@ -52,7 +61,7 @@ def final_state(
     persist = {"durability": durability} if getattr(graph, "checkpointer", None) is not None else {}
     final: dict[str, Any] = {}
     events: Iterator[tuple[str, Any]] = graph.stream(
-        turn_input(stream, question, time_range=time_range),
+        turn_input(stream, question, time_range=time_range, streams=streams),
         config,
         stream_mode=["custom", "values"],
         **persist,
@@ -112,4 +121,5 @@ def turn_result(
         timings=rounded_timings({**(final.get("timings") or {}), **(timings or {})}),
         family=family,
         tokens_unit=tokens_unit,
+        streams=list(final.get("streams") or [final["stream"]]),
     )

@@ -48,6 +48,7 @@ class Citation:
     end: float  # seconds
     segments: tuple[int, ...]  # segment indices, ascending
     text: str
+    stream: str | None = None  # cross-stream (issue 22): the stream cited; None in reference mode
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +56,7 @@ class Citation:
             "end": round(self.end, 3),
             "segments": list(self.segments),
             "text": self.text,
+            "stream": self.stream,
         }
 
 

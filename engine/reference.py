@@ -147,7 +147,9 @@ def answer_video(
         citations=[c.to_dict() for c in cite(text, rows)],
         segments=rows,
         evidence=evidence_rows(rows, settings.evidence_segments),
-        candidates=[SegmentHit(index=r["index"], start=r["start"], end=r["end"], score=0.0) for r in rows],
+        candidates=[
+            SegmentHit(index=r["index"], start=r["start"], end=r["end"], score=0.0, stream=None) for r in rows
+        ],
         top_relevance=max((r["relevance"] or 0.0 for r in rows), default=None),
         widened=False,
         widen_reason=None,
@@ -162,4 +164,5 @@ def answer_video(
         timings=rounded_timings(clock),
         family=TEMPO_FAMILY,
         tokens_unit=TEMPO_TOKENS_UNIT,
+        streams=None,
     )

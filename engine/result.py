@@ -44,6 +44,7 @@ class TimelineRow(TypedDict):
     gap_before: float  # seconds without video right before this segment (0 when contiguous)
     # open weights (issue 23): {frames, width, height} the Qwen3-VL answerer read; None for Tempo
     rendition: dict[str, int] | None
+    stream: str | None  # cross-stream (issue 22): the segment's stream; None in reference mode
 
 
 class SegmentHit(TypedDict):
@@ -53,6 +54,7 @@ class SegmentHit(TypedDict):
     start: float  # seconds
     end: float  # seconds
     score: float  # retrieval similarity (higher is closer); 0 for a temporal neighbour
+    stream: str | None  # cross-stream (issue 22): the segment's stream; None in reference mode
 
 
 class TimeScope(TypedDict):
@@ -98,10 +100,11 @@ class TurnResult(TypedDict):
     # open weights (issue 23): the model family that answered and the unit of `tokens`/`budget`
     family: str  # "tempo" | "qwen3-vl"
     tokens_unit: str  # "memory tokens" (Tempo) | "qwen3-vl visual tokens"
+    streams: list[str] | None  # cross-stream (issue 22): the streams asked about; None in reference mode
 
 
-def timeline_rows(plan: AllocationPlan) -> list[TimelineRow]:
-    """The plan's rows in time order, with candidates and anchors told apart."""
+def timeline_rows(plan: AllocationPlan, stream: str | None = None) -> list[TimelineRow]:
+    """The plan's rows in time order, with candidates and anchors told apart (each of `stream`)."""
     rows: list[TimelineRow] = []
     previous_end: float | None = None
     renditions = plan.renditions if plan.renditions is not None else [None] * len(plan.indices)
@@ -126,6 +129,7 @@ def timeline_rows(plan: AllocationPlan) -> list[TimelineRow]:
                 kind="candidate" if c else "anchor",
                 gap_before=round(gap, 3) if gap > 1e-3 else 0.0,
                 rendition=None if rd is None else rd.to_dict(),
+                stream=stream,
             )
         )
         previous_end = float(e)

@@ -125,7 +125,7 @@ class GlobalLLM:
         return room
 
     def build_answer_embeddings(
-        self, question: str, memory: Sequence[tuple[float, torch.Tensor]]
+        self, question: str, memory: Sequence[tuple[float | str, torch.Tensor]]
     ) -> tuple[torch.Tensor, AnswerStats]:
         """The prompt as LLM input embeddings (1, L, H): ChatML text with `<image>` replaced by
         [time tag + projected kept tokens] per segment, the visual part cut at the end to fit the context."""
@@ -138,7 +138,11 @@ class GlobalLLM:
                 raise ValueError(f"memory tokens must be (k, {self.memory_dim}), got {tuple(tokens.shape)}")
         # One embedding lookup for all time tags and one projector call for all kept tokens (a long
         # timeline has thousands of segments), then interleaved: [tag_1, tokens_1, tag_2, tokens_2, ...].
-        tag_ids = [self.tokenizer.encode(time_tag(centre)) for centre, _ in memory]
+        # A segment's anchor: its centre time (seconds) as `<t seconds>`, or a ready tag (a cross-stream
+        # prompt names the stream too: `<cam2 42.0 seconds>`, tempo.engine.multi).
+        tag_ids = [
+            self.tokenizer.encode(centre if isinstance(centre, str) else time_tag(centre)) for centre, _ in memory
+        ]
         sizes = [int(tokens.shape[0]) for _, tokens in memory]
         memory_tokens = sum(sizes)
         pieces: list[torch.Tensor] = []
@@ -225,7 +229,7 @@ class GlobalLLM:
     def answer(
         self,
         question: str,
-        memory: Sequence[tuple[float, torch.Tensor]],
+        memory: Sequence[tuple[float | str, torch.Tensor]],
         *,
         max_new_tokens: int,
         temperature: float = 0.0,
@@ -245,7 +249,7 @@ class GlobalLLM:
     def stream_answer(
         self,
         question: str,
-        memory: Sequence[tuple[float, torch.Tensor]],
+        memory: Sequence[tuple[float | str, torch.Tensor]],
         *,
         max_new_tokens: int,
         temperature: float = 0.0,
@@ -256,7 +260,7 @@ class GlobalLLM:
     def _answer_pieces(
         self,
         question: str,
-        memory: Sequence[tuple[float, torch.Tensor]],
+        memory: Sequence[tuple[float | str, torch.Tensor]],
         max_new_tokens: int,
         temperature: float,
         result: list[str],

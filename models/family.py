@@ -102,14 +102,15 @@ class ModelFamily(Protocol):
     def answer(
         self,
         question: str,
-        memory: Sequence[tuple[float, torch.Tensor]],
+        memory: Sequence[tuple[float | str, torch.Tensor]],
         *,
         max_new_tokens: int,
         temperature: float = 0.0,
         on_text: Callable[[str], None] | None = None,
     ) -> str:
         """The answer to `question` from per-segment (centre time in seconds, kept memory tokens
-        (k_i, D)) in timeline order, at most `max_new_tokens` long; `temperature` 0 is greedy (the
+        (k_i, D)) in timeline order (a str instead of the time: the segment's whole tag, e.g. a
+        cross-stream `<cam2 42.0 seconds>`), at most `max_new_tokens` long; `temperature` 0 is greedy (the
         release). `on_text` receives the text as it is generated, in pieces that concatenate to
         the returned (stripped) answer."""
         ...

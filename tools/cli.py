@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tempo.tools.commands.queue",
     "tempo.tools.commands.streams",
     "tempo.tools.commands.ask",
+    "tempo.tools.commands.search",
     "tempo.tools.commands.chat",
     "tempo.tools.commands.threads",
     "tempo.tools.commands.mcp",

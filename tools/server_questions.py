@@ -2,12 +2,15 @@
 `tempo ask --thread` and `tempo chat`, through the model queue.
 
     POST /v1/streams/{stream}/ask                 answer (JSON), or stream it (Accept: text/event-stream)
+    POST /v1/ask                                  the same across streams (`streams`; absent = all)
     GET /v1/threads[?stream=&limit=]              threads, newest first
     GET/DELETE /v1/threads/{id}                   one thread's transcript; delete it
     POST /v1/threads/{id}/ask                     a follow-up on the thread's stream
 
 The answer is the question's `TurnResult` (tempo.engine.result), as `tempo ask --json` prints it: its
-`segments` are the whole timeline the answer saw (ATA made visible in the console).
+`segments` are the whole timeline the answer saw (ATA made visible in the console). A question without
+`thread_id` is one-shot (no thread is made) unless `new_thread` is true; a thread's follow-up keeps the
+thread's streams unless the question names another stream.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
@@ -44,7 +47,16 @@ class ThreadAskRequest(inputs.StrictInput):
 
 
 class AskRequest(ThreadAskRequest):
-    thread_id: inputs.ThreadId | None = Field(default=None, description="Thread to continue; omit for a new one.")
+    thread_id: inputs.ThreadId | None = Field(
+        default=None, description="Thread to continue (an unknown id starts it); omit for a one-shot question."
+    )
+    new_thread: bool = Field(default=False, description="Without thread_id: start a thread (its id comes back).")
+
+
+class CrossAskRequest(AskRequest):
+    streams: list[inputs.StreamName] | None = Field(
+        default=None, max_length=256, description="Streams to ask about together; omit for all streams."
+    )
 
 
 def register_question_routes(app: FastAPI, server: TempoServer) -> None:
@@ -52,9 +64,21 @@ def register_question_routes(app: FastAPI, server: TempoServer) -> None:
     service = server.service
 
     async def answer(
-        request: Request, stream: str, question: str, thread_id: str | None, start: float | None, end: float | None
+        request: Request,
+        stream: str | None,
+        question: str,
+        thread_id: str | None,
+        start: float | None,
+        end: float | None,
+        *,
+        streams: list[str] | None = None,
+        new_thread: bool = False,
     ) -> Any:
-        def scope() -> tuple[float, float] | None:
+        """`stream` None: across `streams` (None: all, or a thread's own streams)."""
+
+        def scope() -> tuple[float | None, float | None] | None:
+            if stream is None:  # across streams: checked against them by ask_streams
+                return (start, end) if (start is not None or end is not None) else None
             info = service.stream(stream)
             return check_time_range(start, end, info.end) if (start is not None or end is not None) else None
 
@@ -70,10 +94,15 @@ def register_question_routes(app: FastAPI, server: TempoServer) -> None:
         def run() -> TurnResult:
             t0 = time.perf_counter()
             error = False
+            write = on_text if streaming else None
             try:
-                return server.conversations.ask(
-                    stream, question, thread_id=thread_id, time_range=time_range, on_text=on_text if streaming else None
-                )
+                if stream is not None and thread_id is not None:
+                    return server.conversations.ask(stream, question, thread_id=thread_id, time_range=time_range,
+                                                    on_text=write)  # fmt: skip
+                return server.conversations.ask_streams(
+                    [stream] if stream is not None else streams, question, thread_id=thread_id,
+                    new_thread=new_thread, time_range=time_range, on_text=write,
+                )  # fmt: skip
             except TempoError:
                 error = True
                 raise
@@ -120,9 +149,31 @@ def register_question_routes(app: FastAPI, server: TempoServer) -> None:
         """Answer a question (JSON: the `TurnResult`), or stream it (`Accept: text/event-stream`): `text`
         events with the answer as it is generated, then `allocation` (the timeline's segments),
         `citations`, and `done` (the whole `TurnResult`)."""
-        return await answer(request, stream, body.question, body.thread_id, body.start, body.end)
+        return await answer(
+            request, stream, body.question, body.thread_id, body.start, body.end, new_thread=body.new_thread
+        )
 
-    # ----- threads -----
+    @app.post(
+        "/v1/ask",
+        tags=["questions"],
+        response_model=TurnResult,
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
+    async def ask_across(body: CrossAskRequest, request: Request) -> Any:
+        """Answer a question across `streams` (omitted: every stream; a thread's follow-up: the thread's
+        streams unless the question names another): one FAISS search over them all, one token budget,
+        segments and citations naming their stream. JSON or `text/event-stream` as the stream route."""
+        return await answer(
+            request, None, body.question, body.thread_id, body.start, body.end, streams=body.streams,
+            new_thread=body.new_thread,
+        )  # fmt: skip
+
+    _register_thread_routes(app, server, answer)
+
+
+def _register_thread_routes(app: FastAPI, server: TempoServer, answer: Callable[..., Awaitable[Any]]) -> None:
+    """The thread routes; a follow-up is answered by `answer` (the question routes' one path)."""
+
     @app.get("/v1/threads", tags=["threads"])
     async def list_threads(
         stream: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100
@@ -140,5 +191,6 @@ def register_question_routes(app: FastAPI, server: TempoServer) -> None:
 
     @app.post("/v1/threads/{thread_id}/ask", tags=["threads", "questions"], response_model=TurnResult)
     async def ask_in_thread(thread_id: str, body: ThreadAskRequest, request: Request) -> Any:
-        record = await anyio.to_thread.run_sync(server.conversations.show_thread, thread_id)
-        return await answer(request, record["stream"], body.question, thread_id, body.start, body.end)
+        await anyio.to_thread.run_sync(server.conversations.show_thread, thread_id)  # 404 for an unknown thread
+        # The thread's streams, unless the question names another (Conversations.ask_streams).
+        return await answer(request, None, body.question, thread_id, body.start, body.end)

@@ -10,7 +10,7 @@ import anyio
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 from tempo import inputs
-from tempo.inputs import check_time_range
+from tempo.agent.cross import search_streams
 
 if TYPE_CHECKING:
     from tempo.tools.server import TempoServer
@@ -47,23 +47,19 @@ def register_search_routes(app: FastAPI, server: TempoServer) -> None:
     @app.post("/v1/search", tags=["search"])
     async def search(body: SearchRequest) -> SearchOut:
         def work() -> SearchOut:
-            names = body.streams if body.streams is not None else [s.name for s in service.streams()]
-            moments: list[Moment] = []
-            for name in dict.fromkeys(names):
-                info = service.stream(name)
-                time_range = check_time_range(body.start, body.end, info.end)
-                for h in service.search_moments(name, body.query, top_k=body.top_k, time_range=time_range):
-                    moments.append(
-                        Moment(
-                            stream=name,
-                            index=int(h.index),
-                            start=round(float(h.start), 3),
-                            end=round(float(h.end), 3),
-                            score=round(float(h.score), 6),
-                        )
-                    )
-            moments.sort(key=lambda m: (-m.score, m.stream, m.index))
-            return SearchOut(query=body.query, moments=moments[: body.top_k])
+            # The query embedded once and one FAISS top-K over all the chosen streams (tempo.agent.cross).
+            hits = search_streams(service, body.streams, body.query, top_k=body.top_k, start=body.start, end=body.end)
+            moments = [
+                Moment(
+                    stream=h.stream,
+                    index=int(h.index),
+                    start=round(float(h.start), 3),
+                    end=round(float(h.end), 3),
+                    score=round(float(h.score), 6),
+                )
+                for h in hits
+            ]
+            return SearchOut(query=body.query, moments=moments)
 
         t0 = time.perf_counter()
         try:

@@ -92,8 +92,8 @@ def test_cite_points_at_allocation_segments_and_attaches_best_candidates() -> No
     }
     update = cite(state, settings=SETTINGS)
     assert update["citations"] == [
-        {"start": 6.0, "end": 6.0, "segments": [1], "text": "<6.0 seconds>"},
-        {"start": 12.0, "end": 20.0, "segments": [3, 4], "text": "from 12 s to 20 s"},
+        {"start": 6.0, "end": 6.0, "segments": [1], "text": "<6.0 seconds>", "stream": None},
+        {"start": 12.0, "end": 20.0, "segments": [3, 4], "text": "from 12 s to 20 s", "stream": None},
     ]
     assert [e["index"] for e in update["evidence"]] == [1, 3]
 
@@ -123,6 +123,7 @@ def test_remember_keeps_only_the_turns_the_rewrite_reads() -> None:
 def test_turn_input_sets_every_input_key_and_resets_the_turns_costs() -> None:
     expected = {
         "stream": "lobby",
+        "streams": None,
         "question": "who?",
         "time_range": None,
         "cache_hits": 0,
@@ -132,6 +133,8 @@ def test_turn_input_sets_every_input_key_and_resets_the_turns_costs() -> None:
     }
     assert turn_input("lobby", "who?") == expected
     assert turn_input("lobby", "who?", time_range=(10, 20))["time_range"] == [10.0, 20.0]
+    assert turn_input("lobby", "who?", streams=["lobby"])["streams"] is None  # one stream: the usual path
+    assert turn_input("lobby", "who?", streams=["lobby", "yard"])["streams"] == ["lobby", "yard"]
 
 
 def test_a_bad_range_is_refused_at_the_edge_as_a_user_error() -> None:

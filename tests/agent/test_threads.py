@@ -79,9 +79,13 @@ def test_show_returns_the_transcript_in_the_cli_json_shape(store: ThreadStore) -
     store.append_turn("t1", "who came in?", "Who came in?", "A man at <12.0 seconds>.", [CITATION])
     store.append_turn("t1", "and then?", "Who came in? And then?", "He left.")
     shown = store.show("t1")
+    last = shown.pop("last_turn_at")
+    assert last is not None and last >= store.get("t1").created
     assert shown == {
         "id": "t1",
         "stream": "lobby",
+        "streams": ["lobby"],
+        "title": "who came in?",  # the first question
         "turns": [
             {
                 "question": "who came in?",
@@ -208,3 +212,25 @@ def test_threads_survive_a_new_process(redis_url: str) -> None:
     shown = json.loads(done.stdout)
     assert [t["question"] for t in shown["turns"]] == ["q1", "q2"]
     assert store.get("t1").turns == 2
+
+
+def test_a_thread_may_span_streams_and_lists_its_first_question_and_last_turn(store: ThreadStore) -> None:
+    record = store.open_streams(["gate", "lobby"], "t2")
+    assert (record.stream, record.streams) == ("gate", ("gate", "lobby"))
+    listed = store.list()[0].to_dict()
+    assert listed["title"] == "" and listed["last_turn_at"] is None  # no turn yet
+    store.append_turn("t2", "who came in?", "Who came in?", "A man.", [])
+    store.append_turn("t2", "and then?", "Who came in? And then?", "He left.", [])
+    assert store.open_streams(["lobby"], "t2").streams == ("lobby",)  # a follow-up named another stream
+    listed = store.list()[0].to_dict()
+    assert listed["title"] == "who came in?" and listed["streams"] == ["lobby"]
+    assert listed["last_turn_at"] == store.get("t2").updated
+    assert store.open("lobby", "t2").id == "t2"  # one of its streams
+
+
+def test_a_thread_recorded_before_titles_lists_its_first_question(store: ThreadStore) -> None:
+    store.create("lobby", "old")
+    store.append_turn("old", "who came in?", "Who came in?", "A man.", [])
+    store.client.hdel(store._thread_key("old"), "title", "last_turn_at")  # as an older release left it
+    listed = store.list()[0].to_dict()
+    assert listed["title"] == "who came in?" and listed["last_turn_at"] is None

@@ -84,7 +84,9 @@ def test_gaps_between_segments_are_not_cited() -> None:
 
 def test_citation_dict_shape() -> None:
     (citation,) = cite("at 12.5 seconds", SEGMENTS)
-    assert citation.to_dict() == {"start": 12.5, "end": 12.5, "segments": [3], "text": "at 12.5 seconds"}
+    assert citation.to_dict() == {
+        "start": 12.5, "end": 12.5, "segments": [3], "text": "at 12.5 seconds", "stream": None
+    }  # fmt: skip
 
 
 def test_segments_may_be_spans_tuples_or_segment_objects() -> None:

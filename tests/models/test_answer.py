@@ -53,6 +53,20 @@ def test_prompt_is_chatml_with_time_tags_before_projected_tokens(tiny_model: Tem
     assert stats.memory_tokens == 8 and stats.truncated_tokens == 0
 
 
+def test_a_ready_tag_names_the_segment_instead_of_its_time(tiny_model: TempoModel) -> None:
+    # A cross-stream prompt (tempo.engine.multi) tags each segment with its stream and time.
+    tokens = _memory(tiny_model, [3])[0][1]
+    embeds, _ = tiny_model.build_answer_embeddings("Which camera?", [("<cam2 42.0 seconds>", tokens)])
+    before, _ = llm_prompt_parts("Which camera?")
+    tok, emb = tiny_model.tokenizer, tiny_model.network.model.embed_tokens
+    pos = len(tok.encode(before))
+    with torch.inference_mode():
+        tag = emb(torch.tensor(tok.encode("<cam2 42.0 seconds>")))
+        torch.testing.assert_close(embeds[0, pos : pos + tag.shape[0]], tag)
+        pos += tag.shape[0]
+        torch.testing.assert_close(embeds[0, pos : pos + 3], tiny_model.network.project(tokens))
+
+
 def test_visual_part_is_cut_at_the_end_to_fit_the_context(tiny_dir) -> None:
     model = TempoModel.load(tiny_dir, config=TempoInferenceConfig(context_limit=120))
     embeds, stats = model.build_answer_embeddings("What?", _memory(model, [32] * 6))

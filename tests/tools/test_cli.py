@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 FIRST_QUESTION = "Where is the square at the beginning?"  # asked by the cli_thread fixture
 FOLLOW_UP = "and after that?"
 
@@ -93,3 +95,37 @@ def test_a_one_shot_ask_and_a_thread_turn_print_the_same_result_for_the_same_fir
     assert {r["kind"] for r in once["segments"]} == {"candidate", "anchor"}  # K = 3: some segments are anchors
     assert once["answer"] == turn["answer"] and once["candidates"] == turn["candidates"]
     assert once["evidence"] == turn["evidence"]
+
+
+def test_ask_across_streams_and_search_from_the_command_line(tempo_main):
+    options = ("--json", "--max-new-tokens", "8", "--top-k", "3")
+    code, out, err = tempo_main("ask", "--all-streams", *options, "Which camera shows the square?")
+    assert code == 0, err
+    across = json.loads(out)
+    assert across["streams"] == ["cam"] and across["thread_id"] is None  # the memory's one stream, one-shot
+    code, out, err = tempo_main("ask", "--streams", "cam", *options, "Which camera shows the square?")
+    assert code == 0, err
+    assert json.loads(out)["answer"] == across["answer"]
+    code, out, err = tempo_main("search", "a square", "--top-k", "3", "--json")
+    assert code == 0, err
+    found = json.loads(out)
+    assert [m["stream"] for m in found["moments"]] == ["cam"] * 3
+    scores = [m["score"] for m in found["moments"]]
+    assert scores == sorted(scores, reverse=True)
+    code, out, err = tempo_main("search", "a square", "--streams", "cam", "--top-k", "2")
+    assert code == 0, err
+    assert out.splitlines()[0].split() == ["stream", "time", "segment", "score"] and len(out.splitlines()) == 3
+
+
+def test_stream_choices_are_checked_in_one_line(tempo_main, capsys):
+    with pytest.raises(SystemExit) as stopped:  # refused by `tempo ask` after parsing (argparse's usage error)
+        tempo_main("ask", "--stream", "cam", "--streams", "cam", "q")
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and "--stream and --streams exclude each other" in err
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = tempo_main("ask", "--streams", ",", "q")
+    assert code == 2 and "give at least one stream name" in err
+    code, _, err = tempo_main("ask", "--streams", "cam,nope", "q")
+    assert code == 2 and err.startswith("tempo: error: unknown stream 'nope'")
+    code, _, err = tempo_main("search", "x", "--streams", "bad name!")
+    assert code == 2 and len(err.strip().splitlines()) == 1

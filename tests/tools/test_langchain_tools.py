@@ -51,7 +51,7 @@ def test_tools_have_typed_input_schemas(fresh_toolkit):
     tools = {t.name: t for t in tempo_tools(fresh_toolkit)}
     assert set(tools) == {"ask_video", "search_moments", "list_streams", "list_alerts"}
     ask = tools["ask_video"].tool_call_schema.model_json_schema()
-    assert ask["required"] == ["question", "stream"]
+    assert ask["required"] == ["question"]  # no stream: across all streams
     assert set(ask["properties"]) == {"question", "stream", "thread_id", "start", "end"}
     search = tools["search_moments"].tool_call_schema.model_json_schema()
     assert search["properties"]["top_k"]["minimum"] == 1 and search["properties"]["top_k"]["default"] == 5
@@ -86,6 +86,22 @@ def test_react_agent_calls_the_tools_and_gets_the_cli_answers(fresh_toolkit, cli
     assert all(0 <= m["start"] < m["end"] <= 41 for m in moments)
 
 
+def test_ask_video_and_search_moments_without_a_stream_cover_every_stream_one_shot(fresh_toolkit):
+    script = [
+        AIMessage("", tool_calls=[call("ask_video", {"question": "What moves?"}, "a1")]),
+        AIMessage("", tool_calls=[call("search_moments", {"query": "a square", "top_k": 2}, "s1")]),
+        AIMessage("Done."),
+    ]
+    before = fresh_toolkit.conversations.list_threads()
+    results = run_agent(tempo_tools(fresh_toolkit), script)
+    asked = json.loads(results["a1"].content)
+    assert asked["streams"] == ["cam"] and asked["thread_id"] is None  # one-shot: no thread made
+    assert all(c["stream"] == "cam" for c in asked["citations"])
+    found = json.loads(results["s1"].content)
+    assert found["stream"] is None and [m["stream"] for m in found["moments"]] == ["cam", "cam"]
+    assert fresh_toolkit.conversations.list_threads() == before
+
+
 def test_bad_tool_calls_come_back_as_one_sentence_errors(fresh_toolkit):
     script = [
         AIMessage(
@@ -93,7 +109,7 @@ def test_bad_tool_calls_come_back_as_one_sentence_errors(fresh_toolkit):
             tool_calls=[
                 call("search_moments", {"query": "square", "stream": "cam", "top_k": 0}, "e1"),
                 call("ask_video", {"question": "What happens?", "stream": "nope"}, "e2"),
-                call("ask_video", {"question": "What happens?"}, "e3"),
+                call("ask_video", {"stream": "cam"}, "e3"),
                 call("ask_video", {"question": "What happens?", "stream": "cam", "start": 30, "end": 10}, "e4"),
             ],
         ),
@@ -102,7 +118,7 @@ def test_bad_tool_calls_come_back_as_one_sentence_errors(fresh_toolkit):
     results = run_agent(tempo_tools(fresh_toolkit), script)
     assert results["e1"].content == "search_moments: invalid 'top_k': input should be greater than or equal to 1."
     assert "'nope'" in results["e2"].content and results["e2"].status == "error"
-    assert results["e3"].content == "ask_video: the argument 'stream' is required."
+    assert results["e3"].content == "ask_video: the argument 'question' is required."
     assert results["e4"].content == "the time scope must end after it starts (got 30 s to 10 s)"
     for message in results.values():
         assert "\n" not in message.content and "Traceback" not in message.content

@@ -54,6 +54,7 @@ async def session_script(client: Client, thread: str) -> dict:
         second = await client.call_tool("ask_video", {"question": FOLLOW_UP, "stream": "cam", "thread_id": thread})
         out["turns"] = [json.loads(first.content[0].text), second.structured_content]
         out["moments"] = await client.call_tool("search_moments", {"query": "a square", "stream": "cam", "top_k": 2})
+        out["across"] = (await client.call_tool("search_moments", {"query": "a square", "top_k": 2})).structured_content
         out["bad"] = [
             await client.call_tool("search_moments", {"query": "square", "stream": "cam", "top_k": 0}),
             await client.call_tool("ask_video", {"question": "What happens?", "stream": "nope"}),
@@ -68,7 +69,7 @@ async def session_script(client: Client, thread: str) -> dict:
 
 def check_script(out: dict, cli_thread: dict, thread: str) -> None:
     assert set(out["tools"]) == {"ask_video", "search_moments", "list_streams", "list_alerts"}
-    assert out["tools"]["ask_video"]["required"] == ["question", "stream"]
+    assert out["tools"]["ask_video"]["required"] == ["question"]  # no stream: across all streams
     assert out["tools"]["search_moments"]["properties"]["top_k"]["maximum"] == 50
     assert [s["name"] for s in out["streams"]["streams"]] == ["cam"]
     first, second = out["turns"]
@@ -83,6 +84,7 @@ def check_script(out: dict, cli_thread: dict, thread: str) -> None:
     assert second["rewrite_source"] in ("model", "fallback") and "time_scope" in second
     moments = out["moments"]
     assert not moments.is_error and len(moments.structured_content["moments"]) == 2
+    assert out["across"]["moments"] == moments.structured_content["moments"]  # every stream: here only "cam"
     texts = []
     for result in out["bad"]:
         assert result.is_error

@@ -170,7 +170,10 @@ def test_delete_a_stream(serve_server, serve_memory):
 
 
 def test_ask_returns_the_answer_the_timeline_and_a_thread(serve_server):
-    got = httpx2.post(f"{serve_server.base}/v1/streams/cam/ask", json={"question": "Where is the square?"}, timeout=120)
+    got = httpx2.post(
+        f"{serve_server.base}/v1/streams/cam/ask", json={"question": "Where is the square?", "new_thread": True},
+        timeout=120,
+    )  # fmt: skip
     assert got.status_code == 200, got.text
     body = got.json()
     assert body["stream"] == "cam" and body["answer"] and body["thread_id"]
@@ -181,6 +184,26 @@ def test_ask_returns_the_answer_the_timeline_and_a_thread(serve_server):
     assert all((c["relevance"] is None) == (c["kind"] == "anchor") for c in cells)
     threads = httpx2.get(f"{serve_server.base}/v1/threads", params={"stream": "cam"}).json()
     assert body["thread_id"] in [t["id"] for t in threads]
+    listed = next(t for t in threads if t["id"] == body["thread_id"])
+    assert listed["title"] == "Where is the square?" and listed["last_turn_at"] is not None
+
+
+def test_a_one_shot_ask_makes_no_thread_and_ask_across_streams_names_them(serve_server):
+    before = httpx2.get(f"{serve_server.base}/v1/threads").json()
+    once = httpx2.post(f"{serve_server.base}/v1/streams/cam/ask", json={"question": "Is it red?"}, timeout=120)
+    assert once.status_code == 200, once.text
+    assert once.json()["thread_id"] is None
+    across = httpx2.post(f"{serve_server.base}/v1/ask", json={"question": "Which stream shows a square?"}, timeout=120)
+    assert across.status_code == 200, across.text
+    body = across.json()
+    names = sorted(s["name"] for s in httpx2.get(f"{serve_server.base}/v1/streams").json())
+    assert body["thread_id"] is None and body["streams"] == names  # absent = all streams
+    assert {r["stream"] for r in body["segments"]} <= set(names)
+    assert httpx2.get(f"{serve_server.base}/v1/threads").json() == before
+    bad = httpx2.post(f"{serve_server.base}/v1/ask", json={"question": "q", "streams": ["cam", "nope"]})
+    assert bad.status_code == 404 and "nope" in bad.json()["detail"]
+    empty = httpx2.post(f"{serve_server.base}/v1/ask", json={"question": "q", "streams": []})
+    assert empty.status_code == 422
 
 
 def test_ask_streams_text_then_allocation_citations_and_done(serve_server):
@@ -210,8 +233,9 @@ def test_ask_streams_text_then_allocation_citations_and_done(serve_server):
 
 def test_threads_show_ask_in_thread_and_delete(serve_server):
     first = httpx2.post(
-        f"{serve_server.base}/v1/streams/cam/ask", json={"question": "Where is the square?"}, timeout=120
-    )
+        f"{serve_server.base}/v1/streams/cam/ask", json={"question": "Where is the square?", "thread_id": "t-serve"},
+        timeout=120,
+    )  # fmt: skip
     thread = first.json()["thread_id"]
     follow = httpx2.post(
         f"{serve_server.base}/v1/threads/{thread}/ask", json={"question": "and after that?"}, timeout=120

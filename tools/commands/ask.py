@@ -147,7 +147,11 @@ def _ask_memory(args: argparse.Namespace, question: str) -> int:
         _write_piece(printable(piece))
 
     on_text = None if args.json else write
-    if args.thread is None:
+    if args.stream is None:  # --streams, --all-streams, or a thread's follow-up on its own streams
+        # --all-streams names them all (a thread's set does not apply); an empty memory: one sentence below
+        streams = ([s.name for s in service.streams()] or None) if args.all_streams else args.streams
+        result = conversations.ask_streams(streams, question, thread_id=args.thread, on_text=on_text)
+    elif args.thread is None:
         result = conversations.ask_once(args.stream, question, on_text=on_text)
     else:
         result = conversations.ask(args.stream, question, thread_id=args.thread, on_text=on_text)
@@ -155,8 +159,12 @@ def _ask_memory(args: argparse.Namespace, question: str) -> int:
         print(json.dumps(result, ensure_ascii=False))
         return 0
     print()
+    if len(result["streams"] or []) > 1:
+        print(f"streams: {', '.join(result['streams'] or [])}")
     if args.thread is None:
         print_report(result, service.model.num_memory_tokens)
+        if len(result["streams"] or []) > 1:
+            print_turn_extras(result, sys.stdout)
     else:
         print_turn_extras(result, sys.stdout)
         print(f"thread: {result['thread_id']}")
@@ -164,13 +172,16 @@ def _ask_memory(args: argparse.Namespace, question: str) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    if args.thread is not None and args.stream is None:
-        args.parser.error("--thread needs --stream: conversations are about a stream in memory")
-    if args.stream is not None:
+    given = (("--stream", args.stream), ("--streams", args.streams), ("--all-streams", args.all_streams))
+    chosen = [flag for flag, value in given if value not in (None, False)]
+    if len(chosen) > 1:
+        args.parser.error(f"{' and '.join(chosen)} exclude each other: give one")
+    if chosen or args.thread is not None:  # from memory (--thread alone: the thread's streams)
         if args.router or args.answer_url or args.answer_model:
             args.parser.error("--router, --answer-url and --answer-model are for a Qwen3-VL --model and a video file")
         if len(args.inputs) != 1:
-            args.parser.error("with --stream, give only the QUESTION (the video is already in memory)")
+            flag = (chosen or ["--thread"])[0]
+            args.parser.error(f"with {flag}, give only the QUESTION (the video is already in memory)")
         question = check_question(args.inputs[0])
         return _ask_memory(args, question)
     if len(args.inputs) != 2:
@@ -222,13 +233,23 @@ def _ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stream_list(text: str) -> list[str]:
+    """--streams: comma-separated stream names, each checked; at least one."""
+    check_name = arg_type(inputs.StreamName, "name")
+    names = [check_name(part.strip()) for part in text.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one stream name (e.g. --streams cam1,cam2)")
+    return names
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "ask",
         help="answer a question about a video (reference mode) or a stream in memory (--stream)",
         usage=(
             "tempo ask [options] VIDEO QUESTION\n"
-            "       tempo ask [options] --stream NAME [--thread ID] QUESTION"
+            "       tempo ask [options] --stream NAME [--thread ID] QUESTION\n"
+            "       tempo ask [options] (--streams A,B,... | --all-streams) [--thread ID] QUESTION"
         ),
         description=(
             "Answer QUESTION about VIDEO the way the Tempo reference does: every segment is compressed "
@@ -239,8 +260,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("inputs", nargs="+", metavar="[VIDEO] QUESTION", help="video file, URL or device; question")
     add_stream_option(parser, "answer from this memory stream")
+    parser.add_argument(
+        "--streams",
+        default=None,
+        metavar="A,B,...",
+        type=_stream_list,
+        help="answer across these memory streams together (comma-separated): one FAISS search over them all, "
+        "one token budget, citations name their stream",
+    )
+    parser.add_argument(
+        "--all-streams", action="store_true", help="answer across every stream in memory (as --streams with all)"
+    )
     add_thread_option(
-        parser, "with --stream: continue (or start) this conversation thread; follow-ups use its history"
+        parser,
+        "from memory: continue (or start) this conversation thread; follow-ups use its history, and without "
+        "--stream/--streams its streams (unless the question names another stream)",
     )
     add_top_k_option(parser, AskSettings.top_k, "with --stream: candidate segments from FAISS (as tempo chat)")
     add_model_options(parser)

@@ -40,8 +40,10 @@ def printable(text: str) -> str:
 HELP = "commands: /reset (new thread), /threads, /history, /quit"
 
 
-def format_citation(c: dict[str, Any]) -> str:
+def format_citation(c: dict[str, Any], with_stream: bool = False) -> str:
     span = clock(c["start"]) if c["end"] == c["start"] else f"{clock(c['start'])}–{clock(c['end'])}"
+    if with_stream and c.get("stream"):  # an answer across streams: "cam2 0:42"
+        span = f"{c['stream']} {span}"
     segments = ", ".join(str(i) for i in c["segments"]) or "-"
     return f"  [{span}] segment{'s' if len(c['segments']) != 1 else ''} {segments}  ({printable(c['text'])!r})"
 
@@ -59,8 +61,9 @@ def print_turn_extras(result: TurnResult, out: TextIO) -> None:
         print(f"  (widened: {result['widen_reason']})", file=out)
     if result["citations"]:
         print("citations:", file=out)
+        across = len(result.get("streams") or []) > 1
         for c in result["citations"]:
-            print(format_citation(c), file=out)
+            print(format_citation(c, across), file=out)
     else:
         print("citations: none", file=out)
     evidence = result["evidence"]

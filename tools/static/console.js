@@ -211,7 +211,7 @@ async function ask(question) {
     : `/v1/streams/${encodeURIComponent(state.stream)}/ask`;
   try {
     const response = await api(path, {
-      method: "POST", body: JSON.stringify({ question }),
+      method: "POST", body: JSON.stringify(state.thread ? { question } : { question, new_thread: true }),
       headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
     });
     for await (const { event, data } of sseEvents(response)) {

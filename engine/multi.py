@@ -1,0 +1,345 @@
+"""Answering across streams: one question over several memory streams ("which camera saw the red truck?").
+
+The same steps as one stream (tempo.engine.recall), over the union of the chosen streams:
+
+1. the query is embedded once; FAISS gives the top-K over all chosen streams together (`SegmentIndex.search`
+   with `streams=`), so the best segments win wherever they are; temporal neighbours are added per stream;
+2. the query-aware pass runs on the candidates, grouped per stream (each stream's own frames and cache);
+3. ATA runs over the union of the streams' timelines under ONE visual budget: candidates by relevance,
+   every other segment an anchor, anchors thinned together so the whole answer fits the budget;
+4. the prompt holds each stream's segments together, in time order, each behind a tag naming its stream
+   and time, `<cam2 42.0 seconds>`, so the answer can say "cam2 at 0:42" and be cited (tempo.engine.multi_cite).
+
+Segments of different streams are told apart by a composite key, `position << KEY_SHIFT | index`
+(position: the stream's place in the sorted stream set), so the single-stream ATA code
+(`plan_allocation`) runs unchanged over the union; its power-of-two anchor grid stays each stream's own
+grid because the shift is far above any stride. One chosen stream is the single-stream path exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tempo.engine.recall import AllocationPlan, Compression, RecallPipeline, assemble, plan_allocation
+from tempo.engine.result import SegmentHit, TimelineRow, timeline_rows
+from tempo.errors import InvalidInputError
+from tempo.memory.anchors import AnchorCache
+from tempo.memory.index import SearchHit, SegmentIndex, Timeline
+from tempo.memory.store import RedisMemoryStore
+from tempo.memory.store_types import StreamInfo
+from tempo.settings import AskSettings
+
+KEY_SHIFT = 40  # segment indices stay far below 2**40 (a 4-s segment for 139,000 years)
+_INDEX_MASK = (1 << KEY_SHIFT) - 1
+
+__all__ = [
+    "KEY_SHIFT",
+    "CrossStreamRecall",
+    "MixedStreamsError",
+    "MultiRetrieval",
+    "composite",
+    "retrieve_streams",
+    "split_key",
+    "split_plan",
+    "stream_hits",
+    "stream_infos",
+    "stream_rows",
+    "stream_tag",
+    "union_plan",
+    "union_timeline",
+]
+
+
+class MixedStreamsError(InvalidInputError):
+    """Streams whose memories were made by different models cannot be asked together."""
+
+    def __init__(self, streams: Sequence[str]) -> None:
+        super().__init__(
+            f"the streams {', '.join(streams)} were ingested with different models; ask about them separately"
+        )
+
+
+def stream_infos(store: RedisMemoryStore, streams: Sequence[str]) -> dict[str, StreamInfo]:
+    """The streams' headers in two round trips whatever their number (UnknownStreamError for a missing one)."""
+    found = {i.name: i for i in store.list_streams()}
+    for name in streams:
+        if name not in found:
+            store.stream_info(name)  # raises, naming the known streams
+    return {name: found[name] for name in streams}
+
+
+def composite(position: int, index: int) -> int:
+    """The union's key of segment `index` of the stream at `position` in the stream set."""
+    return (int(position) << KEY_SHIFT) | int(index)
+
+
+def split_key(key: int) -> tuple[int, int]:
+    """(stream position, segment index) of a composite key."""
+    return int(key) >> KEY_SHIFT, int(key) & _INDEX_MASK
+
+
+def stream_tag(stream: str, seconds: float) -> str:
+    """The anchor placed before a segment's tokens in a cross-stream prompt: its stream and centre time."""
+    return f"<{stream} {seconds:.1f} seconds>"
+
+
+@dataclass(frozen=True)
+class MultiRetrieval:
+    """Per chosen stream its timeline in scope and candidates; the FAISS hits over all of them."""
+
+    streams: tuple[str, ...]  # the stream set, in key order
+    timelines: dict[str, Timeline]  # each stream's indexed segments in scope
+    hits: list[SearchHit]  # FAISS top-K over all chosen streams, best first
+    candidates: dict[str, np.ndarray]  # per stream: sorted segment indices (hits + temporal neighbours)
+
+
+def retrieve_streams(
+    index: SegmentIndex,
+    streams: Sequence[str],
+    query: np.ndarray,
+    *,
+    top_k: int,
+    neighbours: int = 1,
+    time_range: tuple[float, float] | None = None,
+) -> MultiRetrieval:
+    """FAISS top-K over all `streams` together for an embedded query (E,), grouped per stream, plus
+    `neighbours` on each side of each hit within its stream. With no more than `top_k` segments in
+    scope over all streams every one is a candidate."""
+    names = tuple(streams)
+    timelines = {s: index.timeline(s, time_range) for s in names}
+    total = sum(len(t.indices) for t in timelines.values())
+    if total <= top_k:
+        hits = index.search(query, max(total, 1), streams=list(names), time_range=time_range)
+        return MultiRetrieval(names, timelines, hits, {s: t.indices.copy() for s, t in timelines.items()})
+    hits = index.search(query, top_k, streams=list(names), time_range=time_range)
+    by_stream: dict[str, list[int]] = {}
+    for h in hits:
+        by_stream.setdefault(h.stream, []).append(h.index)
+    candidates: dict[str, np.ndarray] = {}
+    offsets = np.arange(-neighbours, neighbours + 1)
+    for s, found in by_stream.items():
+        t = timelines[s]
+        rows = np.searchsorted(t.indices, found)
+        near = (rows[:, None] + offsets[None, :]).reshape(-1)
+        near = np.unique(near[(near >= 0) & (near < len(t.indices))])
+        candidates[s] = t.indices[near]
+    return MultiRetrieval(names, timelines, hits, candidates)
+
+
+def stream_hits(got: MultiRetrieval) -> list[SegmentHit]:
+    """The candidates as the agent reports them: FAISS hits best first (each with its stream), then the
+    temporal neighbours with score 0, per stream in time order; no duplicates."""
+    out: list[SegmentHit] = []
+    seen: set[tuple[str, int]] = set()
+    for h in got.hits:
+        if (h.stream, h.index) not in seen:
+            seen.add((h.stream, h.index))
+            out.append(SegmentHit(index=int(h.index), start=float(h.start), end=float(h.end), score=float(h.score),
+                                  stream=h.stream))  # fmt: skip
+    for s in got.streams:
+        t = got.timelines[s]
+        found = got.candidates.get(s)
+        if found is None or not len(found):
+            continue
+        rows = np.searchsorted(t.indices, found)
+        for i, r in zip(found.tolist(), rows.tolist(), strict=True):
+            if (s, i) not in seen:
+                seen.add((s, i))
+                start, end = float(t.starts[r]), float(t.ends[r])
+                out.append(SegmentHit(index=int(i), start=start, end=end, score=0.0, stream=s))
+    return out
+
+
+def union_timeline(streams: Sequence[str], timelines: dict[str, Timeline]) -> Timeline:
+    """The streams' timelines end to end under composite keys (sorted: stream by stream, time order)."""
+    keys = [np.asarray(timelines[s].indices, np.int64) | (np.int64(p) << KEY_SHIFT) for p, s in enumerate(streams)]
+    starts = [timelines[s].starts for s in streams]
+    ends = [timelines[s].ends for s in streams]
+    if not keys:
+        empty = np.zeros(0, np.int64)
+        return Timeline("", empty, np.zeros(0), np.zeros(0))
+    return Timeline("", np.concatenate(keys), np.concatenate(starts), np.concatenate(ends))
+
+
+def union_plan(
+    streams: Sequence[str],
+    timelines: dict[str, Timeline],
+    compression: Compression,
+    *,
+    tokens_per_segment: int,
+    budget: int,
+    min_tokens: int,
+    stored_tokens: int,
+) -> AllocationPlan:
+    """ATA over the union of the streams' whole timelines under one budget (`compression` keyed by
+    composite keys): the single-stream `plan_allocation`, run once over all of them."""
+    return plan_allocation(
+        union_timeline(streams, timelines),
+        compression.relevance,
+        tokens_per_segment=tokens_per_segment,
+        budget=budget,
+        min_tokens=min_tokens,
+        stored_tokens=stored_tokens,
+    )
+
+
+def split_plan(plan: AllocationPlan, streams: Sequence[str]) -> dict[str, AllocationPlan]:
+    """The union plan cut back into one plan per stream (real segment indices), in stream order; a
+    stream without any planned segment is left out."""
+    positions = plan.indices >> KEY_SHIFT
+    out: dict[str, AllocationPlan] = {}
+    for p, s in enumerate(streams):
+        rows = np.flatnonzero(positions == p)
+        if not len(rows):
+            continue
+        out[s] = AllocationPlan(
+            indices=plan.indices[rows] & _INDEX_MASK,
+            starts=plan.starts[rows],
+            ends=plan.ends[rows],
+            relevance=plan.relevance[rows],
+            counts=plan.counts[rows],
+            candidate=plan.candidate[rows],
+        )
+    return out
+
+
+def stream_rows(plan: AllocationPlan, streams: Sequence[str]) -> list[TimelineRow]:
+    """The union plan's rows: stream by stream (in set order), each in time order, each naming its stream."""
+    rows: list[TimelineRow] = []
+    for s, sub in split_plan(plan, streams).items():
+        rows += timeline_rows(sub, s)
+    return rows
+
+
+def split_compression(
+    compression: Compression, streams: Sequence[str]
+) -> dict[str, dict[int, tuple[float, np.ndarray]]]:
+    """Composite-keyed query-aware results -> per stream {segment index: (relevance, tokens)}."""
+    out: dict[str, dict[int, tuple[float, np.ndarray]]] = {s: {} for s in streams}
+    for key, value in compression.results.items():
+        p, i = split_key(key)
+        out[streams[p]][i] = value
+    return out
+
+
+def assemble_streams(
+    store: RedisMemoryStore,
+    infos: dict[str, StreamInfo],
+    plan: AllocationPlan,
+    compression: Compression,
+    *,
+    anchors: AnchorCache | None = None,
+) -> list[tuple[str, torch.Tensor]]:
+    """(tag naming stream and centre time, kept tokens (k, D)) per planned segment: stream by stream in
+    set order, time order within a stream (each stream's part is `recall.assemble`)."""
+    streams = list(infos)
+    per_stream = split_compression(compression, streams)
+    out: list[tuple[str, torch.Tensor]] = []
+    for s, sub in split_plan(plan, streams).items():
+        for centre, tokens in assemble(store, infos[s], sub, per_stream[s], anchors=anchors):
+            out.append((stream_tag(s, centre), tokens))
+    return out
+
+
+class CrossStreamRecall:
+    """The steps of answering across streams over one `RecallPipeline` (its model, memory, caches and
+    lock): `retrieve` (one embedding, one FAISS search), `compress` (per stream, cached), `plan` (one
+    ATA over the union), `answer` (tags naming streams; the answer cache keyed by the stream set)."""
+
+    def __init__(self, recall: RecallPipeline) -> None:
+        self.recall = recall
+
+    def infos(self, streams: Sequence[str]) -> dict[str, StreamInfo]:
+        """The streams' headers (UnknownStreamError names the known ones); refused in one sentence when
+        their memories were made by different models (their tokens cannot share one prompt)."""
+        infos = stream_infos(self.recall.store, streams)
+        kinds = {(i.settings.model_id, i.settings.token_dim) for i in infos.values()}
+        if len(kinds) > 1:
+            raise MixedStreamsError(sorted(infos))
+        return infos
+
+    def retrieve(
+        self,
+        streams: Sequence[str],
+        question: str,
+        *,
+        top_k: int,
+        neighbours: int,
+        time_range: tuple[float, float] | None = None,
+    ) -> MultiRetrieval:
+        r = self.recall
+        r.model.check_question_fits(question)
+        self.infos(streams)
+        r.index.sync()
+        query = r.embedder.embed_text(question)  # once, for every stream
+        return retrieve_streams(
+            r.index, streams, query, top_k=int(top_k), neighbours=int(neighbours), time_range=time_range
+        )
+
+    def compress(self, streams: Sequence[str], question: str, hits: Sequence[SegmentHit]) -> Compression:
+        """The query-aware pass on the candidates, stream by stream, merged under composite keys."""
+        position = {s: p for p, s in enumerate(streams)}
+        infos = stream_infos(self.recall.store, streams)
+        grouped: dict[str, list[int]] = {}
+        for h in hits:
+            grouped.setdefault(str(h["stream"]), []).append(int(h["index"]))
+        results: dict[int, tuple[float, np.ndarray]] = {}
+        cache_hits = 0
+        for s, indices in grouped.items():
+            got = self.recall.compress(infos[s], question, indices)
+            results.update({composite(position[s], i): v for i, v in got.results.items()})
+            cache_hits += got.cache_hits
+        return Compression(results, cache_hits)
+
+    def plan(self, streams: Sequence[str], compression: Compression, *, budget: int, min_tokens: int) -> AllocationPlan:
+        infos = self.infos(streams)
+        settings = [i.settings for i in infos.values()]
+        return union_plan(
+            streams,
+            {s: self.recall.index.timeline(s) for s in streams},
+            compression,
+            tokens_per_segment=min(x.tokens_per_segment for x in settings),
+            budget=int(budget),
+            min_tokens=int(min_tokens),
+            stored_tokens=min(x.stored_tokens for x in settings),
+        )
+
+    def answer(
+        self,
+        streams: Sequence[str],
+        question: str,
+        plan: AllocationPlan,
+        compression: Compression,
+        *,
+        settings: AskSettings,
+        on_text: Callable[[str], None] | None = None,
+    ) -> tuple[str, bool]:
+        """The global LLM's answer over the union plan, and whether it came from the answer cache."""
+        r = self.recall
+        infos = self.infos(streams)
+        key = None
+        cache = r.answer_cache if settings.answer_cache and settings.temperature == 0 else None
+        if cache is not None:
+            numbers = ",".join(f"{s}={i.number}" for s, i in infos.items())  # a re-created stream misses
+            key = cache.key(
+                streams[0],
+                [r.model_id, numbers, question, str(settings.max_new_tokens), plan.indices.tobytes(),
+                 plan.counts.tobytes(), plan.candidate.tobytes()],
+            )  # fmt: skip
+            cached = cache.get(key)
+            if cached is not None:
+                if on_text is not None and cached:
+                    on_text(cached)
+                return cached, True
+        memory = assemble_streams(r.store, infos, plan, compression, anchors=r.anchors)
+        with r.lock:
+            text = r.model.answer(
+                question, memory, max_new_tokens=settings.max_new_tokens, temperature=settings.temperature,
+                on_text=on_text,
+            )  # fmt: skip
+        if cache is not None and key is not None:
+            cache.put(key, text)
+        return text, False
