@@ -9,6 +9,7 @@ reopened with exponential back-off, the lost signal recorded as a gap (the live 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
@@ -20,8 +21,8 @@ from typing import Any
 import av
 import av.container
 import numpy as np
+from tempo.streaming.convert import ConvertPipeline, file_pipeline
 from tempo.streaming.decode import (
-    FrameConverter,
     IngestStats,
     OpenedSource,
     configure_decoder,
@@ -31,7 +32,7 @@ from tempo.streaming.decode import (
 )
 from tempo.streaming.errors import NoDecodableFramesError, ReleaseSamplingError
 from tempo.streaming.release import release_segments
-from tempo.streaming.sampling import SamplingConfig, SlotSampler, target_size
+from tempo.streaming.sampling import SamplingConfig, SlotSampler
 from tempo.streaming.segment import Segment, SourceInfo
 from tempo.streaming.sources import ResolvedSource, open_source, resolve_source
 from tempo.streaming.windows import WindowAssembler
@@ -241,6 +242,7 @@ def _file_segments(
         opened.resolved, opened.container, opened.stream, opened.info, opened.config, opened.stats
     )
     tolerance = config.effective_tolerance
+    stack = contextlib.ExitStack()  # the conversion threads, stopped however the reading ends
     try:
         configure_decoder(stream, config, stats,
                           keyframe_spacing=max_keyframe_spacing(stream, info.duration))
@@ -251,7 +253,7 @@ def _file_segments(
             frames = decoded_frames(container, stream, config, stats, source=resolved.original)
         assembler = WindowAssembler(opened.stream_id, config.window, config.fps, info, first_index=first_index)
         sampler: SlotSampler[av.VideoFrame] | None = None
-        to_rgb: FrameConverter | None = None
+        converting: ConvertPipeline[tuple[int, float]] | None = None
         bar = tqdm(total=info.duration, unit="s", disable=not progress, file=sys.stderr, leave=False,
                    desc=f"segments {resolved.original}"[:60],
                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} s{postfix}")
@@ -263,20 +265,23 @@ def _file_segments(
                 origin = t  # standard input: the first frame we see is time 0
             if sampler is None:
                 sampler = SlotSampler(config.fps, tolerance, first_slot=first_slot, origin=origin)
-            if to_rgb is None:
-                to_rgb = FrameConverter(target_size(frame.width, frame.height, config.max_edge))
+            if converting is None:
+                converting = stack.enter_context(file_pipeline(config, frame.width, frame.height))
             for slot, kept_t, kept in sampler.push(t, frame):
-                yield from _emit(assembler, stats, slot, kept_t - origin, to_rgb(kept))
-                _advance(bar, kept_t - origin, started)
+                for (done_slot, done_t), rgb in converting.put((slot, kept_t - origin), kept):
+                    yield from _emit(assembler, stats, done_slot, done_t, rgb)
+                    _advance(bar, done_t, started)
         if sampler is not None:
             end = None
             if origin is not None and info.duration:
                 end = origin + info.duration  # the container's own end of the video
             elif last_decoded is not None and info.average_fps:
                 end = last_decoded + 1.0 / info.average_fps
-            for slot, kept_t, kept in sampler.finish(end):
-                assert to_rgb is not None and origin is not None
-                yield from _emit(assembler, stats, slot, kept_t - origin, to_rgb(kept))
+            assert converting is not None and origin is not None
+            ready = [done for slot, kept_t, kept in sampler.finish(end)
+                     for done in converting.put((slot, kept_t - origin), kept)]
+            for (done_slot, done_t), rgb in [*ready, *converting.drain()]:
+                yield from _emit(assembler, stats, done_slot, done_t, rgb)
         for segment in assembler.flush():
             stats.segments += 1
             yield segment
@@ -287,7 +292,9 @@ def _file_segments(
             raise NoDecodableFramesError(resolved.original, stats.decode_errors)
         _check_complete(resolved, info, config, stats, last_decoded, origin)
     finally:
+        stack.close()
         container.close()
+
 
 
 def _frames_from(
