@@ -13,7 +13,7 @@ from __future__ import annotations
 import collections
 import os
 import threading
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
@@ -66,7 +66,8 @@ class ConvertPipeline(Generic[Key]):
     Close it (or use it as a context manager) to stop the threads; frames still in flight are dropped.
     """
 
-    def __init__(self, convert: FrameConverter, *, workers: int, depth: int | None = None) -> None:
+    def __init__(self, convert: Callable[[av.VideoFrame], np.ndarray], *, workers: int,
+                 depth: int | None = None) -> None:
         self.convert = convert
         self.depth = depth if depth is not None else 2 * workers + 2
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="tempo-convert") if workers > 0 else None
@@ -103,8 +104,13 @@ class ConvertPipeline(Generic[Key]):
         self.close()
 
 
-def file_pipeline(config: SamplingConfig, width: int, height: int) -> ConvertPipeline[Any]:
+def file_pipeline(config: SamplingConfig, width: int, height: int, *, decoder: str = "cpu") -> ConvertPipeline[Any]:
     """The conversion of a file's sampled frames (source size width × height) to the output size, on
-    `config.convert_workers` threads beside decoding."""
+    `config.convert_workers` threads beside decoding; with `decoder` "gpu", on the GPU (torch) in the
+    reading thread (the GPU works asynchronously already)."""
+    if decoder == "gpu":
+        from tempo.streaming.gpu import TorchFrameConverter
+
+        return ConvertPipeline(TorchFrameConverter(target_size(width, height, config.max_edge)), workers=0)
     workers = default_convert_workers() if config.convert_workers is None else config.convert_workers
     return ConvertPipeline(FrameConverter(target_size(width, height, config.max_edge)), workers=workers)

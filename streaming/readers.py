@@ -30,7 +30,7 @@ from tempo.streaming.decode import (
     max_keyframe_spacing,
     source_fps,
 )
-from tempo.streaming.errors import NoDecodableFramesError, ReleaseSamplingError
+from tempo.streaming.errors import NoDecodableFramesError, ReleaseSamplingError, StreamingError
 from tempo.streaming.release import release_segments
 from tempo.streaming.sampling import SamplingConfig, SlotSampler
 from tempo.streaming.segment import Segment, SourceInfo
@@ -207,6 +207,12 @@ def iter_segments(
         origin = None if resolved.kind == "stdin" else _first_frame_time(resolved, config)
         if origin is None and resolved.kind != "stdin":
             raise NoDecodableFramesError(source, 0)
+        if config.sampling == "stream" and resolved.kind == "file" and config.decode != "cpu":
+            gpu = _open_on_gpu(resolved, config)
+            if gpu is not None:
+                container.close()
+                container, stream = gpu
+                stats.decoder = "gpu"
         info = _describe(resolved, container, stream, live=False, start_time=origin or 0.0)
         opened = OpenedSource(resolved, container, stream, info, config, stream_id, stats)
         if config.sampling == "release":
@@ -221,6 +227,32 @@ def iter_segments(
     if (start_segment and start_slot is None) or start_time is not None:
         segments = _skip_before(segments, start_segment, start_time)
     return SegmentStream(segments, info, stats)
+
+
+def _open_on_gpu(resolved: ResolvedSource, config: SamplingConfig) -> tuple[Any, av.VideoStream] | None:
+    """The file opened for NVDEC decoding, or None (with a one-line notice when "gpu" was asked for)
+    when `config.decode` chooses the CPU or the GPU cannot decode this file."""
+    from tempo.streaming.gpu import choose_decoder, cuda_hwaccel
+
+    decoder, notice = choose_decoder(config.decode)
+    if decoder == "gpu":
+        try:
+            container, stream = open_source(resolved, connect_timeout=config.connect_timeout,
+                                            read_timeout=config.read_timeout, hwaccel=cuda_hwaccel())
+            try:
+                first = next(container.decode(stream), None)
+                if first is None or first.format.name != "cuda":
+                    raise RuntimeError("NVDEC does not decode this stream")
+                container.seek(0, backward=True, stream=stream)
+                return container, stream
+            except BaseException:
+                container.close()
+                raise
+        except (av.error.FFmpegError, StreamingError, RuntimeError, ValueError) as exc:
+            notice = f"GPU decoding unavailable for this file ({exc}); decoding on the CPU"
+    if notice:
+        log.warning("%s: %s", resolved.original, notice)
+    return None
 
 
 def _skip_before(segments: Iterator[Segment], index: int, time_s: float | None) -> Iterator[Segment]:
@@ -266,7 +298,8 @@ def _file_segments(
             if sampler is None:
                 sampler = SlotSampler(config.fps, tolerance, first_slot=first_slot, origin=origin)
             if converting is None:
-                converting = stack.enter_context(file_pipeline(config, frame.width, frame.height))
+                converting = stack.enter_context(file_pipeline(config, frame.width, frame.height,
+                                                               decoder=stats.decoder))
             for slot, kept_t, kept in sampler.push(t, frame):
                 for (done_slot, done_t), rgb in converting.put((slot, kept_t - origin), kept):
                     yield from _emit(assembler, stats, done_slot, done_t, rgb)
