@@ -3,11 +3,12 @@
     python bench/ingest.py [VIDEO] [--runs 5] [--fps 2] [--max-edge 512] [--workers N] [--json]
 
 Without VIDEO, a 5-minute, 720p, 30 fps H.264 file with B-frames (and moving detail, so decoding does
-real work) is written to a temporary folder first (`--duration` to change it). The two paths run alternately, `--runs` times
-each, so a busy machine slows both alike; we print both medians, their ratio (FFmpeg time / ours:
-above 1 means we are faster) and our speed as × realtime. The FFmpeg command is the reference the
-issue names: `ffmpeg -threads 0 -i VIDEO -vf fps=2,scale=W:H -f null -` at our output size, with
-Debian's ffmpeg (`make bench-deps` installs it) or else the imageio-ffmpeg wheel's static build.
+real work) is written to a temporary folder first (`--duration` to change it). The two paths run
+alternately, `--runs` times each, so a busy machine slows both alike; we print both medians, their
+ratio (FFmpeg time / ours: above 1 means we are faster) and our speed as × realtime. The FFmpeg
+command is the reference the issue names: `ffmpeg -threads 0 -i VIDEO -vf fps=2,scale=W:H -f null -`
+at our output size, with Debian's ffmpeg (`make bench-deps` installs it) or else the imageio-ffmpeg
+wheel's static build.
 Ours is the product's path, pixels bit-equal to the release's resize (PIL bicubic from full-size
 RGB), with the resize on `--workers` threads overlapping decoding (default: SamplingConfig's).
 """
