@@ -87,3 +87,16 @@ def test_the_torch_resize_is_close_to_pil_but_not_exact(hd_mp4: Path) -> None:
         assert resized.shape == pil.shape and diff.mean() < 1.0 and diff.max() <= 32
         whole = np.abs(exact(frame).astype(int) - torch_path(frame).astype(int))
         assert whole.mean() < 2.0 and np.percentile(whole, 99) <= 12
+
+
+def test_the_stream_records_the_decoder_that_ran(live_memory, tmp_path: Path) -> None:
+    from tempo.service import TempoService
+
+    video = write_test_video(tmp_path / "short.mp4", duration=4.0, fps=10, size=(96, 64))
+    service = TempoService(model=str(live_memory.model_dir), redis_url=live_memory.url, home=tmp_path / "home")
+    service.ingest(str(video), "decoded", sampling=SamplingConfig(decode="gpu"), progress=False)
+    try:
+        expected = "cpu" if NO_GPU is not None else "gpu"
+        assert service.stream("decoded").settings.extra["decoder"] == expected
+    finally:
+        service.store.delete_stream("decoded")
