@@ -237,17 +237,18 @@ def _open_on_gpu(resolved: ResolvedSource, config: SamplingConfig) -> tuple[Any,
     decoder, notice = choose_decoder(config.decode)
     if decoder == "gpu":
         try:
-            container, stream = open_source(resolved, connect_timeout=config.connect_timeout,
-                                            read_timeout=config.read_timeout, hwaccel=cuda_hwaccel())
+            # A first frame decoded on a separate container (the reading one's decoder must not be
+            # opened yet: its threads are set before it opens).
+            probe, probe_stream = open_source(resolved, connect_timeout=config.connect_timeout,
+                                              read_timeout=config.read_timeout, hwaccel=cuda_hwaccel())
             try:
-                first = next(container.decode(stream), None)
+                first = next(probe.decode(probe_stream), None)
                 if first is None or first.format.name != "cuda":
                     raise RuntimeError("NVDEC does not decode this stream")
-                container.seek(0, backward=True, stream=stream)
-                return container, stream
-            except BaseException:
-                container.close()
-                raise
+            finally:
+                probe.close()
+            return open_source(resolved, connect_timeout=config.connect_timeout,
+                               read_timeout=config.read_timeout, hwaccel=cuda_hwaccel())
         except (av.error.FFmpegError, StreamingError, RuntimeError, ValueError) as exc:
             notice = f"GPU decoding unavailable for this file ({exc}); decoding on the CPU"
     if notice:
