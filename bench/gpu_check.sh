@@ -22,10 +22,13 @@ dry=0
 started=$(date +%s)
 if [ "$dry" = 0 ]; then
     echo "== installing the project with its gpu extra (and flash-attention when it builds)" >&2
-    timeout 150 "$python" -m pip install -q -e ".[gpu]" \
+    pip=("$python" -m pip install -q --retries 1 --timeout 15)  # a machine without network fails fast
+    "$python" -c "import faiss, accelerate; faiss.StandardGpuResources" 2>/dev/null \
+        || timeout 150 "${pip[@]}" -e ".[gpu]" \
         || echo "note: the gpu extra did not install; GPU FAISS is skipped" >&2
-    "$python" -c "import flash_attn" 2>/dev/null || timeout 120 "$python" -m pip install -q --no-build-isolation -e ".[flash]" \
-        || echo "note: flash-attention did not install; its rows are skipped" >&2
+    "$python" -c "import flash_attn" 2>/dev/null \
+        || timeout 90 "${pip[@]}" --no-build-isolation -e ".[flash]" \
+        || echo "note: flash-attention did not install (no wheel for this torch?); its rows are skipped" >&2
 fi
 export PYTHONUNBUFFERED=1
 status=0
