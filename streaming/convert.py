@@ -69,15 +69,19 @@ class ConvertPipeline(Generic[Key]):
     def __init__(self, convert: Callable[[av.VideoFrame], np.ndarray], *, workers: int,
                  depth: int | None = None) -> None:
         self.convert = convert
-        self.depth = depth if depth is not None else 2 * workers + 2
+        self.depth = depth if depth is not None else workers + 1  # one waiting per thread, and one more
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="tempo-convert") if workers > 0 else None
         self._pending: collections.deque[tuple[Key, Future[np.ndarray]]] = collections.deque()
 
-    def put(self, key: Key, frame: av.VideoFrame) -> list[tuple[Key, np.ndarray]]:
-        """Queue a frame; the frames whose conversion is done (oldest first, in order) come back."""
+    def put(self, key: Key, frame: av.VideoFrame, *, wait: bool = False) -> list[tuple[Key, np.ndarray]]:
+        """Queue a frame; the frames whose conversion is done (oldest first, in order) come back, all
+        of them, this one included, with `wait` (a frame that completes a segment: the consumer gets
+        that segment before the reader decodes further)."""
         if self._pool is None:
             return [(key, self.convert(frame))]
         self._pending.append((key, self._pool.submit(self.convert, frame)))
+        if wait:
+            return self.drain()
         ready: list[tuple[Key, np.ndarray]] = []
         while self._pending and (len(self._pending) > self.depth or self._pending[0][1].done()):
             done_key, future = self._pending.popleft()

@@ -287,6 +287,7 @@ def _file_segments(
         assembler = WindowAssembler(opened.stream_id, config.window, config.fps, info, first_index=first_index)
         sampler: SlotSampler[av.VideoFrame] | None = None
         converting: ConvertPipeline[tuple[int, float]] | None = None
+        grid = -1  # the grid window of the latest sampled frame
         bar = tqdm(total=info.duration, unit="s", disable=not progress, file=sys.stderr, leave=False,
                    desc=f"segments {resolved.original}"[:60],
                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} s{postfix}")
@@ -302,7 +303,9 @@ def _file_segments(
                 converting = stack.enter_context(file_pipeline(config, frame.width, frame.height,
                                                                decoder=stats.decoder))
             for slot, kept_t, kept in sampler.push(t, frame):
-                for (done_slot, done_t), rgb in converting.put((slot, kept_t - origin), kept):
+                # the first frame of a new grid window closes a segment: hand that one out at once
+                opens_window, grid = slot // config.window != grid, slot // config.window
+                for (done_slot, done_t), rgb in converting.put((slot, kept_t - origin), kept, wait=opens_window):
                     yield from _emit(assembler, stats, done_slot, done_t, rgb)
                     _advance(bar, done_t, started)
         if sampler is not None:

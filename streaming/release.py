@@ -105,6 +105,7 @@ def release_segments(opened: OpenedSource, *, origin: float) -> tuple[Iterator[S
             try:
                 converting: ConvertPipeline[tuple[int, float]] | None = None
                 wanted = iter(sorted(set(indices)))
+                last_window = 0
                 next_k = next(wanted, None)
                 for k, (t, frame) in enumerate(decoded_frames(container, stream, config, stats, source=source)):
                     if next_k is None:
@@ -114,7 +115,11 @@ def release_segments(opened: OpenedSource, *, origin: float) -> tuple[Iterator[S
                     next_k = next(wanted, None)
                     if converting is None:
                         converting = stack.enter_context(file_pipeline(config, frame.width, frame.height))
-                    yield from emit(converting.put((k, t), frame))
+                    first_sample = bisect.bisect_left(indices, k)
+                    window = first_sample // config.window
+                    # a frame that starts a new window closes a segment: hand it out at once
+                    yield from emit(converting.put((k, t), frame, wait=window != last_window))
+                    last_window = window
                 if converting is not None:
                     yield from emit(converting.drain())
                 for segment in assembler.flush():
