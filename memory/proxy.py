@@ -15,7 +15,10 @@ on average (CRF 27 would not), and it clears the luma PSNR targets against the c
 0.6 dB. The cap, not the CRF, is what bounds storage: a busy scene that would exceed
 `max_bytes` is re-encoded at the finest coarser CRF that fits, found in a few encodes by a rate
 model (x264's rate roughly halves per +6 CRF; each encode refines the slope). The CRF a clip ends
-at is in its header (`proxy_info`): quality is recorded per segment.
+at is in its header (`proxy_info`): quality is recorded per segment. x264 runs tuned for PSNR
+(psy and aq off, B-frames inside the one GOP) and a clip under the cap that measures below
+`target_db` is re-encoded finer as far as the cap allows (`_spend_cap`): bench/proxy.py's sweep of
+codecs and settings, README "Proxy clips", is where these were chosen.
 
 Format. The bytes are a 16-byte header + a raw Annex-B H.264 stream (no container: nothing to spend
 on boxes):
