@@ -29,7 +29,7 @@ LMMS_EVAL_DEPS := accelerate==1.15.0 aiohappyeyeballs==2.7.1 aiohttp==3.14.5 aio
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv lmms lmms-venv browser demo test lint bench clean
+.PHONY: venv lmms lmms-venv browser bench-deps demo test lint bench clean
 
 venv: $(STAMP)
 
@@ -67,10 +67,18 @@ browser:
 		else echo "note: /usr/bin/chromium is missing (apt-get install chromium as root); browser tests will skip"; fi; \
 	fi
 
+# bench/ingest.py measures against Debian's ffmpeg (the imageio-ffmpeg wheel's static build otherwise).
+bench-deps:
+	@if [ ! -x /usr/bin/ffmpeg ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ffmpeg; \
+		else echo "note: /usr/bin/ffmpeg is missing (apt-get install ffmpeg as root); bench/ingest.py uses imageio-ffmpeg's"; fi; \
+	fi
+
 test: lint browser
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+bench: $(STAMP) bench-deps
 	$(BIN)/python bench/run_all.py
 
 clean:

@@ -95,8 +95,9 @@ def random_segments(n: int, width: int, height: int, frames: int = 8, fps: float
     return out
 
 
-def real_size_model(device: str | None, dtype: str | None) -> TempoModel:
-    """A random compressor of Qwen3-VL-2B size behind the production `TempoModel.compress` path."""
+def real_size_model(device: str | None, dtype: str | None, *, attn: str | None = None) -> TempoModel:
+    """A random compressor of Qwen3-VL-2B size behind the production `TempoModel.compress` path
+    (`attn`: "sdpa" or "flash_attention_2"; default: flash-attention on CUDA when it imports)."""
     dev = pick_device(device)
     dt = pick_dtype(dtype, dev)
     tok = build_tiny_tokenizer()  # token ids only; the vocabulary size of the embedding is the real one
@@ -105,7 +106,7 @@ def real_size_model(device: str | None, dtype: str | None) -> TempoModel:
         setattr(svlm_config.text_config, key, value)
     for key, value in QWEN3_VL_2B_VISION.items():
         setattr(svlm_config.vision_config, key, value)
-    attn = attention_implementation(dev)
+    attn = attn or attention_implementation(dev)
     for cfg in (svlm_config, svlm_config.text_config, svlm_config.vision_config):
         cfg._attn_implementation = attn
     config = TempoConfig.from_dict(

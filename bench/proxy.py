@@ -25,6 +25,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -186,12 +187,121 @@ def model_effect(segments_by_content: dict[str, list[np.ndarray]], crf: int) -> 
     return out
 
 
+# Codec × setting sweep (issue 25): each candidate at the finest CRF whose clip fits the byte cap
+# (binary search per segment, as a rate control that spends the cap would), against the product's
+# default (`encode_proxy`). name → (encoder, decoder, options for a CRF).
+SWEEP_CONTENT = ("testsrc2", "mandelbrot", "noisy_camera")
+SWEEP: dict[str, tuple[str, str, Any, int]] = {
+    "x264 medium (old default)": ("libx264", "h264", lambda q: {
+        "crf": str(q), "preset": "medium", "bf": "0", "threads": "1", "x264-params": "log-level=none"}, 51),
+    "x264 medium psy/aq off": ("libx264", "h264", lambda q: {
+        "crf": str(q), "preset": "medium", "bf": "0", "threads": "1",
+        "x264-params": "log-level=none:psy=0:aq-mode=0"}, 51),
+    "x264 medium psy/aq off bf3": ("libx264", "h264", lambda q: {
+        "crf": str(q), "preset": "medium", "bf": "3", "threads": "1",
+        "x264-params": "log-level=none:psy=0:aq-mode=0"}, 51),
+    "x264 slower psy/aq off bf3": ("libx264", "h264", lambda q: {
+        "crf": str(q), "preset": "slower", "bf": "3", "threads": "1",
+        "x264-params": "log-level=none:psy=0:aq-mode=0"}, 51),
+    "x265 medium psy-rd/aq off": ("libx265", "hevc", lambda q: {
+        "crf": str(q), "preset": "medium",
+        "x265-params": "log-level=none:pools=1:frame-threads=1:psy-rd=0:aq-mode=0"}, 51),
+    "svt-av1 preset 8": ("libsvtav1", "libdav1d", lambda q: {
+        "crf": str(q), "preset": "8", "svtav1-params": "lp=1"}, 63),
+}
+
+
+def _raw_encode(frames: np.ndarray, encoder: str, options: dict[str, str]) -> bytes:
+    t, height, width, _ = frames.shape
+    codec = av.CodecContext.create(encoder, "w")
+    codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
+    codec.time_base = Fraction(1, 2)
+    codec.gop_size = t
+    codec.options = options
+    out = bytearray()
+    for i in range(t):
+        frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24").reformat(format="yuv420p")
+        frame.pts = i
+        out += b"".join(bytes(p) for p in codec.encode(frame))
+    out += b"".join(bytes(p) for p in codec.encode(None))
+    return bytes(out)
+
+
+def _raw_decode(data: bytes, decoder: str) -> tuple[np.ndarray, float]:
+    started = time.thread_time()
+    codec = av.CodecContext.create(decoder, "r")
+    frames = [f.to_ndarray(format="rgb24") for p in [*codec.parse(data), *codec.parse(None), None]
+              for f in codec.decode(p)]
+    return np.stack(frames), (time.thread_time() - started) * 1e3
+
+
+def _within_cap(frames: np.ndarray, encoder: str, options: Any, top: int, cap: int) -> tuple[int, bytes, float]:
+    """(CRF, clip, CPU ms of all encodes) at the finest CRF that fits `cap`."""
+    low, high, best, spent = 0, top, None, 0.0
+    while low <= high:
+        crf = (low + high) // 2
+        started = time.thread_time()
+        clip = _raw_encode(frames, encoder, options(crf))
+        spent += (time.thread_time() - started) * 1e3
+        if len(clip) <= cap:
+            best, high = (crf, clip), crf - 1
+        else:
+            low = crf + 1
+    assert best is not None, "nothing fits the cap"
+    return best[0], best[1], spent
+
+
+def codec_sweep(references: dict[str, list[np.ndarray]], cap: int) -> list[dict[str, Any]]:
+    """Rows of content × codec/setting: mean luma PSNR, KiB, CRF range, encode and decode CPU ms per segment."""
+    rows = []
+    for kind, segments in references.items():
+        started = time.thread_time()
+        clips = [encode_proxy(f) for f in segments]
+        default_ms = (time.thread_time() - started) * 1e3 / len(segments)
+        decoded = []
+        for clip in clips:
+            begun = time.thread_time()
+            decoded.append((decode_proxy(clip), (time.thread_time() - begun) * 1e3))
+        results = [(proxy_info(c).crf, c, default_ms, d) for c, d in zip(clips, decoded, strict=True)]
+        rows.append(_sweep_row(kind, "product default (encode_proxy)", segments, results))
+        available = av.codecs_available
+        for name, (encoder, decoder, options, top) in SWEEP.items():
+            if encoder not in available or decoder not in available:
+                continue
+            results = []
+            for frames in segments:
+                crf, clip, ms = _within_cap(frames, encoder, options, top, cap)
+                results.append((crf, clip, ms, _raw_decode(clip, decoder)))
+            rows.append(_sweep_row(kind, name, segments, results))
+    return rows
+
+
+def _sweep_row(kind: str, name: str, segments: list[np.ndarray], results: list[Any]) -> dict[str, Any]:
+    psnr = [luma_psnr(f, r[3][0][:, : f.shape[1], : f.shape[2]]) for f, r in zip(segments, results, strict=True)]
+    return {"content": kind, "setting": name, "luma_psnr_db": float(np.mean(psnr)), "min_db": float(min(psnr)),
+            "kib_per_segment": float(np.mean([len(r[1]) for r in results]) / KIB),
+            "crf": f"{min(r[0] for r in results)}-{max(r[0] for r in results)}",
+            "encode_ms": float(np.mean([r[2] for r in results])),
+            "decode_ms": float(np.mean([r[3][1] for r in results]))}
+
+
+def print_sweep(rows: list[dict[str, Any]], cap: int) -> None:
+    print(f"\ncodec × setting at the finest CRF within {cap / KIB:g} KiB per 8-frame segment "
+          "(512×256; CPU ms per segment, all encodes of the search)")
+    print(f"  {'content':<13}{'setting':<34}{'Y-PSNR dB':>10}{'min':>7}{'KiB':>7}{'CRF':>8}"
+          f"{'encode ms':>11}{'decode ms':>11}")
+    for r in rows:
+        print(f"  {r['content']:<13}{r['setting']:<34}{r['luma_psnr_db']:>10.2f}{r['min_db']:>7.2f}"
+              f"{r['kib_per_segment']:>7.1f}{r['crf']:>8}{r['encode_ms']:>11.0f}{r['decode_ms']:>11.1f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=8.0, help="seconds of each content (default 8: 2 segments)")
     parser.add_argument("--crfs", default="26,28,30,32", help="CRFs to measure beside the default (comma-separated)")
     parser.add_argument("--content", default=",".join(CONTENT), help="kinds of content: " + ", ".join(CONTENT))
     parser.add_argument("--no-model", action="store_true", help="skip the tiny-checkpoint token/relevance part")
+    parser.add_argument("--no-sweep", action="store_true", help="skip the codec × setting sweep")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     default = ProxySettings()
@@ -217,8 +327,16 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(score(label, clips, references, processor))
             report["content"][kind] = {"sampled_size": list(frames[0].shape[1:3]), "segments": len(frames),
                                        "rows": rows}
+        if not args.no_sweep:
+            fed: dict[str, list[np.ndarray]] = {}
+            for kind in SWEEP_CONTENT:
+                if kind not in originals:
+                    video = write_lavfi_video(Path(tmp) / f"{kind}.mp4", kind, seconds=args.seconds)
+                    originals[kind] = sampled_segments(video)
+                fed[kind] = [compressor_input(f, processor) for f in originals[kind]]
+            report["sweep"] = codec_sweep(fed, default.max_bytes or 28 * KIB)
     if not args.no_model:
-        report["model_effect"] = model_effect(originals, default.crf)
+        report["model_effect"] = model_effect({k: originals[k] for k in kinds}, default.crf)
 
     if args.json:
         print(json.dumps(report, indent=1))
@@ -233,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {kind:<13}{r['setting']:<26}{size:>9}{r['luma_psnr_db']:>11.1f}{r['luma_psnr_min_db']:>7.1f}"
                   f"{r['luma_ssim']:>8.4f}{r['bytes_per_segment'] / KIB:>9.1f}"
                   f"{r['max_bytes_per_segment'] / KIB:>7.1f}{r['mib_per_video_hour']:>7.1f}{crf:>8}")
+    if "sweep" in report:
+        print_sweep(report["sweep"], default.max_bytes or 28 * KIB)
     if "model_effect" in report:
         print(f"  tiny checkpoint at the released input size: original frames vs proxy (default CRF {default.crf})")
         for kind, d in report["model_effect"].items():

@@ -424,6 +424,7 @@ def _open(
     try:
         probe = iter_segments(source, stream_id=stream, config=options.sampling, start_segment=0)
         source_info: SourceInfo = probe.info
+        settings = dataclasses.replace(settings, extra={**settings.extra, "decoder": probe.stats.decoder})
         if is_live(source_info):  # proxies keep its frames: the settings a new stream starts with
             settings = dataclasses.replace(
                 settings, extra={**settings.extra, "proxy": (proxy or ProxySettings()).to_dict()}

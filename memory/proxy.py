@@ -15,7 +15,10 @@ on average (CRF 27 would not), and it clears the luma PSNR targets against the c
 0.6 dB. The cap, not the CRF, is what bounds storage: a busy scene that would exceed
 `max_bytes` is re-encoded at the finest coarser CRF that fits, found in a few encodes by a rate
 model (x264's rate roughly halves per +6 CRF; each encode refines the slope). The CRF a clip ends
-at is in its header (`proxy_info`): quality is recorded per segment.
+at is in its header (`proxy_info`): quality is recorded per segment. x264 runs tuned for PSNR
+(psy and aq off, B-frames inside the one GOP) and a clip under the cap that measures below
+`target_db` is re-encoded finer as far as the cap allows (`_spend_cap`): bench/proxy.py's sweep of
+codecs and settings, README "Proxy clips", is where these were chosen.
 
 Format. The bytes are a 16-byte header + a raw Annex-B H.264 stream (no container: nothing to spend
 on boxes):
@@ -64,12 +67,25 @@ class ProxySettings:
     # it shows: 900 segments × (33,312 token + 1,536 embedding + ~150 metadata + 28,672 proxy bytes)
     # = 54.6 MiB of payload, ~63.7 MiB with Redis's allocation overhead (bench/storage.py). None: no cap.
     max_bytes: int | None = 28 * 1024
+    # Tuned for fidelity (bench/proxy.py): psycho-visual optimisations and adaptive quantisation off
+    # (they trade PSNR for perceived sharpness), up to 3 B-frames inside the segment's one GOP.
+    x264_params: str = "psy=0:aq-mode=0"
+    bframes: int = 3
+    # Per-segment rate control: a clip whose luma PSNR (against the frames it holds) falls below this
+    # at `crf` is re-encoded finer, up to FINER_STEPS CRF steps, as far as the byte cap allows; None: off.
+    target_db: float | None = 40.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.crf <= MAX_CRF:
             raise ValueError(f"proxy quality (CRF) must be an integer from 0 to {MAX_CRF}, got {self.crf}")
         if self.max_bytes is not None and self.max_bytes < 1:
             raise ValueError(f"proxy byte cap must be positive, got {self.max_bytes}")
+        if not 0 <= self.bframes <= 16:
+            raise ValueError(f"proxy B-frames must lie in [0, 16], got {self.bframes}")
+        if self.target_db is not None and not 10.0 <= self.target_db <= 100.0:
+            raise ValueError(f"proxy target PSNR must lie in [10, 100] dB, got {self.target_db}")
+        if any(c in self.x264_params for c in "\n\r\0"):
+            raise ValueError("proxy x264 parameters must be one line")
 
     def to_dict(self) -> dict[str, Any]:
         """As recorded in a stream's settings (`tempo streams --json`)."""
@@ -80,7 +96,10 @@ class ProxySettings:
         """The settings a stream recorded; None when it recorded none or an older format."""
         if not data or data.get("format") != 2:
             return None
-        return cls(crf=int(data["crf"]), preset=str(data["preset"]), max_bytes=data.get("max_bytes"))
+        # Settings recorded before the fidelity tuning lack its keys: such a stream keeps plain x264.
+        return cls(crf=int(data["crf"]), preset=str(data["preset"]), max_bytes=data.get("max_bytes"),
+                   x264_params=str(data.get("x264_params", "")), bframes=int(data.get("bframes", 0)),
+                   target_db=data.get("target_db"))
 
 
 def stream_proxy_settings(source: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -133,14 +152,48 @@ def encode_proxy(
         # which it resizes exactly as at ingest. Either way only the codec stands between the two.
         if np.array_equal(compressor_input(fed, processor), fed):
             frames = fed
-    clip = _encode(frames, settings.crf, settings.preset)
+    clip = _encode(frames, settings.crf, settings)
     cap = settings.max_bytes
-    if cap is None or len(clip) <= cap:
+    if cap is not None and len(clip) > cap:
+        return _fit_under_cap(frames, settings.crf, len(clip), cap, settings)
+    if settings.target_db is not None and settings.crf > 0:
+        return _spend_cap(frames, clip, settings)
+    return clip
+
+
+# How many CRF steps finer than the setting `target_db` may take a segment (≈ 4× the bytes).
+FINER_STEPS = 12
+
+
+def _spend_cap(frames: np.ndarray, clip: bytes, settings: ProxySettings) -> bytes:
+    """Per-segment rate control: `clip` (at settings.crf, within the cap) if it reaches the target PSNR;
+    else the coarsest finer CRF that reaches it within the cap, or failing that the finest that fits.
+
+    A binary search over the FINER_STEPS CRFs below the setting: a few encodes, only for segments
+    whose content needs them (a still or smooth scene stops at the first).
+    """
+    assert settings.target_db is not None
+    if luma_psnr(frames, decode_proxy(clip)) >= settings.target_db:
         return clip
-    return _fit_under_cap(frames, settings.crf, len(clip), cap, settings.preset)
+    cap = settings.max_bytes
+    low, high = max(0, settings.crf - FINER_STEPS), settings.crf - 1
+    finest_fit = clip  # the finest CRF known to fit (larger CRF indices are coarser)
+    reaching: bytes | None = None  # the coarsest CRF known to reach the target within the cap
+    while low <= high:
+        crf = (low + high) // 2
+        trial = _encode(frames, crf, settings)
+        if cap is not None and len(trial) > cap:
+            low = crf + 1  # finer ones would not fit either
+            continue
+        finest_fit = trial if proxy_info(trial).crf < proxy_info(finest_fit).crf else finest_fit
+        if luma_psnr(frames, decode_proxy(trial)) >= settings.target_db:
+            reaching, low = trial, crf + 1  # look for a coarser one that reaches it too
+        else:
+            high = crf - 1
+    return reaching if reaching is not None else finest_fit
 
 
-def _fit_under_cap(frames: np.ndarray, crf: int, size: int, cap: int, preset: str) -> bytes:
+def _fit_under_cap(frames: np.ndarray, crf: int, size: int, cap: int, settings: ProxySettings) -> bytes:
     """The finest CRF above `crf` (whose clip took `size` > `cap` bytes) that fits, in a few encodes.
 
     Each guess steps to the CRF a rate model predicts to fit: x264's rate roughly halves per +6 CRF,
@@ -155,7 +208,7 @@ def _fit_under_cap(frames: np.ndarray, crf: int, size: int, cap: int, preset: st
         guess = min(upper, over[0] + max(1, math.ceil(per_halving * math.log2(over[1] / cap))))
         if guess <= over[0]:
             break  # the finest fitting CRF is found: the one right above a known-too-big one
-        clip = _encode(frames, guess, preset)
+        clip = _encode(frames, guess, settings)
         if len(clip) < over[1]:
             per_halving = (guess - over[0]) / math.log2(over[1] / len(clip))
         if len(clip) <= cap:
@@ -164,10 +217,10 @@ def _fit_under_cap(frames: np.ndarray, crf: int, size: int, cap: int, preset: st
             over = (guess, len(clip))
     if fit is not None:
         return fit[1]
-    return clip if over[0] >= MAX_CRF else _encode(frames, MAX_CRF, preset)
+    return clip if over[0] >= MAX_CRF else _encode(frames, MAX_CRF, settings)
 
 
-def _encode(frames: np.ndarray, crf: int, preset: str) -> bytes:
+def _encode(frames: np.ndarray, crf: int, settings: ProxySettings) -> bytes:
     t, height, width, _ = frames.shape
     ch, cw = height + height % 2, width + width % 2  # yuv420p needs even sides
     if (ch, cw) != (height, width):
@@ -176,12 +229,13 @@ def _encode(frames: np.ndarray, crf: int, preset: str) -> bytes:
     codec.width, codec.height, codec.pix_fmt = cw, ch, "yuv420p"
     codec.time_base = Fraction(1, 2)  # nominal; real times live in the segment metadata
     codec.gop_size = max(t, 1)
+    params = ":".join(p for p in ("log-level=none", settings.x264_params) if p)
     codec.options = {
         "crf": str(crf),
-        "preset": preset,
-        "bf": "0",  # no B-frames: decode order = display order, no reordering delay
+        "preset": settings.preset,
+        "bf": str(settings.bframes),  # within the one GOP: the decoder reorders, `decode_proxy` flushes
         "threads": "1",
-        "x264-params": "log-level=none",
+        "x264-params": params,
     }
     payload = bytearray()
     for i in range(t):

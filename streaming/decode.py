@@ -20,9 +20,7 @@ from dataclasses import dataclass, field
 
 import av
 import av.container
-import numpy as np
-from av.video.reformatter import VideoReformatter
-from tempo.streaming.sampling import SamplingConfig, resize_frame
+from tempo.streaming.sampling import SamplingConfig
 from tempo.streaming.segment import SourceInfo
 from tempo.streaming.sources import ResolvedSource
 
@@ -53,6 +51,7 @@ class IngestStats:
     skipping_nonref: bool = False  # whether the codec is skipping frames the sample does not need
     skip_mode: str = "NONE"  # what it skips: "NONREF" (non-reference frames) or "NONKEY" (all but keyframes)
     position: float = 0.0  # seconds of source covered so far (relative to the first frame)
+    decoder: str = "cpu"  # what decodes: "cpu" (FFmpeg's software decoder) or "gpu" (NVDEC, streaming/gpu.py)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -285,23 +284,6 @@ def decoded_frames(
     yield from frames_of(None)
     if read_error is not None and raise_on_read_error:
         raise ReadInterrupted(str(read_error))
-
-
-class FrameConverter:
-    """Kept frames → (H, W, 3) uint8 RGB at one output size: swscale converts at the source size, then
-    PIL's bicubic filter resizes, as the release resizes its decoded frames (`streaming.resize_frame`).
-
-    One reformatter for the whole ingest: `VideoFrame.reformat` would build a new swscale context
-    (filter tables) for every frame.
-    """
-
-    def __init__(self, size: tuple[int, int]) -> None:
-        self.size = size  # (width, height)
-        self._reformatter = VideoReformatter()
-
-    def __call__(self, frame: av.VideoFrame) -> np.ndarray:
-        rgb = self._reformatter.reformat(frame, format="rgb24").to_ndarray()  # (H, W, 3) at the source size
-        return resize_frame(rgb, self.size)
 
 
 @dataclass

@@ -16,8 +16,8 @@ from typing import Any
 
 import av
 import av.container
+from tempo.streaming.convert import FrameConverter
 from tempo.streaming.decode import (
-    FrameConverter,
     OpenedSource,
     ReadInterrupted,
     configure_decoder,

@@ -9,6 +9,7 @@ reopened with exponential back-off, the lost signal recorded as a gap (the live 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
@@ -20,8 +21,8 @@ from typing import Any
 import av
 import av.container
 import numpy as np
+from tempo.streaming.convert import ConvertPipeline, file_pipeline
 from tempo.streaming.decode import (
-    FrameConverter,
     IngestStats,
     OpenedSource,
     configure_decoder,
@@ -29,9 +30,9 @@ from tempo.streaming.decode import (
     max_keyframe_spacing,
     source_fps,
 )
-from tempo.streaming.errors import NoDecodableFramesError, ReleaseSamplingError
+from tempo.streaming.errors import NoDecodableFramesError, ReleaseSamplingError, StreamingError
 from tempo.streaming.release import release_segments
-from tempo.streaming.sampling import SamplingConfig, SlotSampler, target_size
+from tempo.streaming.sampling import SamplingConfig, SlotSampler
 from tempo.streaming.segment import Segment, SourceInfo
 from tempo.streaming.sources import ResolvedSource, open_source, resolve_source
 from tempo.streaming.windows import WindowAssembler
@@ -206,6 +207,12 @@ def iter_segments(
         origin = None if resolved.kind == "stdin" else _first_frame_time(resolved, config)
         if origin is None and resolved.kind != "stdin":
             raise NoDecodableFramesError(source, 0)
+        if config.sampling == "stream" and resolved.kind == "file" and config.decode != "cpu":
+            gpu = _open_on_gpu(resolved, config)
+            if gpu is not None:
+                container.close()
+                container, stream = gpu
+                stats.decoder = "gpu"
         info = _describe(resolved, container, stream, live=False, start_time=origin or 0.0)
         opened = OpenedSource(resolved, container, stream, info, config, stream_id, stats)
         if config.sampling == "release":
@@ -220,6 +227,33 @@ def iter_segments(
     if (start_segment and start_slot is None) or start_time is not None:
         segments = _skip_before(segments, start_segment, start_time)
     return SegmentStream(segments, info, stats)
+
+
+def _open_on_gpu(resolved: ResolvedSource, config: SamplingConfig) -> tuple[Any, av.VideoStream] | None:
+    """The file opened for NVDEC decoding, or None (with a one-line notice when "gpu" was asked for)
+    when `config.decode` chooses the CPU or the GPU cannot decode this file."""
+    from tempo.streaming.gpu import choose_decoder, cuda_hwaccel
+
+    decoder, notice = choose_decoder(config.decode)
+    if decoder == "gpu":
+        try:
+            # A first frame decoded on a separate container (the reading one's decoder must not be
+            # opened yet: its threads are set before it opens).
+            probe, probe_stream = open_source(resolved, connect_timeout=config.connect_timeout,
+                                              read_timeout=config.read_timeout, hwaccel=cuda_hwaccel())
+            try:
+                first = next(probe.decode(probe_stream), None)
+                if first is None or first.format.name != "cuda":
+                    raise RuntimeError("NVDEC does not decode this stream")
+            finally:
+                probe.close()
+            return open_source(resolved, connect_timeout=config.connect_timeout,
+                               read_timeout=config.read_timeout, hwaccel=cuda_hwaccel())
+        except (av.error.FFmpegError, StreamingError, RuntimeError, ValueError) as exc:
+            notice = f"GPU decoding unavailable for this file ({exc}); decoding on the CPU"
+    if notice:
+        log.warning("%s: %s", resolved.original, notice)
+    return None
 
 
 def _skip_before(segments: Iterator[Segment], index: int, time_s: float | None) -> Iterator[Segment]:
@@ -241,6 +275,7 @@ def _file_segments(
         opened.resolved, opened.container, opened.stream, opened.info, opened.config, opened.stats
     )
     tolerance = config.effective_tolerance
+    stack = contextlib.ExitStack()  # the conversion threads, stopped however the reading ends
     try:
         configure_decoder(stream, config, stats,
                           keyframe_spacing=max_keyframe_spacing(stream, info.duration))
@@ -251,7 +286,8 @@ def _file_segments(
             frames = decoded_frames(container, stream, config, stats, source=resolved.original)
         assembler = WindowAssembler(opened.stream_id, config.window, config.fps, info, first_index=first_index)
         sampler: SlotSampler[av.VideoFrame] | None = None
-        to_rgb: FrameConverter | None = None
+        converting: ConvertPipeline[tuple[int, float]] | None = None
+        grid = -1  # the grid window of the latest sampled frame
         bar = tqdm(total=info.duration, unit="s", disable=not progress, file=sys.stderr, leave=False,
                    desc=f"segments {resolved.original}"[:60],
                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} s{postfix}")
@@ -263,20 +299,26 @@ def _file_segments(
                 origin = t  # standard input: the first frame we see is time 0
             if sampler is None:
                 sampler = SlotSampler(config.fps, tolerance, first_slot=first_slot, origin=origin)
-            if to_rgb is None:
-                to_rgb = FrameConverter(target_size(frame.width, frame.height, config.max_edge))
+            if converting is None:
+                converting = stack.enter_context(file_pipeline(config, frame.width, frame.height,
+                                                               decoder=stats.decoder))
             for slot, kept_t, kept in sampler.push(t, frame):
-                yield from _emit(assembler, stats, slot, kept_t - origin, to_rgb(kept))
-                _advance(bar, kept_t - origin, started)
+                # the first frame of a new grid window closes a segment: hand that one out at once
+                opens_window, grid = slot // config.window != grid, slot // config.window
+                for (done_slot, done_t), rgb in converting.put((slot, kept_t - origin), kept, wait=opens_window):
+                    yield from _emit(assembler, stats, done_slot, done_t, rgb)
+                    _advance(bar, done_t, started)
         if sampler is not None:
             end = None
             if origin is not None and info.duration:
                 end = origin + info.duration  # the container's own end of the video
             elif last_decoded is not None and info.average_fps:
                 end = last_decoded + 1.0 / info.average_fps
-            for slot, kept_t, kept in sampler.finish(end):
-                assert to_rgb is not None and origin is not None
-                yield from _emit(assembler, stats, slot, kept_t - origin, to_rgb(kept))
+            assert converting is not None and origin is not None
+            ready = [done for slot, kept_t, kept in sampler.finish(end)
+                     for done in converting.put((slot, kept_t - origin), kept)]
+            for (done_slot, done_t), rgb in [*ready, *converting.drain()]:
+                yield from _emit(assembler, stats, done_slot, done_t, rgb)
         for segment in assembler.flush():
             stats.segments += 1
             yield segment
@@ -287,7 +329,9 @@ def _file_segments(
             raise NoDecodableFramesError(resolved.original, stats.decode_errors)
         _check_complete(resolved, info, config, stats, last_decoded, origin)
     finally:
+        stack.close()
         container.close()
+
 
 
 def _frames_from(

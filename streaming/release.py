@@ -20,14 +20,18 @@ Index k is then the k-th frame the decoder outputs in presentation order; every 
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import av
 import av.container
-from tempo.streaming.decode import FrameConverter, OpenedSource, decoded_frames
-from tempo.streaming.sampling import release_sample_indices, target_size
+import numpy as np
+from tempo.streaming.convert import ConvertPipeline, file_pipeline
+from tempo.streaming.decode import OpenedSource, decoded_frames
+from tempo.streaming.sampling import release_sample_indices
 from tempo.streaming.segment import Segment
 from tempo.streaming.windows import WindowAssembler
 
@@ -84,30 +88,45 @@ def release_segments(opened: OpenedSource, *, origin: float) -> tuple[Iterator[S
              len(indices), real_fps)
 
     def segments() -> Iterator[Segment]:
-        try:
-            assembler = WindowAssembler(opened.stream_id, config.window, real_fps, opened.info)
-            assembler.extra = {"sampling": "release", "real_fps": real_fps}
-            to_rgb: FrameConverter | None = None
-            sample = 0  # next sample to fill; indices are sorted and may repeat
-            for k, (t, frame) in enumerate(decoded_frames(container, stream, config, stats, source=source)):
-                if sample >= len(indices):
-                    break
-                if indices[sample] != k:
-                    continue
-                if to_rgb is None:
-                    to_rgb = FrameConverter(target_size(frame.width, frame.height, config.max_edge))
-                rgb = to_rgb(frame)
-                while sample < len(indices) and indices[sample] == k:
+        assembler = WindowAssembler(opened.stream_id, config.window, real_fps, opened.info)
+        assembler.extra = {"sampling": "release", "real_fps": real_fps}
+
+        def emit(ready: list[tuple[tuple[int, float], np.ndarray]]) -> Iterator[Segment]:
+            for (k, t), rgb in ready:
+                stats.position = round(t - origin, 6)
+                # indices are sorted and may repeat: frame k fills every sample that names it
+                for sample in range(bisect.bisect_left(indices, k), bisect.bisect_right(indices, k)):
                     stats.frames_sampled += 1
-                    stats.position = round(t - origin, 6)
                     for segment in assembler.add(sample, round(t - origin, 6), rgb):
                         stats.segments += 1
                         yield segment
-                    sample += 1
-            for segment in assembler.flush():
-                stats.segments += 1
-                yield segment
-        finally:
-            container.close()
+
+        with contextlib.ExitStack() as stack:
+            try:
+                converting: ConvertPipeline[tuple[int, float]] | None = None
+                wanted = iter(sorted(set(indices)))
+                last_window = 0
+                next_k = next(wanted, None)
+                for k, (t, frame) in enumerate(decoded_frames(container, stream, config, stats, source=source)):
+                    if next_k is None:
+                        break
+                    if k != next_k:
+                        continue
+                    next_k = next(wanted, None)
+                    if converting is None:
+                        converting = stack.enter_context(file_pipeline(config, frame.width, frame.height))
+                    first_sample = bisect.bisect_left(indices, k)
+                    window = first_sample // config.window
+                    # a frame that starts a new window closes a segment: hand it out at once
+                    yield from emit(converting.put((k, t), frame, wait=window != last_window))
+                    last_window = window
+                if converting is not None:
+                    yield from emit(converting.drain())
+                for segment in assembler.flush():
+                    stats.segments += 1
+                    yield segment
+            finally:
+                stack.close()
+                container.close()
 
     return segments(), real_fps

@@ -51,6 +51,10 @@ class SamplingConfig:
     skip_nonref: bool = True  # let the codec skip frames nothing sampled needs (non-reference; or
     # all but keyframes when keyframes are that dense) when the tolerance allows it
     decoder_threads: int = 0  # 0 = automatic (FFmpeg's choice live, a deeper pipeline for files)
+    decode: str = "cpu"  # "cpu" (bit-exact with the release), "gpu" (NVDEC + torch resize, files in
+    # "stream" sampling; see streaming/gpu.py) or "auto" (gpu when available)
+    convert_workers: int | None = None  # files: threads converting/resizing sampled frames while
+    # decoding goes on (None = automatic, `convert.default_convert_workers`; 0 = in the reading thread)
     connect_timeout: float = 10.0  # seconds to open a network source or device
     read_timeout: float = 10.0  # seconds without data before a network read counts as failed
     reconnect_attempts: int = 5  # live sources: attempts after a disconnect (0 = never reconnect)
@@ -67,6 +71,10 @@ class SamplingConfig:
             raise ValueError(f"max_edge must be at least 16 pixels, got {self.max_edge}")
         if self.tolerance is not None and not 0 <= self.tolerance <= 0.5 / self.fps:
             raise ValueError(f"tolerance must lie in [0, {0.5 / self.fps:g}] s (half a sampling interval)")
+        if self.decode not in ("auto", "cpu", "gpu"):
+            raise ValueError(f"decode must be auto, cpu or gpu, not {self.decode!r}")
+        if self.convert_workers is not None and not 0 <= self.convert_workers <= 64:
+            raise ValueError(f"convert_workers must lie in [0, 64], got {self.convert_workers}")
         if self.live_queue < 1:
             raise ValueError("live_queue must hold at least one segment")
         if self.sampling not in ("release", "stream"):

@@ -157,7 +157,7 @@ def _network_options(resolved: ResolvedSource, read_timeout: float) -> dict[str,
 
 
 def open_source(
-    resolved: ResolvedSource, *, connect_timeout: float = 10.0, read_timeout: float = 10.0
+    resolved: ResolvedSource, *, connect_timeout: float = 10.0, read_timeout: float = 10.0, hwaccel: Any = None
 ) -> tuple[av.container.InputContainer, av.VideoStream]:
     """Open the source and its first video stream, or raise a typed error (one sentence).
 
@@ -174,7 +174,8 @@ def open_source(
         check_regular_file(resolved.original, Path(resolved.uri))
     options["protocol_whitelist"] = protocol_whitelist(resolved)
     try:
-        container = av.open(resolved.uri, mode="r", format=resolved.format, options=options, timeout=timeout)
+        container = av.open(resolved.uri, mode="r", format=resolved.format, options=options, timeout=timeout,
+                            hwaccel=hwaccel)
     except av.error.FileNotFoundError:
         raise SourceNotFoundError(resolved.original) from None
     except av.error.InvalidDataError as exc:

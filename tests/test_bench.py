@@ -42,3 +42,18 @@ def test_the_benchmark_starts_and_explains_itself(
     done = helps[name]
     assert done.returncode == 0, f"bench/{name} --help failed:\n{done.stderr[-2000:]}"
     assert done.stdout.startswith("usage:"), done.stdout[:200]
+
+
+def test_the_gpu_check_runs_its_cpu_paths_in_a_dry_run() -> None:
+    """bench/gpu_check.sh --dry-run: the tiny model and the code paths that exist without CUDA, every
+    correctness row passing, one table with the card's name."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHON=sys.executable)
+    done = subprocess.run(["bash", str(BENCH / "gpu_check.sh"), "--dry-run"], capture_output=True, text=True,
+                          timeout=900, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = done.stdout
+    assert table.splitlines()[1].startswith("CPU (dry run)")
+    for check in ("compressor: tiny bf16", "decode: torch conversion on CPU vs PIL", "decode: effect on the tiny model",
+                  "compressor (tiny, CPU, sdpa) batch 8", "decode h264", "decode hevc"):
+        assert check in table, check
+    assert "FAIL" not in table and "error:" not in table

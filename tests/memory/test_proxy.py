@@ -140,7 +140,7 @@ def test_default_proxies_are_much_closer_than_the_legacy_ones(clips) -> None:
 
 def test_a_busy_segment_is_re_encoded_coarser_to_fit_the_byte_cap_and_records_its_crf(clips) -> None:
     frames = compressor_input(clips["cellauto"], released_processor())
-    uncapped = encode_proxy(frames, ProxySettings(max_bytes=None))
+    uncapped = encode_proxy(frames, ProxySettings(max_bytes=None, target_db=None))
     assert len(uncapped) > CAP  # busy: the default CRF alone would not fit
     capped = encode_proxy(frames)
     assert len(capped) <= CAP
@@ -150,13 +150,13 @@ def test_a_busy_segment_is_re_encoded_coarser_to_fit_the_byte_cap_and_records_it
 
 def test_a_tighter_cap_lowers_the_quality_only_as_far_as_needed() -> None:
     noisy = np.random.default_rng(0).integers(0, 256, (8, 128, 192, 3), dtype=np.uint8)
-    full = encode_proxy(noisy, ProxySettings(max_bytes=None))
+    full = encode_proxy(noisy, ProxySettings(max_bytes=None, target_db=None))
     capped = encode_proxy(noisy, ProxySettings(max_bytes=len(full) // 2))
     assert len(capped) <= len(full) // 2
     crf = proxy_info(capped).crf
     assert ProxySettings().crf < crf < 51
     # The finest CRF that fits: one step finer would not.
-    assert len(encode_proxy(noisy, ProxySettings(crf=crf - 1, max_bytes=None))) > len(full) // 2
+    assert len(encode_proxy(noisy, ProxySettings(crf=crf - 1, max_bytes=None, target_db=None))) > len(full) // 2
 
 
 @pytest.mark.parametrize("t", [1, 2, 8])
@@ -175,7 +175,8 @@ def test_odd_frame_sides_decode_to_the_same_odd_size() -> None:
 
 def test_lower_crf_gives_a_closer_proxy() -> None:
     frames = scene()
-    psnr = {crf: luma_psnr(frames, decode_proxy(encode_proxy(frames, ProxySettings(crf=crf)))) for crf in (20, 40)}
+    psnr = {crf: luma_psnr(frames, decode_proxy(encode_proxy(frames, ProxySettings(crf=crf, target_db=None))))
+            for crf in (20, 40)}
     assert psnr[20] > psnr[40] + 1
 
 
@@ -214,10 +215,46 @@ def test_streams_show_their_proxy_settings(store, records) -> None:
     store.create_stream("file", records.FILE_SOURCE, records.SETTINGS)
     shown = {s["name"]: s["proxy"] for s in (i.summary() for i in store.list_streams())}
     assert shown["cam-new"] == {"format": 2, "size": "compressor input", "crf": 26, "preset": "medium",
-                                "max_bytes": CAP}
+                                "max_bytes": CAP, "x264_params": "psy=0:aq-mode=0", "bframes": 3,
+                                "target_db": 40.0}
     assert shown["cam-old"] == LEGACY_SETTINGS and shown["file"] is None
     assert ProxySettings.from_dict(recorded) == ProxySettings(crf=26)
     assert stream_proxy_settings({"kind": "stdin", "live": False}, None) == LEGACY_SETTINGS
+    # Recorded before the fidelity tuning: the stream keeps encoding as it did.
+    before = {"format": 2, "size": "compressor input", "crf": 30, "preset": "medium", "max_bytes": CAP}
+    assert ProxySettings.from_dict(before) == ProxySettings(x264_params="", bframes=0, target_db=None)
+
+
+SIGMA = 4.0  # sensor noise of the generated zoom: the old defaults gave it 36.4 dB at 24.7 KiB
+
+
+def noisy_fractal_zoom(t: int = 8, h: int = 256, w: int = 512, seed: int = 0) -> np.ndarray:
+    """A Mandelbrot zoom with camera-like sensor noise (Gaussian, σ = SIGMA, new each frame): (T, H, W, 3) uint8."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(t):
+        scale = 3.0 * 0.9**i
+        x = -0.743 + scale * (np.arange(w)[None] / w - 0.5)
+        c = x + 1j * (0.131 + scale * h / w * (np.arange(h)[:, None] / h - 0.5))
+        z, count = np.zeros_like(c), np.zeros(c.shape)
+        for _ in range(40):
+            inside = np.abs(z) <= 2
+            z[inside] = z[inside] ** 2 + c[inside]
+            count += inside
+        hue = count / 40
+        rgb = np.stack([255 * hue, 255 * hue**0.5, 255 * (1 - hue) * hue * 4], -1)
+        frames.append(rgb + rng.normal(0, SIGMA, rgb.shape))
+    return np.stack(frames).clip(0, 255).astype(np.uint8)
+
+
+def test_the_default_reaches_37_db_on_a_noisy_fractal_zoom_within_the_cap() -> None:
+    frames = noisy_fractal_zoom()
+    plain = encode_proxy(frames, ProxySettings(x264_params="", bframes=0, target_db=None))
+    clip = encode_proxy(frames)
+    assert len(clip) <= CAP
+    assert luma_psnr(frames, decode_proxy(clip)) >= 37.0
+    # the tuning and the per-segment rate control are what get it there
+    assert luma_psnr(frames, decode_proxy(clip)) > luma_psnr(frames, decode_proxy(plain)) + 0.5
 
 
 def test_ingest_refuses_a_proxy_quality_outside_the_crf_range_in_one_line(tmp_path, capsys) -> None:

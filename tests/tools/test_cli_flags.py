@@ -66,6 +66,7 @@ FLAG_TABLE: dict[str, frozenset[str]] = {
     "--name": NAMES,  # a worker's consumer name: the stream-name pattern
     "--device": NONE,  # cpu, cuda, cuda:N, mps, xpu(:N); availability is checked when the model loads
     "--sampling": NONE,  # release or stream
+    "--decode": NONE,  # auto, cpu or gpu
     "--mode": NONE,  # reference or memory
     "--redis-url": NONE,  # redis://, rediss://, unix://
     # free text that must not be blank: checkpoint paths or hub ids, host names, the demo question

@@ -43,6 +43,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_stream_option(parser, "memory stream name", required=True)
     add_sampling_options(parser)
     parser.add_argument(
+        "--decode",
+        choices=("auto", "cpu", "gpu"),
+        default="auto",
+        help="where files are decoded and resized: gpu (NVDEC + torch, not bit-exact), cpu (exact), "
+        "auto (default: gpu when available)",
+    )
+    parser.add_argument(
         "--max-age",
         type=arg_type(inputs.AgeSeconds, "seconds"),
         default=None,
@@ -133,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
             cold_url=None if args.cold_after is None else cold_location(args.cold_url),
         )
     try:
-        sampling = SamplingConfig(fps=args.fps, window=args.window, max_edge=args.max_edge)
+        sampling = SamplingConfig(fps=args.fps, window=args.window, max_edge=args.max_edge, decode=args.decode)
         proxy = None if args.proxy_quality is None else ProxySettings(crf=args.proxy_quality)
     except ValueError as exc:  # a bad flag value: one line, no traceback
         raise StreamingError(f"{exc}.") from None

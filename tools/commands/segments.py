@@ -26,6 +26,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_source_argument(parser, "file path, URL, /dev/videoN or - (stdin)")
     add_sampling_options(parser)
     parser.add_argument(
+        "--decode",
+        choices=("auto", "cpu", "gpu"),
+        default="auto",
+        help="where files are decoded and resized: gpu (NVDEC + torch, not bit-exact), cpu (exact), "
+        "auto (default: gpu when available)",
+    )
+    parser.add_argument(
         "--start-segment",
         type=arg_type(inputs.SegmentIndex, "index"),
         default=0,
@@ -50,7 +57,7 @@ def print_table(segments: SegmentStream, config: SamplingConfig) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        config = SamplingConfig(fps=args.fps, window=args.window, max_edge=args.max_edge)
+        config = SamplingConfig(fps=args.fps, window=args.window, max_edge=args.max_edge, decode=args.decode)
     except ValueError as exc:
         # A bad flag value is a user mistake: one line, no traceback.
         from tempo.streaming.errors import StreamingError
