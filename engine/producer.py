@@ -54,6 +54,8 @@ def produce(
     max_segments: int | None = None,
     stop: threading.Event | None = None,
     lease_seconds: float | None = None,
+    lease_wait: float | None = None,
+    progress: bool = True,
 ) -> ProduceReport:
     """Decode `source` and queue one job per segment for `stream`, resuming after what is already
     queued or committed (files seek there; live sources continue the stream's timeline).
@@ -62,10 +64,12 @@ def produce(
     runs (StreamBusyError, before the source is opened, when another ingest or producer holds it;
     `lease_seconds`: default $TEMPO_WRITER_LEASE, else 30 s) and every job carries its token, which
     the workers' commits are checked against. A producer run again takes the lease under the token
-    of the jobs still queued, so they still land."""
+    of the jobs still queued, so they still land. `lease_wait` and `progress`: as `tempo ingest`'s
+    (wait with a countdown for a lease a live process holds; take a dead one's over at once)."""
     store.check_name(stream)
     seconds = lease_seconds_from_env() if lease_seconds is None else lease_seconds
-    lease = WriterLease(store, stream, seconds, queue.state(stream).get("lease") or None)
+    lease = WriterLease(store, stream, seconds, queue.state(stream).get("lease") or None,
+                        wait=lease_wait, progress=progress, stop=stop)
     try:
         queue.set_lease(stream, lease.token)
         return _produce(source, stream, queue=queue, store=store, spec=dataclasses.replace(spec, lease=lease.token),
