@@ -9,9 +9,9 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
-import redis
 from tempo.memory import RedisMemoryStore
 from tempo.memory.errors import StreamBusyError
 from tempo.memory.holder import Holder, host_id, process_start
@@ -19,7 +19,7 @@ from tempo.memory.lease import WriterLease, holder_key
 
 
 def _store(url: str) -> RedisMemoryStore:
-    return RedisMemoryStore(redis.Redis.from_url(url))
+    return RedisMemoryStore.connect(url)
 
 
 def _plant(store: RedisMemoryStore, stream: str, holder: Holder, ms: int = 60_000) -> None:
@@ -167,3 +167,28 @@ def test_the_renewal_keeps_the_holder_beside_the_lease(redis_url: str) -> None:
         assert Holder.from_json(store.client.get(holder_key(store, "cam"))).token == lease.token
     finally:
         lease.release()
+
+
+def test_a_queue_producer_run_again_after_kill_takes_its_dead_lease_over(redis_url: str, tmp_path: Path) -> None:
+    """`tempo ingest --queue` killed with -9 and run again at once: it takes the lease over under the
+    token its queued jobs carry, and queues on from where the killed one stopped."""
+    from tempo.engine.producer import produce
+    from tempo.memory.jobqueue import JobQueue, JobSpec
+    from tempo.streaming import SamplingConfig
+    from tempo.streaming.synthetic import write_test_video
+
+    video = write_test_video(tmp_path / "v.mp4", duration=12.0, size=(96, 64))
+    store = _store(redis_url)
+    queue = JobQueue.for_store(store)
+    spec = JobSpec(sampling=SamplingConfig())
+    assert produce(str(video), "cam", queue=queue, store=store, spec=spec, max_segments=1).queued == 1
+    token = queue.state("cam")["lease"]
+    pid, started = _dead_process()  # as the killed producer left the lease: held under the jobs' token
+    _plant(store, "cam", Holder(token=token, host=host_id(), boot=Holder.me("x").boot, pid=pid, started=started))
+    t0 = time.monotonic()
+    again = produce(str(video), "cam", queue=queue, store=store, spec=spec, lease_seconds=60.0, progress=False)
+    assert time.monotonic() - t0 < 30.0
+    assert (again.resumed_from, again.queued) == (1, 2)
+    jobs = queue.read("w", 10, ["cam"], block=0.1)
+    assert [j.index for j in jobs] == [0, 1, 2] and {j.spec.lease for j in jobs} == {token}
+    assert store.client.exists(store.keys.writer("cam")) == 0
