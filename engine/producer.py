@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tempo.engine.ingest import continue_live_timeline, decode_stats
+from tempo.engine.worker_faults import REDIS_DOWN, RedisOutage
 from tempo.memory.errors import SourceMismatchError
 from tempo.memory.jobqueue import JobQueue, JobSpec
 from tempo.memory.lease import WriterLease, lease_seconds_from_env
@@ -137,11 +138,20 @@ def _produce(
     batch = 1 if info.live else max(1, min(FILE_PUSH_BATCH, queue.settings.max_jobs))
     pending: list[Segment] = []
 
+    outage = RedisOutage(f"producer of stream {stream!r}", stop)
+
     def flush() -> bool:
-        """Queue the pending segments; False when a stop ended the wait for room."""
+        """Queue the pending segments; False when a stop ended the wait for room (or for Redis)."""
         if not pending:
             return True
-        dropped = queue.push_many(pending, spec, live=info.live, stop=stop)
+        while True:  # Redis restarting: a notice, backoff, and the same jobs pushed again
+            try:
+                dropped = queue.push_many(pending, spec, live=info.live, stop=stop)
+                outage.ok()
+                break
+            except REDIS_DOWN as exc:
+                if not outage.wait(exc):
+                    return False
         if dropped < 0:
             return False
         report.dropped += dropped

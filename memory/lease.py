@@ -197,9 +197,14 @@ class WriterLease:
     def _renew(self) -> None:
         while not self._stop.wait(self.seconds / 3):
             try:
-                if not self._call(self._scripts.renew, [self.token, self._ms]):
-                    log.warning("lost the writer lease of stream %r; its commits will be refused", self.stream)
-                    return
+                if self._call(self._scripts.renew, [self.token, self._ms]):
+                    continue
+                # Gone: expired while Redis was away (a restart) or taken. Free again, it is ours again.
+                if self._call(self._scripts.acquire, [self.token, self._ms, Holder.me(self.token).to_json()]):
+                    log.warning("took the writer lease of stream %r back (it had expired meanwhile)", self.stream)
+                    continue
+                log.warning("lost the writer lease of stream %r; its commits will be refused", self.stream)
+                return
             except TempoError as exc:  # Redis unreachable: commits will fail and say so
                 log.warning("could not renew the writer lease of stream %r: %s", self.stream, exc)
 
