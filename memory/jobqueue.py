@@ -483,8 +483,8 @@ class JobQueue:
     def dead_letter(self, job: Job, error: str, attempts: int) -> None:
         """Move the job to its stream's dead-letter stream (metadata + error, no frames) and ack it."""
         meta = {k: v for k, v in job.meta.items() if k != "spec"}
-        if job.place is not None and not isinstance(meta.get("index"), int) or meta.get("index") == -1:
-            meta["index"] = job.place[0] if job.place is not None else -1  # where its gap went
+        if job.place is not None and (not isinstance(meta.get("index"), int) or meta.get("index") == -1):
+            meta["index"] = job.place[0]  # where its gap went
         pipe = self.client.pipeline(transaction=True)
         pipe.xadd(self.k_dead(job.stream),
                   {"job": json.dumps(meta, separators=(",", ":")), "error": error[:2000],
