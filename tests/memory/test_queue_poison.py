@@ -137,3 +137,23 @@ def test_stale_worker_rows_are_pruned_and_a_stopped_worker_forgets_its_own(redis
         queue.k_workers()))
     assert queue.forget_workers(["alive"]) == ["alive"]
     assert queue.status()["workers"] == {}
+
+
+def test_queue_dead_of_an_unknown_stream_is_an_error(redis_url: str, tmp_path: object) -> None:
+    import os
+    import subprocess
+    import sys
+
+    if not redis_url.startswith("unix://"):
+        pytest.skip("the CLI is run against the single server")
+    env = {**os.environ, "TEMPO_REDIS_URL": redis_url, "TEMPO_HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "tempo.tools.cli", "queue", "dead", "nosuch"], env=env,
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode != 0
+    assert proc.stderr.strip() == ("tempo: error: no stream 'nosuch' in the work queue or in memory "
+                                   "(see `tempo queue status`)")
+    queue = JobQueue(connect(redis_url))  # type: ignore[arg-type]
+    queue.register("cam")
+    known = subprocess.run([sys.executable, "-m", "tempo.tools.cli", "queue", "dead", "cam"], env=env,
+                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert known.returncode == 0 and known.stdout.strip() == "no dead letters for stream 'cam'"
