@@ -265,14 +265,18 @@ class Worker:
         for (stream, lease), items in groups.items():
             try:
                 landed += self._land_group(stream, lease, items)
+            except REDIS_DOWN:
+                raise  # not the jobs' fault: they stay pending, and the worker's loop waits for Redis
             except (TempoError, redis.RedisError) as exc:
-                if isinstance(exc, redis.ConnectionError | redis.TimeoutError) or len(items) == 1:
+                if len(items) == 1:
                     for job, _, _ in items:
                         self._fail(job, str(exc))
                     continue
                 for item in items:  # one bad job never takes the others of its batch with it
                     try:
                         landed += self._land_group(stream, lease, [item])
+                    except REDIS_DOWN:
+                        raise
                     except (TempoError, redis.RedisError) as one:
                         self._fail(item[0], str(one))
         if not landed:
