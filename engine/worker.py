@@ -101,14 +101,9 @@ class Worker:
         stop = stop or threading.Event()
         if self.monitors is not None:  # alert events a worker killed between its commit and its relay left
             self.alerts.sweep()
+        # (A stopped worker's row stays in `tempo queue status` until it is unseen for `worker_ttl`.)
         names = [self.name] if concurrency <= 1 else [f"{self.name}-{k}" for k in range(concurrency)]
-        try:
-            return self._run(names, stop, idle_exit)
-        finally:  # a worker that stops leaves no row behind in `tempo queue status` and the metrics
-            try:
-                self.queue.forget_workers(names)
-            except (TempoError, redis.RedisError) as exc:
-                log.debug("could not remove the rows of %s: %s", names, exc)
+        return self._run(names, stop, idle_exit)
 
     def _run(self, names: list[str], stop: threading.Event, idle_exit: float | None) -> WorkerStats:
         if len(names) == 1:

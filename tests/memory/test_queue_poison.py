@@ -127,7 +127,7 @@ def test_a_zlib_clip_never_inflates_past_its_header() -> None:
     assert decode_frames(encode_frames(np.zeros((1, 16, 16, 3), np.uint8), codec="zlib")).shape == (1, 16, 16, 3)
 
 
-def test_stale_worker_rows_are_pruned_and_a_stopped_worker_forgets_its_own(redis_url: str) -> None:
+def test_stale_worker_rows_are_pruned_from_the_status_and_the_metrics(redis_url: str) -> None:
     queue = JobQueue(connect(redis_url), settings=QueueSettings(worker_ttl=60.0))  # type: ignore[arg-type]
     queue.note_worker("alive", 3, 1.0)
     queue.note_worker("gone", 5, 2.0)
@@ -135,6 +135,16 @@ def test_stale_worker_rows_are_pruned_and_a_stopped_worker_forgets_its_own(redis
     assert set(queue.status()["workers"]) == {"alive"}
     assert queue.client.hkeys(queue.k_workers()) and all(k.startswith(b"alive:") for k in queue.client.hkeys(
         queue.k_workers()))
+    from prometheus_client import CollectorRegistry, generate_latest
+    from tempo.memory import RedisMemoryStore
+    from tempo.memory.queue_metrics import QueueCollector
+
+    queue.client.hset(queue.k_workers(), "old:seen", repr(time.time() - 10 * 86400))
+    queue.client.hset(queue.k_workers(), "old:segments", 9)
+    registry = CollectorRegistry()
+    registry.register(QueueCollector(RedisMemoryStore.connect(redis_url)))
+    metrics = generate_latest(registry).decode()
+    assert 'worker="alive"' in metrics and 'worker="old"' not in metrics
     assert queue.forget_workers(["alive"]) == ["alive"]
     assert queue.status()["workers"] == {}
 
