@@ -116,6 +116,9 @@ RuleText = Annotated[
 ]
 Score = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, description="A relevance score in [0, 1].")]
 MinSegments = Annotated[int, Field(ge=1, le=MAX_MIN_SEGMENTS, description="Consecutive segments to open an episode.")]
+LeaseWait = Annotated[
+    float, Field(ge=0, le=86400, allow_inf_nan=False, description="Seconds to wait for a held writer lease.")
+]
 CooldownSeconds = Annotated[
     float, Field(ge=0, le=MAX_COOLDOWN, allow_inf_nan=False, description="Seconds before an episode may re-open.")
 ]

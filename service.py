@@ -165,6 +165,7 @@ class TempoService:
         batch_size: int | None = None,
         proxy: ProxySettings | None = None,
         monitors: Callable[[str], SegmentMonitor] | None = None,
+        lease_wait: float | None = None,
     ) -> IngestReport:
         """Decode → generic pass → embed → commit, resuming the stream; the index is brought up to date.
 
@@ -199,6 +200,7 @@ class TempoService:
                 proxy=proxy,
                 monitor=monitors(stream) if monitors is not None else None,
                 model_lock=self.model_lock,  # a server's questions and ingest jobs take turns per batch
+                lease_wait=lease_wait,  # for a lease another process holds (engine/ingest.py)
             )
         finally:
             worker.stop()

@@ -362,6 +362,7 @@ def ingest(
     monitor: SegmentMonitor | None = None,
     lease_seconds: float | None = None,
     model_lock: AbstractContextManager[Any] | None = None,
+    lease_wait: float | None = None,
 ) -> IngestReport:
     """Ingest `source` into `stream`, resuming after the stream's last committed segment.
 
@@ -372,7 +373,9 @@ def ingest(
     cleanly: the report says `interrupted` and everything committed stays committed.
     `monitor` scores its rules in each batch's generic pass and commits their state with the segments.
     `lease_seconds` (default $TEMPO_WRITER_LEASE, else 30 s): the writer lease's lifetime; a second
-    ingest of the stream meanwhile fails with StreamBusyError.
+    ingest of the stream meanwhile fails with StreamBusyError. `lease_wait` (default: one lease
+    period; 0: refuse at once): how long to wait, with a countdown, for a lease another live process
+    holds; a holder on this host that is no longer running is taken over at once (memory/lease.py).
     `model_lock` is held around each batch's model work (generic pass, rules, embedder) and released
     between batches, so a server's questions, which take the same lock, interleave with its ingests.
     """
@@ -392,8 +395,8 @@ def ingest(
     # (a camera may take one connection only). Opening the source before creating the stream gives a
     # clear error for a bad path/URL before anything is written.
     store.check_name(stream)
-    lease = WriterLease(store, stream, lease_seconds_from_env() if lease_seconds is None else lease_seconds) \
-        if commit else None
+    lease = WriterLease(store, stream, lease_seconds_from_env() if lease_seconds is None else lease_seconds,
+                        wait=lease_wait, progress=progress) if commit else None
     try:
         probe, info, options = _open(source, stream, store, options, retention)
         return _run(_Run(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tempo.engine.ingest import continue_live_timeline, decode_stats
+from tempo.engine.worker_faults import REDIS_DOWN, RedisOutage
 from tempo.memory.errors import SourceMismatchError
 from tempo.memory.jobqueue import JobQueue, JobSpec
 from tempo.memory.lease import WriterLease, lease_seconds_from_env
@@ -54,6 +55,8 @@ def produce(
     max_segments: int | None = None,
     stop: threading.Event | None = None,
     lease_seconds: float | None = None,
+    lease_wait: float | None = None,
+    progress: bool = True,
 ) -> ProduceReport:
     """Decode `source` and queue one job per segment for `stream`, resuming after what is already
     queued or committed (files seek there; live sources continue the stream's timeline).
@@ -62,10 +65,12 @@ def produce(
     runs (StreamBusyError, before the source is opened, when another ingest or producer holds it;
     `lease_seconds`: default $TEMPO_WRITER_LEASE, else 30 s) and every job carries its token, which
     the workers' commits are checked against. A producer run again takes the lease under the token
-    of the jobs still queued, so they still land."""
+    of the jobs still queued, so they still land. `lease_wait` and `progress`: as `tempo ingest`'s
+    (wait with a countdown for a lease a live process holds; take a dead one's over at once)."""
     store.check_name(stream)
     seconds = lease_seconds_from_env() if lease_seconds is None else lease_seconds
-    lease = WriterLease(store, stream, seconds, queue.state(stream).get("lease") or None)
+    lease = WriterLease(store, stream, seconds, queue.state(stream).get("lease") or None,
+                        wait=lease_wait, progress=progress, stop=stop)
     try:
         queue.set_lease(stream, lease.token)
         return _produce(source, stream, queue=queue, store=store, spec=dataclasses.replace(spec, lease=lease.token),
@@ -133,11 +138,20 @@ def _produce(
     batch = 1 if info.live else max(1, min(FILE_PUSH_BATCH, queue.settings.max_jobs))
     pending: list[Segment] = []
 
+    outage = RedisOutage(f"producer of stream {stream!r}", stop)
+
     def flush() -> bool:
-        """Queue the pending segments; False when a stop ended the wait for room."""
+        """Queue the pending segments; False when a stop ended the wait for room (or for Redis)."""
         if not pending:
             return True
-        dropped = queue.push_many(pending, spec, live=info.live, stop=stop)
+        while True:  # Redis restarting: a notice, backoff, and the same jobs pushed again
+            try:
+                dropped = queue.push_many(pending, spec, live=info.live, stop=stop)
+                outage.ok()
+                break
+            except REDIS_DOWN as exc:
+                if not outage.wait(exc):
+                    return False
         if dropped < 0:
             return False
         report.dropped += dropped

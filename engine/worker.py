@@ -25,6 +25,7 @@ import redis
 from tempo.engine.encode import encode_batch
 from tempo.engine.ingest import stream_settings
 from tempo.engine.monitor import SegmentMonitor
+from tempo.engine.worker_faults import REDIS_DOWN, RedisOutage, land_orphan_gaps, record_gap
 from tempo.errors import TempoError
 from tempo.memory.alerts import AlertStore
 from tempo.memory.errors import JobError
@@ -100,11 +101,15 @@ class Worker:
         stop = stop or threading.Event()
         if self.monitors is not None:  # alert events a worker killed between its commit and its relay left
             self.alerts.sweep()
-        if concurrency <= 1:
-            self._loop(self.name, stop, idle_exit)
+        # (A stopped worker's row stays in `tempo queue status` until it is unseen for `worker_ttl`.)
+        names = [self.name] if concurrency <= 1 else [f"{self.name}-{k}" for k in range(concurrency)]
+        return self._run(names, stop, idle_exit)
+
+    def _run(self, names: list[str], stop: threading.Event, idle_exit: float | None) -> WorkerStats:
+        if len(names) == 1:
+            self._loop(names[0], stop, idle_exit)
             return self.stats
-        threads = [threading.Thread(target=self._loop, args=(f"{self.name}-{k}", stop, idle_exit), daemon=True)
-                   for k in range(concurrency)]
+        threads = [threading.Thread(target=self._loop, args=(name, stop, idle_exit), daemon=True) for name in names]
         for t in threads:
             t.start()
         try:
@@ -118,24 +123,38 @@ class Worker:
         return self.stats
 
     def _loop(self, consumer: str, stop: threading.Event, idle_exit: float | None) -> None:
+        """Rounds of claim/read → process until `stop`; Redis going away and coming back is ridden out
+        (engine/worker_faults.py: a notice, backoff, a notice; unacknowledged jobs are claimed again)."""
         last_work = time.monotonic()
         next_claim = 0.0
+        outage = RedisOutage(f"worker {consumer}", stop)
         while not stop.is_set():
-            streams = self.queue.streams()
-            jobs: list[Job] = []
-            if time.monotonic() >= next_claim:
-                jobs = self.queue.claim(consumer, self.batch_size, streams)
-                next_claim = time.monotonic() + min(5.0, self.queue.settings.claim_idle / 2)
-            if len(jobs) < self.batch_size:
-                jobs += self.queue.read(consumer, self.batch_size - len(jobs), streams,
-                                        block=0.05 if jobs else None)
-            if not streams:
-                stop.wait(self.queue.settings.block)
-            if jobs:
-                self.process(consumer, jobs)
-                last_work = time.monotonic()
-            elif idle_exit is not None and time.monotonic() - last_work > idle_exit:
-                return
+            try:
+                streams = self.queue.streams()
+                jobs: list[Job] = []
+                if time.monotonic() >= next_claim:
+                    jobs = self.queue.claim(consumer, self.batch_size, streams)
+                    next_claim = time.monotonic() + min(5.0, self.queue.settings.claim_idle / 2)
+                if len(jobs) < self.batch_size:
+                    jobs += self.queue.read(consumer, self.batch_size - len(jobs), streams,
+                                            block=0.05 if jobs else None)
+                outage.ok()
+                if not streams:
+                    stop.wait(self.queue.settings.block)
+                if jobs:
+                    self.process(consumer, jobs)
+                    last_work = time.monotonic()
+                elif idle_exit is not None and time.monotonic() - last_work > idle_exit:
+                    return
+            except REDIS_DOWN as exc:
+                if not outage.wait(exc):
+                    return
+                next_claim = 0.0  # what was in flight is pending: claim it back first
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                for name in self.queue.streams():  # Redis came back without its consumer groups
+                    self.queue.register(name)
 
     def process(self, consumer: str, jobs: list[Job]) -> None:
         """Compress, embed, commit and acknowledge one batch of jobs (any streams, any order)."""
@@ -143,8 +162,9 @@ class Worker:
         work: list[tuple[Job, Segment]] = []
         skips: list[Job] = []
         for job in jobs:
-            if job.meta.get("index", -1) < 0:
-                self._fail(job, str(job.meta.get("error", "the job has no index")), final=True)
+            problem = job.problem()  # every field checked before anything is allocated for it
+            if problem is not None:  # a poison job: retrying cannot mend it
+                self._fail(job, problem, final=True)
             elif job.deliveries > self.queue.settings.max_failures:
                 self._fail(job, f"its worker stopped {job.deliveries - 1} times while processing it", final=True)
             elif job.skip:
@@ -152,8 +172,8 @@ class Worker:
             else:
                 try:
                     work.append((job, job.segment()))
-                except (JobError, TypeError, ValueError, KeyError) as exc:
-                    self._fail(job, str(exc))
+                except Exception as exc:  # this job's alone (MemoryError included): never its batch's
+                    self._fail(job, f"{type(exc).__name__}: {exc}" if not isinstance(exc, JobError) else str(exc))
         landing: list[tuple[Job, Computed | None]] = [(job, None) for job in skips]
         if work:
             try:
@@ -216,6 +236,7 @@ class Worker:
             source["fingerprint"] = spec.fingerprint
         self.store.create_stream(job.stream, source, settings, spec.retention)
         self._known.add(job.stream)
+        land_orphan_gaps(self, job.stream, spec.lease)  # dead jobs that came before the stream existed
 
     def _commit_batch(self, batch: list[tuple[Job, Computed | None]]) -> None:
         """Land a batch's segments (None: a skip marker, a gap) and acknowledge the landed jobs: one
@@ -237,31 +258,49 @@ class Worker:
             groups.setdefault((job.stream, spec.lease), []).append((job, record, scores))
         landed: list[Job] = []
         for (stream, lease), items in groups.items():
-            made = [(job, r, sc) for job, r, sc in items if r is not None]
-            skips = [job for job, r, _ in items if r is None]
             try:
-                if self.monitors is not None and (
-                        any(sc is not None for _, _, sc in made)
-                        or self.store.client.hlen(self.alerts.k_staged_scores(stream))):
-                    results = self._land_with_rules(stream, lease, made, skips)
-                else:
-                    results = self.store.land_segments([r for _, r, _ in made if r is not None], lease=lease,
-                                                       skipped=[job.skipped_record() for job in skips])
+                landed += self._land_group(stream, lease, items)
+            except REDIS_DOWN:
+                raise  # not the jobs' fault: they stay pending, and the worker's loop waits for Redis
             except (TempoError, redis.RedisError) as exc:
-                for job, _, _ in items:
-                    self._fail(job, str(exc))
-                continue
-            for job, result in zip([j for j, _, _ in made] + skips, results, strict=True):
-                if result.status is CommitStatus.NOT_WRITER:
-                    self._fail(job, f"stream {job.stream!r} is being ingested by another process (its writer "
-                                    "lease is held by another ingest than this job's producer)")
-                else:
-                    landed.append(job)
+                if len(items) == 1:
+                    for job, _, _ in items:
+                        self._fail(job, str(exc))
+                    continue
+                for item in items:  # one bad job never takes the others of its batch with it
+                    try:
+                        landed += self._land_group(stream, lease, [item])
+                    except REDIS_DOWN:
+                        raise
+                    except (TempoError, redis.RedisError) as one:
+                        self._fail(item[0], str(one))
         if not landed:
             return
         self.queue.ack(landed)
         with self._lock:
             self.stats.segments += sum(1 for job in landed if not job.skip)
+
+    def _land_group(
+        self, stream: str, lease: str, items: list[tuple[Job, SegmentRecord | None, dict[str, float] | None]]
+    ) -> list[Job]:
+        """Land one stream's jobs carrying one lease token; returns those landed (the others failed)."""
+        made = [(job, r, sc) for job, r, sc in items if r is not None]
+        skips = [job for job, r, _ in items if r is None]
+        if self.monitors is not None and (
+                any(sc is not None for _, _, sc in made)
+                or self.store.client.hlen(self.alerts.k_staged_scores(stream))):
+            results = self._land_with_rules(stream, lease, made, skips)  # type: ignore[arg-type]
+        else:
+            results = self.store.land_segments([r for _, r, _ in made if r is not None], lease=lease,
+                                               skipped=[job.skipped_record() for job in skips])
+        landed = []
+        for job, result in zip([j for j, _, _ in made] + skips, results, strict=True):
+            if result.status is CommitStatus.NOT_WRITER:
+                self._fail(job, f"stream {job.stream!r} is being ingested by another process (its writer "
+                                "lease is held by another ingest than this job's producer)")
+            else:
+                landed.append(job)
+        return landed
 
     def _land_with_rules(
         self, stream: str, lease: str, made: list[tuple[Job, SegmentRecord, dict[str, float] | None]],
@@ -343,12 +382,10 @@ class Worker:
                     job.meta.get("index"), attempts, error)
         if not final and attempts < self.queue.settings.max_failures:
             return
-        if job.meta.get("index", -1) >= 0:
-            try:
-                self._open_stream(job)
-                self.store.land_segments([], lease=job.spec.lease, skipped=[job.skipped_record()])
-            except (TempoError, KeyError, TypeError, ValueError) as exc:
-                log.warning("could not record the gap of dead job %s: %s", job.entry_id, exc)
+        try:
+            record_gap(self, job)
+        except (TempoError, redis.RedisError, KeyError, TypeError, ValueError) as exc:
+            log.warning("could not record the gap of dead job %s: %s", job.entry_id, exc)
         self.queue.dead_letter(job, error, attempts)
         with self._lock:
             self.stats.dead += 1

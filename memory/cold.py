@@ -41,7 +41,9 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import shutil
+import stat
 import struct
 import threading
 import uuid
@@ -52,6 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tempo.errors import redact_url
 from tempo.memory import scripts
 from tempo.memory.embedded import tempo_home
 from tempo.memory.errors import (
@@ -66,11 +69,18 @@ from tempo.memory.records import SegmentRecord
 if TYPE_CHECKING:
     from tempo.memory.store import RedisMemoryStore
 
+# Schemes fsspec knows that are no place for shards (a traceback or a hang at the first move otherwise).
+UNSUPPORTED_SCHEMES = frozenset({"ftp", "sftp", "ssh", "http", "https", "smb", "webhdfs", "git", "github", "zip",
+                                 "tar", "libarchive", "reference", "dask", "jupyter", "dbfs"})
 MAGIC = b"TCR1"
 HEADER = struct.Struct("<4sBqII")  # magic, kind, segment index, payload length (bytes), crc32
 TOKENS, PROXY = 1, 2
 SHARD_SECONDS = 3600.0  # one shard per stream-hour (stream time)
 _KIND_NAMES = {TOKENS: "token head", PROXY: "proxy clip"}
+# What a pointer may name: `{stream number}/{hour:06d}.tcs` or, on object stores, `…-{12 hex}.tcs`.
+_SHARD_NAME = re.compile(r"[0-9]{1,19}/[0-9]{6,}(-[0-9a-f]{12})?\.tcs")
+MAX_PART_BYTES = 64 << 20  # a token head is ~33 KB and a proxy clip ≤ 28 KB: anything near this is damage
+MAX_SHARD_BYTES = 1 << 46
 
 
 def crc32(data: bytes) -> int:
@@ -84,6 +94,20 @@ def is_local(root: str) -> bool:
 
 def _local_path(root: str) -> Path:
     return Path(root.removeprefix("file://")).expanduser()
+
+
+def _open_regular(path: Path, flags: int) -> int:
+    """os.open of a shard that must be a regular file: a FIFO, device or directory in its place is
+    refused (ColdShardCorruptError) instead of blocking a reader forever; O_NONBLOCK only for the open."""
+    fd = os.open(path, flags | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ColdShardCorruptError(f"cold-tier shard {path} is not a regular file; refusing to use it")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 @dataclass(frozen=True)
@@ -104,11 +128,22 @@ class ColdPointer:
 
     @classmethod
     def parse(cls, data: bytes | str) -> ColdPointer:
-        text = data.decode() if isinstance(data, bytes) else data
-        version, shard, *numbers = text.split()
-        if version != "1" or len(numbers) != 6:
+        """The pointer Redis keeps, every field checked (ColdShardCorruptError in one sentence): a
+        shard name as the mover writes them (never a path out of the root), each part either absent
+        (offset -1, length 0) or at an offset ≥ 0 with a length up to MAX_PART_BYTES, CRCs of 32 bits."""
+        try:
+            text = data.decode("ascii") if isinstance(data, bytes) else str(data)
+            version, shard, *numbers = text.split()
+            to, tl, tc, po, pl, pc = (int(x) for x in numbers)
+        except (ValueError, UnicodeDecodeError):
+            raise ColdShardCorruptError(f"a cold-tier pointer in Redis is malformed ({str(data)[:80]!r})") from None
+        if version != "1" or not _SHARD_NAME.fullmatch(shard):
             raise ColdShardCorruptError(f"a cold-tier pointer in Redis is malformed ({text[:80]!r})")
-        to, tl, tc, po, pl, pc = (int(x) for x in numbers)
+        for offset, length, crc in ((to, tl, tc), (po, pl, pc)):
+            absent = offset == -1 and length == 0 and crc == 0
+            if not absent and not (0 <= offset <= MAX_SHARD_BYTES and 0 < length <= MAX_PART_BYTES
+                                   and 0 <= crc <= 0xFFFFFFFF):
+                raise ColdShardCorruptError(f"a cold-tier pointer in Redis is out of range ({text[:80]!r})")
         return cls(shard, to, tl, tc, po, pl, pc)
 
     def part(self, kind: int) -> tuple[int, int, int]:
@@ -127,16 +162,32 @@ class ShardStore:
         self._fs: Any = None
         self._base = ""
         if not self.local:
+            scheme = root.split("://", 1)[0].lower()
+            if scheme in UNSUPPORTED_SCHEMES:
+                raise ColdStorageError(f"cannot use {redact_url(root)!r} for the cold tier: {scheme}:// is not "
+                                       "supported (use a directory, s3://, gs://, az://, or another object store)")
             try:
                 import fsspec  # object stores and other filesystems (s3://, gs://, memory://, ...)
 
                 self._fs, self._base = fsspec.core.url_to_fs(root)
-            except (ImportError, ValueError) as exc:  # unknown protocol, or its package not installed
-                raise ColdStorageError(f"cannot use {root!r} for the cold tier: {exc}") from exc
+            except Exception as exc:  # unknown protocol, its package missing, or it failed to connect
+                why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise ColdStorageError(f"cannot use {redact_url(root)!r} for the cold tier: {why}") from None
             self._base = self._base.rstrip("/")
 
     def _path(self, shard: str) -> str:
+        """A path under the root (shard names from a pointer are checked first: `_local` / read_ranges)."""
         return f"{self._base}/{shard}"
+
+    def _local(self, shard: str) -> Path:
+        """The shard's file, which must stay inside the root (a link out of it is refused too)."""
+        if not _SHARD_NAME.fullmatch(shard):
+            raise ColdShardCorruptError(f"{shard[:80]!r} is not a cold-tier shard name")
+        root = _local_path(self.root).resolve()
+        path = (root / shard).resolve()
+        if not path.is_relative_to(root):
+            raise ColdShardCorruptError(f"cold-tier shard {shard} leads out of the cold root {root}")
+        return path
 
     # ---- writes ---------------------------------------------------------------------------------
     def append(self, number: int, hour: int, parts: Sequence[tuple[int, int, bytes]]) -> tuple[str, list[int]]:
@@ -164,10 +215,11 @@ class ShardStore:
         return shard, [base + o for o in offsets]
 
     def _append_local(self, shard: str, blob: bytes) -> int:
-        path = _local_path(self.root) / shard
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _local_path(self.root).mkdir(parents=True, exist_ok=True)
+        (_local_path(self.root) / shard).parent.mkdir(parents=True, exist_ok=True)
+        path = self._local(shard)
         created = not path.exists()
-        with open(path, "ab") as f:
+        with open(_open_regular(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "ab") as f:
             # Several processes may move segments of one stream (ingest, a server, `memory gc`):
             # the lock makes "where the file ends" and our write one step.
             fcntl.flock(f.fileno(), fcntl.LOCK_EX)
@@ -192,11 +244,13 @@ class ShardStore:
         try:
             if self.local:
                 out = []
-                with open(_local_path(self.root) / shard, "rb") as f:
+                with open(_open_regular(self._local(shard), os.O_RDONLY), "rb") as f:
                     for offset, size in ranges:
                         f.seek(offset)
                         out.append(f.read(size))
                 return out
+            if not _SHARD_NAME.fullmatch(shard):
+                raise ColdShardCorruptError(f"{shard[:80]!r} is not a cold-tier shard name")
             return [self._fs.cat_file(self._path(shard), start=o, end=o + n) for o, n in ranges]
         except FileNotFoundError as exc:
             raise ColdShardMissingError(
@@ -326,9 +380,24 @@ def cold_location(url: str | None, home: Path | str | None = None) -> str:
     if url is None:
         return default_root(home)
     if is_local(url):
-        return str(_local_path(url).resolve())
+        root = str(_local_path(url).resolve())
+        check_writable(root)
+        return root
     ShardStore(url)  # an unknown scheme, or its fsspec package missing: one sentence now, not later
     return url
+
+
+def check_writable(root: str) -> None:
+    """ColdStorageError (one sentence) unless a local cold root can be created and written: checked
+    when an ingest starts, not at the first retention pass (which would only warn, every pass)."""
+    path = _local_path(root)
+    probe = path / f".tempo-write-check-{uuid.uuid4().hex[:8]}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ColdStorageError(f"cannot write the cold tier under {root}: {exc.strerror or exc}") from None
 
 
 # ---- the mover ----------------------------------------------------------------------------------------

@@ -17,6 +17,9 @@ import numpy as np
 import zstandard
 from tempo.memory.errors import JobError
 
+# The most pixel bytes one job's frames may decompress to (a 256-frame window at 1280×720 is 675 MiB):
+# a header claiming more is refused before anything is allocated.
+MAX_FRAME_BYTES = 1 << 30
 _FRAMES_MAGIC = b"TQF1"  # zlib (the first format)
 _ZSTD_MAGIC = b"TQF2"  # zstd
 
@@ -46,11 +49,14 @@ def decode_frames(data: bytes) -> np.ndarray:
         raise JobError("the job's frames are not a Tempo frame clip")
     t, h, w = (int(x) for x in np.frombuffer(data[4:16], dtype="<u4"))
     size = t * h * w * 3
+    if not size or size > MAX_FRAME_BYTES:
+        raise JobError(f"the job's frame header claims {t}×{h}×{w} frames ({size} bytes), which cannot be right")
     try:
         if magic == _ZSTD_MAGIC:
             raw = zstandard.ZstdDecompressor().decompress(data[16:], max_output_size=size)
         else:
-            raw = zlib.decompress(data[16:])
+            inflate = zlib.decompressobj()
+            raw = inflate.decompress(data[16:], size + 1)  # never more than the header claims
     except (zlib.error, zstandard.ZstdError) as exc:
         raise JobError(f"the job's frames are corrupt ({exc})") from None
     if len(raw) != size:

@@ -63,6 +63,7 @@ from tempo.errors import TempoError
 from tempo.memory.cluster import is_cluster
 from tempo.memory.errors import JobError
 from tempo.memory.frames import decode_frames, encode_frames
+from tempo.memory.jobcheck import check_job, parse_place, place_field
 from tempo.memory.proxy import ProxySettings
 from tempo.memory.records import RetentionPolicy, SegmentRecord
 from tempo.memory.store import RedisMemoryStore
@@ -84,6 +85,7 @@ class QueueSettings:
     max_failures: int = 3  # attempts before a job goes to the dead-letter stream
     block: float = 1.0  # how long one read waits for jobs
     dead_max: int = 10_000  # dead letters kept per stream (oldest trimmed)
+    worker_ttl: float = 86_400.0  # a worker row (and its metrics) not seen for this long is pruned
 
     def __post_init__(self) -> None:
         if self.max_jobs < 1 or self.max_failures < 1 or not self.claim_idle > 0 or not self.block > 0:
@@ -164,7 +166,8 @@ def job_fields(segment: Segment, spec: JobSpec, *, skip: bool = False, codec: st
         "skip": skip,
         "queued_at": time.time(),
     }
-    fields = {"job": json.dumps(meta, separators=(",", ":")).encode()}
+    fields = {"job": json.dumps(meta, separators=(",", ":")).encode(),
+              "place": place_field(segment.index, segment.start, segment.end, segment.first_frame_index)}
     if not skip:
         fields["frames"] = encode_frames(segment.frames, codec=codec)
     return fields
@@ -180,10 +183,37 @@ class Job:
     meta: dict[str, Any]
     frames: bytes | None
     deliveries: int = 1
+    # (index, start, end, first frame) from the entry's plain `place` field (memory/jobcheck.py):
+    # where the job's gap goes when its metadata cannot be read.
+    place: tuple[int, float, float, int] | None = None
 
     @property
     def index(self) -> int:
         return int(self.meta["index"])
+
+    def problem(self) -> str | None:
+        """What is wrong with the job's fields (memory/jobcheck.py: checked before anything is
+        allocated for it), or None."""
+        try:
+            check_job(self.meta, self.frames)
+            self.spec  # noqa: B018 (the settings' own checks)
+            SourceInfo(**self.meta["source"])
+        except (JobError, TypeError, ValueError, KeyError) as exc:
+            return str(exc) or type(exc).__name__
+        return None
+
+    def gap_place(self) -> tuple[int, float, float, int] | None:
+        """Where this job's gap goes (index, start, end, first frame): its metadata's, else its place field's."""
+        m = self.meta
+        try:
+            place = (m["index"], m["start"], m["end"], m["ff"])
+            if all(isinstance(v, int | float) and not isinstance(v, bool) for v in place) \
+                    and isinstance(place[0], int) and isinstance(place[3], int) \
+                    and place[0] >= 0 and place[3] >= 0 and place[1] <= place[2]:
+                return int(place[0]), float(place[1]), float(place[2]), int(place[3])
+        except (KeyError, TypeError):
+            pass
+        return self.place
 
     @property
     def skip(self) -> bool:
@@ -207,11 +237,18 @@ class Job:
         )
 
     def skipped_record(self) -> SegmentRecord:
-        """Metadata only, for an index that will have no segment (a gap)."""
-        m = self.meta
-        return SegmentRecord(stream=self.stream, index=self.index, start=float(m["start"]), end=float(m["end"]),
-                             timestamps=np.asarray(m["ts"], dtype=np.float64), frame_size=(0, 0),
-                             first_frame_index=int(m["ff"]))
+        """Metadata only, for an index that will have no segment (a gap); JobError when the job's place
+        is unknown."""
+        place = self.gap_place()
+        if place is None:
+            raise JobError("the job's place in the stream is unreadable")
+        index, start, end, first = place
+        ts = self.meta.get("ts")
+        if not (isinstance(ts, list) and ts and all(isinstance(t, int | float) for t in ts)):
+            ts = [start]
+        return SegmentRecord(stream=self.stream, index=index, start=start, end=end,
+                             timestamps=np.asarray(ts, dtype=np.float64), frame_size=(0, 0),
+                             first_frame_index=first)
 
 
 def _parse_entry(queue_key: str, stream: str, entry_id: Any, fields: dict[bytes, bytes]) -> Job:
@@ -219,8 +256,10 @@ def _parse_entry(queue_key: str, stream: str, entry_id: Any, fields: dict[bytes,
     try:
         meta = json.loads(fields[b"job"])
     except (KeyError, ValueError) as exc:
-        meta = {"index": -1, "error": f"unreadable job metadata ({exc})"}
-    return Job(queue_key, stream, eid, meta, fields.get(b"frames"))
+        meta = {"index": -1, "error": f"unreadable job metadata ({type(exc).__name__})"}
+    if not isinstance(meta, dict):
+        meta = {"index": -1, "error": "the job's metadata is not a JSON object"}
+    return Job(queue_key, stream, eid, meta, fields.get(b"frames"), place=parse_place(fields.get(b"place")))
 
 
 class JobQueue:
@@ -347,7 +386,10 @@ class JobQueue:
             marker = dict(job.meta, skip=True)
             pipe = self.client.pipeline(transaction=True)
             pipe.xdel(key, job.entry_id)
-            pipe.xadd(key, {"job": json.dumps(marker, separators=(",", ":")).encode()})
+            marker_fields = {"job": json.dumps(marker, separators=(",", ":")).encode()}
+            if b"place" in fields:
+                marker_fields["place"] = fields[b"place"]
+            pipe.xadd(key, marker_fields)  # type: ignore[arg-type]
             pipe.hincrby(self.k_state(name), "dropped", 1)
             pipe.hincrby(self.k_state(name), "markers", 1)
             pipe.execute()
@@ -441,6 +483,8 @@ class JobQueue:
     def dead_letter(self, job: Job, error: str, attempts: int) -> None:
         """Move the job to its stream's dead-letter stream (metadata + error, no frames) and ack it."""
         meta = {k: v for k, v in job.meta.items() if k != "spec"}
+        if job.place is not None and (not isinstance(meta.get("index"), int) or meta.get("index") == -1):
+            meta["index"] = job.place[0]  # where its gap went
         pipe = self.client.pipeline(transaction=True)
         pipe.xadd(self.k_dead(job.stream),
                   {"job": json.dumps(meta, separators=(",", ":")), "error": error[:2000],
@@ -468,6 +512,27 @@ class JobQueue:
         pipe.hset(self.k_workers(), f"{consumer}:seen", repr(time.time()))
         pipe.execute()
 
+    def forget_workers(self, consumers: Iterable[str] = (), *, unseen_for: float | None = None) -> list[str]:
+        """Remove the rows of `consumers` (a worker that stopped) and of every worker not seen for
+        `unseen_for` seconds; returns the consumers removed. Their pending jobs stay pending (claimed)."""
+        rows: dict[str, dict[str, bytes]] = {}
+        for k, v in self.client.hgetall(self.k_workers()).items():
+            consumer, _, part = k.decode().rpartition(":")
+            rows.setdefault(consumer, {})[part] = v
+        gone = set(consumers) & set(rows)
+        if unseen_for is not None:
+            cutoff = time.time() - unseen_for
+            for consumer, row in rows.items():
+                try:
+                    seen = float(row.get("seen", b"0"))
+                except ValueError:
+                    seen = 0.0
+                if seen < cutoff:
+                    gone.add(consumer)
+        if gone:
+            self.client.hdel(self.k_workers(), *[f"{c}:{part}" for c in gone for part in rows[c]])
+        return sorted(gone)
+
     def delete(self, name: str) -> None:
         """Remove a stream's job queue, dead letters and counters."""
         self.client.delete(self.k_jobs(name), self.k_dead(name), self.k_state(name), self.k_fails(name))
@@ -485,12 +550,13 @@ class JobQueue:
             with contextlib.suppress(redis.ResponseError):  # no group yet
                 pending = int(self.client.xpending(key, GROUP)["pending"])
             queued = int(self.client.xlen(key))
-            committed = -1
+            committed = done = -1
             if store is not None:
                 try:
                     committed = store.stream_info(name).committed
+                    done = store.landed_through(name)  # job numbers: a dead job's gap counts as done
                 except TempoError:
-                    committed = -1
+                    committed = done = -1
             produced = int(state.get("produced", -1))
             streams[name] = {
                 "queued": queued,
@@ -500,10 +566,11 @@ class JobQueue:
                 "lag": max(0, queued - pending),
                 "produced": produced,
                 "committed": committed,
-                "behind": max(0, produced - committed),
+                "behind": max(0, produced - (done if store is not None else committed)),
                 "dropped": int(state.get("dropped", 0)),
                 "dead_letters": int(self.client.xlen(self.k_dead(name))),
             }
+        self.forget_workers(unseen_for=self.settings.worker_ttl)
         workers: dict[str, dict[str, float]] = {}
         now = time.time()
         for k, v in self.client.hgetall(self.k_workers()).items():

@@ -157,7 +157,7 @@ def test_a_producer_holds_the_writer_lease_and_its_jobs_carry_the_token(redis_ur
     queue = JobQueue.for_store(store)
     other = store.acquire_writer("cam", 30.0)  # a single-process ingest of the stream is running
     with pytest.raises(StreamBusyError, match="being ingested by another process"):
-        produce(str(video), "cam", queue=queue, store=store, spec=SPEC)
+        produce(str(video), "cam", queue=queue, store=store, spec=SPEC, lease_wait=0)
     assert queue.state("cam") == {}  # refused before anything was queued
     store.release_writer("cam", other)
 

@@ -3,6 +3,7 @@ as a subprocess against the test Redis."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import signal
@@ -55,7 +56,7 @@ def test_a_second_ingest_of_a_stream_is_refused_and_a_killed_writer_blocks_only_
     first = _start_ingest(tempo_env, url, "--stream", "gate", "--batch-size", "1")
     try:
         _wait_for(lambda: "gate" in store.stream_names() and store.stream_info("gate").committed >= 0, first)
-        second = tempo_cli("ingest", url, "--stream", "gate", check=False)
+        second = tempo_cli("ingest", url, "--stream", "gate", "--lease-wait", "0", check=False)
         assert second.returncode != 0
         (line,) = second.stderr.strip().splitlines()[-1:]
         assert re.fullmatch(
@@ -64,6 +65,15 @@ def test_a_second_ingest_of_a_stream_is_refused_and_a_killed_writer_blocks_only_
             line,
         )
         assert first.poll() is None  # the refused ingest did not disturb the running one
+        # Else it waits, counting down (by default for one lease period); the live writer keeps it.
+        waited = tempo_cli("ingest", url, "--stream", "gate", "--lease-wait", "2", check=False)
+        assert waited.returncode == 2
+        assert f"writer lease, held by pid {first.pid} on this host" in waited.stderr
+        assert waited.stderr.strip().splitlines()[-1] == (
+            f"tempo: error: stream 'gate' is being ingested by another process (pid {first.pid} on this host), "
+            "and its writer lease was still held after waiting 2.0 s; wait for that ingest to finish, "
+            "or run again with a longer --lease-wait")
+        assert first.poll() is None
         first.send_signal(signal.SIGKILL)  # a crash: the lease is not released
         first.wait(timeout=30)
         killed_at = time.monotonic()
@@ -136,3 +146,37 @@ def test_a_writer_that_loses_its_lease_stops_and_counts_only_what_was_committed(
     info = service.store.stream_info("yard")
     assert info.committed == 0  # the refused segments were neither written nor skipped over
     assert client.get("tempo:s:{yard}:writer") == b"someone-else"  # not ours to release
+
+
+def test_an_ingest_killed_and_run_again_at_once_resumes_with_nothing_lost_or_twice(
+    video_120s: Path, tempo_env: dict[str, str], redis_url: str,
+    tempo_cli: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    """A supervisor restarting a crashed ingest at once: the dead holder's lease (60 s here) is taken over."""
+    store = RedisMemoryStore(redis.Redis.from_url(redis_url))
+    env = {**tempo_env, "TEMPO_WRITER_LEASE": "60"}
+    first = subprocess.Popen([sys.executable, "-m", "tempo.tools.cli", "ingest", str(video_120s), "--stream", "yard",
+                              "--batch-size", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL, text=True)
+    try:
+        _wait_for(lambda: "yard" in store.stream_names() and store.stream_info("yard").committed >= 2, first)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    killed = store.stream_info("yard").committed
+    assert killed < 29, "the first ingest finished before the kill"
+    t0 = time.monotonic()
+    again = subprocess.run([sys.executable, "-m", "tempo.tools.cli", "ingest", str(video_120s), "--stream", "yard",
+                            "--json"], env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert time.monotonic() - t0 < 60.0
+    assert f"took over the writer lease of pid {first.pid} on this host, which is no longer running" in again.stderr
+    report = json.loads(again.stdout)
+    assert report["resumed_from"] == killed + 1 and report["last_committed"] == 29
+    segments = store.segments_in_time_range("yard", 0.0, 1e9)
+    assert [s.index for s in segments] == list(range(30))  # none lost, none twice
+    assert all(a.end == b.start for a, b in itertools.pairwise(segments))
+    assert store.gaps("yard") == []
+    assert redis.Redis.from_url(redis_url).exists("tempo:s:{yard}:writer", "tempo:s:{yard}:writer:holder") == 0

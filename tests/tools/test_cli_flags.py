@@ -42,6 +42,7 @@ FLAG_TABLE: dict[str, frozenset[str]] = {
     "--window": NONE,
     "--max-edge": NONE,
     "--start-segment": frozenset({"zero"}),
+    "--lease-wait": frozenset({"zero"}),  # tempo ingest: 0 refuses at once; at most 86400 s
     "--max-age": NONE,
     "--max-bytes": NONE,
     "--compact-after": NONE,

@@ -114,6 +114,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Default: what the stream was created with, else 30 (~41-42 dB luma PSNR on detailed content, "
         "~21-27 KiB per 4-s segment); a busy segment above 28 KiB is re-encoded coarser",
     )
+    parser.add_argument(
+        "--lease-wait",
+        type=arg_type(inputs.LeaseWait, "seconds"),
+        default=None,
+        metavar="S",
+        help="seconds to wait, with a countdown, for the stream's writer lease while another process "
+        "holds it (default: one lease period, $TEMPO_WRITER_LEASE or 30 s; 0: fail at once). A holder "
+        "on this host that is no longer running (a crashed ingest) is taken over at once",
+    )
     parser.add_argument("--json", action="store_true", help="print the ingest report as JSON")
     add_model_options(parser)
     add_memory_options(parser)
@@ -160,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
         max_segments=args.max_segments,
         batch_size=args.batch_size,
         proxy=proxy,
+        lease_wait=args.lease_wait,
     )
     return _report(
         args,
@@ -205,7 +215,8 @@ def _run_producer(args: argparse.Namespace, sampling: SamplingConfig, retention:
     store = RedisMemoryStore.connect(args.redis_url)
     queue = JobQueue.for_store(store, QueueSettings.from_env())
     report = produce(source, args.stream, queue=queue, store=store,
-                     spec=JobSpec(sampling=sampling, retention=retention), max_segments=args.max_segments)
+                     spec=JobSpec(sampling=sampling, retention=retention), max_segments=args.max_segments,
+                     lease_wait=args.lease_wait, progress=sys.stderr.isatty() or not args.json)
     return _report(
         args,
         report.to_json(),

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from tempo import inputs
+from tempo.errors import NotFoundError
 from tempo.inputs import arg_type
 from tempo.memory import RedisMemoryStore
 from tempo.memory.jobqueue import JobQueue
@@ -66,7 +67,9 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_dead(args: argparse.Namespace) -> int:
-    _, queue = _open(args)
+    store, queue = _open(args)
+    if args.stream not in queue.streams() and args.stream not in store.stream_names():
+        raise NotFoundError(f"no stream {args.stream!r} in the work queue or in memory (see `tempo queue status`)")
     letters = queue.dead_letters(args.stream)
     if args.json:
         print(json.dumps({"stream": args.stream, "dead_letters": letters}))
