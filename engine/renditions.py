@@ -133,7 +133,9 @@ def answer_video_renditions(
         citations=[c.to_dict() for c in cite(text, rows)],
         segments=rows,
         evidence=evidence_rows(rows, settings.evidence_segments),
-        candidates=[SegmentHit(index=r["index"], start=r["start"], end=r["end"], score=0.0) for r in rows],
+        candidates=[
+            SegmentHit(index=r["index"], start=r["start"], end=r["end"], score=0.0, stream=None) for r in rows
+        ],
         top_relevance=max((r["relevance"] or 0.0 for r in rows), default=None),
         widened=False,
         widen_reason=None,
@@ -148,6 +150,7 @@ def answer_video_renditions(
         timings=rounded_timings(clock),
         family=fam.family,
         tokens_unit=fam.tokens_unit,
+        streams=None,
     )
 
 
