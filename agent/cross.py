@@ -14,21 +14,11 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from tempo.agent.errors import EmptyStreamSetError, NoStreamsError
 from tempo.agent.monitoring.alert_answers import answer_alert_question
-from tempo.errors import InvalidInputError, NotFoundError
 from tempo.inputs import check_time_range
 from tempo.memory.alerts import AlertStore
 from tempo.memory.index import SearchHit
-
-
-class NoStreamsError(NotFoundError):
-    def __init__(self) -> None:
-        super().__init__("the memory holds no streams yet; ingest a source first (`tempo ingest`)")
-
-
-class EmptyStreamSetError(InvalidInputError):
-    def __init__(self) -> None:
-        super().__init__("the list of streams is empty; name at least one stream, or leave it out for all streams")
 
 
 def named_streams(question: str, known: Sequence[str]) -> list[str]:

@@ -47,3 +47,13 @@ class InvalidQuestionError(InvalidInputError):
 
 class ToolInputError(InvalidInputError):
     """Tool arguments that do not fit the tool's input schema."""
+
+
+class NoStreamsError(NotFoundError):
+    def __init__(self) -> None:
+        super().__init__("the memory holds no streams yet; ingest a source first (`tempo ingest`)")
+
+
+class EmptyStreamSetError(InvalidInputError):
+    def __init__(self) -> None:
+        super().__init__("the list of streams is empty; name at least one stream, or leave it out for all streams")

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tempo.engine.errors import MixedStreamsError
 from tempo.engine.recall import AllocationPlan, Compression, RecallPipeline, assemble, plan_allocation
 from tempo.engine.result import SegmentHit, TimelineRow, timeline_rows
-from tempo.errors import InvalidInputError
 from tempo.memory.anchors import AnchorCache
 from tempo.memory.index import SearchHit, SegmentIndex, Timeline
 from tempo.memory.store import RedisMemoryStore
@@ -51,15 +51,6 @@ __all__ = [
     "union_plan",
     "union_timeline",
 ]
-
-
-class MixedStreamsError(InvalidInputError):
-    """Streams whose memories were made by different models cannot be asked together."""
-
-    def __init__(self, streams: Sequence[str]) -> None:
-        super().__init__(
-            f"the streams {', '.join(streams)} were ingested with different models; ask about them separately"
-        )
 
 
 def stream_infos(store: RedisMemoryStore, streams: Sequence[str]) -> dict[str, StreamInfo]:

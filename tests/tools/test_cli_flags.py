@@ -78,6 +78,15 @@ FLAG_TABLE: dict[str, frozenset[str]] = {
     "--data": ALL - {"empty"},  # tempo eval's benchmark directory (judged when read)
     "--out": ALL - {"empty"},  # tempo eval's results file
     "--token-file": ALL - {"empty"},  # a path, read (and judged) when the server starts
+    # open weights (tempo ask with a Qwen3-VL --model): a router checkpoint, a remote answerer
+    "--router": ALL - {"empty"},
+    "--answer-url": NONE,  # http(s)://host[:port]/v1
+    "--answer-model": ALL - {"empty"},
+    "--family": NONE,  # tempo model tiny: tempo or qwen3-vl
+    # questions across streams: comma-separated stream names; tempo search's scope in stream seconds
+    "--streams": NAMES,
+    "--start": frozenset({"zero"}),
+    "--end": frozenset({"zero"}),
     # tempo serve
     "--max-queue": NONE,
     "--ask-timeout": NONE,

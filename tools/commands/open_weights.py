@@ -21,11 +21,17 @@ def add_open_weights_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--answer-url",
         default=None,
+        type=arg_type(inputs.WebhookUrl, "URL"),
         help="OpenAI-compatible chat-completions server (vLLM, SGLang, transformers serve) that answers from "
         "the kept frames and their time tags instead of the local model, e.g. http://HOST:PORT/v1; the local "
         "--model still routes",
     )
-    group.add_argument("--answer-model", default=None, help="the model name the --answer-url server serves")
+    group.add_argument(
+        "--answer-model",
+        default=None,
+        type=arg_type(inputs.Name, "model name"),
+        help="the model name the --answer-url server serves",
+    )
 
 
 def remote_answerer(model_dir: object, url: str | None, name: str | None) -> object | None:

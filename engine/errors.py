@@ -1,0 +1,16 @@
+"""What can go wrong in the engine's stages, each as one sentence a user can act on."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tempo.errors import InvalidInputError
+
+
+class MixedStreamsError(InvalidInputError):
+    """Streams whose memories were made by different models cannot be asked together."""
+
+    def __init__(self, streams: Sequence[str]) -> None:
+        super().__init__(
+            f"the streams {', '.join(streams)} were ingested with different models; ask about them separately"
+        )
