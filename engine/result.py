@@ -40,6 +40,7 @@ class TimelineRow(TypedDict):
     tokens: int  # memory tokens ATA kept for it
     kind: SegmentKind
     gap_before: float  # seconds without video right before this segment (0 when contiguous)
+    cues: list[dict[str, Any]]  # speech (issue 24): the cues (text, start, end, source, language) the prompt carried
 
 
 class SegmentHit(TypedDict):
@@ -113,6 +114,7 @@ def timeline_rows(plan: AllocationPlan) -> list[TimelineRow]:
                 tokens=int(k),
                 kind="candidate" if c else "anchor",
                 gap_before=round(gap, 3) if gap > 1e-3 else 0.0,
+                cues=[c.to_dict() for c in plan.cues.get(int(i), ())],
             )
         )
         previous_end = float(e)

@@ -1,0 +1,84 @@
+"""The text track in the engine: cues onto records at ingest, hybrid retrieval, the words in the prompt.
+
+  * `with_cues`: a record with the cues that overlap it (ingest commits them with the segment).
+  * `fuse_hits`: FAISS hits ∪ keyword (BM25) hits, fused by reciprocal rank (memory/text_index.py).
+  * `segment_words` / `choose_prompt_cues`: the family-neutral text a segment brings to the answer's
+    prompt, and which kept segments' cues enter it under a text-token cap (candidates by relevance
+    first, then the rest in time order). Any model family renders `segment_words(cues)` after the
+    segment's time tag; the Tempo family does so in models/answer.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from tempo.memory.index import SearchHit
+from tempo.memory.records import SegmentRecord
+from tempo.memory.text_index import KeywordHit, rrf_fuse
+from tempo.streaming.subtitles import Cue, CueTrack
+
+TEXT_TOKENS = 1024  # default cap on cue words in the answer's prompt (AskSettings.text_tokens)
+
+
+def with_cues(record: SegmentRecord, track: CueTrack) -> SegmentRecord:
+    """`record` with the track's cues that overlap [start, end) of it."""
+    return dataclasses.replace(record, cues=tuple(track.overlapping(record.start, record.end)))
+
+
+def fuse_hits(stream: str, faiss_hits: Sequence[SearchHit], keyword_hits: Sequence[KeywordHit],
+              k: int) -> list[SearchHit]:
+    """The top `k` of FAISS ∪ keyword hits by reciprocal rank fusion; a hit's score becomes its
+    fused score (Σ 1/(60 + rank)). Without keyword hits the FAISS hits are returned unchanged."""
+    if not keyword_hits:
+        return list(faiss_hits)[:k]
+    where = {h.index: (h.start, h.end) for h in faiss_hits}
+    where.update({h.index: (h.start, h.end) for h in keyword_hits if h.index not in where})
+    fused = rrf_fuse([[h.index for h in faiss_hits], [h.index for h in keyword_hits]])[:k]
+    return [SearchHit(stream, i, round(score, 6), *where[i]) for i, score in fused]
+
+
+def segment_words(cues: Sequence[Cue]) -> str:
+    """A segment's cues as prompt text: `Subtitles: "..."` (a transcript: `Speech: "..."`) per cue."""
+    parts = []
+    for c in cues:
+        label = "Speech" if c.source == "asr" else "Subtitles"
+        parts.append(f'{label} {c.start:.1f}-{c.end:.1f} s: "{c.text}"')
+    return "\n" + "\n".join(parts) + "\n" if parts else ""
+
+
+def token_counter(model: Any) -> Callable[[str], int]:
+    """How the model counts prompt tokens (`count_text_tokens`), else a safe over-estimate
+    (one token per 2 characters)."""
+    count = getattr(model, "count_text_tokens", None)
+    return count if callable(count) else (lambda text: len(text) // 2 + 1)
+
+
+def choose_prompt_cues(
+    indices: np.ndarray,
+    relevance: np.ndarray,
+    candidate: np.ndarray,
+    cues: dict[int, list[Cue]],
+    *,
+    cap: int,
+    count: Callable[[str], int],
+) -> dict[int, tuple[Cue, ...]]:
+    """Which segments' cues enter the prompt: whole segments, candidates by relevance (highest first),
+    then anchors in time order, while their words fit in `cap` tokens. {index: cues} of those kept."""
+    order = sorted(
+        range(len(indices)),
+        key=lambda r: (0, -float(relevance[r]), r) if candidate[r] and not np.isnan(relevance[r]) else (1, 0.0, r),
+    )
+    left = int(cap)
+    chosen: dict[int, tuple[Cue, ...]] = {}
+    for r in order:
+        segment_cues = cues.get(int(indices[r]))
+        if not segment_cues or left <= 0:
+            continue
+        cost = count(segment_words(segment_cues))
+        if cost <= left:
+            chosen[int(indices[r])] = tuple(segment_cues)
+            left -= cost
+    return chosen
