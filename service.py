@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -37,6 +37,7 @@ from tempo.models.embedder import SegmentEmbedder
 from tempo.models.tiny import SIGLIP_DIR_NAME
 from tempo.settings import ENV_EMBEDDER, environment
 from tempo.streaming import SamplingConfig, probe_source
+from tempo.streaming.subtitles import CueTrack, load_text_track
 
 EMBEDDER_ENV = ENV_EMBEDDER
 # SigLIP base (image–text embeddings, 768-d) is the default segment embedder.
@@ -162,6 +163,8 @@ class TempoService:
         batch_size: int | None = None,
         proxy: ProxySettings | None = None,
         monitors: Callable[[str], SegmentMonitor] | None = None,
+        subtitles: Sequence[str] = (),
+        text_track: CueTrack | None = None,
     ) -> IngestReport:
         """Decode → generic pass → embed → commit, resuming the stream; the index is brought up to date.
 
@@ -170,6 +173,8 @@ class TempoService:
         on every segment and what it returns is committed with the segment. The stream's retention
         policy (`retention`, else the one it was created with) runs beside the ingest on its own
         thread, then once more (bounded) before returning.
+        Each segment keeps the cues overlapping it (`text_track`, else the `subtitles` files, else the
+        file's sidecar VIDEO.srt/.vtt, plus its container's text subtitle streams).
         """
         RedisMemoryStore.check_name(stream)
         sampling = sampling or SamplingConfig(
@@ -179,6 +184,8 @@ class TempoService:
         if "://" not in source and source != "-":
             # A bad path or a non-media file is reported before the model is loaded (seconds).
             probe_source(source, sampling)
+        if text_track is None:
+            text_track = load_text_track(source, subtitles)
         worker = RetentionWorker(self.store, interval=self.retention_interval, streams=[stream]).start()
         try:
             report = ingest(
@@ -196,6 +203,7 @@ class TempoService:
                 proxy=proxy,
                 monitor=monitors(stream) if monitors is not None else None,
                 model_lock=self.model_lock,  # a server's questions and ingest jobs take turns per batch
+                text_track=text_track,
             )
         finally:
             worker.stop()

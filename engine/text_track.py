@@ -30,13 +30,15 @@ def with_cues(record: SegmentRecord, track: CueTrack) -> SegmentRecord:
 
 def fuse_hits(stream: str, faiss_hits: Sequence[SearchHit], keyword_hits: Sequence[KeywordHit],
               k: int) -> list[SearchHit]:
-    """The top `k` of FAISS ∪ keyword hits by reciprocal rank fusion; a hit's score becomes its
-    fused score (Σ 1/(60 + rank)). Without keyword hits the FAISS hits are returned unchanged."""
+    """FAISS hits ∪ keyword hits (each list's top `k`), ordered by reciprocal rank fusion; a hit's
+    score becomes its fused score (Σ 1/(60 + rank)). So a segment whose words match joins the
+    candidates even when its picture ranks low. Without keyword hits the FAISS hits are unchanged."""
+    faiss_hits, keyword_hits = list(faiss_hits)[:k], list(keyword_hits)[:k]
     if not keyword_hits:
-        return list(faiss_hits)[:k]
+        return faiss_hits
     where = {h.index: (h.start, h.end) for h in faiss_hits}
     where.update({h.index: (h.start, h.end) for h in keyword_hits if h.index not in where})
-    fused = rrf_fuse([[h.index for h in faiss_hits], [h.index for h in keyword_hits]])[:k]
+    fused = rrf_fuse([[h.index for h in faiss_hits], [h.index for h in keyword_hits]])
     return [SearchHit(stream, i, round(score, 6), *where[i]) for i, score in fused]
 
 

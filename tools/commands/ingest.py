@@ -107,6 +107,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Default: what the stream was created with, else 30 (~41-42 dB luma PSNR on detailed content, "
         "~21-27 KiB per 4-s segment); a busy segment above 28 KiB is re-encoded coarser",
     )
+    parser.add_argument(
+        "--subtitles",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a .srt or .vtt file whose cues the segments keep (repeatable; default: VIDEO.srt or VIDEO.vtt "
+        "beside a file). Text subtitle streams inside the container are always read; a malformed cue is "
+        "reported with its line number and skipped",
+    )
     parser.add_argument("--json", action="store_true", help="print the ingest report as JSON")
     add_model_options(parser)
     add_memory_options(parser)
@@ -153,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         max_segments=args.max_segments,
         batch_size=args.batch_size,
         proxy=proxy,
+        subtitles=args.subtitles,
     )
     return _report(
         args,
