@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from tempo.memory.index import SearchHit
 from tempo.memory.records import SegmentRecord
-from tempo.memory.text_index import KeywordHit, rrf_fuse
+from tempo.memory.text_index import KeywordHit, replace_cues, rrf_fuse
 from tempo.streaming.subtitles import Cue, CueTrack
 
 TEXT_TOKENS = 1024  # default cap on cue words in the answer's prompt (AskSettings.text_tokens)
@@ -84,3 +84,19 @@ def choose_prompt_cues(
             chosen[int(indices[r])] = tuple(segment_cues)
             left -= cost
     return chosen
+
+
+def add_text_track(store: Any, stream: str, track: CueTrack) -> tuple[int, int]:
+    """Give an already ingested stream's segments the track's cues they overlap, beside the cues they
+    have (a cue already there is not added twice). Each segment is rewritten atomically; the keyword
+    index rebuilds. Returns (segments updated, cues placed). UnknownStreamError for an unknown stream."""
+    store.stream_info(stream)  # UnknownStreamError names the known streams
+    current = {r.index: r for r in store.iter_segments(stream, tokens=False, embedding=False, recompress=False)}
+    changed: dict[int, list[Cue]] = {}
+    placed = 0
+    for i, record in current.items():
+        new = [c for c in track.overlapping(record.start, record.end) if c not in record.cues]
+        if new:
+            changed[i] = sorted([*record.cues, *new], key=lambda c: (c.start, c.end))
+            placed += len(new)
+    return replace_cues(store, stream, changed), placed

@@ -147,8 +147,6 @@ def parse_cues(text: str, *, kind: str, name: str = "subtitles", language: str |
             flush()
             block = []
     flush()
-    for p in problems:
-        log.warning("%s", p)
     return CueTrack(cues, problems)
 
 
@@ -248,7 +246,8 @@ def _dialogue(item: object) -> str:
 
 def load_text_track(source: str, subtitles: Sequence[str | Path] = (), *, sidecar: bool = True) -> CueTrack:
     """Every cue of a recording: the named subtitle files, else its sidecar file (when `sidecar`),
-    plus the container's text subtitle streams (files and HLS playlists). Problems are collected."""
+    plus the container's text subtitle streams (files and HLS playlists). Problems are logged as
+    warnings (one line each) and collected."""
     tracks = [read_subtitle_file(p) for p in subtitles]
     if not tracks and sidecar and "://" not in source:
         found = sidecar_for(source)
@@ -257,4 +256,7 @@ def load_text_track(source: str, subtitles: Sequence[str | Path] = (), *, sideca
     local = "://" not in source and Path(source).is_file()
     if local or source.lower().split("?")[0].endswith(".m3u8"):
         tracks.append(container_cues(source))
-    return CueTrack.merged(tracks)
+    merged = CueTrack.merged(tracks)
+    for problem in merged.problems:  # the run goes on without those cues: say which were skipped
+        log.warning("%s", problem)
+    return merged

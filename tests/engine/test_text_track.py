@@ -78,3 +78,40 @@ def test_the_cue_words_respect_their_token_cap(talk, conversations) -> None:
     settings = AskSettings(max_new_tokens=2, answer_cache=False, text_tokens=1)
     result = conversations.ask_once(STREAM, "what is said?", settings=settings)
     assert all(r["cues"] == [] for r in result["segments"])  # no segment's words fit in 1 token
+
+
+def test_subtitles_add_gives_an_ingested_stream_more_cues_once(talk, live_memory, tmp_path) -> None:
+    import subprocess
+
+    extra = write_srt(tmp_path / "later.srt", [(25.0, 26.0, "a purple giraffe appears")])
+    run = subprocess.run([*live_memory.cli("subtitles", "add", STREAM, str(extra), "--json")],
+                         env=live_memory.env(), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    import json
+
+    out = json.loads(run.stdout)
+    assert out["cues_placed"] >= 1 and out["segments_updated"] == out["cues_placed"]
+    hits = talk.recall.keywords.search(STREAM, "purple giraffe", k=2)
+    assert hits and hits[0].index == _segment_at(talk, 25.5)
+    record = talk.store.get_segment(STREAM, hits[0].index, tokens=False, embedding=False, recompress=False)
+    assert "a purple giraffe appears" in [c.text for c in record.cues]
+    again = subprocess.run([*live_memory.cli("subtitles", "add", STREAM, str(extra), "--json")],
+                           env=live_memory.env(), capture_output=True, text=True, timeout=120)
+    assert json.loads(again.stdout)["cues_placed"] == 0  # idempotent
+
+
+def test_subtitles_add_refuses_a_broken_file_in_one_line_and_changes_nothing(talk, live_memory, tmp_path) -> None:
+    import subprocess
+
+    bad = tmp_path / "bad.srt"
+    bad.write_text("1\n00:00:01,000 --> nonsense\nhello\n")
+    before = talk.store.client.hget(talk.store.keys.info(STREAM), "b_meta")
+    run = subprocess.run([*live_memory.cli("subtitles", "add", STREAM, str(bad))], env=live_memory.env(),
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "holds no valid cue" in lines[0] and "line 2" in lines[0], run.stderr
+    assert talk.store.client.hget(talk.store.keys.info(STREAM), "b_meta") == before
+    missing = subprocess.run([*live_memory.cli("subtitles", "add", "nosuch", str(bad))], env=live_memory.env(),
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode != 0 and len(missing.stderr.strip().splitlines()) == 1
