@@ -133,15 +133,15 @@ class GlobalLLM:
     ) -> tuple[torch.Tensor, AnswerStats]:
         """The prompt as LLM input embeddings (1, L, H): ChatML text with `<image>` replaced by
         [time tag + the segment's words (`texts[i]`, may be empty) + projected kept tokens] per segment,
-        the visual part cut at the end to fit the context (the words count against it first)."""
+        the visual part (words included) cut at the end to fit the context."""
         before, after = llm_prompt_parts(question)
         ids_before = self.tokenizer.encode(before)
         ids_after = self.tokenizer.encode(after)
         text_ids = [self.tokenizer.encode(t) if t else [] for t in (texts or [""] * len(memory))]
         if len(text_ids) != len(memory):
             raise ValueError(f"{len(text_ids)} segment texts for {len(memory)} segments")
-        words = sum(len(ids) for ids in text_ids)
-        room = self._visual_room(len(ids_before) + len(ids_after) + words) + words
+        # The words travel inside the visual part: they share its room, and its cut at the end.
+        room = self._visual_room(len(ids_before) + len(ids_after))
         for _, tokens in memory:
             if tokens.ndim != 2 or tokens.shape[-1] != self.memory_dim:
                 raise ValueError(f"memory tokens must be (k, {self.memory_dim}), got {tuple(tokens.shape)}")
