@@ -13,6 +13,7 @@ threads) lives above it, in `tempo.agent.Conversations`; it never imports the ag
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any, Generic, TypeVar
 from tempo.engine.ingest import IngestReport, ingest
 from tempo.engine.monitor import SegmentMonitor
 from tempo.engine.recall import RecallPipeline
+from tempo.engine.text_track import transcribe_source
 from tempo.errors import TempoError
 from tempo.memory.alerts import AlertStore
 from tempo.memory.anchors import AnchorCache
@@ -36,8 +38,10 @@ from tempo.models.checkpoint import resolve_model_dir
 from tempo.models.embedder import SegmentEmbedder
 from tempo.models.tiny import SIGLIP_DIR_NAME
 from tempo.settings import ENV_EMBEDDER, environment
-from tempo.streaming import SamplingConfig, probe_source
+from tempo.streaming import SamplingConfig, StreamingError, probe_source
 from tempo.streaming.subtitles import CueTrack, load_text_track
+
+log = logging.getLogger(__name__)
 
 EMBEDDER_ENV = ENV_EMBEDDER
 # SigLIP base (image–text embeddings, 768-d) is the default segment embedder.
@@ -165,6 +169,7 @@ class TempoService:
         monitors: Callable[[str], SegmentMonitor] | None = None,
         subtitles: Sequence[str] = (),
         text_track: CueTrack | None = None,
+        asr: str | None = None,
     ) -> IngestReport:
         """Decode → generic pass → embed → commit, resuming the stream; the index is brought up to date.
 
@@ -174,7 +179,8 @@ class TempoService:
         policy (`retention`, else the one it was created with) runs beside the ingest on its own
         thread, then once more (bounded) before returning.
         Each segment keeps the cues overlapping it (`text_track`, else the `subtitles` files, else the
-        file's sidecar VIDEO.srt/.vtt, plus its container's text subtitle streams).
+        file's sidecar VIDEO.srt/.vtt, plus its container's text subtitle streams); with `asr` (a Whisper
+        directory or hub id) also the speech of a file's audio track.
         """
         RedisMemoryStore.check_name(stream)
         sampling = sampling or SamplingConfig(
@@ -186,6 +192,14 @@ class TempoService:
             probe_source(source, sampling)
         if text_track is None:
             text_track = load_text_track(source, subtitles)
+        if asr is not None:
+            if "://" in source or source == "-":
+                raise StreamingError("--asr reads a file's audio track; live sources are not transcribed yet.")
+            with self.model_lock:
+                speech = transcribe_source(source, asr, grid=sampling.window / sampling.fps, progress=progress)
+            for problem in speech.problems:
+                log.warning("%s", problem)
+            text_track = CueTrack.merged([text_track, speech])
         worker = RetentionWorker(self.store, interval=self.retention_interval, streams=[stream]).start()
         try:
             report = ingest(

@@ -100,3 +100,19 @@ def add_text_track(store: Any, stream: str, track: CueTrack) -> tuple[int, int]:
             changed[i] = sorted([*record.cues, *new], key=lambda c: (c.start, c.end))
             placed += len(new)
     return replace_cues(store, stream, changed), placed
+
+
+def transcribe_source(source: str, asr: str, *, grid: float, progress: bool = True) -> CueTrack:
+    """The speech of a file's audio track as cues (models/asr.py; Whisper from a directory or hub id),
+    decoded beside its video, pieces cut on the segment grid (`grid` seconds). NoAudioStreamError
+    (one sentence) for a file without audio; no voiced audio gives an empty track and a problem line."""
+    from tempo.models.asr import SpeechRecognizer
+    from tempo.streaming.audio import SPEECH_RATE, decode_audio
+    from tqdm import tqdm
+
+    samples, offset = decode_audio(source)
+    recognizer = SpeechRecognizer(asr)
+    with tqdm(total=round(len(samples) / SPEECH_RATE, 1), unit="s", desc="speech", disable=not progress) as bar:
+        cues = recognizer.transcribe(samples, offset=offset, grid=grid, progress=lambda s: bar.update(round(s, 1)))
+    problems = [] if cues else [f"no speech was recognised in the audio of {source!r}"]
+    return CueTrack(cues, problems)

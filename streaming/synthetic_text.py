@@ -95,3 +95,53 @@ def write_vtt(path: str | os.PathLike[str], cues: Sequence[CueSpec]) -> Path:
     blocks = [f"{_clock(a, '.')} --> {_clock(b, '.')}\n{t}\n" for a, b, t in cues]
     path.write_text("WEBVTT\n\n" + "\n".join(blocks), encoding="utf-8")
     return path
+
+
+def speak(text: str, path: str | os.PathLike[str]) -> Path:
+    """Speech audio of `text` by Debian's espeak-ng (a WAV file); RuntimeError when it is missing."""
+    import shutil
+    import subprocess
+
+    if shutil.which("espeak-ng") is None:
+        raise RuntimeError("espeak-ng is missing: install it (apt-get install espeak-ng, or `make speech`)")
+    subprocess.run(["espeak-ng", "-w", str(path), text], check=True, capture_output=True, timeout=60)
+    return Path(path)
+
+
+def write_spoken_video(path: str | os.PathLike[str], wav: str | os.PathLike[str] | None, *, at: float,
+                       duration: float, **video: object) -> Path:
+    """A Matroska test video of `duration` seconds whose audio track (PCM, 16 kHz mono) is silent
+    except for the WAV `wav` starting at `at` seconds (None: silence throughout)."""
+    import av
+    import numpy as np
+
+    rate = 16_000
+    samples = np.zeros(int(duration * rate), np.float32)
+    if wav is not None:
+        with av.open(str(wav)) as src:
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+            speech = np.concatenate([f.to_ndarray().reshape(-1) for fr in src.decode(audio=0)
+                                     for f in resampler.resample(fr)])
+        lo = int(at * rate)
+        speech = speech[: max(0, len(samples) - lo)]
+        samples[lo: lo + len(speech)] = speech
+    path = Path(path)
+    plain = path.with_name(path.stem + ".video.mkv")
+    write_test_video(plain, duration=duration, **video)  # type: ignore[arg-type]
+    pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
+    with av.open(str(plain)) as src, av.open(str(path), "w", format="matroska") as out:
+        vin = src.streams.video[0]
+        vout = out.add_stream_from_template(vin)
+        aout = out.add_stream("pcm_s16le", rate=rate, layout="mono")
+        for packet in src.demux(vin):
+            if packet.dts is not None:
+                packet.stream = vout
+                out.mux(packet)
+        step = rate // 10
+        for lo in range(0, len(pcm), step):
+            frame = av.AudioFrame.from_ndarray(pcm[None, lo: lo + step], format="s16", layout="mono")
+            frame.sample_rate, frame.pts = rate, lo
+            out.mux(aout.encode(frame))
+        out.mux(aout.encode(None))
+    plain.unlink()
+    return path

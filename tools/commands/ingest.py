@@ -116,6 +116,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "beside a file). Text subtitle streams inside the container are always read; a malformed cue is "
         "reported with its line number and skipped",
     )
+    parser.add_argument(
+        "--asr",
+        default=None,
+        metavar="DIR|HUB_ID",
+        help="also transcribe the file's audio track with this Whisper checkpoint (a directory or a hub id, "
+        "e.g. openai/whisper-small); each segment keeps the speech cues that overlap it, with the language "
+        "Whisper reports",
+    )
     parser.add_argument("--json", action="store_true", help="print the ingest report as JSON")
     add_model_options(parser)
     add_memory_options(parser)
@@ -163,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         proxy=proxy,
         subtitles=args.subtitles,
+        asr=args.asr,
     )
     return _report(
         args,
