@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 from tempo.engine.ingest import IngestReport, ingest
 from tempo.engine.monitor import SegmentMonitor
 from tempo.engine.recall import RecallPipeline
-from tempo.engine.text_track import transcribe_source
+from tempo.engine.text_track import fuse_hits, transcribe_source
 from tempo.errors import TempoError
 from tempo.memory.alerts import AlertStore
 from tempo.memory.anchors import AnchorCache
@@ -33,13 +33,14 @@ from tempo.memory.records import RetentionPolicy
 from tempo.memory.retention import RetentionWorker, collect_garbage
 from tempo.memory.store import RedisMemoryStore
 from tempo.memory.store_types import StreamInfo
+from tempo.memory.text_index import read_cues
 from tempo.models import TempoInferenceConfig, TempoModel, resolve_model_name
 from tempo.models.checkpoint import resolve_model_dir
 from tempo.models.embedder import SegmentEmbedder
 from tempo.models.tiny import SIGLIP_DIR_NAME
 from tempo.settings import ENV_EMBEDDER, environment
 from tempo.streaming import SamplingConfig, StreamingError, probe_source
-from tempo.streaming.subtitles import CueTrack, load_text_track
+from tempo.streaming.subtitles import Cue, CueTrack, load_text_track
 
 log = logging.getLogger(__name__)
 
@@ -261,9 +262,22 @@ class TempoService:
     def search_moments(
         self, stream: str, query: str, *, top_k: int = 5, time_range: tuple[float, float] | None = None
     ) -> list[SearchHit]:
-        """The segments most similar to `query` (SigLIP text ↔ segment embeddings), best first."""
+        """The segments that best match `query`, best first: the closest by SigLIP text ↔ segment
+        embeddings ∪ those whose cue words match (BM25), fused by reciprocal rank (engine/text_track.py)."""
         self._catch_up(stream)
-        return self.index.search(self.embedder.embed_text(query), top_k, streams=[stream], time_range=time_range)
+        hits = self.index.search(self.embedder.embed_text(query), top_k, streams=[stream], time_range=time_range)
+        return fuse_hits(stream, hits, self.recall.keywords.search(stream, query, top_k, time_range), top_k)[:top_k]
+
+    def transcript(self, stream: str, time_range: tuple[float, float] | None = None) -> list[Cue]:
+        """The cues (subtitles, speech) of `stream` overlapping `time_range` (seconds; None: all), in
+        time order, each once (a cue over two segments is kept by both)."""
+        info = self.store.stream_info(stream)
+        lo, hi = time_range if time_range is not None else (float("-inf"), float("inf"))
+        indices = range(info.first, info.committed + 1) if time_range is None else \
+            self.store.indices_in_time_range(stream, lo, hi)
+        cues = {c: None for cs in read_cues(self.store, stream, list(indices)).values() for c in cs
+                if c.end > lo and c.start < hi}
+        return sorted(cues, key=lambda c: (c.start, c.end, c.text))
 
     def _catch_up(self, stream: str) -> None:
         """Check the stream exists (else one sentence listing the known ones), then index what

@@ -38,7 +38,8 @@ def fuse_hits(stream: str, faiss_hits: Sequence[SearchHit], keyword_hits: Sequen
         return faiss_hits
     where = {h.index: (h.start, h.end) for h in faiss_hits}
     where.update({h.index: (h.start, h.end) for h in keyword_hits if h.index not in where})
-    fused = rrf_fuse([[h.index for h in faiss_hits], [h.index for h in keyword_hits]])
+    # Keyword hits listed first: on a tie, matching words beat a similar picture (they are exact).
+    fused = rrf_fuse([[h.index for h in keyword_hits], [h.index for h in faiss_hits]])
     return [SearchHit(stream, i, round(score, 6), *where[i]) for i, score in fused]
 
 

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, Field
 from tempo import inputs
 from tempo.inputs import check_time_range
+from tempo.memory.text_index import read_cues
 
 if TYPE_CHECKING:
     from tempo.tools.server import TempoServer
@@ -33,6 +34,22 @@ class Moment(BaseModel):
     start: float
     end: float
     score: float
+    words: list[str] = []  # the cue texts (subtitles, speech) the segment holds
+
+
+class TranscriptCue(BaseModel):
+    text: str
+    start: float
+    end: float
+    source: str
+    language: str | None
+
+
+class TranscriptOut(BaseModel):
+    stream: str
+    start: float | None
+    end: float | None
+    cues: list[TranscriptCue]
 
 
 class SearchOut(BaseModel):
@@ -52,7 +69,9 @@ def register_search_routes(app: FastAPI, server: TempoServer) -> None:
             for name in dict.fromkeys(names):
                 info = service.stream(name)
                 time_range = check_time_range(body.start, body.end, info.end)
-                for h in service.search_moments(name, body.query, top_k=body.top_k, time_range=time_range):
+                hits = service.search_moments(name, body.query, top_k=body.top_k, time_range=time_range)
+                words = read_cues(service.store, name, [int(h.index) for h in hits])
+                for h in hits:
                     moments.append(
                         Moment(
                             stream=name,
@@ -60,6 +79,7 @@ def register_search_routes(app: FastAPI, server: TempoServer) -> None:
                             start=round(float(h.start), 3),
                             end=round(float(h.end), 3),
                             score=round(float(h.score), 6),
+                            words=[c.text for c in words.get(int(h.index), ())],
                         )
                     )
             moments.sort(key=lambda m: (-m.score, m.stream, m.index))
@@ -70,3 +90,18 @@ def register_search_routes(app: FastAPI, server: TempoServer) -> None:
             return await anyio.to_thread.run_sync(work)
         finally:
             server.tool_metrics.record("search_moments", time.perf_counter() - t0, error=False)
+
+    @app.get("/v1/streams/{name}/transcript", tags=["search"])
+    async def transcript(
+        name: inputs.StreamName, start: inputs.StreamTime | None = None, end: inputs.StreamTime | None = None
+    ) -> TranscriptOut:
+        """The cues (subtitles, speech) of stream `name` overlapping [start, end) seconds, in time order."""
+
+        def work() -> TranscriptOut:
+            info = service.stream(name)
+            time_range = check_time_range(start, end, info.end)
+            cues = [TranscriptCue(**c.to_dict()) for c in service.transcript(name, time_range)]
+            lo, hi = (None, None) if time_range is None else time_range
+            return TranscriptOut(stream=name, start=lo, end=hi, cues=cues)
+
+        return await anyio.to_thread.run_sync(work)
