@@ -14,6 +14,7 @@ candidates recompressed, the rest anchors), the path of `tempo ask --stream`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -28,6 +29,7 @@ from tempo.eval.answers import score_letter
 from tempo.eval.datasets import BenchmarkItem, load_items
 from tempo.eval.errors import ResultsFileError
 from tempo.eval.prompts import BenchmarkSpec, benchmark
+from tempo.eval.subtitles import with_subtitles
 from tempo.settings import AskSettings
 from tempo.streaming.errors import StreamingError
 from tqdm import tqdm
@@ -58,6 +60,7 @@ class EvalSettings:
     top_k: int = AskSettings.top_k  # memory mode: FAISS candidates per question, as `tempo ask --stream`
     redis_url: str | None = None  # memory mode: None = the embedded server under $TEMPO_HOME
     home: Path | None = None
+    subtitles: bool = False  # Video-MME with subtitles (lmms-eval's videomme_w_subtitle prompt)
 
     @property
     def spec(self) -> BenchmarkSpec:
@@ -70,6 +73,8 @@ class EvalSettings:
                                "model": self.model or ""}
         if self.mode == "memory":
             key["top_k"] = self.top_k
+        if self.subtitles:
+            key["subtitles"] = True
         return key
 
 
@@ -235,6 +240,9 @@ def run_eval(settings: EvalSettings, *, progress: bool = True, answerer: Answere
     """Answer every unfinished question of the benchmark, appending each to `settings.out`; score all."""
     spec = settings.spec
     items = load_items(settings.benchmark, settings.data, limit=settings.limit)
+    if settings.subtitles:
+        items = [dataclasses.replace(it, doc=with_subtitles(it.doc, Path(settings.data).expanduser(), it.video))
+                 for it in items]
     run_key = settings.run_key()
     done = read_results(settings.out, run_key)
     todo = [it for it in items if it.id not in done or done[it.id].get("error")]
