@@ -76,6 +76,8 @@ FLAG_TABLE: dict[str, frozenset[str]] = {
     "--data": ALL - {"empty"},  # tempo eval's benchmark directory (judged when read)
     "--out": ALL - {"empty"},  # tempo eval's results file
     "--token-file": ALL - {"empty"},  # a path, read (and judged) when the server starts
+    "--subtitles": ALL - {"empty"},  # tempo ingest's subtitle files (judged when read)
+    "--asr": ALL - {"empty"},  # tempo ingest's Whisper directory or hub id (judged when loaded)
     # tempo serve
     "--max-queue": NONE,
     "--ask-timeout": NONE,

@@ -112,6 +112,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="PATH",
+        type=arg_type(inputs.Name, "path"),
         help="a .srt or .vtt file whose cues the segments keep (repeatable; default: VIDEO.srt or VIDEO.vtt "
         "beside a file). Text subtitle streams inside the container are always read; a malformed cue is "
         "reported with its line number and skipped",
@@ -120,6 +121,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--asr",
         default=None,
         metavar="DIR|HUB_ID",
+        type=arg_type(inputs.Name, "checkpoint"),
         help="also transcribe the file's audio track with this Whisper checkpoint (a directory or a hub id, "
         "e.g. openai/whisper-small); each segment keeps the speech cues that overlap it, with the language "
         "Whisper reports",
