@@ -96,17 +96,24 @@ class KeywordHit:
 
 class _StreamIndex:
     def __init__(self, version: tuple[Any, ...], indices: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-                 texts: list[str]) -> None:
+                 texts: list[str], *, reuse: _StreamIndex | None = None) -> None:
         import bm25s
 
         self.version = version
         self.indices, self.starts, self.ends = indices, starts, ends  # (d,) per document
+        self.texts = texts
         self.bm25: Any = None
-        if texts:
+        if reuse is not None:  # the same documents: keep the built index
+            self.bm25, self.vocab = reuse.bm25, getattr(reuse, "vocab", set())
+        elif texts:
             tokens = bm25s.tokenize(texts, stopwords="en", show_progress=False)
             self.bm25 = bm25s.BM25()
             self.bm25.index(tokens, show_progress=False)
             self.vocab = set(tokens.vocab)
+
+    @property
+    def committed(self) -> int:
+        return int(self.version[2] if self.version[2] is not None else -1)
 
     def search(self, query: str, k: int, time_range: tuple[float, float] | None) -> list[KeywordHit]:
         import bm25s
@@ -139,15 +146,27 @@ class KeywordIndex:
         return tuple(fields)
 
     def _get(self, name: str) -> _StreamIndex:
+        """The stream's index, brought up to date: segments committed since it was built are read
+        (only their metadata), those retention removed dropped; BM25 is rebuilt only when the
+        documents changed. A changed text version (`subtitles add`) or a re-created stream: read all."""
         version = self._version(name)
         with self._lock:
             cached = self._streams.get(name)
             if cached is not None and cached.version == version:
                 return cached
         first, committed = int(version[1] or 0), int(version[2] if version[2] is not None else -1)
+        same = cached is not None and cached.version[0] == version[0] and cached.version[3] == version[3] \
+            and cached.committed <= committed
+        lo = max(first, cached.committed + 1) if same and cached is not None else first
         indices, starts, ends, texts = [], [], [], []
-        for i, meta in zip(range(first, committed + 1), pipe_metas(self.store, name, range(first, committed + 1)),
-                           strict=True):
+        if same and cached is not None:
+            keep = cached.indices >= first
+            indices, starts = cached.indices[keep].tolist(), cached.starts[keep].tolist()
+            ends = cached.ends[keep].tolist()
+            texts = [t for t, k in zip(cached.texts, keep.tolist(), strict=True) if k]
+        added = 0
+        wanted = range(lo, committed + 1)
+        for i, meta in zip(wanted, pipe_metas(self.store, name, wanted), strict=True):
             if meta is None:
                 continue
             m = json.loads(meta)
@@ -157,7 +176,10 @@ class KeywordIndex:
                 starts.append(float(m["s"]))
                 ends.append(float(m["e"]))
                 texts.append(text)
-        built = _StreamIndex(version, np.asarray(indices, np.int64), np.asarray(starts), np.asarray(ends), texts)
+                added += 1
+        unchanged = same and cached is not None and not added and len(texts) == len(cached.texts)
+        built = _StreamIndex(version, np.asarray(indices, np.int64), np.asarray(starts, np.float64),
+                             np.asarray(ends, np.float64), texts, reuse=cached if unchanged else None)
         with self._lock:
             self._streams[name] = built
         return built

@@ -53,3 +53,18 @@ def test_cues_stay_when_tokens_are_compacted_or_moved_to_the_cold_tier(redis_url
     move_to_cold(store, "s", [2, 3], str(tmp_path / "cold"))
     cues = read_cues(store, "s", range(5))
     assert [c[0].text for _, c in sorted(cues.items())] == WORDS
+
+
+def test_the_keyword_index_reads_only_new_segments_as_a_stream_grows(redis_url) -> None:
+    store = _store(redis_url, n=3)
+    index = KeywordIndex(store)
+    assert [h.index for h in index.search("s", "elephant", k=5)] == [0]
+    built = index._streams["s"].bm25
+    store.put_segments([SegmentRecord(stream="s", index=3, start=12.0, end=16.0, timestamps=12.0 + np.arange(8) / 2,
+                                      frame_size=(8, 8), embedding=np.ones(4, np.float32))])  # no words
+    assert [h.index for h in index.search("s", "elephant", k=5)] == [0]
+    assert index._streams["s"].bm25 is built  # no new text: the built index is kept
+    store.put_segments([SegmentRecord(stream="s", index=4, start=16.0, end=20.0, timestamps=16.0 + np.arange(8) / 2,
+                                      frame_size=(8, 8), embedding=np.ones(4, np.float32),
+                                      cues=(Cue(17.0, 18.0, "another elephant", "asr", None),))])
+    assert sorted(h.index for h in index.search("s", "elephant", k=5)) == [0, 4]
