@@ -115,3 +115,20 @@ def test_subtitles_add_refuses_a_broken_file_in_one_line_and_changes_nothing(tal
     missing = subprocess.run([*live_memory.cli("subtitles", "add", "nosuch", str(bad))], env=live_memory.env(),
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode != 0 and len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_ingest_with_a_broken_subtitle_file_stops_in_one_line_before_writing(live_memory, live_service,
+                                                                             tmp_path) -> None:
+    import subprocess
+
+    from tempo.streaming.synthetic import write_test_video
+
+    video = write_test_video(tmp_path / "v.mp4", duration=2.0, fps=10)
+    bad = tmp_path / "bad.srt"
+    bad.write_text("1\n00:00:01,000 => 00:00:02,000\nhello\n")
+    run = subprocess.run([*live_memory.cli("ingest", str(video), "--stream", "broken", "--subtitles", str(bad))],
+                         env=live_memory.env(), capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "holds no valid cue" in lines[0] and "bad.srt line 1" in lines[0], run.stderr
+    assert "broken" not in [s.name for s in live_service.store.list_streams()]
