@@ -33,7 +33,7 @@ from tempo.memory.records import RetentionPolicy
 from tempo.memory.retention import RetentionWorker, collect_garbage
 from tempo.memory.store import RedisMemoryStore
 from tempo.memory.store_types import StreamInfo
-from tempo.memory.text_index import read_cues
+from tempo.memory.text_index import KeywordHit, read_cues
 from tempo.models import TempoInferenceConfig, TempoModel, resolve_model_name
 from tempo.models.checkpoint import resolve_model_dir
 from tempo.models.embedder import SegmentEmbedder
@@ -264,9 +264,16 @@ class TempoService:
     ) -> list[SearchHit]:
         """The segments that best match `query`, best first: the closest by SigLIP text ↔ segment
         embeddings ∪ those whose cue words match (BM25), fused by reciprocal rank (engine/text_track.py)."""
+        return fuse_hits(stream, *self.moment_candidates(stream, query, top_k=top_k, time_range=time_range),
+                         top_k)[:top_k]
+
+    def moment_candidates(
+        self, stream: str, query: str, *, top_k: int = 5, time_range: tuple[float, float] | None = None
+    ) -> tuple[list[SearchHit], list[KeywordHit]]:
+        """The two rankings `search_moments` fuses: FAISS top-K by similarity, keyword (BM25) top-K."""
         self._catch_up(stream)
         hits = self.index.search(self.embedder.embed_text(query), top_k, streams=[stream], time_range=time_range)
-        return fuse_hits(stream, hits, self.recall.keywords.search(stream, query, top_k, time_range), top_k)[:top_k]
+        return hits, self.recall.keywords.search(stream, query, top_k, time_range)
 
     def transcript(self, stream: str, time_range: tuple[float, float] | None = None) -> list[Cue]:
         """The cues (subtitles, speech) of `stream` overlapping `time_range` (seconds; None: all), in

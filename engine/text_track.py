@@ -43,6 +43,21 @@ def fuse_hits(stream: str, faiss_hits: Sequence[SearchHit], keyword_hits: Sequen
     return [SearchHit(stream, i, round(score, 6), *where[i]) for i, score in fused]
 
 
+def fuse_across_streams(faiss_hits: Sequence[SearchHit], keyword_hits: Sequence[tuple[str, KeywordHit]],
+                        k: int) -> list[SearchHit]:
+    """`fuse_hits` over several streams at once: each list ranked as a whole (FAISS by similarity,
+    keywords by BM25 score), fused by reciprocal rank, so the scores of all streams are on one scale."""
+    if not keyword_hits:
+        return sorted(faiss_hits, key=lambda h: -h.score)[:k]
+    faiss_ranked = sorted(faiss_hits, key=lambda h: -h.score)
+    keyword_ranked = sorted(keyword_hits, key=lambda sh: -sh[1].score)
+    where = {(h.stream, h.index): (h.start, h.end) for h in faiss_ranked}
+    for s, h in keyword_ranked:
+        where.setdefault((s, h.index), (h.start, h.end))
+    fused = rrf_fuse([[(s, h.index) for s, h in keyword_ranked], [(h.stream, h.index) for h in faiss_ranked]])
+    return [SearchHit(s, i, round(score, 6), *where[(s, i)]) for (s, i), score in fused[:k]]
+
+
 def segment_words(cues: Sequence[Cue]) -> str:
     """A segment's cues as prompt text: `Subtitles: "..."` (a transcript: `Speech: "..."`) per cue."""
     parts = []

@@ -194,10 +194,10 @@ class KeywordIndex:
         return self._get(name).bm25 is not None
 
 
-def rrf_fuse(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[tuple[int, float]]:
-    """Reciprocal rank fusion: each item scores Σ 1 / (k + rank) over the lists it is in (rank from
-    1); best first, ties by first appearance."""
-    scores: dict[int, float] = {}
+def rrf_fuse(rankings: Sequence[Sequence[Any]], k: int = RRF_K) -> list[tuple[Any, float]]:
+    """Reciprocal rank fusion: each item (hashable) scores Σ 1 / (k + rank) over the lists it is in
+    (rank from 1); best first, ties by first appearance."""
+    scores: dict[Any, float] = {}
     for ranking in rankings:
         for rank, item in enumerate(ranking, start=1):
             scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)

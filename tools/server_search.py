@@ -10,6 +10,7 @@ import anyio
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 from tempo import inputs
+from tempo.engine.text_track import fuse_across_streams
 from tempo.inputs import check_time_range
 from tempo.memory.text_index import read_cues
 
@@ -66,10 +67,18 @@ def register_search_routes(app: FastAPI, server: TempoServer) -> None:
         def work() -> SearchOut:
             names = body.streams if body.streams is not None else [s.name for s in service.streams()]
             moments: list[Moment] = []
+            faiss_hits, keyword_hits = [], []
             for name in dict.fromkeys(names):
                 info = service.stream(name)
                 time_range = check_time_range(body.start, body.end, info.end)
-                hits = service.search_moments(name, body.query, top_k=body.top_k, time_range=time_range)
+                pictures, words_hits = service.moment_candidates(name, body.query, top_k=body.top_k,
+                                                                 time_range=time_range)
+                faiss_hits += pictures
+                keyword_hits += [(name, h) for h in words_hits]
+            # One ranking over all streams: pictures and words fused by rank (engine/text_track.py).
+            fused = fuse_across_streams(faiss_hits, keyword_hits, body.top_k)
+            for name in dict.fromkeys(h.stream for h in fused):
+                hits = [h for h in fused if h.stream == name]
                 words = read_cues(service.store, name, [int(h.index) for h in hits])
                 for h in hits:
                     moments.append(

@@ -65,3 +65,11 @@ def test_transcript_and_search_tools(lecture) -> None:
     assert moments[0]["words"] == ["welcome to the lecture"]
     tools = {t.name: t for t in tempo_tools(toolkit)}
     assert "questions please" in str(tools["transcript"].invoke({"stream": STREAM, "start": 12.0}))
+
+
+def test_rest_search_across_streams_ranks_words_and_pictures_on_one_scale(client) -> None:
+    body = client.post("/v1/search", json={"query": "budget deadline", "streams": ["cam", STREAM], "top_k": 4}).json()
+    moments = body["moments"]
+    assert moments[0]["stream"] == STREAM and moments[0]["words"] == ["the budget deadline is friday"]
+    assert [m["score"] for m in moments] == sorted((m["score"] for m in moments), reverse=True)
+    assert "cam" in {m["stream"] for m in moments}  # the picture-only stream still takes part
