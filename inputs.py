@@ -268,11 +268,20 @@ class ListAlertsInput(ToolInput):
     limit: int = Field(default=20, ge=1, le=MAX_ALERTS, description="At most this many (the newest).")
 
 
+class TranscriptInput(ToolInput):
+    """What was said or subtitled in a time range of a stream."""
+
+    stream: StreamName
+    start: StreamTime | None = Field(default=None, description="From this stream time (seconds).")
+    end: StreamTime | None = Field(default=None, description="Up to this stream time (seconds).")
+
+
 TOOL_INPUTS: dict[str, type[ToolInput]] = {
     "ask_video": AskVideoInput,
     "search_moments": SearchMomentsInput,
     "list_streams": ListStreamsInput,
     "list_alerts": ListAlertsInput,
+    "transcript": TranscriptInput,
 }
 
 

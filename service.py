@@ -13,14 +13,16 @@ threads) lives above it, in `tempo.agent.Conversations`; it never imports the ag
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from tempo.engine.ingest import IngestReport, ingest
 from tempo.engine.monitor import SegmentMonitor
 from tempo.engine.recall import RecallPipeline
+from tempo.engine.text_track import fuse_hits, transcribe_source
 from tempo.errors import TempoError
 from tempo.memory.alerts import AlertStore
 from tempo.memory.anchors import AnchorCache
@@ -31,12 +33,16 @@ from tempo.memory.records import RetentionPolicy
 from tempo.memory.retention import RetentionWorker, collect_garbage
 from tempo.memory.store import RedisMemoryStore
 from tempo.memory.store_types import StreamInfo
+from tempo.memory.text_index import KeywordHit, read_cues
 from tempo.models import TempoInferenceConfig, TempoModel, resolve_model_name
 from tempo.models.checkpoint import resolve_model_dir
 from tempo.models.embedder import SegmentEmbedder
 from tempo.models.tiny import SIGLIP_DIR_NAME
 from tempo.settings import ENV_EMBEDDER, environment
-from tempo.streaming import SamplingConfig, probe_source
+from tempo.streaming import SamplingConfig, StreamingError, probe_source
+from tempo.streaming.subtitles import Cue, CueTrack, load_text_track
+
+log = logging.getLogger(__name__)
 
 EMBEDDER_ENV = ENV_EMBEDDER
 # SigLIP base (image–text embeddings, 768-d) is the default segment embedder.
@@ -166,6 +172,9 @@ class TempoService:
         proxy: ProxySettings | None = None,
         monitors: Callable[[str], SegmentMonitor] | None = None,
         lease_wait: float | None = None,
+        subtitles: Sequence[str] = (),
+        text_track: CueTrack | None = None,
+        asr: str | None = None,
     ) -> IngestReport:
         """Decode → generic pass → embed → commit, resuming the stream; the index is brought up to date.
 
@@ -174,6 +183,9 @@ class TempoService:
         on every segment and what it returns is committed with the segment. The stream's retention
         policy (`retention`, else the one it was created with) runs beside the ingest on its own
         thread, then once more (bounded) before returning.
+        Each segment keeps the cues overlapping it (`text_track`, else the `subtitles` files, else the
+        file's sidecar VIDEO.srt/.vtt, plus its container's text subtitle streams); with `asr` (a Whisper
+        directory or hub id) also the speech of a file's audio track.
         """
         RedisMemoryStore.check_name(stream)
         sampling = sampling or SamplingConfig(
@@ -183,6 +195,16 @@ class TempoService:
         if "://" not in source and source != "-":
             # A bad path or a non-media file is reported before the model is loaded (seconds).
             probe_source(source, sampling)
+        if text_track is None:
+            text_track = load_text_track(source, subtitles)
+        if asr is not None:
+            if "://" in source or source == "-":
+                raise StreamingError("--asr reads a file's audio track; live sources are not transcribed yet.")
+            with self.model_lock:
+                speech = transcribe_source(source, asr, grid=sampling.window / sampling.fps, progress=progress)
+            for problem in speech.problems:
+                log.warning("%s", problem)
+            text_track = CueTrack.merged([text_track, speech])
         worker = RetentionWorker(self.store, interval=self.retention_interval, streams=[stream]).start()
         try:
             report = ingest(
@@ -201,6 +223,7 @@ class TempoService:
                 monitor=monitors(stream) if monitors is not None else None,
                 model_lock=self.model_lock,  # a server's questions and ingest jobs take turns per batch
                 lease_wait=lease_wait,  # for a lease another process holds (engine/ingest.py)
+                text_track=text_track,
             )
         finally:
             worker.stop()
@@ -244,9 +267,29 @@ class TempoService:
     def search_moments(
         self, stream: str, query: str, *, top_k: int = 5, time_range: tuple[float, float] | None = None
     ) -> list[SearchHit]:
-        """The segments most similar to `query` (SigLIP text ↔ segment embeddings), best first."""
+        """The segments that best match `query`, best first: the closest by SigLIP text ↔ segment
+        embeddings ∪ those whose cue words match (BM25), fused by reciprocal rank (engine/text_track.py)."""
+        return fuse_hits(stream, *self.moment_candidates(stream, query, top_k=top_k, time_range=time_range),
+                         top_k)[:top_k]
+
+    def moment_candidates(
+        self, stream: str, query: str, *, top_k: int = 5, time_range: tuple[float, float] | None = None
+    ) -> tuple[list[SearchHit], list[KeywordHit]]:
+        """The two rankings `search_moments` fuses: FAISS top-K by similarity, keyword (BM25) top-K."""
         self._catch_up(stream)
-        return self.index.search(self.embedder.embed_text(query), top_k, streams=[stream], time_range=time_range)
+        hits = self.index.search(self.embedder.embed_text(query), top_k, streams=[stream], time_range=time_range)
+        return hits, self.recall.keywords.search(stream, query, top_k, time_range)
+
+    def transcript(self, stream: str, time_range: tuple[float, float] | None = None) -> list[Cue]:
+        """The cues (subtitles, speech) of `stream` overlapping `time_range` (seconds; None: all), in
+        time order, each once (a cue over two segments is kept by both)."""
+        info = self.store.stream_info(stream)
+        lo, hi = time_range if time_range is not None else (float("-inf"), float("inf"))
+        indices = range(info.first, info.committed + 1) if time_range is None else \
+            self.store.indices_in_time_range(stream, lo, hi)
+        cues = {c: None for cs in read_cues(self.store, stream, list(indices)).values() for c in cs
+                if c.end > lo and c.start < hi}
+        return sorted(cues, key=lambda c: (c.start, c.end, c.text))
 
     def _catch_up(self, stream: str) -> None:
         """Check the stream exists (else one sentence listing the known ones), then index what

@@ -107,6 +107,7 @@ class AskSettings:
     answer_cache: bool = True  # greedy answers cached in Redis (same question, same memory → same text)
     history_turns: int = 4  # previous turns of a thread the rewrite sees
     evidence_segments: int = 8  # compressed segments a result lists as evidence, most relevant first
+    text_tokens: int = 1024  # cap on subtitle/transcript words in the answer's prompt (taken from the budget)
 
     def with_inputs(self, **inputs: Any) -> AskSettings:
         """These settings with the caller's inputs applied; an input left as None keeps the default

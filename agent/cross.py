@@ -16,6 +16,7 @@ from typing import Any
 
 from tempo.agent.errors import EmptyStreamSetError, NoStreamsError
 from tempo.agent.monitoring.alert_answers import answer_alert_question
+from tempo.engine.text_track import fuse_across_streams
 from tempo.inputs import check_time_range
 from tempo.memory.alerts import AlertStore
 from tempo.memory.index import SearchHit
@@ -80,9 +81,11 @@ def search_streams(
     start: float | None = None,
     end: float | None = None,
 ) -> list[SearchHit]:
-    """The moments of `streams` (None: every stream) most similar to `query`, best first: the query embedded
-    once, one FAISS top-K over all of them (SearchHit names its stream). A missing `end` is the longest
-    chosen stream's end; streams shorter than `start` simply have no moments."""
+    """The moments of `streams` (None: every stream) that best match `query`, best first: the query embedded
+    once, one FAISS top-K over all of them, fused by reciprocal rank with each stream's keyword (BM25)
+    matches of the words said or subtitled there, ranked as one list (tempo.engine.text_track); SearchHit
+    names its stream. A missing `end` is the longest chosen stream's end; streams shorter than `start`
+    simply have no moments."""
     names = sorted(dict.fromkeys(streams)) if streams is not None else sorted(s.name for s in service.streams())
     if streams is not None and not names:
         raise EmptyStreamSetError()
@@ -91,4 +94,6 @@ def search_streams(
     if not names:
         return []
     service.index.sync()
-    return service.index.search(service.embedder.embed_text(query), top_k, streams=names, time_range=time_range)
+    pictures = service.index.search(service.embedder.embed_text(query), top_k, streams=names, time_range=time_range)
+    words = [(n, h) for n in names for h in service.recall.keywords.search(n, query, top_k, time_range)]
+    return fuse_across_streams(pictures, words, top_k)

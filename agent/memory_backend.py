@@ -96,7 +96,8 @@ class MemoryBackend:
         """ATA over the stream's whole timeline: the compressed segments by their relevance, every
         other segment a minimal anchor from its stored generic tokens; in time order."""
         return self.service.recall.plan(
-            self.service.stream(stream), compression, budget=settings.budget, min_tokens=settings.min_tokens
+            self.service.stream(stream), compression, budget=settings.budget, min_tokens=settings.min_tokens,
+            text_tokens=settings.text_tokens,
         )
 
     def answer(

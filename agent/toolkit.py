@@ -22,9 +22,11 @@ from tempo.inputs import (
     ListStreamsInput,
     SearchMomentsInput,
     ToolInput,
+    check_time_range,
     describe_error,
 )
 from tempo.memory.alerts import parse_since
+from tempo.memory.text_index import read_cues
 
 if TYPE_CHECKING:
     from tempo.service import TempoService
@@ -44,7 +46,12 @@ DESCRIPTIONS = {
     ),
     "search_moments": (
         "Find the moments (segments with stream, start/end seconds and a similarity score) of a video "
-        "stream, or of all streams when stream is omitted, that best match a description, best first."
+        "stream, or of all streams when stream is omitted, that best match a description or the words said "
+        "or subtitled there, best first; a moment lists the words it holds."
+    ),
+    "transcript": (
+        "What was said or subtitled in a stream between start and end (seconds; both optional): the cues "
+        "(text, start, end, source, language) in time order."
     ),
     "list_streams": "List the video streams in Tempo's memory with their covered time (seconds) and size.",
     "list_alerts": (
@@ -140,6 +147,10 @@ class VideoToolkit:
     ) -> dict[str, Any]:
         streams = None if stream is None else [stream]  # None: every stream, one FAISS search over them all
         hits = search_streams(self.service, streams, query, top_k=top_k, start=start, end=end)
+        words = {
+            name: read_cues(self.service.store, name, [int(h.index) for h in hits if h.stream == name])
+            for name in dict.fromkeys(h.stream for h in hits)
+        }
         return {
             "stream": stream,
             "query": query,
@@ -151,10 +162,18 @@ class VideoToolkit:
                     "end": round(float(h.end), 3),
                     "clock": format_clock(h.start),
                     "score": round(float(h.score), 6),
+                    "words": [c.text for c in words[h.stream].get(int(h.index), ())],
                 }
                 for h in hits
             ],
         }
+
+    def transcript(self, stream: str, start: float | None = None, end: float | None = None) -> dict[str, Any]:
+        info = self.service.stream(stream)
+        time_range = check_time_range(start, end, info.end)
+        cues = self.service.transcript(stream, time_range)
+        return {"stream": stream, "start": None if time_range is None else time_range[0],
+                "end": None if time_range is None else time_range[1], "cues": [c.to_dict() for c in cues]}
 
     def list_streams(self) -> dict[str, Any]:
         return {"streams": [s.summary(self.service.store.gaps(s.name)) for s in self.service.streams()]}

@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "index": ("index.py", ["--segments", "20000", "--queries", "100"], ["--segments", "200000"]),
     "scale": ("scale.py", ["--segments", "16", "--overhead-segments", "16"], ["--segments", "48", "--ram-hours", "25"]),
     "monitoring": ("monitoring.py", ["--ingest-seconds", "60", "--live-seconds", "30"], ["--ingest-seconds", "240"]),
+    "text_track": ("text_track.py", ["--hours", "24", "--questions", "100"], ["--questions", "400"]),
 }
 
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tempo.engine.encode import encode_batch
 from tempo.engine.monitor import SegmentMonitor, Then
+from tempo.engine.text_track import with_cues
 from tempo.errors import TempoError
 from tempo.memory.errors import OutOfOrderCommitError, SourceMismatchError, StreamBusyError
 from tempo.memory.lease import WriterLease, lease_seconds_from_env
@@ -40,6 +41,7 @@ from tempo.memory.store_types import CommitStatus, StreamInfo
 from tempo.streaming import IngestStats, SamplingConfig, Segment, SegmentStream, iter_segments
 from tempo.streaming.segment import SourceInfo, is_live
 from tempo.streaming.sources import fingerprint_file
+from tempo.streaming.subtitles import CueTrack
 from tqdm import tqdm
 
 if TYPE_CHECKING:  # the model stack loads with the model (a producer, which shares helpers here, needs none)
@@ -187,8 +189,10 @@ class _Writer(threading.Thread):
         on_commit: Callable[[list[SegmentRecord]], None] | None,
         depth: int = 4,
         lease: str | None = None,
+        text_track: CueTrack | None = None,
     ) -> None:
         super().__init__(name="tempo-write", daemon=True)
+        self.text_track = text_track  # cues committed with the segments they overlap
         self.store = store
         self.lease = lease
         self.settings = settings
@@ -239,6 +243,8 @@ class _Writer(threading.Thread):
                     )
                     for i, s in enumerate(batch)
                 ]
+                if self.text_track:
+                    records = [with_cues(r, self.text_track) for r in records]
                 if self.store is not None:
                     results = self.store.put_segments(records, lease=self.lease, then=then)
                     self._check(records, results)
@@ -327,6 +333,7 @@ class _Run:
     monitor: SegmentMonitor | None
     model_lock: AbstractContextManager[Any]
     t_start: float  # time.perf_counter() when the run began
+    text_track: CueTrack | None = None  # subtitles / transcript cues to commit with the segments
 
     @property
     def start_index(self) -> int:
@@ -363,6 +370,7 @@ def ingest(
     lease_seconds: float | None = None,
     model_lock: AbstractContextManager[Any] | None = None,
     lease_wait: float | None = None,
+    text_track: CueTrack | None = None,
 ) -> IngestReport:
     """Ingest `source` into `stream`, resuming after the stream's last committed segment.
 
@@ -378,6 +386,7 @@ def ingest(
     holds; a holder on this host that is no longer running is taken over at once (memory/lease.py).
     `model_lock` is held around each batch's model work (generic pass, rules, embedder) and released
     between batches, so a server's questions, which take the same lock, interleave with its ingests.
+    `text_track`: cues (tempo.streaming.subtitles) each segment keeps, committed with it.
     """
     t_start = time.perf_counter()
     sampling = sampling or SamplingConfig()
@@ -402,7 +411,7 @@ def ingest(
         return _run(_Run(
             source=source, stream=stream, probe=probe, model=model, embedder=embedder, store=store,
             options=options, info=info, lease=lease, on_commit=on_commit, monitor=monitor,
-            model_lock=model_lock or contextlib.nullcontext(), t_start=t_start,
+            model_lock=model_lock or contextlib.nullcontext(), t_start=t_start, text_track=text_track,
         ))
     finally:
         # Whatever ended the run (an error, Ctrl-C at any point): a stream that never received a
@@ -517,6 +526,7 @@ def _run(run: _Run) -> IngestReport:
         run.info.committed if run.info is not None else -1,
         on_commit if options.commit else None,
         lease=run.lease.token if run.lease is not None else None,
+        text_track=run.text_track,
     )
     decoder.start()
     writer.start()

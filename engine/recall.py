@@ -17,22 +17,26 @@ from memory/caches.py.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from tempo.engine.text_track import choose_prompt_cues, fuse_hits, segment_words, token_counter
 from tempo.memory.anchors import AnchorCache
 from tempo.memory.caches import AnswerCache, QueryCache
 from tempo.memory.index import SearchHit, SegmentIndex, Timeline
 from tempo.memory.replay import load_segments
 from tempo.memory.store import RedisMemoryStore
 from tempo.memory.store_types import StreamInfo
+from tempo.memory.text_index import KeywordHit, KeywordIndex, read_cues
 from tempo.models.ata import allocate_tokens
 from tempo.models.embedder import SegmentEmbedder
 from tempo.models.family import ModelFamily, centre_time
 from tempo.settings import AskSettings
+from tempo.streaming.subtitles import Cue
 
 __all__ = [
     "AllocationPlan",
@@ -103,6 +107,19 @@ def retrieve_by_vector(
     return Retrieval(timeline, hits, timeline.indices[near])
 
 
+def with_keyword_hits(got: Retrieval, keyword: Sequence[KeywordHit], *, top_k: int, neighbours: int) -> Retrieval:
+    """`got` with keyword hits fused into its FAISS hits (reciprocal rank fusion) and the candidates
+    widened to their temporal neighbours; `got` itself when no cue matched."""
+    if not keyword:
+        return got
+    hits = fuse_hits(got.timeline.stream, got.hits, keyword, top_k)
+    timeline, n = got.timeline, len(got.timeline.indices)
+    rows = np.searchsorted(timeline.indices, [h.index for h in hits])
+    near = (rows[:, None] + np.arange(-neighbours, neighbours + 1)[None, :]).reshape(-1)
+    near = np.unique(near[(near >= 0) & (near < n)])
+    return Retrieval(timeline, hits, np.union1d(got.candidates, timeline.indices[near]))
+
+
 def compress_candidates(
     model: ModelFamily,
     store: RedisMemoryStore,
@@ -140,6 +157,7 @@ class AllocationPlan:
     candidate: np.ndarray  # (r,) bool
     anchors_dropped: int = 0  # anchors left out to keep the visual part within the budget
     renditions: tuple | None = None  # open weights (issue 23): per row the Rendition read (or None); Tempo: None
+    cues: dict[int, tuple[Cue, ...]] = field(default_factory=dict)  # the words that enter the prompt, per index
 
 
 def plan_allocation(
@@ -203,6 +221,7 @@ def assemble(
     compressed: dict[int, tuple[float, np.ndarray]],
     *,
     anchors: AnchorCache | None = None,
+    rows: list[int] | None = None,
 ) -> list[tuple[float, torch.Tensor]]:
     """(centre time seconds, kept tokens (k, D)) per planned segment, in timeline order: candidates'
     query-aware tokens (head k), anchors' stored generic tokens (head k: one batched Redis read, or
@@ -210,7 +229,7 @@ def assemble(
 
     Pieces are views (no copies): of the candidates' float32 model outputs, and of one (a, k, D)
     array of anchors (float16 from the cache: they were stored as int8 anyway); the model casts each
-    piece to its own dtype when it projects it.
+    piece to its own dtype when it projects it. `rows`, when given, receives each piece's plan row.
     """
     settings = info.settings
     anchor_rows = np.flatnonzero(~plan.candidate)
@@ -236,6 +255,10 @@ def assemble(
             out.append((centres[row], torch.from_numpy(head if head.flags.writeable else head.copy())))
         elif present[j]:  # else removed by retention between planning and assembly
             out.append((centres[row], anchor_tokens[j, : counts[row]]))
+        else:
+            continue
+        if rows is not None:
+            rows.append(row)
     return out
 
 
@@ -270,6 +293,7 @@ class RecallPipeline:
         answer_cache: AnswerCache | None = None,
         anchors: AnchorCache | None = None,
         lock: threading.RLock | None = None,
+        keywords: KeywordIndex | None = None,
     ) -> None:
         self.model = model
         self.embedder = embedder
@@ -280,6 +304,7 @@ class RecallPipeline:
         self.answer_cache = answer_cache
         self.anchors = anchors
         self.lock = lock or threading.RLock()
+        self.keywords = keywords if keywords is not None else KeywordIndex(store)  # BM25 over the cues
 
     def retrieve(
         self,
@@ -290,7 +315,8 @@ class RecallPipeline:
         neighbours: int,
         time_range: tuple[float, float] | None = None,
     ) -> Retrieval:
-        """FAISS top-K in the scope plus `neighbours` on each side, on an up-to-date index.
+        """FAISS top-K ∪ keyword (BM25) top-K over the cues, fused by reciprocal rank, in the scope,
+        plus `neighbours` on each side, on an up-to-date index (engine/text_track.py).
 
         The first step of every question: a question too long to leave room for video is refused
         here (QuestionTooLongError), before retrieval and compression.
@@ -300,10 +326,12 @@ class RecallPipeline:
         self.model.check_question_fits(question)
         check_stream_family(self.store.stream_info(stream), self.model)  # UnknownStreamError names the known streams
         self.index.sync()  # segments other processes committed since the index was loaded
-        return retrieve(
+        got = retrieve(
             self.index, self.embedder, stream, question, top_k=int(top_k), neighbours=int(neighbours),
             time_range=time_range,
         )
+        return with_keyword_hits(got, self.keywords.search(stream, question, int(top_k), time_range),
+                                 top_k=int(top_k), neighbours=int(neighbours))
 
     def compress(self, info: StreamInfo, question: str, indices: Sequence[int]) -> Compression:
         with self.lock:
@@ -312,13 +340,20 @@ class RecallPipeline:
             )
         return Compression(found, hits)
 
-    def plan(self, info: StreamInfo, compression: Compression, *, budget: int, min_tokens: int) -> AllocationPlan:
-        """ATA over the stream's whole timeline: candidates by relevance, every other segment an anchor."""
+    def plan(
+        self, info: StreamInfo, compression: Compression, *, budget: int, min_tokens: int, text_tokens: int = 0
+    ) -> AllocationPlan:
+        """ATA over the stream's whole timeline: candidates by relevance, every other segment an anchor.
+
+        A stream with a text track gives up to `text_tokens` (at most half) of the budget to the kept
+        segments' cue words, which the plan carries (`cues`) into the prompt."""
+        reserve = min(int(text_tokens), int(budget) // 2) if text_tokens > 0 and self.keywords.has_text(info.name) \
+            else 0
         plan = plan_allocation(
             self.index.timeline(info.name),
             compression.relevance,
             tokens_per_segment=info.settings.tokens_per_segment,
-            budget=int(budget),
+            budget=int(budget) - reserve,
             min_tokens=int(min_tokens),
             stored_tokens=info.settings.stored_tokens,
         )
@@ -326,8 +361,15 @@ class RecallPipeline:
             from tempo.engine.open_recall import plan_memory_renditions
 
             with self.lock:
-                plan = plan_memory_renditions(self.model, self.store, info, plan, budget=budget, min_tokens=min_tokens)  # type: ignore[arg-type]
-        return plan
+                plan = plan_memory_renditions(  # type: ignore[arg-type]
+                    self.model, self.store, info, plan, budget=int(budget) - reserve, min_tokens=min_tokens
+                )
+        if not reserve:
+            return plan
+        cues = read_cues(self.store, info.name, plan.indices.tolist())
+        chosen = choose_prompt_cues(plan.indices, plan.relevance, plan.candidate, cues, cap=reserve,
+                                    count=token_counter(self.model))
+        return dataclasses.replace(plan, cues=chosen)
 
     def answer(
         self,
@@ -354,6 +396,7 @@ class RecallPipeline:
                     plan.indices.tobytes(),
                     plan.counts.tobytes(),
                     plan.candidate.tobytes(),
+                    repr(sorted((i, [c.to_row() for c in cs]) for i, cs in plan.cues.items())),
                 ],
             )
             cached = cache.get(key)
@@ -372,7 +415,9 @@ class RecallPipeline:
             if cache is not None and key is not None:
                 cache.put(key, text)
             return text, False
-        memory = assemble(self.store, info, plan, compression.results, anchors=self.anchors)
+        rows: list[int] = []
+        memory = assemble(self.store, info, plan, compression.results, anchors=self.anchors, rows=rows)
+        words = {"texts": [segment_words(plan.cues.get(int(plan.indices[r]), ())) for r in rows]} if plan.cues else {}
         with self.lock:
             text = self.model.answer(
                 question,
@@ -380,6 +425,7 @@ class RecallPipeline:
                 max_new_tokens=settings.max_new_tokens,
                 temperature=settings.temperature,
                 on_text=on_text,
+                **words,
             )
         if cache is not None and key is not None:
             cache.put(key, text)

@@ -45,6 +45,7 @@ class TimelineRow(TypedDict):
     # open weights (issue 23): {frames, width, height} the Qwen3-VL answerer read; None for Tempo
     rendition: dict[str, int] | None
     stream: str | None  # cross-stream (issue 22): the segment's stream; None in reference mode
+    cues: list[dict[str, Any]]  # speech (issue 24): the cues (text, start, end, source, language) the prompt carried
 
 
 class SegmentHit(TypedDict):
@@ -130,6 +131,7 @@ def timeline_rows(plan: AllocationPlan, stream: str | None = None) -> list[Timel
                 gap_before=round(gap, 3) if gap > 1e-3 else 0.0,
                 rendition=None if rd is None else rd.to_dict(),
                 stream=stream,
+                cues=[c.to_dict() for c in plan.cues.get(int(i), ())],
             )
         )
         previous_end = float(e)

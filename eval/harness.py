@@ -14,6 +14,7 @@ candidates recompressed, the rest anchors), the path of `tempo ask --stream`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -29,6 +30,7 @@ from tempo.eval.datasets import BenchmarkItem, SkippedRow, load_benchmark
 from tempo.eval.errors import ResultsFileError
 from tempo.eval.identity import describe, model_identity, same_model
 from tempo.eval.prompts import BenchmarkSpec, benchmark
+from tempo.eval.subtitles import with_subtitles
 from tempo.eval.summary import check_videos, write_summary
 from tempo.settings import AskSettings
 from tempo.streaming.errors import StreamingError
@@ -60,6 +62,7 @@ class EvalSettings:
     top_k: int = AskSettings.top_k  # memory mode: FAISS candidates per question, as `tempo ask --stream`
     redis_url: str | None = None  # memory mode: None = the embedded server under $TEMPO_HOME
     home: Path | None = None
+    subtitles: bool = False  # Video-MME with subtitles (lmms-eval's videomme_w_subtitle prompt)
 
     @property
     def spec(self) -> BenchmarkSpec:
@@ -73,6 +76,8 @@ class EvalSettings:
                                "model": model if model is not None else (self.model or "")}
         if self.mode == "memory":
             key["top_k"] = self.top_k
+        if self.subtitles:
+            key["subtitles"] = True
         return key
 
 
@@ -277,6 +282,9 @@ def run_eval(settings: EvalSettings, *, progress: bool = True, answerer: Answere
     if settings.out.is_dir():
         raise ResultsFileError(f"cannot use {settings.out} as the results file: it is a directory")
     check_videos(settings.benchmark, settings.data, items)  # a wrong --data is said before a missing model
+    if settings.subtitles:
+        items = [dataclasses.replace(it, doc=with_subtitles(it.doc, Path(settings.data).expanduser(), it.video))
+                 for it in items]
     identity = model_identity(settings.model)
     run_key = settings.run_key(identity)
     done = read_results(settings.out, run_key)

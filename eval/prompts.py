@@ -48,7 +48,12 @@ def lvbench_prompt(doc: Mapping[str, Any]) -> str:
 
 
 def videomme_prompt(doc: Mapping[str, Any]) -> str:
-    """Video-MME (without subtitles): preamble, question, the options as given ("A. …"), instruction."""
+    """Video-MME (without subtitles): preamble, question, the options as given ("A. …"), instruction;
+    with its subtitle text loaded (`tempo eval videomme --subtitles`): lmms-eval's videomme_w_subtitle."""
+    from tempo.eval.subtitles import SUBTITLE_KEY, videomme_subtitle_prompt
+
+    if SUBTITLE_KEY in doc:
+        return videomme_subtitle_prompt(doc, VIDEOMME_PREAMBLE)
     options = "\n".join(str(option) for option in doc["options"])
     return f"{VIDEOMME_PREAMBLE}\n{doc['question']}\n{options}\n{VIDEOMME_INSTRUCTION}"
 

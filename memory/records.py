@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from tempo.memory.proxy import FrameProcessor, ProxySettings, encode_proxy
 from tempo.streaming.segment import Segment, is_live
+from tempo.streaming.subtitles import Cue
 
 
 @dataclass(frozen=True)
@@ -175,13 +176,16 @@ class SegmentRecord:
     embedding: np.ndarray | None = None  # (E,) float32, L2-normalised
     file_ref: FileReference | None = None
     proxy: bytes | None = None  # encoded proxy clip (memory.proxy)
+    cues: tuple[Cue, ...] = ()  # text-track cues overlapping the segment (committed with it, in its metadata)
 
     @property
     def num_frames(self) -> int:
         return len(self.timestamps)
 
     def meta_json(self, committed_at: float) -> bytes:
-        """The metadata part as stored: compact JSON, times rounded to microseconds."""
+        """The metadata part as stored: compact JSON, times rounded to microseconds; the cues (if
+        any) under "cu", one [start, end, text, source, language] row each."""
+        cues = {"cu": [c.to_row() for c in self.cues]} if self.cues else {}
         return json.dumps(
             {
                 "s": round(self.start, 6),
@@ -192,8 +196,10 @@ class SegmentRecord:
                 "wc": self.wallclock_start,
                 "gap": self.gap_before,
                 "c": round(committed_at, 3),
+                **cues,
             },
             separators=(",", ":"),
+            ensure_ascii=False,
         ).encode()
 
     @staticmethod

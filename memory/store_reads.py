@@ -21,6 +21,7 @@ from tempo.memory.errors import ColdShardMissingError, SegmentNotFoundError, Unk
 from tempo.memory.keys import StreamKeys
 from tempo.memory.records import FileReference, SegmentRecord
 from tempo.memory.store_types import IndexFeed, StreamInfo
+from tempo.streaming.subtitles import Cue
 
 
 class SegmentReads:
@@ -152,6 +153,7 @@ class SegmentReads:
             embedding=codec.decode_embedding(emb) if emb else None,
             file_ref=FileReference.from_json(ref) if ref else None,
             proxy=proxy or None,
+            cues=tuple(Cue.from_row(row) for row in m.get("cu", ())),
         )
 
     def iter_segments(

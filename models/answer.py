@@ -124,14 +124,23 @@ class GlobalLLM:
             raise QuestionTooLongError(self.config.context_limit)
         return room
 
+    def count_text_tokens(self, text: str) -> int:
+        """Tokens `text` takes in the global LLM's prompt (the cue words' cap is counted with it)."""
+        return len(self.tokenizer.encode(text))
+
     def build_answer_embeddings(
-        self, question: str, memory: Sequence[tuple[float | str, torch.Tensor]]
+        self, question: str, memory: Sequence[tuple[float | str, torch.Tensor]], texts: Sequence[str] | None = None
     ) -> tuple[torch.Tensor, AnswerStats]:
         """The prompt as LLM input embeddings (1, L, H): ChatML text with `<image>` replaced by
-        [time tag + projected kept tokens] per segment, the visual part cut at the end to fit the context."""
+        [time tag + the segment's words (`texts[i]`, may be empty) + projected kept tokens] per segment,
+        the visual part (words included) cut at the end to fit the context."""
         before, after = llm_prompt_parts(question)
         ids_before = self.tokenizer.encode(before)
         ids_after = self.tokenizer.encode(after)
+        text_ids = [self.tokenizer.encode(t) if t else [] for t in (texts or [""] * len(memory))]
+        if len(text_ids) != len(memory):
+            raise ValueError(f"{len(text_ids)} segment texts for {len(memory)} segments")
+        # The words travel inside the visual part: they share its room, and its cut at the end.
         room = self._visual_room(len(ids_before) + len(ids_after))
         for _, tokens in memory:
             if tokens.ndim != 2 or tokens.shape[-1] != self.memory_dim:
@@ -147,6 +156,8 @@ class GlobalLLM:
         memory_tokens = sum(sizes)
         pieces: list[torch.Tensor] = []
         if memory:
+            # A segment's words go between its time tag and its tokens: one lookup for tags and words.
+            tag_ids = [tag + txt for tag, txt in zip(tag_ids, text_ids, strict=True)]
             tags = self._embed_ids([i for ids in tag_ids for i in ids]).split([len(ids) for ids in tag_ids])
             kept = torch.cat([tokens.to(self.device, self.dtype) for _, tokens in memory])  # (Σk, D)
             projected = self.network.project(kept).split(sizes)  # Σk × H, per segment
@@ -234,14 +245,16 @@ class GlobalLLM:
         max_new_tokens: int,
         temperature: float = 0.0,
         on_text: Callable[[str], None] | None = None,
+        texts: Sequence[str] | None = None,
     ) -> str:
         """Answer from per-segment (centre time seconds, kept memory tokens (k_i, D)) in timeline order.
 
         Needs no compression: the tokens may come from a fresh query-aware pass or from storage.
         `on_text` receives the answer as it is generated, in pieces that concatenate to the result.
+        `texts`: per segment, the words it carries (subtitles, transcript), put after its time tag.
         """
         result: list[str] = []
-        for piece in self._answer_pieces(question, memory, max_new_tokens, temperature, result):
+        for piece in self._answer_pieces(question, memory, max_new_tokens, temperature, result, texts):
             if on_text is not None:
                 on_text(piece)
         return result[0]
@@ -264,10 +277,11 @@ class GlobalLLM:
         max_new_tokens: int,
         temperature: float,
         result: list[str],
+        texts: Sequence[str] | None = None,
     ) -> Iterator[str]:
         """Yield new text as tokens arrive; append the full text to `result` at the end."""
         with torch.inference_mode():
-            embeds, _ = self.build_answer_embeddings(question, memory)
+            embeds, _ = self.build_answer_embeddings(question, memory, texts)
         # `generate` runs in a thread and hands text to the streamer as tokens arrive.
         streamer = AnswerStreamer(self.tokenizer)
         done: dict[str, Any] = {}

@@ -107,12 +107,14 @@ class ModelFamily(Protocol):
         max_new_tokens: int,
         temperature: float = 0.0,
         on_text: Callable[[str], None] | None = None,
+        texts: Sequence[str] | None = None,
     ) -> str:
         """The answer to `question` from per-segment (centre time in seconds, kept memory tokens
         (k_i, D)) in timeline order (a str instead of the time: the segment's whole tag, e.g. a
         cross-stream `<cam2 42.0 seconds>`), at most `max_new_tokens` long; `temperature` 0 is greedy (the
         release). `on_text` receives the text as it is generated, in pieces that concatenate to
-        the returned (stripped) answer."""
+        the returned (stripped) answer. `texts`: per segment, the words it carries (subtitles,
+        transcript: `tempo.engine.text_track.segment_words`), rendered after its time tag; None: none."""
         ...
 
     def generate_text(self, prompt: str, *, max_new_tokens: int) -> str:

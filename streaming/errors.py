@@ -51,3 +51,12 @@ class ReleaseSamplingError(StreamingError):
 
 class DestinationRefusedError(StreamingError):
     """A network destination the network policy refuses (tempo.streaming.netguard; the URL redacted)."""
+
+
+class NoAudioStreamError(StreamingError):
+    def __init__(self, source: str) -> None:
+        super().__init__(f"{source!r} has no audio stream, so there is no speech to recognise.")
+
+
+class SubtitleError(StreamingError):
+    """A subtitle file or stream the user named could not be used."""

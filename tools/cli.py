@@ -39,6 +39,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tempo.tools.commands.rules",
     "tempo.tools.commands.alerts",
     "tempo.tools.commands.eval",
+    "tempo.tools.commands.subtitles",
 )
 
 

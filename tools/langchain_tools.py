@@ -51,4 +51,5 @@ def _as_tool(toolkit: VideoToolkit, name: str) -> StructuredTool:
 def tempo_tools(source: TempoService | VideoToolkit, **conversation_options: Any) -> list[StructuredTool]:
     """The tools over a service (a new `Conversations` with `conversation_options`) or a toolkit."""
     toolkit = source if isinstance(source, VideoToolkit) else VideoToolkit.for_service(source, **conversation_options)
-    return [_as_tool(toolkit, name) for name in ("ask_video", "search_moments", "list_streams", "list_alerts")]
+    return [_as_tool(toolkit, name) for name in ("ask_video", "search_moments", "list_streams", "list_alerts",
+                                                 "transcript")]

@@ -11,6 +11,8 @@ from fastapi import FastAPI
 from pydantic import BaseModel, Field
 from tempo import inputs
 from tempo.agent.cross import search_streams
+from tempo.inputs import check_time_range
+from tempo.memory.text_index import read_cues
 
 if TYPE_CHECKING:
     from tempo.tools.server import TempoServer
@@ -33,6 +35,22 @@ class Moment(BaseModel):
     start: float
     end: float
     score: float
+    words: list[str] = []  # the cue texts (subtitles, speech) the segment holds
+
+
+class TranscriptCue(BaseModel):
+    text: str
+    start: float
+    end: float
+    source: str
+    language: str | None
+
+
+class TranscriptOut(BaseModel):
+    stream: str
+    start: float | None
+    end: float | None
+    cues: list[TranscriptCue]
 
 
 class SearchOut(BaseModel):
@@ -47,8 +65,13 @@ def register_search_routes(app: FastAPI, server: TempoServer) -> None:
     @app.post("/v1/search", tags=["search"])
     async def search(body: SearchRequest) -> SearchOut:
         def work() -> SearchOut:
-            # The query embedded once and one FAISS top-K over all the chosen streams (tempo.agent.cross).
+            # The query embedded once: one FAISS top-K over all the chosen streams, fused with the keyword
+            # matches of their words (tempo.agent.cross.search_streams).
             hits = search_streams(service, body.streams, body.query, top_k=body.top_k, start=body.start, end=body.end)
+            words = {
+                name: read_cues(service.store, name, [int(h.index) for h in hits if h.stream == name])
+                for name in dict.fromkeys(h.stream for h in hits)
+            }
             moments = [
                 Moment(
                     stream=h.stream,
@@ -56,6 +79,7 @@ def register_search_routes(app: FastAPI, server: TempoServer) -> None:
                     start=round(float(h.start), 3),
                     end=round(float(h.end), 3),
                     score=round(float(h.score), 6),
+                    words=[c.text for c in words[h.stream].get(int(h.index), ())],
                 )
                 for h in hits
             ]
@@ -66,3 +90,18 @@ def register_search_routes(app: FastAPI, server: TempoServer) -> None:
             return await anyio.to_thread.run_sync(work)
         finally:
             server.tool_metrics.record("search_moments", time.perf_counter() - t0, error=False)
+
+    @app.get("/v1/streams/{name}/transcript", tags=["search"])
+    async def transcript(
+        name: inputs.StreamName, start: inputs.StreamTime | None = None, end: inputs.StreamTime | None = None
+    ) -> TranscriptOut:
+        """The cues (subtitles, speech) of stream `name` overlapping [start, end) seconds, in time order."""
+
+        def work() -> TranscriptOut:
+            info = service.stream(name)
+            time_range = check_time_range(start, end, info.end)
+            cues = [TranscriptCue(**c.to_dict()) for c in service.transcript(name, time_range)]
+            lo, hi = (None, None) if time_range is None else time_range
+            return TranscriptOut(stream=name, start=lo, end=hi, cues=cues)
+
+        return await anyio.to_thread.run_sync(work)

@@ -87,6 +87,8 @@ FLAG_TABLE: dict[str, frozenset[str]] = {
     "--streams": NAMES,
     "--start": frozenset({"zero"}),
     "--end": frozenset({"zero"}),
+    "--subtitles": ALL - {"empty"},  # tempo ingest's subtitle files (judged when read)
+    "--asr": ALL - {"empty"},  # tempo ingest's Whisper directory or hub id (judged when loaded)
     # tempo serve
     "--max-queue": NONE,
     "--ask-timeout": NONE,

@@ -189,3 +189,30 @@ def test_console_ingest_ask_timeline_and_citation_seek(browser, serve_server, se
     # The README's picture of the console (docs/console.png) is this screenshot when asked for.
     if os.environ.get("TEMPO_UPDATE_DOCS_SCREENSHOT"):
         shutil.copy(path, Path(__file__).resolve().parents[2] / "docs" / "console.png")
+
+
+def test_console_transcript_lists_cues_seeks_and_highlights(browser, serve_server, serve_memory):
+    """The transcript under the player: the stream's cues listed, a click seeks, the current cue is highlighted."""
+    from tempo.engine.text_track import add_text_track
+    from tempo.memory import RedisMemoryStore
+    from tempo.streaming.subtitles import Cue, CueTrack
+
+    store = RedisMemoryStore.connect(serve_memory.url)
+    add_text_track(store, "cam", CueTrack([Cue(2.0, 3.5, "good morning", "srt", "en"),
+                                          Cue(21.0, 23.0, "a blue elephant", "srt", "en")]))
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(serve_server.base + "/")
+    page.wait_for_selector('#streams li[data-name="cam"]', timeout=30_000)
+    page.click('#streams li[data-name="cam"]')
+    page.wait_for_selector("#transcript li", timeout=30_000)
+    items = page.query_selector_all("#transcript li")
+    assert [i.inner_text() for i in items] == ["0:02 good morning", "0:21 a blue elephant"]
+    page.wait_for_function("document.getElementById('player').readyState >= 1", timeout=30_000)
+    items[1].click()
+    page.wait_for_function("Math.abs(document.getElementById('player').currentTime - 21.0) < 0.3", timeout=30_000)
+    page.wait_for_selector("#transcript li.current", timeout=10_000)
+    assert page.inner_text("#transcript li.current") == "0:21 a blue elephant"
+    shot(page, "transcript")
+    assert errors == []

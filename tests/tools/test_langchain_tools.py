@@ -49,7 +49,7 @@ def run_agent(tools, script: list[AIMessage]) -> dict[str, ToolMessage]:
 
 def test_tools_have_typed_input_schemas(fresh_toolkit):
     tools = {t.name: t for t in tempo_tools(fresh_toolkit)}
-    assert set(tools) == {"ask_video", "search_moments", "list_streams", "list_alerts"}
+    assert set(tools) == {"ask_video", "search_moments", "list_streams", "list_alerts", "transcript"}
     ask = tools["ask_video"].tool_call_schema.model_json_schema()
     assert ask["required"] == ["question"]  # no stream: across all streams
     assert set(ask["properties"]) == {"question", "stream", "thread_id", "start", "end"}

@@ -68,8 +68,8 @@ async def session_script(client: Client, thread: str) -> dict:
 
 
 def check_script(out: dict, cli_thread: dict, thread: str) -> None:
-    assert set(out["tools"]) == {"ask_video", "search_moments", "list_streams", "list_alerts"}
     assert out["tools"]["ask_video"]["required"] == ["question"]  # no stream: across all streams
+    assert set(out["tools"]) == {"ask_video", "search_moments", "list_streams", "list_alerts", "transcript"}
     assert out["tools"]["search_moments"]["properties"]["top_k"]["maximum"] == 50
     assert [s["name"] for s in out["streams"]["streams"]] == ["cam"]
     first, second = out["turns"]

@@ -10,10 +10,14 @@ from tempo.eval.prompts import BENCHMARKS
 
 
 def _run(args: argparse.Namespace) -> int:
+    from tempo.eval.errors import AnnotationError
     from tempo.eval.harness import EvalSettings, run_eval
     from tempo.eval.summary import summary_path
 
-    out = args.out or Path(f"results-{args.benchmark}-{args.mode}-{args.budget}.jsonl")
+    if args.subtitles and args.benchmark != "videomme":
+        raise AnnotationError("--subtitles is Video-MME's setting: use it with `tempo eval videomme`.")
+    subs = "-subtitles" if args.subtitles else ""
+    out = args.out or Path(f"results-{args.benchmark}{subs}-{args.mode}-{args.budget}.jsonl")
     settings = EvalSettings(
         benchmark=args.benchmark,
         data=Path(args.data),
@@ -26,6 +30,7 @@ def _run(args: argparse.Namespace) -> int:
         embedder=args.embedder,
         top_k=args.top_k,
         redis_url=args.redis_url,
+        subtitles=args.subtitles,
     )
     report = run_eval(settings, progress=sys.stderr.isatty())
     print(report.markdown())
@@ -63,6 +68,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "ingest each video once and answer from memory (top-K candidates)")
     # Memory mode answers as `tempo ask --stream` does, so its table measures what users get.
     add_top_k_option(parser, AskSettings.top_k, "memory mode: candidate segments per question")
+    parser.add_argument("--subtitles", action="store_true",
+                        help="Video-MME with subtitles: each question is prefixed with its video's subtitles "
+                             "(subtitle/VIDEOID.srt under --data), as lmms-eval's videomme_w_subtitle task")
     parser.add_argument("--limit", type=arg_type(inputs.SegmentCount, "count"), default=None, metavar="N",
                         help="only the first N questions")
     parser.add_argument("--out", default=None, metavar="FILE", type=arg_type(inputs.Name, "path"),

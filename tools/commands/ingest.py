@@ -123,6 +123,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "holds it (default: one lease period, $TEMPO_WRITER_LEASE or 30 s; 0: fail at once). A holder "
         "on this host that is no longer running (a crashed ingest) is taken over at once",
     )
+    parser.add_argument(
+        "--subtitles",
+        action="append",
+        default=[],
+        metavar="PATH",
+        type=arg_type(inputs.Name, "path"),
+        help="a .srt or .vtt file whose cues the segments keep (repeatable; default: VIDEO.srt or VIDEO.vtt "
+        "beside a file). Text subtitle streams inside the container are always read; a malformed cue is "
+        "reported with its line number and skipped",
+    )
+    parser.add_argument(
+        "--asr",
+        default=None,
+        metavar="DIR|HUB_ID",
+        type=arg_type(inputs.Name, "checkpoint"),
+        help="also transcribe the file's audio track with this Whisper checkpoint (a directory or a hub id, "
+        "e.g. openai/whisper-small); each segment keeps the speech cues that overlap it, with the language "
+        "Whisper reports",
+    )
     parser.add_argument("--json", action="store_true", help="print the ingest report as JSON")
     add_model_options(parser)
     add_memory_options(parser)
@@ -170,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         proxy=proxy,
         lease_wait=args.lease_wait,
+        subtitles=args.subtitles,
+        asr=args.asr,
     )
     return _report(
         args,

@@ -84,6 +84,7 @@ async function selectStream(name) {
   await refreshStreams();
   const s = state.streams.find((x) => x.name === name);
   if (s && s.end) loadClip(s.start || 0, s.end, s.start || 0);
+  await loadTranscript();
   await loadThreads();
   await loadRules();
 }
@@ -107,6 +108,30 @@ function seek(t) {
   }
   const lo = end - start <= CLIP_MAX ? start : Math.max(start, t - CLIP_MAX / 2);
   loadClip(lo, Math.min(end, lo + CLIP_MAX), t);
+}
+
+// ----- transcript (subtitles, speech) -----------------------------------------------------------------------
+
+async function loadTranscript() {
+  const list = $("transcript");
+  let body = { cues: [] };
+  try { body = await (await api(`/v1/streams/${encodeURIComponent(state.stream)}/transcript`)).json(); } catch (_) { /* none */ }
+  list.replaceChildren(...body.cues.map((c) => {
+    const item = el("li", { "data-start": c.start, "data-end": c.end, title: `${c.source}${c.language ? " · " + c.language : ""}` },
+      el("span", { "class": "t" }, clock(c.start)), " ", c.text);
+    item.addEventListener("click", () => seek(c.start));
+    return item;
+  }));
+  list.hidden = body.cues.length === 0;
+}
+
+function highlightCue() {
+  if (!state.clip) return;
+  const t = state.clip.start + $("player").currentTime;
+  for (const li of $("transcript").children) {
+    const on = t >= Number(li.dataset.start) && t < Number(li.dataset.end);
+    li.classList.toggle("current", on);
+  }
 }
 
 // ----- timeline strip ------------------------------------------------------------------------------------
@@ -373,6 +398,8 @@ $("rule-form").addEventListener("submit", async (e) => {
 });
 
 $("thread-select").addEventListener("change", (e) => showThread(e.target.value));
+$("player").addEventListener("timeupdate", highlightCue);
+$("player").addEventListener("seeked", highlightCue);
 
 refreshStreams();
 setInterval(refreshStreams, 2000);
