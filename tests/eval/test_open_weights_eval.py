@@ -36,5 +36,5 @@ def test_reference_eval_runs_in_the_open_weights_family(
     )
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in records] == [i.id for i in load_items("lvbench", bench_dirs["lvbench"])]
-    assert all(r["error"] is None and r["run"]["model"] == str(qwen) for r in records)
+    assert all(r["error"] is None and r["run"]["model"]["path"] == str(qwen.resolve()) for r in records)
     assert "| this run | 64 | reference |" in capsys.readouterr().out
