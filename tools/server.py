@@ -156,6 +156,8 @@ def create_app(service: Any, settings: ServeSettings | None = None) -> Any:
         summary="Streaming video memory: ask, search, clips, threads, ingest jobs; MCP at /mcp.",
         version="1",
         lifespan=lifespan,
+        docs_url=None,  # /docs is served by register_console_routes from local assets (no CDN)
+        redoc_url=None,
     )
     app.state.tempo = server
     app.router.routes.extend(mcp_app.routes)  # POST/GET/DELETE /mcp (streamable HTTP)
@@ -184,7 +186,7 @@ def create_app(service: Any, settings: ServeSettings | None = None) -> Any:
     return HTTPGuard(
         outer,
         token=settings.token,
-        open_paths=("/health", "/"),
+        open_paths=("/health", "/", "/favicon.ico"),
         open_prefixes=("/static/",),
         allowed_origins=settings.cors_origins,
         cookie_name=TOKEN_COOKIE,
