@@ -76,6 +76,7 @@ class ServeSettings:
     clip_dir: Path | None = None  # rendered clips (default: a temporary directory)
     resume_jobs: bool = True
     warm: bool = True  # load the model and embedder at start (so the first request is not slow)
+    access_log: bool = False  # one line per request on stderr (tempo.tools.access_log), secrets redacted
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -183,7 +184,7 @@ def create_app(service: Any, settings: ServeSettings | None = None) -> Any:
             expose_headers=["Mcp-Session-Id", "Content-Range", "X-Clip-Start"],
         )
     outer = BodyLimit(outer, settings.max_body_bytes)
-    return HTTPGuard(
+    guarded = HTTPGuard(
         outer,
         token=settings.token,
         open_paths=("/health", "/", "/favicon.ico"),
@@ -191,3 +192,9 @@ def create_app(service: Any, settings: ServeSettings | None = None) -> Any:
         allowed_origins=settings.cors_origins,
         cookie_name=TOKEN_COOKIE,
     )
+    if settings.access_log:
+        from tempo.tools.access_log import AccessLog, enable_access_log
+
+        enable_access_log()
+        return AccessLog(guarded)
+    return guarded

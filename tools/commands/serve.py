@@ -61,6 +61,12 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         default=1 << 20,
         help="largest request body in bytes (default 1 MiB)",
     )
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log one line per request on stderr (client, method, path, status, bytes, seconds); tokens "
+        "and secret query values are redacted, headers and bodies never logged",
+    )
     add_max_new_tokens_option(parser)
     add_model_options(parser)
     add_memory_options(parser)
@@ -108,6 +114,7 @@ def _run(args: argparse.Namespace) -> int:
         ask_timeout=args.ask_timeout,
         max_body_bytes=args.max_body,
         max_new_tokens=args.max_new_tokens,
+        access_log=args.access_log,
     )
     app = create_app(service, settings)
 
