@@ -91,12 +91,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     import sys
 
-    from tempo.service import TempoService
     from tempo.tools import http_run
     from tempo.tools.http_security import require_token_off_loopback, resolve_token
-    from tempo.tools.server import ServeSettings, create_app
     from tempo.tools.server_sources import SourceNotAllowedError
 
+    # What a user can get wrong is checked before the model stack is imported (seconds): the token,
+    # the media root, and the port (bound here, served once the app is built).
     token = resolve_token(flag=args.token, token_file=args.token_file)
     require_token_off_loopback(args.host, token, "tempo")
     media_root = None
@@ -104,6 +104,10 @@ def _run(args: argparse.Namespace) -> int:
         media_root = Path(args.media_root).expanduser()
         if not media_root.is_dir():
             raise SourceNotAllowedError(f"--media-root {args.media_root!r} is not a directory")
+    sock = http_run.bind(args.host, args.port)
+    from tempo.service import TempoService
+    from tempo.tools.server import ServeSettings, create_app
+
     service = TempoService(model=args.model, embedder=args.embedder, redis_url=args.redis_url, device=args.device)
     settings = ServeSettings(
         token=token,
@@ -124,5 +128,5 @@ def _run(args: argparse.Namespace) -> int:
     # Memory retention runs for the server's whole life, as in `tempo mcp`, and stops with it:
     # `http_run.serve` returns after SIGTERM or Ctrl-C instead of letting the signal kill the process.
     with service.start_retention():
-        return http_run.serve(app, host=args.host, port=args.port, on_listen=announce,
+        return http_run.serve(app, host=args.host, port=args.port, on_listen=announce, sock=sock,
                               log_level="warning", server_header=False)
