@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 
-
 # `tempo ARGS` in a fresh interpreter; then whether torch was imported, on the last stderr line.
 PROBE = (
     "import sys\n"
