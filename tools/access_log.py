@@ -50,12 +50,13 @@ class AccessLog:
             await self.app(scope, receive, logged_send)
         finally:
             query = scope.get("query_string", b"").decode("latin-1")
-            target = redact_url(f"http://h{scope.get('path', '')}" + (f"?{query}" if query else ""))
+            path = _printable(scope.get("path", ""))  # before parsing: urlsplit drops newlines silently
+            target = redact_url(f"http://h{path}" + (f"?{_printable(query)}" if query else ""))
             target = target.removeprefix("http://h")
             client = scope.get("client") or ("-", 0)
             log.info(
                 '%s "%s %s" %d %d B %.3f s',
-                client[0], scope.get("method", "-"), _printable(target), status, sent, time.monotonic() - began,
+                client[0], _printable(scope.get("method", "-")), target, status, sent, time.monotonic() - began,
             )  # fmt: skip
 
 

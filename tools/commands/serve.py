@@ -62,6 +62,13 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         help="largest request body in bytes (default 1 MiB)",
     )
     parser.add_argument(
+        "--max-upload",
+        type=arg_type(inputs.ByteCount, "bytes"),
+        default=2 << 30,
+        help="largest video file the console (POST /v1/streams/S/upload) may upload into --media-root/uploads, "
+        "in bytes (default 2 GiB)",
+    )
+    parser.add_argument(
         "--access-log",
         action="store_true",
         help="log one line per request on stderr (client, method, path, status, bytes, seconds); tokens "
@@ -117,6 +124,7 @@ def _run(args: argparse.Namespace) -> int:
         max_queue=args.max_queue,
         ask_timeout=args.ask_timeout,
         max_body_bytes=args.max_body,
+        max_upload_bytes=args.max_upload,
         max_new_tokens=args.max_new_tokens,
         access_log=args.access_log,
     )
