@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import anyio
 import numpy as np
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from tempo.errors import TempoError, TooManyRequestsError
 from tempo.tools.clip_render import FragmentedMP4, GrowingFile
 from tempo.tools.errors import ClipRangeError
@@ -168,9 +168,38 @@ async def follow(growing: GrowingFile) -> AsyncIterator[bytes]:
         reader.close()
 
 
+def still_frame(service, stream: str, t: float) -> bytes:
+    """A JPEG of the memory's frame of `stream` at stream time `t` (the last sampled frame at or before
+    it in the segment holding it): a search result's thumbnail."""
+    import io
+
+    from PIL import Image
+    from tempo.memory.replay import load_segments
+
+    info, _, _, indices = clip_range(service, stream, t, t + 1e-3)
+    (segment,) = load_segments(service.store, info, indices[:1])
+    times = segment.timestamps
+    at = max(0, int(np.searchsorted(times, t, side="right")) - 1)  # (F,) seconds, increasing
+    out = io.BytesIO()
+    Image.fromarray(segment.frames[at]).save(out, format="JPEG", quality=80)
+    return out.getvalue()
+
+
 def register_clip_routes(app: FastAPI, server: TempoServer) -> None:
-    """GET /v1/streams/{stream}/clip over `server.service`, rendered into `server.clips`."""
+    """GET /v1/streams/{stream}/clip over `server.service`, rendered into `server.clips`, and
+    GET /v1/streams/{stream}/frame (one still frame)."""
     service = server.service
+
+    @app.get(
+        "/v1/streams/{stream}/frame",
+        tags=["clips"],
+        response_class=Response,
+        responses={200: {"content": {"image/jpeg": {}}}},
+    )
+    async def frame(stream: str, t: Annotated[float, Query(ge=0, allow_inf_nan=False)] = 0.0) -> Response:
+        """JPEG of the stored frame at stream time t (seconds): what the memory holds there."""
+        data = await anyio.to_thread.run_sync(lambda: still_frame(service, stream, t))
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
 
     @app.get(
         "/v1/streams/{stream}/clip",
