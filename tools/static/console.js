@@ -94,8 +94,19 @@ async function refreshStreams() {
     item.addEventListener("click", () => selectStream(s.name));
     return item;
   }));
-  const job = state.job && streams.map((s) => s.job).find((j) => j && j.id === state.job);
-  if (job) $("ingest-status").textContent = `job ${job.id}: ${job.state}, ${job.segments} segments`;
+  let job = state.job && streams.map((s) => s.job).find((j) => j && j.id === state.job);
+  if (state.job && !job) { // a job whose stream has no segment yet (a camera that never answered)
+    try { job = await (await api(`/v1/jobs/${encodeURIComponent(state.job)}`)).json(); } catch (_) { job = null; }
+  }
+  if (job) { // the job started here: its state, and its error while it failed or retries
+    const error = jobError(job), parts = [`job ${job.id}: ${job.state}, ${job.segments} segments `];
+    if (["running", "retrying"].includes(job.state)) {
+      const stop = el("button", { type: "button", "class": "stop" }, "Stop");
+      stop.addEventListener("click", () => stopJob(job.id, stop));
+      parts.push(stop);
+    }
+    $("ingest-status").replaceChildren(...parts, ...(error ? [error] : []));
+  }
   if (state.stream) {
     const s = streams.find((x) => x.name === state.stream);
     if (s) {
@@ -132,11 +143,31 @@ async function selectStream(name) {
 
 // ----- player ------------------------------------------------------------------------------------------
 
-function loadClip(lo, hi, target) {
+// A clip still being rendered arrives as one stream (no Range), which the player cannot seek in; once
+// all of it has arrived the server holds the finished file, and loading it again gives a seekable one.
+function loadClip(lo, hi, target, again = false) {
   const player = $("player");
-  state.clip = { start: lo, end: hi };
-  player.src = `/v1/streams/${encodeURIComponent(state.stream)}/clip?start=${lo.toFixed(3)}&end=${hi.toFixed(3)}`;
-  player.addEventListener("loadedmetadata", () => { player.currentTime = target - lo; }, { once: true });
+  const clip = { start: lo, end: hi, target };
+  state.clip = clip;
+  const url = `/v1/streams/${encodeURIComponent(state.stream)}/clip?start=${lo.toFixed(3)}&end=${hi.toFixed(3)}`;
+  player.src = url;
+  const onProgress = () => {
+    const b = player.buffered;
+    if (state.clip !== clip || !b.length || b.end(b.length - 1) < player.duration - 0.05) return;
+    player.removeEventListener("progress", onProgress);
+    if (!canSeek(clip.target - lo)) loadClip(lo, hi, clip.target, true); // now the finished file
+  };
+  // The target may move before the clip's metadata arrives (a seek right after selecting the stream).
+  player.addEventListener("loadedmetadata", () => {
+    if (canSeek(clip.target - lo)) player.currentTime = clip.target - lo;
+    else if (!again) { player.addEventListener("progress", onProgress); onProgress(); }
+  }, { once: true });
+}
+
+function canSeek(t) {
+  const r = $("player").seekable;
+  for (let i = 0; i < r.length; i++) if (r.start(i) <= t && t <= r.end(i)) return true;
+  return t === 0;
 }
 
 async function seek(t, stream = null) {
@@ -145,7 +176,8 @@ async function seek(t, stream = null) {
   const end = s && s.end ? s.end : t + 1;
   const start = s && s.start ? s.start : 0;
   if (state.clip && t >= state.clip.start && t < state.clip.end) {
-    $("player").currentTime = t - state.clip.start;
+    state.clip.target = t;
+    if ($("player").readyState >= 1 && canSeek(t - state.clip.start)) $("player").currentTime = t - state.clip.start;
     return;
   }
   const lo = end - start <= CLIP_MAX ? start : Math.max(start, t - CLIP_MAX / 2);
@@ -536,14 +568,14 @@ $("search-close").addEventListener("click", () => { $("search-results").hidden =
 
 // ----- stop the ingest, delete the stream, cancel a question -------------------------------------------------
 
-$("stop-job").addEventListener("click", async () => {
-  const job = $("stop-job").dataset.job;
-  if (!job) return;
-  $("stop-job").disabled = true;
-  try { await api(`/v1/jobs/${encodeURIComponent(job)}/stop`, { method: "POST" }); } catch (err) { $("stream-state").textContent = err.message; }
-  $("stop-job").disabled = false;
+async function stopJob(job, button) {
+  button.disabled = true;
+  try { await api(`/v1/jobs/${encodeURIComponent(job)}/stop`, { method: "POST" }); } catch (err) { button.title = err.message; }
+  button.disabled = false;
   refreshStreams();
-});
+}
+
+$("stop-job").addEventListener("click", () => { if ($("stop-job").dataset.job) stopJob($("stop-job").dataset.job, $("stop-job")); });
 
 $("delete-stream").addEventListener("click", async () => {
   const name = state.stream;
