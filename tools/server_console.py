@@ -1,7 +1,8 @@
 """The web console of `tempo serve`: GET / (index.html, open without a token so the page can ask for
 one), its assets under /static (tempo/tools/static), a favicon, and the API docs at /docs served
-without any CDN: Swagger UI's files come from the `swagger-ui-bundle` package, through FastAPI's
-documented self-hosting hooks (the app is made with `docs_url=None`, see `create_app`)."""
+without any CDN: Swagger UI's files come from the `swagger-ui-bundle-v2` package (Swagger UI 5, which
+reads OpenAPI 3.1), through FastAPI's documented self-hosting hooks (the app is made with
+`docs_url=None`, see `create_app`)."""
 
 from __future__ import annotations
 
