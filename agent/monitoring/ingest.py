@@ -6,8 +6,8 @@ and `tempo eval` run.
 The service ingests (decode → generic pass → embed → commit); this adds, above it, the stream's
 `RuleMonitor` (its rules scored in the same forward pass, alerts committed with their segment,
 `--verify` asked through `Conversations.ask_once`), webhook delivery while the ingest runs (when
-$TEMPO_WEBHOOK_SECRET is set), and, when the source was read to its end, the close of the episodes
-still open, at the last segment's end.
+$TEMPO_WEBHOOK_SECRET is set), and, when a file source was read to its end (not a chunk of
+`max_segments`, not a camera that dropped), the close of the episodes still open, at the last segment's end.
 """
 
 from __future__ import annotations
@@ -44,8 +44,10 @@ def monitored_ingest(
 
     try:
         report = service.ingest(source, stream, monitors=make, **options)
-        if not report.interrupted and monitors and options.get("commit", True):
-            # The source ended: no segment will close its open episodes, so its end does.
+        limit = options.get("max_segments")
+        ended = not report.interrupted and (limit is None or report.committed < limit)  # not a chunk's end
+        if ended and monitors and options.get("commit", True) and not service.stream(stream).source.get("live"):
+            # A file read to its end: no segment will close its open episodes, so its end does.
             monitors[-1].source_ended()
         return report
     finally:
