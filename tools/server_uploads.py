@@ -45,6 +45,7 @@ class BodyLimits:
     (both through `BodyLimit`: 413 by Content-Length or as the body arrives)."""
 
     def __init__(self, app: Any, limit: int, upload_limit: int) -> None:
+        self.app = app  # the wrapped app (middleware chains are walked through `.app`)
         self.default = BodyLimit(app, limit)
         self.upload = BodyLimit(app, upload_limit)
 
