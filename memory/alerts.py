@@ -120,39 +120,6 @@ end
 return 1
 """
 
-# KEYS: stream info, rule state, outbox. ARGV: index, #states, then (rule id, state JSON, expected
-#       old state JSON) per state, then per event (kind, webhook, #fields, field/value pairs).
-# The end of a source: applies only while segment `index` is the last committed and the rule states
-# were last applied at it and are still as the caller read them (a second close, or an ingest that
-# went on meanwhile, no-ops). Outbox ids "<index>-*" follow that segment's own events.
-_CLOSE_AT_END = """#!lua
-local index = tonumber(ARGV[1])
-if tonumber(redis.call('HGET', KEYS[1], 'committed') or '-2') ~= index then return 0 end
-if tonumber(redis.call('HGET', KEYS[2], '@') or '-1') ~= index then return 0 end
-local ns = tonumber(ARGV[2])
-local a = 3
-for j = 1, ns do
-  if redis.call('HGET', KEYS[2], ARGV[a]) ~= ARGV[a + 2] then return 0 end
-  a = a + 3
-end
-a = 3
-for j = 1, ns do
-  redis.call('HSET', KEYS[2], ARGV[a], ARGV[a + 1])
-  a = a + 3
-end
-while a <= #ARGV do
-  local entry = {'event', ARGV[a], 'webhook', ARGV[a + 1]}
-  local nf = tonumber(ARGV[a + 2])
-  a = a + 3
-  for f = 1, 2 * nf do
-    entry[#entry + 1] = ARGV[a]
-    a = a + 1
-  end
-  redis.call('XADD', KEYS[3], ARGV[1] .. '-*', unpack(entry))
-end
-return 1
-"""
-
 # KEYS: relay marks, alert time index, events stream, verify set, then one alert hash per entry.
 # ARGV: stream number, events maxlen, #entries, then per entry (outbox id, kind, webhook, alert id,
 #       zscore, #fields, field/value pairs), in outbox order.
@@ -351,7 +318,6 @@ class AlertStore:
         self._relay = Script(client, _RELAY)
         self._verify = Script(client, _VERIFY)
         self._forget = Script(client, _FORGET)
-        self._close_at_end = Script(client, _CLOSE_AT_END)
 
     @classmethod
     def of(cls, store: RedisMemoryStore) -> AlertStore:
@@ -457,23 +423,11 @@ class AlertStore:
 
         return queue
 
-    @redis_errors
     def close_at_end(self, commit: RuleCommit, old_states: dict[str, str]) -> bool:
-        """Commit the closes of a source's end (`commit.index`: its last segment; `commit.states`: the
-        rule states after them, `old_states` as they were read) and relay them. False when the stream
-        moved on meanwhile or another close came first (nothing written)."""
-        keys = [self._stream_keys.info(commit.stream), self.keys.rule_state(commit.stream),
-                self.keys.outbox(commit.stream)]
-        args: list[Any] = [commit.index, len(commit.states)]
-        for rule_id, state in commit.states.items():
-            args += [rule_id, state or "", old_states[rule_id]]
-        for kind, alert, webhook in commit.events:
-            fields = [x for k, v in alert.items() for x in (k, _field_json(v))]
-            args += [kind, webhook or "", len(fields) // 2, *fields]
-        if not int(self._close_at_end(keys=keys, args=args)):
-            return False
-        self.relay(commit.stream)
-        return True
+        """Commit the closes of a source's end and relay them (tempo.memory.alert_close)."""
+        from tempo.memory.alert_close import close_at_end
+
+        return close_at_end(self, commit, old_states)
 
     # ---- the outbox relay ---------------------------------------------------------------------------
     @redis_errors
