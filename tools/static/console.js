@@ -137,7 +137,8 @@ async function selectStream(name) {
   const s = state.streams.find((x) => x.name === name);
   if (s && s.end) loadClip(s.start || 0, s.end, s.start || 0);
   await loadThreads();
-  await showThread(state.thread);
+  // The thread selected last time, with its turns and strips; not over a question asked meanwhile.
+  if (state.thread && !state.asking) await showThread(state.thread);
   await loadRules();
 }
 
@@ -288,7 +289,7 @@ async function loadThreads() {
       `${title.length > 60 ? title.slice(0, 59) + "…" : title} · ${t.turns} turn${t.turns === 1 ? "" : "s"}` +
       (last ? ` · ${last}` : ""));
   }));
-  if (state.thread && !threads.some((t) => t.id === state.thread)) state.thread = "";
+  if (state.thread && !state.asking && !threads.some((t) => t.id === state.thread)) state.thread = ""; // gone
   select.value = state.thread;
 }
 
@@ -360,6 +361,7 @@ async function ask(question) {
         turn.a.textContent = data.answer;
         if (data.citations.length) turn.item.append(citationLinks(data.citations));
         saveStrip(data.thread_id || thread, turn.turn, stripOf(data));
+        if (data.thread_id && state.stream === stream) state.thread = data.thread_id;
         if (state.stream === stream) showTurn(turn.turn);
         await loadThreads();
       }
