@@ -155,8 +155,9 @@ def parse_clock(text: str) -> ClockTime | None:
 
 
 def format_clock(seconds: float) -> str:
-    """Stream seconds as M:SS(.s) or H:MM:SS(.s): the one clock format of every output."""
-    h, rest = divmod(float(seconds), 3600)
+    """Stream seconds as M:SS(.s) or H:MM:SS(.s): the one clock format of every output (the console's
+    `clock` in tools/static/console.js writes the same). Rounded to 0.1 s first, so 119.98 s is 2:00."""
+    h, rest = divmod(round(float(seconds), 1), 3600)
     m, s = divmod(rest, 60)
     frac = f"{s:04.1f}" if s != int(s) else f"{int(s):02d}"
     return f"{int(h)}:{int(m):02d}:{frac}" if h else f"{int(m)}:{frac}"

@@ -58,10 +58,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import redis
-from tempo import settings
 from tempo.errors import redact_url
 from tempo.inputs import MAX_COOLDOWN, MAX_MIN_SEGMENTS, MAX_RULE_TEXT
 from tempo.memory.cluster import Script, is_cluster
@@ -74,8 +72,7 @@ from tempo.memory.errors import (
 )
 from tempo.memory.keys import MonitoringKeys, StreamKeys
 from tempo.memory.store import RedisMemoryStore
-from tempo.streaming import netguard
-from tempo.streaming.errors import DestinationRefusedError
+from tempo.memory.webhook_url import check_webhook_url
 
 EVENTS_MAXLEN = 100_000  # entries kept in the event stream (approximate trimming)
 HISTORY_MAXLEN = 4096  # scores kept per rule and stream for --enter auto (> 1 h of 4 s segments)
@@ -247,24 +244,6 @@ def _finite(name: str, value: float, lo: float, hi: float) -> float:
     if not lo <= value <= hi:
         raise InvalidRuleError(f"--{name} must be between {lo:g} and {hi:g}, not {value:g}")
     return float(value)
-
-
-def check_webhook_url(url: str, *, deny_private: bool | None = None) -> None:
-    """Refuse a webhook URL the delivery policy would refuse (tempo.streaming.netguard): not http(s), a
-    cloud metadata or link-local destination, and with `deny_private` (default: the environment's
-    setting) a loopback or private one."""
-    try:
-        parts = urlsplit(url)
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:
-        ok = False
-    if not ok:
-        raise InvalidRuleError(f"--webhook must be an http:// or https:// URL, not {redact_url(url)!r}")
-    deny = settings.deny_private_networks() if deny_private is None else deny_private
-    try:
-        netguard.check_webhook_url(url, deny_private=deny)
-    except DestinationRefusedError as exc:
-        raise InvalidRuleError(f"--webhook refused: {exc}") from None
 
 
 def validate_rule(rule: Rule, *, deny_private: bool | None = None) -> Rule:
@@ -451,6 +430,12 @@ class AlertStore:
             self._apply(keys=keys, args=args, client=pipe)
 
         return queue
+
+    def close_at_end(self, commit: RuleCommit, old_states: dict[str, str]) -> bool:
+        """Commit the closes of a source's end and relay them (tempo.memory.alert_close)."""
+        from tempo.memory.alert_close import close_at_end
+
+        return close_at_end(self, commit, old_states)
 
     # ---- the outbox relay ---------------------------------------------------------------------------
     @redis_errors

@@ -68,6 +68,7 @@ def test_one_clock_format() -> None:
     from tempo.engine.timeexpr import format_clock
 
     assert [format_clock(t) for t in (0, 4.5, 65, 3725.25)] == ["0:00", "0:04.5", "1:05", "1:02:05.2"]
+    assert [format_clock(t) for t in (119.98, 59.96, 3599.97)] == ["2:00", "1:00", "1:00:00"]  # never "1:60.0"
 
 
 def test_one_centre_time_rule_for_segments_and_plans() -> None:

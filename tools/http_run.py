@@ -116,15 +116,22 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def serve(
-    app: Any, *, host: str, port: int, on_listen: Callable[[str], None] | None = None, **config: Any
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    on_listen: Callable[[str], None] | None = None,
+    sock: socket.socket | None = None,
+    **config: Any,
 ) -> int:
     """Serve `app` until SIGTERM or Ctrl-C; returns the exit code (0 after SIGTERM, 130 after Ctrl-C).
 
     `on_listen(base)` is called once the server accepts connections, with its base URL
     ("http://127.0.0.1:8000", the port actually bound).
+    `sock`: a socket already listening (from `bind`, taken early so a port in use is told at once).
     `config` goes to `uvicorn.Config` (log_level, server_header, ...).
     """
-    sock = bind(host, port)
+    sock = sock or bind(host, port)
     bound = sock.getsockname()[1]
     config = {"http": HeaderDeadlineProtocol, "timeout_keep_alive": KEEP_ALIVE_TIMEOUT, **config}
     server = _Server(uvicorn.Config(app, host=host, port=bound, **config))

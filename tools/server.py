@@ -11,7 +11,8 @@ routes (`TempoServer`) and the wiring; each resource has its router beside it:
     server_streams.py    /v1/streams               server_jobs.py      ingest jobs (/v1/jobs, .../ingest)
     server_questions.py  ask and /v1/threads       server_search.py    /v1/search
     server_alerts.py     /v1/rules, /v1/alerts     server_clips.py     .../clip (MP4)
-    server_status.py     /health, /metrics         server_console.py   / and /static
+    server_status.py     /health, /metrics         server_console.py   /, /static, /docs
+    server_uploads.py    .../upload (video files)
     server_problems.py   errors as RFC 9457 problem documents, the status code by error category
 
 Concurrency: questions (model calls) wait in one FIFO queue of bounded length (tempo.tools.model_queue):
@@ -19,7 +20,7 @@ when it is full the answer is 429 with Retry-After, and a question that does not
 timeout is answered 504. Search, lists and clips never enter that queue (they run in worker threads
 beside it). Security: `HTTPGuard` (tempo.tools.http_security) in front of every route; CORS only for
 `--cors-origin`; request bodies capped at `max_body_bytes`; sources checked by
-tempo.tools.server_sources. Model and memory settings are the service's.
+tempo.tools.server_sources; uploads at most `max_upload_bytes`. Model and memory settings are the service's.
 """
 
 from __future__ import annotations
@@ -50,11 +51,12 @@ from tempo.tools.server_alerts import register_alert_routes
 from tempo.tools.server_clips import ClipCache, register_clip_routes
 from tempo.tools.server_console import register_console_routes
 from tempo.tools.server_jobs import IngestJobs, register_job_routes
-from tempo.tools.server_problems import BodyLimit, register_problem_handlers
+from tempo.tools.server_problems import register_problem_handlers
 from tempo.tools.server_questions import register_question_routes
 from tempo.tools.server_search import register_search_routes
 from tempo.tools.server_status import register_status_routes
 from tempo.tools.server_streams import register_stream_routes
+from tempo.tools.server_uploads import BodyLimits, register_upload_routes
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +74,12 @@ class ServeSettings:
     max_queue: int = 8  # questions waiting for the model before 429
     ask_timeout: float = 300.0  # seconds a question may wait + run before 504
     max_body_bytes: int = 1 << 20  # request bodies (JSON) larger than this are refused (413)
+    max_upload_bytes: int = 2 << 30  # video uploads (tempo.tools.server_uploads) larger than this: 413
     max_new_tokens: int | None = None
     clip_dir: Path | None = None  # rendered clips (default: a temporary directory)
     resume_jobs: bool = True
     warm: bool = True  # load the model and embedder at start (so the first request is not slow)
+    access_log: bool = False  # one line per request on stderr (tempo.tools.access_log), secrets redacted
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -157,6 +161,8 @@ def create_app(service: Any, settings: ServeSettings | None = None) -> Any:
         summary="Streaming video memory: ask, search, clips, threads, ingest jobs; MCP at /mcp.",
         version="1",
         lifespan=lifespan,
+        docs_url=None,  # /docs is served by register_console_routes from local assets (no CDN)
+        redoc_url=None,
     )
     app.state.tempo = server
     app.router.routes.extend(mcp_app.routes)  # POST/GET/DELETE /mcp (streamable HTTP)
@@ -164,6 +170,7 @@ def create_app(service: Any, settings: ServeSettings | None = None) -> Any:
     register_status_routes(app, server)
     register_stream_routes(app, server)
     register_job_routes(app, server)
+    register_upload_routes(app, server)
     register_question_routes(app, server)
     register_search_routes(app, server)
     register_alert_routes(  # rules and alerts never wait for the model
@@ -183,12 +190,18 @@ def create_app(service: Any, settings: ServeSettings | None = None) -> Any:
             allow_headers=["Authorization", "Content-Type", "Accept", "Mcp-Session-Id"],
             expose_headers=["Mcp-Session-Id", "Content-Range", "X-Clip-Start"],
         )
-    outer = BodyLimit(outer, settings.max_body_bytes)
-    return HTTPGuard(
+    outer = BodyLimits(outer, settings.max_body_bytes, settings.max_upload_bytes)
+    guarded = HTTPGuard(
         outer,
         token=settings.token,
-        open_paths=("/health", "/"),
+        open_paths=("/health", "/", "/favicon.ico"),
         open_prefixes=("/static/",),
         allowed_origins=settings.cors_origins,
         cookie_name=TOKEN_COOKIE,
     )
+    if settings.access_log:
+        from tempo.tools.access_log import AccessLog, enable_access_log
+
+        enable_access_log()
+        return AccessLog(guarded)
+    return guarded

@@ -135,11 +135,15 @@ class BodyLimit:
     transfer encoding) is read here first, up to the limit: over it, 413 (the app never starts, so no
     route, /mcp included, can answer 400 or 500 for a half-read body); within it, the app gets it whole.
     A body longer than its own Content-Length is cut off by the HTTP server (h11) itself. Routes under
-    `exempt_prefixes` (uploads) stream their bodies and enforce a cap of their own.
+    `exempt_prefixes` enforce a cap of their own. With `buffer=False` (uploads: gigabytes, written to
+    disk as they arrive) a chunked body is not read ahead: its bytes are counted as the route reads them
+    and the read that goes over the limit raises ProblemError(413), which the route turns into its answer.
     """
 
-    def __init__(self, app: Any, limit: int, *, exempt_prefixes: tuple[str, ...] = ()) -> None:
-        self.app, self.limit, self.exempt_prefixes = app, limit, exempt_prefixes
+    def __init__(
+        self, app: Any, limit: int, *, exempt_prefixes: tuple[str, ...] = (), buffer: bool = True
+    ) -> None:
+        self.app, self.limit, self.exempt_prefixes, self.buffer = app, limit, exempt_prefixes, buffer
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or (self.exempt_prefixes and scope.get("path", "").startswith(self.exempt_prefixes)):
@@ -156,6 +160,9 @@ class BodyLimit:
             return
         if scope.get("method") in ("GET", "HEAD", "DELETE", "OPTIONS") and b"transfer-encoding" not in headers:
             await self.app(scope, receive, send)  # no body
+            return
+        if not self.buffer:
+            await self.app(scope, self._counted(receive), send)
             return
         chunks: list[bytes] = []
         seen = 0
@@ -182,3 +189,17 @@ class BodyLimit:
             return await receive()  # after the body: the disconnect, whenever it comes
 
         await self.app(scope, replay, send)
+
+    def _counted(self, receive: Any) -> Any:
+        seen = 0
+
+        async def counted() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise ProblemError(413, f"the request body is larger than {self.limit} bytes")
+            return message
+
+        return counted

@@ -5,6 +5,8 @@ indices, each starting at or after the end of the cooldown); it starts at the fi
 open while the score is ≥ exit, and **closes** at the first segment scoring < exit; it ends where the
 last segment ≥ exit ended. After a close, no segment starting before (close segment's start +
 cooldown seconds) counts towards a new episode. One alert per episode: opened, then updated at close.
+When the source ends (a file read to its end), an open episode closes there: it ends at the end of
+the stream's last segment (`close_at_source_end`), instead of staying open for segments that never come.
 
 `--enter auto`: the rule's scores on this stream are not calibrated against a fixed number (zero-shot
 scores of different texts sit at different levels), so the thresholds follow a rolling baseline of
@@ -157,3 +159,18 @@ def step(
         state.run = 0
         events.append(("opened", dict(state.alert)))
     return events
+
+
+def close_at_source_end(rule: Rule | None, state: RuleState, now: float) -> dict[str, Any] | None:
+    """The source ended with `state`'s episode open: close it (in place) where it stands, at the end of
+    its last segment (the stream's last), and return the closed alert; None when none was open.
+    `rule` None (removed meanwhile): no cooldown is kept."""
+    alert = state.alert
+    if alert is None:
+        return None
+    alert["closed_at"] = round(now, 3)
+    alert["closed_reason"] = "source ended"
+    state.cooldown_until = float(alert["end"]) + (rule.cooldown if rule is not None else 0.0)
+    state.alert = None
+    state.run = 0
+    return alert

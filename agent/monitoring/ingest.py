@@ -5,8 +5,9 @@ and `tempo eval` run.
 
 The service ingests (decode → generic pass → embed → commit); this adds, above it, the stream's
 `RuleMonitor` (its rules scored in the same forward pass, alerts committed with their segment,
-`--verify` asked through `Conversations.ask_once`) and webhook delivery while the ingest runs (when
-$TEMPO_WEBHOOK_SECRET is set).
+`--verify` asked through `Conversations.ask_once`), webhook delivery while the ingest runs (when
+$TEMPO_WEBHOOK_SECRET is set), and, when a file source was read to its end (not a chunk of
+`max_segments`, not a camera that dropped), the close of the episodes still open, at the last segment's end.
 """
 
 from __future__ import annotations
@@ -35,8 +36,20 @@ def monitored_ingest(
     if not monitor:
         return service.ingest(source, stream, **options)
     delivery = start_delivery_thread(service.alerts)
+    monitors: list[RuleMonitor] = []
+
+    def make(name: str) -> RuleMonitor:
+        monitors.append(rule_monitor(service, name))
+        return monitors[-1]
+
     try:
-        return service.ingest(source, stream, monitors=lambda name: rule_monitor(service, name), **options)
+        report = service.ingest(source, stream, monitors=make, **options)
+        limit = options.get("max_segments")
+        ended = not report.interrupted and (limit is None or report.committed < limit)  # not a chunk's end
+        if ended and monitors and options.get("commit", True) and not service.stream(stream).source.get("live"):
+            # A file read to its end: no segment will close its open episodes, so its end does.
+            monitors[-1].source_ended()
+        return report
     finally:
         if delivery is not None:
             delivery.stop()

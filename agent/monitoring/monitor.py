@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from tempo.agent.monitoring.episodes import RuleState, SegmentView, step, thresholds
+from tempo.agent.monitoring.episodes import RuleState, SegmentView, close_at_source_end, step, thresholds
 from tempo.engine.monitor import SegmentMonitor
 from tempo.memory.alerts import AlertStore, Rule, RuleCommit
 from tempo.memory.errors import MemoryUnavailableError
@@ -120,6 +120,30 @@ class RuleMonitor(SegmentMonitor):
                 self._to_relay.add(segment.index)
             out.append(self.alerts.commit_rules(commit) if commit.states else None)
         return out
+
+    def source_ended(self) -> int:
+        """The source was read to its end: close the open episodes at the last segment's end, in one
+        commit with their rule states (see `AlertStore.close_at_end`). Returns how many closed."""
+        at, raw = self.alerts.load_state(self.stream)
+        if at < 0:
+            return 0
+        rules = {r.id: r for r in self.alerts.rules(self.stream)}
+        now = self.clock()
+        commit = RuleCommit(stream=self.stream, index=at)
+        old: dict[str, str] = {}
+        for rule_id, text in raw.items():
+            state = RuleState.from_json(text)
+            rule = rules.get(rule_id)
+            alert = close_at_source_end(rule, state, now)
+            if alert is None:
+                continue
+            old[rule_id] = text
+            commit.states[rule_id] = state.to_json()
+            commit.events.append(("closed", _without_verification(alert), rule.webhook if rule else None))
+        if not commit.events or not self.alerts.close_at_end(commit, old):
+            return 0
+        self.states.update({k: RuleState.from_json(v) for k, v in commit.states.items() if v})
+        return len(commit.events)
 
     # ---- the work queue ------------------------------------------------------------------------------
     def rule_ids(self) -> list[str]:

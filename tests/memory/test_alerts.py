@@ -159,6 +159,40 @@ def test_alerts_commit_with_their_segment_and_a_re_put_changes_nothing(
     assert alerts.load_state("cam") == (at, states)
 
 
+def test_the_end_of_the_source_closes_an_open_episode_at_its_last_segment_once(
+    store: RedisMemoryStore, alerts: AlertStore, records: ModuleType
+) -> None:
+    rule = alerts.add_rule(Rule(id="", stream="cam", text="t", enter=0.8, exit=0.5, min_segments=2, cooldown=5))
+    monitor = RuleMonitor(alerts, "cam", clock=lambda: 2_000_000.0)
+    _ingest_scores(store, records, monitor, [[0.1], [0.9], [0.9], [0.7]])  # open from 1, still open at 3
+    (alert,) = alerts.alerts("cam")
+    assert alert["closed_at"] is None and alert["end"] == 12.0
+    assert monitor.source_ended() == 1
+    (alert,) = alerts.alerts("cam")
+    assert (alert["closed_at"], alert["closed_reason"], alert["end"], alert["last_segment"]) == (
+        2_000_000.0, "source ended", 16.0, 3,
+    )  # fmt: skip
+    assert [e["event"] for _, e in alerts.events()] == ["opened", "closed"]
+    state = RuleState.from_json(alerts.load_state("cam")[1][rule.id])
+    assert state.alert is None and state.cooldown_until == 21.0  # the end + the rule's cooldown
+    # A second end (a rerun of a finished file) closes nothing more; nor does a monitor loaded afresh.
+    assert monitor.source_ended() == 0 and RuleMonitor(alerts, "cam").source_ended() == 0
+    assert [e["event"] for _, e in alerts.events()] == ["opened", "closed"]
+
+
+def test_a_source_end_that_is_not_the_streams_end_closes_nothing(
+    store: RedisMemoryStore, alerts: AlertStore, records: ModuleType
+) -> None:
+    """Another writer committed a segment after the monitor's last one: that episode is not over."""
+    alerts.add_rule(Rule(id="", stream="cam", text="t", enter=0.8, exit=0.5, min_segments=1, cooldown=0))
+    monitor = RuleMonitor(alerts, "cam")
+    _ingest_scores(store, records, monitor, [[0.9], [0.9]])
+    store.put_segments([records.make_record("cam", 2)])  # committed without its rule state
+    assert monitor.source_ended() == 0
+    (alert,) = alerts.alerts("cam")
+    assert alert["closed_at"] is None
+
+
 def test_a_refused_segment_commits_no_rule_state(
     store: RedisMemoryStore, alerts: AlertStore, records: ModuleType
 ) -> None:

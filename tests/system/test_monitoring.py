@@ -95,15 +95,27 @@ def _by_rule(alerts: AlertStore, stream: str) -> dict[str, list[dict[str, Any]]]
 
 
 def _assert_alerts_match(
-    alerts: list[dict[str, Any]], rule: Rule, indices: list[int], starts: list[float], scores: np.ndarray
+    alerts: list[dict[str, Any]],
+    rule: Rule,
+    indices: list[int],
+    starts: list[float],
+    scores: np.ndarray,
+    *,
+    source_ended: bool = False,
 ) -> int:
+    """`source_ended`: the ingest read its source to the end, which closes the episodes still open
+    there, at the last segment's end."""
     assert rule.enter is not None and rule.exit is not None
     expected = reference_episodes(
         scores, starts, enter=rule.enter, exit=rule.exit, min_segments=rule.min_segments, cooldown=rule.cooldown
     )
+    if source_ended:
+        expected = [(f, last, True) for f, last, _ in expected]
     got = [(a["first_segment"], a["closed_at"] is not None) for a in alerts]
     assert got == [(indices[f], closed) for f, _, closed in expected]
     for a, (f, last, closed) in zip(alerts, expected, strict=True):
+        if source_ended and last == len(indices) - 1:
+            assert a["closed_reason"] == "source ended"
         if closed:  # updated at close: the whole episode
             assert (a["last_segment"], a["segments"]) == (indices[last], last - f + 1)
             assert a["peak"] == pytest.approx(float(scores[f : last + 1].max()), abs=2e-6)
@@ -271,9 +283,13 @@ def test_ingest_killed_mid_episode_then_rerun_neither_duplicates_nor_loses_an_al
     indices = [s.index for s in segments]
     starts = [s.start for s in segments]
     episodes = sum(
-        _assert_alerts_match(by_rule.get(rule.id, []), rule, indices, starts, scores[rule.text]) for rule in rules
+        _assert_alerts_match(by_rule.get(rule.id, []), rule, indices, starts, scores[rule.text], source_ended=True)
+        for rule in rules
     )
     assert episodes >= 2
+    # Rule one's episode never met a score below its exit: the end of the file closed it at its last segment.
+    (endless,) = [a for a in by_rule[rules[0].id] if a["last_segment"] == indices[-1]]
+    assert endless["closed_reason"] == "source ended" and endless["end"] == pytest.approx(segments[-1].end)
     events = _events_per_alert(alerts)
     for a in alerts.alerts("yard"):
         assert events[a["id"]] == (["opened", "closed"] if a["closed_at"] is not None else ["opened"])

@@ -75,7 +75,42 @@ def test_user_mistakes_are_one_line_errors(tempo_main):
 def test_model_text_is_shown_without_terminal_control_characters():
     from tempo.tools.commands.chat import printable
 
-    assert printable("red\x1b[2J van\x00 at 0:12\n\tnext") == "red\ufffd[2J van\ufffd at 0:12\n\tnext"
+    assert printable("red\x1b[2J van\x00 at 0:12\n\tnext\x0c\x9b") == "red\\x1b[2J van\\x00 at 0:12\n\tnext\\x0c\\x9b"
+
+
+def test_chat_ctrl_c_cancels_the_answer_then_at_the_prompt_quits(conversations):
+    """Ctrl-C arrives as KeyboardInterrupt in the main thread: here raised where the first piece of the
+    first answer is written, then at the third prompt. The chat goes on after the first, ends on the second."""
+    import io
+
+    from tempo.agent.threads import new_thread_id
+    from tempo.tools.commands.chat import chat_loop
+
+    class Interrupting(io.StringIO):
+        pieces = 0
+
+        def write(self, text: str) -> int:
+            if self.getvalue().endswith("tempo> ") and self.getvalue().count("tempo> ") == 1 and not self.pieces:
+                self.pieces += 1
+                raise KeyboardInterrupt
+            return super().write(text)
+
+    class Lines(io.StringIO):
+        def readline(self, *args) -> str:  # type: ignore[override]
+            line = super().readline()
+            if not line:
+                raise KeyboardInterrupt
+            return line
+
+    out = Interrupting()
+    thread = new_thread_id()
+    code = chat_loop(conversations, "cam", thread, Lines("Where is the square?\nWhere does it go?\n"), out)
+    text = out.getvalue()
+    assert code == 0
+    assert "tempo> \n(cancelled; Ctrl-C again at the prompt quits)\n" in text
+    assert text.count("tempo> ") == 2 and "citations:" in text.split("(cancelled")[1]  # the second was answered
+    turns = conversations.show_thread(thread)["turns"]
+    assert [t["question"] for t in turns] == ["Where does it go?"]  # the cancelled answer left no turn
 
 
 def test_a_one_shot_ask_and_a_thread_turn_print_the_same_result_for_the_same_first_question(tempo_main):

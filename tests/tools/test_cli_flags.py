@@ -93,6 +93,7 @@ FLAG_TABLE: dict[str, frozenset[str]] = {
     "--max-queue": NONE,
     "--ask-timeout": NONE,
     "--max-body": NONE,
+    "--max-upload": NONE,
     "--cors-origin": NONE,  # http(s)://host[:port]
     "--media-root": ALL - {"empty"},  # a directory (checked at start)
     "--cold-url": ALL - {"empty"},  # tempo ingest's cold-tier directory or fsspec URL (checked at start)

@@ -85,7 +85,8 @@ def test_console_alerts_arrive_live_and_are_acknowledged(browser, serve_server):
     # A rule that certainly fires, then an ingest started from the console: the alert arrives live.
     rule = {"stream": "watched", "text": "a square moves", "enter": 0.0, "exit": 0.0, "min_segments": 1}
     assert httpx2.post(f"{base}/v1/rules", json=rule).status_code == 201
-    assert page.query_selector_all("#alert-list li") == []
+    assert page.query_selector_all("#alert-list li[data-id]") == []
+    assert page.inner_text("#alert-list li.empty") == "no alerts"  # the placeholder, until the first alert
     page.fill("#ingest-stream", "watched")
     page.fill("#ingest-source", "walk.mp4")
     page.click("#ingest-form button")

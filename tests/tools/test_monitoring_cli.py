@@ -36,6 +36,25 @@ def test_rules_add_list_remove(tempo: Callable) -> None:
     assert out.splitlines() == [line for line in out.splitlines() if line.startswith("r2")]
 
 
+def test_rules_add_warns_of_a_stream_not_there_yet_and_a_webhook_nothing_signs(
+    tempo: Callable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Accepted (the rule waits for its stream), with one warning line each on stderr."""
+    monkeypatch.delenv("TEMPO_WEBHOOK_SECRET", raising=False)
+    code, out, err = tempo("rules", "add", "later", "smoke", "--webhook", "http://hub.example/hook")
+    assert code == 0 and out.startswith("added r1  later  ")
+    assert err.splitlines() == [
+        "warning: there is no stream 'later' yet: the rule waits for it and applies from its first segment",
+        "warning: this rule's webhook is not delivered until then: set TEMPO_WEBHOOK_SECRET to the secret shared "
+        "with the webhook receivers; deliveries are signed with it",
+    ]
+    monkeypatch.setenv("TEMPO_WEBHOOK_SECRET", "a-secret-of-enough-length-0123")
+    code, _, err = tempo("rules", "add", "later", "fire", "--webhook", "http://hub.example/hook")
+    assert code == 0 and err.splitlines() == [
+        "warning: there is no stream 'later' yet: the rule waits for it and applies from its first segment"
+    ]
+
+
 ADD = ("rules", "add", "gate", "x")
 HELP = " (see `tempo rules add --help`)\n"
 

@@ -3,7 +3,9 @@
 Each line is a question (answers stream as they are generated, then their citations with times);
 follow-ups are rewritten with the thread's history. Commands: /reset (new thread), /threads (this
 stream's threads), /history (this thread's turns), /quit. Works on a pipe too: lines are read from
-stdin until its end, without prompts.
+stdin until its end, without prompts. Ctrl-C while an answer comes cancels that answer and returns to
+the prompt; Ctrl-C at the prompt quits. Model text is printed with control characters escaped (ESC
+shows as the four characters `\x1b`), so it cannot drive the terminal.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from tempo.tools.commands.options import (
 if TYPE_CHECKING:
     from tempo.engine.result import TurnResult
 
-# Model text is shown as it is, except control characters (a terminal would obey escape sequences).
-_CONTROL = {c: "\ufffd" for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F]}
+# Model text is shown as it is, except control characters (a terminal would obey escape sequences):
+# those are written escaped, as Python writes them (`\x1b`, `\x0c`, `\x9b`); tab and newline stay.
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)]}
 
 
 def printable(text: str) -> str:
@@ -94,6 +97,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tempo.memory import RedisMemoryStore
+
+    # An unknown stream or an unreachable Redis is told before the model stack is imported (seconds).
+    RedisMemoryStore.connect(args.redis_url).stream_info(args.stream)
     from tempo.agent.conversations import Conversations
     from tempo.service import TempoService
 
@@ -115,7 +122,11 @@ def chat_loop(conversations: Any, stream: str, thread_id: str, inp: TextIO, out:
         if interactive:
             out.write("you> ")
             out.flush()
-        line = inp.readline()
+        try:
+            line = inp.readline()
+        except KeyboardInterrupt:  # Ctrl-C at the prompt quits
+            print(file=out)
+            break
         if not line:  # end of input
             break
         text = line.strip()
@@ -165,6 +176,9 @@ def chat_loop(conversations: Any, stream: str, thread_id: str, inp: TextIO, out:
             result = conversations.ask(stream, question, thread_id=thread_id, on_text=show)
         except TempoError as exc:
             print(f"\nerror: {exc}", file=out)
+            continue
+        except KeyboardInterrupt:  # Ctrl-C during an answer: that answer is dropped, the chat goes on
+            print("\n(cancelled; Ctrl-C again at the prompt quits)", file=out)
             continue
         print(file=out)
         print_turn_extras(result, out)

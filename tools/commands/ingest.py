@@ -174,6 +174,9 @@ def run(args: argparse.Namespace) -> int:
         raise StreamingError(f"{exc}.") from None
     if args.queue:
         return _run_producer(args, sampling, retention)
+    from tempo.streaming.sources import resolve_source
+
+    resolve_source(args.source)  # a missing file or bad scheme is told before the model stack is imported
     from tempo.agent.monitoring.ingest import monitored_ingest
     from tempo.service import TempoService
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from tempo import inputs
 from tempo.errors import redact_url
@@ -127,8 +128,28 @@ def describe(rule: Rule) -> str:
     )
 
 
+def _add_warnings(store: RedisMemoryStore, rule: Rule) -> list[str]:
+    """What `rules add` accepts but the user should know: a stream that does not exist yet (the rule
+    waits for it: it applies from that stream's first segment), a webhook nothing can sign."""
+    from tempo.agent.monitoring.webhooks import webhook_secret
+    from tempo.errors import TempoError
+
+    warnings = []
+    if rule.stream not in store.stream_names():
+        warnings.append(
+            f"there is no stream {rule.stream!r} yet: the rule waits for it and applies from its first segment"
+        )
+    if rule.webhook:
+        try:
+            webhook_secret()
+        except TempoError as exc:
+            warnings.append(f"this rule's webhook is not delivered until then: {exc}")
+    return warnings
+
+
 def run_add(args: argparse.Namespace) -> int:
-    rule = _alerts(args).add_rule(
+    store = RedisMemoryStore.connect(args.redis_url)
+    rule = AlertStore.of(store).add_rule(
         Rule(
             id="",
             stream=args.stream,
@@ -142,6 +163,8 @@ def run_add(args: argparse.Namespace) -> int:
         )
     )
     print(json.dumps(rule.shown()) if args.json else f"added {describe(rule)}")
+    for warning in _add_warnings(store, rule):
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

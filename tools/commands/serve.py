@@ -63,6 +63,19 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         default=1 << 20,
         help="largest request body in bytes (default 1 MiB)",
     )
+    parser.add_argument(
+        "--max-upload",
+        type=arg_type(inputs.ByteCount, "bytes"),
+        default=2 << 30,
+        help="largest video file the console (POST /v1/streams/S/upload) may upload into --media-root/uploads, "
+        "in bytes (default 2 GiB)",
+    )
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log one line per request on stderr (client, method, path, status, bytes, seconds); tokens "
+        "and secret query values are redacted, headers and bodies never logged",
+    )
     add_max_new_tokens_option(parser)
     add_model_options(parser)
     add_memory_options(parser)
@@ -88,13 +101,13 @@ def _run(args: argparse.Namespace) -> int:
     import os
     import sys
 
-    from tempo.service import TempoService
     from tempo.settings import ENV_DENY_PRIVATE_NETWORKS, deny_private_networks
     from tempo.tools import http_run
     from tempo.tools.http_security import require_token_off_loopback, resolve_token
-    from tempo.tools.server import ServeSettings, create_app
     from tempo.tools.server_sources import SourceNotAllowedError
 
+    # What a user can get wrong is checked before the model stack is imported (seconds): the token,
+    # the media root, and the port (bound here, served once the app is built).
     token = resolve_token(flag=args.token, token_file=args.token_file)
     require_token_off_loopback(args.host, token, "tempo")
     media_root = None
@@ -105,6 +118,10 @@ def _run(args: argparse.Namespace) -> int:
     deny_private = args.deny_private_networks or deny_private_networks()
     if deny_private:  # for the whole process: FFmpeg's opens (no redirects) and webhook deliveries
         os.environ[ENV_DENY_PRIVATE_NETWORKS] = "1"
+    sock = http_run.bind(args.host, args.port)
+    from tempo.service import TempoService
+    from tempo.tools.server import ServeSettings, create_app
+
     service = TempoService(model=args.model, embedder=args.embedder, redis_url=args.redis_url, device=args.device)
     settings = ServeSettings(
         token=token,
@@ -114,7 +131,9 @@ def _run(args: argparse.Namespace) -> int:
         max_queue=args.max_queue,
         ask_timeout=args.ask_timeout,
         max_body_bytes=args.max_body,
+        max_upload_bytes=args.max_upload,
         max_new_tokens=args.max_new_tokens,
+        access_log=args.access_log,
     )
     app = create_app(service, settings)
 
@@ -124,5 +143,5 @@ def _run(args: argparse.Namespace) -> int:
     # Memory retention runs for the server's whole life, as in `tempo mcp`, and stops with it:
     # `http_run.serve` returns after SIGTERM or Ctrl-C instead of letting the signal kill the process.
     with service.start_retention():
-        return http_run.serve(app, host=args.host, port=args.port, on_listen=announce,
+        return http_run.serve(app, host=args.host, port=args.port, on_listen=announce, sock=sock,
                               log_level="warning", server_header=False)
