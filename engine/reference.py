@@ -19,6 +19,7 @@ from tempo.engine.result import (
     TEMPO_FAMILY,
     TEMPO_TOKENS_UNIT,
     SegmentHit,
+    TimelineRow,
     TurnResult,
     evidence_rows,
     rounded_timings,
@@ -131,6 +132,43 @@ def answer_video(
         candidate=np.ones(len(kept_meta), dtype=bool),
     )
     rows = timeline_rows(plan)
+    return reference_result(
+        rows,
+        text,
+        question=question,
+        source=source,
+        model_id=model_id,
+        sampling=sampling,
+        real_fps=real_fps,
+        settings=settings,
+        tokens=int(plan.counts.sum()),
+        avg_tokens_per_frame=avg,
+        anchors_dropped=0,
+        timings=clock,
+        family=TEMPO_FAMILY,
+        tokens_unit=TEMPO_TOKENS_UNIT,
+    )
+
+
+def reference_result(
+    rows: list[TimelineRow],
+    text: str,
+    *,
+    question: str,
+    source: str | None,
+    model_id: str,
+    sampling: str,
+    real_fps: float | None,
+    settings: AskSettings,
+    tokens: int,
+    avg_tokens_per_frame: float,
+    anchors_dropped: int,
+    timings: dict[str, float],
+    family: str,
+    tokens_unit: str,
+) -> TurnResult:
+    """The TurnResult of a question about a video file, whatever family answered: every segment a
+    candidate, no stream, no thread, no retrieval (each row is its own candidate, similarity 0)."""
     return TurnResult(
         thread_id=None,
         stream=None,
@@ -154,15 +192,15 @@ def answer_video(
         widened=False,
         widen_reason=None,
         budget=settings.budget,
-        tokens=int(plan.counts.sum()),
-        avg_tokens_per_frame=round(avg, 4),
-        anchors_dropped=0,
+        tokens=tokens,
+        avg_tokens_per_frame=round(avg_tokens_per_frame, 4),
+        anchors_dropped=anchors_dropped,
         gaps=[],
         cache_hits=0,
         compressed=len(rows),
         answer_cached=False,
-        timings=rounded_timings(clock),
-        family=TEMPO_FAMILY,
-        tokens_unit=TEMPO_TOKENS_UNIT,
+        timings=rounded_timings(timings),
+        family=family,
+        tokens_unit=tokens_unit,
         streams=None,
     )

@@ -17,10 +17,9 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-from tempo.engine.citations import cite
 from tempo.engine.recall import AllocationPlan
-from tempo.engine.reference import _batches
-from tempo.engine.result import SegmentHit, TurnResult, evidence_rows, rounded_timings, timeline_rows
+from tempo.engine.reference import _batches, reference_result
+from tempo.engine.result import TurnResult, timeline_rows
 from tempo.models.ata import allocate_tokens, average_tokens_per_frame
 from tempo.models.config import CONTEXT_MARGIN
 from tempo.models.renditions import RenderedClip, Rendition, pick_rendition, render_clip, rendition_ladder
@@ -117,40 +116,21 @@ def answer_video_renditions(
     for row, r in zip(rows, renditions, strict=True):
         row["rendition"] = None if r is None else r.to_dict()
     first = kept[0][0] if kept else None
-    return TurnResult(
-        thread_id=None,
-        stream=None,
-        source=source,
-        model=model_id,
-        sampling=str(first.extra.get("sampling", "stream")) if first else "stream",
-        real_fps=None if first is None else round(float(first.sample_fps), 6),
+    return reference_result(
+        rows,
+        text,
         question=question,
-        standalone_question=question,
-        rewrite_source="question",
-        time_scope=None,
-        alerts_scope=None,
-        answer=text,
-        citations=[c.to_dict() for c in cite(text, rows)],
-        segments=rows,
-        evidence=evidence_rows(rows, settings.evidence_segments),
-        candidates=[
-            SegmentHit(index=r["index"], start=r["start"], end=r["end"], score=0.0, stream=None) for r in rows
-        ],
-        top_relevance=max((r["relevance"] or 0.0 for r in rows), default=None),
-        widened=False,
-        widen_reason=None,
-        budget=settings.budget,
+        source=source,
+        model_id=model_id,
+        sampling=str(first.extra.get("sampling", "stream")) if first else "stream",
+        real_fps=None if first is None else float(first.sample_fps),
+        settings=settings,
         tokens=int(costs.sum()),
-        avg_tokens_per_frame=round(average_tokens_per_frame(costs, frames), 4),
+        avg_tokens_per_frame=average_tokens_per_frame(costs, frames),
         anchors_dropped=sum(r is None for r in renditions),
-        gaps=[],
-        cache_hits=0,
-        compressed=len(rows),
-        answer_cached=False,
-        timings=rounded_timings(clock),
+        timings=clock,
         family=fam.family,
         tokens_unit=fam.tokens_unit,
-        streams=None,
     )
 
 

@@ -79,6 +79,47 @@ class AnswerStreamer(TextIteratorStreamer):
             self.on_finalized_text(printable)
 
 
+def streamed_answer(
+    tokenizer: Any,
+    generate: Callable[[AnswerStreamer], list[int]],
+    result: list[str],
+    *,
+    stop_ids: Sequence[int] = (),
+) -> Iterator[str]:
+    """Run `generate(streamer)` (the answer's new token ids) in a thread and yield the answer's text as
+    it arrives, stripped as the release strips it (pieces never carry edge whitespace); append the whole
+    stripped answer (cut at the first of `stop_ids`) to `result`. Errors are raised in the caller's thread."""
+    streamer = AnswerStreamer(tokenizer)
+    done: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            done["ids"] = generate(streamer)
+        except BaseException as exc:  # re-raised in the caller's thread
+            done["error"] = exc
+            streamer.end()
+
+    worker = threading.Thread(target=run, name="tempo-generate", daemon=True)
+    worker.start()
+    raw, sent = "", ""
+    for chunk in streamer:
+        raw += chunk
+        text = raw.strip()
+        if len(text) > len(sent) and text.startswith(sent):
+            yield text[len(sent) :]
+            sent = text
+    worker.join()
+    if "error" in done:
+        raise done["error"]
+    ids: list[int] = done["ids"]
+    stop = set(stop_ids)
+    ids = ids[: next((i for i, t in enumerate(ids) if t in stop), len(ids))]
+    final = tokenizer.decode(ids).strip()
+    if len(final) > len(sent) and final.startswith(sent):
+        yield final[len(sent) :]
+    result.append(final)
+
+
 class GlobalLLM:
     """The global Qwen3 LLM of a loaded checkpoint, with its tokenizer and decoding defaults."""
 
@@ -282,37 +323,10 @@ class GlobalLLM:
         """Yield new text as tokens arrive; append the full text to `result` at the end."""
         with torch.inference_mode():
             embeds, _ = self.build_answer_embeddings(question, memory, texts)
-        # `generate` runs in a thread and hands text to the streamer as tokens arrive.
-        streamer = AnswerStreamer(self.tokenizer)
-        done: dict[str, Any] = {}
-
-        def run() -> None:
-            try:
-                done["ids"] = self.generate_ids(
-                    embeds,
-                    max_new_tokens=max_new_tokens,
-                    temperature=temperature,
-                    streamer=streamer,
-                )
-            except BaseException as exc:  # re-raised in the caller's thread
-                done["error"] = exc
-                streamer.end()
-
-        worker = threading.Thread(target=run, name="tempo-generate", daemon=True)
-        worker.start()
-        raw = ""
-        sent = ""  # the answer is stripped as the release strips it: pieces never carry edge whitespace
-        for chunk in streamer:
-            raw += chunk
-            text = raw.strip()
-            if len(text) > len(sent) and text.startswith(sent):
-                yield text[len(sent) :]
-                sent = text
-        worker.join()
-        if "error" in done:
-            raise done["error"]
-        ids: list[int] = done["ids"]
-        final = self.tokenizer.decode(ids).strip()
-        if len(final) > len(sent) and final.startswith(sent):
-            yield final[len(sent) :]
-        result.append(final)
+        yield from streamed_answer(
+            self.tokenizer,
+            lambda streamer: self.generate_ids(
+                embeds, max_new_tokens=max_new_tokens, temperature=temperature, streamer=streamer
+            ),
+            result,
+        )

@@ -20,7 +20,6 @@ relevance and an empty (n, 0, D) memory; the unit of `tokens` is Qwen3-VL visual
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 from tempo.errors import QuestionTooLongError
-from tempo.models.answer import AnswerStreamer, GenerationDefaults
+from tempo.models.answer import AnswerStreamer, GenerationDefaults, streamed_answer
 from tempo.models.checkpoint import CheckpointError, resolve_model_dir
 from tempo.models.compressor import TempoCompressor, build_compressor_inputs, relevance_scores
 from tempo.models.config import CONTEXT_MARGIN, LLM_SYSTEM_PROMPT, TempoInferenceConfig
@@ -347,40 +346,16 @@ class Qwen3VLFamily:
             return
         if temperature > 0:
             torch.manual_seed(0)
-        streamer = AnswerStreamer(self.tokenizer)
-        done: dict[str, Any] = {}
 
-        def run() -> None:
-            try:
-                with torch.inference_mode():
-                    done["ids"] = self.network.generate(
-                        **{k: v.to(self.device) for k, v in inputs.items()},
-                        generation_config=self._generation_config(max_new_tokens, temperature),
-                        streamer=streamer,
-                    )[0, length:].tolist()
-            except BaseException as exc:  # re-raised in the caller's thread
-                done["error"] = exc
-                streamer.end()
+        def generate(streamer: AnswerStreamer) -> list[int]:
+            with torch.inference_mode():
+                return self.network.generate(
+                    **{k: v.to(self.device) for k, v in inputs.items()},
+                    generation_config=self._generation_config(max_new_tokens, temperature),
+                    streamer=streamer,
+                )[0, length:].tolist()
 
-        worker = threading.Thread(target=run, name="tempo-generate", daemon=True)
-        worker.start()
-        raw, sent = "", ""
-        for chunk in streamer:
-            raw += chunk
-            text = raw.strip()
-            if len(text) > len(sent) and text.startswith(sent):
-                yield text[len(sent) :]
-                sent = text
-        worker.join()
-        if "error" in done:
-            raise done["error"]
-        ids: list[int] = done["ids"]
-        stop = set(self.generation.stop_ids)
-        ids = ids[: next((i for i, t in enumerate(ids) if t in stop), len(ids))]
-        final = self.tokenizer.decode(ids).strip()
-        if len(final) > len(sent) and final.startswith(sent):
-            yield final[len(sent) :]
-        result.append(final)
+        yield from streamed_answer(self.tokenizer, generate, result, stop_ids=self.generation.stop_ids)
 
 
 def load_model_family(

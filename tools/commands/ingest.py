@@ -15,6 +15,7 @@ from tempo.inputs import arg_type
 # Shared options live in tempo.tools.commands.options; re-exported here for existing importers.
 from tempo.tools.commands.options import (
     add_batch_size_option,
+    add_decode_option,
     add_memory_options,
     add_model_options,
     add_sampling_options,
@@ -42,13 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_source_argument(parser, "video file, stream URL (rtsp, rtmp, http(s), udp, tcp, srt), device or -")
     add_stream_option(parser, "memory stream name", required=True)
     add_sampling_options(parser)
-    parser.add_argument(
-        "--decode",
-        choices=("auto", "cpu", "gpu"),
-        default="auto",
-        help="where files are decoded and resized: gpu (NVDEC + torch, not bit-exact), cpu (exact), "
-        "auto (default: gpu when available)",
-    )
+    add_decode_option(parser)
     parser.add_argument(
         "--max-age",
         type=arg_type(inputs.AgeSeconds, "seconds"),

@@ -130,3 +130,14 @@ def add_max_new_tokens_option(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"longest answer in tokens, 1 to {inputs.MAX_NEW_TOKENS} (default {AskSettings.max_new_tokens})",
     )
+
+
+def add_decode_option(parser: argparse.ArgumentParser) -> None:
+    """--decode auto|cpu|gpu (tempo ingest, tempo segments): where files are decoded and resized."""
+    parser.add_argument(
+        "--decode",
+        choices=("auto", "cpu", "gpu"),
+        default="auto",
+        help="where files are decoded and resized: gpu (NVDEC + torch, not bit-exact), cpu (exact), "
+        "auto (default: gpu when available)",
+    )

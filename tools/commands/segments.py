@@ -10,7 +10,7 @@ from tempo import inputs
 from tempo.errors import redact_url
 from tempo.inputs import arg_type
 from tempo.streaming import SamplingConfig, SegmentStream, iter_segments
-from tempo.tools.commands.options import add_sampling_options, add_source_argument
+from tempo.tools.commands.options import add_decode_option, add_sampling_options, add_source_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,13 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_source_argument(parser, "file path, URL, /dev/videoN or - (stdin)")
     add_sampling_options(parser)
-    parser.add_argument(
-        "--decode",
-        choices=("auto", "cpu", "gpu"),
-        default="auto",
-        help="where files are decoded and resized: gpu (NVDEC + torch, not bit-exact), cpu (exact), "
-        "auto (default: gpu when available)",
-    )
+    add_decode_option(parser)
     parser.add_argument(
         "--start-segment",
         type=arg_type(inputs.SegmentIndex, "index"),
