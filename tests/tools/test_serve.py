@@ -254,8 +254,9 @@ def test_threads_show_ask_in_thread_and_delete(serve_server):
 
 def test_follow_ups_move_in_time_and_report_their_ranges_over_rest(serve_server):
     ask = f"{serve_server.base}/v1/streams/cam/ask"
-    first = httpx2.post(ask, json={"question": "What happens in the first 12 seconds?"}, timeout=120).json()
-    assert first["time_scope"]["ranges"] == [{"start": 0.0, "end": 12.0}] and first["rewrite_source"] == "question"
+    first = httpx2.post(ask, json={"question": "What happens in the first 12 seconds?", "new_thread": True},
+                        timeout=120).json()
+    assert first["thread_id"] and first["time_scope"]["ranges"] == [{"start": 0.0, "end": 12.0}] and first["rewrite_source"] == "question"
     after = max((c["end"] for c in first["citations"]), default=12.0)  # "that": the cited range, else the scope
     follow = httpx2.post(
         f"{serve_server.base}/v1/threads/{first['thread_id']}/ask",

@@ -221,6 +221,7 @@ function renderTimeline(strip) {
   $("scope").textContent = strip ? scopeText(strip) : "";
   $("scope").setAttribute("data-widened", strip && strip.widened ? "1" : "");
   const maxTokens = Math.max(1, ...cells.map((c) => c.tokens));
+  const manyStreams = new Set(cells.map((c) => c.stream)).size > 1; // a cross-stream turn names each cell's stream
   bar.replaceChildren(...cells.map((c) => {
     const kind = c.kind; // "candidate" (recompressed for the question) or "anchor"
     const rel = c.relevance == null ? null : Math.min(1, Math.max(0, c.relevance));
@@ -232,7 +233,7 @@ function renderTimeline(strip) {
       "data-index": c.index, "data-start": c.start, "data-end": c.end, "data-tokens": c.tokens,
       "data-relevance": c.relevance == null ? "" : c.relevance,
     }, fill, el("span", { "class": "tokens" }, String(c.tokens)));
-    const text = (c.stream ? `${c.stream} ` : "") + `${clock(c.start)}–${clock(c.end)} · ` +
+    const text = (manyStreams && c.stream ? `${c.stream} ` : "") + `${clock(c.start)}–${clock(c.end)} · ` +
       (c.relevance == null ? "anchor" : `relevance ${c.relevance.toFixed(3)}`) + ` · ${c.tokens} ` +
       // open weights: Qwen3-VL visual tokens, and the rendition (frames × size) they bought
       (c.rendition ? `Qwen3-VL tokens (${c.rendition.frames} frames at ${c.rendition.width}×${c.rendition.height})`
