@@ -311,26 +311,16 @@ class CrossStreamRecall:
         """The global LLM's answer over the union plan, and whether it came from the answer cache."""
         r = self.recall
         infos = self.infos(streams)
-        key = None
-        cache = r.answer_cache if settings.answer_cache and settings.temperature == 0 else None
-        if cache is not None:
-            numbers = ",".join(f"{s}={i.number}" for s, i in infos.items())  # a re-created stream misses
-            key = cache.key(
-                streams[0],
-                [r.model_id, numbers, question, str(settings.max_new_tokens), plan.indices.tobytes(),
-                 plan.counts.tobytes(), plan.candidate.tobytes()],
-            )  # fmt: skip
-            cached = cache.get(key)
-            if cached is not None:
-                if on_text is not None and cached:
-                    on_text(cached)
-                return cached, True
-        memory = assemble_streams(r.store, infos, plan, compression, anchors=r.anchors)
-        with r.lock:
-            text = r.model.answer(
-                question, memory, max_new_tokens=settings.max_new_tokens, temperature=settings.temperature,
-                on_text=on_text,
-            )  # fmt: skip
-        if cache is not None and key is not None:
-            cache.put(key, text)
-        return text, False
+        numbers = ",".join(f"{s}={i.number}" for s, i in infos.items())  # a re-created stream misses
+        parts = [numbers, question, str(settings.max_new_tokens), plan.indices.tobytes(), plan.counts.tobytes(),
+                 plan.candidate.tobytes()]  # fmt: skip
+
+        def generate() -> str:
+            memory = assemble_streams(r.store, infos, plan, compression, anchors=r.anchors)
+            with r.lock:
+                return r.model.answer(
+                    question, memory, max_new_tokens=settings.max_new_tokens, temperature=settings.temperature,
+                    on_text=on_text,
+                )  # fmt: skip
+
+        return r.cached_answer(streams[0], parts, settings, on_text, generate)

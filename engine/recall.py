@@ -383,43 +383,68 @@ class RecallPipeline:
     ) -> tuple[str, bool]:
         """The global LLM's answer over the plan (`settings.max_new_tokens`, `settings.temperature`),
         and whether it came from the answer cache (greedy answers only, with `settings.answer_cache`)."""
-        key = None
+        parts = [
+            str(info.number),  # stream numbers are never reused, so a re-created stream misses
+            question,
+            str(settings.max_new_tokens),
+            plan.indices.tobytes(),
+            plan.counts.tobytes(),
+            plan.candidate.tobytes(),
+            repr(sorted((i, [c.to_row() for c in cs]) for i, cs in plan.cues.items())),
+        ]
+
+        def generate() -> str:
+            return self._generate(info, question, plan, compression, settings, on_text)
+
+        return self.cached_answer(info.name, parts, settings, on_text, generate)
+
+    def cached_answer(
+        self,
+        stream: str,
+        parts: list[str | bytes],
+        settings: AskSettings,
+        on_text: Callable[[str], None] | None,
+        generate: Callable[[], str],
+    ) -> tuple[str, bool]:
+        """`generate()`'s answer, or the cached one for the same model and key `parts` (greedy answers
+        only, with `settings.answer_cache`; a cached answer is passed to `on_text` whole), and whether
+        it came from the cache."""
         cache = self.answer_cache if settings.answer_cache and settings.temperature == 0 else None
-        if cache is not None:
-            key = cache.key(
-                info.name,
-                [
-                    self.model_id,
-                    str(info.number),  # stream numbers are never reused, so a re-created stream misses
-                    question,
-                    str(settings.max_new_tokens),
-                    plan.indices.tobytes(),
-                    plan.counts.tobytes(),
-                    plan.candidate.tobytes(),
-                    repr(sorted((i, [c.to_row() for c in cs]) for i, cs in plan.cues.items())),
-                ],
-            )
+        key = None if cache is None else cache.key(stream, [self.model_id, *parts])
+        if cache is not None and key is not None:
             cached = cache.get(key)
             if cached is not None:
                 if on_text is not None and cached:
                     on_text(cached)
                 return cached, True
+        text = generate()
+        if cache is not None and key is not None:
+            cache.put(key, text)
+        return text, False
+
+    def _generate(
+        self,
+        info: StreamInfo,
+        question: str,
+        plan: AllocationPlan,
+        compression: Compression,
+        settings: AskSettings,
+        on_text: Callable[[str], None] | None,
+    ) -> str:
+        """The model's answer over the plan (the open-weights family from its renditions)."""
         if plan.renditions is not None:  # open weights: the frames at their renditions
             from tempo.engine.open_recall import answer_memory_renditions
 
             with self.lock:
-                text = answer_memory_renditions(
+                return answer_memory_renditions(
                     self.model, self.store, info, plan, question, max_new_tokens=settings.max_new_tokens,  # type: ignore[arg-type]
                     temperature=settings.temperature, on_text=on_text,
                 )
-            if cache is not None and key is not None:
-                cache.put(key, text)
-            return text, False
         rows: list[int] = []
         memory = assemble(self.store, info, plan, compression.results, anchors=self.anchors, rows=rows)
         words = {"texts": [segment_words(plan.cues.get(int(plan.indices[r]), ())) for r in rows]} if plan.cues else {}
         with self.lock:
-            text = self.model.answer(
+            return self.model.answer(
                 question,
                 memory,
                 max_new_tokens=settings.max_new_tokens,
@@ -427,6 +452,3 @@ class RecallPipeline:
                 on_text=on_text,
                 **words,
             )
-        if cache is not None and key is not None:
-            cache.put(key, text)
-        return text, False
