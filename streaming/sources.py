@@ -28,7 +28,33 @@ from tempo.streaming.errors import (
 )
 from tempo.streaming.segment import SourceKind
 
-NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp")
+
+@dataclass(frozen=True)
+class NetworkScheme:
+    """What Tempo does with one URL scheme: the one table every reader of URLs derives from."""
+
+    protocols: str  # FFmpeg's protocol_whitelist for it: nested protocols count (http needs tcp and tls)
+    live: bool  # always live (http(s) serves files and live HLS alike: a known duration decides)
+    served: bool  # accepted as a source by `tempo serve` (rtp:// opens a listening socket on the server)
+
+
+# The protocols FFmpeg may use, by source kind: a playlist or a redirect cannot reach other schemes
+# (an HLS playlist served over http naming file:///etc/... segments is refused).
+SCHEMES: dict[str, NetworkScheme] = {
+    "rtsp": NetworkScheme("rtsp,rtsps,rtp,srtp,udp,tcp,tls", live=True, served=True),
+    "rtsps": NetworkScheme("rtsp,rtsps,rtp,srtp,udp,tcp,tls", live=True, served=True),
+    "rtmp": NetworkScheme("rtmp,rtmps,tcp,tls", live=True, served=True),
+    "rtmps": NetworkScheme("rtmp,rtmps,tcp,tls", live=True, served=True),
+    "http": NetworkScheme("http,https,tcp,tls,crypto,hls", live=False, served=True),
+    "https": NetworkScheme("http,https,tcp,tls,crypto,hls", live=False, served=True),
+    "udp": NetworkScheme("udp,rtp", live=True, served=True),
+    "tcp": NetworkScheme("tcp", live=True, served=True),
+    "srt": NetworkScheme("srt", live=True, served=True),
+    "rtp": NetworkScheme("rtp,udp", live=True, served=False),
+}
+NETWORK_SCHEMES = tuple(SCHEMES)
+LIVE_SCHEMES = tuple(name for name, scheme in SCHEMES.items() if scheme.live)
+SERVE_SCHEMES = tuple(name for name, scheme in SCHEMES.items() if scheme.served)
 DEVICE_PREFIX = "/dev/video"
 
 
@@ -105,23 +131,6 @@ def fingerprint_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return {"size": info.st_size, "mtime": info.st_mtime, "head_sha256": head}
 
 
-# The protocols FFmpeg may use, by source kind: a playlist or a redirect cannot reach other schemes
-# (an HLS playlist served over http naming file:///etc/... segments is refused). Nested protocols
-# count too, so http needs tcp and tls under it.
-_PROTOCOLS = {
-    "http": "http,https,tcp,tls,crypto,hls",
-    "https": "http,https,tcp,tls,crypto,hls",
-    "rtsp": "rtsp,rtsps,rtp,srtp,udp,tcp,tls",
-    "rtsps": "rtsp,rtsps,rtp,srtp,udp,tcp,tls",
-    "rtmp": "rtmp,rtmps,tcp,tls",
-    "rtmps": "rtmp,rtmps,tcp,tls",
-    "udp": "udp,rtp",
-    "rtp": "rtp,udp",
-    "tcp": "tcp",
-    "srt": "srt",
-}
-
-
 def protocol_whitelist(resolved: ResolvedSource) -> str:
     """FFmpeg's protocol_whitelist for a source: files (and local playlists) read files only,
     standard input the pipe, a device its node, a URL its own scheme's protocols."""
@@ -129,7 +138,7 @@ def protocol_whitelist(resolved: ResolvedSource) -> str:
         return "pipe"
     if resolved.kind in ("file", "device"):
         return "file,crypto"
-    return _PROTOCOLS[urlsplit(resolved.uri).scheme.lower()]
+    return SCHEMES[urlsplit(resolved.uri).scheme.lower()].protocols
 
 
 def _network_options(resolved: ResolvedSource, read_timeout: float) -> dict[str, str]:
