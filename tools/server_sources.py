@@ -9,7 +9,9 @@ A client of the HTTP API is not the operator: it must not make the server read i
 - a cloud metadata host (by name or address) is always refused; with `--deny-private-networks`,
   a source of any scheme whose host is or resolves to a loopback, link-local, private, reserved or
   multicast address is refused (every address the name resolves to is checked; the policy of
-  tempo.streaming.netguard), and FFmpeg follows no HTTP redirect (tempo.streaming.sources);
+  tempo.streaming.netguard), and FFmpeg follows no HTTP redirect (tempo.streaming.sources); every
+  HTTP(S) connection FFmpeg then makes (an HLS playlist's segments on any host) passes the same
+  policy in the guard proxy (tempo.streaming.netproxy);
 - control characters (a NUL byte, a newline) are refused in any source.
 Stdin ("-") and capture devices are never accepted over HTTP.
 
