@@ -25,6 +25,8 @@ from transformers import GenerationConfig, Qwen3Config, TextIteratorStreamer
 
 log = logging.getLogger(__name__)
 
+CANCEL_JOIN_S = 30.0  # at most one decoding step to wait for after a cancel (a CPU step is well under)
+
 
 @dataclass
 class AnswerStats:
@@ -52,15 +54,27 @@ class GenerationDefaults:
 
 
 
+class GenerationCancelled(Exception):
+    """Raised inside `generate` (from the streamer) once nobody reads the answer any more: control flow
+    between two threads, never seen by a user."""
+
+
 class AnswerStreamer(TextIteratorStreamer):
     """`TextIteratorStreamer` that hands over new text after every token, not at word ends (a client
     sees the answer grow token by token); only an incomplete multi-byte character (decoded as U+FFFD)
-    waits for the next token. Batch size 1; the prompt (given as embeddings) is skipped."""
+    waits for the next token. Batch size 1; the prompt (given as embeddings) is skipped. After
+    `cancel()` the next token stops `generate` (it raises GenerationCancelled there)."""
 
     def __init__(self, tokenizer: TextTokenizer) -> None:
         super().__init__(tokenizer, skip_prompt=True, timeout=None)  # type: ignore[arg-type]
+        self.cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        self.cancelled.set()
 
     def put(self, value: torch.Tensor) -> None:
+        if self.cancelled.is_set():
+            raise GenerationCancelled
         if value.ndim > 1:
             value = value[0]
         if self.skip_prompt and self.next_tokens_are_prompt:
@@ -88,7 +102,9 @@ def streamed_answer(
 ) -> Iterator[str]:
     """Run `generate(streamer)` (the answer's new token ids) in a thread and yield the answer's text as
     it arrives, stripped as the release strips it (pieces never carry edge whitespace); append the whole
-    stripped answer (cut at the first of `stop_ids`) to `result`. Errors are raised in the caller's thread."""
+    stripped answer (cut at the first of `stop_ids`) to `result`. Errors are raised in the caller's thread.
+    A reader that stops early (Ctrl-C in `tempo chat`, a client gone) cancels the generation: it ends at
+    its next token instead of running on to max_new_tokens while holding the model."""
     streamer = AnswerStreamer(tokenizer)
     done: dict[str, Any] = {}
 
@@ -102,13 +118,16 @@ def streamed_answer(
     worker = threading.Thread(target=run, name="tempo-generate", daemon=True)
     worker.start()
     raw, sent = "", ""
-    for chunk in streamer:
-        raw += chunk
-        text = raw.strip()
-        if len(text) > len(sent) and text.startswith(sent):
-            yield text[len(sent) :]
-            sent = text
-    worker.join()
+    try:
+        for chunk in streamer:
+            raw += chunk
+            text = raw.strip()
+            if len(text) > len(sent) and text.startswith(sent):
+                yield text[len(sent) :]
+                sent = text
+    finally:  # the reader left early (Ctrl-C, a closed client): generation stops at its next token
+        streamer.cancel()
+        worker.join(CANCEL_JOIN_S)
     if "error" in done:
         raise done["error"]
     ids: list[int] = done["ids"]

@@ -34,14 +34,11 @@ from tempo.streaming.errors import NoDecodableFramesError, ReleaseSamplingError,
 from tempo.streaming.release import release_segments
 from tempo.streaming.sampling import SamplingConfig, SlotSampler
 from tempo.streaming.segment import Segment, SourceInfo
-from tempo.streaming.sources import ResolvedSource, open_source, resolve_source
+from tempo.streaming.sources import LIVE_SCHEMES, ResolvedSource, open_source, resolve_source
 from tempo.streaming.windows import WindowAssembler
 from tqdm import tqdm
 
 log = logging.getLogger("tempo.streaming")
-
-LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "udp", "tcp", "srt", "rtp")
-
 
 # ---------------------------------------------------------------------------------------------
 # Probing

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit
 import av
 import av.container
 from tempo.errors import redact_url
-from tempo.settings import deny_private_networks
+from tempo.settings import ENV_DENY_PRIVATE_NETWORKS, deny_private_networks
 from tempo.streaming import netguard
 from tempo.streaming.errors import (
     NotMediaError,
@@ -26,9 +27,37 @@ from tempo.streaming.errors import (
     UnreachableSourceError,
     UnsupportedSchemeError,
 )
+from tempo.streaming.netproxy import guard_proxy
 from tempo.streaming.segment import SourceKind
 
-NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp")
+
+@dataclass(frozen=True)
+class NetworkScheme:
+    """What Tempo does with one URL scheme: the one table every reader of URLs derives from."""
+
+    protocols: str  # FFmpeg's protocol_whitelist for it: nested protocols count (http needs tcp and tls)
+    live: bool  # always live (http(s) serves files and live HLS alike: a known duration decides)
+    served: bool  # accepted as a source by `tempo serve` (rtp:// opens a listening socket on the server)
+
+
+# The protocols FFmpeg may use, by source kind: a playlist or a redirect cannot reach other schemes
+# (an HLS playlist served over http naming file:///etc/... segments is refused).
+SCHEMES: dict[str, NetworkScheme] = {
+    "rtsp": NetworkScheme("rtsp,rtsps,rtp,srtp,udp,tcp,tls", live=True, served=True),
+    "rtsps": NetworkScheme("rtsp,rtsps,rtp,srtp,udp,tcp,tls", live=True, served=True),
+    "rtmp": NetworkScheme("rtmp,rtmps,tcp,tls", live=True, served=True),
+    "rtmps": NetworkScheme("rtmp,rtmps,tcp,tls", live=True, served=True),
+    # http(s) goes through the guard proxy (tempo.streaming.netproxy): https tunnels with CONNECT
+    "http": NetworkScheme("http,https,tcp,tls,crypto,hls,httpproxy", live=False, served=True),
+    "https": NetworkScheme("http,https,tcp,tls,crypto,hls,httpproxy", live=False, served=True),
+    "udp": NetworkScheme("udp,rtp", live=True, served=True),
+    "tcp": NetworkScheme("tcp", live=True, served=True),
+    "srt": NetworkScheme("srt", live=True, served=True),
+    "rtp": NetworkScheme("rtp,udp", live=True, served=False),
+}
+NETWORK_SCHEMES = tuple(SCHEMES)
+LIVE_SCHEMES = tuple(name for name, scheme in SCHEMES.items() if scheme.live)
+SERVE_SCHEMES = tuple(name for name, scheme in SCHEMES.items() if scheme.served)
 DEVICE_PREFIX = "/dev/video"
 
 
@@ -105,23 +134,6 @@ def fingerprint_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return {"size": info.st_size, "mtime": info.st_mtime, "head_sha256": head}
 
 
-# The protocols FFmpeg may use, by source kind: a playlist or a redirect cannot reach other schemes
-# (an HLS playlist served over http naming file:///etc/... segments is refused). Nested protocols
-# count too, so http needs tcp and tls under it.
-_PROTOCOLS = {
-    "http": "http,https,tcp,tls,crypto,hls",
-    "https": "http,https,tcp,tls,crypto,hls",
-    "rtsp": "rtsp,rtsps,rtp,srtp,udp,tcp,tls",
-    "rtsps": "rtsp,rtsps,rtp,srtp,udp,tcp,tls",
-    "rtmp": "rtmp,rtmps,tcp,tls",
-    "rtmps": "rtmp,rtmps,tcp,tls",
-    "udp": "udp,rtp",
-    "rtp": "rtp,udp",
-    "tcp": "tcp",
-    "srt": "srt",
-}
-
-
 def protocol_whitelist(resolved: ResolvedSource) -> str:
     """FFmpeg's protocol_whitelist for a source: files (and local playlists) read files only,
     standard input the pipe, a device its node, a URL its own scheme's protocols."""
@@ -129,7 +141,7 @@ def protocol_whitelist(resolved: ResolvedSource) -> str:
         return "pipe"
     if resolved.kind in ("file", "device"):
         return "file,crypto"
-    return _PROTOCOLS[urlsplit(resolved.uri).scheme.lower()]
+    return SCHEMES[urlsplit(resolved.uri).scheme.lower()].protocols
 
 
 def _network_options(resolved: ResolvedSource, read_timeout: float) -> dict[str, str]:
@@ -141,10 +153,21 @@ def _network_options(resolved: ResolvedSource, read_timeout: float) -> dict[str,
     options["rw_timeout"] = str(max(1, int(read_timeout * 1e6)))
     if resolved.uri.startswith(("rtsp://", "rtsps://")):
         options["rtsp_transport"] = "tcp"
-    if deny_private_networks():
+    deny = deny_private_networks()
+    if resolved.uri.lower().startswith(("http://", "https://")):
+        # Every HTTP(S) connection FFmpeg makes for this source (variant playlists, segments, keys on
+        # whatever host the playlist names) is checked by the guard proxy and made to the checked address.
+        if deny and os.environ.get("no_proxy"):
+            raise UnreachableSourceError(
+                resolved.original,
+                "refused: the no_proxy environment variable would let FFmpeg reach the hosts it lists without "
+                f"the network check of {ENV_DENY_PRIVATE_NETWORKS}; unset it for tempo",
+                read_timeout,
+            )
+        options["http_proxy"] = guard_proxy(deny_private=deny).url
+    if deny:
         # The policy holds where FFmpeg connects too: the host is checked again now (its name may
-        # answer differently than when the source was accepted), and no HTTP redirect is followed,
-        # since FFmpeg would connect to the redirect's target without any check.
+        # answer differently than when the source was accepted), and no HTTP redirect is followed.
         parts = urlsplit(resolved.uri)
         try:
             netguard.resolve_checked(
@@ -173,23 +196,34 @@ def open_source(
         # (a stored source path re-read for recompression).
         check_regular_file(resolved.original, Path(resolved.uri))
     options["protocol_whitelist"] = protocol_whitelist(resolved)
+    opened_at = time.monotonic()
     try:
         container = av.open(resolved.uri, mode="r", format=resolved.format, options=options, timeout=timeout,
                             hwaccel=hwaccel)
     except av.error.FileNotFoundError:
         raise SourceNotFoundError(resolved.original) from None
-    except av.error.InvalidDataError as exc:
-        if resolved.kind == "network":
-            raise UnreachableSourceError(resolved.original, _reason(exc), connect_timeout) from None
-        raise NotMediaError(resolved.original, _reason(exc)) from None
     except (av.error.FFmpegError, OSError) as exc:
-        if resolved.kind in ("network", "device"):
-            raise UnreachableSourceError(resolved.original, _reason(exc), connect_timeout) from None
-        raise NotMediaError(resolved.original, _reason(exc)) from None
+        if "http_proxy" in options:  # say what the guard proxy saw, not FFmpeg's "403 Forbidden" or "5XX"
+            proxy = guard_proxy(deny_private=deny_private_networks())
+            refused, failed = proxy.refused_since(opened_at), proxy.failed_since(opened_at)
+            if refused or failed:
+                detail = f"refused: {refused}" if refused else str(failed)
+                raise UnreachableSourceError(resolved.original, detail, connect_timeout) from None
+        raise _open_error(resolved, exc, connect_timeout) from None
     if not container.streams.video:
         container.close()
         raise NoVideoStreamError(resolved.original)
     return container, container.streams.video[0]
+
+
+def _open_error(resolved: ResolvedSource, exc: BaseException, connect_timeout: float) -> Exception:
+    """FFmpeg's failure to open `resolved` as one typed error (one sentence)."""
+    remote = resolved.kind == "network" or (
+        resolved.kind == "device" and not isinstance(exc, av.error.InvalidDataError)
+    )
+    if remote:
+        return UnreachableSourceError(resolved.original, _reason(exc), connect_timeout)
+    return NotMediaError(resolved.original, _reason(exc))
 
 
 def _reason(exc: BaseException) -> str:

@@ -34,8 +34,10 @@ from tempo.errors import TempoError, redact_secrets
 from tempo.inputs import TOOL_INPUTS, tool_signature
 from tempo.settings import AskSettings
 from tempo.tools.commands.mcp import add_mcp_options
+from tempo.tools.commands.options import DEFAULT_MAX_BODY
 from tempo.tools.http_metrics import ToolMetrics, metrics_response
 from tempo.tools.http_security import HTTPGuard, require_token_off_loopback, resolve_token
+from tempo.tools.server_problems import BodyLimit
 
 log = logging.getLogger(__name__)
 
@@ -152,29 +154,37 @@ def _tool_function(name: str, run: Callable[..., Any]) -> Callable[..., Any]:
 # ----- HTTP -----------------------------------------------------------------------------------------
 
 
-def mcp_asgi_app(server: MCPServer) -> Any:
+def mcp_asgi_app(server: MCPServer, *, max_body: int = DEFAULT_MAX_BODY) -> Any:
     """The SDK's streamable-HTTP app (endpoint /mcp). Its own DNS-rebinding check knows only three
-    spellings of loopback and skips custom routes; HTTPGuard checks every route instead."""
+    spellings of loopback and skips custom routes; HTTPGuard checks every route instead. Its own body
+    cap (4 MiB by default) is set to ours, so both servers refuse the same sizes."""
     return server.streamable_http_app(
-        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False)
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+        max_request_body_size=max_body,
     )
 
 
-def http_app(server: MCPServer, *, host: str = "127.0.0.1", token: str | None = None) -> Any:
+def http_app(
+    server: MCPServer, *, host: str = "127.0.0.1", token: str | None = None, max_body: int = DEFAULT_MAX_BODY
+) -> Any:
     """The streamable-HTTP ASGI app (endpoint /mcp, /health, /metrics) behind HTTPGuard: a bearer
-    token when one is given, else Host/Origin checks on every route.
+    token when one is given, else Host/Origin checks on every route; request bodies over `max_body`
+    bytes get 413 before the SDK reads them (chunked ones too), as in `tempo serve`.
 
     Raises HTTPConfigError for a non-loopback host without a token.
     """
     require_token_off_loopback(host, token, "MCP")
-    return HTTPGuard(mcp_asgi_app(server), token=token)
+    # The guard first (no body is read for a request without the token), then the cap on every route.
+    return HTTPGuard(BodyLimit(mcp_asgi_app(server, max_body=max_body), max_body), token=token)
 
 
-def serve_http(server: MCPServer, *, host: str, port: int, token: str | None) -> int:
+def serve_http(
+    server: MCPServer, *, host: str, port: int, token: str | None, max_body: int = DEFAULT_MAX_BODY
+) -> int:
     """Serve MCP over streamable HTTP until SIGTERM or Ctrl-C; returns the exit code (tools/http_run.py)."""
     from tempo.tools import http_run
 
-    app = http_app(server, host=host, token=token)
+    app = http_app(server, host=host, token=token, max_body=max_body)
 
     def announce(base: str) -> None:
         print(f"tempo mcp: streamable HTTP on {base}/mcp", file=sys.stderr, flush=True)
@@ -201,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
     server = build_server(make_toolkit)
     with service.start_retention():
         if args.http:
-            return serve_http(server, host=args.host, port=args.port, token=token)
+            return serve_http(server, host=args.host, port=args.port, token=token, max_body=args.max_body)
         server.run("stdio")
     return 0
 

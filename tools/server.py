@@ -140,7 +140,7 @@ def create_app(service: Any, settings: ServeSettings | None = None) -> Any:
     settings = settings or ServeSettings()
     server = TempoServer(service, settings)
     mcp = build_server(server.toolkit, metrics=server.tool_metrics, routes=False, model_queue=server.queue)
-    mcp_app = mcp_asgi_app(mcp)
+    mcp_app = mcp_asgi_app(mcp, max_body=settings.max_body_bytes)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

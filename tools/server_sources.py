@@ -5,11 +5,13 @@ A client of the HTTP API is not the operator: it must not make the server read i
 
 - file sources only under `--media-root` (symlinks resolved first, then the path must lie inside
   the root and be a regular file); without a media root, file sources are refused;
-- network sources only with an allowlisted scheme (`SERVE_SCHEMES`);
+- network sources only with a scheme the one table (`tempo.streaming.sources.SCHEMES`) marks as served;
 - a cloud metadata host (by name or address) is always refused; with `--deny-private-networks`,
   a source of any scheme whose host is or resolves to a loopback, link-local, private, reserved or
   multicast address is refused (every address the name resolves to is checked; the policy of
-  tempo.streaming.netguard), and FFmpeg follows no HTTP redirect (tempo.streaming.sources);
+  tempo.streaming.netguard), and FFmpeg follows no HTTP redirect (tempo.streaming.sources); every
+  HTTP(S) connection FFmpeg then makes (an HLS playlist's segments on any host) passes the same
+  policy in the guard proxy (tempo.streaming.netproxy);
 - control characters (a NUL byte, a newline) are refused in any source.
 Stdin ("-") and capture devices are never accepted over HTTP.
 
@@ -27,9 +29,8 @@ from urllib.parse import urlsplit
 from tempo.errors import TempoError, redact_url
 from tempo.streaming import netguard
 from tempo.streaming.errors import StreamingError
+from tempo.streaming.sources import SERVE_SCHEMES
 from tempo.tools.errors import SourceNotAllowedError
-
-SERVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "srt", "udp", "tcp", "http", "https")
 
 
 def check_source(source: str, *, media_root: Path | None, deny_private_networks: bool = False) -> str:

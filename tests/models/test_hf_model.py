@@ -155,3 +155,35 @@ def _flash_imports() -> bool:
 )
 def test_device_map_only_with_accelerate_off_the_cpu(device: str, accelerate: bool, expected: dict | None) -> None:
     assert device_map_for(torch.device(device), accelerate_available=lambda: accelerate) == expected
+
+
+def test_a_reader_that_stops_early_stops_the_generation(tiny_model: TempoModel) -> None:
+    """Ctrl-C in `tempo chat` (or a client gone) closes the answer's iterator: the generating thread
+    stops at its next token instead of running on to max_new_tokens."""
+    import threading
+
+    from tempo.models.answer import streamed_answer
+
+    _, memory = tiny_model.compress([make_segment(0)], "dog")
+    embeds, _ = tiny_model.build_answer_embeddings("What is it?", [(2.0, memory[0][:8])])
+    steps: list[int] = []
+
+    def generate(streamer):
+        class Counting:  # every token the model emits passes here before the streamer
+            def put(self, value):
+                steps.append(1)
+                streamer.put(value)
+
+            def end(self):
+                streamer.end()
+
+        return tiny_model.generate_ids(embeds, max_new_tokens=200, streamer=Counting())
+
+    # The tiny model never emits a stop id within 200 tokens when greedy on this prompt (checked below).
+    full = tiny_model.generate_ids(embeds, max_new_tokens=200)
+    assert len(full) == 200
+    pieces = streamed_answer(tiny_model.tokenizer, generate, [])
+    assert next(pieces)
+    pieces.close()  # what a KeyboardInterrupt in the reader does to the generator
+    assert not [t for t in threading.enumerate() if t.name == "tempo-generate"]
+    assert len(steps) < 50  # stopped within a few tokens of the close, not after 200

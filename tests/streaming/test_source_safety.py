@@ -118,3 +118,28 @@ def test_a_remote_playlist_cannot_make_ffmpeg_read_local_files(
     with pytest.raises(StreamingError):
         list(iter_segments(f"{base}/evil.m3u8", config=SMALL))
     assert requests == ["/evil.m3u8"]
+
+
+@pytest.mark.parametrize(
+    ("url", "served"),
+    [
+        ("rtmps://cam.example.com/live/one", True),
+        ("srt://cam.example.com:9000", True),
+        ("rtsps://cam.example.com/stream", True),
+        ("rtp://cam.example.com:5004", False),  # listens on the server: ingest only from the CLI
+    ],
+)
+def test_the_cli_reader_and_the_server_read_one_scheme_table(url: str, served: bool) -> None:
+    """A scheme the CLI reads is accepted by `tempo serve` unless the table says otherwise, and every
+    one of them gets a protocol whitelist (before: three lists, and rtmps was refused by the server)."""
+    from tempo.streaming.sources import protocol_whitelist, resolve_source
+    from tempo.tools.server_sources import SourceNotAllowedError, check_source
+
+    resolved = resolve_source(url)
+    assert resolved.kind == "network"
+    assert url.split("://")[0] in protocol_whitelist(resolved).split(",")
+    if served:
+        assert check_source(url, media_root=None) == url
+    else:
+        with pytest.raises(SourceNotAllowedError, match="is not allowed for sources"):
+            check_source(url, media_root=None)

@@ -193,3 +193,33 @@ def test_unknown_tool_names_share_one_label():
     assert f'tempo_tool_calls_total{{tool="{UNKNOWN_TOOL}"}} 200.0' in text
     assert 'tempo_tool_calls_total{tool="list_streams"} 1.0' in text
     assert 'tempo_tool_seconds_total{tool="list_streams"} 0.5' in text
+
+
+# ----- request bodies (`tempo mcp --http --max-body`) -------------------------------------------------
+
+
+def post(app, body, headers: dict[str, str]) -> httpx.Response:
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8765") as client:
+            return await client.post("/mcp", content=body, headers=headers)
+
+    return anyio.run(go)
+
+
+MCP_HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+
+
+def test_an_mcp_body_over_the_limit_is_413_by_its_length_and_when_chunked():
+    app = http_app(build_server(no_toolkit), host="127.0.0.1", token=None, max_body=1024)
+    big = b'{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"pad": "' + b"x" * 4096 + b'"}}'
+    by_length = post(app, big, MCP_HEADERS)
+    assert by_length.status_code == 413
+    assert "larger than 1024 bytes" in by_length.json()["detail"]
+
+    async def chunks():
+        for start in range(0, len(big), 512):
+            yield big[start : start + 512]
+
+    chunked = post(app, chunks(), MCP_HEADERS)  # no Content-Length: read up to the limit, then refused
+    assert chunked.status_code == 413

@@ -13,6 +13,7 @@ from tempo.inputs import arg_type
 from tempo.settings import ENV_MCP_TOKEN
 from tempo.tools.commands.options import (
     add_listen_options,
+    add_max_body_option,
     add_max_new_tokens_option,
     add_memory_options,
     add_model_options,
@@ -41,6 +42,7 @@ def add_token_options(parser: argparse.ArgumentParser) -> None:
 def add_mcp_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
     add_listen_options(parser, port=8765)  # with --http
+    add_max_body_option(parser)  # with --http
     add_token_options(parser)
     add_max_new_tokens_option(parser)
     add_model_options(parser)

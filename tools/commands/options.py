@@ -58,6 +58,19 @@ def add_listen_options(parser: argparse.ArgumentParser, *, port: int) -> None:
     )
 
 
+DEFAULT_MAX_BODY = 1 << 20  # 1 MiB: JSON requests are a few KiB
+
+
+def add_max_body_option(parser: argparse.ArgumentParser) -> None:
+    """--max-body: the largest request body an HTTP server reads (413 beyond; chunked bodies counted)."""
+    parser.add_argument(
+        "--max-body",
+        type=arg_type(inputs.ByteCount, "bytes"),
+        default=DEFAULT_MAX_BODY,
+        help="largest request body in bytes (default 1 MiB); larger ones get 413",
+    )
+
+
 def add_batch_size_option(parser: argparse.ArgumentParser, what: str) -> None:
     """--batch-size: `what` (segments, jobs) per SVLM forward pass."""
     parser.add_argument(

@@ -12,6 +12,7 @@ from tempo.inputs import arg_type
 from tempo.tools.commands.mcp import TOKEN_ENV, add_token_options
 from tempo.tools.commands.options import (
     add_listen_options,
+    add_max_body_option,
     add_max_new_tokens_option,
     add_memory_options,
     add_model_options,
@@ -57,12 +58,7 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         default=300.0,
         help="seconds a question may wait and run before 504 (default 300)",
     )
-    parser.add_argument(
-        "--max-body",
-        type=arg_type(inputs.ByteCount, "bytes"),
-        default=1 << 20,
-        help="largest request body in bytes (default 1 MiB)",
-    )
+    add_max_body_option(parser)
     parser.add_argument(
         "--max-upload",
         type=arg_type(inputs.ByteCount, "bytes"),
