@@ -25,7 +25,7 @@ as for one stream (tempo.engine.text_track).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +43,8 @@ from tempo.memory.store_types import StreamInfo
 from tempo.memory.text_index import read_cues
 from tempo.models.text import time_tag
 from tempo.settings import AskSettings
+from tempo.streaming.segment import Segment
+from tempo.streaming.subtitles import Cue
 
 KEY_SHIFT = 40  # segment indices stay far below 2**40 (a 4-s segment for 139,000 years)
 _INDEX_MASK = (1 << KEY_SHIFT) - 1
@@ -50,6 +52,7 @@ _INDEX_MASK = (1 << KEY_SHIFT) - 1
 __all__ = [
     "KEY_SHIFT",
     "CrossStreamRecall",
+    "MixedFamiliesError",
     "MixedStreamsError",
     "MultiRetrieval",
     "composite",
@@ -60,7 +63,9 @@ __all__ = [
     "stream_infos",
     "stream_rows",
     "stream_tag",
+    "union_cues",
     "union_plan",
+    "union_segments",
     "union_timeline",
 ]
 
@@ -192,12 +197,8 @@ def union_plan(
 def split_plan(plan: AllocationPlan, streams: Sequence[str]) -> dict[str, AllocationPlan]:
     """The union plan cut back into one plan per stream (real segment indices), in stream order; a
     stream without any planned segment is left out."""
-    positions = plan.indices >> KEY_SHIFT
     out: dict[str, AllocationPlan] = {}
-    for p, s in enumerate(streams):
-        rows = np.flatnonzero(positions == p)
-        if not len(rows):
-            continue
+    for p, s, rows in _rows_per_stream(plan, streams):
         cues = {split_key(k)[1]: v for k, v in plan.cues.items() if split_key(k)[0] == p}
         out[s] = AllocationPlan(
             indices=plan.indices[rows] & _INDEX_MASK,
@@ -212,23 +213,31 @@ def split_plan(plan: AllocationPlan, streams: Sequence[str]) -> dict[str, Alloca
     return out
 
 
-def union_reads(
-    store: RedisMemoryStore, infos: dict[str, StreamInfo], plan: AllocationPlan, read: Callable[..., object]
-) -> dict[int, object]:
-    """`read(store, info, indices)` per stream for the union plan's segments (mapping or list by index)
-    -> {composite key: value}."""
-    out: dict[int, object] = {}
+def _rows_per_stream(plan: AllocationPlan, streams: Sequence[str]) -> Iterator[tuple[int, str, np.ndarray]]:
+    """(position, stream, the union plan's rows of that stream) per stream with planned segments."""
     positions = plan.indices >> KEY_SHIFT
-    for p, s in enumerate(infos):
+    for p, s in enumerate(streams):
         rows = np.flatnonzero(positions == p)
-        if not len(rows):
-            continue
-        keys = plan.indices[rows].tolist()
-        got = read(store, infos[s], [k & _INDEX_MASK for k in keys])
-        if isinstance(got, dict):
-            out.update({composite(p, i): v for i, v in got.items()})
-        else:
-            out.update(zip(keys, got, strict=True))  # type: ignore[call-overload]
+        if len(rows):
+            yield p, s, rows
+
+
+def union_segments(store: RedisMemoryStore, infos: dict[str, StreamInfo], plan: AllocationPlan) -> list[Segment]:
+    """The union plan's segments (frames re-read per stream, memory/replay.py), in plan row order."""
+    out: list[Segment | None] = [None] * len(plan.indices)
+    for _, s, rows in _rows_per_stream(plan, list(infos)):
+        for row, seg in zip(rows.tolist(), load_segments(store, infos[s], (plan.indices[rows] & _INDEX_MASK).tolist()),
+                            strict=True):  # fmt: skip
+            out[row] = seg
+    return out  # type: ignore[return-value]
+
+
+def union_cues(store: RedisMemoryStore, streams: Sequence[str], plan: AllocationPlan) -> dict[int, list[Cue]]:
+    """{composite key: cues in time order} of the union plan's segments (segments without words: no entry)."""
+    out: dict[int, list[Cue]] = {}
+    for p, s, rows in _rows_per_stream(plan, streams):
+        found = read_cues(store, s, (plan.indices[rows] & _INDEX_MASK).tolist())
+        out.update({composite(p, i): cues for i, cues in found.items()})
     return out
 
 
@@ -351,13 +360,12 @@ class CrossStreamRecall:
         )
         if family_of(r.model) != "tempo":
             with r.lock:
-                segments = union_reads(r.store, infos, plan, load_segments)
-                plan = price_renditions(r.model, [segments[int(k)] for k in plan.indices],  # type: ignore[misc]
-                                        plan, budget=int(budget) - reserve, min_tokens=int(min_tokens))  # fmt: skip
+                segments = union_segments(r.store, infos, plan)
+                plan = price_renditions(r.model, segments, plan, budget=int(budget) - reserve,  # type: ignore[arg-type]
+                                        min_tokens=int(min_tokens))  # fmt: skip
         if not reserve:
             return plan
-        cues = union_reads(r.store, infos, plan, lambda store, info, indices: read_cues(store, info.name, indices))
-        return plan_with_cues(plan, cues, cap=reserve, count=token_counter(r.model))  # type: ignore[arg-type]
+        return plan_with_cues(plan, union_cues(r.store, streams, plan), cap=reserve, count=token_counter(r.model))
 
     def answer(
         self,

@@ -10,8 +10,9 @@ Auto classes, plus its tokenizer, chat template and video-processor configuratio
   same forward); the router is the answerer itself unless `router` names another Qwen3-VL (a 2B);
 - answerer: `answer_clips(question, clips)` — the kept segments as videos in time order, each rendered
   at its rendition (tempo.models.renditions) and written with Qwen3-VL's own timestamp text (every
-  temporal patch after its `<t seconds>` tag, the times being stream times), through the chat template,
-  generated with `generate` and a streamer.
+  temporal patch after its `<t seconds>` tag, the times being stream times; `<cam2 t seconds>` when
+  the clip names its stream in a cross-stream ask), each clip's words (`texts=`: subtitles, transcript)
+  after its first timestamp, through the chat template, generated with `generate` and a streamer.
 
 This family keeps no memory tokens: a segment's visual input is its frames, so `compress` returns
 relevance and an empty (n, 0, D) memory; the unit of `tokens` is Qwen3-VL visual tokens.
