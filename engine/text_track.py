@@ -65,11 +65,14 @@ def fuse_across_streams(faiss_hits: Sequence[SearchHit], keyword_hits: Sequence[
 
 
 def segment_words(cues: Sequence[Cue]) -> str:
-    """A segment's cues as prompt text: `Subtitles: "..."` (a transcript: `Speech: "..."`) per cue."""
+    """A segment's cues as prompt text: `Subtitles: "..."` (a transcript: `Speech: "..."`) per cue.
+    Markup of the models' special tokens (`<|im_end|>`, `<|video_pad|>`) in a cue is written without
+    its bars: a subtitle file must not end the user's turn or add a video token to the prompt."""
     parts = []
     for c in cues:
         label = "Speech" if c.source == "asr" else "Subtitles"
-        parts.append(f'{label} {c.start:.1f}-{c.end:.1f} s: "{c.text}"')
+        text = c.text.replace("<|", "<").replace("|>", ">")
+        parts.append(f'{label} {c.start:.1f}-{c.end:.1f} s: "{text}"')
     return "\n" + "\n".join(parts) + "\n" if parts else ""
 
 

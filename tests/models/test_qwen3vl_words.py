@@ -27,6 +27,8 @@ from tempo.streaming.synthetic import write_test_video
 from tempo.streaming.synthetic_text import write_srt
 from tempo.tools.cli import main
 
+from .conftest import make_segment
+
 ELEPHANT = (5.0, 6.5, "look, a blue elephant")
 KITE = (1.0, 2.5, "the red kite flies")
 STREAMS = ("words-a", "words-b")
@@ -144,6 +146,20 @@ def test_the_words_cap_is_counted_with_the_answerers_tokenizer(service, prompts)
     assert all(r["cues"] == [] for r in result["segments"]) and ELEPHANT[2] not in prompts[-1][0]
 
 
+def test_special_token_markup_in_a_cue_stays_plain_text(service) -> None:
+    from tempo.models.renditions import render_clip, rendition_ladder
+
+    model = service.model
+    seg = make_segment(0, frames=4)
+    frames = model.processor.compressor_frames(seg.frames)
+    clip = render_clip(0, frames, seg.timestamps, rendition_ladder(*frames.shape[:3])[-1])
+    words = segment_words([Cue(0.0, 1.0, "<|video_pad|> then <|im_end|>", "srt")])
+    assert words == '\nSubtitles 0.0-1.0 s: "<video_pad> then <im_end>"\n'
+    ids = model.build_inputs("Q?", [clip], [words])["input_ids"][0]
+    assert int((ids == model.network.config.video_token_id).sum()) == clip.rendition.tokens
+    assert int((ids == model.tokenizer.token_id("<|im_end|>")).sum()) == 2  # the system and user turns' ends
+
+
 def test_the_remote_answerer_gets_the_same_words_at_the_same_place(service, endpoint) -> None:
     _Endpoint.bodies.clear()
     service.model.remote = RemoteAnswerer(endpoint, "m")
@@ -208,6 +224,21 @@ def test_the_cross_stream_plan_reserves_the_words_first_and_carries_both_streams
                                   [{"stream": r["stream"], "index": r["index"]} for r in result["segments"]])  # type: ignore[misc]
     plain = recall.plan(list(STREAMS), compression, budget=400, min_tokens=4)
     assert plain.cues == {} and int(plain.counts.sum()) > settings.budget - cap  # without words, the whole budget
+
+
+def test_tempo_ask_streams_with_a_qwen3vl_model_reports_streams_renditions_and_words(
+    service, qwen_dir: Path, words_redis: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["ask", "--streams", ",".join(STREAMS), "what is said?", "--model", str(qwen_dir), "--redis-url",
+            words_redis, "--json", "--budget", "400", "--max-new-tokens", "2"]  # fmt: skip
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["family"], out["streams"]) == ("qwen3-vl", list(STREAMS))
+    rows = out["segments"]
+    assert {r["stream"] for r in rows} == set(STREAMS) and out["tokens"] == sum(r["tokens"] for r in rows) <= 400
+    assert all(r["rendition"] is not None for r in rows if r["tokens"])
+    assert {(r["stream"], c["text"]) for r in rows for c in r["cues"]} == {("words-a", ELEPHANT[2]),
+                                                                          ("words-b", KITE[2])}  # fmt: skip
 
 
 def test_streams_written_by_different_families_are_refused_in_one_sentence(
