@@ -9,7 +9,10 @@ cache, plan, answer); for a `Qwen3VLFamily` two of them change, through the hook
   with every segment a candidate this is the reference mode). The plan's counts are the renditions'
   costs and it carries the renditions.
 - `answer_memory_renditions`: the planned segments' frames (re-read from the file, or the proxies of
-  a live source: memory/replay.py) rendered at their renditions, in time order, to the answerer.
+  a live source: memory/replay.py) rendered at their renditions, in time order, to the answerer, each
+  with the words the plan carries for it (`plan.cues`, after its first timestamp).
+- `price_renditions` / `plan_clips`: the same two steps for a plan of several streams
+  (tempo.engine.multi: one budget over all their segments; clips whose timestamps name their stream).
 
 A stream remembers the family that wrote it (`StreamSettings.family`); asking it with the other
 family is refused in one sentence (`check_stream_family`): Tempo anchors are memory tokens, this
