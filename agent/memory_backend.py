@@ -150,7 +150,10 @@ class MemoryBackend:
         self, streams: Sequence[str], compression: Compression, settings: AskSettings
     ) -> AllocationPlan:
         """One ATA over the union of the streams' whole timelines, under one budget."""
-        return self.cross.plan(list(streams), compression, budget=settings.budget, min_tokens=settings.min_tokens)
+        return self.cross.plan(
+            list(streams), compression, budget=settings.budget, min_tokens=settings.min_tokens,
+            text_tokens=settings.text_tokens,
+        )
 
     def answer_streams(
         self,

@@ -14,23 +14,37 @@ Segments of different streams are told apart by a composite key, `position << KE
 (position: the stream's place in the sorted stream set), so the single-stream ATA code
 (`plan_allocation`) runs unchanged over the union; its power-of-two anchor grid stays each stream's own
 grid because the shift is far above any stride. One chosen stream is the single-stream path exactly.
+
+In the open-weights family (tempo.engine.open_recall) step 3 also prices the union plan in renditions
+(one budget over all streams' segments), and step 4 gives the answerer each kept segment's frames with
+Qwen3-VL timestamps naming the stream, `<cam2 42.0 seconds>` per temporal patch. Streams written by
+different families are refused in one sentence. With `text_tokens`, the words (cues) of kept segments
+across the streams enter the prompt after their tags, their tokens reserved from the budget before ATA,
+as for one stream (tempo.engine.text_track).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tempo.engine.errors import MixedStreamsError
+from tempo.engine.errors import MixedFamiliesError, MixedStreamsError
+from tempo.engine.open_recall import check_stream_family, family_of, plan_clips, price_renditions
 from tempo.engine.recall import AllocationPlan, Compression, RecallPipeline, assemble, plan_allocation
 from tempo.engine.result import SegmentHit, TimelineRow, timeline_rows
+from tempo.engine.text_track import cues_key, plan_with_cues, segment_words, text_reserve, token_counter
 from tempo.memory.anchors import AnchorCache
 from tempo.memory.index import SearchHit, SegmentIndex, Timeline
+from tempo.memory.replay import load_segments
 from tempo.memory.store import RedisMemoryStore
 from tempo.memory.store_types import StreamInfo
+from tempo.memory.text_index import read_cues
+from tempo.models.text import time_tag
 from tempo.settings import AskSettings
+from tempo.streaming.segment import Segment
+from tempo.streaming.subtitles import Cue
 
 KEY_SHIFT = 40  # segment indices stay far below 2**40 (a 4-s segment for 139,000 years)
 _INDEX_MASK = (1 << KEY_SHIFT) - 1
@@ -38,6 +52,7 @@ _INDEX_MASK = (1 << KEY_SHIFT) - 1
 __all__ = [
     "KEY_SHIFT",
     "CrossStreamRecall",
+    "MixedFamiliesError",
     "MixedStreamsError",
     "MultiRetrieval",
     "composite",
@@ -48,7 +63,9 @@ __all__ = [
     "stream_infos",
     "stream_rows",
     "stream_tag",
+    "union_cues",
     "union_plan",
+    "union_segments",
     "union_timeline",
 ]
 
@@ -74,7 +91,7 @@ def split_key(key: int) -> tuple[int, int]:
 
 def stream_tag(stream: str, seconds: float) -> str:
     """The anchor placed before a segment's tokens in a cross-stream prompt: its stream and centre time."""
-    return f"<{stream} {seconds:.1f} seconds>"
+    return time_tag(seconds, stream)
 
 
 @dataclass(frozen=True)
@@ -180,12 +197,9 @@ def union_plan(
 def split_plan(plan: AllocationPlan, streams: Sequence[str]) -> dict[str, AllocationPlan]:
     """The union plan cut back into one plan per stream (real segment indices), in stream order; a
     stream without any planned segment is left out."""
-    positions = plan.indices >> KEY_SHIFT
     out: dict[str, AllocationPlan] = {}
-    for p, s in enumerate(streams):
-        rows = np.flatnonzero(positions == p)
-        if not len(rows):
-            continue
+    for p, s, rows in _rows_per_stream(plan, streams):
+        cues = {split_key(k)[1]: v for k, v in plan.cues.items() if split_key(k)[0] == p}
         out[s] = AllocationPlan(
             indices=plan.indices[rows] & _INDEX_MASK,
             starts=plan.starts[rows],
@@ -193,7 +207,37 @@ def split_plan(plan: AllocationPlan, streams: Sequence[str]) -> dict[str, Alloca
             relevance=plan.relevance[rows],
             counts=plan.counts[rows],
             candidate=plan.candidate[rows],
+            renditions=None if plan.renditions is None else tuple(plan.renditions[r] for r in rows),
+            cues=cues,
         )
+    return out
+
+
+def _rows_per_stream(plan: AllocationPlan, streams: Sequence[str]) -> Iterator[tuple[int, str, np.ndarray]]:
+    """(position, stream, the union plan's rows of that stream) per stream with planned segments."""
+    positions = plan.indices >> KEY_SHIFT
+    for p, s in enumerate(streams):
+        rows = np.flatnonzero(positions == p)
+        if len(rows):
+            yield p, s, rows
+
+
+def union_segments(store: RedisMemoryStore, infos: dict[str, StreamInfo], plan: AllocationPlan) -> list[Segment]:
+    """The union plan's segments (frames re-read per stream, memory/replay.py), in plan row order."""
+    out: list[Segment | None] = [None] * len(plan.indices)
+    for _, s, rows in _rows_per_stream(plan, list(infos)):
+        for row, seg in zip(rows.tolist(), load_segments(store, infos[s], (plan.indices[rows] & _INDEX_MASK).tolist()),
+                            strict=True):  # fmt: skip
+            out[row] = seg
+    return out  # type: ignore[return-value]
+
+
+def union_cues(store: RedisMemoryStore, streams: Sequence[str], plan: AllocationPlan) -> dict[int, list[Cue]]:
+    """{composite key: cues in time order} of the union plan's segments (segments without words: no entry)."""
+    out: dict[int, list[Cue]] = {}
+    for p, s, rows in _rows_per_stream(plan, streams):
+        found = read_cues(store, s, (plan.indices[rows] & _INDEX_MASK).tolist())
+        out.update({composite(p, i): cues for i, cues in found.items()})
     return out
 
 
@@ -223,15 +267,20 @@ def assemble_streams(
     compression: Compression,
     *,
     anchors: AnchorCache | None = None,
+    texts: list[str] | None = None,
 ) -> list[tuple[str, torch.Tensor]]:
     """(tag naming stream and centre time, kept tokens (k, D)) per planned segment: stream by stream in
-    set order, time order within a stream (each stream's part is `recall.assemble`)."""
+    set order, time order within a stream (each stream's part is `recall.assemble`). `texts`, when
+    given, receives each piece's words (the plan's cues, `segment_words`; "" for none)."""
     streams = list(infos)
     per_stream = split_compression(compression, streams)
     out: list[tuple[str, torch.Tensor]] = []
     for s, sub in split_plan(plan, streams).items():
-        for centre, tokens in assemble(store, infos[s], sub, per_stream[s], anchors=anchors):
+        rows: list[int] = []
+        for centre, tokens in assemble(store, infos[s], sub, per_stream[s], anchors=anchors, rows=rows):
             out.append((stream_tag(s, centre), tokens))
+        if texts is not None:
+            texts += [segment_words(sub.cues.get(int(sub.indices[r]), ())) for r in rows]
     return out
 
 
@@ -247,9 +296,14 @@ class CrossStreamRecall:
         """The streams' headers (UnknownStreamError names the known ones); refused in one sentence when
         their memories were made by different models (their tokens cannot share one prompt)."""
         infos = stream_infos(self.recall.store, streams)
+        families = {s: i.settings.family for s, i in infos.items()}
+        if len(set(families.values())) > 1:
+            raise MixedFamiliesError(families)
         kinds = {(i.settings.model_id, i.settings.token_dim) for i in infos.values()}
         if len(kinds) > 1:
             raise MixedStreamsError(sorted(infos))
+        for info in infos.values():
+            check_stream_family(info, self.recall.model)  # a family reads only its own memory
         return infos
 
     def retrieve(
@@ -285,18 +339,33 @@ class CrossStreamRecall:
             cache_hits += got.cache_hits
         return Compression(results, cache_hits)
 
-    def plan(self, streams: Sequence[str], compression: Compression, *, budget: int, min_tokens: int) -> AllocationPlan:
+    def plan(
+        self, streams: Sequence[str], compression: Compression, *, budget: int, min_tokens: int, text_tokens: int = 0
+    ) -> AllocationPlan:
+        """One ATA over the union, as `RecallPipeline.plan` for one stream: `text_tokens` (at most half the
+        budget, when a chosen stream has a text track) reserved for the kept segments' words first; in
+        the open-weights family the plan priced in renditions over all streams' segments."""
+        r = self.recall
         infos = self.infos(streams)
         settings = [i.settings for i in infos.values()]
-        return union_plan(
+        reserve = text_reserve(text_tokens, budget, any(r.keywords.has_text(s) for s in streams))
+        plan = union_plan(
             streams,
-            {s: self.recall.index.timeline(s) for s in streams},
+            {s: r.index.timeline(s) for s in streams},
             compression,
             tokens_per_segment=min(x.tokens_per_segment for x in settings),
-            budget=int(budget),
+            budget=int(budget) - reserve,
             min_tokens=int(min_tokens),
             stored_tokens=min(x.stored_tokens for x in settings),
         )
+        if family_of(r.model) != "tempo":
+            with r.lock:
+                segments = union_segments(r.store, infos, plan)
+                plan = price_renditions(r.model, segments, plan, budget=int(budget) - reserve,  # type: ignore[arg-type]
+                                        min_tokens=int(min_tokens))  # fmt: skip
+        if not reserve:
+            return plan
+        return plan_with_cues(plan, union_cues(r.store, streams, plan), cap=reserve, count=token_counter(r.model))
 
     def answer(
         self,
@@ -313,14 +382,21 @@ class CrossStreamRecall:
         infos = self.infos(streams)
         numbers = ",".join(f"{s}={i.number}" for s, i in infos.items())  # a re-created stream misses
         parts = [numbers, question, str(settings.max_new_tokens), plan.indices.tobytes(), plan.counts.tobytes(),
-                 plan.candidate.tobytes()]  # fmt: skip
+                 plan.candidate.tobytes(), cues_key(plan.cues)]  # fmt: skip
+        sampling = {"max_new_tokens": settings.max_new_tokens, "temperature": settings.temperature, "on_text": on_text}
 
         def generate() -> str:
-            memory = assemble_streams(r.store, infos, plan, compression, anchors=r.anchors)
+            if plan.renditions is not None:  # open weights: each stream's frames, tags naming the stream
+                with r.lock:
+                    clips, texts = [], []
+                    for s, sub in split_plan(plan, list(infos)).items():
+                        c, t = plan_clips(r.model, r.store, infos[s], sub, stream=s)  # type: ignore[arg-type]
+                        clips += c
+                        texts += t
+                    return r.model.answer_clips(question, clips, texts=texts, **sampling)  # type: ignore[attr-defined]
+            words: list[str] = []
+            memory = assemble_streams(r.store, infos, plan, compression, anchors=r.anchors, texts=words)
             with r.lock:
-                return r.model.answer(
-                    question, memory, max_new_tokens=settings.max_new_tokens, temperature=settings.temperature,
-                    on_text=on_text,
-                )  # fmt: skip
+                return r.model.answer(question, memory, **sampling, **({"texts": words} if plan.cues else {}))
 
         return r.cached_answer(streams[0], parts, settings, on_text, generate)

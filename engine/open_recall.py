@@ -9,7 +9,10 @@ cache, plan, answer); for a `Qwen3VLFamily` two of them change, through the hook
   with every segment a candidate this is the reference mode). The plan's counts are the renditions'
   costs and it carries the renditions.
 - `answer_memory_renditions`: the planned segments' frames (re-read from the file, or the proxies of
-  a live source: memory/replay.py) rendered at their renditions, in time order, to the answerer.
+  a live source: memory/replay.py) rendered at their renditions, in time order, to the answerer, each
+  with the words the plan carries for it (`plan.cues`, after its first timestamp).
+- `price_renditions` / `plan_clips`: the same two steps for a plan of several streams
+  (tempo.engine.multi: one budget over all their segments; clips whose timestamps name their stream).
 
 A stream remembers the family that wrote it (`StreamSettings.family`); asking it with the other
 family is refused in one sentence (`check_stream_family`): Tempo anchors are memory tokens, this
@@ -24,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tempo.engine.renditions import plan_renditions
+from tempo.engine.text_track import segment_words
 from tempo.errors import InvalidInputError
 from tempo.memory.replay import load_segments
 from tempo.models.renditions import RenderedClip, Rendition, render_clip, rendition_ladder
@@ -66,9 +70,18 @@ def plan_memory_renditions(
     min_tokens: int,
 ) -> AllocationPlan:
     """`plan` (the timeline's rows, candidates and anchors) priced in renditions (module docstring)."""
+    segments = load_segments(store, info, plan.indices.tolist()) if len(plan.indices) else []
+    return price_renditions(open_family, segments, plan, budget=budget, min_tokens=min_tokens)
+
+
+def price_renditions(
+    open_family: Qwen3VLFamily, segments: list[Segment], plan: AllocationPlan, *, budget: int, min_tokens: int
+) -> AllocationPlan:
+    """`plan` priced in renditions, `segments` being its rows' segments in row order (of one stream, or
+    of several in a cross-stream plan: one budget over all of them)."""
     if len(plan.indices) == 0:
         return dataclasses.replace(plan, renditions=())
-    ladders, _ = _ladders(open_family, load_segments(store, info, plan.indices.tolist()))
+    ladders, _ = _ladders(open_family, segments)
     renditions: list[Rendition | None] = [None] * len(ladders)
     anchors = np.flatnonzero(~plan.candidate)
     for row in anchors:
@@ -96,13 +109,25 @@ def answer_memory_renditions(
     temperature: float,
     on_text: Callable[[str], None] | None = None,
 ) -> str:
-    """The answer from the plan's segments at their renditions (time order), with stream times."""
+    """The answer from the plan's segments at their renditions (time order), with stream times, each
+    with the words the plan carries for it (`plan.cues`) after its first timestamp."""
+    clips, texts = plan_clips(open_family, store, info, plan)
+    return open_family.answer_clips(
+        question, clips, max_new_tokens=max_new_tokens, temperature=temperature, on_text=on_text, texts=texts
+    )
+
+
+def plan_clips(
+    open_family: Qwen3VLFamily, store: RedisMemoryStore, info: StreamInfo, plan: AllocationPlan,
+    stream: str | None = None,
+) -> tuple[list[RenderedClip], list[str]]:
+    """The plan's segments rendered at their renditions (time order), and each one's words; `stream`
+    names the stream in the clips' time tags (a cross-stream ask)."""
     rows = [i for i, r in enumerate(plan.renditions or ()) if r is not None]
     segments = load_segments(store, info, [int(plan.indices[i]) for i in rows])
     clips: list[RenderedClip] = []
     for row, seg in zip(rows, segments, strict=True):
         frames = open_family.processor.compressor_frames(seg.frames)
-        clips.append(render_clip(seg.index, frames, seg.timestamps, plan.renditions[row]))  # type: ignore[index,arg-type]
-    return open_family.answer_clips(
-        question, clips, max_new_tokens=max_new_tokens, temperature=temperature, on_text=on_text
-    )
+        clips.append(render_clip(seg.index, frames, seg.timestamps, plan.renditions[row], stream))  # type: ignore[index,arg-type]
+    texts = [segment_words(plan.cues.get(int(plan.indices[row]), ())) for row in rows]
+    return clips, texts

@@ -17,14 +17,13 @@ from memory/caches.py.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tempo.engine.text_track import choose_prompt_cues, fuse_hits, segment_words, token_counter
+from tempo.engine.text_track import cues_key, fuse_hits, plan_with_cues, segment_words, text_reserve, token_counter
 from tempo.memory.anchors import AnchorCache
 from tempo.memory.caches import AnswerCache, QueryCache
 from tempo.memory.index import SearchHit, SegmentIndex, Timeline
@@ -347,8 +346,7 @@ class RecallPipeline:
 
         A stream with a text track gives up to `text_tokens` (at most half) of the budget to the kept
         segments' cue words, which the plan carries (`cues`) into the prompt."""
-        reserve = min(int(text_tokens), int(budget) // 2) if text_tokens > 0 and self.keywords.has_text(info.name) \
-            else 0
+        reserve = text_reserve(text_tokens, budget, self.keywords.has_text(info.name))
         plan = plan_allocation(
             self.index.timeline(info.name),
             compression.relevance,
@@ -367,9 +365,7 @@ class RecallPipeline:
         if not reserve:
             return plan
         cues = read_cues(self.store, info.name, plan.indices.tolist())
-        chosen = choose_prompt_cues(plan.indices, plan.relevance, plan.candidate, cues, cap=reserve,
-                                    count=token_counter(self.model))
-        return dataclasses.replace(plan, cues=chosen)
+        return plan_with_cues(plan, cues, cap=reserve, count=token_counter(self.model))
 
     def answer(
         self,
@@ -390,7 +386,7 @@ class RecallPipeline:
             plan.indices.tobytes(),
             plan.counts.tobytes(),
             plan.candidate.tobytes(),
-            repr(sorted((i, [c.to_row() for c in cs]) for i, cs in plan.cues.items())),
+            cues_key(plan.cues),
         ]
 
         def generate() -> str:

@@ -5,20 +5,26 @@
   * `segment_words` / `choose_prompt_cues`: the family-neutral text a segment brings to the answer's
     prompt, and which kept segments' cues enter it under a text-token cap (candidates by relevance
     first, then the rest in time order). Any model family renders `segment_words(cues)` after the
-    segment's time tag; the Tempo family does so in models/answer.py.
+    segment's time tag: the Tempo family in models/answer.py, the Qwen3-VL family after a clip's first
+    timestamp (models/renditions.py `clip_inputs`, models/remote_answer.py `clip_content`).
+  * `text_reserve` / `plan_with_cues`: the one rule every plan (one stream or several) follows: the
+    words' tokens are taken from the visual budget before ATA, then the plan's kept segments get cues.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tempo.memory.index import SearchHit
 from tempo.memory.records import SegmentRecord
 from tempo.memory.text_index import KeywordHit, replace_cues, rrf_fuse
 from tempo.streaming.subtitles import Cue, CueTrack
+
+if TYPE_CHECKING:
+    from tempo.engine.recall import AllocationPlan
 
 TEXT_TOKENS = 1024  # default cap on cue words in the answer's prompt (AskSettings.text_tokens)
 
@@ -59,11 +65,14 @@ def fuse_across_streams(faiss_hits: Sequence[SearchHit], keyword_hits: Sequence[
 
 
 def segment_words(cues: Sequence[Cue]) -> str:
-    """A segment's cues as prompt text: `Subtitles: "..."` (a transcript: `Speech: "..."`) per cue."""
+    """A segment's cues as prompt text: `Subtitles: "..."` (a transcript: `Speech: "..."`) per cue.
+    Markup of the models' special tokens (`<|im_end|>`, `<|video_pad|>`) in a cue is written without
+    its bars: a subtitle file must not end the user's turn or add a video token to the prompt."""
     parts = []
     for c in cues:
         label = "Speech" if c.source == "asr" else "Subtitles"
-        parts.append(f'{label} {c.start:.1f}-{c.end:.1f} s: "{c.text}"')
+        text = c.text.replace("<|", "<").replace("|>", ">")
+        parts.append(f'{label} {c.start:.1f}-{c.end:.1f} s: "{text}"')
     return "\n" + "\n".join(parts) + "\n" if parts else ""
 
 
@@ -100,6 +109,32 @@ def choose_prompt_cues(
             chosen[int(indices[r])] = tuple(segment_cues)
             left -= cost
     return chosen
+
+
+def cues_key(cues: dict[int, tuple[Cue, ...]]) -> str:
+    """The plan's prompt words as part of an answer-cache key (other words, another answer)."""
+    return repr(sorted((i, [c.to_row() for c in cs]) for i, cs in cues.items()))
+
+
+def text_reserve(text_tokens: int, budget: int, has_text: bool) -> int:
+    """Tokens of the visual budget set aside for cue words: `text_tokens`, at most half the budget, and
+    none when the streams asked about carry no text (their budget stays whole)."""
+    return min(int(text_tokens), int(budget) // 2) if text_tokens > 0 and has_text else 0
+
+
+def plan_with_cues(
+    plan: AllocationPlan, cues: dict[int, list[Cue]], *, cap: int, count: Callable[[str], int]
+) -> AllocationPlan:
+    """`plan` carrying the cues (keyed as its indices) that enter the prompt within `cap` tokens, chosen
+    among the rows the answerer reads: every row of a Tempo plan, the rows given a rendition in the
+    Qwen3-VL family (a segment too poor for its smallest rendition is not shown, so neither are its words)."""
+    read = np.ones(len(plan.indices), bool)
+    if plan.renditions is not None:
+        read = np.array([r is not None for r in plan.renditions], bool)
+    rows = np.flatnonzero(read)
+    chosen = choose_prompt_cues(plan.indices[rows], plan.relevance[rows], plan.candidate[rows], cues, cap=cap,
+                                count=count)  # fmt: skip
+    return dataclasses.replace(plan, cues=chosen)
 
 
 def add_text_track(store: Any, stream: str, track: CueTrack) -> tuple[int, int]:

@@ -139,6 +139,16 @@ def streamed_answer(
     result.append(final)
 
 
+def collect_answer(pieces: Callable[[list[str]], Iterator[str]], on_text: Callable[[str], None] | None) -> str:
+    """Drain `pieces(result)` (an answer generator that appends the whole answer to `result` at its
+    end), handing each piece to `on_text` as it arrives; the whole answer. Both families answer so."""
+    result: list[str] = []
+    for piece in pieces(result):
+        if on_text is not None:
+            on_text(piece)
+    return result[0]
+
+
 class GlobalLLM:
     """The global Qwen3 LLM of a loaded checkpoint, with its tokenizer and decoding defaults."""
 
@@ -313,11 +323,9 @@ class GlobalLLM:
         `on_text` receives the answer as it is generated, in pieces that concatenate to the result.
         `texts`: per segment, the words it carries (subtitles, transcript), put after its time tag.
         """
-        result: list[str] = []
-        for piece in self._answer_pieces(question, memory, max_new_tokens, temperature, result, texts):
-            if on_text is not None:
-                on_text(piece)
-        return result[0]
+        return collect_answer(
+            lambda result: self._answer_pieces(question, memory, max_new_tokens, temperature, result, texts), on_text
+        )
 
     def stream_answer(
         self,

@@ -10,8 +10,9 @@ Auto classes, plus its tokenizer, chat template and video-processor configuratio
   same forward); the router is the answerer itself unless `router` names another Qwen3-VL (a 2B);
 - answerer: `answer_clips(question, clips)` — the kept segments as videos in time order, each rendered
   at its rendition (tempo.models.renditions) and written with Qwen3-VL's own timestamp text (every
-  temporal patch after its `<t seconds>` tag, the times being stream times), through the chat template,
-  generated with `generate` and a streamer.
+  temporal patch after its `<t seconds>` tag, the times being stream times; `<cam2 t seconds>` when
+  the clip names its stream in a cross-stream ask), each clip's words (`texts=`: subtitles, transcript)
+  after its first timestamp, through the chat template, generated with `generate` and a streamer.
 
 This family keeps no memory tokens: a segment's visual input is its frames, so `compress` returns
 relevance and an empty (n, 0, D) memory; the unit of `tokens` is Qwen3-VL visual tokens.
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 from tempo.errors import QuestionTooLongError
-from tempo.models.answer import AnswerStreamer, GenerationDefaults, streamed_answer
+from tempo.models.answer import AnswerStreamer, GenerationDefaults, collect_answer, streamed_answer
 from tempo.models.checkpoint import CheckpointError, resolve_model_dir
 from tempo.models.compressor import TempoCompressor, build_compressor_inputs, relevance_scores
 from tempo.models.config import CONTEXT_MARGIN, LLM_SYSTEM_PROMPT, TempoInferenceConfig
@@ -251,15 +252,25 @@ class Qwen3VLFamily:
             raise QuestionTooLongError(self.config.context_limit)
         return room
 
-    def build_inputs(self, question: str, clips: Sequence[RenderedClip]) -> dict[str, torch.Tensor]:
+    def count_text_tokens(self, text: str) -> int:
+        """Tokens `text` takes in the answerer's prompt (the cue words' cap is counted with it)."""
+        return len(self.tokenizer.encode(text))
+
+    def build_inputs(
+        self, question: str, clips: Sequence[RenderedClip], texts: Sequence[str] | None = None
+    ) -> dict[str, torch.Tensor]:
         """The answerer's inputs for `clips` in time order: input_ids, attention_mask, mm_token_type_ids,
-        pixel_values_videos (normalised), video_grid_thw."""
+        pixel_values_videos (normalised), video_grid_thw. `texts[i]`: clip i's words (subtitles,
+        transcript; may be empty), written after its first time tag."""
         parts = self._chat(question, len(clips)).split(VIDEO_PLACEHOLDER)
         if len(parts) != len(clips) + 1:
             raise CheckpointError(f"the chat template of {self.model_dir} writes no {VIDEO_PLACEHOLDER} per video.")
+        words = list(texts) if texts is not None else [""] * len(clips)
+        if len(words) != len(clips):
+            raise ValueError(f"{len(words)} segment texts for {len(clips)} clips")
         patches, grids, pieces = [], [], [parts[0]]
-        for clip, after in zip(clips, parts[1:], strict=True):
-            pix, grid, prompt = clip_inputs(self.processor, clip)
+        for clip, after, text in zip(clips, parts[1:], words, strict=True):
+            pix, grid, prompt = clip_inputs(self.processor, clip, text)
             pieces += [prompt, after]  # the template's placeholder becomes the clip's tags and vision tokens
             patches.append(pix)
             grids.append(grid)
@@ -283,20 +294,16 @@ class Qwen3VLFamily:
         max_new_tokens: int,
         temperature: float = 0.0,
         on_text: Callable[[str], None] | None = None,
+        texts: Sequence[str] | None = None,
     ) -> str:
         """The answer from the kept segments' rendered clips (time order); `on_text` gets it as generated.
-        With `remote` set, the server answers from the same frames and time tags."""
+        `texts[i]`: clip i's words, after its first time tag. With `remote` set, the server answers from
+        the same frames, time tags and words."""
         if self.remote is not None:
-            return str(
-                self.remote.answer_clips(
-                    question, clips, max_new_tokens=max_new_tokens, temperature=temperature, on_text=on_text
-                )
-            )
-        result: list[str] = []
-        for piece in self._pieces(self.build_inputs(question, clips), max_new_tokens, temperature, result):
-            if on_text is not None:
-                on_text(piece)
-        return result[0]
+            sampling = {"max_new_tokens": max_new_tokens, "temperature": temperature}
+            return str(self.remote.answer_clips(question, clips, on_text=on_text, texts=texts, **sampling))
+        inputs = self.build_inputs(question, clips, texts)
+        return collect_answer(lambda result: self._pieces(inputs, max_new_tokens, temperature, result), on_text)
 
     def answer(
         self,
@@ -306,19 +313,17 @@ class Qwen3VLFamily:
         max_new_tokens: int,
         temperature: float = 0.0,
         on_text: Callable[[str], None] | None = None,
+        texts: Sequence[str] | None = None,
     ) -> str:
         """Memory tokens mean nothing to this family: with none kept, the answer from the question alone."""
-        if any(int(t.shape[0]) for _, t in memory):
-            raise ValueError("a Qwen3-VL answerer reads renditions (answer_clips), not memory tokens")
+        if any(int(t.shape[0]) for _, t in memory) or any(texts or ()):
+            raise ValueError("a Qwen3-VL answerer reads renditions and their words (answer_clips), not memory tokens")
         return self.answer_clips(question, [], max_new_tokens=max_new_tokens, temperature=temperature, on_text=on_text)
 
     def generate_text(self, prompt: str, *, max_new_tokens: int) -> str:
         ids = torch.tensor([self.tokenizer.encode(prompt)], dtype=torch.long)
         inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "mm_token_type_ids": torch.zeros_like(ids)}
-        result: list[str] = []
-        for _ in self._pieces(inputs, max_new_tokens, 0.0, result):
-            pass
-        return result[0]
+        return collect_answer(lambda result: self._pieces(inputs, max_new_tokens, 0.0, result), None)
 
     def _generation_config(self, max_new_tokens: int, temperature: float) -> GenerationConfig:
         stop = list(self.generation.stop_ids)

@@ -33,15 +33,18 @@ def png_data_url(frame: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def clip_content(clip: RenderedClip, temporal: int = 2) -> list[dict[str, Any]]:
+def clip_content(clip: RenderedClip, temporal: int = 2, words: str = "") -> list[dict[str, Any]]:
     """Chat content parts of one clip: per temporal patch, its time tag (the mean of its frames' times,
-    the last frame repeating for an odd count, as the local prompt) then its frames as images."""
+    the last frame repeating for an odd count, as the local prompt; naming the clip's stream in a
+    cross-stream ask) then its frames as images; `words` (the segment's cues) after the first tag."""
     times = list(clip.frame_times)
     parts: list[dict[str, Any]] = []
     for lo in range(0, len(times), temporal):
         group = times[lo : lo + temporal]
         padded = group + [group[-1]] * (temporal - len(group))
-        parts.append({"type": "text", "text": time_tag((padded[0] + padded[-1]) / 2)})
+        parts.append({"type": "text", "text": time_tag((padded[0] + padded[-1]) / 2, clip.stream)})
+        if lo == 0 and words:
+            parts.append({"type": "text", "text": words})
         parts += [{"type": "image_url", "image_url": {"url": png_data_url(f)}} for f in clip.frames[lo : lo + temporal]]
     return parts
 
@@ -60,12 +63,22 @@ class RemoteAnswerer:
         self.api_key = api_key
 
     def request(
-        self, question: str, clips: Sequence[RenderedClip], *, max_new_tokens: int, temperature: float = 0.0
+        self,
+        question: str,
+        clips: Sequence[RenderedClip],
+        *,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        texts: Sequence[str] | None = None,
     ) -> dict[str, Any]:
-        """The JSON body of the chat-completions request for `clips` (time order) and `question`."""
+        """The JSON body of the chat-completions request for `clips` (time order) and `question`;
+        `texts[i]`: the words of clip i (may be empty), after its first time tag as in the local prompt."""
+        words = list(texts) if texts is not None else [""] * len(clips)
+        if len(words) != len(clips):
+            raise ValueError(f"{len(words)} segment texts for {len(clips)} clips")
         content: list[dict[str, Any]] = []
-        for clip in clips:
-            content += clip_content(clip)
+        for clip, text in zip(clips, words, strict=True):
+            content += clip_content(clip, words=text)
         content.append({"type": "text", "text": question})
         return {
             "model": self.model,
@@ -83,11 +96,12 @@ class RemoteAnswerer:
         max_new_tokens: int,
         temperature: float = 0.0,
         on_text: Callable[[str], None] | None = None,
+        texts: Sequence[str] | None = None,
     ) -> str:
         """The server's answer (stripped), streamed to `on_text` as it arrives."""
         import httpx
 
-        body = self.request(question, clips, max_new_tokens=max_new_tokens, temperature=temperature)
+        body = self.request(question, clips, max_new_tokens=max_new_tokens, temperature=temperature, texts=texts)
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         where = redact_url(self.url)
         raw, sent = "", ""

@@ -108,21 +108,29 @@ class RenderedClip:
     frames: np.ndarray  # (f, h, w, 3) uint8 at the rendition's size
     frame_times: tuple[float, ...]  # (f,) seconds of stream time per frame
     rendition: Rendition
+    stream: str | None = None  # cross-stream asks: the segment's stream, named in its time tags
 
 
-def render_clip(index: int, frames: np.ndarray, frame_times: np.ndarray, rendition: Rendition) -> RenderedClip:
+def render_clip(
+    index: int, frames: np.ndarray, frame_times: np.ndarray, rendition: Rendition, stream: str | None = None
+) -> RenderedClip:
     """The rendition's frames (evenly spaced, resized) of a segment's full-size `frames` and their times."""
     pick = select_frames(frames.shape[0], rendition.frames)
     chosen = resize_frames_to(frames[pick], rendition.height, rendition.width)
     times = tuple(float(t) for t in np.asarray(frame_times, dtype=np.float64)[pick])
-    return RenderedClip(index=index, frames=chosen, frame_times=times, rendition=rendition)
+    return RenderedClip(index=index, frames=chosen, frame_times=times, rendition=rendition, stream=stream)
 
 
-def clip_inputs(processor: SegmentVideoProcessor, clip: RenderedClip) -> tuple[torch.Tensor, tuple[int, int, int], str]:
+def clip_inputs(
+    processor: SegmentVideoProcessor, clip: RenderedClip, words: str = ""
+) -> tuple[torch.Tensor, tuple[int, int, int], str]:
     """(uint8 patches, grid_thw, prompt text) of a rendered clip: the frames are patchified at their
     size (no further resize) and each temporal patch is written after its stream-time tag, as
-    Qwen3VLProcessor writes a video whose metadata carries those times."""
+    Qwen3VLProcessor writes a video whose metadata carries those times (the tag names the clip's
+    stream in a cross-stream ask). `words` (the segment's cues, tempo.engine.text_track.segment_words)
+    go after the first tag, before the frames: where the Tempo family puts them."""
     patches, grid, _ = processor._patchify(torch.from_numpy(np.ascontiguousarray(clip.frames)))
     times = processor.patch_times(np.array(clip.frame_times))
     per_patch = VISION_START + VIDEO_PAD * processor.tokens_per_patch(grid) + VISION_END
-    return patches, grid, "".join(time_tag(t) + per_patch for t in times)
+    tags = [time_tag(t, clip.stream) for t in times]
+    return patches, grid, "".join(tag + (words if p == 0 else "") + per_patch for p, tag in enumerate(tags))

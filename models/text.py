@@ -132,6 +132,7 @@ def llm_prompt_parts(question: str) -> tuple[str, str]:
     return before, after
 
 
-def time_tag(seconds: float) -> str:
-    """Temporal anchor placed before a segment's memory tokens (DESIGN §2)."""
-    return f"<{seconds:.1f} seconds>"
+def time_tag(seconds: float, stream: str | None = None) -> str:
+    """Temporal anchor placed before a segment's memory tokens (DESIGN §2); in a cross-stream prompt
+    it names the stream too, `<cam2 42.0 seconds>` (tempo.engine.multi_cite parses both back)."""
+    return f"<{seconds:.1f} seconds>" if stream is None else f"<{stream} {seconds:.1f} seconds>"

@@ -132,3 +132,26 @@ def test_ingest_with_a_broken_subtitle_file_stops_in_one_line_before_writing(liv
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "holds no valid cue" in lines[0] and "bad.srt line 1" in lines[0], run.stderr
     assert "broken" not in [s.name for s in live_service.store.list_streams()]
+
+
+def test_a_cross_stream_question_reserves_the_words_and_carries_their_cues(talk, conversations, monkeypatch) -> None:
+    from tempo.engine.text_track import segment_words
+
+    seen: list[list[str]] = []
+    model = talk.model
+    real_answer = model.answer
+
+    def spy(*args, **kwargs):  # calls the real model through; records the words it was given
+        seen.append(list(kwargs.get("texts") or []))
+        return real_answer(*args, **kwargs)
+
+    monkeypatch.setattr(model, "answer", spy)
+    record = talk.store.get_segment(STREAM, _segment_at(talk, 18.0), tokens=False, embedding=False, recompress=False)
+    cap = model.count_text_tokens(segment_words(record.cues))
+    settings = AskSettings(max_new_tokens=2, answer_cache=False, budget=256, text_tokens=cap)
+    result = conversations.ask_streams(["cam", STREAM], "when is 'blue elephant' said?", settings=settings)
+    worded = [(r["stream"], r["index"]) for r in result["segments"] if r["cues"]]
+    assert worded == [(STREAM, record.index)]  # the cap holds exactly that segment's words
+    assert result["tokens"] <= settings.budget - cap  # taken from the visual budget before ATA
+    assert len(seen[-1]) == len(result["segments"]) and seen[-1].count(segment_words(record.cues)) == 1
+    assert sum(model.count_text_tokens(t) for t in seen[-1] if t) <= cap
