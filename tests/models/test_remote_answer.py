@@ -1,10 +1,9 @@
 """The remote answerer (issue 23): the kept frames and time tags of the local answerer, sent to an
 OpenAI-compatible chat-completions endpoint, the answer streamed back.
 
-`transformers serve` cannot run in this environment (its `serving` extra needs openai, accelerate and
-kernels, and Qwen3-VL's processor needs torchvision; none is installed), so the endpoint is a small
-loopback HTTP server that speaks the protocol: it records each request body and streams server-sent
-events, or answers with an OpenAI-style error."""
+Here the endpoint is a small loopback HTTP server that speaks the protocol: it records each request body
+and streams server-sent events, or answers with an OpenAI-style error. test_transformers_serve.py runs
+the same answerer against a real `transformers serve` (from `make serve-venv`)."""
 
 from __future__ import annotations
 
