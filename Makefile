@@ -36,7 +36,7 @@ STAMP := $(VENV)/.installed
 # changes how transformers loads every model. Beside CPU torch, PyPI's CUDA-linked torchvision imports through
 # tests/fixtures/torchvision_cpu.py, installed with a .pth hook (a no-op where its compiled parts load).
 # bin/transformers runs transformers' own CLI on the venv's Python (its console script, written as pip writes
-# one: the __main__ guard matters, the model's process is spawned and re-reads the script). About 15 s; rebuilt when the pins, the hook or this file change.
+# one: the __main__ guard matters, the model's process is spawned and re-reads the script). About 30 s; rebuilt when the pins, the hook or this file change.
 SERVE_VENV ?= $(VENV)-serve
 SERVE_STAMP := $(SERVE_VENV)/.installed
 
