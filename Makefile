@@ -28,8 +28,19 @@ LMMS_EVAL_DEPS := accelerate==1.15.0 aiohappyeyeballs==2.7.1 aiohttp==3.14.5 aio
 	tcolorpy==0.1.7 typepy==1.3.5 yarl==1.25.1 opencv-python-headless==4.13.0.92 decord==0.6.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# `transformers serve` (the real OpenAI-compatible server the remote answerer is tested against,
+# tests/models/test_transformers_serve.py) lives in its own venv, SERVE_VENV: it sees the project's venv through
+# a .pth file (the same torch and transformers, and the fastapi, uvicorn, starlette, pydantic, rich and kernels
+# of transformers' `serving` extra) and adds only the rest of that extra and torchvision, pinned in
+# requirements-serve.txt, without their dependency trees. Kept apart because torchvision in the project's venv
+# changes how transformers loads every model. Beside CPU torch, PyPI's CUDA-linked torchvision imports through
+# tests/fixtures/torchvision_cpu.py, installed with a .pth hook (a no-op where its compiled parts load).
+# bin/transformers runs transformers' own CLI on the venv's Python (its console script, written as pip writes
+# one: the __main__ guard matters, the model's process is spawned and re-reads the script). About 30 s; rebuilt when the pins, the hook or this file change.
+SERVE_VENV ?= $(VENV)-serve
+SERVE_STAMP := $(SERVE_VENV)/.installed
 
-.PHONY: venv lmms lmms-venv browser bench-deps speech demo test lint bench clean
+.PHONY: venv lmms lmms-venv serve-venv browser bench-deps speech demo test lint bench clean
 
 venv: $(STAMP)
 
@@ -51,6 +62,22 @@ lmms-venv:
 	echo "import site; site.addsitedir('$$($(BIN)/python -c 'import site; print(site.getsitepackages()[0])')')" \
 		> "$$($(LMMS_VENV)/bin/python -c 'import site; print(site.getsitepackages()[0])')/tempo-project.pth"
 	$(LMMS_VENV)/bin/pip install -q --no-deps "$(LMMS_EVAL_SPEC)" $(LMMS_EVAL_DEPS)
+
+# `make serve-venv`: then `$(SERVE_VENV)/bin/transformers serve DIR --host 127.0.0.1 --port PORT` (README, Open weights).
+serve-venv: $(SERVE_STAMP)
+
+$(SERVE_STAMP): requirements-serve.txt tests/fixtures/torchvision_cpu.py Makefile | $(STAMP)
+	rm -rf $(SERVE_VENV) && $(BIN)/python -m venv $(SERVE_VENV)
+	site="$$($(SERVE_VENV)/bin/python -c 'import site; print(site.getsitepackages()[0])')" \
+		&& echo "import site; site.addsitedir('$$($(BIN)/python -c 'import site; print(site.getsitepackages()[0])')')" \
+			> "$$site/tempo-project.pth" \
+		&& cp tests/fixtures/torchvision_cpu.py "$$site/torchvision_cpu.py" \
+		&& echo "import torchvision_cpu; torchvision_cpu.install_import_hook()" > "$$site/torchvision-cpu.pth"
+	$(SERVE_VENV)/bin/pip install -q --no-deps -r requirements-serve.txt
+	printf '#!%s\nimport sys\nfrom transformers.cli.transformers import main\nif __name__ == "__main__":\n    sys.exit(main())\n' \
+		"$(abspath $(SERVE_VENV))/bin/python" > $(SERVE_VENV)/bin/transformers && chmod +x $(SERVE_VENV)/bin/transformers
+	$(SERVE_VENV)/bin/python -c "from transformers.utils.import_utils import is_serve_available as a; import torchvision; assert a()"
+	touch $@
 
 demo: $(STAMP)
 	$(BIN)/tempo demo
@@ -84,11 +111,11 @@ speech:
 		else echo "note: espeak-ng is missing (apt-get install espeak-ng as root); the speech tests will fail"; fi; \
 	fi
 
-test: lint browser speech
+test: lint browser speech serve-venv
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP) bench-deps
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) $(LMMS_VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LMMS_VENV) $(SERVE_VENV) build *.egg-info .pytest_cache .ruff_cache

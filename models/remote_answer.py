@@ -6,7 +6,8 @@ turn, then one user turn holding, for each kept segment in time order and each o
 patches, the patch's `<t seconds>` stream-time tag as text followed by the patch's frames as PNG
 images, then the question. The tags are the ones the local answerer's prompt carries
 (`RemoteAnswerer.request` is what a test compares), so the same times reach either answerer. The
-answer streams back piece by piece (server-sent events); a server error is one sentence.
+answer streams back piece by piece (server-sent events); a server error, before the stream or in it,
+is one sentence.
 """
 
 from __future__ import annotations
@@ -114,6 +115,8 @@ class RemoteAnswerer:
                     raise UnavailableError(f"the answer server at {where} refused the request: {_server_error(resp)}")
                 for line in resp.iter_lines():
                     piece = _delta(line)
+                    if isinstance(piece, _StreamError):
+                        raise UnavailableError(f"the answer server at {where} failed while answering: {piece.message}")
                     if piece is None:
                         continue
                     raw += piece
@@ -129,7 +132,15 @@ class RemoteAnswerer:
         return raw.strip()
 
 
-def _delta(line: str) -> str | None:
+class _StreamError:
+    """An error event in the middle of a stream (`transformers serve` sends `data: {"error": "..."}` when
+    generation fails after the 200 response has begun)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _delta(line: str) -> str | _StreamError | None:
     """The text of one server-sent event line of a streamed chat completion (None: no text)."""
     if not line.startswith("data:"):
         return None
@@ -138,18 +149,35 @@ def _delta(line: str) -> str | None:
         return None
     try:
         event = json.loads(data)
+        if isinstance(event, dict) and event.get("error"):
+            return _StreamError(_one_line(_message(event)) or "an error event without a message")
         return event["choices"][0].get("delta", {}).get("content") or None
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         return None
 
 
+def _message(payload: Any) -> str:
+    """The message of an error body: OpenAI's {"error": {"message": ...}}, {"error": "..."} (transformers
+    serve's 503 and stream errors) or FastAPI's {"detail": ...} (its 400 and 422)."""
+    if not isinstance(payload, dict):
+        return str(payload)
+    err = payload.get("error", payload.get("detail", ""))
+    if isinstance(err, dict):
+        return str(err.get("message") or err.get("detail") or "")
+    if isinstance(err, list):  # FastAPI's validation errors: [{"loc": ..., "msg": ...}, ...]
+        return "; ".join(str(e.get("msg", e)) if isinstance(e, dict) else str(e) for e in err)
+    return str(err)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())[:300]
+
+
 def _server_error(resp: Any) -> str:
-    """The server's own error message in one line (OpenAI's {"error": {"message": ...}}), else the status."""
+    """The server's own error message in one line, else the status."""
     try:
-        payload = resp.json()
-        err = payload.get("error", payload) if isinstance(payload, dict) else payload
-        message = err.get("message") if isinstance(err, dict) else str(err)
+        message = _message(resp.json())
     except ValueError:
         message = resp.text
-    first = " ".join(str(message or "").split())[:300]
+    first = _one_line(message or "")
     return f"HTTP {resp.status_code}" + (f", {first}" if first else "")

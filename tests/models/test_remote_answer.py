@@ -1,10 +1,9 @@
 """The remote answerer (issue 23): the kept frames and time tags of the local answerer, sent to an
 OpenAI-compatible chat-completions endpoint, the answer streamed back.
 
-`transformers serve` cannot run in this environment (its `serving` extra needs openai, accelerate and
-kernels, and Qwen3-VL's processor needs torchvision; none is installed), so the endpoint is a small
-loopback HTTP server that speaks the protocol: it records each request body and streams server-sent
-events, or answers with an OpenAI-style error."""
+Here the endpoint is a small loopback HTTP server that speaks the protocol: it records each request body
+and streams server-sent events, or answers with an OpenAI-style error. test_transformers_serve.py runs
+the same answerer against a real `transformers serve` (from `make serve-venv`)."""
 
 from __future__ import annotations
 
@@ -35,12 +34,14 @@ from .conftest import make_segment
 class _Endpoint(BaseHTTPRequestHandler):
     bodies: ClassVar[list[dict]] = []
     fail = False
+    error_body: ClassVar[dict] = {"error": {"message": "model 'nope' is not served\nsecond line"}}
+    stream_error: str | None = None  # an error event after the first piece, as transformers serve sends
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).bodies.append(body)
         if type(self).fail or self.path != "/v1/chat/completions":
-            payload = json.dumps({"error": {"message": "model 'nope' is not served\nsecond line"}}).encode()
+            payload = json.dumps(type(self).error_body).encode()
             self.send_response(404)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
@@ -54,6 +55,9 @@ class _Endpoint(BaseHTTPRequestHandler):
             event = {"choices": [{"index": 0, "delta": {"content": piece}}]}
             self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
             self.wfile.flush()
+            if type(self).stream_error is not None:
+                self.wfile.write(f"data: {json.dumps({'error': type(self).stream_error})}\n\n".encode())
+                return
         self.wfile.write(b"data: [DONE]\n\n")
 
     def log_message(self, *args: object) -> None:
@@ -138,3 +142,25 @@ def test_server_errors_and_bad_flags_are_one_sentence(qwen_dir: Path, endpoint: 
     rc = main(["ask", str(video), "Q", "--model", str(qwen_dir), "--answer-url", endpoint])
     err = capsys.readouterr().err
     assert rc != 0 and "go together" in err and "Traceback" not in err
+
+
+def test_error_bodies_and_error_events_are_one_sentence(endpoint: str) -> None:
+    """FastAPI's {"detail": [...]} (a 422) and an error event after the stream began (`data: {"error": ...}`,
+    transformers serve's way when generation fails) are sentences too, never an empty answer."""
+    openai_style = _Endpoint.error_body
+    _Endpoint.fail, _Endpoint.error_body = True, {"detail": [{"loc": ["body"], "msg": "Field\nrequired"}]}
+    try:
+        with pytest.raises(UnavailableError, match=r"refused the request: HTTP 404, Field required$"):
+            RemoteAnswerer(endpoint, "m").answer_clips("Q?", [], max_new_tokens=2)
+    finally:
+        _Endpoint.fail, _Endpoint.error_body = False, openai_style
+    _Endpoint.stream_error = "CUDA out of memory.\nTried to allocate 2 GiB"
+    pieces: list[str] = []
+    try:
+        with pytest.raises(
+            UnavailableError, match=r"failed while answering: CUDA out of memory. Tried to allocate 2 GiB$"
+        ):
+            RemoteAnswerer(endpoint, "m").answer_clips("Q?", [], max_new_tokens=2, on_text=pieces.append)
+    finally:
+        _Endpoint.stream_error = None
+    assert pieces == ["At"]  # what had streamed before the error
