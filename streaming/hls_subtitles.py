@@ -14,13 +14,14 @@ directly; each segment parsed as WebVTT (tempo.streaming.subtitles.parse_cues: a
 reported with its segment and line and skipped); a cue repeated in two segments (one that spans their
 boundary) kept once.
 
-Stream time (RFC 8216 §3.5): a segment whose header says `X-TIMESTAMP-MAP=MPEGTS:m,LOCAL:l` puts a cue
-of LOCAL time t at t − l + m / 90000 s, the 90 kHz MPEG-TS clock the video's frame pts use, which is
-the stream time every segment of memory is on; a segment without the map: t.
+Times (RFC 8216 §3.5): a segment whose header says `X-TIMESTAMP-MAP=MPEGTS:m,LOCAL:l` puts a cue of
+LOCAL time t at t − l + m / 90000 s, on the 90 kHz MPEG-TS clock the video's frame pts use; a segment
+without the map: t. (`load_text_track` then moves them, as the video's, so its first frame is 0.0.)
 
-Where the files come from: beside a local playlist (relative or absolute paths; a local playlist
-naming a URL is refused), or, for an http(s) playlist, from the same scheme, host and port only, each
-read with a timeout and a size cap; the host is checked as every network destination is
+Where the files come from: beside a local playlist (in its folder or below; a local playlist naming
+a URL or a file elsewhere is not followed: an uploaded playlist must not read the server's files),
+or, for an http(s) playlist, from the same scheme, host and port only, without redirects, each read
+with a timeout and a size cap; the host is checked as every network destination is
 (tempo.streaming.netguard: never a metadata service; no private address when they are denied).
 Not read: a live playlist's later segments (the playlist is read once, when ingest starts).
 """
@@ -37,7 +38,7 @@ from tempo.errors import redact_url
 from tempo.streaming.errors import SubtitleError
 from tempo.streaming.subtitles import Cue, CueTrack, parse_cues
 
-MAX_FILE_BYTES = 4 << 20  # a playlist or one .vtt segment
+MAX_FILE_BYTES = 16 << 20  # a playlist or one .vtt segment
 MAX_SEGMENTS = 50_000  # subtitle segments read from one playlist (about 55 h of 4-s segments)
 MPEG_CLOCK = 90_000  # ticks per second of the MPEG-TS clock
 _ATTRIBUTE = re.compile(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)')
@@ -61,6 +62,8 @@ class _Reader:
             if parts.scheme not in ("http", "https"):
                 raise SubtitleError(f"subtitles of {redact_url(playlist)!r}: only http(s) playlists are read.")
             self.origin = (parts.scheme, parts.hostname, parts.port)
+        else:
+            self.root = Path(playlist).resolve().parent
 
     def locate(self, uri: str, base: str) -> str:
         """Where `uri` (as a playlist writes it) is, relative to the playlist at `base`."""
@@ -72,7 +75,10 @@ class _Reader:
             return url
         if "://" in uri:
             raise SubtitleError(f"the local playlist {base!r} names a URL ({redact_url(uri)!r}); not read.")
-        return str((Path(base).parent / uri).resolve())
+        path = (Path(base).parent / uri).resolve()
+        if not path.is_relative_to(self.root):  # an uploaded playlist must not read the server's files
+            raise SubtitleError(f"{uri!r} is outside the playlist's folder {str(self.root)!r}; not read.")
+        return str(path)
 
     def read(self, where: str) -> str:
         data = self._fetch(where) if self.remote else self._file(where)
@@ -151,10 +157,13 @@ def timestamp_offset(segment_text: str) -> float:
 def hls_webvtt_cues(source: str, *, timeout: float = 10.0) -> CueTrack | None:
     """The cues of an HLS playlist's WebVTT subtitles at stream times, or None when it has none (its
     container's subtitle streams are then read by PyAV). Unreadable segments and malformed cues are
-    problems (one line each); SubtitleError when the playlist itself cannot be read."""
-    reader = _Reader(source, timeout)
-    where = source if reader.remote else str(Path(source).resolve())
-    text = reader.read(where)
+    problems (one line each), a playlist that cannot be read too."""
+    try:
+        reader = _Reader(source, timeout)
+        where = source if reader.remote else str(Path(source).resolve())
+        text = reader.read(where)
+    except SubtitleError as exc:  # the video reader says what is wrong with the source itself
+        return CueTrack([], [f"subtitles of {redact_url(source)!r}: {str(exc).rstrip('.')}; none read"])
     language: str | None = None
     if re.search(r"^#EXT-X-(?:STREAM-INF|MEDIA):", text, re.MULTILINE):  # a master playlist: its subtitles
         renditions = [a for a in (_attributes(line) for line in text.splitlines() if line.startswith("#EXT-X-MEDIA:"))

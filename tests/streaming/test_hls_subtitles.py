@@ -163,3 +163,20 @@ def test_a_remote_playlist_is_read_from_its_own_host_only(served) -> None:
     assert other is not None and [c.text for c in other.cues] == ["the blue elephant", "crosses the road"]
     assert other.problems == ["subtitle segment x.vtt: 'http://127.0.0.2:9/x.vtt' is not on the playlist's own "
                               "host; not read; skipped"]
+
+
+def test_a_local_playlist_naming_a_file_outside_its_folder_is_not_followed(tmp_path) -> None:
+    master, _ = _hls(tmp_path / "h")
+    secret = tmp_path / "secret.vtt"
+    secret.write_text("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nthe server's secret\n")
+    (master.parent / "subs.m3u8").write_text(f"#EXTM3U\n#EXTINF:4.0,\n../secret.vtt\n#EXTINF:4.0,\n{secret}\n")
+    track = load_text_track(str(master))
+    assert track.cues == [] and len(track.problems) == 2
+    assert all("outside the playlist's folder" in p for p in track.problems)
+
+
+def test_an_unreadable_playlist_is_one_problem_not_a_failure(tmp_path) -> None:
+    bad = tmp_path / "bad.m3u8"
+    bad.write_bytes(b"#EXTM3U\n\xff\xfe")
+    track = hls_webvtt_cues(str(bad))
+    assert track is not None and track.cues == [] and "is not UTF-8 text" in track.problems[0]
