@@ -102,7 +102,7 @@ def test_memory_mode_equals_reference_mode_with_subtitles_when_the_stream_fits_t
     assert reference["answer"] == memory["answer"]
 
 
-def test_reference_mode_refuses_a_broken_subtitle_file_in_one_line(live_memory, tmp_path) -> None:
+def test_reference_mode_reads_a_subtitle_file_and_refuses_a_broken_one_in_one_line(live_memory, tmp_path) -> None:
     import subprocess
 
     from tempo.streaming.synthetic import write_test_video
@@ -115,6 +115,15 @@ def test_reference_mode_refuses_a_broken_subtitle_file_in_one_line(live_memory, 
     assert run.returncode != 0
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "holds no valid cue" in lines[0] and "bad.vtt line 3" in lines[0], run.stderr
+    good = write_srt(tmp_path / "good.srt", [(0.5, 1.5, "hello from the file")])
+    run = subprocess.run([*live_memory.cli("ask", str(video), "what is said?", "--subtitles", str(good), "--json",
+                                           "--max-new-tokens", "2")],
+                         env=live_memory.env(), capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    import json
+
+    rows = json.loads(run.stdout.strip().splitlines()[-1])["segments"]
+    assert [c["text"] for r in rows for c in r["cues"]] == ["hello from the file"]  # the words reached the prompt
     memory = subprocess.run([*live_memory.cli("ask", "--stream", STREAM, "what?", "--subtitles", str(bad))],
                             env=live_memory.env(), capture_output=True, text=True, timeout=300)
     assert memory.returncode == 2 and "--subtitles is for a VIDEO" in memory.stderr.strip().splitlines()[-1]
