@@ -5,7 +5,9 @@
    the real commit path into a private Redis: the index build on first use (reading every segment's
    metadata), then p50 / p95 of `KeywordIndex.search` for 2–3-word questions, beside a FAISS-side
    figure of the same run (a brute-force inner product over 21,600 embeddings of E = 768) as the
-   ratio's yardstick.
+   ratio's yardstick; then the cost of one new segment of words: the appendable index (memory/bm25.py)
+   reads and appends that segment before the search, where the index it replaced re-indexed the whole
+   stream's text (bm25s' eager index, timed here over the same text).
 2. ASR real-time factor (models/asr.py) on one minute of espeak-ng speech on CPU: audio seconds per
    wall second. `--asr` names the checkpoint (a directory or a hub id on disk); without it the
    project's tiny random Whisper is used (no download here), which measures the pipeline's plumbing
@@ -26,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from tempo.memory import RedisMemoryStore, SegmentRecord, StreamSettings
 from tempo.memory.embedded import spawn_redis_server
-from tempo.memory.text_index import KeywordIndex
+from tempo.memory.text_index import KeywordIndex, segment_text
 from tempo.streaming.subtitles import Cue
 from tqdm import tqdm
 
@@ -36,6 +38,35 @@ SECONDS = 4.0  # one segment
 def _words(rng: np.random.Generator, vocab: list[str], n: int) -> str:
     ranks = np.minimum(rng.zipf(1.3, n), len(vocab)) - 1  # word frequencies as in speech
     return " ".join(vocab[int(r)] for r in ranks)
+
+
+def _record(i: int, cues: tuple[Cue, ...], emb: np.ndarray) -> SegmentRecord:
+    t = i * SECONDS
+    return SegmentRecord(stream="talk", index=i, start=t, end=t + SECONDS, timestamps=t + np.arange(8) / 2.0,
+                         frame_size=(256, 512), embedding=emb, cues=cues)
+
+
+def _append_cost(store: RedisMemoryStore, index: KeywordIndex, rng: np.random.Generator, vocab: list[str], n: int,
+                 texts: list[str], rounds: int) -> dict[str, float]:
+    """What one new segment of words costs the keyword index. New (memory/bm25.py): the search after
+    a commit reads and appends that segment only. Old (the index this replaced, bm25s' eager index):
+    the stream's whole text tokenized and indexed again before the search."""
+    import bm25s
+
+    emb = np.ones(8, np.float32) / np.sqrt(8)
+    new = []
+    for r in range(rounds):
+        t = (n + r) * SECONDS
+        store.put_segments([_record(n + r, (Cue(t, t + 1.8, _words(rng, vocab, 6), "srt", "en"),), emb)])
+        t0 = time.perf_counter()
+        index.search("talk", "w0001 w0002", k=16)
+        new.append(time.perf_counter() - t0)
+    old = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        bm25s.BM25().index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
+        old.append(time.perf_counter() - t0)
+    return {"append_new_p50_ms": 1000 * float(np.median(new)), "append_old_reindex_ms": 1000 * float(np.median(old))}
 
 
 def keyword_search(hours: float, questions: int, root: Path) -> dict[str, float]:
@@ -48,15 +79,15 @@ def keyword_search(hours: float, questions: int, root: Path) -> dict[str, float]
         store.create_stream("talk", {"uri": "/videos/talk.mp4", "kind": "file", "live": False}, settings)
         n = int(hours * 3600 / SECONDS)
         emb = np.ones(8, np.float32) / np.sqrt(8)
+        texts: list[str] = []
         for lo in tqdm(range(0, n, 512), desc="segments", unit="batch"):
             records = []
             for i in range(lo, min(n, lo + 512)):
                 t = i * SECONDS
                 cues = tuple(Cue(t + k * 2.0, t + k * 2.0 + 1.8, _words(rng, vocab, 6), "srt", "en")
                              for k in range(int(rng.integers(1, 3))))
-                records.append(SegmentRecord(stream="talk", index=i, start=t, end=t + SECONDS,
-                                             timestamps=t + np.arange(8) / 2.0, frame_size=(256, 512),
-                                             embedding=emb, cues=cues))
+                records.append(_record(i, cues, emb))
+                texts.append(segment_text(cues))
             store.put_segments(records)
         index = KeywordIndex(store)
         t0 = time.perf_counter()
@@ -68,6 +99,7 @@ def keyword_search(hours: float, questions: int, root: Path) -> dict[str, float]
             t0 = time.perf_counter()
             index.search("talk", query, k=16)
             times.append(time.perf_counter() - t0)
+        append = _append_cost(store, index, rng, vocab, n, texts, rounds=min(questions, 20))
         embs = rng.standard_normal((n, 768)).astype(np.float32)
         faiss_like = []
         for _ in range(min(questions, 50)):
@@ -77,7 +109,7 @@ def keyword_search(hours: float, questions: int, root: Path) -> dict[str, float]
             faiss_like.append(time.perf_counter() - t0)
         return {"segments": n, "build_s": build, "keyword_p50_ms": 1000 * float(np.median(times)),
                 "keyword_p95_ms": 1000 * float(np.percentile(times, 95)),
-                "flat_vector_p50_ms": 1000 * float(np.median(faiss_like))}
+                "flat_vector_p50_ms": 1000 * float(np.median(faiss_like)), **append}
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -123,6 +155,9 @@ def main() -> None:
     print(f"keyword search over {k['segments']} segments ({args.hours:g} h): build {k['build_s']:.2f} s, "
           f"p50 {k['keyword_p50_ms']:.2f} ms, p95 {k['keyword_p95_ms']:.2f} ms; flat vector search p50 "
           f"{k['flat_vector_p50_ms']:.2f} ms (ratio {k['keyword_p50_ms'] / k['flat_vector_p50_ms']:.2f}×)")
+    print(f"keyword index, one new segment of words: append + search {k['append_new_p50_ms']:.2f} ms (p50) "
+          f"vs a full re-index {k['append_old_reindex_ms']:.0f} ms before "
+          f"({k['append_old_reindex_ms'] / k['append_new_p50_ms']:.0f}x less)")
     if "asr" in out:
         a = out["asr"]
         assert isinstance(a, dict)

@@ -9,7 +9,8 @@ from memory (recall.py: retrieve, compress candidates, plan the allocation, asse
 the reference mode that compresses a whole video per question (reference.py: `answer_video`), and
 the one result of a question every entry point returns (result.py: `TurnResult`, the one conversion
 of an ATA plan into timeline rows), and citations of the times an answer mentions on the segments it
-saw (citations.py, with the time vocabulary of questions and answers in timeexpr.py).
+saw (citations.py, with the time vocabulary of questions and answers in timeexpr.py; the said line a
+citation relies on in cue_cite.py).
 
 May import `tempo.streaming`, `tempo.models`, `tempo.memory` and the shared top-level modules
 (`tempo.errors`, `tempo.inputs`, `tempo.settings`); never agent, tools or service

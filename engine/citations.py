@@ -14,6 +14,8 @@ seconds) and answers with times of the same kind. What counts as a time in an an
 A point cites the segment containing it (start <= t < end; the stream's last instant belongs to the
 last segment); a range cites every segment it overlaps. Times that hit no segment are dropped unless
 `keep_unmatched` is set, so a citation always points at real segments of the stream.
+When the segments are timeline rows whose `cues` entered the prompt, a citation can also carry the
+said line it relies on (`cue`), and a quoted line is cited even without a time: engine/cue_cite.py.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tempo.engine.timeexpr import COLON, DURATION, TAG, parse_colon, parse_duration
@@ -49,6 +51,7 @@ class Citation:
     segments: tuple[int, ...]  # segment indices, ascending
     text: str
     stream: str | None = None  # cross-stream (issue 22): the stream cited; None in reference mode
+    cue: dict[str, Any] | None = None  # speech (issue 24): the said line it relies on (engine/cue_cite.py)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +60,7 @@ class Citation:
             "segments": list(self.segments),
             "text": self.text,
             "stream": self.stream,
+            "cue": self.cue,
         }
 
 
@@ -167,10 +171,14 @@ class SegmentTimeline:
 def cite(answer: str, segments: Iterable[Any], *, keep_unmatched: bool = False) -> list[Citation]:
     """Citations for the times an answer mentions, each with the indices of the segments it points at.
 
-    Repeated mentions of the same time collapse into the first one.
+    Repeated mentions of the same time collapse into the first one. Rows with `cues` (the words the
+    answerer read): citations carry the cue they rely on (engine/cue_cite.py).
     """
-    timeline = segments if isinstance(segments, SegmentTimeline) else SegmentTimeline(segments)
-    citations: list[Citation] = []
+    from tempo.engine.cue_cite import prompt_cues, with_cues
+
+    rows = [] if isinstance(segments, SegmentTimeline) else list(segments)
+    timeline = segments if isinstance(segments, SegmentTimeline) else SegmentTimeline(rows)
+    citations: list[tuple[int, Citation]] = []
     seen: set[tuple[float, float]] = set()
     for mention in find_times(answer):
         key = (round(mention.start, 3), round(mention.end, 3))
@@ -180,5 +188,6 @@ def cite(answer: str, segments: Iterable[Any], *, keep_unmatched: bool = False) 
         if not indices and not keep_unmatched:
             continue
         seen.add(key)
-        citations.append(Citation(mention.start, mention.end, tuple(indices), mention.text))
-    return citations
+        citations.append((mention.position, Citation(mention.start, mention.end, tuple(indices), mention.text)))
+    cues = [replace(p, stream=None) for p in prompt_cues(rows)]  # one stream: the caller names it
+    return with_cues(answer, citations, cues, lambda _s, a, b: timeline.overlapping(a, b))

@@ -8,6 +8,7 @@ Which stream a time belongs to:
 4. else, with no stream named at all, the streams whose candidate segments (the ones the question
    recompressed) contain the time, each cited.
 Times that hit no segment of their stream are dropped, as for one stream (tempo.engine.citations).
+A citation carries the said line it relies on, and a quoted line is cited on its stream (engine/cue_cite.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from tempo.engine.citations import Citation, SegmentTimeline, TimeMention, find_times
+from tempo.engine.cue_cite import prompt_cues, with_cues
 
 _STREAM_TAG = re.compile(
     r"<\s*(?P<stream>[A-Za-z0-9][A-Za-z0-9._-]{0,127})\s+(?P<t>\d+(?:\.\d+)?)\s*(?:seconds?|secs?|s)\s*>",
@@ -62,7 +64,7 @@ def cite_streams(answer: str, rows: Iterable[Mapping[str, Any]], streams: Sequen
         mentions.append((mention, _stream_of(masked_text, mention.position, names)))
     mentions.sort(key=lambda x: x[0].position)
 
-    citations: list[Citation] = []
+    citations: list[tuple[int, Citation]] = []
     seen: set[tuple[str, float, float]] = set()
     for mention, stream in mentions:
         if stream is not None:
@@ -75,8 +77,11 @@ def cite_streams(answer: str, rows: Iterable[Mapping[str, Any]], streams: Sequen
             if key in seen or not indices:
                 continue
             seen.add(key)
-            citations.append(Citation(mention.start, mention.end, tuple(indices), mention.text, stream=s))
-    return citations
+            citations.append((mention.position, Citation(mention.start, mention.end, tuple(indices), mention.text,
+                                                         stream=s)))
+    # The said lines the citations rely on, and quoted lines (engine/cue_cite.py), on their own stream.
+    return with_cues(answer, citations, [p for p in prompt_cues(rows) if p.stream in timelines],
+                     lambda s, a, b: timelines[s].overlapping(a, b))
 
 
 def _stream_of(text: str, position: int, names: list[tuple[int, str]]) -> str | None:

@@ -4,6 +4,11 @@
 runs; the memory-backed path (agent) reuses `ModelFamily.compress` / `ModelFamily.answer` with tokens
 from Redis instead. Both give the one `TurnResult`; here every segment is a candidate, and no
 retrieval ranked them (their `candidates` score is 0).
+
+Words (issue 24): with a `text_track` (the video's subtitles: `tempo ask --subtitles PATH`, else the
+sidecar VIDEO.srt/.vtt, plus the container's text subtitle streams, read as `tempo ingest` reads them),
+each segment's overlapping cues compete for `settings.text_tokens` taken from the budget, exactly as
+from memory (engine/recall.py `plan`), so memory mode equals reference mode with subtitles too.
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ from tempo.engine.result import (
     rounded_timings,
     timeline_rows,
 )
+from tempo.engine.text_track import choose_prompt_cues, segment_words, token_counter
 from tempo.models.ata import allocate_tokens, average_tokens_per_frame, truncate_memory
 from tempo.models.family import ModelFamily
 from tempo.settings import AskSettings
 from tempo.streaming.segment import Segment
+from tempo.streaming.subtitles import Cue, CueTrack
 from tqdm import tqdm
 
 
@@ -61,10 +68,11 @@ def answer_video(
     batch_size: int | None = None,
     on_text: Callable[[str], None] | None = None,
     progress: bool = False,
+    text_track: CueTrack | None = None,
 ) -> TurnResult:
     """Answer `question` about a whole video in the reference mode (DESIGN §2), with the question's
-    `settings` (budget, ATA floor, answer length, temperature); `source` and `model_id` name the video
-    and the model in the result.
+    `settings` (budget, ATA floor, answer length, temperature, text tokens); `source` and `model_id`
+    name the video and the model in the result; `text_track`: the video's cues (subtitles, speech).
 
     Segments are consumed lazily and compressed in batches, so frames of a long video are never all
     in memory; only the (n, M, D) memory tokens are.
@@ -82,6 +90,7 @@ def answer_video(
     t_start = time.perf_counter()
 
     kept_meta: list[tuple[int, float, float, int, float]] = []  # index, start, end, frames, centre time
+    cues: dict[int, list[Cue]] = {}  # index -> the cues overlapping the segment
     real_fps: float | None = None
     sampling = "stream"
     score_parts: list[np.ndarray] = []
@@ -94,6 +103,8 @@ def answer_video(
         score_parts.append(scores)
         memory_parts.append(memory)
         kept_meta += [(s.index, s.start, s.end, s.num_frames, model.centre_time(s)) for s in batch]
+        if text_track is not None and len(text_track):
+            cues.update({s.index: text_track.overlapping(s.start, s.end) for s in batch})
         real_fps = batch[0].sample_fps
         sampling = str(batch[0].extra.get("sampling", "stream"))
         bar.update(len(batch))
@@ -104,9 +115,16 @@ def answer_video(
     memory = (
         torch.cat(memory_parts) if memory_parts else torch.zeros(0, model.num_memory_tokens, model.memory_dim)
     )
+    reserve = min(int(settings.text_tokens), int(settings.budget) // 2) \
+        if settings.text_tokens > 0 and any(cues.values()) else 0  # as from memory: words take their share
     counts = allocate_tokens(
-        scores, tokens_per_segment=model.num_memory_tokens, budget=settings.budget, min_tokens=settings.min_tokens
+        scores, tokens_per_segment=model.num_memory_tokens, budget=settings.budget - reserve,
+        min_tokens=settings.min_tokens,
     )
+    indices = np.array([m[0] for m in kept_meta], dtype=np.int64)
+    chosen = choose_prompt_cues(indices, scores.astype(np.float64), np.ones(len(indices), dtype=bool), cues,
+                                cap=reserve, count=token_counter(model)) if reserve else {}
+    words = {"texts": [segment_words(chosen.get(int(i), ())) for i in indices]} if chosen else {}
     kept = truncate_memory(memory, counts)
     frames = np.array([meta[3] for meta in kept_meta], dtype=np.int64)
     avg = average_tokens_per_frame(counts, frames)
@@ -119,17 +137,19 @@ def answer_video(
         max_new_tokens=settings.max_new_tokens,
         temperature=settings.temperature,
         on_text=on_text,
+        **words,
     )
     clock["answer_s"] = time.perf_counter() - t0
     clock["total_s"] = time.perf_counter() - t_start
 
     plan = AllocationPlan(  # every segment a candidate: the reference compresses them all
-        indices=np.array([m[0] for m in kept_meta], dtype=np.int64),
+        indices=indices,
         starts=np.array([m[1] for m in kept_meta], dtype=np.float64),
         ends=np.array([m[2] for m in kept_meta], dtype=np.float64),
         relevance=scores.astype(np.float64),
         counts=np.asarray(counts, dtype=np.int64),
         candidate=np.ones(len(kept_meta), dtype=bool),
+        cues=chosen,
     )
     rows = timeline_rows(plan)
     return reference_result(

@@ -9,7 +9,8 @@ redis-server (embedded.py) and what differs on a Redis Cluster (cluster.py), the
 proxies in shards outside Redis (cold.py), a stream's writer lease (lease.py), frame replay for
 recompression (replay.py), recall's caches in Redis (caches.py) and of anchor tokens in process
 (anchors.py), the work queue's Redis transport (jobqueue.py; its frame codec frames.py, its Prometheus
-metrics queue_metrics.py), monitoring's rules and alerts in Redis (alerts.py). The stages that run
+metrics queue_metrics.py), monitoring's rules and alerts in Redis (alerts.py), the text track's cues and
+keyword index (text_index.py, its appendable BM25 in bm25.py). The stages that run
 models on it (ingest, the queue's producer and worker, recall) are tempo.engine's.
 
 May import `tempo.streaming` and the shared top-level modules (`tempo.errors`, `tempo.inputs`,

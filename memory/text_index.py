@@ -6,26 +6,32 @@ the cold tier moves the segment's bulk out. `replace_cues` rewrites the cues of 
 committed (`tempo subtitles add`): one Lua script per segment, which also bumps the stream's text
 version (`tv`) so the keyword index rebuilds.
 
-`KeywordIndex` keeps one BM25 index (bm25s) per stream over its segments' cue text (one document per
-segment that has text), built on first use and rebuilt when the stream's segments or text change.
+`KeywordIndex` keeps one BM25 index per stream over its segments' cue text (one document per segment
+that has text, tokenized by bm25s): built on first use, then grown by appending the segments committed
+since and shrunk by dropping those retention removed, with scores equal to a full re-index
+(memory/bm25.py); read again from scratch only when the text of committed segments changes.
 `rrf_fuse` is reciprocal rank fusion of ranked lists (Cormack et al. 2009, k = 60).
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import threading
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from tempo.memory.bm25 import AppendableBm25
 from tempo.memory.cluster import Script
 from tempo.memory.errors import redis_errors
 from tempo.streaming.subtitles import Cue
 
 RRF_K = 60  # the constant of reciprocal rank fusion (the original paper's)
 _READ_BATCH = 2048  # segments per pipelined read
+_COMPACT_AT = 4096  # dropped documents freed once they are this many and outnumber the alive ones
 
 # KEYS: info, segment hash. ARGV: new metadata. Returns 1 (replaced) or 0 (no such segment).
 _REPLACE_META = """#!lua
@@ -95,45 +101,67 @@ class KeywordHit:
 
 
 class _StreamIndex:
-    def __init__(self, version: tuple[Any, ...], indices: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-                 texts: list[str], *, reuse: _StreamIndex | None = None) -> None:
-        import bm25s
+    """One stream's keyword index: BM25 over its segments' cue text, one document per segment with
+    text, in index order, grown by appending the segments committed since (memory/bm25.py)."""
 
+    def __init__(self, version: tuple[Any, ...]) -> None:
         self.version = version
-        self.indices, self.starts, self.ends = indices, starts, ends  # (d,) per document
-        self.texts = texts
-        self.bm25: Any = None
-        if reuse is not None:  # the same documents: keep the built index
-            self.bm25, self.vocab = reuse.bm25, getattr(reuse, "vocab", set())
-        elif texts:
-            tokens = bm25s.tokenize(texts, stopwords="en", show_progress=False)
-            self.bm25 = bm25s.BM25()
-            self.bm25.index(tokens, show_progress=False)
-            self.vocab = set(tokens.vocab)
+        self.bm25 = AppendableBm25()
+        self.indices, self.starts, self.ends = array("q"), array("d"), array("d")  # per document
+        self.rebuilt = 0  # times the documents were read again from scratch (tests, bench)
 
     @property
     def committed(self) -> int:
         return int(self.version[2] if self.version[2] is not None else -1)
 
+    def append(self, rows: Sequence[tuple[int, float, float, str]]) -> None:
+        """Add segments (index, start, end, text), indices above those already in."""
+        import bm25s
+
+        if not rows:
+            return
+        tokens = bm25s.tokenize([r[3] for r in rows], stopwords="en", show_progress=False, return_ids=False)
+        self.bm25.append([list(t) for t in tokens])
+        for i, s, e, _ in rows:
+            self.indices.append(int(i))
+            self.starts.append(float(s))
+            self.ends.append(float(e))
+
+    def drop_below(self, first: int) -> None:
+        """Forget the segments before index `first` (retention removed them)."""
+        base = self.bm25.end - len(self.indices)  # position of self.indices[0]
+        self.bm25.drop_before(base + bisect.bisect_left(self.indices, int(first)))
+        dead = len(self.indices) - self.bm25.size
+        if dead > max(_COMPACT_AT, self.bm25.size):  # more dead than alive: free them
+            self.bm25.compact()
+            del self.indices[:dead], self.starts[:dead], self.ends[:dead]
+
+    @property
+    def has_text(self) -> bool:
+        return self.bm25.size > 0
+
     def search(self, query: str, k: int, time_range: tuple[float, float] | None) -> list[KeywordHit]:
         import bm25s
 
-        if self.bm25 is None:
+        if not self.has_text:
             return []
         words = [w for w in bm25s.tokenize([query], stopwords="en", show_progress=False, return_ids=False)[0]
-                 if w in self.vocab]
+                 if self.bm25.known(w)]
         if not words:
             return []
-        scores = np.asarray(self.bm25.get_scores(words), dtype=np.float64)  # (d,)
+        scores = self.bm25.scores(words)  # (d,) the alive documents
+        lo = len(self.indices) - self.bm25.size
+        starts = np.frombuffer(self.starts, dtype=np.float64)[lo:]
+        ends = np.frombuffer(self.ends, dtype=np.float64)[lo:]
         if time_range is not None:
-            scores = np.where((self.ends > time_range[0]) & (self.starts < time_range[1]), scores, 0.0)
+            scores = np.where((ends > time_range[0]) & (starts < time_range[1]), scores, 0.0)
         top = np.argsort(-scores, kind="stable")[:k]
-        return [KeywordHit(int(self.indices[j]), float(scores[j]), float(self.starts[j]), float(self.ends[j]))
+        return [KeywordHit(int(self.indices[lo + j]), float(scores[j]), float(starts[j]), float(ends[j]))
                 for j in top if scores[j] > 0]
 
 
 class KeywordIndex:
-    """BM25 over each stream's cue text, rebuilt when the stream changes. Thread-safe."""
+    """BM25 over each stream's cue text, kept up to date by appending. Thread-safe."""
 
     def __init__(self, store: Any) -> None:
         self.store = store
@@ -146,25 +174,25 @@ class KeywordIndex:
         return tuple(fields)
 
     def _get(self, name: str) -> _StreamIndex:
-        """The stream's index, brought up to date: segments committed since it was built are read
-        (only their metadata), those retention removed dropped; BM25 is rebuilt only when the
-        documents changed. A changed text version (`subtitles add`) or a re-created stream: read all."""
+        """The stream's index, brought up to date (call with the lock held): segments committed since
+        it was built are read (only their metadata) and appended, those retention removed dropped;
+        the scores equal a full re-index (memory/bm25.py). A changed text version (`subtitles add`)
+        or a re-created stream: read all again."""
         version = self._version(name)
-        with self._lock:
-            cached = self._streams.get(name)
-            if cached is not None and cached.version == version:
-                return cached
+        cached = self._streams.get(name)
+        if cached is not None and cached.version == version:
+            return cached
         first, committed = int(version[1] or 0), int(version[2] if version[2] is not None else -1)
         same = cached is not None and cached.version[0] == version[0] and cached.version[3] == version[3] \
             and cached.committed <= committed
-        lo = max(first, cached.committed + 1) if same and cached is not None else first
-        indices, starts, ends, texts = [], [], [], []
-        if same and cached is not None:
-            keep = cached.indices >= first
-            indices, starts = cached.indices[keep].tolist(), cached.starts[keep].tolist()
-            ends = cached.ends[keep].tolist()
-            texts = [t for t, k in zip(cached.texts, keep.tolist(), strict=True) if k]
-        added = 0
+        if not same or cached is None:
+            rebuilt = 0 if cached is None else cached.rebuilt + 1
+            cached = _StreamIndex(version)
+            cached.rebuilt = rebuilt
+            lo = first
+        else:
+            lo = max(first, cached.committed + 1)
+        rows: list[tuple[int, float, float, str]] = []
         wanted = range(lo, committed + 1)
         for i, meta in zip(wanted, pipe_metas(self.store, name, wanted), strict=True):
             if meta is None:
@@ -172,26 +200,23 @@ class KeywordIndex:
             m = json.loads(meta)
             text = segment_text(Cue.from_row(r) for r in m.get("cu", ()))
             if text:
-                indices.append(i)
-                starts.append(float(m["s"]))
-                ends.append(float(m["e"]))
-                texts.append(text)
-                added += 1
-        unchanged = same and cached is not None and not added and len(texts) == len(cached.texts)
-        built = _StreamIndex(version, np.asarray(indices, np.int64), np.asarray(starts, np.float64),
-                             np.asarray(ends, np.float64), texts, reuse=cached if unchanged else None)
-        with self._lock:
-            self._streams[name] = built
-        return built
+                rows.append((i, float(m["s"]), float(m["e"]), text))
+        cached.drop_below(first)
+        cached.append(rows)
+        cached.version = version
+        self._streams[name] = cached
+        return cached
 
     def search(self, name: str, query: str, k: int = 10,
                time_range: tuple[float, float] | None = None) -> list[KeywordHit]:
         """The segments of stream `name` whose cues best match `query`'s words (BM25), best first,
         at most `k`; only segments overlapping `time_range` (seconds) when given."""
-        return self._get(name).search(query, max(1, int(k)), time_range)
+        with self._lock:
+            return self._get(name).search(query, max(1, int(k)), time_range)
 
     def has_text(self, name: str) -> bool:
-        return self._get(name).bm25 is not None
+        with self._lock:
+            return self._get(name).has_text
 
 
 def rrf_fuse(rankings: Sequence[Sequence[Any]], k: int = RRF_K) -> list[tuple[Any, float]]:

@@ -7,9 +7,10 @@ Sources:
   * sidecar files: `VIDEO.srt` / `VIDEO.vtt` beside a file (also `VIDEO.mp4.srt`), or a path the user
     names (`--subtitles PATH`). A malformed cue is reported (file and line number) and skipped; a file
     with no cue at all is refused with one sentence.
-  * subtitle streams inside the container (MP4 `mov_text`, Matroska SubRip / ASS / WebVTT, WebVTT
-    renditions of HLS): decoded by PyAV, times from each packet's pts and duration in its stream's
-    time base, the language from the stream's metadata.
+  * subtitle streams inside the container (MP4 `mov_text`, Matroska SubRip / ASS / WebVTT): decoded
+    by PyAV, times from each packet's pts and duration in its stream's time base, the language from
+    the stream's metadata. WebVTT renditions of HLS, which FFmpeg does not deliver, are read by
+    streaming/hls_subtitles.py.
 
 Languages are kept as the source states them (ISO 639 code of the stream, or of the file name's
 suffix such as `movie.de.srt`); nothing is translated.
@@ -21,7 +22,7 @@ import bisect
 import logging
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tempo.streaming.errors import SubtitleError
@@ -240,18 +241,40 @@ def _dialogue(item: object) -> str:
     return text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text or "")
 
 
-def load_text_track(source: str, subtitles: Sequence[str | Path] = (), *, sidecar: bool = True) -> CueTrack:
-    """Every cue of a recording: the named subtitle files, else its sidecar file (when `sidecar`),
-    plus the container's text subtitle streams (files and HLS playlists). Problems are logged as
-    warnings (one line each) and collected."""
+def load_text_track(source: str, subtitles: Sequence[str | Path] = (), *, sidecar: bool = True,
+                    origin: float | None = None) -> CueTrack:
+    """Every cue of a recording on its stream time: the named subtitle files, else its sidecar file
+    (when `sidecar`), plus the container's text subtitle streams (files and HLS playlists). Problems
+    are logged as warnings (one line each) and collected.
+
+    Subtitle files count from the recording's first frame, as players show them, which is the 0.0 of
+    segment times. Container and HLS cues are on the media's own clock (pts, the MPEG-TS clock), so
+    they are moved by `origin`, the media time of the first decodable frame (probed when not given;
+    only when such cues exist)."""
     tracks = [read_subtitle_file(p) for p in subtitles]
     if not tracks and sidecar and "://" not in source:
         found = sidecar_for(source)
         if found is not None:
             tracks.append(read_subtitle_file(found))
     local = "://" not in source and Path(source).is_file()
-    if local or source.lower().split("?")[0].endswith(".m3u8"):
-        tracks.append(container_cues(source))
+    media: CueTrack | None = None
+    if source.lower().split("?")[0].endswith(".m3u8"):  # HLS: FFmpeg gives no WebVTT rendition's cues
+        from tempo.streaming.hls_subtitles import hls_webvtt_cues
+
+        media = hls_webvtt_cues(source)
+        media = media if media is not None else container_cues(source)
+    elif local:
+        media = container_cues(source)
+    if media is not None and media.cues:
+        if origin is None:
+            from tempo.streaming.readers import probe_source
+
+            origin = probe_source(source).start_time or 0.0
+        if origin:
+            media = CueTrack([replace(c, start=c.start - origin, end=c.end - origin) for c in media.cues],
+                             media.problems)
+    if media is not None:
+        tracks.append(media)
     merged = CueTrack.merged(tracks)
     for problem in merged.problems:  # the run goes on without those cues: say which were skipped
         log.warning("%s", problem)

@@ -92,8 +92,10 @@ def test_cite_points_at_allocation_segments_and_attaches_best_candidates() -> No
     }
     update = cite(state, settings=SETTINGS)
     assert update["citations"] == [
-        {"start": 6.0, "end": 6.0, "segments": [1], "text": "<6.0 seconds>", "stream": None},
-        {"start": 12.0, "end": 20.0, "segments": [3, 4], "text": "from 12 s to 20 s", "stream": None},
+        {"start": 6.0, "end": 6.0, "segments": [1], "text": "<6.0 seconds>", "stream": None,
+         "cue": None},
+        {"start": 12.0, "end": 20.0, "segments": [3, 4], "text": "from 12 s to 20 s", "stream": None,
+         "cue": None},
     ]
     assert [e["index"] for e in update["evidence"]] == [1, 3]
 

@@ -85,7 +85,7 @@ def test_gaps_between_segments_are_not_cited() -> None:
 def test_citation_dict_shape() -> None:
     (citation,) = cite("at 12.5 seconds", SEGMENTS)
     assert citation.to_dict() == {
-        "start": 12.5, "end": 12.5, "segments": [3], "text": "at 12.5 seconds", "stream": None
+        "start": 12.5, "end": 12.5, "segments": [3], "text": "at 12.5 seconds", "stream": None, "cue": None
     }  # fmt: skip
 
 

@@ -80,6 +80,55 @@ def test_the_cue_words_respect_their_token_cap(talk, conversations) -> None:
     assert all(r["cues"] == [] for r in result["segments"])  # no segment's words fit in 1 token
 
 
+def test_memory_mode_equals_reference_mode_with_subtitles_when_the_stream_fits_top_k(talk, conversations) -> None:
+    from tempo.engine.reference import answer_video
+    from tempo.streaming import SamplingConfig, iter_segments
+    from tempo.streaming.subtitles import load_text_track
+
+    video = talk.store.stream_info(STREAM).source["uri"]
+    question = "when is 'blue elephant' said?"
+    settings = AskSettings(max_new_tokens=6, top_k=16, neighbours=0, answer_cache=False)
+    memory = conversations.ask_once(STREAM, question, settings=settings)
+    sampling = SamplingConfig(fps=talk.inference.fps, window=talk.inference.window, max_edge=talk.inference.max_edge)
+    with talk.model_lock:  # the reference reads the same file, its sidecar and its mov_text stream itself
+        reference = answer_video(talk.model, iter_segments(video, config=sampling), question, settings=settings,
+                                 text_track=load_text_track(video))
+    assert len(reference["segments"]) == len(memory["segments"]) == 10
+    assert sorted(c["index"] for c in memory["candidates"]) == list(range(10))
+    assert [r["cues"] for r in reference["segments"]] == [r["cues"] for r in memory["segments"]]
+    assert sum(bool(r["cues"]) for r in reference["segments"]) >= 4  # mov_text and sidecar cues both entered
+    assert [r["tokens"] for r in reference["segments"]] == [r["tokens"] for r in memory["segments"]]
+    assert reference["tokens"] <= settings.budget - min(settings.text_tokens, settings.budget // 2)
+    assert reference["answer"] == memory["answer"]
+
+
+def test_reference_mode_reads_a_subtitle_file_and_refuses_a_broken_one_in_one_line(live_memory, tmp_path) -> None:
+    import subprocess
+
+    from tempo.streaming.synthetic import write_test_video
+
+    video = write_test_video(tmp_path / "v.mp4", duration=2.0, fps=10)
+    bad = tmp_path / "bad.vtt"
+    bad.write_text("WEBVTT\n\n00:01.000 -> 00:02.000\nhello\n")
+    run = subprocess.run([*live_memory.cli("ask", str(video), "what is said?", "--subtitles", str(bad))],
+                         env=live_memory.env(), capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "holds no valid cue" in lines[0] and "bad.vtt line 3" in lines[0], run.stderr
+    good = write_srt(tmp_path / "good.srt", [(0.5, 1.5, "hello from the file")])
+    run = subprocess.run([*live_memory.cli("ask", str(video), "what is said?", "--subtitles", str(good), "--json",
+                                           "--max-new-tokens", "2")],
+                         env=live_memory.env(), capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    import json
+
+    rows = json.loads(run.stdout.strip().splitlines()[-1])["segments"]
+    assert [c["text"] for r in rows for c in r["cues"]] == ["hello from the file"]  # the words reached the prompt
+    memory = subprocess.run([*live_memory.cli("ask", "--stream", STREAM, "what?", "--subtitles", str(bad))],
+                            env=live_memory.env(), capture_output=True, text=True, timeout=300)
+    assert memory.returncode == 2 and "--subtitles is for a VIDEO" in memory.stderr.strip().splitlines()[-1]
+
+
 def test_subtitles_add_gives_an_ingested_stream_more_cues_once(talk, live_memory, tmp_path) -> None:
     import subprocess
 

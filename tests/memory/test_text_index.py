@@ -59,12 +59,37 @@ def test_the_keyword_index_reads_only_new_segments_as_a_stream_grows(redis_url) 
     store = _store(redis_url, n=3)
     index = KeywordIndex(store)
     assert [h.index for h in index.search("s", "elephant", k=5)] == [0]
-    built = index._streams["s"].bm25
+    built = index._streams["s"]
     store.put_segments([SegmentRecord(stream="s", index=3, start=12.0, end=16.0, timestamps=12.0 + np.arange(8) / 2,
                                       frame_size=(8, 8), embedding=np.ones(4, np.float32))])  # no words
     assert [h.index for h in index.search("s", "elephant", k=5)] == [0]
-    assert index._streams["s"].bm25 is built  # no new text: the built index is kept
+    assert index._streams["s"] is built and built.bm25.size == 3  # no new text: nothing added
     store.put_segments([SegmentRecord(stream="s", index=4, start=16.0, end=20.0, timestamps=16.0 + np.arange(8) / 2,
                                       frame_size=(8, 8), embedding=np.ones(4, np.float32),
                                       cues=(Cue(17.0, 18.0, "another elephant", "asr", None),))])
     assert sorted(h.index for h in index.search("s", "elephant", k=5)) == [0, 4]
+    assert index._streams["s"] is built and built.bm25.size == 4 and built.rebuilt == 0  # appended, not rebuilt
+
+
+def test_a_grown_keyword_index_answers_exactly_as_one_built_from_scratch(redis_url) -> None:
+    rng = np.random.default_rng(7)
+    vocab = [f"word{i}" for i in range(40)]
+    store = _store(redis_url, n=0)
+    grown = KeywordIndex(store)
+    n = 0
+    for step in range(12):
+        records = []
+        for i in range(n, n + int(rng.integers(1, 12))):
+            words = " ".join(vocab[int(r)] for r in np.minimum(rng.zipf(1.5, 6), 40) - 1)
+            cues = (Cue(4.0 * i + 1, 4.0 * i + 3, words, "srt", "en"),) if rng.random() < 0.8 else ()
+            records.append(SegmentRecord(stream="s", index=i, start=4.0 * i, end=4.0 * i + 4,
+                                         timestamps=4.0 * i + np.arange(8) / 2, frame_size=(8, 8),
+                                         tokens=np.ones((4, 8), np.float32), embedding=np.ones(4, np.float32),
+                                         cues=cues))
+        store.put_segments(records)
+        n += len(records)
+        if step % 4 == 3:
+            trim_oldest(store, "s", int(rng.integers(1, 6)))  # retention, between appends
+        query = " ".join(vocab[int(r)] for r in rng.integers(0, 12, size=2))
+        assert grown.search("s", query, k=50) == KeywordIndex(store).search("s", query, k=50)
+    assert grown._streams["s"].rebuilt == 0

@@ -164,10 +164,12 @@ def test_console_ingest_ask_timeline_and_citation_seek(browser, serve_server, se
 
     thread_id = page.eval_on_selector("#thread-select", "s => s.value")
     assert thread_id
-    spans = [{"index": i, "start": s, "end": s + 4.0} for i, s in enumerate(starts)]
+    said = {"text": "the square is in the middle", "start": 12.5, "end": 14.0, "source": "srt", "language": "en"}
+    spans = [{"index": i, "start": s, "end": s + 4.0, "cues": [said] if i == 3 else []} for i, s in enumerate(starts)]
     text = "The square is in the middle at 0:13, and leaves from 16 s to 18 s."
     citations = [c.to_dict() for c in cite_answer(text, spans)]
     assert [c["start"] for c in citations] == [13.0, 16.0]
+    assert [c["cue"] for c in citations] == [said, None]  # the first relies on a said line
     threads = ThreadStore(redis.Redis.from_url(serve_memory.url))
     threads.append_turn(thread_id, "When is the square in the middle?", "When is the square in the middle?", text,
                         citations)
@@ -179,6 +181,7 @@ def test_console_ingest_ask_timeline_and_citation_seek(browser, serve_server, se
     page.wait_for_selector("a.cite")
     live_cites = page.query_selector_all("a.cite")
     assert [float(a.get_attribute("data-t")) for a in live_cites][-2:] == [13.0, 16.0]
+    assert live_cites[-2].get_attribute("title") == "“the square is in the middle” (0:12.5)"  # on hover
     for link, cited in zip(live_cites[-2:], (13.0, 16.0), strict=True):
         link.click()
         page.wait_for_function("t => Math.abs(document.getElementById('player').currentTime - t) < 1e-6", arg=cited)

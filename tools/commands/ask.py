@@ -179,6 +179,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if chosen or args.thread is not None:  # from memory (--thread alone: the thread's streams)
         if args.router or args.answer_url or args.answer_model:
             args.parser.error("--router, --answer-url and --answer-model are for a Qwen3-VL --model and a video file")
+        if args.subtitles:
+            args.parser.error("--subtitles is for a VIDEO (a stream keeps the cues given to tempo ingest)")
         if len(args.inputs) != 1:
             flag = (chosen or ["--thread"])[0]
             args.parser.error(f"with {flag}, give only the QUESTION (the video is already in memory)")
@@ -198,6 +200,7 @@ def _ask(args: argparse.Namespace) -> int:
     from tempo.models.checkpoint import resolve_model_dir
     from tempo.models.qwen3vl_family import load_model_family
     from tempo.streaming import SamplingConfig, iter_segments
+    from tempo.streaming.subtitles import load_text_track
 
     t0 = time.perf_counter()
     config = _inference_config(args)
@@ -206,6 +209,7 @@ def _ask(args: argparse.Namespace) -> int:
     sampling = SamplingConfig(fps=args.fps, window=config.window, max_edge=config.max_edge, sampling=args.sampling)
     show_progress = not args.json and sys.stderr.isatty()
     segments = iter_segments(args.video, config=sampling, progress=show_progress)
+    text_track = load_text_track(args.video, args.subtitles)  # as tempo ingest reads them; a bad file: one line
     remote = remote_answerer(model_dir, args.answer_url, args.answer_model)
     model = load_model_family(model_dir, device=args.device, config=config, router=args.router)
     if remote is not None:
@@ -222,6 +226,7 @@ def _ask(args: argparse.Namespace) -> int:
         model_id=resolve_model_name(args.model),
         on_text=None if args.json else _write_piece,
         progress=show_progress,
+        text_track=text_track,
     )
     result["timings"] = {"load_s": round(load_s, 4), **result["timings"]}
     result["timings"]["total_s"] = round(time.perf_counter() - t0, 4)
@@ -304,6 +309,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "no room for video is refused",
     )
     add_max_new_tokens_option(parser)
+    parser.add_argument(
+        "--subtitles",
+        action="append",
+        default=[],
+        metavar="PATH",
+        type=arg_type(inputs.Name, "path"),
+        help="a .srt or .vtt file of VIDEO's cues (repeatable; default: VIDEO.srt or VIDEO.vtt beside it). "
+        "Text subtitle streams inside the container are always read; the cues enter the answer's prompt "
+        "beside their segments, as from memory",
+    )
     parser.add_argument(
         "--json",
         action="store_true",

@@ -48,7 +48,8 @@ def format_citation(c: dict[str, Any], with_stream: bool = False) -> str:
     if with_stream and c.get("stream"):  # an answer across streams: "cam2 0:42"
         span = f"{c['stream']} {span}"
     segments = ", ".join(str(i) for i in c["segments"]) or "-"
-    return f"  [{span}] segment{'s' if len(c['segments']) != 1 else ''} {segments}  ({printable(c['text'])!r})"
+    said = f"  said {clock(c['cue']['start'])}: {printable(c['cue']['text'])!r}" if c.get("cue") else ""
+    return f"  [{span}] segment{'s' if len(c['segments']) != 1 else ''} {segments}  ({printable(c['text'])!r}){said}"
 
 
 def print_turn_extras(result: TurnResult, out: TextIO) -> None:

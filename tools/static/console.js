@@ -283,7 +283,7 @@ function showTurn(turn) {
 function citationLinks(citations) {
   return el("div", { "class": "cites" }, ...citations.map((c) => {
     const span = c.end > c.start ? `${clock(c.start)}–${clock(c.end)}` : clock(c.start);
-    const link = el("a", { "class": "cite", href: "#", "data-t": c.start, title: c.text || "" },
+    const link = el("a", { "class": "cite", href: "#", "data-t": c.start, title: c.cue ? `“${c.cue.text}” (${clock(c.cue.start)})` : (c.text || "") },
       c.stream && c.stream !== state.stream ? `${c.stream} ${span}` : span);
     link.addEventListener("click", (e) => { e.preventDefault(); e.stopPropagation(); seek(Number(c.start), c.stream); });
     return link;
