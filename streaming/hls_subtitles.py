@@ -22,7 +22,8 @@ Where the files come from: beside a local playlist (in its folder or below; a lo
 a URL or a file elsewhere is not followed: an uploaded playlist must not read the server's files),
 or, for an http(s) playlist, from the same scheme, host and port only, without redirects, each read
 with a timeout and a size cap; the host is checked as every network destination is
-(tempo.streaming.netguard: never a metadata service; no private address when they are denied).
+(tempo.streaming.netguard: never a metadata service; no private address when they are denied), and
+fetched through the guard proxy (tempo.streaming.netproxy), which connects to the address it checked.
 Not read: a live playlist's later segments (the playlist is read once, when ingest starts).
 """
 
@@ -104,6 +105,7 @@ class _Reader:
         from tempo.settings import deny_private_networks
         from tempo.streaming.errors import DestinationRefusedError
         from tempo.streaming.netguard import resolve_checked
+        from tempo.streaming.netproxy import guard_proxy
 
         parts = urlsplit(url)
         try:
@@ -112,8 +114,13 @@ class _Reader:
         except DestinationRefusedError as exc:
             raise SubtitleError(str(exc)) from None
         try:
-            # No redirects: a redirect could lead anywhere the host check did not look.
-            opener = urllib.request.build_opener(_NoRedirect)
+            # No redirects: a redirect could lead anywhere the host check did not look. Through the guard
+            # proxy, which checks the host again and connects to the very address it checked (a name
+            # cannot answer one address to the check above and another to the connection).
+            proxy = guard_proxy(deny_private=deny_private_networks())
+            opener = urllib.request.build_opener(
+                urllib.request.ProxyHandler({}), _ThroughProxy(proxy.url.removeprefix("http://")), _NoRedirect
+            )
             with opener.open(url, timeout=self.timeout) as response:
                 data = response.read(MAX_FILE_BYTES + 1)
         except (urllib.error.URLError, OSError, ValueError) as exc:
@@ -121,6 +128,21 @@ class _Reader:
         if len(data) > MAX_FILE_BYTES:
             raise SubtitleError(f"{redact_url(url)!r} is larger than {MAX_FILE_BYTES >> 20} MiB; not read.")
         return data
+
+
+class _ThroughProxy(urllib.request.BaseHandler):
+    """Every request through the proxy at `hostport` (https tunnelled with CONNECT); unlike urllib's
+    ProxyHandler, no host is exempted by the no_proxy environment variable."""
+
+    handler_order = 100  # before the handlers that open connections
+
+    def __init__(self, hostport: str) -> None:
+        self.hostport = hostport
+
+    def http_open(self, req: urllib.request.Request) -> None:
+        req.set_proxy(self.hostport, "http")
+
+    https_open = http_open
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
