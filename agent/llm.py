@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from tempo.agent.rewrite import HistoryTurn
 from tempo.models.family import ModelFamily
-from tempo.models.text import IM_END, IM_START
+from tempo.models.text import IM_END, IM_START, plain_text
 
 REWRITE_SYSTEM_PROMPT = (
     "You rewrite the user's last question about a video so that it can be understood without the "
@@ -24,12 +24,12 @@ def rewrite_prompt(history: Sequence[HistoryTurn], question: str) -> str:
     """The ChatML prompt: system instructions, the previous turns (oldest first), the follow-up."""
     lines = []
     for turn in history:
-        lines.append(f"Q: {turn['standalone_question'] or turn['question']}")
-        lines.append(f"A: {turn['answer'][:MAX_ANSWER_CHARS]}")
+        lines.append(f"Q: {plain_text(turn['standalone_question'] or turn['question'])}")
+        lines.append(f"A: {plain_text(turn['answer'][:MAX_ANSWER_CHARS])}")
     conversation = "\n".join(lines)
     return (
         f"{IM_START}system\n{REWRITE_SYSTEM_PROMPT}{IM_END}\n"
-        f"{IM_START}user\nConversation so far:\n{conversation}\n\nLast question: {question}{IM_END}\n"
+        f"{IM_START}user\nConversation so far:\n{conversation}\n\nLast question: {plain_text(question)}{IM_END}\n"
         f"{IM_START}assistant\n"
     )
 

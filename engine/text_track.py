@@ -21,6 +21,7 @@ import numpy as np
 from tempo.memory.index import SearchHit
 from tempo.memory.records import SegmentRecord
 from tempo.memory.text_index import KeywordHit, replace_cues, rrf_fuse
+from tempo.models.text import plain_text
 from tempo.streaming.subtitles import Cue, CueTrack
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ def segment_words(cues: Sequence[Cue]) -> str:
     parts = []
     for c in cues:
         label = "Speech" if c.source == "asr" else "Subtitles"
-        text = c.text.replace("<|", "<").replace("|>", ">")
+        text = plain_text(c.text)
         parts.append(f'{label} {c.start:.1f}-{c.end:.1f} s: "{text}"')
     return "\n" + "\n".join(parts) + "\n" if parts else ""
 

@@ -36,7 +36,7 @@ from tempo.models.device import attention_implementation, device_map_for, pick_d
 from tempo.models.processor import SegmentVideoProcessor, VideoProcessorConfig
 from tempo.models.renditions import RenderedClip, clip_inputs, rendition_cost
 from tempo.models.tempo_family import load_relevance_head, segment_centre_time
-from tempo.models.text import VIDEO_PLACEHOLDER, TextTokenizer, render_chat
+from tempo.models.text import VIDEO_PLACEHOLDER, TextTokenizer, plain_text, render_chat
 from tempo.streaming.segment import Segment
 from transformers import GenerationConfig
 
@@ -238,7 +238,7 @@ class Qwen3VLFamily:
     # ------------------------------------------------------------------ answerer
     def _chat(self, question: str, videos: int) -> str:
         content: list[dict[str, Any]] = [{"type": "video", "video": f"segment {i}"} for i in range(videos)]
-        content.append({"type": "text", "text": question})
+        content.append({"type": "text", "text": plain_text(question)})
         messages = [
             {"role": "system", "content": [{"type": "text", "text": LLM_SYSTEM_PROMPT}]},
             {"role": "user", "content": content},

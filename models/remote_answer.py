@@ -22,7 +22,7 @@ import numpy as np
 from tempo.errors import InvalidInputError, TimedOutError, UnavailableError, redact_url
 from tempo.models.config import LLM_SYSTEM_PROMPT
 from tempo.models.renditions import RenderedClip
-from tempo.models.text import time_tag
+from tempo.models.text import plain_text, time_tag
 
 
 def png_data_url(frame: np.ndarray) -> str:
@@ -80,7 +80,7 @@ class RemoteAnswerer:
         content: list[dict[str, Any]] = []
         for clip, text in zip(clips, words, strict=True):
             content += clip_content(clip, words=text)
-        content.append({"type": "text", "text": question})
+        content.append({"type": "text", "text": plain_text(question)})
         return {
             "model": self.model,
             "messages": [{"role": "system", "content": LLM_SYSTEM_PROMPT}, {"role": "user", "content": content}],

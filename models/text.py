@@ -94,6 +94,14 @@ def render_chat(template: str, messages: list[dict], *, add_generation_prompt: b
     return rendered[0]
 
 
+def plain_text(text: str) -> str:
+    """User text (a question, a subtitle line) as the models may read it: markup of their special tokens
+    (`<|im_end|>`, `<|video_pad|>`, `<|vision_start|>`) written without its bars, so that text can neither
+    end a turn nor add a vision token the inputs do not match. Text without `<|` or `|>` is unchanged
+    (so every prompt the release builds from ordinary text is unchanged)."""
+    return text.replace("<|", "<").replace("|>", ">")
+
+
 def compressor_prompt(tokenizer: TextTokenizer, video_text: str, query: str) -> str:
     """The SVLM chat (DESIGN §2) as the release builds it (mm_datautils.construct_message).
 
@@ -111,7 +119,7 @@ def compressor_prompt(tokenizer: TextTokenizer, video_text: str, query: str) -> 
             "role": "user",
             "content": [
                 {"type": "video", "video": "segment"},
-                {"type": "text", "text": COMPRESSOR_QUERY_TEMPLATE.format(query=query)},
+                {"type": "text", "text": COMPRESSOR_QUERY_TEMPLATE.format(query=plain_text(query))},
             ],
         },
     ]
@@ -125,7 +133,7 @@ def llm_prompt_parts(question: str) -> tuple[str, str]:
     """The global-LLM ChatML prompt split at `<image>`: (text before the visual part, text after)."""
     full = (
         f"{IM_START}system\n{LLM_SYSTEM_PROMPT}{IM_END}\n"
-        f"{IM_START}user\n{IMAGE_PLACEHOLDER}\n{question}{IM_END}\n"
+        f"{IM_START}user\n{IMAGE_PLACEHOLDER}\n{plain_text(question)}{IM_END}\n"
         f"{IM_START}assistant\n"
     )
     before, after = full.split(IMAGE_PLACEHOLDER, 1)
