@@ -1,11 +1,15 @@
 """PyAV decoding with the work the sample does not need left out.
 
-Only the frames the sampler keeps are converted to RGB and resized, inside FFmpeg (swscale through
-`VideoFrame.reformat`); the others are dropped as decoded YUV. When the sampling tolerance allows it,
-the codec is told to skip non-reference frames altogether (`skip_frame = NONREF`): no other frame
-depends on them, so at 2 fps out of 30 nothing the sample keeps is lost, and a quarter to a third
-of the decoding work of a typical H.264 file with B-frames disappears. When the file's index shows
-a keyframe within the tolerance of every slot (short GOPs), only keyframes are decoded (`NONKEY`).
+Only the frames the sampler keeps are converted to RGB and resized (streaming/convert.py); the
+others are dropped as decoded YUV. When the sampling tolerance allows it, the codec is told to skip
+non-reference frames (`skip_frame = NONREF`): no other frame depends on them, and a quarter to a
+half of the decoding work of a typical H.264 file with B-frames disappears. For a file, whose slot
+grid is known before decoding, this is exact (`SlotCells`): a non-reference frame is decoded when
+a slot could take it, decided packet by packet from its neighbours' presentation times, so every
+slot gets the very frame a full decode gives it. Live sources skip every non-reference frame (each
+slot then takes the nearest decoded frame within the tolerance). When the file's index shows a
+keyframe within the tolerance of every slot (short GOPs), only keyframes are decoded (`NONKEY`):
+each slot takes the nearest keyframe, which is within the tolerance but need not be the nearest frame.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
+import math
 import os
 import statistics
 from collections.abc import Iterator
@@ -20,7 +25,7 @@ from dataclasses import dataclass, field
 
 import av
 import av.container
-from tempo.streaming.sampling import SamplingConfig
+from tempo.streaming.sampling import TIME_EPSILON, SamplingConfig
 from tempo.streaming.segment import SourceInfo
 from tempo.streaming.sources import ResolvedSource
 
@@ -30,6 +35,8 @@ log = logging.getLogger("tempo.streaming")
 # every slot within the tolerance (x264 uses at most 3 B-frames by default, 16 at the extreme; a
 # runtime check below switches skipping off when a source turns out to have longer runs).
 ASSUMED_NONREF_RUN = 3
+# Packets read ahead of the decoder (files) so that each frame's neighbours in presentation order are known.
+LOOKAHEAD_PACKETS = 16
 # Containers that carry streams (broadcast, network), where lost packets show as timestamp jumps.
 LOSSY_FORMATS = ("mpegts", "mpegtsraw", "rtp", "rtsp", "sdp")
 # Warn about the first few decode errors of a source; after that only count them.
@@ -87,6 +94,39 @@ class _DtsContinuity:
         if step > 0:
             self.steps.append(step)
         return False
+
+
+class SlotCells:
+    """Which frames a slot grid (slot n at origin + n / fps seconds) can take: exact skipping.
+
+    A slot takes the frame nearest to its time (SlotSampler; ties go to the earlier frame), so a
+    frame can be taken only if a slot lies in its cell, from halfway to its predecessor to halfway
+    to its successor in presentation order. The neighbours come from the packets around it: the
+    LOOKAHEAD_PACKETS before and after in decode order hold them whenever frames are reordered by
+    fewer than that many places (B-frame runs are ≤ 16), and when one is missing the cell only grows
+    (an edge of the file, a seek: the frame is decoded), so no frame a slot needs is ever skipped.
+    """
+
+    def __init__(self, origin: float, fps: float) -> None:
+        self.origin = origin  # seconds, the time of slot 0
+        self.fps = fps
+        self.recent: collections.deque[float] = collections.deque(maxlen=LOOKAHEAD_PACKETS)
+
+    def needed(self, t: float, ahead: Iterator[float]) -> bool:
+        """Whether a slot lies in the cell of the frame at `t` (seconds); `ahead`: the presentation
+        times of the packets after it. Remembers `t` as a neighbour of the packets to come."""
+        previous = following = None
+        for q in itertools.chain(self.recent, ahead):
+            if q < t - TIME_EPSILON and (previous is None or q > previous):
+                previous = q
+            elif q > t + TIME_EPSILON and (following is None or q < following):
+                following = q
+        self.recent.append(t)
+        if previous is None or following is None:
+            return True
+        low, high = (previous + t) / 2.0 - TIME_EPSILON, (t + following) / 2.0 + TIME_EPSILON
+        first = math.ceil((low - self.origin) * self.fps - 1e-9)  # the first slot at or after `low`
+        return self.origin + first / self.fps <= high
 
 
 class ReadInterrupted(Exception):
@@ -176,13 +216,16 @@ def decoded_frames(
     *,
     source: str,
     raise_on_read_error: bool = False,
+    grid: tuple[float, float] | None = None,
 ) -> Iterator[tuple[float, av.VideoFrame]]:
     """Decoded frames in presentation order with their time in seconds (pts × time base).
 
     Packets the decoder rejects are counted and skipped with a warning; decoding goes on from the
     next decodable frame. A frame without pts is placed one frame duration after the previous one.
     A demuxer failure ends the stream (after flushing the decoder), or raises ReadInterrupted when
-    `raise_on_read_error` (live sources reconnect).
+    `raise_on_read_error` (live sources reconnect). With `grid` (origin, fps: the slot grid of a
+    file), skipping non-reference frames is exact: packets are read LOOKAHEAD_PACKETS ahead and a
+    non-reference frame a slot could take is decoded (`SlotCells`).
     """
     time_base = stream.time_base
     fps = source_fps(stream)
@@ -198,6 +241,8 @@ def decoded_frames(
     watch_losses = container.format is not None and container.format.name in LOSSY_FORMATS
     waiting_for_keyframe = False
     paused_skipping = False  # the gap check below paused non-reference skipping for this GOP
+    cells = SlotCells(*grid) if grid is not None and stats.skip_mode == "NONREF" else None
+    ahead: collections.deque[av.Packet] = collections.deque()  # packets read, not yet decoded (with cells)
 
     def frames_of(packet: av.Packet | None) -> Iterator[tuple[float, av.VideoFrame]]:
         nonlocal previous, paused_skipping
@@ -231,7 +276,8 @@ def decoded_frames(
                 if t <= previous - 1e-9:
                     # Out-of-order or repeated timestamp (broken muxing): keep time moving forward.
                     t = previous + step_guess
-                elif (stats.skipping_nonref and t - previous > max(2 * tolerance, 1.5 * step_guess) + 1e-9
+                elif (cells is None and stats.skipping_nonref
+                      and t - previous > max(2 * tolerance, 1.5 * step_guess) + 1e-9
                       and not continuity.explains(previous, t)):
                     # Longer non-reference runs than assumed (or a real gap): stop skipping so no
                     # slot is left further than the tolerance from its frame, until the next
@@ -250,20 +296,32 @@ def decoded_frames(
             stats.frames_decoded += 1
             yield t, frame
 
+    def read() -> av.Packet | None:
+        """The demuxer's next packet; None at the end or when reading fails."""
+        nonlocal read_error
+        while read_error is None:
+            try:
+                packet = next(packets)
+            except (StopIteration, av.error.EOFError):
+                return None
+            except (av.error.FFmpegError, OSError) as exc:
+                read_error = exc
+                stats.decode_errors += 1
+                _warn(stats, f"{source}: reading stopped ({getattr(exc, 'strerror', None) or exc})")
+                return None
+            if packet.size:  # size 0: the demuxer's end-of-stream marker; the decoder is flushed below
+                return packet
+        return None
+
     while True:
-        try:
-            packet = next(packets)
-        except StopIteration:
+        if cells is None:
+            packet = read()
+        else:
+            while len(ahead) <= LOOKAHEAD_PACKETS and (next_packet := read()) is not None:
+                ahead.append(next_packet)
+            packet = ahead.popleft() if ahead else None
+        if packet is None:
             break
-        except av.error.EOFError:
-            break
-        except (av.error.FFmpegError, OSError) as exc:
-            read_error = exc
-            stats.decode_errors += 1
-            _warn(stats, f"{source}: reading stopped ({getattr(exc, 'strerror', None) or exc})")
-            break
-        if packet.size == 0:
-            continue  # the demuxer's end-of-stream marker; the decoder is flushed below
         dts = float(packet.dts * time_base) if packet.dts is not None and time_base is not None else None
         if dts is not None and watch_losses and continuity.lost_before(dts):
             stats.decode_errors += 1
@@ -280,6 +338,11 @@ def decoded_frames(
             if not packet.is_keyframe:
                 continue  # it may reference lost frames: the decoder would conceal with garbage
             waiting_for_keyframe = False
+        if cells is not None and stats.skipping_nonref and packet.pts is not None and time_base is not None:
+            # Read by the decoder when this packet goes in (frame threads copy it per packet).
+            ctx.skip_frame = "NONREF" if not cells.needed(
+                float(packet.pts * time_base),
+                (float(p.pts * time_base) for p in ahead if p.pts is not None)) else "DEFAULT"
         yield from frames_of(packet)
     yield from frames_of(None)
     if read_error is not None and raise_on_read_error:
