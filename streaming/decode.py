@@ -242,7 +242,12 @@ def decoded_frames(
     waiting_for_keyframe = False
     paused_skipping = False  # the gap check below paused non-reference skipping for this GOP
     cells = SlotCells(*grid) if grid is not None and stats.skip_mode == "NONREF" else None
-    ahead: collections.deque[av.Packet] = collections.deque()  # packets read, not yet decoded (with cells)
+    # With cells: packets read and not yet decoded, each with its presentation time (s) or None.
+    ahead: collections.deque[tuple[av.Packet, float | None]] = collections.deque()
+    ctx_skip = "NONREF"  # what the codec was last told for the packets to come (with cells)
+    if cells is not None:
+        ctx.skip_frame = ctx_skip
+    seconds = float(time_base) if time_base is not None else 0.0  # per pts unit (the cells' margins absorb rounding)
 
     def frames_of(packet: av.Packet | None) -> Iterator[tuple[float, av.VideoFrame]]:
         nonlocal previous, paused_skipping
@@ -315,11 +320,11 @@ def decoded_frames(
 
     while True:
         if cells is None:
-            packet = read()
+            packet, packet_time = read(), None
         else:
             while len(ahead) <= LOOKAHEAD_PACKETS and (next_packet := read()) is not None:
-                ahead.append(next_packet)
-            packet = ahead.popleft() if ahead else None
+                ahead.append((next_packet, None if next_packet.pts is None else next_packet.pts * seconds))
+            packet, packet_time = ahead.popleft() if ahead else (None, None)
         if packet is None:
             break
         dts = float(packet.dts * time_base) if packet.dts is not None and time_base is not None else None
@@ -338,11 +343,11 @@ def decoded_frames(
             if not packet.is_keyframe:
                 continue  # it may reference lost frames: the decoder would conceal with garbage
             waiting_for_keyframe = False
-        if cells is not None and stats.skipping_nonref and packet.pts is not None and time_base is not None:
+        if cells is not None and stats.skipping_nonref and packet_time is not None and time_base is not None:
             # Read by the decoder when this packet goes in (frame threads copy it per packet).
-            ctx.skip_frame = "NONREF" if not cells.needed(
-                float(packet.pts * time_base),
-                (float(p.pts * time_base) for p in ahead if p.pts is not None)) else "DEFAULT"
+            mode = "DEFAULT" if cells.needed(packet_time, (t for _, t in ahead if t is not None)) else "NONREF"
+            if mode != ctx_skip:
+                ctx.skip_frame = ctx_skip = mode
         yield from frames_of(packet)
     yield from frames_of(None)
     if read_error is not None and raise_on_read_error:
