@@ -129,6 +129,62 @@ class SlotCells:
         return self.origin + first / self.fps <= high
 
 
+class _Packets:
+    """The demuxer's packets for `decoded_frames`: a read failure ends them (counted, warned about,
+    kept in `error`). With slot cells, packets are read LOOKAHEAD_PACKETS ahead, so that
+    `tell_decoder` can decide whether the decoder may skip each one (exact skipping)."""
+
+    def __init__(self, container: av.container.InputContainer, stream: av.VideoStream, stats: IngestStats,
+                 source: str, cells: SlotCells | None) -> None:
+        self.demuxed = container.demux(stream)
+        self.stats, self.source, self.cells = stats, source, cells
+        self.error: BaseException | None = None
+        self.ctx = stream.codec_context
+        # Seconds per pts unit, in floating point: the cells' margins absorb the rounding.
+        self.seconds = float(stream.time_base) if stream.time_base is not None else 0.0
+        self.ahead: collections.deque[tuple[av.Packet, float | None]] = collections.deque()  # (packet, pts in s)
+        self.time: float | None = None  # presentation time (s) of the packet `next` returned last
+        self.told = "NONREF"  # the skip mode the codec was last given
+        if cells is not None:
+            self.ctx.skip_frame = self.told
+
+    def _read(self) -> av.Packet | None:
+        while self.error is None:
+            try:
+                packet = next(self.demuxed)
+            except (StopIteration, av.error.EOFError):
+                return None
+            except (av.error.FFmpegError, OSError) as exc:
+                self.error = exc
+                self.stats.decode_errors += 1
+                _warn(self.stats, f"{self.source}: reading stopped ({getattr(exc, 'strerror', None) or exc})")
+                return None
+            if packet.size:  # size 0: the demuxer's end-of-stream marker; the decoder is flushed after
+                return packet
+        return None
+
+    def next(self) -> av.Packet | None:
+        """The next packet in decode order; None at the end or when reading failed."""
+        if self.cells is None:
+            return self._read()
+        while len(self.ahead) <= LOOKAHEAD_PACKETS and (packet := self._read()) is not None:
+            self.ahead.append((packet, None if packet.pts is None else packet.pts * self.seconds))
+        if not self.ahead:
+            return None
+        packet, self.time = self.ahead.popleft()
+        return packet
+
+    def tell_decoder(self, packet: av.Packet) -> None:
+        """Let the codec skip `packet` (a non-reference frame) when no slot can take its frame; the
+        codec reads the mode when the packet goes in (frame threads copy it per packet)."""
+        if self.cells is None or not self.stats.skipping_nonref or self.time is None:
+            return
+        needed = self.cells.needed(self.time, (t for _, t in self.ahead if t is not None))
+        mode = "DEFAULT" if needed else "NONREF"
+        if mode != self.told:
+            self.ctx.skip_frame = self.told = mode
+
+
 class ReadInterrupted(Exception):
     """The demuxer failed mid-stream (network drop, read timeout, cut-off file)."""
 
@@ -232,8 +288,6 @@ def decoded_frames(
     step_guess = 1.0 / fps if fps else 1.0 / 30.0
     tolerance = config.effective_tolerance
     previous: float | None = None
-    packets = container.demux(stream)
-    read_error: BaseException | None = None
     ctx = stream.codec_context
     continuity = _DtsContinuity()
     # Only stream formats lose data in transit; a file with an index (MP4, MKV) that pauses is a
@@ -242,12 +296,7 @@ def decoded_frames(
     waiting_for_keyframe = False
     paused_skipping = False  # the gap check below paused non-reference skipping for this GOP
     cells = SlotCells(*grid) if grid is not None and stats.skip_mode == "NONREF" else None
-    # With cells: packets read and not yet decoded, each with its presentation time (s) or None.
-    ahead: collections.deque[tuple[av.Packet, float | None]] = collections.deque()
-    ctx_skip = "NONREF"  # what the codec was last told for the packets to come (with cells)
-    if cells is not None:
-        ctx.skip_frame = ctx_skip
-    seconds = float(time_base) if time_base is not None else 0.0  # per pts unit (the cells' margins absorb rounding)
+    packets = _Packets(container, stream, stats, source, cells)
 
     def frames_of(packet: av.Packet | None) -> Iterator[tuple[float, av.VideoFrame]]:
         nonlocal previous, paused_skipping
@@ -301,32 +350,7 @@ def decoded_frames(
             stats.frames_decoded += 1
             yield t, frame
 
-    def read() -> av.Packet | None:
-        """The demuxer's next packet; None at the end or when reading fails."""
-        nonlocal read_error
-        while read_error is None:
-            try:
-                packet = next(packets)
-            except (StopIteration, av.error.EOFError):
-                return None
-            except (av.error.FFmpegError, OSError) as exc:
-                read_error = exc
-                stats.decode_errors += 1
-                _warn(stats, f"{source}: reading stopped ({getattr(exc, 'strerror', None) or exc})")
-                return None
-            if packet.size:  # size 0: the demuxer's end-of-stream marker; the decoder is flushed below
-                return packet
-        return None
-
-    while True:
-        if cells is None:
-            packet, packet_time = read(), None
-        else:
-            while len(ahead) <= LOOKAHEAD_PACKETS and (next_packet := read()) is not None:
-                ahead.append((next_packet, None if next_packet.pts is None else next_packet.pts * seconds))
-            packet, packet_time = ahead.popleft() if ahead else (None, None)
-        if packet is None:
-            break
+    while (packet := packets.next()) is not None:
         dts = float(packet.dts * time_base) if packet.dts is not None and time_base is not None else None
         if dts is not None and watch_losses and continuity.lost_before(dts):
             stats.decode_errors += 1
@@ -343,15 +367,11 @@ def decoded_frames(
             if not packet.is_keyframe:
                 continue  # it may reference lost frames: the decoder would conceal with garbage
             waiting_for_keyframe = False
-        if cells is not None and stats.skipping_nonref and packet_time is not None and time_base is not None:
-            # Read by the decoder when this packet goes in (frame threads copy it per packet).
-            mode = "DEFAULT" if cells.needed(packet_time, (t for _, t in ahead if t is not None)) else "NONREF"
-            if mode != ctx_skip:
-                ctx.skip_frame = ctx_skip = mode
+        packets.tell_decoder(packet)
         yield from frames_of(packet)
     yield from frames_of(None)
-    if read_error is not None and raise_on_read_error:
-        raise ReadInterrupted(str(read_error))
+    if packets.error is not None and raise_on_read_error:
+        raise ReadInterrupted(str(packets.error))
 
 
 @dataclass
