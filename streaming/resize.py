@@ -164,8 +164,12 @@ def _kernel() -> Callable[..., np.ndarray] | None:
         import numba
     except ImportError:
         return None
-    jit = numba.njit(nogil=True, cache=True)
-    horizontal, vertical = jit(_horizontal), jit(_vertical)
+    try:
+        jit = numba.njit(nogil=True, cache=True)
+        horizontal, vertical = jit(_horizontal), jit(_vertical)
+    except RuntimeError:  # no writable cache location (a read-only install without a home): compile per process
+        jit = numba.njit(nogil=True)
+        horizontal, vertical = jit(_horizontal), jit(_vertical)
 
     def resample(src: np.ndarray, width: int, height: int, xbounds: np.ndarray, xtaps: np.ndarray,
                  ybounds: np.ndarray, ytaps: np.ndarray, vertical_first: bool) -> np.ndarray:
