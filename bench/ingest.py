@@ -3,14 +3,20 @@
     python bench/ingest.py [VIDEO] [--runs 5] [--fps 2] [--max-edge 512] [--workers N] [--json]
 
 Without VIDEO, a 5-minute, 720p, 30 fps H.264 file with B-frames (and moving detail, so decoding does
-real work) is written to a temporary folder first (`--duration` to change it). The two paths run
-alternately, `--runs` times each, so a busy machine slows both alike; we print both medians, their
-ratio (FFmpeg time / ours: above 1 means we are faster) and our speed as × realtime. The FFmpeg
-command is the reference the issue names: `ffmpeg -threads 0 -i VIDEO -vf fps=2,scale=W:H -f null -`
-at our output size, with Debian's ffmpeg (`make bench-deps` installs it) or else the imageio-ffmpeg
-wheel's static build.
-Ours is the product's path, pixels bit-equal to the release's resize (PIL bicubic from full-size
-RGB), with the resize on `--workers` threads overlapping decoding (default: SamplingConfig's).
+real work) is written to a temporary folder first (`--duration` to change it). Four things run
+alternately, `--runs` times each, so a busy machine slows all alike:
+
+- ours: the product's path, pixels bit-equal to the release's resize (PIL bicubic from full-size
+  RGB), computed by the compiled kernel of streaming/resize.py on `--workers` threads beside decoding;
+- ours with PIL: the same path with PIL itself resizing (the kernel switched off), the old speed;
+- ffmpeg: the reference the issue names, `ffmpeg -threads 0 -i VIDEO -vf fps=2,scale=W:H -f null -`
+  at our output size, with Debian's ffmpeg (`make bench-deps` installs it) or else the imageio-ffmpeg
+  wheel's static build;
+- decode only: our demuxing and decoding with the same decoder settings (threads, frame skipping)
+  and nothing else, the floor under our path: no resize, however fast, goes below it.
+
+We print each median, the ratios (FFmpeg time / ours: above 1 means we are faster), CPU seconds
+(steadier than wall time on a shared machine) and the load average.
 """
 
 from __future__ import annotations
@@ -28,8 +34,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from tempo.streaming import SamplingConfig, iter_segments, probe_source, target_size
+import av
+from tempo.streaming import SamplingConfig, iter_segments, probe_source, resize, target_size
+from tempo.streaming.convert import FrameConverter
+from tempo.streaming.decode import IngestStats, configure_decoder, decoded_frames, max_keyframe_spacing
+from tempo.streaming.segment import SourceInfo
 from tempo.streaming.synthetic import write_test_video
+
+PATHS = ("ours", "ours_pil", "ffmpeg", "decode_only")
+RUN_DECODED: dict[str, int] = {}  # frames the decoder output in the latest run of ours
+LABELS = {"ours": "ours", "ours_pil": "ours, PIL", "ffmpeg": "ffmpeg", "decode_only": "decode only"}
 
 
 def ffmpeg_binary() -> str:
@@ -49,13 +63,36 @@ def write_default_video(folder: Path, duration: float = 300.0) -> Path:
                             texture=True, preset="superfast")
 
 
-def run_ours(video: str, config: SamplingConfig) -> tuple[float, float, int]:
-    """Wall and CPU seconds (all threads) of a full decode + sample + segment pass, and frames kept."""
+def run_ours(video: str, config: SamplingConfig, *, kernel: bool = True) -> tuple[float, float, int]:
+    """Wall and CPU seconds (all threads) of a full decode + sample + segment pass, and frames kept;
+    with `kernel` False, PIL resizes (the compiled kernel switched off for this run)."""
+    saved = resize._kernel
+    if not kernel:
+        resize._kernel = lambda: None  # type: ignore[assignment]
+    try:
+        started, cpu = time.perf_counter(), time.process_time()
+        frames = 0
+        stream = iter_segments(video, config=config)
+        for segment in stream:
+            frames += segment.num_frames
+        RUN_DECODED["ours"] = stream.stats.frames_decoded
+        return time.perf_counter() - started, time.process_time() - cpu, frames
+    finally:
+        resize._kernel = saved  # type: ignore[assignment]
+
+
+def run_decode_only(video: str, config: SamplingConfig, info: SourceInfo) -> tuple[float, float, int]:
+    """Wall and CPU seconds of demuxing and decoding alone, with our decoder settings (threads, the
+    exact frame skipping on the file's slot grid); frames decoded."""
     started, cpu = time.perf_counter(), time.process_time()
-    frames = 0
-    for segment in iter_segments(video, config=config):
-        frames += segment.num_frames
-    return time.perf_counter() - started, time.process_time() - cpu, frames
+    stats = IngestStats()
+    with av.open(video) as container:
+        stream = container.streams.video[0]
+        configure_decoder(stream, config, stats, keyframe_spacing=max_keyframe_spacing(stream, info.duration))
+        grid = (info.start_time or 0.0, config.fps)
+        for _ in decoded_frames(container, stream, config, stats, source=video, grid=grid):
+            pass
+    return time.perf_counter() - started, time.process_time() - cpu, stats.frames_decoded
 
 
 def run_ffmpeg(ffmpeg: str, video: str, fps: float, size: tuple[int, int]) -> tuple[float, float]:
@@ -94,52 +131,63 @@ def main(argv: list[str] | None = None) -> int:
         assert info.width and info.height
         size = target_size(info.width, info.height, config.max_edge)
         ffmpeg = ffmpeg_binary()
-        ours, theirs, ours_cpu, theirs_cpu, frames = [], [], [], [], 0
+        with av.open(video) as container:  # compile (or load) the resize kernel before timing
+            FrameConverter(size)(next(container.decode(video=0)))
+        walls: dict[str, list[float]] = {name: [] for name in PATHS}
+        cpus: dict[str, list[float]] = {name: [] for name in PATHS}
+        frames = decoded = 0
         for _ in range(args.runs):
-            wall, cpu, frames = run_ours(video, config)
-            ours.append(wall)
-            ours_cpu.append(cpu)
-            wall, cpu = run_ffmpeg(ffmpeg, video, args.fps, size)
-            theirs.append(wall)
-            theirs_cpu.append(cpu)
-        ours_median, ffmpeg_median = statistics.median(ours), statistics.median(theirs)
-        # On a shared machine each pair of neighbouring runs sees the same load: the median of the
-        # per-pair ratios is steadier than the ratio of medians; CPU seconds are steadier still.
-        paired = statistics.median(t / o for o, t in zip(ours, theirs, strict=True))
-        cpu_ratio = statistics.median(theirs_cpu) / statistics.median(ours_cpu)
+            for name in PATHS:
+                if name == "ours":
+                    wall, cpu, frames = run_ours(video, config)
+                elif name == "ours_pil":
+                    wall, cpu, frames = run_ours(video, config, kernel=False)
+                elif name == "ffmpeg":
+                    wall, cpu = run_ffmpeg(ffmpeg, video, args.fps, size)
+                else:
+                    wall, cpu, decoded = run_decode_only(video, config, info)
+                walls[name].append(wall)
+                cpus[name].append(cpu)
+        wall_med = {name: statistics.median(v) for name, v in walls.items()}
+        cpu_med = {name: statistics.median(v) for name, v in cpus.items()}
+        # On a shared machine each group of neighbouring runs sees the same load: the median of the
+        # per-run ratios is steadier than the ratio of medians; CPU seconds are steadier still.
+        paired = {name: statistics.median(t / o for o, t in zip(walls[name], walls["ffmpeg"], strict=True))
+                  for name in PATHS}
         duration = info.duration or 0.0
         result = {
             "video": video if args.video else f"generated {args.duration:g} s 720p30 H.264 (bframes=3)",
             "source": info.to_dict(),
             "output_size": list(size),
             "sampled_frames": frames,
+            "decoded_frames": {"ours": RUN_DECODED.get("ours"), "decode_only": decoded},
             "runs": args.runs,
-            "ours_s": [round(x, 4) for x in ours],
-            "ffmpeg_s": [round(x, 4) for x in theirs],
-            "ours_median_s": round(ours_median, 4),
-            "ffmpeg_median_s": round(ffmpeg_median, 4),
-            "speedup_vs_ffmpeg": round(ffmpeg_median / ours_median, 3),
-            "speedup_paired_median": round(paired, 3),
-            "ours_cpu_median_s": round(statistics.median(ours_cpu), 4),
-            "ffmpeg_cpu_median_s": round(statistics.median(theirs_cpu), 4),
-            "cpu_ratio": round(cpu_ratio, 3),
+            "wall_s": {name: [round(x, 4) for x in v] for name, v in walls.items()},
+            "wall_median_s": {name: round(v, 4) for name, v in wall_med.items()},
+            "cpu_median_s": {name: round(v, 4) for name, v in cpu_med.items()},
+            "speedup_vs_ffmpeg": {name: round(wall_med["ffmpeg"] / wall_med[name], 3) for name in PATHS},
+            "speedup_paired_median": {name: round(v, 3) for name, v in paired.items()},
+            "cpu_ratio_vs_ffmpeg": {name: round(cpu_med["ffmpeg"] / cpu_med[name], 3) for name in PATHS},
             "load_average": [round(x, 2) for x in os.getloadavg()],
-            "ours_x_realtime": round(duration / ours_median, 1) if duration else None,
+            "ours_x_realtime": round(duration / wall_med["ours"], 1) if duration else None,
             "ffmpeg": ffmpeg,
             "cores": os.cpu_count(),
             "convert_workers": config.convert_workers,
+            "resize_kernel": "numba" if resize.compiled() else "PIL (numba missing)",
         }
     if args.json:
         print(json.dumps(result))
-    else:
-        print(f"source        {info.width}x{info.height} {info.codec}, {duration:.1f} s -> "
-              f"{size[0]}x{size[1]} at {args.fps:g} fps ({frames} frames)")
-        print(f"ours          median {ours_median:.3f} s  ({result['ours_x_realtime']}× realtime)")
-        print(f"ffmpeg        median {ffmpeg_median:.3f} s  (-threads 0 -vf fps,scale -f null)")
-        print(f"speedup       {result['speedup_vs_ffmpeg']:.2f}× faster than ffmpeg (target ≥ 1.5×); "
-              f"median of paired runs {paired:.2f}×")
-        print(f"cpu time      ours {result['ours_cpu_median_s']:.3f} s, ffmpeg {result['ffmpeg_cpu_median_s']:.3f} s "
-              f"({cpu_ratio:.2f}× less); load average {result['load_average']}")
+        return 0
+    print(f"source        {info.width}x{info.height} {info.codec}, {duration:.1f} s -> "
+          f"{size[0]}x{size[1]} at {args.fps:g} fps ({frames} frames; {RUN_DECODED.get('ours')} decoded by ours, "
+          f"{decoded} by decode only)")
+    print(f"{'':14}{'wall median':>12}{'cpu median':>12}{'ffmpeg/ours':>13}{'paired':>8}{'cpu ratio':>11}")
+    for name in PATHS:
+        print(f"{LABELS[name]:14}{wall_med[name]:11.3f}s{cpu_med[name]:11.3f}s"
+              f"{result['speedup_vs_ffmpeg'][name]:12.2f}×{paired[name]:7.2f}×"
+              f"{result['cpu_ratio_vs_ffmpeg'][name]:10.2f}×")
+    print(f"target        ours ≥ 1.5× ffmpeg; resize {result['resize_kernel']}; "
+          f"{os.cpu_count()} cores; load average {result['load_average']}")
     return 0
 
 

@@ -1,11 +1,15 @@
 """PyAV decoding with the work the sample does not need left out.
 
-Only the frames the sampler keeps are converted to RGB and resized, inside FFmpeg (swscale through
-`VideoFrame.reformat`); the others are dropped as decoded YUV. When the sampling tolerance allows it,
-the codec is told to skip non-reference frames altogether (`skip_frame = NONREF`): no other frame
-depends on them, so at 2 fps out of 30 nothing the sample keeps is lost, and a quarter to a third
-of the decoding work of a typical H.264 file with B-frames disappears. When the file's index shows
-a keyframe within the tolerance of every slot (short GOPs), only keyframes are decoded (`NONKEY`).
+Only the frames the sampler keeps are converted to RGB and resized (streaming/convert.py); the
+others are dropped as decoded YUV. When the sampling tolerance allows it, the codec is told to skip
+non-reference frames (`skip_frame = NONREF`): no other frame depends on them, and a quarter to a
+half of the decoding work of a typical H.264 file with B-frames disappears. For a file, whose slot
+grid is known before decoding, this is exact (`SlotCells`): a non-reference frame is decoded when
+a slot could take it, decided packet by packet from its neighbours' presentation times, so every
+slot gets the very frame a full decode gives it. Live sources skip every non-reference frame (each
+slot then takes the nearest decoded frame within the tolerance). When the file's index shows a
+keyframe within the tolerance of every slot (short GOPs), only keyframes are decoded (`NONKEY`):
+each slot takes the nearest keyframe, which is within the tolerance but need not be the nearest frame.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
+import math
 import os
 import statistics
 from collections.abc import Iterator
@@ -20,7 +25,7 @@ from dataclasses import dataclass, field
 
 import av
 import av.container
-from tempo.streaming.sampling import SamplingConfig
+from tempo.streaming.sampling import TIME_EPSILON, SamplingConfig
 from tempo.streaming.segment import SourceInfo
 from tempo.streaming.sources import ResolvedSource
 
@@ -30,6 +35,8 @@ log = logging.getLogger("tempo.streaming")
 # every slot within the tolerance (x264 uses at most 3 B-frames by default, 16 at the extreme; a
 # runtime check below switches skipping off when a source turns out to have longer runs).
 ASSUMED_NONREF_RUN = 3
+# Packets read ahead of the decoder (files) so that each frame's neighbours in presentation order are known.
+LOOKAHEAD_PACKETS = 16
 # Containers that carry streams (broadcast, network), where lost packets show as timestamp jumps.
 LOSSY_FORMATS = ("mpegts", "mpegtsraw", "rtp", "rtsp", "sdp")
 # Warn about the first few decode errors of a source; after that only count them.
@@ -87,6 +94,95 @@ class _DtsContinuity:
         if step > 0:
             self.steps.append(step)
         return False
+
+
+class SlotCells:
+    """Which frames a slot grid (slot n at origin + n / fps seconds) can take: exact skipping.
+
+    A slot takes the frame nearest to its time (SlotSampler; ties go to the earlier frame), so a
+    frame can be taken only if a slot lies in its cell, from halfway to its predecessor to halfway
+    to its successor in presentation order. The neighbours come from the packets around it: the
+    LOOKAHEAD_PACKETS before and after in decode order hold them whenever frames are reordered by
+    fewer than that many places (B-frame runs are ≤ 16), and when one is missing the cell only grows
+    (an edge of the file, a seek: the frame is decoded), so no frame a slot needs is ever skipped.
+    """
+
+    def __init__(self, origin: float, fps: float) -> None:
+        self.origin = origin  # seconds, the time of slot 0
+        self.fps = fps
+        self.recent: collections.deque[float] = collections.deque(maxlen=LOOKAHEAD_PACKETS)
+
+    def needed(self, t: float, ahead: Iterator[float]) -> bool:
+        """Whether a slot lies in the cell of the frame at `t` (seconds); `ahead`: the presentation
+        times of the packets after it. Remembers `t` as a neighbour of the packets to come."""
+        previous = following = None
+        for q in itertools.chain(self.recent, ahead):
+            if q < t - TIME_EPSILON and (previous is None or q > previous):
+                previous = q
+            elif q > t + TIME_EPSILON and (following is None or q < following):
+                following = q
+        self.recent.append(t)
+        if previous is None or following is None:
+            return True
+        low, high = (previous + t) / 2.0 - TIME_EPSILON, (t + following) / 2.0 + TIME_EPSILON
+        first = math.ceil((low - self.origin) * self.fps - 1e-9)  # the first slot at or after `low`
+        return self.origin + first / self.fps <= high
+
+
+class _Packets:
+    """The demuxer's packets for `decoded_frames`: a read failure ends them (counted, warned about,
+    kept in `error`). With slot cells, packets are read LOOKAHEAD_PACKETS ahead, so that
+    `tell_decoder` can decide whether the decoder may skip each one (exact skipping)."""
+
+    def __init__(self, container: av.container.InputContainer, stream: av.VideoStream, stats: IngestStats,
+                 source: str, cells: SlotCells | None) -> None:
+        self.demuxed = container.demux(stream)
+        self.stats, self.source, self.cells = stats, source, cells
+        self.error: BaseException | None = None
+        self.ctx = stream.codec_context
+        # Seconds per pts unit, in floating point: the cells' margins absorb the rounding.
+        self.seconds = float(stream.time_base) if stream.time_base is not None else 0.0
+        self.ahead: collections.deque[tuple[av.Packet, float | None]] = collections.deque()  # (packet, pts in s)
+        self.time: float | None = None  # presentation time (s) of the packet `next` returned last
+        self.told = "NONREF"  # the skip mode the codec was last given
+        if cells is not None:
+            self.ctx.skip_frame = self.told
+
+    def _read(self) -> av.Packet | None:
+        while self.error is None:
+            try:
+                packet = next(self.demuxed)
+            except (StopIteration, av.error.EOFError):
+                return None
+            except (av.error.FFmpegError, OSError) as exc:
+                self.error = exc
+                self.stats.decode_errors += 1
+                _warn(self.stats, f"{self.source}: reading stopped ({getattr(exc, 'strerror', None) or exc})")
+                return None
+            if packet.size:  # size 0: the demuxer's end-of-stream marker; the decoder is flushed after
+                return packet
+        return None
+
+    def next(self) -> av.Packet | None:
+        """The next packet in decode order; None at the end or when reading failed."""
+        if self.cells is None:
+            return self._read()
+        while len(self.ahead) <= LOOKAHEAD_PACKETS and (packet := self._read()) is not None:
+            self.ahead.append((packet, None if packet.pts is None else packet.pts * self.seconds))
+        if not self.ahead:
+            return None
+        packet, self.time = self.ahead.popleft()
+        return packet
+
+    def tell_decoder(self, packet: av.Packet) -> None:
+        """Let the codec skip `packet` (a non-reference frame) when no slot can take its frame; the
+        codec reads the mode when the packet goes in (frame threads copy it per packet)."""
+        if self.cells is None or not self.stats.skipping_nonref or self.time is None:
+            return
+        needed = self.cells.needed(self.time, (t for _, t in self.ahead if t is not None))
+        mode = "DEFAULT" if needed else "NONREF"
+        if mode != self.told:
+            self.ctx.skip_frame = self.told = mode
 
 
 class ReadInterrupted(Exception):
@@ -176,21 +272,22 @@ def decoded_frames(
     *,
     source: str,
     raise_on_read_error: bool = False,
+    grid: tuple[float, float] | None = None,
 ) -> Iterator[tuple[float, av.VideoFrame]]:
     """Decoded frames in presentation order with their time in seconds (pts × time base).
 
     Packets the decoder rejects are counted and skipped with a warning; decoding goes on from the
     next decodable frame. A frame without pts is placed one frame duration after the previous one.
     A demuxer failure ends the stream (after flushing the decoder), or raises ReadInterrupted when
-    `raise_on_read_error` (live sources reconnect).
+    `raise_on_read_error` (live sources reconnect). With `grid` (origin, fps: the slot grid of a
+    file), skipping non-reference frames is exact: packets are read LOOKAHEAD_PACKETS ahead and a
+    non-reference frame a slot could take is decoded (`SlotCells`).
     """
     time_base = stream.time_base
     fps = source_fps(stream)
     step_guess = 1.0 / fps if fps else 1.0 / 30.0
     tolerance = config.effective_tolerance
     previous: float | None = None
-    packets = container.demux(stream)
-    read_error: BaseException | None = None
     ctx = stream.codec_context
     continuity = _DtsContinuity()
     # Only stream formats lose data in transit; a file with an index (MP4, MKV) that pauses is a
@@ -198,6 +295,8 @@ def decoded_frames(
     watch_losses = container.format is not None and container.format.name in LOSSY_FORMATS
     waiting_for_keyframe = False
     paused_skipping = False  # the gap check below paused non-reference skipping for this GOP
+    cells = SlotCells(*grid) if grid is not None and stats.skip_mode == "NONREF" else None
+    packets = _Packets(container, stream, stats, source, cells)
 
     def frames_of(packet: av.Packet | None) -> Iterator[tuple[float, av.VideoFrame]]:
         nonlocal previous, paused_skipping
@@ -231,7 +330,8 @@ def decoded_frames(
                 if t <= previous - 1e-9:
                     # Out-of-order or repeated timestamp (broken muxing): keep time moving forward.
                     t = previous + step_guess
-                elif (stats.skipping_nonref and t - previous > max(2 * tolerance, 1.5 * step_guess) + 1e-9
+                elif (cells is None and stats.skipping_nonref
+                      and t - previous > max(2 * tolerance, 1.5 * step_guess) + 1e-9
                       and not continuity.explains(previous, t)):
                     # Longer non-reference runs than assumed (or a real gap): stop skipping so no
                     # slot is left further than the tolerance from its frame, until the next
@@ -250,20 +350,7 @@ def decoded_frames(
             stats.frames_decoded += 1
             yield t, frame
 
-    while True:
-        try:
-            packet = next(packets)
-        except StopIteration:
-            break
-        except av.error.EOFError:
-            break
-        except (av.error.FFmpegError, OSError) as exc:
-            read_error = exc
-            stats.decode_errors += 1
-            _warn(stats, f"{source}: reading stopped ({getattr(exc, 'strerror', None) or exc})")
-            break
-        if packet.size == 0:
-            continue  # the demuxer's end-of-stream marker; the decoder is flushed below
+    while (packet := packets.next()) is not None:
         dts = float(packet.dts * time_base) if packet.dts is not None and time_base is not None else None
         if dts is not None and watch_losses and continuity.lost_before(dts):
             stats.decode_errors += 1
@@ -280,10 +367,11 @@ def decoded_frames(
             if not packet.is_keyframe:
                 continue  # it may reference lost frames: the decoder would conceal with garbage
             waiting_for_keyframe = False
+        packets.tell_decoder(packet)
         yield from frames_of(packet)
     yield from frames_of(None)
-    if read_error is not None and raise_on_read_error:
-        raise ReadInterrupted(str(read_error))
+    if packets.error is not None and raise_on_read_error:
+        raise ReadInterrupted(str(packets.error))
 
 
 @dataclass

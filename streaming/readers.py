@@ -276,11 +276,12 @@ def _file_segments(
     try:
         configure_decoder(stream, config, stats,
                           keyframe_spacing=max_keyframe_spacing(stream, info.duration))
+        grid = (origin, config.fps) if origin is not None else None  # exact frame skipping (decode.SlotCells)
         if first_slot and origin is not None:
             frames = _frames_from(container, stream, config, stats, resolved.original,
-                                  target=origin + first_slot / config.fps - tolerance)
+                                  target=origin + first_slot / config.fps - tolerance, grid=grid)
         else:
-            frames = decoded_frames(container, stream, config, stats, source=resolved.original)
+            frames = decoded_frames(container, stream, config, stats, source=resolved.original, grid=grid)
         assembler = WindowAssembler(opened.stream_id, config.window, config.fps, info, first_index=first_index)
         sampler: SlotSampler[av.VideoFrame] | None = None
         converting: ConvertPipeline[tuple[int, float]] | None = None
@@ -339,6 +340,7 @@ def _frames_from(
     source: str,
     *,
     target: float,
+    grid: tuple[float, float] | None = None,
 ) -> Iterator[tuple[float, av.VideoFrame]]:
     """Decoded frames from the last keyframe at or before `target` (seconds, stream clock) on.
 
@@ -350,7 +352,7 @@ def _frames_from(
     back = 0.0
     for _attempt in range(8):
         container.seek(max(0, math.floor((target - back) / stream.time_base)), stream=stream, backward=True)
-        frames = decoded_frames(container, stream, config, stats, source=source)
+        frames = decoded_frames(container, stream, config, stats, source=source, grid=grid)
         first = next(frames, None)
         if first is not None and first[0] <= target + 1e-6:
             return itertools.chain([first], frames)
@@ -358,7 +360,7 @@ def _frames_from(
         back = max(1.0, 2.0 * back)
     # Seeking never landed early enough (an index-less file): read it from the start.
     container.seek(0, backward=True)
-    return decoded_frames(container, stream, config, stats, source=source)
+    return decoded_frames(container, stream, config, stats, source=source, grid=grid)
 
 
 def _check_complete(resolved: ResolvedSource, info: SourceInfo, config: SamplingConfig, stats: IngestStats,

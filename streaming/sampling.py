@@ -122,12 +122,11 @@ def resize_frames(frames: np.ndarray, max_edge: int = RELEASE_MAX_EDGE) -> np.nd
 
 
 def resize_frame(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """One (H, W, 3) uint8 RGB frame → (size[1], size[0], 3), PIL bicubic (antialiased when shrinking)."""
-    from PIL import Image
+    """One (H, W, 3) uint8 RGB frame → (size[1], size[0], 3), PIL bicubic (antialiased when shrinking):
+    PIL's very pixels, computed by the compiled kernel of streaming/resize.py (PIL without numba)."""
+    from tempo.streaming.resize import resize_rgb
 
-    if (rgb.shape[1], rgb.shape[0]) == tuple(size):
-        return rgb
-    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BICUBIC))
+    return resize_rgb(rgb, (int(size[0]), int(size[1])))
 
 
 def release_sample_indices(
