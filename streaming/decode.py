@@ -15,7 +15,7 @@ import itertools
 import logging
 import os
 import statistics
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import av
@@ -176,20 +176,22 @@ def decoded_frames(
     *,
     source: str,
     raise_on_read_error: bool = False,
+    audio: tuple[av.AudioStream, Callable[[av.Packet], None]] | None = None,
 ) -> Iterator[tuple[float, av.VideoFrame]]:
     """Decoded frames in presentation order with their time in seconds (pts × time base).
 
     Packets the decoder rejects are counted and skipped with a warning; decoding goes on from the
     next decodable frame. A frame without pts is placed one frame duration after the previous one.
     A demuxer failure ends the stream (after flushing the decoder), or raises ReadInterrupted when
-    `raise_on_read_error` (live sources reconnect).
+    `raise_on_read_error` (live sources reconnect). With `audio` (an audio stream of the same
+    container, a callback), that stream's packets are demuxed in the same pass and handed to the callback.
     """
     time_base = stream.time_base
     fps = source_fps(stream)
     step_guess = 1.0 / fps if fps else 1.0 / 30.0
     tolerance = config.effective_tolerance
     previous: float | None = None
-    packets = container.demux(stream)
+    packets = container.demux(stream, audio[0]) if audio is not None else container.demux(stream)
     read_error: BaseException | None = None
     ctx = stream.codec_context
     continuity = _DtsContinuity()
@@ -264,6 +266,9 @@ def decoded_frames(
             break
         if packet.size == 0:
             continue  # the demuxer's end-of-stream marker; the decoder is flushed below
+        if audio is not None and packet.stream.index == audio[0].index:
+            audio[1](packet)
+            continue
         dts = float(packet.dts * time_base) if packet.dts is not None and time_base is not None else None
         if dts is not None and watch_losses and continuity.lost_before(dts):
             stats.decode_errors += 1
