@@ -96,16 +96,22 @@ class BatchTranscriber:
             close()
 
 
-def open_transcriber(recognizer: Any, segments: Any, source: str, *, grid: float) -> BatchTranscriber:
-    """The transcriber of one ingest run: a live source's audio comes from its reader (`segments.audio`;
-    a source without an audio track gets a one-line notice and the run goes on with video only); a
-    file's is read beside it (NoAudioStreamError, one sentence, when it has none)."""
+def open_audio(segments: Any, source: str) -> AudioSource | None:
+    """The audio of the source `segments` (a SegmentStream) reads: a live source's comes from its reader
+    (`segments.audio`, decoded from the same container; a source without an audio track gets a
+    one-line notice and None: the run goes on with video only); a file's is read beside it
+    (streaming.audio.FileAudio; NoAudioStreamError, one sentence, when it has none)."""
     from tempo.streaming.audio import FileAudio
 
     if segments.info.live:
         buffer = getattr(segments, "audio", None)
         if buffer is None:
             log.warning("%s has no audio track: going on with video only, without speech", source)
-            return BatchTranscriber(recognizer, None, grid=grid)
-        return BatchTranscriber(recognizer, LiveAudio(buffer), grid=grid)
-    return BatchTranscriber(recognizer, FileAudio(source, origin=float(segments.info.start_time)), grid=grid)
+            return None
+        return LiveAudio(buffer)
+    return FileAudio(source, origin=float(segments.info.start_time))
+
+
+def open_transcriber(recognizer: Any, segments: Any, source: str, *, grid: float) -> BatchTranscriber:
+    """The transcriber of one ingest run over the source `segments` reads (`open_audio`)."""
+    return BatchTranscriber(recognizer, open_audio(segments, source), grid=grid)
