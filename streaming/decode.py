@@ -183,8 +183,7 @@ def decoded_frames(
     Packets the decoder rejects are counted and skipped with a warning; decoding goes on from the
     next decodable frame. A frame without pts is placed one frame duration after the previous one.
     A demuxer failure ends the stream (after flushing the decoder), or raises ReadInterrupted when
-    `raise_on_read_error` (live sources reconnect). With `audio` (an audio stream of the same
-    container, a callback), that stream's packets are demuxed in the same pass and handed to the callback.
+    `raise_on_read_error` (live sources reconnect). `audio`: (an audio stream, a callback its packets go to).
     """
     time_base = stream.time_base
     fps = source_fps(stream)
