@@ -543,13 +543,14 @@ def _encode_batches(
         batch = decoder.next_batch(bs if limit is None else min(bs, limit - done.produced))
         if batch is None:
             break
+        heard = batch  # as the source gave it: its audio is on the same clock
         if offset[0]:
             batch = [continue_live_timeline(s, *offset) for s in batch]
         rules = monitor.queries() if monitor is not None else []
         with run.model_lock:
             # (n, M, D) generic memory, (n, E) embeddings and each segment's rule relevance
             encoded = encode_batch(run.model, run.embedder, batch, [rules] * len(batch), batch_size=bs)
-            speech = run.speech.cues(batch) if run.speech is not None else None  # the batch's audio, transcribed
+        speech = run.speech.cues(heard, shift=offset[1], model_lock=run.model_lock) if run.speech else None
         then = monitor.observe(batch, np.stack(encoded.rule_scores)) if monitor is not None else None  # (n, R)
         if options.commit:
             writer.submit(batch, encoded.memory[:, : options.settings.stored_tokens], encoded.embeddings, then, speech)
@@ -559,5 +560,5 @@ def _encode_batches(
         done.seconds += sum(s.end - s.start for s in batch)
         bar.update(len(batch))
         elapsed = time.perf_counter() - run.t_start
-        heard = f", {run.speech.counters.cues} speech cues" if run.speech is not None else ""
-        bar.set_postfix_str(f"{done.seconds / max(elapsed, 1e-9):.1f}× realtime{heard}")
+        said = f", {run.speech.counters.cues} speech cues" if run.speech is not None else ""
+        bar.set_postfix_str(f"{done.seconds / max(elapsed, 1e-9):.1f}× realtime{said}")

@@ -14,8 +14,10 @@ segment's audio.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -77,17 +79,22 @@ class BatchTranscriber:
         self.recognizer, self.audio, self.grid, self.language = recognizer, audio, grid, language
         self.counters = SpeechCounters()
 
-    def cues(self, batch: Sequence[Segment]) -> list[Cue]:
-        """The speech cues of the batch's stretch of time (none when the source has no audio)."""
+    def cues(self, batch: Sequence[Segment], *, shift: float = 0.0,
+             model_lock: AbstractContextManager[Any] | None = None) -> list[Cue]:
+        """The speech cues of the batch's stretch of time (none when the source has no audio), the
+        segments as the source gave them; `shift` (seconds) moves the cues onto the stream's timeline
+        (a live source restarted continues its stream after `shift` seconds). The audio is waited for
+        outside `model_lock`; Whisper runs inside it."""
         if self.audio is None or not batch:
             return []
         start, end = float(batch[0].start), float(batch[-1].end)
         samples = self.audio.take(start, end)  # (n,) float32 at 16 kHz
-        cues = transcribe_audio(self.recognizer, samples, start, self.grid, self.language)
+        with model_lock or contextlib.nullcontext():
+            cues = transcribe_audio(self.recognizer, samples, start + shift, self.grid, self.language)
         self.counters.audio_seconds += len(samples) / SPEECH_RATE
         self.counters.cues += len(cues)
         if self.counters.first is None:
-            self.counters.first = start
+            self.counters.first = start + shift
         return cues
 
     def close(self) -> None:

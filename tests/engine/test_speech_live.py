@@ -55,3 +55,26 @@ def test_a_live_source_without_audio_is_told_once_and_ingested_as_video(
         publisher.close()
         if name in live_service.store.stream_names():
             live_service.store.delete_stream(name)
+
+
+def test_a_restarted_live_source_s_speech_lands_on_the_continued_timeline(
+        whisper, speech_wav, live_service, tmp_path) -> None:
+    wav, length = speech_wav
+    camera = write_spoken_video(tmp_path / "camera.ts", wav, at=AT, duration=8.0, fps=10)
+    publisher = RealTimePublisher(Path(camera).read_bytes(), 8.0, connections=2)
+    name = "live-again"
+    try:
+        live_service.ingest(publisher.url, name, sampling=LIVE, progress=False, asr=whisper, max_segments=1)
+        offset = live_service.stream(name).end  # the camera comes back: its clock starts again at 0
+        again = live_service.ingest(publisher.url, name, sampling=LIVE, progress=False, asr=whisper, batch_size=1)
+        assert again.resumed_from == 1 and again.speech is not None and again.speech["first"] == offset
+        records = list(live_service.store.iter_segments(name, tokens=False))
+        speech = [(r, c) for r in records for c in r.cues]
+        assert speech, "no segment kept a speech cue"
+        for r, cue in speech:
+            assert r.index >= 1 and cue.end > r.start and cue.start < r.end
+            assert offset + AT - 0.5 <= cue.start < cue.end <= offset + AT + length + 0.5, (offset, cue)
+    finally:
+        publisher.close()
+        if name in live_service.store.stream_names():
+            live_service.store.delete_stream(name)
