@@ -87,3 +87,14 @@ def test_no_speech_report_without_asr(live_service, tmp_path) -> None:
         assert report.speech is None and "speech" not in report.to_json()
     finally:
         live_service.store.delete_stream("no-asr")
+
+
+def test_a_checkpoint_that_is_not_a_whisper_is_refused_in_one_sentence(tmp_path) -> None:
+    from tempo.models.asr import SpeechRecognizer
+    from tempo.models.errors import ModelNotAvailableError
+
+    for bad in (str(tmp_path / "missing"), str(tmp_path)):
+        with pytest.raises(ModelNotAvailableError) as err:
+            SpeechRecognizer(bad)
+        assert str(err.value) == (f"the speech recognition checkpoint {bad!r} could not be loaded: it is neither "
+                                  "a Whisper directory nor a hub id in the local cache.")
