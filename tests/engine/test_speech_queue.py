@@ -85,3 +85,70 @@ def test_a_worker_asr_flag_overrides_and_jobs_without_audio_get_no_speech(whispe
         queue.delete(name)
         if name in store.stream_names():
             store.delete_stream(name)
+
+
+def _job_of(fields: dict[str, bytes]):
+    from tempo.memory.jobqueue import _parse_entry
+
+    return _parse_entry("k", "cam", b"1-0", {k.encode(): v for k, v in fields.items()})
+
+
+def _text_segment():
+    import dataclasses
+
+    import numpy as np
+    from tempo.streaming import Segment
+    from tempo.streaming.segment import SourceInfo
+    from tempo.streaming.subtitles import Cue
+
+    segment = Segment(stream_id="cam", index=1, start=4.0, end=8.0, timestamps=4.0 + np.arange(8) / 2,
+                      frames=np.zeros((8, 32, 48, 3), np.uint8), sample_fps=2.0, first_frame_index=8,
+                      source=SourceInfo(uri="/v.mp4", kind="file", live=False))
+    audio = np.sin(np.arange(64000) / 20).astype(np.float32) * 0.5  # (64000,) 4 s at 16 kHz
+    return dataclasses.replace(segment, extra={"cues": [Cue(4.5, 6.0, "hello", "srt", "en")], "audio": audio})
+
+
+def test_a_job_round_trips_its_cues_and_audio() -> None:
+    import numpy as np
+    from tempo.memory.jobqueue import job_fields
+    from tempo.streaming.subtitles import Cue
+
+    segment = _text_segment()
+    job = _job_of(job_fields(segment, JobSpec(sampling=SamplingConfig(), asr="openai/whisper-small")))
+    assert job.problem() is None and job.spec.asr == "openai/whisper-small"
+    back = job.segment()
+    assert back.extra["cues"] == [Cue(4.5, 6.0, "hello", "srt", "en")]
+    assert np.abs(back.extra["audio"] - segment.extra["audio"]).max() < 1 / 16000  # 16-bit PCM
+
+
+@pytest.mark.parametrize(("cues", "says"), [
+    ("hello", "cues must be a list"),
+    ([[5.0, 4.0, "x", "srt", None]], "cue end"),
+    ([[4.0, 5.0, 7, "srt", None]], "no text, source or language"),
+    ([[4.0, 5.0, "x", "srt"]], "not a [start, end, text, source, language] row"),
+    ([[4.0, 5.0, "x", "srt", None]] * 2000, "at most 1024 rows"),
+])
+def test_a_job_s_cues_are_checked_like_its_other_fields(cues, says: str) -> None:
+    from tempo.memory.jobqueue import job_fields
+
+    fields = job_fields(_text_segment(), JobSpec(sampling=SamplingConfig()))
+    meta = json.loads(fields["job"])
+    meta["cu"] = cues
+    fields["job"] = json.dumps(meta).encode()
+    problem = _job_of(fields).problem()
+    assert problem is not None and says in problem and "\n" not in problem
+
+
+def test_damaged_or_oversized_audio_is_a_job_error_before_anything_is_allocated() -> None:
+    import numpy as np
+    from tempo.memory.errors import JobError
+    from tempo.memory.jobqueue import job_fields
+
+    fields = job_fields(_text_segment(), JobSpec(sampling=SamplingConfig()))
+    for audio, says in ((b"TQA1" + np.array([2**31], "<u4").tobytes() + b"\0" * 16, "over the limit"),
+                        (fields["audio"][:-20], "audio"), (b"nope", "not a Tempo audio clip")):
+        with pytest.raises(JobError, match=says):
+            _job_of({**fields, "audio": audio}).segment()
+    meta = json.loads(fields["job"])
+    meta["spec"]["asr"] = 5
+    assert _job_of({**fields, "job": json.dumps(meta).encode()}).problem() is not None
