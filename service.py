@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 from tempo.engine.ingest import IngestReport, ingest
 from tempo.engine.monitor import SegmentMonitor
 from tempo.engine.recall import RecallPipeline
-from tempo.engine.text_track import fuse_hits, transcribe_source
+from tempo.engine.text_track import fuse_hits
 from tempo.errors import TempoError
 from tempo.memory.alerts import AlertStore
 from tempo.memory.anchors import AnchorCache
@@ -35,11 +35,13 @@ from tempo.memory.store import RedisMemoryStore
 from tempo.memory.store_types import StreamInfo
 from tempo.memory.text_index import KeywordHit, read_cues
 from tempo.models import TempoInferenceConfig, TempoModel, resolve_model_name
+from tempo.models.asr import SpeechRecognizer
 from tempo.models.checkpoint import resolve_model_dir
 from tempo.models.embedder import SegmentEmbedder
 from tempo.models.tiny import SIGLIP_DIR_NAME
 from tempo.settings import ENV_EMBEDDER, environment
-from tempo.streaming import SamplingConfig, StreamingError, probe_source
+from tempo.streaming import SamplingConfig, probe_source
+from tempo.streaming.audio import FileAudio
 from tempo.streaming.subtitles import Cue, CueTrack, load_text_track
 
 log = logging.getLogger(__name__)
@@ -158,6 +160,14 @@ class TempoService:
         directory = resolve_model_dir(self.embedder_name)
         return SegmentEmbedder.from_pretrained(directory, device=self.model.device)
 
+    def speech_recognizer(self, asr: str) -> SpeechRecognizer:
+        """The Whisper pipeline of `asr` (a directory or hub id), loaded once per service and id."""
+        loaded: dict[str, SpeechRecognizer] = self.__dict__.setdefault("_recognizers", {})
+        with self.model_lock:
+            if asr not in loaded:
+                loaded[asr] = SpeechRecognizer(asr, device=str(self.model.device))  # beside the compressor
+            return loaded[asr]
+
     # ---- operations -----------------------------------------------------------------------------
     def ingest(
         self,
@@ -185,7 +195,8 @@ class TempoService:
         thread, then once more (bounded) before returning.
         Each segment keeps the cues overlapping it (`text_track`, else the `subtitles` files, else the
         file's sidecar VIDEO.srt/.vtt, plus its container's text subtitle streams); with `asr` (a Whisper
-        directory or hub id) also the speech of a file's audio track.
+        directory or hub id) also the speech of its audio track, transcribed batch by batch as the
+        segments are made and committed with them (files and live sources; engine/speech.py).
         """
         RedisMemoryStore.check_name(stream)
         sampling = sampling or SamplingConfig(
@@ -197,14 +208,9 @@ class TempoService:
             probe_source(source, sampling)
         if text_track is None:
             text_track = load_text_track(source, subtitles)
-        if asr is not None:
-            if "://" in source or source == "-":
-                raise StreamingError("--asr reads a file's audio track; live sources are not transcribed yet.")
-            with self.model_lock:
-                speech = transcribe_source(source, asr, grid=sampling.window / sampling.fps, progress=progress)
-            for problem in speech.problems:
-                log.warning("%s", problem)
-            text_track = CueTrack.merged([text_track, speech])
+        if asr is not None and "://" not in source and source != "-":
+            FileAudio(source).close()  # a file without audio is told in one sentence before a model loads
+        recognizer = self.speech_recognizer(asr) if asr is not None else None
         worker = RetentionWorker(self.store, interval=self.retention_interval, streams=[stream]).start()
         try:
             report = ingest(
@@ -224,6 +230,7 @@ class TempoService:
                 model_lock=self.model_lock,  # a server's questions and ingest jobs take turns per batch
                 lease_wait=lease_wait,  # for a lease another process holds (engine/ingest.py)
                 text_track=text_track,
+                asr=recognizer,
             )
         finally:
             worker.stop()

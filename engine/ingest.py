@@ -29,7 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tempo.engine.encode import encode_batch
+from tempo.engine.ingest_decoder import SegmentDecoder
 from tempo.engine.monitor import SegmentMonitor, Then
+from tempo.engine.speech import BatchTranscriber, open_transcriber
 from tempo.engine.text_track import with_cues
 from tempo.errors import TempoError
 from tempo.memory.errors import OutOfOrderCommitError, SourceMismatchError, StreamBusyError
@@ -41,7 +43,7 @@ from tempo.memory.store_types import CommitStatus, StreamInfo
 from tempo.streaming import IngestStats, SamplingConfig, Segment, SegmentStream, iter_segments
 from tempo.streaming.segment import SourceInfo, is_live
 from tempo.streaming.sources import fingerprint_file
-from tempo.streaming.subtitles import CueTrack
+from tempo.streaming.subtitles import Cue, CueTrack
 from tqdm import tqdm
 
 if TYPE_CHECKING:  # the model stack loads with the model (a producer, which shares helpers here, needs none)
@@ -50,7 +52,7 @@ if TYPE_CHECKING:  # the model stack loads with the model (a producer, which sha
 
 log = logging.getLogger(__name__)
 
-_END = object()  # sentinel the decoder thread puts after the last segment
+_END = object()  # sentinel after the last batch handed to the writer
 
 @dataclass
 class IngestReport:
@@ -66,6 +68,7 @@ class IngestReport:
     interrupted: bool = False
     decode: dict[str, Any] = field(default_factory=dict)  # decoder counters (errors, drops, gaps)
     gaps: list[dict[str, float]] = field(default_factory=list)  # stretches without video this run met
+    speech: dict[str, Any] | None = None  # speech recognition's counters (engine/speech.py), when asked for
 
     @property
     def realtime_factor(self) -> float:
@@ -85,6 +88,7 @@ class IngestReport:
             "interrupted": self.interrupted,
             "decode": self.decode,
             "gaps": self.gaps,
+            **({"speech": self.speech} if self.speech is not None else {}),
         }
 
 
@@ -123,59 +127,6 @@ def decode_stats(stats: IngestStats | None) -> dict[str, Any]:
     return {k: v for k, v in vars(stats).items() if isinstance(v, int | float | str | bool)}
 
 
-class _Decoder(threading.Thread):
-    """Runs the segment iterator in its own thread; a bounded queue gives back-pressure."""
-
-    def __init__(self, segments: Any, depth: int) -> None:
-        super().__init__(name="tempo-decode", daemon=True)
-        self.segments = segments
-        self.out: queue.Queue[Any] = queue.Queue(maxsize=depth)
-        self.stop = threading.Event()
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            for segment in self.segments:
-                while not self.stop.is_set():
-                    try:
-                        self.out.put(segment, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if self.stop.is_set():
-                    break
-        except BaseException as exc:  # handed to the consumer, re-raised there
-            self.error = exc
-        finally:
-            close = getattr(self.segments, "close", None)
-            if close is not None:
-                close()
-            while True:
-                try:
-                    self.out.put(_END, timeout=0.2)
-                    break
-                except queue.Full:
-                    if self.stop.is_set():
-                        break
-
-    def next_batch(self, size: int) -> list[Segment] | None:
-        """Up to `size` segments: waits for the first, takes what else is ready. None at the end."""
-        first = self.out.get()
-        if first is _END:
-            return None
-        batch = [first]
-        while len(batch) < size:
-            try:
-                item = self.out.get_nowait()
-            except queue.Empty:
-                break
-            if item is _END:
-                self.out.put(_END)  # seen again by the next call
-                break
-            batch.append(item)
-        return batch
-
-
 class _Writer(threading.Thread):
     """Builds records and commits them in order, off the model's thread."""
 
@@ -211,10 +162,11 @@ class _Writer(threading.Thread):
         memory: np.ndarray,
         embeddings: np.ndarray,
         then: list[Then] | None = None,
+        speech: list[Cue] | None = None,
     ) -> None:
         if self.error is not None:
             raise self.error
-        self.inbox.put((batch, memory, embeddings, then))
+        self.inbox.put((batch, memory, embeddings, then, speech))
 
     def finish(self) -> None:
         """Commit everything submitted, then stop; re-raises a commit error."""
@@ -230,7 +182,7 @@ class _Writer(threading.Thread):
                 return
             if self.error is not None:
                 continue  # drain: nothing after a failed commit may be written
-            batch, memory, embeddings, then = item
+            batch, memory, embeddings, then, speech = item
             try:
                 records = [
                     SegmentRecord.from_segment(
@@ -243,8 +195,9 @@ class _Writer(threading.Thread):
                     )
                     for i, s in enumerate(batch)
                 ]
-                if self.text_track:
-                    records = [with_cues(r, self.text_track) for r in records]
+                track = CueTrack.merged([self.text_track or CueTrack(), CueTrack(list(speech or ()))])
+                if track:  # the batch's speech cues (transcribed just before) commit with its segments
+                    records = [with_cues(r, track) for r in records]
                 if self.store is not None:
                     results = self.store.put_segments(records, lease=self.lease, then=then)
                     self._check(records, results)
@@ -314,6 +267,7 @@ class IngestOptions:
     max_segments: int | None = None
     progress: bool = True
     commit: bool = True  # False: decode and run the model only (no records, no Redis)
+    audio: bool = False  # speech recognition asked for: a live source decodes its audio beside its video
 
 
 @dataclass
@@ -334,6 +288,7 @@ class _Run:
     model_lock: AbstractContextManager[Any]
     t_start: float  # time.perf_counter() when the run began
     text_track: CueTrack | None = None  # subtitles / transcript cues to commit with the segments
+    speech: BatchTranscriber | None = None  # transcribes each batch's audio (engine/speech.py)
 
     @property
     def start_index(self) -> int:
@@ -371,6 +326,7 @@ def ingest(
     model_lock: AbstractContextManager[Any] | None = None,
     lease_wait: float | None = None,
     text_track: CueTrack | None = None,
+    asr: Any = None,
 ) -> IngestReport:
     """Ingest `source` into `stream`, resuming after the stream's last committed segment.
 
@@ -387,6 +343,8 @@ def ingest(
     `model_lock` is held around each batch's model work (generic pass, rules, embedder) and released
     between batches, so a server's questions, which take the same lock, interleave with its ingests.
     `text_track`: cues (tempo.streaming.subtitles) each segment keeps, committed with it.
+    `asr` (a models.asr.SpeechRecognizer): each batch's audio is transcribed on the model thread and its
+    cues commit with the batch's segments (engine/speech.py); files and live sources alike.
     """
     t_start = time.perf_counter()
     sampling = sampling or SamplingConfig()
@@ -399,6 +357,7 @@ def ingest(
         max_segments=max_segments,
         progress=progress,
         commit=commit,
+        audio=asr is not None,
     )
     # One writer per stream: the lease comes first, so a second ingest does not even open the source
     # (a camera may take one connection only). Opening the source before creating the stream gives a
@@ -406,14 +365,20 @@ def ingest(
     store.check_name(stream)
     lease = WriterLease(store, stream, lease_seconds_from_env() if lease_seconds is None else lease_seconds,
                         wait=lease_wait, progress=progress) if commit else None
+    speech: BatchTranscriber | None = None
     try:
         probe, info, options = _open(source, stream, store, options, retention)
+        grid = options.sampling.window_duration
+        speech = open_transcriber(asr, probe, source, grid=grid) if asr is not None else None
         return _run(_Run(
             source=source, stream=stream, probe=probe, model=model, embedder=embedder, store=store,
             options=options, info=info, lease=lease, on_commit=on_commit, monitor=monitor,
             model_lock=model_lock or contextlib.nullcontext(), t_start=t_start, text_track=text_track,
+            speech=speech,
         ))
     finally:
+        if speech is not None:
+            speech.close()
         # Whatever ended the run (an error, Ctrl-C at any point): a stream that never received a
         # segment goes, while this run still holds the lease.
         if lease is not None:
@@ -434,7 +399,8 @@ def _open(
     info: StreamInfo | None = None
     settings, proxy = options.settings, options.proxy
     try:
-        probe = iter_segments(source, stream_id=stream, config=options.sampling, start_segment=0)
+        probe = iter_segments(source, stream_id=stream, config=options.sampling, start_segment=0,
+                              audio=options.audio)
         source_info: SourceInfo = probe.info
         settings = dataclasses.replace(settings, extra={**settings.extra, "decoder": probe.stats.decoder})
         if is_live(source_info):  # proxies keep its frames: the settings a new stream starts with
@@ -513,7 +479,7 @@ def _run(run: _Run) -> IngestReport:
     options = run.options
     segments = _segments(run)
     bar = _progress_bar(run)
-    decoder = _Decoder(segments, options.queue_depth)
+    decoder = SegmentDecoder(segments, options.queue_depth)
     monitor = run.monitor if options.commit else None
     on_commit = run.on_commit
     if monitor is not None:
@@ -562,11 +528,12 @@ def _run(run: _Run) -> IngestReport:
         interrupted=done.interrupted,
         decode=decode_stats(getattr(segments, "stats", None)),
         gaps=gaps,
+        speech=run.speech.counters.to_json() if run.speech is not None else None,
     )
 
 
 def _encode_batches(
-    run: _Run, decoder: _Decoder, writer: _Writer, monitor: SegmentMonitor | None, bar: tqdm, done: _Progress
+    run: _Run, decoder: SegmentDecoder, writer: _Writer, monitor: SegmentMonitor | None, bar: tqdm, done: _Progress
 ) -> None:
     """The model thread: batches from the decoder → `encode_batch` (under the model lock) → the monitor
     → the writer, until the source ends or `max_segments` are produced."""
@@ -576,19 +543,22 @@ def _encode_batches(
         batch = decoder.next_batch(bs if limit is None else min(bs, limit - done.produced))
         if batch is None:
             break
+        heard = batch  # as the source gave it: its audio is on the same clock
         if offset[0]:
             batch = [continue_live_timeline(s, *offset) for s in batch]
         rules = monitor.queries() if monitor is not None else []
         with run.model_lock:
             # (n, M, D) generic memory, (n, E) embeddings and each segment's rule relevance
             encoded = encode_batch(run.model, run.embedder, batch, [rules] * len(batch), batch_size=bs)
+        speech = run.speech.cues(heard, shift=offset[1], model_lock=run.model_lock) if run.speech else None
         then = monitor.observe(batch, np.stack(encoded.rule_scores)) if monitor is not None else None  # (n, R)
         if options.commit:
-            writer.submit(batch, encoded.memory[:, : options.settings.stored_tokens], encoded.embeddings, then)
+            writer.submit(batch, encoded.memory[:, : options.settings.stored_tokens], encoded.embeddings, then, speech)
         if monitor is not None:
             monitor.idle()
         done.produced += len(batch)
         done.seconds += sum(s.end - s.start for s in batch)
         bar.update(len(batch))
         elapsed = time.perf_counter() - run.t_start
-        bar.set_postfix_str(f"{done.seconds / max(elapsed, 1e-9):.1f}× realtime")
+        said = f", {run.speech.counters.cues} speech cues" if run.speech is not None else ""
+        bar.set_postfix_str(f"{done.seconds / max(elapsed, 1e-9):.1f}× realtime{said}")

@@ -3,6 +3,13 @@
 `produce` (`tempo ingest SOURCE --stream S --queue`) pushes each segment to the stream's job queue
 (memory/jobqueue.py: keys, backpressure, what a job holds); the workers (engine/worker.py) run the
 model on them. No model runs here: a producer needs no GPU.
+
+Text rides with the jobs: each job carries the cues of the recording's text track that overlap its
+segment (subtitle files and streams), and, when the spec names a speech recognition checkpoint
+(`--asr`), the segment's audio (16 kHz mono, 16-bit, zstd: about 128 KB per 4 s before compression,
+a few per cent of the frames'), which the worker transcribes on its accelerator beside the
+compressor. Whisper on the producer's CPU would run at about real time for the small models and
+hold up a file's producer, while the workers are the processes that scale and own the models.
 """
 
 from __future__ import annotations
@@ -13,7 +20,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from tempo.engine.ingest import continue_live_timeline, decode_stats
+from tempo.engine.speech import open_audio
 from tempo.engine.worker_faults import REDIS_DOWN, RedisOutage
 from tempo.memory.errors import SourceMismatchError
 from tempo.memory.jobqueue import JobQueue, JobSpec
@@ -21,6 +30,7 @@ from tempo.memory.lease import WriterLease, lease_seconds_from_env
 from tempo.memory.store import RedisMemoryStore
 from tempo.streaming import Segment, iter_segments
 from tempo.streaming.sources import fingerprint_file
+from tempo.streaming.subtitles import CueTrack
 
 FILE_PUSH_BATCH = 4  # a file producer's jobs per transaction (see _produce)
 
@@ -57,6 +67,7 @@ def produce(
     lease_seconds: float | None = None,
     lease_wait: float | None = None,
     progress: bool = True,
+    text_track: CueTrack | None = None,
 ) -> ProduceReport:
     """Decode `source` and queue one job per segment for `stream`, resuming after what is already
     queued or committed (files seek there; live sources continue the stream's timeline).
@@ -66,7 +77,9 @@ def produce(
     `lease_seconds`: default $TEMPO_WRITER_LEASE, else 30 s) and every job carries its token, which
     the workers' commits are checked against. A producer run again takes the lease under the token
     of the jobs still queued, so they still land. `lease_wait` and `progress`: as `tempo ingest`'s
-    (wait with a countdown for a lease a live process holds; take a dead one's over at once)."""
+    (wait with a countdown for a lease a live process holds; take a dead one's over at once).
+    `text_track`: cues each job carries (those overlapping its segment); with `spec.asr` each job also
+    carries its segment's audio, which the workers transcribe (see the module doc)."""
     store.check_name(stream)
     seconds = lease_seconds_from_env() if lease_seconds is None else lease_seconds
     lease = WriterLease(store, stream, seconds, queue.state(stream).get("lease") or None,
@@ -74,7 +87,7 @@ def produce(
     try:
         queue.set_lease(stream, lease.token)
         return _produce(source, stream, queue=queue, store=store, spec=dataclasses.replace(spec, lease=lease.token),
-                        max_segments=max_segments, stop=stop)
+                        max_segments=max_segments, stop=stop, text_track=text_track)
     finally:
         lease.release()
 
@@ -88,10 +101,16 @@ def _produce(
     spec: JobSpec,
     max_segments: int | None,
     stop: threading.Event | None,
+    text_track: CueTrack | None = None,
 ) -> ProduceReport:
     t0 = time.perf_counter()
-    probe = iter_segments(source, stream_id=stream, config=spec.sampling, start_segment=0)
+    probe = iter_segments(source, stream_id=stream, config=spec.sampling, start_segment=0, audio=spec.asr is not None)
     info = probe.info
+    try:
+        audio = open_audio(probe, source) if spec.asr is not None else None
+    except BaseException:
+        probe.close()
+        raise
     done, end = -1, None  # the last job number done contiguously, and the stream's end (seconds)
     known_info = None
     if stream in store.stream_names():
@@ -164,9 +183,10 @@ def _produce(
         for segment in segments:
             if max_segments is not None and report.queued + len(pending) >= max_segments:
                 break
+            heard = audio.take(segment.start, segment.end) if audio is not None else None  # its own clock
             if offset[0]:
                 segment = continue_live_timeline(segment, *offset)
-            pending.append(segment)
+            pending.append(_with_text(segment, heard, text_track))
             if len(pending) >= batch and not flush():
                 report.interrupted = True
                 break
@@ -179,9 +199,23 @@ def _produce(
     except KeyboardInterrupt:
         report.interrupted = True
     finally:
-        close = getattr(segments, "close", None)
-        if close is not None:
-            close()
+        for closing in (segments, audio):
+            close = getattr(closing, "close", None)
+            if close is not None:
+                close()
     report.decode = decode_stats(getattr(segments, "stats", None))
     report.wall_seconds = time.perf_counter() - t0
     return report
+
+
+def _with_text(segment: Segment, audio: np.ndarray | None, text_track: CueTrack | None) -> Segment:
+    """The segment with what its job carries beside the frames: its cues and its audio ((n,) float32
+    at 16 kHz; see the module doc)."""
+    if not text_track and audio is None:
+        return segment
+    extra = dict(segment.extra)
+    if text_track:
+        extra["cues"] = text_track.overlapping(segment.start, segment.end)
+    if audio is not None:
+        extra["audio"] = audio
+    return dataclasses.replace(segment, extra=extra)

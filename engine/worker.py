@@ -6,10 +6,15 @@ and the embedder), commits the segments with the store's out-of-order landing (i
 done twice is stored once), then acknowledges the jobs. Failing jobs are retried, claimed from dead
 workers, and dead-lettered after `QueueSettings.max_failures` attempts, their index recorded as a gap
 (the module doc of memory/jobqueue.py says how).
+
+A job's cues (subtitles its producer found) and the speech of its audio (transcribed here, with
+engine/speech.py, when the producer was asked for `--asr`) commit in the segment's own metadata, so
+the keyword index sees them with the segment.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -18,13 +23,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import redis
 from tempo.engine.encode import encode_batch
 from tempo.engine.ingest import stream_settings
 from tempo.engine.monitor import SegmentMonitor
+from tempo.engine.speech import transcribe_audio
 from tempo.engine.worker_faults import REDIS_DOWN, RedisOutage, land_orphan_gaps, record_gap
 from tempo.errors import TempoError
 from tempo.memory.alerts import AlertStore
@@ -35,6 +41,7 @@ from tempo.memory.store import RedisMemoryStore
 from tempo.memory.store_types import CommitResult, CommitStatus
 from tempo.models.config import GENERIC_QUERY
 from tempo.streaming import Segment
+from tempo.streaming.subtitles import Cue
 
 if TYPE_CHECKING:  # the model stack is loaded by whoever builds the model
     from tempo.models.embedder import SegmentEmbedder
@@ -83,6 +90,7 @@ class Worker:
         name: str | None = None,
         on_batch: Callable[[list[Job]], None] | None = None,
         monitors: Callable[[str], SegmentMonitor] | None = None,
+        asr: str | None = None,
     ) -> None:
         self.queue, self.store = queue, store
         self.monitors = monitors
@@ -94,6 +102,8 @@ class Worker:
         self.stats = WorkerStats()
         self._known: set[str] = set()  # streams this worker has created/opened in the store
         self._lock = threading.Lock()
+        self.asr = asr  # the Whisper checkpoint for the jobs' audio (None: the one each job's producer named)
+        self._recognizers: dict[str, Any] = {}
 
     def run(self, *, concurrency: int = 1, stop: threading.Event | None = None,
             idle_exit: float | None = None) -> WorkerStats:
@@ -178,10 +188,11 @@ class Worker:
         if work:
             try:
                 results = self._compute(work, GENERIC_QUERY)
+                heard = self._speech(work)  # (speech failing is the jobs' failure too, retried the same way)
             except Exception as exc:  # one bad segment must not sink the batch: retry them one by one
                 if len(work) == 1:
                     self._fail(work[0][0], f"{type(exc).__name__}: {exc}")
-                    results = []
+                    results, heard = [], []
                     work = []
                 else:
                     log.info("batch of %d failed (%s); retrying its jobs one by one", len(work), exc)
@@ -189,6 +200,8 @@ class Worker:
                     for job, _ in work:
                         self.process(consumer, [job])
                     return
+            for (_job, segment), cues in zip(work, heard, strict=True):
+                segment.extra["cues"] = [*segment.extra.get("cues", ()), *cues]  # type: ignore[misc]
             if self.on_batch is not None:
                 self.on_batch([j for j, _ in work])
             landing += [(job, (segment, *computed)) for (job, segment), computed in zip(work, results, strict=True)]
@@ -225,6 +238,25 @@ class Worker:
                 scores[r] = {rule_id: float(encoded.rule_scores[r][j]) for j, rule_id in enumerate(ids)}
         return [(encoded.memory[i], encoded.embeddings[i], scores[i]) for i in range(len(work))]
 
+    def _speech(self, work: list[tuple[Job, Segment]]) -> list[list[Cue]]:
+        """The speech cues of each job's audio (none for a job without), with the worker's `asr`
+        checkpoint, else the one the job's producer named (each loaded once, on the model's device)."""
+        out: list[list[Cue]] = []
+        for job, segment in work:
+            audio = segment.extra.get("audio")
+            name = self.asr or job.spec.asr
+            if audio is None or name is None:
+                out.append([])
+                continue
+            with self._lock:
+                if name not in self._recognizers:
+                    from tempo.models.asr import SpeechRecognizer
+
+                    self._recognizers[name] = SpeechRecognizer(name, device=str(getattr(self.model, "device", "cpu")))
+            grid = job.spec.sampling.window_duration
+            out.append(transcribe_audio(self._recognizers[name], audio, segment.start, grid))  # type: ignore[arg-type]
+        return out
+
     def _open_stream(self, job: Job) -> None:
         if job.stream in self._known:
             return
@@ -252,6 +284,8 @@ class Worker:
                     # As engine.ingest: a live segment's proxy keeps the frames the compressor was fed.
                     record = SegmentRecord.from_segment(segment, tokens, embedding, stored_tokens=spec.stored_tokens,
                                                         proxy=spec.proxy, processor=self.model.processor)
+                    cues = sorted(segment.extra.get("cues", ()), key=lambda c: (c.start, c.end))  # type: ignore[attr-defined]
+                    record = dataclasses.replace(record, cues=tuple(cues))  # committed with the segment
             except TempoError as exc:
                 self._fail(job, str(exc))
                 continue

@@ -73,3 +73,31 @@ def _zstd_compressor() -> zstandard.ZstdCompressor:
     if comp is None:
         comp = _zstd_local.compressor = zstandard.ZstdCompressor(level=1)
     return comp
+
+
+# A segment's audio in a job (speech recognition on the worker): magic | n (uint32) | zstd(int16 PCM)
+# at 16 kHz mono; 4 s are 128 KB raw, a few per cent of the frames'.
+_AUDIO_MAGIC = b"TQA1"
+MAX_AUDIO_SAMPLES = 16_000 * 600  # ten minutes of 16 kHz audio: more than any window holds
+
+
+def encode_audio(samples: np.ndarray) -> bytes:
+    """(n,) float32 samples in [-1, 1] → the job's audio bytes (16-bit PCM, zstd)."""
+    pcm = (np.clip(np.asarray(samples, np.float32), -1.0, 1.0) * 32767).astype("<i2")  # (n,)
+    return _AUDIO_MAGIC + np.array([len(pcm)], "<u4").tobytes() + _zstd_compressor().compress(pcm.tobytes())
+
+
+def decode_audio_bytes(data: bytes) -> np.ndarray:
+    """Bytes from `encode_audio` → (n,) float32; JobError when they are not that."""
+    if len(data) < 8 or data[:4] != _AUDIO_MAGIC:
+        raise JobError("the job's audio is not a Tempo audio clip")
+    n = int(np.frombuffer(data[4:8], "<u4")[0])
+    if n > MAX_AUDIO_SAMPLES:
+        raise JobError(f"the job's audio claims {n} samples, over the limit of {MAX_AUDIO_SAMPLES}")
+    try:
+        raw = zstandard.ZstdDecompressor().decompress(data[8:], max_output_size=2 * n) if n else b""
+    except zstandard.ZstdError as exc:
+        raise JobError(f"the job's audio is corrupt ({exc})") from None
+    if len(raw) != 2 * n:
+        raise JobError(f"the job's audio holds {len(raw)} bytes, not {n} samples")
+    return np.frombuffer(raw, "<i2").astype(np.float32) / 32767.0

@@ -20,6 +20,7 @@ from tempo.memory.errors import JobError
 from tempo.memory.frames import MAX_FRAME_BYTES
 
 _MAGICS = (b"TQF1", b"TQF2")
+MAX_JOB_CUES = 1024  # text cues one segment job may carry
 
 
 def place_field(index: int, start: float, end: float, first_frame: int) -> bytes:
@@ -85,7 +86,30 @@ def check_meta(meta: Any) -> None:
     _number(spec.get("stored_tokens"), "stored token count", integer=True, low=1, high=1024)
     if len(ts) > sampling["window"]:
         raise JobError(f"the job has {len(ts)} timestamps for a window of {sampling['window']} frames")
+    _check_cues(meta.get("cu", []))
     # The constructors (JobSpec.from_dict, SourceInfo) check the rest of them where the job is read.
+
+
+def _check_cues(rows: Any) -> None:
+    """The "cu" rows of a job: [start, end, text, source, language] as the memory stores them."""
+    if not isinstance(rows, list) or len(rows) > MAX_JOB_CUES:
+        raise JobError(f"the job's cues must be a list of at most {MAX_JOB_CUES} rows")
+    for row in rows:
+        if not (isinstance(row, list) and len(row) == 5):
+            raise JobError("a cue of the job is not a [start, end, text, source, language] row")
+        start, end, text, source, language = row
+        _number(start, "cue start", low=-1e12, high=1e12)
+        _number(end, "cue end", low=start, high=1e12)
+        if not (isinstance(text, str) and len(text) <= 10_000 and isinstance(source, str) and len(source) <= 64
+                and (language is None or (isinstance(language, str) and len(language) <= 32))):
+            raise JobError("a cue of the job has no text, source or language as the memory keeps them")
+
+
+def checkpoint_name(value: Any) -> str | None:
+    """A job's speech recognition checkpoint (a hub id or directory the producer named), or None."""
+    if value is None or (isinstance(value, str) and 0 < len(value) <= 1024 and "\0" not in value):
+        return value
+    raise ValueError("the job's speech recognition checkpoint is not a name")
 
 
 def check_frames_header(data: bytes | None, meta: dict[str, Any]) -> None:

@@ -62,14 +62,15 @@ import redis
 from tempo.errors import TempoError
 from tempo.memory.cluster import is_cluster
 from tempo.memory.errors import JobError
-from tempo.memory.frames import decode_frames, encode_frames
-from tempo.memory.jobcheck import check_job, parse_place, place_field
+from tempo.memory.frames import decode_audio_bytes, decode_frames, encode_audio, encode_frames
+from tempo.memory.jobcheck import check_job, checkpoint_name, parse_place, place_field
 from tempo.memory.proxy import ProxySettings
 from tempo.memory.records import RetentionPolicy, SegmentRecord
 from tempo.memory.store import RedisMemoryStore
 from tempo.settings import environment
 from tempo.streaming import SamplingConfig, Segment
 from tempo.streaming.segment import SourceInfo
+from tempo.streaming.subtitles import Cue
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,7 @@ class JobSpec:
     # A file source's fingerprint (tempo.streaming.sources.fingerprint_file), stored with the stream
     # a worker creates, so resume and recall refuse a replaced file as for `tempo ingest`.
     fingerprint: dict[str, Any] | None = None
+    asr: str | None = None  # the Whisper checkpoint the workers transcribe the jobs' audio with (issue 24)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -133,6 +135,7 @@ class JobSpec:
             "proxy": None if self.proxy is None else dataclasses.asdict(self.proxy),
             "lease": self.lease,
             "fingerprint": self.fingerprint,
+            **({"asr": self.asr} if self.asr else {}),
         }
 
     @classmethod
@@ -145,12 +148,14 @@ class JobSpec:
             proxy=None if proxy is None else ProxySettings(**proxy),
             lease=str(data.get("lease") or ""),
             fingerprint=data.get("fingerprint") or None,
+            asr=checkpoint_name(data.get("asr")),
         )
 
 
 def job_fields(segment: Segment, spec: JobSpec, *, skip: bool = False, codec: str = "zstd") -> dict[str, bytes]:
     """The stream entry of one segment job (`skip`: a marker without frames, see the module doc;
-    `codec`: see `encode_frames`)."""
+    `codec`: see `encode_frames`). `segment.extra["cues"]` (subtitles) go in its metadata as "cu" rows;
+    `segment.extra["audio"]` ([start, end) at 16 kHz, for the workers' speech recognition) in `audio`."""
     meta = {
         "stream": segment.stream_id,
         "index": int(segment.index),
@@ -166,10 +171,15 @@ def job_fields(segment: Segment, spec: JobSpec, *, skip: bool = False, codec: st
         "skip": skip,
         "queued_at": time.time(),
     }
+    if segment.extra.get("cues") and not skip:
+        meta["cu"] = [c.to_row() for c in segment.extra["cues"]]  # type: ignore[attr-defined]
     fields = {"job": json.dumps(meta, separators=(",", ":")).encode(),
               "place": place_field(segment.index, segment.start, segment.end, segment.first_frame_index)}
     if not skip:
         fields["frames"] = encode_frames(segment.frames, codec=codec)
+        audio = segment.extra.get("audio")
+        if audio is not None:
+            fields["audio"] = encode_audio(audio)  # type: ignore[arg-type]
     return fields
 
 
@@ -186,6 +196,7 @@ class Job:
     # (index, start, end, first frame) from the entry's plain `place` field (memory/jobcheck.py):
     # where the job's gap goes when its metadata cannot be read.
     place: tuple[int, float, float, int] | None = None
+    audio: bytes | None = None  # the segment's audio (memory/frames.py's encode_audio)
 
     @property
     def index(self) -> int:
@@ -230,10 +241,13 @@ class Job:
         ts = np.asarray(m["ts"], dtype=np.float64)
         if len(ts) != frames.shape[0]:
             raise JobError(f"the job has {len(ts)} timestamps for {frames.shape[0]} frames")
+        extra: dict[str, object] = {"cues": [Cue.from_row(row) for row in m.get("cu", ())]}
+        if self.audio is not None:
+            extra["audio"] = decode_audio_bytes(self.audio)  # (n,) float32, 16 kHz, from `start`
         return Segment(
             stream_id=self.stream, index=self.index, start=float(m["start"]), end=float(m["end"]),
             timestamps=ts, frames=frames, source=SourceInfo(**m["source"]), sample_fps=float(m["fps"]),
-            first_frame_index=int(m["ff"]), wallclock_start=m["wc"], gap_before=float(m["gap"]),
+            first_frame_index=int(m["ff"]), wallclock_start=m["wc"], gap_before=float(m["gap"]), extra=extra,
         )
 
     def skipped_record(self) -> SegmentRecord:
@@ -259,7 +273,8 @@ def _parse_entry(queue_key: str, stream: str, entry_id: Any, fields: dict[bytes,
         meta = {"index": -1, "error": f"unreadable job metadata ({type(exc).__name__})"}
     if not isinstance(meta, dict):
         meta = {"index": -1, "error": "the job's metadata is not a JSON object"}
-    return Job(queue_key, stream, eid, meta, fields.get(b"frames"), place=parse_place(fields.get(b"place")))
+    return Job(queue_key, stream, eid, meta, fields.get(b"frames"), place=parse_place(fields.get(b"place")),
+               audio=fields.get(b"audio"))
 
 
 class JobQueue:

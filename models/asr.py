@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from tempo.models.errors import ModelNotAvailableError
 from tempo.streaming.audio import SPEECH_RATE, voiced_regions
 from tempo.streaming.subtitles import Cue
 
@@ -36,7 +37,13 @@ class SpeechRecognizer:
 
         self.model_id = model
         self.max_new_tokens = max_new_tokens
-        self.pipe: Any = pipeline("automatic-speech-recognition", model=model, device=device)
+        try:
+            self.pipe: Any = pipeline("automatic-speech-recognition", model=model, device=device)
+        except (OSError, ValueError, KeyError):  # not there, not a Whisper, a hub id we cannot fetch
+            raise ModelNotAvailableError(
+                f"the speech recognition checkpoint {model!r} could not be loaded: it is neither a Whisper "
+                "directory nor a hub id in the local cache."
+            ) from None
 
     def pieces(self, samples: np.ndarray, *, grid: float, chunk_seconds: float = 28.0,
                rate: int = SPEECH_RATE) -> list[tuple[float, float]]:

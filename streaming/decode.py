@@ -20,7 +20,7 @@ import logging
 import math
 import os
 import statistics
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import av
@@ -135,8 +135,10 @@ class _Packets:
     `tell_decoder` can decide whether the decoder may skip each one (exact skipping)."""
 
     def __init__(self, container: av.container.InputContainer, stream: av.VideoStream, stats: IngestStats,
-                 source: str, cells: SlotCells | None) -> None:
-        self.demuxed = container.demux(stream)
+                 source: str, cells: SlotCells | None,
+                 audio: tuple[av.AudioStream, Callable[[av.Packet], None]] | None = None) -> None:
+        self.demuxed = container.demux(stream, audio[0]) if audio is not None else container.demux(stream)
+        self.audio = audio  # its packets go to its callback as they are read, never to the video decoder
         self.stats, self.source, self.cells = stats, source, cells
         self.error: BaseException | None = None
         self.ctx = stream.codec_context
@@ -159,8 +161,12 @@ class _Packets:
                 self.stats.decode_errors += 1
                 _warn(self.stats, f"{self.source}: reading stopped ({getattr(exc, 'strerror', None) or exc})")
                 return None
-            if packet.size:  # size 0: the demuxer's end-of-stream marker; the decoder is flushed after
-                return packet
+            if not packet.size:  # the demuxer's end-of-stream marker; the decoder is flushed after
+                continue
+            if self.audio is not None and packet.stream.index == self.audio[0].index:
+                self.audio[1](packet)
+                continue
+            return packet
         return None
 
     def next(self) -> av.Packet | None:
@@ -273,6 +279,7 @@ def decoded_frames(
     source: str,
     raise_on_read_error: bool = False,
     grid: tuple[float, float] | None = None,
+    audio: tuple[av.AudioStream, Callable[[av.Packet], None]] | None = None,
 ) -> Iterator[tuple[float, av.VideoFrame]]:
     """Decoded frames in presentation order with their time in seconds (pts × time base).
 
@@ -281,7 +288,8 @@ def decoded_frames(
     A demuxer failure ends the stream (after flushing the decoder), or raises ReadInterrupted when
     `raise_on_read_error` (live sources reconnect). With `grid` (origin, fps: the slot grid of a
     file), skipping non-reference frames is exact: packets are read LOOKAHEAD_PACKETS ahead and a
-    non-reference frame a slot could take is decoded (`SlotCells`).
+    non-reference frame a slot could take is decoded (`SlotCells`). `audio`: (an audio stream, a
+    callback its packets go to), demuxed in the same pass.
     """
     time_base = stream.time_base
     fps = source_fps(stream)
@@ -296,7 +304,7 @@ def decoded_frames(
     waiting_for_keyframe = False
     paused_skipping = False  # the gap check below paused non-reference skipping for this GOP
     cells = SlotCells(*grid) if grid is not None and stats.skip_mode == "NONREF" else None
-    packets = _Packets(container, stream, stats, source, cells)
+    packets = _Packets(container, stream, stats, source, cells, audio)
 
     def frames_of(packet: av.Packet | None) -> Iterator[tuple[float, av.VideoFrame]]:
         nonlocal previous, paused_skipping

@@ -2,6 +2,9 @@
 clock of capture, samples and segments them into a bounded queue that drops its oldest segment when
 the consumer falls behind (the drop recorded as a gap); a dropped connection is reopened with
 exponential back-off, the lost signal recorded as a gap. `iter_segments` (readers.py) starts it.
+With `audio`, the same pass demuxes the container's audio track and places it, resampled to 16 kHz
+mono, on the same timeline as the frames (stream time + this connection's anchor) in a TimedAudio
+(`SegmentStream.audio`) for speech recognition.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 import av
 import av.container
+from tempo.streaming.audio import TimedAudio, frame_samples, speech_resampler
 from tempo.streaming.convert import FrameConverter
 from tempo.streaming.decode import (
     OpenedSource,
@@ -82,11 +86,13 @@ class DropOldestQueue:
             return len(self._items)
 
 
-def start_live(opened: OpenedSource) -> SegmentStream:
+def start_live(opened: OpenedSource, *, audio: bool = False) -> SegmentStream:
     resolved, info, config, stats = opened.resolved, opened.info, opened.config, opened.stats
     queue = DropOldestQueue(config.live_queue)
     stop = threading.Event()
     reader = _LiveReader(opened, queue, stop)
+    if audio and opened.container.streams.audio:
+        reader.audio = TimedAudio()
     thread = threading.Thread(target=reader.run, args=(opened.container, opened.stream),
                               name=f"tempo-live-{opened.stream_id}", daemon=True)
     thread.start()
@@ -117,7 +123,9 @@ def start_live(opened: OpenedSource) -> SegmentStream:
         stop.set()
         thread.join(timeout=config.read_timeout + 1.0)
 
-    return SegmentStream(segments(), info, stats, on_close=on_close)
+    stream = SegmentStream(segments(), info, stats, on_close=on_close)
+    stream.audio = reader.audio
+    return stream
 
 
 class _LiveReader:
@@ -133,6 +141,9 @@ class _LiveReader:
         self.wall_origin: float | None = None  # Unix seconds of time 0.0
         self.last_time: float | None = None  # relative seconds of the latest decoded frame
         self.frame_step = 0.0  # seconds between source frames, from the container's rate
+        self.audio: TimedAudio | None = None  # the audio track's samples, when asked for
+        self.anchor: float | None = None  # relative time − stream time of the current connection
+        self._early_audio: list[tuple[float | None, Any]] = []  # decoded before the connection's first frame
 
     def run(self, container: av.container.InputContainer, stream: av.VideoStream) -> None:
         error: BaseException | None = None
@@ -143,6 +154,8 @@ class _LiveReader:
         finally:
             for segment in self.assembler.flush():
                 self._put(segment)
+            if self.audio is not None:
+                self.audio.finish()
             self.queue.close(error)
 
     def _put(self, segment: Segment) -> None:
@@ -182,17 +195,21 @@ class _LiveReader:
         """Decode one connection until it ends; True if it delivered at least one frame."""
         config = self.config
         anchor: float | None = None  # relative time − stream time, fixed at this connection's first frame
+        self.anchor, self._early_audio = None, []
         rate = source_fps(stream)
         self.frame_step = 1.0 / rate if rate else 0.0
         try:
             configure_decoder(stream, config, self.stats, live=True)
             frames = decoded_frames(container, stream, config, self.stats, source=self.resolved.original,
-                                    raise_on_read_error=True)
+                                    raise_on_read_error=True, audio=self._audio_of(container))
             for t, frame in frames:
                 if self.stop.is_set():
                     return anchor is not None
                 if anchor is None:
-                    anchor = self._anchor(t)
+                    anchor = self.anchor = self._anchor(t)
+                    for early_t, samples in self._early_audio:
+                        self._place_audio(early_t, samples)
+                    self._early_audio = []
                 if self.to_rgb is None:
                     self.to_rgb = FrameConverter(target_size(frame.width, frame.height, config.max_edge))
                 now = t + anchor
@@ -207,6 +224,31 @@ class _LiveReader:
         for slot, kept_t, kept in self.sampler.finish():
             self._keep(slot, kept_t, kept)
         return anchor is not None
+
+    def _audio_of(self, container: av.container.InputContainer) -> tuple[Any, Any] | None:
+        """(the connection's audio stream, the callback its packets go to), when audio is asked for."""
+        if self.audio is None or not container.streams.audio:
+            return None
+        resampler = speech_resampler()
+
+        def on_packet(packet: av.Packet) -> None:
+            try:
+                decoded = packet.decode()
+            except av.error.FFmpegError:
+                return  # a damaged audio packet is a moment of silence; the video goes on
+            for frame in decoded:
+                t = None if frame.pts is None or frame.time_base is None else float(frame.pts * frame.time_base)
+                samples = frame_samples(resampler, frame)  # (n,) float32 at 16 kHz
+                if self.anchor is None:  # muxed before the first frame: placed once that fixes the clock
+                    self._early_audio = [*self._early_audio[-255:], (t, samples)]
+                else:
+                    self._place_audio(t, samples)
+
+        return container.streams.audio[0], on_packet
+
+    def _place_audio(self, stream_time: float | None, samples: Any) -> None:
+        assert self.audio is not None and self.anchor is not None
+        self.audio.add_resampled(None if stream_time is None else stream_time + self.anchor, samples)
 
     def _keep(self, slot: int, t: float, frame: av.VideoFrame) -> None:
         assert self.to_rgb is not None

@@ -136,6 +136,7 @@ class SegmentStream(Iterator[Segment]):
         self.info = info
         self.stats = stats
         self._on_close = on_close
+        self.audio: Any = None  # a live source's audio track (streaming.audio.TimedAudio), when asked for
 
     def __iter__(self) -> SegmentStream:
         return self
@@ -166,6 +167,7 @@ def iter_segments(
     progress: bool = False,
     start_time: float | None = None,
     start_slot: int | None = None,
+    audio: bool = False,
 ) -> SegmentStream:
     """Decode, sample and segment `source` (path, URL, /dev/videoN or "-"), lazily.
 
@@ -177,7 +179,9 @@ def iter_segments(
     `first_frame_index` rounded down to a multiple of `window`, as the memory stores it) the file
     is resumed there by seeking; without it, earlier segments are decoded and skipped, because
     where segment k starts depends on the gaps before it. `progress` shows a tqdm bar on stderr
-    (files). Opening errors are raised here, before the first segment.
+    (files). Opening errors are raised here, before the first segment. With `audio`, a live source
+    also decodes its audio track beside the video, from the same container, into `.audio` (None when
+    it has none); a file's audio is read on its own (streaming.audio.FileAudio).
     """
     config = config or SamplingConfig()
     if start_segment < 0:
@@ -200,7 +204,7 @@ def iter_segments(
             info = _describe(resolved, container, stream, live=True, start_time=0.0)
             from tempo.streaming.live import start_live  # live.py imports SegmentStream from here
 
-            return start_live(OpenedSource(resolved, container, stream, info, config, stream_id, stats))
+            return start_live(OpenedSource(resolved, container, stream, info, config, stream_id, stats), audio=audio)
         origin = None if resolved.kind == "stdin" else _first_frame_time(resolved, config)
         if origin is None and resolved.kind != "stdin":
             raise NoDecodableFramesError(source, 0)

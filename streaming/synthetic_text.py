@@ -110,8 +110,10 @@ def speak(text: str, path: str | os.PathLike[str]) -> Path:
 
 def write_spoken_video(path: str | os.PathLike[str], wav: str | os.PathLike[str] | None, *, at: float,
                        duration: float, **video: object) -> Path:
-    """A Matroska test video of `duration` seconds whose audio track (PCM, 16 kHz mono) is silent
-    except for the WAV `wav` starting at `at` seconds (None: silence throughout)."""
+    """A test video of `duration` seconds whose audio track (16 kHz mono) is silent except for the WAV
+    `wav` starting at `at` seconds (None: silence throughout). The suffix picks the container: Matroska
+    with PCM audio, or `.ts` MPEG-TS with AAC (what a live camera sends). Audio and video packets are
+    muxed interleaved in time order, as a camera sends them; the video's first frame is at time 0."""
     import av
     import numpy as np
 
@@ -126,22 +128,33 @@ def write_spoken_video(path: str | os.PathLike[str], wav: str | os.PathLike[str]
         speech = speech[: max(0, len(samples) - lo)]
         samples[lo: lo + len(speech)] = speech
     path = Path(path)
-    plain = path.with_name(path.stem + ".video.mkv")
+    ts = path.suffix.lower() == ".ts"
+    plain = path.with_name(path.stem + (".video.ts" if ts else ".video.mkv"))
     write_test_video(plain, duration=duration, **video)  # type: ignore[arg-type]
     pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
-    with av.open(str(plain)) as src, av.open(str(path), "w", format="matroska") as out:
+    with av.open(str(plain)) as src, av.open(str(path), "w", format="mpegts" if ts else "matroska") as out:
         vin = src.streams.video[0]
         vout = out.add_stream_from_template(vin)
-        aout = out.add_stream("pcm_s16le", rate=rate, layout="mono")
+        aout = out.add_stream("aac" if ts else "pcm_s16le", rate=rate, layout="mono")
+        step = aout.codec_context.frame_size or rate // 10  # samples per audio frame
+        audio_at = 0  # the next audio sample to encode
+
+        def audio_until(t: float) -> None:  # encode and mux the audio up to `t` seconds
+            nonlocal audio_at
+            while audio_at < len(pcm) and audio_at / rate <= t:
+                frame = av.AudioFrame.from_ndarray(pcm[None, audio_at: audio_at + step], format="s16", layout="mono")
+                frame.sample_rate, frame.pts, frame.time_base = rate, audio_at, Fraction(1, rate)
+                out.mux(aout.encode(frame))
+                audio_at += step
+
         for packet in src.demux(vin):
-            if packet.dts is not None:
-                packet.stream = vout
-                out.mux(packet)
-        step = rate // 10
-        for lo in range(0, len(pcm), step):
-            frame = av.AudioFrame.from_ndarray(pcm[None, lo: lo + step], format="s16", layout="mono")
-            frame.sample_rate, frame.pts = rate, lo
-            out.mux(aout.encode(frame))
+            if packet.size == 0:
+                continue  # the demuxer's end marker
+            if packet.pts is not None and packet.time_base is not None:
+                audio_until(float(packet.pts * packet.time_base))
+            packet.stream = vout
+            out.mux(packet)
+        audio_until(float("inf"))
         out.mux(aout.encode(None))
     plain.unlink()
     return path

@@ -7,33 +7,11 @@ from __future__ import annotations
 
 import pytest
 from tempo.engine.text_track import transcribe_source
-from tempo.models.whisper_tiny import write_tiny_whisper
 from tempo.streaming.audio import NoAudioStreamError, decode_audio, voiced_regions
 from tempo.streaming.synthetic import write_test_video
-from tempo.streaming.synthetic_text import speak, write_spoken_video
+from tempo.streaming.synthetic_text import write_spoken_video
 
-AT = 5.0  # seconds into the video where the speech starts
-
-
-@pytest.fixture(scope="module")
-def whisper(tmp_path_factory):
-    import torch
-
-    # A tiny model gains nothing from threads, and on a loaded shared machine they spin (30× slower).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield str(write_tiny_whisper(tmp_path_factory.mktemp("whisper") / "tiny-whisper"))
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def spoken(tmp_path_factory) -> tuple[str, float]:
-    root = tmp_path_factory.mktemp("spoken")
-    wav = speak("a blue elephant crosses the road", root / "speech.wav")
-    samples, _ = decode_audio(str(wav))
-    length = len(samples) / 16000
-    video = write_spoken_video(root / "talk.mkv", wav, at=AT, duration=12.0, fps=10)
-    return str(video), length
+AT = 5.0  # seconds into the video where the speech starts (conftest.py's `spoken`)
 
 
 def test_speech_cues_fall_inside_the_spoken_interval(whisper, spoken) -> None:
@@ -76,3 +54,47 @@ def test_ingest_with_asr_commits_speech_cues_with_their_segments(whisper, spoken
                 assert c.start >= AT - 0.5 and c.end <= AT + length + 0.5
     finally:
         live_service.store.delete_stream("spoken")
+
+
+def test_speech_is_transcribed_per_batch_and_a_resumed_ingest_listens_only_to_what_is_new(
+        whisper, spoken, live_service) -> None:
+    video, length = spoken
+    try:
+        first = live_service.ingest(video, "spoken-resume", progress=False, asr=whisper, batch_size=1,
+                                    max_segments=2)
+        # one batch at a time: segments 0-1 ([0, 8) s) were listened to, and the speech (5 s on) landed in 1
+        assert first.committed == 2 and first.speech == {"audio_seconds": 8.0, "cues": first.speech["cues"],
+                                                         "first": 0.0}
+        assert first.speech["cues"] >= 1 and first.to_json()["speech"] == first.speech
+        kept = {r.index: r.cues for r in live_service.store.iter_segments("spoken-resume", tokens=False)}
+        assert kept[0] == () and kept[1] and all(c.source == "asr" for c in kept[1])
+        assert all(AT - 0.5 <= c.start < c.end <= AT + length + 0.5 for c in kept[1])
+
+        again = live_service.ingest(video, "spoken-resume", progress=False, asr=whisper, batch_size=1)
+        # the resumed run starts at segment 2: no committed segment's audio is listened to again
+        assert (again.resumed_from, again.committed) == (2, 1)
+        assert again.speech == {"audio_seconds": 4.0, "cues": 0, "first": 8.0}
+        after = {r.index: r.cues for r in live_service.store.iter_segments("spoken-resume", tokens=False)}
+        assert after == {**kept, 2: ()}
+    finally:
+        live_service.store.delete_stream("spoken-resume")
+
+
+def test_no_speech_report_without_asr(live_service, tmp_path) -> None:
+    video = write_test_video(tmp_path / "plain.mp4", duration=2.0, fps=10)
+    try:
+        report = live_service.ingest(str(video), "no-asr", progress=False)
+        assert report.speech is None and "speech" not in report.to_json()
+    finally:
+        live_service.store.delete_stream("no-asr")
+
+
+def test_a_checkpoint_that_is_not_a_whisper_is_refused_in_one_sentence(tmp_path) -> None:
+    from tempo.models.asr import SpeechRecognizer
+    from tempo.models.errors import ModelNotAvailableError
+
+    for bad in (str(tmp_path / "missing"), str(tmp_path)):
+        with pytest.raises(ModelNotAvailableError) as err:
+            SpeechRecognizer(bad)
+        assert str(err.value) == (f"the speech recognition checkpoint {bad!r} could not be loaded: it is neither "
+                                  "a Whisper directory nor a hub id in the local cache.")

@@ -133,9 +133,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="DIR|HUB_ID",
         type=arg_type(inputs.Name, "checkpoint"),
-        help="also transcribe the file's audio track with this Whisper checkpoint (a directory or a hub id, "
-        "e.g. openai/whisper-small); each segment keeps the speech cues that overlap it, with the language "
-        "Whisper reports",
+        help="also transcribe the source's audio track (files and live sources) with this Whisper checkpoint "
+        "(a directory or a hub id, e.g. openai/whisper-small), batch by batch as the segments are made; each "
+        "segment keeps the speech cues that overlap it, with the language Whisper reports. With --queue, "
+        "the jobs carry the audio and the workers transcribe it",
     )
     parser.add_argument("--json", action="store_true", help="print the ingest report as JSON")
     add_model_options(parser)
@@ -227,15 +228,22 @@ def _run_producer(args: argparse.Namespace, sampling: SamplingConfig, retention:
     from tempo.memory.jobqueue import JobQueue, JobSpec, QueueSettings
     from tempo.service import absolute_source
     from tempo.streaming import probe_source
+    from tempo.streaming.subtitles import load_text_track
 
     source = absolute_source(args.source)
     if "://" not in source and source != "-":
         probe_source(source, sampling)
+    if args.asr is not None and "://" not in source and source != "-":
+        from tempo.streaming.audio import FileAudio
+
+        FileAudio(source).close()  # a file without audio is told in one sentence before anything is queued
+    text_track = load_text_track(source, args.subtitles)  # each job carries its segment's cues
     store = RedisMemoryStore.connect(args.redis_url)
     queue = JobQueue.for_store(store, QueueSettings.from_env())
     report = produce(source, args.stream, queue=queue, store=store,
-                     spec=JobSpec(sampling=sampling, retention=retention), max_segments=args.max_segments,
-                     lease_wait=args.lease_wait, progress=sys.stderr.isatty() or not args.json)
+                     spec=JobSpec(sampling=sampling, retention=retention, asr=args.asr),
+                     max_segments=args.max_segments, lease_wait=args.lease_wait,
+                     progress=sys.stderr.isatty() or not args.json, text_track=text_track)
     return _report(
         args,
         report.to_json(),

@@ -54,6 +54,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--name", type=arg_type(inputs.StreamName, "name"), default=None,
                         help="consumer name in `tempo queue status` (default: HOST-PID)")
+    parser.add_argument(
+        "--asr",
+        default=None,
+        metavar="DIR|HUB_ID",
+        type=arg_type(inputs.Name, "checkpoint"),
+        help="the Whisper checkpoint that transcribes the audio of jobs queued with `tempo ingest --queue --asr` "
+        "(default: the one the producer named)",
+    )
     parser.add_argument("--json", action="store_true", help="print the worker's totals as JSON when it stops")
     add_model_options(parser)
     add_memory_options(parser)
@@ -86,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         # Each stream's rules (`tempo rules`) are scored and their alerts committed with its segments.
         # Alerts of --verify rules are verified by the worker's model (`Conversations.ask_once`).
         monitors=lambda stream: rule_monitor(service, stream),
+        asr=args.asr,
     )
     delivery = start_delivery_thread(service.alerts)  # alerts' webhooks, as `tempo ingest` delivers them
     # Streams' retention policies (age, size, compaction, cold tier) run beside the worker, as in
