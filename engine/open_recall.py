@@ -30,7 +30,7 @@ from tempo.engine.renditions import plan_renditions
 from tempo.engine.text_track import segment_words
 from tempo.errors import InvalidInputError
 from tempo.memory.replay import load_segments
-from tempo.models.renditions import RenderedClip, Rendition, render_clip, rendition_ladder
+from tempo.models.renditions import RenderedClip, Rendition, render_clip
 
 if TYPE_CHECKING:
     from tempo.engine.recall import AllocationPlan
@@ -57,7 +57,7 @@ def check_stream_family(info: StreamInfo, model: Any) -> None:
 
 def _ladders(open_family: Qwen3VLFamily, segments: list[Segment]) -> tuple[list[list[Rendition]], list[np.ndarray]]:
     frames = [open_family.processor.compressor_frames(s.frames) for s in segments]
-    return [rendition_ladder(f.shape[0], f.shape[1], f.shape[2], factor=open_family.factor) for f in frames], frames
+    return [open_family.rendition_ladder(f) for f in frames], frames
 
 
 def plan_memory_renditions(

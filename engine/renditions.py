@@ -22,7 +22,7 @@ from tempo.engine.reference import _batches, reference_result
 from tempo.engine.result import TurnResult, timeline_rows
 from tempo.models.ata import allocate_tokens, average_tokens_per_frame
 from tempo.models.config import CONTEXT_MARGIN
-from tempo.models.renditions import RenderedClip, Rendition, pick_rendition, render_clip, rendition_ladder
+from tempo.models.renditions import RenderedClip, Rendition, pick_rendition, render_clip
 from tempo.settings import AskSettings
 from tempo.streaming.segment import Segment
 from tqdm import tqdm
@@ -67,7 +67,6 @@ def answer_video_renditions(
     kept: list[tuple[Segment, np.ndarray]] = []  # (segment without pixels, full-size frames)
     score_parts: list[np.ndarray] = []
     bar = tqdm(desc="route", unit="seg", disable=not progress, leave=False)
-    factor = fam.factor
     for batch in _batches(segments, bs, clock):
         t0 = time.perf_counter()
         scores, _ = fam.compress(batch, question, batch_size=bs)
@@ -80,7 +79,7 @@ def answer_video_renditions(
 
     t0 = time.perf_counter()
     scores = np.concatenate(score_parts) if score_parts else np.zeros(0, dtype=np.float32)
-    ladders = [rendition_ladder(f.shape[0], f.shape[1], f.shape[2], factor=factor) for _, f in kept]
+    ladders = [fam.rendition_ladder(f) for _, f in kept]  # priced in what the answerer pays
     budget = settings.budget
     while True:
         _, renditions = plan_renditions(scores, ladders, budget=budget, min_tokens=settings.min_tokens)
