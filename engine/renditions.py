@@ -45,6 +45,22 @@ def plan_renditions(
     return counts, [pick_rendition(int(k), ladder) for k, ladder in zip(counts, ladders, strict=True)]
 
 
+def fit_anchors(indices: np.ndarray, costs: np.ndarray, budget: int) -> np.ndarray:
+    """(a,) bool: which anchors (segment `indices`, smallest-rendition `costs`) keep their rendition so
+    that anchors take at most half the budget, as `plan_allocation`'s anchors do: all of them when they
+    fit, else the grid of segment indices with the smallest power-of-two stride that fits (the same
+    anchors question after question), else none. Matters where the smallest rendition is dear: a remote
+    answerer's server scales every image up to its minimum size (64 tokens and more for Qwen3-VL)."""
+    keep = np.ones(len(indices), dtype=bool)
+    stride = 1
+    while int(costs[keep].sum()) > budget // 2:
+        if stride > int(np.max(indices, initial=0)):
+            return np.zeros(len(indices), dtype=bool)
+        stride *= 2
+        keep = indices % stride == 0
+    return keep
+
+
 def answer_video_renditions(
     model: Qwen3VLFamily,
     segments: Iterable[Segment],

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tempo.engine.renditions import plan_renditions
+from tempo.engine.open_recall import price_renditions
+from tempo.engine.recall import AllocationPlan
+from tempo.engine.renditions import fit_anchors, plan_renditions
 from tempo.models.qwen3vl_family import IMAGE_TOKENS_UNIT, TOKENS_UNIT, Qwen3VLFamily
 from tempo.models.qwen3vl_tiny import write_tiny_qwen3vl
 from tempo.models.remote_answer import RemoteAnswerer
@@ -113,3 +115,40 @@ def test_a_remote_answerer_prices_renditions_as_images(qwen_dir: Path) -> None:
         assert render_clip(0, frames, seg.timestamps, r).frames.shape == (r.frames, r.height, r.width, 3)
     fam.remote = RemoteAnswerer("http://127.0.0.1:9/v1", "m", pricing=QWEN3VL)  # a server's own processor
     assert fam.image_pricing == QWEN3VL and fam.rendition_ladder(frames)[0].tokens >= 65536 // 32**2 + 2
+
+
+def test_memory_mode_anchors_and_candidates_stay_within_the_budget(qwen_dir: Path) -> None:
+    """Memory mode gives every anchor its smallest rendition: priced as images (66+ tokens each for
+    Qwen3-VL) the anchors are thinned on a power-of-two grid to half the budget, and counted as dropped."""
+    fam = Qwen3VLFamily.load(qwen_dir)
+    fam.remote = RemoteAnswerer("http://127.0.0.1:9/v1", "m", pricing=QWEN3VL)
+    n = 24
+    segments = [make_segment(i, frames=4, size=(64, 96)) for i in range(n)]
+    candidate = np.zeros(n, dtype=bool)
+    candidate[[3, 10, 17]] = True
+    plan = AllocationPlan(
+        indices=np.arange(n, dtype=np.int64),
+        starts=np.array([s.start for s in segments]),
+        ends=np.array([s.end for s in segments]),
+        relevance=np.where(candidate, [0.1 * (i % 7) for i in range(n)], np.nan),
+        counts=np.zeros(n, dtype=np.int64),
+        candidate=candidate,
+    )
+    smallest = fam.rendition_ladder(fam.processor.compressor_frames(segments[0].frames))[0].tokens
+    for budget in (100, 400, 1000, 4000):
+        priced = price_renditions(fam, segments, plan, budget=budget, min_tokens=4)
+        assert int(priced.counts.sum()) <= budget
+        kept = [i for i in np.flatnonzero(~candidate) if priced.renditions[i] is not None]
+        assert smallest * len(kept) <= budget // 2
+        assert priced.anchors_dropped == n - 3 - len(kept)
+        for i, r in enumerate(priced.renditions):
+            assert r is None or priced.counts[i] == r.tokens
+
+
+def test_fit_anchors_thins_on_a_power_of_two_grid() -> None:
+    idx, cost = np.arange(8), np.full(8, 10)
+    assert fit_anchors(idx, cost, 160).all()  # 80 tokens fit in half of 160
+    assert np.flatnonzero(fit_anchors(idx, cost, 80)).tolist() == [0, 2, 4, 6]  # stride 2: 40 ≤ 40
+    assert np.flatnonzero(fit_anchors(idx, cost, 20)).tolist() == [0]  # stride 8
+    assert not fit_anchors(idx, cost, 10).any()  # not even one fits in 5
+    assert fit_anchors(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0).shape == (0,)
