@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tempo.models.errors import CheckpointError
 from tempo.models.processor import VIDEO_PAD, VISION_END, VISION_START, SegmentVideoProcessor
 from tempo.models.text import time_tag
 
@@ -68,15 +69,37 @@ class ImagePricing:
     @classmethod
     def from_dir(cls, directory: str | Path) -> ImagePricing:
         """The pricing of the image processor in a checkpoint's preprocessor_config.json, read as
-        transformers reads it (top-level min_pixels / max_pixels override `size`)."""
-        raw = json.loads((Path(directory) / "preprocessor_config.json").read_text())
-        size = raw.get("size") if isinstance(raw.get("size"), dict) else {}
-        lo = raw.get("min_pixels", size.get("shortest_edge", IMAGE_DEFAULTS["min_pixels"]))
-        hi = raw.get("max_pixels", size.get("longest_edge", IMAGE_DEFAULTS["max_pixels"]))
-        factor = int(raw.get("patch_size", IMAGE_DEFAULTS["patch_size"])) * int(
-            raw.get("merge_size", IMAGE_DEFAULTS["merge_size"])
-        )
-        return cls(factor=factor, min_pixels=int(lo), max_pixels=int(hi), resize=bool(raw.get("do_resize", True)))
+        transformers reads it (top-level min_pixels / max_pixels override `size`); CheckpointError (one
+        sentence) when the file is missing or its bounds make no sense."""
+        path = Path(directory) / "preprocessor_config.json"
+        try:
+            raw = json.loads(path.read_text())
+            size = raw.get("size") if isinstance(raw.get("size"), dict) else {}
+            lo = raw.get("min_pixels", size.get("shortest_edge", IMAGE_DEFAULTS["min_pixels"]))
+            hi = raw.get("max_pixels", size.get("longest_edge", IMAGE_DEFAULTS["max_pixels"]))
+            patch = raw.get("patch_size", IMAGE_DEFAULTS["patch_size"])
+            merge = raw.get("merge_size", IMAGE_DEFAULTS["merge_size"])
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in (lo, hi, patch, merge)):
+                raise TypeError("the pixel bounds, patch_size and merge_size must be integers")
+            pricing = cls(
+                factor=patch * merge, min_pixels=lo, max_pixels=hi, resize=raw.get("do_resize", True) is not False
+            )
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            reason = "the file is missing" if isinstance(exc, FileNotFoundError) else " ".join(str(exc).split())
+            raise CheckpointError(
+                f"{path} does not say how the answer server's image processor sizes images ({reason}); "
+                "the remote answerer prices each frame by it"
+            ) from None
+        if (
+            pricing.factor < 1
+            or pricing.min_pixels < 0
+            or pricing.max_pixels < max(pricing.min_pixels, pricing.factor**2)
+        ):
+            raise CheckpointError(
+                f"{path} has image bounds no image fits: {pricing.min_pixels}..{pricing.max_pixels} pixels at "
+                f"{pricing.factor}-pixel steps"
+            )
+        return pricing
 
     def size(self, height: int, width: int) -> tuple[int, int]:
         """(H', W') the server's processor feeds an image of height × width: transformers' smart_resize

@@ -14,10 +14,13 @@ import pytest
 from tempo.engine.open_recall import price_renditions
 from tempo.engine.recall import AllocationPlan
 from tempo.engine.renditions import fit_anchors, plan_renditions
+from tempo.models.errors import CheckpointError
 from tempo.models.qwen3vl_family import IMAGE_TOKENS_UNIT, TOKENS_UNIT, Qwen3VLFamily
 from tempo.models.qwen3vl_tiny import write_tiny_qwen3vl
 from tempo.models.remote_answer import RemoteAnswerer
 from tempo.models.renditions import ImagePricing, pick_rendition, render_clip, rendition_cost, rendition_ladder
+from tempo.streaming.synthetic import write_test_video
+from tempo.tools.cli import main
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil, smart_resize
 
 from .conftest import make_segment
@@ -152,3 +155,42 @@ def test_fit_anchors_thins_on_a_power_of_two_grid() -> None:
     assert np.flatnonzero(fit_anchors(idx, cost, 20)).tolist() == [0]  # stride 8
     assert not fit_anchors(idx, cost, 10).any()  # not even one fits in 5
     assert fit_anchors(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0).shape == (0,)
+
+
+@pytest.mark.parametrize(
+    ("config", "says"),
+    [
+        (None, "the file is missing"),
+        ("{not json", "Expecting property name"),
+        ({"size": {"shortest_edge": "big", "longest_edge": 9}}, "must be integers"),
+        ({"size": {"shortest_edge": 4096, "longest_edge": 1024}}, "no image fits: 4096..1024 pixels"),
+    ],
+)
+def test_a_checkpoint_that_cannot_price_images_is_refused_in_one_sentence(
+    qwen_dir: Path, tmp_path: Path, capsys, config: object, says: str
+) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in qwen_dir.iterdir():
+        if f.name != "preprocessor_config.json":
+            (bad / f.name).symlink_to(f)
+    if config is not None:
+        text = config if isinstance(config, str) else json.dumps(config)
+        (bad / "preprocessor_config.json").write_text(text)
+    with pytest.raises(CheckpointError, match=says):
+        ImagePricing.from_dir(bad)
+    video = write_test_video(tmp_path / "v.mp4", duration=2.0, fps=4.0, size=(64, 64))
+    args = [
+        "ask",
+        str(video),
+        "Q?",
+        "--model",
+        str(bad),
+        "--answer-url",
+        "http://127.0.0.1:9/v1",
+        "--answer-model",
+        "m",
+    ]
+    assert main(args) != 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and says in err  # before any model loads
