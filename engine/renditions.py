@@ -3,7 +3,8 @@
 `answer_video_renditions(model, segments, question, settings=...)` is `answer_video` for a
 `Qwen3VLFamily` (engine/reference.py hands over to it): every segment is scored by the router for the
 question, ATA spends the budget B in the answerer's own unit (a segment's M is the cost of its full
-rendition), each segment's allocation picks its rendition (`plan_renditions`: the costliest
+rendition; `Qwen3VLFamily.rendition_ladder` prices it as a video, or as images for a remote answerer),
+each segment's allocation picks its rendition (`plan_renditions`: the costliest
 (frames × size) costing at most what ATA gave it; a segment given less than the smallest rendition is
 dropped and counted in `anchors_dropped`), and the answerer reads the kept renditions in time order
 with their stream times. Frames are held at their full-rendition size until the answer (an hour at
