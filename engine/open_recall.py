@@ -26,11 +26,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tempo.engine.renditions import plan_renditions
+from tempo.engine.renditions import fit_anchors, plan_renditions
 from tempo.engine.text_track import segment_words
 from tempo.errors import InvalidInputError
 from tempo.memory.replay import load_segments
-from tempo.models.renditions import RenderedClip, Rendition, render_clip, rendition_ladder
+from tempo.models.renditions import RenderedClip, Rendition, render_clip
 
 if TYPE_CHECKING:
     from tempo.engine.recall import AllocationPlan
@@ -57,7 +57,7 @@ def check_stream_family(info: StreamInfo, model: Any) -> None:
 
 def _ladders(open_family: Qwen3VLFamily, segments: list[Segment]) -> tuple[list[list[Rendition]], list[np.ndarray]]:
     frames = [open_family.processor.compressor_frames(s.frames) for s in segments]
-    return [rendition_ladder(f.shape[0], f.shape[1], f.shape[2], factor=open_family.factor) for f in frames], frames
+    return [open_family.rendition_ladder(f) for f in frames], frames
 
 
 def plan_memory_renditions(
@@ -84,9 +84,11 @@ def price_renditions(
     ladders, _ = _ladders(open_family, segments)
     renditions: list[Rendition | None] = [None] * len(ladders)
     anchors = np.flatnonzero(~plan.candidate)
-    for row in anchors:
+    smallest = np.array([ladders[row][0].tokens for row in anchors], dtype=np.int64)
+    fit = fit_anchors(plan.indices[anchors], smallest, budget)  # anchors take at most half the budget
+    for row in anchors[fit]:
         renditions[row] = ladders[row][0]
-    spent = sum(ladders[row][0].tokens for row in anchors)
+    spent = int(smallest[fit].sum())
     cands = np.flatnonzero(plan.candidate)
     if len(cands):
         _, picked = plan_renditions(
@@ -95,7 +97,8 @@ def price_renditions(
         for row, r in zip(cands, picked, strict=True):
             renditions[row] = r
     costs = np.array([r.tokens if r is not None else 0 for r in renditions], dtype=np.int64)
-    return dataclasses.replace(plan, counts=costs, renditions=tuple(renditions))
+    dropped = plan.anchors_dropped + int((~fit).sum())
+    return dataclasses.replace(plan, counts=costs, renditions=tuple(renditions), anchors_dropped=dropped)
 
 
 def answer_memory_renditions(

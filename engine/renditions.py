@@ -3,7 +3,8 @@
 `answer_video_renditions(model, segments, question, settings=...)` is `answer_video` for a
 `Qwen3VLFamily` (engine/reference.py hands over to it): every segment is scored by the router for the
 question, ATA spends the budget B in the answerer's own unit (a segment's M is the cost of its full
-rendition), each segment's allocation picks its rendition (`plan_renditions`: the costliest
+rendition; `Qwen3VLFamily.rendition_ladder` prices it as a video, or as images for a remote answerer),
+each segment's allocation picks its rendition (`plan_renditions`: the costliest
 (frames × size) costing at most what ATA gave it; a segment given less than the smallest rendition is
 dropped and counted in `anchors_dropped`), and the answerer reads the kept renditions in time order
 with their stream times. Frames are held at their full-rendition size until the answer (an hour at
@@ -22,7 +23,7 @@ from tempo.engine.reference import _batches, reference_result
 from tempo.engine.result import TurnResult, timeline_rows
 from tempo.models.ata import allocate_tokens, average_tokens_per_frame
 from tempo.models.config import CONTEXT_MARGIN
-from tempo.models.renditions import RenderedClip, Rendition, pick_rendition, render_clip, rendition_ladder
+from tempo.models.renditions import RenderedClip, Rendition, pick_rendition, render_clip
 from tempo.settings import AskSettings
 from tempo.streaming.segment import Segment
 from tqdm import tqdm
@@ -43,6 +44,22 @@ def plan_renditions(
     floor = max(min_tokens, max(ladder[0].tokens for ladder in ladders))
     counts = allocate_tokens(scores, tokens_per_segment=full, budget=budget, min_tokens=min(floor, full))
     return counts, [pick_rendition(int(k), ladder) for k, ladder in zip(counts, ladders, strict=True)]
+
+
+def fit_anchors(indices: np.ndarray, costs: np.ndarray, budget: int) -> np.ndarray:
+    """(a,) bool: which anchors (segment `indices`, smallest-rendition `costs`) keep their rendition so
+    that anchors take at most half the budget, as `plan_allocation`'s anchors do: all of them when they
+    fit, else the grid of segment indices with the smallest power-of-two stride that fits (the same
+    anchors question after question), else none. Matters where the smallest rendition is dear: a remote
+    answerer's server scales every image up to its minimum size (64 tokens and more for Qwen3-VL)."""
+    keep = np.ones(len(indices), dtype=bool)
+    stride = 1
+    while int(costs[keep].sum()) > budget // 2:
+        if stride > int(np.max(indices, initial=0)):
+            return np.zeros(len(indices), dtype=bool)
+        stride *= 2
+        keep = indices % stride == 0
+    return keep
 
 
 def answer_video_renditions(
@@ -67,7 +84,6 @@ def answer_video_renditions(
     kept: list[tuple[Segment, np.ndarray]] = []  # (segment without pixels, full-size frames)
     score_parts: list[np.ndarray] = []
     bar = tqdm(desc="route", unit="seg", disable=not progress, leave=False)
-    factor = fam.factor
     for batch in _batches(segments, bs, clock):
         t0 = time.perf_counter()
         scores, _ = fam.compress(batch, question, batch_size=bs)
@@ -80,7 +96,7 @@ def answer_video_renditions(
 
     t0 = time.perf_counter()
     scores = np.concatenate(score_parts) if score_parts else np.zeros(0, dtype=np.float32)
-    ladders = [rendition_ladder(f.shape[0], f.shape[1], f.shape[2], factor=factor) for _, f in kept]
+    ladders = [fam.rendition_ladder(f) for _, f in kept]  # priced in what the answerer pays
     budget = settings.budget
     while True:
         _, renditions = plan_renditions(scores, ladders, budget=budget, min_tokens=settings.min_tokens)

@@ -20,6 +20,7 @@ relevance and an empty (n, 0, D) memory; the unit of `tokens` is Qwen3-VL visual
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -34,7 +35,14 @@ from tempo.models.compressor import TempoCompressor, build_compressor_inputs, re
 from tempo.models.config import CONTEXT_MARGIN, LLM_SYSTEM_PROMPT, TempoInferenceConfig
 from tempo.models.device import attention_implementation, device_map_for, pick_device, pick_dtype
 from tempo.models.processor import SegmentVideoProcessor, VideoProcessorConfig
-from tempo.models.renditions import RenderedClip, clip_inputs, rendition_cost
+from tempo.models.renditions import (
+    ImagePricing,
+    RenderedClip,
+    Rendition,
+    clip_inputs,
+    rendition_cost,
+    rendition_ladder,
+)
 from tempo.models.tempo_family import load_relevance_head, segment_centre_time
 from tempo.models.text import VIDEO_PLACEHOLDER, TextTokenizer, plain_text, render_chat
 from tempo.streaming.segment import Segment
@@ -42,7 +50,13 @@ from transformers import GenerationConfig
 
 FAMILY = "qwen3-vl"
 TOKENS_UNIT = "qwen3-vl visual tokens"
+IMAGE_TOKENS_UNIT = "qwen3-vl image tokens"  # a remote answerer: frames sent as images, wrappers included
 QWEN3VL_MODEL_TYPES = ("qwen3_vl", "qwen3_vl_moe")
+
+
+@functools.lru_cache(maxsize=8)
+def _checkpoint_pricing(directory: Path) -> ImagePricing:
+    return ImagePricing.from_dir(directory)
 
 
 def checkpoint_family(directory: str | Path) -> str:
@@ -96,7 +110,6 @@ class Qwen3VLFamily:
     """A loaded Qwen3-VL answerer (and router); satisfies `ModelFamily`. Build with `load`."""
 
     family = FAMILY
-    tokens_unit = TOKENS_UNIT
 
     def __init__(
         self,
@@ -161,6 +174,27 @@ class Qwen3VLFamily:
         """Nominal M: the visual tokens of a full window at the reference 512 × 256 frame size. The real
         full cost depends on the video's frame size (`full_cost`); ATA gets that one."""
         return rendition_cost(self.config.window, 256, 512, factor=self.factor)
+
+    @property
+    def image_pricing(self) -> ImagePricing | None:
+        """How the answerer pays for a rendition: None as a video (the local answerer); with `remote`
+        set, as separate images the server's processor resizes (read from this checkpoint's
+        preprocessor_config.json: the served Qwen3-VL is assumed to share its processor)."""
+        if self.remote is None:
+            return None
+        return getattr(self.remote, "pricing", None) or _checkpoint_pricing(self.model_dir)
+
+    @property
+    def tokens_unit(self) -> str:
+        """The unit of `tokens` and of the budget: Qwen3-VL visual tokens, or image tokens when remote."""
+        return TOKENS_UNIT if self.remote is None else IMAGE_TOKENS_UNIT
+
+    def rendition_ladder(self, frames: np.ndarray) -> list[Rendition]:
+        """The renditions of a segment whose full-rendition frames are `frames` (T, H, W, 3), priced in
+        what this answerer pays (`image_pricing`)."""
+        return rendition_ladder(
+            frames.shape[0], frames.shape[1], frames.shape[2], factor=self.factor, images=self.image_pricing
+        )
 
     @property
     def memory_dim(self) -> int:

@@ -4,7 +4,11 @@
 `/chat/completions` request (vLLM, SGLang, `transformers serve` and hosted APIs speak it): a system
 turn, then one user turn holding, for each kept segment in time order and each of its temporal
 patches, the patch's `<t seconds>` stream-time tag as text followed by the patch's frames as PNG
-images, then the question. The tags are the ones the local answerer's prompt carries
+images, then the question. The server pays for each frame as an image of its own (resized by its
+processor, wrapped in two special tokens: `ImagePricing`), so with a remote answerer the renditions are
+chosen and reported in that unit, "qwen3-vl image tokens" (sending a video instead is an extension
+servers disagree on: `transformers serve` resamples a `video_url` to 32 frames of its own choosing and
+times them by the file, not by the stream). The tags are the ones the local answerer's prompt carries
 (`RemoteAnswerer.request` is what a test compares), so the same times reach either answerer. The
 answer streams back piece by piece (server-sent events); a server error, before the stream or in it,
 is one sentence.
@@ -21,7 +25,7 @@ from typing import Any
 import numpy as np
 from tempo.errors import InvalidInputError, TimedOutError, UnavailableError, redact_url
 from tempo.models.config import LLM_SYSTEM_PROMPT
-from tempo.models.renditions import RenderedClip
+from tempo.models.renditions import ImagePricing, RenderedClip
 from tempo.models.text import plain_text, time_tag
 
 
@@ -51,9 +55,19 @@ def clip_content(clip: RenderedClip, temporal: int = 2, words: str = "") -> list
 
 
 class RemoteAnswerer:
-    """An OpenAI-compatible chat-completions server at `url` (…/v1) serving `model`."""
+    """An OpenAI-compatible chat-completions server at `url` (…/v1) serving `model`. `pricing`: how its
+    image processor prices each frame (None: as the local checkpoint's preprocessor_config.json says,
+    `Qwen3VLFamily.image_pricing`); the renditions are chosen in that unit."""
 
-    def __init__(self, url: str, model: str, *, timeout: float = 600.0, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        model: str,
+        *,
+        timeout: float = 600.0,
+        api_key: str | None = None,
+        pricing: ImagePricing | None = None,
+    ) -> None:
         if not url.startswith(("http://", "https://")):
             raise InvalidInputError(f"--answer-url must be an http(s) URL such as http://HOST:PORT/v1, not {url!r}")
         if not model.strip():
@@ -62,6 +76,7 @@ class RemoteAnswerer:
         self.model = model.strip()
         self.timeout = timeout
         self.api_key = api_key
+        self.pricing = pricing
 
     def request(
         self,

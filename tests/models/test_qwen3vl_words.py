@@ -198,8 +198,15 @@ def test_a_cross_stream_ask_tags_each_clip_with_its_stream_and_cites_stream_and_
     finally:
         service.model.remote = None
     sent = [p["text"] for p in _Endpoint.bodies[-1]["messages"][1]["content"] if p["type"] == "text"]
-    assert [t for t in sent if t.startswith("<")] == [m.group(0) for m in re.finditer(r"<[\w-]+ \d+\.\d seconds>",
-                                                                                     text)]  # fmt: skip
+    # The server prices frames as images, so its plan may keep other renditions than the local one: each
+    # of its time tags names a kept segment's stream at a time inside it, one tag per temporal patch.
+    sent_tags = [re.fullmatch(r"<([\w-]+) (\d+\.\d) seconds>", t) for t in sent if t.startswith("<")]
+    kept = [r for r in remote["segments"] if r["rendition"] is not None]
+    assert kept and all(m is not None for m in sent_tags)
+    assert len(sent_tags) == sum(-(-r["rendition"]["frames"] // 2) for r in kept)
+    assert all(any(r["stream"] == m.group(1) and r["start"] - 0.05 <= float(m.group(2)) <= r["end"] + 0.05
+                   for r in kept) for m in sent_tags)  # fmt: skip
+    assert remote["tokens"] == sum(r["tokens"] for r in kept) <= settings.budget
     cited = [(c["stream"], c["start"]) for c in remote["citations"]]
     assert cited == [("words-b", 2.0)]
     kite = next(r for r in remote["segments"] if r["stream"] == "words-b" and r["start"] <= 2.0 < r["end"])

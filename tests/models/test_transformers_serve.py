@@ -32,10 +32,10 @@ import httpx
 import pytest
 from PIL import Image
 from tempo.errors import UnavailableError
-from tempo.models.qwen3vl_family import Qwen3VLFamily
+from tempo.models.qwen3vl_family import IMAGE_TOKENS_UNIT, Qwen3VLFamily
 from tempo.models.qwen3vl_tiny import write_tiny_qwen3vl
 from tempo.models.remote_answer import RemoteAnswerer
-from tempo.models.renditions import render_clip, rendition_ladder
+from tempo.models.renditions import ImagePricing, render_clip, rendition_cost, rendition_ladder
 from tempo.streaming.synthetic import write_test_video
 from tempo.tools.cli import main
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
@@ -164,6 +164,43 @@ def test_ask_answers_through_transformers_serve(qwen_dir: Path, proxy: str, tmp_
     assert parts[-1] == {"type": "text", "text": "What happens in the video?"}
 
 
+def _visual_tokens(server: str, body: dict) -> int:
+    """The server's prompt tokens for the images of `body`: its prompt count less that of the same
+    request with only the text parts."""
+    body = {**body, "stream": False, "max_tokens": 1}
+    text_only = {**body, "messages": [body["messages"][0], {"role": "user", "content": [
+        p for p in body["messages"][1]["content"] if p["type"] == "text"]}]}  # fmt: skip
+    counts = [httpx.post(f"{server}/chat/completions", json=b, timeout=120).json()["usage"]["prompt_tokens"]
+              for b in (body, text_only)]  # fmt: skip
+    return counts[0] - counts[1]
+
+
+@pytest.mark.parametrize("budget", [20, 45, 100])
+def test_the_servers_visual_tokens_stay_within_the_budget(
+    qwen_dir: Path, proxy: str, server: str, tmp_path: Path, capsys, budget: int
+) -> None:
+    """ATA priced in what the server counts: its prompt tokens for the frames equal `tokens` of --json
+    (the image unit) and never exceed --budget, a budget small enough to force fewer and smaller frames."""
+    video = write_test_video(tmp_path / "v.mp4", duration=12.0, fps=10.0, size=(160, 96))
+    _Recorder.bodies.clear()
+    assert _ask(video, qwen_dir, proxy, str(qwen_dir), "--json", "--budget", str(budget)) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["tokens_unit"] == IMAGE_TOKENS_UNIT
+    kept = [s for s in out["segments"] if s["rendition"] is not None]
+    pricing = ImagePricing.from_dir(qwen_dir)
+    assert rendition_cost(8, 384, 384, images=pricing) > budget  # one segment in full would not fit
+    for s in kept:  # each kept segment's tokens are its rendition's price
+        r = s["rendition"]
+        assert s["tokens"] == rendition_cost(r["frames"], r["height"], r["width"], images=pricing)
+    body = _Recorder.bodies[-1]
+    images = [_image_size(p) for p in body["messages"][1]["content"] if p["type"] == "image_url"]
+    assert images == [(s["rendition"]["height"], s["rendition"]["width"]) for s in sorted(kept, key=lambda s: s[
+        "start"]) for _ in range(s["rendition"]["frames"])]  # fmt: skip
+    seen = _visual_tokens(server, body)
+    assert seen == out["tokens"] == sum(s["tokens"] for s in kept) <= budget
+    assert seen > 0 and len(kept) >= 1
+
+
 def _clips(fam: Qwen3VLFamily) -> list:
     """Two kept segments: the smallest rendition of one (below the server's minimum image size) and the
     full rendition of the other, each frame with its stream time."""
@@ -178,12 +215,8 @@ def _clips(fam: Qwen3VLFamily) -> list:
 def test_the_server_reads_every_frame_as_an_image(qwen_dir: Path, server: str) -> None:
     """The server's prompt count grows by each frame's image tokens: the frames reached the model as images
     (`<|vision_start|>`, the processor's (H'/32)(W'/32) pads at its own resize, `<|vision_end|>`)."""
-    body = RemoteAnswerer(server, str(qwen_dir)).request("Q?", _clips(Qwen3VLFamily.load(qwen_dir)), max_new_tokens=1)
-    body["stream"] = False
-    text_only = {**body, "messages": [body["messages"][0], {"role": "user", "content": [
-        p for p in body["messages"][1]["content"] if p["type"] == "text"]}]}  # fmt: skip
-    counts = [httpx.post(f"{server}/chat/completions", json=b, timeout=120).json()["usage"]["prompt_tokens"]
-              for b in (body, text_only)]  # fmt: skip
+    clips = _clips(Qwen3VLFamily.load(qwen_dir))
+    body = RemoteAnswerer(server, str(qwen_dir)).request("Q?", clips, max_new_tokens=1)
     size = json.loads((qwen_dir / "preprocessor_config.json").read_text())["size"]
     expected = 0
     for part in body["messages"][1]["content"]:
@@ -191,7 +224,9 @@ def test_the_server_reads_every_frame_as_an_image(qwen_dir: Path, server: str) -
             h, w = smart_resize(*_image_size(part), factor=32, min_pixels=size["shortest_edge"],
                                 max_pixels=size["longest_edge"])  # fmt: skip
             expected += (h // 32) * (w // 32) + 2
-    assert counts[0] - counts[1] == expected > 0
+    predicted = sum(rendition_cost(c.rendition.frames, c.rendition.height, c.rendition.width,
+                                   images=ImagePricing.from_dir(qwen_dir)) for c in clips)  # fmt: skip
+    assert _visual_tokens(server, body) == expected == predicted > 0
 
 
 def test_the_python_api_streams_the_servers_answer(qwen_dir: Path, server: str) -> None:

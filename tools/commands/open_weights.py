@@ -36,15 +36,17 @@ def add_open_weights_options(parser: argparse.ArgumentParser) -> None:
 
 def remote_answerer(model_dir: object, url: str | None, name: str | None) -> object | None:
     """The `RemoteAnswerer` that --answer-url / --answer-model ask for (None without them), checked before
-    any model loads: InvalidInputError for a bad URL, a missing name or a --model that is not Qwen3-VL."""
+    any model loads: InvalidInputError for a bad URL, a missing name or a --model that is not Qwen3-VL;
+    CheckpointError when its preprocessor_config.json cannot price the frames sent as images."""
     if not url and not name:
         return None
     from tempo.errors import InvalidInputError
     from tempo.models.qwen3vl_family import FAMILY, checkpoint_family
     from tempo.models.remote_answer import RemoteAnswerer
+    from tempo.models.renditions import ImagePricing
 
     if not url or not name:
         raise InvalidInputError("--answer-url and --answer-model go together (the server and the model it serves)")
     if checkpoint_family(model_dir) != FAMILY:  # type: ignore[arg-type]
         raise InvalidInputError("--answer-url needs a Qwen3-VL --model: its router and processor run locally")
-    return RemoteAnswerer(url, name)
+    return RemoteAnswerer(url, name, pricing=ImagePricing.from_dir(model_dir))  # type: ignore[arg-type]
