@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tempo.engine.encode import encode_batch
 from tempo.engine.monitor import SegmentMonitor, Then
+from tempo.engine.open_recall import stored_anchor
 from tempo.engine.text_track import with_cues
 from tempo.errors import TempoError
 from tempo.memory.errors import OutOfOrderCommitError, SourceMismatchError, StreamBusyError
@@ -240,6 +241,7 @@ class _Writer(threading.Thread):
                         stored_tokens=self.settings.stored_tokens,
                         proxy=self.proxy,
                         processor=self.processor,
+                        anchor=stored_anchor(self.settings.family, self.processor, s),
                     )
                     for i, s in enumerate(batch)
                 ]

@@ -8,8 +8,14 @@ cache, plan, answer); for a `Qwen3VLFamily` two of them change, through the hook
   the costliest rendition within its allocation (`plan_renditions`, the reference mode's own rule, so
   with every segment a candidate this is the reference mode). The plan's counts are the renditions'
   costs and it carries the renditions.
-- `answer_memory_renditions`: the planned segments' frames (re-read from the file, or the proxies of
-  a live source: memory/replay.py) rendered at their renditions, in time order, to the answerer.
+- `answer_memory_renditions`: the planned segments' frames rendered at their renditions, in time
+  order, to the answerer. A candidate's frames are re-read from the file (or the proxies of a live
+  source: memory/replay.py); an anchor's one small frame is the thumbnail ingest stored with the
+  segment (`anchor_thumbnail`, memory/thumbnails.py: the same pixels, without decoding the file;
+  bench/open_weights.py --anchors measures both), re-read only where none is stored.
+
+The renditions are priced from the segments' stored frame sizes and counts (`_ladders`), so planning
+reads no frames at all.
 
 A stream remembers the family that wrote it (`StreamSettings.family`); asking it with the other
 family is refused in one sentence (`check_stream_family`): Tempo anchors are memory tokens, this
@@ -25,13 +31,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tempo.engine.renditions import plan_renditions
 from tempo.errors import InvalidInputError
+from tempo.memory.errors import RecompressError
 from tempo.memory.replay import load_segments
+from tempo.memory.thumbnails import decode_thumbnail, encode_thumbnail
 from tempo.models.renditions import RenderedClip, Rendition, render_clip, rendition_ladder
 
 if TYPE_CHECKING:
     from tempo.engine.recall import AllocationPlan
+    from tempo.memory.records import SegmentRecord
     from tempo.memory.store import RedisMemoryStore
     from tempo.memory.store_types import StreamInfo
+    from tempo.models.processor import SegmentVideoProcessor
     from tempo.models.qwen3vl_family import Qwen3VLFamily
     from tempo.streaming.segment import Segment
 
@@ -51,9 +61,39 @@ def check_stream_family(info: StreamInfo, model: Any) -> None:
         )
 
 
-def _ladders(open_family: Qwen3VLFamily, segments: list[Segment]) -> tuple[list[list[Rendition]], list[np.ndarray]]:
-    frames = [open_family.processor.compressor_frames(s.frames) for s in segments]
-    return [rendition_ladder(f.shape[0], f.shape[1], f.shape[2], factor=open_family.factor) for f in frames], frames
+def _factor(processor: SegmentVideoProcessor) -> int:
+    return processor.config.patch_size * processor.config.merge_size
+
+
+def anchor_thumbnail(processor: SegmentVideoProcessor, segment: Segment) -> bytes:
+    """The segment's anchor, its smallest rendition (one frame, one token high), as ingest stores it:
+    exactly the pixels `render_clip` makes of the segment's frames for that rendition."""
+    frames = processor.compressor_frames(segment.frames)  # (T, h, w, 3): the size depends on T
+    smallest = rendition_ladder(frames.shape[0], frames.shape[1], frames.shape[2], factor=_factor(processor))[0]
+    return encode_thumbnail(render_clip(segment.index, frames, segment.timestamps, smallest).frames[0])
+
+
+def stored_anchor(family: str, processor: Any, segment: Segment) -> bytes | None:
+    """What a segment of a stream written by `family` commits as its anchor thumbnail: the open
+    family's (`anchor_thumbnail`, with its processor); None for Tempo (its anchors are memory tokens)."""
+    return None if family == "tempo" else anchor_thumbnail(processor, segment)
+
+
+def _ladders(open_family: Qwen3VLFamily, records: list[SegmentRecord]) -> list[list[Rendition]]:
+    """Each segment's renditions from its stored frame size and count (no frames read)."""
+    out = []
+    for r in records:
+        width, height = open_family.processor.frame_size(r.frame_size[1], r.frame_size[0], num_frames=r.num_frames)
+        out.append(rendition_ladder(r.num_frames, height, width, factor=open_family.factor))
+    return out
+
+
+def _records(store: RedisMemoryStore, info: StreamInfo, indices: list[int]) -> list[SegmentRecord]:
+    records = store.get_segments(info.name, indices, tokens=False, embedding=False, recompress=False)
+    missing = [i for i, r in zip(indices, records, strict=True) if r is None]
+    if missing:
+        raise RecompressError(f"segment {missing[0]} of stream {info.name!r} is no longer in memory")
+    return records  # type: ignore[return-value]
 
 
 def plan_memory_renditions(
@@ -68,7 +108,7 @@ def plan_memory_renditions(
     """`plan` (the timeline's rows, candidates and anchors) priced in renditions (module docstring)."""
     if len(plan.indices) == 0:
         return dataclasses.replace(plan, renditions=())
-    ladders, _ = _ladders(open_family, load_segments(store, info, plan.indices.tolist()))
+    ladders = _ladders(open_family, _records(store, info, plan.indices.tolist()))
     renditions: list[Rendition | None] = [None] * len(ladders)
     anchors = np.flatnonzero(~plan.candidate)
     for row in anchors:
@@ -97,12 +137,35 @@ def answer_memory_renditions(
     on_text: Callable[[str], None] | None = None,
 ) -> str:
     """The answer from the plan's segments at their renditions (time order), with stream times."""
-    rows = [i for i, r in enumerate(plan.renditions or ()) if r is not None]
-    segments = load_segments(store, info, [int(plan.indices[i]) for i in rows])
-    clips: list[RenderedClip] = []
-    for row, seg in zip(rows, segments, strict=True):
-        frames = open_family.processor.compressor_frames(seg.frames)
-        clips.append(render_clip(seg.index, frames, seg.timestamps, plan.renditions[row]))  # type: ignore[index,arg-type]
+    clips = planned_clips(open_family, store, info, plan)
     return open_family.answer_clips(
         question, clips, max_new_tokens=max_new_tokens, temperature=temperature, on_text=on_text
     )
+
+
+def planned_clips(
+    open_family: Qwen3VLFamily, store: RedisMemoryStore, info: StreamInfo, plan: AllocationPlan
+) -> list[RenderedClip]:
+    """The plan's segments at their renditions, in time order: anchors from their stored thumbnails,
+    everything else (candidates, anchors stored without one) from frames read again."""
+    renditions = plan.renditions or ()
+    rows = [i for i, r in enumerate(renditions) if r is not None]
+    indices = [int(plan.indices[i]) for i in rows]
+    thumbs = store.anchor_thumbnails(info.name, indices)
+    clips: dict[int, RenderedClip] = {}
+    from_thumbs = [j for j, row in enumerate(rows) if thumbs[j] is not None and not plan.candidate[row]]
+    if from_thumbs:
+        records = _records(store, info, [indices[j] for j in from_thumbs])
+        for j, record in zip(from_thumbs, records, strict=True):
+            rendition: Rendition = renditions[rows[j]]
+            try:
+                frame = decode_thumbnail(thumbs[j])  # type: ignore[arg-type]
+            except ValueError as exc:
+                raise RecompressError(f"segment {record.index} of stream {info.name!r}: {exc}") from exc
+            if rendition.frames == 1 and frame.shape[:2] == (rendition.height, rendition.width):
+                clips[j] = RenderedClip(record.index, frame[None], (float(record.timestamps[0]),), rendition)
+    reread = [j for j in range(len(rows)) if j not in clips]
+    for j, seg in zip(reread, load_segments(store, info, [indices[j] for j in reread]), strict=True):
+        frames = open_family.processor.compressor_frames(seg.frames)
+        clips[j] = render_clip(seg.index, frames, seg.timestamps, renditions[rows[j]])
+    return [clips[j] for j in range(len(rows))]
