@@ -67,10 +67,17 @@ def _factor(processor: SegmentVideoProcessor) -> int:
 
 def anchor_thumbnail(processor: SegmentVideoProcessor, segment: Segment) -> bytes:
     """The segment's anchor, its smallest rendition (one frame, one token high), as ingest stores it:
-    exactly the pixels `render_clip` makes of the segment's frames for that rendition."""
-    frames = processor.compressor_frames(segment.frames)  # (T, h, w, 3): the size depends on T
-    smallest = rendition_ladder(frames.shape[0], frames.shape[1], frames.shape[2], factor=_factor(processor))[0]
-    return encode_thumbnail(render_clip(segment.index, frames, segment.timestamps, smallest).frames[0])
+    exactly the pixels `render_clip` makes of the segment's frames for that rendition (its first frame).
+
+    The processor resizes each frame on its own, to a size that depends on the clip's frame count only
+    through a cap; where one frame gets the same size as the whole clip, only the first frame is
+    resized (an eighth of the work at ingest)."""
+    count, height, width = segment.frames.shape[:3]
+    size = processor.frame_size(width, height, num_frames=count)  # (w, h) of the whole clip's frames
+    first_alone = processor.frame_size(width, height, num_frames=1) == size
+    frames = processor.compressor_frames(segment.frames[:1] if first_alone else segment.frames)
+    smallest = rendition_ladder(count, size[1], size[0], factor=_factor(processor))[0]
+    return encode_thumbnail(render_clip(segment.index, frames[:1], segment.timestamps[:1], smallest).frames[0])
 
 
 def stored_anchor(family: str, processor: Any, segment: Segment) -> bytes | None:

@@ -98,3 +98,39 @@ def test_a_corrupt_thumbnail_is_one_sentence(
     rc = main(["ask", "--stream", "broken", "What?", *db, "--top-k", "1", "--max-new-tokens", "2"])
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert rc != 0 and err.startswith("tempo: error: ") and "anchor thumbnail is" in err
+
+
+def test_thumbnails_commit_with_their_segment_on_both_write_paths_and_leave_with_it(redis_url: str) -> None:
+    import dataclasses
+
+    from tempo.memory import SegmentRecord, StreamSettings
+    from tempo.memory.retention import trim_oldest
+    from tempo.streaming.segment import SourceInfo
+
+    store = RedisMemoryStore(redis.Redis.from_url(redis_url))
+    settings = StreamSettings(model_id="q", embedder_id="e", embedding_dim=4, token_dim=8, stored_tokens=0,
+                              family="qwen3-vl")  # fmt: skip
+    source = SourceInfo(uri="/videos/a.mp4", kind="file", live=False)
+    rng = np.random.default_rng(0)
+
+    def record(stream: str, i: int) -> SegmentRecord:
+        thumb = encode_thumbnail(rng.integers(0, 256, (32, 64, 3), dtype=np.uint8))
+        return SegmentRecord(stream, i, 4.0 * i, 4.0 * i + 4, 4.0 * i + np.arange(8) / 2, (96, 160),
+                             first_frame_index=8 * i, embedding=np.full(4, 0.5, np.float32), anchor=thumb)  # fmt: skip
+
+    for name in ("direct", "queued"):
+        store.create_stream(name, source, settings)
+    direct = [record("direct", i) for i in range(3)]
+    store.put_segments(direct)
+    queued = [record("queued", i) for i in range(3)]
+    store.land_segments([queued[2], queued[0]])  # out of order: 2 waits in staging for 1
+    store.land_segments([queued[1]])
+    for name, records in (("direct", direct), ("queued", queued)):
+        assert store.anchor_thumbnails(name, [0, 1, 2, 3]) == [r.anchor for r in records] + [None]
+        assert store.stream_info(name).bytes.proxy == sum(len(r.anchor or b"") for r in records)
+    # A commit again (a resumed ingest) is a duplicate: the first thumbnail stays.
+    store.put_segments([dataclasses.replace(direct[2], anchor=encode_thumbnail(np.zeros((32, 64, 3), np.uint8)))])
+    assert store.anchor_thumbnails("direct", [2]) == [direct[2].anchor]
+    assert trim_oldest(store, "direct", 2) == 2
+    assert store.anchor_thumbnails("direct", [0, 1, 2]) == [None, None, direct[2].anchor]
+    assert store.stream_info("direct").bytes.proxy == len(direct[2].anchor or b"")

@@ -21,6 +21,8 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
+import redis
+from tempo.memory.store import RedisMemoryStore
 from tempo.streaming.synthetic import write_test_video
 from tempo.tools.launch import ServerProcess
 
@@ -234,6 +236,10 @@ def test_the_queue_path_commits_a_qwen3vl_stream_that_answers_as_the_direct_inge
     by_name = {s["name"]: s for s in json.loads(streams.stdout)["streams"]}
     assert by_name["qqueue"]["family"] == by_name[STREAM]["family"] == "qwen3-vl"
     assert by_name["qqueue"]["segments"] == 5
+    # The workers stored each segment's anchor thumbnail, the same as the direct ingest's.
+    store = RedisMemoryStore(redis.Redis.from_url(qmemory.url))
+    thumbs = store.anchor_thumbnails("qqueue", range(5))
+    assert all(thumbs) and thumbs == store.anchor_thumbnails(STREAM, range(5))
     asked = [
         json.loads(
             _cli(
