@@ -134,3 +134,20 @@ def test_thumbnails_commit_with_their_segment_on_both_write_paths_and_leave_with
     assert trim_oldest(store, "direct", 2) == 2
     assert store.anchor_thumbnails("direct", [0, 1, 2]) == [None, None, direct[2].anchor]
     assert store.stream_info("direct").bytes.proxy == len(direct[2].anchor or b"")
+
+
+def test_a_live_stream_without_thumbnails_answers_from_its_proxies(
+    qwen_dir: Path, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    from tempo.service import TempoService
+
+    service = TempoService(model=str(qwen_dir), redis_url=redis_url)
+    sys.modules["agent_live_memory"].add_live_stream(service, "live", segments=6)  # proxies, no thumbnails
+    assert service.store.anchor_thumbnails("live", range(6)) == [None] * 6
+    asked = _ask(capsys, "--stream", "live", "Where is the square?", "--model", str(qwen_dir), "--redis-url",
+                 redis_url, "--top-k", "1")  # fmt: skip
+    rows = asked["segments"]
+    assert [r["index"] for r in rows] == list(range(6)) and sum(r["kind"] == "anchor" for r in rows) >= 3
+    assert all(r["rendition"] is not None and r["tokens"] > 0 for r in rows) and asked["tokens"] <= 40
