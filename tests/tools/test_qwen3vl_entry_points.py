@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -127,6 +128,10 @@ def test_chat_and_threads_answer_from_a_qwen3vl_stream(qmemory, monkeypatch, cap
     third = json.loads(out)
     assert (third["family"], third["tokens_unit"], third["thread_id"]) == ("qwen3-vl", UNIT, thread)
     _assert_open_rows(third["segments"])
+    code, out, err = _main(qmemory, monkeypatch, capsys, "ask", "--stream", STREAM, "What moves?", "--max-new-tokens",
+                           MAX_NEW)  # fmt: skip
+    assert code == 0, err
+    assert re.search(r"^tokens: \d+ of budget 8192 \(qwen3-vl visual tokens\);", out, re.M), out  # the text report
 
 
 def _sse(response: Any) -> list[tuple[str, Any]]:
