@@ -11,6 +11,15 @@ prefill plus --max-new-tokens greedy tokens) for one question over that segment 
 RAM in float32); the GPU command for a machine with one H100 is
 
     python bench/open_weights.py --size 8b --device cuda --dtype bfloat16 --repeats 5 --json
+
+`--anchors` measures instead what a question over a long stream spends on its anchors (every segment
+that is not a candidate enters as its smallest rendition, one small frame): a generated file of
+--minutes at --source-size and --source-fps is ingested with the tiny Qwen3-VL into a private Redis,
+then every segment's anchor is rendered for an all-anchor plan (`engine.open_recall.plan_clips`,
+the answer path's own code) from the thumbnails ingest stored, and again with them removed, i.e. read
+from the file as the memory did before it stored them; side by side, --repeats times each:
+
+    python bench/open_weights.py --anchors --minutes 30 --source-size 320x180 --source-fps 25 --json
 """
 
 from __future__ import annotations
@@ -127,6 +136,92 @@ def _timed(fn: object, repeats: int) -> list[float]:
     return out
 
 
+def anchors(args: argparse.Namespace) -> dict[str, object]:
+    """Seconds to render every anchor of a long stream from stored thumbnails vs from the file."""
+    import redis
+    from tempo.engine.open_recall import anchor_thumbnail, ladders, plan_clips, records_of
+    from tempo.engine.recall import AllocationPlan
+    from tempo.memory.embedded import spawn_redis_server
+    from tempo.memory.replay import load_segments
+    from tempo.models.qwen3vl_tiny import write_tiny_qwen3vl
+    from tempo.service import TempoService
+    from tempo.streaming.synthetic import write_test_video
+
+    width, height = (int(v) for v in args.source_size.split("x"))
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        video = work / "long.mp4"
+        t0 = time.perf_counter()
+        print(f"writing {args.minutes:g} min of {width}x{height} at {args.source_fps:g} fps ...", flush=True)
+        write_test_video(video, duration=args.minutes * 60.0, fps=args.source_fps, size=(width, height),
+                         texture=True, preset="ultrafast", keyint=int(10 * args.source_fps))
+        write_s = time.perf_counter() - t0
+        proc, url = spawn_redis_server(work, appendonly=False)
+        try:
+            service = TempoService(model=str(write_tiny_qwen3vl(work / "qwen", seed=0)), redis_url=url,
+                                   home=work / "home", device="cpu")
+            t0 = time.perf_counter()
+            service.ingest(str(video), "long", progress=True)
+            ingest_s = time.perf_counter() - t0
+            store, fam = service.store, service.model
+            info = store.stream_info("long")
+            indices = list(range(info.first, info.committed + 1))
+            records = records_of(store, info, indices)
+            smallest = [ladder[0] for ladder in ladders(fam, records)]
+            n = len(indices)
+            plan = AllocationPlan(
+                indices=np.asarray(indices, np.int64),
+                starts=np.array([r.start for r in records]),
+                ends=np.array([r.end for r in records]),
+                relevance=np.full(n, np.nan),
+                counts=np.array([r.tokens for r in smallest], np.int64),
+                candidate=np.zeros(n, bool),
+                renditions=tuple(smallest),
+            )
+            thumbs = store.anchor_thumbnails("long", indices)
+            stored = sum(len(t) for t in thumbs if t)
+            sample = load_segments(store, info, indices[:16])
+            t0 = time.perf_counter()
+            for seg in sample:  # what ingest adds per segment to make its thumbnail
+                anchor_thumbnail(fam.processor, seg)
+            thumb_ms = 1000 * (time.perf_counter() - t0) / len(sample)
+
+            def from_thumbnails() -> None:
+                plan_clips(fam, store, info, plan)[0]
+
+            def from_file() -> None:
+                plan_clips(fam, store, info, plan)[0]
+
+            fast = _timed(from_thumbnails, args.repeats)
+            same = [c.frames for c in plan_clips(fam, store, info, plan)[0]]
+            client = redis.Redis.from_url(url)
+            for i in indices:
+                client.hdel(store.keys.segment("long", i), "a")
+            print(f"reading {n} anchors from the file ...", flush=True)
+            slow = _timed(from_file, args.repeats)
+            equal = all(np.array_equal(a, c.frames) for a, c in zip(same, plan_clips(fam, store, info, plan)[0],
+                                                                      strict=True))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    return {
+        "mode": "anchors",
+        "minutes": args.minutes,
+        "source": f"{width}x{height} at {args.source_fps:g} fps (h264)",
+        "segments": n,
+        "anchor_size": f"{smallest[0].width}x{smallest[0].height} (1 frame, {smallest[0].tokens} tokens)",
+        "thumbnail_bytes_per_segment": round(stored / max(1, n)),
+        "thumbnail_ms_per_segment_at_ingest": round(thumb_ms, 2),
+        "thumbnails_s_per_question": round(statistics.median(fast), 4),
+        "file_reread_s_per_question": round(statistics.median(slow), 4),
+        "ratio": round(statistics.median(slow) / max(1e-9, statistics.median(fast)), 1),
+        "same_pixels": equal,
+        "write_video_s": round(write_s, 1),
+        "ingest_s": round(ingest_s, 1),
+        "machine": platform.machine(),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="tiny", help="model dimensions (default tiny)")
@@ -135,7 +230,15 @@ def main() -> int:
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     parser.add_argument("--dtype", default=None, help="float32 / bfloat16 (default: bfloat16 on CUDA)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--anchors", action="store_true", help="measure anchors: stored thumbnails vs file re-read")
+    parser.add_argument("--minutes", type=float, default=30.0, help="--anchors: length of the generated file")
+    parser.add_argument("--source-size", default="320x180", help="--anchors: WxH of the generated file")
+    parser.add_argument("--source-fps", type=float, default=25.0, help="--anchors: frame rate of the generated file")
     args = parser.parse_args()
+    if args.anchors:
+        out = anchors(args)
+        print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         fam = build_family(args.size, args.device, args.dtype, Path(tmp))
         seg = one_segment()

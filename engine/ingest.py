@@ -31,6 +31,7 @@ import numpy as np
 from tempo.engine.encode import encode_batch
 from tempo.engine.ingest_decoder import SegmentDecoder
 from tempo.engine.monitor import SegmentMonitor, Then
+from tempo.engine.open_recall import stored_anchor
 from tempo.engine.speech import BatchTranscriber, open_transcriber
 from tempo.engine.text_track import with_cues
 from tempo.errors import TempoError
@@ -192,6 +193,7 @@ class _Writer(threading.Thread):
                         stored_tokens=self.settings.stored_tokens,
                         proxy=self.proxy,
                         processor=self.processor,
+                        anchor=stored_anchor(self.settings.family, self.processor, s),
                     )
                     for i, s in enumerate(batch)
                 ]

@@ -31,19 +31,25 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from tempo.engine.errors import MixedFamiliesError, MixedStreamsError
-from tempo.engine.open_recall import check_stream_family, family_of, plan_clips, price_renditions
+from tempo.engine.open_recall import (
+    check_stream_family,
+    family_of,
+    ladders,
+    plan_clips,
+    price_renditions,
+    records_of,
+)
 from tempo.engine.recall import AllocationPlan, Compression, RecallPipeline, assemble, plan_allocation
 from tempo.engine.result import SegmentHit, TimelineRow, timeline_rows
 from tempo.engine.text_track import cues_key, plan_with_cues, segment_words, text_reserve, token_counter
 from tempo.memory.anchors import AnchorCache
 from tempo.memory.index import SearchHit, SegmentIndex, Timeline
-from tempo.memory.replay import load_segments
+from tempo.memory.records import SegmentRecord
 from tempo.memory.store import RedisMemoryStore
 from tempo.memory.store_types import StreamInfo
 from tempo.memory.text_index import read_cues
 from tempo.models.text import time_tag
 from tempo.settings import AskSettings
-from tempo.streaming.segment import Segment
 from tempo.streaming.subtitles import Cue
 
 KEY_SHIFT = 40  # segment indices stay far below 2**40 (a 4-s segment for 139,000 years)
@@ -65,7 +71,7 @@ __all__ = [
     "stream_tag",
     "union_cues",
     "union_plan",
-    "union_segments",
+    "union_records",
     "union_timeline",
 ]
 
@@ -222,13 +228,13 @@ def _rows_per_stream(plan: AllocationPlan, streams: Sequence[str]) -> Iterator[t
             yield p, s, rows
 
 
-def union_segments(store: RedisMemoryStore, infos: dict[str, StreamInfo], plan: AllocationPlan) -> list[Segment]:
-    """The union plan's segments (frames re-read per stream, memory/replay.py), in plan row order."""
-    out: list[Segment | None] = [None] * len(plan.indices)
+def union_records(store: RedisMemoryStore, infos: dict[str, StreamInfo], plan: AllocationPlan) -> list[SegmentRecord]:
+    """The union plan's segment records (sizes and times, no frames), in plan row order."""
+    out: list[SegmentRecord | None] = [None] * len(plan.indices)
     for _, s, rows in _rows_per_stream(plan, list(infos)):
-        for row, seg in zip(rows.tolist(), load_segments(store, infos[s], (plan.indices[rows] & _INDEX_MASK).tolist()),
-                            strict=True):  # fmt: skip
-            out[row] = seg
+        found = records_of(store, infos[s], (plan.indices[rows] & _INDEX_MASK).tolist())
+        for row, record in zip(rows.tolist(), found, strict=True):
+            out[row] = record
     return out  # type: ignore[return-value]
 
 
@@ -360,9 +366,8 @@ class CrossStreamRecall:
         )
         if family_of(r.model) != "tempo":
             with r.lock:
-                segments = union_segments(r.store, infos, plan)
-                plan = price_renditions(r.model, segments, plan, budget=int(budget) - reserve,  # type: ignore[arg-type]
-                                        min_tokens=int(min_tokens))  # fmt: skip
+                rungs = ladders(r.model, union_records(r.store, infos, plan))  # type: ignore[arg-type]
+                plan = price_renditions(rungs, plan, budget=int(budget) - reserve, min_tokens=int(min_tokens))
         if not reserve:
             return plan
         return plan_with_cues(plan, union_cues(r.store, streams, plan), cap=reserve, count=token_counter(r.model))

@@ -30,6 +30,7 @@ import redis
 from tempo.engine.encode import encode_batch
 from tempo.engine.ingest import stream_settings
 from tempo.engine.monitor import SegmentMonitor
+from tempo.engine.open_recall import family_of, stored_anchor
 from tempo.engine.speech import transcribe_audio
 from tempo.engine.worker_faults import REDIS_DOWN, RedisOutage, land_orphan_gaps, record_gap
 from tempo.errors import TempoError
@@ -283,7 +284,9 @@ class Worker:
                     segment, tokens, embedding, scores = computed
                     # As engine.ingest: a live segment's proxy keeps the frames the compressor was fed.
                     record = SegmentRecord.from_segment(segment, tokens, embedding, stored_tokens=spec.stored_tokens,
-                                                        proxy=spec.proxy, processor=self.model.processor)
+                                                        proxy=spec.proxy, processor=self.model.processor,
+                                                        anchor=stored_anchor(family_of(self.model),
+                                                                             self.model.processor, segment))
                     cues = sorted(segment.extra.get("cues", ()), key=lambda c: (c.start, c.end))  # type: ignore[attr-defined]
                     record = dataclasses.replace(record, cues=tuple(cues))  # committed with the segment
             except TempoError as exc:

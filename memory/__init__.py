@@ -3,7 +3,8 @@
 Owns: the Redis store (store.py: streams and IVF training; its segment commits and writer lease in
 store_writes.py, segment reads in store_reads.py, the values it returns in store_types.py), its key
 layout (keys.py) and atomic Lua scripts (scripts.py), records
-and their codecs (records.py, codec.py), proxy clips of live sources (proxy.py), the embedded
+and their codecs (records.py, codec.py), proxy clips of live sources (proxy.py), the open-weights
+family's anchor thumbnails (thumbnails.py), the embedded
 redis-server (embedded.py) and what differs on a Redis Cluster (cluster.py), the FAISS index
 (index.py), retention and compaction (retention.py), the cold tier of old segments' token heads and
 proxies in shards outside Redis (cold.py), a stream's writer lease (lease.py), frame replay for

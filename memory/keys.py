@@ -18,7 +18,8 @@ with a stream's keys in one script or transaction, so every step runs on one Red
                                        listed (1 from creation until deletion begins)
     tempo:s:{name}:g:{i}         HASH  m: metadata JSON, e: embedding (float16 × E),
                                        r: file reference JSON (files) or p: proxy clip (live),
-                                       c: cold-tier pointer (then no p and no k:{i}: both in a shard)
+                                       c: cold-tier pointer (then no p and no k:{i}: both in a shard),
+                                       a: anchor thumbnail (open-weights streams; memory/thumbnails.py)
     tempo:s:{name}:k:{i}         STRING token head: K records [scale, 8 outliers, D × int8] (memory.codec)
     tempo:s:{name}:t             ZSET  member i, score start seconds (time → segments)
     tempo:s:{name}:gaps          ZSET  member "t0 t1", score t1: stretches with no video (seconds)

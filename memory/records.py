@@ -146,7 +146,7 @@ class StorageBytes:
 
     tokens: int = 0
     embedding: int = 0
-    proxy: int = 0  # proxy clips (live) or file references (files)
+    proxy: int = 0  # proxy clips (live) or file references (files), and anchor thumbnails (open weights)
     metadata: int = 0
     cold: int = 0  # token heads and proxy clips moved to the cold tier (memory/cold.py)
 
@@ -177,6 +177,9 @@ class SegmentRecord:
     file_ref: FileReference | None = None
     proxy: bytes | None = None  # encoded proxy clip (memory.proxy)
     cues: tuple[Cue, ...] = ()  # text-track cues overlapping the segment (committed with it, in its metadata)
+    # Open weights (issue 23): the segment's anchor as the answerer reads it, one small frame
+    # (memory/thumbnails.py), committed with it so that an anchor needs no re-read of the file.
+    anchor: bytes | None = None
 
     @property
     def num_frames(self) -> int:
@@ -216,6 +219,7 @@ class SegmentRecord:
         stored_tokens: int = 16,
         proxy: ProxySettings | None = None,
         processor: FrameProcessor | None = None,
+        anchor: bytes | None = None,
     ) -> SegmentRecord:
         """The record of a processed segment: the first `stored_tokens` of its (M, D) generic tokens,
         its embedding, and a file reference (file sources) or a proxy clip of the frames `processor`
@@ -239,5 +243,6 @@ class SegmentRecord:
             if live
             else FileReference(segment.source.uri, float(segment.start), float(segment.end)),
             proxy=encode_proxy(segment.frames, proxy, processor=processor) if live else None,
+            anchor=anchor,
         )
 

@@ -12,7 +12,8 @@ COMPACT through the store.
 
 # KEYS: info, segment hash, tokens, time zset, gaps zset, writer lease.
 # ARGV: index, start, end, meta, embedding, ref field ('r' | 'p'), ref value, tokens, first slot,
-#       lease owner ('' = none: then only while nobody holds the lease).
+#       lease owner ('' = none: then only while nobody holds the lease), anchor thumbnail ('' = none;
+#       field 'a', counted with the proxies' bytes: both are what recall reads frames from).
 # Returns {status, committed}: 1 written, 0 duplicate, -1 no such stream, -2 out of order,
 # -3 the lease is another writer's (or ours expired).
 PUT = """#!lua
@@ -34,13 +35,14 @@ if first <= committed then
 end
 redis.call('DEL', KEYS[2])  -- leftovers of a deleted stream of the same name must not mix in
 redis.call('HSET', KEYS[2], 'm', ARGV[4], 'e', ARGV[5], ARGV[6], ARGV[7])
+if string.len(ARGV[11]) > 0 then redis.call('HSET', KEYS[2], 'a', ARGV[11]) end
 if string.len(ARGV[8]) > 0 then redis.call('SET', KEYS[3], ARGV[8]) end
 redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
 if first == committed + 1 then redis.call('HSET', info, 'start', ARGV[2]) end
 redis.call('HSET', info, 'committed', index, 'end', ARGV[3], 'slot', ARGV[9])
 redis.call('HINCRBY', info, 'b_tok', string.len(ARGV[8]))
 redis.call('HINCRBY', info, 'b_emb', string.len(ARGV[5]))
-redis.call('HINCRBY', info, 'b_prx', string.len(ARGV[7]))
+redis.call('HINCRBY', info, 'b_prx', string.len(ARGV[7]) + string.len(ARGV[11]))
 redis.call('HINCRBY', info, 'b_meta', string.len(ARGV[4]))
 return {1, index}
 """
@@ -62,7 +64,7 @@ for j = 0, n - 1 do
   local seg, tok = KEYS[4 + 2 * j], KEYS[5 + 2 * j]
   btok = btok + redis.call('STRLEN', tok)
   bemb = bemb + redis.call('HSTRLEN', seg, 'e')
-  bprx = bprx + redis.call('HSTRLEN', seg, 'p') + redis.call('HSTRLEN', seg, 'r')
+  bprx = bprx + redis.call('HSTRLEN', seg, 'p') + redis.call('HSTRLEN', seg, 'r') + redis.call('HSTRLEN', seg, 'a')
   bmeta = bmeta + redis.call('HSTRLEN', seg, 'm')
   local cold = redis.call('HGET', seg, 'c')  -- a cold-tier pointer (memory/cold.py): its sizes
   if cold then
@@ -101,7 +103,8 @@ return n
 # KEYS: info, staging hash, staging tokens, time zset, gaps zset, writer lease, landed hash.
 # ARGV: seq, start, end, meta, embedding, ref field, ref value, tokens, first slot,
 #       producer's lease token ('' = none), skip ('1': no segment, a gap), key base
-#       ('{prefix}:s:{{name}}:', the segment keys are base .. 'g:' .. index, all in the stream's slot).
+#       ('{prefix}:s:{{name}}:', the segment keys are base .. 'g:' .. index, all in the stream's slot),
+#       anchor thumbnail ('' = none; as PUT's).
 # Returns {status, committed}: 1 landed (maybe not yet contiguous), 0 duplicate, -1 no such
 # stream, -3 another writer holds the lease.
 LAND = """#!lua
@@ -118,11 +121,12 @@ if ARGV[11] == '1' then
 else
   redis.call('DEL', KEYS[2], KEYS[3])
   redis.call('HSET', KEYS[2], 'm', ARGV[4], 'e', ARGV[5], ARGV[6], ARGV[7])
+  if string.len(ARGV[13]) > 0 then redis.call('HSET', KEYS[2], 'a', ARGV[13]) end
   if string.len(ARGV[8]) > 0 then redis.call('SET', KEYS[3], ARGV[8]) end
   redis.call('HSET', KEYS[7], ARGV[1], 's ' .. ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. ARGV[9])
   redis.call('HINCRBY', info, 'b_tok', string.len(ARGV[8]))
   redis.call('HINCRBY', info, 'b_emb', string.len(ARGV[5]))
-  redis.call('HINCRBY', info, 'b_prx', string.len(ARGV[7]))
+  redis.call('HINCRBY', info, 'b_prx', string.len(ARGV[7]) + string.len(ARGV[13]))
   redis.call('HINCRBY', info, 'b_meta', string.len(ARGV[4]))
 end
 local first = tonumber(redis.call('HGET', info, 'first'))

@@ -263,6 +263,15 @@ class SegmentReads:
             out[present] = codec.decode_token_batch(found, k, dim)
         return out, present
 
+    @redis_errors
+    def anchor_thumbnails(self, name: str, indices: Sequence[int]) -> list[bytes | None]:
+        """The stored anchor thumbnails of `indices` (memory/thumbnails.py), one round trip; None where a
+        segment is absent or stores none (a Tempo stream, or one ingested before they were stored)."""
+        pipe = self.client.pipeline(transaction=False)
+        for i in indices:
+            pipe.hget(self.keys.segment(name, i), "a")
+        return [value or None for value in pipe.execute()]
+
     def _token_dim(self, name: str) -> int:
         """D of a stream's tokens, one round trip; UnknownStreamError when absent."""
         settings = self.client.hget(self.keys.info(name), "settings")

@@ -75,6 +75,7 @@ class SegmentWrites:
             tokens,
             int(record.first_frame_index),
             lease or "",
+            record.anchor or b"",
         ]
         return keys, args
 
@@ -172,14 +173,14 @@ class SegmentWrites:
         todo = [(r, False) for r in records] + [(r, True) for r in skipped]
         for record, skip in todo:
             if skip:
-                record = dataclasses.replace(record, tokens=None, file_ref=None, proxy=None,
+                record = dataclasses.replace(record, tokens=None, file_ref=None, proxy=None, anchor=None,
                                              embedding=np.zeros(1, np.float32))
             keys, args = self._put_args(record, now, None)
             name, seq = record.stream, record.index
             keys = [keys[0], self.keys.staged(name, seq), self.keys.staged(name, seq, tokens=True), keys[3],
                     self.keys.gaps(name), self.keys.writer(name), self.keys.landed(name)]
             args = [*args[:8], int(record.first_frame_index), lease, "1" if skip else "0",
-                    self.keys.base(name)]
+                    self.keys.base(name), record.anchor or b""]
             self._land(keys=keys, args=args, client=pipe)
 
         def results(replies: Sequence[Any]) -> list[CommitResult]:

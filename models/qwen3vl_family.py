@@ -192,9 +192,12 @@ class Qwen3VLFamily:
     def rendition_ladder(self, frames: np.ndarray) -> list[Rendition]:
         """The renditions of a segment whose full-rendition frames are `frames` (T, H, W, 3), priced in
         what this answerer pays (`image_pricing`)."""
-        return rendition_ladder(
-            frames.shape[0], frames.shape[1], frames.shape[2], factor=self.factor, images=self.image_pricing
-        )
+        return self.ladder(frames.shape[0], frames.shape[1], frames.shape[2])
+
+    def ladder(self, count: int, height: int, width: int) -> list[Rendition]:
+        """The renditions of a segment of `count` frames whose full rendition is height × width px (no
+        frames needed: planning prices stored segments from their sizes), priced as `rendition_ladder`."""
+        return rendition_ladder(count, height, width, factor=self.factor, images=self.image_pricing)
 
     @property
     def memory_dim(self) -> int:

@@ -29,6 +29,7 @@ class StreamOut(BaseModel):
     sample_fps: float
     window: int
     job: dict[str, Any] | None = None
+    family: str = "tempo"  # the model family that wrote the stream ("tempo" | "qwen3-vl")
 
 
 def register_stream_routes(app: FastAPI, server: TempoServer) -> None:
@@ -77,4 +78,5 @@ def _stream_out(server: TempoServer, info: Any, jobs: list[dict[str, Any]]) -> S
         sample_fps=float(info.settings.sample_fps),
         window=int(info.settings.window),
         job=job,
+        family=str(info.settings.family),
     )

@@ -139,7 +139,8 @@ def test_memory_mode_anchors_and_candidates_stay_within_the_budget(qwen_dir: Pat
     )
     smallest = fam.rendition_ladder(fam.processor.compressor_frames(segments[0].frames))[0].tokens
     for budget in (100, 400, 1000, 4000):
-        priced = price_renditions(fam, segments, plan, budget=budget, min_tokens=4)
+        rungs = [fam.rendition_ladder(fam.processor.compressor_frames(s.frames)) for s in segments]
+        priced = price_renditions(rungs, plan, budget=budget, min_tokens=4)
         assert int(priced.counts.sum()) <= budget
         kept = [i for i in np.flatnonzero(~candidate) if priced.renditions[i] is not None]
         assert smallest * len(kept) <= budget // 2

@@ -60,6 +60,7 @@ def print_report(result: TurnResult, num_memory_tokens: int, out: TextIO | None 
         avg_tokens_per_frame=result["avg_tokens_per_frame"],
         timings=result["timings"],
         out=out,
+        unit=result.get("tokens_unit") or "tokens",
     )
     if result["stream"] is None:  # reference mode: every segment was compressed for the question
         return
@@ -80,8 +81,10 @@ def _print_timeline(
     avg_tokens_per_frame: float,
     timings: dict[str, float],
     out: TextIO | None = None,
+    unit: str = "tokens",
 ) -> None:
-    """Rows of (start seconds, relevance or None, tokens kept) as sparklines, then totals and stage times."""
+    """Rows of (start seconds, relevance or None, tokens kept) as sparklines, then totals (in `unit`, the
+    family's: memory tokens or Qwen3-VL visual tokens) and stage times."""
     out = out or sys.stdout
     print(file=out)
     print(
@@ -98,7 +101,7 @@ def _print_timeline(
         )
     total = sum(k for _, _, k in segs)
     print(
-        f"tokens: {total} of budget {budget}; {avg_tokens_per_frame:.2f} tokens/frame on average",
+        f"tokens: {total} of budget {budget} ({unit}); {avg_tokens_per_frame:.2f} tokens/frame on average",
         file=out,
     )
     stages = " · ".join(f"{k.removesuffix('_s')} {v:.2f} s" for k, v in timings.items())

@@ -222,6 +222,9 @@ function renderTimeline(strip) {
   $("scope").setAttribute("data-widened", strip && strip.widened ? "1" : "");
   const maxTokens = Math.max(1, ...cells.map((c) => c.tokens));
   const manyStreams = new Set(cells.map((c) => c.stream)).size > 1; // a cross-stream turn names each cell's stream
+  // open weights: tokens are Qwen3-VL visual tokens (the turn's tokens_unit), each bought as a rendition
+  const openWeights = (strip && strip.tokens_unit === "qwen3-vl visual tokens") || cells.some((c) => c.rendition);
+  $("tokens-unit").textContent = openWeights ? "Qwen3-VL visual tokens" : "tokens";
   bar.replaceChildren(...cells.map((c) => {
     const kind = c.kind; // "candidate" (recompressed for the question) or "anchor"
     const rel = c.relevance == null ? null : Math.min(1, Math.max(0, c.relevance));
@@ -235,9 +238,8 @@ function renderTimeline(strip) {
     }, fill, el("span", { "class": "tokens" }, String(c.tokens)));
     const text = (manyStreams && c.stream ? `${c.stream} ` : "") + `${clock(c.start)}–${clock(c.end)} · ` +
       (c.relevance == null ? "anchor" : `relevance ${c.relevance.toFixed(3)}`) + ` · ${c.tokens} ` +
-      // open weights: Qwen3-VL visual tokens, and the rendition (frames × size) they bought
       (c.rendition ? `Qwen3-VL tokens (${c.rendition.frames} frames at ${c.rendition.width}×${c.rendition.height})`
-        : "tokens") +
+        : openWeights ? "Qwen3-VL tokens (left out: less than its smallest rendition)" : "tokens") +
       (c.gap_before > 0 ? ` · gap of ${clock(c.gap_before)} before` : "");
     cell.addEventListener("mouseenter", () => {
       tip.textContent = text;
@@ -261,7 +263,8 @@ function scopeText(strip) {
 // Strips are kept per turn (localStorage, by thread id and turn number), so a thread selected again,
 // or the page reloaded, shows each turn's own strip.
 function stripOf(result) {
-  return { segments: result.segments || [], time_scope: result.time_scope || null,
+  return { segments: result.segments || [], tokens_unit: result.tokens_unit || null,
+    time_scope: result.time_scope || null,
     widened: Boolean(result.widened), widen_reason: result.widen_reason || null };
 }
 
