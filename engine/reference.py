@@ -82,7 +82,7 @@ def answer_video(
 
         return answer_video_renditions(
             model, segments, question, settings=settings, source=source, model_id=model_id,  # type: ignore[arg-type]
-            batch_size=batch_size, on_text=on_text, progress=progress,
+            batch_size=batch_size, on_text=on_text, progress=progress, text_track=text_track,
         )
     model.check_question_fits(question)  # before any compression: a too-long question fails in a second
     bs = batch_size or model.config.compress_batch_size
