@@ -8,7 +8,8 @@ retrieval ranked them (their `candidates` score is 0).
 Words (issue 24): with a `text_track` (the video's subtitles: `tempo ask --subtitles PATH`, else the
 sidecar VIDEO.srt/.vtt, plus the container's text subtitle streams, read as `tempo ingest` reads them),
 each segment's overlapping cues compete for `settings.text_tokens` taken from the budget, exactly as
-from memory (engine/recall.py `plan`), so memory mode equals reference mode with subtitles too.
+from memory (engine/recall.py `plan`), so memory mode equals reference mode with subtitles too. The
+open-weights family follows the same rule over renditions (engine/renditions.py).
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def answer_video(
 
         return answer_video_renditions(
             model, segments, question, settings=settings, source=source, model_id=model_id,  # type: ignore[arg-type]
-            batch_size=batch_size, on_text=on_text, progress=progress,
+            batch_size=batch_size, on_text=on_text, progress=progress, text_track=text_track,
         )
     model.check_question_fits(question)  # before any compression: a too-long question fails in a second
     bs = batch_size or model.config.compress_batch_size

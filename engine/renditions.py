@@ -9,6 +9,12 @@ each segment's allocation picks its rendition (`plan_renditions`: the costliest
 dropped and counted in `anchors_dropped`), and the answerer reads the kept renditions in time order
 with their stream times. Frames are held at their full-rendition size until the answer (an hour at
 512 × 256 is about 2.8 GB of RAM).
+
+Words (issue 24): with a `text_track` (the video's subtitles and speech, as engine/reference.py reads
+them), the words' share of the budget is taken first (`text_reserve`), ATA spends the rest, and the
+cues of the segments given a rendition compete for that share (`plan_with_cues`), each kept clip's
+words after its first timestamp: the rule memory mode follows (engine/recall.py `plan`,
+engine/open_recall.py `plan_clips`), so memory mode equals reference mode with subtitles too.
 """
 
 from __future__ import annotations
@@ -21,11 +27,13 @@ import numpy as np
 from tempo.engine.recall import AllocationPlan
 from tempo.engine.reference import _batches, reference_result
 from tempo.engine.result import TurnResult, timeline_rows
+from tempo.engine.text_track import plan_with_cues, segment_words, text_reserve, token_counter
 from tempo.models.ata import allocate_tokens, average_tokens_per_frame
 from tempo.models.config import CONTEXT_MARGIN
 from tempo.models.renditions import RenderedClip, Rendition, pick_rendition, render_clip
 from tempo.settings import AskSettings
 from tempo.streaming.segment import Segment
+from tempo.streaming.subtitles import Cue, CueTrack
 from tqdm import tqdm
 
 if TYPE_CHECKING:
@@ -73,15 +81,18 @@ def answer_video_renditions(
     batch_size: int | None = None,
     on_text: Callable[[str], None] | None = None,
     progress: bool = False,
+    text_track: CueTrack | None = None,
 ) -> TurnResult:
     """The reference mode of the open-weights family (module docstring); the same `TurnResult` as
-    `answer_video`, with `tokens` in Qwen3-VL visual tokens and each row's `rendition`."""
+    `answer_video`, with `tokens` in Qwen3-VL visual tokens, each row's `rendition` and the `cues` that
+    entered the prompt (`text_track`: the video's cues)."""
     fam = model
     fam.check_question_fits(question)
     bs = batch_size or fam.config.compress_batch_size
     clock = {"decode_s": 0.0, "compress_s": 0.0, "allocate_s": 0.0, "answer_s": 0.0}
     t_start = time.perf_counter()
     kept: list[tuple[Segment, np.ndarray]] = []  # (segment without pixels, full-size frames)
+    cues: dict[int, list[Cue]] = {}  # index -> the cues overlapping the segment
     score_parts: list[np.ndarray] = []
     bar = tqdm(desc="route", unit="seg", disable=not progress, leave=False)
     for batch in _batches(segments, bs, clock):
@@ -89,6 +100,8 @@ def answer_video_renditions(
         scores, _ = fam.compress(batch, question, batch_size=bs)
         for seg in batch:
             kept.append((seg, fam.processor.compressor_frames(seg.frames)))
+        if text_track is not None and len(text_track):
+            cues.update({s.index: text_track.overlapping(s.start, s.end) for s in batch})
         clock["compress_s"] += time.perf_counter() - t0
         score_parts.append(scores)
         bar.update(len(batch))
@@ -96,44 +109,21 @@ def answer_video_renditions(
 
     t0 = time.perf_counter()
     scores = np.concatenate(score_parts) if score_parts else np.zeros(0, dtype=np.float32)
-    ladders = [fam.rendition_ladder(f) for _, f in kept]  # priced in what the answerer pays
-    budget = settings.budget
-    while True:
-        _, renditions = plan_renditions(scores, ladders, budget=budget, min_tokens=settings.min_tokens)
-        clips = [
-            render_clip(seg.index, frames, seg.timestamps, r)
-            for (seg, frames), r in zip(kept, renditions, strict=True)
-            if r is not None
-        ]
-        overflow = _prompt_tokens(fam, question, clips) - (fam.config.context_limit - CONTEXT_MARGIN)
-        if overflow <= 0 or budget <= 1:
-            break
-        budget = max(1, budget - overflow)  # the context guard: spend less until the prompt fits
-    costs = np.array([r.tokens if r is not None else 0 for r in renditions], dtype=np.int64)
+    plan, clips, texts = _fit_plan(fam, question, kept, scores, cues, settings)
     frames = np.array([seg.num_frames for seg, _ in kept], dtype=np.int64)
     clock["allocate_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     text = fam.answer_clips(
-        question, clips, max_new_tokens=settings.max_new_tokens, temperature=settings.temperature, on_text=on_text
+        question, clips, max_new_tokens=settings.max_new_tokens, temperature=settings.temperature, on_text=on_text,
+        texts=texts if plan.cues else None,
     )
     clock["answer_s"] = time.perf_counter() - t0
     clock["total_s"] = time.perf_counter() - t_start
 
-    plan = AllocationPlan(
-        indices=np.array([s.index for s, _ in kept], dtype=np.int64),
-        starts=np.array([s.start for s, _ in kept], dtype=np.float64),
-        ends=np.array([s.end for s, _ in kept], dtype=np.float64),
-        relevance=scores.astype(np.float64),
-        counts=costs,
-        candidate=np.ones(len(kept), dtype=bool),
-    )
-    rows = timeline_rows(plan)
-    for row, r in zip(rows, renditions, strict=True):
-        row["rendition"] = None if r is None else r.to_dict()
     first = kept[0][0] if kept else None
     return reference_result(
-        rows,
+        timeline_rows(plan),
         text,
         question=question,
         source=source,
@@ -141,15 +131,56 @@ def answer_video_renditions(
         sampling=str(first.extra.get("sampling", "stream")) if first else "stream",
         real_fps=None if first is None else float(first.sample_fps),
         settings=settings,
-        tokens=int(costs.sum()),
-        avg_tokens_per_frame=average_tokens_per_frame(costs, frames),
-        anchors_dropped=sum(r is None for r in renditions),
+        tokens=int(plan.counts.sum()),
+        avg_tokens_per_frame=average_tokens_per_frame(plan.counts, frames),
+        anchors_dropped=sum(r is None for r in plan.renditions or ()),
         timings=clock,
         family=fam.family,
         tokens_unit=fam.tokens_unit,
     )
 
 
-def _prompt_tokens(fam: Qwen3VLFamily, question: str, clips: Sequence[RenderedClip]) -> int:
-    """Tokens of the answerer's whole prompt for `clips` (text, time tags and visual tokens)."""
-    return int(fam.build_inputs(question, clips)["input_ids"].shape[1])
+def _fit_plan(
+    fam: Qwen3VLFamily,
+    question: str,
+    kept: Sequence[tuple[Segment, np.ndarray]],
+    scores: np.ndarray,
+    cues: dict[int, list[Cue]],
+    settings: AskSettings,
+) -> tuple[AllocationPlan, list[RenderedClip], list[str]]:
+    """The plan (every segment a candidate, priced in renditions, carrying the cues that enter the
+    prompt), its clips in time order and each clip's words. The words' share comes off the budget first,
+    as from memory; then the context guard: while the whole prompt is over the answerer's context, the
+    visual budget shrinks by the overflow."""
+    reserve = text_reserve(settings.text_tokens, settings.budget, any(cues.values()))
+    count = token_counter(fam)
+    ladders = [fam.rendition_ladder(f) for _, f in kept]  # priced in what the answerer pays
+    budget = settings.budget - reserve
+    while True:
+        _, renditions = plan_renditions(scores, ladders, budget=budget, min_tokens=settings.min_tokens)
+        plan = AllocationPlan(
+            indices=np.array([s.index for s, _ in kept], dtype=np.int64),
+            starts=np.array([s.start for s, _ in kept], dtype=np.float64),
+            ends=np.array([s.end for s, _ in kept], dtype=np.float64),
+            relevance=scores.astype(np.float64),
+            counts=np.array([r.tokens if r is not None else 0 for r in renditions], dtype=np.int64),
+            candidate=np.ones(len(kept), dtype=bool),
+            renditions=tuple(renditions),
+        )
+        if reserve:
+            plan = plan_with_cues(plan, cues, cap=reserve, count=count)
+        clips, texts = [], []
+        for (seg, frames), r in zip(kept, renditions, strict=True):
+            if r is not None:
+                clips.append(render_clip(seg.index, frames, seg.timestamps, r))
+                texts.append(segment_words(plan.cues.get(int(seg.index), ())))
+        overflow = _prompt_tokens(fam, question, clips, texts) - (fam.config.context_limit - CONTEXT_MARGIN)
+        if overflow <= 0 or budget <= 1:
+            return plan, clips, texts
+        budget = max(1, budget - overflow)  # the context guard: spend less until the prompt fits
+
+
+def _prompt_tokens(fam: Qwen3VLFamily, question: str, clips: Sequence[RenderedClip], texts: Sequence[str]) -> int:
+    """Tokens of the answerer's whole prompt for `clips` and their words (text, time tags, words and
+    visual tokens)."""
+    return int(fam.build_inputs(question, clips, texts)["input_ids"].shape[1])

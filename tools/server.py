@@ -81,6 +81,7 @@ class ServeSettings:
     warm: bool = True  # load the model and embedder at start (so the first request is not slow)
     access_log: bool = False  # one line per request on stderr (tempo.tools.access_log), secrets redacted
     extra: dict[str, Any] = field(default_factory=dict)
+    asr: str | None = None  # Whisper checkpoint for ingest jobs asked with "asr": true (`tempo serve --asr`)
 
 
 class TempoServer:
@@ -95,7 +96,7 @@ class TempoServer:
         self.conversations = Conversations(service, settings=ask)
         self.toolkit = VideoToolkit(self.conversations)
         self.queue = ModelQueue(settings.max_queue, settings.ask_timeout)
-        self.jobs = IngestJobs(service)
+        self.jobs = IngestJobs(service, asr=settings.asr)
         self._clip_tmp: tempfile.TemporaryDirectory[str] | None = None
         if settings.clip_dir is None:
             self._clip_tmp = tempfile.TemporaryDirectory(prefix="tempo-clips-")
@@ -120,6 +121,8 @@ class TempoServer:
     def warm(self) -> None:
         try:
             _ = self.service.model, self.service.embedder
+            if self.settings.asr is not None:  # a checkpoint that does not load is told now, not per job
+                self.service.speech_recognizer(self.settings.asr)
             self.service.index.sync()
         except TempoError as exc:
             log.warning("tempo serve: could not load the model yet: %s", exc)

@@ -8,6 +8,11 @@ retried with exponential backoff (1 s, 2 s, 4 s … 60 s) until stopped. Job def
 (`{prefix}:job:{id}`), so a restarted server starts again every job that was running or retrying.
 The source URL (credentials included) stays in Redis; responses show it without user:password.
 
+Speech: a job asked with `"asr": true` also transcribes the source's audio track with the server's
+Whisper checkpoint (`tempo serve --asr DIR|HUB_ID`, the same as `tempo ingest --asr`); a client only
+switches it on, never names a checkpoint or a path. Refused in one sentence (422) where the server has
+no `--asr`, or for a file without an audio stream.
+
 Routes (`register_job_routes`): POST /v1/streams/{stream}/ingest (202; the source checked by
 tempo.tools.server_sources), GET /v1/jobs, GET/DELETE /v1/jobs/{id}, POST /v1/jobs/{id}/stop.
 """
@@ -22,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from fastapi import FastAPI
-from pydantic import Field
+from pydantic import Field, StrictBool
 from tempo import inputs
 from tempo.agent.monitoring.ingest import monitored_ingest
-from tempo.errors import TempoError, redact_url
+from tempo.errors import InvalidInputError, TempoError, redact_url
 from tempo.memory.errors import StreamBusyError
 from tempo.tools.errors import JobNotFoundError
 from tempo.tools.server_sources import check_source, job_error
@@ -40,8 +45,11 @@ MAX_BACKOFF_S = 60.0
 
 
 class IngestJobs:
-    def __init__(self, service: Any, *, chunk_segments: int = 8, file_retries: int = 2) -> None:
+    def __init__(
+        self, service: Any, *, chunk_segments: int = 8, file_retries: int = 2, asr: str | None = None
+    ) -> None:
         self.service = service
+        self.asr = asr  # the server's Whisper checkpoint (`tempo serve --asr`) for jobs asked with "asr"
         self.chunk_segments = chunk_segments
         self.file_retries = file_retries
         self._threads: dict[str, tuple[threading.Thread, threading.Event]] = {}
@@ -74,6 +82,7 @@ class IngestJobs:
             "stream": raw["stream"],
             "source": redact_url(raw["source"]),
             "live": raw.get("live") == "1",
+            "asr": raw.get("asr") == "1",
             "state": raw["state"],
             "segments": int(raw.get("segments", 0)),
             "attempts": int(raw.get("attempts", 0)),
@@ -83,7 +92,21 @@ class IngestJobs:
         }
 
     # ----- API -------------------------------------------------------------------------------------
-    def start(self, stream: str, source: str) -> dict[str, Any]:
+    def check_asr(self, source: str) -> None:
+        """InvalidInputError (one sentence) where a job cannot transcribe `source`: the server has no
+        speech recognizer, or the file has no audio stream (NoAudioStreamError)."""
+        if self.asr is None:
+            raise InvalidInputError(
+                "this server transcribes no speech: start `tempo serve` with --asr DIR|HUB_ID to ingest with \"asr\""
+            )
+        if "://" not in source:
+            from tempo.streaming.audio import FileAudio
+
+            FileAudio(source).close()
+
+    def start(self, stream: str, source: str, *, asr: bool = False) -> dict[str, Any]:
+        if asr:
+            self.check_asr(source)
         with self._lock:
             for job in self.list():
                 if job["stream"] == stream and job["state"] in ACTIVE:
@@ -96,6 +119,7 @@ class IngestJobs:
                 stream=stream,
                 source=source,
                 live=int(live),
+                asr=int(asr),
                 state="running",
                 segments=0,
                 attempts=0,
@@ -163,12 +187,16 @@ class IngestJobs:
     def _run(self, job_id: str, stop: threading.Event) -> None:
         raw = self._load(job_id)
         stream, source, live = raw["stream"], raw["source"], raw.get("live") == "1"
+        speech = {"asr": self.asr} if raw.get("asr") == "1" else {}
         failures = 0
         try:
+            if raw.get("asr") == "1" and self.asr is None:  # resumed by a server started without --asr
+                self._save(job_id, state="failed", error="this server transcribes no speech (start it with --asr)")
+                return
             while not stop.is_set():
                 try:
                     report = monitored_ingest(
-                        self.service, source, stream, progress=False, max_segments=self.chunk_segments
+                        self.service, source, stream, progress=False, max_segments=self.chunk_segments, **speech
                     )
                 except TempoError as exc:
                     failures += 1
@@ -205,6 +233,11 @@ class IngestJobs:
 
 class IngestRequest(inputs.StrictInput):
     source: inputs.Name = Field(description="A file under the media root, or a camera URL.")
+    asr: StrictBool = Field(
+        default=False,
+        description="Also transcribe the source's audio track with the server's Whisper checkpoint "
+        "(`tempo serve --asr`); each segment keeps the speech cues that overlap it.",
+    )
 
 
 def register_job_routes(app: FastAPI, server: TempoServer) -> None:
@@ -221,7 +254,7 @@ def register_job_routes(app: FastAPI, server: TempoServer) -> None:
                 body.source, media_root=settings.media_root, deny_private_networks=settings.deny_private_networks
             )
         )
-        return await anyio.to_thread.run_sync(server.jobs.start, stream, source)
+        return await anyio.to_thread.run_sync(lambda: server.jobs.start(stream, source, asr=body.asr))
 
     @app.get("/v1/jobs", tags=["jobs"])
     async def list_jobs() -> list[dict[str, Any]]:

@@ -88,7 +88,7 @@ FLAG_TABLE: dict[str, frozenset[str]] = {
     "--start": frozenset({"zero"}),
     "--end": frozenset({"zero"}),
     "--subtitles": ALL - {"empty"},  # tempo ingest's subtitle files (judged when read)
-    "--asr": ALL - {"empty"},  # tempo ingest's Whisper directory or hub id (judged when loaded)
+    "--asr": ALL - {"empty"},  # tempo ingest/serve: a Whisper directory or hub id (judged when loaded)
     # tempo serve
     "--max-queue": NONE,
     "--ask-timeout": NONE,

@@ -72,6 +72,15 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         help="log one line per request on stderr (client, method, path, status, bytes, seconds); tokens "
         "and secret query values are redacted, headers and bodies never logged",
     )
+    parser.add_argument(
+        "--asr",
+        default=None,
+        metavar="DIR|HUB_ID",
+        type=arg_type(inputs.Name, "checkpoint"),
+        help="Whisper checkpoint (a directory or a hub id, e.g. openai/whisper-small) with which ingest jobs "
+        "asked with \"asr\": true (POST /v1/streams/S/ingest) transcribe the source's audio track, as "
+        "`tempo ingest --asr` does; without it such jobs are refused (clients never name a checkpoint)",
+    )
     add_max_new_tokens_option(parser)
     add_model_options(parser)
     add_memory_options(parser)
@@ -130,6 +139,7 @@ def _run(args: argparse.Namespace) -> int:
         max_upload_bytes=args.max_upload,
         max_new_tokens=args.max_new_tokens,
         access_log=args.access_log,
+        asr=args.asr,
     )
     app = create_app(service, settings)
 
