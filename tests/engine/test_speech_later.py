@@ -49,6 +49,7 @@ def test_transcribing_later_puts_speech_cues_on_the_spoken_segments_once(live_se
     stream, video = ingested
     length = spoken[1]
     assert all(not cs for cs in _cues(live_service, stream).values())
+    assert live_service.recall.keywords.search(stream, "anything", k=3) == []  # its keyword index, built empty
     report = transcribe_stream(live_service.store, stream, recognizer, asr="tiny", batch_size=2, progress=False)
     assert (report.segments, report.skipped, report.transcribed, report.interrupted) == (3, 0, 3, False)
     assert report.audio_seconds == pytest.approx(12.0, abs=0.05) and report.source == video

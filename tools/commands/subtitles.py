@@ -14,7 +14,7 @@ from tempo.tools.commands.options import add_memory_options
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "subtitles",
-        help="add a subtitle file's cues to an already ingested stream",
+        help="give an already ingested stream a text track: a subtitle file's cues, or its transcribed speech",
         description="Subtitles as timed memory: each segment keeps the cues that overlap it.",
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
