@@ -26,3 +26,23 @@ class MixedFamiliesError(InvalidInputError):
             f"the streams {named} were ingested by different model families and cannot be asked together; "
             "ask about each family's streams separately"
         )
+
+
+class NoFileSourceError(InvalidInputError):
+    """Speech asked for later of a stream whose source cannot be read again (a live source)."""
+
+    def __init__(self, stream: str, source: str) -> None:
+        super().__init__(
+            f"stream {stream!r} was ingested from a live source ({source}) that cannot be read again, so its "
+            "speech can only be transcribed while it is ingested (`tempo ingest --asr`)"
+        )
+
+
+class SourceGoneError(InvalidInputError):
+    """Speech asked for later of a stream whose file is no longer there."""
+
+    def __init__(self, stream: str, path: str) -> None:
+        super().__init__(
+            f"{path!r}, the file stream {stream!r} was ingested from, no longer exists, so its speech cannot "
+            "be transcribed"
+        )
