@@ -2,13 +2,13 @@
 
 A search per stream costs a scan (or probe) of each stream's index: over 100 streams of 24 h (21,600
 segments each, flat) that is 100 scans of 21,600 vectors, hundreds of milliseconds. `CrossStreamIndex`
-holds the same unit vectors once more, in one IVF-PQ index (96 bytes per 768-d vector), under ids that
+holds the same unit vectors once more, in one IVF-PQ index (192 bytes per 768-d vector), under ids that
 name their stream: `number << SLOT_SHIFT | segment index` (the stream's number from Redis, so a deleted
 and re-created stream never collides with its old rows). `SegmentIndex` keeps it in step with the
 per-stream indices (append, retention, deletion, snapshot) and searches it for a question over many
-streams: PQ scores are approximate, so it takes a shortlist (`rerank`× k, at least 64) and orders that by
-the exact cosine of the per-stream vectors. Hits equal the per-stream exact search whenever the true top k
-are in the shortlist (`bench/retrieval.py --streams N` measures recall@16 against it).
+streams: PQ scores are approximate, so it takes a shortlist (`SHORTLIST` × `rerank` × k, at least 256)
+and orders that by the exact cosine of the per-stream vectors. Hits equal the per-stream exact search
+whenever the true top k are in the shortlist (`bench/retrieval.py --streams N` measures recall@16).
 
 Its training (coarse centroids and PQ codebook) is this process's own, deterministic from the vectors it
 holds, and kept in the snapshot; unlike a stream's IVF it is not shared through Redis, since only the
@@ -26,6 +26,11 @@ from tempo.memory.ivf import PQ_MIN_TRAIN, even_rows, ivfpq, nlist_for, pq_m, tr
 
 SLOT_SHIFT = 40  # segment indices stay far below 2**40; stream numbers below 2**23
 _INDEX_MASK = (1 << SLOT_SHIFT) - 1
+# Finer codes and a longer shortlist than a stream's own IVF-PQ: one question's best matches are spread
+# over many streams of similar scenes, where 8-dimension codes and 10 × k candidates missed a third of the
+# true top 16 (bench/retrieval.py --streams 100: recall@16 0.70; 4 dimensions and 40 × k: 1.0).
+SUB_DIMS = 4  # dimensions per PQ sub-quantizer (192 one-byte codes for 768-d)
+SHORTLIST = 4  # shortlist = SHORTLIST × rerank × k (at least 256), re-ranked exactly
 
 
 def cross_ids(number: int, indices: np.ndarray) -> np.ndarray:
@@ -62,7 +67,7 @@ class CrossStreamIndex:
         centroids = train_centroids(even_rows(sample, 32 * nlist), nlist)  # (nlist, E)
         quantizer = faiss.IndexFlatIP(dim)
         quantizer.add(centroids)
-        index = ivfpq(quantizer, dim, nlist, pq_m(dim))
+        index = ivfpq(quantizer, dim, nlist, pq_m(dim, SUB_DIMS))
         index.train(sample)  # the quantizer holds its centroids already: only the PQ is trained
         index.own_fields = True  # keep the quantizer alive as long as the index (SWIG does not own it)
         quantizer.this.disown()
@@ -81,6 +86,10 @@ class CrossStreamIndex:
         """Forget segments lo..hi-1 of stream `number` (all of them by default)."""
         if hi > lo:
             self.index.remove_ids(faiss.IDSelectorRange(int(cross_ids(number, lo)), int(cross_ids(number, hi))))
+
+    def shortlist(self, k: int, rerank: int, chosen: int) -> int:
+        """Candidates to take for k hits among `chosen` of its vectors (the rest filtered out after)."""
+        return min(self.count, math.ceil(max(SHORTLIST * rerank * k, 256) * self.count / max(chosen, 1)))
 
     def search(self, q: np.ndarray, k: int, nprobe: int) -> np.ndarray:
         """Ids of about the k nearest vectors to q (1, E) by PQ score, best first (a shortlist to re-rank)."""

@@ -45,7 +45,6 @@ import fcntl
 import hashlib
 import json
 import logging
-import math
 import os
 import shutil
 from collections.abc import Sequence
@@ -516,8 +515,8 @@ class SegmentIndex:
         return hits
 
     def _cross_search(self, q: np.ndarray, k: int, names: list[str]) -> list[SearchHit] | None:
-        """Top k over many streams from the cross-stream index: a PQ shortlist (`rerank`× k, at least 64,
-        widened by the share of its vectors the chosen streams hold) re-ranked by exact cosine. None
+        """Top k over many streams from the cross-stream index: a PQ shortlist (cross_index.SHORTLIST, widened
+        by the share of its vectors the chosen streams hold) re-ranked by exact cosine. None
         when it does not serve the search (few streams, a few of many, another embedding size, or too
         few hits of the chosen streams): then each stream's own index is searched."""
         cross = self._cross
@@ -530,8 +529,7 @@ class SegmentIndex:
         k = min(k, chosen)
         if k <= 0:
             return []
-        numbers, indices = split_ids(cross.search(q, math.ceil(max(self.rerank * k, 64) * cross.count / chosen),
-                                                  self.nprobe))  # fmt: skip
+        numbers, indices = split_ids(cross.search(q, cross.shortlist(k, self.rerank, chosen), self.nprobe))
         hits: list[SearchHit] = []
         for number in np.unique(numbers).tolist():
             st = sts.get(number)

@@ -38,10 +38,10 @@ def even_rows(vecs: np.ndarray, n: int) -> np.ndarray:
     return np.ascontiguousarray(vecs[rows])
 
 
-def pq_m(dim: int) -> int:
-    """Sub-quantizers for a dim-d vector: 8 dimensions each where d allows (96 for 768-d)."""
+def pq_m(dim: int, sub_dims: int = 8) -> int:
+    """Sub-quantizers for a dim-d vector: `sub_dims` dimensions each where d allows (96 for 768-d)."""
     for sub in (8, 4, 2, 1):
-        if dim % sub == 0:
+        if sub <= sub_dims and dim % sub == 0:
             return dim // sub
     return dim
 

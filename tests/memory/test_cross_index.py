@@ -11,7 +11,7 @@ from tempo.memory import RedisMemoryStore, SegmentIndex
 from tempo.memory.retention import trim_oldest
 
 STREAMS, N, SCENES = 6, 400, 24
-CROSS = {"cross_min": 1000, "cross_streams": 3, "rerank": 40}  # these small stores get one; E = 32 has coarse PQ
+CROSS = {"cross_min": 1000, "cross_streams": 3}  # small enough that these stores get one
 
 
 def _scenes(records) -> np.ndarray:
