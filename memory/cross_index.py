@@ -28,9 +28,10 @@ SLOT_SHIFT = 40  # segment indices stay far below 2**40; stream numbers below 2*
 _INDEX_MASK = (1 << SLOT_SHIFT) - 1
 # Finer codes and a longer shortlist than a stream's own IVF-PQ: one question's best matches are spread
 # over many streams of similar scenes, where 8-dimension codes and 10 × k candidates missed a third of the
-# true top 16 (bench/retrieval.py --streams 100: recall@16 0.70; 4 dimensions and 40 × k: 1.0).
+# true top 16 (bench/retrieval.py --streams 100 --hours 1: recall@16 0.70; 4 dimensions and 40 × k: 1.0;
+# at 12 h one question of 20 still found only 6 of 16 with 40 × k, hence 80 × k).
 SUB_DIMS = 4  # dimensions per PQ sub-quantizer (192 one-byte codes for 768-d)
-SHORTLIST = 4  # shortlist = SHORTLIST × rerank × k (at least 256), re-ranked exactly
+SHORTLIST = 8  # shortlist = SHORTLIST × rerank × k (at least 256), re-ranked exactly
 
 
 def cross_ids(number: int, indices: np.ndarray) -> np.ndarray:
