@@ -28,8 +28,9 @@ SLOT_SHIFT = 40  # segment indices stay far below 2**40; stream numbers below 2*
 _INDEX_MASK = (1 << SLOT_SHIFT) - 1
 # Finer codes and a longer shortlist than a stream's own IVF-PQ: one question's best matches are spread
 # over many streams of similar scenes, where 8-dimension codes and 10 × k candidates missed a third of the
-# true top 16 (bench/retrieval.py --streams 100 --hours 1: recall@16 0.70; 4 dimensions and 40 × k: 1.0;
-# at 12 h one question of 20 still found only 6 of 16 with 40 × k, hence 80 × k).
+# true top 16 (bench/retrieval.py --streams 100 --hours 1: recall@16 0.70; 4 dimensions and 40 × k: 1.0).
+# 80 × k is what the 12 h figure ran with; there one question of 20 still finds 6 of 16 with 40 or 80 × k:
+# its matches lie in IVF lists beyond nprobe (probing every list finds all 16), not past the shortlist.
 SUB_DIMS = 4  # dimensions per PQ sub-quantizer (192 one-byte codes for 768-d)
 SHORTLIST = 8  # shortlist = SHORTLIST × rerank × k (at least 256), re-ranked exactly
 
