@@ -25,6 +25,7 @@ as for one stream (tempo.engine.text_track).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -42,6 +43,7 @@ from tempo.engine.open_recall import (
 from tempo.engine.recall import AllocationPlan, Compression, RecallPipeline, assemble, plan_allocation
 from tempo.engine.result import SegmentHit, TimelineRow, timeline_rows
 from tempo.engine.text_track import cues_key, plan_with_cues, segment_words, text_reserve, token_counter
+from tempo.engine.union_thin import KEY_SHIFT, thinned_union
 from tempo.memory.anchors import AnchorCache
 from tempo.memory.index import SearchHit, SegmentIndex, Timeline
 from tempo.memory.records import SegmentRecord
@@ -52,7 +54,6 @@ from tempo.models.text import time_tag
 from tempo.settings import AskSettings
 from tempo.streaming.subtitles import Cue
 
-KEY_SHIFT = 40  # segment indices stay far below 2**40 (a 4-s segment for 139,000 years)
 _INDEX_MASK = (1 << KEY_SHIFT) - 1
 
 __all__ = [
@@ -189,15 +190,21 @@ def union_plan(
     stored_tokens: int,
 ) -> AllocationPlan:
     """ATA over the union of the streams' whole timelines under one budget (`compression` keyed by
-    composite keys): the single-stream `plan_allocation`, run once over all of them."""
-    return plan_allocation(
-        union_timeline(streams, timelines),
-        compression.relevance,
+    composite keys): the single-stream `plan_allocation`, run once over all of them (given only the
+    rows it keeps: tempo.engine.union_thin)."""
+    relevance = compression.relevance
+    keys = np.fromiter(relevance, dtype=np.int64, count=len(relevance))
+    union, anchors, dropped = thinned_union(streams, timelines, keys, anchor_limit=budget // (2 * max(1, min_tokens)))
+    plan = plan_allocation(
+        union,
+        relevance,
         tokens_per_segment=tokens_per_segment,
         budget=budget,
         min_tokens=min_tokens,
         stored_tokens=stored_tokens,
+        max_anchor_segments=anchors,
     )
+    return dataclasses.replace(plan, anchors_dropped=plan.anchors_dropped + dropped)
 
 
 def split_plan(plan: AllocationPlan, streams: Sequence[str]) -> dict[str, AllocationPlan]:

@@ -6,7 +6,8 @@ layout (keys.py) and atomic Lua scripts (scripts.py), records
 and their codecs (records.py, codec.py), proxy clips of live sources (proxy.py), the open-weights
 family's anchor thumbnails (thumbnails.py), the embedded
 redis-server (embedded.py) and what differs on a Redis Cluster (cluster.py), the FAISS index
-(index.py), retention and compaction (retention.py), the cold tier of old segments' token heads and
+(index.py; one stream's part in stream_index.py, the cross-stream index in cross_index.py, IVF/PQ
+training in ivf.py), retention and compaction (retention.py), the cold tier of old segments' token heads and
 proxies in shards outside Redis (cold.py), a stream's writer lease (lease.py), frame replay for
 recompression (replay.py), recall's caches in Redis (caches.py) and of anchor tokens in process
 (anchors.py), the work queue's Redis transport (jobqueue.py; its frame codec frames.py, its Prometheus

@@ -16,6 +16,11 @@ Redis — holds bit-identical vectors. Inner product on unit vectors = cosine si
     computed from the stored embeddings read back from Redis (one round trip): hits and scores are
     those a flat index gives whenever the true top k are among the candidates (`bench/index.py`
     measures recall@k against flat; scores equal the flat ones to float rounding).
+  * Across streams (memory/cross_index.py): once all streams hold `cross_min` vectors, one IVF-PQ
+    index holds them all again under ids naming their stream, kept in step on append, retention,
+    deletion and snapshot. A search over at least `cross_streams` streams (without a time range, the
+    chosen ones holding a quarter of it or more) is one probe of it, its shortlist re-ranked by exact
+    cosine (the per-stream flat rows, else Redis): one search instead of one per stream.
   * Filters: a stream set picks the per-stream indices (results merged by score); a time range
     becomes a contiguous segment-index range (segments tile time), applied inside FAISS with
     `IDSelectorRange`. For IVF, a selective filter (few members) scans every list (`nprobe = nlist`:
@@ -40,29 +45,29 @@ import fcntl
 import hashlib
 import json
 import logging
-import math
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
 import numpy as np
+from tempo.memory.cross_index import CrossStreamIndex, sample_rows, split_ids
 from tempo.memory.embedded import tempo_home
 from tempo.memory.errors import UnknownStreamError
+from tempo.memory.ivf import PQ_MIN_TRAIN, even_rows, ivfpq, nlist_for, normalise, train_centroids, train_pq
 from tempo.memory.store import RedisMemoryStore
 from tempo.memory.store_types import IndexFeed, IvfTraining
+from tempo.memory.stream_index import GPU_MIN_VECTORS, StreamIndex, faiss_gpu_count, use_gpu_faiss
 
 log = logging.getLogger(__name__)
 
 _SNAPSHOT_VERSION = 1
-# Below this many vectors a flat CPU scan takes well under a millisecond: copying to the GPU cannot pay.
-GPU_MIN_VECTORS = 100_000
 _SYNC_BATCH = 4096  # segments fetched from Redis per round trip while catching up
 PQ_LIMIT = 200_000  # segments past which a stream's index is IVF-PQ (see the module docstring)
-PQ_BITS = 8  # bits per PQ sub-quantizer code (256 centroids each)
-PQ_MIN_TRAIN = 16_384  # PQ training points at least (FAISS wants ≥ 39 per each of the 256 centroids)
+CROSS_MIN = 50_000  # vectors over all streams past which the cross-stream index is kept
+CROSS_STREAMS = 4  # streams in a question from which on it searches the cross-stream index
 
 
 @dataclass(frozen=True)
@@ -85,91 +90,6 @@ class Timeline:
     first_frame_index: np.ndarray | None = None  # (n,) int64: frame index in the stream's sampling
 
 
-def faiss_gpu_count(module: object = faiss) -> int:
-    """GPUs the installed faiss can use: 0 for faiss-cpu (no `StandardGpuResources`) or no GPU."""
-    if not hasattr(module, "StandardGpuResources") or not hasattr(module, "index_cpu_to_gpu"):
-        return 0
-    try:
-        return int(module.get_num_gpus())  # type: ignore[attr-defined]
-    except Exception:  # a GPU build without a usable driver
-        return 0
-
-
-def use_gpu_faiss(vectors: int, *, filtered: bool, gpus: int, min_vectors: int = GPU_MIN_VECTORS) -> bool:
-    """Search on a GPU copy: a GPU is there, the index is large, and no id filter is needed (GPU
-    indexes take no `IDSelector`; a filtered search stays exact on the CPU)."""
-    return gpus > 0 and not filtered and vectors >= min_vectors
-
-
-def _normalise(x: np.ndarray) -> np.ndarray:
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
-
-
-@dataclass
-class _StreamIndex:
-    name: str
-    number: int
-    dim: int
-    first: int = 0  # index of row 0
-    index: faiss.Index | None = None
-    trained_at: int = 0  # 0 = exact (flat); else IVF trained when the stream had this many segments
-    starts: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    ends: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    ffs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # first frame indices
-    gpu: tuple[tuple[int, int, int, int], faiss.Index] | None = None  # (version of `index` it copies, copy)
-
-    @property
-    def count(self) -> int:
-        return len(self.starts)
-
-    @property
-    def next(self) -> int:
-        return self.first + self.count
-
-    @property
-    def pq(self) -> bool:
-        """True for an IVF-PQ index (it keeps codes, not the vectors)."""
-        return self.index is not None and isinstance(faiss.downcast_index(self.index), faiss.IndexIVFPQ)
-
-    def ensure(self) -> faiss.Index:
-        if self.index is None:
-            self.index = faiss.IndexIDMap(faiss.IndexFlatIP(self.dim))
-        return self.index
-
-    def drop_before(self, first: int) -> None:
-        """Remove rows of segments < first (retention)."""
-        if first <= self.first:
-            return
-        n = min(first - self.first, self.count)
-        if n > 0 and self.index is not None:
-            self.index.remove_ids(faiss.IDSelectorRange(self.first, self.first + n))
-        self.starts, self.ends, self.ffs = self.starts[n:].copy(), self.ends[n:].copy(), self.ffs[n:].copy()
-        self.first = first
-
-    def append(self, feed: IndexFeed) -> None:
-        self.ensure().add_with_ids(_normalise(feed.embeddings), feed.indices)
-        self.starts = np.concatenate([self.starts, feed.starts])
-        self.ends = np.concatenate([self.ends, feed.ends])
-        self.ffs = np.concatenate([self.ffs, feed.first_frame_index])
-
-    def all_vectors(self) -> np.ndarray:
-        """(count, E) float32 in index order, read back from FAISS (exact copies of what was added)."""
-        index = self.ensure()
-        if self.count == 0:
-            return np.zeros((0, self.dim), np.float32)
-        assert not self.pq, "an IVF-PQ index keeps codes only: read the vectors from Redis"
-        if self.trained_at == 0:
-            # IndexIDMap keeps rows in insertion order (removals shift), i.e. segment order.
-            return faiss.downcast_index(index.index).reconstruct_n(0, self.count)
-        index.set_direct_map_type(faiss.DirectMap.Hashtable)
-        try:
-            return index.reconstruct_batch(np.arange(self.first, self.next, dtype=np.int64))
-        finally:
-            index.set_direct_map_type(faiss.DirectMap.NoMap)
-
-
 class SegmentIndex:
     """Search segment embeddings by cosine similarity, filtered by stream and time."""
 
@@ -185,6 +105,8 @@ class SegmentIndex:
         max_nlist: int = 1024,
         search_threads: int = 1,
         gpu_min_vectors: int = GPU_MIN_VECTORS,
+        cross_min: int = CROSS_MIN,
+        cross_streams: int = CROSS_STREAMS,
     ) -> None:
         self.store = store
         self.path = path
@@ -197,9 +119,14 @@ class SegmentIndex:
         # (decoder, model, Redis on the same cores) its barriers cost milliseconds.
         self.search_threads = search_threads
         self.gpu_min_vectors = gpu_min_vectors
+        # The cross-stream index (cross_index.py): built once the streams hold `cross_min` vectors,
+        # searched for a question over at least `cross_streams` streams.
+        self.cross_min = cross_min
+        self.cross_streams = cross_streams
+        self._cross: CrossStreamIndex | None = None
         self._gpus = faiss_gpu_count()
         self._gpu_resources: object | None = None
-        self._streams: dict[str, _StreamIndex] = {}
+        self._streams: dict[str, StreamIndex] = {}
         self._memory_id = store.memory_id()
         self._dirty = False
 
@@ -225,7 +152,7 @@ class SegmentIndex:
             meta = json.loads((gen / "meta.json").read_text())
             if meta.get("version") != _SNAPSHOT_VERSION or meta.get("memory_id") != self._memory_id:
                 return False
-            streams: dict[str, _StreamIndex] = {}
+            streams: dict[str, StreamIndex] = {}
             for name, s in meta["streams"].items():
                 files = {}
                 for part in ("faiss", "times"):
@@ -236,7 +163,7 @@ class SegmentIndex:
                     files[part] = data
                 index = faiss.deserialize_index(np.frombuffer(files["faiss"], dtype=np.uint8))
                 times = np.load(gen / s["files"]["times"])  # (n, 3) float64: start, end, first frame
-                st = _StreamIndex(
+                st = StreamIndex(
                     name=name,
                     number=int(s["number"]),
                     dim=int(s["dim"]),
@@ -254,7 +181,19 @@ class SegmentIndex:
             log.info("index snapshot unusable (%s)", exc)
             return False
         self._streams = streams
+        self._cross = self._load_cross(gen, meta.get("cross"))
         return True
+
+    def _load_cross(self, gen: Path, meta: dict | None) -> CrossStreamIndex | None:
+        """The snapshot's cross-stream index if intact and holding exactly the streams' rows (else the
+        next sync rebuilds it)."""
+        if not meta:
+            return None
+        data = (gen / meta["file"]).read_bytes()
+        if hashlib.sha256(data).hexdigest() != meta["sha256"]:
+            return None
+        cross = CrossStreamIndex.deserialize(data, int(meta["trained_at"]))
+        return cross if cross.count == sum(st.count for st in self._covered(cross.dim)) else None
 
     @property
     def changed(self) -> bool:
@@ -305,6 +244,11 @@ class SegmentIndex:
                     "times": hashlib.sha256(times_bytes).hexdigest(),
                 },
             }
+        if self._cross is not None:
+            data = self._cross.serialize()
+            (gen / "cross.faiss").write_bytes(data)
+            meta["cross"] = {"file": "cross.faiss", "trained_at": self._cross.trained_at,
+                             "sha256": hashlib.sha256(data).hexdigest()}  # fmt: skip
         (gen / "meta.json").write_text(json.dumps(meta, indent=1))
         tmp = self.path / f"CURRENT.{os.getpid()}"
         tmp.write_text(gen.name)
@@ -323,16 +267,16 @@ class SegmentIndex:
         names = self.store.stream_names()
         positions = self.store.positions(names)
         for gone in [n for n, st in self._streams.items() if positions.get(n, (None,))[0] != st.number]:
-            del self._streams[gone]  # deleted, or deleted and re-created under a new number
+            self._drop(self._streams.pop(gone), None)  # deleted, or deleted and re-created under a new number
             self._dirty = True
         added = 0
         for name, (number, first, committed, trained_at) in positions.items():
             st = self._streams.get(name)
             if st is None:
                 dim = self.store.stream_info(name).settings.embedding_dim
-                st = self._streams[name] = _StreamIndex(name, number, dim, first=first)
+                st = self._streams[name] = StreamIndex(name, number, dim, first=first)
             if first > st.first:
-                st.drop_before(first)
+                self._drop(st, first)
                 self._dirty = True
             if trained_at != st.trained_at:
                 # Another process (re)trained the stream's IVF: adopt its centroids.
@@ -348,7 +292,7 @@ class SegmentIndex:
                     breaks = np.flatnonzero(np.diff(np.concatenate([[st.next - 1], idx])) != 1)
                     if len(breaks):
                         cut = int(breaks[-1])
-                        st.drop_before(int(idx[cut]))
+                        self._drop(st, int(idx[cut]))
                         feed = IndexFeed(
                             *(getattr(feed, f.name)[cut:] for f in dataclasses.fields(IndexFeed))
                         )
@@ -356,35 +300,67 @@ class SegmentIndex:
                         raise ValueError(
                             f"stream {name!r}: embedding dim {feed.embeddings.shape[1]} != {st.dim}"
                         )
-                    st.append(feed)
+                    vectors = st.append(feed)
+                    if self._cross is not None and self._cross.dim == st.dim:
+                        self._cross.add(st.number, feed.indices, vectors)
                     added += len(feed.indices)
                     self._dirty = True
                 lo = hi
             self._maybe_train(st)
+        self._maybe_build_cross()
         return added
 
-    def _nlist(self, n: int) -> int:
-        # FAISS wants ≥ 39 training points per centroid.
-        return int(max(1, min(self.max_nlist, 4 * math.isqrt(max(n, 1)), n // 39)))
+    def _drop(self, st: StreamIndex, first: int | None) -> None:
+        """Retention: remove a stream's rows below `first` (None: the whole stream, deleted) from its
+        index and the cross-stream one."""
+        if self._cross is not None and self._cross.dim == st.dim:
+            self._cross.remove(st.number, 0 if first is None else st.first, st.next if first is None else first)
+        if first is not None:
+            st.drop_before(first)
 
-    def _maybe_train(self, st: _StreamIndex) -> None:
+    def _covered(self, dim: int) -> list[StreamIndex]:
+        return [st for st in self._streams.values() if st.dim == dim]
+
+    def _maybe_build_cross(self) -> None:
+        """(Re)build the cross-stream index over the streams of the commonest embedding size once they
+        hold `cross_min` vectors, and again at 8× growth since its training; drop it below."""
+        sizes: dict[int, int] = {}
+        for st in self._streams.values():
+            sizes[st.dim] = sizes.get(st.dim, 0) + st.count
+        dim, total = max(sizes.items(), key=lambda kv: kv[1], default=(0, 0))
+        cross = self._cross
+        if total < self.cross_min or len(self._covered(dim)) < 2:
+            self._dirty |= cross is not None
+            self._cross = None
+            return
+        if cross is not None and cross.dim == dim and total < 8 * cross.trained_at:
+            return
+        # Two passes, one stream's vectors in hand at a time (all of them at once can be gigabytes):
+        # an even sample of every stream trains it, then each stream's rows are added.
+        self._cross = None
+        covered = self._covered(dim)
+        sample = np.concatenate([even_rows(self._exact_vectors(st), sample_rows(st.count, total, self.max_nlist))
+                                 for st in covered])  # fmt: skip
+        built = CrossStreamIndex.trained(sample, total, self.max_nlist)
+        for st in covered:
+            vectors = self._exact_vectors(st)  # may drop rows retention removed meanwhile
+            built.add(st.number, np.arange(st.first, st.next, dtype=np.int64), vectors)
+        self._cross, self._dirty = built, True
+
+    def _maybe_train(self, st: StreamIndex) -> None:
         due = st.count >= self.exact_limit if st.trained_at == 0 else st.count >= 8 * st.trained_at
         want_pq = st.count >= self.pq_limit or st.pq  # once IVF-PQ, a retraining stays IVF-PQ
         if not due and not (want_pq and not st.pq):
             return
         vecs = self._exact_vectors(st)
-        nlist = self._nlist(len(vecs))
-        # An even subsample (deterministic) of at most 32 points per centroid keeps training to
-        # seconds; it happens once per stream (and again at 8× growth), whoever syncs first.
-        sample = _even_rows(vecs, 32 * nlist)
-        kmeans = faiss.Kmeans(st.dim, nlist, niter=12, seed=1234, spherical=True, verbose=False)
-        kmeans.cp.max_points_per_centroid = 10**9  # we subsampled already
-        kmeans.train(sample)
-        codebook = _train_pq(kmeans.centroids, _even_rows(vecs, max(32 * nlist, PQ_MIN_TRAIN))) if want_pq else None
-        stored = self.store.offer_ivf_centroids(st.name, len(vecs), kmeans.centroids, codebook)
+        nlist = nlist_for(len(vecs), self.max_nlist)
+        # Training happens once per stream (and again at 8× growth), whoever syncs first.
+        centroids = train_centroids(even_rows(vecs, 32 * nlist), nlist)
+        codebook = train_pq(centroids, even_rows(vecs, max(32 * nlist, PQ_MIN_TRAIN))) if want_pq else None
+        stored = self.store.offer_ivf_centroids(st.name, len(vecs), centroids, codebook)
         self._rebuild_stream(st, stored, vecs)
 
-    def _exact_vectors(self, st: _StreamIndex) -> np.ndarray:
+    def _exact_vectors(self, st: StreamIndex) -> np.ndarray:
         """(count, E) float32 in segment order, exactly as added: read back from the index, or for
         IVF-PQ (codes only) from Redis, the stored embeddings normalised as `append` adds them."""
         if st.count == 0:
@@ -398,14 +374,14 @@ class SegmentIndex:
             ids.append(feed.indices)
         idx = np.concatenate(ids)
         if len(idx) and idx[0] > st.first:  # retention removed the oldest meanwhile
-            st.drop_before(int(idx[0]))
+            self._drop(st, int(idx[0]))
         if len(idx) != st.count:
-            st.drop_before(st.next)  # nothing consistent to keep: the next sync adds what Redis has
+            self._drop(st, st.next)  # nothing consistent to keep: the next sync adds what Redis has
             return np.zeros((0, st.dim), np.float32)
-        return _normalise(np.concatenate(parts))
+        return normalise(np.concatenate(parts))
 
     def _rebuild_stream(
-        self, st: _StreamIndex, stored: IvfTraining | None, vecs: np.ndarray | None = None
+        self, st: StreamIndex, stored: IvfTraining | None, vecs: np.ndarray | None = None
     ) -> None:
         """Re-create a stream's FAISS index with the given training (None: flat), same vectors."""
         if vecs is None:
@@ -421,7 +397,7 @@ class SegmentIndex:
             if stored.pq is None:
                 index = faiss.IndexIVFFlat(quantizer, st.dim, len(centroids), faiss.METRIC_INNER_PRODUCT)
             else:
-                index = _ivfpq(quantizer, st.dim, len(centroids), stored.pq.shape[0])
+                index = ivfpq(quantizer, st.dim, len(centroids), stored.pq.shape[0])
                 faiss.copy_array_to_vector(np.ascontiguousarray(stored.pq, dtype=np.float32).ravel(),
                                            index.pq.centroids)
             index.is_trained = True
@@ -444,7 +420,7 @@ class SegmentIndex:
         st = self._get(stream)
         return "ivfpq" if st.pq else "ivf" if st.trained_at else "flat"
 
-    def _get(self, stream: str) -> _StreamIndex:
+    def _get(self, stream: str) -> StreamIndex:
         st = self._streams.get(stream)
         if st is None:
             names = self.store.stream_names()
@@ -454,7 +430,7 @@ class SegmentIndex:
             st = self._streams[stream]
         return st
 
-    def _row_range(self, st: _StreamIndex, time_range: tuple[float, float] | None) -> tuple[int, int]:
+    def _row_range(self, st: StreamIndex, time_range: tuple[float, float] | None) -> tuple[int, int]:
         if time_range is None:
             return 0, st.count
         t0, t1 = time_range
@@ -487,12 +463,14 @@ class SegmentIndex:
         `streams`: only these (UnknownStreamError for a name the memory lacks); `time_range`:
         only segments overlapping [t0, t1) seconds of their stream's timeline.
         """
-        q = _normalise(np.asarray(query, dtype=np.float32).reshape(1, -1))
+        q = normalise(np.asarray(query, dtype=np.float32).reshape(1, -1))
         names = list(self._streams) if streams is None else list(streams)
         threads = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(self.search_threads)
         try:
-            hits = self._search(q, k, names, time_range)
+            hits = self._cross_search(q, k, names) if time_range is None else None
+            if hits is None:
+                hits = self._search(q, k, names, time_range)
         finally:
             faiss.omp_set_num_threads(threads)
         hits.sort(key=lambda h: (-h.score, h.stream, h.index))
@@ -536,16 +514,52 @@ class SegmentIndex:
                 hits.append(SearchHit(name, int(i), float(score), float(st.starts[row]), float(st.ends[row])))
         return hits
 
-    def _rerank(self, st: _StreamIndex, q: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The k of `ids` nearest to q (1, E) by exact cosine of their stored embeddings, best first."""
-        feed = self.store.embeddings_of(st.name, [int(i) for i in ids])
-        if not len(feed.indices):
-            return feed.indices, np.zeros(0, np.float32)
-        exact = _normalise(feed.embeddings) @ q[0]  # (n,)
-        order = np.lexsort((feed.indices, -exact))[:k]  # best first; ties by index, as flat search
-        return feed.indices[order], exact[order]
+    def _cross_search(self, q: np.ndarray, k: int, names: list[str]) -> list[SearchHit] | None:
+        """Top k over many streams from the cross-stream index: a PQ shortlist (cross_index.SHORTLIST, widened
+        by the share of its vectors the chosen streams hold) re-ranked by exact cosine. None
+        when it does not serve the search (few streams, a few of many, another embedding size, or too
+        few hits of the chosen streams): then each stream's own index is searched."""
+        cross = self._cross
+        if cross is None or len(set(names)) < self.cross_streams or q.shape[1] != cross.dim:
+            return None
+        sts = {st.number: st for st in (self._get(n) for n in names)}
+        chosen = sum(st.count for st in sts.values())
+        if any(st.dim != cross.dim for st in sts.values()) or chosen * 4 < cross.count:
+            return None
+        k = min(k, chosen)
+        if k <= 0:
+            return []
+        numbers, indices = split_ids(cross.search(q, cross.shortlist(k, self.rerank, chosen), self.nprobe))
+        hits: list[SearchHit] = []
+        for number in np.unique(numbers).tolist():
+            st = sts.get(number)
+            if st is None:  # a stream not asked about
+                continue
+            found = indices[numbers == number]
+            found, exact = self._exact_scores(st, q, found[(found >= st.first) & (found < st.next)])
+            rows = (found - st.first).tolist()
+            hits += [SearchHit(st.name, int(i), float(score), float(st.starts[r]), float(st.ends[r]))
+                     for i, score, r in zip(found.tolist(), exact.tolist(), rows, strict=True)]  # fmt: skip
+        return hits if len(hits) >= k else None
 
-    def _gpu_index(self, st: _StreamIndex) -> faiss.Index:
+    def _exact_scores(self, st: StreamIndex, q: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, exact cosine to q (1, E)) of segments of `st`: vectors from its flat index, else the
+        stored embeddings from Redis (one round trip; segments retention removed meanwhile left out)."""
+        vectors = st.vectors_of(ids)
+        if vectors is None:
+            feed = self.store.embeddings_of(st.name, [int(i) for i in ids])
+            ids, vectors = feed.indices, normalise(feed.embeddings)
+        if not len(ids):
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        return np.asarray(ids, np.int64), vectors @ q[0]  # (n,)
+
+    def _rerank(self, st: StreamIndex, q: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The k of `ids` nearest to q (1, E) by exact cosine, best first."""
+        ids, exact = self._exact_scores(st, q, ids)
+        order = np.lexsort((ids, -exact))[:k]  # best first; ties by index, as flat search
+        return ids[order], exact[order]
+
+    def _gpu_index(self, st: StreamIndex) -> faiss.Index:
         """A GPU copy of the stream's CPU index, remade when the index has changed since the copy."""
         assert st.index is not None
         version = (id(st.index), int(st.index.ntotal), st.first, st.trained_at)
@@ -561,35 +575,6 @@ class SegmentIndex:
 
     def __len__(self) -> int:
         return self.size
-
-
-def _even_rows(vecs: np.ndarray, n: int) -> np.ndarray:
-    """At most n rows of vecs, evenly spaced (deterministic), contiguous."""
-    rows = np.linspace(0, len(vecs) - 1, min(len(vecs), n)).round().astype(np.int64)
-    return np.ascontiguousarray(vecs[rows])
-
-
-def _pq_m(dim: int) -> int:
-    """Sub-quantizers for a dim-d vector: 8 dimensions each where d allows (96 for 768-d)."""
-    for sub in (8, 4, 2, 1):
-        if dim % sub == 0:
-            return dim // sub
-    return dim
-
-
-def _ivfpq(quantizer: faiss.Index, dim: int, nlist: int, m: int) -> faiss.IndexIVFPQ:
-    return faiss.IndexIVFPQ(quantizer, dim, nlist, m, PQ_BITS, faiss.METRIC_INNER_PRODUCT)
-
-
-def _train_pq(centroids: np.ndarray, sample: np.ndarray) -> np.ndarray:
-    """The PQ codebook (M, 256, E/M) float32 of residuals to `centroids`, trained on `sample`."""
-    dim = centroids.shape[1]
-    quantizer = faiss.IndexFlatIP(dim)
-    quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
-    index = _ivfpq(quantizer, dim, len(centroids), _pq_m(dim))
-    index.train(sample)  # the quantizer holds its centroids already: only the PQ is trained
-    m = index.pq.M
-    return faiss.vector_to_array(index.pq.centroids).reshape(m, 1 << PQ_BITS, dim // m).astype(np.float32)
 
 
 def remove_snapshot(home: Path | str | None = None) -> None:

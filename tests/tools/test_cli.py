@@ -3,6 +3,7 @@ for the thread that continues; the rest through `tempo.tools.cli.main` in this p
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -42,7 +43,11 @@ def test_threads_lists_and_shows_threads(tempo_main, cli_thread):
     threads = {t["id"]: t for t in json.loads(out)["threads"]}
     assert threads["cli-thread-1"]["stream"] == "cam" and threads["cli-thread-1"]["turns"] == 2
     _, table, _ = tempo_main("threads")
-    assert table.splitlines()[0].split() == ["ID", "STREAM", "TURNS", "UPDATED"]
+    header, *rows = table.splitlines()
+    assert header.split() == ["ID", "STREAM", "TURNS", "LAST", "TURN", "TITLE"]
+    row = next(r for r in rows if r.startswith("cli-thread-1 "))
+    last = dt.datetime.fromtimestamp(threads["cli-thread-1"]["last_turn_at"]).strftime("%Y-%m-%d %H:%M:%S")
+    assert row.split()[1:] == ["cam", "2", *last.split(), *FIRST_QUESTION.split()]  # title: the first question
     _, text, _ = tempo_main("threads", "show", "cli-thread-1")
     assert text.startswith("thread cli-thread-1 on stream 'cam': 2 turns")
     assert f"1. you: {FIRST_QUESTION}" in text and f"2. you: {FOLLOW_UP}" in text

@@ -67,12 +67,29 @@ def run_list(args: argparse.Namespace) -> int:
     if not threads:
         print("no threads yet (start one with `tempo chat --stream NAME`)")
         return 0
-    width = max(len(t["id"]) for t in threads)
-    swidth = max(len(t["stream"]) for t in threads)
-    print(f"{'ID'.ljust(width)}  {'STREAM'.ljust(swidth)}  TURNS  UPDATED")
-    for t in threads:
-        print(f"{t['id'].ljust(width)}  {t['stream'].ljust(swidth)}  {t['turns']:>5}  {_when(t['updated'])}")
+    rows = [(t["id"], ",".join(t["streams"]) or t["stream"], str(t["turns"]), _last_turn(t), _title(t["title"]))
+            for t in threads]  # fmt: skip
+    widths = [max(len(r[i]) for r in [_HEADER, *rows]) for i in range(4)]
+    for r in [_HEADER, *rows]:
+        cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1]), r[2].rjust(widths[2]), r[3].ljust(widths[3]), r[4]]
+        print("  ".join(cells).rstrip())
     return 0
+
+
+_HEADER = ("ID", "STREAM", "TURNS", "LAST TURN", "TITLE")
+_TITLE_CHARS = 60  # a longer first question is cut with "…" (`threads show` prints it whole)
+
+
+def _last_turn(thread: dict) -> str:
+    """The time of the thread's last turn; "-" for a thread with none yet."""
+    at = thread.get("last_turn_at")
+    return _when(float(at)) if at else "-"
+
+
+def _title(title: str) -> str:
+    """The first question on one line, control characters escaped, at most _TITLE_CHARS characters."""
+    text = printable(" ".join(title.split())) or "-"
+    return text if len(text) <= _TITLE_CHARS else text[: _TITLE_CHARS - 1] + "…"
 
 
 def run_show(args: argparse.Namespace) -> int:
