@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import re
 import threading
 import time
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -84,9 +86,10 @@ def parse_media_playlist(text: str) -> MediaPlaylist:
 
 def _number(text: str) -> float:
     try:
-        return max(0.0, float(text.strip()))
+        value = float(text.strip())
     except ValueError:
         return 0.0
+    return value if math.isfinite(value) and value > 0 else 0.0  # a hostile "1e400" or "nan": not given
 
 
 class LiveSubtitles:
@@ -191,14 +194,27 @@ class LiveSubtitles:
     def take(self, start: float, end: float, *, shift: float = 0.0) -> list[Cue]:
         """The cues over [start, end) of the segments' timeline (as the source gave them), moved by
         `shift` seconds (a restarted live source continues its stream). Waits at most `wait` seconds
-        for subtitle segments not read yet; cues behind `start` are let go (batches come in order)."""
-        anchor = next((a for first, a in reversed(list(self.anchors)) if first <= start + 1e-6), None)
-        if anchor is None and self.anchors:
-            anchor = self.anchors[0][1]
-        if anchor is None:
+        in all for subtitle segments not read yet; cues behind `start` are let go (batches come in
+        order). A stretch across a reconnection is taken in parts, each with its connection's anchor, the
+        media clock from where a connection picked up placed by it (no cue twice where they overlap)."""
+        anchors = list(self.anchors)
+        if not anchors:
             return []
-        lo, hi = start - anchor, end - anchor  # media seconds
+        bounds = [start, *(first for first, _ in anchors if start < first < end), end]
         deadline = time.monotonic() + self.wait
+        cues: list[Cue] = []
+        for a, b in pairwise(bounds):
+            j = max([i for i, (first, _) in enumerate(anchors) if first <= a + 1e-6] or [0])
+            anchor = anchors[j][1]
+            lo, hi = a - anchor, b - anchor  # media seconds
+            if j + 1 < len(anchors):  # media from where the next connection picked up is placed by it
+                picked_up = anchors[j + 1][0] - anchors[j + 1][1]
+                hi = min(hi, picked_up) if picked_up > lo else hi
+            cues += self._take(lo, hi, anchor + shift, deadline)
+        return cues
+
+    def _take(self, lo: float, hi: float, moved: float, deadline: float) -> list[Cue]:
+        """The cues over [lo, hi) of the media clock, moved by `moved` seconds onto the timeline."""
         with self._cond:
             while not self._ended and (self._covered is None or self._covered < hi):
                 left = deadline - time.monotonic()
@@ -208,7 +224,6 @@ class LiveSubtitles:
             taken = [c for c in self._cues if c.end > lo and c.start < hi]
             self._cues = [c for c in self._cues if c.end > lo]
             self._seen = {k for k in self._seen if k[1] > lo - 1.0}
-        moved = anchor + shift
         return [dataclasses.replace(c, start=c.start + moved, end=c.end + moved) for c in taken]
 
     def close(self) -> None:

@@ -174,3 +174,47 @@ def test_a_batch_waits_for_a_subtitle_segment_that_lags_its_video_but_not_foreve
         assert poller.segments_read == 3 and poller.cues_read == 3
     finally:
         poller.close()
+
+
+def _local_poller(root: Path, playlist: str, anchors: list[tuple[float, float]]) -> LiveSubtitles:
+    from tempo.streaming.hls_subtitles import PlaylistReader
+
+    (root / "subs.m3u8").write_text(playlist)
+    reader = PlaylistReader(str(root / "subs.m3u8"), 5.0)
+    where = str((root / "subs.m3u8").resolve())
+    return LiveSubtitles("subs.m3u8", reader, where, reader.read(where), None, anchors, wait=0.5)
+
+
+def test_a_segment_outside_the_folder_or_a_hostile_header_is_a_warning_and_the_rest_is_read(
+        tmp_path, caplog) -> None:
+    (tmp_path / "secret.vtt").write_text(_vtt(0, 900000))
+    (tmp_path / "h").mkdir()
+    (tmp_path / "h" / "subs1.vtt").write_text(_vtt(1, 900000))
+    playlist = ("#EXTM3U\n#EXT-X-TARGETDURATION:1e400\n#EXT-X-MEDIA-SEQUENCE:nan\n#EXTINF:2.0,\n../secret.vtt\n"
+                "#EXTINF:2.0,\nsubs1.vtt\n#EXTINF:2.0,\nmissing.vtt\n#EXTINF:2.0,\nvideo.ts\n#EXT-X-ENDLIST\n")
+    assert parse_media_playlist(playlist).target == 0.0
+    with caplog.at_level(logging.WARNING, logger="tempo.streaming.hls_live_subtitles"):
+        poller = _local_poller(tmp_path / "h", playlist, [(0.0, -10.0)])
+        try:
+            assert [(round(c.start, 3), c.text) for c in poller.take(0.0, 8.0)] == [(2.5, "word number 1")]
+        finally:
+            poller.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 3
+    assert lines[0].startswith("subtitle segment secret.vtt: '../secret.vtt' is outside the playlist's folder")
+    assert lines[1].startswith("subtitle segment missing.vtt:") and "could not be read" in lines[1]
+    assert lines[2] == "subtitle segment video.ts: not a WebVTT segment; skipped"
+
+
+def test_a_stretch_across_a_reconnection_takes_each_part_with_its_connection_s_anchor(tmp_path) -> None:
+    # Connection 1: media 10 s is time 0. Connection 2 from time 3.0 on, after a 1-s gap: media 12 s
+    # (where it picked up) is time 3.0, so its anchor is −9; media from 12 s on is placed by it.
+    for k in range(3):
+        (tmp_path / f"subs{k}.vtt").write_text(_vtt(k, 900000))
+    poller = _local_poller(tmp_path, _playlist("subs", 3, True), [(0.0, -10.0), (3.0, -9.0)])
+    try:
+        got = [(round(c.start, 3), c.text) for c in poller.take(0.0, 6.0)]
+    finally:
+        poller.close()
+    # word 0 (media 10.5) on connection 1; word 1 (12.5) and 2 (14.5) on connection 2, one second later
+    assert got == [(0.5, "word number 0"), (3.5, "word number 1"), (5.5, "word number 2")]
