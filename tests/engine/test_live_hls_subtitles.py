@@ -218,3 +218,28 @@ def test_a_stretch_across_a_reconnection_takes_each_part_with_its_connection_s_a
         poller.close()
     # word 0 (media 10.5) on connection 1; word 1 (12.5) and 2 (14.5) on connection 2, one second later
     assert got == [(0.5, "word number 0"), (3.5, "word number 1"), (5.5, "word number 2")]
+
+
+def test_a_queue_producer_s_live_jobs_carry_the_subtitles_published_as_it_reads(live_service, tmp_path) -> None:
+    import json
+
+    from tempo.engine.producer import produce
+    from tempo.memory.jobqueue import JobQueue, JobSpec, QueueSettings
+
+    hls = LiveHLS(tmp_path, broken=-1)
+    store, name = live_service.store, "queued-live-hls-subs"
+    queue = JobQueue.for_store(store, QueueSettings(max_jobs=16))
+    publisher = threading.Thread(target=hls.run, daemon=True)
+    try:
+        publisher.start()
+        report = produce(hls.url, name, queue=queue, store=store, progress=False, spec=JobSpec(sampling=LIVE))
+        assert report.queued >= COUNT
+        metas = [json.loads(fields[b"job"]) for _, fields in store.client.xrange(queue.k_jobs(name))]
+        assert [m.get("cu", []) for m in metas[:COUNT]] == [
+            [[*_word(k), "container:webvtt", "en"]] for k in range(COUNT)]
+    finally:
+        hls.close()
+        publisher.join(timeout=10)
+        queue.delete(name)
+        if name in store.stream_names():
+            store.delete_stream(name)
