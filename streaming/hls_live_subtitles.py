@@ -16,7 +16,9 @@ video 3 segments before it): earlier cues would fall before the stream's first f
 
 Waiting: a batch waits (at most LIVE_SUBTITLE_WAIT seconds, as speech waits for audio) until the
 subtitles read are known to reach its end: a cue read that starts at or after it, or segments read
-after a cue whose EXTINF durations carry past it (segments are read in order). An unreadable
+after a cue whose EXTINF durations carry past it (segments are read in order); before any cue has
+been read, until a reload begun after the batch asked has been read. So a batch may wait for the
+subtitle segment after its end: with segments longer than a batch, up to the bound. An unreadable
 segment or reload is a warning line; the ingest goes on. Not handled: the MPEG-TS clock wrapping
 (every 26.5 h) and a packager restarting its clock.
 """
@@ -96,9 +98,9 @@ class LiveSubtitles:
     """Polls a live subtitle playlist on its own thread; `take` gives a batch its cues (module doc)."""
 
     def __init__(self, source: str, reader: Any, where: str, first: str, language: str | None,
-                 anchors: Sequence[tuple[float, float]], *, wait: float = LIVE_SUBTITLE_WAIT) -> None:
+                 anchors: Sequence[tuple[float, float]], *, wait: float | None = None) -> None:
         self.source, self.reader, self.where, self.language = source, reader, where, language
-        self.anchors, self.wait = anchors, wait
+        self.anchors, self.wait = anchors, LIVE_SUBTITLE_WAIT if wait is None else wait
         self.segments_read = 0  # .vtt segments read
         self.cues_read = 0  # distinct cues read
         self.problems = 0  # warning lines
@@ -107,6 +109,7 @@ class LiveSubtitles:
         self._covered: float | None = None  # media seconds up to which every cue is known to be read
         self._last: int | None = None  # the media sequence number of the last segment read
         self._ended = False
+        self._absorbed = float("-inf")  # when the last reload whose segments are all read started
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(first,), name="tempo-live-subtitles", daemon=True)
@@ -114,7 +117,7 @@ class LiveSubtitles:
 
     # ------------------------------------------------------------------ the poller thread
     def _run(self, text: str | None) -> None:
-        target = 0.0
+        target, began = 0.0, time.monotonic()  # began: when the reload of `text` started
         try:
             while not self._stop.is_set():
                 changed = False
@@ -124,10 +127,14 @@ class LiveSubtitles:
                     changed = self._absorb(playlist)
                     if playlist.ended:
                         return
+                with self._cond:
+                    self._absorbed = began
+                    self._cond.notify_all()
                 interval = (target or 2 * RELOAD_MIN) * (1.0 if changed else 0.5)
                 if self._stop.wait(min(RELOAD_MAX, max(RELOAD_MIN, interval))):
                     return
                 try:
+                    began = time.monotonic()
                     text = self.reader.read(self.where)
                 except SubtitleError as exc:
                     self._warn(f"subtitles of {redact_url(self.source)!r}: {str(exc).rstrip('.')}; trying again")
@@ -201,7 +208,8 @@ class LiveSubtitles:
         if not anchors:
             return []
         bounds = [start, *(first for first, _ in anchors if start < first < end), end]
-        deadline = time.monotonic() + self.wait
+        asked = time.monotonic()
+        deadline = asked + self.wait
         cues: list[Cue] = []
         for a, b in pairwise(bounds):
             j = max([i for i, (first, _) in enumerate(anchors) if first <= a + 1e-6] or [0])
@@ -210,13 +218,13 @@ class LiveSubtitles:
             if j + 1 < len(anchors):  # media from where the next connection picked up is placed by it
                 picked_up = anchors[j + 1][0] - anchors[j + 1][1]
                 hi = min(hi, picked_up) if picked_up > lo else hi
-            cues += self._take(lo, hi, anchor + shift, deadline)
+            cues += self._take(lo, hi, anchor + shift, asked, deadline)
         return cues
 
-    def _take(self, lo: float, hi: float, moved: float, deadline: float) -> list[Cue]:
+    def _take(self, lo: float, hi: float, moved: float, asked: float, deadline: float) -> list[Cue]:
         """The cues over [lo, hi) of the media clock, moved by `moved` seconds onto the timeline."""
         with self._cond:
-            while not self._ended and (self._covered is None or self._covered < hi):
+            while not self._ended and not self._reached(hi, asked):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
@@ -225,6 +233,13 @@ class LiveSubtitles:
             self._cues = [c for c in self._cues if c.end > lo]
             self._seen = {k for k in self._seen if k[1] > lo - 1.0}
         return [dataclasses.replace(c, start=c.start + moved, end=c.end + moved) for c in taken]
+
+    def _reached(self, hi: float, asked: float) -> bool:
+        """Whether the subtitles read are known to reach media time `hi`; before any cue is read, once a
+        reload begun after the batch asked has been read (no cue yet: nothing to place, no time anchored)."""
+        if self._covered is None:
+            return self._absorbed >= asked
+        return self._covered >= hi
 
     def close(self) -> None:
         """Stop polling (the ingest has ended)."""
