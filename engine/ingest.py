@@ -346,7 +346,9 @@ def ingest(
     holds; a holder on this host that is no longer running is taken over at once (memory/lease.py).
     `model_lock` is held around each batch's model work (generic pass, rules, embedder) and released
     between batches, so a server's questions, which take the same lock, interleave with its ingests.
-    `text_track`: cues (tempo.streaming.subtitles) each segment keeps, committed with it.
+    `text_track`: cues (tempo.streaming.subtitles) each segment keeps, committed with it. A live HLS
+    source's WebVTT subtitles are polled as they appear and each batch commits its own
+    (streaming/hls_live_subtitles.py).
     `asr` (a models.asr.SpeechRecognizer): each batch's audio is transcribed on the model thread and its
     cues commit with the batch's segments (engine/speech.py); files and live sources alike.
     """
