@@ -42,6 +42,7 @@ from tempo.memory.records import RetentionPolicy, SegmentRecord, StreamSettings
 from tempo.memory.store import RedisMemoryStore
 from tempo.memory.store_types import CommitStatus, StreamInfo
 from tempo.streaming import IngestStats, SamplingConfig, Segment, SegmentStream, iter_segments
+from tempo.streaming.hls_live_subtitles import LiveSubtitles, open_live_subtitles, without_polled
 from tempo.streaming.segment import SourceInfo, is_live
 from tempo.streaming.sources import fingerprint_file
 from tempo.streaming.subtitles import Cue, CueTrack
@@ -291,6 +292,7 @@ class _Run:
     t_start: float  # time.perf_counter() when the run began
     text_track: CueTrack | None = None  # subtitles / transcript cues to commit with the segments
     speech: BatchTranscriber | None = None  # transcribes each batch's audio (engine/speech.py)
+    subtitles: LiveSubtitles | None = None  # a live HLS source's WebVTT subtitles, polled as they appear
 
     @property
     def start_index(self) -> int:
@@ -344,7 +346,9 @@ def ingest(
     holds; a holder on this host that is no longer running is taken over at once (memory/lease.py).
     `model_lock` is held around each batch's model work (generic pass, rules, embedder) and released
     between batches, so a server's questions, which take the same lock, interleave with its ingests.
-    `text_track`: cues (tempo.streaming.subtitles) each segment keeps, committed with it.
+    `text_track`: cues (tempo.streaming.subtitles) each segment keeps, committed with it. A live HLS
+    source's WebVTT subtitles are polled as they appear and each batch commits its own
+    (streaming/hls_live_subtitles.py).
     `asr` (a models.asr.SpeechRecognizer): each batch's audio is transcribed on the model thread and its
     cues commit with the batch's segments (engine/speech.py); files and live sources alike.
     """
@@ -368,19 +372,24 @@ def ingest(
     lease = WriterLease(store, stream, lease_seconds_from_env() if lease_seconds is None else lease_seconds,
                         wait=lease_wait, progress=progress) if commit else None
     speech: BatchTranscriber | None = None
+    subtitles: LiveSubtitles | None = None
     try:
         probe, info, options = _open(source, stream, store, options, retention)
         grid = options.sampling.window_duration
         speech = open_transcriber(asr, probe, source, grid=grid) if asr is not None else None
+        if (subtitles := open_live_subtitles(source, probe)) is not None:
+            text_track = without_polled(text_track)  # read again as they appear, on the live timeline
         return _run(_Run(
             source=source, stream=stream, probe=probe, model=model, embedder=embedder, store=store,
             options=options, info=info, lease=lease, on_commit=on_commit, monitor=monitor,
             model_lock=model_lock or contextlib.nullcontext(), t_start=t_start, text_track=text_track,
-            speech=speech,
+            speech=speech, subtitles=subtitles,
         ))
     finally:
         if speech is not None:
             speech.close()
+        if subtitles is not None:
+            subtitles.close()
         # Whatever ended the run (an error, Ctrl-C at any point): a stream that never received a
         # segment goes, while this run still holds the lease.
         if lease is not None:
@@ -553,6 +562,8 @@ def _encode_batches(
             # (n, M, D) generic memory, (n, E) embeddings and each segment's rule relevance
             encoded = encode_batch(run.model, run.embedder, batch, [rules] * len(batch), batch_size=bs)
         speech = run.speech.cues(heard, shift=offset[1], model_lock=run.model_lock) if run.speech else None
+        if run.subtitles is not None:  # waits briefly for subtitle segments that lag the video
+            speech = [*(speech or ()), *run.subtitles.take(heard[0].start, heard[-1].end, shift=offset[1])]
         then = monitor.observe(batch, np.stack(encoded.rule_scores)) if monitor is not None else None  # (n, R)
         if options.commit:
             writer.submit(batch, encoded.memory[:, : options.settings.stored_tokens], encoded.embeddings, then, speech)
@@ -563,4 +574,5 @@ def _encode_batches(
         bar.update(len(batch))
         elapsed = time.perf_counter() - run.t_start
         said = f", {run.speech.counters.cues} speech cues" if run.speech is not None else ""
+        said += f", {run.subtitles.cues_read} subtitle cues" if run.subtitles is not None else ""
         bar.set_postfix_str(f"{done.seconds / max(elapsed, 1e-9):.1f}× realtime{said}")

@@ -29,8 +29,9 @@ from tempo.memory.jobqueue import JobQueue, JobSpec
 from tempo.memory.lease import WriterLease, lease_seconds_from_env
 from tempo.memory.store import RedisMemoryStore
 from tempo.streaming import Segment, iter_segments
+from tempo.streaming.hls_live_subtitles import open_live_subtitles, without_polled
 from tempo.streaming.sources import fingerprint_file
-from tempo.streaming.subtitles import CueTrack
+from tempo.streaming.subtitles import Cue, CueTrack
 
 FILE_PUSH_BATCH = 4  # a file producer's jobs per transaction (see _produce)
 
@@ -152,6 +153,9 @@ def _produce(
             slot = known_info.resume_slot
         segments = iter_segments(source, stream_id=stream, config=spec.sampling, start_segment=start, start_slot=slot)
     report = ProduceReport(stream, info.uri, start)
+    subtitles = open_live_subtitles(source, probe)  # a live HLS source's WebVTT, polled as it grows
+    if subtitles is not None:
+        text_track = without_polled(text_track)
     # A live source's job goes out at once; a file's (decoded faster than real time) go out a few at a
     # time, in one transaction each (`push_many`).
     batch = 1 if info.live else max(1, min(FILE_PUSH_BATCH, queue.settings.max_jobs))
@@ -184,9 +188,10 @@ def _produce(
             if max_segments is not None and report.queued + len(pending) >= max_segments:
                 break
             heard = audio.take(segment.start, segment.end) if audio is not None else None  # its own clock
+            polled = subtitles.take(segment.start, segment.end, shift=offset[1]) if subtitles is not None else []
             if offset[0]:
                 segment = continue_live_timeline(segment, *offset)
-            pending.append(_with_text(segment, heard, text_track))
+            pending.append(_with_text(segment, heard, text_track, polled))
             if len(pending) >= batch and not flush():
                 report.interrupted = True
                 break
@@ -199,7 +204,7 @@ def _produce(
     except KeyboardInterrupt:
         report.interrupted = True
     finally:
-        for closing in (segments, audio):
+        for closing in (segments, audio, subtitles):
             close = getattr(closing, "close", None)
             if close is not None:
                 close()
@@ -208,14 +213,16 @@ def _produce(
     return report
 
 
-def _with_text(segment: Segment, audio: np.ndarray | None, text_track: CueTrack | None) -> Segment:
-    """The segment with what its job carries beside the frames: its cues and its audio ((n,) float32
-    at 16 kHz; see the module doc)."""
-    if not text_track and audio is None:
+def _with_text(segment: Segment, audio: np.ndarray | None, text_track: CueTrack | None,
+               polled: list[Cue] | None = None) -> Segment:
+    """The segment with what its job carries beside the frames: its cues (also `polled`, a live HLS
+    source's subtitles over its time) and its audio ((n,) float32 at 16 kHz; see the module doc)."""
+    if not text_track and audio is None and not polled:
         return segment
     extra = dict(segment.extra)
-    if text_track:
-        extra["cues"] = text_track.overlapping(segment.start, segment.end)
+    if text_track or polled:
+        cues = text_track.overlapping(segment.start, segment.end) if text_track else []
+        extra["cues"] = sorted([*cues, *(polled or ())], key=lambda c: (c.start, c.end))
     if audio is not None:
         extra["audio"] = audio
     return dataclasses.replace(segment, extra=extra)

@@ -24,7 +24,8 @@ or, for an http(s) playlist, from the same scheme, host and port only, without r
 with a timeout and a size cap; the host is checked as every network destination is
 (tempo.streaming.netguard: never a metadata service; no private address when they are denied), and
 fetched through the guard proxy (tempo.streaming.netproxy), which connects to the address it checked.
-Not read: a live playlist's later segments (the playlist is read once, when ingest starts).
+A live playlist (no EXT-X-ENDLIST) read here is read once; while a live source is ingested its subtitle
+playlist is polled and its new segments read as they appear (streaming/hls_live_subtitles.py).
 """
 
 from __future__ import annotations
@@ -150,6 +151,20 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None  # the 3xx becomes an error: "could not be read (...)"
 
 
+def is_master(text: str) -> bool:
+    """Whether a playlist's text is a master playlist (it lists variants or renditions)."""
+    return re.search(r"^#EXT-X-(?:STREAM-INF|MEDIA):", text, re.MULTILINE) is not None
+
+
+def subtitle_rendition(master: str) -> dict[str, str] | None:
+    """The attributes of a master playlist's subtitles rendition read: DEFAULT=YES, else the first listed."""
+    renditions = [a for a in (_attributes(line) for line in master.splitlines() if line.startswith("#EXT-X-MEDIA:"))
+                  if a.get("TYPE") == "SUBTITLES" and a.get("URI")]
+    if not renditions:
+        return None
+    return next((a for a in renditions if a.get("DEFAULT", "").upper() == "YES"), renditions[0])
+
+
 def _segments(text: str) -> list[str]:
     """The URIs of a media playlist's segments, in order."""
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
@@ -187,12 +202,10 @@ def hls_webvtt_cues(source: str, *, timeout: float = 10.0) -> CueTrack | None:
     except SubtitleError as exc:  # the video reader says what is wrong with the source itself
         return CueTrack([], [f"subtitles of {redact_url(source)!r}: {str(exc).rstrip('.')}; none read"])
     language: str | None = None
-    if re.search(r"^#EXT-X-(?:STREAM-INF|MEDIA):", text, re.MULTILINE):  # a master playlist: its subtitles
-        renditions = [a for a in (_attributes(line) for line in text.splitlines() if line.startswith("#EXT-X-MEDIA:"))
-                      if a.get("TYPE") == "SUBTITLES" and a.get("URI")]
-        if not renditions:
+    if is_master(text):  # a master playlist: its subtitles
+        chosen = subtitle_rendition(text)
+        if chosen is None:
             return None
-        chosen = next((a for a in renditions if a.get("DEFAULT", "").upper() == "YES"), renditions[0])
         language = chosen.get("LANGUAGE") or None
         try:
             where = reader.locate(chosen["URI"], where)
@@ -225,3 +238,6 @@ def hls_webvtt_cues(source: str, *, timeout: float = 10.0) -> CueTrack | None:
                 seen.add(key)
                 cues.append(cue)
     return CueTrack(cues, problems)
+
+
+PlaylistReader = _Reader  # the same checks for the live poller (streaming/hls_live_subtitles.py)

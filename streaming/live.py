@@ -125,6 +125,7 @@ def start_live(opened: OpenedSource, *, audio: bool = False) -> SegmentStream:
 
     stream = SegmentStream(segments(), info, stats, on_close=on_close)
     stream.audio = reader.audio
+    stream.anchors = reader.anchors
     return stream
 
 
@@ -143,6 +144,7 @@ class _LiveReader:
         self.frame_step = 0.0  # seconds between source frames, from the container's rate
         self.audio: TimedAudio | None = None  # the audio track's samples, when asked for
         self.anchor: float | None = None  # relative time − stream time of the current connection
+        self.anchors: list[tuple[float, float]] = []  # (relative time of its first frame, anchor) per connection
         self._early_audio: list[tuple[float | None, Any]] = []  # decoded before the connection's first frame
 
     def run(self, container: av.container.InputContainer, stream: av.VideoStream) -> None:
@@ -207,6 +209,7 @@ class _LiveReader:
                     return anchor is not None
                 if anchor is None:
                     anchor = self.anchor = self._anchor(t)
+                    self.anchors.append((t + anchor, anchor))
                     for early_t, samples in self._early_audio:
                         self._place_audio(early_t, samples)
                     self._early_audio = []

@@ -137,6 +137,8 @@ class SegmentStream(Iterator[Segment]):
         self.stats = stats
         self._on_close = on_close
         self.audio: Any = None  # a live source's audio track (streaming.audio.TimedAudio), when asked for
+        # A live source's clock: (relative time of a connection's first frame, relative − stream time) each.
+        self.anchors: list[tuple[float, float]] = []
 
     def __iter__(self) -> SegmentStream:
         return self
