@@ -26,6 +26,7 @@ from tempo.tools.commands.options import (
     add_memory_options,
     add_model_options,
     add_stream_option,
+    add_subtitles_option,
     add_thread_option,
     add_top_k_option,
 )
@@ -312,13 +313,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "no room for video is refused",
     )
     add_max_new_tokens_option(parser)
-    parser.add_argument(
-        "--subtitles",
-        action="append",
-        default=[],
-        metavar="PATH",
-        type=arg_type(inputs.Name, "path"),
-        help="a .srt or .vtt file of VIDEO's cues (repeatable; default: VIDEO.srt or VIDEO.vtt beside it). "
+    add_subtitles_option(
+        parser,
+        "a .srt or .vtt file of VIDEO's cues (repeatable; default: VIDEO.srt or VIDEO.vtt beside it). "
         "Text subtitle streams inside the container are always read; the cues enter the answer's prompt "
         "beside their segments, as from memory",
     )

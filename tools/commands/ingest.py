@@ -14,6 +14,7 @@ from tempo.inputs import arg_type
 
 # Shared options live in tempo.tools.commands.options; re-exported here for existing importers.
 from tempo.tools.commands.options import (
+    add_asr_option,
     add_batch_size_option,
     add_decode_option,
     add_memory_options,
@@ -21,6 +22,7 @@ from tempo.tools.commands.options import (
     add_sampling_options,
     add_source_argument,
     add_stream_option,
+    add_subtitles_option,
 )
 
 if TYPE_CHECKING:
@@ -118,22 +120,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "holds it (default: one lease period, $TEMPO_WRITER_LEASE or 30 s; 0: fail at once). A holder "
         "on this host that is no longer running (a crashed ingest) is taken over at once",
     )
-    parser.add_argument(
-        "--subtitles",
-        action="append",
-        default=[],
-        metavar="PATH",
-        type=arg_type(inputs.Name, "path"),
-        help="a .srt or .vtt file whose cues the segments keep (repeatable; default: VIDEO.srt or VIDEO.vtt "
+    add_subtitles_option(
+        parser,
+        "a .srt or .vtt file whose cues the segments keep (repeatable; default: VIDEO.srt or VIDEO.vtt "
         "beside a file). Text subtitle streams inside the container are always read; a malformed cue is "
         "reported with its line number and skipped",
     )
-    parser.add_argument(
-        "--asr",
-        default=None,
-        metavar="DIR|HUB_ID",
-        type=arg_type(inputs.Name, "checkpoint"),
-        help="also transcribe the source's audio track (files and live sources) with this Whisper checkpoint "
+    add_asr_option(
+        parser,
+        "also transcribe the source's audio track (files and live sources) with this Whisper checkpoint "
         "(a directory or a hub id, e.g. openai/whisper-small), batch by batch as the segments are made; each "
         "segment keeps the speech cues that overlap it, with the language Whisper reports. With --queue, "
         "the jobs carry the audio and the workers transcribe it",

@@ -71,6 +71,25 @@ def add_max_body_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_asr_option(parser: argparse.ArgumentParser, help: str, *, required: bool = False) -> None:
+    """--asr DIR|HUB_ID: a Whisper checkpoint (judged when it loads); `help` says what it transcribes."""
+    parser.add_argument(
+        "--asr",
+        default=None,
+        required=required,
+        metavar="DIR|HUB_ID",
+        type=arg_type(inputs.Name, "checkpoint"),
+        help=help,
+    )
+
+
+def add_subtitles_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """--subtitles PATH (repeatable): subtitle files read beside the source's own text streams."""
+    parser.add_argument(
+        "--subtitles", action="append", default=[], metavar="PATH", type=arg_type(inputs.Name, "path"), help=help
+    )
+
+
 def add_batch_size_option(parser: argparse.ArgumentParser, what: str) -> None:
     """--batch-size: `what` (segments, jobs) per SVLM forward pass."""
     parser.add_argument(

@@ -11,6 +11,7 @@ from tempo import inputs
 from tempo.inputs import arg_type
 from tempo.tools.commands.mcp import TOKEN_ENV, add_token_options
 from tempo.tools.commands.options import (
+    add_asr_option,
     add_listen_options,
     add_max_body_option,
     add_max_new_tokens_option,
@@ -72,12 +73,9 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         help="log one line per request on stderr (client, method, path, status, bytes, seconds); tokens "
         "and secret query values are redacted, headers and bodies never logged",
     )
-    parser.add_argument(
-        "--asr",
-        default=None,
-        metavar="DIR|HUB_ID",
-        type=arg_type(inputs.Name, "checkpoint"),
-        help="Whisper checkpoint (a directory or a hub id, e.g. openai/whisper-small) with which ingest jobs "
+    add_asr_option(
+        parser,
+        "Whisper checkpoint (a directory or a hub id, e.g. openai/whisper-small) with which ingest jobs "
         "asked with \"asr\": true (POST /v1/streams/S/ingest) transcribe the source's audio track, as "
         "`tempo ingest --asr` does; without it such jobs are refused (clients never name a checkpoint)",
     )

@@ -8,7 +8,7 @@ import json
 
 from tempo import inputs
 from tempo.inputs import arg_type
-from tempo.tools.commands.options import add_memory_options
+from tempo.tools.commands.options import add_asr_option, add_memory_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,12 +43,10 @@ def register_transcribe(actions: argparse._SubParsersAction) -> None:
         "cues are skipped, so a rerun adds nothing twice and resumes where an interrupted run stopped.",
     )
     transcribe.add_argument("stream", type=arg_type(inputs.StreamName, "stream"), help="a stream ingested from a file")
-    transcribe.add_argument(
-        "--asr",
+    add_asr_option(
+        transcribe,
+        "the Whisper checkpoint: a directory or a hub id on disk, e.g. openai/whisper-small",
         required=True,
-        metavar="DIR|HUB_ID",
-        type=arg_type(inputs.Name, "checkpoint"),
-        help="the Whisper checkpoint: a directory or a hub id on disk, e.g. openai/whisper-small",
     )
     transcribe.add_argument(
         "--batch-size",

@@ -19,7 +19,7 @@ from typing import Any
 from tempo import inputs
 from tempo.errors import TempoError
 from tempo.inputs import arg_type
-from tempo.tools.commands.options import add_batch_size_option, add_memory_options, add_model_options
+from tempo.tools.commands.options import add_asr_option, add_batch_size_option, add_memory_options, add_model_options
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--name", type=arg_type(inputs.StreamName, "name"), default=None,
                         help="consumer name in `tempo queue status` (default: HOST-PID)")
-    parser.add_argument(
-        "--asr",
-        default=None,
-        metavar="DIR|HUB_ID",
-        type=arg_type(inputs.Name, "checkpoint"),
-        help="the Whisper checkpoint that transcribes the audio of jobs queued with `tempo ingest --queue --asr` "
+    add_asr_option(
+        parser,
+        "the Whisper checkpoint that transcribes the audio of jobs queued with `tempo ingest --queue --asr` "
         "(default: the one the producer named)",
     )
     parser.add_argument("--json", action="store_true", help="print the worker's totals as JSON when it stops")
