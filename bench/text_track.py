@@ -216,7 +216,9 @@ def asr_figures(size: str, checkpoint: str | None, tokens_per_30s: int, root: Pa
     """The tiny test checkpoint and a real-size one (`checkpoint`, else a random Whisper of `size`)
     over the same minute of speech, with the same number of tokens decoded."""
     from tempo.models.whisper_tiny import write_random_whisper, write_tiny_whisper
+    from transformers.utils import logging
 
+    logging.set_verbosity_error()  # not "both max_new_tokens and max_length are set" once per piece
     samples = one_minute(root)
     tiny = asr_speed(str(write_tiny_whisper(root / "tiny-whisper")), samples, tokens_per_30s)
     if checkpoint is None:
