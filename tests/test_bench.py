@@ -57,3 +57,28 @@ def test_the_gpu_check_runs_its_cpu_paths_in_a_dry_run() -> None:
                   "compressor (tiny, CPU, sdpa) batch 8", "decode h264", "decode hevc"):
         assert check in table, check
     assert "FAIL" not in table and "error:" not in table
+
+
+def test_the_asr_bench_builds_whisper_at_its_published_sizes(
+    helps: dict[str, subprocess.CompletedProcess[str]],
+) -> None:
+    """bench/text_track.py's real-size Whisper: the architecture of openai/whisper-* (its parameter
+    count as Hugging Face lists it, built on the meta device: no weights) and the real vocabulary,
+    timestamp tokens where Whisper has them; the bench offers the sizes and the token budget."""
+    import torch
+    from tempo.models.whisper_tiny import whisper_parts
+    from transformers import WhisperForConditionalGeneration
+
+    text = helps["text_track.py"].stdout
+    assert "--asr-size" in text and "--tokens-per-30s" in text
+    published = {"tiny": 37_760_640, "base": 72_593_920, "small": 241_734_912}
+    for size, params in published.items():
+        tokenizer, config, generation = whisper_parts(size)
+        assert len(tokenizer) == config.vocab_size == 51865 and config.num_mel_bins == 80
+        assert tokenizer.convert_tokens_to_ids("<|0.00|>") == generation.no_timestamps_token_id + 1
+        assert tokenizer.convert_tokens_to_ids("<|30.00|>") == 51864
+        with torch.device("meta"):
+            model = WhisperForConditionalGeneration(config)
+        assert sum(p.numel() for p in model.parameters()) == params, size
+    with pytest.raises(ValueError, match="unknown Whisper size"):
+        whisper_parts("huge")
