@@ -31,8 +31,11 @@ _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 @dataclass(frozen=True)
 class Environment:
-    """The `TEMPO_*` variables as set now; an empty value counts as unset."""
+    """The `TEMPO_*` variables as set now (and `no_proxy`, which FFmpeg reads); an empty value counts as unset."""
 
+    # Not ours, but read by FFmpeg's HTTP client: hosts it reaches around the guard proxy
+    # (tempo.streaming.netproxy), so the strict network policy refuses to run beside it.
+    no_proxy: str | None = None
     model: str | None = None
     embedder: str | None = None
     redis_url: str | None = None
@@ -53,6 +56,7 @@ def environment() -> Environment:
         return os.environ.get(name) or None
 
     return Environment(
+        no_proxy=get("no_proxy"),
         model=get(ENV_MODEL),
         embedder=get(ENV_EMBEDDER),
         redis_url=get(ENV_REDIS_URL),

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import av
 import av.container
 from tempo.errors import redact_url
-from tempo.settings import ENV_DENY_PRIVATE_NETWORKS, deny_private_networks
+from tempo.settings import ENV_DENY_PRIVATE_NETWORKS, deny_private_networks, environment
 from tempo.streaming import netguard
 from tempo.streaming.errors import (
     NotMediaError,
@@ -157,7 +157,7 @@ def _network_options(resolved: ResolvedSource, read_timeout: float) -> dict[str,
     if resolved.uri.lower().startswith(("http://", "https://")):
         # Every HTTP(S) connection FFmpeg makes for this source (variant playlists, segments, keys on
         # whatever host the playlist names) is checked by the guard proxy and made to the checked address.
-        if deny and os.environ.get("no_proxy"):
+        if deny and environment().no_proxy:
             raise UnreachableSourceError(
                 resolved.original,
                 "refused: the no_proxy environment variable would let FFmpeg reach the hosts it lists without "
