@@ -39,8 +39,8 @@ assembly (`assemble_streams`, anchors through the AnchorCache). The same questio
 old way in the same run (one FAISS search per stream), whose exact top-K gives recall@K of the
 cross-stream index; the ratio of the two p50s is printed. The goal is p50 ≤ 50 ms for 100 streams of
 24 h (2.16 M segments: token heads K = 1; ~9.5 GiB of Redis + 6.6 GB of per-stream flat FAISS + 0.4 GB
-of cross-stream codes, more than this shared 23 GiB machine could spare: the figure in README is 100
-streams of 12 h, see there). Set OMP_WAIT_POLICY=PASSIVE on a busy machine (FAISS's OpenMP threads spin
+of cross-stream codes: it fits a 23 GiB machine only when nothing else runs; README has the figures at
+1, 6, 12 and 24 h, with recall@16). Set OMP_WAIT_POLICY=PASSIVE on a busy machine (FAISS's OpenMP threads spin
 otherwise, and index training takes minutes instead of seconds).
 
     .venv/bin/python bench/retrieval.py --streams 100 [--hours 24] [--questions 40] [--json]
