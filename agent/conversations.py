@@ -32,7 +32,7 @@ from tempo.agent.monitoring.alert_answers import answer_alert_question, is_alert
 from tempo.agent.scopes import scope_ranges
 from tempo.agent.threads import ThreadStore, check_thread_id
 from tempo.agent.turn import final_state, turn_result
-from tempo.engine.result import TEMPO_FAMILY, TEMPO_TOKENS_UNIT, TurnResult
+from tempo.engine.result import TEMPO_FAMILY, TEMPO_TOKENS_UNIT, TurnResult, family_of
 from tempo.inputs import QUESTION_MAX_CHARS, check_time_range
 from tempo.memory.store_types import StreamInfo
 from tempo.service import TempoService
@@ -221,7 +221,7 @@ class Conversations:
             window=info.settings.window,
             gaps=gaps,
             timings={"total_s": time.perf_counter() - t0},
-            family=getattr(self.service.model, "family", TEMPO_FAMILY),  # issue 23: the family that answered
+            family=family_of(self.service.model),  # issue 23: the family that answered
             tokens_unit=getattr(self.service.model, "tokens_unit", TEMPO_TOKENS_UNIT),
         )
 

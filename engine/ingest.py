@@ -32,6 +32,7 @@ from tempo.engine.encode import encode_batch
 from tempo.engine.ingest_decoder import SegmentDecoder
 from tempo.engine.monitor import SegmentMonitor, Then
 from tempo.engine.open_recall import stored_anchor
+from tempo.engine.result import TEMPO_FAMILY, family_of
 from tempo.engine.speech import BatchTranscriber, open_transcriber
 from tempo.engine.text_track import with_cues
 from tempo.errors import TempoError
@@ -94,10 +95,6 @@ class IngestReport:
         }
 
 
-def family_of(model: object) -> str:
-    return str(getattr(model, "family", "tempo"))
-
-
 def stream_settings(
     model: ModelFamily,
     embedder: SegmentEmbedder,
@@ -118,7 +115,7 @@ def stream_settings(
         sampling=sampling.sampling,
         tokens_per_segment=model.num_memory_tokens,
         token_dim=model.memory_dim,
-        stored_tokens=min(stored_tokens, model.num_memory_tokens) if family_of(model) == "tempo" else 0,
+        stored_tokens=min(stored_tokens, model.num_memory_tokens) if family_of(model) == TEMPO_FAMILY else 0,
         family=family_of(model),  # issue 23: the open family keeps no memory tokens (its anchors are frames)
     )
 

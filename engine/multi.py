@@ -34,14 +34,13 @@ import torch
 from tempo.engine.errors import MixedFamiliesError, MixedStreamsError
 from tempo.engine.open_recall import (
     check_stream_family,
-    family_of,
     ladders,
     plan_clips,
     price_renditions,
     records_of,
 )
 from tempo.engine.recall import AllocationPlan, Compression, RecallPipeline, assemble, plan_allocation
-from tempo.engine.result import SegmentHit, TimelineRow, timeline_rows
+from tempo.engine.result import TEMPO_FAMILY, SegmentHit, TimelineRow, family_of, timeline_rows
 from tempo.engine.text_track import cues_key, plan_with_cues, segment_words, text_reserve, token_counter
 from tempo.engine.union_thin import KEY_SHIFT, thinned_union
 from tempo.memory.anchors import AnchorCache
@@ -371,7 +370,7 @@ class CrossStreamRecall:
             min_tokens=int(min_tokens),
             stored_tokens=min(x.stored_tokens for x in settings),
         )
-        if family_of(r.model) != "tempo":
+        if family_of(r.model) != TEMPO_FAMILY:
             with r.lock:
                 rungs = ladders(r.model, union_records(r.store, infos, plan))  # type: ignore[arg-type]
                 plan = price_renditions(rungs, plan, budget=int(budget) - reserve, min_tokens=int(min_tokens))

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tempo.engine.renditions import fit_anchors, plan_renditions
+from tempo.engine.result import TEMPO_FAMILY, family_of
 from tempo.engine.text_track import segment_words
 from tempo.errors import InvalidInputError
 from tempo.memory.errors import RecompressError
@@ -49,11 +50,6 @@ if TYPE_CHECKING:
     from tempo.models.processor import SegmentVideoProcessor
     from tempo.models.qwen3vl_family import Qwen3VLFamily
     from tempo.streaming.segment import Segment
-
-
-def family_of(model: Any) -> str:
-    """The family of a loaded model ("tempo" unless it says otherwise)."""
-    return str(getattr(model, "family", "tempo"))
 
 
 def check_stream_family(info: StreamInfo, model: Any) -> None:
@@ -88,7 +84,7 @@ def anchor_thumbnail(processor: SegmentVideoProcessor, segment: Segment) -> byte
 def stored_anchor(family: str, processor: Any, segment: Segment) -> bytes | None:
     """What a segment of a stream written by `family` commits as its anchor thumbnail: the open
     family's (`anchor_thumbnail`, with its processor); None for Tempo (its anchors are memory tokens)."""
-    return None if family == "tempo" else anchor_thumbnail(processor, segment)
+    return None if family == TEMPO_FAMILY else anchor_thumbnail(processor, segment)
 
 
 def ladders(open_family: Qwen3VLFamily, records: list[SegmentRecord]) -> list[list[Rendition]]:

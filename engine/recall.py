@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from tempo.engine.result import TEMPO_FAMILY, family_of
 from tempo.engine.text_track import cues_key, fuse_hits, plan_with_cues, segment_words, text_reserve, token_counter
 from tempo.memory.anchors import AnchorCache
 from tempo.memory.caches import AnswerCache, QueryCache
@@ -355,7 +356,7 @@ class RecallPipeline:
             min_tokens=int(min_tokens),
             stored_tokens=info.settings.stored_tokens,
         )
-        if getattr(self.model, "family", "tempo") != "tempo":  # open weights: the plan priced in renditions
+        if family_of(self.model) != TEMPO_FAMILY:  # open weights: the plan priced in renditions
             from tempo.engine.open_recall import plan_memory_renditions
 
             with self.lock:

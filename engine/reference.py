@@ -28,6 +28,7 @@ from tempo.engine.result import (
     TimelineRow,
     TurnResult,
     evidence_rows,
+    family_of,
     rounded_timings,
     timeline_rows,
 )
@@ -78,7 +79,7 @@ def answer_video(
     Segments are consumed lazily and compressed in batches, so frames of a long video are never all
     in memory; only the (n, M, D) memory tokens are.
     """
-    if getattr(model, "family", TEMPO_FAMILY) != TEMPO_FAMILY:  # open weights: ATA over renditions
+    if family_of(model) != TEMPO_FAMILY:  # open weights: ATA over renditions
         from tempo.engine.renditions import answer_video_renditions
 
         return answer_video_renditions(

@@ -32,6 +32,12 @@ TEMPO_FAMILY = "tempo"
 TEMPO_TOKENS_UNIT = "memory tokens"
 
 
+def family_of(model: object) -> str:
+    """The family of a loaded model (`TEMPO_FAMILY` unless it says otherwise): the one test of which
+    family wrote or reads a stream, for ingest, recall, reference mode, workers and the agent."""
+    return str(getattr(model, "family", TEMPO_FAMILY))
+
+
 class TimelineRow(TypedDict):
     """One segment of an answer's timeline (ATA made visible)."""
 

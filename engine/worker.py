@@ -30,7 +30,8 @@ import redis
 from tempo.engine.encode import encode_batch
 from tempo.engine.ingest import stream_settings
 from tempo.engine.monitor import SegmentMonitor
-from tempo.engine.open_recall import family_of, stored_anchor
+from tempo.engine.open_recall import stored_anchor
+from tempo.engine.result import family_of
 from tempo.engine.speech import transcribe_audio
 from tempo.engine.worker_faults import REDIS_DOWN, RedisOutage, land_orphan_gaps, record_gap
 from tempo.errors import TempoError
