@@ -20,13 +20,13 @@ from typing import Any
 
 from tempo.engine.errors import NoFileSourceError, SourceGoneError
 from tempo.engine.speech import transcribe_audio
+from tempo.engine.text_track import place_cues
 from tempo.errors import redact_url
 from tempo.memory.records import SegmentRecord
 from tempo.memory.store_types import StreamInfo
-from tempo.memory.text_index import replace_cues
 from tempo.streaming.audio import SPEECH_RATE, FileAudio
 from tempo.streaming.segment import is_live
-from tempo.streaming.subtitles import Cue
+from tempo.streaming.subtitles import CueTrack
 
 BATCH_SEGMENTS = 8  # segments per Whisper batch (32 s at the default 4-s segments: about Whisper's window)
 SEEK_AHEAD = 30.0  # seconds of skipped audio past which the file is seeked rather than decoded through
@@ -90,19 +90,6 @@ def speech_batches(records: list[SegmentRecord], size: int) -> Iterator[list[Seg
         yield run
 
 
-def _commit(store: Any, stream: str, batch: list[SegmentRecord], cues: list[Cue]) -> tuple[int, int]:
-    """The batch's speech cues onto its segments (those each overlaps, beside the cues it has, none
-    twice), in one atomic rewrite per segment. (segments updated, cues placed)."""
-    changed: dict[int, list[Cue]] = {}
-    placed = 0
-    for record in batch:
-        new = [c for c in cues if c.end > record.start and c.start < record.end and c not in record.cues]
-        if new:
-            changed[record.index] = sorted([*record.cues, *new], key=lambda c: (c.start, c.end))
-            placed += len(new)
-    return (replace_cues(store, stream, changed), placed) if changed else (0, 0)
-
-
 def transcribe_stream(store: Any, stream: str, recognizer: Any, *, asr: str = "", batch_size: int = BATCH_SEGMENTS,
                       progress: bool = True, language: str | None = None) -> LaterSpeechReport:
     """Transcribe the speech of `stream`'s stored file source onto its committed segments (module doc).
@@ -128,7 +115,7 @@ def transcribe_stream(store: Any, stream: str, recognizer: Any, *, asr: str = ""
                     audio = open_stream_audio(info)
                 samples = audio.take(start, end)
                 cues = transcribe_audio(recognizer, samples, start, grid, language)
-                updated, placed = _commit(store, stream, batch, cues)
+                updated, placed = place_cues(store, stream, batch, CueTrack(list(cues)))
                 report.transcribed += len(batch)
                 report.updated += updated
                 report.cues += placed

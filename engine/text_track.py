@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -139,17 +139,24 @@ def plan_with_cues(
 
 
 def add_text_track(store: Any, stream: str, track: CueTrack) -> tuple[int, int]:
-    """Give an already ingested stream's segments the track's cues they overlap, beside the cues they
-    have (a cue already there is not added twice). Each segment is rewritten atomically; the keyword
-    index rebuilds. Returns (segments updated, cues placed). UnknownStreamError for an unknown stream."""
+    """Give an already ingested stream's segments the track's cues they overlap (`place_cues`); the
+    keyword index rebuilds. Returns (segments updated, cues placed). UnknownStreamError for an unknown
+    stream."""
     store.stream_info(stream)  # UnknownStreamError names the known streams
-    current = {r.index: r for r in store.iter_segments(stream, tokens=False, embedding=False, recompress=False)}
+    records = store.iter_segments(stream, tokens=False, embedding=False, recompress=False)
+    return place_cues(store, stream, records, track)
+
+
+def place_cues(store: Any, stream: str, records: Iterable[SegmentRecord], track: CueTrack) -> tuple[int, int]:
+    """Give committed `records` the track's cues each overlaps, beside the cues it has (a cue already
+    there is not added twice), one atomic rewrite per segment that changes. Returns (segments updated,
+    cues placed): `tempo subtitles add` and the later transcription (engine/speech_later.py) both."""
     changed: dict[int, list[Cue]] = {}
     placed = 0
-    for i, record in current.items():
+    for record in records:
         new = [c for c in track.overlapping(record.start, record.end) if c not in record.cues]
         if new:
-            changed[i] = sorted([*record.cues, *new], key=lambda c: (c.start, c.end))
+            changed[record.index] = sorted([*record.cues, *new], key=lambda c: (c.start, c.end))
             placed += len(new)
     return replace_cues(store, stream, changed), placed
 
