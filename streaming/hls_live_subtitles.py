@@ -35,25 +35,27 @@ from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from tempo.errors import redact_url
 from tempo.streaming.errors import SubtitleError
 from tempo.streaming.hls_subtitles import (
     MAX_SEGMENTS,
+    WEBVTT_SOURCE,
     PlaylistReader,
+    cue_key,
     is_master,
+    is_vtt,
+    segment_cues,
+    segment_name,
     subtitle_rendition,
-    timestamp_offset,
 )
-from tempo.streaming.subtitles import Cue, CueTrack, parse_cues
+from tempo.streaming.subtitles import Cue, CueTrack
 
 log = logging.getLogger(__name__)
 
 LIVE_SUBTITLE_WAIT = 3.0  # seconds a batch waits for subtitle segments that lag its video
 LIVE_START_SEGMENTS = 6  # segments before the live end the first reload starts at
 RELOAD_MIN, RELOAD_MAX = 0.5, 30.0  # bounds on the seconds between reloads
-SOURCE = "container:webvtt"  # the cues' source, as the one-off reader labels them
 _EXTINF = re.compile(r"#EXTINF:\s*([0-9.]+)")
 
 
@@ -166,9 +168,8 @@ class LiveSubtitles:
                 if self._covered is not None:
                     self._covered += duration  # the segment after the one holding that cue is read too
                 for cue in cues:
-                    key = (round(cue.start, 3), round(cue.end, 3), cue.text)
-                    if key not in self._seen:
-                        self._seen.add(key)
+                    if cue_key(cue) not in self._seen:
+                        self._seen.add(cue_key(cue))
                         self._cues.append(cue)
                         self.cues_read += 1
                 if cues:
@@ -178,20 +179,17 @@ class LiveSubtitles:
 
     def _segment(self, uri: str) -> list[Cue]:
         """The cues of one .vtt segment on the media clock; a warning and none when it cannot be read."""
-        name = Path(urlsplit(uri).path).name or uri
-        if not urlsplit(uri).path.lower().endswith((".vtt", ".webvtt")):
-            self._warn(f"subtitle segment {name}: not a WebVTT segment; skipped")
+        if not is_vtt(uri):
+            self._warn(f"subtitle segment {segment_name(uri)}: not a WebVTT segment; skipped")
             return []
         try:
-            text = self.reader.read(self.reader.locate(uri, self.where))
-            offset = timestamp_offset(text)
+            cues, problems = segment_cues(self.reader, uri, self.where, self.language)
         except SubtitleError as exc:
-            self._warn(f"subtitle segment {name}: {str(exc).rstrip('.')}; skipped")
+            self._warn(f"subtitle segment {segment_name(uri)}: {str(exc).rstrip('.')}; skipped")
             return []
-        track = parse_cues(text, kind="vtt", name=name, language=self.language)
-        for problem in track.problems:
+        for problem in problems:
             self._warn(problem)
-        return [Cue(c.start + offset, c.end + offset, c.text, SOURCE, self.language) for c in track.cues]
+        return cues
 
     def _warn(self, line: str) -> None:
         self.problems += 1
@@ -269,7 +267,7 @@ def open_live_subtitles(source: str, segments: Any, *, timeout: float = 10.0) ->
         log.warning("subtitles of %r: %s; none read", redact_url(source), str(exc).rstrip("."))
         return None
     uris = [uri for _, _, uri in parse_media_playlist(text).segments]
-    if uris and not all(urlsplit(u).path.lower().endswith((".vtt", ".webvtt")) for u in uris):
+    if uris and not all(is_vtt(u) for u in uris):
         return None  # not WebVTT segments: the container's own subtitle streams are read instead
     return LiveSubtitles(source, reader, where, text, language, getattr(segments, "anchors", []))
 
@@ -279,4 +277,4 @@ def without_polled(track: CueTrack | None) -> CueTrack | None:
     live timeline."""
     if track is None:
         return None
-    return CueTrack([c for c in track.cues if c.source != SOURCE], list(track.problems))
+    return CueTrack([c for c in track.cues if c.source != WEBVTT_SOURCE], list(track.problems))

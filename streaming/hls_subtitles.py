@@ -47,6 +47,7 @@ _ATTRIBUTE = re.compile(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)')
 _MAP = re.compile(r"X-TIMESTAMP-MAP=(?P<attrs>[^\r\n]*)")
 _LOCAL = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{2})\.(\d{1,3})")
 _VTT_SUFFIXES = (".vtt", ".webvtt")
+WEBVTT_SOURCE = "container:webvtt"  # the cues' source: the container's (the playlist's) own subtitles
 
 
 def _attributes(line: str) -> dict[str, str]:
@@ -170,8 +171,28 @@ def _segments(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
-def _is_vtt(uri: str) -> bool:
+def is_vtt(uri: str) -> bool:
     return urlsplit(uri).path.lower().endswith(_VTT_SUFFIXES)
+
+
+def segment_name(uri: str) -> str:
+    """A segment as problem lines name it: its file name."""
+    return Path(urlsplit(uri).path).name or uri
+
+
+def segment_cues(reader: _Reader, uri: str, where: str, language: str | None) -> tuple[list[Cue], list[str]]:
+    """One WebVTT segment's cues on the media clock (its X-TIMESTAMP-MAP applied) and its malformed-cue
+    problems; SubtitleError when it cannot be read. Shared by the one-off and the live reader."""
+    text = reader.read(reader.locate(uri, where))
+    offset = timestamp_offset(text)
+    track = parse_cues(text, kind="vtt", name=segment_name(uri), language=language)
+    cues = [Cue(c.start + offset, c.end + offset, c.text, WEBVTT_SOURCE, language) for c in track.cues]
+    return cues, track.problems
+
+
+def cue_key(cue: Cue) -> tuple[float, float, str]:
+    """What makes a cue repeated across a segment boundary the same cue (kept once)."""
+    return round(cue.start, 3), round(cue.end, 3), cue.text
 
 
 def timestamp_offset(segment_text: str) -> float:
@@ -213,7 +234,7 @@ def hls_webvtt_cues(source: str, *, timeout: float = 10.0) -> CueTrack | None:
         except SubtitleError as exc:  # the video may still play: its words are missing, say why
             return CueTrack([], [f"subtitles of {redact_url(source)!r}: {exc}"])
     uris = _segments(text)
-    if not uris or not all(_is_vtt(u) for u in uris):
+    if not uris or not all(is_vtt(u) for u in uris):
         return None
     cues: list[Cue] = []
     problems: list[str] = []
@@ -222,20 +243,15 @@ def hls_webvtt_cues(source: str, *, timeout: float = 10.0) -> CueTrack | None:
                         "segments read")
     seen: set[tuple[float, float, str]] = set()
     for uri in uris[:MAX_SEGMENTS]:
-        name = Path(urlsplit(uri).path).name or uri
         try:
-            segment = reader.read(reader.locate(uri, where))
-            offset = timestamp_offset(segment)
+            found, found_problems = segment_cues(reader, uri, where, language)
         except SubtitleError as exc:
-            problems.append(f"subtitle segment {name}: {str(exc).rstrip('.')}; skipped")
+            problems.append(f"subtitle segment {segment_name(uri)}: {str(exc).rstrip('.')}; skipped")
             continue
-        track = parse_cues(segment, kind="vtt", name=name, language=language)
-        problems += track.problems
-        for c in track.cues:
-            cue = Cue(c.start + offset, c.end + offset, c.text, "container:webvtt", language)
-            key = (round(cue.start, 3), round(cue.end, 3), cue.text)
-            if key not in seen:
-                seen.add(key)
+        problems += found_problems
+        for cue in found:
+            if cue_key(cue) not in seen:
+                seen.add(cue_key(cue))
                 cues.append(cue)
     return CueTrack(cues, problems)
 
