@@ -8,24 +8,29 @@ Correctness, each against the CPU (tolerances in the table):
 - flash-attention 2 vs SDPA: the real-size compressor (same seed) in bfloat16, relative RMS Δ of
   the memory tokens ≤ 5 %, relevance max |Δ| ≤ 0.05;
 - FAISS on the GPU vs the CPU (exact inner product, 20 000 × 1 536): top-10 overlap ≥ 0.99;
-- NVDEC + torch resize (`--decode gpu`) vs the exact CPU path (swscale + PIL bicubic), per sampled
-  frame: mean |Δ| ≤ 2 levels, 99th percentile ≤ 12 (not bit-exact by design, README); on the CPU
-  (`--dry-run`) the torch conversion runs on the CPU instead of NVDEC. Its effect on the tiny
-  model: relevance max |Δ| and memory tokens relative RMS Δ, compressing PIL vs torch frames.
+- NVDEC + torch resize (`--decode gpu`) vs the exact CPU path (swscale + PIL bicubic), once per GPU
+  decoder the machine has (FFmpeg's CUDA hwaccel; PyNvVideoCodec, the `nvdec` extra), per sampled
+  frame: mean |Δ| ≤ 2 levels, 99th percentile ≤ 12 (not bit-exact by design, README), and the
+  sampled frames' times equal to the CPU path's (both read pts × time base); a decoder the machine
+  lacks is a "skipped (reason)" row. On the CPU (`--dry-run`) the torch conversion runs on the CPU
+  instead of NVDEC. Its effect on the tiny model: relevance max |Δ| and memory tokens relative RMS Δ,
+  compressing PIL vs torch frames.
 Throughput: the real-size compressor (Qwen3-VL-2B dimensions, random weights: bench/compressor.py)
 in bfloat16, segments/s at batch 1/8/32 with SDPA and with flash-attention (target ≥ 50 on one H100:
-200 cameras at one segment per 4 s); NVDEC frames/s vs the CPU decoder for 720p and 1080p H.264 and
+200 cameras at one segment per 4 s); decoded frames/s of each GPU decoder (FFmpeg's NVDEC; PyNvVideoCodec
+through streaming/nvcodec.py, its device copy included) vs the CPU decoder for 720p and 1080p H.264 and
 HEVC. `--dry-run` runs what exists without CUDA (tiny model, CPU, small sizes) so CI keeps it working.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,47 +94,104 @@ def write_clip(folder: Path, codec: str, size: tuple[int, int], seconds: float) 
     return path
 
 
-def decode_fps(path: Path, gpu: bool) -> float:
+GPU_LABELS = {"gpu": "FFmpeg NVDEC", "gpu-nvcodec": "PyNvVideoCodec"}
+
+
+def gpu_decoder_status() -> list[tuple[str, str | None]]:
+    """(decoder, None or why it cannot run here) for each GPU decoder, in `--decode gpu`'s order."""
+    from tempo.streaming import gpu, nvcodec
+
+    probes = {"gpu": gpu.hwaccel_unavailable_reason, "gpu-nvcodec": nvcodec.nvcodec_unavailable_reason}
+    return [(name, probes[name]()) for name in gpu.GPU_DECODERS]
+
+
+@contextlib.contextmanager
+def only_decoder(name: str) -> Iterator[None]:
+    """`--decode gpu` tries only `name` while inside (to check each GPU decoder on the same clip)."""
+    from tempo.streaming import gpu
+
+    saved, gpu.GPU_DECODERS = gpu.GPU_DECODERS, (name,)
+    try:
+        yield
+    finally:
+        gpu.GPU_DECODERS = saved
+
+
+def decode_fps(path: Path, decoder: str) -> float:
+    """Frames/s decoding the whole clip: "cpu" (FFmpeg, threads), "gpu" (FFmpeg's CUDA hwaccel) or
+    "gpu-nvcodec" (PyNvVideoCodec through streaming/nvcodec.py: NVDEC plus the device copy of each frame)."""
+    from tempo.streaming.decode import IngestStats
     from tempo.streaming.gpu import cuda_hwaccel
+    from tempo.streaming.nvcodec import NvdecFile
 
     started, frames = time.perf_counter(), 0
-    with av.open(str(path), hwaccel=cuda_hwaccel() if gpu else None) as container:
-        stream = container.streams.video[0]
-        stream.codec_context.thread_type = "AUTO"
-        for _frame in container.decode(stream):
-            frames += 1
-    if gpu:
+    if decoder == "gpu-nvcodec":
+        with av.open(str(path)) as container:
+            for _t, _frame in NvdecFile(str(path), container.streams.video[0]).open().frames(IngestStats()):
+                frames += 1
+    else:
+        with av.open(str(path), hwaccel=cuda_hwaccel() if decoder == "gpu" else None) as container:
+            stream = container.streams.video[0]
+            stream.codec_context.thread_type = "AUTO"
+            for _frame in container.decode(stream):
+                frames += 1
+    if decoder != "cpu":
         torch.cuda.synchronize()
     return frames / (time.perf_counter() - started)
 
 
 def check_decode(folder: Path, dry_run: bool, tiny: Any) -> None:
-    """NVDEC (or, dry, the torch conversion on the CPU) vs the exact CPU path, and its model effect."""
+    """Each GPU decoder (or, dry, the torch conversion on the CPU) vs the exact CPU path, and its model effect."""
     from tempo.streaming import SamplingConfig, iter_segments
     from tempo.streaming.convert import FrameConverter
     from tempo.streaming.gpu import TorchFrameConverter
 
     clip = write_clip(folder, "h264", (640, 360) if dry_run else (1280, 720), 8.0)
-    exact = [f for s in iter_segments(str(clip), config=SamplingConfig(decode="cpu")) for f in s.frames]
+    cpu_segments = list(iter_segments(str(clip), config=SamplingConfig(decode="cpu")))
+    exact = [f for s in cpu_segments for f in s.frames]
+    times = np.concatenate([s.timestamps for s in cpu_segments])
+    tolerance = "mean ≤ 2, p99 ≤ 12, same times"
+    approx: list[np.ndarray] | None = None
+    compared = exact
     if dry_run:
         size = FrameConverter((512, 288)).size
         with av.open(str(clip)) as container:
             frames = list(container.decode(video=0))[::15][: len(exact)]
         approx = [TorchFrameConverter(size, device="cpu")(f) for f in frames]
-        exact = [FrameConverter(size)(f) for f in frames]
-        label = "torch conversion on CPU vs PIL"
-    else:
-        gpu = iter_segments(str(clip), config=SamplingConfig(decode="gpu"))
-        approx = [f for s in gpu for f in s.frames]
-        label = f"NVDEC ({gpu.stats.decoder}) vs CPU path"
-    diff = np.abs(np.stack(exact).astype(int) - np.stack(approx).astype(int))
-    mean, p99 = float(diff.mean()), float(np.percentile(diff, 99))
-    row(f"decode: {label}", f"mean |Δ| {mean:.2f}, p99 {p99:.0f}, max {diff.max()}", "mean ≤ 2, p99 ≤ 12",
-        mean <= 2 and p99 <= 12)
+        compared = [FrameConverter(size)(f) for f in frames]
+        mean, p99, top = pixel_delta(compared, approx)
+        row("decode: torch conversion on CPU vs PIL", f"mean |Δ| {mean:.2f}, p99 {p99:.0f}, max {top}",
+            "mean ≤ 2, p99 ≤ 12", mean <= 2 and p99 <= 12)
+    for name, reason in gpu_decoder_status():
+        label = f"decode: {GPU_LABELS[name]} vs CPU path"
+        if reason is not None or dry_run:
+            row(label, f"skipped ({reason or 'dry run'})", tolerance)
+            continue
+        with only_decoder(name):
+            stream = iter_segments(str(clip), config=SamplingConfig(decode="gpu"))
+            segments = list(stream)
+        frames_gpu = [f for s in segments for f in s.frames]
+        if stream.stats.decoder != name or len(frames_gpu) != len(exact):
+            row(label, f"decoded by {stream.stats.decoder}, {len(frames_gpu)} of {len(exact)} frames", tolerance, False)
+            continue
+        same_times = np.array_equal(np.concatenate([s.timestamps for s in segments]), times)
+        mean, p99, top = pixel_delta(exact, frames_gpu)
+        row(label, f"mean |Δ| {mean:.2f}, p99 {p99:.0f}, max {top}" + ("" if same_times else ", times differ"),
+            tolerance, mean <= 2 and p99 <= 12 and same_times)
+        approx = approx if approx is not None else frames_gpu
+    if approx is None:
+        row("decode: effect on the tiny model", "skipped (no GPU decoder ran)", "reported")
+        return
     question = "Is there a moving pattern?"
-    before = tiny.compress(segments_from(exact), question)
+    before = tiny.compress(segments_from(compared), question)
     rel, rms = model_delta(before, tiny.compress(segments_from(approx), question))
     row("decode: effect on the tiny model", f"relevance max |Δ| {rel:.4f}, tokens {100 * rms:.2f} %", "reported")
+
+
+def pixel_delta(exact: list[np.ndarray], approx: list[np.ndarray]) -> tuple[float, float, int]:
+    """(mean, 99th percentile, max) of |Δ| in grey levels between two lists of RGB frames."""
+    diff = np.abs(np.stack(exact).astype(int) - np.stack(approx).astype(int))
+    return float(diff.mean()), float(np.percentile(diff, 99)), int(diff.max())
 
 
 def check_compressor(tiny_dir: Path, device: str) -> None:
@@ -198,13 +260,23 @@ def throughput(dry_run: bool, device: str) -> None:
 
 def decode_throughput(folder: Path, dry_run: bool, device: str) -> None:
     sizes = {"720p": (1280, 720), "1080p": (1920, 1080)} if not dry_run else {"180p": (320, 180)}
+    status = gpu_decoder_status()
     for codec in ("h264", "hevc"):
         for name, size in sizes.items():
             clip = write_clip(folder, codec, size, 2.0 if dry_run else 10.0)
-            cpu = decode_fps(clip, gpu=False)
-            gpu = decode_fps(clip, gpu=True) if device == "cuda" else None
-            value = f"CPU {cpu:.0f} fps" + ("" if gpu is None else f", NVDEC {gpu:.0f} fps ({gpu / cpu:.1f}×)")
-            row(f"decode {codec} {name}", value, "")
+            cpu = decode_fps(clip, "cpu")
+            parts = [f"CPU {cpu:.0f} fps"]
+            for decoder, reason in status:
+                label = GPU_LABELS[decoder]
+                if device != "cuda" or reason is not None:
+                    parts.append(f"{label} skipped ({reason or 'dry run'})")
+                    continue
+                try:
+                    fps = decode_fps(clip, decoder)
+                    parts.append(f"{label} {fps:.0f} fps ({fps / cpu:.1f}×)")
+                except Exception as exc:  # one decoder failing on one clip is a FAIL row, the rest still run
+                    row(f"decode {codec} {name} ({label})", f"error: {type(exc).__name__}: {str(exc)[:60]}", ok=False)
+            row(f"decode {codec} {name}", ", ".join(parts), "")
 
 
 def main(argv: list[str] | None = None) -> int:

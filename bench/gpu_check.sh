@@ -5,7 +5,8 @@
 #     bench/gpu_check.sh --dry-run  # CPU only: tiny model, small sizes (tests/test_bench.py runs it)
 #
 # Installs what it needs from the project's own files (pyproject.toml's extras: `gpu` = GPU FAISS +
-# accelerate, `flash` = flash-attention 2, built against the installed torch), then runs
+# accelerate, `flash` = flash-attention 2, built against the installed torch, `nvdec` = NVIDIA's
+# PyNvVideoCodec, NVDEC where PyAV's FFmpeg has no CUDA hwaccel), then runs
 # bench/gpu_check.py (each GPU path once against the CPU, then throughput; one table with the card's
 # name) and the ask latency at 24 h of memory (bench/conversation.py). A step that cannot install
 # (no network, no compiler) is reported and the checks that need it say "skipped".
@@ -21,11 +22,14 @@ dry=0
 [ "${1:-}" = "--dry-run" ] && dry=1
 started=$(date +%s)
 if [ "$dry" = 0 ]; then
-    echo "== installing the project with its gpu extra (and flash-attention when it builds)" >&2
+    echo "== installing the project with its gpu and nvdec extras (and flash-attention when it builds)" >&2
     pip=("$python" -m pip install -q --retries 1 --timeout 15)  # a machine without network fails fast
     "$python" -c "import faiss, accelerate; faiss.StandardGpuResources" 2>/dev/null \
         || timeout 150 "${pip[@]}" -e ".[gpu]" \
         || echo "note: the gpu extra did not install; GPU FAISS is skipped" >&2
+    "$python" -c "import PyNvVideoCodec" 2>/dev/null \
+        || timeout 90 "${pip[@]}" -e ".[nvdec]" \
+        || echo "note: the nvdec extra (PyNvVideoCodec) did not install; its decode rows are skipped" >&2
     "$python" -c "import flash_attn" 2>/dev/null \
         || timeout 90 "${pip[@]}" --no-build-isolation -e ".[flash]" \
         || echo "note: flash-attention did not install (no wheel for this torch?); its rows are skipped" >&2

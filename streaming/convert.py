@@ -110,9 +110,9 @@ class ConvertPipeline(Generic[Key]):
 
 def file_pipeline(config: SamplingConfig, width: int, height: int, *, decoder: str = "cpu") -> ConvertPipeline[Any]:
     """The conversion of a file's sampled frames (source size width × height) to the output size, on
-    `config.convert_workers` threads beside decoding; with `decoder` "gpu", on the GPU (torch) in the
-    reading thread (the GPU works asynchronously already)."""
-    if decoder == "gpu":
+    `config.convert_workers` threads beside decoding; with a GPU decoder ("gpu", "gpu-nvcodec"), on the
+    GPU (torch) in the reading thread (the GPU works asynchronously already)."""
+    if decoder.startswith("gpu"):
         from tempo.streaming.gpu import TorchFrameConverter
 
         return ConvertPipeline(TorchFrameConverter(target_size(width, height, config.max_edge)), workers=0)

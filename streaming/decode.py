@@ -58,7 +58,8 @@ class IngestStats:
     skipping_nonref: bool = False  # whether the codec is skipping frames the sample does not need
     skip_mode: str = "NONE"  # what it skips: "NONREF" (non-reference frames) or "NONKEY" (all but keyframes)
     position: float = 0.0  # seconds of source covered so far (relative to the first frame)
-    decoder: str = "cpu"  # what decodes: "cpu" (FFmpeg's software decoder) or "gpu" (NVDEC, streaming/gpu.py)
+    decoder: str = "cpu"  # what decodes: "cpu" (FFmpeg's software decoder), "gpu" (NVDEC through FFmpeg's
+    # CUDA hwaccel) or "gpu-nvcodec" (NVDEC through PyNvVideoCodec); streaming/gpu.py
     warnings: list[str] = field(default_factory=list)
 
 

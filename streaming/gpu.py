@@ -1,11 +1,21 @@
-"""Decoding on the GPU (NVDEC through FFmpeg's CUDA hwaccel), frames sampled and resized there.
+"""Decoding on the GPU (NVDEC), frames sampled and resized there.
 
-`--decode auto|cpu|gpu` (`SamplingConfig.decode`). "gpu" opens a file with PyAV's hardware
-acceleration (device type cuda, frames kept in GPU memory: `HWAccel(is_hw_owned=True)`); each
-sampled frame's NV12 planes are taken by torch through DLPack without a copy, converted to RGB and
+`--decode auto|cpu|gpu` (`SamplingConfig.decode`). "gpu" decodes a file with the first GPU decoder
+this machine has, in this order (`GPU_DECODERS`):
+
+1. "gpu": FFmpeg's CUDA hwaccel through PyAV (device type cuda, frames kept in GPU memory:
+   `HWAccel(is_hw_owned=True)`), when the installed FFmpeg has it (PyAV 18.1's wheel lists the
+   cuda device type; an FFmpeg built without it, or a file it cannot open, goes on to 2.);
+2. "gpu-nvcodec": NVIDIA's PyNvVideoCodec (the `nvdec` extra, streaming/nvcodec.py), when it
+   imports and a CUDA device is visible.
+
+Either way each sampled frame's NV12 planes reach torch through DLPack, are converted to RGB and
 resized on the GPU (bicubic, antialiased), and only the small output frame is copied to the host.
-"auto" is "gpu" when FFmpeg has the cuda hwaccel and torch sees a CUDA device, else "cpu". When the
-GPU path is asked for and cannot run, one line says why and the CPU decodes (`choose_decoder`).
+"auto" is "gpu" when one of them can run, else "cpu". When "gpu" is asked for and none can run, one
+line names every reason and the CPU decodes (`choose_decoder`); a file neither GPU decoder can
+open falls back the same way (`open_on_gpu`). The decoder that ran is recorded in the stream's
+settings (`extra.decoder`: "cpu", "gpu" or "gpu-nvcodec"; "gpu" keeps the name streams recorded
+before PyNvVideoCodec was supported).
 
 Not bit-exact. The CPU path reproduces the release's resize exactly (swscale RGB, then PIL bicubic);
 here the YUV→RGB matrix and torch's bicubic kernel differ from those in rounding and in the
@@ -18,10 +28,14 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import av
 import numpy as np
+from tempo.streaming.errors import StreamingError
+from tempo.streaming.sampling import SamplingConfig
+from tempo.streaming.sources import ResolvedSource
 
 log = logging.getLogger("tempo.streaming")
 
@@ -29,8 +43,12 @@ DecodeMode = Literal["auto", "cpu", "gpu"]
 DECODE_MODES = ("auto", "cpu", "gpu")
 
 
-def gpu_unavailable_reason() -> str | None:
-    """None when GPU decoding can run here; else one short reason why not."""
+# The GPU decoders `--decode gpu|auto` tries, in this order (the names recorded in `extra.decoder`).
+GPU_DECODERS: tuple[str, ...] = ("gpu", "gpu-nvcodec")
+
+
+def hwaccel_unavailable_reason() -> str | None:
+    """None when FFmpeg's CUDA hwaccel (through PyAV) can decode here; else one short reason why not."""
     try:
         from av.codec.hwaccel import hwdevices_available
     except ImportError:
@@ -46,17 +64,61 @@ def gpu_unavailable_reason() -> str | None:
     return None
 
 
+def gpu_decoders() -> tuple[list[str], list[str]]:
+    """(the GPU decoders that can run here, in `GPU_DECODERS` order; the reasons the others cannot,
+    without repeats)."""
+    from tempo.streaming.nvcodec import nvcodec_unavailable_reason
+
+    probes = {"gpu": hwaccel_unavailable_reason, "gpu-nvcodec": nvcodec_unavailable_reason}
+    usable: list[str] = []
+    reasons: list[str] = []
+    for name in GPU_DECODERS:
+        reason = probes[name]()
+        if reason is None:
+            usable.append(name)
+        elif reason not in reasons:
+            reasons.append(reason)
+    return usable, reasons
+
+
+def gpu_unavailable_reason() -> str | None:
+    """None when some GPU decoder can run here; else every reason why none can, in one phrase
+    ("this FFmpeg has no CUDA hwaccel; PyNvVideoCodec is not installed")."""
+    usable, reasons = gpu_decoders()
+    return None if usable else "; ".join(reasons)
+
+
 def choose_decoder(mode: str) -> tuple[str, str | None]:
-    """("cpu" | "gpu", notice): the decoder for `mode`, and the one-line notice when "gpu" was asked
-    for and cannot run (auto on a machine without a GPU says nothing: the CPU is what it means there)."""
+    """("cpu" | "gpu" | "gpu-nvcodec", notice): the decoder for `mode` (the first GPU decoder that
+    can run, for "gpu" and "auto"), and the one-line notice when "gpu" was asked for and none can
+    (auto on a machine without a GPU says nothing: the CPU is what it means there)."""
     if mode not in DECODE_MODES:
         raise ValueError(f"decode must be one of {', '.join(DECODE_MODES)}, not {mode!r}")
     if mode == "cpu":
         return "cpu", None
-    reason = gpu_unavailable_reason()
-    if reason is None:
-        return "gpu", None
-    return "cpu", (f"GPU decoding unavailable ({reason}); decoding on the CPU" if mode == "gpu" else None)
+    usable, reasons = gpu_decoders()
+    if usable:
+        return usable[0], None
+    return "cpu", (f"GPU decoding unavailable ({'; '.join(reasons)}); decoding on the CPU" if mode == "gpu" else None)
+
+
+def uncovered_notice(mode: str, *, kind: str, live: bool, sampling: str) -> str | None:
+    """The one line for a source the GPU path does not cover, when "gpu" was asked for: it decodes
+    local files in "stream" sampling; live sources, standard input, network files and the release's
+    whole-file sampling decode on the CPU."""
+    if mode != "gpu":
+        return None
+    if sampling != "stream":
+        what = "the release's whole-file sampling"
+    elif live:
+        what = "a live source"
+    elif kind == "stdin":
+        what = "standard input"
+    elif kind != "file":
+        what = "a network file"
+    else:
+        return None
+    return f"GPU decoding covers local files only; decoding {what} on the CPU"
 
 
 def cuda_hwaccel() -> Any:
@@ -67,7 +129,54 @@ def cuda_hwaccel() -> Any:
     return HWAccel(device_type="cuda", allow_software_fallback=False, is_hw_owned=True)
 
 
-def _yuv_matrix(frame: av.VideoFrame) -> tuple[float, float, bool]:
+@dataclass
+class GpuOpened:
+    """A file opened on the GPU: `decoder` is "gpu" (read `container`/`stream`, FFmpeg's hwaccel) or
+    "gpu-nvcodec" (read `nvdec`, PyNvVideoCodec; PyAV's container stays the source of the file's facts)."""
+
+    decoder: str
+    container: Any = None
+    stream: Any = None
+    nvdec: Any = None  # nvcodec.NvdecFile, its first frame decoded
+
+
+def open_on_gpu(resolved: ResolvedSource, config: SamplingConfig, stream: av.VideoStream) -> GpuOpened | None:
+    """The file opened by the first GPU decoder that can decode it (`GPU_DECODERS` order), or None
+    when `config.decode` chooses the CPU or none can: then one line says why ("gpu" asked for) and
+    the CPU decodes. `stream` is the file's video stream as the CPU path opened it (PyAV)."""
+    from tempo.streaming.nvcodec import NvdecFile, NvdecUnusable
+    from tempo.streaming.sources import open_source
+
+    decoder, notice = choose_decoder(config.decode)
+    failures: list[str] = []
+    for name in gpu_decoders()[0] if decoder != "cpu" else []:
+        try:
+            if name == "gpu-nvcodec":
+                return GpuOpened(name, nvdec=NvdecFile(resolved.uri, stream).open())
+            # A first frame decoded on a separate container (the reading one's decoder must not be
+            # opened yet: its threads are set before it opens).
+            probe, probe_stream = open_source(resolved, connect_timeout=config.connect_timeout,
+                                              read_timeout=config.read_timeout, hwaccel=cuda_hwaccel())
+            try:
+                first = next(probe.decode(probe_stream), None)
+                if first is None or first.format.name != "cuda":
+                    raise RuntimeError("NVDEC does not decode this stream")
+            finally:
+                probe.close()
+            container, hw_stream = open_source(resolved, connect_timeout=config.connect_timeout,
+                                               read_timeout=config.read_timeout, hwaccel=cuda_hwaccel())
+            return GpuOpened(name, container=container, stream=hw_stream)
+        except (av.error.FFmpegError, StreamingError, NvdecUnusable, RuntimeError, ValueError) as exc:
+            failures.append(f"{'PyNvVideoCodec' if name == 'gpu-nvcodec' else 'FFmpeg'}: {exc}")
+            log.info("%s: %s cannot decode this file (%s)", resolved.original, name, exc)
+    if failures:
+        notice = f"GPU decoding unavailable for this file ({'; '.join(failures)}); decoding on the CPU"
+    if notice:
+        log.warning("%s: %s", resolved.original, notice)
+    return None
+
+
+def _yuv_matrix(frame: Any) -> tuple[float, float, bool]:
     """(Kr, Kb, full range) of the frame's colour space: BT.709 for HD, else BT.601 (as swscale
     assumes for unspecified SD), limited range unless the frame says full (JPEG) range."""
     space = getattr(frame, "colorspace", None)
@@ -124,26 +233,32 @@ def resize_rgb_torch(rgb: np.ndarray, size: tuple[int, int], device: str = "cpu"
 class TorchFrameConverter:
     """Sampled frames → (H, W, 3) uint8 RGB numpy at `size`, converted and resized with torch.
 
-    A GPU-owned frame (NVDEC) is read through DLPack in place; a frame in host memory (software
-    decoding, or measuring on the CPU) is converted to NV12 by swscale first.
+    A GPU-owned frame is read in place: FFmpeg's hwaccel frame through DLPack, PyNvVideoCodec's
+    (`nvcodec.NvFrame`) from the planes it holds. A frame in host memory (software decoding, or
+    measuring on the CPU) is converted to NV12 by swscale first and moved to `device` (default: the
+    GPU when torch sees one, else the CPU).
     """
 
-    def __init__(self, size: tuple[int, int], device: str = "cuda") -> None:
+    def __init__(self, size: tuple[int, int], device: str | None = None) -> None:
         self.size = size
         self.device = device
 
-    def __call__(self, frame: av.VideoFrame) -> np.ndarray:
+    def __call__(self, frame: Any) -> np.ndarray:
         import torch
 
         kr, kb, full = _yuv_matrix(frame)
-        if frame.format.name == "cuda":  # NVDEC's NV12 in GPU memory
+        nv12_planes = getattr(frame, "nv12_planes", None)
+        if nv12_planes is not None:  # PyNvVideoCodec: NV12 already on the GPU
+            y, uv = nv12_planes()
+        elif frame.format.name == "cuda":  # FFmpeg's NVDEC: NV12 in GPU memory
             y, uv = torch.from_dlpack(frame.planes[0]), torch.from_dlpack(frame.planes[1])
         else:
+            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
             nv12 = frame if frame.format.name == "nv12" else frame.reformat(format="nv12")
             planes = nv12.to_ndarray()  # (H * 3/2, W) uint8: luma rows, then interleaved chroma rows
             height = nv12.height
-            y = torch.from_numpy(planes[:height]).to(self.device)
-            uv = torch.from_numpy(np.ascontiguousarray(planes[height:])).to(self.device)
+            y = torch.from_numpy(planes[:height]).to(device)
+            uv = torch.from_numpy(np.ascontiguousarray(planes[height:])).to(device)
         y = y[: frame.height, : frame.width]
         uv = uv[: (frame.height + 1) // 2, : 2 * ((frame.width + 1) // 2)]
         rgb = nv12_to_rgb_resized(y, uv, self.size, kr=kr, kb=kb, full=full)

@@ -30,7 +30,7 @@ from tempo.streaming.decode import (
     max_keyframe_spacing,
     source_fps,
 )
-from tempo.streaming.errors import NoDecodableFramesError, ReleaseSamplingError, StreamingError
+from tempo.streaming.errors import NoDecodableFramesError, ReleaseSamplingError
 from tempo.streaming.release import release_segments
 from tempo.streaming.sampling import SamplingConfig, SlotSampler
 from tempo.streaming.segment import Segment, SourceInfo
@@ -200,6 +200,12 @@ def iter_segments(
             raise ReleaseSamplingError(source, "a live stream or standard input has no length")
         if config.sampling == "release" and start_segment:
             raise ValueError("release sampling reads a whole file: it cannot start at a segment index")
+        if config.decode != "cpu":
+            from tempo.streaming.gpu import uncovered_notice
+
+            notice = uncovered_notice(config.decode, kind=resolved.kind, live=live, sampling=config.sampling)
+            if notice:
+                log.warning("%s: %s", source, notice)
         if live:
             if start_segment or start_slot or start_time:
                 raise ValueError("a live source cannot start at a segment index: it has no past to seek in")
@@ -210,12 +216,17 @@ def iter_segments(
         origin = None if resolved.kind == "stdin" else _first_frame_time(resolved, config)
         if origin is None and resolved.kind != "stdin":
             raise NoDecodableFramesError(source, 0)
+        nvdec = None
         if config.sampling == "stream" and resolved.kind == "file" and config.decode != "cpu":
-            gpu = _open_on_gpu(resolved, config)
+            from tempo.streaming.gpu import open_on_gpu
+
+            gpu = open_on_gpu(resolved, config, stream)
             if gpu is not None:
-                container.close()
-                container, stream = gpu
-                stats.decoder = "gpu"
+                stats.decoder = gpu.decoder
+                if gpu.container is not None:  # FFmpeg's hwaccel: read through its own container
+                    container.close()
+                    container, stream = gpu.container, gpu.stream
+                nvdec = gpu.nvdec  # PyNvVideoCodec: PyAV's container stays, for the file's facts
         info = _describe(resolved, container, stream, live=False, start_time=origin or 0.0)
         opened = OpenedSource(resolved, container, stream, info, config, stream_id, stats)
         if config.sampling == "release":
@@ -226,37 +237,11 @@ def iter_segments(
         container.close()
         raise
     segments = _file_segments(opened, origin=origin, first_slot=start_slot or 0,
-                              first_index=start_segment if start_slot is not None else 0, progress=progress)
+                              first_index=start_segment if start_slot is not None else 0, progress=progress,
+                              nvdec=nvdec)
     if (start_segment and start_slot is None) or start_time is not None:
         segments = _skip_before(segments, start_segment, start_time)
     return SegmentStream(segments, info, stats)
-
-
-def _open_on_gpu(resolved: ResolvedSource, config: SamplingConfig) -> tuple[Any, av.VideoStream] | None:
-    """The file opened for NVDEC decoding, or None (with a one-line notice when "gpu" was asked for)
-    when `config.decode` chooses the CPU or the GPU cannot decode this file."""
-    from tempo.streaming.gpu import choose_decoder, cuda_hwaccel
-
-    decoder, notice = choose_decoder(config.decode)
-    if decoder == "gpu":
-        try:
-            # A first frame decoded on a separate container (the reading one's decoder must not be
-            # opened yet: its threads are set before it opens).
-            probe, probe_stream = open_source(resolved, connect_timeout=config.connect_timeout,
-                                              read_timeout=config.read_timeout, hwaccel=cuda_hwaccel())
-            try:
-                first = next(probe.decode(probe_stream), None)
-                if first is None or first.format.name != "cuda":
-                    raise RuntimeError("NVDEC does not decode this stream")
-            finally:
-                probe.close()
-            return open_source(resolved, connect_timeout=config.connect_timeout,
-                               read_timeout=config.read_timeout, hwaccel=cuda_hwaccel())
-        except (av.error.FFmpegError, StreamingError, RuntimeError, ValueError) as exc:
-            notice = f"GPU decoding unavailable for this file ({exc}); decoding on the CPU"
-    if notice:
-        log.warning("%s: %s", resolved.original, notice)
-    return None
 
 
 def _skip_before(segments: Iterator[Segment], index: int, time_s: float | None) -> Iterator[Segment]:
@@ -272,22 +257,28 @@ def _skip_before(segments: Iterator[Segment], index: int, time_s: float | None) 
 
 
 def _file_segments(
-    opened: OpenedSource, *, origin: float | None, first_slot: int, first_index: int, progress: bool
+    opened: OpenedSource, *, origin: float | None, first_slot: int, first_index: int, progress: bool,
+    nvdec: Any = None,
 ) -> Iterator[Segment]:
-    resolved, container, stream, info, config, stats = (
-        opened.resolved, opened.container, opened.stream, opened.info, opened.config, opened.stats
+    """The file's segments; `nvdec` (nvcodec.NvdecFile, opened): its frames come from PyNvVideoCodec,
+    from the file's start (a resumed run's earlier frames only pass through the sampler), and the
+    CPU decodes the rest if it fails mid-file."""
+    resolved, container, info, config, stats = (
+        opened.resolved, opened.container, opened.info, opened.config, opened.stats
     )
     tolerance = config.effective_tolerance
     stack = contextlib.ExitStack()  # the conversion threads, stopped however the reading ends
     try:
-        configure_decoder(stream, config, stats,
-                          keyframe_spacing=max_keyframe_spacing(stream, info.duration))
-        grid = (origin, config.fps) if origin is not None else None  # exact frame skipping (decode.SlotCells)
-        if first_slot and origin is not None:
-            frames = _frames_from(container, stream, config, stats, resolved.original,
-                                  target=origin + first_slot / config.fps - tolerance, grid=grid)
+        slots = (origin, config.fps) if origin is not None else None  # exact frame skipping (decode.SlotCells)
+        frames: Iterator[tuple[float, Any]]
+        if nvdec is not None:
+            from tempo.streaming.nvcodec import with_cpu_rescue
+
+            frames = with_cpu_rescue(nvdec.frames(stats), nvdec.errors, lambda after: _cpu_frames(opened, slots, after),
+                                     source=resolved.original, stats=stats)
         else:
-            frames = decoded_frames(container, stream, config, stats, source=resolved.original, grid=grid)
+            start = origin + first_slot / config.fps - tolerance if first_slot and origin is not None else None
+            frames = _cpu_frames(opened, slots, start)
         assembler = WindowAssembler(opened.stream_id, config.window, config.fps, info, first_index=first_index)
         sampler: SlotSampler[av.VideoFrame] | None = None
         converting: ConvertPipeline[tuple[int, float]] | None = None
@@ -336,6 +327,17 @@ def _file_segments(
         stack.close()
         container.close()
 
+
+
+def _cpu_frames(opened: OpenedSource, grid: tuple[float, float] | None,
+                target: float | None) -> Iterator[tuple[float, av.VideoFrame]]:
+    """PyAV's decoded frames of the file (FFmpeg's software decoder, or its hwaccel), from a keyframe
+    at or before `target` (seconds, stream clock) when given, else from the start."""
+    container, stream, config, stats = opened.container, opened.stream, opened.config, opened.stats
+    configure_decoder(stream, config, stats, keyframe_spacing=max_keyframe_spacing(stream, opened.info.duration))
+    if target is None:
+        return decoded_frames(container, stream, config, stats, source=opened.name, grid=grid)
+    return _frames_from(container, stream, config, stats, opened.name, target=target, grid=grid)
 
 
 def _frames_from(

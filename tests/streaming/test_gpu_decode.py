@@ -96,7 +96,7 @@ def test_the_stream_records_the_decoder_that_ran(live_memory, tmp_path: Path) ->
     service = TempoService(model=str(live_memory.model_dir), redis_url=live_memory.url, home=tmp_path / "home")
     service.ingest(str(video), "decoded", sampling=SamplingConfig(decode="gpu"), progress=False)
     try:
-        expected = "cpu" if NO_GPU is not None else "gpu"
+        expected = choose_decoder("gpu")[0]  # "cpu" here; "gpu" or "gpu-nvcodec" on a GPU machine
         assert service.stream("decoded").settings.extra["decoder"] == expected
     finally:
         service.store.delete_stream("decoded")
