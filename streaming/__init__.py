@@ -6,7 +6,8 @@ own timestamps.
 
 Owns: sources and their safety rules (sources.py), PyAV decoding (decode.py), the 2 fps stream grid and
 the release's sampling (sampling.py, release.py), windows and gaps in time (windows.py), segments
-(segment.py, with the one "is live" rule), the file and live readers (readers.py), text tracks
+(segment.py, with the one "is live" rule), the file and live readers (readers.py), decoding on the GPU
+(gpu.py: FFmpeg's CUDA hwaccel, else PyNvVideoCodec in nvcodec.py, and the torch conversion), text tracks
 (subtitles.py; WebVTT renditions of HLS in hls_subtitles.py). May import only the
 shared top-level modules (`tempo.errors`, `tempo.inputs`, `tempo.settings`): it is the first stage,
 so never models, memory, agent, tools or service (tests/test_import_stages.py).
