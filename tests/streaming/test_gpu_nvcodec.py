@@ -319,6 +319,22 @@ def test_a_file_nvdec_cannot_decode_falls_back_to_the_exact_cpu_path_with_one_li
     assert all(np.array_equal(a.frames, b.frames) for a, b in zip(asked, exact, strict=True))
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with a GPU, FFmpeg's hwaccel opens the file")
+def test_a_file_ffmpegs_hwaccel_cannot_open_goes_to_pynvvideocodec(
+    nvc: FakeNvc, h264_mp4: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """FFmpeg claims the hwaccel (as PyAV 18's wheel does) but cannot open the file with it (here: no
+    GPU to open it on, a real failure of PyAV's CUDA device): the next GPU decoder takes the file."""
+    monkeypatch.setattr(gpu, "hwaccel_unavailable_reason", lambda: None)
+    assert choose_decoder("gpu") == ("gpu", None)
+    with caplog.at_level(logging.INFO, logger="tempo.streaming"):
+        stream = iter_segments(str(h264_mp4), config=SamplingConfig(decode="gpu"))
+        segments = list(stream)
+    assert stream.stats.decoder == "gpu-nvcodec" and len(segments) == 3
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert any("gpu cannot decode this file" in r.getMessage() for r in caplog.records)
+
+
 def test_nvdec_failing_mid_file_hands_the_rest_to_the_cpu(
     nvc: FakeNvc, h264_mp4: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
