@@ -53,10 +53,19 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-from tempo.memory.cross_index import CrossStreamIndex, sample_rows, split_ids
+from tempo.memory.cross_index import POOL_WINDOW, CrossStreamIndex, sample_rows, split_ids
 from tempo.memory.embedded import tempo_home
 from tempo.memory.errors import UnknownStreamError
-from tempo.memory.ivf import PQ_MIN_TRAIN, even_rows, ivfpq, nlist_for, normalise, train_centroids, train_pq
+from tempo.memory.ivf import (
+    PQ_MIN_TRAIN,
+    even_rows,
+    ivfpq,
+    nlist_for,
+    normalise,
+    pooled_rows,
+    train_centroids,
+    train_pq,
+)
 from tempo.memory.store import RedisMemoryStore
 from tempo.memory.store_types import IndexFeed, IvfTraining
 from tempo.memory.stream_index import GPU_MIN_VECTORS, StreamIndex, faiss_gpu_count, use_gpu_faiss
@@ -339,9 +348,12 @@ class SegmentIndex:
         # an even sample of every stream trains it, then each stream's rows are added.
         self._cross = None
         covered = self._covered(dim)
-        sample = np.concatenate([even_rows(self._exact_vectors(st), sample_rows(st.count, total, self.max_nlist))
-                                 for st in covered])  # fmt: skip
-        built = CrossStreamIndex.trained(sample, total, self.max_nlist)
+        samples, pooled = [], []
+        for st in covered:
+            vectors, rows = self._exact_vectors(st), sample_rows(st.count, total, self.max_nlist)
+            samples.append(even_rows(vectors, rows))
+            pooled.append(pooled_rows(vectors, rows, POOL_WINDOW))
+        built = CrossStreamIndex.trained(np.concatenate(samples), total, self.max_nlist, np.concatenate(pooled))
         for st in covered:
             vectors = self._exact_vectors(st)  # may drop rows retention removed meanwhile
             built.add(st.number, np.arange(st.first, st.next, dtype=np.int64), vectors)

@@ -23,13 +23,42 @@ def nlist_for(n: int, max_nlist: int) -> int:
     return int(max(1, min(max_nlist, 4 * math.isqrt(max(n, 1)), n // 39)))
 
 
-def train_centroids(sample: np.ndarray, nlist: int) -> np.ndarray:
+def train_centroids(sample: np.ndarray, nlist: int, *, spread: bool = False) -> np.ndarray:
     """(nlist, E) spherical k-means centroids of `sample` (deterministic). Callers pass an even subsample
-    of at most 32 points per centroid, which keeps training to seconds."""
+    of at most 32 points per centroid, which keeps training to seconds. `spread`: start from k-means++
+    seeds (`spread_seeds`) instead of random sample points."""
+    sample = np.ascontiguousarray(sample, dtype=np.float32)
     kmeans = faiss.Kmeans(sample.shape[1], nlist, niter=12, seed=1234, spherical=True, verbose=False)
     kmeans.cp.max_points_per_centroid = 10**9  # subsampled already
-    kmeans.train(np.ascontiguousarray(sample, dtype=np.float32))
+    kmeans.train(sample, init_centroids=spread_seeds(sample, nlist) if spread and nlist < len(sample) else None)
     return kmeans.centroids
+
+
+def spread_seeds(sample: np.ndarray, k: int, seed: int = 1234) -> np.ndarray:
+    """(k, E) k-means++ seeds among the unit rows of `sample` (deterministic): each next seed drawn with
+    probability ∝ its squared distance to the nearest seed so far. Random seeds (FAISS's default) leave a
+    third of the clusters without a seed when there are about as many clusters as lists, and k-means
+    does not move a centroid across to them: their vectors then scatter over unrelated lists."""
+    rng = np.random.default_rng(seed)
+    seeds = np.empty((k, sample.shape[1]), np.float32)
+    seeds[0] = sample[rng.integers(len(sample))]
+    far = np.maximum(2.0 - 2.0 * (sample @ seeds[0]), 0.0)  # squared distance of unit vectors
+    for i in range(1, k):
+        total = float(far.sum())
+        pick = int(rng.choice(len(sample), p=far / total)) if total > 0 else int(rng.integers(len(sample)))
+        seeds[i] = sample[pick]
+        np.minimum(far, np.maximum(2.0 - 2.0 * (sample @ seeds[i]), 0.0), out=far)
+    return seeds
+
+
+def pooled_rows(vecs: np.ndarray, n: int, window: int) -> np.ndarray:
+    """At most n unit rows, each the mean of `window` consecutive rows of vecs (a stream's vectors in
+    time order) at evenly spaced starts (deterministic). Neighbouring segments of a video share their
+    scene, so the mean keeps what they share and averages their differences away: clusters that single
+    noisy vectors hide show in these (training the coarse centroids on them)."""
+    window = max(1, min(window, len(vecs)))
+    starts = np.linspace(0, len(vecs) - window, min(n, len(vecs) - window + 1)).round().astype(np.int64)
+    return normalise(np.asarray(vecs[starts[:, None] + np.arange(window)], np.float32).mean(axis=1))
 
 
 def even_rows(vecs: np.ndarray, n: int) -> np.ndarray:

@@ -110,3 +110,57 @@ def test_the_cross_stream_index_is_kept_in_the_snapshot_and_rebuilt_when_damaged
         _same(rebuilt.search(q, k=10), hits)
     # Below cross_min no cross-stream index is kept at all.
     assert SegmentIndex.open(store, tmp_path / "other", cross_min=10**9)._cross is None
+
+
+def _noisy_streams(streams: int, n: int, scenes: int, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(unit vectors (streams·n, dim) stream after stream, scene directions (scenes, dim), each vector's
+    scene): each stream a run of 50-segment scenes drawn from one shared pool, every vector its scene's
+    direction plus noise 2.8 times as long (bench/retrieval.py's model: two segments of one scene agree
+    on ~1/9 of their direction, so no single vector shows its scene)."""
+    rng = np.random.default_rng(0)
+    pool = rng.normal(size=(scenes, dim))
+    pool /= np.linalg.norm(pool, axis=1, keepdims=True)
+    scene = rng.integers(0, scenes, size=(streams, n // 50 + 1))[:, np.arange(n) // 50].reshape(-1)
+    vecs = pool[scene] + rng.normal(size=(streams * n, dim)) * (2.8 / np.sqrt(dim))
+    return (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32), pool.astype(np.float32), scene
+
+
+def test_the_lists_hold_each_scene_when_there_are_about_as_many_scenes_as_lists() -> None:
+    """With ~1 scene per IVF list, centroids trained on single vectors from random seeds leave many scenes
+    without a list of their own: their vectors scatter over unrelated lists, and a question about one finds
+    few of its true top 16 in the lists it probes (recall@16 0.684 at 100 streams × 24 h). Trained on
+    window means of each stream from k-means++ seeds (as CrossStreamIndex is), nearly every scene's
+    vectors lie in the 4 lists nearest to it."""
+    from tempo.memory.cross_index import POOL_WINDOW
+    from tempo.memory.ivf import even_rows, pooled_rows, train_centroids
+
+    streams, n, dim, scenes, nlist = 8, 2000, 256, 128, 128
+    vecs, pool, scene = _noisy_streams(streams, n, scenes, dim)
+    per = [vecs[s * n : (s + 1) * n] for s in range(streams)]
+    rows = 40 * nlist // streams + 1
+
+    def shares(centroids: np.ndarray) -> np.ndarray:
+        """Per scene, the share of its vectors whose list is one of the 4 lists nearest the scene."""
+        lists = (vecs @ centroids.T).argmax(axis=1)
+        return np.array([np.isin(lists[scene == k], np.argsort(-(centroids @ pool[k]))[:4]).mean()
+                         for k in range(scenes) if (scene == k).any()])  # fmt: skip
+
+    new = shares(train_centroids(np.concatenate([pooled_rows(v, rows, POOL_WINDOW) for v in per]), nlist, spread=True))
+    old = shares(train_centroids(np.concatenate([even_rows(v, rows) for v in per]), nlist))
+    assert new.mean() >= 0.95 and (new < 0.5).sum() <= 4, (new.mean(), (new < 0.5).sum())
+    assert old.mean() < 0.8 and (old < 0.5).sum() >= 20  # what the old training gave: a third scattered
+
+
+def test_window_means_and_spread_seeds_are_deterministic_unit_rows() -> None:
+    from tempo.memory.ivf import pooled_rows, spread_seeds
+
+    vecs, _, _ = _noisy_streams(1, 400, scenes=8, dim=32)
+    pooled = pooled_rows(vecs, 50, 8)
+    assert pooled.shape == (50, 32)
+    assert np.allclose(np.linalg.norm(pooled, axis=1), 1.0, atol=1e-5)
+    first = vecs[:8].mean(axis=0)
+    assert np.allclose(pooled[0], first / np.linalg.norm(first), atol=1e-6)  # the first window, normalised
+    assert pooled_rows(vecs[:3], 10, 8).shape == (1, 32)  # a stream shorter than the window: its mean
+    seeds = spread_seeds(pooled, 10)
+    assert np.array_equal(seeds, spread_seeds(pooled, 10))
+    assert {tuple(r) for r in seeds} <= {tuple(r) for r in pooled} and len({tuple(r) for r in seeds}) == 10
