@@ -26,7 +26,7 @@ as for one stream (tempo.engine.text_track).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,12 +77,8 @@ __all__ = [
 
 
 def stream_infos(store: RedisMemoryStore, streams: Sequence[str]) -> dict[str, StreamInfo]:
-    """The streams' headers in two round trips whatever their number (UnknownStreamError for a missing one)."""
-    found = {i.name: i for i in store.list_streams()}
-    for name in streams:
-        if name not in found:
-            store.stream_info(name)  # raises, naming the known streams
-    return {name: found[name] for name in streams}
+    """The streams' headers in one round trip whatever their number (UnknownStreamError for a missing one)."""
+    return store.stream_infos(streams)
 
 
 def composite(position: int, index: int) -> int:
@@ -110,6 +106,9 @@ class MultiRetrieval:
     candidates: dict[str, np.ndarray]  # per stream: sorted segment indices (hits + temporal neighbours)
 
 
+TimeRange = tuple[float, float]
+
+
 def retrieve_streams(
     index: SegmentIndex,
     streams: Sequence[str],
@@ -117,18 +116,23 @@ def retrieve_streams(
     *,
     top_k: int,
     neighbours: int = 1,
-    time_range: tuple[float, float] | None = None,
+    time_range: TimeRange | None = None,
+    time_ranges: Mapping[str, TimeRange | None] | None = None,
 ) -> MultiRetrieval:
     """FAISS top-K over all `streams` together for an embedded query (E,), grouped per stream, plus
     `neighbours` on each side of each hit within its stream. With no more than `top_k` segments in
-    scope over all streams every one is a candidate."""
+    scope over all streams every one is a candidate.
+
+    `time_range` scopes every stream; `time_ranges` gives a stream its own range instead (each stream's
+    time words read on its own clock, tempo.agent.stream_scopes; None there: that whole stream)."""
     names = tuple(streams)
-    timelines = {s: index.timeline(s, time_range) for s in names}
+    ranges = {s: time_ranges[s] if time_ranges is not None and s in time_ranges else time_range for s in names}
+    timelines = {s: index.timeline(s, ranges[s]) for s in names}
     total = sum(len(t.indices) for t in timelines.values())
     if total <= top_k:
-        hits = index.search(query, max(total, 1), streams=list(names), time_range=time_range)
+        hits = _search_ranges(index, query, max(total, 1), ranges)
         return MultiRetrieval(names, timelines, hits, {s: t.indices.copy() for s, t in timelines.items()})
-    hits = index.search(query, top_k, streams=list(names), time_range=time_range)
+    hits = _search_ranges(index, query, top_k, ranges)
     by_stream: dict[str, list[int]] = {}
     for h in hits:
         by_stream.setdefault(h.stream, []).append(h.index)
@@ -141,6 +145,22 @@ def retrieve_streams(
         near = np.unique(near[(near >= 0) & (near < len(t.indices))])
         candidates[s] = t.indices[near]
     return MultiRetrieval(names, timelines, hits, candidates)
+
+
+def _search_ranges(
+    index: SegmentIndex, query: np.ndarray, k: int, ranges: Mapping[str, TimeRange | None]
+) -> list[SearchHit]:
+    """Top k over the streams of `ranges`, each within its own range: one search per distinct range
+    (one in all when every stream shares it), merged best first as `SegmentIndex.search` orders them."""
+    groups: dict[TimeRange | None, list[str]] = {}
+    for s, r in ranges.items():
+        groups.setdefault(None if r is None else (float(r[0]), float(r[1])), []).append(s)
+    if len(groups) == 1:
+        (r, names), = groups.items()
+        return index.search(query, k, streams=names, time_range=r)
+    hits = [h for r, names in groups.items() for h in index.search(query, k, streams=names, time_range=r)]
+    hits.sort(key=lambda h: (-h.score, h.stream, h.index))
+    return hits[:k]
 
 
 def stream_hits(got: MultiRetrieval) -> list[SegmentHit]:
@@ -301,13 +321,19 @@ class CrossStreamRecall:
     lock): `retrieve` (one embedding, one FAISS search), `compress` (per stream, cached), `plan` (one
     ATA over the union), `answer` (tags naming streams; the answer cache keyed by the stream set)."""
 
-    def __init__(self, recall: RecallPipeline) -> None:
+    def __init__(self, recall: RecallPipeline, infos: Mapping[str, StreamInfo] | None = None) -> None:
         self.recall = recall
+        # The streams' headers, read once for a question (or given, already read) and reused by every
+        # step: one object per question.
+        self._infos: dict[str, StreamInfo] = dict(infos or {})
 
     def infos(self, streams: Sequence[str]) -> dict[str, StreamInfo]:
-        """The streams' headers (UnknownStreamError names the known ones); refused in one sentence when
-        their memories were made by different models (their tokens cannot share one prompt)."""
-        infos = stream_infos(self.recall.store, streams)
+        """The streams' headers (UnknownStreamError names the known ones), read once per object in one
+        round trip; refused in one sentence when their memories were made by different models (their
+        tokens cannot share one prompt)."""
+        if missing := [s for s in streams if s not in self._infos]:
+            self._infos.update(stream_infos(self.recall.store, missing))
+        infos = {s: self._infos[s] for s in streams}
         families = {s: i.settings.family for s, i in infos.items()}
         if len(set(families.values())) > 1:
             raise MixedFamiliesError(families)
@@ -325,7 +351,8 @@ class CrossStreamRecall:
         *,
         top_k: int,
         neighbours: int,
-        time_range: tuple[float, float] | None = None,
+        time_range: TimeRange | None = None,
+        time_ranges: Mapping[str, TimeRange | None] | None = None,
     ) -> MultiRetrieval:
         r = self.recall
         r.model.check_question_fits(question)
@@ -333,13 +360,14 @@ class CrossStreamRecall:
         r.index.sync()
         query = r.embedder.embed_text(question)  # once, for every stream
         return retrieve_streams(
-            r.index, streams, query, top_k=int(top_k), neighbours=int(neighbours), time_range=time_range
+            r.index, streams, query, top_k=int(top_k), neighbours=int(neighbours), time_range=time_range,
+            time_ranges=time_ranges,
         )
 
     def compress(self, streams: Sequence[str], question: str, hits: Sequence[SegmentHit]) -> Compression:
         """The query-aware pass on the candidates, stream by stream, merged under composite keys."""
         position = {s: p for p, s in enumerate(streams)}
-        infos = stream_infos(self.recall.store, streams)
+        infos = self.infos(streams)
         grouped: dict[str, list[int]] = {}
         for h in hits:
             grouped.setdefault(str(h["stream"]), []).append(int(h["index"]))
