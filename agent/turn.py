@@ -29,7 +29,9 @@ def turn_input(
     the turn's costs reset. `time_range` was checked at the edge (`tempo.inputs.check_time_range`);
     `streams`: two or more streams asked together (`stream` is then the first of them);
     `stream_infos`: their headers as the caller just read them (else the graph reads them, once)."""
+    cross = streams is not None and len(streams) > 1
     return {
+        **({"stream_infos": dict(stream_infos)} if stream_infos and cross else {}),  # untracked: never kept
         "stream": stream,
         "streams": list(streams) if streams and len(streams) > 1 else None,
         "question": question,
@@ -38,7 +40,6 @@ def turn_input(
         "compressed": 0,
         "answer_cached": False,
         "timings": {},
-        "stream_infos": dict(stream_infos) if stream_infos and streams and len(streams) > 1 else None,
     }
 
 
