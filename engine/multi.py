@@ -306,14 +306,39 @@ def assemble_streams(
     given, receives each piece's words (the plan's cues, `segment_words`; "" for none)."""
     streams = list(infos)
     per_stream = split_compression(compression, streams)
+    parts = split_plan(plan, streams)
+    heads = _anchor_heads(store, infos, parts, anchors)
     out: list[tuple[str, torch.Tensor]] = []
-    for s, sub in split_plan(plan, streams).items():
+    for s, sub in parts.items():
         rows: list[int] = []
-        for centre, tokens in assemble(store, infos[s], sub, per_stream[s], anchors=anchors, rows=rows):
+        for centre, tokens in assemble(store, infos[s], sub, per_stream[s], rows=rows, anchor_heads=heads.get(s)):
             out.append((stream_tag(s, centre), tokens))
         if texts is not None:
             texts += [segment_words(sub.cues.get(int(sub.indices[r]), ())) for r in rows]
     return out
+
+
+def _anchor_heads(
+    store: RedisMemoryStore,
+    infos: dict[str, StreamInfo],
+    parts: dict[str, AllocationPlan],
+    anchors: AnchorCache | None,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every stream's anchors (the first k of their stored tokens, k each stream's largest anchor
+    count) read together: one Redis round trip for all streams (through the `anchors` cache when
+    given, which reads only what it lacks)."""
+    wanted: list[tuple[str, np.ndarray, int]] = []
+    for s, sub in parts.items():
+        rows = np.flatnonzero(~sub.candidate)
+        if len(rows):
+            wanted.append((s, sub.indices[rows], int(sub.counts[rows].max())))
+    if not wanted:
+        return {}
+    if anchors is not None:
+        got = anchors.get_many([(infos[s], idx, k) for s, idx, k in wanted])
+    else:
+        got = store.token_heads_many([(s, idx.tolist(), k, infos[s].settings.token_dim) for s, idx, k in wanted])
+    return {s: heads for (s, _, _), heads in zip(wanted, got, strict=True)}
 
 
 class CrossStreamRecall:
