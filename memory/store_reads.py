@@ -297,6 +297,8 @@ class SegmentReads:
 def _decode_heads(raw: list[bytes], k: int, dim: int, nbytes: int) -> tuple[np.ndarray, np.ndarray]:
     """Token records of k tokens each -> ((n, k, D) float32, (n,) present); rows not nbytes long are zero."""
     present = np.fromiter((len(b) == nbytes for b in raw), dtype=bool, count=len(raw))
+    if not raw:
+        return np.zeros((0, k, dim), np.float32), present
     if present.all():  # the usual case: decode in one pass, no masked copy
         return codec.decode_token_batch(raw, k, dim), present
     out = np.zeros((len(raw), k, dim), np.float32)
