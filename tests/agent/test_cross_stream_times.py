@@ -3,6 +3,8 @@ read of the streams' headers per question; on the real memory and tiny model."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from tempo.agent.conversations import Conversations
 from tempo.agent.rewrite import HistoryTurn
@@ -126,7 +128,13 @@ def test_an_absolute_time_past_a_short_streams_end_reads_only_the_long_one(two_c
     assert scope["streams"][SHORT]["ranges"] == [] and "adds nothing" in scope["streams"][SHORT]["note"]
     assert result["candidates"] and {h["stream"] for h in result["candidates"]} == {LONG}
     assert all(_inside(h, [(70.0, 120.0)]) for h in result["candidates"])
-    assert not result["widened"] and all(g["stream"] == LONG for g in result["gaps"] if "stream" in g)
+    assert not result["widened"]
+    from tempo.tools.commands.chat import print_turn_extras  # what `tempo ask --streams` prints
+
+    out = io.StringIO()
+    print_turn_extras(result, out)
+    assert f"    {LONG}: 1:10–2:00\n" in out.getvalue()
+    assert f"    {SHORT}: nothing ({SHORT} covers 0:00–0:32: none of it is in the asked time" in out.getvalue()
 
 
 def test_a_relative_follow_up_moves_on_each_streams_own_reference(two_clocks):
