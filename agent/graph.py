@@ -154,7 +154,6 @@ def rewrite(state: AgentState, *, backend: MemoryBackend, settings: AskSettings)
         pass  # an explicit range: no time words are read
     elif streams:  # each stream's time words on its own clock (tempo.agent.stream_scopes)
         across = read_across(question, backend.streams_clocks(streams, infos), previous)
-        clock = max(across.clocks.values(), key=lambda c: c.duration)
     else:  # time words of the question, relative ones ("after that") resolved against the previous turn
         clock = backend.stream_clock(state["stream"])
         reading = read_scope(question, clock, reference_of(previous))
