@@ -4,11 +4,17 @@ The same steps as one stream (tempo.engine.recall), over the union of the chosen
 
 1. the query is embedded once; FAISS gives the top-K over all chosen streams together (`SegmentIndex.search`
    with `streams=`), so the best segments win wherever they are; temporal neighbours are added per stream;
+   each stream may have its own time range (`time_ranges`: the question's time words read on each
+   stream's own clock, tempo.agent.stream_scopes);
 2. the query-aware pass runs on the candidates, grouped per stream (each stream's own frames and cache);
 3. ATA runs over the union of the streams' timelines under ONE visual budget: candidates by relevance,
    every other segment an anchor, anchors thinned together so the whole answer fits the budget;
 4. the prompt holds each stream's segments together, in time order, each behind a tag naming its stream
-   and time, `<cam2 42.0 seconds>`, so the answer can say "cam2 at 0:42" and be cited (tempo.engine.multi_cite).
+   and time, `<cam2 42.0 seconds>`, so the answer can say "cam2 at 0:42" and be cited (tempo.engine.multi_cite);
+   the anchors of every stream are read in one round trip.
+
+The streams' headers are read once per question: one `CrossStreamRecall` per question keeps them (or is
+given them, already read) for every step.
 
 Segments of different streams are told apart by a composite key, `position << KEY_SHIFT | index`
 (position: the stream's place in the sorted stream set), so the single-stream ATA code
