@@ -47,6 +47,8 @@ def test_the_last_minute_is_each_streams_own_last_minute():
     assert [(r["start"], r["end"]) for r in scope["ranges"]] == [(60.0, 120.0), (540.0, 600.0)]
     assert (scope["start"], scope["end"]) == (60.0, 600.0)
     assert all(e["note"] is None for e in scope["streams"].values())
+    recent = read_across("Who came in recently?", CLOCKS, None).scope()  # the end's edge: 10 %, at least 30 s
+    assert _ranges(recent, "cam1") == [(540.0, 600.0)] and _ranges(recent, "cam2") == [(90.0, 120.0)]
 
 
 def test_an_absolute_time_is_the_same_numbers_and_a_shorter_stream_adds_nothing():
