@@ -43,16 +43,7 @@ class MemoryBackend:
 
     def clock_of(self, info: StreamInfo) -> StreamClock:
         """`stream_clock` from a header already read."""
-        stream = info.name
-        origin = None
-        if is_live(info.source) and info.segments:
-            first = self.service.store.get_segments(
-                stream, [info.first], tokens=False, embedding=False, recompress=False
-            )[0]
-            if first is not None and first.wallclock_start is not None:
-                # Wall-clock time of stream time 0 (the first retained segment may start later).
-                origin = float(first.wallclock_start) - float(first.start)
-        return StreamClock(duration=float(info.end or 0.0), origin=origin)
+        return self.streams_clocks([info.name], {info.name: info})[info.name]
 
     def retrieve(
         self,
@@ -142,7 +133,11 @@ class MemoryBackend:
         """Each stream's own clock: a cross-stream question's time words are read on each
         (tempo.agent.stream_scopes)."""
         headers = infos if infos is not None and all(s in infos for s in streams) else self.stream_headers(streams)
-        return {s: self.clock_of(headers[s]) for s in streams}
+        # Live streams' wall-clock origins (Unix seconds of stream time 0, from the first retained
+        # segment: it may start later than 0), all in one round trip; files have none.
+        live = {s: headers[s].first for s in streams if is_live(headers[s].source) and headers[s].segments}
+        origins = self.service.store.wallclock_origins(live) if live else {}
+        return {s: StreamClock(duration=float(headers[s].end or 0.0), origin=origins.get(s)) for s in streams}
 
     def streams_clock(self, streams: Sequence[str]) -> StreamClock:
         """The longest of the streams' clocks."""

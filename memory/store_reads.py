@@ -8,7 +8,7 @@ its shards transparently.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -276,6 +276,21 @@ class SegmentReads:
                     raws[r][j] = payload[: sizes[r]]
         return [_decode_heads(raw, k, dim, nbytes) for raw, (_, _, k, dim), nbytes in zip(raws, requests, sizes,
                                                                                           strict=True)]  # fmt: skip
+
+    @redis_errors
+    def wallclock_origins(self, firsts: Mapping[str, int]) -> dict[str, float | None]:
+        """Per stream, the wall-clock time (Unix seconds) of its stream time 0, from its segment
+        `firsts[stream]` (its first retained one: wall-clock start minus stream start); None where that
+        segment is absent or has no wall clock (a file). One round trip for all the streams."""
+        names = list(firsts)
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            pipe.hget(self.keys.segment(name, firsts[name]), "m")
+        out: dict[str, float | None] = {}
+        for name, meta in zip(names, pipe.execute(), strict=True):
+            m = SegmentRecord.parse_meta(meta) if meta is not None else {}
+            out[name] = None if m.get("wc") is None else float(m["wc"]) - float(m["s"])
+        return out
 
     @redis_errors
     def anchor_thumbnails(self, name: str, indices: Sequence[int]) -> list[bytes | None]:

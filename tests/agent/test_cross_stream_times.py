@@ -168,3 +168,22 @@ def test_a_cross_stream_question_reads_the_stream_headers_once(two_clocks, monke
     result = conv.ask_streams([LONG, SHORT], "Where does the red square go in the last 20 seconds?")
     assert result["widened"]  # retrieve and compress ran twice: still one read
     assert reads == ["stream_infos"]
+
+
+def test_the_clocks_of_live_streams_are_read_in_one_round_trip(two_clocks, monkeypatch):
+    from agent_live_memory import add_live_stream
+    from tempo.agent.memory_backend import MemoryBackend
+
+    add_live_stream(two_clocks, "wallcam", segments=3, wallclock0=1_700_000_000.0)
+    try:
+        store = two_clocks.store
+        calls: list[dict] = []
+        real = store.wallclock_origins
+        monkeypatch.setattr(store, "wallclock_origins", lambda firsts: calls.append(dict(firsts)) or real(firsts))
+        clocks = MemoryBackend(two_clocks).streams_clocks([LONG, SHORT, "wallcam"])
+        assert calls == [{LONG: 0, SHORT: 0, "wallcam": 0}]  # every live stream's first segment, one read
+        assert clocks == {LONG: StreamClock(120.0), SHORT: StreamClock(32.0),
+                          "wallcam": StreamClock(12.0, origin=1_700_000_000.0)}  # fmt: skip
+        assert MemoryBackend(two_clocks).stream_clock("wallcam") == clocks["wallcam"]
+    finally:
+        two_clocks.store.delete_stream("wallcam")
