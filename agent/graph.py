@@ -66,6 +66,7 @@ from tempo.agent.stream_scopes import (
     read_across,
     retrieve_across,
     stream_ranges,
+    turn_on_stream,
 )
 from tempo.agent.timescope import StreamClock
 from tempo.engine.citations import cite as cite_answer
@@ -156,6 +157,7 @@ def rewrite(state: AgentState, *, backend: MemoryBackend, settings: AskSettings)
         across = read_across(question, backend.streams_clocks(streams, infos), previous)
     else:  # time words of the question, relative ones ("after that") resolved against the previous turn
         clock = backend.stream_clock(state["stream"])
+        previous = turn_on_stream(previous, state["stream"], clock)  # after a cross-stream turn: its own part
         reading = read_scope(question, clock, reference_of(previous))
     if across is not None:
         moved = previous is not None and across.relative

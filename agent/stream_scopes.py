@@ -46,6 +46,31 @@ def stream_reference(previous: HistoryTurn | dict[str, Any] | None, stream: str)
     return [(float(a), float(b)) for a, b in ranges or []] or None
 
 
+def _reread(previous: HistoryTurn | dict[str, Any], clock: StreamClock) -> list[list[float]]:
+    """The ranges of the previous turn's standalone question read on `clock` ([] for none): what that
+    turn would have searched on a stream it did not ask about."""
+    found = read_scope(str(previous.get("standalone_question") or ""), clock)
+    return [[a, b] for a, b in found.ranges] if found is not None else []
+
+
+def turn_on_stream(
+    previous: HistoryTurn | None, stream: str, clock: StreamClock
+) -> HistoryTurn | dict[str, Any] | None:
+    """The previous turn as one stream's follow-up sees it (a thread moving from several streams to
+    `stream`): that stream's own cited range and ranges instead of the union over the streams; a stream
+    the turn did not ask about gets the turn's time words re-read on its clock. A turn without
+    per-stream values is returned as it is."""
+    if not previous:
+        return previous
+    per, cited = previous.get("stream_ranges"), previous.get("stream_cited")
+    if per is None and cited is None:
+        return previous
+    view: dict[str, Any] = {**previous, "cited": (cited or {}).get(stream)}
+    if per is not None:
+        view["ranges"] = per[stream] if stream in per else _reread(previous, clock)
+    return view
+
+
 def cited_per_stream(citations: Sequence[dict[str, Any]]) -> dict[str, list[float]]:
     """{stream: [first, last] cited second} over an answer's citations that name their stream."""
     by_stream: dict[str, list[dict[str, Any]]] = {}
@@ -163,8 +188,10 @@ def cross_turn_scope(
         if per_stream is None:  # a turn that kept one scope for all its streams
             return scope_dict([(float(a), float(b)) for a, b in previous["ranges"]], "previous turn")
         per: dict[str, dict[str, Any]] = {}
-        for s in reading.clocks:
-            ranges = [(float(a), float(b)) for a, b in per_stream.get(s) or []]
+        for s, clock in reading.clocks.items():
+            # A stream the previous turn did not ask about: its time words on this stream's clock.
+            own = per_stream[s] if s in per_stream else _reread(previous, clock)
+            ranges = [(float(a), float(b)) for a, b in own or []]
             note = None if ranges else f"{s} had no part in the previous turn's time; it adds nothing"
             got = scope_dict(ranges, "previous turn") if ranges else {"start": None, "end": None, "ranges": []}
             per[s] = {**got, "phrase": "previous turn", "note": note}

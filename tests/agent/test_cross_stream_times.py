@@ -187,3 +187,18 @@ def test_the_clocks_of_live_streams_are_read_in_one_round_trip(two_clocks, monke
         assert MemoryBackend(two_clocks).stream_clock("wallcam") == clocks["wallcam"]
     finally:
         two_clocks.store.delete_stream("wallcam")
+
+
+def test_a_follow_up_on_fewer_or_other_streams_keeps_each_streams_own_time(two_clocks):
+    conv = Conversations(two_clocks, settings=AskSettings(max_new_tokens=MAX_NEW, top_k=4))
+    first = conv.ask_streams([LONG, SHORT], "What happened in the last 20 seconds?", new_thread=True)
+    one = conv.ask_streams(None, f"And what about on {SHORT}?", thread_id=first["thread_id"])
+    assert one["streams"] == [SHORT]
+    assert one["time_scope"]["ranges"] == [{"start": 12.0, "end": 32.0}]  # its own part, not the union
+    conv.delete_thread(first["thread_id"])
+    first = conv.ask_streams([LONG, SHORT], "What happened in the last 20 seconds?", new_thread=True)
+    other = conv.ask_streams(None, f"And on {LONG} and cam?", thread_id=first["thread_id"])
+    assert other["streams"] == ["cam", LONG]
+    assert _ranges(other["time_scope"], LONG) == [(100.0, 120.0)]
+    assert _ranges(other["time_scope"], "cam") == [(20.0, 40.0)]  # the question's words on cam's own clock
+    conv.delete_thread(first["thread_id"])
