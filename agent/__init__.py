@@ -9,6 +9,8 @@
 - `checkpoint`: `RedisCheckpointSaver`, LangGraph checkpoints on plain Redis commands; `threads`:
   `ThreadStore`, conversation transcripts; `keyspace`: the client, prefix and expiry both share.
 - `timescope`: a question's time and stream scope (its time words from `tempo.engine.timeexpr`);
+  `scopes`: several ranges and follow-ups that move in time; `stream_scopes`: a cross-stream
+  question's time words on each stream's own clock;
   `rewrite`: the fallback rewrite, its validator and `HistoryTurn`; `toolkit`: the tools' typed
   inputs and operations. Citations (times in an answer -> real segments) are `tempo.engine.citations`.
 - `monitoring/`: rules scored on every segment, hysteresis episodes, verification, alert answers,

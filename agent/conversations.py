@@ -24,12 +24,12 @@ from functools import cached_property
 from typing import Any
 
 from tempo.agent.checkpoint import RedisCheckpointSaver
-from tempo.agent.cross import alerts_across, choose_streams
+from tempo.agent.cross import alerts_across, choose_stream_infos
 from tempo.agent.errors import InvalidQuestionError
 from tempo.agent.graph import build_agent_graph
 from tempo.agent.memory_backend import MemoryBackend
 from tempo.agent.monitoring.alert_answers import answer_alert_question, is_alert_question
-from tempo.agent.scopes import scope_ranges
+from tempo.agent.stream_scopes import stream_ranges
 from tempo.agent.threads import ThreadStore, check_thread_id
 from tempo.agent.turn import final_state, turn_result
 from tempo.engine.result import TEMPO_FAMILY, TEMPO_TOKENS_UNIT, TurnResult, family_of
@@ -161,15 +161,15 @@ class Conversations:
         previous = None
         if thread_id is not None and streams is None and self.threads.exists(thread_id):
             previous = self.threads.get(thread_id).streams
-        names = choose_streams(self.service, streams, question, previous)
-        infos = [self.service.stream(n) for n in names]
-        ends = [i.end for i in infos if i.end is not None]
+        infos = choose_stream_infos(self.service, streams, question, previous)  # the question's one read
+        names = list(infos)
+        ends = [i.end for i in infos.values() if i.end is not None]
         scope = check_time_range(time_range[0], time_range[1], max(ends) if ends else None) if time_range else None
         record = self.threads.open_streams(names, thread_id) if thread_id is not None or new_thread else None
         tid = record.id if record is not None else None
         if is_alert_question(question):
             return self._answer_from_alerts(tid, names, question)
-        result = self._run(infos[0], question, tid, scope, settings or self.settings, on_text, names)
+        result = self._run(infos[names[0]], question, tid, scope, settings or self.settings, on_text, names, infos)
         if tid is not None:
             self.threads.append_turn(
                 tid, result["question"], result["standalone_question"], result["answer"], result["citations"]
@@ -201,17 +201,20 @@ class Conversations:
         settings: AskSettings,
         on_text: Callable[[str], None] | None,
         streams: list[str] | None = None,
+        infos: dict[str, StreamInfo] | None = None,
     ) -> TurnResult:
         t0 = time.perf_counter()
         stream = info.name
         graph = self.graph(settings, threaded=thread_id is not None)
         final = final_state(
             graph, thread_id=thread_id, stream=stream, question=question, time_range=time_range, on_text=on_text,
-            streams=streams,
+            streams=streams, stream_infos=infos,
         )  # fmt: skip
-        ranges = scope_ranges(final.get("time_scope"))  # type: ignore[arg-type]
-        spans = ranges or [(None, None)]
-        gaps = [g for s in (streams or [stream]) for a, b in spans for g in self.service.store.gaps(s, a, b)]
+        # Each stream's gaps within its own scope (tempo.agent.stream_scopes): none for a stream that added nothing.
+        names = streams or [stream]
+        per_stream = stream_ranges(final.get("time_scope"), names)  # type: ignore[arg-type]
+        spans: dict[str, list[Any]] = per_stream or {s: [(None, None)] for s in names}  # type: ignore[assignment]
+        gaps = [g for s in names for a, b in spans[s] for g in self.service.store.gaps(s, a, b)]
         return turn_result(
             final,
             thread_id=thread_id,

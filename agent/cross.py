@@ -16,10 +16,13 @@ from typing import Any
 
 from tempo.agent.errors import EmptyStreamSetError, NoStreamsError
 from tempo.agent.monitoring.alert_answers import answer_alert_question
+from tempo.engine.multi import stream_infos
 from tempo.engine.text_track import fuse_across_streams
 from tempo.inputs import check_time_range
 from tempo.memory.alerts import AlertStore
+from tempo.memory.errors import UnknownStreamError
 from tempo.memory.index import SearchHit
+from tempo.memory.store_types import StreamInfo
 
 
 def named_streams(question: str, known: Sequence[str]) -> list[str]:
@@ -38,23 +41,31 @@ def choose_streams(
     """The sorted stream set of a question: `requested` when given (each must exist: UnknownStreamError
     names the known ones), else a follow-up's `previous` set unless the question names other streams,
     else every stream of the memory."""
+    return list(choose_stream_infos(service, requested, question, previous))
+
+
+def choose_stream_infos(
+    service: Any, requested: Sequence[str] | None, question: str, previous: Sequence[str] | None
+) -> dict[str, StreamInfo]:
+    """`choose_streams` with the chosen streams' headers, read in one round trip: the question's one
+    read of them (the graph's steps reuse it)."""
     if requested is not None:
         names = sorted(dict.fromkeys(str(s) for s in requested))
         if not names:
             raise EmptyStreamSetError()
-        for name in names:
-            service.stream(name)
-        return names
-    known = sorted(s.name for s in service.streams())
+        return stream_infos(service.store, names)
+    found = {s.name: s for s in service.streams()}
+    known = sorted(found)
     if not known:
         raise NoStreamsError()
     if previous:
         named = named_streams(question, known)
         chosen = named or sorted(dict.fromkeys(previous))
         for name in chosen:
-            service.stream(name)  # a stream of the thread deleted since: one sentence
-        return chosen
-    return known
+            if name not in found:  # a stream of the thread deleted since: one sentence
+                raise UnknownStreamError(name, known)
+        return {name: found[name] for name in chosen}
+    return {name: found[name] for name in known}
 
 
 def alerts_across(alerts: AlertStore, streams: Sequence[str], question: str) -> dict[str, Any]:

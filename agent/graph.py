@@ -8,8 +8,11 @@
   rewritten deterministically with clock times), and the time scope is resolved (explicit
   `time_range`, else time words of the question — several ranges, relative words resolved against
   the previous turn, tempo.agent.scopes — else of the standalone question, else — for a follow-up —
-  the previous turn's ranges).
-- retrieve: FAISS top-K within the scope (from each of its ranges), plus temporal neighbours.
+  the previous turn's ranges). Across streams each stream's time words are read on its own clock
+  (tempo.agent.stream_scopes): "the last minute" is each stream's last minute, "after that" follows
+  each stream's own cited range; `time_scope.streams` says what each stream was searched in.
+- retrieve: FAISS top-K within the scope (from each of its ranges; across streams each stream within
+  its own), plus temporal neighbours.
 - compress: the query-aware SVLM pass on the candidates (cached by the backend), giving relevance.
 - widen: when the highest relevance is under `weak_evidence`, once per turn: K × `widen_factor`
   (skipped when fewer than K candidates came back: the scope was already seen whole); when the time
@@ -45,6 +48,7 @@ from langgraph.graph import END, START, StateGraph
 from tempo.agent.memory_backend import MemoryBackend
 from tempo.agent.rewrite import HistoryTurn, choose_standalone, needs_context
 from tempo.agent.scopes import (
+    ScopeReading,
     cited_range,
     read_scope,
     reference_of,
@@ -54,12 +58,24 @@ from tempo.agent.scopes import (
     standalone_for,
     turn_scope,
 )
+from tempo.agent.stream_scopes import (
+    CrossReading,
+    asked_per_stream,
+    cited_per_stream,
+    cross_turn_scope,
+    read_across,
+    retrieve_across,
+    stream_ranges,
+    turn_on_stream,
+)
+from tempo.agent.timescope import StreamClock
 from tempo.engine.citations import cite as cite_answer
 from tempo.engine.multi import stream_rows
 from tempo.engine.multi_cite import cite_streams
 from tempo.engine.recall import AllocationPlan, Compression
 from tempo.engine.result import SegmentHit, TimelineRow, TimeScope, evidence_rows, timeline_rows
 from tempo.errors import TempoError
+from tempo.memory.store_types import StreamInfo
 from tempo.settings import AskSettings
 
 log = logging.getLogger(__name__)
@@ -103,6 +119,10 @@ class AgentState(TypedDict, total=False):
     cache_hits: int  # candidates whose query-aware pass came from the cache
     compressed: int  # candidates that ran through the compressor
     timings: dict[str, float]  # seconds per step, summed over widening
+    # Across streams: the chosen streams' headers, read once per question (given by the caller or read
+    # by the rewrite) and reused by every step; never checkpointed (a resumed turn reads them again).
+    stream_infos: Annotated[dict[str, StreamInfo] | None, UntrackedValue(object)]
+    asked_stream_ranges: dict[str, list[list[float]]] | None  # per stream, when each had its own scope
 
 
 def _streams(state: AgentState) -> list[str] | None:
@@ -127,13 +147,22 @@ def rewrite(state: AgentState, *, backend: MemoryBackend, settings: AskSettings)
     history = state.get("history", [])[-settings.history_turns :] if settings.history_turns > 0 else []
     previous = history[-1] if history else None
     streams = _streams(state)
+    infos = (state.get("stream_infos") or backend.stream_headers(streams)) if streams else None
+    clock: StreamClock | None = None
+    reading: ScopeReading | None = None
+    across: CrossReading | None = None
     if state.get("time_range"):
-        clock = None
-    else:  # a cross-stream question reads time words on the longest stream's clock
-        clock = backend.streams_clock(streams) if streams else backend.stream_clock(state["stream"])
-    # Time words of the question, relative ones ("after that") resolved against the previous turn.
-    reading = read_scope(question, clock, reference_of(previous)) if clock is not None else None
-    moved = previous is not None and reading is not None and reading.relative
+        pass  # an explicit range: no time words are read
+    elif streams:  # each stream's time words on its own clock (tempo.agent.stream_scopes)
+        across = read_across(question, backend.streams_clocks(streams, infos), previous)
+    else:  # time words of the question, relative ones ("after that") resolved against the previous turn
+        clock = backend.stream_clock(state["stream"])
+        previous = turn_on_stream(previous, state["stream"], clock)  # after a cross-stream turn: its own part
+        reading = read_scope(question, clock, reference_of(previous))
+    if across is not None:
+        moved = previous is not None and across.relative
+    else:
+        moved = previous is not None and reading is not None and reading.relative
     llm_output: str | None = None
     # A question that stands alone is asked as it is: no model call (a turn's fixed cost), and the
     # same words as before reuse the cached query-aware pass and answer. A follow-up that moves in
@@ -145,7 +174,9 @@ def rewrite(state: AgentState, *, backend: MemoryBackend, settings: AskSettings)
             raise
         except Exception:  # the rewrite is an optimisation: a failing model falls back, never fails the turn
             log.warning("rewrite model failed; using the deterministic rewrite", exc_info=True)
-    if moved and reading is not None and previous is not None and clock is not None:
+    if moved and previous is not None and across is not None:
+        standalone, source = across.standalone(previous["standalone_question"]), "fallback"
+    elif moved and reading is not None and previous is not None and clock is not None:
         standalone, source = standalone_for(question, reading, previous["standalone_question"], clock), "fallback"
     else:
         standalone, source = choose_standalone(
@@ -159,6 +190,8 @@ def rewrite(state: AgentState, *, backend: MemoryBackend, settings: AskSettings)
     if state.get("time_range"):
         start, end = state["time_range"]  # type: ignore[misc]
         scope = scope_dict([(start, end)], "explicit")  # type: ignore[assignment]
+    elif across is not None:
+        scope = cross_turn_scope(question, standalone, across, previous)  # type: ignore[arg-type,assignment]
     elif clock is not None:
         scope = turn_scope(question, standalone, reading, clock, previous)  # type: ignore[arg-type,assignment]
     update = {
@@ -166,6 +199,8 @@ def rewrite(state: AgentState, *, backend: MemoryBackend, settings: AskSettings)
         "rewrite_source": source,
         "time_scope": scope,
         "asked_ranges": [list(r) for r in scope_ranges(scope) or []],  # type: ignore[arg-type]
+        "asked_stream_ranges": asked_per_stream(scope),  # type: ignore[arg-type]
+        "stream_infos": infos,
         "k": settings.top_k,
         "widened": False,
         "widen_reason": None,
@@ -178,8 +213,13 @@ def retrieve(state: AgentState, *, backend: MemoryBackend, settings: AskSettings
     query = state["standalone_question"]
     ranges = scope_ranges(state.get("time_scope"))  # type: ignore[arg-type]
     if streams := _streams(state):
-        hits = retrieve_in_ranges(
-            lambda r, k: backend.retrieve_streams(streams, query, k, r, settings), ranges, state["k"]
+        infos = state.get("stream_infos")
+        per_stream = stream_ranges(state.get("time_scope"), streams)  # type: ignore[arg-type]
+        hits = retrieve_across(
+            lambda rs, k: backend.retrieve_streams(list(rs), query, k, None, settings, time_ranges=rs, infos=infos),
+            per_stream,
+            streams,
+            state["k"],
         )
     else:
         stream = state["stream"]
@@ -204,7 +244,8 @@ def compress(state: AgentState, *, backend: MemoryBackend) -> dict[str, Any]:
 
 def _recompress(state: AgentState, backend: MemoryBackend) -> Compression:
     if (streams := _streams(state)) and state.get("candidates"):
-        return backend.compress_streams(streams, state["standalone_question"], state["candidates"])
+        infos = state.get("stream_infos")
+        return backend.compress_streams(streams, state["standalone_question"], state["candidates"], infos=infos)
     indices = [h["index"] for h in state.get("candidates", [])]
     return backend.compress(state["stream"], state["standalone_question"], indices) if indices else Compression({}, 0)
 
@@ -232,7 +273,8 @@ def widen(state: AgentState, *, settings: AskSettings) -> dict[str, Any]:
         return {
             "widened": True,
             "time_scope": None,
-            "widen_reason": "no segment in the asked time scope; searched the whole stream",
+            "widen_reason": "no segment in the asked time scope; searched the whole "
+            + ("of every stream" if _streams(state) else "stream"),
         }
     top = state.get("top_relevance")
     k = state["k"] * settings.widen_factor
@@ -247,9 +289,10 @@ def allocate(state: AgentState, *, backend: MemoryBackend, settings: AskSettings
     if compression is None:  # a turn resumed from a checkpoint (the cache makes this cheap)
         compression = _recompress(state, backend)
     streams = _streams(state)
-    plan = backend.allocate_streams(streams, compression, settings) if streams else backend.allocate(
-        state["stream"], compression, settings
-    )
+    if streams:
+        plan = backend.allocate_streams(streams, compression, settings, infos=state.get("stream_infos"))
+    else:
+        plan = backend.allocate(state["stream"], compression, settings)
     return {
         "compression": compression,
         "plan": plan,
@@ -272,7 +315,9 @@ def answer(state: AgentState, *, backend: MemoryBackend, settings: AskSettings) 
     t0 = time.perf_counter()
     question = state["standalone_question"]
     if streams := _streams(state):
-        text, cached = backend.answer_streams(streams, question, plan, compression, on_text, settings)
+        text, cached = backend.answer_streams(
+            streams, question, plan, compression, on_text, settings, infos=state.get("stream_infos")
+        )
     else:
         text, cached = backend.answer(state["stream"], question, plan, compression, on_text, settings)
     # Timed on top of the allocation's update, so a resumed turn keeps its allocate_s too.
@@ -297,6 +342,9 @@ def remember(state: AgentState, *, settings: AskSettings) -> dict[str, Any]:
         ranges=state.get("asked_ranges") or [],
         cited=cited_range(state.get("citations") or []),
     )
+    if _streams(state):  # each stream's own "that" for the next turn (tempo.agent.stream_scopes)
+        turn["stream_ranges"] = state.get("asked_stream_ranges")
+        turn["stream_cited"] = cited_per_stream(state.get("citations") or [])
     kept = [*state.get("history", []), turn][-settings.history_turns :] if settings.history_turns > 0 else []
     return {"history": kept}
 

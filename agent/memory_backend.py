@@ -13,14 +13,15 @@ What a turn cost (cache hits, seconds per step) the graph's nodes write into its
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from tempo.agent.llm import rewrite_with_model
 from tempo.agent.rewrite import HistoryTurn
 from tempo.agent.timescope import StreamClock
-from tempo.engine.multi import CrossStreamRecall, stream_hits
+from tempo.engine.multi import CrossStreamRecall, stream_hits, stream_infos
 from tempo.engine.recall import AllocationPlan, Compression
 from tempo.engine.result import SegmentHit
+from tempo.memory.store_types import StreamInfo
 from tempo.service import TempoService
 from tempo.settings import AskSettings
 from tempo.streaming.segment import is_live
@@ -38,16 +39,11 @@ class MemoryBackend:
         """The stream's covered duration (its "now", seconds) and wall-clock origin (Unix seconds of
         stream time 0, None for files), for resolving time words in questions. Raises
         `UnknownStreamError` (a TempoError) for an unknown stream."""
-        info = self.service.stream(stream)  # UnknownStreamError names the known streams
-        origin = None
-        if is_live(info.source) and info.segments:
-            first = self.service.store.get_segments(
-                stream, [info.first], tokens=False, embedding=False, recompress=False
-            )[0]
-            if first is not None and first.wallclock_start is not None:
-                # Wall-clock time of stream time 0 (the first retained segment may start later).
-                origin = float(first.wallclock_start) - float(first.start)
-        return StreamClock(duration=float(info.end or 0.0), origin=origin)
+        return self.clock_of(self.service.stream(stream))  # UnknownStreamError names the known streams
+
+    def clock_of(self, info: StreamInfo) -> StreamClock:
+        """`stream_clock` from a header already read."""
+        return self.streams_clocks([info.name], {info.name: info})[info.name]
 
     def retrieve(
         self,
@@ -117,15 +113,35 @@ class MemoryBackend:
 
     # ----- across streams (tempo.engine.multi): the same steps over a set of streams ------------------
 
+    # `infos`: the streams' headers as this question read them (`stream_headers`, once per question);
+    # None reads them again.
+
     @property
     def cross(self) -> CrossStreamRecall:
         return CrossStreamRecall(self.service.recall)
 
+    def _cross(self, infos: Mapping[str, StreamInfo] | None) -> CrossStreamRecall:
+        return CrossStreamRecall(self.service.recall, infos)
+
+    def stream_headers(self, streams: Sequence[str]) -> dict[str, StreamInfo]:
+        """The streams' headers in one round trip (UnknownStreamError names the known streams)."""
+        return stream_infos(self.service.store, streams)
+
+    def streams_clocks(
+        self, streams: Sequence[str], infos: Mapping[str, StreamInfo] | None = None
+    ) -> dict[str, StreamClock]:
+        """Each stream's own clock: a cross-stream question's time words are read on each
+        (tempo.agent.stream_scopes)."""
+        headers = infos if infos is not None and all(s in infos for s in streams) else self.stream_headers(streams)
+        # Live streams' wall-clock origins (Unix seconds of stream time 0, from the first retained
+        # segment: it may start later than 0), all in one round trip; files have none.
+        live = {s: headers[s].first for s in streams if is_live(headers[s].source) and headers[s].segments}
+        origins = self.service.store.wallclock_origins(live) if live else {}
+        return {s: StreamClock(duration=float(headers[s].end or 0.0), origin=origins.get(s)) for s in streams}
+
     def streams_clock(self, streams: Sequence[str]) -> StreamClock:
-        """The clock time words of a cross-stream question are read on: the longest stream's (each
-        stream is then scoped by the same stream times)."""
-        clocks = [self.stream_clock(s) for s in streams]
-        return max(clocks, key=lambda c: c.duration)
+        """The longest of the streams' clocks."""
+        return max(self.streams_clocks(streams).values(), key=lambda c: c.duration)
 
     def retrieve_streams(
         self,
@@ -134,23 +150,40 @@ class MemoryBackend:
         top_k: int,
         time_range: tuple[float, float] | None,
         settings: AskSettings,
+        *,
+        time_ranges: Mapping[str, tuple[float, float] | None] | None = None,
+        infos: Mapping[str, StreamInfo] | None = None,
     ) -> list[SegmentHit]:
         """`retrieve` over several streams: the query embedded once, FAISS top_k over all of them, then
-        each hit's temporal neighbours in its own stream; each candidate names its stream."""
-        got = self.cross.retrieve(
-            list(streams), query, top_k=top_k, neighbours=settings.neighbours, time_range=time_range
+        each hit's temporal neighbours in its own stream; each candidate names its stream.
+        `time_ranges`: each stream's own range (instead of `time_range` for all)."""
+        got = self._cross(infos).retrieve(
+            list(streams), query, top_k=top_k, neighbours=settings.neighbours, time_range=time_range,
+            time_ranges=time_ranges,
         )
         return stream_hits(got)
 
-    def compress_streams(self, streams: Sequence[str], question: str, hits: Sequence[SegmentHit]) -> Compression:
+    def compress_streams(
+        self,
+        streams: Sequence[str],
+        question: str,
+        hits: Sequence[SegmentHit],
+        *,
+        infos: Mapping[str, StreamInfo] | None = None,
+    ) -> Compression:
         """The query-aware pass on cross-stream candidates (per stream, cached), under composite keys."""
-        return self.cross.compress(list(streams), question, hits)
+        return self._cross(infos).compress(list(streams), question, hits)
 
     def allocate_streams(
-        self, streams: Sequence[str], compression: Compression, settings: AskSettings
+        self,
+        streams: Sequence[str],
+        compression: Compression,
+        settings: AskSettings,
+        *,
+        infos: Mapping[str, StreamInfo] | None = None,
     ) -> AllocationPlan:
         """One ATA over the union of the streams' whole timelines, under one budget."""
-        return self.cross.plan(
+        return self._cross(infos).plan(
             list(streams), compression, budget=settings.budget, min_tokens=settings.min_tokens,
             text_tokens=settings.text_tokens,
         )
@@ -163,9 +196,13 @@ class MemoryBackend:
         compression: Compression,
         on_text: Callable[[str], None] | None,
         settings: AskSettings,
+        *,
+        infos: Mapping[str, StreamInfo] | None = None,
     ) -> tuple[str, bool]:
         """The answer over the union plan, each segment tagged with its stream and time."""
-        return self.cross.answer(list(streams), question, plan, compression, settings=settings, on_text=on_text)
+        return self._cross(infos).answer(
+            list(streams), question, plan, compression, settings=settings, on_text=on_text
+        )
 
     def rewrite_with_llm(self, history: Sequence[HistoryTurn], question: str) -> str:
         """The model's attempt at a standalone version of `question` given the thread's history (oldest

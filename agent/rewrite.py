@@ -33,6 +33,10 @@ class HistoryTurn(TypedDict):
     # looked at ([] for the whole stream) and the span of its citations (None without any).
     ranges: NotRequired[list[list[float]]]
     cited: NotRequired[list[float] | None]
+    # Across streams (tempo.agent.stream_scopes): the same per stream, on each stream's own clock
+    # (absent when one scope held for every stream).
+    stream_ranges: NotRequired[dict[str, list[list[float]]] | None]
+    stream_cited: NotRequired[dict[str, list[float]] | None]
 
 
 # ----- fallback rewrite --------------------------------------------------------------------------------

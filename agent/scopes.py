@@ -440,15 +440,24 @@ def _sentence(text: str) -> str:
     return text if not text or text[-1] in ".?!" else text + "?"
 
 
-def standalone_for(question: str, reading: ScopeReading, previous: str, clock: StreamClock) -> str:
+def standalone_for(
+    question: str,
+    reading: ScopeReading,
+    previous: str,
+    clock: StreamClock,
+    describe: Callable[[tuple[int, int], Range], str] | None = None,
+) -> str:
     """The standalone question of a follow-up that moved in time (`reading.relative`): its relative
     words replaced by clock times, with the previous question's first sentence when it cannot stand
-    alone ("What happens after 1:00?", "Who entered the shop? What did he buy after 1:00?")."""
+    alone ("What happens after 1:00?", "Who entered the shop? What did he buy after 1:00?").
+    `describe(span, range)`: the words for each moved phrase (default `span_text` on `clock`; across
+    streams each stream's own times, tempo.agent.stream_scopes)."""
     d = float(clock.duration)
+    words = describe or (lambda _span, rng: span_text([rng], d))
     replaced = question
     for (a, b), rng in sorted(reading.moved, reverse=True):
-        replaced = replaced[:a] + span_text([rng], d) + replaced[b:]
-    phrase = span_text([rng for _, rng in reading.moved], d)
+        replaced = replaced[:a] + words((a, b), rng) + replaced[b:]
+    phrase = " and ".join(words(span, rng) for span, rng in reading.moved)
     core = _FILLER_RE.sub("", _without(question, reading.spans))
     head = (re.findall(r"[^.?!]+[.?!]*", " ".join(previous.split())) or [""])[0].strip()
     head_spans = [s.span for s in absolute_scopes(head, clock)] if head else []

@@ -12,8 +12,8 @@ covers, [0, clock.duration]. Rules, tried in this order (the first that matches 
 4. "at/around/about A", "A into the video", "the N minute mark" -> [A - 30 s, A + 30 s];
    "N <unit> ago" is the point D - N.
 5. "at the start/beginning", "in the beginning", "early on" -> the first EDGE seconds;
-   "at/near/towards the end", "at the last moment" -> the last EDGE; "in the middle" -> the EDGE
-   around D/2. EDGE = 10 % of the duration, at least 30 s, at most 15 minutes.
+   "at/near/towards the end", "at the last moment", "recently", "lately", "just now" -> the last
+   EDGE; "in the middle" -> the EDGE around D/2. EDGE = 10 % of the duration, at least 30 s, at most 15 minutes.
 
 A time point is a duration offset ("5 minutes", "90 s": that far into the video), a colon time, or
 an explicit clock time ("10am", "3:15 pm", "10 o'clock"). **The colon rule:** a colon time such as
@@ -204,7 +204,8 @@ _START_RE = re.compile(
     re.IGNORECASE,
 )
 _END_RE = re.compile(
-    r"\b(?:at|near|towards?|by|around)\s+the\s+(?:very\s+)?end\b|\bat\s+the\s+last\s+moment\b",
+    r"\b(?:at|near|towards?|by|around)\s+the\s+(?:very\s+)?end\b|\bat\s+the\s+last\s+moment\b"
+    r"|\b(?:(?:most\s+)?recently|lately|just\s+now)\b",
     re.IGNORECASE,
 )
 _MIDDLE_RE = re.compile(r"\b(?:in|around)\s+the\s+middle\b|\bhalfway\s+through\b", re.IGNORECASE)

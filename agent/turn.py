@@ -14,6 +14,7 @@ from typing import Any
 from tempo.agent.graph import AgentState
 from tempo.engine.result import TEMPO_FAMILY, TEMPO_TOKENS_UNIT, TurnResult, rounded_timings, tokens_per_frame
 from tempo.memory.records import Gap
+from tempo.memory.store_types import StreamInfo
 
 
 def turn_input(
@@ -22,11 +23,15 @@ def turn_input(
     *,
     time_range: tuple[float, float] | None = None,
     streams: list[str] | None = None,
+    stream_infos: dict[str, StreamInfo] | None = None,
 ) -> AgentState:
     """The input of one turn, every input key set (so nothing leaks in from the previous turn) and
     the turn's costs reset. `time_range` was checked at the edge (`tempo.inputs.check_time_range`);
-    `streams`: two or more streams asked together (`stream` is then the first of them)."""
+    `streams`: two or more streams asked together (`stream` is then the first of them);
+    `stream_infos`: their headers as the caller just read them (else the graph reads them, once)."""
+    cross = streams is not None and len(streams) > 1
     return {
+        **({"stream_infos": dict(stream_infos)} if stream_infos and cross else {}),  # untracked: never kept
         "stream": stream,
         "streams": list(streams) if streams and len(streams) > 1 else None,
         "question": question,
@@ -48,6 +53,7 @@ def final_state(
     on_text: Callable[[str], None] | None = None,
     durability: str = "exit",
     streams: list[str] | None = None,
+    stream_infos: dict[str, StreamInfo] | None = None,
 ) -> AgentState:
     """The graph's whole final state for one question (typed values included); `thread_id` None for a
     graph compiled without a checkpointer (a question outside any thread).
@@ -61,7 +67,7 @@ def final_state(
     persist = {"durability": durability} if getattr(graph, "checkpointer", None) is not None else {}
     final: dict[str, Any] = {}
     events: Iterator[tuple[str, Any]] = graph.stream(
-        turn_input(stream, question, time_range=time_range, streams=streams),
+        turn_input(stream, question, time_range=time_range, streams=streams, stream_infos=stream_infos),
         config,
         stream_mode=["custom", "values"],
         **persist,

@@ -4,11 +4,17 @@ The same steps as one stream (tempo.engine.recall), over the union of the chosen
 
 1. the query is embedded once; FAISS gives the top-K over all chosen streams together (`SegmentIndex.search`
    with `streams=`), so the best segments win wherever they are; temporal neighbours are added per stream;
+   each stream may have its own time range (`time_ranges`: the question's time words read on each
+   stream's own clock, tempo.agent.stream_scopes);
 2. the query-aware pass runs on the candidates, grouped per stream (each stream's own frames and cache);
 3. ATA runs over the union of the streams' timelines under ONE visual budget: candidates by relevance,
    every other segment an anchor, anchors thinned together so the whole answer fits the budget;
 4. the prompt holds each stream's segments together, in time order, each behind a tag naming its stream
-   and time, `<cam2 42.0 seconds>`, so the answer can say "cam2 at 0:42" and be cited (tempo.engine.multi_cite).
+   and time, `<cam2 42.0 seconds>`, so the answer can say "cam2 at 0:42" and be cited (tempo.engine.multi_cite);
+   the anchors of every stream are read in one round trip.
+
+The streams' headers are read once per question: one `CrossStreamRecall` per question keeps them (or is
+given them, already read) for every step.
 
 Segments of different streams are told apart by a composite key, `position << KEY_SHIFT | index`
 (position: the stream's place in the sorted stream set), so the single-stream ATA code
@@ -26,7 +32,7 @@ as for one stream (tempo.engine.text_track).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,12 +83,8 @@ __all__ = [
 
 
 def stream_infos(store: RedisMemoryStore, streams: Sequence[str]) -> dict[str, StreamInfo]:
-    """The streams' headers in two round trips whatever their number (UnknownStreamError for a missing one)."""
-    found = {i.name: i for i in store.list_streams()}
-    for name in streams:
-        if name not in found:
-            store.stream_info(name)  # raises, naming the known streams
-    return {name: found[name] for name in streams}
+    """The streams' headers in one round trip whatever their number (UnknownStreamError for a missing one)."""
+    return store.stream_infos(streams)
 
 
 def composite(position: int, index: int) -> int:
@@ -110,6 +112,9 @@ class MultiRetrieval:
     candidates: dict[str, np.ndarray]  # per stream: sorted segment indices (hits + temporal neighbours)
 
 
+TimeRange = tuple[float, float]
+
+
 def retrieve_streams(
     index: SegmentIndex,
     streams: Sequence[str],
@@ -117,18 +122,23 @@ def retrieve_streams(
     *,
     top_k: int,
     neighbours: int = 1,
-    time_range: tuple[float, float] | None = None,
+    time_range: TimeRange | None = None,
+    time_ranges: Mapping[str, TimeRange | None] | None = None,
 ) -> MultiRetrieval:
     """FAISS top-K over all `streams` together for an embedded query (E,), grouped per stream, plus
     `neighbours` on each side of each hit within its stream. With no more than `top_k` segments in
-    scope over all streams every one is a candidate."""
+    scope over all streams every one is a candidate.
+
+    `time_range` scopes every stream; `time_ranges` gives a stream its own range instead (each stream's
+    time words read on its own clock, tempo.agent.stream_scopes; None there: that whole stream)."""
     names = tuple(streams)
-    timelines = {s: index.timeline(s, time_range) for s in names}
+    ranges = {s: time_ranges[s] if time_ranges is not None and s in time_ranges else time_range for s in names}
+    timelines = {s: index.timeline(s, ranges[s]) for s in names}
     total = sum(len(t.indices) for t in timelines.values())
     if total <= top_k:
-        hits = index.search(query, max(total, 1), streams=list(names), time_range=time_range)
+        hits = _search_ranges(index, query, max(total, 1), ranges)
         return MultiRetrieval(names, timelines, hits, {s: t.indices.copy() for s, t in timelines.items()})
-    hits = index.search(query, top_k, streams=list(names), time_range=time_range)
+    hits = _search_ranges(index, query, top_k, ranges)
     by_stream: dict[str, list[int]] = {}
     for h in hits:
         by_stream.setdefault(h.stream, []).append(h.index)
@@ -141,6 +151,22 @@ def retrieve_streams(
         near = np.unique(near[(near >= 0) & (near < len(t.indices))])
         candidates[s] = t.indices[near]
     return MultiRetrieval(names, timelines, hits, candidates)
+
+
+def _search_ranges(
+    index: SegmentIndex, query: np.ndarray, k: int, ranges: Mapping[str, TimeRange | None]
+) -> list[SearchHit]:
+    """Top k over the streams of `ranges`, each within its own range: one search per distinct range
+    (one in all when every stream shares it), merged best first as `SegmentIndex.search` orders them."""
+    groups: dict[TimeRange | None, list[str]] = {}
+    for s, r in ranges.items():
+        groups.setdefault(None if r is None else (float(r[0]), float(r[1])), []).append(s)
+    if len(groups) == 1:
+        (r, names), = groups.items()
+        return index.search(query, k, streams=names, time_range=r)
+    hits = [h for r, names in groups.items() for h in index.search(query, k, streams=names, time_range=r)]
+    hits.sort(key=lambda h: (-h.score, h.stream, h.index))
+    return hits[:k]
 
 
 def stream_hits(got: MultiRetrieval) -> list[SegmentHit]:
@@ -286,14 +312,39 @@ def assemble_streams(
     given, receives each piece's words (the plan's cues, `segment_words`; "" for none)."""
     streams = list(infos)
     per_stream = split_compression(compression, streams)
+    parts = split_plan(plan, streams)
+    heads = _anchor_heads(store, infos, parts, anchors)
     out: list[tuple[str, torch.Tensor]] = []
-    for s, sub in split_plan(plan, streams).items():
+    for s, sub in parts.items():
         rows: list[int] = []
-        for centre, tokens in assemble(store, infos[s], sub, per_stream[s], anchors=anchors, rows=rows):
+        for centre, tokens in assemble(store, infos[s], sub, per_stream[s], rows=rows, anchor_heads=heads.get(s)):
             out.append((stream_tag(s, centre), tokens))
         if texts is not None:
             texts += [segment_words(sub.cues.get(int(sub.indices[r]), ())) for r in rows]
     return out
+
+
+def _anchor_heads(
+    store: RedisMemoryStore,
+    infos: dict[str, StreamInfo],
+    parts: dict[str, AllocationPlan],
+    anchors: AnchorCache | None,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every stream's anchors (the first k of their stored tokens, k each stream's largest anchor
+    count) read together: one Redis round trip for all streams (through the `anchors` cache when
+    given, which reads only what it lacks)."""
+    wanted: list[tuple[str, np.ndarray, int]] = []
+    for s, sub in parts.items():
+        rows = np.flatnonzero(~sub.candidate)
+        if len(rows):
+            wanted.append((s, sub.indices[rows], int(sub.counts[rows].max())))
+    if not wanted:
+        return {}
+    if anchors is not None:
+        got = anchors.get_many([(infos[s], idx, k) for s, idx, k in wanted])
+    else:
+        got = store.token_heads_many([(s, idx.tolist(), k, infos[s].settings.token_dim) for s, idx, k in wanted])
+    return {s: heads for (s, _, _), heads in zip(wanted, got, strict=True)}
 
 
 class CrossStreamRecall:
@@ -301,13 +352,19 @@ class CrossStreamRecall:
     lock): `retrieve` (one embedding, one FAISS search), `compress` (per stream, cached), `plan` (one
     ATA over the union), `answer` (tags naming streams; the answer cache keyed by the stream set)."""
 
-    def __init__(self, recall: RecallPipeline) -> None:
+    def __init__(self, recall: RecallPipeline, infos: Mapping[str, StreamInfo] | None = None) -> None:
         self.recall = recall
+        # The streams' headers, read once for a question (or given, already read) and reused by every
+        # step: one object per question.
+        self._infos: dict[str, StreamInfo] = dict(infos or {})
 
     def infos(self, streams: Sequence[str]) -> dict[str, StreamInfo]:
-        """The streams' headers (UnknownStreamError names the known ones); refused in one sentence when
-        their memories were made by different models (their tokens cannot share one prompt)."""
-        infos = stream_infos(self.recall.store, streams)
+        """The streams' headers (UnknownStreamError names the known ones), read once per object in one
+        round trip; refused in one sentence when their memories were made by different models (their
+        tokens cannot share one prompt)."""
+        if missing := [s for s in streams if s not in self._infos]:
+            self._infos.update(stream_infos(self.recall.store, missing))
+        infos = {s: self._infos[s] for s in streams}
         families = {s: i.settings.family for s, i in infos.items()}
         if len(set(families.values())) > 1:
             raise MixedFamiliesError(families)
@@ -325,7 +382,8 @@ class CrossStreamRecall:
         *,
         top_k: int,
         neighbours: int,
-        time_range: tuple[float, float] | None = None,
+        time_range: TimeRange | None = None,
+        time_ranges: Mapping[str, TimeRange | None] | None = None,
     ) -> MultiRetrieval:
         r = self.recall
         r.model.check_question_fits(question)
@@ -333,13 +391,14 @@ class CrossStreamRecall:
         r.index.sync()
         query = r.embedder.embed_text(question)  # once, for every stream
         return retrieve_streams(
-            r.index, streams, query, top_k=int(top_k), neighbours=int(neighbours), time_range=time_range
+            r.index, streams, query, top_k=int(top_k), neighbours=int(neighbours), time_range=time_range,
+            time_ranges=time_ranges,
         )
 
     def compress(self, streams: Sequence[str], question: str, hits: Sequence[SegmentHit]) -> Compression:
         """The query-aware pass on the candidates, stream by stream, merged under composite keys."""
         position = {s: p for p, s in enumerate(streams)}
-        infos = stream_infos(self.recall.store, streams)
+        infos = self.infos(streams)
         grouped: dict[str, list[int]] = {}
         for h in hits:
             grouped.setdefault(str(h["stream"]), []).append(int(h["index"]))

@@ -222,6 +222,7 @@ def assemble(
     *,
     anchors: AnchorCache | None = None,
     rows: list[int] | None = None,
+    anchor_heads: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[tuple[float, torch.Tensor]]:
     """(centre time seconds, kept tokens (k, D)) per planned segment, in timeline order: candidates'
     query-aware tokens (head k), anchors' stored generic tokens (head k: one batched Redis read, or
@@ -230,6 +231,8 @@ def assemble(
     Pieces are views (no copies): of the candidates' float32 model outputs, and of one (a, k, D)
     array of anchors (float16 from the cache: they were stored as int8 anyway); the model casts each
     piece to its own dtype when it projects it. `rows`, when given, receives each piece's plan row.
+    `anchor_heads`: the anchors' heads already read ((a, k, D), (a,) present, for the plan's anchor
+    rows in order, k at least their largest count), e.g. read for several streams at once (engine/multi.py).
     """
     settings = info.settings
     anchor_rows = np.flatnonzero(~plan.candidate)
@@ -238,7 +241,9 @@ def assemble(
     if len(anchor_rows):
         wanted = plan.indices[anchor_rows]
         k_max = int(plan.counts[anchor_rows].max())
-        if anchors is not None:
+        if anchor_heads is not None:
+            found, present = anchor_heads
+        elif anchors is not None:
             found, present = anchors.get(info, wanted, k_max)  # (a, k_max, D)
         else:
             found, present = store.token_heads(info.name, wanted.tolist(), k_max, settings.token_dim)

@@ -18,7 +18,7 @@ is None and `source` names the video. `timeline_rows` is the one conversion of a
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NotRequired
 
 import numpy as np
 from tempo.models.ata import average_tokens_per_frame
@@ -64,6 +64,16 @@ class SegmentHit(TypedDict):
     stream: str | None  # cross-stream (issue 22): the segment's stream; None in reference mode
 
 
+class StreamTimeScope(TypedDict):
+    """One stream's part of a cross-stream time scope: its time words read on its own clock."""
+
+    start: float | None  # seconds; None when nothing of the stream is in the asked time
+    end: float | None  # seconds
+    phrase: str  # how its scope was read (with that stream's clock times for relative words)
+    ranges: list[dict[str, float]]  # {start, end} each, ascending; [] : the stream adds nothing
+    note: str | None  # why a stream adds nothing, or was searched whole; None otherwise
+
+
 class TimeScope(TypedDict):
     start: float  # seconds
     end: float  # seconds
@@ -71,6 +81,10 @@ class TimeScope(TypedDict):
     # follow-ups (issue 21): every range looked at, {start, end} each, ascending (one for a single
     # range); start/end above are their envelope. Candidates are retrieved from each.
     ranges: list[dict[str, float]]
+    # cross-stream (issue 22): each stream's own scope when its time words were read on its own clock
+    # ("the last minute" of each); the keys above are then the union over the streams. Absent for one
+    # stream, an explicit range, or a scope shared by every stream.
+    streams: NotRequired[dict[str, StreamTimeScope]]
 
 
 class TurnResult(TypedDict):

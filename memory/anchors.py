@@ -44,32 +44,53 @@ class AnchorCache:
         `stream` is the stream's header as the caller just read it, or its name (then read here).
         """
         info = self.store.stream_info(stream) if isinstance(stream, str) else stream
-        name, number, dim = info.name, info.number, info.settings.token_dim
-        idx = np.asarray(indices, dtype=np.int64)
-        out = np.zeros((len(idx), k, dim), self.dtype)
-        present = np.zeros(len(idx), bool)
-        missing: list[int] = []
+        return self.get_many([(info, indices, k)])[0]
+
+    def get_many(
+        self, requests: Sequence[tuple[StreamInfo, Sequence[int] | np.ndarray, int]]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`get` for several (stream header, indices, k) at once (a cross-stream answer's anchors): what
+        is missing from the cache is read for all of them in one round trip (`token_heads_many`)."""
+        outs: list[tuple[np.ndarray, np.ndarray]] = []
+        missing: list[list[int]] = []
         with self._lock:
-            for row, i in enumerate(idx.tolist()):
-                entry = self._entries.get((number, i, k))
-                if entry is None:
-                    missing.append(row)
-                    continue
-                self._entries.move_to_end((number, i, k))
-                out[row] = entry
-                present[row] = True
-        self.hits += len(idx) - len(missing)
-        self.misses += len(missing)
-        if missing:
-            fetched32, ok = self.store.token_heads(name, idx[missing].tolist(), k, dim)
-            fetched = fetched32.astype(self.dtype, copy=False)
-            out[missing] = fetched
-            present[missing] = ok
+            for info, indices, k in requests:
+                idx = np.asarray(indices, dtype=np.int64)
+                out = np.zeros((len(idx), k, info.settings.token_dim), self.dtype)
+                present = np.zeros(len(idx), bool)
+                rows: list[int] = []
+                for row, i in enumerate(idx.tolist()):
+                    entry = self._entries.get((info.number, i, k))
+                    if entry is None:
+                        rows.append(row)
+                        continue
+                    self._entries.move_to_end((info.number, i, k))
+                    out[row] = entry
+                    present[row] = True
+                outs.append((out, present))
+                missing.append(rows)
+                self.hits += len(idx) - len(rows)
+                self.misses += len(rows)
+        wanted = [r for r, rows in enumerate(missing) if rows]
+        if not wanted:
+            return outs
+        fetched = self.store.token_heads_many([
+            (requests[r][0].name, np.asarray(requests[r][1], np.int64)[missing[r]].tolist(), requests[r][2],
+             requests[r][0].settings.token_dim)
+            for r in wanted
+        ])  # fmt: skip
+        for r, (tokens32, ok) in zip(wanted, fetched, strict=True):
+            info, indices, k = requests[r]
+            idx, rows = np.asarray(indices, np.int64), missing[r]
+            out, present = outs[r]
+            tokens = tokens32.astype(self.dtype, copy=False)
+            out[rows] = tokens
+            present[rows] = ok
             with self._lock:
-                for row, tokens, found in zip(missing, fetched, ok, strict=True):
+                for row, entry, found in zip(rows, tokens, ok, strict=True):
                     if found:
-                        self._put((number, int(idx[row]), k), tokens)
-        return out, present
+                        self._put((info.number, int(idx[row]), k), entry)
+        return outs
 
     def _put(self, key: tuple[int, int, int], tokens: np.ndarray) -> None:
         if key in self._entries:

@@ -191,6 +191,23 @@ class RedisMemoryStore(SegmentWrites, SegmentReads):
             pipe.hgetall(self.keys.info(name))
         return [self._info_from(n, raw) for n, raw in zip(names, pipe.execute(), strict=True) if raw]
 
+    @redis_errors
+    def stream_infos(self, names: Sequence[str]) -> dict[str, StreamInfo]:
+        """The headers of `names` (in their order, repeats once) in one round trip whatever their
+        number; UnknownStreamError (listing the known streams) for a missing one."""
+        names = list(dict.fromkeys(names))
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            pipe.hgetall(self.keys.info(name))
+            pipe.hexists(self.keys.streams(), name)
+        raw = pipe.execute()
+        out: dict[str, StreamInfo] = {}
+        for j, name in enumerate(names):
+            if not raw[2 * j] or not raw[2 * j + 1]:
+                raise UnknownStreamError(name, self.stream_names())
+            out[name] = self._info_from(name, raw[2 * j])
+        return out
+
     @staticmethod
     def _info_from(name: str, raw: dict[bytes, bytes]) -> StreamInfo:
         def num(key: str) -> int:

@@ -8,7 +8,7 @@ its shards transparently.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -226,7 +226,6 @@ class SegmentReads:
             matrix,
         )
 
-    @redis_errors
     def token_heads(
         self, name: str, indices: Sequence[int], k: int, dim: int
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -237,31 +236,61 @@ class SegmentReads:
         cost tens of milliseconds, not one command each. Rows of absent segments (or segments storing
         fewer than k tokens) are zero with present False.
         """
-        width = codec.token_record_bytes(dim)
-        nbytes = k * width
-        keys = [self.keys.tokens(name, i) for i in indices]
+        return self.token_heads_many([(name, indices, k, dim)])[0]
+
+    @redis_errors
+    def token_heads_many(
+        self, requests: Sequence[tuple[str, Sequence[int], int, int]]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`token_heads` of several (stream, indices, k, D) requests (a cross-stream answer's anchors),
+        all their script calls in one round trip (a cluster pipeline groups them per node), and one
+        more for every short row's cold-tier pointer; one (tokens, present) per request, in order."""
+        sizes = [k * codec.token_record_bytes(dim) for _, _, k, dim in requests]
         pipe = self.client.pipeline(transaction=False)
-        for lo in range(0, len(keys), 1024):
-            self._heads(keys=keys[lo : lo + 1024], args=[nbytes - 1], client=pipe)
-        raw = [b for chunk in pipe.execute() for b in chunk]
-        short = [j for j, b in enumerate(raw) if len(b) != nbytes]
-        if short:  # absent, shorter than k, or in the cold tier (memory/cold.py): look for pointers
+        calls: list[int] = []
+        for (name, indices, _, _), nbytes in zip(requests, sizes, strict=True):
+            keys = [self.keys.tokens(name, i) for i in indices]
+            for lo in range(0, len(keys), 1024):
+                self._heads(keys=keys[lo : lo + 1024], args=[nbytes - 1], client=pipe)
+            calls.append(-(-len(keys) // 1024))
+        chunks = pipe.execute() if sum(calls) else []
+        raws: list[list[bytes]] = []
+        for n in calls:
+            raws.append([b for chunk in chunks[:n] for b in chunk])
+            chunks = chunks[n:]
+        # Absent, shorter than k, or in the cold tier (memory/cold.py): look for pointers, all at once.
+        short = [(r, j) for r, (raw, nbytes) in enumerate(zip(raws, sizes, strict=True))
+                 for j, b in enumerate(raw) if len(b) != nbytes]  # fmt: skip
+        if short:
             pipe = self.client.pipeline(transaction=False)
-            for j in short:
-                pipe.hget(self.keys.segment(name, indices[j]), "c")
-            cold = [(j, ColdPointer.parse(c)) for j, c in zip(short, pipe.execute(), strict=True) if c is not None]
-            if cold:
-                wanted = [(int(indices[j]), pointer, cold_tier.TOKENS) for j, pointer in cold]
-                for (j, _), payload in zip(cold, self._cold_payloads(name, wanted), strict=True):
-                    raw[j] = payload[:nbytes]
-        present = np.fromiter((len(b) == nbytes for b in raw), dtype=bool, count=len(raw))
-        if present.all():  # the usual case: decode in one pass, no masked copy
-            return codec.decode_token_batch(raw, k, dim), present
-        out = np.zeros((len(raw), k, dim), np.float32)
-        if present.any():
-            found = [b for b, ok in zip(raw, present, strict=True) if ok]
-            out[present] = codec.decode_token_batch(found, k, dim)
-        return out, present
+            for r, j in short:
+                pipe.hget(self.keys.segment(requests[r][0], requests[r][1][j]), "c")
+            cold: dict[int, list[tuple[int, ColdPointer]]] = {}
+            for (r, j), c in zip(short, pipe.execute(), strict=True):
+                if c is not None:
+                    cold.setdefault(r, []).append((j, ColdPointer.parse(c)))
+            for r, found in cold.items():
+                name, indices = requests[r][0], requests[r][1]
+                wanted = [(int(indices[j]), pointer, cold_tier.TOKENS) for j, pointer in found]
+                for (j, _), payload in zip(found, self._cold_payloads(name, wanted), strict=True):
+                    raws[r][j] = payload[: sizes[r]]
+        return [_decode_heads(raw, k, dim, nbytes) for raw, (_, _, k, dim), nbytes in zip(raws, requests, sizes,
+                                                                                          strict=True)]  # fmt: skip
+
+    @redis_errors
+    def wallclock_origins(self, firsts: Mapping[str, int]) -> dict[str, float | None]:
+        """Per stream, the wall-clock time (Unix seconds) of its stream time 0, from its segment
+        `firsts[stream]` (its first retained one: wall-clock start minus stream start); None where that
+        segment is absent or has no wall clock (a file). One round trip for all the streams."""
+        names = list(firsts)
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            pipe.hget(self.keys.segment(name, firsts[name]), "m")
+        out: dict[str, float | None] = {}
+        for name, meta in zip(names, pipe.execute(), strict=True):
+            m = SegmentRecord.parse_meta(meta) if meta is not None else {}
+            out[name] = None if m.get("wc") is None else float(m["wc"]) - float(m["s"])
+        return out
 
     @redis_errors
     def anchor_thumbnails(self, name: str, indices: Sequence[int]) -> list[bytes | None]:
@@ -278,3 +307,17 @@ class SegmentReads:
         if settings is None:
             raise UnknownStreamError(name, self.stream_names())
         return int(json.loads(settings)["token_dim"])
+
+
+def _decode_heads(raw: list[bytes], k: int, dim: int, nbytes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Token records of k tokens each -> ((n, k, D) float32, (n,) present); rows not nbytes long are zero."""
+    present = np.fromiter((len(b) == nbytes for b in raw), dtype=bool, count=len(raw))
+    if not raw:
+        return np.zeros((0, k, dim), np.float32), present
+    if present.all():  # the usual case: decode in one pass, no masked copy
+        return codec.decode_token_batch(raw, k, dim), present
+    out = np.zeros((len(raw), k, dim), np.float32)
+    if present.any():
+        found = [b for b, ok in zip(raw, present, strict=True) if ok]
+        out[present] = codec.decode_token_batch(found, k, dim)
+    return out, present

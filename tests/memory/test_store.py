@@ -150,6 +150,28 @@ def test_token_heads_fetch_only_the_first_k_tokens(store, records) -> None:
     assert not tokens[3].any()
 
 
+def test_token_heads_of_several_streams_in_one_call_match_each_streams_own(store, records) -> None:
+    names = ["cam", "yard", "lobby"]  # spread over the shards on a cluster
+    for n, name in zip((4, 3, 5), names, strict=True):
+        _fill(store, records, name, n=n)
+    asks = [("cam", [0, 3, 9], 2), ("yard", [], 1), ("lobby", [4, 1], 3)]
+    got = store.token_heads_many([(name, idx, k, records.DIM) for name, idx, k in asks])
+    for (name, idx, k), (tokens, present) in zip(asks, got, strict=True):
+        want, want_present = store.token_heads(name, idx, k, records.DIM)
+        np.testing.assert_array_equal(tokens, want)
+        np.testing.assert_array_equal(present, want_present)
+    assert got[0][1].tolist() == [True, True, False] and got[1][0].shape == (0, 1, records.DIM)
+
+
+def test_stream_infos_read_the_asked_headers_and_name_a_missing_one(store, records) -> None:
+    for name in ("cam", "yard"):
+        _fill(store, records, name, n=2)
+    infos = store.stream_infos(["yard", "cam", "yard"])
+    assert list(infos) == ["yard", "cam"] and infos["cam"] == store.stream_info("cam")
+    with pytest.raises(UnknownStreamError, match="nope"):
+        store.stream_infos(["cam", "nope"])
+
+
 def test_bytes_are_accounted_by_part(store, records) -> None:
     _fill(store, records, n=10)
     used = store.bytes_used("cam")

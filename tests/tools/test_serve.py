@@ -307,6 +307,16 @@ def test_search_one_several_or_all_streams(serve_server, walk_stream):
     assert one.status_code == 404
 
 
+def test_ask_across_streams_reports_each_streams_own_time_scope(serve_server, walk_stream):
+    ends = {s["name"]: s["end"] for s in httpx2.get(f"{serve_server.base}/v1/streams").json()}
+    got = httpx2.post(f"{serve_server.base}/v1/ask", timeout=120,
+                      json={"question": "What happens in the last 8 seconds?", "streams": ["cam", "walk"]})  # fmt: skip
+    assert got.status_code == 200, got.text
+    scope = got.json()["time_scope"]
+    for name in ("cam", "walk"):  # each stream's own last 8 seconds
+        assert scope["streams"][name]["ranges"] == [{"start": ends[name] - 8, "end": ends[name]}], name
+
+
 # ----- clips ----------------------------------------------------------------------------------------------
 
 

@@ -61,6 +61,9 @@ def print_turn_extras(result: TurnResult, out: TextIO) -> None:
         spans = scope.get("ranges") or [scope]
         where = ", ".join(f"{clock(r['start'])}–{clock(r['end'])}" for r in spans)
         print(f"  (time scope {where}: {scope['phrase']})", file=out)
+        for name, part in (scope.get("streams") or {}).items():  # across streams: each on its own clock
+            own = ", ".join(f"{clock(r['start'])}–{clock(r['end'])}" for r in part["ranges"]) or "nothing"
+            print(f"    {name}: {own}" + (f" ({part['note']})" if part.get("note") else ""), file=out)
     if result.get("widened"):
         print(f"  (widened: {result['widen_reason']})", file=out)
     if result["citations"]:
