@@ -118,6 +118,53 @@ def test_chat_ctrl_c_cancels_the_answer_then_at_the_prompt_quits(conversations):
     assert [t["question"] for t in turns] == ["Where does it go?"]  # the cancelled answer left no turn
 
 
+def test_chat_ctrl_c_stops_the_model_at_its_next_token(live_service, monkeypatch):
+    """A real SIGINT while the answer comes (raised in this main thread when its first piece is written,
+    as a terminal's Ctrl-C arrives): the model stops generating within a few tokens, not at
+    max_new_tokens (2000 here), no turn is left, and the chat goes on until Ctrl-C at the prompt."""
+    import io
+    import signal
+
+    from tempo.agent.conversations import Conversations
+    from tempo.agent.threads import new_thread_id
+    from tempo.models.answer import AnswerStreamer
+    from tempo.settings import AskSettings
+    from tempo.tools.commands.chat import chat_loop
+
+    tokens = [0]  # every token the model generates passes through the streamer
+    put = AnswerStreamer.put
+
+    def counting_put(self, value):
+        tokens[0] += 1
+        return put(self, value)
+
+    monkeypatch.setattr(AnswerStreamer, "put", counting_put)
+    conversations = Conversations(live_service, settings=AskSettings(max_new_tokens=2000))
+
+    class CtrlC(io.StringIO):
+        at_signal: int | None = None
+
+        def write(self, text: str) -> int:
+            if self.at_signal is None and self.getvalue().endswith("tempo> ") and text:
+                self.at_signal = tokens[0]
+                signal.raise_signal(signal.SIGINT)
+            return super().write(text)
+
+    class Lines(io.StringIO):
+        def readline(self, *args) -> str:  # type: ignore[override]
+            line = super().readline()
+            if not line:
+                raise KeyboardInterrupt  # Ctrl-C at the prompt: the chat ends
+            return line
+
+    out, thread = CtrlC(), new_thread_id()
+    assert chat_loop(conversations, "cam", thread, Lines("Where is the square when Ctrl-C comes?\n"), out) == 0
+    assert "tempo> " in out.getvalue() and "(cancelled; Ctrl-C again at the prompt quits)" in out.getvalue()
+    assert out.at_signal is not None and tokens[0] - out.at_signal < 50, (out.at_signal, tokens[0])
+    assert [t["turns"] for t in conversations.list_threads("cam") if t["id"] == thread] in ([], [0])  # no turn
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the answer's handler is gone
+
+
 def test_a_one_shot_ask_and_a_thread_turn_print_the_same_result_for_the_same_first_question(tempo_main):
     question = "Which way does the square move at the start?"
     options = ("--stream", "cam", "--json", "--max-new-tokens", "8", "--top-k", "3")
