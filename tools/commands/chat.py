@@ -32,6 +32,7 @@ from tempo.tools.commands.options import (
     add_stream_option,
     add_thread_option,
     add_top_k_option,
+    check_streams_first,
 )
 
 if TYPE_CHECKING:
@@ -104,10 +105,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tempo.memory import RedisMemoryStore
-
-    # An unknown stream or an unreachable Redis is told before the model stack is imported (seconds).
-    RedisMemoryStore.connect(args.redis_url).stream_info(args.stream)
+    check_streams_first(args.redis_url, [args.stream])  # before the model stack is imported
     from tempo.agent.conversations import Conversations
     from tempo.service import TempoService
 
