@@ -83,6 +83,19 @@ def test_model_text_is_shown_without_terminal_control_characters():
     assert printable("red\x1b[2J van\x00 at 0:12\n\tnext\x0c\x9b") == "red\\x1b[2J van\\x00 at 0:12\n\tnext\\x0c\\x9b"
 
 
+def test_a_rewritten_question_from_the_model_is_shown_escaped_too():
+    """The follow-up rewrite can be model text as well ("understood as: ..."): escaped like the answer."""
+    import io
+
+    from tempo.tools.commands.chat import print_turn_extras
+
+    out = io.StringIO()
+    result = {"question": "and then?", "standalone_question": "where\x1b]0;owned\x07 next?", "time_scope": None,
+              "widened": False, "citations": [], "evidence": [], "streams": ["cam"]}  # fmt: skip
+    print_turn_extras(result, out)  # type: ignore[arg-type]
+    assert out.getvalue().splitlines()[0] == "  (understood as: where\\x1b]0;owned\\x07 next?)"
+
+
 def test_chat_ctrl_c_cancels_the_answer_then_at_the_prompt_quits(conversations):
     """Ctrl-C arrives as KeyboardInterrupt in the main thread: here raised where the first piece of the
     first answer is written, then at the third prompt. The chat goes on after the first, ends on the second."""

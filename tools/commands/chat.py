@@ -62,7 +62,7 @@ def format_citation(c: dict[str, Any], with_stream: bool = False) -> str:
 def print_turn_extras(result: TurnResult, out: TextIO) -> None:
     """What follows the streamed answer: citations with times, rewrite, scope and widening notes."""
     if result["standalone_question"] and result["standalone_question"] != result["question"]:
-        print(f"  (understood as: {result['standalone_question']})", file=out)
+        print(f"  (understood as: {printable(result['standalone_question'])})", file=out)  # may be model text
     scope = result.get("time_scope")
     if scope:
         spans = scope.get("ranges") or [scope]
