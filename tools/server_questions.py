@@ -130,33 +130,10 @@ def register_question_routes(app: FastAPI, server: TempoServer) -> None:
         if not streaming:
             return await task
 
-        async def events() -> AsyncIterator[bytes]:
-            task.add_done_callback(lambda _: text_queue.put_nowait(("end", None)))
-            try:
-                while True:
-                    kind, value = await text_queue.get()
-                    if kind == "text":
-                        yield sse("text", {"text": value})
-                    else:
-                        break
-            finally:  # the client went away (the console's Cancel closes the request): the question stops
-                if not task.done():
-                    cancel.set()
-            try:
-                body = task.result()
-            except TempoError as exc:
-                yield sse("error", {"status": status_of(exc), "title": TITLES[status_of(exc)], "detail": str(exc)})
-                return
-            except Exception:
-                log.exception("tempo serve: a streamed question failed")
-                yield sse("error", {"status": 500, "detail": "the server failed to answer this question"})
-                return
-            yield sse("allocation", {"segments": body["segments"]})
-            yield sse("citations", {"citations": body["citations"]})
-            yield sse("done", body)
-
         return StreamingResponse(
-            events(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+            answer_events(task, text_queue, cancel),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
     @app.post(
@@ -189,6 +166,37 @@ def register_question_routes(app: FastAPI, server: TempoServer) -> None:
         )  # fmt: skip
 
     _register_thread_routes(app, server, answer)
+
+
+async def answer_events(
+    task: asyncio.Future[Any], text_queue: asyncio.Queue[tuple[str, Any]], cancel: threading.Event
+) -> AsyncIterator[bytes]:
+    """The SSE events of a streamed answer: `text` pieces as `text_queue` gets them, then `allocation`,
+    `citations` and `done` from the finished `task` (or one `error`). A client that goes away before
+    the end (the console's Cancel closes the request) sets `cancel`: the question stops."""
+    task.add_done_callback(lambda _: text_queue.put_nowait(("end", None)))
+    try:
+        while True:
+            kind, value = await text_queue.get()
+            if kind == "text":
+                yield sse("text", {"text": value})
+            else:
+                break
+    finally:
+        if not task.done():
+            cancel.set()
+    try:
+        body = task.result()
+    except TempoError as exc:
+        yield sse("error", {"status": status_of(exc), "title": TITLES[status_of(exc)], "detail": str(exc)})
+        return
+    except Exception:
+        log.exception("tempo serve: a streamed question failed")
+        yield sse("error", {"status": 500, "detail": "the server failed to answer this question"})
+        return
+    yield sse("allocation", {"segments": body["segments"]})
+    yield sse("citations", {"citations": body["citations"]})
+    yield sse("done", body)
 
 
 def _register_thread_routes(app: FastAPI, server: TempoServer, answer: Callable[..., Awaitable[Any]]) -> None:
