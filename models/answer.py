@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from tempo.errors import QuestionTooLongError
+from tempo.models.cancel import AnswerCancelled, check_cancelled, current_cancel
 from tempo.models.checkpoint import read_json
 from tempo.models.config import CONTEXT_MARGIN, TempoInferenceConfig
 from tempo.models.modeling_tempo import TempoForCausalLM
@@ -63,17 +64,19 @@ class AnswerStreamer(TextIteratorStreamer):
     """`TextIteratorStreamer` that hands over new text after every token, not at word ends (a client
     sees the answer grow token by token); only an incomplete multi-byte character (decoded as U+FFFD)
     waits for the next token. Batch size 1; the prompt (given as embeddings) is skipped. After
-    `cancel()` the next token stops `generate` (it raises GenerationCancelled there)."""
+    `cancel()`, or once the asker's event (`asker`, tempo.models.cancel) is set, the next token stops
+    `generate` (it raises GenerationCancelled there)."""
 
-    def __init__(self, tokenizer: TextTokenizer) -> None:
+    def __init__(self, tokenizer: TextTokenizer, asker: threading.Event | None = None) -> None:
         super().__init__(tokenizer, skip_prompt=True, timeout=None)  # type: ignore[arg-type]
         self.cancelled = threading.Event()
+        self.asker = asker
 
     def cancel(self) -> None:
         self.cancelled.set()
 
     def put(self, value: torch.Tensor) -> None:
-        if self.cancelled.is_set():
+        if self.cancelled.is_set() or (self.asker is not None and self.asker.is_set()):
             raise GenerationCancelled
         if value.ndim > 1:
             value = value[0]
@@ -104,8 +107,11 @@ def streamed_answer(
     it arrives, stripped as the release strips it (pieces never carry edge whitespace); append the whole
     stripped answer (cut at the first of `stop_ids`) to `result`. Errors are raised in the caller's thread.
     A reader that stops early (Ctrl-C in `tempo chat`, a client gone) cancels the generation: it ends at
-    its next token instead of running on to max_new_tokens while holding the model."""
-    streamer = AnswerStreamer(tokenizer)
+    its next token instead of running on to max_new_tokens while holding the model. So does an asker
+    that cancels from another thread (tempo.models.cancel): then AnswerCancelled is raised here."""
+    asker = current_cancel()  # read in the reader's thread: the generating thread has no context
+    check_cancelled()
+    streamer = AnswerStreamer(tokenizer, asker)
     done: dict[str, Any] = {}
 
     def run() -> None:
@@ -129,6 +135,8 @@ def streamed_answer(
         streamer.cancel()
         worker.join(CANCEL_JOIN_S)
     if "error" in done:
+        if isinstance(done["error"], GenerationCancelled) and asker is not None and asker.is_set():
+            raise AnswerCancelled("the question was cancelled") from None
         raise done["error"]
     ids: list[int] = done["ids"]
     stop = set(stop_ids)

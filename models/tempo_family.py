@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from tempo.models.answer import GenerationDefaults, GlobalLLM
+from tempo.models.cancel import check_cancelled
 from tempo.models.checkpoint import CheckpointError, load_rows, looks_like_hub_id, resolve_model_dir
 from tempo.models.compressor import (
     CompressorInputs,
@@ -238,6 +239,7 @@ class TempoModel(GlobalLLM):
         with ThreadPoolExecutor(max_workers=1) if prefetch else contextlib.nullcontext() as pool:
             pending = pool.submit(prepare, starts[0]) if pool else None
             for i, lo in enumerate(starts):
+                check_cancelled()  # a question cancelled by its asker stops between batches
                 inputs = pending.result() if pending else prepare(lo)
                 if pool and i + 1 < len(starts):
                     pending = pool.submit(prepare, starts[i + 1])

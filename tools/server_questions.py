@@ -11,12 +11,17 @@ The answer is the question's `TurnResult` (tempo.engine.result), as `tempo ask -
 `segments` are the whole timeline the answer saw (ATA made visible in the console). A question without
 `thread_id` is one-shot (no thread is made) unless `new_thread` is true; a thread's follow-up keeps the
 thread's streams unless the question names another stream.
+
+A question is cancelled (tempo.models.cancel: the model stops at its next token or compressor batch,
+no turn and no cached answer is kept) when its streamed answer's client goes away (the console's
+Cancel closes the request) or when it runs past its timeout (504).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any
@@ -30,6 +35,7 @@ from tempo.agent.errors import ThreadNotFoundError
 from tempo.engine.result import TurnResult
 from tempo.errors import TempoError
 from tempo.inputs import check_time_range
+from tempo.models.cancel import cancellable, check_cancelled
 from tempo.tools.server_problems import TITLES, status_of
 from tempo.tools.server_sse import sse
 
@@ -91,52 +97,43 @@ def register_question_routes(app: FastAPI, server: TempoServer) -> None:
         def on_text(piece: str) -> None:
             loop.call_soon_threadsafe(text_queue.put_nowait, ("text", piece))
 
+        cancel = threading.Event()  # set when nobody waits for the answer any more
+
         def run() -> TurnResult:
             t0 = time.perf_counter()
             error = False
             write = on_text if streaming else None
             try:
-                if stream is not None and thread_id is not None:
-                    return server.conversations.ask(stream, question, thread_id=thread_id, time_range=time_range,
-                                                    on_text=write)  # fmt: skip
-                return server.conversations.ask_streams(
-                    [stream] if stream is not None else streams, question, thread_id=thread_id,
-                    new_thread=new_thread, time_range=time_range, on_text=write,
-                )  # fmt: skip
+                with cancellable(cancel):
+                    check_cancelled()  # its client left while it waited for the model
+                    return ask_now(write)
             except TempoError:
                 error = True
                 raise
             finally:
                 server.tool_metrics.record("ask_video", time.perf_counter() - t0, error=error)
 
+        def ask_now(write: Callable[[str], None] | None) -> TurnResult:
+            if stream is not None and thread_id is not None:
+                return server.conversations.ask(stream, question, thread_id=thread_id, time_range=time_range,
+                                                on_text=write)  # fmt: skip
+            return server.conversations.ask_streams(
+                [stream] if stream is not None else streams, question, thread_id=thread_id,
+                new_thread=new_thread, time_range=time_range, on_text=write,
+            )  # fmt: skip
+
         # Its own task from now on: a client that goes away cannot leave the queue holding its place.
         task = asyncio.ensure_future(server.queue.submit(run))
+        # Once the task ends (answered, failed, or given up at its timeout while the model still runs)
+        # whatever still runs for it stops; its outcome is taken here, so an unread one is not logged.
+        task.add_done_callback(lambda t: (cancel.set(), t.cancelled() or t.exception()))
         if not streaming:
             return await task
 
-        async def events() -> AsyncIterator[bytes]:
-            task.add_done_callback(lambda _: text_queue.put_nowait(("end", None)))
-            while True:
-                kind, value = await text_queue.get()
-                if kind == "text":
-                    yield sse("text", {"text": value})
-                else:
-                    break
-            try:
-                body = task.result()
-            except TempoError as exc:
-                yield sse("error", {"status": status_of(exc), "title": TITLES[status_of(exc)], "detail": str(exc)})
-                return
-            except Exception:
-                log.exception("tempo serve: a streamed question failed")
-                yield sse("error", {"status": 500, "detail": "the server failed to answer this question"})
-                return
-            yield sse("allocation", {"segments": body["segments"]})
-            yield sse("citations", {"citations": body["citations"]})
-            yield sse("done", body)
-
         return StreamingResponse(
-            events(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+            answer_events(task, text_queue, cancel),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
     @app.post(
@@ -169,6 +166,37 @@ def register_question_routes(app: FastAPI, server: TempoServer) -> None:
         )  # fmt: skip
 
     _register_thread_routes(app, server, answer)
+
+
+async def answer_events(
+    task: asyncio.Future[Any], text_queue: asyncio.Queue[tuple[str, Any]], cancel: threading.Event
+) -> AsyncIterator[bytes]:
+    """The SSE events of a streamed answer: `text` pieces as `text_queue` gets them, then `allocation`,
+    `citations` and `done` from the finished `task` (or one `error`). A client that goes away before
+    the end (the console's Cancel closes the request) sets `cancel`: the question stops."""
+    task.add_done_callback(lambda _: text_queue.put_nowait(("end", None)))
+    try:
+        while True:
+            kind, value = await text_queue.get()
+            if kind == "text":
+                yield sse("text", {"text": value})
+            else:
+                break
+    finally:
+        if not task.done():
+            cancel.set()
+    try:
+        body = task.result()
+    except TempoError as exc:
+        yield sse("error", {"status": status_of(exc), "title": TITLES[status_of(exc)], "detail": str(exc)})
+        return
+    except Exception:
+        log.exception("tempo serve: a streamed question failed")
+        yield sse("error", {"status": 500, "detail": "the server failed to answer this question"})
+        return
+    yield sse("allocation", {"segments": body["segments"]})
+    yield sse("citations", {"citations": body["citations"]})
+    yield sse("done", body)
 
 
 def _register_thread_routes(app: FastAPI, server: TempoServer, answer: Callable[..., Awaitable[Any]]) -> None:

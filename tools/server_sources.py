@@ -12,7 +12,8 @@ A client of the HTTP API is not the operator: it must not make the server read i
   tempo.streaming.netguard), and FFmpeg follows no HTTP redirect (tempo.streaming.sources); every
   HTTP(S) connection FFmpeg then makes (an HLS playlist's segments on any host) passes the same
   policy in the guard proxy (tempo.streaming.netproxy);
-- control characters (a NUL byte, a newline) are refused in any source.
+- control characters (a NUL byte, a newline) are refused in any source;
+- a partial upload (under the media root's `.tempo-partial/`) is never a source.
 Stdin ("-") and capture devices are never accepted over HTTP.
 
 A job's error about reading a network source is one neutral sentence (`job_error`): FFmpeg's reason
@@ -31,6 +32,7 @@ from tempo.streaming import netguard
 from tempo.streaming.errors import StreamingError
 from tempo.streaming.sources import SERVE_SCHEMES
 from tempo.tools.errors import SourceNotAllowedError
+from tempo.tools.server_uploads import PARTIAL_DIR
 
 
 def check_source(source: str, *, media_root: Path | None, deny_private_networks: bool = False) -> str:
@@ -77,6 +79,8 @@ def check_source(source: str, *, media_root: Path | None, deny_private_networks:
         raise SourceNotAllowedError(f"no file {source!r} under the media root") from None
     if not resolved.is_relative_to(root):
         raise SourceNotAllowedError(f"the file {source!r} is outside the media root")
+    if resolved.is_relative_to(root / PARTIAL_DIR):  # an upload still arriving (tempo.tools.server_uploads)
+        raise SourceNotAllowedError(f"{source!r} is an upload still arriving, not a video to ingest")
     try:
         mode = resolved.stat().st_mode
     except OSError:

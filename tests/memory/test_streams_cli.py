@@ -31,7 +31,7 @@ def test_streams_table_has_one_row_per_stream(store, records, redis_url, monkeyp
     assert main(["streams"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:2] == ["NAME", "SEGMENTS"]
-    assert [line.split()[:4] for line in lines[1:]] == [["a", "1", "0.0", "4.0"], ["b", "1", "0.0", "4.0"]]
+    assert [line.split()[:4] for line in lines[1:]] == [["a", "1", "0:00", "0:04"], ["b", "1", "0:00", "0:04"]]
 
 
 def test_unreachable_redis_is_one_line_and_non_zero(monkeypatch, capsys) -> None:

@@ -83,6 +83,19 @@ def test_model_text_is_shown_without_terminal_control_characters():
     assert printable("red\x1b[2J van\x00 at 0:12\n\tnext\x0c\x9b") == "red\\x1b[2J van\\x00 at 0:12\n\tnext\\x0c\\x9b"
 
 
+def test_a_rewritten_question_from_the_model_is_shown_escaped_too():
+    """The follow-up rewrite can be model text as well ("understood as: ..."): escaped like the answer."""
+    import io
+
+    from tempo.tools.commands.chat import print_turn_extras
+
+    out = io.StringIO()
+    result = {"question": "and then?", "standalone_question": "where\x1b]0;owned\x07 next?", "time_scope": None,
+              "widened": False, "citations": [], "evidence": [], "streams": ["cam"]}  # fmt: skip
+    print_turn_extras(result, out)  # type: ignore[arg-type]
+    assert out.getvalue().splitlines()[0] == "  (understood as: where\\x1b]0;owned\\x07 next?)"
+
+
 def test_chat_ctrl_c_cancels_the_answer_then_at_the_prompt_quits(conversations):
     """Ctrl-C arrives as KeyboardInterrupt in the main thread: here raised where the first piece of the
     first answer is written, then at the third prompt. The chat goes on after the first, ends on the second."""
@@ -116,6 +129,53 @@ def test_chat_ctrl_c_cancels_the_answer_then_at_the_prompt_quits(conversations):
     assert text.count("tempo> ") == 2 and "citations:" in text.split("(cancelled")[1]  # the second was answered
     turns = conversations.show_thread(thread)["turns"]
     assert [t["question"] for t in turns] == ["Where does it go?"]  # the cancelled answer left no turn
+
+
+def test_chat_ctrl_c_stops_the_model_at_its_next_token(live_service, monkeypatch):
+    """A real SIGINT while the answer comes (raised in this main thread when its first piece is written,
+    as a terminal's Ctrl-C arrives): the model stops generating within a few tokens, not at
+    max_new_tokens (2000 here), no turn is left, and the chat goes on until Ctrl-C at the prompt."""
+    import io
+    import signal
+
+    from tempo.agent.conversations import Conversations
+    from tempo.agent.threads import new_thread_id
+    from tempo.models.answer import AnswerStreamer
+    from tempo.settings import AskSettings
+    from tempo.tools.commands.chat import chat_loop
+
+    tokens = [0]  # every token the model generates passes through the streamer
+    put = AnswerStreamer.put
+
+    def counting_put(self, value):
+        tokens[0] += 1
+        return put(self, value)
+
+    monkeypatch.setattr(AnswerStreamer, "put", counting_put)
+    conversations = Conversations(live_service, settings=AskSettings(max_new_tokens=2000))
+
+    class CtrlC(io.StringIO):
+        at_signal: int | None = None
+
+        def write(self, text: str) -> int:
+            if self.at_signal is None and self.getvalue().endswith("tempo> ") and text:
+                self.at_signal = tokens[0]
+                signal.raise_signal(signal.SIGINT)
+            return super().write(text)
+
+    class Lines(io.StringIO):
+        def readline(self, *args) -> str:  # type: ignore[override]
+            line = super().readline()
+            if not line:
+                raise KeyboardInterrupt  # Ctrl-C at the prompt: the chat ends
+            return line
+
+    out, thread = CtrlC(), new_thread_id()
+    assert chat_loop(conversations, "cam", thread, Lines("Where is the square when Ctrl-C comes?\n"), out) == 0
+    assert "tempo> " in out.getvalue() and "(cancelled; Ctrl-C again at the prompt quits)" in out.getvalue()
+    assert out.at_signal is not None and tokens[0] - out.at_signal < 50, (out.at_signal, tokens[0])
+    assert [t["turns"] for t in conversations.list_threads("cam") if t["id"] == thread] in ([], [0])  # no turn
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the answer's handler is gone
 
 
 def test_a_one_shot_ask_and_a_thread_turn_print_the_same_result_for_the_same_first_question(tempo_main):

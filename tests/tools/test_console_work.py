@@ -6,6 +6,7 @@ upload by file picker then delete with confirmation, the cross-stream search box
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 
@@ -74,6 +75,18 @@ def test_timeline_thinking_cancel_and_strips_per_turn_survive_a_reload(browser, 
     assert second["scope"].startswith("time scope 0:08–0:16")
     page.click('#messages li[data-turn="0"] .q')
     assert strip_state(page) == first
+    # Another thread, then this one again: its turns come back with the last turn's strip.
+    thread = page.eval_on_selector("#thread-select", "s => s.value")
+    page.select_option("#thread-select", "")
+    assert strip_state(page)["cells"] == [] and page.query_selector("#messages li") is None
+    page.select_option("#thread-select", thread)
+    page.wait_for_selector('#messages li[data-turn="1"].shown', timeout=30_000)
+    assert strip_state(page) == second
+    # A widened answer says so, with its reason, above its strip (the REST result's widened/widen_reason).
+    widened = page.evaluate(
+        "scopeText({time_scope: null, widened: true, widen_reason: 'no segment in the asked time scope'})"
+    )
+    assert widened == "time scope: the whole stream · widened: no segment in the asked time scope"
 
     # Cancel: the request is dropped, the turn says so and is not counted as one of the thread.
     page.fill("#question", "And then?")
@@ -129,12 +142,31 @@ def test_jobs_upload_delete_and_search(browser, console_server, tmp_path):  # no
     assert "Yard-clip-1" in messages[0] and page.is_hidden("#stream-view")
     assert httpx2.get(f"{console_server.base}/v1/streams/Yard-clip-1").status_code == 404
 
+    # Upload by drag-and-drop on the upload area: the same way, into the stream named in the ingest form.
+    dropped = write_test_video(tmp_path / "drop.mp4", duration=4.0, fps=15, size=(160, 96))
+    page.fill("#ingest-stream", "dropped")
+    page.evaluate(
+        """b64 => {
+             const data = new DataTransfer();
+             const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+             data.items.add(new File([bytes], 'drop.mp4', {type: 'video/mp4'}));
+             document.getElementById('upload').dispatchEvent(
+               new DragEvent('drop', {dataTransfer: data, bubbles: true, cancelable: true}));
+           }""",
+        base64.b64encode(dropped.read_bytes()).decode(),
+    )
+    page.wait_for_function(
+        "document.getElementById('upload-status').textContent.startsWith('uploaded as uploads/dropped-')"
+    )
+    page.wait_for_selector('#streams li[data-name="dropped"] [data-state="stored"]', timeout=180_000)
+    assert page.input_value("#ingest-stream") == ""  # the form is ready for the next one
+
     # Search over every stream: thumbnails, stream and time; a click selects the stream and seeks.
     page.fill("#search-q", "a square")
     page.click("#search-form button")
     page.wait_for_selector("#search-list li[data-stream]")
     items = page.query_selector_all("#search-list li[data-stream]")
-    assert {i.get_attribute("data-stream") for i in items} <= {"cam", "walk", "console", "watched"}
+    assert {i.get_attribute("data-stream") for i in items} <= {"cam", "dropped"}
     page.wait_for_function(
         "[...document.querySelectorAll('#search-list img')].every(i => i.complete && i.naturalWidth > 0)"
     )
@@ -161,11 +193,32 @@ def test_narrow_layout_docs_offline_and_favicon(browser, console_server):  # noq
     page.wait_for_selector("#search-list li[data-stream]")
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 400, width  # no horizontal overflow
+    # A thread whose title (its first question) is long, and the strip of a long stream (600 segments,
+    # drawn by the console's own renderTimeline): still no horizontal overflow.
+    page.fill("#question", "Where does the square go after it leaves the middle of the picture, and " * 2)
+    page.click("#ask-button")
+    page.wait_for_selector("#messages li[data-done]", timeout=120_000)
+    page.evaluate(
+        """() => renderTimeline({segments: Array.from({length: 600}, (_, i) => ({
+             kind: i % 7 ? 'anchor' : 'candidate', index: i, start: 4 * i, end: 4 * i + 4,
+             tokens: i % 7 ? 4 : 32, relevance: i % 7 ? null : 0.5, gap_before: 0}))})"""
+    )
+    assert page.eval_on_selector("#timeline", "t => t.classList.contains('dense')")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 400, width
     player, side = page.eval_on_selector("#player", "e => e.getBoundingClientRect().top"), page.eval_on_selector(
         "#side", "e => e.getBoundingClientRect().top"
     )
     assert player < side  # the player above the panels
     shot(page, "narrow")
+
+    # Durations read the same in the console as in the CLI (format_clock): 119.98 s is 2:00 in both,
+    # and so is every tie of the rounding to tenths (2.25 s is 0:02.2 in both).
+    from tempo.engine.timeexpr import format_clock
+
+    values = [119.98, 59.96, 3599.97, 0.25, 0.75, 2.25, 12.35, 0.15, 3725.25, 0.05, 4.5, 65.0, 86399.96]
+    values += [i / 100 for i in range(0, 20000, 7)] + [i / 4 for i in range(0, 4000, 3)]
+    assert page.evaluate("vs => vs.map(clock)", values) == [format_clock(v) for v in values]
 
     # /docs: Swagger UI from the server itself; any request to another host is recorded and refused.
     docs = browser.new_page()

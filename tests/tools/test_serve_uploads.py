@@ -77,6 +77,19 @@ def test_what_is_not_a_video_is_refused_and_leaves_no_file(upload_server, serve_
     assert httpx2.get(f"{upload_server.base}/v1/streams/bad").status_code == 404
 
 
+def test_a_partial_upload_cannot_be_named_as_a_source(upload_server, serve_memory, upload_video):
+    """Even a client that knows a partial's name (they are random) cannot ingest an upload still arriving."""
+    partial = serve_memory.root / "media" / ".tempo-partial" / "0123456789abcdef01234567.part"
+    partial.parent.mkdir(exist_ok=True)
+    partial.write_bytes(upload_video)
+    try:
+        got = httpx2.post(f"{upload_server.base}/v1/streams/sneak/ingest", json={"source": str(partial.relative_to(
+            serve_memory.root / "media"))})  # fmt: skip
+    finally:
+        partial.unlink()
+    assert got.status_code == 422 and "an upload still arriving" in got.json()["detail"], got.text
+
+
 def test_an_upload_over_max_upload_is_413_by_header_and_as_it_streams(upload_server, serve_memory):
     media = serve_memory.root / "media"
     before = files_under(media)

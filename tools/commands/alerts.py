@@ -10,6 +10,7 @@ import threading
 from datetime import datetime
 from typing import Any
 
+from tempo.engine.timeexpr import format_clock as clock
 from tempo.memory import RedisMemoryStore
 from tempo.memory.alerts import AlertStore, parse_since
 from tempo.memory.errors import InvalidTimeError
@@ -76,7 +77,7 @@ def describe(alert: dict[str, Any]) -> str:
     acked = " acked" if alert.get("acked") is not None else ""
     return (
         f"{alert['id']}  {state}{acked}  {_clock(alert.get('opened_at'))}  {alert['stream']} "
-        f"{alert['start']:.1f}-{alert['end']:.1f} s  {alert['segments']} seg  peak {alert['peak']:.3f}  "
+        f"{clock(alert['start'])}–{clock(alert['end'])}  {alert['segments']} seg  peak {alert['peak']:.3f}  "
         f"{alert['rule']} {alert.get('text', '')!r}  {verified}{reason}".rstrip()
     )
 

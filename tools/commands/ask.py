@@ -29,6 +29,7 @@ from tempo.tools.commands.options import (
     add_subtitles_option,
     add_thread_option,
     add_top_k_option,
+    check_streams_first,
 )
 
 if TYPE_CHECKING:
@@ -141,6 +142,7 @@ def _memory_service(args: argparse.Namespace) -> TempoService:
 def _ask_memory(args: argparse.Namespace, question: str) -> int:
     """One question from memory: one-shot, or one turn of a conversation thread (the same agent as
     `tempo chat`). Both print the same `TurnResult`."""
+    check_streams_first(args.redis_url, [args.stream] if args.stream else args.streams or [])
     from tempo.agent import Conversations
     from tempo.tools.commands.chat import print_turn_extras, printable
 
@@ -199,6 +201,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _ask(args: argparse.Namespace) -> int:
+    from tempo.streaming.sources import resolve_source
+
+    resolve_source(args.video)  # a missing file or bad scheme is told before the model stack is imported
     from tempo.engine.reference import answer_video
     from tempo.models import resolve_model_name
     from tempo.models.checkpoint import resolve_model_dir

@@ -4,20 +4,26 @@ Each line is a question (answers stream as they are generated, then their citati
 follow-ups are rewritten with the thread's history. Commands: /reset (new thread), /threads (this
 stream's threads), /history (this thread's turns), /quit. Works on a pipe too: lines are read from
 stdin until its end, without prompts. Ctrl-C while an answer comes cancels that answer and returns to
-the prompt; Ctrl-C at the prompt quits. Model text is printed with control characters escaped (ESC
-shows as the four characters `\x1b`), so it cannot drive the terminal.
+the prompt: the model stops at its next token or compressor batch (tempo.models.cancel), no turn is
+kept; Ctrl-C at the prompt quits. Model text is printed with control characters escaped (ESC shows as
+the four characters `\x1b`), so it cannot drive the terminal.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
 from tempo.agent.threads import check_thread_id, new_thread_id
 from tempo.engine.timeexpr import format_clock as clock
 from tempo.errors import TempoError
 from tempo.inputs import check_question
+from tempo.models.cancel import AnswerCancelled, cancellable
 from tempo.settings import AskSettings
 from tempo.tools.commands.options import (
     add_max_new_tokens_option,
@@ -26,6 +32,7 @@ from tempo.tools.commands.options import (
     add_stream_option,
     add_thread_option,
     add_top_k_option,
+    check_streams_first,
 )
 
 if TYPE_CHECKING:
@@ -55,7 +62,7 @@ def format_citation(c: dict[str, Any], with_stream: bool = False) -> str:
 def print_turn_extras(result: TurnResult, out: TextIO) -> None:
     """What follows the streamed answer: citations with times, rewrite, scope and widening notes."""
     if result["standalone_question"] and result["standalone_question"] != result["question"]:
-        print(f"  (understood as: {result['standalone_question']})", file=out)
+        print(f"  (understood as: {printable(result['standalone_question'])})", file=out)  # may be model text
     scope = result.get("time_scope")
     if scope:
         spans = scope.get("ranges") or [scope]
@@ -101,10 +108,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tempo.memory import RedisMemoryStore
-
-    # An unknown stream or an unreachable Redis is told before the model stack is imported (seconds).
-    RedisMemoryStore.connect(args.redis_url).stream_info(args.stream)
+    check_streams_first(args.redis_url, [args.stream])  # before the model stack is imported
     from tempo.agent.conversations import Conversations
     from tempo.service import TempoService
 
@@ -117,6 +121,32 @@ def run(args: argparse.Namespace) -> int:
     if args.thread:
         conversations.threads.open(args.stream, thread_id)  # refuses a thread about another stream
     return chat_loop(conversations, args.stream, thread_id, sys.stdin, sys.stdout)
+
+
+@contextlib.contextmanager
+def cancel_on_ctrl_c() -> Iterator[threading.Event]:
+    """A cancel scope for one answer that Ctrl-C sets: the question stops where the model next looks
+    (AnswerCancelled). A second Ctrl-C before it stopped raises KeyboardInterrupt as usual; so does
+    Ctrl-C outside the main thread, where no handler can be installed (the scope is then set as the
+    interrupt leaves, so the model still stops)."""
+    with cancellable() as cancel:
+        previous = None
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            if cancel.is_set():
+                raise KeyboardInterrupt
+            cancel.set()
+
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            yield cancel
+        except KeyboardInterrupt:
+            cancel.set()  # the model, in its worker threads, stops at its next step
+            raise
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
 
 
 def chat_loop(conversations: Any, stream: str, thread_id: str, inp: TextIO, out: TextIO) -> int:
@@ -177,11 +207,12 @@ def chat_loop(conversations: Any, stream: str, thread_id: str, inp: TextIO, out:
         out.write("tempo> ")
         out.flush()
         try:
-            result = conversations.ask(stream, question, thread_id=thread_id, on_text=show)
+            with cancel_on_ctrl_c():
+                result = conversations.ask(stream, question, thread_id=thread_id, on_text=show)
         except TempoError as exc:
             print(f"\nerror: {exc}", file=out)
             continue
-        except KeyboardInterrupt:  # Ctrl-C during an answer: that answer is dropped, the chat goes on
+        except (AnswerCancelled, KeyboardInterrupt):  # Ctrl-C during an answer: dropped, the chat goes on
             print("\n(cancelled; Ctrl-C again at the prompt quits)", file=out)
             continue
         print(file=out)

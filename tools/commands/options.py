@@ -45,6 +45,16 @@ def add_memory_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def check_streams_first(redis_url: str | None, names: list[str]) -> None:
+    """Unknown streams (or an unreachable Redis) told in one sentence before the model stack (torch,
+    seconds to import) is: the memory options' Redis, read without a model."""
+    from tempo.memory import RedisMemoryStore
+
+    store = RedisMemoryStore.connect(redis_url)
+    for name in names:
+        store.stream_info(name)
+
+
 def add_listen_options(parser: argparse.ArgumentParser, *, port: int) -> None:
     """--host, --port: where an HTTP server listens (loopback unless told otherwise)."""
     parser.add_argument(

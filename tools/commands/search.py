@@ -13,14 +13,15 @@ from tempo import inputs
 from tempo.engine.timeexpr import format_clock
 from tempo.inputs import arg_type, check
 from tempo.tools.commands.ask import _stream_list
-from tempo.tools.commands.options import add_memory_options, add_model_options
+from tempo.tools.commands.options import add_memory_options, add_model_options, check_streams_first
 
 
 def run(args: argparse.Namespace) -> int:
+    query = check(inputs.Query, args.query, "QUERY")
+    check_streams_first(args.redis_url, args.streams or [])  # before the model stack is imported
     from tempo.agent.cross import search_streams
     from tempo.service import TempoService
 
-    query = check(inputs.Query, args.query, "QUERY")
     service = TempoService(model=args.model, embedder=args.embedder, redis_url=args.redis_url, device=args.device)
     hits = search_streams(service, args.streams, query, top_k=args.top_k, start=args.start, end=args.end)
     moments = [

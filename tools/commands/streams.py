@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from tempo.engine.timeexpr import format_clock
 from tempo.memory import RedisMemoryStore
 from tempo.tools.commands.options import add_memory_options
 
@@ -33,8 +34,9 @@ def _human_bytes(n: int) -> str:
     return f"{n} B"
 
 
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
+def _clock(value: float | None) -> str:
+    """Stream time as every output writes it (format_clock: a 119.98 s end is 2:00, as in the console)."""
+    return "-" if value is None else format_clock(value)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,10 +48,10 @@ def run(args: argparse.Namespace) -> int:
     if not streams:
         print("no streams yet (ingest one with `tempo ingest SOURCE --stream NAME`)")
         return 0
-    header = ("NAME", "SEGMENTS", "START (s)", "END (s)", "GAPS (s)", "BYTES")
+    header = ("NAME", "SEGMENTS", "START", "END", "GAPS", "BYTES")
     rows = [
-        (s["name"], str(s["segments"]), _seconds(s["start"]), _seconds(s["end"]),
-         f"{len(s['gaps'])} ({s['gap_seconds']:.1f})" if s["gaps"] else "-", _human_bytes(s["bytes"]))
+        (s["name"], str(s["segments"]), _clock(s["start"]), _clock(s["end"]),
+         f"{len(s['gaps'])} ({format_clock(s['gap_seconds'])})" if s["gaps"] else "-", _human_bytes(s["bytes"]))
         for s in streams
     ]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]

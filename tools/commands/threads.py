@@ -102,7 +102,7 @@ def run_show(args: argparse.Namespace) -> int:
     for n, turn in enumerate(turns, 1):
         print(f"{n}. you: {turn['question']}")
         if turn["standalone_question"] != turn["question"]:
-            print(f"   (understood as: {turn['standalone_question']})")
+            print(f"   (understood as: {printable(turn['standalone_question'])})")  # may be model text
         print(f"   tempo: {printable(turn['answer'])}")
         for c in turn["citations"]:
             print("  " + format_citation(c))

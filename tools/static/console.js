@@ -38,9 +38,17 @@ async function api(path, options = {}) {
   return response.status === 204 ? null : response;
 }
 
+// Tenths in `seconds` as Python's round(seconds, 1) counts them (the CLI's format_clock): the nearest
+// to the exact value (toFixed), and an exact tie, which only x.25 and x.75 can be, to the even tenth.
+function tenthsOf(seconds) {
+  const x = Number(seconds);
+  if (Number.isInteger(x * 4) && (x * 4) % 2 !== 0) { const t = Math.floor(x * 10); return t % 2 === 0 ? t : t + 1; }
+  return Math.round(Number(x.toFixed(1)) * 10);
+}
+
 // Stream seconds as M:SS(.s) or H:MM:SS(.s), rounded to 0.1 s first (119.98 s is 2:00), as the CLI writes them.
 function clock(seconds) {
-  const tenths = Math.round(Number(seconds) * 10);
+  const tenths = tenthsOf(seconds);
   const h = Math.floor(tenths / 36000), m = Math.floor((tenths % 36000) / 600), t = tenths % 600;
   const ss = t % 10 ? (t / 10).toFixed(1).padStart(4, "0") : String(t / 10).padStart(2, "0");
   return h ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
@@ -225,6 +233,8 @@ function renderTimeline(strip) {
   // open weights: tokens are Qwen3-VL visual tokens (the turn's tokens_unit), each bought as a rendition
   const openWeights = (strip && strip.tokens_unit === "qwen3-vl visual tokens") || cells.some((c) => c.rendition);
   $("tokens-unit").textContent = openWeights ? "Qwen3-VL visual tokens" : "tokens";
+  // More cells than fit as 4 px bars with a gap: drawn without gaps or numbers (console.css `.dense`).
+  bar.classList.toggle("dense", cells.length * 4 > Math.max(1, bar.clientWidth));
   bar.replaceChildren(...cells.map((c) => {
     const kind = c.kind; // "candidate" (recompressed for the question) or "anchor"
     const rel = c.relevance == null ? null : Math.min(1, Math.max(0, c.relevance));
