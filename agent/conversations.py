@@ -17,9 +17,10 @@ the transcript through `ThreadStore`, so a thread continues in another process.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -116,10 +117,12 @@ class Conversations:
         for the stream's edge; it is checked here (tempo.inputs.check_time_range), the graph takes it
         as valid."""
         question, info, scope = self._checked(stream, question, time_range, thread_id)  # before a thread is made
+        fresh = thread_id is None or not self.threads.exists(thread_id)
         record = self.threads.open(stream, thread_id)
         if is_alert_question(question):  # "what alerts fired last night?": from the alert log
             return self._answer_from_alerts(record.id, stream, question)
-        result = self._run(info, question, record.id, scope, settings or self.settings, on_text)
+        with self._forgotten_unless_answered(record.id if fresh else None):
+            result = self._run(info, question, record.id, scope, settings or self.settings, on_text)
         self.threads.append_turn(
             record.id, result["question"], result["standalone_question"], result["answer"], result["citations"]
         )
@@ -165,16 +168,32 @@ class Conversations:
         names = list(infos)
         ends = [i.end for i in infos.values() if i.end is not None]
         scope = check_time_range(time_range[0], time_range[1], max(ends) if ends else None) if time_range else None
+        fresh = new_thread or (thread_id is not None and not self.threads.exists(thread_id))
         record = self.threads.open_streams(names, thread_id) if thread_id is not None or new_thread else None
         tid = record.id if record is not None else None
         if is_alert_question(question):
             return self._answer_from_alerts(tid, names, question)
-        result = self._run(infos[names[0]], question, tid, scope, settings or self.settings, on_text, names, infos)
+        with self._forgotten_unless_answered(tid if fresh else None):
+            result = self._run(infos[names[0]], question, tid, scope, settings or self.settings, on_text, names, infos)
         if tid is not None:
             self.threads.append_turn(
                 tid, result["question"], result["standalone_question"], result["answer"], result["citations"]
             )
         return result
+
+    @contextlib.contextmanager
+    def _forgotten_unless_answered(self, thread_id: str | None) -> Iterator[None]:
+        """Within: a thread this question just started (`thread_id`; None: nothing to do) is deleted again
+        if its first question does not finish (cancelled, failed): no thread without a turn is left behind
+        in `tempo threads` or the console."""
+        try:
+            yield
+        except BaseException:
+            if thread_id is not None:
+                with contextlib.suppress(Exception):  # the question's own error is the one to report
+                    if not self.threads.turns(thread_id, last=1):
+                        self.threads.delete(thread_id)
+            raise
 
     def _checked(
         self,

@@ -243,3 +243,28 @@ def test_a_long_thread_stores_a_bounded_state_and_grows_linearly(live_service):
     assert len(conv.show_thread(thread)["turns"]) == 24  # the transcript keeps every turn
     early, late = sizes[4] - sizes[3], sizes[23] - sizes[22]
     assert late <= early * 1.1  # each turn adds the same amount: O(n) in all, not O(n²)
+
+
+class _Stopped(Exception):
+    """What a reader that stops mid-answer raises (a client gone, Ctrl-C)."""
+
+
+def _stop(_text: str) -> None:
+    raise _Stopped()
+
+
+def test_a_first_question_that_does_not_finish_leaves_no_thread_behind(conversations):
+    thread = new_thread_id()
+    with pytest.raises(_Stopped):
+        conversations.ask("cam", "Which way does the square move at first?", thread_id=thread, on_text=_stop)
+    assert not conversations.threads.exists(thread)  # no thread without a turn in `tempo threads`
+    with pytest.raises(_Stopped):
+        conversations.ask_streams(["cam"], "Which way does the square move later?", new_thread=True, on_text=_stop)
+    assert all(t.stream != "cam" or conversations.threads.turns(t.id) for t in conversations.threads.list())
+
+    conversations.ask("cam", "Which way does the square move at first?", thread_id=thread)
+    with pytest.raises(_Stopped):  # a follow-up that does not finish keeps the thread and its turns
+        conversations.ask("cam", "And what is the colour of the background now?", thread_id=thread, on_text=_stop)
+    assert [t["question"] for t in conversations.show_thread(thread)["turns"]] == [
+        "Which way does the square move at first?"
+    ]
