@@ -15,7 +15,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import av
@@ -31,6 +31,7 @@ from tempo.streaming.decode import (
     source_fps,
 )
 from tempo.streaming.errors import NoDecodableFramesError, ReleaseSamplingError, StreamingError
+from tempo.streaming.parallel_decode import file_frames, splits_file
 from tempo.streaming.release import release_segments
 from tempo.streaming.sampling import SamplingConfig, SlotSampler
 from tempo.streaming.segment import Segment, SourceInfo
@@ -283,13 +284,19 @@ def _file_segments(
         configure_decoder(stream, config, stats,
                           keyframe_spacing=max_keyframe_spacing(stream, info.duration))
         grid = (origin, config.fps) if origin is not None else None  # exact frame skipping (decode.SlotCells)
+        # GOP-parallel decoders (streaming/parallel_decode.py) when the file allows; their frames come
+        # converted already (or None where no slot can take them)
+        workers = splits_file(opened) if grid is not None else 0
         if first_slot and origin is not None:
             frames = _frames_from(container, stream, config, stats, resolved.original,
-                                  target=origin + first_slot / config.fps - tolerance, grid=grid)
+                                  target=origin + first_slot / config.fps - tolerance, grid=grid,
+                                  decode=(lambda g=grid: file_frames(opened, g, workers)) if workers else None)
+        elif workers and grid is not None:
+            frames = file_frames(opened, grid, workers)
         else:
             frames = decoded_frames(container, stream, config, stats, source=resolved.original, grid=grid)
         assembler = WindowAssembler(opened.stream_id, config.window, config.fps, info, first_index=first_index)
-        sampler: SlotSampler[av.VideoFrame] | None = None
+        sampler: SlotSampler[Any] | None = None
         converting: ConvertPipeline[tuple[int, float]] | None = None
         grid = -1  # the grid window of the latest sampled frame
         bar = tqdm(total=info.duration, unit="s", disable=not progress, file=sys.stderr, leave=False,
@@ -304,9 +311,14 @@ def _file_segments(
             if sampler is None:
                 sampler = SlotSampler(config.fps, tolerance, first_slot=first_slot, origin=origin)
             if converting is None:
-                converting = stack.enter_context(file_pipeline(config, frame.width, frame.height,
-                                                               decoder=stats.decoder))
+                width, height = (frame.width, frame.height) if isinstance(frame, av.VideoFrame) else (
+                    stream.codec_context.width, stream.codec_context.height)
+                converting = stack.enter_context(file_pipeline(config, width, height, decoder=stats.decoder))
             for slot, kept_t, kept in sampler.push(t, frame):
+                if kept is None:  # never: a GOP-parallel decoder converts every frame a slot can take
+                    log.warning("%s: no pixels for the frame at %.3f s; slot %d left empty", resolved.original,
+                                kept_t - origin, slot)
+                    continue
                 # the first frame of a new grid window closes a segment: hand that one out at once
                 opens_window, grid = slot // config.window != grid, slot // config.window
                 for (done_slot, done_t), rgb in converting.put((slot, kept_t - origin), kept, wait=opens_window):
@@ -319,7 +331,7 @@ def _file_segments(
             elif last_decoded is not None and info.average_fps:
                 end = last_decoded + 1.0 / info.average_fps
             assert converting is not None and origin is not None
-            ready = [done for slot, kept_t, kept in sampler.finish(end)
+            ready = [done for slot, kept_t, kept in sampler.finish(end) if kept is not None
                      for done in converting.put((slot, kept_t - origin), kept)]
             for (done_slot, done_t), rgb in [*ready, *converting.drain()]:
                 yield from _emit(assembler, stats, done_slot, done_t, rgb)
@@ -347,18 +359,23 @@ def _frames_from(
     *,
     target: float,
     grid: tuple[float, float] | None = None,
-) -> Iterator[tuple[float, av.VideoFrame]]:
-    """Decoded frames from the last keyframe at or before `target` (seconds, stream clock) on.
+    decode: Callable[[], Iterator[tuple[float, Any]]] | None = None,
+) -> Iterator[tuple[float, Any]]:
+    """Decoded frames from the last keyframe at or before `target` (seconds, stream clock) on
+    (`decode`: how, from where the container stands; by default `decoded_frames`).
 
     A container seek lands on a keyframe before the target in MP4 or Matroska, but in an MPEG-TS
     it may land on any packet, and the decoder then waits for the next keyframe, possibly past
     the target. So the first decoded frame is checked, and the seek repeated further back until it
     comes before the target: a resumed run then sees every frame a full run sees from there on.
     """
+    if decode is None:
+        def decode() -> Iterator[tuple[float, Any]]:
+            return decoded_frames(container, stream, config, stats, source=source, grid=grid)
     back = 0.0
     for _attempt in range(8):
         container.seek(max(0, math.floor((target - back) / stream.time_base)), stream=stream, backward=True)
-        frames = decoded_frames(container, stream, config, stats, source=source, grid=grid)
+        frames = decode()
         first = next(frames, None)
         if first is not None and first[0] <= target + 1e-6:
             return itertools.chain([first], frames)
@@ -366,7 +383,7 @@ def _frames_from(
         back = max(1.0, 2.0 * back)
     # Seeking never landed early enough (an index-less file): read it from the start.
     container.seek(0, backward=True)
-    return decoded_frames(container, stream, config, stats, source=source, grid=grid)
+    return decode()
 
 
 def _check_complete(resolved: ResolvedSource, info: SourceInfo, config: SamplingConfig, stats: IngestStats,
