@@ -280,6 +280,7 @@ def _file_segments(
     )
     tolerance = config.effective_tolerance
     stack = contextlib.ExitStack()  # the conversion threads, stopped however the reading ends
+    frames: Iterator[tuple[float, Any]] | None = None
     try:
         configure_decoder(stream, config, stats,
                           keyframe_spacing=max_keyframe_spacing(stream, info.duration))
@@ -345,6 +346,8 @@ def _file_segments(
             raise NoDecodableFramesError(resolved.original, stats.decode_errors)
         _check_complete(resolved, info, config, stats, last_decoded, origin)
     finally:
+        if frames is not None and hasattr(frames, "close"):
+            frames.close()  # GOP-parallel decoders: their threads stop here
         stack.close()
         container.close()
 
