@@ -159,7 +159,7 @@ class _Decoders:
         n = round((t - self.origin) * self.fps)
         return abs(self.origin + n / self.fps - t) <= self.tolerance + 2 * TIME_EPSILON
 
-    def _takeable(self, t: float, previous: float | None, following: float | None) -> bool:
+    def takeable(self, t: float, previous: float | None, following: float | None) -> bool:
         """Whether the sampler may take the frame at `t` between its decoded neighbours (None: in
         another job): a slot within the tolerance, and in its cell or after a gap of an interval."""
         if not self._near_slot(t):
@@ -196,7 +196,7 @@ class _Decoders:
         return result
 
     def _payload(self, held: tuple[float, av.VideoFrame], before: float | None, after: float | None) -> Payload:
-        return self.convert(held[1]) if self._takeable(held[0], before, after) else None
+        return self.convert(held[1]) if self.takeable(held[0], before, after) else None
 
     def _frames(self, ctx: av.VideoCodecContext, packet: av.Packet | None, state: _FrameTimes,
                 result: _JobResult) -> Iterator[tuple[float, av.VideoFrame]]:
@@ -285,32 +285,65 @@ def _parallel_frames(opened: OpenedSource, grid: tuple[float, float], workers: i
     cells = SlotCells(*grid) if nonref else None
     packets = _Packets(opened.container, opened.stream, stats, opened.name, cells, read_ahead=True)
     default_mode = stats.skip_mode if stats.skipping_nonref and not nonref else "DEFAULT"
+    # Only keyframes decoded (NONKEY): which one is nearest to a slot is not known from all the
+    # packets' times, so such jobs are decoded to their end.
+    stop_early = default_mode != "NONKEY"
     decoders = _Decoders(opened, grid)
     pool = ThreadPoolExecutor(workers, thread_name_prefix="tempo-gop")
-    pending: collections.deque[Future[_JobResult]] = collections.deque()
-    last: list[float] = []  # the time of the latest frame handed out
+    pending: collections.deque[tuple[Future[_JobResult], float]] = collections.deque()
+    last: list[float] = []  # every frame up to this time (s) is handed out or known to be of no use
+    held: list[tuple[av.Packet, str]] | None = None  # a job waiting for the time of the next one's start
+
+    def submit(job: list[tuple[av.Packet, str]], following: float | None) -> None:
+        times = [p.pts * packets.seconds for p, _mode in job]
+        if stop_early and following is not None:
+            job = job[: _needed_length(times, following, decoders)]
+        pending.append((pool.submit(decoders.decode, job), max(times)))
+
     try:
         for job in _jobs(packets, default_mode):
+            following = job.packets[0][0] if isinstance(job, _Fallback) else job[0][0]
+            if held is not None:
+                submit(held, following.pts * packets.seconds if following.pts is not None else None)
             if isinstance(job, _Fallback):
                 while pending:
-                    yield from _deliver(pending.popleft().result(), stats, last)
+                    yield from _deliver(*pending.popleft(), stats, last)
                 yield from _frame_threaded_rest(opened, grid, job.packets[0][0], last)
                 return
-            pending.append(pool.submit(decoders.decode, job))
-            while pending and (len(pending) > workers or pending[0].done()):
-                yield from _deliver(pending.popleft().result(), stats, last)
+            held = job
+            while pending and (len(pending) > workers or pending[0][0].done()):
+                yield from _deliver(*pending.popleft(), stats, last)
+        if held is not None:
+            submit(held, None)
         while pending:
-            yield from _deliver(pending.popleft().result(), stats, last)
+            yield from _deliver(*pending.popleft(), stats, last)
     finally:
         decoders.stop.set()
-        for future in pending:
+        for future, _end in pending:
             future.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
         decoders.close()
 
 
-def _deliver(result: _JobResult, stats: IngestStats, last: list[float]) -> Iterator[tuple[float, Payload]]:
-    """A job's counters and warnings into the ingest's stats, then its frames."""
+def _needed_length(times: list[float], following: float, decoders: _Decoders) -> int:
+    """How many of a job's packets (presentation times `times`, s, in decode order) to decode: up to
+    the last one whose frame a slot may take, judged between all the packets' times (`following`:
+    the next job's first). Its frames, and every frame it references, come before in decode order;
+    the rest of the GOP is shown after it and before the next job, in no slot's cell."""
+    shown = sorted(set(times))
+    needed_until = shown[0]
+    for i, t in enumerate(shown):
+        previous = shown[i - 1] if i else None
+        if decoders.takeable(t, previous, shown[i + 1] if i + 1 < len(shown) else following):
+            needed_until = t
+    return max(i for i, t in enumerate(times) if t <= needed_until + TIME_EPSILON) + 1
+
+
+def _deliver(future: Future[_JobResult], shown_until: float, stats: IngestStats,
+             last: list[float]) -> Iterator[tuple[float, Payload]]:
+    """A job's counters and warnings into the ingest's stats, then its frames (`shown_until`: the
+    presentation time, s, of its last packet, decoded or not)."""
+    result = future.result()
     stats.frames_decoded += result.decoded
     stats.corrupt_frames += result.corrupt
     for message in result.errors:
@@ -319,6 +352,7 @@ def _deliver(result: _JobResult, stats: IngestStats, last: list[float]) -> Itera
     for t, payload in result.frames:
         last[:] = [t]
         yield t, payload
+    last[:] = [max(shown_until, *last)]
 
 
 def _frame_threaded_rest(opened: OpenedSource, grid: tuple[float, float], first: av.Packet,

@@ -39,6 +39,7 @@ def _assert_parallel_equals_threaded(path: Path, *, decoders: int = 2, split: bo
     _assert_same(parallel, threaded)
     assert stats.skip_mode == threaded_stats.skip_mode
     assert stats.decode_errors == threaded_stats.decode_errors == 0
+    assert 0 < stats.frames_decoded <= threaded_stats.frames_decoded  # a job stops after its last sampled frame
     if split:
         assert stats.parallel_decoders == decoders
 
@@ -53,6 +54,14 @@ def test_b_frame_files_of_several_gop_sizes(gops: Path, keyint: int) -> None:
     path = write_test_video(gops / f"k{keyint}.mp4", duration=8.0, fps=30.0, size=(96, 64), bframes=3,
                             keyint=keyint, texture=True)
     _assert_parallel_equals_threaded(path)
+
+
+def test_a_job_stops_after_the_last_frame_a_slot_takes(gops: Path) -> None:
+    # GOPs of 45 frames at 30 fps sampled at 2 fps: the frames after a GOP's last slot are not decoded.
+    path = write_test_video(gops / "stop.mp4", duration=9.0, fps=30.0, size=(96, 64), bframes=0, keyint=45)
+    _threaded, threaded_stats = _sample(path, 1)
+    _parallel, stats = _sample(path, 2)
+    assert stats.frames_decoded < threaded_stats.frames_decoded == 270
 
 
 def test_tiny_gops_are_joined_into_jobs(gops: Path) -> None:
