@@ -60,6 +60,10 @@ MIN_JOB_PACKETS = 48
 # Most packets read without a clean split point before the rest of the file goes to one frame-threaded
 # decoder (a single long GOP, open GOPs): a job's packets are held in memory until it is decoded.
 MAX_JOB_PACKETS = 2048
+# Jobs in flight per decoder: a job waits for its turn while the oldest (whose frames go out first)
+# is decoded, so that no decoder idles behind a slow job. A job in flight holds its packets and, once
+# decoded, its sampled frames at the output size (never full-size frames).
+JOBS_PER_DECODER = 2
 # Containers whose packets carry presentation times and whose files are read from a path.
 SPLIT_FORMATS = ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm")
 # Decoders whose keyframe packets start independently decodable GOPs when the split rule holds.
@@ -278,7 +282,7 @@ def _jobs(packets: _Packets, default_mode: str) -> Iterator[list[tuple[av.Packet
 
 def _parallel_frames(opened: OpenedSource, grid: tuple[float, float], workers: int) -> Iterator[tuple[float, Any]]:
     """Read the file once, decode its jobs on `workers` threads, and hand the frames out in order,
-    with at most `workers` + 1 jobs in flight; closing the iterator stops the workers."""
+    with at most JOBS_PER_DECODER × `workers` + 1 jobs in flight; closing the iterator stops the workers."""
     stats = opened.stats
     stats.parallel_decoders = workers
     nonref = stats.skip_mode == "NONREF" and stats.skipping_nonref
@@ -311,7 +315,7 @@ def _parallel_frames(opened: OpenedSource, grid: tuple[float, float], workers: i
                 yield from _frame_threaded_rest(opened, grid, job.packets[0][0], last)
                 return
             held = job
-            while pending and (len(pending) > workers or pending[0][0].done()):
+            while pending and (len(pending) > JOBS_PER_DECODER * workers or pending[0][0].done()):
                 yield from _deliver(*pending.popleft(), stats, last)
         if held is not None:
             submit(held, None)
