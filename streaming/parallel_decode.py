@@ -64,6 +64,13 @@ MAX_JOB_PACKETS = 2048
 # is decoded, so that no decoder idles behind a slow job. A job in flight holds its packets and, once
 # decoded, its sampled frames at the output size (never full-size frames).
 JOBS_PER_DECODER = 2
+# Frame threads of each decoder. One (a single-threaded decoder) costs the least CPU and fills the
+# cores of an idle machine; but on a machine other work also loads, the scheduler gives threads that
+# never sleep less of it than FFmpeg's frame threads, which wait on each other and wake up often
+# (measured on the 2-core machine at load 5-6, 120 s 720p H.264: two single-threaded decoders
+# 9.5-10.2 s, two decoders of 3 frame threads 5.1-7.0 s, one of 6 frame threads 6.1-8.9 s, for
+# 6.9-7.3, 7.4-7.5 and 7.5-7.8 s of CPU).
+FRAME_THREADS_PER_DECODER = 3
 # Containers whose packets carry presentation times and whose files are read from a path.
 SPLIT_FORMATS = ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm")
 # Decoders whose keyframe packets start independently decodable GOPs when the split rule holds.
@@ -148,8 +155,8 @@ class _Decoders:
             with self._lock:
                 self._containers.append(container)
             ctx = container.streams[self.stream_index].codec_context
-            ctx.thread_type = "SLICE"
-            ctx.thread_count = 1  # no threads: the parallelism is across jobs
+            ctx.thread_type = "AUTO"
+            ctx.thread_count = FRAME_THREADS_PER_DECODER
             self._local.ctx = ctx
         return ctx
 
