@@ -1,6 +1,6 @@
 """Ingest speed: our decode + sample + segment path against FFmpeg's own 2 fps sampling.
 
-    python bench/ingest.py [VIDEO] [--runs 5] [--fps 2] [--max-edge 512] [--workers N] [--json]
+    python bench/ingest.py [VIDEO] [--runs 5] [--fps 2] [--max-edge 512] [--workers N] [--decoders N] [--json]
 
 Without VIDEO, a 5-minute, 720p, 30 fps H.264 file with B-frames (and moving detail, so decoding does
 real work) is written to a temporary folder first (`--duration` to change it). Five things run
@@ -8,7 +8,7 @@ alternately, `--runs` times each, so a busy machine slows all alike:
 
 - ours: the product's path, pixels bit-equal to the release's resize (PIL bicubic from full-size
   RGB), computed by the compiled kernel of streaming/resize.py; the file's GOPs are decoded side by
-  side by single-threaded decoders (streaming/parallel_decode.py, `--decoders`, default one per
+  side by several decoders (streaming/parallel_decode.py, `--decoders`, default one per
   core), each converting the frames it decodes that a slot takes;
 - ours, frame-threaded: the same with one frame-threaded decoder (`file_decoders=1`, the path
   before GOP-parallel decoding; sampled frames converted on `--workers` threads beside decoding);

@@ -60,7 +60,7 @@ class IngestStats:
     position: float = 0.0  # seconds of source covered so far (relative to the first frame)
     decoder: str = "cpu"  # what decodes: "cpu" (FFmpeg's software decoder) or "gpu" (NVDEC, streaming/gpu.py)
     warnings: list[str] = field(default_factory=list)
-    parallel_decoders: int = 0  # files: single-threaded decoders on whole GOPs side by side
+    parallel_decoders: int = 0  # files: decoders on whole GOPs side by side
     # (streaming/parallel_decode.py); 0: one frame-threaded decoder
 
 

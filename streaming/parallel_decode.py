@@ -1,25 +1,29 @@
-"""GOP-parallel decoding of files: single-threaded decoders on whole GOPs, side by side.
+"""GOP-parallel decoding of files: several decoders on whole GOPs, side by side.
 
-FFmpeg's frame threads keep a decoder busy on several frames at once, but they cost CPU of their own
-(each thread waits for the rows of the frames it references) and two cores stay only half used
+One decoder's frame threads keep it busy on several frames at once, but they cost CPU of their own
+(each thread waits for the rows of the frames it references) and leave the cores partly idle
 while Python demuxes and samples. A file whose keyframes start clean GOPs can instead be cut into
 jobs that decode independently: the reading thread demuxes the file once and cuts its packets at
 *clean split points*, keyframes K such that every packet before K in decode order is shown before
 K and none of the LOOKAHEAD_PACKETS after it is shown before K (an open GOP's leading frames, which
 reference the previous GOP, forbid a split there). Consecutive GOPs are joined into jobs of at
 least MIN_JOB_PACKETS packets, and `file_decoders` threads each decode whole jobs on a codec
-context of their own, opened on the same file, with one thread each (FFmpeg's decoders release the
-GIL). Each worker also converts, in its own thread, the frames a slot can take (streaming/convert.py:
-swscale and the resize kernel release the GIL too) and drops the rest as decoded YUV.
+context of their own, opened on the same file, with FRAME_THREADS_PER_DECODER frame threads
+(FFmpeg releases the GIL while decoding). A job stops after the last packet whose frame a slot
+may take (the rest of its GOP is shown before the next job starts, in no slot's cell). Each worker
+also converts, in its own thread, the frames a slot can take (streaming/convert.py: swscale and the
+resize kernel release the GIL too) and drops the rest as decoded YUV. Results come back in job
+order, at most JOBS_PER_DECODER jobs per decoder in flight.
 
-Exactness: a job decoded from its keyframe on a fresh (flushed) decoder gives the very frames the
+Exactness: a job decoded from its keyframe on a flushed decoder gives the very frames the
 continuous decode gives (a clean GOP references nothing before it), the codec is told per packet
 what it may skip exactly as the frame-threaded path tells it (decode.SlotCells, from the same
-look-ahead), and frame times are computed by the same rule. The sampler then sees the same frame
-times as on the frame-threaded path, and every frame it can take carries its pixels: a worker
-converts a frame when a slot lies within the tolerance of it and either in its cell (halfway to
-its decoded neighbours) or after a gap of a whole sampling interval (where SlotSampler may take a
-frame that is not the nearest), and always at a job's edges, whose neighbours it does not see.
+look-ahead), and frame times are computed by the same rule. The frames a job leaves out at its end
+are nearest to no slot, so the sampler takes the same frames, and every frame it can take carries
+its pixels: a worker converts a frame when a slot lies within the tolerance of it and either in
+its cell (halfway to its decoded neighbours) or after a gap of a whole sampling interval (where
+SlotSampler may take a frame that is not the nearest), and always at a job's edges, whose
+neighbours it does not see.
 
 A file with no clean split point within MAX_JOB_PACKETS (one long GOP, open GOPs, packets without
 timestamps) goes on from that point on the frame-threaded decoder (`decode.decoded_frames`).
@@ -128,7 +132,7 @@ class _JobResult:
 
 
 class _Decoders:
-    """Per-thread single-threaded decoders of one file, and what they do with a job."""
+    """Per-thread decoders of one file, and what they do with a job."""
 
     def __init__(self, opened: OpenedSource, grid: tuple[float, float]) -> None:
         stream = opened.stream

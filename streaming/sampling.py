@@ -61,7 +61,7 @@ class SamplingConfig:
     reconnect_delay: float = 0.5  # first back-off delay, doubled at each failed attempt
     reconnect_max_delay: float = 8.0
     live_queue: int = 16  # live sources: segments buffered for a slow consumer before dropping the oldest
-    file_decoders: int | None = None  # files: single-threaded decoders on whole GOPs side by side (None =
+    file_decoders: int | None = None  # files: decoders working on whole GOPs side by side (None =
     # one per core, streaming/parallel_decode.py; 1 = one frame-threaded decoder)
 
     def __post_init__(self) -> None:
