@@ -300,9 +300,10 @@ def _parallel_frames(opened: OpenedSource, grid: tuple[float, float], workers: i
     cells = SlotCells(*grid) if nonref else None
     packets = _Packets(opened.container, opened.stream, stats, opened.name, cells, read_ahead=True)
     default_mode = stats.skip_mode if stats.skipping_nonref and not nonref else "DEFAULT"
+    # Jobs stop early when non-reference frames may be skipped (skipping off: every frame is decoded).
     # Only keyframes decoded (NONKEY): which one is nearest to a slot is not known from all the
     # packets' times, so such jobs are decoded to their end.
-    stop_early = default_mode != "NONKEY"
+    stop_early = nonref
     decoders = _Decoders(opened, grid)
     pool = ThreadPoolExecutor(workers, thread_name_prefix="tempo-gop")
     pending: collections.deque[tuple[Future[_JobResult], float]] = collections.deque()
