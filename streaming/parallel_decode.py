@@ -55,6 +55,7 @@ from tempo.streaming.decode import (
     source_fps,
 )
 from tempo.streaming.sampling import TIME_EPSILON, target_size
+from tempo.streaming.sources import open_source
 
 log = logging.getLogger("tempo.streaming")
 
@@ -136,7 +137,7 @@ class _Decoders:
 
     def __init__(self, opened: OpenedSource, grid: tuple[float, float]) -> None:
         stream = opened.stream
-        self.path = opened.resolved.uri
+        self.resolved, self.config = opened.resolved, opened.config
         self.source = opened.name
         self.stream_index = stream.index
         self.time_base = stream.time_base
@@ -155,7 +156,9 @@ class _Decoders:
     def _context(self) -> av.VideoCodecContext:
         ctx = getattr(self._local, "ctx", None)
         if ctx is None:
-            container = av.open(self.path)
+            # opened as the reading container was (the same protocol whitelist and timeouts)
+            container, _stream = open_source(self.resolved, connect_timeout=self.config.connect_timeout,
+                                             read_timeout=self.config.read_timeout)
             with self._lock:
                 self._containers.append(container)
             ctx = container.streams[self.stream_index].codec_context
