@@ -73,13 +73,20 @@ class ConvertPipeline(Generic[Key]):
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="tempo-convert") if workers > 0 else None
         self._pending: collections.deque[tuple[Key, Future[np.ndarray]]] = collections.deque()
 
-    def put(self, key: Key, frame: av.VideoFrame, *, wait: bool = False) -> list[tuple[Key, np.ndarray]]:
+    def put(self, key: Key, frame: av.VideoFrame | np.ndarray, *, wait: bool = False) -> list[tuple[Key, np.ndarray]]:
         """Queue a frame; the frames whose conversion is done (oldest first, in order) come back, all
         of them, this one included, with `wait` (a frame that completes a segment: the consumer gets
         that segment before the reader decodes further)."""
-        if self._pool is None:
+        if isinstance(frame, np.ndarray):  # converted already (a GOP-parallel decoder's worker)
+            if not self._pending:
+                return [(key, frame)]
+            done: Future[np.ndarray] = Future()
+            done.set_result(frame)
+            self._pending.append((key, done))
+        elif self._pool is None:
             return [(key, self.convert(frame))]
-        self._pending.append((key, self._pool.submit(self.convert, frame)))
+        else:
+            self._pending.append((key, self._pool.submit(self.convert, frame)))
         if wait:
             return self.drain()
         ready: list[tuple[Key, np.ndarray]] = []

@@ -61,6 +61,8 @@ class IngestStats:
     decoder: str = "cpu"  # what decodes: "cpu" (FFmpeg's software decoder), "gpu" (NVDEC through FFmpeg's
     # CUDA hwaccel) or "gpu-nvcodec" (NVDEC through PyNvVideoCodec); streaming/gpu.py
     warnings: list[str] = field(default_factory=list)
+    parallel_decoders: int = 0  # files: decoders on whole GOPs side by side
+    # (streaming/parallel_decode.py); 0: one frame-threaded decoder
 
 
 class _DtsContinuity:
@@ -123,11 +125,17 @@ class SlotCells:
             elif q > t + TIME_EPSILON and (following is None or q < following):
                 following = q
         self.recent.append(t)
-        if previous is None or following is None:
-            return True
-        low, high = (previous + t) / 2.0 - TIME_EPSILON, (t + following) / 2.0 + TIME_EPSILON
-        first = math.ceil((low - self.origin) * self.fps - 1e-9)  # the first slot at or after `low`
-        return self.origin + first / self.fps <= high
+        return cell_holds_slot(self.origin, self.fps, previous, t, following)
+
+
+def cell_holds_slot(origin: float, fps: float, previous: float | None, t: float, following: float | None) -> bool:
+    """Whether a slot of the grid (slot n at origin + n / fps, seconds) lies in the cell of the frame at
+    `t`, from halfway to `previous` to halfway to `following` (None: unknown, the cell is unbounded)."""
+    if previous is None or following is None:
+        return True
+    low, high = (previous + t) / 2.0 - TIME_EPSILON, (t + following) / 2.0 + TIME_EPSILON
+    first = math.ceil((low - origin) * fps - 1e-9)  # the first slot at or after `low`
+    return origin + first / fps <= high
 
 
 class _Packets:
@@ -137,7 +145,9 @@ class _Packets:
 
     def __init__(self, container: av.container.InputContainer, stream: av.VideoStream, stats: IngestStats,
                  source: str, cells: SlotCells | None,
-                 audio: tuple[av.AudioStream, Callable[[av.Packet], None]] | None = None) -> None:
+                 audio: tuple[av.AudioStream, Callable[[av.Packet], None]] | None = None,
+                 *, read_ahead: bool = False) -> None:
+        self.read_ahead = read_ahead or cells is not None  # keep LOOKAHEAD_PACKETS in `ahead`
         self.demuxed = container.demux(stream, audio[0]) if audio is not None else container.demux(stream)
         self.audio = audio  # its packets go to its callback as they are read, never to the video decoder
         self.stats, self.source, self.cells = stats, source, cells
@@ -172,7 +182,7 @@ class _Packets:
 
     def next(self) -> av.Packet | None:
         """The next packet in decode order; None at the end or when reading failed."""
-        if self.cells is None:
+        if not self.read_ahead:
             return self._read()
         while len(self.ahead) <= LOOKAHEAD_PACKETS and (packet := self._read()) is not None:
             self.ahead.append((packet, None if packet.pts is None else packet.pts * self.seconds))
@@ -184,12 +194,17 @@ class _Packets:
     def tell_decoder(self, packet: av.Packet) -> None:
         """Let the codec skip `packet` (a non-reference frame) when no slot can take its frame; the
         codec reads the mode when the packet goes in (frame threads copy it per packet)."""
-        if self.cells is None or not self.stats.skipping_nonref or self.time is None:
-            return
-        needed = self.cells.needed(self.time, (t for _, t in self.ahead if t is not None))
-        mode = "DEFAULT" if needed else "NONREF"
-        if mode != self.told:
+        mode = self.skip_mode()
+        if mode is not None and mode != self.told:
             self.ctx.skip_frame = self.told = mode
+
+    def skip_mode(self) -> str | None:
+        """What the codec may skip of the packet `next` returned last: "NONREF" (it, when it is a
+        non-reference frame no slot can take) or "DEFAULT" (nothing); None without exact skipping."""
+        if self.cells is None or not self.stats.skipping_nonref or self.time is None:
+            return None
+        needed = self.cells.needed(self.time, (t for _, t in self.ahead if t is not None))
+        return "DEFAULT" if needed else "NONREF"
 
 
 class ReadInterrupted(Exception):

@@ -15,7 +15,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import av
@@ -31,6 +31,7 @@ from tempo.streaming.decode import (
     source_fps,
 )
 from tempo.streaming.errors import NoDecodableFramesError, ReleaseSamplingError
+from tempo.streaming.parallel_decode import file_frames, splits_file
 from tempo.streaming.release import release_segments
 from tempo.streaming.sampling import SamplingConfig, SlotSampler
 from tempo.streaming.segment import Segment, SourceInfo
@@ -263,14 +264,14 @@ def _file_segments(
     """The file's segments; `nvdec` (nvcodec.NvdecFile, opened): its frames come from PyNvVideoCodec,
     from the file's start (a resumed run's earlier frames only pass through the sampler), and the
     CPU decodes the rest if it fails mid-file."""
-    resolved, container, info, config, stats = (
-        opened.resolved, opened.container, opened.info, opened.config, opened.stats
+    resolved, container, stream, info, config, stats = (
+        opened.resolved, opened.container, opened.stream, opened.info, opened.config, opened.stats
     )
     tolerance = config.effective_tolerance
     stack = contextlib.ExitStack()  # the conversion threads, stopped however the reading ends
+    frames: Iterator[tuple[float, Any]] | None = None
     try:
         slots = (origin, config.fps) if origin is not None else None  # exact frame skipping (decode.SlotCells)
-        frames: Iterator[tuple[float, Any]]
         if nvdec is not None:
             from tempo.streaming.nvcodec import with_cpu_rescue
 
@@ -280,7 +281,7 @@ def _file_segments(
             start = origin + first_slot / config.fps - tolerance if first_slot and origin is not None else None
             frames = _cpu_frames(opened, slots, start)
         assembler = WindowAssembler(opened.stream_id, config.window, config.fps, info, first_index=first_index)
-        sampler: SlotSampler[av.VideoFrame] | None = None
+        sampler: SlotSampler[Any] | None = None
         converting: ConvertPipeline[tuple[int, float]] | None = None
         grid = -1  # the grid window of the latest sampled frame
         bar = tqdm(total=info.duration, unit="s", disable=not progress, file=sys.stderr, leave=False,
@@ -295,9 +296,15 @@ def _file_segments(
             if sampler is None:
                 sampler = SlotSampler(config.fps, tolerance, first_slot=first_slot, origin=origin)
             if converting is None:
-                converting = stack.enter_context(file_pipeline(config, frame.width, frame.height,
-                                                               decoder=stats.decoder))
+                # a decoded frame knows its size; a GOP-parallel worker's RGB (or None) does not
+                width = getattr(frame, "width", None) or stream.codec_context.width
+                height = getattr(frame, "height", None) or stream.codec_context.height
+                converting = stack.enter_context(file_pipeline(config, width, height, decoder=stats.decoder))
             for slot, kept_t, kept in sampler.push(t, frame):
+                if kept is None:  # never: a GOP-parallel decoder converts every frame a slot can take
+                    log.warning("%s: no pixels for the frame at %.3f s; slot %d left empty", resolved.original,
+                                kept_t - origin, slot)
+                    continue
                 # the first frame of a new grid window closes a segment: hand that one out at once
                 opens_window, grid = slot // config.window != grid, slot // config.window
                 for (done_slot, done_t), rgb in converting.put((slot, kept_t - origin), kept, wait=opens_window):
@@ -310,7 +317,7 @@ def _file_segments(
             elif last_decoded is not None and info.average_fps:
                 end = last_decoded + 1.0 / info.average_fps
             assert converting is not None and origin is not None
-            ready = [done for slot, kept_t, kept in sampler.finish(end)
+            ready = [done for slot, kept_t, kept in sampler.finish(end) if kept is not None
                      for done in converting.put((slot, kept_t - origin), kept)]
             for (done_slot, done_t), rgb in [*ready, *converting.drain()]:
                 yield from _emit(assembler, stats, done_slot, done_t, rgb)
@@ -324,20 +331,28 @@ def _file_segments(
             raise NoDecodableFramesError(resolved.original, stats.decode_errors)
         _check_complete(resolved, info, config, stats, last_decoded, origin)
     finally:
+        if frames is not None and hasattr(frames, "close"):
+            frames.close()  # GOP-parallel decoders: their threads stop here
         stack.close()
         container.close()
 
 
 
 def _cpu_frames(opened: OpenedSource, grid: tuple[float, float] | None,
-                target: float | None) -> Iterator[tuple[float, av.VideoFrame]]:
-    """PyAV's decoded frames of the file (FFmpeg's software decoder, or its hwaccel), from a keyframe
-    at or before `target` (seconds, stream clock) when given, else from the start."""
+                target: float | None) -> Iterator[tuple[float, Any]]:
+    """PyAV's decoded frames of the file (FFmpeg's software decoder, or its hwaccel; GOP-parallel where
+    the file allows: streaming/parallel_decode.py), from a keyframe at or before `target` (seconds,
+    stream clock) when given, else from the start."""
     container, stream, config, stats = opened.container, opened.stream, opened.config, opened.stats
     configure_decoder(stream, config, stats, keyframe_spacing=max_keyframe_spacing(stream, opened.info.duration))
+    # GOP-parallel decoders (streaming/parallel_decode.py) where the file allows: their frames come
+    # converted already (or None where no slot can take them)
+    workers = splits_file(opened) if grid is not None else 0
+    parallel = (lambda: file_frames(opened, grid, workers)) if workers and grid is not None else None
     if target is None:
-        return decoded_frames(container, stream, config, stats, source=opened.name, grid=grid)
-    return _frames_from(container, stream, config, stats, opened.name, target=target, grid=grid)
+        return parallel() if parallel else decoded_frames(container, stream, config, stats, source=opened.name,
+                                                          grid=grid)
+    return _frames_from(container, stream, config, stats, opened.name, target=target, grid=grid, decode=parallel)
 
 
 def _frames_from(
@@ -349,18 +364,23 @@ def _frames_from(
     *,
     target: float,
     grid: tuple[float, float] | None = None,
-) -> Iterator[tuple[float, av.VideoFrame]]:
-    """Decoded frames from the last keyframe at or before `target` (seconds, stream clock) on.
+    decode: Callable[[], Iterator[tuple[float, Any]]] | None = None,
+) -> Iterator[tuple[float, Any]]:
+    """Decoded frames from the last keyframe at or before `target` (seconds, stream clock) on
+    (`decode`: how, from where the container stands; by default `decoded_frames`).
 
     A container seek lands on a keyframe before the target in MP4 or Matroska, but in an MPEG-TS
     it may land on any packet, and the decoder then waits for the next keyframe, possibly past
     the target. So the first decoded frame is checked, and the seek repeated further back until it
     comes before the target: a resumed run then sees every frame a full run sees from there on.
     """
+    if decode is None:
+        def decode() -> Iterator[tuple[float, Any]]:
+            return decoded_frames(container, stream, config, stats, source=source, grid=grid)
     back = 0.0
     for _attempt in range(8):
         container.seek(max(0, math.floor((target - back) / stream.time_base)), stream=stream, backward=True)
-        frames = decoded_frames(container, stream, config, stats, source=source, grid=grid)
+        frames = decode()
         first = next(frames, None)
         if first is not None and first[0] <= target + 1e-6:
             return itertools.chain([first], frames)
@@ -368,7 +388,7 @@ def _frames_from(
         back = max(1.0, 2.0 * back)
     # Seeking never landed early enough (an index-less file): read it from the start.
     container.seek(0, backward=True)
-    return decoded_frames(container, stream, config, stats, source=source, grid=grid)
+    return decode()
 
 
 def _check_complete(resolved: ResolvedSource, info: SourceInfo, config: SamplingConfig, stats: IngestStats,

@@ -61,6 +61,8 @@ class SamplingConfig:
     reconnect_delay: float = 0.5  # first back-off delay, doubled at each failed attempt
     reconnect_max_delay: float = 8.0
     live_queue: int = 16  # live sources: segments buffered for a slow consumer before dropping the oldest
+    file_decoders: int | None = None  # files: decoders working on whole GOPs side by side (None =
+    # one per core, streaming/parallel_decode.py; 1 = one frame-threaded decoder)
 
     def __post_init__(self) -> None:
         if not self.fps > 0:
@@ -75,6 +77,8 @@ class SamplingConfig:
             raise ValueError(f"decode must be auto, cpu or gpu, not {self.decode!r}")
         if self.convert_workers is not None and not 0 <= self.convert_workers <= 64:
             raise ValueError(f"convert_workers must lie in [0, 64], got {self.convert_workers}")
+        if self.file_decoders is not None and not 1 <= self.file_decoders <= 64:
+            raise ValueError(f"file_decoders must lie in [1, 64], got {self.file_decoders}")
         if self.live_queue < 1:
             raise ValueError("live_queue must hold at least one segment")
         if self.sampling not in ("release", "stream"):

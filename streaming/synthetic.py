@@ -184,6 +184,7 @@ def write_test_video(
     faststart: bool = False,
     muxer_options: dict[str, str] | None = None,
     seed: int = 0,
+    x264_params: str = "",
 ) -> Path:
     """Write a real video whose every frame shows its time since the first frame (`read_frame_time`).
 
@@ -195,7 +196,7 @@ def write_test_video(
     default 2 s) set the H.264 GOP; `texture` adds detail so the encoder and decoder do realistic
     work (benchmarks): True or "scene" is a still textured background with a textured object moving
     across it (like a fixed camera), "scroll" moves the whole textured frame (a panning camera,
-    the hardest case). Returns the path.
+    the hardest case). `x264_params` appends x264 options ("open-gop=1"). Returns the path.
     """
     path = Path(path)
     width, height = size
@@ -215,7 +216,8 @@ def write_test_video(
         options = {
             "preset": preset,
             "crf": str(crf),
-            "x264-params": f"bframes={bframes}:keyint={keyint}:min-keyint={min(keyint, 25)}:scenecut=0",
+            "x264-params": f"bframes={bframes}:keyint={keyint}:min-keyint={min(keyint, 25)}:scenecut=0"
+            + (f":{x264_params}" if x264_params else ""),  # more x264 options, e.g. "open-gop=1"
         }
     elif encoder == "libvpx-vp9":
         options = {"deadline": "realtime", "cpu-used": "8", "crf": "30", "b": "0"}
