@@ -74,8 +74,10 @@ JOBS_PER_DECODER = 2
 # never sleep less of it than FFmpeg's frame threads, which wait on each other and wake up often
 # (measured on the 2-core machine at load 5-6, 120 s 720p H.264: two single-threaded decoders
 # 9.5-10.2 s, two decoders of 3 frame threads 5.1-7.0 s, one of 6 frame threads 6.1-8.9 s, for
-# 6.9-7.3, 7.4-7.5 and 7.5-7.8 s of CPU).
-FRAME_THREADS_PER_DECODER = 3
+# 6.9-7.3, 7.4-7.5 and 7.5-7.8 s of CPU). On the idle machine (5-min 720p30 H.264, 3 runs each,
+# alternating, ffmpeg 16.2 s): 1, 2 and 3 frame threads took 10.1, 10.4 and 10.7 s (1.61×, 1.56× and
+# 1.51× ffmpeg). Two keep most of the idle machine's gain and hold up when other work competes.
+FRAME_THREADS_PER_DECODER = 2
 # Containers whose packets carry presentation times and whose files are read from a path.
 SPLIT_FORMATS = ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm")
 # Decoders whose keyframe packets start independently decodable GOPs when the split rule holds.
