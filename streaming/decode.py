@@ -22,6 +22,7 @@ import os
 import statistics
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import av
 import av.container
@@ -279,6 +280,32 @@ def configure_decoder(stream: av.VideoStream, config: SamplingConfig, stats: Ing
     stats.skipping_nonref = True
 
 
+def frame_seconds(frame: av.VideoFrame, time_base: Any, previous: float | None, step_guess: float) -> float:
+    """A decoded frame's time in seconds: pts × time base; without a pts, one frame duration (else
+    `step_guess`) after `previous` (0.0 for the first frame). A time not after `previous` (out-of-order
+    or repeated timestamps: broken muxing) becomes `previous + step_guess`, so time keeps moving forward."""
+    tb = frame.time_base or time_base
+    if frame.pts is not None and tb is not None:
+        t = frame.time if frame.time_base is not None else float(frame.pts * tb)
+    elif previous is not None:
+        t = previous + (float(frame.duration * tb) if frame.duration and tb else step_guess)
+    else:
+        t = 0.0
+    if previous is not None and t <= previous - 1e-9:
+        t = previous + step_guess
+    return t
+
+
+def undecodable_warning(source: str, exc: av.error.FFmpegError) -> str:
+    """The warning for data the decoder rejected (skipped; decoding goes on)."""
+    return f"{source}: skipped undecodable data ({exc.strerror or exc}); going on"
+
+
+def damaged_warning(source: str) -> str:
+    """The warning for a frame the decoder flagged as damaged (never sampled)."""
+    return f"{source}: skipped a damaged frame; going on"
+
+
 def _warn(stats: IngestStats, message: str) -> None:
     if stats.decode_errors <= MAX_ERROR_WARNINGS:
         log.warning(message)
@@ -330,42 +357,32 @@ def decoded_frames(
             if isinstance(exc, av.error.EOFError):
                 return
             stats.decode_errors += 1
-            _warn(stats, f"{source}: skipped undecodable data ({exc.strerror or exc}); going on")
+            _warn(stats, undecodable_warning(source, exc))
             return
         for frame in frames:
             if frame.is_corrupt:
                 stats.corrupt_frames += 1
                 stats.decode_errors += 1
-                _warn(stats, f"{source}: skipped a damaged frame; going on")
+                _warn(stats, damaged_warning(source))
                 continue
-            tb = frame.time_base or time_base
             if frame.pts is None and stats.skipping_nonref:
                 # Without timestamps, time is counted in frames: every frame must then be decoded.
                 ctx.skip_frame = "DEFAULT"
                 stats.skipping_nonref = False
                 stats.skip_mode = "NONE"
-            if frame.pts is not None and tb is not None:
-                t = frame.time if frame.time_base is not None else float(frame.pts * tb)  # seconds
-            elif previous is not None:
-                t = previous + (float(frame.duration * tb) if frame.duration and tb else step_guess)
-            else:
-                t = 0.0
-            if previous is not None:
-                if t <= previous - 1e-9:
-                    # Out-of-order or repeated timestamp (broken muxing): keep time moving forward.
-                    t = previous + step_guess
-                elif (cells is None and stats.skipping_nonref
-                      and t - previous > max(2 * tolerance, 1.5 * step_guess) + 1e-9
-                      and not continuity.explains(previous, t)):
-                    # Longer non-reference runs than assumed (or a real gap): stop skipping so no
-                    # slot is left further than the tolerance from its frame, until the next
-                    # keyframe. Keeping the decision within one GOP keeps a resumed run (which
-                    # starts at a keyframe) decoding exactly the frames a full run decodes.
-                    ctx.skip_frame = "DEFAULT"
-                    stats.skipping_nonref = False
-                    paused_skipping = True
-                    log.debug("%s: decoded frames %.3f s apart; decoding every frame until the next keyframe",
-                              source, t - previous)
+            t = frame_seconds(frame, time_base, previous, step_guess)
+            if (previous is not None and cells is None and stats.skipping_nonref
+                    and t - previous > max(2 * tolerance, 1.5 * step_guess) + 1e-9
+                    and not continuity.explains(previous, t)):
+                # Longer non-reference runs than assumed (or a real gap): stop skipping so no
+                # slot is left further than the tolerance from its frame, until the next
+                # keyframe. Keeping the decision within one GOP keeps a resumed run (which
+                # starts at a keyframe) decoding exactly the frames a full run decodes.
+                ctx.skip_frame = "DEFAULT"
+                stats.skipping_nonref = False
+                paused_skipping = True
+                log.debug("%s: decoded frames %.3f s apart; decoding every frame until the next keyframe",
+                          source, t - previous)
             if paused_skipping and frame.key_frame and frame.pts is not None:
                 ctx.skip_frame = stats.skip_mode
                 stats.skipping_nonref = True

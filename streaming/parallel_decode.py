@@ -51,8 +51,11 @@ from tempo.streaming.decode import (
     _Packets,
     _warn,
     cell_holds_slot,
+    damaged_warning,
     decoded_frames,
+    frame_seconds,
     source_fps,
+    undecodable_warning,
 )
 from tempo.streaming.sampling import TIME_EPSILON, target_size
 from tempo.streaming.sources import open_source
@@ -225,12 +228,12 @@ class _Decoders:
             frames = ctx.decode(packet)
         except av.error.FFmpegError as exc:
             if not isinstance(exc, av.error.EOFError):
-                result.errors.append(f"{self.source}: skipped undecodable data ({exc.strerror or exc}); going on")
+                result.errors.append(undecodable_warning(self.source, exc))
             return
         for frame in frames:
             if frame.is_corrupt:
                 result.corrupt += 1
-                result.errors.append(f"{self.source}: skipped a damaged frame; going on")
+                result.errors.append(damaged_warning(self.source))
                 continue
             result.decoded += 1
             yield state.time_of(frame), frame
@@ -246,20 +249,11 @@ class _FrameTimes:
         self.paused = False  # decoding every frame until the next keyframe (NONKEY gap rule)
 
     def time_of(self, frame: av.VideoFrame) -> float:
-        tb = frame.time_base or self.time_base
         previous = self.previous
-        if frame.pts is not None and tb is not None:
-            t = frame.time if frame.time_base is not None else float(frame.pts * tb)
-        elif previous is not None:
-            t = previous + (float(frame.duration * tb) if frame.duration and tb else self.step_guess)
-        else:
-            t = 0.0
-        if previous is not None:
-            if t <= previous - 1e-9:
-                t = previous + self.step_guess  # out-of-order or repeated timestamp: keep time moving forward
-            elif (self.gap is not None and not self.paused
-                  and t - previous > max(self.gap, 1.5 * self.step_guess) + 1e-9):
-                self.paused = True  # longer runs of skipped frames than keyframes promise: decode them
+        t = frame_seconds(frame, self.time_base, previous, self.step_guess)
+        if (previous is not None and self.gap is not None and not self.paused
+                and t - previous > max(self.gap, 1.5 * self.step_guess) + 1e-9):
+            self.paused = True  # longer runs of skipped frames than keyframes promise: decode them
         if self.paused and frame.key_frame and frame.pts is not None:
             self.paused = False
         self.previous = t
